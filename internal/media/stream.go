@@ -1,0 +1,212 @@
+package media
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Stream errors beyond those of BoxReader.
+var (
+	// ErrNoHeader means a fragment arrived before any CMAF header (ftyp+moov).
+	ErrNoHeader = errors.New("fragment before any stream header")
+	// ErrConfigChanged means a repeated header changed a track's codec configuration.
+	ErrConfigChanged = errors.New("codec configuration changed mid-stream")
+	// ErrSequence means boxes arrived in an order no encoder produces.
+	ErrSequence = errors.New("box out of sequence")
+)
+
+// EventKind says what a StreamParser event carries.
+type EventKind int
+
+// Event kinds.
+const (
+	EventHeader   EventKind = iota + 1 // a stream header (ftyp, manifest box, moov)
+	EventFragment                      // one complete fragment (moof+mdat)
+	EventEnd                           // end of stream: mfra, or a segment with the lmsg brand
+)
+
+// Fragment is a complete, normalised fragment ready to store.
+type Fragment struct {
+	Info FragInfo
+	Data []byte // normalised moof followed by the mdat as received
+}
+
+// Event is one step of a parsed ingest body.
+type Event struct {
+	Kind     EventKind
+	Header   *Header
+	Fragment *Fragment
+}
+
+// StreamParser turns an ingest body into headers, fragments and the end of
+// stream. It keeps the last header so that segment-only bodies (one CMAF
+// segment per request) can be parsed against a header received earlier.
+type StreamParser struct {
+	br       *BoxReader
+	header   *Header
+	ftyp     []byte
+	smil     []byte
+	moof     *Moof
+	lmsg     bool
+	endAfter bool
+}
+
+// NewStreamParser reads boxes from r, each at most maxBox bytes. header is the
+// stream header already known for this stream, or nil.
+func NewStreamParser(r io.Reader, maxBox uint64, header *Header) *StreamParser {
+	return &StreamParser{br: NewBoxReader(r, maxBox), header: header}
+}
+
+// Header returns the current stream header, or nil.
+func (p *StreamParser) Header() *Header { return p.header }
+
+// Offset is the number of body bytes consumed.
+func (p *StreamParser) Offset() int64 { return p.br.Offset() }
+
+// Next returns the next event, or io.EOF at a clean end of the body.
+func (p *StreamParser) Next() (Event, error) {
+	if p.endAfter {
+		p.endAfter = false
+		return Event{Kind: EventEnd}, nil
+	}
+	for {
+		b, err := p.br.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) && p.moof != nil {
+				return Event{}, fmt.Errorf("body ended after a moof without its mdat: %w", ErrTruncated)
+			}
+			return Event{}, err
+		}
+		if p.moof != nil && b.Type != "mdat" {
+			return Event{}, fmt.Errorf("%s after moof, expected mdat: %w", b.Type, ErrSequence)
+		}
+		switch b.Type {
+		case "ftyp":
+			p.ftyp, p.smil = b.Raw, nil
+		case "uuid":
+			if UUIDOf(b.Raw) == UUIDLiveServerManifest {
+				p.smil = b.Raw
+			}
+		case "moov":
+			h, err := ParseHeader(p.ftyp, p.smil, b.Raw)
+			if err != nil {
+				return Event{}, fmt.Errorf("stream header: %w", err)
+			}
+			if err := SameConfig(p.header, h); err != nil {
+				return Event{}, err
+			}
+			p.header = h
+			p.ftyp, p.smil = nil, nil
+			return Event{Kind: EventHeader, Header: h}, nil
+		case "styp":
+			p.lmsg = hasBrand(b.Raw, "lmsg")
+		case "moof":
+			if p.header == nil {
+				return Event{}, ErrNoHeader
+			}
+			m, err := DecodeMoof(b.Raw)
+			if err != nil {
+				return Event{}, err
+			}
+			p.moof = m
+		case "mdat":
+			if p.moof == nil {
+				return Event{}, fmt.Errorf("mdat without a moof: %w", ErrSequence)
+			}
+			m := p.moof
+			p.moof = nil
+			f, err := p.fragment(m, b.Raw)
+			if err != nil {
+				return Event{}, err
+			}
+			if p.lmsg {
+				p.lmsg = false
+				p.endAfter = true
+			}
+			return Event{Kind: EventFragment, Fragment: f}, nil
+		case "mfra":
+			return Event{Kind: EventEnd}, nil
+		default:
+			// prft, emsg, sidx, free, skip and unknown boxes carry nothing the
+			// origin republishes; they are skipped.
+		}
+	}
+}
+
+func (p *StreamParser) fragment(m *Moof, mdat []byte) (*Fragment, error) {
+	id := m.Traf.Tfhd.TrackID
+	if _, ok := p.header.Track(id); !ok {
+		return nil, fmt.Errorf("fragment for track %d, which the header does not declare: %w", id, ErrSequence)
+	}
+	fi, err := m.Inspect(p.header.Trex(id), uint64(len(payload(mdat))))
+	if err != nil {
+		return nil, err
+	}
+	moof, err := m.Normalize(fi)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, 0, len(moof)+len(mdat))
+	data = append(append(data, moof...), mdat...)
+	return &Fragment{Info: fi, Data: data}, nil
+}
+
+// SameConfig reports ErrConfigChanged when a track present in both headers
+// changed its sample description. old may be nil.
+func SameConfig(old, h *Header) error {
+	if old == nil {
+		return nil
+	}
+	for _, t := range h.Tracks {
+		if o, ok := old.Track(t.TrackID); ok && o.ConfigHash != t.ConfigHash {
+			return fmt.Errorf("track %d (%s): %w", t.TrackID, t.Kind, ErrConfigChanged)
+		}
+	}
+	return nil
+}
+
+func hasBrand(raw []byte, brand string) bool {
+	p := payload(raw)
+	if len(p) < 8 {
+		return false
+	}
+	if string(p[0:4]) == brand {
+		return true
+	}
+	for i := 8; i+4 <= len(p); i += 4 {
+		if string(p[i:i+4]) == brand {
+			return true
+		}
+	}
+	return false
+}
+
+// SplitFragment returns the moof and the offset of the mdat in a stored fragment.
+func SplitFragment(data []byte) (moof []byte, mdatOff int, err error) {
+	if len(data) < 8 || string(data[4:8]) != "moof" {
+		return nil, 0, fmt.Errorf("fragment does not start with moof")
+	}
+	n := int(binary.BigEndian.Uint32(data))
+	if n < 8 || n > len(data) {
+		return nil, 0, fmt.Errorf("moof size %d out of range", n)
+	}
+	return data[:n], n, nil
+}
+
+// IsComplete checks that data is exactly one moof followed by one mdat.
+func IsComplete(data []byte) bool {
+	br := NewBoxReader(bytes.NewReader(data), uint64(len(data)))
+	a, err := br.Next()
+	if err != nil || a.Type != "moof" {
+		return false
+	}
+	b, err := br.Next()
+	if err != nil || b.Type != "mdat" {
+		return false
+	}
+	_, err = br.Next()
+	return errors.Is(err, io.EOF)
+}

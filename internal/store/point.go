@@ -1,0 +1,421 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/media"
+)
+
+// PointMeta is the persisted state of a publishing point.
+type PointMeta struct {
+	Created time.Time `json:"created"`
+	// Anchor is the wall-clock time of media time zero, fixed when the first
+	// fragment arrives; DASH availabilityStartTime and HLS program date times
+	// derive from it.
+	Anchor time.Time `json:"anchor,omitzero"`
+	// VOD marks an on-demand asset (imported or cut from an archive).
+	VOD bool `json:"vod,omitempty"`
+}
+
+// Point is one publishing point (a live channel or an on-demand asset).
+type Point struct {
+	Name  string
+	store *Store
+	dir   string
+
+	mu      sync.RWMutex
+	meta    PointMeta
+	tracks  map[string]*track
+	streams map[string]*stream
+	changed chan struct{}
+}
+
+type track struct {
+	ID   string          `json:"id"`
+	Info media.TrackInfo `json:"info"`
+	// Stream is the ingest stream the track arrives on.
+	Stream string `json:"stream"`
+	Ended  bool   `json:"ended,omitempty"`
+	// Pruned counts fragments deleted from the front by retention, so that
+	// sequence numbers (HLS media sequence) stay stable.
+	Pruned int64 `json:"pruned,omitempty"`
+
+	init  []byte
+	frags []FragRef
+}
+
+type stream struct {
+	ID     string            `json:"id"`
+	Tracks map[uint32]string `json:"tracks"` // track_ID in the stream -> track id
+	header []byte
+	hdr    *media.Header
+}
+
+func newPoint(s *Store, name string) *Point {
+	return &Point{
+		Name: name, store: s, dir: filepath.Join(s.dir, filepath.FromSlash(name)),
+		tracks: map[string]*track{}, streams: map[string]*stream{}, changed: make(chan struct{}),
+	}
+}
+
+func (p *Point) saveMeta() error { return writeJSON(filepath.Join(p.dir, pointFile), p.meta) }
+
+func (p *Point) load() error {
+	b, err := os.ReadFile(filepath.Join(p.dir, pointFile))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &p.meta); err != nil {
+		return fmt.Errorf("%s: %w", pointFile, err)
+	}
+	tdirs, _ := os.ReadDir(filepath.Join(p.dir, "t"))
+	for _, d := range tdirs {
+		if !d.IsDir() || !ValidID(d.Name()) {
+			continue
+		}
+		t, err := p.loadTrack(filepath.Join(p.dir, "t", d.Name()))
+		if err != nil {
+			p.store.log.Warn("skipping unreadable track", "point", p.Name, "track", d.Name(), "err", err)
+			continue
+		}
+		p.tracks[t.ID] = t
+	}
+	sdirs, _ := os.ReadDir(filepath.Join(p.dir, "s"))
+	for _, d := range sdirs {
+		dir := filepath.Join(p.dir, "s", d.Name())
+		var st stream
+		b, err := os.ReadFile(filepath.Join(dir, streamFile))
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		if err == nil {
+			st.header, err = os.ReadFile(filepath.Join(dir, headerFile))
+		}
+		if err == nil {
+			st.hdr, err = parseRawHeader(st.header)
+		}
+		if err != nil {
+			p.store.log.Warn("skipping unreadable stream", "point", p.Name, "stream", d.Name(), "err", err)
+			continue
+		}
+		p.streams[st.ID] = &st
+	}
+	return nil
+}
+
+func (p *Point) loadTrack(dir string) (*track, error) {
+	var t track
+	b, err := os.ReadFile(filepath.Join(dir, trackFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, err
+	}
+	if t.init, err = os.ReadFile(filepath.Join(dir, initFile)); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".tmp-") {
+			// An interrupted write: never renamed, so never acknowledged.
+			os.Remove(filepath.Join(dir, n))
+			continue
+		}
+		if !strings.HasSuffix(n, fragExt) {
+			continue
+		}
+		start, err := strconv.ParseInt(strings.TrimSuffix(n, fragExt), 10, 64)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		ref, err := refOf(data, t.Info, t.init)
+		if err != nil || ref.Start != start {
+			p.store.log.Warn("removing unreadable fragment", "file", filepath.Join(dir, n), "err", err)
+			os.Remove(filepath.Join(dir, n))
+			continue
+		}
+		t.frags = append(t.frags, ref)
+	}
+	sort.Slice(t.frags, func(i, j int) bool { return t.frags[i].Start < t.frags[j].Start })
+	return &t, nil
+}
+
+// refOf re-derives the index entry of a stored fragment.
+func refOf(data []byte, info media.TrackInfo, init []byte) (FragRef, error) {
+	if !media.IsComplete(data) {
+		return FragRef{}, errors.New("not one complete moof+mdat")
+	}
+	moof, _, err := media.SplitFragment(data)
+	if err != nil {
+		return FragRef{}, err
+	}
+	m, err := media.DecodeMoof(moof)
+	if err != nil {
+		return FragRef{}, err
+	}
+	h, err := parseRawHeader(init)
+	if err != nil {
+		return FragRef{}, err
+	}
+	fi, err := m.Inspect(h.Trex(info.TrackID), uint64(len(data)))
+	if err != nil {
+		return FragRef{}, err
+	}
+	return FragRef{Start: fi.Start, Duration: fi.Duration, Size: int64(len(data)), Key: fi.Key}, nil
+}
+
+// parseRawHeader parses a header stored as ftyp [uuid] moov.
+func parseRawHeader(raw []byte) (*media.Header, error) {
+	br := media.NewBoxReader(bytes.NewReader(raw), uint64(len(raw)))
+	var ftyp, smil []byte
+	for {
+		b, err := br.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("header without moov")
+			}
+			return nil, err
+		}
+		switch b.Type {
+		case "ftyp":
+			ftyp = b.Raw
+		case "uuid":
+			if media.UUIDOf(b.Raw) == media.UUIDLiveServerManifest {
+				smil = b.Raw
+			}
+		case "moov":
+			return media.ParseHeader(ftyp, smil, b.Raw)
+		}
+	}
+}
+
+// Meta returns the persisted state of the point.
+func (p *Point) Meta() PointMeta {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.meta
+}
+
+// SetVOD marks the point as an on-demand asset.
+func (p *Point) SetVOD() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.meta.VOD = true
+	return p.saveMeta()
+}
+
+// Changed returns a channel that is closed at the next change of the point
+// (a fragment added, a track ended or restarted, fragments pruned).
+func (p *Point) Changed() <-chan struct{} {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.changed
+}
+
+// notify must be called with p.mu held for writing.
+func (p *Point) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// TrackID derives the stable id of a track from its description, so that
+// redundant encoders and every tier name the same track alike.
+func TrackID(ti media.TrackInfo) string {
+	parts := []string{ti.Name}
+	if ti.Language != "" && ti.Kind != "video" {
+		parts = append(parts, ti.Language)
+	}
+	parts = append(parts, strconv.Itoa(ti.Bitrate))
+	id := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.':
+			return r
+		}
+		return '_'
+	}, strings.Join(parts, "_"))
+	if id == "" || !ValidID(id) {
+		id = "t" + strconv.Itoa(int(ti.TrackID))
+	}
+	return id
+}
+
+// StreamHeader returns the header last received on a stream.
+func (p *Point) StreamHeader(streamID string) (*media.Header, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	st := p.streams[streamID]
+	if st == nil {
+		return nil, fmt.Errorf("stream %q: %w", streamID, ErrNotFound)
+	}
+	return st.hdr, nil
+}
+
+// SetHeader records the header of an ingest stream and creates or restarts
+// its tracks. A track whose codec configuration differs from the one stored
+// gets media.ErrConfigChanged and nothing is changed.
+func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, error) {
+	if !ValidID(streamID) {
+		return nil, fmt.Errorf("invalid stream id %q", streamID)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := map[uint32]string{}
+	for _, ti := range h.Tracks {
+		id := TrackID(ti)
+		if t := p.tracks[id]; t != nil && t.Info.ConfigHash != ti.ConfigHash {
+			return nil, fmt.Errorf("track %s: %w", id, media.ErrConfigChanged)
+		}
+		ids[ti.TrackID] = id
+	}
+	for _, ti := range h.Tracks {
+		id := ids[ti.TrackID]
+		t := p.tracks[id]
+		dir := filepath.Join(p.dir, "t", id)
+		if t == nil {
+			init, err := h.TrackInit(ti.TrackID)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(filepath.Join(dir, initFile), init); err != nil {
+				return nil, fmt.Errorf("write init: %w", err)
+			}
+			t = &track{ID: id, Info: ti, Stream: streamID, init: init}
+			if err := writeJSON(filepath.Join(dir, trackFile), t); err != nil {
+				return nil, err
+			}
+			p.tracks[id] = t
+		} else if t.Ended {
+			t.Ended = false
+			if err := writeJSON(filepath.Join(dir, trackFile), t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	raw := h.Raw()
+	st := p.streams[streamID]
+	if st == nil || !bytes.Equal(st.header, raw) {
+		dir := filepath.Join(p.dir, "s", streamID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, headerFile), raw); err != nil {
+			return nil, err
+		}
+		st = &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
+		if err := writeJSON(filepath.Join(dir, streamFile), st); err != nil {
+			return nil, err
+		}
+		p.streams[streamID] = st
+	}
+	p.notify()
+	return ids, nil
+}
+
+// AddResult says what became of an added fragment.
+type AddResult int
+
+// Add results.
+const (
+	Added     AddResult = iota + 1
+	Duplicate           // same track and start time already stored, identical bytes
+	Differs             // same track and start time already stored, different bytes (first copy kept)
+)
+
+// AddFragment stores a fragment durably and then indexes it. A fragment with
+// the start time of one already stored is dropped: the first copy wins.
+func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error) {
+	p.mu.RLock()
+	t := p.tracks[trackID]
+	p.mu.RUnlock()
+	if t == nil {
+		return 0, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
+	}
+	ref := FragRef{Start: f.Info.Start, Duration: f.Info.Duration, Size: int64(len(f.Data)), Key: f.Info.Key}
+	path := filepath.Join(p.dir, "t", trackID, fragName(ref.Start))
+	p.mu.RLock()
+	_, dup := t.find(ref.Start)
+	p.mu.RUnlock()
+	if dup {
+		return p.compare(path, f.Data), nil
+	}
+	// Writers of one track are serialised by the ingest; a concurrent
+	// redundant copy of the same fragment may still race here, so the
+	// index insertion below re-checks.
+	if err := writeFileAtomic(path, f.Data); err != nil {
+		return 0, fmt.Errorf("store fragment: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, dup := t.find(ref.Start)
+	if dup {
+		return Duplicate, nil
+	}
+	t.frags = append(t.frags, FragRef{})
+	copy(t.frags[i+1:], t.frags[i:])
+	t.frags[i] = ref
+	if p.meta.Anchor.IsZero() && ref.Start >= 0 {
+		end := float64(ref.End()) / float64(t.Info.Timescale)
+		p.meta.Anchor = time.Now().UTC().Add(-time.Duration(end * float64(time.Second))).Truncate(time.Millisecond)
+		if err := p.saveMeta(); err != nil {
+			return 0, err
+		}
+	}
+	p.notify()
+	return Added, nil
+}
+
+func (p *Point) compare(path string, data []byte) AddResult {
+	old, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(old, data) {
+		return Duplicate
+	}
+	return Differs
+}
+
+// find returns the index of start in t.frags, or where it would be inserted.
+func (t *track) find(start int64) (int, bool) {
+	i := sort.Search(len(t.frags), func(i int) bool { return t.frags[i].Start >= start })
+	return i, i < len(t.frags) && t.frags[i].Start == start
+}
+
+// EndTrack marks a track as ended (end of stream received).
+func (p *Point) EndTrack(trackID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tracks[trackID]
+	if t == nil {
+		return fmt.Errorf("track %q: %w", trackID, ErrNotFound)
+	}
+	if t.Ended {
+		return nil
+	}
+	t.Ended = true
+	if err := writeJSON(filepath.Join(p.dir, "t", trackID, trackFile), t); err != nil {
+		return err
+	}
+	p.notify()
+	return nil
+}

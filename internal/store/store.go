@@ -1,0 +1,222 @@
+// Package store keeps the fragments of every publishing point durably on a
+// local disk and indexes them in memory. A fragment becomes visible only
+// after its bytes are on disk under their final name (write, fsync, rename,
+// fsync of the directory), so a crash never leaves a torn fragment that could
+// be served; the index is rebuilt from the directory tree on start.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+)
+
+// ErrNotFound is returned for unknown points, tracks and fragments.
+var ErrNotFound = errors.New("not found")
+
+var (
+	pointRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,3}$`)
+	idRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// ValidPointName reports whether name can name a publishing point: up to four
+// path segments of letters, digits, '_', '-' and '.', none starting with '.'.
+func ValidPointName(name string) bool {
+	return pointRe.MatchString(name) && !strings.Contains(name, "..") && !strings.HasSuffix(name, ".isml") && !strings.HasSuffix(name, ".ism")
+}
+
+// ValidID reports whether s can name a stream or track.
+func ValidID(s string) bool { return idRe.MatchString(s) && !strings.Contains(s, "..") }
+
+// FragRef is the index entry of one stored fragment.
+type FragRef struct {
+	Start    int64  `json:"t"`
+	Duration uint64 `json:"d"`
+	Size     int64  `json:"s"`
+	Key      bool   `json:"k"`
+}
+
+// End is the start time of the next fragment.
+func (f FragRef) End() int64 { return f.Start + int64(f.Duration) }
+
+// Store is the set of publishing points under one data directory.
+type Store struct {
+	dir string
+	log *slog.Logger
+
+	mu     sync.Mutex
+	points map[string]*Point
+}
+
+// Open opens (creating if needed) the data directory and loads every
+// publishing point found in it, removing temporary files left by a crash.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := &Store{dir: dir, log: log, points: map[string]*Point{}}
+	var names []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != dir {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && d.Name() == pointFile {
+			rel, _ := filepath.Rel(dir, filepath.Dir(path))
+			names = append(names, filepath.ToSlash(rel))
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan data directory: %w", err)
+	}
+	for _, n := range names {
+		if _, err := s.load(n); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Points returns the names of all publishing points, sorted.
+func (s *Store) Points() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.points))
+	for n := range s.points {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Point returns a publishing point. A point that appeared on disk after Open
+// (an asset written by `sluice import`) is loaded on first use.
+func (s *Store) Point(name string) (*Point, error) {
+	if !ValidPointName(name) {
+		return nil, fmt.Errorf("publishing point %q: %w", name, ErrNotFound)
+	}
+	s.mu.Lock()
+	p := s.points[name]
+	s.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, filepath.FromSlash(name), pointFile)); err != nil {
+		return nil, fmt.Errorf("publishing point %q: %w", name, ErrNotFound)
+	}
+	return s.load(name)
+}
+
+// Create returns the publishing point, creating it on disk if it is new.
+func (s *Store) Create(name string) (*Point, error) {
+	if p, err := s.Point(name); err == nil {
+		return p, nil
+	}
+	if !ValidPointName(name) {
+		return nil, fmt.Errorf("invalid publishing point name %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.points[name]; p != nil {
+		return p, nil
+	}
+	p := newPoint(s, name)
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create point directory: %w", err)
+	}
+	p.meta.Created = time.Now().UTC()
+	if err := p.saveMeta(); err != nil {
+		return nil, err
+	}
+	s.points[name] = p
+	return p, nil
+}
+
+func (s *Store) load(name string) (*Point, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.points[name]; p != nil {
+		return p, nil
+	}
+	p := newPoint(s, name)
+	if err := p.load(); err != nil {
+		return nil, fmt.Errorf("load publishing point %q: %w", name, err)
+	}
+	s.points[name] = p
+	return p, nil
+}
+
+const (
+	pointFile  = "point.json"
+	trackFile  = "track.json"
+	streamFile = "stream.json"
+	initFile   = "init.mp4"
+	headerFile = "header.mp4"
+	fragExt    = ".m4s"
+)
+
+// writeFileAtomic writes data under path so that path either does not exist
+// or holds all of data: write to a temporary name, fsync, rename, fsync dir.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func fragName(start int64) string { return strconv.FormatInt(start, 10) + fragExt }

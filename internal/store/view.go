@@ -1,0 +1,201 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/media"
+)
+
+// TrackView is a consistent copy of one track's index.
+type TrackView struct {
+	ID     string
+	Info   media.TrackInfo
+	Stream string
+	Ended  bool
+	// First is the sequence number of Frags[0]: fragments pruned or cut off
+	// by the window before it, counted from the track's first fragment.
+	First int64
+	Frags []FragRef
+}
+
+// Seconds converts a time in the track's timescale to seconds.
+func (t TrackView) Seconds(ts int64) float64 { return float64(ts) / float64(t.Info.Timescale) }
+
+// View is a consistent copy of a publishing point's index.
+type View struct {
+	Name   string
+	Meta   PointMeta
+	Tracks []TrackView // video (highest bitrate first), then audio, then text
+	// Ended is true when the point has tracks and every one has ended: the
+	// presentation is then static (live-to-VOD).
+	Ended bool
+}
+
+// Track returns the view of one track.
+func (v View) Track(id string) (TrackView, bool) {
+	for _, t := range v.Tracks {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return TrackView{}, false
+}
+
+var kindOrder = map[string]int{"video": 0, "audio": 1, "text": 2}
+
+// View returns a copy of the index. With window > 0 only the fragments that
+// end within window of each track's last fragment end are included (the DVR
+// window of a live manifest).
+func (p *Point) View(window time.Duration) View {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	v := View{Name: p.Name, Meta: p.meta, Ended: len(p.tracks) > 0}
+	for _, t := range p.tracks {
+		frags := t.frags
+		first := t.Pruned
+		if window > 0 && len(frags) > 0 {
+			edge := frags[len(frags)-1].End()
+			from := edge - int64(window.Seconds()*float64(t.Info.Timescale))
+			i := sort.Search(len(frags), func(i int) bool { return frags[i].End() > from })
+			first += int64(i)
+			frags = frags[i:]
+		}
+		v.Tracks = append(v.Tracks, TrackView{
+			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first,
+			Frags: append([]FragRef(nil), frags...),
+		})
+		if !t.Ended {
+			v.Ended = false
+		}
+	}
+	sort.Slice(v.Tracks, func(i, j int) bool {
+		a, b := v.Tracks[i], v.Tracks[j]
+		if kindOrder[a.Info.Kind] != kindOrder[b.Info.Kind] {
+			return kindOrder[a.Info.Kind] < kindOrder[b.Info.Kind]
+		}
+		if a.Info.Bitrate != b.Info.Bitrate {
+			return a.Info.Bitrate > b.Info.Bitrate
+		}
+		return a.ID < b.ID
+	})
+	return v
+}
+
+// Init returns the CMAF header of a track.
+func (p *Point) Init(trackID string) ([]byte, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t := p.tracks[trackID]
+	if t == nil {
+		return nil, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
+	}
+	return t.init, nil
+}
+
+// Lookup returns the index entry of a fragment.
+func (p *Point) Lookup(trackID string, start int64) (FragRef, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t := p.tracks[trackID]
+	if t == nil {
+		return FragRef{}, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
+	}
+	i, ok := t.find(start)
+	if !ok {
+		return FragRef{}, fmt.Errorf("fragment %s/%d: %w", trackID, start, ErrNotFound)
+	}
+	return t.frags[i], nil
+}
+
+// OpenFragment opens a stored fragment for reading (the caller closes it).
+func (p *Point) OpenFragment(trackID string, start int64) (*os.File, FragRef, error) {
+	ref, err := p.Lookup(trackID, start)
+	if err != nil {
+		return nil, ref, err
+	}
+	f, err := os.Open(filepath.Join(p.dir, "t", trackID, fragName(start)))
+	if err != nil {
+		if os.IsNotExist(err) {
+			// Pruned between lookup and open.
+			return nil, ref, fmt.Errorf("fragment %s/%d: %w", trackID, start, ErrNotFound)
+		}
+		return nil, ref, err
+	}
+	return f, ref, nil
+}
+
+// ReadFragment returns the bytes of a stored fragment.
+func (p *Point) ReadFragment(trackID string, start int64) ([]byte, FragRef, error) {
+	f, ref, err := p.OpenFragment(trackID, start)
+	if err != nil {
+		return nil, ref, err
+	}
+	defer f.Close()
+	buf := make([]byte, ref.Size)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, ref, fmt.Errorf("read fragment %s/%d: %w", trackID, start, err)
+	}
+	return buf, ref, nil
+}
+
+// StreamInfo describes an ingest stream held by the point.
+type StreamInfo struct {
+	ID     string
+	Header []byte            // ftyp, manifest box and moov as received
+	Tracks map[uint32]string // track_ID -> track id
+}
+
+// Streams lists the ingest streams of the point, sorted by id.
+func (p *Point) Streams() []StreamInfo {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make([]StreamInfo, 0, len(p.streams))
+	for _, s := range p.streams {
+		out = append(out, StreamInfo{ID: s.ID, Header: s.header, Tracks: s.Tracks})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Prune deletes, in every track, the fragments that end more than keep
+// before the track's last fragment end (archive retention). It returns the
+// number of fragments deleted.
+func (p *Point) Prune(keep time.Duration) (int, error) {
+	if keep <= 0 {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, t := range p.tracks {
+		if len(t.frags) == 0 {
+			continue
+		}
+		edge := t.frags[len(t.frags)-1].End()
+		from := edge - int64(keep.Seconds()*float64(t.Info.Timescale))
+		i := sort.Search(len(t.frags), func(i int) bool { return t.frags[i].End() > from })
+		if i == 0 {
+			continue
+		}
+		// Index first, files second: a crash in between leaves files that the
+		// next start indexes again and the next prune removes.
+		gone := append([]FragRef(nil), t.frags[:i]...)
+		t.frags = append([]FragRef(nil), t.frags[i:]...)
+		t.Pruned += int64(i)
+		if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
+			return n, err
+		}
+		for _, f := range gone {
+			os.Remove(filepath.Join(p.dir, "t", t.ID, fragName(f.Start)))
+		}
+		n += i
+	}
+	if n > 0 {
+		p.notify()
+	}
+	return n, nil
+}
