@@ -17,15 +17,15 @@ type TrackInfo struct {
 	TrackID          uint32 `json:"track_id"`
 	Kind             string `json:"kind"` // video, audio or text
 	Timescale        uint32 `json:"timescale"`
-	SampleEntry      string `json:"sample_entry"`           // avc1, avc3, mp4a, ...
-	Codec            string `json:"codec"`                  // RFC 6381 codecs value, e.g. avc1.64001E
-	FourCC           string `json:"fourcc"`                 // Smooth Streaming FourCC, e.g. H264, AACL
-	CodecPrivateData string `json:"codec_private_data"`     // Smooth CodecPrivateData (hex)
-	Bitrate          int    `json:"bitrate"`                // bits per second (declared)
-	Width            int    `json:"width,omitempty"`        // video
-	Height           int    `json:"height,omitempty"`       // video
-	SampleRate       int    `json:"sample_rate,omitempty"`  // audio
-	Channels         int    `json:"channels,omitempty"`     // audio
+	SampleEntry      string `json:"sample_entry"`          // avc1, avc3, mp4a, ...
+	Codec            string `json:"codec"`                 // RFC 6381 codecs value, e.g. avc1.64001E
+	FourCC           string `json:"fourcc"`                // Smooth Streaming FourCC, e.g. H264, AACL
+	CodecPrivateData string `json:"codec_private_data"`    // Smooth CodecPrivateData (hex)
+	Bitrate          int    `json:"bitrate"`               // bits per second (declared)
+	Width            int    `json:"width,omitempty"`       // video
+	Height           int    `json:"height,omitempty"`      // video
+	SampleRate       int    `json:"sample_rate,omitempty"` // audio
+	Channels         int    `json:"channels,omitempty"`    // audio
 	BitsPerSample    int    `json:"bits_per_sample,omitempty"`
 	Language         string `json:"language,omitempty"`
 	Name             string `json:"name"`        // Smooth StreamIndex name (trackName)

@@ -53,6 +53,9 @@ type track struct {
 
 	init  []byte
 	frags []FragRef
+	// wmu serialises writers of this track (redundant copies racing for the
+	// same start time must not both reach the disk).
+	wmu sync.Mutex
 }
 
 type stream struct {
@@ -355,24 +358,20 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	}
 	ref := FragRef{Start: f.Info.Start, Duration: f.Info.Duration, Size: int64(len(f.Data)), Key: f.Info.Key}
 	path := filepath.Join(p.dir, "t", trackID, fragName(ref.Start))
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	p.mu.RLock()
 	_, dup := t.find(ref.Start)
 	p.mu.RUnlock()
 	if dup {
 		return p.compare(path, f.Data), nil
 	}
-	// Writers of one track are serialised by the ingest; a concurrent
-	// redundant copy of the same fragment may still race here, so the
-	// index insertion below re-checks.
 	if err := writeFileAtomic(path, f.Data); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, dup := t.find(ref.Start)
-	if dup {
-		return Duplicate, nil
-	}
+	i, _ := t.find(ref.Start)
 	t.frags = append(t.frags, FragRef{})
 	copy(t.frags[i+1:], t.frags[i:])
 	t.frags[i] = ref

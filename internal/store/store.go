@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // ErrNotFound is returned for unknown points, tracks and fragments.

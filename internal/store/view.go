@@ -199,3 +199,14 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 	}
 	return n, nil
 }
+
+// TrackInfo returns the description of one track.
+func (p *Point) TrackInfo(trackID string) (media.TrackInfo, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t := p.tracks[trackID]
+	if t == nil {
+		return media.TrackInfo{}, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
+	}
+	return t.Info, nil
+}

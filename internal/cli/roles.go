@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/server"
+)
+
+// pointFlags collects repeated --point name[:token] flags.
+type pointFlags []config.Point
+
+func (p *pointFlags) String() string {
+	names := make([]string, len(*p))
+	for i, pt := range *p {
+		names[i] = pt.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func (p *pointFlags) Set(s string) error {
+	pt, err := config.ParsePointFlag(s)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, pt)
+	return nil
+}
+
+// roleFlags are the flags every server role shares.
+type roleFlags struct {
+	file      string
+	listen    string
+	data      string
+	points    pointFlags
+	dvr       string
+	lookahead int
+	maxBox    int64
+	idle      string
+	logFormat string
+	logLevel  string
+}
+
+func (rf *roleFlags) register(fs *flag.FlagSet) {
+	d := config.Defaults()
+	fs.StringVar(&rf.file, "config", "", "YAML configuration file (flags override it)")
+	fs.StringVar(&rf.listen, "listen", d.Listen, "address to listen on")
+	fs.StringVar(&rf.data, "data", d.Data, "data directory (fragments, indexes, assets)")
+	fs.Var(&rf.points, "point", "publishing point that accepts pushes, as name or name:token (repeatable)")
+	fs.StringVar(&rf.dvr, "dvr", d.DVRWindow.String(), "DVR window of live manifests")
+	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
+	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
+	fs.StringVar(&rf.idle, "ingest-idle", d.IngestIdle.String(), "abort a push that sends nothing for this long")
+	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// config merges the file (if any), the defaults and the flags that were set.
+func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
+	c := config.Defaults()
+	if rf.file != "" {
+		var err error
+		if c, err = config.Load(rf.file); err != nil {
+			return c, err
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			c.Listen = rf.listen
+		case "data":
+			c.Data = rf.data
+		case "dvr":
+			c.DVRWindow, err = parseDuration("dvr", rf.dvr, err)
+		case "lookahead":
+			c.LookAhead = rf.lookahead
+		case "max-box":
+			c.MaxBox = rf.maxBox
+		case "ingest-idle":
+			c.IngestIdle, err = parseDuration("ingest-idle", rf.idle, err)
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	for _, p := range rf.points {
+		if _, ok := c.Point(p.Name); !ok {
+			c.Points = append(c.Points, p)
+		}
+	}
+	return c, c.Validate()
+}
+
+func (rf *roleFlags) logger(stderr io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(rf.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch rf.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json")
+}
+
+// runRole parses the shared flags and serves the given roles until ctx ends.
+func runRole(ctx context.Context, name, summary string, roles server.Roles, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(name, "[flags]", stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sluice %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	var rf roleFlags
+	rf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := rf.config(fs)
+	if err != nil {
+		return err
+	}
+	log, err := rf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, roles, log)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, func(addr string) {
+		log.Info("sluice "+name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
+	})
+}
+
+func parseDuration(name, v string, prev error) (d time.Duration, err error) {
+	if prev != nil {
+		return 0, prev
+	}
+	d, err = time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %w", name, err)
+	}
+	return d, nil
+}

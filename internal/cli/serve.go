@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/server"
+	"github.com/sluice-media/sluice/internal/webui"
+)
+
+const serveSummary = `Runs every role in one process over a local data directory: ingest (encoder pushes),
+origin (Smooth, DASH, HLS), the status page at / and /metrics. Unless --no-demo is given it
+also starts a demo: a looping live channel "demo" pushed from the bundled sample, and an
+on-demand asset "demo-vod" imported from it. Publishing point "live" always accepts pushes:
+
+  ffmpeg -re -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine -c:v libx264 -g 50 \
+    -c:a aac -f ismv -movflags isml+frag_keyframe 'http://127.0.0.1:8080/live.isml/Streams(live)'`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "[flags]", stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sluice serve [flags]\n\n%s\n\nFlags:\n", serveSummary)
+		fs.PrintDefaults()
+	}
+	var rf roleFlags
+	rf.register(fs)
+	noDemo := fs.Bool("no-demo", false, "do not start the demo channel and asset")
+	playerDir := fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js) for the status page")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := rf.config(fs)
+	if err != nil {
+		return err
+	}
+	log, err := rf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"live", demoChannel} {
+		if _, ok := cfg.Point(name); !ok && (name != demoChannel || !*noDemo) {
+			cfg.Points = append(cfg.Points, config.Point{Name: name})
+		}
+	}
+	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, log)
+	if err != nil {
+		return err
+	}
+	srv.SetHome(webui.New(srv.Store, *playerDir, log))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return srv.Serve(ctx, func(addr string) {
+		base := "http://" + addr
+		fmt.Fprintf(stdout, "Sluice is serving on %s (data in %s)\n", base, cfg.Data)
+		fmt.Fprintf(stdout, "  status page:   %s/\n", base)
+		fmt.Fprintf(stdout, "  push to:       %s/live.isml/Streams(live)\n", base)
+		if !*noDemo {
+			fmt.Fprintf(stdout, "  demo (live):   %s/%s.isml/manifest.mpd | master.m3u8 | Manifest\n", base, demoChannel)
+			fmt.Fprintf(stdout, "  demo (VOD):    %s/%s.isml/manifest.mpd | master.m3u8 | Manifest\n", base, demoAsset)
+			go startDemo(ctx, srv, base, log)
+		}
+	})
+}
+
+// defaultPlayerDir finds web/node_modules next to the working directory or
+// the executable.
+func defaultPlayerDir() string {
+	cands := []string{filepath.Join("web", "node_modules")}
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		cands = append(cands, filepath.Join(d, "web", "node_modules"), filepath.Join(d, "..", "web", "node_modules"))
+	}
+	for _, c := range cands {
+		if st, err := os.Stat(c); err == nil && st.IsDir() {
+			return c
+		}
+	}
+	return cands[0]
+}

@@ -1,0 +1,307 @@
+// Package ingest receives encoder pushes at /<pp>.isml/Streams(<id>) — the
+// Smooth/ismv long chunked POST and DASH-IF CMAF ingest (a long POST per
+// track, or one POST/PUT per segment after the CMAF header) — parses the body
+// as a box stream and stores every fragment durably. It also serves the pull
+// side (StreamManifest, Streams(<id>), Streams(<id>)/StartTime(<t>)) that
+// origins use to fetch what an ingest holds.
+package ingest
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/urls"
+)
+
+// Handler serves the ingest URLs of the configured publishing points.
+type Handler struct {
+	st  *store.Store
+	cfg config.Config
+	log *slog.Logger
+	m   *metrics.Metrics
+}
+
+// New returns the ingest handler.
+func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
+	return &Handler{st: st, cfg: cfg, log: log, m: m}
+}
+
+// Handles reports whether the request is an ingest request this handler
+// serves: a POST or PUT to a stream, or a pull (GET of StreamManifest or a
+// stream). Origin routes are left to the origin handler.
+func Handles(r *http.Request) bool {
+	_, rest, ok := urls.Split(r.URL.Path)
+	if !ok {
+		return false
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		return true
+	case http.MethodGet, http.MethodHead:
+		if rest == "StreamManifest" {
+			return true
+		}
+		_, _, _, isStream := urls.Stream(rest)
+		return isStream
+	}
+	return false
+}
+
+// acceptedTypes are the Content-Types an ingest body may declare; none at all
+// (ffmpeg sends none) is accepted too.
+var acceptedTypes = map[string]bool{
+	"video/mp4": true, "audio/mp4": true, "application/mp4": true, "video/iso.segment": true,
+	"application/octet-stream": true, "video/vnd.ms-sstr+xml": true, "application/vnd.ms-sstr+xml": true,
+	"video/ismv": true, "audio/isma": true,
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pp, rest, ok := urls.Split(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		h.push(w, r, pp, rest)
+	case http.MethodGet, http.MethodHead:
+		h.pull(w, r, pp, rest)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// refuse answers an ingest request with an error status and logs why.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, pp string, status int, reason string, args ...any) {
+	h.log.Warn("ingest refused", append([]any{"status", status, "reason", reason, "point", pp,
+		"path", r.URL.Path, "remote", r.RemoteAddr}, args...)...)
+	h.m.IngestErrors.WithLabelValues(metricPoint(pp, h.cfg), strconv.Itoa(status)).Inc()
+	http.Error(w, reason, status)
+}
+
+// metricPoint keeps label cardinality bounded: unknown names share one label.
+func metricPoint(pp string, cfg config.Config) string {
+	if _, ok := cfg.Point(pp); ok {
+		return pp
+	}
+	return "_unknown"
+}
+
+// authorized checks the point's token, if one is configured.
+func authorized(r *http.Request, p config.Point) bool {
+	if p.Token == "" {
+		return true
+	}
+	got := r.URL.Query().Get("token")
+	if a := r.Header.Get("Authorization"); a != "" {
+		got, _ = strings.CutPrefix(a, "Bearer ")
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) == 1
+}
+
+func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) {
+	pc, ok := h.cfg.Point(pp)
+	if !ok {
+		h.refuse(w, r, pp, http.StatusNotFound, "publishing point "+strconv.Quote(pp)+" is not configured")
+		return
+	}
+	if !authorized(r, pc) {
+		h.refuse(w, r, pp, http.StatusForbidden, "missing or wrong ingest token for "+strconv.Quote(pp))
+		return
+	}
+	streamID, _, hasStart, ok := urls.Stream(rest)
+	if !ok || hasStart {
+		if strings.HasSuffix(rest, ".mpd") || strings.HasSuffix(rest, ".m3u8") {
+			// DASH-IF ingest may POST a manifest first; Sluice derives its
+			// own manifests, so it is acknowledged and not stored.
+			io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		h.refuse(w, r, pp, http.StatusNotFound, "ingest path must be /<pp>.isml/Streams(<id>)")
+		return
+	}
+	if !store.ValidID(streamID) {
+		h.refuse(w, r, pp, http.StatusBadRequest, "invalid stream id "+strconv.Quote(streamID))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !acceptedTypes[mt] {
+			h.refuse(w, r, pp, http.StatusUnsupportedMediaType, "unsupported media type "+strconv.Quote(ct)+"; send fragmented MP4")
+			return
+		}
+	}
+	if r.ContentLength == 0 {
+		// The empty-body probe of MS-SSTR 3.3.3 / DASH-IF ingest: nothing to keep.
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	point, err := h.st.Create(pp)
+	if err != nil {
+		h.refuse(w, r, pp, http.StatusInternalServerError, "cannot open publishing point: "+err.Error())
+		return
+	}
+	h.m.ActivePushes.Inc()
+	defer h.m.ActivePushes.Dec()
+	s := &session{h: h, w: w, r: r, pp: pp, streamID: streamID, point: point, rc: http.NewResponseController(w), start: time.Now()}
+	s.run()
+}
+
+// session is one ingest request in progress.
+type session struct {
+	h        *Handler
+	w        http.ResponseWriter
+	r        *http.Request
+	rc       *http.ResponseController
+	pp       string
+	streamID string
+	point    *store.Point
+	ids      map[uint32]string
+	start    time.Time
+	frags    int
+	dups     int
+}
+
+func (s *session) run() {
+	h := s.h
+	hdr, _ := s.point.StreamHeader(s.streamID)
+	if hdr != nil {
+		ids, err := s.point.SetHeader(s.streamID, hdr)
+		if err == nil {
+			s.ids = ids
+		}
+	}
+	body := &deadlineReader{r: s.r.Body, rc: s.rc, idle: h.cfg.IngestIdle}
+	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			s.fail(err, p.Offset())
+			return
+		}
+		switch ev.Kind {
+		case media.EventHeader:
+			ids, err := s.point.SetHeader(s.streamID, ev.Header)
+			if err != nil {
+				s.fail(err, p.Offset())
+				return
+			}
+			s.ids = ids
+			h.log.Info("stream header", "point", s.pp, "stream", s.streamID, "tracks", trackList(ev.Header, ids))
+		case media.EventFragment:
+			f := ev.Fragment
+			id := s.ids[f.Info.TrackID]
+			res, err := s.point.AddFragment(id, f)
+			if err != nil {
+				s.fail(err, p.Offset())
+				return
+			}
+			switch res {
+			case store.Added:
+				s.frags++
+				h.m.FragmentsIn.WithLabelValues(s.pp, "added").Inc()
+				h.m.BytesIn.WithLabelValues(s.pp).Add(float64(len(f.Data)))
+			case store.Duplicate:
+				s.dups++
+				h.m.FragmentsIn.WithLabelValues(s.pp, "duplicate").Inc()
+			case store.Differs:
+				s.dups++
+				h.m.FragmentsIn.WithLabelValues(s.pp, "differs").Inc()
+				h.log.Warn("redundant fragment differs from the stored copy; first copy kept",
+					"point", s.pp, "track", id, "start", f.Info.Start)
+			}
+		case media.EventEnd:
+			for _, id := range s.ids {
+				if err := s.point.EndTrack(id); err != nil {
+					s.fail(err, p.Offset())
+					return
+				}
+			}
+			h.log.Info("end of stream", "point", s.pp, "stream", s.streamID)
+		}
+	}
+	h.log.Info("push finished", "point", s.pp, "stream", s.streamID, "fragments", s.frags,
+		"duplicates", s.dups, "bytes", p.Offset(), "elapsed", time.Since(s.start).Round(time.Millisecond))
+	s.w.WriteHeader(http.StatusOK)
+}
+
+// fail maps a parse or store error to the status DASH-IF ingest defines.
+func (s *session) fail(err error, offset int64) {
+	status := http.StatusBadRequest
+	var nerr interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, media.ErrBoxTooLarge):
+		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, media.ErrConfigChanged), errors.Is(err, media.ErrNoHeader):
+		status = http.StatusPreconditionFailed
+	case errors.Is(err, media.ErrUnsupported):
+		status = http.StatusUnsupportedMediaType
+	case errors.As(err, &nerr) && nerr.Timeout():
+		status = http.StatusRequestTimeout
+	case errors.Is(err, errClientGone):
+		status = 499
+	case isStoreFailure(err):
+		status = http.StatusInternalServerError
+	}
+	s.h.refuse(s.w, s.r, s.pp, status, err.Error(), "stream", s.streamID, "offset", offset, "stored_fragments", s.frags)
+}
+
+func isStoreFailure(err error) bool {
+	return strings.Contains(err.Error(), "store fragment") || strings.Contains(err.Error(), "write init")
+}
+
+var errClientGone = errors.New("encoder connection closed")
+
+// deadlineReader extends the read deadline before every read, so a push that
+// goes silent is cut after the idle time while a long push is never cut.
+type deadlineReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.idle > 0 {
+		_ = d.rc.SetReadDeadline(time.Now().Add(d.idle))
+	}
+	n, err := d.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		var nerr interface{ Timeout() bool }
+		if errors.As(err, &nerr) && nerr.Timeout() {
+			return n, err
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return n, fmt.Errorf("%w: %v", errClientGone, err)
+		}
+	}
+	return n, err
+}
+
+func trackList(h *media.Header, ids map[uint32]string) string {
+	var b strings.Builder
+	for i, t := range h.Tracks {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s(%s %s %d)", ids[t.TrackID], t.Kind, t.Codec, t.Bitrate)
+	}
+	return b.String()
+}

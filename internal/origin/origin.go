@@ -1,0 +1,294 @@
+// Package origin serves players: Smooth Streaming, DASH and HLS manifests
+// rendered from one fragment index, and the fragments themselves at stable
+// REST URLs, with the cache, range and CORS headers HTTP caches and browsers
+// need.
+package origin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/manifest"
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/urls"
+)
+
+// Handler serves the client URLs of every publishing point in a store.
+type Handler struct {
+	st  *store.Store
+	cfg config.Config
+	m   *metrics.Metrics
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns the origin handler.
+func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
+	return &Handler{st: st, cfg: cfg, m: m, log: log, now: time.Now}
+}
+
+// CORS headers: players on other origins send CMCD request headers and read
+// CMSD response headers.
+const (
+	corsAllowHeaders  = "Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session, Sluice-Pacing"
+	corsExposeHeaders = "CMSD-Static, CMSD-Dynamic, ETag, Content-Length, Content-Range, Date, Age"
+)
+
+// SetCORS adds the CORS response headers Sluice sends on every client route.
+func SetCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	SetCORS(w.Header())
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	pp, rest, ok := urls.Split(r.URL.Path)
+	if !ok {
+		h.notFound(w, "no publishing point in path", 60)
+		return
+	}
+	point, err := h.st.Point(pp)
+	if err != nil {
+		h.notFound(w, "unknown publishing point", 2)
+		return
+	}
+	switch {
+	case rest == "Manifest":
+		h.manifest(w, r, point, "smooth", "text/xml; charset=utf-8", manifest.Smooth)
+	case rest == "manifest.mpd" || rest == ".mpd":
+		h.manifest(w, r, point, "dash", "application/dash+xml", manifest.DASH)
+	case rest == "master.m3u8" || rest == ".m3u8":
+		h.manifest(w, r, point, "hls", "application/vnd.apple.mpegurl", manifest.HLSMaster)
+	case strings.HasPrefix(rest, "QualityLevels("):
+		h.smoothFragment(w, r, point, rest)
+	default:
+		track, file, ok := urls.TrackFile(rest)
+		if !ok {
+			h.notFound(w, "unknown resource", 60)
+			return
+		}
+		switch {
+		case file == "media.m3u8":
+			h.manifest(w, r, point, "hls", "application/vnd.apple.mpegurl", func(v store.View, o manifest.Options) ([]byte, error) {
+				return manifest.HLSMedia(v, track, o)
+			})
+		case file == "init.mp4":
+			h.init(w, r, point, track)
+		case strings.HasSuffix(file, ".m4s"):
+			t, err := strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
+			if err != nil {
+				h.notFound(w, "fragment name must be <start time>.m4s", 60)
+				return
+			}
+			h.fragment(w, r, point, track, t)
+		default:
+			h.notFound(w, "unknown resource", 60)
+		}
+	}
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, reason string, maxAge int) {
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
+	http.Error(w, reason, http.StatusNotFound)
+}
+
+// view returns the index cut to the DVR window while live, whole otherwise.
+func (h *Handler) view(point *store.Point) store.View {
+	v := point.View(h.cfg.DVR(point.Name))
+	if !manifest.Live(v) {
+		v = point.View(0)
+	}
+	return v
+}
+
+func (h *Handler) options() manifest.Options {
+	return manifest.Options{Now: h.now(), LookAhead: h.cfg.LookAhead}
+}
+
+// maxFragSeconds is the longest fragment duration in the view.
+func maxFragSeconds(v store.View) float64 {
+	m := 0.0
+	for _, t := range v.Tracks {
+		for _, f := range t.Frags {
+			if d := t.Seconds(int64(f.Duration)); d > m {
+				m = d
+			}
+		}
+	}
+	return m
+}
+
+func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.Point, format, ctype string,
+	render func(store.View, manifest.Options) ([]byte, error)) {
+	v := h.view(point)
+	o := h.options()
+	o.DVRWindow = h.cfg.DVR(point.Name)
+	t0 := time.Now()
+	body, err := render(v, o)
+	h.m.ManifestRenderNs.WithLabelValues(format).Observe(time.Since(t0).Seconds())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			h.notFound(w, err.Error(), 2)
+			return
+		}
+		h.log.Error("render manifest", "point", point.Name, "format", format, "err", err)
+		http.Error(w, "cannot render manifest", http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ctype)
+	if manifest.Live(v) {
+		// About half a fragment duration: clients see each new fragment
+		// promptly, caches still absorb a crowd.
+		age := int(maxFragSeconds(v) / 2)
+		if age < 1 {
+			age = 1
+		}
+		hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(age))
+	} else {
+		hd.Set("Cache-Control", "public, max-age=3600")
+	}
+	sum := sha256.Sum256(body)
+	hd.Set("ETag", `"`+hex.EncodeToString(sum[:10])+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+func contentType(kind string) string {
+	if kind == "audio" {
+		return "audio/mp4"
+	}
+	if kind == "text" {
+		return "application/mp4"
+	}
+	return "video/mp4"
+}
+
+func (h *Handler) init(w http.ResponseWriter, r *http.Request, point *store.Point, track string) {
+	data, err := point.Init(track)
+	if err != nil {
+		h.notFound(w, "unknown track", 2)
+		return
+	}
+	info, _ := point.TrackInfo(track)
+	hd := w.Header()
+	hd.Set("Content-Type", contentType(info.Kind))
+	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hd.Set("ETag", `"i-`+info.ConfigHash+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+// fragment serves a stored fragment as it is on disk (sendfile for whole
+// responses, ranges supported).
+func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.Point, track string, t int64) {
+	f, ref, err := point.OpenFragment(track, t)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			h.notFound(w, "no fragment at that time", 1)
+			return
+		}
+		h.log.Error("open fragment", "point", point.Name, "track", track, "t", t, "err", err)
+		http.Error(w, "cannot read fragment", http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	info, _ := point.TrackInfo(track)
+	hd := w.Header()
+	hd.Set("Content-Type", contentType(info.Kind))
+	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, ref.Start, ref.Size))
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, ref.Size))
+}
+
+// smoothFragment serves QualityLevels(b)/Fragments(name=t): the stored
+// fragment with a tfrf announcing the next LookAhead fragments.
+func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *store.Point, rest string) {
+	bitrate, name, t, ok := urls.SmoothFragment(rest)
+	if !ok {
+		h.notFound(w, "malformed Smooth fragment URL", 60)
+		return
+	}
+	v := h.view(point)
+	var tv *store.TrackView
+	for i := range v.Tracks {
+		if v.Tracks[i].Info.Name == name && v.Tracks[i].Info.Bitrate == bitrate {
+			tv = &v.Tracks[i]
+			break
+		}
+	}
+	if tv == nil {
+		h.notFound(w, "no quality level with that bitrate and name", 2)
+		return
+	}
+	data, ref, err := point.ReadFragment(tv.ID, t)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			h.notFound(w, "no fragment at that time", 1)
+			return
+		}
+		http.Error(w, "cannot read fragment", http.StatusInternalServerError)
+		return
+	}
+	var next []media.TimeDur
+	complete := !manifest.Live(v)
+	for i, f := range tv.Frags {
+		if f.Start != ref.Start {
+			continue
+		}
+		for _, n := range tv.Frags[i+1:] {
+			if len(next) == h.cfg.LookAhead {
+				break
+			}
+			next = append(next, media.TimeDur{Time: uint64(n.Start), Duration: n.Duration})
+		}
+		complete = complete || len(next) == h.cfg.LookAhead
+		break
+	}
+	moofRaw, off, err := media.SplitFragment(data)
+	if err == nil {
+		var m *media.Moof
+		if m, err = media.DecodeMoof(moofRaw); err == nil {
+			moofRaw, err = m.WithTfrf(next)
+		}
+	}
+	if err != nil {
+		h.log.Error("smooth fragment", "point", point.Name, "track", tv.ID, "t", t, "err", err)
+		http.Error(w, "cannot prepare fragment", http.StatusInternalServerError)
+		return
+	}
+	body := append(moofRaw, data[off:]...)
+	hd := w.Header()
+	hd.Set("Content-Type", contentType(tv.Info.Kind))
+	if complete {
+		hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		// The tfrf will name more fragments once they exist.
+		hd.Set("Cache-Control", "public, max-age=1")
+	}
+	hd.Set("ETag", fmt.Sprintf(`"s-%d-%d-%d"`, ref.Start, ref.Size, len(next)))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}

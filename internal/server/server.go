@@ -1,0 +1,224 @@
+// Package server assembles the HTTP server of a Sluice process from the role
+// handlers (ingest, origin, status page), with metrics, health checks,
+// request logging and archive retention.
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/ingest"
+	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/origin"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// Roles selects what a process serves.
+type Roles struct {
+	Ingest bool
+	Origin bool
+}
+
+// Server is one Sluice HTTP server.
+type Server struct {
+	Store   *store.Store
+	Metrics *metrics.Metrics
+	cfg     config.Config
+	log     *slog.Logger
+	handler http.Handler
+	home    http.Handler
+	ready   func() bool
+}
+
+// New opens the data directory and builds the handler for the roles.
+func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
+	st, err := store.Open(cfg.Data, log)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	s := &Server{Store: st, Metrics: m, cfg: cfg, log: log, ready: func() bool { return true }}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	var ing http.Handler
+	if roles.Ingest {
+		ing = ingest.New(st, cfg, m, log)
+	}
+	var org http.Handler
+	if roles.Origin {
+		org = origin.New(st, cfg, m, log)
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case ing != nil && ingest.Handles(r):
+			ing.ServeHTTP(w, r)
+		case org != nil && (strings.Contains(r.URL.Path, ".isml") || strings.Contains(r.URL.Path, ".ism/")):
+			org.ServeHTTP(w, r)
+		case s.home != nil:
+			s.home.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	s.handler = s.instrument(mux)
+	return s, nil
+}
+
+// Handler is the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve listens on the configured address until ctx ends, then shuts down
+// gracefully. started, if not nil, receives the bound address.
+func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No ReadTimeout: pushes are long requests; the ingest sets a read
+		// deadline per read instead. Writes to slow players are bounded by
+		// WriteTimeout-free sendfile plus the idle timeout below.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go s.retention(ctx)
+	if started != nil {
+		started(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	srv.Close()
+	return nil
+}
+
+// retention prunes archives older than each point's configured retention.
+func (s *Server) retention(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, pc := range s.cfg.Points {
+			if pc.Archive <= 0 {
+				continue
+			}
+			p, err := s.Store.Point(pc.Name)
+			if err != nil {
+				continue
+			}
+			n, err := p.Prune(pc.Archive)
+			if err != nil {
+				s.log.Error("retention", "point", pc.Name, "err", err)
+			}
+			if n > 0 {
+				s.Metrics.FragmentsPruned.Add(float64(n))
+				s.log.Info("retention pruned fragments", "point", pc.Name, "fragments", n)
+			}
+		}
+	}
+}
+
+// instrument counts requests and bytes by kind and status, and logs errors.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		kind := requestKind(r)
+		s.Metrics.Requests.WithLabelValues(kind, strconv.Itoa(sw.status)).Inc()
+		s.Metrics.BytesOut.WithLabelValues(kind).Add(float64(sw.bytes))
+		if sw.status >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", sw.status)
+		}
+	})
+}
+
+func requestKind(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case r.Method == http.MethodPost || r.Method == http.MethodPut:
+		return "ingest"
+	case strings.HasSuffix(p, "/Manifest") || strings.HasSuffix(p, ".mpd") || strings.HasSuffix(p, ".m3u8"):
+		return "manifest"
+	case strings.HasSuffix(p, "/init.mp4"):
+		return "init"
+	case strings.HasSuffix(p, ".m4s") || strings.Contains(p, "/Fragments("):
+		return "fragment"
+	case strings.Contains(p, "/Streams(") || strings.HasSuffix(p, "/StreamManifest"):
+		return "pull"
+	}
+	return "other"
+}
+
+// statusWriter records the status and body size. It forwards ReadFrom so
+// that file responses still go out with sendfile, and Unwrap so that
+// http.ResponseController reaches flush and deadlines.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// SetHome sets the handler of the status page (GET / and its assets).
+func (s *Server) SetHome(h http.Handler) { s.home = h }

@@ -1,0 +1,114 @@
+// Package testmedia makes real encoder output with Debian's ffmpeg for
+// tests: ismv (Smooth ingest) and CMAF bodies with 1 or 2 video bitrates
+// plus audio, written to files or pushed live to an ingest URL.
+package testmedia
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// FFmpeg returns the path of ffmpeg, failing the test when it is missing:
+// these tests need the real encoder.
+func FFmpeg(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatalf("ffmpeg is required (apt-get install ffmpeg): %v", err)
+	}
+	return p
+}
+
+// ISMVArgs returns ffmpeg arguments that encode a test pattern with the
+// given number of video bitrates (1 or 2) plus AAC audio as a Smooth ismv
+// stream to out (a file or an ingest URL). realtime adds -re.
+func ISMVArgs(seconds float64, videos int, realtime bool, out string) []string {
+	args := []string{"-hide_banner", "-loglevel", "error", "-y"}
+	dur := strconv.FormatFloat(seconds, 'f', -1, 64)
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25")
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000")
+	if videos == 2 {
+		args = append(args, "-filter_complex", "[0:v]split=2[a][b];[b]scale=320:180[b2]",
+			"-map", "[a]", "-map", "[b2]", "-map", "1:a",
+			"-b:v:0", "800k", "-b:v:1", "300k")
+	} else {
+		args = append(args, "-map", "0:v", "-map", "1:a", "-b:v", "800k")
+	}
+	args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-avoid_negative_ts", "make_non_negative",
+		"-f", "ismv", "-movflags", "isml+frag_keyframe", out)
+	return args
+}
+
+// CMAFArgs returns ffmpeg arguments for DASH-IF style CMAF ingest: one long
+// POST per track, video to videoOut and audio to audioOut, epoch-anchored.
+func CMAFArgs(seconds float64, realtime bool, epoch int64, videoOut, audioOut string) []string {
+	dur := strconv.FormatFloat(seconds, 'f', -1, 64)
+	args := []string{"-hide_banner", "-loglevel", "error", "-y"}
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25")
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k",
+		"-c:a", "aac", "-b:a", "128k",
+		"-map", "0:v", "-video_track_timescale", "90000", "-f", "mp4",
+		"-movflags", "cmaf+empty_moov+separate_moof+default_base_moof+frag_keyframe+frag_discont",
+		"-output_ts_offset", strconv.FormatInt(epoch, 10), videoOut,
+		"-map", "1:a", "-metadata:s:a:0", "language=eng", "-f", "mp4",
+		"-movflags", "cmaf+empty_moov+separate_moof+default_base_moof+frag_discont", "-frag_duration", "1920000",
+		"-output_ts_offset", strconv.FormatInt(epoch, 10), audioOut)
+	return args
+}
+
+// Run runs ffmpeg with args and fails the test on error.
+func Run(t testing.TB, args []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*1e9)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, FFmpeg(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+	}
+}
+
+// ISMVFile encodes seconds of test pattern into an .ismv file in dir.
+func ISMVFile(t testing.TB, dir string, seconds float64, videos int) string {
+	t.Helper()
+	p := filepath.Join(dir, fmt.Sprintf("test-%dv.ismv", videos))
+	Run(t, ISMVArgs(seconds, videos, false, p))
+	return p
+}
+
+// CMAFFiles encodes CMAF video and audio track files in dir.
+func CMAFFiles(t testing.TB, dir string, seconds float64, epoch int64) (video, audio string) {
+	t.Helper()
+	video, audio = filepath.Join(dir, "video.cmfv"), filepath.Join(dir, "audio.cmfa")
+	Run(t, CMAFArgs(seconds, false, epoch, video, audio))
+	return video, audio
+}
+
+// ReadFile reads a file or fails the test.
+func ReadFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
