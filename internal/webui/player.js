@@ -1,0 +1,149 @@
+// Sluice player glue, inlined into the status page and the /play page.
+// window.sluicePlayer.start(kind, url, video) plays url with dash.js ("dash"),
+// dash.js + its MSS module ("mss") or hls.js ("hls"); state() returns a
+// snapshot that the page readout and the browser test both read.
+(function () {
+  'use strict';
+  var S = {
+    kind: null, url: null, video: null, dash: null, hls: null,
+    started: 0, firstPlaying: -1, errors: [], warnings: [], events: [], waiting: 0
+  };
+
+  function now() { return (performance.now() - S.started) / 1000; }
+
+  function note(list, entry) {
+    entry.at = Math.round(now() * 1000) / 1000;
+    if (list.length < 200) list.push(entry);
+  }
+
+  function stop() {
+    if (S.dash) { try { S.dash.reset(); } catch (e) {} S.dash = null; }
+    if (S.hls) { try { S.hls.destroy(); } catch (e) {} S.hls = null; }
+    if (S.video) {
+      S.video.removeEventListener('error', onVideoError);
+      S.video.removeEventListener('waiting', onWaiting);
+      S.video.removeEventListener('playing', onPlaying);
+      S.video.removeAttribute('src');
+      try { S.video.load(); } catch (e) {}
+    }
+    S.kind = null; S.url = null;
+  }
+
+  function onVideoError() {
+    var e = S.video && S.video.error;
+    note(S.errors, { src: 'video', code: e ? e.code : 0, message: e ? e.message : 'media element error' });
+  }
+  function onWaiting() { S.waiting++; note(S.events, { ev: 'waiting', t: S.video.currentTime }); }
+  function onPlaying() {
+    if (S.firstPlaying < 0) S.firstPlaying = now();
+    note(S.events, { ev: 'playing', t: S.video.currentTime });
+  }
+
+  function start(kind, url, video) {
+    stop();
+    S.kind = kind; S.url = url; S.video = video;
+    S.started = performance.now(); S.firstPlaying = -1;
+    S.errors = []; S.warnings = []; S.events = []; S.waiting = 0;
+    video.muted = true;
+    video.addEventListener('error', onVideoError);
+    video.addEventListener('waiting', onWaiting);
+    video.addEventListener('playing', onPlaying);
+    try {
+      if (kind === 'dash' || kind === 'mss') {
+        if (typeof dashjs === 'undefined') throw new Error('dash.js is not loaded');
+        if (kind === 'mss' && typeof dashjs.MssHandler !== 'function') throw new Error('the dash.js MSS module is not loaded');
+        var p = dashjs.MediaPlayer().create();
+        p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+        var ev = dashjs.MediaPlayer.events;
+        p.on(ev.ERROR, function (e) {
+          var er = e && e.error ? e.error : e;
+          note(S.errors, { src: 'dash.js', code: er && er.code, message: String(er && er.message || er) });
+        });
+        p.on(ev.PLAYBACK_ERROR, function (e) {
+          var er = e && e.error ? e.error : e;
+          note(S.errors, { src: 'dash.js playback', code: er && er.code, message: String(er && er.message || er) });
+        });
+        p.on(ev.STREAM_INITIALIZED, function () { note(S.events, { ev: 'stream initialized', dynamic: p.isDynamic() }); });
+        p.on(ev.QUALITY_CHANGE_RENDERED, function (e) {
+          note(S.events, { ev: 'quality', type: e.mediaType, to: e.newRepresentation && e.newRepresentation.bandwidth });
+        });
+        S.dash = p;
+        p.initialize(video, url, true);
+      } else if (kind === 'hls') {
+        if (typeof Hls === 'undefined') throw new Error('hls.js is not loaded');
+        if (!Hls.isSupported()) throw new Error('hls.js: MediaSource is not supported here');
+        var h = new Hls({ debug: false });
+        h.on(Hls.Events.ERROR, function (name, d) {
+          var entry = {
+            src: 'hls.js', fatal: !!d.fatal, type: d.type, details: d.details,
+            message: d.error ? String(d.error.message || d.error) : (d.reason || ''),
+            url: d.frag ? d.frag.url : (d.url || (d.context && d.context.url) || ''),
+            status: d.response ? d.response.code : undefined
+          };
+          note(d.fatal ? S.errors : S.warnings, entry);
+        });
+        h.on(Hls.Events.MANIFEST_PARSED, function (name, d) {
+          note(S.events, { ev: 'manifest parsed', levels: d.levels.length });
+          var pr = video.play();
+          if (pr && pr.catch) pr.catch(function (e) { note(S.errors, { src: 'play()', message: String(e) }); });
+        });
+        h.on(Hls.Events.LEVEL_SWITCHED, function (name, d) {
+          var l = h.levels[d.level];
+          note(S.events, { ev: 'quality', type: 'video', to: l && l.bitrate });
+        });
+        S.hls = h;
+        h.loadSource(url);
+        h.attachMedia(video);
+      } else {
+        throw new Error('unknown player kind ' + kind);
+      }
+    } catch (e) {
+      note(S.errors, { src: 'setup', message: String(e && e.message || e) });
+    }
+  }
+
+  // bufferAhead is the seconds buffered from currentTime on.
+  function bufferAhead(v) {
+    var b = v.buffered, t = v.currentTime;
+    for (var i = 0; i < b.length; i++) {
+      if (b.start(i) <= t + 0.1 && t < b.end(i)) return b.end(i) - t;
+    }
+    return 0;
+  }
+
+  function state() {
+    var v = S.video;
+    var st = {
+      kind: S.kind, url: S.url, errors: S.errors.slice(), warnings: S.warnings.slice(),
+      events: S.events.slice(), waiting: S.waiting, firstPlaying: S.firstPlaying, clock: now()
+    };
+    if (!v) return st;
+    st.currentTime = v.currentTime;
+    st.paused = v.paused;
+    st.readyState = v.readyState;
+    st.buffer = bufferAhead(v);
+    st.width = v.videoWidth;
+    st.height = v.videoHeight;
+    if (v.getVideoPlaybackQuality) {
+      var q = v.getVideoPlaybackQuality();
+      st.totalFrames = q.totalVideoFrames;
+      st.droppedFrames = q.droppedVideoFrames;
+    }
+    st.bitrate = 0;
+    st.latency = null;
+    try {
+      if (S.dash) {
+        var r = S.dash.getCurrentRepresentationForType('video');
+        if (r) st.bitrate = r.bandwidth || 0;
+        if (S.dash.isDynamic()) st.latency = S.dash.getCurrentLiveLatency();
+      } else if (S.hls) {
+        var l = S.hls.levels && S.hls.levels[S.hls.currentLevel];
+        if (l) st.bitrate = l.bitrate || 0;
+        st.latency = S.hls.latency;
+      }
+    } catch (e) {}
+    return st;
+  }
+
+  window.sluicePlayer = { start: start, stop: stop, state: state };
+})();

@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// play.mjs — play one manifest in Debian's headless Chromium, driven by
+// playwright-core, and report what the player did.
+//
+//   node web/test/play.mjs <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]
+//
+// The first argument is either a Sluice /play page URL
+// (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
+// (http://host/live.isml/manifest.mpd), in which case the /play page of the
+// same host is used. After playback starts, currentTime is sampled every
+// second for <seconds> seconds. One JSON object is printed on stdout; the
+// exit status is 0 when currentTime advanced by at least min-advance seconds
+// (default 80 % of <seconds>) and the player reported no error, 1 on a
+// playback failure, 2 on bad usage or when the browser could not run.
+//
+// Environment:
+//   SLUICE_CHROMIUM       browser binary (default /usr/bin/chromium)
+//   SLUICE_SCREENSHOT     write a PNG screenshot of the page here at the end
+//   SLUICE_STARTUP_SECS   how long to wait for playback to start (default 30)
+//   SLUICE_PLAY_VERBOSE   1: copy the page's console to stderr
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function usage(msg) {
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]`);
+  process.exit(2);
+}
+
+const [target, kind, secondsArg, minArg] = process.argv.slice(2);
+if (!target || !kind || !secondsArg) usage('missing arguments');
+if (!['dash', 'mss', 'hls'].includes(kind)) usage(`unknown player kind ${kind}`);
+const seconds = Number(secondsArg);
+if (!(seconds > 0 && seconds <= 3600)) usage('seconds must be in (0, 3600]');
+const minAdvance = minArg === undefined ? seconds * 0.8 : Number(minArg);
+const startupSecs = Number(process.env.SLUICE_STARTUP_SECS || 30);
+const executablePath = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
+const verbose = process.env.SLUICE_PLAY_VERBOSE === '1';
+
+let pageURL;
+try {
+  const u = new URL(target);
+  if (u.pathname === '/play') {
+    pageURL = u.href;
+  } else {
+    pageURL = `${u.origin}/play?kind=${encodeURIComponent(kind)}&url=${encodeURIComponent(u.pathname + u.search)}`;
+  }
+} catch (e) {
+  usage(`bad URL ${target}: ${e.message}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const result = {
+  kind, page: pageURL, ok: false, startupSeconds: null, startTime: null, endTime: null,
+  advanced: 0, sampledSeconds: 0, stalls: 0, errors: [], warnings: [], pageErrors: [],
+  width: 0, height: 0, totalFrames: 0, droppedFrames: 0, bitrates: [], bufferMin: null, bufferMax: null,
+  latency: null, samples: [], failure: null,
+};
+
+// Hard stop: whatever happens, never outlive startup + seconds + a margin.
+const deadline = setTimeout(() => {
+  result.failure = 'play.mjs overall timeout';
+  console.log(JSON.stringify(result));
+  process.exit(1);
+}, (startupSecs + seconds + 60) * 1000);
+
+const userDataDir = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
+let context;
+let exitCode = 1;
+try {
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath,
+      headless: true,
+      viewport: { width: 800, height: 480 },
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--autoplay-policy=no-user-gesture-required', '--mute-audio',
+      ],
+      timeout: 60000,
+    });
+  } catch (e) {
+    result.failure = `cannot launch ${executablePath}: ${e.message.split('\n')[0]}`;
+    exitCode = 2;
+    throw e;
+  }
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => { if (result.pageErrors.length < 50) result.pageErrors.push(String(e.message || e)); });
+  page.on('console', (m) => {
+    if (verbose || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+  });
+  const resp = await page.goto(pageURL, { waitUntil: 'load', timeout: 30000 });
+  if (!resp || !resp.ok()) {
+    result.failure = `page ${pageURL} answered ${resp ? resp.status() : 'nothing'}: ${resp ? (await resp.text()).slice(0, 300) : ''}`;
+    throw new Error(result.failure);
+  }
+  await page.waitForFunction(() => typeof window.sluicePlayer === 'object', null, { timeout: 10000 });
+  const state = () => page.evaluate(() => window.sluicePlayer.state());
+
+  // Wait for playback to start: currentTime moving with data.
+  const t0 = Date.now();
+  let s = await state();
+  let first = null;
+  while (Date.now() - t0 < startupSecs * 1000) {
+    s = await state();
+    if (s.errors.length > 0) break;
+    if (!s.paused && s.readyState >= 3 && s.currentTime > 0) {
+      if (first === null) first = s.currentTime;
+      else if (s.currentTime > first) break;
+    }
+    await sleep(250);
+  }
+  if (s.errors.length > 0 || first === null || !(s.currentTime > first)) {
+    result.failure = s.errors.length > 0 ? 'player error before playback started' : `playback did not start within ${startupSecs} s`;
+  } else {
+    result.startupSeconds = (Date.now() - t0) / 1000;
+    result.startTime = s.currentTime;
+    let prev = s.currentTime;
+    const start = Date.now();
+    for (let i = 1; i <= seconds; i++) {
+      await sleep(Math.max(0, start + i * 1000 - Date.now()));
+      s = await state();
+      const adv = s.currentTime - prev;
+      if (adv < 0.2) result.stalls++;
+      prev = s.currentTime;
+      result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0 });
+      if (s.bitrate && !result.bitrates.includes(s.bitrate)) result.bitrates.push(s.bitrate);
+      result.bufferMin = result.bufferMin === null ? s.buffer : Math.min(result.bufferMin, s.buffer);
+      result.bufferMax = result.bufferMax === null ? s.buffer : Math.max(result.bufferMax, s.buffer);
+      if (s.errors.length > 0) break;
+    }
+    result.sampledSeconds = (Date.now() - start) / 1000;
+    result.endTime = s.currentTime;
+    result.advanced = +(s.currentTime - result.startTime).toFixed(3);
+  }
+  result.errors = s.errors;
+  result.warnings = s.warnings;
+  result.events = s.events;
+  result.width = s.width || 0;
+  result.height = s.height || 0;
+  result.totalFrames = s.totalFrames || 0;
+  result.droppedFrames = s.droppedFrames || 0;
+  result.latency = s.latency;
+  result.waitingEvents = s.waiting;
+  if (process.env.SLUICE_SCREENSHOT) {
+    try {
+      await page.screenshot({ path: process.env.SLUICE_SCREENSHOT, timeout: 10000 });
+      result.screenshot = process.env.SLUICE_SCREENSHOT;
+    } catch (e) {
+      result.warnings.push({ src: 'screenshot', message: e.message });
+    }
+  }
+  if (!result.failure) {
+    if (result.errors.length > 0) result.failure = `${result.errors.length} player error(s)`;
+    else if (result.pageErrors.length > 0) result.failure = `${result.pageErrors.length} page error(s)`;
+    else if (result.advanced < minAdvance) result.failure = `currentTime advanced ${result.advanced} s, want >= ${minAdvance} s`;
+    else if (result.totalFrames === 0) result.failure = 'no video frame decoded';
+  }
+  result.ok = !result.failure;
+  exitCode = result.ok ? 0 : 1;
+} catch (e) {
+  if (!result.failure) result.failure = String(e.message || e).split('\n')[0];
+} finally {
+  if (context) await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+  clearTimeout(deadline);
+}
+console.log(JSON.stringify(result));
+process.exit(exitCode);
