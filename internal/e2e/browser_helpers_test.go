@@ -1,0 +1,421 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// browserEnabled reports whether the browser tests should run. They run by
+// default (and fail when a tool is missing); SLUICE_E2E_BROWSER=0 lets a
+// developer skip them locally.
+func browserEnabled(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SLUICE_E2E_BROWSER") == "0" {
+		t.Skip("SLUICE_E2E_BROWSER=0: browser tests skipped")
+	}
+}
+
+// chromiumPath is the browser the tests drive.
+func chromiumPath() string {
+	if p := os.Getenv("SLUICE_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// requireTools fails the test (it does not skip) when a tool the browser
+// test needs is missing.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if fi, err := os.Stat(chromiumPath()); err != nil || fi.IsDir() {
+		t.Fatalf("chromium is missing at %s (install Debian's chromium: apt-get install chromium; or set SLUICE_CHROMIUM; SLUICE_E2E_BROWSER=0 skips this test): %v", chromiumPath(), err)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing from PATH; the browser test needs it (SLUICE_E2E_BROWSER=0 skips this test)", tool)
+		}
+	}
+}
+
+// repoRoot is the directory of go.mod above the test's working directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// ensureNodeModules runs `npm ci` in web/ when the players or playwright-core
+// are not installed yet.
+func ensureNodeModules(t *testing.T, webDir string) {
+	t.Helper()
+	need := []string{
+		"playwright-core/package.json",
+		"dashjs/dist/modern/umd/dash.all.min.js",
+		"dashjs/dist/modern/umd/dash.mss.min.js",
+		"hls.js/dist/hls.min.js",
+	}
+	missing := false
+	for _, n := range need {
+		if _, err := os.Stat(filepath.Join(webDir, "node_modules", n)); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return
+	}
+	t.Logf("web/node_modules incomplete: running npm ci in %s", webDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = webDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", webDir, err, out)
+	}
+}
+
+// buildSluice builds the sluice binary into dir.
+func buildSluice(t *testing.T, root, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "sluice")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sluice")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/sluice: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = append([]byte(nil), b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// proc is a child process started by a test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *tailBuffer
+	done chan struct{}
+	err  error
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// startProc starts a long-running child in its own process group, with its
+// output copied to logPath and the last 64 KiB kept in memory. t.Cleanup
+// stops the whole group (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func startProc(t *testing.T, name, logPath string, argv ...string) *proc {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	w := io.MultiWriter(logf, p.out)
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// stop ends the process group of p and waits for it, at most about 10 s.
+func (p *proc) stop(t *testing.T) {
+	if p.exited() {
+		return
+	}
+	pgid := p.cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Logf("%s did not stop on SIGTERM within 5 s; killing", p.name)
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, pgid)
+		}
+	}
+}
+
+// waitHTTP polls url until it answers 200 or the timeout passes, failing
+// early when one of the watched processes exits.
+func waitHTTP(t *testing.T, url string, timeout time.Duration, watch ...*proc) []byte {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: 3 * time.Second}
+	var last string
+	for time.Now().Before(deadline) {
+		for _, p := range watch {
+			if p.exited() {
+				t.Fatalf("%s exited (%v) while waiting for %s; its output:\n%s", p.name, p.err, url, p.out)
+			}
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return body
+			}
+			last = fmt.Sprintf("status %d: %.200s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within %v (last: %s)", url, timeout, last)
+	return nil
+}
+
+// mpd is the part of a DASH MPD the tests read.
+type mpd struct {
+	Type    string `xml:"type,attr"`
+	Periods []struct {
+		AdaptationSets []struct {
+			ContentType     string `xml:"contentType,attr"`
+			MimeType        string `xml:"mimeType,attr"`
+			SegmentTemplate *struct {
+				Timeline []struct {
+					R int `xml:"r,attr"`
+				} `xml:"SegmentTimeline>S"`
+			} `xml:"SegmentTemplate"`
+			Representations []struct {
+				MimeType        string `xml:"mimeType,attr"`
+				SegmentTemplate *struct {
+					Timeline []struct {
+						R int `xml:"r,attr"`
+					} `xml:"SegmentTimeline>S"`
+				} `xml:"SegmentTemplate"`
+			} `xml:"Representation"`
+		} `xml:"AdaptationSet"`
+	} `xml:"Period"`
+}
+
+// videoSegments counts the segments the SegmentTimeline of the first video
+// adaptation set lists (S elements with their repeat counts).
+func videoSegments(body []byte) (int, error) {
+	var m mpd
+	if err := xml.Unmarshal(body, &m); err != nil {
+		return 0, err
+	}
+	for _, p := range m.Periods {
+		for _, as := range p.AdaptationSets {
+			video := as.ContentType == "video" || strings.HasPrefix(as.MimeType, "video/")
+			for _, r := range as.Representations {
+				video = video || strings.HasPrefix(r.MimeType, "video/")
+			}
+			if !video {
+				continue
+			}
+			tl := as.SegmentTemplate
+			if tl == nil && len(as.Representations) > 0 {
+				tl = as.Representations[0].SegmentTemplate
+			}
+			if tl == nil {
+				return 0, errors.New("video adaptation set without a SegmentTemplate")
+			}
+			n := 0
+			for _, s := range tl.Timeline {
+				n += 1 + max(s.R, 0)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("no video adaptation set")
+}
+
+// playResult is the JSON printed by web/test/play.mjs.
+type playResult struct {
+	Kind           string            `json:"kind"`
+	Page           string            `json:"page"`
+	OK             bool              `json:"ok"`
+	Failure        string            `json:"failure"`
+	StartupSeconds float64           `json:"startupSeconds"`
+	StartTime      float64           `json:"startTime"`
+	EndTime        float64           `json:"endTime"`
+	Advanced       float64           `json:"advanced"`
+	SampledSeconds float64           `json:"sampledSeconds"`
+	Stalls         int               `json:"stalls"`
+	WaitingEvents  int               `json:"waitingEvents"`
+	Errors         []json.RawMessage `json:"errors"`
+	Warnings       []json.RawMessage `json:"warnings"`
+	PageErrors     []string          `json:"pageErrors"`
+	Events         []json.RawMessage `json:"events"`
+	Width          int               `json:"width"`
+	Height         int               `json:"height"`
+	TotalFrames    int               `json:"totalFrames"`
+	DroppedFrames  int               `json:"droppedFrames"`
+	Bitrates       []int             `json:"bitrates"`
+	BufferMin      float64           `json:"bufferMin"`
+	BufferMax      float64           `json:"bufferMax"`
+	Latency        *float64          `json:"latency"`
+	Screenshot     string            `json:"screenshot"`
+}
+
+// summary is a one-line description of a play result for the test log.
+func (r playResult) summary() string {
+	lat := "-"
+	if r.Latency != nil {
+		lat = strconv.FormatFloat(*r.Latency, 'f', 2, 64)
+	}
+	return fmt.Sprintf("%s: ok=%v startup=%.1fs currentTime %.2f -> %.2f (advanced %.2f s in %.1f s) stalls=%d waiting=%d %dx%d frames=%d dropped=%d bitrates=%v buffer=[%.1f,%.1f] latency=%s errors=%d warnings=%d pageErrors=%d%s",
+		r.Kind, r.OK, r.StartupSeconds, r.StartTime, r.EndTime, r.Advanced, r.SampledSeconds, r.Stalls, r.WaitingEvents,
+		r.Width, r.Height, r.TotalFrames, r.DroppedFrames, r.Bitrates, r.BufferMin, r.BufferMax, lat,
+		len(r.Errors), len(r.Warnings), len(r.PageErrors), ifNotEmpty(" failure="+r.Failure, r.Failure))
+}
+
+func ifNotEmpty(s, cond string) string {
+	if cond == "" {
+		return ""
+	}
+	return s
+}
+
+// runPlay runs web/test/play.mjs for one player and returns its result. The
+// node process is bounded by a timeout of seconds + 120 s; the screenshot
+// goes to shot when it is not empty.
+func runPlay(t *testing.T, webDir, target, kind string, seconds, minAdvance int, shot string) playResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+120)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(webDir, "test", "play.mjs"), target, kind,
+		strconv.Itoa(seconds), strconv.Itoa(minAdvance))
+	cmd.Dir = webDir
+	cmd.Env = append(os.Environ(), "SLUICE_CHROMIUM="+chromiumPath(), "SLUICE_SCREENSHOT="+shot)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout bytes.Buffer
+	stderr := &tailBuffer{max: 32 << 10}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	// Chromium children may outlive node when it is killed: end the group.
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	var r playResult
+	line := strings.TrimSpace(stdout.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("play.mjs %s %s: %v after %v, no JSON result (%v)\nstdout:\n%s\nstderr:\n%s",
+			kind, target, runErr, time.Since(start).Round(time.Second), err, stdout.String(), stderr)
+	}
+	if s := stderr.String(); s != "" {
+		t.Logf("play.mjs %s stderr (tail):\n%s", kind, s)
+	}
+	return r
+}
+
+// checkPlay logs a play result in detail and fails the test when the player
+// failed, did not advance by minAdvance, or reported errors.
+func checkPlay(t *testing.T, r playResult, minAdvance float64) {
+	t.Helper()
+	t.Log(r.summary())
+	if r.Screenshot != "" {
+		t.Logf("%s screenshot: %s", r.Kind, r.Screenshot)
+	}
+	for _, e := range r.Errors {
+		t.Logf("%s player error: %s", r.Kind, e)
+	}
+	for i, w := range r.Warnings {
+		if i == 10 {
+			t.Logf("%s: %d more warnings", r.Kind, len(r.Warnings)-10)
+			break
+		}
+		t.Logf("%s player warning: %s", r.Kind, w)
+	}
+	for _, e := range r.PageErrors {
+		t.Logf("%s page error: %s", r.Kind, e)
+	}
+	if !r.OK || r.Advanced < minAdvance || len(r.Errors) > 0 {
+		var ev []string
+		for _, e := range r.Events {
+			ev = append(ev, string(e))
+		}
+		t.Errorf("%s playback failed: %s (advanced %.2f s, want >= %.0f; %d errors); player events: %s",
+			r.Kind, r.Failure, r.Advanced, minAdvance, len(r.Errors), strings.Join(ev, " "))
+	}
+}
