@@ -419,3 +419,66 @@ func checkPlay(t *testing.T, r playResult, minAdvance float64) {
 			r.Kind, r.Failure, r.Advanced, minAdvance, len(r.Errors), strings.Join(ev, " "))
 	}
 }
+
+// fixSmoothManifest works around ffmpeg's smoothstreaming muxer, whose
+// on-demand Manifest omits the start time of the first chunk (implying 0)
+// while the first fragment files start later (B-frame delay, AAC priming):
+// it adds t="<first start>" to the first <c> of each StreamIndex, taken from
+// the Fragments(<type>=<t>) file names.
+func fixSmoothManifest(t *testing.T, dir string) {
+	t.Helper()
+	first := map[string]int64{}
+	qls, err := filepath.Glob(filepath.Join(dir, "QualityLevels(*)", "Fragments(*)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range qls {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Fragments("), ")")
+		typ, ts, ok := strings.Cut(name, "=")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			continue
+		}
+		if cur, seen := first[typ]; !seen || v < cur {
+			first[typ] = v
+		}
+	}
+	path := filepath.Join(dir, "Manifest")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	var out strings.Builder
+	for {
+		i := strings.Index(s, "<StreamIndex ")
+		if i < 0 {
+			out.WriteString(s)
+			break
+		}
+		out.WriteString(s[:i])
+		s = s[i:]
+		typ := ""
+		if j := strings.Index(s, `Type="`); j >= 0 {
+			typ, _, _ = strings.Cut(s[j+6:], `"`)
+		}
+		if c := strings.Index(s, `<c n="0"`); c >= 0 {
+			if v, ok := first[typ]; ok && !strings.Contains(s[c:c+40], " t=") {
+				s = s[:c] + fmt.Sprintf(`<c n="0" t="%d"`, v) + s[c+len(`<c n="0"`):]
+			}
+		}
+		end := strings.Index(s, "</StreamIndex>")
+		if end < 0 {
+			out.WriteString(s)
+			break
+		}
+		out.WriteString(s[:end+len("</StreamIndex>")])
+		s = s[end+len("</StreamIndex>"):]
+	}
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,8 +13,8 @@
 // npm; web/node_modules is installed with `npm ci` when missing. The test
 // fails when a tool is missing; SLUICE_E2E_BROWSER=0 skips it.
 // SLUICE_E2E_BROWSER_STATIC=1 also runs TestBrowserStaticHarness, which
-// checks the harness itself against a DASH/HLS set written by ffmpeg and
-// served by a plain file server (no Sluice origin involved).
+// checks the harness itself against a DASH/HLS set and a Smooth set written by
+// ffmpeg and served by a plain file server (no Sluice origin involved).
 package e2e
 
 import (
@@ -161,7 +161,8 @@ func saveManifests(t *testing.T, base, dir, tag string) {
 
 // TestBrowserStaticHarness checks the browser harness itself (npm players,
 // the status page's /play page, play.mjs, Chromium) against an on-demand
-// DASH/HLS set written by ffmpeg and served by http.FileServer. It runs only
+// DASH/HLS set and a Smooth Streaming set written by ffmpeg and served by
+// http.FileServer. It runs only
 // with SLUICE_E2E_BROWSER_STATIC=1: it says nothing about the origin, but
 // tells a harness problem apart from an origin problem.
 func TestBrowserStaticHarness(t *testing.T) {
@@ -189,12 +190,24 @@ func TestBrowserStaticHarness(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg -f dash: %v\n%s", err, out)
 	}
+	smooth := filepath.Join(t.TempDir(), "smooth")
+	cmd = exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+		"-t", "24", "-map", "0:v", "-map", "1:a",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "800k",
+		"-c:a", "aac", "-b:a", "128k",
+		"-f", "smoothstreaming", "-min_frag_duration", "2000000", smooth+"/")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg -f smoothstreaming: %v\n%s", err, out)
+	}
+	fixSmoothManifest(t, smooth)
 	st, err := store.Open(t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/static/", http.StripPrefix("/static/", http.FileServer(http.Dir(media))))
+	mux.Handle("/smooth/", http.StripPrefix("/smooth/", http.FileServer(http.Dir(smooth))))
 	mux.Handle("/", webui.New(st, filepath.Join(webDir, "node_modules"), nil))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -202,6 +215,7 @@ func TestBrowserStaticHarness(t *testing.T) {
 	for _, kind := range []struct{ kind, manifest string }{
 		{"dash", "/static/manifest.mpd"},
 		{"hls", "/static/master.m3u8"},
+		{"mss", "/smooth/Manifest"},
 	} {
 		r := runPlay(t, webDir, srv.URL+kind.manifest, kind.kind, 10, 8, filepath.Join(art, "static-"+kind.kind+".png"))
 		checkPlay(t, r, 8)
