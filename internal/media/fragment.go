@@ -137,7 +137,7 @@ func (m *Moof) Normalize(fi FragInfo) ([]byte, error) {
 		changed = true
 	}
 	if tfxdOf(traf) == nil {
-		traf.Children = append(traf.Children, mp4.NewTfxdBox(uint64(fi.Start), fi.Duration))
+		traf.Children = append(traf.Children, newTfxd(uint64(fi.Start), fi.Duration))
 		changed = true
 	}
 	if !changed {
@@ -184,7 +184,17 @@ func (m *Moof) WithTfrf(next []TimeDur) ([]byte, error) {
 	for i, n := range next {
 		times[i], durs[i] = n.Time, n.Duration
 	}
-	kids = append(kids, mp4.NewTfrfBox(byte(len(next)), times, durs))
+	tfrf := mp4.NewTfrfBox(byte(len(next)), times, durs)
+	tfrf.Tfrf.Version = 1 // 64-bit times: epoch-anchored times overflow 32 bits
+	kids = append(kids, tfrf)
 	m.Traf.Children = kids
 	return m.encode()
+}
+
+// newTfxd returns a version 1 (64-bit) tfxd; mp4ff's constructor makes
+// version 0, which truncates epoch-anchored times.
+func newTfxd(t, d uint64) *mp4.UUIDBox {
+	b := mp4.NewTfxdBox(t, d)
+	b.Tfxd.Version = 1
+	return b
 }

@@ -378,6 +378,11 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if p.meta.Anchor.IsZero() && ref.Start >= 0 {
 		end := float64(ref.End()) / float64(t.Info.Timescale)
 		p.meta.Anchor = time.Now().UTC().Add(-time.Duration(end * float64(time.Second))).Truncate(time.Millisecond)
+		if d := p.meta.Anchor.Sub(time.Unix(0, 0)); d > -time.Minute && d < time.Minute {
+			// Epoch-anchored timestamps (redundant encoders, sluice push):
+			// media time zero is the Unix epoch, on every node alike.
+			p.meta.Anchor = time.Unix(0, 0).UTC()
+		}
 		if err := p.saveMeta(); err != nil {
 			return 0, err
 		}
