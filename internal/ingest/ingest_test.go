@@ -371,4 +371,3 @@ func TestPull(t *testing.T) {
 		t.Fatalf("StreamManifest: %s", sm)
 	}
 }
-
