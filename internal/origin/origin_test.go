@@ -1,0 +1,253 @@
+package origin_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/server"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+type env struct {
+	t   *testing.T
+	srv *server.Server
+	ts  *httptest.Server
+	cfg config.Config
+}
+
+func newEnv(t *testing.T, dir string) *env {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Data = dir
+	cfg.Points = []config.Point{{Name: "ch"}}
+	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &env{t: t, srv: srv, ts: ts, cfg: cfg}
+}
+
+// push ingests the fixture; live=true drops the final mfra so the
+// presentation stays live.
+func (e *env) push(live bool) {
+	e.t.Helper()
+	body, err := os.ReadFile("../media/testdata/small.ismv")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if live && bytes.HasSuffix(body, []byte{0, 0, 0, 8, 'm', 'f', 'r', 'a'}) {
+		body = body[:len(body)-8]
+	}
+	resp, err := http.Post(e.ts.URL+"/ch.isml/Streams(s)", "video/mp4", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("push: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
+func (e *env) get(path string, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.ts.URL+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func (e *env) view() store.View {
+	p, err := e.srv.Store.Point("ch")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p.View(0)
+}
+
+func TestManifestsLiveAndStatic(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir)
+	e.push(true)
+	for _, c := range []struct{ path, ctype, live string }{
+		{"/ch.isml/manifest.mpd", "application/dash+xml", `type="dynamic"`},
+		{"/ch.isml/Manifest", "text/xml; charset=utf-8", `IsLive="TRUE"`},
+		{"/ch.isml/master.m3u8", "application/vnd.apple.mpegurl", "#EXT-X-STREAM-INF"},
+	} {
+		resp, body := e.get(c.path)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.ctype {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if !bytes.Contains(body, []byte(c.live)) {
+			t.Errorf("%s live: missing %s in\n%s", c.path, c.live, body)
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=1" {
+			t.Errorf("%s live Cache-Control %q", c.path, cc)
+		}
+		etag := resp.Header.Get("ETag")
+		if etag == "" {
+			t.Fatalf("%s: no ETag", c.path)
+		}
+		if _, again := e.get(c.path); bytes.Equal(again, body) {
+			// Unchanged since: a conditional request is answered 304.
+			if r2, _ := e.get(c.path, "If-None-Match", etag); r2.StatusCode != http.StatusNotModified {
+				t.Errorf("%s: If-None-Match gave %d", c.path, r2.StatusCode)
+			}
+		}
+	}
+	id := e.view().Tracks[0].ID
+	_, media := e.get("/ch.isml/tracks/" + id + "/media.m3u8")
+	if bytes.Contains(media, []byte("ENDLIST")) {
+		t.Error("live HLS playlist has ENDLIST")
+	}
+	// The end of stream arrives (an empty mfra on the same stream): static.
+	resp, err := http.Post(e.ts.URL+"/ch.isml/Streams(s)", "", bytes.NewReader([]byte{0, 0, 0, 8, 'm', 'f', 'r', 'a'}))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("end: %v %v", err, resp)
+	}
+	check := func(e *env, when string) {
+		_, mpd := e.get("/ch.isml/manifest.mpd")
+		if !bytes.Contains(mpd, []byte(`type="static"`)) {
+			t.Errorf("%s: MPD not static:\n%s", when, mpd)
+		}
+		_, ss := e.get("/ch.isml/Manifest")
+		if bytes.Contains(ss, []byte("IsLive")) {
+			t.Errorf("%s: Smooth manifest still live", when)
+		}
+		r, media := e.get("/ch.isml/tracks/" + id + "/media.m3u8")
+		if !bytes.Contains(media, []byte("#EXT-X-ENDLIST")) {
+			t.Errorf("%s: no ENDLIST", when)
+		}
+		if cc := r.Header.Get("Cache-Control"); cc != "public, max-age=3600" {
+			t.Errorf("%s: static Cache-Control %q", when, cc)
+		}
+	}
+	check(e, "after the end")
+	// Live-to-VOD survives a restart: a new process over the same directory.
+	check(newEnv(t, dir), "after a restart")
+}
+
+func TestFragmentHeaders(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.push(false)
+	tv := e.view().Tracks[0]
+	f := tv.Frags[1]
+	path := "/ch.isml/tracks/" + tv.ID + "/" + strconv.FormatInt(f.Start, 10) + ".m4s"
+	resp, body := e.get(path)
+	if resp.StatusCode != 200 || int64(len(body)) != f.Size || !media.IsComplete(body) {
+		t.Fatalf("fragment: %d, %d bytes, want %d", resp.StatusCode, len(body), f.Size)
+	}
+	p, _ := e.srv.Store.Point("ch")
+	stored, _, _ := p.ReadFragment(tv.ID, f.Start)
+	if !bytes.Equal(stored, body) {
+		t.Fatal("served bytes differ from the stored fragment")
+	}
+	want := map[string]string{
+		"Cache-Control":                 "public, max-age=31536000, immutable",
+		"Content-Type":                  "video/mp4",
+		"Access-Control-Allow-Origin":   "*",
+		"Access-Control-Expose-Headers": "CMSD-Static, CMSD-Dynamic, ETag, Content-Length, Content-Range, Date, Age",
+		"Accept-Ranges":                 "bytes",
+	}
+	for k, v := range want {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	r, part := e.get(path, "Range", "bytes=8-107")
+	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(part, body[8:108]) {
+		t.Errorf("range: %d, %d bytes", r.StatusCode, len(part))
+	}
+	if r, _ := e.get(path, "If-None-Match", resp.Header.Get("ETag")); r.StatusCode != http.StatusNotModified {
+		t.Errorf("fragment If-None-Match: %d", r.StatusCode)
+	}
+	// Not yet available: 404 with a short lifetime.
+	r, _ = e.get("/ch.isml/tracks/" + tv.ID + "/999999999999.m4s")
+	if r.StatusCode != 404 || r.Header.Get("Cache-Control") != "public, max-age=1" {
+		t.Errorf("future fragment: %d %q", r.StatusCode, r.Header.Get("Cache-Control"))
+	}
+	// CORS preflight for CMCD request headers.
+	req, _ := http.NewRequest(http.MethodOptions, e.ts.URL+path, nil)
+	req.Header.Set("Origin", "http://player.example")
+	req.Header.Set("Access-Control-Request-Headers", "cmcd-request")
+	pre, err := http.DefaultClient.Do(req)
+	if err != nil || pre.StatusCode != http.StatusNoContent || !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "CMCD-Request") {
+		t.Errorf("preflight: %v %v", err, pre)
+	}
+	if r, _ := e.get("/ch.isml/tracks/" + tv.ID + "/init.mp4"); r.StatusCode != 200 || r.Header.Get("ETag") == "" {
+		t.Errorf("init: %d", r.StatusCode)
+	}
+	if r, _ := e.get("/nope.isml/manifest.mpd"); r.StatusCode != 404 {
+		t.Errorf("unknown point: %d", r.StatusCode)
+	}
+}
+
+// TestSmoothFragment: the Smooth URL serves the same samples with a tfxd and
+// a tfrf naming the next LookAhead fragments, and consistent data offsets.
+func TestSmoothFragment(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.push(false)
+	tv := e.view().Tracks[0]
+	f := tv.Frags[0]
+	resp, body := e.get("/ch.isml/QualityLevels(" + strconv.Itoa(tv.Info.Bitrate) + ")/Fragments(" + tv.Info.Name + "=" + strconv.FormatInt(f.Start, 10) + ")")
+	if resp.StatusCode != 200 || !media.IsComplete(body) {
+		t.Fatalf("smooth fragment: %d", resp.StatusCode)
+	}
+	n := binary.BigEndian.Uint32(body)
+	box, err := mp4.DecodeBoxSR(0, bits.NewFixedSliceReader(body[:n]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	traf := box.(*mp4.MoofBox).Traf
+	var tfxd *mp4.TfxdData
+	var tfrf *mp4.TfrfData
+	for _, c := range traf.Children {
+		if u, ok := c.(*mp4.UUIDBox); ok {
+			if u.Tfxd != nil {
+				tfxd = u.Tfxd
+			}
+			if u.Tfrf != nil {
+				tfrf = u.Tfrf
+			}
+		}
+	}
+	if tfxd == nil || int64(tfxd.FragmentAbsoluteTime) != f.Start {
+		t.Fatalf("tfxd %+v, want time %d", tfxd, f.Start)
+	}
+	if tfrf == nil || int(tfrf.FragmentCount) != e.cfg.LookAhead || int64(tfrf.FragmentAbsoluteTimes[0]) != tv.Frags[1].Start {
+		t.Fatalf("tfrf %+v, want the next %d fragments from %d", tfrf, e.cfg.LookAhead, tv.Frags[1].Start)
+	}
+	if got := traf.Trun.DataOffset; got != int32(n)+8 {
+		t.Fatalf("trun data offset %d, want %d (first byte of mdat payload)", got, n+8)
+	}
+	p, _ := e.srv.Store.Point("ch")
+	stored, _, _ := p.ReadFragment(tv.ID, f.Start)
+	_, off, _ := media.SplitFragment(stored)
+	if !bytes.Equal(stored[off:], body[n:]) {
+		t.Fatal("mdat differs from the stored fragment")
+	}
+	// Unknown bitrate or malformed URL: 404.
+	for _, u := range []string{"/ch.isml/QualityLevels(1)/Fragments(video=0)", "/ch.isml/QualityLevels(x)/Fragments(video=0)"} {
+		if r, _ := e.get(u); r.StatusCode != 404 {
+			t.Errorf("%s: %d", u, r.StatusCode)
+		}
+	}
+}
