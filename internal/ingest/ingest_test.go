@@ -371,3 +371,67 @@ func TestPull(t *testing.T) {
 		t.Fatalf("StreamManifest: %s", sm)
 	}
 }
+
+// TestExpectContinue: a refused push is answered before the encoder sends
+// its body, when it asks with Expect: 100-continue.
+func TestExpectContinue(t *testing.T) {
+	e := newEnv(t)
+	sent := false
+	body := io.MultiReader(bytes.NewReader(nil), readerFunc(func(p []byte) (int, error) {
+		sent = true
+		return 0, io.EOF
+	}))
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/nope.isml/Streams(s)", body)
+	req.ContentLength = -1
+	req.Header.Set("Expect", "100-continue")
+	tr := &http.Transport{ExpectContinueTimeout: 5e9}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || sent {
+		t.Fatalf("status %d, body sent %v", resp.StatusCode, sent)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestOnePostPerBitrate: ffmpeg with one output (one POST) per bitrate lands
+// in the same point as separate tracks.
+func TestOnePostPerBitrate(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	common := []string{"-c:v", "libx264", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "16k", "-avoid_negative_ts", "make_non_negative", "-f", "ismv", "-movflags", "isml+frag_keyframe"}
+	args := []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-t", "3", "-f", "lavfi", "-i", "testsrc2=size=128x72:rate=10", "-t", "3", "-f", "lavfi", "-i", "sine=sample_rate=8000"}
+	args = append(args, "-map", "0:v", "-map", "1:a", "-b:v", "60k")
+	args = append(args, common...)
+	// Audio rides with both bitrates (as Azure recommends for redundancy):
+	// the second copy is deduplicated.
+	args = append(args, filepath.Join(dir, "hi.ismv"), "-map", "0:v", "-map", "1:a", "-s", "64x36", "-b:v", "20k")
+	args = append(args, common...)
+	args = append(args, filepath.Join(dir, "lo.ismv"))
+	testmedia.Run(t, args)
+	for _, name := range []string{"hi", "lo"} {
+		if code, msg := e.post("/live.isml/Streams("+name+")", testmedia.ReadFile(t, filepath.Join(dir, name+".ismv")), nil); code != 200 {
+			t.Fatalf("%s: %d %s", name, code, msg)
+		}
+	}
+	v := e.view("live")
+	var videos []store.TrackView
+	for _, tr := range v.Tracks {
+		if tr.Info.Kind == "video" {
+			videos = append(videos, tr)
+		}
+	}
+	if len(v.Tracks) != 3 || len(videos) != 2 || videos[0].Info.Bitrate == videos[1].Info.Bitrate {
+		t.Fatalf("tracks: %+v", v.Tracks)
+	}
+	if a, b := videos[0].Frags, videos[1].Frags; len(a) != len(b) || a[0].Start != b[0].Start {
+		t.Errorf("bitrates not aligned: %d/%d fragments from %d/%d", len(a), len(b), a[0].Start, b[0].Start)
+	}
+}
