@@ -1,0 +1,151 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/media"
+)
+
+func fixture(t *testing.T) (*media.Header, []*media.Fragment) {
+	t.Helper()
+	body, err := os.ReadFile("../media/testdata/small.ismv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := media.NewStreamParser(bytes.NewReader(body), 1<<20, nil)
+	var frags []*media.Fragment
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			return p.Header(), frags
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == media.EventFragment {
+			frags = append(frags, ev.Fragment)
+		}
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func fill(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
+	t.Helper()
+	s, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Create("ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, frags := fixture(t)
+	ids, err := p.SetHeader("s", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frags {
+		if res, err := p.AddFragment(ids[f.Info.TrackID], f); err != nil || res != Added {
+			t.Fatalf("add: %v %v", res, err)
+		}
+	}
+	return s, p, ids, frags
+}
+
+func TestAddDedupAndReload(t *testing.T) {
+	dir := t.TempDir()
+	_, p, ids, frags := fill(t, dir)
+	f := frags[0]
+	if res, _ := p.AddFragment(ids[f.Info.TrackID], f); res != Duplicate {
+		t.Fatalf("same bytes: %v, want Duplicate", res)
+	}
+	changed := &media.Fragment{Info: f.Info, Data: append(append([]byte(nil), f.Data...), 0)}
+	if res, _ := p.AddFragment(ids[f.Info.TrackID], changed); res != Differs {
+		t.Fatalf("other bytes: %v, want Differs", res)
+	}
+	before := p.View(0)
+	// Leftovers of a crash: a temporary file and a torn fragment file.
+	tdir := filepath.Join(dir, "ch", "t", ids[f.Info.TrackID])
+	os.WriteFile(filepath.Join(tdir, ".tmp-123"), []byte("partial"), 0o644)
+	os.WriteFile(filepath.Join(tdir, "999999999.m4s"), f.Data[:len(f.Data)/2], 0o644)
+
+	s2, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s2.Point("ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := p2.View(0)
+	if len(after.Tracks) != len(before.Tracks) {
+		t.Fatalf("tracks %d after reload, %d before", len(after.Tracks), len(before.Tracks))
+	}
+	for i := range before.Tracks {
+		a, b := before.Tracks[i].Frags, after.Tracks[i].Frags
+		if len(a) != len(b) {
+			t.Fatalf("track %s: %d fragments after reload, %d before", before.Tracks[i].ID, len(b), len(a))
+		}
+		for j := range a {
+			if a[j] != b[j] {
+				t.Fatalf("fragment %d: %+v vs %+v", j, a[j], b[j])
+			}
+		}
+	}
+	for _, n := range []string{".tmp-123", "999999999.m4s"} {
+		if _, err := os.Stat(filepath.Join(tdir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s survived recovery", n)
+		}
+	}
+	if _, err := s2.Point("../etc"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("path traversal name: %v", err)
+	}
+}
+
+func TestWindowAndPrune(t *testing.T) {
+	_, p, _, _ := fill(t, t.TempDir())
+	all := p.View(0)
+	tv := all.Tracks[0]
+	n := len(tv.Frags)
+	if n < 5 {
+		t.Fatalf("fixture too short: %d fragments", n)
+	}
+	d := time.Duration(tv.Seconds(int64(tv.Frags[0].Duration)) * float64(time.Second))
+	w := p.View(2 * d)
+	if got := len(w.Tracks[0].Frags); got != 2 {
+		t.Fatalf("window of 2 fragments holds %d", got)
+	}
+	if w.Tracks[0].First != int64(n-2) {
+		t.Fatalf("First %d, want %d", w.Tracks[0].First, n-2)
+	}
+	pruned, err := p.Prune(3 * d)
+	if err != nil || pruned == 0 {
+		t.Fatalf("prune: %d %v", pruned, err)
+	}
+	after := p.View(0).Tracks[0]
+	if len(after.Frags) != 3 || after.First != int64(n-3) {
+		t.Fatalf("after prune: %d fragments, First %d", len(after.Frags), after.First)
+	}
+	if _, _, err := p.ReadFragment(tv.ID, tv.Frags[0].Start); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("pruned fragment still readable: %v", err)
+	}
+}
+
+func TestConfigChangeRefused(t *testing.T) {
+	_, p, _, _ := fill(t, t.TempDir())
+	h, _ := fixture(t)
+	h2 := *h
+	h2.Tracks = append([]media.TrackInfo(nil), h.Tracks...)
+	h2.Tracks[0].ConfigHash = "different"
+	if _, err := p.SetHeader("s", &h2); !errors.Is(err, media.ErrConfigChanged) {
+		t.Fatalf("changed config: %v", err)
+	}
+}
