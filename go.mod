@@ -7,6 +7,7 @@ require github.com/Eyevinn/mp4ff v0.56.0
 require (
 	github.com/Eyevinn/dash-mpd v0.17.0 // indirect
 	github.com/Eyevinn/hls-m3u8 v0.6.5 // indirect
+	github.com/barkimedes/go-deepcopy v0.0.0-20220514131651-17c30cfc62df // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect

@@ -1,0 +1,237 @@
+package manifest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// Segment template URLs, relative to /<pp>.isml/manifest.mpd.
+const (
+	dashInit  = "tracks/$RepresentationID$/init.mp4"
+	dashMedia = "tracks/$RepresentationID$/$Time$.m4s"
+)
+
+// dateTime is the xs:dateTime layout of DASH times (UTC, milliseconds).
+const dateTime = "2006-01-02T15:04:05.000Z07:00"
+
+// utcTimingDirect is the UTCTiming scheme whose value carries the time
+// itself, so that players need no time server (the network is closed).
+const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
+
+// DASH renders the MPD (/<pp>.isml/manifest.mpd) with github.com/Eyevinn/dash-mpd.
+//
+// One Period (id "0", start PT0S) holds one AdaptationSet per kind, language
+// (audio and text) and codec family (avc, hevc, mp4a, ...: representations of
+// one set must be switchable), with one Representation per track (id =
+// TrackView.ID) that has listable fragments. Segments are addressed with a
+// SegmentTemplate ($RepresentationID$ and $Time$) and a SegmentTimeline with
+// S@t on the first S and after every gap and S@r for runs of equal duration;
+// the template sits on the AdaptationSet when all its representations share
+// one timeline, else on each Representation.
+//
+// Live: type="dynamic", availabilityStartTime = Meta.Anchor (media time zero;
+// Options.Now while no anchor is set), publishTime and a direct UTCTiming =
+// Options.Now, minimumUpdatePeriod = FragmentDuration,
+// suggestedPresentationDelay = 3 fragments, timeShiftBufferDepth = the DVR
+// window. Static: type="static", mediaPresentationDuration = the span of the
+// listed fragments, and presentationTimeOffset = the earliest listed start,
+// so that the presentation starts at 0 however far into the channel the
+// listed fragments lie. With no fragment to list, the error wraps ErrEmpty.
+func DASH(v store.View, o Options) ([]byte, error) {
+	live := Live(v)
+	frag := FragmentDuration(v)
+	longest := maxFragment(v.Tracks)
+	if longest == 0 {
+		longest = frag
+	}
+	var m *mpd.MPD
+	if live {
+		m = mpd.NewMPD(mpd.DYNAMIC_TYPE)
+		anchor := v.Meta.Anchor
+		if anchor.IsZero() {
+			anchor = o.Now
+		}
+		m.AvailabilityStartTime = mpd.DateTime(anchor.UTC().Format(dateTime))
+		m.PublishTime = mpd.DateTime(o.Now.UTC().Format(dateTime))
+		m.MinimumUpdatePeriod = durPtr(frag)
+		m.TimeShiftBufferDepth = durPtr(dvrWindow(v, o))
+		m.SuggestedPresentationDelay = durPtr(3 * frag)
+	} else {
+		m = mpd.NewMPD(mpd.STATIC_TYPE)
+	}
+	m.Profiles = mpd.PROFILE_LIVE
+	m.MinBufferTime = durPtr(longest)
+	m.MaxSegmentDuration = durPtr(longest)
+
+	p := mpd.NewPeriod()
+	p.Id = "0"
+	p.Start = durPtr(0)
+	m.AppendPeriod(p)
+
+	// Static presentations start at the earliest listed fragment.
+	var origin float64
+	if from, to, ok := span(v.Tracks); ok && !live {
+		origin = from
+		m.MediaPresentationDuration = durPtr(time.Duration((to - from) * float64(time.Second)))
+	} else if !live {
+		m.MediaPresentationDuration = durPtr(0)
+	}
+
+	for _, set := range dashSets(v) {
+		as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, origin)
+		if as != nil {
+			p.AppendAdaptationSet(as)
+		}
+	}
+	if len(p.AdaptationSets) == 0 {
+		return nil, fmt.Errorf("dash manifest: %w", ErrEmpty)
+	}
+	if live {
+		m.UTCTimings = append(m.UTCTimings, mpd.NewDescriptor(utcTimingDirect, o.Now.UTC().Format(dateTime), ""))
+	}
+	out, err := m.WriteToString("  ", true)
+	if err != nil {
+		return nil, fmt.Errorf("dash manifest: %w", err)
+	}
+	return []byte(out + "\n"), nil
+}
+
+func durPtr(d time.Duration) *mpd.Duration {
+	x := mpd.Duration(d.Round(time.Millisecond))
+	return &x
+}
+
+// dashSet is the tracks of one AdaptationSet.
+type dashSet struct {
+	kind, lang string
+	tracks     []store.TrackView
+}
+
+// codecFamily names the codec of a sample entry, so that AVC and HEVC (or
+// AAC and AC-3) renditions land in different AdaptationSets.
+func codecFamily(sampleEntry string) string {
+	switch sampleEntry {
+	case "avc1", "avc3":
+		return "avc"
+	case "hvc1", "hev1":
+		return "hevc"
+	}
+	return sampleEntry
+}
+
+// dashSets groups the tracks into AdaptationSets, in View order.
+func dashSets(v store.View) []*dashSet {
+	var out []*dashSet
+	idx := map[string]*dashSet{}
+	for _, t := range v.Tracks {
+		switch t.Info.Kind {
+		case "video", "audio", "text":
+		default:
+			continue
+		}
+		lang := t.Info.Language
+		if t.Info.Kind == "video" {
+			lang = ""
+		}
+		key := t.Info.Kind + "\x00" + lang + "\x00" + codecFamily(t.Info.SampleEntry)
+		s := idx[key]
+		if s == nil {
+			s = &dashSet{kind: t.Info.Kind, lang: lang}
+			idx[key] = s
+			out = append(out, s)
+		}
+		s.tracks = append(s.tracks, t)
+	}
+	return out
+}
+
+// dashAdaptationSet renders one AdaptationSet, or nil when none of its
+// tracks has listable fragments. origin is the presentation start of a static
+// presentation in seconds (its presentationTimeOffset).
+func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64) *mpd.AdaptationSetType {
+	type rep struct {
+		t  store.TrackView
+		fs []store.FragRef
+	}
+	var reps []rep
+	for _, t := range s.tracks {
+		if fs, _ := listable(t); len(fs) > 0 && t.Info.Timescale > 0 {
+			reps = append(reps, rep{t, fs})
+		}
+	}
+	if len(reps) == 0 {
+		return nil
+	}
+	mime := map[string]string{"video": mpd.MIME_TYPE_VIDEO_MP4, "audio": mpd.MIME_TYPE_AUDIO_MP4, "text": "application/mp4"}[s.kind]
+	as := mpd.NewAdaptationSetWithParams(s.kind, mime, true, 1)
+	as.Id = &id
+	as.Lang = s.lang
+	shared := true
+	for _, r := range reps[1:] {
+		if r.t.Info.Timescale != reps[0].t.Info.Timescale || !sameTimeline(r.fs, reps[0].fs) {
+			shared = false
+		}
+	}
+	if shared {
+		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, live, origin)
+	}
+	for _, r := range reps {
+		ti := r.t.Info
+		bw := ti.Bitrate
+		if bw <= 0 {
+			_, bw = bitrates(r.t, r.fs)
+		}
+		var x *mpd.RepresentationType
+		switch s.kind {
+		case "video":
+			x = mpd.NewVideoRepresentation(r.t.ID, ti.Codec, "", "", bw, ti.Width, ti.Height)
+			as.MaxWidth = max(as.MaxWidth, uint32(ti.Width))
+			as.MaxHeight = max(as.MaxHeight, uint32(ti.Height))
+		case "audio":
+			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
+			if ti.SampleRate > 0 {
+				x.AudioSamplingRate = mpd.Ptr(mpd.UIntVectorType(strconv.Itoa(ti.SampleRate)))
+			}
+			if ti.Channels > 0 {
+				x.AudioChannelConfigurations = append(x.AudioChannelConfigurations,
+					mpd.NewDescriptor(mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH, strconv.Itoa(ti.Channels), ""))
+			}
+		default:
+			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
+		}
+		if !shared {
+			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, live, origin)
+		}
+		as.AppendRepresentation(x)
+	}
+	return as
+}
+
+// dashTemplate renders the SegmentTemplate and SegmentTimeline of a track.
+func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin float64) *mpd.SegmentTemplateType {
+	st := mpd.NewSegmentTemplate()
+	st.Initialization = dashInit
+	st.Media = dashMedia
+	st.Timescale = mpd.Ptr(timescale)
+	if !live {
+		if pto := uint64(math.Round(origin * float64(timescale))); pto > 0 {
+			st.PresentationTimeOffset = &pto
+		}
+	}
+	tl := mpd.NewSegmentTimeline()
+	for _, r := range runs(fs) {
+		s := &mpd.S{D: r.d, R: r.n - 1}
+		if r.gap {
+			s.T = mpd.Ptr(uint64(r.start))
+		}
+		tl.S = append(tl.S, s)
+	}
+	st.SegmentTimeline = tl
+	return st
+}

@@ -1,0 +1,204 @@
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// The HLS playlists are written as plain text rather than with
+// github.com/Eyevinn/hls-m3u8 (which the tests use to re-parse them): its
+// master writer sorts EXT-X-MEDIA renditions by group, name and language, so
+// the rendition order (and which one comes first, with DEFAULT=YES) would
+// not follow the View; it writes EXT-X-PROGRAM-DATE-TIME with a variable
+// number of decimals (RFC 3339 nano); and its ring-buffer media playlist
+// (window, capacity, pooled segments, auto target duration) is ceremony for
+// a stateless renderer that already knows every segment.
+
+// hlsVersion is EXT-X-VERSION: fMP4 segments with EXT-X-MAP need 6 or more.
+const hlsVersion = 7
+
+// pdtLayout is the EXT-X-PROGRAM-DATE-TIME layout (UTC, milliseconds).
+const pdtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// mediaPlaylist is the URI of a track's media playlist relative to the master.
+func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
+
+// HLSMaster renders the master (multivariant) playlist
+// (/<pp>.isml/master.m3u8): every audio track as an EXT-X-MEDIA rendition of
+// group "audio" (the first, highest-bitrate one DEFAULT=YES) and one
+// EXT-X-STREAM-INF per video track, pointing at tracks/<id>/media.m3u8.
+// BANDWIDTH is the peak and AVERAGE-BANDWIDTH the declared bit rate of the
+// video track plus the highest of the audio tracks (the peak is the larger
+// of the declared bit rate and the highest bit rate of a listed fragment);
+// CODECS lists the video codec and every audio codec of the group. A
+// presentation without video gets one EXT-X-STREAM-INF per audio track
+// instead (so several languages of an audio-only presentation become
+// variants, not renditions). Text tracks are not announced. Without any
+// audio or video track the error wraps ErrEmpty; tracks whose media playlists
+// are still empty are announced all the same.
+func HLSMaster(v store.View, o Options) ([]byte, error) {
+	var video, audio []store.TrackView
+	for _, t := range v.Tracks {
+		switch t.Info.Kind {
+		case "video":
+			video = append(video, t)
+		case "audio":
+			audio = append(audio, t)
+		}
+	}
+	if len(video)+len(audio) == 0 {
+		return nil, fmt.Errorf("hls master playlist: %w", ErrEmpty)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", hlsVersion)
+	if len(video) == 0 {
+		for _, a := range audio {
+			avg, peak := hlsBitrates(a)
+			writeStreamInf(&b, peak, avg, a.Info.Codec, "", "", mediaPlaylist(a.ID))
+		}
+		return b.Bytes(), nil
+	}
+	var audioAvg, audioPeak int
+	var audioCodecs []string
+	for i, a := range audio {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=%s", quote(a.ID))
+		if a.Info.Language != "" {
+			fmt.Fprintf(&b, ",LANGUAGE=%s", quote(a.Info.Language))
+		}
+		fmt.Fprintf(&b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
+		if a.Info.Channels > 0 {
+			fmt.Fprintf(&b, ",CHANNELS=\"%d\"", a.Info.Channels)
+		}
+		fmt.Fprintf(&b, ",URI=%s\n", quote(mediaPlaylist(a.ID)))
+		avg, peak := hlsBitrates(a)
+		audioAvg, audioPeak = max(audioAvg, avg), max(audioPeak, peak)
+		if c := a.Info.Codec; c != "" && !contains(audioCodecs, c) {
+			audioCodecs = append(audioCodecs, c)
+		}
+	}
+	group := ""
+	if len(audio) > 0 {
+		group = "audio"
+	}
+	for _, t := range video {
+		avg, peak := hlsBitrates(t)
+		codecs := append([]string{t.Info.Codec}, audioCodecs...)
+		res := ""
+		if t.Info.Width > 0 && t.Info.Height > 0 {
+			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
+		}
+		writeStreamInf(&b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, mediaPlaylist(t.ID))
+	}
+	return b.Bytes(), nil
+}
+
+func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, uri string) {
+	fmt.Fprintf(b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", peak)
+	if avg > 0 {
+		fmt.Fprintf(b, ",AVERAGE-BANDWIDTH=%d", avg)
+	}
+	if codecs != "" {
+		fmt.Fprintf(b, ",CODECS=%s", quote(codecs))
+	}
+	if res != "" {
+		fmt.Fprintf(b, ",RESOLUTION=%s", res)
+	}
+	if audio != "" {
+		fmt.Fprintf(b, ",AUDIO=%s", quote(audio))
+	}
+	b.WriteString("\n" + uri + "\n")
+}
+
+// hlsBitrates returns the average (declared, else measured) and peak bit
+// rate of a track.
+func hlsBitrates(t store.TrackView) (avg, peak int) {
+	fs, _ := listable(t)
+	mavg, mpeak := bitrates(t, fs)
+	avg = t.Info.Bitrate
+	if avg <= 0 {
+		avg = mavg
+	}
+	return avg, max(avg, mpeak)
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// quote renders an HLS quoted-string (which cannot contain '"', CR or LF).
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(s) + `"`
+}
+
+// HLSMedia renders the media playlist of one track
+// (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
+// directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listable
+// fragment. EXT-X-MEDIA-SEQUENCE is the sequence number of the first listed
+// fragment (TrackView.First, plus any skipped negative-start fragments);
+// EXT-X-TARGETDURATION is the longest listed fragment rounded up; EXTINF has
+// at least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + start) is on
+// the first segment and on each one after a gap, which is marked with
+// EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist when the track has
+// ended or the presentation is static; on-demand assets are
+// EXT-X-PLAYLIST-TYPE:VOD. An unknown track gives an error wrapping
+// store.ErrNotFound.
+func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
+	t, ok := v.Track(trackID)
+	if !ok {
+		return nil, fmt.Errorf("hls media playlist: track %q: %w", trackID, store.ErrNotFound)
+	}
+	if t.Info.Timescale == 0 {
+		return nil, fmt.Errorf("hls media playlist: track %q has timescale 0", trackID)
+	}
+	fs, seq := listable(t)
+	ts := uint64(t.Info.Timescale)
+	var longest uint64
+	for _, f := range fs {
+		longest = max(longest, f.Duration)
+	}
+	target := max((longest+ts-1)/ts, 1)
+
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", hlsVersion)
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
+	if v.Meta.VOD {
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	}
+	b.WriteString("#EXT-X-MAP:URI=\"init.mp4\"\n")
+	for i, f := range fs {
+		gap := i > 0 && f.Start != fs[i-1].End()
+		if gap {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if (i == 0 || gap) && !v.Meta.Anchor.IsZero() {
+			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale))
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
+		}
+		fmt.Fprintf(&b, "#EXTINF:%s,\n%d.m4s\n", extinf(f.Duration, t.Info.Timescale), f.Start)
+	}
+	if t.Ended || !Live(v) {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return b.Bytes(), nil
+}
+
+// extinf formats a duration in seconds with 3 to 6 decimals (exact for
+// millisecond durations, precise enough for AAC frame multiples that
+// accumulated rounding does not drift over a long DVR window).
+func extinf(d uint64, timescale uint32) string {
+	s := strconv.FormatFloat(toDuration(int64(d), timescale).Seconds(), 'f', 6, 64)
+	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 4 {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,589 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/Eyevinn/hls-m3u8/m3u8"
+
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var anchor = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+const mss = 10_000_000 // Smooth timescale
+
+func videoTrack(id string, bitrate, w, h int, ts uint32) store.TrackView {
+	return store.TrackView{ID: id, Stream: "s1", Info: media.TrackInfo{
+		TrackID: 1, Kind: "video", Timescale: ts, SampleEntry: "avc1", Codec: "avc1.64001F", FourCC: "H264",
+		CodecPrivateData: "000000016764001FACD9", Bitrate: bitrate, Width: w, Height: h, Name: "video",
+	}}
+}
+
+func audioTrack(id string, bitrate int, ts uint32, lang string) store.TrackView {
+	return store.TrackView{ID: id, Stream: "s1", Info: media.TrackInfo{
+		TrackID: 2, Kind: "audio", Timescale: ts, SampleEntry: "mp4a", Codec: "mp4a.40.2", FourCC: "AACL",
+		CodecPrivateData: "1190", Bitrate: bitrate, SampleRate: 48000, Channels: 2, BitsPerSample: 16,
+		Language: lang, Name: "audio",
+	}}
+}
+
+// frags appends fragments of the given durations, contiguous from start.
+func frags(fs []store.FragRef, start int64, size int64, durs ...uint64) []store.FragRef {
+	for _, d := range durs {
+		fs = append(fs, store.FragRef{Start: start, Duration: d, Size: size, Key: true})
+		start += int64(d)
+	}
+	return fs
+}
+
+func repeat(d uint64, n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func with(t store.TrackView, first int64, fs []store.FragRef) store.TrackView {
+	t.First, t.Frags = first, fs
+	return t
+}
+
+// liveView: two video tracks and one audio track, 1000 s into a channel,
+// with 500 fragments pruned before the window.
+func liveView() store.View {
+	v1 := with(videoTrack("video_3000000", 3000000, 1280, 720, mss), 500,
+		frags(nil, 1000*mss, 750000, repeat(2*mss, 8)...))
+	v2 := with(videoTrack("video_1500000", 1500000, 854, 480, mss), 500,
+		frags(nil, 1000*mss, 375000, repeat(2*mss, 8)...))
+	a := with(audioTrack("audio_128000", 128000, mss, ""), 500,
+		frags(nil, 1000*mss, 32000, 20053333, 20053333, 19893334, 20053333, 20053333, 19893334, 20053333, 20053333))
+	return store.View{Name: "live", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{v1, v2, a}}
+}
+
+// endedView: liveView after every track ended (live-to-VOD).
+func endedView() store.View {
+	v := liveView()
+	for i := range v.Tracks {
+		v.Tracks[i].Ended = true
+	}
+	v.Ended = true
+	return v
+}
+
+// negativeView: the start of an ffmpeg ismv push whose first audio
+// fragment has a negative (priming) start time.
+func negativeView() store.View {
+	vt := with(videoTrack("video_1000000", 1000000, 640, 360, mss), 0,
+		frags(nil, 0, 250000, repeat(2*mss, 5)...))
+	a := with(audioTrack("audio_128000", 128000, mss, "eng"), 0,
+		frags(nil, -213333, 32000, 20213333, 20053333, 19946667, 20053333, 19946667))
+	return store.View{Name: "neg", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{vt, a}}
+}
+
+// vodView: an imported CMAF asset (90 kHz video, 48 kHz audio whose
+// fragments are whole AAC frames, a TTML text track).
+func vodView() store.View {
+	v1 := with(videoTrack("video_2000000", 2000000, 1920, 1080, 90000), 0,
+		frags(nil, 0, 500000, 180000, 180000, 180000, 180000, 180000, 90000))
+	v2 := with(videoTrack("video_800000", 800000, 960, 540, 90000), 0,
+		frags(nil, 0, 200000, 180000, 180000, 180000, 180000, 180000, 90000))
+	a := with(audioTrack("audio_eng_96000", 96000, 48000, "eng"), 0,
+		frags(nil, 0, 24000, 96256, 96256, 95232, 96256, 96256, 95232, 49152))
+	txt := store.TrackView{ID: "subtitles_eng_1000", Stream: "s1", First: 0, Info: media.TrackInfo{
+		TrackID: 3, Kind: "text", Timescale: 1000, SampleEntry: "stpp", Codec: "stpp", Bitrate: 1000,
+		Language: "eng", Name: "subtitles",
+	}, Frags: frags(nil, 0, 800, repeat(2000, 5)...)}
+	for _, t := range []*store.TrackView{&v1, &v2, &a, &txt} {
+		t.Ended = true
+	}
+	return store.View{Name: "vod", Meta: store.PointMeta{Anchor: anchor, VOD: true, Created: anchor},
+		Tracks: []store.TrackView{v1, v2, a, txt}, Ended: true}
+}
+
+// gapView: a live channel whose top video rendition and audio lost a
+// fragment each (encoder hiccup); the other rendition did not.
+func gapView() store.View {
+	fs := frags(nil, 100*mss, 750000, repeat(2*mss, 3)...)
+	fs = frags(fs, 108*mss, 750000, repeat(2*mss, 4)...) // 106 s missing
+	v1 := with(videoTrack("video_3000000", 3000000, 1280, 720, mss), 50, fs)
+	v2 := with(videoTrack("video_1500000", 1500000, 854, 480, mss), 50,
+		frags(nil, 100*mss, 375000, repeat(2*mss, 8)...))
+	as := frags(nil, 100*mss, 32000, repeat(2*mss, 2)...)
+	as = frags(as, 106*mss, 32000, repeat(2*mss, 5)...)
+	a := with(audioTrack("audio_128000", 128000, mss, ""), 50, as)
+	return store.View{Name: "gap", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{v1, v2, a}}
+}
+
+// audioOnlyView: a live radio channel in two languages, one of which ended.
+func audioOnlyView() store.View {
+	en := with(audioTrack("audio_eng_128000", 128000, 48000, "eng"), 7,
+		frags(nil, 48000*20, 30000, repeat(96000, 6)...))
+	fr := with(audioTrack("audio_fra_64000", 64000, 48000, "fra"), 7,
+		frags(nil, 48000*20, 15000, repeat(96000, 4)...))
+	fr.Ended = true
+	return store.View{Name: "radio", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{en, fr}}
+}
+
+type testCase struct {
+	name string
+	view store.View
+	opts Options
+}
+
+func cases() []testCase {
+	now := anchor.Add(1016*time.Second + 500*time.Millisecond)
+	return []testCase{
+		{"live", liveView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
+		{"ended", endedView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
+		{"negative", negativeView(), Options{Now: anchor.Add(10 * time.Second), DVRWindow: time.Minute, LookAhead: 2}},
+		{"vod", vodView(), Options{Now: now}},
+		{"gap", gapView(), Options{Now: anchor.Add(116 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
+		{"audioonly", audioOnlyView(), Options{Now: anchor.Add(33 * time.Second), LookAhead: 2}},
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file (go test -update rewrites it)\n--- got ---\n%s", path, got)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range cases() {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Smooth(tc.view, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name+".ismc", b)
+			checkSmooth(t, tc.view, tc.opts, b)
+
+			b, err = DASH(tc.view, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name+".mpd", b)
+			checkDASH(t, tc.view, b)
+
+			b, err = HLSMaster(tc.view, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name+".master.m3u8", b)
+			checkHLSMaster(t, tc.view, b)
+
+			for _, tr := range tc.view.Tracks {
+				b, err := HLSMedia(tc.view, tr.ID, tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tc.name+"."+tr.ID+".m3u8", b)
+				checkHLSMedia(t, tc.view, tr, b)
+			}
+
+			// Deterministic: the same inputs give the same bytes.
+			again, _ := DASH(tc.view, tc.opts)
+			if want, _ := DASH(tc.view, tc.opts); !bytes.Equal(again, want) {
+				t.Error("DASH output is not deterministic")
+			}
+		})
+	}
+}
+
+// Smooth manifest as a client reads it.
+type parsedSmooth struct {
+	MajorVersion    int    `xml:"MajorVersion,attr"`
+	MinorVersion    int    `xml:"MinorVersion,attr"`
+	Duration        uint64 `xml:"Duration,attr"`
+	IsLive          string `xml:"IsLive,attr"`
+	LookAhead       *int   `xml:"LookAheadFragmentCount,attr"`
+	DVRWindowLength uint64 `xml:"DVRWindowLength,attr"`
+	Streams         []struct {
+		Type      string `xml:"Type,attr"`
+		Name      string `xml:"Name,attr"`
+		Chunks    int    `xml:"Chunks,attr"`
+		Url       string `xml:"Url,attr"`
+		TimeScale uint32 `xml:"TimeScale,attr"`
+		Levels    []struct {
+			Index   int `xml:"Index,attr"`
+			Bitrate int `xml:"Bitrate,attr"`
+		} `xml:"QualityLevel"`
+		C []struct {
+			T *uint64 `xml:"t,attr"`
+			D uint64  `xml:"d,attr"`
+			R int     `xml:"r,attr"`
+		} `xml:"c"`
+	} `xml:"StreamIndex"`
+}
+
+// checkSmooth re-parses a Smooth manifest with encoding/xml and checks its
+// timeline the way dash.js expands it (r is a total count).
+func checkSmooth(t *testing.T, v store.View, o Options, b []byte) {
+	t.Helper()
+	var m parsedSmooth
+	if err := xml.Unmarshal(b, &m); err != nil {
+		t.Fatalf("smooth: %v", err)
+	}
+	if m.MajorVersion != 2 || m.MinorVersion != 2 {
+		t.Errorf("smooth: version %d.%d", m.MajorVersion, m.MinorVersion)
+	}
+	live := Live(v)
+	if live != (m.IsLive == "TRUE") || (live && (m.Duration != 0 || m.DVRWindowLength == 0 || m.LookAhead == nil)) ||
+		(!live && m.Duration == 0) {
+		t.Errorf("smooth: live %v but IsLive=%q Duration=%d DVRWindowLength=%d", live, m.IsLive, m.Duration, m.DVRWindowLength)
+	}
+	for _, s := range m.Streams {
+		if !strings.Contains(s.Url, "{bitrate}") || !strings.Contains(s.Url, "("+s.Name+"={start time})") {
+			t.Errorf("smooth: Url %q", s.Url)
+		}
+		if len(s.C) == 0 || s.C[0].T == nil {
+			t.Fatalf("smooth %s: first c without t", s.Name)
+		}
+		// Expand the timeline.
+		var starts []int64
+		var tm uint64
+		for _, c := range s.C {
+			if c.T != nil {
+				tm = *c.T
+			}
+			if c.D == 0 {
+				t.Errorf("smooth %s: c without d", s.Name)
+			}
+			for range max(c.R, 1) {
+				starts = append(starts, int64(tm))
+				tm += c.D
+			}
+		}
+		if len(starts) != s.Chunks {
+			t.Errorf("smooth %s: Chunks=%d but %d fragments", s.Name, s.Chunks, len(starts))
+		}
+		// It is the listable timeline of the first track of the group,
+		// minus the look-ahead while live.
+		var ref store.TrackView
+		for _, tr := range v.Tracks {
+			if tr.Info.Name == s.Name && tr.Info.Bitrate == s.Levels[0].Bitrate {
+				ref = tr
+				break
+			}
+		}
+		fs, _ := listable(ref)
+		if live && !ref.Ended {
+			fs = fs[:len(fs)-o.LookAhead]
+		}
+		if len(fs) != len(starts) {
+			t.Fatalf("smooth %s: %d fragments listed, want %d", s.Name, len(starts), len(fs))
+		}
+		for i := range fs {
+			if fs[i].Start != starts[i] {
+				t.Errorf("smooth %s: fragment %d at %d, want %d", s.Name, i, starts[i], fs[i].Start)
+			}
+		}
+	}
+}
+
+// checkDASH re-parses an MPD with dash-mpd and checks every
+// representation's timeline against the track.
+func checkDASH(t *testing.T, v store.View, b []byte) {
+	t.Helper()
+	m, err := mpd.ReadFromString(string(b))
+	if err != nil {
+		t.Fatalf("dash: %v", err)
+	}
+	wantType := "static"
+	if Live(v) {
+		wantType = "dynamic"
+		if m.AvailabilityStartTime == "" || m.MinimumUpdatePeriod == nil || m.TimeShiftBufferDepth == nil ||
+			len(m.UTCTimings) != 1 || m.UTCTimings[0].SchemeIdUri != utcTimingDirect {
+			t.Error("dash: dynamic MPD lacks availabilityStartTime, minimumUpdatePeriod, timeShiftBufferDepth or UTCTiming")
+		}
+	} else if m.MediaPresentationDuration == nil || m.MinimumUpdatePeriod != nil {
+		t.Error("dash: static MPD needs mediaPresentationDuration and no minimumUpdatePeriod")
+	}
+	if m.GetType() != wantType {
+		t.Errorf("dash: type %s, want %s", m.GetType(), wantType)
+	}
+	if len(m.Periods) != 1 || m.Periods[0].Id != "0" || m.Periods[0].Start == nil || *m.Periods[0].Start != 0 {
+		t.Fatal("dash: want one Period id 0 start PT0S")
+	}
+	n := 0
+	for _, as := range m.Periods[0].AdaptationSets {
+		for _, r := range as.Representations {
+			n++
+			tr, ok := v.Track(r.Id)
+			if !ok {
+				t.Fatalf("dash: representation %q is no track", r.Id)
+			}
+			st := r.GetSegmentTemplate()
+			if st == nil || st.SegmentTimeline == nil {
+				t.Fatalf("dash %s: no SegmentTemplate with SegmentTimeline", r.Id)
+			}
+			if st.GetTimescale() != tr.Info.Timescale {
+				t.Errorf("dash %s: timescale %d", r.Id, st.GetTimescale())
+			}
+			if init, _ := r.GetInit(); init != "tracks/"+tr.ID+"/init.mp4" {
+				t.Errorf("dash %s: init %q", r.Id, init)
+			}
+			var starts []int64
+			var tm uint64
+			for i, s := range st.SegmentTimeline.S {
+				if s.T != nil {
+					tm = *s.T
+				} else if i == 0 {
+					t.Errorf("dash %s: first S without t", r.Id)
+				}
+				for range s.R + 1 {
+					starts = append(starts, int64(tm))
+					tm += s.D
+				}
+			}
+			fs, _ := listable(tr)
+			if len(fs) != len(starts) {
+				t.Fatalf("dash %s: %d segments, want %d", r.Id, len(starts), len(fs))
+			}
+			for i := range fs {
+				if fs[i].Start != starts[i] {
+					t.Errorf("dash %s: segment %d at %d, want %d", r.Id, i, starts[i], fs[i].Start)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("dash: no representation")
+	}
+}
+
+func checkHLSMaster(t *testing.T, v store.View, b []byte) {
+	t.Helper()
+	p, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil || typ != m3u8.MASTER {
+		t.Fatalf("hls master: %v (type %v)", err, typ)
+	}
+	mp := p.(*m3u8.MasterPlaylist)
+	if mp.Version() != 7 || !mp.IndependentSegments() {
+		t.Errorf("hls master: version %d, independent segments %v", mp.Version(), mp.IndependentSegments())
+	}
+	for _, vr := range mp.Variants {
+		id := strings.TrimSuffix(strings.TrimPrefix(vr.URI, "tracks/"), "/media.m3u8")
+		if _, ok := v.Track(id); !ok {
+			t.Errorf("hls master: variant %q is no track", vr.URI)
+		}
+		if vr.Bandwidth == 0 || vr.AverageBandwidth > vr.Bandwidth || vr.Codecs == "" {
+			t.Errorf("hls master: variant %q BANDWIDTH=%d AVERAGE-BANDWIDTH=%d CODECS=%q",
+				vr.URI, vr.Bandwidth, vr.AverageBandwidth, vr.Codecs)
+		}
+	}
+	if len(mp.Variants) == 0 {
+		t.Error("hls master: no variant")
+	}
+}
+
+func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
+	t.Helper()
+	p, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil || typ != m3u8.MEDIA {
+		t.Fatalf("hls media %s: %v (type %v)", tr.ID, err, typ)
+	}
+	mp := p.(*m3u8.MediaPlaylist)
+	fs, seq := listable(tr)
+	if mp.SeqNo != uint64(seq) {
+		t.Errorf("hls media %s: media sequence %d, want %d", tr.ID, mp.SeqNo, seq)
+	}
+	if mp.Map == nil || mp.Map.URI != "init.mp4" {
+		t.Errorf("hls media %s: EXT-X-MAP %+v", tr.ID, mp.Map)
+	}
+	if want := tr.Ended || !Live(v); mp.Closed != want {
+		t.Errorf("hls media %s: ENDLIST %v, want %v", tr.ID, mp.Closed, want)
+	}
+	segs := mp.GetAllSegments()
+	if len(segs) != len(fs) {
+		t.Fatalf("hls media %s: %d segments, want %d", tr.ID, len(segs), len(fs))
+	}
+	for i, s := range segs {
+		if s.URI != strconv.FormatInt(fs[i].Start, 10)+".m4s" {
+			t.Errorf("hls media %s: segment %d URI %q", tr.ID, i, s.URI)
+		}
+		if s.Duration > float64(mp.TargetDuration) {
+			t.Errorf("hls media %s: EXTINF %f above target %d", tr.ID, s.Duration, mp.TargetDuration)
+		}
+		gap := i > 0 && fs[i].Start != fs[i-1].End()
+		if s.Discontinuity != gap {
+			t.Errorf("hls media %s: segment %d discontinuity %v, want %v", tr.ID, i, s.Discontinuity, gap)
+		}
+		if (i == 0 || gap) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale))) {
+			t.Errorf("hls media %s: segment %d program date time %v", tr.ID, i, s.ProgramDateTime)
+		}
+	}
+}
+
+func TestHLSMediaUnknownTrack(t *testing.T) {
+	_, err := HLSMedia(liveView(), "nope", Options{Now: anchor})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("err = %v, want store.ErrNotFound", err)
+	}
+}
+
+func TestLive(t *testing.T) {
+	for _, tc := range []struct {
+		v    store.View
+		want bool
+	}{
+		{liveView(), true},
+		{endedView(), false},
+		{vodView(), false},
+		{store.View{Meta: store.PointMeta{VOD: true}}, false},
+		{store.View{}, true},
+	} {
+		if got := Live(tc.v); got != tc.want {
+			t.Errorf("Live(%s ended=%v vod=%v) = %v", tc.v.Name, tc.v.Ended, tc.v.Meta.VOD, got)
+		}
+	}
+}
+
+// TestSmoothHoldback: the live edge is held back by LookAhead fragments,
+// and not at all once the presentation is static.
+func TestSmoothHoldback(t *testing.T) {
+	count := func(v store.View, la int) int {
+		b, err := Smooth(v, Options{Now: anchor, DVRWindow: time.Minute, LookAhead: la})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m parsedSmooth
+		if err := xml.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Streams[0].Chunks
+	}
+	for la, want := range []int{8, 7, 6, 5} {
+		if got := count(liveView(), la); got != want {
+			t.Errorf("live, look-ahead %d: %d fragments, want %d", la, got, want)
+		}
+	}
+	if got := count(endedView(), 2); got != 8 {
+		t.Errorf("ended: %d fragments, want 8", got)
+	}
+	if got := count(liveView(), -1); got != 8 {
+		t.Errorf("negative look-ahead: %d fragments, want 8", got)
+	}
+	// Everything held back: nothing to show, which the origin answers 404.
+	if b, err := Smooth(liveView(), Options{Now: anchor, LookAhead: 8}); !errors.Is(err, ErrEmpty) {
+		t.Errorf("all held back: err = %v, manifest:\n%s", err, b)
+	}
+}
+
+// TestEmpty: a channel before its first listable fragment gives ErrEmpty
+// (a store.ErrNotFound), not a manifest players would choke on.
+func TestEmpty(t *testing.T) {
+	v := negativeView()
+	v.Tracks[0].Frags = nil                   // video: nothing yet
+	v.Tracks[1].Frags = v.Tracks[1].Frags[:1] // audio: only the priming fragment
+	o := Options{Now: anchor, LookAhead: 2}
+	for name, f := range map[string]func(store.View, Options) ([]byte, error){"smooth": Smooth, "dash": DASH} {
+		if _, err := f(v, o); !errors.Is(err, ErrEmpty) || !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if _, err := HLSMaster(store.View{}, o); !errors.Is(err, ErrEmpty) {
+		t.Errorf("hls master: err = %v", err)
+	}
+	// Media playlists may be empty while live.
+	b, err := HLSMedia(v, "audio_128000", o)
+	if err != nil || !bytes.Contains(b, []byte("#EXT-X-MEDIA-SEQUENCE:1\n")) || bytes.Contains(b, []byte("EXTINF")) {
+		t.Errorf("hls media: err = %v\n%s", err, b)
+	}
+}
+
+// TestSmoothAmbiguous: two tracks with the same name and bitrate cannot both
+// have Smooth URLs; the first in View order keeps them. Languages get
+// StreamIndexes of their own.
+func TestSmoothAmbiguous(t *testing.T) {
+	v := audioOnlyView()
+	v.Tracks = append(v.Tracks, with(audioTrack("audio_deu_64000", 64000, 48000, "deu"), 7,
+		frags(nil, 48000*20, 15000, repeat(96000, 6)...)))
+	b, err := Smooth(v, Options{Now: anchor, LookAhead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m parsedSmooth
+	if err := xml.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Streams) != 2 || bytes.Contains(b, []byte(`"deu"`)) {
+		t.Errorf("want eng and fra StreamIndexes only:\n%s", b)
+	}
+	// DASH has no such restriction.
+	b, _ = DASH(v, Options{Now: anchor})
+	if !bytes.Contains(b, []byte(`id="audio_deu_64000"`)) {
+		t.Errorf("dash lacks audio_deu_64000:\n%s", b)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	fs := frags(nil, 0, 1, 10, 10, 10, 20)
+	fs = frags(fs, 100, 1, 20, 20)
+	got := runs(fs)
+	want := []run{{0, 10, 3, true}, {30, 20, 1, false}, {100, 20, 2, true}}
+	if len(got) != len(want) {
+		t.Fatalf("runs = %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("run %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestTimeConversions(t *testing.T) {
+	// A year into a 10 MHz timeline does not overflow.
+	x := int64(365*24*3600) * mss
+	if got := toDuration(x, mss); got != 365*24*time.Hour {
+		t.Errorf("toDuration = %v", got)
+	}
+	if got := rescale(uint64(x)/mss*90000, 90000, mss); got != uint64(x) {
+		t.Errorf("rescale = %d", got)
+	}
+	for in, want := range map[uint64]string{180000: "2.000", 96256: "2.005333", 90001: "1.000011"} {
+		ts := uint32(90000)
+		if in == 96256 {
+			ts = 48000
+		}
+		if got := extinf(in, ts); got != want {
+			t.Errorf("extinf(%d) = %s, want %s", in, got, want)
+		}
+	}
+	if got := FragmentDuration(store.View{}); got != 2*time.Second {
+		t.Errorf("FragmentDuration(empty) = %v", got)
+	}
+	if got := FragmentDuration(liveView()); got != 2005333300*time.Nanosecond {
+		t.Errorf("FragmentDuration(live) = %v", got)
+	}
+}
