@@ -1,0 +1,542 @@
+package player
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The subset of an MPD (ISO/IEC 23009-1) that a segment-fetching player
+// needs. encoding/xml matches local names, so the MPD namespace is accepted
+// whatever its prefix.
+type mpdXML struct {
+	Type                       string          `xml:"type,attr"`
+	AvailabilityStartTime      string          `xml:"availabilityStartTime,attr"`
+	MediaPresentationDuration  string          `xml:"mediaPresentationDuration,attr"`
+	MinimumUpdatePeriod        string          `xml:"minimumUpdatePeriod,attr"`
+	TimeShiftBufferDepth       string          `xml:"timeShiftBufferDepth,attr"`
+	SuggestedPresentationDelay string          `xml:"suggestedPresentationDelay,attr"`
+	BaseURL                    []string        `xml:"BaseURL"`
+	Location                   []string        `xml:"Location"`
+	Periods                    []periodXML     `xml:"Period"`
+	UTCTiming                  []descriptorXML `xml:"UTCTiming"`
+}
+
+type descriptorXML struct {
+	SchemeIDURI string `xml:"schemeIdUri,attr"`
+	Value       string `xml:"value,attr"`
+}
+
+type periodXML struct {
+	ID              string             `xml:"id,attr"`
+	Start           string             `xml:"start,attr"`
+	Duration        string             `xml:"duration,attr"`
+	BaseURL         []string           `xml:"BaseURL"`
+	SegmentTemplate *segTemplateXML    `xml:"SegmentTemplate"`
+	AdaptationSets  []adaptationSetXML `xml:"AdaptationSet"`
+}
+
+type adaptationSetXML struct {
+	ContentType     string              `xml:"contentType,attr"`
+	MimeType        string              `xml:"mimeType,attr"`
+	Codecs          string              `xml:"codecs,attr"`
+	Lang            string              `xml:"lang,attr"`
+	Width           int                 `xml:"width,attr"`
+	Height          int                 `xml:"height,attr"`
+	BaseURL         []string            `xml:"BaseURL"`
+	SegmentTemplate *segTemplateXML     `xml:"SegmentTemplate"`
+	Representations []representationXML `xml:"Representation"`
+}
+
+type representationXML struct {
+	ID              string          `xml:"id,attr"`
+	Bandwidth       int64           `xml:"bandwidth,attr"`
+	Codecs          string          `xml:"codecs,attr"`
+	MimeType        string          `xml:"mimeType,attr"`
+	Width           int             `xml:"width,attr"`
+	Height          int             `xml:"height,attr"`
+	BaseURL         []string        `xml:"BaseURL"`
+	SegmentTemplate *segTemplateXML `xml:"SegmentTemplate"`
+}
+
+type segTemplateXML struct {
+	Timescale              *uint64      `xml:"timescale,attr"`
+	Duration               *uint64      `xml:"duration,attr"`
+	StartNumber            *uint64      `xml:"startNumber,attr"`
+	PresentationTimeOffset *uint64      `xml:"presentationTimeOffset,attr"`
+	Initialization         string       `xml:"initialization,attr"`
+	Media                  string       `xml:"media,attr"`
+	Timeline               *timelineXML `xml:"SegmentTimeline"`
+}
+
+type timelineXML struct {
+	S []sXML `xml:"S"`
+}
+
+type sXML struct {
+	T *uint64 `xml:"t,attr"`
+	D uint64  `xml:"d,attr"`
+	R int64   `xml:"r,attr"`
+}
+
+// merge returns the template inherited from parent with the attributes set
+// on child taking precedence (ISO/IEC 23009-1 5.3.9.2 inheritance).
+func (child *segTemplateXML) merge(parent *segTemplateXML) *segTemplateXML {
+	if child == nil {
+		return parent
+	}
+	if parent == nil {
+		return child
+	}
+	m := *parent
+	if child.Timescale != nil {
+		m.Timescale = child.Timescale
+	}
+	if child.Duration != nil {
+		m.Duration = child.Duration
+	}
+	if child.StartNumber != nil {
+		m.StartNumber = child.StartNumber
+	}
+	if child.PresentationTimeOffset != nil {
+		m.PresentationTimeOffset = child.PresentationTimeOffset
+	}
+	if child.Initialization != "" {
+		m.Initialization = child.Initialization
+	}
+	if child.Media != "" {
+		m.Media = child.Media
+	}
+	if child.Timeline != nil {
+		m.Timeline = child.Timeline
+	}
+	return &m
+}
+
+// dashInfo is what a DASH load yields besides the presentation: where to
+// reload from and how to learn the server's clock.
+type dashInfo struct {
+	location  string          // MPD.Location, if any
+	utcTiming []descriptorXML // UTCTiming descriptors
+	ast       time.Time       // availabilityStartTime
+}
+
+// maxGenerated bounds the segments a $Number$/@duration template lists.
+const maxGenerated = 2000
+
+// parseMPD builds a Presentation from an MPD. now returns the wall clock
+// corrected by the server's clock offset; it is used for templates whose
+// segments follow from the clock (@duration, and S@r="-1" in a dynamic MPD).
+func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Presentation, dashInfo, error) {
+	var m mpdXML
+	if err := xml.Unmarshal(data, &m); err != nil {
+		return nil, dashInfo{}, fmt.Errorf("parse MPD: %w", err)
+	}
+	info := dashInfo{utcTiming: m.UTCTiming}
+	if len(m.Location) > 0 {
+		info.location = strings.TrimSpace(m.Location[0])
+	}
+	if len(m.Periods) == 0 {
+		return nil, info, errors.New("MPD has no Period")
+	}
+	p := &Presentation{Format: FormatDASH, byTime: true}
+	p.Live = m.Type == "dynamic"
+	var err error
+	if p.UpdatePeriod, err = parseISODuration(m.MinimumUpdatePeriod); err != nil {
+		return nil, info, fmt.Errorf("MPD@minimumUpdatePeriod: %w", err)
+	}
+	if p.LiveDelay, err = parseISODuration(m.SuggestedPresentationDelay); err != nil {
+		return nil, info, fmt.Errorf("MPD@suggestedPresentationDelay: %w", err)
+	}
+	tsbd, err := parseISODuration(m.TimeShiftBufferDepth)
+	if err != nil {
+		return nil, info, fmt.Errorf("MPD@timeShiftBufferDepth: %w", err)
+	}
+	mpdDur, err := parseISODuration(m.MediaPresentationDuration)
+	if err != nil {
+		return nil, info, fmt.Errorf("MPD@mediaPresentationDuration: %w", err)
+	}
+	if m.AvailabilityStartTime != "" {
+		if info.ast, err = parseXSDateTime(m.AvailabilityStartTime); err != nil {
+			return nil, info, fmt.Errorf("MPD@availabilityStartTime: %w", err)
+		}
+	}
+	if p.Live && info.ast.IsZero() {
+		return nil, info, errors.New("dynamic MPD without availabilityStartTime")
+	}
+
+	// A static presentation plays from its first Period; a live one from
+	// its last, where the live edge is. Multi-period playback (ad breaks)
+	// is beyond this player.
+	pi := 0
+	if p.Live {
+		pi = len(m.Periods) - 1
+	}
+	per := m.Periods[pi]
+	perStart, err := parseISODuration(per.Start)
+	if err != nil {
+		return nil, info, fmt.Errorf("Period@start: %w", err)
+	}
+	perDur, err := parseISODuration(per.Duration)
+	if err != nil {
+		return nil, info, fmt.Errorf("Period@duration: %w", err)
+	}
+	if perDur == 0 && mpdDur > 0 {
+		perDur = mpdDur - perStart
+	}
+	base := manifestURL
+	if base, err = withBaseURL(base, m.BaseURL); err != nil {
+		return nil, info, err
+	}
+	if base, err = withBaseURL(base, per.BaseURL); err != nil {
+		return nil, info, err
+	}
+	pc := periodCtx{
+		live: p.Live, start: perStart, dur: perDur, tsbd: tsbd, ast: info.ast, now: now,
+	}
+	for _, as := range per.AdaptationSets {
+		kind := adaptationKind(as)
+		if kind == "" || p.Stream(kind) != nil {
+			continue // text, images, or a second set of a kind already chosen
+		}
+		asBase, err := withBaseURL(base, as.BaseURL)
+		if err != nil {
+			return nil, info, err
+		}
+		st := &Stream{Kind: kind}
+		for _, rep := range as.Representations {
+			r, err := pc.rendition(asBase, per.SegmentTemplate, as, rep)
+			if err != nil {
+				return nil, info, fmt.Errorf("Representation %q: %w", rep.ID, err)
+			}
+			st.Renditions = append(st.Renditions, r)
+		}
+		if len(st.Renditions) == 0 {
+			continue
+		}
+		st.sortByBitrate()
+		if kind == KindVideo {
+			p.Video = st
+		} else {
+			p.Audio = st
+		}
+	}
+	if p.Video == nil && p.Audio == nil {
+		return nil, info, errors.New("MPD has no video or audio AdaptationSet")
+	}
+	if p.Live && p.UpdatePeriod <= 0 {
+		p.UpdatePeriod = p.lastSegmentDuration(now())
+	}
+	return p, info, nil
+}
+
+// lastSegmentDuration is the duration of the newest segment of the first
+// stream, a sensible reload period when the manifest gives none.
+func (p *Presentation) lastSegmentDuration(now time.Time) time.Duration {
+	for _, st := range []*Stream{p.Video, p.Audio} {
+		if st == nil || len(st.Renditions) == 0 {
+			continue
+		}
+		segs := st.Renditions[0].Segments(now)
+		if len(segs) > 0 {
+			return segs[len(segs)-1].Dur
+		}
+	}
+	return 2 * time.Second
+}
+
+func withBaseURL(base *url.URL, baseURLs []string) (*url.URL, error) {
+	if len(baseURLs) == 0 || strings.TrimSpace(baseURLs[0]) == "" {
+		return base, nil
+	}
+	return resolve(base, baseURLs[0])
+}
+
+func adaptationKind(as adaptationSetXML) Kind {
+	for _, s := range []string{as.ContentType, as.MimeType, firstRepAttr(as, func(r representationXML) string { return r.MimeType })} {
+		switch {
+		case s == "video" || strings.HasPrefix(s, "video/"):
+			return KindVideo
+		case s == "audio" || strings.HasPrefix(s, "audio/"):
+			return KindAudio
+		case s != "":
+			return ""
+		}
+	}
+	codecs := as.Codecs
+	if codecs == "" {
+		codecs = firstRepAttr(as, func(r representationXML) string { return r.Codecs })
+	}
+	return kindFromCodecs(codecs)
+}
+
+func firstRepAttr(as adaptationSetXML, f func(representationXML) string) string {
+	if len(as.Representations) == 0 {
+		return ""
+	}
+	return f(as.Representations[0])
+}
+
+// kindFromCodecs guesses a media kind from an RFC 6381 codecs string.
+func kindFromCodecs(codecs string) Kind {
+	c := strings.ToLower(codecs)
+	for _, v := range []string{"avc", "hvc", "hev", "av01", "vp09", "vp8", "dvh", "dvav"} {
+		if strings.HasPrefix(c, v) {
+			return KindVideo
+		}
+	}
+	for _, a := range []string{"mp4a", "ac-3", "ec-3", "ac-4", "opus", "flac", "dtsc"} {
+		if strings.HasPrefix(c, a) {
+			return KindAudio
+		}
+	}
+	return ""
+}
+
+// periodCtx carries what every Representation of a Period needs.
+type periodCtx struct {
+	live  bool
+	start time.Duration // Period@start
+	dur   time.Duration // Period duration, 0 if unknown
+	tsbd  time.Duration
+	ast   time.Time
+	now   func() time.Time
+}
+
+func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptationSetXML, rep representationXML) (*Rendition, error) {
+	r := &Rendition{
+		ID: rep.ID, Bitrate: rep.Bandwidth, Codecs: rep.Codecs, Width: rep.Width, Height: rep.Height,
+		Loaded: true, Ended: !pc.live,
+	}
+	if r.Codecs == "" {
+		r.Codecs = as.Codecs
+	}
+	if r.Width == 0 {
+		r.Width, r.Height = as.Width, as.Height
+	}
+	repBase, err := withBaseURL(base, rep.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := rep.SegmentTemplate.merge(as.SegmentTemplate.merge(perTmpl))
+	if tmpl == nil || tmpl.Media == "" {
+		return nil, errors.New("no SegmentTemplate with @media (SegmentBase and SegmentList are not supported)")
+	}
+	ts := uint64(1)
+	if tmpl.Timescale != nil && *tmpl.Timescale > 0 {
+		ts = *tmpl.Timescale
+	}
+	startNumber := int64(1)
+	if tmpl.StartNumber != nil {
+		startNumber = int64(*tmpl.StartNumber)
+	}
+	var pto int64
+	if tmpl.PresentationTimeOffset != nil {
+		pto = int64(*tmpl.PresentationTimeOffset)
+	}
+	if tmpl.Initialization != "" {
+		u, err := resolve(repBase, expandTemplate(tmpl.Initialization, rep.ID, rep.Bandwidth, 0, 0))
+		if err != nil {
+			return nil, fmt.Errorf("initialization: %w", err)
+		}
+		r.Init = &Segment{URL: u.String()}
+	}
+	mk := func(number, t int64, d uint64) (Segment, error) {
+		u, err := resolve(repBase, expandTemplate(tmpl.Media, rep.ID, rep.Bandwidth, number, t))
+		if err != nil {
+			return Segment{}, fmt.Errorf("media: %w", err)
+		}
+		return Segment{
+			URL: u.String(), Seq: number,
+			Start: pc.start + ticks(t-pto, ts), Dur: ticks(int64(d), ts),
+		}, nil
+	}
+	switch {
+	case tmpl.Timeline != nil:
+		r.segments, err = pc.timeline(tmpl.Timeline.S, ts, pto, startNumber, mk)
+		if err != nil {
+			return nil, err
+		}
+	case tmpl.Duration != nil && *tmpl.Duration > 0:
+		d := *tmpl.Duration
+		segDur := ticks(int64(d), ts)
+		gen := func(now time.Time) []Segment {
+			first, count := pc.numberRange(segDur, now)
+			out := make([]Segment, 0, count)
+			for k := first; k < first+count; k++ {
+				s, err := mk(startNumber+k, pto+k*int64(d), d)
+				if err != nil {
+					return out
+				}
+				out = append(out, s)
+			}
+			return out
+		}
+		if pc.live {
+			r.gen = gen
+		} else {
+			r.segments = gen(pc.now())
+		}
+		// Check the template once so that a bad one fails the load.
+		if _, err := mk(startNumber, pto, d); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("SegmentTemplate has neither SegmentTimeline nor @duration")
+	}
+	return r, nil
+}
+
+// numberRange says which segments k (0-based from startNumber) of a
+// @duration template exist: all of the period when static, those whose end
+// has passed (within timeShiftBufferDepth) when dynamic.
+func (pc periodCtx) numberRange(segDur time.Duration, now time.Time) (first, count int64) {
+	if segDur <= 0 {
+		return 0, 0
+	}
+	var total int64 = -1
+	if pc.dur > 0 {
+		total = int64((pc.dur + segDur - 1) / segDur)
+	}
+	if !pc.live {
+		if total < 0 {
+			return 0, 0 // a static MPD must say how long it is
+		}
+		return 0, min(total, maxGenerated)
+	}
+	elapsed := now.Sub(pc.ast) - pc.start
+	if elapsed <= 0 {
+		return 0, 0
+	}
+	last := int64(elapsed / segDur) // segments [0, last) have ended
+	if total >= 0 && last > total {
+		last = total
+	}
+	first = 0
+	window := int64(maxGenerated)
+	if pc.tsbd > 0 {
+		window = min(window, int64(pc.tsbd/segDur)+1)
+	}
+	if last-first > window {
+		first = last - window
+	}
+	return first, last - first
+}
+
+// timeline expands a SegmentTimeline. S@r="-1" repeats up to the next S@t,
+// the end of the Period, or (dynamic) the live edge.
+func (pc periodCtx) timeline(ss []sXML, ts uint64, pto, startNumber int64, mk func(number, t int64, d uint64) (Segment, error)) ([]Segment, error) {
+	var out []Segment
+	var t int64
+	number := startNumber
+	for i, s := range ss {
+		if s.T != nil {
+			t = int64(*s.T)
+		}
+		if s.D == 0 {
+			return nil, fmt.Errorf("S[%d] has d=0", i)
+		}
+		count := s.R + 1
+		if s.R < 0 {
+			var end int64 = -1
+			switch {
+			case i+1 < len(ss) && ss[i+1].T != nil:
+				end = int64(*ss[i+1].T)
+			case pc.live:
+				edge := pc.now().Sub(pc.ast) - pc.start
+				end = pto + int64(edge.Seconds()*float64(ts))
+			case pc.dur > 0:
+				end = pto + int64(pc.dur.Seconds()*float64(ts))
+			}
+			if end < 0 {
+				return nil, fmt.Errorf("S[%d]@r=-1 with no end", i)
+			}
+			count = (end - t) / int64(s.D)
+		}
+		if count > maxGenerated {
+			count = maxGenerated
+		}
+		for range count {
+			seg, err := mk(number, t, s.D)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, seg)
+			t += int64(s.D)
+			number++
+		}
+	}
+	if len(out) > maxGenerated {
+		out = out[len(out)-maxGenerated:]
+	}
+	return out, nil
+}
+
+// expandTemplate substitutes $RepresentationID$, $Number$, $Time$,
+// $Bandwidth$ (each with an optional printf width such as %05d) and $$ in a
+// SegmentTemplate attribute (ISO/IEC 23009-1 5.3.9.4.4). An unknown
+// identifier is left as it is.
+func expandTemplate(tmpl, repID string, bandwidth, number, t int64) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '$')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		j := strings.IndexByte(tmpl[i+1:], '$')
+		if j < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		ident := tmpl[i+1 : i+1+j]
+		tmpl = tmpl[i+j+2:]
+		name, format, _ := strings.Cut(ident, "%")
+		var v int64
+		switch name {
+		case "":
+			b.WriteByte('$')
+			continue
+		case "RepresentationID":
+			b.WriteString(repID)
+			continue
+		case "Number", "SubNumber":
+			v = number
+		case "Time":
+			v = t
+		case "Bandwidth":
+			v = bandwidth
+		default:
+			b.WriteString("$" + ident + "$")
+			continue
+		}
+		if format == "" || !validWidth(format) {
+			b.WriteString(strconv.FormatInt(v, 10))
+		} else {
+			b.WriteString(fmt.Sprintf("%"+format, v))
+		}
+	}
+}
+
+// validWidth accepts the printf formats the DASH spec allows: %0[width]d
+// (and x/X, which some packagers use).
+func validWidth(f string) bool {
+	if len(f) < 2 {
+		return false
+	}
+	last := f[len(f)-1]
+	if last != 'd' && last != 'x' && last != 'X' {
+		return false
+	}
+	for _, c := range f[:len(f)-1] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,375 @@
+package player
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// hlsVariant is one EXT-X-STREAM-INF of a master playlist.
+type hlsVariant struct {
+	uri        string // resolved
+	bandwidth  int64
+	codecs     string
+	width      int
+	height     int
+	audioGroup string
+}
+
+// hlsRendition is one EXT-X-MEDIA of a master playlist.
+type hlsRendition struct {
+	typ     string
+	groupID string
+	name    string
+	lang    string
+	def     bool
+	uri     string // resolved; empty when the rendition is muxed into the variants
+}
+
+// hlsMaster is a parsed master (multivariant) playlist.
+type hlsMaster struct {
+	variants []hlsVariant
+	media    []hlsRendition
+}
+
+// hlsMedia is a parsed media playlist.
+type hlsMedia struct {
+	targetDuration time.Duration
+	mediaSequence  int64
+	ended          bool // EXT-X-ENDLIST, or PLAYLIST-TYPE:VOD
+	holdBack       time.Duration
+	init           *Segment
+	segments       []Segment
+}
+
+// isMasterPlaylist tells a master playlist from a media playlist.
+func isMasterPlaylist(data []byte) bool {
+	return bytes.Contains(data, []byte("#EXT-X-STREAM-INF"))
+}
+
+func hlsLines(data []byte) (*bufio.Scanner, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	if !sc.Scan() || !strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "\ufeff"), "#EXTM3U") {
+		return nil, errors.New("playlist does not start with #EXTM3U")
+	}
+	return sc, nil
+}
+
+// parseMasterPlaylist parses a master playlist (RFC 8216 4.3.4).
+func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
+	sc, err := hlsLines(data)
+	if err != nil {
+		return nil, err
+	}
+	m := &hlsMaster{}
+	var pending *hlsVariant
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-STREAM-INF:"))
+			v := hlsVariant{codecs: attrs["CODECS"], audioGroup: attrs["AUDIO"]}
+			v.bandwidth, _ = strconv.ParseInt(attrs["BANDWIDTH"], 10, 64)
+			if res := attrs["RESOLUTION"]; res != "" {
+				w, h, _ := strings.Cut(strings.ToLower(res), "x")
+				v.width, _ = strconv.Atoi(w)
+				v.height, _ = strconv.Atoi(h)
+			}
+			pending = &v
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
+			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-MEDIA:"))
+			r := hlsRendition{
+				typ: attrs["TYPE"], groupID: attrs["GROUP-ID"], name: attrs["NAME"],
+				lang: attrs["LANGUAGE"], def: attrs["DEFAULT"] == "YES",
+			}
+			if u := attrs["URI"]; u != "" {
+				ru, err := resolve(base, u)
+				if err != nil {
+					return nil, fmt.Errorf("EXT-X-MEDIA URI: %w", err)
+				}
+				r.uri = ru.String()
+			}
+			m.media = append(m.media, r)
+		case strings.HasPrefix(line, "#"):
+		default:
+			if pending == nil {
+				continue
+			}
+			u, err := resolve(base, line)
+			if err != nil {
+				return nil, fmt.Errorf("variant URI: %w", err)
+			}
+			pending.uri = u.String()
+			m.variants = append(m.variants, *pending)
+			pending = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read master playlist: %w", err)
+	}
+	if len(m.variants) == 0 {
+		return nil, errors.New("master playlist has no variant")
+	}
+	return m, nil
+}
+
+// parseMediaPlaylist parses a media playlist (RFC 8216 4.3.2, 4.3.3).
+func parseMediaPlaylist(data []byte, base *url.URL) (*hlsMedia, error) {
+	sc, err := hlsLines(data)
+	if err != nil {
+		return nil, err
+	}
+	m := &hlsMedia{}
+	var (
+		dur       time.Duration
+		haveInf   bool
+		rng       string
+		start     time.Duration
+		seqSet    bool
+		lastURI   string
+		nextOff   int64
+		byteRange string
+	)
+	seq := int64(0)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
+			v, err := strconv.ParseFloat(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"), 64)
+			if err != nil {
+				return nil, fmt.Errorf("EXT-X-TARGETDURATION: %w", err)
+			}
+			m.targetDuration = time.Duration(v * float64(time.Second))
+		case strings.HasPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"):
+			v, err := strconv.ParseInt(strings.TrimPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("EXT-X-MEDIA-SEQUENCE: %w", err)
+			}
+			if !seqSet {
+				m.mediaSequence, seq, seqSet = v, v, true
+			}
+		case line == "#EXT-X-ENDLIST":
+			m.ended = true
+		case strings.HasPrefix(line, "#EXT-X-PLAYLIST-TYPE:"):
+			if strings.TrimPrefix(line, "#EXT-X-PLAYLIST-TYPE:") == "VOD" {
+				m.ended = true
+			}
+		case strings.HasPrefix(line, "#EXT-X-SERVER-CONTROL:"):
+			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-SERVER-CONTROL:"))
+			if v, err := strconv.ParseFloat(attrs["HOLD-BACK"], 64); err == nil {
+				m.holdBack = time.Duration(v * float64(time.Second))
+			}
+		case strings.HasPrefix(line, "#EXT-X-MAP:"):
+			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-MAP:"))
+			u, err := resolve(base, attrs["URI"])
+			if err != nil {
+				return nil, fmt.Errorf("EXT-X-MAP URI: %w", err)
+			}
+			init := &Segment{URL: u.String()}
+			if br := attrs["BYTERANGE"]; br != "" {
+				if init.Range, _, err = parseByteRange(br, 0); err != nil {
+					return nil, fmt.Errorf("EXT-X-MAP BYTERANGE: %w", err)
+				}
+			}
+			if m.init == nil {
+				m.init = init
+			}
+		case strings.HasPrefix(line, "#EXTINF:"):
+			v, _, _ := strings.Cut(strings.TrimPrefix(line, "#EXTINF:"), ",")
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return nil, fmt.Errorf("EXTINF: %w", err)
+			}
+			dur, haveInf = time.Duration(f*float64(time.Second)), true
+		case strings.HasPrefix(line, "#EXT-X-BYTERANGE:"):
+			byteRange = strings.TrimPrefix(line, "#EXT-X-BYTERANGE:")
+		case strings.HasPrefix(line, "#"):
+		default:
+			if !haveInf {
+				return nil, fmt.Errorf("segment %q without EXTINF", line)
+			}
+			u, err := resolve(base, line)
+			if err != nil {
+				return nil, fmt.Errorf("segment URI: %w", err)
+			}
+			rng = ""
+			if byteRange != "" {
+				off := int64(0)
+				if u.String() == lastURI {
+					off = nextOff
+				}
+				if rng, nextOff, err = parseByteRange(byteRange, off); err != nil {
+					return nil, fmt.Errorf("EXT-X-BYTERANGE: %w", err)
+				}
+			}
+			lastURI = u.String()
+			m.segments = append(m.segments, Segment{URL: lastURI, Range: rng, Seq: seq, Start: start, Dur: dur})
+			start += dur
+			seq++
+			haveInf, byteRange = false, ""
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read media playlist: %w", err)
+	}
+	if m.targetDuration == 0 {
+		return nil, errors.New("media playlist without EXT-X-TARGETDURATION")
+	}
+	return m, nil
+}
+
+// parseByteRange turns "n[@o]" into an HTTP range "o-(o+n-1)" and the offset
+// after it; def is the offset when o is absent.
+func parseByteRange(s string, def int64) (string, int64, error) {
+	ns, os, hasOff := strings.Cut(strings.TrimSpace(s), "@")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil || n <= 0 {
+		return "", 0, fmt.Errorf("byte range %q", s)
+	}
+	off := def
+	if hasOff {
+		if off, err = strconv.ParseInt(os, 10, 64); err != nil || off < 0 {
+			return "", 0, fmt.Errorf("byte range %q", s)
+		}
+	}
+	return fmt.Sprintf("%d-%d", off, off+n-1), off + n, nil
+}
+
+// parseAttributes parses an HLS attribute list (RFC 8216 4.2); quoted
+// values lose their quotes and may contain commas.
+func parseAttributes(s string) map[string]string {
+	out := map[string]string{}
+	for len(s) > 0 {
+		eq := strings.IndexByte(s, '=')
+		if eq < 0 {
+			break
+		}
+		key := strings.TrimSpace(s[:eq])
+		s = s[eq+1:]
+		var val string
+		if strings.HasPrefix(s, `"`) {
+			end := strings.IndexByte(s[1:], '"')
+			if end < 0 {
+				val, s = s[1:], ""
+			} else {
+				val, s = s[1:end+1], s[end+2:]
+			}
+			if c := strings.IndexByte(s, ','); c >= 0 {
+				s = s[c+1:]
+			} else {
+				s = ""
+			}
+		} else {
+			c := strings.IndexByte(s, ',')
+			if c < 0 {
+				val, s = s, ""
+			} else {
+				val, s = s[:c], s[c+1:]
+			}
+		}
+		out[key] = strings.TrimSpace(val)
+	}
+	return out
+}
+
+// hlsPresentation builds the presentation of a master playlist: the
+// variants as video renditions and the audio group of the first variant as
+// the audio stream. media holds the media playlists loaded so far, by URI.
+func hlsPresentation(m *hlsMaster, media map[string]*hlsMedia) (*Presentation, error) {
+	p := &Presentation{Format: FormatHLS}
+	video := &Stream{Kind: KindVideo}
+	seen := map[string]bool{}
+	for _, v := range m.variants {
+		if seen[v.uri] {
+			continue
+		}
+		seen[v.uri] = true
+		r := &Rendition{ID: v.uri, Bitrate: v.bandwidth, Codecs: v.codecs, Width: v.width, Height: v.height}
+		applyMedia(r, media[v.uri])
+		video.Renditions = append(video.Renditions, r)
+	}
+	video.sortByBitrate()
+	p.Video = video
+	// Audio: the group the lowest variant names, its DEFAULT rendition.
+	group := ""
+	for _, v := range m.variants {
+		if v.audioGroup != "" {
+			group = v.audioGroup
+			break
+		}
+	}
+	var chosen *hlsRendition
+	for i := range m.media {
+		r := &m.media[i]
+		if r.typ != "AUDIO" || r.groupID != group || r.uri == "" {
+			continue
+		}
+		if chosen == nil || (r.def && !chosen.def) {
+			chosen = r
+		}
+	}
+	if chosen != nil {
+		r := &Rendition{ID: chosen.uri}
+		applyMedia(r, media[chosen.uri])
+		p.Audio = &Stream{Kind: KindAudio, Renditions: []*Rendition{r}}
+	}
+	finishHLS(p)
+	for _, st := range []*Stream{p.Video, p.Audio} {
+		if st == nil {
+			continue
+		}
+		for _, r := range st.Renditions {
+			mp := media[r.ID]
+			if mp == nil {
+				continue
+			}
+			if p.UpdatePeriod == 0 || mp.targetDuration < p.UpdatePeriod {
+				p.UpdatePeriod = mp.targetDuration
+			}
+			p.LiveDelay = max(p.LiveDelay, mp.holdBack)
+		}
+	}
+	return p, nil
+}
+
+// applyMedia copies a loaded media playlist into a rendition.
+func applyMedia(r *Rendition, mp *hlsMedia) {
+	if mp == nil {
+		return
+	}
+	r.Loaded = true
+	r.Ended = mp.ended
+	r.Init = mp.init
+	r.segments = mp.segments
+}
+
+// finishHLS derives liveness, reload period and hold-back from the loaded
+// media playlists.
+func finishHLS(p *Presentation) {
+	p.Live = false
+	anyLoaded := false
+	for _, st := range []*Stream{p.Video, p.Audio} {
+		if st == nil {
+			continue
+		}
+		for _, r := range st.Renditions {
+			if r.Loaded {
+				anyLoaded = true
+				if !r.Ended {
+					p.Live = true
+				}
+			}
+		}
+	}
+	if !anyLoaded {
+		p.Live = true // unknown until a media playlist has been read
+	}
+}

@@ -1,0 +1,306 @@
+package player
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// manifestSource loads a manifest of one format and turns it into a
+// Presentation. active names the renditions in use, by kind; only HLS needs
+// it (each variant is a playlist of its own, reloaded only while in use).
+type manifestSource interface {
+	load(ctx context.Context, active map[Kind]string) (*Presentation, error)
+}
+
+// fetchText fetches a manifest and counts it.
+type fetchText func(ctx context.Context, u string) ([]byte, error)
+
+// dashSource loads an MPD and keeps the server clock offset (UTCTiming).
+type dashSource struct {
+	url    *url.URL
+	fetch  fetchText
+	offset atomic.Int64 // server clock minus local clock, ns
+	synced bool         // an http-* UTCTiming has been fetched
+}
+
+func (d *dashSource) now() time.Time {
+	return time.Now().Add(time.Duration(d.offset.Load()))
+}
+
+func (d *dashSource) load(ctx context.Context, _ map[Kind]string) (*Presentation, error) {
+	fetched := time.Now()
+	data, err := d.fetch(ctx, d.url.String())
+	if err != nil {
+		return nil, err
+	}
+	p, info, err := parseMPD(data, d.url, d.now)
+	if err != nil {
+		return nil, err
+	}
+	if p.Live && d.syncClock(ctx, info, fetched) {
+		// A new clock offset moves the live edge of clock-driven
+		// templates: parse again with it.
+		if p, _, err = parseMPD(data, d.url, d.now); err != nil {
+			return nil, err
+		}
+	}
+	if info.location != "" {
+		if u, err := resolve(d.url, info.location); err == nil {
+			d.url = u
+		}
+	}
+	return p, nil
+}
+
+// syncClock applies the first UTCTiming scheme it understands and reports
+// whether the offset changed by more than 100 ms.
+func (d *dashSource) syncClock(ctx context.Context, info dashInfo, fetched time.Time) bool {
+	for _, ut := range info.utcTiming {
+		scheme := strings.TrimSpace(ut.SchemeIDURI)
+		var server time.Time
+		var err error
+		local := fetched
+		switch scheme {
+		case "urn:mpeg:dash:utc:direct:2014", "urn:mpeg:dash:utc:direct:2012":
+			server, err = parseXSDateTime(ut.Value)
+		case "urn:mpeg:dash:utc:http-xsdate:2014", "urn:mpeg:dash:utc:http-iso:2014",
+			"urn:mpeg:dash:utc:http-xsdate:2012", "urn:mpeg:dash:utc:http-iso:2012":
+			if d.synced {
+				return false
+			}
+			var u *url.URL
+			if u, err = resolve(d.url, ut.Value); err != nil {
+				continue
+			}
+			t0 := time.Now()
+			var body []byte
+			if body, err = d.fetch(ctx, u.String()); err != nil {
+				continue
+			}
+			local = t0.Add(time.Since(t0) / 2)
+			server, err = parseXSDateTime(string(bytes.TrimSpace(body)))
+			d.synced = err == nil
+		default:
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		off := server.Sub(local)
+		old := time.Duration(d.offset.Swap(int64(off)))
+		return (off - old).Abs() > 100*time.Millisecond
+	}
+	return false
+}
+
+// smoothSource loads a Smooth client manifest.
+type smoothSource struct {
+	url   *url.URL
+	fetch fetchText
+}
+
+func (s *smoothSource) load(ctx context.Context, _ map[Kind]string) (*Presentation, error) {
+	data, err := s.fetch(ctx, s.url.String())
+	if err != nil {
+		return nil, err
+	}
+	return parseSmooth(data, s.url)
+}
+
+// hlsSource loads a master playlist once and the media playlists of the
+// renditions in use at every reload.
+type hlsSource struct {
+	url    *url.URL
+	fetch  fetchText
+	master *hlsMaster
+	last   map[string]string // media playlist text by URI, to see changes
+}
+
+func (h *hlsSource) load(ctx context.Context, active map[Kind]string) (*Presentation, error) {
+	if h.master == nil {
+		data, err := h.fetch(ctx, h.url.String())
+		if err != nil {
+			return nil, err
+		}
+		if isMasterPlaylist(data) {
+			if h.master, err = parseMasterPlaylist(data, h.url); err != nil {
+				return nil, err
+			}
+		} else {
+			// A media playlist given directly: one variant, muxed.
+			h.master = &hlsMaster{variants: []hlsVariant{{uri: h.url.String()}}}
+		}
+		h.last = map[string]string{}
+	}
+	media := map[string]*hlsMedia{}
+	changed := false
+	for _, uri := range active {
+		if uri == "" {
+			continue
+		}
+		data, err := h.fetch(ctx, uri)
+		if err != nil {
+			return nil, err
+		}
+		base, err := url.Parse(uri)
+		if err != nil {
+			return nil, fmt.Errorf("playlist URL: %w", err)
+		}
+		mp, err := parseMediaPlaylist(data, base)
+		if err != nil {
+			return nil, fmt.Errorf("media playlist %s: %w", uri, err)
+		}
+		media[uri] = mp
+		if h.last[uri] != string(data) {
+			changed = true
+			h.last[uri] = string(data)
+		}
+	}
+	p, err := hlsPresentation(h.master, media)
+	if err != nil {
+		return nil, err
+	}
+	if !changed && p.UpdatePeriod > 0 {
+		// RFC 8216 6.3.4: an unchanged playlist is retried after half the
+		// target duration.
+		p.UpdatePeriod /= 2
+	}
+	return p, nil
+}
+
+// manifests keeps the current Presentation and reloads it while live.
+type manifests struct {
+	src     manifestSource
+	onError func(error)
+
+	loadMu sync.Mutex // serialises loads
+
+	mu      sync.Mutex
+	pres    *Presentation
+	changed chan struct{} // closed when pres is replaced
+	active  map[Kind]string
+}
+
+func newManifests(src manifestSource, onError func(error)) *manifests {
+	return &manifests{src: src, onError: onError, changed: make(chan struct{}), active: map[Kind]string{}}
+}
+
+// current returns the presentation and a channel closed at the next change.
+func (m *manifests) current() (*Presentation, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pres, m.changed
+}
+
+// refresh loads the manifest now.
+func (m *manifests) refresh(ctx context.Context) error {
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
+	m.mu.Lock()
+	active := map[Kind]string{}
+	for k, v := range m.active {
+		active[k] = v
+	}
+	m.mu.Unlock()
+	p, err := m.src.load(ctx, active)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.pres = p
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+	return nil
+}
+
+// use marks rendition id as the one in use for kind and makes sure the
+// current presentation has its segments, loading it if need be.
+func (m *manifests) use(ctx context.Context, k Kind, id string) error {
+	m.mu.Lock()
+	m.active[k] = id
+	loaded := false
+	if st := m.pres.Stream(k); st != nil {
+		if r := st.Rendition(id); r != nil && r.Loaded {
+			loaded = true
+		}
+	}
+	m.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	return m.refresh(ctx)
+}
+
+// run reloads a live manifest at its update period until it turns static
+// or ctx ends. A failed reload is reported and retried at the next period.
+func (m *manifests) run(ctx context.Context) {
+	last := time.Now()
+	for {
+		p, _ := m.current()
+		if !p.Live {
+			return
+		}
+		period := p.UpdatePeriod
+		if period <= 0 {
+			period = time.Second
+		}
+		period = min(max(period, 100*time.Millisecond), 30*time.Second)
+		wait := time.Until(last.Add(period))
+		if err := sleep(ctx, wait); err != nil {
+			return
+		}
+		last = time.Now()
+		if err := m.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.onError(fmt.Errorf("reload manifest: %w", err))
+		}
+	}
+}
+
+// sleep waits for d or the end of ctx.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// errNotMedia reports a body that is not what its request expected.
+var errNotMedia = errors.New("not a media fragment")
+
+// readLimited reads at most limit bytes; more is an error.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return data, err
+	}
+	if int64(len(data)) > limit {
+		return data, fmt.Errorf("body larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+// setActive marks rendition id as the one in use for kind.
+func (m *manifests) setActive(k Kind, id string) {
+	m.mu.Lock()
+	m.active[k] = id
+	m.mu.Unlock()
+}

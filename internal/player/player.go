@@ -1,0 +1,651 @@
+// Package player is a headless adaptive-streaming player for DASH, HLS and
+// Smooth Streaming, used by `sluice play` to check a channel and to load an
+// origin with many sessions.
+//
+// One session loads the manifest, follows its live edge (reloading at the
+// period the format prescribes) or plays an on-demand presentation from the
+// start, and fetches one video rendition and one audio rendition fragment by
+// fragment. Playback is simulated: each media kind has a buffer measured in
+// seconds of media, downloads fill it, the play clock drains it in real time,
+// and the session records startup time, stalls and bitrate switches. The
+// video rendition is chosen by throughput (moving averages over fragment
+// downloads) with buffer-based hysteresis. Every fragment is checked to be
+// moof+mdat.
+//
+// Requests pass through RequestHook and ResponseHook functions, which see the
+// player state (buffer, throughput, bitrate, startup): CMCD headers are one
+// such hook, and a pacing request engine can be another.
+package player
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/media"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultLiveDuration = 30 * time.Second
+	DefaultStartup      = 2 * time.Second
+	DefaultBuffer       = 6 * time.Second
+	DefaultRetryDelay   = 250 * time.Millisecond
+	DefaultStallTimeout = 30 * time.Second
+	DefaultMaxObject    = 64 << 20
+	DefaultTimeout      = 10 * time.Second
+)
+
+// Config configures one playback session.
+type Config struct {
+	// URL is the manifest URL.
+	URL string
+	// Format of the manifest; "" guesses from the URL.
+	Format Format
+	// Duration stops the session after this wall time. 0 plays a static
+	// presentation to its end and a live one for DefaultLiveDuration.
+	Duration time.Duration
+	// Startup is the buffer (every kind) needed to start or resume playback.
+	Startup time.Duration
+	// Buffer is the target buffer: no fragment is fetched ahead beyond it.
+	Buffer time.Duration
+	// MaxBitrate caps the video rendition, bits/s; 0 means no cap.
+	MaxBitrate int64
+	// ABR tunes the rendition choice.
+	ABR ABRConfig
+	// Client sends every request; nil builds one with DefaultTimeout.
+	Client *http.Client
+	// SessionID identifies the session (CMCD sid); "" makes a random UUID.
+	SessionID string
+	// Hooks decorate every request, in order; OnResponse observe every
+	// response. CMCDHook is the usual request hook.
+	Hooks      []RequestHook
+	OnResponse []ResponseHook
+	// RetryDelay is the pause before the single retry of a failed request.
+	RetryDelay time.Duration
+	// StallTimeout ends a session that has made no playback progress (not
+	// started, or stalled) for this long.
+	StallTimeout time.Duration
+	// MaxObject bounds the size of any one response body.
+	MaxObject int64
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Index is the session's number in a load test, copied to the report.
+	Index int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Startup <= 0 {
+		c.Startup = DefaultStartup
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = DefaultBuffer
+	}
+	if c.Buffer < c.Startup {
+		c.Buffer = c.Startup // otherwise playback could never start
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	if c.MaxObject <= 0 {
+		c.MaxObject = DefaultMaxObject
+	}
+	if c.Client == nil {
+		c.Client = NewClient(DefaultTimeout, 4)
+	}
+	if c.SessionID == "" {
+		c.SessionID = newUUID()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// NewClient returns an HTTP client for players: a whole-request timeout,
+// bounded connect and header waits, and idle connections kept for
+// conns parallel sessions' worth of requests.
+func NewClient(timeout time.Duration, conns int) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          max(100, 2*conns),
+		MaxIdleConnsPerHost:   max(2, 2*conns),
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// session is the state of one Run.
+type session struct {
+	cfg    Config
+	log    *slog.Logger
+	start  time.Time
+	format Format
+	base   *url.URL
+	man    *manifests
+	play   *playback
+	abr    *abr
+	stats  *stats
+
+	fatalOnce sync.Once
+	fatal     error
+	cancel    context.CancelFunc
+}
+
+// Run plays one session and returns its report. The error is the fatal
+// error, if any, that ended the session early (also in Report.Error); a
+// session cut short by ctx returns its report and no error.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg = cfg.withDefaults()
+	s := &session{cfg: cfg, start: time.Now(), abr: newABR(cfg.ABR), stats: newStats()}
+	s.log = cfg.Logger.With("sid", cfg.SessionID)
+	rep := Report{Session: cfg.Index, SessionID: cfg.SessionID, URL: cfg.URL, StartupMS: -1}
+	err := s.run(ctx)
+	s.finish(&rep, err)
+	if err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (s *session) run(parent context.Context) error {
+	u, err := url.Parse(s.cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("manifest URL %q: want an http(s) URL", s.cfg.URL)
+	}
+	s.base = u
+	s.format = s.cfg.Format
+	if s.format == "" {
+		if s.format, err = GuessFormat(s.cfg.URL); err != nil {
+			return err
+		}
+	}
+	fetch := func(ctx context.Context, u string) ([]byte, error) { return s.fetchManifest(ctx, u) }
+	var src manifestSource
+	switch s.format {
+	case FormatDASH:
+		src = &dashSource{url: u, fetch: fetch}
+	case FormatHLS:
+		src = &hlsSource{url: u, fetch: fetch}
+	case FormatSmooth:
+		src = &smoothSource{url: u, fetch: fetch}
+	default:
+		return fmt.Errorf("unknown format %q", s.format)
+	}
+	s.man = newManifests(src, func(err error) { s.log.Warn("manifest", "err", err) })
+
+	// The whole session, the first manifest load included, is bounded by
+	// the duration; a live session without one by DefaultLiveDuration,
+	// which is applied once the first load has told live from static.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	s.cancel = cancel
+	if s.cfg.Duration > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(ctx, s.cfg.Duration)
+		defer c()
+	}
+	if err := s.man.refresh(ctx); err != nil {
+		if parent.Err() != nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil
+		}
+		return fmt.Errorf("load manifest: %w", err)
+	}
+	pres, _ := s.man.current()
+	if pres.Live && s.cfg.Duration <= 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithDeadline(ctx, s.start.Add(DefaultLiveDuration))
+		defer c()
+	}
+	var kinds []Kind
+	for _, k := range []Kind{KindVideo, KindAudio} {
+		if pres.Stream(k) != nil {
+			kinds = append(kinds, k)
+		}
+	}
+	s.play = newPlayback(kinds, s.cfg.Startup, s.start)
+	s.log.Debug("session start", "format", s.format, "live", pres.Live, "kinds", kinds)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.man.run(ctx) })
+	for _, k := range kinds {
+		wg.Go(func() {
+			if err := s.fetchLoop(ctx, k); err != nil && ctx.Err() == nil {
+				s.fail(fmt.Errorf("%s: %w", k, err))
+			}
+		})
+	}
+	s.watch(ctx)
+	cancel()
+	wg.Wait()
+	return s.fatal
+}
+
+// fail records the first fatal error and ends the session.
+func (s *session) fail(err error) {
+	s.fatalOnce.Do(func() {
+		s.fatal = err
+		s.cancel()
+	})
+}
+
+// watch waits until playback has finished, the session ends, or playback
+// has made no progress for StallTimeout.
+func (s *session) watch(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sn := s.play.snap(now)
+			if sn.State == stateFinished {
+				return
+			}
+			if sn.StallFor > s.cfg.StallTimeout {
+				what := "stalled"
+				if sn.State == stateStartup {
+					what = "did not start"
+				}
+				s.fail(fmt.Errorf("playback %s for %v", what, sn.StallFor.Round(time.Millisecond)))
+				return
+			}
+		}
+	}
+}
+
+// finish fills the report at the end of the session.
+func (s *session) finish(rep *Report, err error) {
+	now := time.Now()
+	rep.Format = s.format
+	rep.DurationMS = now.Sub(s.start).Milliseconds()
+	if s.man != nil {
+		if p, _ := s.man.current(); p != nil {
+			rep.Live = p.Live
+		}
+	}
+	if s.play != nil {
+		sn := s.play.snap(now)
+		if sn.Started {
+			rep.StartupMS = sn.Startup.Milliseconds()
+		}
+		rep.Stalls = sn.Stalls
+		rep.StallMS = sn.StallTotal.Milliseconds()
+		rep.PlayedMS = sn.Played.Milliseconds()
+		rep.OK = sn.Started && err == nil
+	}
+	s.stats.fill(rep)
+	rep.ThroughputBPS = int64(s.abr.estimate())
+	if err != nil {
+		rep.Error = err.Error()
+		rep.OK = false
+	}
+}
+
+// fetchLoop fetches the fragments of one kind until its stream ends or ctx
+// does.
+func (s *session) fetchLoop(ctx context.Context, k Kind) error {
+	var (
+		cur       cursor
+		curID     string
+		initDone  = map[string]bool{}
+		lastFetch time.Time
+	)
+	for ctx.Err() == nil {
+		now := time.Now()
+		level, _ := s.play.levelOf(k, now)
+		if level >= s.cfg.Buffer {
+			// Full: wait until a fragment's worth has played out.
+			_ = sleep(ctx, min(level-s.cfg.Buffer+50*time.Millisecond, 250*time.Millisecond))
+			continue
+		}
+		pres, changed := s.man.current()
+		st := pres.Stream(k)
+		if st == nil || len(st.Renditions) == 0 {
+			s.play.end(k, time.Now())
+			return nil
+		}
+		r := s.pick(k, st, curID, level)
+		if r.ID != curID {
+			if curID != "" {
+				s.log.Debug("switch", "kind", k, "from", curID, "to", r.ID, "bitrate", r.Bitrate)
+			}
+			curID = r.ID
+		}
+		if !r.Loaded {
+			if err := s.man.use(ctx, k, r.ID); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("load playlist", "kind", k, "err", err)
+				_ = sleep(ctx, s.cfg.RetryDelay)
+			}
+			continue
+		}
+		s.man.setActive(k, r.ID)
+		segs := r.Segments(time.Now())
+		if !cur.set && pres.Live && len(segs) > 0 {
+			first := segs[liveStart(segs, pres.LiveDelay)]
+			cur = cursor{set: true, lastSeq: first.Seq - 1, end: first.Start}
+			s.log.Debug("live start", "kind", k, "seq", first.Seq, "start", first.Start)
+		}
+		seg, idx, res, behind := nextSegment(segs, cur, pres.byTime, r.Ended)
+		switch res {
+		case nextEnded:
+			s.play.end(k, time.Now())
+			return nil
+		case nextWait:
+			period := min(max(pres.UpdatePeriod/4, 50*time.Millisecond), 500*time.Millisecond)
+			t := time.NewTimer(period)
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		if behind {
+			s.log.Warn("fell behind the manifest window; jumping", "kind", k, "to", seg.Start)
+		}
+		if r.Init != nil && !initDone[r.Init.URL+"|"+r.Init.Range] {
+			if err := s.fetchInit(ctx, pres, k, r, seg); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("init segment", "kind", k, "url", r.Init.URL, "err", err)
+				_ = sleep(ctx, s.cfg.RetryDelay)
+				continue
+			}
+			initDone[r.Init.URL+"|"+r.Init.Range] = true
+		}
+		var next *Segment
+		if idx+1 < len(segs) {
+			next = &segs[idx+1]
+		}
+		n, err := s.fetchFragment(ctx, pres, k, r, seg, next)
+		if ctx.Err() != nil {
+			return nil
+		}
+		lastFetch = time.Now()
+		if err != nil {
+			s.stats.add(&s.stats.skipped)
+			s.log.Warn("fragment skipped", "kind", k, "url", seg.URL, "err", err)
+		} else {
+			s.stats.fragment(k, r.Bitrate, n, seg.Dur, k == KindVideo || pres.Video == nil)
+			s.play.add(k, seg.Dur, lastFetch)
+		}
+		cur.advance(seg)
+	}
+	return nil
+}
+
+// pick chooses the rendition of kind k for the next fragment: ABR for
+// video, the highest-bitrate rendition for audio.
+func (s *session) pick(k Kind, st *Stream, curID string, level time.Duration) *Rendition {
+	if k != KindVideo {
+		if r := st.Rendition(curID); r != nil {
+			return r
+		}
+		return st.Renditions[len(st.Renditions)-1]
+	}
+	r := s.abr.choose(abrInput{
+		renditions: st.Renditions, current: st.Rendition(curID), buffer: level,
+		bufferTarget: s.cfg.Buffer, startup: s.cfg.Startup, maxBitrate: s.cfg.MaxBitrate,
+		now: time.Now(),
+	})
+	s.stats.chose(r.Bitrate)
+	return r
+}
+
+// requestInfo describes a request for a media object of rendition r.
+func (s *session) requestInfo(pres *Presentation, k Kind, r *Rendition, obj ObjectType) RequestInfo {
+	level, urgent := s.play.levelOf(k, time.Now())
+	info := RequestInfo{
+		SessionID: s.cfg.SessionID, Format: s.format, Live: pres.Live, Object: obj, Kind: k,
+		Bitrate: r.Bitrate, Buffer: level, BufferTarget: s.cfg.Buffer,
+		Throughput: s.abr.estimate(), Startup: urgent, EncodedRate: s.stats.encodedRate(k),
+	}
+	if st := pres.Stream(k); st != nil && len(st.Renditions) > 0 {
+		info.TopBitrate = st.Renditions[len(st.Renditions)-1].Bitrate
+		if s.cfg.MaxBitrate > 0 && info.TopBitrate > s.cfg.MaxBitrate {
+			info.TopBitrate = r.Bitrate
+			for _, x := range st.Renditions {
+				if x.Bitrate <= s.cfg.MaxBitrate {
+					info.TopBitrate = max(info.TopBitrate, x.Bitrate)
+				}
+			}
+		}
+	}
+	return info
+}
+
+func objectType(pres *Presentation, k Kind) ObjectType {
+	switch {
+	case k == KindAudio:
+		return ObjectAudio
+	case pres.Format == FormatHLS && pres.Audio == nil:
+		return ObjectMuxed
+	}
+	return ObjectVideo
+}
+
+// fetchInit fetches and checks an init segment.
+func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *Rendition, first Segment) error {
+	info := s.requestInfo(pres, k, r, ObjectInit)
+	info.Next, info.NextRange = first.URL, first.Range
+	return s.withRetry(ctx, func() (int, time.Duration, error) {
+		data, elapsed, err := s.get(ctx, r.Init.URL, r.Init.Range, info)
+		if err != nil {
+			return len(data), elapsed, err
+		}
+		if err := checkInit(data); err != nil {
+			s.stats.invalidFragment()
+			return len(data), elapsed, err
+		}
+		return len(data), elapsed, nil
+	})
+}
+
+// fetchFragment fetches and checks a media fragment, retrying once, and
+// returns its size.
+func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment) (int, error) {
+	var size int
+	err := s.withRetry(ctx, func() (int, time.Duration, error) {
+		info := s.requestInfo(pres, k, r, objectType(pres, k))
+		info.Duration = seg.Dur
+		info.Starved = s.play.takeStarved(k)
+		if next != nil {
+			info.Next, info.NextRange = next.URL, next.Range
+		}
+		data, elapsed, err := s.get(ctx, seg.URL, seg.Range, info)
+		if err != nil {
+			return len(data), elapsed, err
+		}
+		if err := checkFragment(data); err != nil {
+			s.stats.invalidFragment()
+			return len(data), elapsed, err
+		}
+		size = len(data)
+		s.abr.sample(len(data), elapsed)
+		return len(data), elapsed, nil
+	})
+	return size, err
+}
+
+// withRetry runs attempt, and once more after RetryDelay if it fails.
+func (s *session) withRetry(ctx context.Context, attempt func() (int, time.Duration, error)) error {
+	_, _, err := attempt()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	s.stats.add(&s.stats.retries)
+	if serr := sleep(ctx, s.cfg.RetryDelay); serr != nil {
+		return err
+	}
+	_, _, err = attempt()
+	return err
+}
+
+// StatusError is an HTTP response with a status other than 2xx.
+type StatusError struct {
+	URL  string
+	Code int
+}
+
+func (e *StatusError) Error() string {
+	return "GET " + e.URL + ": HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+}
+
+// get performs one GET with the hooks, counts it, and returns the body and
+// the time from sending the request to the end of the body.
+func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("request %s: %w", u, err)
+	}
+	if rng != "" {
+		req.Header.Set("Range", "bytes="+rng)
+	}
+	for _, h := range s.cfg.Hooks {
+		h(req, info)
+	}
+	t0 := time.Now()
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.stats.networkError()
+		}
+		return nil, time.Since(t0), fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		s.stats.response(resp.StatusCode)
+		s.observe(resp, info, 0, time.Since(t0))
+		return nil, time.Since(t0), &StatusError{URL: u, Code: resp.StatusCode}
+	}
+	data, err := readLimited(resp.Body, s.cfg.MaxObject)
+	elapsed := time.Since(t0)
+	s.stats.received(info.Object, int64(len(data)))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.stats.networkError()
+		}
+		s.stats.response(resp.StatusCode)
+		return data, elapsed, fmt.Errorf("GET %s: body: %w", u, err)
+	}
+	s.stats.response(resp.StatusCode)
+	s.observe(resp, info, int64(len(data)), elapsed)
+	return data, elapsed, nil
+}
+
+func (s *session) observe(resp *http.Response, info RequestInfo, n int64, elapsed time.Duration) {
+	for _, h := range s.cfg.OnResponse {
+		h(resp, info, n, elapsed)
+	}
+}
+
+// fetchManifest fetches a manifest or playlist, retrying once.
+func (s *session) fetchManifest(ctx context.Context, u string) ([]byte, error) {
+	info := RequestInfo{SessionID: s.cfg.SessionID, Format: s.format, Object: ObjectManifest, Throughput: s.abr.estimate()}
+	if s.man != nil {
+		if p, _ := s.man.current(); p != nil {
+			info.Live = p.Live
+		}
+	}
+	var data []byte
+	err := s.withRetry(ctx, func() (int, time.Duration, error) {
+		var err error
+		var elapsed time.Duration
+		data, elapsed, err = s.get(ctx, u, "", info)
+		return len(data), elapsed, err
+	})
+	return data, err
+}
+
+// checkFragment verifies that data is a media fragment: optional styp,
+// sidx, prft, emsg or free boxes, then one or more moof+mdat pairs.
+func checkFragment(data []byte) error {
+	br := media.NewBoxReader(bytes.NewReader(data), uint64(len(data)))
+	pairs := 0
+	prev := ""
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errNotMedia, err)
+		}
+		switch b.Type {
+		case "moof":
+			if prev == "moof" {
+				return fmt.Errorf("%w: moof followed by moof", errNotMedia)
+			}
+		case "mdat":
+			if prev != "moof" {
+				return fmt.Errorf("%w: mdat without a moof before it", errNotMedia)
+			}
+			pairs++
+		case "styp", "sidx", "ssix", "prft", "emsg", "free", "skip", "uuid":
+			if prev == "moof" {
+				return fmt.Errorf("%w: moof followed by %s, not mdat", errNotMedia, b.Type)
+			}
+		default:
+			return fmt.Errorf("%w: unexpected %q box", errNotMedia, b.Type)
+		}
+		prev = b.Type
+	}
+	if prev == "moof" {
+		return fmt.Errorf("%w: moof without mdat", errNotMedia)
+	}
+	if pairs == 0 {
+		return fmt.Errorf("%w: no moof+mdat", errNotMedia)
+	}
+	return nil
+}
+
+// checkInit verifies that data is an init segment: it holds a moov box.
+func checkInit(data []byte) error {
+	br := media.NewBoxReader(bytes.NewReader(data), uint64(len(data)))
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			return errors.New("init segment without moov")
+		}
+		if err != nil {
+			return fmt.Errorf("init segment: %w", err)
+		}
+		if b.Type == "moov" {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package player
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report is the outcome of one playback session. Its JSON form is a stable
+// interface (tests and load tooling parse it): fields are only ever added.
+type Report struct {
+	// Session is the index of the session in a load test (0 for one session).
+	Session   int    `json:"session"`
+	SessionID string `json:"sid"`
+	URL       string `json:"url"`
+	Format    Format `json:"format"`
+	Live      bool   `json:"live"`
+	// OK is true when playback started and no fatal error ended the session.
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// StartupMS is the time from the session start (manifest request) to
+	// the start of playback; -1 when playback never started.
+	StartupMS int64 `json:"startup_ms"`
+	// Stalls counts buffer under-runs before the end of the presentation;
+	// StallMS is their total duration (one still going on at the stop included).
+	Stalls   int   `json:"stalls"`
+	StallMS  int64 `json:"stall_ms"`
+	Switches int   `json:"switches"`
+	// Bytes counts media bytes (fragments and init segments) received;
+	// ManifestBytes the manifest and playlist bytes.
+	Bytes         int64 `json:"bytes"`
+	ManifestBytes int64 `json:"manifest_bytes"`
+	// Fragments counts valid media fragments received, all kinds together;
+	// FragmentsByKind splits them into "video" and "audio".
+	Fragments       int            `json:"fragments"`
+	FragmentsByKind map[string]int `json:"fragments_by_kind"`
+	// Errors counts failed attempts: HTTP error statuses, transport errors
+	// and fragments that are not moof+mdat.
+	Errors           int `json:"errors"`
+	NetworkErrors    int `json:"network_errors"`
+	InvalidFragments int `json:"invalid_fragments"`
+	// Retries counts second attempts; Skipped the fragments given up after
+	// the retry failed too.
+	Retries int `json:"retries"`
+	Skipped int `json:"skipped"`
+	// HTTPStatus counts every response by status code ("200": n).
+	HTTPStatus map[string]int `json:"http_status"`
+	// Bitrates lists the video bitrates chosen, bits/s, in order: the first
+	// choice, then one entry per switch.
+	Bitrates []int64 `json:"bitrates"`
+	// AvgBitrate is the duration-weighted mean encoded bitrate of the video
+	// fragments received (audio when there is no video), bits/s.
+	AvgBitrate int64 `json:"avg_bitrate"`
+	// ThroughputBPS is the final throughput estimate, bits/s.
+	ThroughputBPS int64 `json:"throughput_bps"`
+	// PlayedMS is the media time played; DurationMS the session's wall time.
+	PlayedMS   int64 `json:"played_ms"`
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// WriteSummary prints a human summary of the report.
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	state := "ok"
+	if !r.OK {
+		state = "FAILED"
+	}
+	kind := "on-demand"
+	if r.Live {
+		kind = "live"
+	}
+	fmt.Fprintf(&b, "session %s: %s (%s %s, %s)\n", r.SessionID, state, kind, r.Format, r.URL)
+	if r.Error != "" {
+		fmt.Fprintf(&b, "  error:      %s\n", r.Error)
+	}
+	startup := "never started"
+	if r.StartupMS >= 0 {
+		startup = fmt.Sprintf("%d ms", r.StartupMS)
+	}
+	fmt.Fprintf(&b, "  startup:    %s\n", startup)
+	fmt.Fprintf(&b, "  played:     %.1f s in %.1f s\n", float64(r.PlayedMS)/1000, float64(r.DurationMS)/1000)
+	fmt.Fprintf(&b, "  stalls:     %d (%d ms)\n", r.Stalls, r.StallMS)
+	fmt.Fprintf(&b, "  switches:   %d, bitrates %s\n", r.Switches, bitrateList(r.Bitrates))
+	fmt.Fprintf(&b, "  avg bitrate %s, throughput estimate %s\n", humanBits(r.AvgBitrate), humanBits(r.ThroughputBPS))
+	fmt.Fprintf(&b, "  fragments:  %d (video %d, audio %d), %s media, %s manifests\n",
+		r.Fragments, r.FragmentsByKind[string(KindVideo)], r.FragmentsByKind[string(KindAudio)], humanBytes(r.Bytes), humanBytes(r.ManifestBytes))
+	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d\n",
+		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped)
+	fmt.Fprintf(&b, "  http:       %s\n", statusList(r.HTTPStatus))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Aggregate sums up the sessions of a load test. Its JSON line carries
+// "aggregate": true to tell it from the per-session lines.
+type Aggregate struct {
+	Aggregate    bool           `json:"aggregate"`
+	Format       Format         `json:"format"`
+	Sessions     int            `json:"sessions"`
+	SessionsOK   int            `json:"sessions_ok"`
+	StartupP50MS int64          `json:"startup_p50_ms"`
+	StartupP95MS int64          `json:"startup_p95_ms"`
+	StartupMaxMS int64          `json:"startup_max_ms"`
+	Stalls       int            `json:"stalls"`
+	StallMS      int64          `json:"stall_ms"`
+	Switches     int            `json:"switches"`
+	Bytes        int64          `json:"bytes"`
+	Fragments    int            `json:"fragments"`
+	Errors       int            `json:"errors"`
+	HTTPStatus   map[string]int `json:"http_status"`
+	DurationMS   int64          `json:"duration_ms"`
+}
+
+// Summarize aggregates session reports. Startup percentiles (nearest rank)
+// are over the sessions that started; -1 when none did.
+func Summarize(reports []Report, wall time.Duration) Aggregate {
+	a := Aggregate{Aggregate: true, Sessions: len(reports), HTTPStatus: map[string]int{}, DurationMS: wall.Milliseconds()}
+	var startups []int64
+	for _, r := range reports {
+		if a.Format == "" {
+			a.Format = r.Format
+		}
+		if r.OK {
+			a.SessionsOK++
+		}
+		if r.StartupMS >= 0 {
+			startups = append(startups, r.StartupMS)
+		}
+		a.Stalls += r.Stalls
+		a.StallMS += r.StallMS
+		a.Switches += r.Switches
+		a.Bytes += r.Bytes
+		a.Fragments += r.Fragments
+		a.Errors += r.Errors
+		for k, v := range r.HTTPStatus {
+			a.HTTPStatus[k] += v
+		}
+	}
+	a.StartupP50MS, a.StartupP95MS, a.StartupMaxMS = -1, -1, -1
+	if len(startups) > 0 {
+		sort.Slice(startups, func(i, j int) bool { return startups[i] < startups[j] })
+		a.StartupP50MS = percentile(startups, 50)
+		a.StartupP95MS = percentile(startups, 95)
+		a.StartupMaxMS = startups[len(startups)-1]
+	}
+	return a
+}
+
+// percentile returns the nearest-rank percentile of sorted values.
+func percentile(sorted []int64, p float64) int64 {
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// WriteSummary prints a human summary of a load test.
+func (a *Aggregate) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "load test: %d/%d sessions ok (%s) in %.1f s\n", a.SessionsOK, a.Sessions, a.Format, float64(a.DurationMS)/1000)
+	fmt.Fprintf(&b, "  startup:    p50 %d ms, p95 %d ms, max %d ms\n", a.StartupP50MS, a.StartupP95MS, a.StartupMaxMS)
+	fmt.Fprintf(&b, "  stalls:     %d (%d ms), switches %d\n", a.Stalls, a.StallMS, a.Switches)
+	fmt.Fprintf(&b, "  fragments:  %d, %s media\n", a.Fragments, humanBytes(a.Bytes))
+	fmt.Fprintf(&b, "  errors:     %d\n", a.Errors)
+	fmt.Fprintf(&b, "  http:       %s\n", statusList(a.HTTPStatus))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func statusList(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func bitrateList(bs []int64) string {
+	if len(bs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = humanBits(b)
+	}
+	return strings.Join(parts, " → ")
+}
+
+func humanBits(bps int64) string {
+	switch {
+	case bps >= 1_000_000:
+		return fmt.Sprintf("%.2f Mbit/s", float64(bps)/1e6)
+	case bps >= 1000:
+		return fmt.Sprintf("%.0f kbit/s", float64(bps)/1e3)
+	}
+	return fmt.Sprintf("%d bit/s", bps)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// stats accumulates a session's counters; safe for concurrent use.
+type stats struct {
+	mu              sync.Mutex
+	bytes           int64
+	manifestBytes   int64
+	fragments       map[Kind]int
+	errors          int
+	networkErrors   int
+	invalid         int
+	retries         int
+	skipped         int
+	status          map[int]int
+	bitrates        []int64
+	switches        int
+	bitrateDur      float64 // Σ bitrate × seconds of the fragments of the averaged kind
+	durSum          float64
+	lastEncodedRate map[Kind]float64
+}
+
+func newStats() *stats {
+	return &stats{fragments: map[Kind]int{}, status: map[int]int{}, lastEncodedRate: map[Kind]float64{}}
+}
+
+func (s *stats) response(code int) {
+	s.mu.Lock()
+	s.status[code]++
+	if code >= 400 {
+		s.errors++
+	}
+	s.mu.Unlock()
+}
+
+func (s *stats) networkError() {
+	s.mu.Lock()
+	s.errors++
+	s.networkErrors++
+	s.mu.Unlock()
+}
+
+func (s *stats) invalidFragment() {
+	s.mu.Lock()
+	s.errors++
+	s.invalid++
+	s.mu.Unlock()
+}
+
+func (s *stats) add(field *int) {
+	s.mu.Lock()
+	*field++
+	s.mu.Unlock()
+}
+
+func (s *stats) received(obj ObjectType, n int64) {
+	s.mu.Lock()
+	if obj == ObjectManifest {
+		s.manifestBytes += n
+	} else {
+		s.bytes += n
+	}
+	s.mu.Unlock()
+}
+
+// fragment records a valid fragment; averaged tells whether its bitrate
+// counts in the average (video, or audio when there is no video).
+func (s *stats) fragment(k Kind, bitrate int64, size int, d time.Duration, averaged bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fragments[k]++
+	if averaged {
+		s.bitrateDur += float64(bitrate) * d.Seconds()
+		s.durSum += d.Seconds()
+	}
+	if d > 0 {
+		s.lastEncodedRate[k] = float64(size) * 8 / d.Seconds()
+	}
+}
+
+func (s *stats) encodedRate(k Kind) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastEncodedRate[k]
+}
+
+// chose records a video bitrate choice; a change after the first is a switch.
+func (s *stats) chose(bitrate int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.bitrates); n > 0 {
+		if s.bitrates[n-1] == bitrate {
+			return
+		}
+		s.switches++
+	}
+	s.bitrates = append(s.bitrates, bitrate)
+}
+
+// fill copies the counters into a report.
+func (s *stats) fill(r *Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.Bytes, r.ManifestBytes = s.bytes, s.manifestBytes
+	r.FragmentsByKind = map[string]int{}
+	for k, v := range s.fragments {
+		r.FragmentsByKind[string(k)] = v
+		r.Fragments += v
+	}
+	r.Errors, r.NetworkErrors, r.InvalidFragments = s.errors, s.networkErrors, s.invalid
+	r.Retries, r.Skipped = s.retries, s.skipped
+	r.HTTPStatus = map[string]int{}
+	for k, v := range s.status {
+		r.HTTPStatus[strconv.Itoa(k)] = v
+	}
+	r.Bitrates = append([]int64{}, s.bitrates...)
+	r.Switches = s.switches
+	if s.durSum > 0 {
+		r.AvgBitrate = int64(math.Round(s.bitrateDur / s.durSum))
+	}
+}
