@@ -139,6 +139,9 @@ func TestBrowserLive(t *testing.T) {
 			saveManifests(t, base, art, kind.kind)
 		}
 	}
+	// The status page itself: its button plays the channel with dash.js.
+	r := runPlay(t, webDir, base+"/#live", "dash", 8, 5, filepath.Join(art, "screenshot-status-page.png"))
+	checkPlay(t, r, 5)
 	if t.Failed() {
 		t.Logf("artifacts (screenshots, logs, manifests) in %s", art)
 	}

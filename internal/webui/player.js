@@ -68,7 +68,12 @@
           note(S.events, { ev: 'quality', type: e.mediaType, to: e.newRepresentation && e.newRepresentation.bandwidth });
         });
         S.dash = p;
-        p.initialize(video, url, true);
+        // The network may be closed: never ask dash.js' default time server
+        // (time.akamai.com). DASH manifests from Sluice carry UTCTiming;
+        // otherwise dash.js falls back to the manifest's Date header.
+        p.initialize(video, undefined, true);
+        p.clearDefaultUTCTimingSources();
+        p.attachSource(url);
       } else if (kind === 'hls') {
         if (typeof Hls === 'undefined') throw new Error('hls.js is not loaded');
         if (!Hls.isSupported()) throw new Error('hls.js: MediaSource is not supported here');
@@ -135,7 +140,8 @@
       if (S.dash) {
         var r = S.dash.getCurrentRepresentationForType('video');
         if (r) st.bitrate = r.bandwidth || 0;
-        if (S.dash.isDynamic()) st.latency = S.dash.getCurrentLiveLatency();
+        // Smooth manifests have no availabilityStartTime: no latency there.
+        if (S.kind === 'dash' && S.dash.isDynamic()) st.latency = S.dash.getCurrentLiveLatency();
       } else if (S.hls) {
         var l = S.hls.levels && S.hls.levels[S.hls.currentLevel];
         if (l) st.bitrate = l.bitrate || 0;

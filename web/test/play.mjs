@@ -7,7 +7,9 @@
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
 // (http://host/live.isml/manifest.mpd), in which case the /play page of the
-// same host is used. After playback starts, currentTime is sampled every
+// same host is used, or the status page with a publishing point as the
+// fragment (http://host/#live), in which case the point's play button for
+// the player kind is clicked. After playback starts, currentTime is sampled every
 // second for <seconds> seconds. One JSON object is printed on stdout; the
 // exit status is 0 when currentTime advanced by at least min-advance seconds
 // (default 80 % of <seconds>) and the player reported no error, 1 on a
@@ -24,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs <play-page|manifest|status-page#point URL> <dash|mss|hls> <seconds> [min-advance]`);
   process.exit(2);
 }
 
@@ -39,9 +41,16 @@ const executablePath = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
 const verbose = process.env.SLUICE_PLAY_VERBOSE === '1';
 
 let pageURL;
+let clickPoint = null;
 try {
   const u = new URL(target);
   if (u.pathname === '/play') {
+    pageURL = u.href;
+  } else if (u.pathname === '/') {
+    // The status page: click the play button of the point named in the hash.
+    clickPoint = decodeURIComponent(u.hash.slice(1));
+    if (!clickPoint) usage('a status page URL needs the publishing point as #name');
+    u.hash = '';
     pageURL = u.href;
   } else {
     pageURL = `${u.origin}/play?kind=${encodeURIComponent(kind)}&url=${encodeURIComponent(u.pathname + u.search)}`;
@@ -73,7 +82,7 @@ try {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
       headless: true,
-      viewport: { width: 800, height: 480 },
+      viewport: clickPoint !== null ? { width: 1100, height: 800 } : { width: 800, height: 480 },
       args: [
         '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -97,6 +106,15 @@ try {
     throw new Error(result.failure);
   }
   await page.waitForFunction(() => typeof window.sluicePlayer === 'object', null, { timeout: 10000 });
+  if (clickPoint !== null) {
+    const sel = `button[data-kind="${kind}"][data-name=${JSON.stringify(clickPoint)}]`;
+    const btn = await page.$(sel);
+    if (!btn) {
+      result.failure = `the status page has no ${kind} play button for ${clickPoint} (players installed?)`;
+      throw new Error(result.failure);
+    }
+    await btn.click();
+  }
   const state = () => page.evaluate(() => window.sluicePlayer.state());
 
   // Wait for playback to start: currentTime moving with data.
@@ -146,7 +164,7 @@ try {
   result.waitingEvents = s.waiting;
   if (process.env.SLUICE_SCREENSHOT) {
     try {
-      await page.screenshot({ path: process.env.SLUICE_SCREENSHOT, timeout: 10000 });
+      await page.screenshot({ path: process.env.SLUICE_SCREENSHOT, fullPage: clickPoint !== null, timeout: 10000 });
       result.screenshot = process.env.SLUICE_SCREENSHOT;
     } catch (e) {
       result.warnings.push({ src: 'screenshot', message: e.message });
