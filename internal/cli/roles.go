@@ -39,10 +39,10 @@ type roleFlags struct {
 	listen    string
 	data      string
 	points    pointFlags
-	dvr       string
+	dvr       time.Duration
 	lookahead int
 	maxBox    int64
-	idle      string
+	idle      time.Duration
 	logFormat string
 	logLevel  string
 }
@@ -53,10 +53,10 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&rf.listen, "listen", d.Listen, "address to listen on")
 	fs.StringVar(&rf.data, "data", d.Data, "data directory (fragments, indexes, assets)")
 	fs.Var(&rf.points, "point", "publishing point that accepts pushes, as name or name:token (repeatable)")
-	fs.StringVar(&rf.dvr, "dvr", d.DVRWindow.String(), "DVR window of live manifests")
+	fs.DurationVar(&rf.dvr, "dvr", d.DVRWindow, "DVR window of live manifests")
 	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
 	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
-	fs.StringVar(&rf.idle, "ingest-idle", d.IngestIdle.String(), "abort a push that sends nothing for this long")
+	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -70,7 +70,6 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			return c, err
 		}
 	}
-	var err error
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "listen":
@@ -78,18 +77,15 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 		case "data":
 			c.Data = rf.data
 		case "dvr":
-			c.DVRWindow, err = parseDuration("dvr", rf.dvr, err)
+			c.DVRWindow = rf.dvr
 		case "lookahead":
 			c.LookAhead = rf.lookahead
 		case "max-box":
 			c.MaxBox = rf.maxBox
 		case "ingest-idle":
-			c.IngestIdle, err = parseDuration("ingest-idle", rf.idle, err)
+			c.IngestIdle = rf.idle
 		}
 	})
-	if err != nil {
-		return c, err
-	}
 	for _, p := range rf.points {
 		if _, ok := c.Point(p.Name); !ok {
 			c.Points = append(c.Points, p)
@@ -140,15 +136,4 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice "+name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
 	})
-}
-
-func parseDuration(name, v string, prev error) (d time.Duration, err error) {
-	if prev != nil {
-		return 0, prev
-	}
-	d, err = time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("--%s: %w", name, err)
-	}
-	return d, nil
 }

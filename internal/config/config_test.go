@@ -1,0 +1,53 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, err string
+		check           func(Config) bool
+	}{
+		{"full", "listen: 0.0.0.0:9000\ndata: /d\nlookahead: 3\npoints:\n  - name: a\n    token: t\n    dvr_window: 30m\n    archive: 24h\n", "",
+			func(c Config) bool {
+				p, ok := c.Point("a")
+				return ok && c.Listen == "0.0.0.0:9000" && c.LookAhead == 3 && p.Token == "t" &&
+					p.Archive == 24*time.Hour && c.DVR("a") == 30*time.Minute && c.DVR("b") == c.DVRWindow
+			}},
+		{"defaults kept", "data: x\n", "", func(c Config) bool { return c.MaxBox == Defaults().MaxBox && c.Data == "x" }},
+		{"unknown key", "lisen: x\n", "not found", nil},
+		{"duplicate point", "points: [{name: a}, {name: a}]\n", "twice", nil},
+		{"nameless point", "points: [{token: a}]\n", "without a name", nil},
+		{"bad lookahead", "lookahead: 99\n", "lookahead", nil},
+		{"tiny max_box", "max_box: 10\n", "too small", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(p, []byte(c.yaml), 0o644)
+			got, err := Load(p)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || !c.check(got) {
+				t.Fatalf("err %v, config %+v", err, got)
+			}
+		})
+	}
+}
+
+func TestParsePointFlag(t *testing.T) {
+	if p, err := ParsePointFlag("news/ch1:s3cret"); err != nil || p.Name != "news/ch1" || p.Token != "s3cret" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if _, err := ParsePointFlag(":x"); err == nil {
+		t.Fatal("empty name accepted")
+	}
+}
