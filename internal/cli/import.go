@@ -3,10 +3,57 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/importer"
+	"github.com/sluice-media/sluice/internal/mp4src"
 )
 
-// runImport is being written in this session; this placeholder keeps the tree building.
+const importSynopsis = `[flags] <movie.mp4> <asset>
+
+Turns a progressive MP4 (H.264 video, AAC audio) into an on-demand asset of
+the data directory, served by 'sluice serve' / 'sluice origin' as Smooth,
+DASH and HLS. The file is cut into fragments at its video key frames, passed
+through the same parser as a live push, and stored; the asset appears in one
+rename when it is complete, so a running server never sees half of it.
+
+<asset> names the asset: up to four '/'-separated parts of letters, digits,
+'_', '-' and '.', e.g. 'demo' or 'movies/big-buck-bunny'.
+
+Example:
+  sluice import testdata/sample/sample.mp4 demo-vod --data ./data`
+
+// runImport implements `sluice import`.
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("import: not built yet")
+	fs := newFlags("import", importSynopsis, stderr)
+	data := fs.String("data", "./data", "data directory of the store (the same as for 'sluice serve')")
+	force := fs.Bool("force", false, "replace an asset of the same name (by default an existing asset is an error)")
+	minFrag := fs.Duration("min-fragment", time.Second, "shortest fragment: key frames closer than this to the previous cut do not start a fragment")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	verbose := fs.Bool("v", false, "debug logging")
+	pos, err := parseToolArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return errors.New("need a file and an asset name")
+	}
+	opts := importer.Options{
+		DataDir: *data, Asset: pos[1], Force: *force,
+		Source: mp4src.Options{MinFragment: *minFrag},
+		Log:    toolLogger(stderr, *verbose),
+	}
+	if !*quiet {
+		opts.Progress = stderr
+	}
+	res, err := importer.Import(ctx, pos[0], opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported %s: %d tracks, %d fragments, %.3f s, %d bytes in %s\n",
+		res.Asset, len(res.Tracks), res.Fragments, res.Duration.Seconds(), res.Bytes, res.Dir)
+	return nil
 }
