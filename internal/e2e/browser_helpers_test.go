@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,10 +48,22 @@ func requireTools(t *testing.T, tools ...string) {
 		t.Fatalf("chromium is missing at %s (install Debian's chromium: apt-get install chromium; or set SLUICE_CHROMIUM; SLUICE_E2E_BROWSER=0 skips this test): %v", chromiumPath(), err)
 	}
 	for _, tool := range tools {
+		if tool == "go" {
+			goTool() // fails over to GOROOT below
+			continue
+		}
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing from PATH; the browser test needs it (SLUICE_E2E_BROWSER=0 skips this test)", tool)
 		}
 	}
+}
+
+// goTool is the go command: from PATH, else from the GOROOT of the test.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // repoRoot is the directory of go.mod above the test's working directory.
@@ -108,7 +121,7 @@ func buildSluice(t *testing.T, root, dir string) string {
 	bin := filepath.Join(dir, "sluice")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sluice")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./cmd/sluice")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
