@@ -27,11 +27,11 @@ ffmpeg -hide_banner -loglevel error -y \
   -filter_complex "[0:v]format=yuv420p,split=2[hi][lo0];[lo0]scale=320:180[lo];[1:a][2:a]join=inputs=2:channel_layout=stereo[a]" \
   -map "[hi]" -map "[lo]" -map "[a]" \
   -c:v libx264 -preset medium -profile:v main -threads 1 \
-  -g 50 -keyint_min 50 -sc_threshold 0 -flags:v +cgop \
+  -g 50 -keyint_min 50 -sc_threshold 0 \
   -b:v:0 600k -maxrate:v:0 720k -bufsize:v:0 1200k \
   -b:v:1 200k -maxrate:v:1 240k -bufsize:v:1 400k \
   -c:a aac -b:a 64k -ar 48000 -ac 2 \
-  -t 12 -map_metadata -1 -fflags +bitexact -flags:v +bitexact -flags:a +bitexact \
+  -t 12 -map_metadata -1 -fflags +bitexact -flags:v +cgop+bitexact -flags:a +bitexact \
   -metadata:s:a:0 language=eng \
   -movflags +faststart \
   "$tmp"

@@ -39,8 +39,8 @@ Examples:
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("push", pushSynopsis, stderr)
 	loop := fs.Bool("loop", false, "loop the file forever (until --duration or Ctrl-C)")
-	duration := fs.Duration("duration", 0, "stop after this much media has been sent, e.g. 30s or 2h (0: one pass over the file, or forever with --loop)")
-	epoch := fs.Bool("epoch", true, "derive fragment times from the wall clock (Unix epoch), so redundant pushers produce identical fragments; --epoch=false starts at time 0 and sends at once")
+	duration := fs.Duration("duration", 0, "stop after this much media, e.g. 30s or 2h, rounded up to whole fragments (0: one pass over the file, or forever with --loop)")
+	epoch := fs.Bool("epoch", true, "derive fragment times from the wall clock (Unix epoch), so redundant pushers produce identical fragments; --epoch=false starts at media time 0 and sends the first fragment at once")
 	token := fs.String("token", "", "ingest token, sent as 'Authorization: Bearer <token>'; when empty, $SLUICE_INGEST_TOKEN is used (keeps the token out of the process list)")
 	fast := fs.Bool("fast", false, "send as fast as the ingest reads instead of in real time (tests, back-filling)")
 	probe := fs.Bool("probe", true, "send an empty POST first, so a refused point or token fails before any media is sent")

@@ -39,9 +39,10 @@ type Options struct {
 	Token string
 	// Loop plays the file forever (until Duration or cancellation).
 	Loop bool
-	// Duration stops the push after this much media time has been sent
-	// (counted from the first fragment). Zero: one pass over the file, or
-	// forever with Loop.
+	// Duration stops the push after this much media time, counted from the
+	// start of the first fragment and rounded up to whole fragment periods.
+	// Zero: one pass over the file (with Epoch it starts at the current
+	// point of the wall-clock loop and wraps around), or forever with Loop.
 	Duration time.Duration
 	// Epoch anchors media times to the wall clock (see the package comment)
 	// and starts at the next fragment boundary after now. Without it the
@@ -182,7 +183,11 @@ func Push(ctx context.Context, src *mp4src.Source, opts Options) (Result, error)
 
 	err := p.run(ctx)
 	if p.bar != nil {
-		_ = p.bar.Finish()
+		if err == nil && ctx.Err() == nil {
+			_ = p.bar.Finish()
+		} else {
+			_ = p.bar.Exit() // keep the bar where the push stopped
+		}
 		fmt.Fprintln(opts.Progress)
 	}
 	if err != nil {
