@@ -90,6 +90,10 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, pp string, stat
 	h.log.Warn("ingest refused", append([]any{"status", status, "reason", reason, "point", pp,
 		"path", r.URL.Path, "remote", r.RemoteAddr}, args...)...)
 	h.m.IngestErrors.WithLabelValues(metricPoint(pp, h.cfg), strconv.Itoa(status)).Inc()
+	// Close instead of draining the rest of a long body: the encoder learns
+	// of the refusal now, not after the server has read and thrown away
+	// another 256 KiB.
+	w.Header().Set("Connection", "close")
 	http.Error(w, reason, status)
 }
 
