@@ -23,7 +23,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"bitrate to the measured throughput, checks every fragment is moof+mdat, and reports\n"+
 		"startup time, stalls, switches, bytes and errors. With --sessions N it is a load\n"+
 		"generator of N independent players. Requests carry CMCD headers (CTA-5004, header\n"+
-		"mode: br, bl, d, ot, sid, su, mtp, nor, sf, st) unless --cmcd=false.\n\n"+
+		"mode: br, bl, d, ot, sid, su, mtp, nor, plus tb, bs, sf, st) unless --cmcd=false.\n\n"+
 		"Exit status: 0 when every session started playing and none failed, 1 otherwise.", stderr)
 	format := fs.String("format", "auto", "manifest format: dash, hls, smooth, or auto (from the URL: .mpd, .m3u8, /Manifest)")
 	duration := fs.Duration("duration", 0, "stop after this wall time (e.g. 20s, 2m); 0 = play an on-demand presentation to its end, a live one for 30s")
@@ -37,7 +37,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	startup := secondsFlag(player.DefaultStartup)
 	fs.Var(&startup, "startup", "buffer in seconds every media type must hold before playback starts, and resumes after a stall")
 	timeout := fs.Duration("timeout", player.DefaultTimeout, "timeout of each HTTP request, body included")
-	cmcd := fs.Bool("cmcd", true, "send CMCD request headers (CMCD-Object, CMCD-Request, CMCD-Session)")
+	cmcd := fs.Bool("cmcd", true, "send CMCD request headers (CMCD-Object, CMCD-Request, CMCD-Session, CMCD-Status)")
 	sid := fs.String("sid", "", "CMCD session ID; default a random UUID per session (suffixed -N with --sessions)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn or error")
 

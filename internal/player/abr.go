@@ -17,6 +17,9 @@ type ABRConfig struct {
 	// MinBytes: downloads smaller than this say more about latency than
 	// throughput and are not sampled (default 4 KiB).
 	MinBytes int
+	// StartBitrate is the bitrate the first choice may go up to before
+	// anything has been measured (default 0: the lowest rendition).
+	StartBitrate int64
 	// UpHold is how long after a down-switch the player refrains from
 	// switching up again (default 5 s), so that a link that only just fails
 	// a bitrate does not make it oscillate fragment by fragment.
@@ -119,7 +122,8 @@ type abrInput struct {
 }
 
 // choose picks the rendition for the next fragment:
-//   - before any measurement, the lowest rendition (a safe start);
+//   - the first choice is the highest rendition within StartBitrate, by
+//     default the lowest (a safe start);
 //   - the ideal is the highest bitrate within Safety × estimate (and the cap);
 //   - up-switches wait until the buffer holds half the startup threshold,
 //     so that a wrong guess cannot stall at once, and for UpHold after a
@@ -142,12 +146,19 @@ func (a *abr) choose(in abrInput) *Rendition {
 	if cur != nil && !contains(allowed, cur) {
 		cur = nil
 	}
+	if cur == nil {
+		// The first choice: the highest within StartBitrate, judged as an
+		// up-switch from there once something has been measured.
+		cur = allowed[0]
+		for _, r := range allowed {
+			if r.Bitrate <= a.cfg.StartBitrate {
+				cur = r
+			}
+		}
+	}
 	est := a.estimate()
 	if est == 0 {
-		if cur != nil {
-			return cur
-		}
-		return allowed[0]
+		return cur
 	}
 	budget := est * a.cfg.Safety
 	ideal := allowed[0]
@@ -156,7 +167,7 @@ func (a *abr) choose(in abrInput) *Rendition {
 			ideal = r
 		}
 	}
-	if cur == nil || ideal == cur {
+	if ideal == cur {
 		return ideal
 	}
 	if ideal.Bitrate > cur.Bitrate {

@@ -66,8 +66,8 @@ type RequestHook func(req *http.Request, info RequestInfo)
 type ResponseHook func(resp *http.Response, info RequestInfo, bytes int64, elapsed time.Duration)
 
 // CMCDHook returns a hook that sends Common Media Client Data (CTA-5004) in
-// header mode: CMCD-Object (br, d, ot), CMCD-Request (bl, mtp, nor, su) and
-// CMCD-Session (sf, sid, st).
+// header mode: CMCD-Object (br, d, ot, tb), CMCD-Request (bl, mtp, nor, su),
+// CMCD-Session (sf, sid, st) and CMCD-Status (bs).
 func CMCDHook() RequestHook {
 	return func(req *http.Request, info RequestInfo) {
 		for name, v := range CMCDHeaders(info, req.URL) {
@@ -80,13 +80,16 @@ func CMCDHook() RequestHook {
 // are sorted, strings quoted, booleans written as the bare key (CTA-5004
 // §3.2); empty headers are left out.
 func CMCDHeaders(info RequestInfo, reqURL *url.URL) map[string]string {
-	obj, req, sess := map[string]string{}, map[string]string{}, map[string]string{}
+	obj, req, sess, status := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
 	media := info.Object == ObjectVideo || info.Object == ObjectAudio || info.Object == ObjectMuxed
 	if info.Object != "" {
 		obj["ot"] = string(info.Object)
 	}
 	if info.Bitrate > 0 && info.Object != ObjectManifest {
 		obj["br"] = strconv.FormatInt(int64(math.Round(float64(info.Bitrate)/1000)), 10)
+	}
+	if info.TopBitrate > 0 && info.Object != ObjectManifest {
+		obj["tb"] = strconv.FormatInt(int64(math.Round(float64(info.TopBitrate)/1000)), 10)
 	}
 	if info.Duration > 0 && media {
 		obj["d"] = strconv.FormatInt(info.Duration.Round(time.Millisecond).Milliseconds(), 10)
@@ -108,6 +111,9 @@ func CMCDHeaders(info RequestInfo, reqURL *url.URL) map[string]string {
 	if info.Startup && info.Object != ObjectManifest {
 		req["su"] = ""
 	}
+	if info.Starved && media {
+		status["bs"] = ""
+	}
 	if info.SessionID != "" {
 		sess["sid"] = cmcdString(info.SessionID)
 	}
@@ -125,7 +131,9 @@ func CMCDHeaders(info RequestInfo, reqURL *url.URL) map[string]string {
 		sess["st"] = "v"
 	}
 	out := map[string]string{}
-	for name, kv := range map[string]map[string]string{"CMCD-Object": obj, "CMCD-Request": req, "CMCD-Session": sess} {
+	for name, kv := range map[string]map[string]string{
+		"CMCD-Object": obj, "CMCD-Request": req, "CMCD-Session": sess, "CMCD-Status": status,
+	} {
 		if s := cmcdJoin(kv); s != "" {
 			out[name] = s
 		}

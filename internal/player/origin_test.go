@@ -44,8 +44,9 @@ type fakeOrigin struct {
 	srv   *httptest.Server
 
 	mu       sync.Mutex
-	requests map[string]int // fragment requests by "rep/k"
-	cmcd     []http.Header  // CMCD headers of media requests
+	requests map[string]int    // fragment requests by "rep/k"
+	frags    map[string][]byte // generated fragments by "rep/k"
+	cmcd     []http.Header     // CMCD headers of media requests
 }
 
 func (o *fakeOrigin) serve() *fakeOrigin {
@@ -53,6 +54,13 @@ func (o *fakeOrigin) serve() *fakeOrigin {
 		o.segDur = 500 * time.Millisecond
 	}
 	o.requests = map[string]int{}
+	o.frags = map[string][]byte{}
+	// Generate the fragments up front, off the clock of the sessions.
+	for _, rep := range o.reps() {
+		for k := range min(o.total, 40) {
+			o.fragmentBytes(rep, k)
+		}
+	}
 	o.start = time.Now()
 	o.srv = httptest.NewServer(http.HandlerFunc(o.handle))
 	o.t.Cleanup(o.srv.Close)
@@ -165,7 +173,7 @@ func (o *fakeOrigin) fragment(w http.ResponseWriter, r *http.Request, rep string
 	if o.fault != nil && o.fault(w, rep, k, count) {
 		return
 	}
-	data := makeFragment(o.t, repBitrate(rep), o.segDur, uint64(int64(k)*o.segTicks()), uint32(k+1))
+	data := o.fragmentBytes(rep, k)
 	var rate int64
 	if o.throttle != nil {
 		rate = o.throttle(rep)
@@ -193,6 +201,20 @@ func (o *fakeOrigin) fragment(w http.ResponseWriter, r *http.Request, rep string
 		case <-time.After(time.Duration(int64(n) * 8 * int64(time.Second) / rate)):
 		}
 	}
+}
+
+// fragmentBytes returns fragment k of rep, generated once so that serving
+// it costs next to no CPU (the tests measure throughput).
+func (o *fakeOrigin) fragmentBytes(rep string, k int) []byte {
+	key := fmt.Sprintf("%s/%d", rep, k)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if b, ok := o.frags[key]; ok {
+		return b
+	}
+	b := makeFragment(o.t, repBitrate(rep), o.segDur, uint64(int64(k)*o.segTicks()), uint32(k+1))
+	o.frags[key] = b
+	return b
 }
 
 // makeFragment builds a moof+mdat of one sample sized for bitrate.

@@ -1,20 +1,3 @@
-// Package player is a headless adaptive-streaming player for DASH, HLS and
-// Smooth Streaming, used by `sluice play` to check a channel and to load an
-// origin with many sessions.
-//
-// One session loads the manifest, follows its live edge (reloading at the
-// period the format prescribes) or plays an on-demand presentation from the
-// start, and fetches one video rendition and one audio rendition fragment by
-// fragment. Playback is simulated: each media kind has a buffer measured in
-// seconds of media, downloads fill it, the play clock drains it in real time,
-// and the session records startup time, stalls and bitrate switches. The
-// video rendition is chosen by throughput (moving averages over fragment
-// downloads) with buffer-based hysteresis. Every fragment is checked to be
-// moof+mdat.
-//
-// Requests pass through RequestHook and ResponseHook functions, which see the
-// player state (buffer, throughput, bitrate, startup): CMCD headers are one
-// such hook, and a pacing request engine can be another.
 package player
 
 import (

@@ -167,8 +167,9 @@ func TestLiveToVOD(t *testing.T) {
 	}
 }
 
-// TestABRThrottledHighBitrate: the highest rendition is delivered slower
-// than its bitrate, so the player goes up, finds out, and comes down.
+// TestABRThrottledHighBitrate: the session starts at the highest rendition,
+// which the server delivers slower than its bitrate; the player switches
+// down and keeps away from it.
 func TestABRThrottledHighBitrate(t *testing.T) {
 	t.Parallel()
 	o := (&fakeOrigin{t: t, video: ladder, audio: 96_000, total: 12,
@@ -178,16 +179,36 @@ func TestABRThrottledHighBitrate(t *testing.T) {
 			}
 			return 0
 		}}).serve()
-	rep := play(t, Config{URL: o.url("manifest.mpd"), Startup: time.Second, Duration: 5 * time.Second})
-	if rep.Switches < 2 {
-		t.Errorf("switches = %d, want up and down again (bitrates %v)", rep.Switches, rep.Bitrates)
+	rep := play(t, Config{URL: o.url("manifest.mpd"), Startup: time.Second, Duration: 5 * time.Second,
+		ABR: ABRConfig{StartBitrate: 3_000_000}})
+	if len(rep.Bitrates) < 2 || rep.Bitrates[0] != 3_000_000 || rep.Bitrates[1] >= 3_000_000 || rep.Switches < 1 {
+		t.Errorf("bitrates %v switches %d: want to start at 3 Mbit/s and switch down", rep.Bitrates, rep.Switches)
 	}
-	i := slices.Index(rep.Bitrates, 3_000_000)
-	if i < 0 || !slices.ContainsFunc(rep.Bitrates[i:], func(b int64) bool { return b < 3_000_000 }) {
-		t.Errorf("bitrates %v: want a step up to 3 Mbit/s and back down", rep.Bitrates)
+	if n := o.fragmentRequests("v3000000"); n > 3 {
+		t.Errorf("%d requests at the throttled bitrate; ABR should leave it", n)
 	}
-	if o.fragmentRequests("v3000000") > 4 {
-		t.Errorf("%d requests at the throttled bitrate; ABR should leave it", o.fragmentRequests("v3000000"))
+	if rep.FragmentsByKind["video"] < 8 {
+		t.Errorf("%d video fragments in 5 s", rep.FragmentsByKind["video"])
+	}
+}
+
+// TestABRUpSwitch: on an unthrottled link the player climbs from the
+// lowest rendition. (A machine too loaded to move 50 kB fast can measure
+// less than the ladder needs; the test then only logs.)
+func TestABRUpSwitch(t *testing.T) {
+	t.Parallel()
+	o := (&fakeOrigin{t: t, video: ladder, audio: 96_000, total: 6}).serve()
+	rep := play(t, Config{URL: o.url("manifest.mpd"), Startup: time.Second})
+	expectClean(t, rep)
+	if rep.Bitrates[0] != 300_000 {
+		t.Errorf("bitrates %v: want to start at the lowest", rep.Bitrates)
+	}
+	if len(rep.Bitrates) < 2 {
+		if rep.ThroughputBPS > 5_000_000 {
+			t.Errorf("measured %d bit/s but never switched up", rep.ThroughputBPS)
+		} else {
+			t.Logf("measured only %d bit/s on loopback: no up-switch expected", rep.ThroughputBPS)
+		}
 	}
 }
 
@@ -202,19 +223,20 @@ func TestABRPicksLowUnderThrottle(t *testing.T) {
 	if !slices.Equal(rep.Bitrates, []int64{300_000}) || rep.Switches != 0 {
 		t.Errorf("bitrates %v switches %d, want 300 kbit/s only", rep.Bitrates, rep.Switches)
 	}
-	if rep.ThroughputBPS < 400_000 || rep.ThroughputBPS > 800_000 {
-		t.Errorf("throughput estimate %d, want about 700000", rep.ThroughputBPS)
+	if rep.ThroughputBPS <= 0 || rep.ThroughputBPS > 800_000 {
+		t.Errorf("throughput estimate %d, want at most about 700000", rep.ThroughputBPS)
 	}
 }
 
-// TestMaxBitrate: the cap holds even on a fast link.
+// TestMaxBitrate: the cap holds, even for the first choice.
 func TestMaxBitrate(t *testing.T) {
 	t.Parallel()
 	o := (&fakeOrigin{t: t, video: ladder, audio: 96_000, total: 6}).serve()
-	rep := play(t, Config{URL: o.url("Manifest"), Startup: time.Second, MaxBitrate: 1_500_000})
+	rep := play(t, Config{URL: o.url("Manifest"), Startup: time.Second, MaxBitrate: 1_500_000,
+		ABR: ABRConfig{StartBitrate: 10_000_000}})
 	expectClean(t, rep)
-	if slices.Max(rep.Bitrates) != 1_000_000 {
-		t.Errorf("bitrates %v, want up to 1 Mbit/s and no higher", rep.Bitrates)
+	if rep.Bitrates[0] != 1_000_000 || slices.Max(rep.Bitrates) != 1_000_000 || o.fragmentRequests("v3000000") != 0 {
+		t.Errorf("bitrates %v, want 1 Mbit/s and no higher", rep.Bitrates)
 	}
 }
 

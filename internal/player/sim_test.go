@@ -9,11 +9,12 @@ func TestCMCDHeadersFormat(t *testing.T) {
 	req := mustURL(t, "http://o/pp.isml/tracks/v1/0.m4s")
 	h := CMCDHeaders(RequestInfo{
 		SessionID: `a"b`, Format: FormatDASH, Live: true, Object: ObjectVideo, Kind: KindVideo,
-		Bitrate: 2_999_600, Duration: 1999600 * time.Microsecond, Buffer: 1549 * time.Millisecond,
+		Bitrate: 2_999_600, TopBitrate: 6_000_000, Starved: true, Duration: 1999600 * time.Microsecond, Buffer: 1549 * time.Millisecond,
 		Throughput: 25_449_000, Startup: true, Next: "http://o/pp.isml/tracks/v1/20000000.m4s",
 	}, req)
 	want := map[string]string{
-		"CMCD-Object":  "br=3000,d=2000,ot=v",
+		"CMCD-Object":  "br=3000,d=2000,ot=v,tb=6000",
+		"CMCD-Status":  "bs",
 		"CMCD-Request": `bl=1500,mtp=25400,nor="20000000.m4s",su`,
 		"CMCD-Session": `sf=d,sid="a\"b",st=l`,
 	}

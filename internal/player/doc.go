@@ -1,0 +1,87 @@
+// Package player is a headless adaptive-streaming player for DASH, HLS and
+// Smooth Streaming, used by `sluice play` to check a channel and to load an
+// origin with many sessions.
+//
+// # Session
+//
+// Run plays one session: it loads the manifest (the format from
+// Config.Format or the URL), then fetches, concurrently, one video rendition
+// and one audio rendition fragment by fragment. A static presentation plays
+// from its start to its end; a live one starts at suggestedPresentationDelay
+// (DASH) or HOLD-BACK (HLS) behind the newest fragment, three fragments
+// behind when the manifest says nothing, and the manifest is reloaded at
+// minimumUpdatePeriod (DASH), the target duration (HLS; half of it when the
+// playlist did not change) or the fragment duration (Smooth, which is also
+// the fallback). A live presentation that turns static (live-to-VOD) is
+// played to its end. Only the manifest reload is used for Smooth: the tfrf
+// boxes in live fragments are not read. RunSessions runs N sessions at once
+// and aggregates them.
+//
+// Manifests: DASH with SegmentTemplate, either SegmentTimeline ($Time$ or
+// $Number$, S@r=-1 included) or @duration ($Number$, the live edge computed
+// from availabilityStartTime and the clock, corrected by UTCTiming direct,
+// http-xsdate or http-iso); BaseURL at every level; one Period (the first of a
+// static MPD, the last of a dynamic one); SegmentBase and SegmentList are not
+// supported. HLS master or media playlists with EXT-X-MAP, EXT-X-BYTERANGE,
+// EXT-X-MEDIA audio groups; only the playlists in use are reloaded. Smooth
+// client manifests (MS-SSTR) with c@t/@d and c@r as the total number of
+// fragments an element stands for. Relative URLs resolve against the manifest
+// URL (or the playlist's own URL).
+//
+// # Playback model
+//
+// Playback is simulated, not decoded. Each media kind has a buffer measured
+// in seconds of media: a valid fragment adds its duration, and while playing
+// the wall clock drains every buffer at once. Playback starts when every
+// buffer holds Config.Startup (or when every stream has ended, for very short
+// presentations); the startup time runs from the session start, the first
+// manifest request included. A stall is a buffer running dry before its
+// stream has ended; playback resumes when every buffer holds Config.Startup
+// again. Stall time counts until the resume, or until the session stops. No
+// fragment is fetched while its kind's buffer holds Config.Buffer or more.
+//
+// # Bitrate choice
+//
+// Every fragment download of at least 4 KiB feeds two moving averages of
+// bytes and of download time (request to last byte), weights 0.5 and 0.15;
+// the throughput estimate is the lower of the two ratios. A ratio of averages
+// weighs each download by the time it took, so one slow download shows at
+// once after many fast ones. The video rendition for each fragment is the
+// highest whose bitrate fits 0.8 × the estimate (and Config.MaxBitrate), with
+// hysteresis: the first choice is the lowest rendition (ABRConfig.StartBitrate
+// can raise it); an up-switch needs half the startup threshold in the buffer
+// and waits 5 s after a down-switch; a down-switch is put off while the buffer
+// is above three quarters of its target and the current bitrate is still
+// below the raw estimate. Audio uses its highest rendition.
+//
+// # Checks and errors
+//
+// Every fragment must be moof followed by mdat (CMAF chunks: several pairs;
+// leading styp, sidx, prft, emsg allowed); init segments must hold a moov.
+// A failed request (transport error, non-2xx status, invalid body) is retried
+// once after Config.RetryDelay; a fragment that fails twice is skipped and
+// counted. A session that makes no playback progress for Config.StallTimeout
+// ends with an error, so every loop is bounded even without a duration.
+//
+// # Request hooks: CMCD and pacing
+//
+// Every request goes through Config.Hooks, which receive a RequestInfo: the
+// object type, its bitrate and duration, the buffer level and target, the
+// throughput estimate, the startup and starvation flags, the encoding rate of
+// the previous fragment and the next object's URL. CMCDHook is one such hook
+// (CTA-5004 header mode). A pacing request engine (DESIGN §5) is meant to be
+// another: it derives a pacing specification from the same state and adds its
+// header, and can observe the server's answer (CMSD, applied rate) through
+// Config.OnResponse; the HTTP client itself (Config.Client) is replaceable
+// for anything that has to act on the connection.
+//
+// # Report
+//
+// Report is the JSON report (`sluice play --json`), stable for tools: the
+// fields startup_ms (-1: never started), stalls, stall_ms, switches, bytes
+// (media: fragments and init segments), fragments, errors (failed attempts),
+// http_status (count per status code, as strings), format, bitrates (the
+// video bitrates chosen: the first choice, then one per switch) are kept as
+// they are; others may be added. Aggregate is the load-test summary, a JSON
+// line with "aggregate": true after the per-session lines.
+package player
