@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/urls"
 )
@@ -221,7 +221,15 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	hd.Set("Content-Type", contentType(info.Kind))
 	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
 	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, ref.Start, ref.Size))
-	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, ref.Size))
+	if c, ok := netconn.TCP(r); ok {
+		// Header and body leave in full segments, as with nginx's
+		// tcp_nopush: a lone header segment slows the client measurably.
+		if err := netconn.Cork(c, true); err == nil {
+			defer netconn.Cork(c, false)
+		}
+	}
+	// The *os.File itself (not a wrapper) lets net/http use sendfile.
+	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
 // smoothFragment serves QualityLevels(b)/Fragments(name=t): the stored

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/origin"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -99,6 +100,7 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext:    netconn.ConnContext,
 	}
 	go s.retention(ctx)
 	if started != nil {
