@@ -361,6 +361,20 @@ func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptat
 		if err != nil {
 			return nil, err
 		}
+		if pc.live && openEnded(tmpl.Timeline.S) {
+			// S@r="-1" at the end repeats up to the live edge, which moves
+			// between reloads (minimumUpdatePeriod may be long).
+			ss := tmpl.Timeline.S
+			r.gen = func(now time.Time) []Segment {
+				at := pc
+				at.now = func() time.Time { return now }
+				segs, err := at.timeline(ss, ts, pto, startNumber, mk)
+				if err != nil {
+					return nil
+				}
+				return segs
+			}
+		}
 	case tmpl.Duration != nil && *tmpl.Duration > 0:
 		d := *tmpl.Duration
 		segDur := ticks(int64(d), ts)
@@ -389,6 +403,11 @@ func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptat
 		return nil, errors.New("SegmentTemplate has neither SegmentTimeline nor @duration")
 	}
 	return r, nil
+}
+
+// openEnded tells whether the last S of a timeline repeats without end.
+func openEnded(ss []sXML) bool {
+	return len(ss) > 0 && ss[len(ss)-1].R < 0
 }
 
 // numberRange says which segments k (0-based from startNumber) of a

@@ -377,3 +377,26 @@ func TestCheckFragment(t *testing.T) {
 		t.Error("init without moov accepted")
 	}
 }
+
+// TestParseMPDOpenTimeline: a final S@r="-1" in a dynamic MPD follows the
+// clock between reloads.
+func TestParseMPDOpenTimeline(t *testing.T) {
+	ast := time.Now().Add(-7 * time.Second)
+	mpd := `<MPD type="dynamic" minimumUpdatePeriod="PT1H" availabilityStartTime="` + ast.UTC().Format(time.RFC3339Nano) + `">
+  <Period start="PT0S"><AdaptationSet contentType="audio">
+    <SegmentTemplate timescale="1000" media="$Time$.m4s"><SegmentTimeline><S t="0" d="2000" r="-1"/></SegmentTimeline></SegmentTemplate>
+    <Representation id="a" bandwidth="64000"/>
+  </AdaptationSet></Period></MPD>`
+	p, _, err := parseMPD([]byte(mpd), mustURL(t, "http://o/x.mpd"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Audio.Renditions[0]
+	if n := len(r.Segments(time.Now())); n != 3 {
+		t.Errorf("%d segments after 7 s, want 3", n)
+	}
+	segs := r.Segments(time.Now().Add(4 * time.Second))
+	if len(segs) != 5 || segs[4].URL != "http://o/8000.m4s" {
+		t.Errorf("4 s later: %+v", segs)
+	}
+}

@@ -136,6 +136,8 @@ type session struct {
 	abr    *abr
 	stats  *stats
 
+	live bool // the presentation was live at the first load
+
 	fatalOnce sync.Once
 	fatal     error
 	cancel    context.CancelFunc
@@ -201,6 +203,18 @@ func (s *session) run(parent context.Context) error {
 		return fmt.Errorf("load manifest: %w", err)
 	}
 	pres, _ := s.man.current()
+	if s.activateFirst(pres) {
+		// HLS: whether the presentation is live shows in the media
+		// playlists, which the master playlist alone does not load.
+		if err := s.man.refresh(ctx); err != nil {
+			if parent.Err() != nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil
+			}
+			return fmt.Errorf("load playlist: %w", err)
+		}
+		pres, _ = s.man.current()
+	}
+	s.live = pres.Live
 	if pres.Live && s.cfg.Duration <= 0 {
 		var c context.CancelFunc
 		ctx, c = context.WithDeadline(ctx, s.start.Add(DefaultLiveDuration))
@@ -228,6 +242,25 @@ func (s *session) run(parent context.Context) error {
 	cancel()
 	wg.Wait()
 	return s.fatal
+}
+
+// activateFirst marks the renditions the session starts with as in use and
+// reports whether any of them still has to be loaded.
+func (s *session) activateFirst(pres *Presentation) bool {
+	load := false
+	for _, k := range []Kind{KindVideo, KindAudio} {
+		st := pres.Stream(k)
+		if st == nil || len(st.Renditions) == 0 {
+			continue
+		}
+		r := st.Renditions[len(st.Renditions)-1]
+		if k == KindVideo {
+			r = s.abr.choose(abrInput{renditions: st.Renditions, maxBitrate: s.cfg.MaxBitrate, now: time.Now()})
+		}
+		s.man.setActive(k, r.ID)
+		load = load || !r.Loaded
+	}
+	return load
 }
 
 // fail records the first fatal error and ends the session.
@@ -269,11 +302,7 @@ func (s *session) finish(rep *Report, err error) {
 	now := time.Now()
 	rep.Format = s.format
 	rep.DurationMS = now.Sub(s.start).Milliseconds()
-	if s.man != nil {
-		if p, _ := s.man.current(); p != nil {
-			rep.Live = p.Live
-		}
-	}
+	rep.Live = s.live
 	if s.play != nil {
 		sn := s.play.snap(now)
 		if sn.Started {
@@ -282,6 +311,7 @@ func (s *session) finish(rep *Report, err error) {
 		rep.Stalls = sn.Stalls
 		rep.StallMS = sn.StallTotal.Milliseconds()
 		rep.PlayedMS = sn.Played.Milliseconds()
+		rep.Ended = sn.State == stateFinished
 		rep.OK = sn.Started && err == nil
 	}
 	s.stats.fill(rep)
@@ -525,6 +555,10 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) ([]b
 	if err != nil {
 		if ctx.Err() == nil {
 			s.stats.networkError()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the method and URL
 		}
 		return nil, time.Since(t0), fmt.Errorf("GET %s: %w", u, err)
 	}

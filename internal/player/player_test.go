@@ -71,8 +71,8 @@ func TestStatic(t *testing.T) {
 			o := (&fakeOrigin{t: t, video: ladder, audio: 96_000, total: 6}).serve()
 			rep := play(t, Config{URL: o.url(formatURLs[f]), Startup: time.Second})
 			expectClean(t, rep)
-			if rep.Format != f || rep.Live {
-				t.Errorf("format %s live %v, want %s static", rep.Format, rep.Live, f)
+			if rep.Format != f || rep.Live || !rep.Ended {
+				t.Errorf("format %s live %v ended %v, want %s static played to the end", rep.Format, rep.Live, rep.Ended, f)
 			}
 			if rep.FragmentsByKind["video"] != 6 || rep.FragmentsByKind["audio"] != 6 || rep.Fragments != 12 {
 				t.Errorf("fragments %v, want 6 video + 6 audio", rep.FragmentsByKind)
@@ -126,8 +126,8 @@ func TestLive(t *testing.T) {
 			o := (&fakeOrigin{t: t, video: ladder, audio: 96_000, total: 1000, live: true, backlog: 8}).serve()
 			rep := play(t, Config{URL: o.url(formatURLs[f]), Duration: 4 * time.Second})
 			expectClean(t, rep)
-			if !rep.Live {
-				t.Errorf("not live")
+			if !rep.Live || rep.Ended {
+				t.Errorf("live %v ended %v", rep.Live, rep.Ended)
 			}
 			// Started three fragments behind the edge and kept up: about
 			// 3 + 4 s / 0.5 s fragments of each kind.
@@ -157,8 +157,8 @@ func TestLiveToVOD(t *testing.T) {
 			if rep.DurationMS > 6000 {
 				t.Errorf("session lasted %d ms; it should end with the presentation", rep.DurationMS)
 			}
-			if rep.Live {
-				t.Errorf("still live at the end")
+			if !rep.Live || !rep.Ended {
+				t.Errorf("live %v ended %v, want a live session that played to the end", rep.Live, rep.Ended)
 			}
 			if rep.FragmentsByKind["video"] < 6 {
 				t.Errorf("%d video fragments", rep.FragmentsByKind["video"])

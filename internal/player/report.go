@@ -19,7 +19,11 @@ type Report struct {
 	SessionID string `json:"sid"`
 	URL       string `json:"url"`
 	Format    Format `json:"format"`
-	Live      bool   `json:"live"`
+	// Live tells whether the presentation was live when the session
+	// started; Ended whether playback reached the end of the presentation
+	// (a static one, or a live one that turned static).
+	Live  bool `json:"live"`
+	Ended bool `json:"ended"`
 	// OK is true when playback started and no fatal error ended the session.
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
@@ -73,6 +77,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	kind := "on-demand"
 	if r.Live {
 		kind = "live"
+	}
+	if r.Ended {
+		kind += ", played to the end"
 	}
 	fmt.Fprintf(&b, "session %s: %s (%s %s, %s)\n", r.SessionID, state, kind, r.Format, r.URL)
 	if r.Error != "" {
