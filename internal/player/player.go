@@ -130,7 +130,6 @@ type session struct {
 	log    *slog.Logger
 	start  time.Time
 	format Format
-	base   *url.URL
 	man    *manifests
 	play   *playback
 	abr    *abr
@@ -153,10 +152,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Session: cfg.Index, SessionID: cfg.SessionID, URL: cfg.URL, StartupMS: -1}
 	err := s.run(ctx)
 	s.finish(&rep, err)
-	if err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return rep, err
 }
 
 func (s *session) run(parent context.Context) error {
@@ -164,7 +160,7 @@ func (s *session) run(parent context.Context) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("manifest URL %q: want an http(s) URL", s.cfg.URL)
 	}
-	s.base = u
+
 	s.format = s.cfg.Format
 	if s.format == "" {
 		if s.format, err = GuessFormat(s.cfg.URL); err != nil {
