@@ -24,6 +24,12 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"startup time, stalls, switches, bytes and errors. With --sessions N it is a load\n"+
 		"generator of N independent players. Requests carry CMCD headers (CTA-5004, header\n"+
 		"mode: br, bl, d, ot, sid, su, mtp, nor, plus tb, bs, sf, st) unless --cmcd=false.\n\n"+
+		"With --pacing cmcd|spec each fragment request also carries a pacing specification\n"+
+		"(client-controlled pacing, docs/pacing.md): none while starting, after a stall or below\n"+
+		"--min-buffer; otherwise --rate-multiplier × the fragment's encoding rate (up to twice\n"+
+		"that at --min-buffer), lowered when the server reports loss in CMSD; cmcd sends it as\n"+
+		"CMCD rtp, spec also as the Sluice-Pacing header with --burst. The server's CMSD\n"+
+		"metadata is read back and reported under \"pacing\" in --json (any --pacing value).\n\n"+
 		"Exit status: 0 when every session started playing and none failed, 1 otherwise.", stderr)
 	format := fs.String("format", "auto", "manifest format: dash, hls, smooth, or auto (from the URL: .mpd, .m3u8, /Manifest)")
 	duration := fs.Duration("duration", 0, "stop after this wall time (e.g. 20s, 2m); 0 = play an on-demand presentation to its end, a live one for 30s")
@@ -40,6 +46,12 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cmcd := fs.Bool("cmcd", true, "send CMCD request headers (CMCD-Object, CMCD-Request, CMCD-Session, CMCD-Status)")
 	sid := fs.String("sid", "", "CMCD session ID; default a random UUID per session (suffixed -N with --sessions)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn or error")
+	pacingMode := fs.String("pacing", "", "pacing request engine: off (read the server's CMSD only), cmcd (rate as CMCD rtp), spec (Sluice-Pacing header and rtp) or dashjs (rtp as dash.js computes it); empty = no engine")
+	rateMult := fs.Float64("rate-multiplier", player.DefaultRateMultiplier, "pacing rate at a full buffer as a multiple of the fragment's encoding rate (twice this at --min-buffer)")
+	minBuffer := secondsFlag(0)
+	fs.Var(&minBuffer, "min-buffer", "below this buffer (seconds or a duration) fragment requests carry no pacing specification (default: --startup)")
+	burst := fs.Int("burst", 0, "device capability: most TCP segments per burst, sent with --pacing spec (0 = leave it to the server)")
+	pacingLog := fs.Bool("pacing-log", false, "with --json: one entry per fragment request under pacing.log (start time, size, download time, requested and applied rate)")
 
 	var positional []string
 	for {
@@ -76,6 +88,22 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *cmcd {
 		cfg.Hooks = append(cfg.Hooks, player.CMCDHook())
+	}
+	if *pacingMode != "" {
+		mode, err := player.ParsePacingMode(*pacingMode)
+		if err != nil {
+			return fmt.Errorf("--pacing: %w", err)
+		}
+		if *rateMult < 1 || *rateMult > 20 {
+			return fmt.Errorf("--rate-multiplier %g: want 1 to 20", *rateMult)
+		}
+		if *burst < 0 || *burst > 1000 {
+			return fmt.Errorf("--burst %d: want 0 to 1000 segments", *burst)
+		}
+		cfg.Pacing = player.PacingConfig{
+			Mode: mode, RateMultiplier: *rateMult, MinBuffer: time.Duration(minBuffer),
+			Burst: *burst, Log: *pacingLog,
+		}
 	}
 
 	if *sessions == 1 {

@@ -31,11 +31,16 @@ type RequestInfo struct {
 	Live      bool
 	Object    ObjectType
 	Kind      Kind // media kind of a fragment or init segment; "" for manifests
+	// Rendition is the ID of the rendition the object belongs to.
+	Rendition string
 	// Bitrate is the encoded bitrate of the rendition, bits/s (0 unknown);
 	// TopBitrate the highest the player may choose.
 	Bitrate, TopBitrate int64
 	// Duration is the media duration of the object (0 for init, manifest).
 	Duration time.Duration
+	// Size is the object's size in bytes when the request names it (a
+	// closed byte range), 0 unknown.
+	Size int64
 	// Buffer is the buffer level of Kind; BufferTarget the level the player
 	// fills up to.
 	Buffer, BufferTarget time.Duration

@@ -39,6 +39,9 @@ type fakeOrigin struct {
 	// fault may answer a fragment request instead of the origin: it returns
 	// true when it has written a response. n counts requests for (rep, k).
 	fault func(w http.ResponseWriter, rep string, k, n int) bool
+	// cmsd, when set, returns the CMSD-Dynamic header of a fragment
+	// response from the request's headers ("" for none).
+	cmsd func(rep string, k int, req http.Header) string
 
 	start time.Time
 	srv   *httptest.Server
@@ -46,7 +49,7 @@ type fakeOrigin struct {
 	mu       sync.Mutex
 	requests map[string]int    // fragment requests by "rep/k"
 	frags    map[string][]byte // generated fragments by "rep/k"
-	cmcd     []http.Header     // CMCD headers of media requests
+	cmcd     []http.Header     // CMCD and Sluice-Pacing headers of media requests
 }
 
 func (o *fakeOrigin) serve() *fakeOrigin {
@@ -164,7 +167,7 @@ func (o *fakeOrigin) fragment(w http.ResponseWriter, r *http.Request, rep string
 	count := o.requests[key]
 	h := http.Header{}
 	for name, v := range r.Header {
-		if strings.HasPrefix(name, "Cmcd-") {
+		if strings.HasPrefix(name, "Cmcd-") || name == "Sluice-Pacing" {
 			h[name] = v
 		}
 	}
@@ -180,6 +183,11 @@ func (o *fakeOrigin) fragment(w http.ResponseWriter, r *http.Request, rep string
 	}
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	if o.cmsd != nil {
+		if v := o.cmsd(rep, k, r.Header); v != "" {
+			w.Header().Set("CMSD-Dynamic", v)
+		}
+	}
 	if rate <= 0 {
 		_, _ = w.Write(data)
 		return

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type Config struct {
 	StallTimeout time.Duration
 	// MaxObject bounds the size of any one response body.
 	MaxObject int64
+	// Pacing configures the pacing request engine (DESIGN §5): a pacing
+	// specification with each fragment request, the server's CMSD read
+	// back. Mode "" leaves it out entirely (no "pacing" in the report).
+	Pacing PacingConfig
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Index is the session's number in a load test, copied to the report.
@@ -134,6 +139,7 @@ type session struct {
 	play   *playback
 	abr    *abr
 	stats  *stats
+	pacer  *pacer // nil without Config.Pacing.Mode
 
 	live bool // the presentation was live at the first load
 
@@ -148,6 +154,9 @@ type session struct {
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	s := &session{cfg: cfg, start: time.Now(), abr: newABR(cfg.ABR), stats: newStats()}
+	if cfg.Pacing.Mode != "" {
+		s.pacer = newPacer(cfg.Pacing, cfg.Startup)
+	}
 	s.log = cfg.Logger.With("sid", cfg.SessionID)
 	rep := Report{Session: cfg.Index, SessionID: cfg.SessionID, URL: cfg.URL, StartupMS: -1}
 	err := s.run(ctx)
@@ -312,6 +321,9 @@ func (s *session) finish(rep *Report, err error) {
 	}
 	s.stats.fill(rep)
 	rep.ThroughputBPS = int64(s.abr.estimate())
+	if s.pacer != nil {
+		rep.Pacing = s.pacer.report()
+	}
 	if err != nil {
 		rep.Error = err.Error()
 		rep.OK = false
@@ -439,7 +451,7 @@ func (s *session) requestInfo(pres *Presentation, k Kind, r *Rendition, obj Obje
 	level, urgent := s.play.levelOf(k, time.Now())
 	info := RequestInfo{
 		SessionID: s.cfg.SessionID, Format: s.format, Live: pres.Live, Object: obj, Kind: k,
-		Bitrate: r.Bitrate, Buffer: level, BufferTarget: s.cfg.Buffer,
+		Rendition: r.ID, Bitrate: r.Bitrate, Buffer: level, BufferTarget: s.cfg.Buffer,
 		Throughput: s.abr.estimate(), Startup: urgent, EncodedRate: s.stats.encodedRate(k),
 	}
 	if st := pres.Stream(k); st != nil && len(st.Renditions) > 0 {
@@ -471,7 +483,7 @@ func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *
 	info := s.requestInfo(pres, k, r, ObjectInit)
 	info.Next, info.NextRange = first.URL, first.Range
 	return s.withRetry(ctx, func() (int, time.Duration, error) {
-		data, elapsed, err := s.get(ctx, r.Init.URL, r.Init.Range, info)
+		data, elapsed, _, err := s.get(ctx, r.Init.URL, r.Init.Range, info)
 		if err != nil {
 			return len(data), elapsed, err
 		}
@@ -490,11 +502,12 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 	err := s.withRetry(ctx, func() (int, time.Duration, error) {
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
+		info.Size = rangeSize(seg.Range)
 		info.Starved = s.play.takeStarved(k)
 		if next != nil {
 			info.Next, info.NextRange = next.URL, next.Range
 		}
-		data, elapsed, err := s.get(ctx, seg.URL, seg.Range, info)
+		data, elapsed, paceLimited, err := s.get(ctx, seg.URL, seg.Range, info)
 		if err != nil {
 			return len(data), elapsed, err
 		}
@@ -503,7 +516,11 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 			return len(data), elapsed, err
 		}
 		size = len(data)
-		s.abr.sample(len(data), elapsed)
+		if !paceLimited {
+			// A download held back by its own pacing rate measures the
+			// pace, not the network: leave it out of the estimate.
+			s.abr.sample(len(data), elapsed)
+		}
 		return len(data), elapsed, nil
 	})
 	return size, err
@@ -533,18 +550,24 @@ func (e *StatusError) Error() string {
 	return "GET " + e.URL + ": HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
 }
 
-// get performs one GET with the hooks, counts it, and returns the body and
-// the time from sending the request to the end of the body.
-func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) ([]byte, time.Duration, error) {
+// get performs one GET with the hooks and the pacing engine, counts it,
+// and returns the body, the time from sending the request to the end of the
+// body, and whether that time was set by the requested pacing rate.
+func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (data []byte, elapsed time.Duration, paceLimited bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("request %s: %w", u, err)
+		return nil, 0, false, fmt.Errorf("request %s: %w", u, err)
 	}
 	if rng != "" {
 		req.Header.Set("Range", "bytes="+rng)
 	}
 	for _, h := range s.cfg.Hooks {
 		h(req, info)
+	}
+	var dec PacingDecision
+	if s.pacer != nil {
+		dec = s.pacer.decide(info)
+		s.pacer.apply(req, dec)
 	}
 	t0 := time.Now()
 	resp, err := s.cfg.Client.Do(req)
@@ -556,28 +579,50 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) ([]b
 		if errors.As(err, &ue) {
 			err = ue.Err // it repeats the method and URL
 		}
-		return nil, time.Since(t0), fmt.Errorf("GET %s: %w", u, err)
+		return nil, time.Since(t0), false, fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		s.stats.response(resp.StatusCode)
-		s.observe(resp, info, 0, time.Since(t0))
-		return nil, time.Since(t0), &StatusError{URL: u, Code: resp.StatusCode}
+		elapsed = time.Since(t0)
+		if s.pacer != nil {
+			s.pacer.observe(resp, info, dec, t0, 0, elapsed)
+		}
+		s.observe(resp, info, 0, elapsed)
+		return nil, elapsed, false, &StatusError{URL: u, Code: resp.StatusCode}
 	}
-	data, err := readLimited(resp.Body, s.cfg.MaxObject)
-	elapsed := time.Since(t0)
+	data, err = readLimited(resp.Body, s.cfg.MaxObject)
+	elapsed = time.Since(t0)
 	s.stats.received(info.Object, int64(len(data)))
 	if err != nil {
 		if ctx.Err() == nil {
 			s.stats.networkError()
 		}
 		s.stats.response(resp.StatusCode)
-		return data, elapsed, fmt.Errorf("GET %s: body: %w", u, err)
+		return data, elapsed, false, fmt.Errorf("GET %s: body: %w", u, err)
 	}
 	s.stats.response(resp.StatusCode)
+	if s.pacer != nil {
+		paceLimited = s.pacer.observe(resp, info, dec, t0, int64(len(data)), elapsed)
+	}
 	s.observe(resp, info, int64(len(data)), elapsed)
-	return data, elapsed, nil
+	return data, elapsed, paceLimited, nil
+}
+
+// rangeSize returns the size of an HTTP byte range "first-last", 0 when
+// the range is absent or open.
+func rangeSize(rng string) int64 {
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0
+	}
+	first, err1 := strconv.ParseInt(a, 10, 64)
+	last, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || last < first {
+		return 0
+	}
+	return last - first + 1
 }
 
 func (s *session) observe(resp *http.Response, info RequestInfo, n int64, elapsed time.Duration) {
@@ -598,7 +643,7 @@ func (s *session) fetchManifest(ctx context.Context, u string) ([]byte, error) {
 	err := s.withRetry(ctx, func() (int, time.Duration, error) {
 		var err error
 		var elapsed time.Duration
-		data, elapsed, err = s.get(ctx, u, "", info)
+		data, elapsed, _, err = s.get(ctx, u, "", info)
 		return len(data), elapsed, err
 	})
 	return data, err

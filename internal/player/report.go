@@ -65,6 +65,8 @@ type Report struct {
 	// PlayedMS is the media time played; DurationMS the session's wall time.
 	PlayedMS   int64 `json:"played_ms"`
 	DurationMS int64 `json:"duration_ms"`
+	// Pacing is the pacing request engine's account (when it ran).
+	Pacing *PacingReport `json:"pacing,omitempty"`
 }
 
 // WriteSummary prints a human summary of the report.
@@ -99,6 +101,12 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d\n",
 		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped)
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(r.HTTPStatus))
+	if p := r.Pacing; p != nil {
+		fmt.Fprintf(&b, "  pacing:     %s: %d of %d fragment requests paced (%d urgent), requested p50 %s\n",
+			p.Mode, p.Paced, p.Requests, p.Urgent, humanBits(int64(p.RequestedKbps.P50*1000)))
+		fmt.Fprintf(&b, "  server:     CMSD on %d responses, paced %d (applied p50 %s), loss max %.2f%% mean %.2f%%, %d back-offs\n",
+			p.CMSDResponses, p.ServerPaced, humanBits(int64(p.AppliedKbps.P50*1000)), 100*p.LossMax, 100*p.LossMean, p.Backoffs)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

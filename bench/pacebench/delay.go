@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Linux packet socket constants that package syscall does not name.
+const (
+	solPacket            = 263 // SOL_PACKET
+	packetStatistics     = 6   // PACKET_STATISTICS
+	packetVnetHdr        = 15  // PACKET_VNET_HDR
+	packetIgnoreOutgoing = 23  // PACKET_IGNORE_OUTGOING
+	ethPAll              = 0x0003
+
+	vnetHdrLen        = 10 // struct virtio_net_hdr without num_buffers
+	vnetFlagNeedsCsum = 1
+	vnetGSONone       = 0
+	vnetGSOTCPv4      = 1
+	vnetGSOECN        = 0x80
+
+	maxFrame = 65536 + vnetHdrLen + 64
+)
+
+// runDelay is `pacebench delay -a IF -b IF -delay D`: a userspace delay
+// line bridging two interfaces of one network namespace. Every Ethernet
+// frame received on one side leaves on the other D after it arrived (FIFO,
+// one locked OS thread per direction sleeping with nanosleep). GSO
+// super-frames (the sender's veth keeps TSO on, like a server NIC) are cut
+// into MSS-sized TCP segments with full checksums, so that a qdisc behind
+// the delay line sees, queues and drops single packets.
+func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("delay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	a := fs.String("a", "", "first interface")
+	b := fs.String("b", "", "second interface")
+	delay := fs.Duration("delay", 10*time.Millisecond, "one-way delay added in each direction")
+	queue := fs.Int("queue", 1<<16, "frames held per direction before dropping")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *a == "" || *b == "" {
+		return errors.New("delay: want -a and -b interfaces")
+	}
+	fa, err := openPacket(*a)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fa)
+	fb, err := openPacket(*b)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fb)
+
+	ab := &direction{name: *a + "->" + *b, from: fa, to: fb, delay: *delay, q: make(chan frame, *queue)}
+	ba := &direction{name: *b + "->" + *a, from: fb, to: fa, delay: *delay, q: make(chan frame, *queue)}
+	fmt.Fprintf(stdout, "delay line %s <-> %s, %v each way\n", *a, *b, *delay)
+	var wg sync.WaitGroup
+	for _, d := range []*direction{ab, ba} {
+		wg.Go(d.read)
+		wg.Go(d.write)
+	}
+	<-ctx.Done()
+	// The readers block in read(2); closing the sockets would race with
+	// them, so the process just reports and returns (exit ends the threads).
+	for _, d := range []*direction{ab, ba} {
+		fmt.Fprintln(stdout, d.report())
+	}
+	return nil
+}
+
+// openPacket opens a raw packet socket bound to an interface, with the
+// virtio-net header (GSO information) on every frame and without seeing the
+// frames it sends itself.
+func openPacket(ifname string) (int, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return -1, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(ethPAll)))
+	if err != nil {
+		return -1, fmt.Errorf("packet socket: %w (needs root)", err)
+	}
+	for _, o := range []struct{ level, opt, v int }{
+		{solPacket, packetVnetHdr, 1},
+		{solPacket, packetIgnoreOutgoing, 1},
+		{syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 64 << 20},
+		{syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, 16 << 20},
+	} {
+		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("setsockopt %d/%d on %s: %w", o.level, o.opt, ifname, err)
+		}
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(ethPAll), Ifindex: ifi.Index}); err != nil {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("bind %s: %w", ifname, err)
+	}
+	return fd, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// frame is one Ethernet frame (with a zero virtio-net header in front,
+// ready to send) and when it arrived.
+type frame struct {
+	at   time.Time
+	data []byte
+}
+
+// direction moves frames from one socket to the other.
+type direction struct {
+	name     string
+	from, to int
+	delay    time.Duration
+	q        chan frame
+
+	in, out, split, queueDrops, sendDrops, bad atomic.Int64
+	maxLate                                    atomic.Int64 // ns
+}
+
+func (d *direction) report() string {
+	var st [2]uint32 // tp_packets, tp_drops
+	l := uint32(8)
+	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(d.from), solPacket, packetStatistics,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0)
+	sockDrops := int64(-1)
+	if e == 0 {
+		sockDrops = int64(st[1])
+	}
+	return fmt.Sprintf("%s: frames in %d, out %d, GSO frames split %d, dropped: socket %d, queue %d, qdisc %d, malformed %d; max release lateness %v",
+		d.name, d.in.Load(), d.out.Load(), d.split.Load(), sockDrops, d.queueDrops.Load(), d.sendDrops.Load(), d.bad.Load(),
+		time.Duration(d.maxLate.Load()))
+}
+
+// read receives frames on a locked OS thread and queues them, GSO frames
+// cut into segments first.
+func (d *direction) read() {
+	runtime.LockOSThread()
+	buf := make([]byte, maxFrame)
+	for {
+		n, err := syscall.Read(d.from, buf)
+		if err != nil {
+			if err == syscall.EINTR || err == syscall.EAGAIN {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, err)
+			return
+		}
+		at := time.Now()
+		d.in.Add(1)
+		frames, err := normalize(buf[:n])
+		if err != nil {
+			d.bad.Add(1)
+			continue
+		}
+		if len(frames) > 1 {
+			d.split.Add(1)
+		}
+		for _, f := range frames {
+			select {
+			case d.q <- frame{at: at, data: f}:
+			default:
+				d.queueDrops.Add(1)
+			}
+		}
+	}
+}
+
+// write releases each frame delay after its arrival, on a locked OS thread
+// that sleeps with nanosleep (finer than the Go timer wheel).
+func (d *direction) write() {
+	runtime.LockOSThread()
+	for f := range d.q {
+		due := f.at.Add(d.delay)
+		if wait := time.Until(due); wait > 0 {
+			ts := syscall.NsecToTimespec(int64(wait))
+			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+			}
+		} else if late := -wait; int64(late) > d.maxLate.Load() {
+			d.maxLate.Store(int64(late))
+		}
+		if _, err := syscall.Write(d.to, f.data); err != nil {
+			// ENOBUFS: the qdisc behind us (tbf) dropped the frame.
+			d.sendDrops.Add(1)
+			continue
+		}
+		d.out.Add(1)
+	}
+}
+
+// normalize turns one received frame (virtio-net header + Ethernet frame)
+// into frames to send: each with a zero virtio-net header, complete
+// checksums, and no GSO.
+func normalize(b []byte) ([][]byte, error) {
+	if len(b) < vnetHdrLen+14 {
+		return nil, errors.New("short frame")
+	}
+	flags, gso := b[0], b[1]&^vnetGSOECN
+	gsoSize := int(binary.LittleEndian.Uint16(b[4:]))
+	csumStart := int(binary.LittleEndian.Uint16(b[6:]))
+	csumOff := int(binary.LittleEndian.Uint16(b[8:]))
+	eth := b[vnetHdrLen:]
+	switch {
+	case gso == vnetGSOTCPv4 && gsoSize > 0:
+		return segmentTCPv4(eth, gsoSize)
+	case gso != vnetGSONone:
+		return nil, fmt.Errorf("GSO type %d not handled", gso)
+	}
+	out := make([]byte, vnetHdrLen+len(eth))
+	copy(out[vnetHdrLen:], eth)
+	if flags&vnetFlagNeedsCsum != 0 {
+		f := out[vnetHdrLen:]
+		if csumStart+csumOff+2 > len(f) {
+			return nil, errors.New("checksum offset outside the frame")
+		}
+		// The field holds the pseudo-header sum: summing from csum_start
+		// over everything and complementing completes it.
+		binary.BigEndian.PutUint16(f[csumStart+csumOff:], ^fold(sum(f[csumStart:], 0)))
+	}
+	return [][]byte{out}, nil
+}
+
+// segmentTCPv4 cuts a TCP/IPv4 GSO frame into segments of mss payload bytes.
+func segmentTCPv4(eth []byte, mss int) ([][]byte, error) {
+	if binary.BigEndian.Uint16(eth[12:]) != 0x0800 || len(eth) < 14+20 {
+		return nil, errors.New("GSO TCPv4 frame that is not IPv4")
+	}
+	ip := eth[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	if ihl < 20 || len(ip) < ihl+20 || ip[9] != syscall.IPPROTO_TCP {
+		return nil, errors.New("bad IPv4 header")
+	}
+	tcp := ip[ihl:]
+	doff := int(tcp[12]>>4) * 4
+	if doff < 20 || len(tcp) < doff {
+		return nil, errors.New("bad TCP header")
+	}
+	hdrs := 14 + ihl + doff
+	payload := eth[hdrs:]
+	seq := binary.BigEndian.Uint32(tcp[4:])
+	id := binary.BigEndian.Uint16(ip[4:])
+	var out [][]byte
+	for off, i := 0, 0; off < len(payload); off, i = off+mss, i+1 {
+		end := min(off+mss, len(payload))
+		f := make([]byte, vnetHdrLen+hdrs+end-off)
+		s := f[vnetHdrLen:]
+		copy(s, eth[:hdrs])
+		copy(s[hdrs:], payload[off:end])
+		sip, stcp := s[14:], s[14+ihl:]
+		binary.BigEndian.PutUint16(sip[2:], uint16(ihl+doff+end-off))
+		binary.BigEndian.PutUint16(sip[4:], id+uint16(i))
+		sip[10], sip[11] = 0, 0
+		binary.BigEndian.PutUint16(sip[10:], ^fold(sum(sip[:ihl], 0)))
+		binary.BigEndian.PutUint32(stcp[4:], seq+uint32(off))
+		if end < len(payload) {
+			stcp[13] &^= 0x01 | 0x08 // FIN, PSH only on the last segment
+		}
+		if off > 0 {
+			stcp[13] &^= 0x80 // CWR only on the first
+		}
+		stcp[16], stcp[17] = 0, 0
+		tcpLen := doff + end - off
+		ps := sum(sip[12:20], 0) + uint32(syscall.IPPROTO_TCP) + uint32(tcpLen)
+		binary.BigEndian.PutUint16(stcp[16:], ^fold(sum(stcp[:tcpLen], ps)))
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("GSO frame without payload")
+	}
+	return out, nil
+}
+
+// sum adds b as big-endian 16-bit words to acc (RFC 1071).
+func sum(b []byte, acc uint32) uint32 {
+	for len(b) >= 2 {
+		acc += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint32(b[0]) << 8
+	}
+	return acc
+}
+
+func fold(acc uint32) uint16 {
+	for acc>>16 != 0 {
+		acc = acc&0xffff + acc>>16
+	}
+	return uint16(acc)
+}

@@ -1,0 +1,588 @@
+package player
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PacingMode says whether and how the pacing request engine sends a pacing
+// specification with each fragment request (DESIGN §5, docs/pacing.md).
+type PacingMode string
+
+// Pacing modes.
+const (
+	// PacingOff sends no specification; the engine still reads the
+	// server's metadata (CMSD) and reports it.
+	PacingOff PacingMode = "off"
+	// PacingCMCD sends the engine's rate as CMCD rtp (CMCD-Status, kbit/s).
+	PacingCMCD PacingMode = "cmcd"
+	// PacingSpec sends the full specification in the Sluice-Pacing header
+	// (rate, burst, gap; "off" for urgent requests) and the rate as CMCD rtp.
+	PacingSpec PacingMode = "spec"
+	// PacingDashJS sends CMCD rtp computed as dash.js and Shaka do: five
+	// times the fragment's bits divided by the seconds of buffer left (an
+	// empty buffer counts as 0.5 s), on every fragment request.
+	PacingDashJS PacingMode = "dashjs"
+)
+
+// ParsePacingMode checks a --pacing value.
+func ParsePacingMode(s string) (PacingMode, error) {
+	switch m := PacingMode(strings.ToLower(s)); m {
+	case PacingOff, PacingCMCD, PacingSpec, PacingDashJS:
+		return m, nil
+	case "":
+		return PacingOff, nil
+	}
+	return "", fmt.Errorf("pacing mode %q: want off, cmcd, spec or dashjs", s)
+}
+
+// Pacing header names and the CMSD custom keys the engine reads. The
+// server writes them (internal/pacing); docs/pacing.md has the wire format.
+const (
+	PacingHeader      = "Sluice-Pacing"
+	cmsdDynamicHeader = "CMSD-Dynamic"
+	cmsdStaticHeader  = "CMSD-Static"
+)
+
+// Defaults of PacingConfig.
+const (
+	DefaultRateMultiplier = 1.5
+	DefaultMSS            = 1448
+	DefaultLossThreshold  = 0.005
+	DefaultMaxPacingLog   = 5000
+)
+
+// PacingConfig configures the pacing request engine. The zero value (mode
+// "") is off.
+type PacingConfig struct {
+	Mode PacingMode
+	// RateMultiplier is the pacing rate at a full buffer as a multiple of
+	// the instantaneous encoding rate (default 1.5). LowBufferMultiplier
+	// is the multiple at MinBuffer (default twice RateMultiplier): the
+	// lower the buffer, the more headroom; linear in between.
+	RateMultiplier, LowBufferMultiplier float64
+	// FloorMultiplier bounds the loss back-off from below (default 1.1):
+	// a rate below the encoding rate would drain the buffer.
+	FloorMultiplier float64
+	// MinBuffer: below this buffer level (and at startup or after a
+	// stall) requests carry no specification and go unpaced, so that the
+	// buffer refills as fast as the network allows. Default: Config.Startup.
+	MinBuffer time.Duration
+	// Burst is the device's capability as a maximum number of TCP segments
+	// per burst; 0 leaves the burst to the server. The minimum gap between
+	// bursts follows from it and the rate.
+	Burst int
+	// MSS is the segment size used to derive the gap (default 1448).
+	MSS int
+	// LossThreshold: a loss rate above it in the server's metadata makes
+	// the engine back off (default 0.5 %).
+	LossThreshold float64
+	// Log keeps one entry per fragment request in the report (for
+	// benchmarks), at most MaxLog (default 5000).
+	Log    bool
+	MaxLog int
+}
+
+func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
+	if c.Mode == "" {
+		c.Mode = PacingOff
+	}
+	if c.RateMultiplier <= 0 {
+		c.RateMultiplier = DefaultRateMultiplier
+	}
+	if c.LowBufferMultiplier <= 0 {
+		c.LowBufferMultiplier = 2 * c.RateMultiplier
+	}
+	c.LowBufferMultiplier = max(c.LowBufferMultiplier, c.RateMultiplier)
+	if c.FloorMultiplier <= 0 {
+		c.FloorMultiplier = 1.1
+	}
+	c.FloorMultiplier = min(c.FloorMultiplier, c.RateMultiplier)
+	if c.MinBuffer <= 0 {
+		c.MinBuffer = startup
+	}
+	if c.MSS <= 0 {
+		c.MSS = DefaultMSS
+	}
+	if c.LossThreshold <= 0 {
+		c.LossThreshold = DefaultLossThreshold
+	}
+	if c.MaxLog <= 0 {
+		c.MaxLog = DefaultMaxPacingLog
+	}
+	return c
+}
+
+// PacingDecision is what the engine decided for one request.
+type PacingDecision struct {
+	// Media is true for fragment requests, the only ones the engine
+	// considers; Urgent when the request goes unpaced on purpose (startup,
+	// starved, buffer below MinBuffer).
+	Media, Urgent bool
+	// Paced is true when a specification was sent.
+	Paced bool
+	// Rate is the requested pacing rate, bits/s of TCP payload (0: none).
+	Rate float64
+	// EncodedRate is the instantaneous encoding rate the rate derives from,
+	// bits/s; Multiplier the factor applied to it.
+	EncodedRate, Multiplier float64
+	// Burst (segments) and Gap (minimum time between bursts) as sent; 0
+	// when not sent.
+	Burst int
+	Gap   time.Duration
+}
+
+// ServerMetadata is what a response's CMSD (CTA-5006) headers say. Numeric
+// fields are -1 when absent.
+type ServerMetadata struct {
+	// Present is true when the response had a CMSD-Dynamic header.
+	Present bool
+	// ServerID is the value of the last CMSD-Dynamic item (the hop nearest
+	// to the player).
+	ServerID string
+	// ETP is the server's throughput estimate, kbit/s; RTT in ms.
+	ETP, RTT float64
+	// AppliedRate is the pacing rate the server applied to this response,
+	// kbit/s (0: unpaced); Burst the effective burst in segments.
+	AppliedRate, Burst float64
+	// Loss is the connection's retransmitted / sent segments over the
+	// previous response on the same connection (0..1); CPU the server's
+	// CPU load (0..1).
+	Loss, CPU float64
+	// Source says what set the applied rate ("spec", "rtp", "estimate",
+	// "none"...), as the server reports it; "" when not reported.
+	Source string
+	// Duress is the CMSD du flag: the server is overloaded.
+	Duress bool
+}
+
+// CMSD custom keys written by the Sluice origin (internal/pacing). Several
+// spellings are accepted so that the player also reads other servers that
+// report the same things.
+var (
+	cmsdRateKeys   = []string{"com.sluice-pr", "com.sluice-rate", "com.sluice-pace"}
+	cmsdBurstKeys  = []string{"com.sluice-burst", "com.sluice-bs"}
+	cmsdLossKeys   = []string{"com.sluice-loss"}
+	cmsdCPUKeys    = []string{"com.sluice-cpu"}
+	cmsdSourceKeys = []string{"com.sluice-src", "com.sluice-source", "com.sluice-by"}
+)
+
+// ParseCMSD reads the CMSD-Dynamic (an RFC 8941 List, one item per hop;
+// the last one is used) and CMSD-Static (a Dictionary) response headers.
+// Malformed headers yield what parsed before the error.
+func ParseCMSD(h http.Header) (ServerMetadata, error) {
+	md := ServerMetadata{ETP: -1, RTT: -1, AppliedRate: -1, Burst: -1, Loss: -1, CPU: -1}
+	var firstErr error
+	params := map[string]sfItem{}
+	for _, v := range h.Values(cmsdStaticHeader) {
+		mem, err := parseSFDict(v)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("CMSD-Static: %w", err)
+		}
+		for _, m := range mem {
+			params[m.Key] = m.Item
+		}
+	}
+	var items []sfItem
+	for _, v := range h.Values(cmsdDynamicHeader) {
+		it, err := parseSFList(v)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("CMSD-Dynamic: %w", err)
+		}
+		items = append(items, it...)
+	}
+	if len(items) > 0 {
+		md.Present = true
+		last := items[len(items)-1]
+		md.ServerID = last.Str
+		for k, v := range last.Params {
+			params[k] = v // the dynamic values win
+		}
+	}
+	num := func(keys ...string) float64 {
+		for _, k := range keys {
+			if f, ok := params[k].number(); ok {
+				return f
+			}
+		}
+		return -1
+	}
+	md.ETP = num("etp")
+	md.RTT = num("rtt")
+	md.AppliedRate = num(cmsdRateKeys...)
+	md.Burst = num(cmsdBurstKeys...)
+	md.Loss = num(cmsdLossKeys...)
+	md.CPU = num(cmsdCPUKeys...)
+	for _, k := range cmsdSourceKeys {
+		if it, ok := params[k]; ok && (it.Kind == sfString || it.Kind == sfToken) {
+			md.Source = it.Str
+			break
+		}
+	}
+	if it, ok := params["du"]; ok && it.Kind == sfBool {
+		md.Duress = it.Bool
+	}
+	return md, firstErr
+}
+
+// pacer is the pacing request engine of one session: it decides the
+// specification of each fragment request from the player's state and the
+// server's last metadata, and keeps the numbers for the report. Safe for
+// concurrent use (video and audio fetch at once).
+type pacer struct {
+	cfg   PacingConfig
+	start time.Time
+
+	mu sync.Mutex
+	// encoded is the last instantaneous encoding rate seen per rendition.
+	encoded map[string]float64
+	// lossFactor scales the multiplier down after lossy responses and
+	// recovers slowly on clean ones.
+	lossFactor float64
+	rep        PacingReport
+	requested  []float64 // kbit/s of paced requests
+	applied    []float64 // kbit/s applied by the server, paced responses
+	losses     []float64
+	rtts       []float64
+	etps       []float64
+	lossSum    float64
+}
+
+func newPacer(cfg PacingConfig, startup time.Duration) *pacer {
+	cfg = cfg.withDefaults(startup)
+	return &pacer{
+		cfg: cfg, start: time.Now(), encoded: map[string]float64{}, lossFactor: 1,
+		rep: PacingReport{
+			Mode: cfg.Mode, RateMultiplier: cfg.RateMultiplier, LowBufferMultiplier: cfg.LowBufferMultiplier,
+			MinBufferMS: cfg.MinBuffer.Milliseconds(), Burst: cfg.Burst,
+		},
+	}
+}
+
+func isMedia(o ObjectType) bool {
+	return o == ObjectVideo || o == ObjectAudio || o == ObjectMuxed
+}
+
+func renditionKey(info RequestInfo) string {
+	if info.Rendition != "" {
+		return string(info.Kind) + "/" + info.Rendition
+	}
+	return string(info.Kind) + "/" + strconv.FormatInt(info.Bitrate, 10)
+}
+
+// decide makes the decision for a request.
+func (p *pacer) decide(info RequestInfo) PacingDecision {
+	if !isMedia(info.Object) {
+		return PacingDecision{}
+	}
+	d := PacingDecision{Media: true}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d.EncodedRate = p.encodingRate(info)
+	if p.cfg.Mode == PacingOff {
+		return d
+	}
+	if p.cfg.Mode == PacingDashJS {
+		// dash.js / Shaka: rtp = 5 × bits of the object ÷ seconds of buffer.
+		bits := float64(info.Bitrate) * info.Duration.Seconds()
+		d.Rate = 5 * bits / max(info.Buffer.Seconds(), 0.5)
+		d.Multiplier = d.Rate / max(d.EncodedRate, 1)
+		d.Paced = d.Rate > 0
+		return d
+	}
+	if info.Startup || info.Starved || info.Buffer < p.cfg.MinBuffer {
+		d.Urgent = true
+		return d
+	}
+	if d.EncodedRate <= 0 {
+		return d // nothing to derive a rate from
+	}
+	d.Multiplier = p.multiplier(info.Buffer, info.BufferTarget)
+	d.Rate = d.EncodedRate * d.Multiplier
+	d.Paced = true
+	if p.cfg.Burst > 0 {
+		d.Burst = p.cfg.Burst
+		d.Gap = time.Duration(float64(d.Burst*p.cfg.MSS*8) / d.Rate * float64(time.Second))
+	}
+	return d
+}
+
+// encodingRate returns the instantaneous encoding rate of the fragment:
+// its size (known from a byte range) over its duration, else the last
+// fragment of the same rendition, else the rendition's declared bitrate.
+// Call with p.mu held.
+func (p *pacer) encodingRate(info RequestInfo) float64 {
+	if info.Size > 0 && info.Duration > 0 {
+		return float64(info.Size) * 8 / info.Duration.Seconds()
+	}
+	if r := p.encoded[renditionKey(info)]; r > 0 {
+		return r
+	}
+	return float64(info.Bitrate)
+}
+
+// multiplier interpolates between LowBufferMultiplier at MinBuffer and
+// RateMultiplier at the buffer target, then applies the loss back-off,
+// never going below FloorMultiplier. Call with p.mu held.
+func (p *pacer) multiplier(buffer, target time.Duration) float64 {
+	full := 1.0
+	if span := target - p.cfg.MinBuffer; span > 0 {
+		full = min(max(float64(buffer-p.cfg.MinBuffer)/float64(span), 0), 1)
+	}
+	m := p.cfg.LowBufferMultiplier + (p.cfg.RateMultiplier-p.cfg.LowBufferMultiplier)*full
+	return max(m*p.lossFactor, p.cfg.FloorMultiplier)
+}
+
+// apply adds the decision to the request: CMCD rtp (merged into
+// CMCD-Status) and, in spec mode, the Sluice-Pacing header.
+func (p *pacer) apply(req *http.Request, d PacingDecision) {
+	switch p.cfg.Mode {
+	case PacingCMCD, PacingDashJS:
+		if d.Paced {
+			setCMCDKey(req.Header, "CMCD-Status", "rtp", rtpValue(d.Rate))
+		}
+	case PacingSpec:
+		if d.Paced {
+			setCMCDKey(req.Header, "CMCD-Status", "rtp", rtpValue(d.Rate))
+			req.Header.Set(PacingHeader, specValue(d))
+		} else if d.Urgent {
+			req.Header.Set(PacingHeader, "off")
+		}
+	}
+}
+
+// rtpValue renders a rate in bits/s as CMCD rtp: kbit/s rounded to the
+// nearest 100 (CTA-5004), at least 100.
+func rtpValue(bps float64) string {
+	return strconv.FormatInt(max(100, int64(math.Round(bps/100_000))*100), 10)
+}
+
+// specValue renders a decision as a Sluice-Pacing dictionary: rate in
+// kbit/s of TCP payload, burst in segments, gap in milliseconds.
+func specValue(d PacingDecision) string {
+	s := "rate=" + strconv.FormatInt(int64(math.Round(d.Rate/1000)), 10)
+	if d.Burst > 0 {
+		s += ",burst=" + strconv.Itoa(d.Burst)
+		gap := math.Round(d.Gap.Seconds()*1e6) / 1000 // ms, 3 decimals
+		s += ",gap=" + strconv.FormatFloat(max(gap, 0.001), 'f', -1, 64)
+	}
+	return s
+}
+
+// setCMCDKey sets one key of a CMCD header, keeping the other keys and
+// the alphabetical order (CTA-5004).
+func setCMCDKey(h http.Header, name, key, value string) {
+	kv := map[string]string{}
+	for _, part := range strings.Split(h.Get(name), ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		kv[k] = v
+	}
+	kv[key] = value
+	h.Set(name, cmcdJoin(kv))
+}
+
+// observe takes a response in: the fragment's encoding rate for the next
+// decision about its rendition, the server's metadata (loss → back-off),
+// and the counters of the report. It returns whether the download was
+// limited by the pace (its throughput close to the requested rate), in
+// which case its throughput says nothing about the network's capacity.
+func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision, t0 time.Time, n int64, elapsed time.Duration) (paceLimited bool) {
+	if !d.Media {
+		return false
+	}
+	md, err := ParseCMSD(resp.Header)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if ok && n > 0 && info.Duration > 0 {
+		p.encoded[renditionKey(info)] = float64(n) * 8 / info.Duration.Seconds()
+	}
+	r := &p.rep
+	r.Requests++
+	switch {
+	case d.Paced:
+		r.Paced++
+		p.requested = appendBounded(p.requested, d.Rate/1000)
+	case d.Urgent:
+		r.Urgent++
+	}
+	if err != nil {
+		r.CMSDErrors++
+	}
+	if md.Present {
+		r.CMSDResponses++
+		if md.AppliedRate > 0 {
+			r.ServerPaced++
+			p.applied = appendBounded(p.applied, md.AppliedRate)
+		}
+		if md.RTT >= 0 {
+			p.rtts = appendBounded(p.rtts, md.RTT)
+		}
+		if md.ETP >= 0 {
+			p.etps = appendBounded(p.etps, md.ETP)
+		}
+		if md.Duress {
+			r.Duress++
+		}
+		if md.Loss >= 0 {
+			r.LossReports++
+			p.lossSum += md.Loss
+			p.losses = appendBounded(p.losses, md.Loss)
+			r.LossMax = max(r.LossMax, md.Loss)
+			p.feedLoss(md.Loss, d)
+		}
+	}
+	if ok && d.Paced && elapsed > 0 && n >= 64<<10 {
+		tput := float64(n) * 8 / elapsed.Seconds()
+		paceLimited = tput >= 0.8*d.Rate
+		if paceLimited {
+			r.PaceLimited++
+		}
+	}
+	if p.cfg.Log && len(r.Log) < p.cfg.MaxLog {
+		e := PacingLogEntry{
+			StartMS: t0.UnixMilli(), Kind: info.Kind, Bitrate: info.Bitrate, Bytes: n,
+			DownloadMS: float64(elapsed.Microseconds()) / 1000, BufferMS: info.Buffer.Milliseconds(),
+			Urgent: d.Urgent, Paced: d.Paced, RateKbps: math.Round(d.Rate / 1000),
+			EncodedKbps: math.Round(d.EncodedRate / 1000), Status: resp.StatusCode,
+			AppliedKbps: md.AppliedRate, Loss: md.Loss, RTTMS: md.RTT, ETPKbps: md.ETP, Source: md.Source,
+		}
+		r.Log = append(r.Log, e)
+	}
+	return paceLimited
+}
+
+// feedLoss adjusts the back-off from one loss report. The server reports
+// the previous response on the connection, so only a report on a paced
+// request moves it: a lossy unpaced startup burst says nothing about the
+// engine's rate. Call with p.mu held.
+func (p *pacer) feedLoss(loss float64, d PacingDecision) {
+	if !d.Paced || p.cfg.Mode == PacingDashJS {
+		return
+	}
+	switch {
+	case loss > p.cfg.LossThreshold:
+		p.lossFactor = max(p.lossFactor*0.85, 0.5)
+		p.rep.Backoffs++
+	case loss <= p.cfg.LossThreshold/4:
+		p.lossFactor = min(p.lossFactor+0.05, 1)
+	}
+}
+
+func appendBounded(s []float64, v float64) []float64 {
+	if len(s) >= 100_000 {
+		return s
+	}
+	return append(s, v)
+}
+
+// report fills and returns the pacing part of the session report.
+func (p *pacer) report() *PacingReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.rep
+	r.Log = append([]PacingLogEntry(nil), p.rep.Log...)
+	r.RequestedKbps = summarize(p.requested)
+	r.AppliedKbps = summarize(p.applied)
+	r.ServerRTTMS = summarize(p.rtts)
+	r.ETPKbps = summarize(p.etps)
+	if r.LossReports > 0 {
+		r.LossMean = p.lossSum / float64(r.LossReports)
+	}
+	r.LossFactor = p.lossFactor
+	return &r
+}
+
+// PacingReport is the pacing part of Report (`sluice play --json`, key
+// "pacing"): what the engine asked for and what the server said.
+type PacingReport struct {
+	Mode                PacingMode `json:"mode"`
+	RateMultiplier      float64    `json:"rate_multiplier"`
+	LowBufferMultiplier float64    `json:"low_buffer_multiplier"`
+	MinBufferMS         int64      `json:"min_buffer_ms"`
+	Burst               int        `json:"burst"`
+	// Requests counts fragment responses; Paced those sent with a
+	// specification, Urgent those sent without on purpose (startup,
+	// starved, low buffer).
+	Requests int `json:"requests"`
+	Paced    int `json:"paced"`
+	Urgent   int `json:"urgent"`
+	// RequestedKbps summarises the rates asked for (kbit/s of payload).
+	RequestedKbps RateStats `json:"requested_kbps"`
+	// CMSDResponses counts fragment responses with CMSD-Dynamic; ServerPaced
+	// those reporting an applied rate, summarised in AppliedKbps.
+	CMSDResponses int       `json:"cmsd_responses"`
+	CMSDErrors    int       `json:"cmsd_errors"`
+	ServerPaced   int       `json:"server_paced"`
+	AppliedKbps   RateStats `json:"applied_kbps"`
+	ETPKbps       RateStats `json:"etp_kbps"`
+	ServerRTTMS   RateStats `json:"server_rtt_ms"`
+	// LossReports counts responses reporting a loss rate; LossMax and
+	// LossMean are over them (0..1). Backoffs counts the reports above the
+	// threshold that lowered the rate; LossFactor is the back-off at the end.
+	LossReports int     `json:"loss_reports"`
+	LossMax     float64 `json:"loss_max"`
+	LossMean    float64 `json:"loss_mean"`
+	Backoffs    int     `json:"backoffs"`
+	LossFactor  float64 `json:"loss_factor"`
+	Duress      int     `json:"duress"`
+	// PaceLimited counts downloads whose throughput was set by the pace;
+	// they are left out of the throughput estimate (a paced connection
+	// never measures more than its pace).
+	PaceLimited int `json:"pace_limited"`
+	// Log has one entry per fragment request when asked for (--pacing-log).
+	Log []PacingLogEntry `json:"log,omitempty"`
+}
+
+// RateStats summarises a series: count, minimum, median, mean, maximum.
+type RateStats struct {
+	N    int     `json:"n"`
+	Min  float64 `json:"min"`
+	P50  float64 `json:"p50"`
+	Mean float64 `json:"mean"`
+	Max  float64 `json:"max"`
+}
+
+func summarize(v []float64) RateStats {
+	if len(v) == 0 {
+		return RateStats{}
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	round := func(x float64) float64 { return math.Round(x*1000) / 1000 }
+	return RateStats{N: len(s), Min: round(s[0]), P50: round(s[(len(s)-1)/2]), Mean: round(sum / float64(len(s))), Max: round(s[len(s)-1])}
+}
+
+// PacingLogEntry is one fragment request in the pacing log. Numbers from
+// the server are -1 when it did not report them.
+type PacingLogEntry struct {
+	StartMS     int64   `json:"t"` // request start, Unix ms
+	Kind        Kind    `json:"kind"`
+	Bitrate     int64   `json:"br"`
+	Bytes       int64   `json:"bytes"`
+	DownloadMS  float64 `json:"ms"`
+	BufferMS    int64   `json:"bl"`
+	Urgent      bool    `json:"urgent,omitempty"`
+	Paced       bool    `json:"paced,omitempty"`
+	RateKbps    float64 `json:"rate,omitempty"`
+	EncodedKbps float64 `json:"enc"`
+	Status      int     `json:"status"`
+	AppliedKbps float64 `json:"applied"`
+	Loss        float64 `json:"loss"`
+	RTTMS       float64 `json:"rtt"`
+	ETPKbps     float64 `json:"etp"`
+	Source      string  `json:"src,omitempty"`
+}

@@ -1,0 +1,342 @@
+package player
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(math.Abs(b), 1e-9) }
+
+// fragInfo is a video fragment request with the buffer at level.
+func fragInfo(level time.Duration) RequestInfo {
+	return RequestInfo{
+		Object: ObjectVideo, Kind: KindVideo, Rendition: "v4M", Bitrate: 4_000_000,
+		Duration: 2 * time.Second, Buffer: level, BufferTarget: 10 * time.Second,
+	}
+}
+
+// TestPacingDecide checks the engine's decisions: no specification when the
+// request is urgent, otherwise multiplier × encoding rate with more headroom
+// at a lower buffer, and the gap derived from the burst.
+func TestPacingDecide(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingSpec, RateMultiplier: 1.5, MinBuffer: 2 * time.Second, Burst: 4}, time.Second)
+	for _, c := range []struct {
+		name   string
+		info   RequestInfo
+		urgent bool
+		mult   float64
+	}{
+		{"startup", func() RequestInfo { i := fragInfo(8 * time.Second); i.Startup = true; return i }(), true, 0},
+		{"starved", func() RequestInfo { i := fragInfo(8 * time.Second); i.Starved = true; return i }(), true, 0},
+		{"low buffer", fragInfo(1900 * time.Millisecond), true, 0},
+		{"at min buffer", fragInfo(2 * time.Second), false, 3},
+		{"half way", fragInfo(6 * time.Second), false, 2.25},
+		{"full", fragInfo(10 * time.Second), false, 1.5},
+		{"above target", fragInfo(12 * time.Second), false, 1.5},
+	} {
+		d := p.decide(c.info)
+		if !d.Media || d.Urgent != c.urgent || d.Paced == c.urgent {
+			t.Errorf("%s: media %v urgent %v paced %v, want urgent %v", c.name, d.Media, d.Urgent, d.Paced, c.urgent)
+			continue
+		}
+		if c.urgent {
+			if d.Rate != 0 || d.Burst != 0 {
+				t.Errorf("%s: urgent request with rate %v burst %d", c.name, d.Rate, d.Burst)
+			}
+			continue
+		}
+		if !near(d.Multiplier, c.mult, 1e-9) || !near(d.Rate, 4e6*c.mult, 1e-9) {
+			t.Errorf("%s: multiplier %v rate %v, want %v and %v", c.name, d.Multiplier, d.Rate, c.mult, 4e6*c.mult)
+		}
+		// gap = burst × MSS × 8 / rate
+		wantGap := time.Duration(4 * 1448 * 8 / d.Rate * float64(time.Second))
+		if d.Burst != 4 || d.Gap != wantGap {
+			t.Errorf("%s: burst %d gap %v, want 4 and %v", c.name, d.Burst, d.Gap, wantGap)
+		}
+	}
+
+	// Manifests and init segments are never paced.
+	if d := p.decide(RequestInfo{Object: ObjectManifest}); d.Media || d.Paced {
+		t.Errorf("manifest decision %+v", d)
+	}
+	if d := p.decide(RequestInfo{Object: ObjectInit, Kind: KindVideo, Buffer: 8 * time.Second}); d.Media || d.Paced {
+		t.Errorf("init decision %+v", d)
+	}
+}
+
+// TestPacingEncodingRate: the rate follows the instantaneous encoding rate
+// (the fragment's size when a byte range gives it, else the previous
+// fragment of the same rendition), not the declared bitrate.
+func TestPacingEncodingRate(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingCMCD}, 2*time.Second)
+	info := fragInfo(10 * time.Second)
+	if d := p.decide(info); d.EncodedRate != 4e6 {
+		t.Fatalf("no history: encoded rate %v, want the declared 4e6", d.EncodedRate)
+	}
+	// A 1.5 MB fragment of 2 s: 6 Mbit/s, a VBR peak.
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	p.observe(resp, info, p.decide(info), time.Now(), 1_500_000, time.Second)
+	d := p.decide(info)
+	if d.EncodedRate != 6e6 || !near(d.Rate, 9e6, 1e-9) {
+		t.Errorf("after a 6 Mbit/s fragment: encoded %v rate %v, want 6e6 and 9e6", d.EncodedRate, d.Rate)
+	}
+	// Another rendition has its own history.
+	other := info
+	other.Rendition, other.Bitrate = "v1M", 1_000_000
+	if d := p.decide(other); d.EncodedRate != 1e6 {
+		t.Errorf("other rendition: encoded %v, want 1e6", d.EncodedRate)
+	}
+	// A byte range names the size of the fragment itself.
+	ranged := info
+	ranged.Size = 500_000
+	if d := p.decide(ranged); d.EncodedRate != 2e6 {
+		t.Errorf("ranged: encoded %v, want 2e6", d.EncodedRate)
+	}
+}
+
+// TestPacingLossBackoff: loss reported in CMSD on paced responses lowers the
+// multiplier (never below the floor), clean reports bring it back, and loss
+// reported on an unpaced response changes nothing.
+func TestPacingLossBackoff(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingCMCD, RateMultiplier: 1.5, MinBuffer: 2 * time.Second}, time.Second)
+	info := fragInfo(10 * time.Second)
+	lossy := &http.Response{StatusCode: 200, Header: http.Header{"Cmsd-Dynamic": {`"sluice";etp=19000;rtt=41;com.sluice-loss=0.02`}}}
+	clean := &http.Response{StatusCode: 200, Header: http.Header{"Cmsd-Dynamic": {`"sluice";etp=19000;rtt=20;com.sluice-loss=0`}}}
+
+	// Loss on an urgent (unpaced) response: ignored.
+	urgent := fragInfo(time.Second)
+	p.observe(lossy, urgent, p.decide(urgent), time.Now(), 1_000_000, time.Second)
+	if d := p.decide(info); !near(d.Multiplier, 1.5, 1e-9) {
+		t.Fatalf("loss on an unpaced response moved the multiplier to %v", d.Multiplier)
+	}
+	p.observe(lossy, info, p.decide(info), time.Now(), 1_000_000, time.Second)
+	d := p.decide(info)
+	if !near(d.Multiplier, 1.5*0.85, 1e-9) {
+		t.Errorf("after one lossy report: multiplier %v, want %v", d.Multiplier, 1.5*0.85)
+	}
+	for range 10 {
+		p.observe(lossy, info, p.decide(info), time.Now(), 1_000_000, time.Second)
+	}
+	if d := p.decide(info); !near(d.Multiplier, 1.1, 1e-9) {
+		t.Errorf("after many lossy reports: multiplier %v, want the floor 1.1", d.Multiplier)
+	}
+	for range 20 {
+		p.observe(clean, info, p.decide(info), time.Now(), 1_000_000, time.Second)
+	}
+	if d := p.decide(info); !near(d.Multiplier, 1.5, 1e-9) {
+		t.Errorf("after clean reports: multiplier %v, want 1.5 again", d.Multiplier)
+	}
+	r := p.report()
+	if r.Backoffs != 11 || r.LossReports != 32 || r.LossMax != 0.02 || r.Requests != 32 || r.Urgent != 1 || r.Paced != 31 {
+		t.Errorf("report %+v", r)
+	}
+	if r.ServerRTTMS.Max != 41 || r.ETPKbps.P50 != 19000 {
+		t.Errorf("rtt %+v etp %+v", r.ServerRTTMS, r.ETPKbps)
+	}
+}
+
+// TestPacingHeaders: how each mode puts the decision on the wire.
+func TestPacingHeaders(t *testing.T) {
+	newReq := func() *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, "http://o/v.m4s", nil)
+		r.Header.Set("CMCD-Status", "bs")
+		return r
+	}
+	full := fragInfo(10 * time.Second)
+
+	spec := newPacer(PacingConfig{Mode: PacingSpec, RateMultiplier: 1.5, Burst: 4}, 2*time.Second)
+	r := newReq()
+	spec.apply(r, spec.decide(full))
+	if got := r.Header.Get("CMCD-Status"); got != "bs,rtp=6000" {
+		t.Errorf("spec CMCD-Status %q", got)
+	}
+	if got := r.Header.Get("Sluice-Pacing"); got != "rate=6000,burst=4,gap=7.723" {
+		t.Errorf("spec Sluice-Pacing %q", got)
+	}
+	r = newReq()
+	spec.apply(r, spec.decide(fragInfo(time.Second)))
+	if r.Header.Get("Sluice-Pacing") != "off" || r.Header.Get("CMCD-Status") != "bs" {
+		t.Errorf("urgent spec request: %v", r.Header)
+	}
+
+	cmcd := newPacer(PacingConfig{Mode: PacingCMCD, RateMultiplier: 2}, 2*time.Second)
+	r, _ = http.NewRequest(http.MethodGet, "http://o/v.m4s", nil)
+	cmcd.apply(r, cmcd.decide(full))
+	if r.Header.Get("CMCD-Status") != "rtp=8000" || r.Header.Get("Sluice-Pacing") != "" {
+		t.Errorf("cmcd request: %v", r.Header)
+	}
+
+	// dash.js: 5 × 8 Mbit ÷ 4 s of buffer = 10 Mbit/s, even when urgent.
+	dj := newPacer(PacingConfig{Mode: PacingDashJS}, 2*time.Second)
+	r = newReq()
+	dj.apply(r, dj.decide(fragInfo(4*time.Second)))
+	if got := r.Header.Get("CMCD-Status"); got != "bs,rtp=10000" {
+		t.Errorf("dashjs CMCD-Status %q", got)
+	}
+	r = newReq()
+	dj.apply(r, dj.decide(fragInfo(0)))
+	if got := r.Header.Get("CMCD-Status"); got != "bs,rtp=80000" {
+		t.Errorf("dashjs CMCD-Status at an empty buffer %q", got)
+	}
+
+	off := newPacer(PacingConfig{Mode: PacingOff}, 2*time.Second)
+	r = newReq()
+	off.apply(r, off.decide(full))
+	if len(r.Header) != 1 {
+		t.Errorf("off mode added headers: %v", r.Header)
+	}
+}
+
+// TestParseCMSD reads CTA-5006 headers.
+func TestParseCMSD(t *testing.T) {
+	h := http.Header{}
+	h.Add("CMSD-Static", `ot=v,br=4000,d=2000,st=l`)
+	h.Add("CMSD-Dynamic", `"cdn-edge";etp=90000;rtt=3, "sluice";etp=19387;rtt=44;com.sluice-pr=15200;com.sluice-burst=2;com.sluice-loss=0.0024;com.sluice-cpu=0.05;com.sluice-src=rtp;du`)
+	md, err := ParseCMSD(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ServerMetadata{Present: true, ServerID: "sluice", ETP: 19387, RTT: 44, AppliedRate: 15200, Burst: 2, Loss: 0.0024, CPU: 0.05, Source: "rtp", Duress: true}
+	if md != want {
+		t.Errorf("got %+v\nwant %+v", md, want)
+	}
+
+	md, err = ParseCMSD(http.Header{})
+	if err != nil || md.Present || md.ETP != -1 || md.Loss != -1 || md.AppliedRate != -1 {
+		t.Errorf("no headers: %+v %v", md, err)
+	}
+
+	// Malformed: the error is reported, what parsed before it is kept.
+	h = http.Header{"Cmsd-Dynamic": {`"sluice";etp=100;rtt=20, ;;`}}
+	md, err = ParseCMSD(h)
+	if err == nil || !md.Present || md.ETP != 100 {
+		t.Errorf("malformed: %+v %v", md, err)
+	}
+}
+
+func TestParseSF(t *testing.T) {
+	mem, err := parseSFDict(`rate=6000;ss=12000, burst=4, gap=7.5, off, s="a\"b", t=tok/x:y, b=?0, l=(1 2);p, bs=:AQID:`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]sfItem{}
+	for _, m := range mem {
+		got[m.Key] = m.Item
+	}
+	if got["rate"].Num != 6000 || got["rate"].Params["ss"].Num != 12000 || got["burst"].Num != 4 || got["gap"].Num != 7.5 {
+		t.Errorf("numbers: %+v", got)
+	}
+	if !got["off"].Bool || got["s"].Str != `a"b` || got["t"].Str != "tok/x:y" || got["b"].Bool || got["b"].Kind != sfBool {
+		t.Errorf("bare items: %+v", got)
+	}
+	if len(got["l"].Inner) != 2 || !got["l"].Params["p"].Bool || got["bs"].Str != "AQID" {
+		t.Errorf("inner list / bytes: %+v %+v", got["l"], got["bs"])
+	}
+	for _, bad := range []string{`a=`, `A=1`, `a=1,`, `a="x`, `a=1 b=2`, `a=?2`} {
+		if _, err := parseSFDict(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestPacingSession plays a presentation from an origin that answers with
+// CMSD: fragment requests while the buffer is low go without a
+// specification (Sluice-Pacing: off), the others carry one whose rate is
+// between 1.5× and 3× the fragment's encoding rate, rtp agrees with it, and
+// the report counts what the server said.
+func TestPacingSession(t *testing.T) {
+	t.Parallel()
+	o := &fakeOrigin{t: t, video: []int64{2_000_000}, audio: 96_000, total: 14}
+	o.cmsd = func(rep string, k int, req http.Header) string {
+		applied := "0"
+		if v := req.Get("Sluice-Pacing"); strings.HasPrefix(v, "rate=") {
+			r, _, _ := strings.Cut(strings.TrimPrefix(v, "rate="), ",")
+			applied = r
+		}
+		return `"sluice";etp=50000;rtt=21;com.sluice-pr=` + applied + `;com.sluice-loss=0`
+	}
+	o.serve()
+	rep := play(t, Config{
+		URL: o.url("manifest.mpd"), Startup: time.Second, Buffer: 3 * time.Second,
+		Hooks:  []RequestHook{CMCDHook()},
+		Pacing: PacingConfig{Mode: PacingSpec, RateMultiplier: 1.5, Burst: 2, Log: true},
+	})
+	expectClean(t, rep)
+	p := rep.Pacing
+	if p == nil {
+		t.Fatal("no pacing report")
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var paced, off int
+	for _, h := range o.cmcd {
+		v := h.Get("Sluice-Pacing")
+		switch {
+		case v == "off":
+			off++
+			if strings.Contains(h.Get("CMCD-Status"), "rtp=") {
+				t.Errorf("urgent request with rtp: %v", h)
+			}
+		case strings.HasPrefix(v, "rate="):
+			paced++
+			mem, err := parseSFDict(v)
+			if err != nil || len(mem) != 3 || mem[1].Key != "burst" || mem[1].Item.Num != 2 || mem[2].Key != "gap" {
+				t.Errorf("Sluice-Pacing %q: %v", v, err)
+				continue
+			}
+			rate := mem[0].Item.Num
+			var br float64
+			for _, kv := range strings.Split(h.Get("CMCD-Object"), ",") {
+				if b, ok := strings.CutPrefix(kv, "br="); ok {
+					br, _ = strconv.ParseFloat(b, 64)
+				}
+			}
+			if rate < 1.4*br || rate > 3.1*br {
+				t.Errorf("rate %v kbit/s for a %v kbit/s rendition", rate, br)
+			}
+			rtp := h.Get("CMCD-Status")
+			if !strings.Contains(rtp, "rtp="+strconv.FormatInt(int64(math.Round(rate/100))*100, 10)) {
+				t.Errorf("CMCD-Status %q does not match rate %v", rtp, rate)
+			}
+		default:
+			t.Errorf("fragment request without Sluice-Pacing: %v", h)
+		}
+	}
+	if paced == 0 || off == 0 {
+		t.Fatalf("paced %d, off %d: want both", paced, off)
+	}
+	if p.Paced != paced || p.Urgent != off || p.Requests != len(o.cmcd) {
+		t.Errorf("report paced %d urgent %d requests %d, origin saw %d, %d, %d", p.Paced, p.Urgent, p.Requests, paced, off, len(o.cmcd))
+	}
+	if p.CMSDResponses != p.Requests || p.ServerPaced != paced || p.AppliedKbps.N != paced || p.LossReports != p.Requests {
+		t.Errorf("CMSD accounting: %+v", p)
+	}
+	if p.RequestedKbps.P50 != p.AppliedKbps.P50 && math.Abs(p.RequestedKbps.P50-p.AppliedKbps.P50) > 1 {
+		t.Errorf("requested p50 %v, applied p50 %v", p.RequestedKbps.P50, p.AppliedKbps.P50)
+	}
+	if len(p.Log) != p.Requests || p.Log[0].Paced || p.Log[0].StartMS <= 0 || p.Log[0].Bytes <= 0 {
+		t.Errorf("log: %d entries, first %+v", len(p.Log), p.Log[0])
+	}
+}
+
+// TestPaceLimited: a paced download that ran at its pace says nothing about
+// the network; one well below its pace does.
+func TestPaceLimited(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingCMCD, RateMultiplier: 1.5}, 2*time.Second)
+	info := fragInfo(10 * time.Second)
+	d := p.decide(info) // 6 Mbit/s
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	if !p.observe(resp, info, d, time.Now(), 1_000_000, 1400*time.Millisecond) { // 5.7 Mbit/s
+		t.Error("download at the pace not seen as pace-limited")
+	}
+	if p.observe(resp, info, d, time.Now(), 1_000_000, 4*time.Second) { // 2 Mbit/s
+		t.Error("slow download seen as pace-limited")
+	}
+	if p.observe(resp, info, PacingDecision{Media: true}, time.Now(), 1_000_000, time.Second) {
+		t.Error("unpaced download seen as pace-limited")
+	}
+}
