@@ -1,0 +1,101 @@
+// Package cluster is the contract between schedulers and senders (DESIGN §4,
+// seeds 000 and 001): block identity, placement, the batched internal API of
+// a sender, and the signed session tokens that designate which client may
+// fetch which block. Both sides import it; neither owns it.
+//
+// Internal HTTP API of a sender (all requests carry the cluster secret in
+// the header SecretHeader; a wrong or missing secret is 401):
+//
+//	POST /internal/v1/batch          Batch -> BatchResult (JSON): look-ahead
+//	                                 requests, cancels, send requests and the
+//	                                 scheduler's lease renewal, in one request
+//	                                 per sender per timeslot
+//	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (fragment bytes)
+//	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header
+//	GET  /internal/v1/stats          SenderStats (JSON)
+//
+// Client URLs on a sender (what per-session manifests point at):
+//
+//	GET /b/<token>/<point>/<track>/<start>.m4s   a block, only with a valid token for it
+//	GET /b/<token>/<point>/<track>/init.mp4      a track's CMAF header
+package cluster
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// SecretHeader carries the cluster secret on internal requests.
+const SecretHeader = "Sluice-Cluster-Secret"
+
+// BlockID names one media data block: a fragment of a track of a point.
+type BlockID struct {
+	Point string `json:"p"`
+	Track string `json:"t"`
+	Start int64  `json:"s"`
+}
+
+// Key is the block's placement and map key: "<point>/<track>/<start>".
+func (b BlockID) Key() string {
+	return b.Point + "/" + b.Track + "/" + strconv.FormatInt(b.Start, 10)
+}
+
+func (b BlockID) String() string { return b.Key() }
+
+// Pin is a look-ahead reservation: it belongs to one (scheduler, session,
+// block), so a repeated request does not count twice and a scheduler's pins
+// can be dropped exactly when its lease expires.
+type Pin struct {
+	Session string  `json:"sess"`
+	Block   BlockID `json:"b"`
+}
+
+// Batch is everything one scheduler asks of one sender in one timeslot.
+type Batch struct {
+	Scheduler string `json:"sched"`
+	// Lease renews the scheduler's lease: its pins live until now+Lease
+	// unless renewed by the next batch.
+	Lease     time.Duration `json:"lease"`
+	LookAhead []Pin         `json:"lookahead,omitempty"` // increment + preload into RAM
+	Cancel    []Pin         `json:"cancel,omitempty"`    // decrement
+	Send      []Pin         `json:"send,omitempty"`      // stage for the designated session (also pins)
+}
+
+// BatchResult is a sender's answer to a Batch.
+type BatchResult struct {
+	// Refused look-aheads and sends: RAM is full of pinned blocks (the
+	// scheduler uses a replica or serves the session without pins).
+	Refused []Pin `json:"refused,omitempty"`
+	// Missing blocks this sender does not hold (not written to it).
+	Missing []BlockID `json:"missing,omitempty"`
+	// Sent reports what this sender sent for this scheduler's sessions since
+	// the previous batch.
+	Sent []SentReport `json:"sent,omitempty"`
+}
+
+// SentReport says a block was sent to a session.
+type SentReport struct {
+	Session string    `json:"sess"`
+	Block   BlockID   `json:"b"`
+	At      time.Time `json:"at"`
+	Bytes   int64     `json:"bytes"`
+	FromRAM bool      `json:"ram"`
+}
+
+// SenderStats are a sender's counters (also exported in /metrics).
+type SenderStats struct {
+	ID            string `json:"id"`
+	Blocks        int    `json:"blocks"`
+	RAMBytes      int64  `json:"ram_bytes"`
+	RAMBudget     int64  `json:"ram_budget"`
+	PinnedBlocks  int    `json:"pinned_blocks"`
+	PinnedBytes   int64  `json:"pinned_bytes"`
+	SendsRAM      int64  `json:"sends_ram"`
+	SendsDisk     int64  `json:"sends_disk"`
+	Refused       int64  `json:"refused"`
+	LeaseExpiries int64  `json:"lease_expiries"`
+}
+
+// ErrToken is returned for tokens that are forged, expired or for another block.
+var ErrToken = fmt.Errorf("invalid session token")
