@@ -36,6 +36,8 @@ type Config struct {
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
 	LookAhead int `yaml:"lookahead"`
+	// Pacing configures the TCP pacing of media responses (docs/pacing.md).
+	Pacing Pacing `yaml:"pacing"`
 }
 
 // Defaults returns the built-in configuration.
@@ -47,6 +49,7 @@ func Defaults() Config {
 		IngestIdle: 30 * time.Second,
 		DVRWindow:  2 * time.Minute,
 		LookAhead:  2,
+		Pacing:     PacingDefaults(),
 	}
 }
 
@@ -72,6 +75,9 @@ func (c Config) Validate() error {
 	}
 	if c.LookAhead < 0 || c.LookAhead > 10 {
 		return fmt.Errorf("lookahead %d out of range 0..10", c.LookAhead)
+	}
+	if err := c.Pacing.Validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, p := range c.Points {

@@ -23,6 +23,14 @@ type Metrics struct {
 	FragmentsPruned  prometheus.Counter
 	PullConnections  prometheus.Gauge
 	ManifestRenderNs *prometheus.HistogramVec // format
+
+	// Pacing of media responses (internal/pacing).
+	PacingResponses *prometheus.CounterVec   // source (spec, rtp, estimate, first, probe, urgent, off, none, shared)
+	PacingBytes     *prometheus.CounterVec   // pacing (paced, unpaced)
+	PacingRate      *prometheus.HistogramVec // source; applied rate in bit/s
+	PacingRetrans   *prometheus.HistogramVec // pacing; retransmitted segments per response
+	PacingMalformed prometheus.Counter
+	PacingCPU       prometheus.Gauge
 }
 
 // New creates the metrics in a fresh registry with the Go and process collectors.
@@ -58,9 +66,30 @@ func New() *Metrics {
 			Name: "sluice_manifest_render_seconds", Help: "Time to render a manifest.",
 			Buckets: prometheus.ExponentialBuckets(20e-6, 2.5, 10),
 		}, []string{"format"}),
+		PacingResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_pacing_responses_total", Help: "Media responses by what decided their pacing (spec, rtp, estimate; first, probe, urgent, off, none, shared: unpaced).",
+		}, []string{"source"}),
+		PacingBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_pacing_bytes_total", Help: "Media response body bytes sent paced and unpaced.",
+		}, []string{"pacing"}),
+		PacingRate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_pacing_rate_bits_per_second", Help: "Pacing rates applied to media responses (SO_MAX_PACING_RATE, TCP payload).",
+			Buckets: prometheus.ExponentialBuckets(250e3, 2, 14),
+		}, []string{"source"}),
+		PacingRetrans: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_pacing_retransmits_per_response", Help: "Retransmitted segments per media response (TCP_INFO, counted when the next request on the connection starts).",
+			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}, []string{"pacing"}),
+		PacingMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_pacing_malformed_total", Help: "Media requests whose CMCD or Sluice-Pacing input was (partly) malformed and ignored.",
+		}),
+		PacingCPU: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_pacing_cpu_load", Help: "Machine CPU load (0..1) as the pacer sees it (/proc/stat, smoothed).",
+		}),
 	}
 	r.MustRegister(m.FragmentsIn, m.BytesIn, m.IngestErrors, m.ActivePushes, m.Requests, m.BytesOut,
 		m.FragmentsPruned, m.PullConnections, m.ManifestRenderNs,
+		m.PacingResponses, m.PacingBytes, m.PacingRate, m.PacingRetrans, m.PacingMalformed, m.PacingCPU,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
