@@ -24,6 +24,9 @@ func commands() map[string]command {
 		"push":   {"play an MP4 file into an ingest as a live encoder would", runPush},
 		"import": {"turn a progressive MP4 (H.264/AAC) into an on-demand asset", runImport},
 		"play":   {"headless DASH/HLS/Smooth player and load generator", runPlay},
+
+		"distribution": {"caching tier in front of origins: pulls on demand, coalesces, fails over", runDistribution},
+		"archive":      {"cut a range of a channel's archive into an on-demand asset (archive cut)", runArchive},
 	}
 }
 
@@ -61,7 +64,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'sluice <command> --help' for the flags of a command.")
 }

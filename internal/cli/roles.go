@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ type roleFlags struct {
 	idle      time.Duration
 	logFormat string
 	logLevel  string
+	adminTok  string
 }
 
 func (rf *roleFlags) register(fs *flag.FlagSet) {
@@ -59,6 +61,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
 }
 
 // config merges the file (if any), the defaults and the flags that were set.
@@ -84,8 +87,13 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.MaxBox = rf.maxBox
 		case "ingest-idle":
 			c.IngestIdle = rf.idle
+		case "admin-token":
+			c.AdminToken = rf.adminTok
 		}
 	})
+	if c.AdminToken == "" {
+		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
+	}
 	for _, p := range rf.points {
 		if _, ok := c.Point(p.Name); !ok {
 			c.Points = append(c.Points, p)

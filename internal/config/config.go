@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -36,8 +37,40 @@ type Config struct {
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
 	LookAhead int `yaml:"lookahead"`
+	// AdminToken enables the admin HTTP API (/api/..., e.g. archive cuts):
+	// requests must carry "Authorization: Bearer <token>". Empty disables it.
+	AdminToken string `yaml:"admin_token,omitempty"`
+	// Distribution configures the distribution role.
+	Distribution Distribution `yaml:"distribution"`
 	// Pacing configures the TCP pacing of media responses (docs/pacing.md).
 	Pacing Pacing `yaml:"pacing"`
+}
+
+// Distribution configures the distribution role (a content-aware caching
+// reverse proxy in front of origins).
+type Distribution struct {
+	// Origins are the base URLs of the origins, tried in this order.
+	Origins []string `yaml:"origins"`
+	// Window is how much of a live channel is kept in the cache: fragments
+	// that end more than this before the live edge are dropped.
+	Window time.Duration `yaml:"window"`
+	// CacheBytes is the RAM budget of the cache.
+	CacheBytes int64 `yaml:"cache_bytes"`
+	// MaxObject is the largest response body that is cached.
+	MaxObject int64 `yaml:"max_object"`
+	// Slack is how many fragment durations past the live edge (or before
+	// the DVR window) of the cached manifest a fragment request may lie
+	// and still be passed to an origin.
+	Slack int `yaml:"slack"`
+	// UpstreamTimeout bounds the wait for an origin's response header and
+	// any pause in its body; an origin that exceeds it is failed over.
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// Backoff is the first circuit-breaker pause of a failed origin
+	// (doubling per consecutive failure, at most 8x).
+	Backoff time.Duration `yaml:"backoff"`
+	// KeepAlive is the interval of the health request that keeps an idle
+	// connection to each origin open while clients are active (0: off).
+	KeepAlive time.Duration `yaml:"keepalive"`
 }
 
 // Defaults returns the built-in configuration.
@@ -49,7 +82,16 @@ func Defaults() Config {
 		IngestIdle: 30 * time.Second,
 		DVRWindow:  2 * time.Minute,
 		LookAhead:  2,
-		Pacing:     PacingDefaults(),
+		Distribution: Distribution{
+			Window:          10 * time.Minute,
+			CacheBytes:      512 << 20,
+			MaxObject:       32 << 20,
+			Slack:           3,
+			UpstreamTimeout: 3 * time.Second,
+			Backoff:         time.Second,
+			KeepAlive:       20 * time.Second,
+		},
+		Pacing: PacingDefaults(),
 	}
 }
 
@@ -79,6 +121,9 @@ func (c Config) Validate() error {
 	if err := c.Pacing.Validate(); err != nil {
 		return err
 	}
+	if err := c.Distribution.validate(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, p := range c.Points {
 		if p.Name == "" {
@@ -102,12 +147,53 @@ func (c Config) Point(name string) (Point, bool) {
 	return Point{}, false
 }
 
-// DVR returns the DVR window of a point.
-func (c Config) DVR(name string) time.Duration {
-	if p, ok := c.Point(name); ok && p.DVRWindow > 0 {
-		return p.DVRWindow
+// validate checks the distribution settings.
+func (d Distribution) validate() error {
+	for _, o := range d.Origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("distribution origin %q: want an http(s) base URL", o)
+		}
 	}
-	return c.DVRWindow
+	switch {
+	case d.Window < 0:
+		return fmt.Errorf("distribution window %v is negative", d.Window)
+	case d.CacheBytes < 1<<20:
+		return fmt.Errorf("distribution cache_bytes %d is below 1 MiB", d.CacheBytes)
+	case d.MaxObject < 1024 || d.MaxObject > d.CacheBytes:
+		return fmt.Errorf("distribution max_object %d out of range 1 KiB..cache_bytes", d.MaxObject)
+	case d.Slack < 0 || d.Slack > 100:
+		return fmt.Errorf("distribution slack %d out of range 0..100", d.Slack)
+	case d.UpstreamTimeout <= 0:
+		return fmt.Errorf("distribution upstream_timeout must be positive")
+	case d.Backoff < 0 || d.KeepAlive < 0:
+		return fmt.Errorf("distribution backoff and keepalive must not be negative")
+	}
+	return nil
+}
+
+// RetentionGrace is how long, at least, a fragment stays on disk after a
+// live manifest last listed it: the DVR window of a point with an archive
+// retention is at most the retention minus this (half the retention when
+// that is shorter), so players and caches holding a manifest never ask for
+// a fragment that retention has already deleted.
+const RetentionGrace = 30 * time.Second
+
+// DVR returns the DVR window of a point: its own or the default, cut to
+// what its archive retention keeps (see RetentionGrace).
+func (c Config) DVR(name string) time.Duration {
+	w := c.DVRWindow
+	p, ok := c.Point(name)
+	if ok && p.DVRWindow > 0 {
+		w = p.DVRWindow
+	}
+	if ok && p.Archive > 0 {
+		limit := max(p.Archive-RetentionGrace, p.Archive/2)
+		if w <= 0 || w > limit {
+			w = limit
+		}
+	}
+	return w
 }
 
 // ParsePointFlag parses "name[:token]".

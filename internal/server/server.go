@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/archive"
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/distribution"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/netconn"
@@ -26,6 +28,9 @@ import (
 type Roles struct {
 	Ingest bool
 	Origin bool
+	// Distribution serves clients from the configured origins through a
+	// cache (internal/distribution); it needs no data directory.
+	Distribution bool
 }
 
 // Server is one Sluice HTTP server.
@@ -37,16 +42,27 @@ type Server struct {
 	handler http.Handler
 	home    http.Handler
 	ready   func() bool
+	dist    *distribution.Proxy
 }
 
 // New opens the data directory and builds the handler for the roles.
 func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
-	st, err := store.Open(cfg.Data, log)
-	if err != nil {
-		return nil, err
+	var st *store.Store
+	if roles.Ingest || roles.Origin {
+		var err error
+		if st, err = store.Open(cfg.Data, log); err != nil {
+			return nil, err
+		}
 	}
 	m := metrics.New()
 	s := &Server{Store: st, Metrics: m, cfg: cfg, log: log, ready: func() bool { return true }}
+	if roles.Distribution {
+		var err error
+		if s.dist, err = distribution.New(cfg.Distribution, m.Registry, log); err != nil {
+			return nil, err
+		}
+		s.ready = s.dist.Ready
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -65,12 +81,17 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 	if roles.Origin {
 		org = origin.New(st, cfg, m, log)
 	}
+	if st != nil {
+		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
+	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case ing != nil && ingest.Handles(r):
 			ing.ServeHTTP(w, r)
 		case org != nil && (strings.Contains(r.URL.Path, ".isml") || strings.Contains(r.URL.Path, ".ism/")):
 			org.ServeHTTP(w, r)
+		case s.dist != nil:
+			s.dist.ServeHTTP(w, r)
 		case s.home != nil:
 			s.home.ServeHTTP(w, r)
 		default:
@@ -102,7 +123,12 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ConnContext:    netconn.ConnContext,
 	}
-	go s.retention(ctx)
+	if s.Store != nil {
+		go s.retention(ctx)
+	}
+	if s.dist != nil {
+		go s.dist.Run(ctx)
+	}
 	if started != nil {
 		started(ln.Addr().String())
 	}

@@ -136,8 +136,11 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	for _, e := range ents {
 		n := e.Name()
 		if strings.HasPrefix(n, ".tmp-") {
-			// An interrupted write: never renamed, so never acknowledged.
-			os.Remove(filepath.Join(dir, n))
+			// An interrupted write: never renamed, so never acknowledged
+			// (or, in a shared store, a write in progress elsewhere).
+			if !p.store.shared {
+				os.Remove(filepath.Join(dir, n))
+			}
 			continue
 		}
 		if !strings.HasSuffix(n, fragExt) {
@@ -153,8 +156,10 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 		}
 		ref, err := refOf(data, t.Info, t.init)
 		if err != nil || ref.Start != start {
-			p.store.log.Warn("removing unreadable fragment", "file", filepath.Join(dir, n), "err", err)
-			os.Remove(filepath.Join(dir, n))
+			if !p.store.shared {
+				p.store.log.Warn("removing unreadable fragment", "file", filepath.Join(dir, n), "err", err)
+				os.Remove(filepath.Join(dir, n))
+			}
 			continue
 		}
 		t.frags = append(t.frags, ref)

@@ -52,6 +52,9 @@ func (f FragRef) End() int64 { return f.Start + int64(f.Duration) }
 type Store struct {
 	dir string
 	log *slog.Logger
+	// shared: another process (a running server) may be writing the
+	// directory; loading never removes files (see OpenShared).
+	shared bool
 
 	mu     sync.Mutex
 	points map[string]*Point

@@ -1,0 +1,208 @@
+// Package archive is the segmented-archive feature (seed 002): it cuts a
+// range of a publishing point's archive into an on-demand asset, through
+// the admin HTTP API (POST /api/points/<pp>/cut on origin and serve) or
+// `sluice archive cut`. The cut itself is store.Store.Cut.
+//
+// Times name the point's media timeline: each track's time divided by its
+// timescale, which is also the presentation time of the live DASH MPD
+// (Period start 0) and, for epoch-anchored channels (sluice push, redundant
+// encoders), Unix time. They are given as seconds ("1732550400",
+// "93.5"), as a Go duration from media time zero ("90s", "1h30m"), or as
+// an RFC 3339 wall-clock time ("2026-11-25T14:00:00Z"), which is mapped
+// through the point's anchor (the wall-clock time of media time zero).
+package archive
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+var secondsRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?$`)
+
+// ParseTime parses a cut time (see the package comment) into a time of the
+// media timeline. anchor is the point's wall-clock time of media time zero;
+// RFC 3339 times need it.
+func ParseTime(s string, anchor time.Time) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if secondsRe.MatchString(s) {
+		r, ok := new(big.Rat).SetString(s)
+		if !ok {
+			return 0, fmt.Errorf("time %q: not a number of seconds", s)
+		}
+		ns := new(big.Rat).Mul(r, big.NewRat(int64(time.Second), 1))
+		if !ns.IsInt() || !ns.Num().IsInt64() {
+			return 0, fmt.Errorf("time %q out of range", s)
+		}
+		return time.Duration(ns.Num().Int64()), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if anchor.IsZero() {
+			return 0, fmt.Errorf("time %q: the point has no wall-clock anchor yet; give seconds of media time", s)
+		}
+		return t.Sub(anchor), nil
+	}
+	return 0, fmt.Errorf("time %q: want seconds of media time (e.g. 93.5), a duration (e.g. 1h30m) or an RFC 3339 time", s)
+}
+
+// Cut parses from and to against the source point and cuts the asset.
+func Cut(st *store.Store, src, asset, from, to string) (store.CutResult, error) {
+	p, err := st.Point(src)
+	if err != nil {
+		return store.CutResult{}, err
+	}
+	anchor := p.Meta().Anchor
+	a, err := ParseTime(from, anchor)
+	if err != nil {
+		return store.CutResult{}, fmt.Errorf("from: %w", err)
+	}
+	b, err := ParseTime(to, anchor)
+	if err != nil {
+		return store.CutResult{}, fmt.Errorf("to: %w", err)
+	}
+	return st.Cut(src, asset, a, b)
+}
+
+// CutRequest is the body of POST /api/points/<pp>/cut. From and To are JSON
+// numbers (seconds) or strings in any form ParseTime accepts.
+type CutRequest struct {
+	Asset string          `json:"asset"`
+	From  json.RawMessage `json:"from"`
+	To    json.RawMessage `json:"to"`
+}
+
+// CutResponse is the answer to a successful cut (201 Created).
+type CutResponse struct {
+	Asset     string            `json:"asset"`
+	Source    string            `json:"source"`
+	Start     float64           `json:"start"` // seconds of the source's media timeline
+	End       float64           `json:"end"`
+	Duration  float64           `json:"duration"` // seconds
+	Tracks    int               `json:"tracks"`
+	Fragments int               `json:"fragments"`
+	Bytes     int64             `json:"bytes"`
+	Manifests map[string]string `json:"manifests"`
+}
+
+// NewCutResponse describes a cut result.
+func NewCutResponse(src string, r store.CutResult) CutResponse {
+	base := "/" + r.Asset + ".isml/"
+	return CutResponse{
+		Asset: r.Asset, Source: src, Start: r.Start.Seconds(), End: r.End.Seconds(), Duration: r.Duration().Seconds(),
+		Tracks: r.Tracks, Fragments: r.Fragments, Bytes: r.Bytes,
+		Manifests: map[string]string{"dash": base + "manifest.mpd", "hls": base + "master.m3u8", "smooth": base + "Manifest"},
+	}
+}
+
+// rawTime turns a JSON number or string into the text ParseTime reads.
+func rawTime(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", errors.New("missing")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return "", fmt.Errorf("want a number of seconds or a string, got %s", raw)
+	}
+	return n.String(), nil
+}
+
+// API returns the admin HTTP API, mounted at /api/:
+//
+//	POST /api/points/<pp>/cut   {"asset": "...", "from": T1, "to": T2}
+//
+// Every request needs "Authorization: Bearer <token>"; with no token
+// configured the API is disabled (403).
+func API(st *store.Store, token string, log *slog.Logger) http.Handler {
+	return &api{st: st, token: token, log: log}
+}
+
+type api struct {
+	st    *store.Store
+	token string
+	log   *slog.Logger
+}
+
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if a.token == "" {
+		apiError(w, http.StatusForbidden, "the admin API is disabled: configure admin_token (--admin-token)")
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice admin"`)
+		apiError(w, http.StatusUnauthorized, "missing or wrong admin token")
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/points/")
+	src, isCut := strings.CutSuffix(rest, "/cut")
+	if !ok || !isCut || src == "" {
+		apiError(w, http.StatusNotFound, "unknown API resource")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		apiError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	var req CutRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	from, err := rawTime(req.From)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "from: "+err.Error())
+		return
+	}
+	to, err := rawTime(req.To)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "to: "+err.Error())
+		return
+	}
+	res, err := Cut(a.st, src, req.Asset, from, to)
+	if err != nil {
+		code := http.StatusBadRequest
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, store.ErrExists):
+			code = http.StatusConflict
+		case errors.Is(err, store.ErrEmptyCut):
+			code = http.StatusUnprocessableEntity
+		}
+		apiError(w, code, err.Error())
+		return
+	}
+	a.log.Info("archive cut", "source", src, "asset", res.Asset, "start", res.Start.Seconds(), "end", res.End.Seconds(),
+		"fragments", res.Fragments, "copied", res.Copied)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/"+res.Asset+".isml/manifest.mpd")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(NewCutResponse(src, res))
+}
+
+func apiError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
