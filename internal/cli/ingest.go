@@ -7,10 +7,18 @@ import (
 	"github.com/sluice-media/sluice/internal/server"
 )
 
+const ingestSummary = `Receives encoder pushes at POST /<pp>.isml/Streams(<id>) (Smooth/ismv long POST, CMAF long POST per
+track, or one POST/PUT per CMAF segment) and keeps them for origins, which pull with
+GET /<pp>.isml/StreamManifest, /Streams(<id>) and /Streams(<id>)/StartTime(<t>).
+
+With --standby (YAML standby:) it is a push proxy: every push is forwarded, byte for byte, to the
+standby ingest at the same path, so the encoder uploads one copy and the standby holds the same
+fragments. The forwarding never slows the push down: a standby that is down or falls
+--standby-buffer behind is dropped, and caught up from this ingest's store (the fragments it lacks,
+then the push as it is stored) as soon as it answers again. /readyz: the data directory is writable.
+
+  sluice ingest --point live --standby http://ingest-b:8080`
+
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runRole(ctx, "ingest",
-		"Receives encoder pushes at POST /<pp>.isml/Streams(<id>) (Smooth/ismv long POST, CMAF long POST per\n"+
-			"track, or one POST/PUT per CMAF segment) and keeps them for origins, which pull with\n"+
-			"GET /<pp>.isml/StreamManifest, /Streams(<id>) and /Streams(<id>)/StartTime(<t>).",
-		server.Roles{Ingest: true}, args, stdout, stderr)
+	return runRole(ctx, "ingest", ingestSummary, server.Roles{Ingest: true}, args, stdout, stderr)
 }

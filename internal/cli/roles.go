@@ -126,11 +126,15 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	}
 	var rf roleFlags
 	rf.register(fs)
+	pf := registerPeerFlags(fs, name, roles)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := rf.config(fs)
 	if err != nil {
+		return err
+	}
+	if cfg, err = pf.apply(fs, cfg, name); err != nil {
 		return err
 	}
 	log, err := rf.logger(stderr)

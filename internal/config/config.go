@@ -37,6 +37,25 @@ type Config struct {
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
 	LookAhead int `yaml:"lookahead"`
+	// Role, when set, names the role this configuration is for (ingest,
+	// origin, distribution, serve); a process started as another role
+	// refuses it.
+	Role string `yaml:"role,omitempty"`
+	// Ingests are the base URLs (http://host:port) of the ingests an origin
+	// pulls every configured point from, in order of preference: the first
+	// reachable one is used, the next one on failure.
+	Ingests []string `yaml:"ingests,omitempty"`
+	// Standby is the base URL of the standby ingest that this ingest
+	// forwards every push to (push proxy). Empty: no forwarding.
+	Standby string `yaml:"standby,omitempty"`
+	// StandbyBuffer bounds the push bytes waiting to be forwarded to the
+	// standby; a standby that falls this far behind is dropped until it has
+	// caught up (0: 8 MiB).
+	StandbyBuffer int64 `yaml:"standby_buffer,omitempty"`
+	// PullStall: a pull from an ingest that stores no fragment for this
+	// long fails over to the next ingest (0: two fragment durations, at
+	// least 3 s).
+	PullStall time.Duration `yaml:"pull_stall,omitempty"`
 	// AdminToken enables the admin HTTP API (/api/..., e.g. archive cuts):
 	// requests must carry "Authorization: Bearer <token>". Empty disables it.
 	AdminToken string `yaml:"admin_token,omitempty"`
@@ -118,6 +137,9 @@ func (c Config) Validate() error {
 	if c.LookAhead < 0 || c.LookAhead > 10 {
 		return fmt.Errorf("lookahead %d out of range 0..10", c.LookAhead)
 	}
+	if err := c.validatePeers(); err != nil {
+		return err
+	}
 	if err := c.Pacing.Validate(); err != nil {
 		return err
 	}
@@ -135,6 +157,34 @@ func (c Config) Validate() error {
 		seen[p.Name] = true
 	}
 	return nil
+}
+
+// Roles a configuration file may name.
+var roleNames = map[string]bool{"ingest": true, "origin": true, "distribution": true, "serve": true}
+
+// validatePeers checks the role and the peer URLs (ingests, standby).
+func (c Config) validatePeers() error {
+	if c.Role != "" && !roleNames[c.Role] {
+		return fmt.Errorf("role %q: want ingest, origin, distribution or serve", c.Role)
+	}
+	for _, in := range c.Ingests {
+		if !isBaseURL(in) {
+			return fmt.Errorf("ingest %q: want an http(s) base URL such as http://ingest-a:8080", in)
+		}
+	}
+	if c.Standby != "" && !isBaseURL(c.Standby) {
+		return fmt.Errorf("standby %q: want an http(s) base URL such as http://ingest-b:8080", c.Standby)
+	}
+	if c.StandbyBuffer < 0 || c.PullStall < 0 {
+		return fmt.Errorf("standby_buffer and pull_stall must not be negative")
+	}
+	return nil
+}
+
+// isBaseURL accepts http(s)://host[:port][/prefix] without query or fragment.
+func isBaseURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""
 }
 
 // Point returns the configuration of a named point.

@@ -7,6 +7,7 @@
 package ingest
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -31,11 +32,27 @@ type Handler struct {
 	cfg config.Config
 	log *slog.Logger
 	m   *metrics.Metrics
+	// sb forwards pushes to the standby ingest (push proxy); nil without one.
+	sb *standby
 }
 
-// New returns the ingest handler.
+// New returns the ingest handler. With cfg.Standby set, every push it
+// receives is forwarded to that ingest (see proxy.go); Close ends the
+// forwarding still in progress.
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
-	return &Handler{st: st, cfg: cfg, log: log, m: m}
+	h := &Handler{st: st, cfg: cfg, log: log, m: m}
+	if cfg.Standby != "" {
+		h.sb = newStandby(h, cfg.Standby, cfg.StandbyBuffer, m.Registry)
+	}
+	return h
+}
+
+// Close stops forwarding to the standby. Pushes still in progress are no
+// longer forwarded.
+func (h *Handler) Close() {
+	if h.sb != nil {
+		h.sb.close()
+	}
 }
 
 // Handles reports whether the request is an ingest request this handler
@@ -53,7 +70,7 @@ func Handles(r *http.Request) bool {
 		if rest == "StreamManifest" {
 			return true
 		}
-		_, _, _, isStream := urls.Stream(rest)
+		_, _, isStream := parseStreamPath(rest)
 		return isStream
 	}
 	return false
@@ -162,93 +179,42 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 	}
 	h.m.ActivePushes.Inc()
 	defer h.m.ActivePushes.Dec()
-	s := &session{h: h, w: w, r: r, pp: pp, streamID: streamID, point: point, rc: http.NewResponseController(w), start: time.Now()}
-	s.run()
-}
-
-// session is one ingest request in progress.
-type session struct {
-	h        *Handler
-	w        http.ResponseWriter
-	r        *http.Request
-	rc       *http.ResponseController
-	pp       string
-	streamID string
-	point    *store.Point
-	ids      map[uint32]string
-	start    time.Time
-	frags    int
-	dups     int
-}
-
-func (s *session) run() {
-	h := s.h
-	hdr, _ := s.point.StreamHeader(s.streamID)
-	if hdr != nil {
-		ids, err := s.point.SetHeader(s.streamID, hdr)
-		if err == nil {
-			s.ids = ids
+	start := time.Now()
+	rc := http.NewResponseController(w)
+	var body io.Reader = &deadlineReader{r: r.Body, rc: rc, idle: h.cfg.IngestIdle}
+	proxied := r.Header.Get(ProxyHeader) != ""
+	if proxied {
+		// A push forwarded by a primary ingest: take its anchor, so that
+		// this standby and everything pulling from it announce the same
+		// media time zero.
+		if t, err := time.Parse(time.RFC3339Nano, r.Header.Get(AnchorHeader)); err == nil {
+			if _, err := point.AdoptAnchor(t); err != nil {
+				h.log.Warn("adopt anchor", "point", pp, "err", err)
+			}
 		}
 	}
-	body := &deadlineReader{r: s.r.Body, rc: s.rc, idle: h.cfg.IngestIdle}
-	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
-	for {
-		ev, err := p.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			s.fail(err, p.Offset())
-			return
-		}
-		switch ev.Kind {
-		case media.EventHeader:
-			ids, err := s.point.SetHeader(s.streamID, ev.Header)
-			if err != nil {
-				s.fail(err, p.Offset())
-				return
-			}
-			s.ids = ids
-			h.log.Info("stream header", "point", s.pp, "stream", s.streamID, "tracks", trackList(ev.Header, ids))
-		case media.EventFragment:
-			f := ev.Fragment
-			id := s.ids[f.Info.TrackID]
-			res, err := s.point.AddFragment(id, f)
-			if err != nil {
-				s.fail(err, p.Offset())
-				return
-			}
-			switch res {
-			case store.Added:
-				s.frags++
-				h.m.FragmentsIn.WithLabelValues(s.pp, "added").Inc()
-				h.m.BytesIn.WithLabelValues(s.pp).Add(float64(len(f.Data)))
-			case store.Duplicate:
-				s.dups++
-				h.m.FragmentsIn.WithLabelValues(s.pp, "duplicate").Inc()
-			case store.Differs:
-				s.dups++
-				h.m.FragmentsIn.WithLabelValues(s.pp, "differs").Inc()
-				h.log.Warn("redundant fragment differs from the stored copy; first copy kept",
-					"point", s.pp, "track", id, "start", f.Info.Start)
-			}
-		case media.EventEnd:
-			for _, id := range s.ids {
-				if err := s.point.EndTrack(id); err != nil {
-					s.fail(err, p.Offset())
-					return
-				}
-			}
-			h.log.Info("end of stream", "point", s.pp, "stream", s.streamID)
-		}
+	var fw *forward
+	if h.sb != nil && !proxied {
+		// Forward to the standby (one hop: a forwarded push is never
+		// forwarded again, so two ingests may name each other).
+		fw = h.sb.start(r, point, streamID)
+		body = io.TeeReader(body, fw)
 	}
-	h.log.Info("push finished", "point", s.pp, "stream", s.streamID, "fragments", s.frags,
-		"duplicates", s.dups, "bytes", p.Offset(), "elapsed", time.Since(s.start).Round(time.Millisecond))
-	s.w.WriteHeader(http.StatusOK)
+	res, err := h.Receive(r.Context(), point, streamID, body, ReceiveOptions{})
+	if fw != nil {
+		fw.finish(err)
+	}
+	if err != nil {
+		h.fail(w, r, pp, streamID, err, res)
+		return
+	}
+	h.log.Info("push finished", "point", pp, "stream", streamID, "fragments", res.Fragments,
+		"duplicates", res.Duplicates, "bytes", res.Bytes, "proxied", proxied, "elapsed", elapsed(start))
+	w.WriteHeader(http.StatusOK)
 }
 
 // fail maps a parse or store error to the status DASH-IF ingest defines.
-func (s *session) fail(err error, offset int64) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID string, err error, res Result) {
 	status := http.StatusBadRequest
 	var nerr interface{ Timeout() bool }
 	switch {
@@ -260,16 +226,12 @@ func (s *session) fail(err error, offset int64) {
 		status = http.StatusUnsupportedMediaType
 	case errors.As(err, &nerr) && nerr.Timeout():
 		status = http.StatusRequestTimeout
-	case errors.Is(err, errClientGone):
+	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled):
 		status = 499
 	case isStoreFailure(err):
 		status = http.StatusInternalServerError
 	}
-	s.h.refuse(s.w, s.r, s.pp, status, err.Error(), "stream", s.streamID, "offset", offset, "stored_fragments", s.frags)
-}
-
-func isStoreFailure(err error) bool {
-	return strings.Contains(err.Error(), "store fragment") || strings.Contains(err.Error(), "write init")
+	h.refuse(w, r, pp, status, err.Error(), "stream", streamID, "offset", res.Bytes, "stored_fragments", res.Fragments)
 }
 
 var errClientGone = errors.New("encoder connection closed")

@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/store"
@@ -15,7 +20,11 @@ import (
 // StreamManifest is the JSON document served at /<pp>.isml/StreamManifest:
 // the ingest streams a point holds, for origins that pull.
 type StreamManifest struct {
-	Point   string         `json:"point"`
+	Point string `json:"point"`
+	// Anchor is the wall-clock time of media time zero (zero while the
+	// point has no fragment): downstream tiers adopt it, so that every node
+	// announces the same availabilityStartTime.
+	Anchor  time.Time      `json:"anchor,omitzero"`
 	Streams []StreamStatus `json:"streams"`
 }
 
@@ -23,6 +32,16 @@ type StreamManifest struct {
 type StreamStatus struct {
 	ID     string        `json:"id"`
 	Tracks []TrackStatus `json:"tracks"`
+}
+
+// Ended reports whether every track of the stream has ended.
+func (s StreamStatus) Ended() bool {
+	for _, t := range s.Tracks {
+		if !t.Ended {
+			return false
+		}
+	}
+	return len(s.Tracks) > 0
 }
 
 // TrackStatus describes one track of an ingest stream.
@@ -39,39 +58,69 @@ type TrackStatus struct {
 }
 
 func (h *Handler) pull(w http.ResponseWriter, r *http.Request, pp, rest string) {
-	point, err := h.st.Point(pp)
-	if err != nil {
-		http.Error(w, "unknown publishing point", http.StatusNotFound)
-		return
-	}
-	if pc, ok := h.cfg.Point(pp); ok && !authorized(r, pc) {
+	pc, configured := h.cfg.Point(pp)
+	if configured && !authorized(r, pc) {
 		h.refuse(w, r, pp, http.StatusForbidden, "missing or wrong token for pulling "+strconv.Quote(pp))
 		return
 	}
-	if rest == "StreamManifest" {
-		h.streamManifest(w, point)
+	point, err := h.st.Point(pp)
+	if err != nil {
+		if configured && rest == "StreamManifest" {
+			// Configured, nothing pushed yet: reachable and empty.
+			writeJSON(w, StreamManifest{Point: pp, Streams: []StreamStatus{}})
+			return
+		}
+		http.Error(w, "unknown publishing point", http.StatusNotFound)
 		return
 	}
-	id, start, hasStart, _ := urls.Stream(rest)
-	var info *store.StreamInfo
-	for _, s := range point.Streams() {
-		if s.ID == id {
-			info = &s
-			break
-		}
+	if rest == "StreamManifest" {
+		writeJSON(w, streamManifest(point))
+		return
 	}
-	if info == nil {
+	id, spec, ok := parseStreamPath(rest)
+	if !ok {
+		http.Error(w, "want Streams(<id>) or Streams(<id>)/StartTime(<t>)", http.StatusNotFound)
+		return
+	}
+	info, ok := streamInfo(point, id)
+	if !ok {
 		http.Error(w, "unknown stream", http.StatusNotFound)
 		return
 	}
 	h.m.PullConnections.Inc()
 	defer h.m.PullConnections.Dec()
-	h.serveStream(w, r, point, *info, start, hasStart)
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		return
+	}
+	rc := http.NewResponseController(w)
+	err = h.writeStream(r.Context(), w, rc.Flush, point, info, spec, nil)
+	if err != nil && r.Context().Err() == nil {
+		h.log.Warn("pull ended", "point", pp, "stream", id, "remote", r.RemoteAddr, "err", err)
+	}
 }
 
-func (h *Handler) streamManifest(w http.ResponseWriter, point *store.Point) {
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	json.NewEncoder(w).Encode(v)
+}
+
+// streamInfo finds a stream of a point.
+func streamInfo(point *store.Point, id string) (store.StreamInfo, bool) {
+	for _, s := range point.Streams() {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return store.StreamInfo{}, false
+}
+
+// streamManifest describes the streams of a point.
+func streamManifest(point *store.Point) StreamManifest {
 	v := point.View(0)
-	sm := StreamManifest{Point: point.Name}
+	sm := StreamManifest{Point: point.Name, Anchor: v.Meta.Anchor, Streams: []StreamStatus{}}
 	for _, s := range point.Streams() {
 		ss := StreamStatus{ID: s.ID}
 		for tid, id := range s.Tracks {
@@ -89,42 +138,116 @@ func (h *Handler) streamManifest(w http.ResponseWriter, point *store.Point) {
 		sort.Slice(ss.Tracks, func(i, j int) bool { return ss.Tracks[i].TrackID < ss.Tracks[j].TrackID })
 		sm.Streams = append(sm.Streams, ss)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-cache")
-	json.NewEncoder(w).Encode(sm)
+	return sm
 }
 
-// serveStream writes the stream as an encoder would send it: the header
-// (unless resuming with StartTime), then the fragments of all its tracks in
-// time order, then, while the stream is live, each new fragment as it is
-// stored; an empty mfra ends it once every track has ended.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, point *store.Point, info store.StreamInfo, start int64, resume bool) {
-	w.Header().Set("Content-Type", "video/mp4")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method == http.MethodHead {
-		return
+// StartSpec says where a pulled stream starts.
+type StartSpec struct {
+	// Header sends the stored stream header first (a pull without StartTime).
+	Header bool
+	// Nearest, with HasNearest, starts every track at its fragment nearest
+	// this time (in the track's timescale): StartTime(<t>).
+	Nearest    int64
+	HasNearest bool
+	// From starts each listed track at its first fragment at or after the
+	// given time (in the track's timescale); unlisted tracks start at their
+	// first fragment: StartTime(<track>=<t>,...). Origins resume with it,
+	// naming the last stored start + 1 of each track, so that nothing is
+	// skipped and nothing sent twice whatever the tracks' timescales.
+	From map[string]int64
+}
+
+// Path is the URL path, below /<pp>.isml/, that pulls stream id from s.
+func (s StartSpec) Path(id string) string {
+	p := "Streams(" + id + ")"
+	switch {
+	case s.Header:
+		return p
+	case s.HasNearest:
+		return p + "/StartTime(" + strconv.FormatInt(s.Nearest, 10) + ")"
 	}
-	rc := http.NewResponseController(w)
-	if !resume {
+	ids := make([]string, 0, len(s.From))
+	for t := range s.From {
+		ids = append(ids, t)
+	}
+	sort.Strings(ids)
+	var b strings.Builder
+	for i, t := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(t + "=" + strconv.FormatInt(s.From[t], 10))
+	}
+	return p + "/StartTime(" + b.String() + ")"
+}
+
+// parseStreamPath parses [Events(<e>)/]Streams(<id>)[/StartTime(<t>)], where
+// <t> is a time or a list <track>=<time>,...
+func parseStreamPath(rest string) (id string, spec StartSpec, ok bool) {
+	if id, t, has, ok := urls.Stream(rest); ok {
+		if has {
+			return id, StartSpec{Nearest: t, HasNearest: true}, true
+		}
+		return id, StartSpec{Header: true}, true
+	}
+	head, arg, found := strings.Cut(rest, "/StartTime(")
+	if !found || !strings.HasSuffix(arg, ")") {
+		return "", StartSpec{}, false
+	}
+	id, _, has, ok := urls.Stream(head)
+	if !ok || has {
+		return "", StartSpec{}, false
+	}
+	spec.From = map[string]int64{}
+	for _, kv := range strings.Split(strings.TrimSuffix(arg, ")"), ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, found := strings.Cut(kv, "=")
+		t, err := strconv.ParseInt(v, 10, 64)
+		if !found || err != nil || !store.ValidID(k) {
+			return "", StartSpec{}, false
+		}
+		spec.From[k] = t
+	}
+	return id, spec, true
+}
+
+// keepAlive is how long a pull stays silent before the loop re-checks.
+const keepAlive = 30 * time.Second
+
+// writeStream writes a point's stream as GET Streams(<id>) serves it: the
+// header (spec.Header), then the fragments of all its tracks in time order
+// from where spec says, then, while the stream is live, each new fragment as
+// it is stored; an empty mfra ends it once every track has ended. It returns
+// after the mfra, at a write error, when ctx ends, or — once stop is closed
+// — after writing every fragment stored by then (a push proxy following
+// the push it forwards). flush, if not nil, is called after each batch.
+func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() error, point *store.Point,
+	info store.StreamInfo, spec StartSpec, stop <-chan struct{}) error {
+	if spec.Header {
 		if _, err := w.Write(info.Header); err != nil {
-			return
+			return fmt.Errorf("write header: %w", err)
 		}
 	}
 	type cursor struct {
-		id   string
-		next int64 // start time of the next fragment to send
-		ts   float64
-		done bool
+		id    string
+		next  int64 // start time of the next fragment to send
+		fixed bool  // next was set from the spec
 	}
 	var cur []*cursor
 	for _, id := range info.Tracks {
-		c := &cursor{id: id, next: -1 << 62}
+		c := &cursor{id: id, next: math.MinInt64}
+		if t, ok := spec.From[id]; ok {
+			c.next, c.fixed = t, true
+		}
 		cur = append(cur, c)
 	}
 	sort.Slice(cur, func(i, j int) bool { return cur[i].id < cur[j].id })
-	first := true
-	ctx := r.Context()
+	timer := time.NewTimer(keepAlive)
+	defer timer.Stop()
 	for {
+		stopping := closed(stop)
 		changed := point.Changed()
 		v := point.View(0)
 		type pending struct {
@@ -133,14 +256,15 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, point *sto
 			sec float64
 		}
 		var todo []pending
-		allEnded := true
+		allEnded, found := true, 0
 		for _, c := range cur {
 			tv, ok := v.Track(c.id)
 			if !ok {
 				continue
 			}
-			if first && resume {
-				c.next = nearest(tv, start)
+			found++
+			if spec.HasNearest && !c.fixed && len(tv.Frags) > 0 {
+				c.next, c.fixed = nearest(tv, spec.Nearest), true
 			}
 			i := sort.Search(len(tv.Frags), func(i int) bool { return tv.Frags[i].Start >= c.next })
 			for _, f := range tv.Frags[i:] {
@@ -150,7 +274,6 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, point *sto
 				allEnded = false
 			}
 		}
-		first = false
 		sort.SliceStable(todo, func(i, j int) bool { return todo[i].sec < todo[j].sec })
 		for _, p := range todo {
 			data, _, err := point.ReadFragment(p.c.id, p.ref.Start)
@@ -159,30 +282,54 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, point *sto
 					p.c.next = p.ref.End()
 					continue // pruned meanwhile
 				}
-				h.log.Warn("pull: read fragment", "err", err)
-				return
+				return fmt.Errorf("read fragment: %w", err)
 			}
 			if _, err := w.Write(data); err != nil {
-				return
+				return fmt.Errorf("write fragment: %w", err)
 			}
 			h.m.BytesOut.WithLabelValues("pull").Add(float64(len(data)))
 			p.c.next = p.ref.Start + 1
 		}
-		if err := rc.Flush(); err != nil {
-			return
+		if flush != nil {
+			if err := flush(); err != nil {
+				return fmt.Errorf("flush: %w", err)
+			}
 		}
-		if allEnded {
-			w.Write(emptyMfra)
-			return
+		if allEnded && found > 0 {
+			if _, err := w.Write(emptyMfra); err != nil {
+				return fmt.Errorf("write end: %w", err)
+			}
+			if flush != nil {
+				return flush()
+			}
+			return nil
 		}
+		if stopping {
+			return nil
+		}
+		timer.Reset(keepAlive)
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-changed:
-		case <-time.After(30 * time.Second):
+		case <-stop:
+		case <-timer.C:
 			// Keep idle connections of sparse tracks alive without data:
 			// the next loop re-checks and flushes.
 		}
+	}
+}
+
+// closed reports whether c is closed (a nil channel never is).
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -36,7 +36,8 @@ const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
 // one timeline, else on each Representation.
 //
 // Live: type="dynamic", availabilityStartTime = Meta.Anchor (media time zero;
-// Options.Now while no anchor is set), publishTime and a direct UTCTiming =
+// Options.Now while no anchor is set), publishTime = the wall-clock start of
+// the newest listed fragment (see publishTime), a direct UTCTiming =
 // Options.Now, minimumUpdatePeriod = FragmentDuration,
 // suggestedPresentationDelay = 3 fragments, timeShiftBufferDepth = the DVR
 // window. Static: type="static", mediaPresentationDuration = the span of the
@@ -58,7 +59,7 @@ func DASH(v store.View, o Options) ([]byte, error) {
 			anchor = o.Now
 		}
 		m.AvailabilityStartTime = mpd.DateTime(anchor.UTC().Format(dateTime))
-		m.PublishTime = mpd.DateTime(o.Now.UTC().Format(dateTime))
+		m.PublishTime = mpd.DateTime(publishTime(v, o).UTC().Format(dateTime))
 		m.MinimumUpdatePeriod = durPtr(frag)
 		m.TimeShiftBufferDepth = durPtr(dvrWindow(v, o))
 		m.SuggestedPresentationDelay = durPtr(3 * frag)
@@ -100,6 +101,32 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("dash manifest: %w", err)
 	}
 	return []byte(out + "\n"), nil
+}
+
+// publishTime is the wall-clock time at which the newest listed fragment
+// starts (Meta.Anchor plus its start): the MPD changes exactly when a
+// fragment is added, and every origin holding the same fragments (and, via
+// the ingest, the same anchor) publishes the same MPD. Options.Now without an
+// anchor.
+func publishTime(v store.View, o Options) time.Time {
+	if v.Meta.Anchor.IsZero() {
+		return o.Now
+	}
+	var latest time.Duration
+	found := false
+	for _, t := range v.Tracks {
+		fs, _ := listable(t)
+		if len(fs) == 0 {
+			continue
+		}
+		if d := toDuration(fs[len(fs)-1].Start, t.Info.Timescale); !found || d > latest {
+			latest, found = d, true
+		}
+	}
+	if !found {
+		return o.Now
+	}
+	return v.Meta.Anchor.Add(latest)
 }
 
 func durPtr(d time.Duration) *mpd.Duration {

@@ -24,8 +24,8 @@ const defaultFragment = 2 * time.Second
 
 // Options are the inputs of a rendering besides the View.
 type Options struct {
-	// Now is the wall-clock time of the request (DASH publishTime and
-	// UTCTiming).
+	// Now is the wall-clock time of the request (DASH UTCTiming, and
+	// publishTime while the presentation has no anchor).
 	Now time.Time
 	// DVRWindow is how far back a live manifest reaches (Smooth
 	// DVRWindowLength, DASH timeShiftBufferDepth). The View passed in is

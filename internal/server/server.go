@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/origin"
+	"github.com/sluice-media/sluice/internal/puller"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -43,6 +44,12 @@ type Server struct {
 	home    http.Handler
 	ready   func() bool
 	dist    *distribution.Proxy
+
+	// ingest, puller and checks belong to peers.go: the push proxy, the
+	// pull from ingests and the per-role readiness checks.
+	ingest *ingest.Handler
+	puller *puller.Puller
+	checks []func() error
 }
 
 // New opens the data directory and builds the handler for the roles.
@@ -67,20 +74,22 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := s.readiness(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
 	var ing http.Handler
 	if roles.Ingest {
-		ing = ingest.New(st, cfg, m, log)
+		s.ingest = ingest.New(st, cfg, m, log)
+		ing = s.ingest
 	}
 	var org http.Handler
 	if roles.Origin {
 		org = origin.New(st, cfg, m, log)
 	}
+	s.setupPeers(roles)
 	if st != nil {
 		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
 	}
@@ -129,6 +138,7 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	if s.dist != nil {
 		go s.dist.Run(ctx)
 	}
+	s.startPeers(ctx)
 	if started != nil {
 		started(ln.Addr().String())
 	}

@@ -224,6 +224,30 @@ func (p *Point) Meta() PointMeta {
 	return p.meta
 }
 
+// AdoptAnchor sets the wall-clock time of media time zero to t when the
+// point has none yet, and reports whether it did. Tiers downstream of the
+// first ingest (a standby ingest, origins pulling) adopt that ingest's anchor
+// before storing their first fragment, so that every node announces the same
+// availabilityStartTime and program date times; an anchor once set is never
+// changed (players depend on it).
+func (p *Point) AdoptAnchor(t time.Time) (bool, error) {
+	if t.IsZero() {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.meta.Anchor.IsZero() {
+		return false, nil
+	}
+	p.meta.Anchor = t.UTC()
+	if err := p.saveMeta(); err != nil {
+		p.meta.Anchor = time.Time{}
+		return false, fmt.Errorf("save anchor: %w", err)
+	}
+	p.notify()
+	return true, nil
+}
+
 // SetVOD marks the point as an on-demand asset.
 func (p *Point) SetVOD() error {
 	p.mu.Lock()
