@@ -1,8 +1,394 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
 )
 
-func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
+// The acceptance targets of issue 4, relative to the unpaced run.
+const (
+	targetRetx  = 0.10 // retransmissions per MB at most 10 % of unpaced
+	targetDelay = 0.20 // competing flow's added delay at most 20 % of unpaced
+	targetChunk = 1.30 // chunk download time at most 1.3× unpaced
+)
+
+// runTable is `pacebench table -dir DIR`: reads the runs bench/pacing.sh
+// left in DIR (one directory per run, named <buffer>_<mode>_r<rep>) and
+// prints a Markdown table of each mode against the unpaced run with the same
+// buffer, then a verdict per target.
+func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("table", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "results directory of bench/pacing.sh")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("table: want -dir")
+	}
+	ents, err := os.ReadDir(*dir)
+	if err != nil {
+		return err
+	}
+	byKey := map[[2]string][]result{}
+	var buffers, modes []string
+	for _, e := range ents {
+		parts := strings.Split(e.Name(), "_")
+		if !e.IsDir() || len(parts) != 3 || !strings.HasPrefix(parts[2], "r") {
+			continue
+		}
+		r, err := loadRun(filepath.Join(*dir, e.Name()))
+		if err != nil {
+			fmt.Fprintf(stderr, "table: %s: %v\n", e.Name(), err)
+			continue
+		}
+		k := [2]string{parts[0], parts[1]}
+		if len(byKey[k]) == 0 {
+			buffers, modes = addOnce(buffers, parts[0]), addOnce(modes, parts[1])
+		}
+		byKey[k] = append(byKey[k], r)
+	}
+	if len(byKey) == 0 {
+		return fmt.Errorf("table: no runs in %s", *dir)
+	}
+	order := map[string]int{"unpaced": 0, "client": 1, "cmcd": 2, "server": 3, "dashjs": 4}
+	sort.Slice(modes, func(i, j int) bool { return order[modes[i]] < order[modes[j]] })
+	sort.Slice(buffers, func(i, j int) bool { return buffers[i] > buffers[j] }) // shallow before deep
+
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	fmt.Fprintln(w, "| buffer | mode | runs | stalls | video chunks | chunk ms p50 | × unpaced | retx seg/MB | retx % | × unpaced | tbf drops | competing +delay ms p50 / p99 | × unpaced p50 / p99 | paced rate p50 Mbit/s | video Mbit/s |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var verdicts []string
+	for _, b := range buffers {
+		base, haveBase := median(byKey[[2]string{b, "unpaced"}])
+		for _, m := range modes {
+			runs := byKey[[2]string{b, m}]
+			if len(runs) == 0 {
+				continue
+			}
+			r, _ := median(runs)
+			ratio := func(x, y float64) string {
+				if !haveBase || m == "unpaced" {
+					return "1"
+				}
+				if y <= 0 {
+					if x <= 0 {
+						return "– (0 / 0)"
+					}
+					return "∞"
+				}
+				return fmt.Sprintf("%.2f", x/y)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %d (%d ms) | %d | %.0f | %s | %.2f | %.3f | %s | %d | %.1f / %.1f | %s / %s | %s | %.2f |\n",
+				b, m, len(runs), r.stalls, r.stallMS, r.chunks, r.chunkMS, ratio(r.chunkMS, base.chunkMS),
+				r.retxPerMB, 100*r.retxFrac, ratio(r.retxPerMB, base.retxPerMB), r.drops,
+				r.delayP50, r.delayP99, ratio(r.delayP50, base.delayP50), ratio(r.delayP99, base.delayP99),
+				rateCell(r.pacedP50), r.videoMbps)
+			if haveBase && m != "unpaced" {
+				verdicts = append(verdicts, verdict(b, m, r, base))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Targets (issue 4): retransmissions/MB ≤ %.0f %% of unpaced, competing added delay (p50 and p99) ≤ %.0f %% of unpaced, no stall, chunk time ≤ %.1f× unpaced.\n",
+		100*targetRetx, 100*targetDelay, targetChunk)
+	for _, v := range verdicts {
+		fmt.Fprintln(w, v)
+	}
+	return nil
+}
+
+func addOnce(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+func rateCell(kbps float64) string {
+	if kbps <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", kbps/1000)
+}
+
+// verdict checks one mode against the targets.
+func verdict(buffer, mode string, r, base result) string {
+	var fails, notes []string
+	switch {
+	case base.retxPerMB <= 0:
+		notes = append(notes, "retx: unpaced had none (no reduction to measure)")
+	case r.retxPerMB > targetRetx*base.retxPerMB:
+		fails = append(fails, fmt.Sprintf("retx %.0f %% of unpaced", 100*r.retxPerMB/base.retxPerMB))
+	}
+	for _, d := range []struct {
+		name    string
+		x, base float64
+	}{{"p50", r.delayP50, base.delayP50}, {"p99", r.delayP99, base.delayP99}} {
+		switch {
+		case d.base < 1:
+			notes = append(notes, fmt.Sprintf("delay %s: unpaced added under 1 ms", d.name))
+		case d.x > targetDelay*d.base:
+			fails = append(fails, fmt.Sprintf("delay %s %.0f %% of unpaced", d.name, 100*d.x/d.base))
+		}
+	}
+	if r.stalls > 0 {
+		fails = append(fails, fmt.Sprintf("%d stalls", r.stalls))
+	}
+	if base.chunkMS > 0 && r.chunkMS > targetChunk*base.chunkMS {
+		fails = append(fails, fmt.Sprintf("chunk time %.2f× unpaced", r.chunkMS/base.chunkMS))
+	}
+	s := fmt.Sprintf("- %s / %s: ", buffer, mode)
+	if len(fails) == 0 {
+		s += "PASS"
+	} else {
+		s += "FAIL (" + strings.Join(fails, "; ") + ")"
+	}
+	if len(notes) > 0 {
+		s += " — " + strings.Join(notes, "; ")
+	}
+	return s
+}
+
+// result is the measurement of one run.
+type result struct {
+	stalls             int
+	stallMS            int64
+	chunks             int     // steady-state video chunks
+	chunkMS            float64 // their median download time
+	videoMbps          float64 // average video bitrate played
+	retxPerMB          float64 // retransmitted segments per MB of media
+	retxFrac           float64 // retransmitted / sent segments
+	drops              int64   // tbf drops
+	delayP50, delayP99 float64 // competing flow's added delay while a chunk was in flight, ms
+	pacedP50           float64 // median pacing rate applied (CMSD) or requested, kbit/s
+}
+
+// median takes the per-field median of several repetitions.
+func median(rs []result) (result, bool) {
+	if len(rs) == 0 {
+		return result{}, false
+	}
+	if len(rs) == 1 {
+		return rs[0], true
+	}
+	f := func(get func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		return pct(v, 50)
+	}
+	out := result{
+		chunkMS:   f(func(r result) float64 { return r.chunkMS }),
+		videoMbps: f(func(r result) float64 { return r.videoMbps }),
+		retxPerMB: f(func(r result) float64 { return r.retxPerMB }),
+		retxFrac:  f(func(r result) float64 { return r.retxFrac }),
+		delayP50:  f(func(r result) float64 { return r.delayP50 }),
+		delayP99:  f(func(r result) float64 { return r.delayP99 }),
+		pacedP50:  f(func(r result) float64 { return r.pacedP50 }),
+		drops:     int64(f(func(r result) float64 { return float64(r.drops) })),
+		chunks:    int(f(func(r result) float64 { return float64(r.chunks) })),
+	}
+	for _, r := range rs { // stalls: the total, so that any stall shows
+		out.stalls += r.stalls
+		out.stallMS += r.stallMS
+	}
+	return out, true
+}
+
+// playReport is the part of `sluice play --json` the table reads.
+type playReport struct {
+	OK         bool   `json:"ok"`
+	Error      string `json:"error"`
+	Stalls     int    `json:"stalls"`
+	StallMS    int64  `json:"stall_ms"`
+	Bytes      int64  `json:"bytes"`
+	AvgBitrate int64  `json:"avg_bitrate"`
+	Pacing     *struct {
+		Log []struct {
+			T       int64   `json:"t"`
+			Kind    string  `json:"kind"`
+			Bytes   int64   `json:"bytes"`
+			MS      float64 `json:"ms"`
+			Urgent  bool    `json:"urgent"`
+			Paced   bool    `json:"paced"`
+			Rate    float64 `json:"rate"`
+			Applied float64 `json:"applied"`
+			Status  int     `json:"status"`
+		} `json:"log"`
+	} `json:"pacing"`
+}
+
+// loadRun reads one run directory: play.json, ping.txt, base.txt,
+// nstat.before, nstat.after, tc.txt.
+func loadRun(dir string) (result, error) {
+	var r result
+	b, err := os.ReadFile(filepath.Join(dir, "play.json"))
+	if err != nil {
+		return r, err
+	}
+	var rep playReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return r, fmt.Errorf("play.json: %w", err)
+	}
+	if rep.Pacing == nil {
+		return r, errors.New("play.json has no pacing log (run sluice play with --pacing and --pacing-log)")
+	}
+	r.stalls, r.stallMS = rep.Stalls, rep.StallMS
+	r.videoMbps = float64(rep.AvgBitrate) / 1e6
+	if !rep.OK {
+		r.stalls = max(r.stalls, 1) // a failed session counts as a stall
+	}
+
+	// Chunk download times: steady state (not urgent) video fragments.
+	var chunkMS, rates []float64
+	var busy [][2]int64 // video downloads in flight, Unix ns
+	for _, e := range rep.Pacing.Log {
+		if e.Kind != "video" || e.Status != 200 {
+			continue
+		}
+		start := e.T * 1e6
+		busy = append(busy, [2]int64{start, start + int64(e.MS*1e6)})
+		if e.Urgent {
+			continue
+		}
+		chunkMS = append(chunkMS, e.MS)
+		switch {
+		case e.Applied > 0:
+			rates = append(rates, e.Applied)
+		case e.Paced:
+			rates = append(rates, e.Rate)
+		}
+	}
+	r.chunks = len(chunkMS)
+	r.chunkMS = pct(chunkMS, 50)
+	r.pacedP50 = pct(rates, 50)
+
+	// Retransmissions, from the server namespace's counters.
+	before, err1 := readNstat(filepath.Join(dir, "nstat.before"))
+	after, err2 := readNstat(filepath.Join(dir, "nstat.after"))
+	if err := errors.Join(err1, err2); err != nil {
+		return r, err
+	}
+	retx := after["TcpRetransSegs"] - before["TcpRetransSegs"]
+	out := after["TcpOutSegs"] - before["TcpOutSegs"]
+	if rep.Bytes > 0 {
+		r.retxPerMB = float64(retx) / (float64(rep.Bytes) / 1e6)
+	}
+	if out > 0 {
+		r.retxFrac = float64(retx) / float64(out)
+	}
+	if tc, err := os.ReadFile(filepath.Join(dir, "tc.txt")); err == nil {
+		if m := regexp.MustCompile(`dropped (\d+)`).FindSubmatch(tc); m != nil {
+			r.drops, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		}
+	}
+
+	// The competing flow: added delay over the idle RTT, for probes sent
+	// while a video chunk was in flight.
+	base, err := readPing(filepath.Join(dir, "base.txt"))
+	if err != nil {
+		return r, err
+	}
+	if len(base) == 0 {
+		return r, errors.New("base.txt: no probes")
+	}
+	baseRTT := pct(rttsOf(base), 50)
+	probes, err := readPing(filepath.Join(dir, "ping.txt"))
+	if err != nil {
+		return r, err
+	}
+	var extra []float64
+	for _, p := range probes {
+		if inside(busy, p[0]) {
+			extra = append(extra, math.Max(0, float64(p[1])/1e6-baseRTT))
+		}
+	}
+	r.delayP50, r.delayP99 = pct(extra, 50), pct(extra, 99)
+	return r, nil
+}
+
+func rttsOf(ps [][2]int64) []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = float64(p[1]) / 1e6
+	}
+	return out
+}
+
+func inside(iv [][2]int64, t int64) bool {
+	for _, x := range iv {
+		if t >= x[0] && t <= x[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// readPing reads "send-ns rtt-ns" lines.
+func readPing(path string) ([][2]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out [][2]int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		a, b, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !ok {
+			continue
+		}
+		t, err1 := strconv.ParseInt(a, 10, 64)
+		d, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 == nil && err2 == nil {
+			out = append(out, [2]int64{t, d})
+		}
+	}
+	return out, sc.Err()
+}
+
+// readNstat reads `nstat -a` output: "Name value rate" lines.
+func readNstat(path string) (map[string]int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				m[f[0]] = v
+			}
+		}
+	}
+	return m, nil
+}
+
+// pct is the nearest-rank percentile; 0 for no values.
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}

@@ -42,7 +42,8 @@ type RequestInfo struct {
 	// closed byte range), 0 unknown.
 	Size int64
 	// Buffer is the buffer level of Kind; BufferTarget the level the player
-	// fills up to.
+	// fills up to (for a live fragment, at most the distance to the live
+	// edge: suggestedPresentationDelay or HOLD-BACK, else three fragments).
 	Buffer, BufferTarget time.Duration
 	// Throughput is the player's throughput estimate, bits/s (0 unknown).
 	Throughput float64

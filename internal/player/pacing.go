@@ -149,35 +149,39 @@ type ServerMetadata struct {
 	// ETP is the server's throughput estimate, kbit/s; RTT in ms.
 	ETP, RTT float64
 	// AppliedRate is the pacing rate the server applied to this response,
-	// kbit/s (0: unpaced); Burst the effective burst in segments.
-	AppliedRate, Burst float64
+	// kbit/s (0: unpaced); Burst the effective burst in segments, Gap the
+	// effective time between bursts in ms.
+	AppliedRate, Burst, Gap float64
 	// Loss is the connection's retransmitted / sent segments over the
 	// previous response on the same connection (0..1); CPU the server's
 	// CPU load (0..1).
 	Loss, CPU float64
 	// Source says what set the applied rate ("spec", "rtp", "estimate",
-	// "none"...), as the server reports it; "" when not reported.
+	// "urgent", "first", "probe", "off", "none"...), as the server reports
+	// it; "" when not reported.
 	Source string
-	// Duress is the CMSD du flag: the server is overloaded.
-	Duress bool
+	// Duress is the CMSD du flag: the server is overloaded; HighCPU the
+	// Sluice flag that its CPU load is above its threshold.
+	Duress, HighCPU bool
 }
 
-// CMSD custom keys written by the Sluice origin (internal/pacing). Several
-// spellings are accepted so that the player also reads other servers that
-// report the same things.
-var (
-	cmsdRateKeys   = []string{"com.sluice-pr", "com.sluice-rate", "com.sluice-pace"}
-	cmsdBurstKeys  = []string{"com.sluice-burst", "com.sluice-bs"}
-	cmsdLossKeys   = []string{"com.sluice-loss"}
-	cmsdCPUKeys    = []string{"com.sluice-cpu"}
-	cmsdSourceKeys = []string{"com.sluice-src", "com.sluice-source", "com.sluice-by"}
+// CMSD-Dynamic custom keys written by the Sluice origin (internal/pacing,
+// docs/pacing.md).
+const (
+	cmsdRateKey    = "com.sluice-rate"  // applied pacing rate, kbit/s of payload; 0 unpaced
+	cmsdBurstKey   = "com.sluice-burst" // effective segments per burst
+	cmsdGapKey     = "com.sluice-gap"   // effective gap between bursts, ms
+	cmsdLossKey    = "com.sluice-loss"  // retransmitted / sent segments, previous response
+	cmsdCPUKey     = "com.sluice-cpu"   // server CPU load 0..1
+	cmsdHighCPUKey = "com.sluice-hicpu" // flag: CPU above its threshold
+	cmsdSourceKey  = "com.sluice-src"   // token: what decided the pacing
 )
 
 // ParseCMSD reads the CMSD-Dynamic (an RFC 8941 List, one item per hop;
 // the last one is used) and CMSD-Static (a Dictionary) response headers.
 // Malformed headers yield what parsed before the error.
 func ParseCMSD(h http.Header) (ServerMetadata, error) {
-	md := ServerMetadata{ETP: -1, RTT: -1, AppliedRate: -1, Burst: -1, Loss: -1, CPU: -1}
+	md := ServerMetadata{ETP: -1, RTT: -1, AppliedRate: -1, Burst: -1, Gap: -1, Loss: -1, CPU: -1}
 	var firstErr error
 	params := map[string]sfItem{}
 	for _, v := range h.Values(cmsdStaticHeader) {
@@ -205,28 +209,27 @@ func ParseCMSD(h http.Header) (ServerMetadata, error) {
 			params[k] = v // the dynamic values win
 		}
 	}
-	num := func(keys ...string) float64 {
-		for _, k := range keys {
-			if f, ok := params[k].number(); ok {
-				return f
-			}
+	num := func(key string) float64 {
+		if f, ok := params[key].number(); ok {
+			return f
 		}
 		return -1
 	}
 	md.ETP = num("etp")
 	md.RTT = num("rtt")
-	md.AppliedRate = num(cmsdRateKeys...)
-	md.Burst = num(cmsdBurstKeys...)
-	md.Loss = num(cmsdLossKeys...)
-	md.CPU = num(cmsdCPUKeys...)
-	for _, k := range cmsdSourceKeys {
-		if it, ok := params[k]; ok && (it.Kind == sfString || it.Kind == sfToken) {
-			md.Source = it.Str
-			break
-		}
+	md.AppliedRate = num(cmsdRateKey)
+	md.Burst = num(cmsdBurstKey)
+	md.Gap = num(cmsdGapKey)
+	md.Loss = num(cmsdLossKey)
+	md.CPU = num(cmsdCPUKey)
+	if it, ok := params[cmsdSourceKey]; ok && (it.Kind == sfString || it.Kind == sfToken) {
+		md.Source = it.Str
 	}
 	if it, ok := params["du"]; ok && it.Kind == sfBool {
 		md.Duress = it.Bool
+	}
+	if it, ok := params[cmsdHighCPUKey]; ok && it.Kind == sfBool {
+		md.HighCPU = it.Bool
 	}
 	return md, firstErr
 }
@@ -285,18 +288,21 @@ func (p *pacer) decide(info RequestInfo) PacingDecision {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d.EncodedRate = p.encodingRate(info)
-	if p.cfg.Mode == PacingOff {
+	urgent := info.Startup || info.Starved || info.Buffer < p.cfg.MinBuffer
+	switch p.cfg.Mode {
+	case PacingOff:
+		d.Urgent = urgent // for the report: the request would go unpaced
 		return d
-	}
-	if p.cfg.Mode == PacingDashJS {
+	case PacingDashJS:
 		// dash.js / Shaka: rtp = 5 × bits of the object ÷ seconds of buffer.
 		bits := float64(info.Bitrate) * info.Duration.Seconds()
 		d.Rate = 5 * bits / max(info.Buffer.Seconds(), 0.5)
 		d.Multiplier = d.Rate / max(d.EncodedRate, 1)
 		d.Paced = d.Rate > 0
+		d.Urgent = urgent && !d.Paced
 		return d
 	}
-	if info.Startup || info.Starved || info.Buffer < p.cfg.MinBuffer {
+	if urgent {
 		d.Urgent = true
 		return d
 	}
@@ -512,7 +518,7 @@ type PacingReport struct {
 	Burst               int        `json:"burst"`
 	// Requests counts fragment responses; Paced those sent with a
 	// specification, Urgent those sent without on purpose (startup,
-	// starved, low buffer).
+	// starved, low buffer; in mode off: those that would have been).
 	Requests int `json:"requests"`
 	Paced    int `json:"paced"`
 	Urgent   int `json:"urgent"`

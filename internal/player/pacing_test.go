@@ -195,12 +195,12 @@ func TestPacingHeaders(t *testing.T) {
 func TestParseCMSD(t *testing.T) {
 	h := http.Header{}
 	h.Add("CMSD-Static", `ot=v,br=4000,d=2000,st=l`)
-	h.Add("CMSD-Dynamic", `"cdn-edge";etp=90000;rtt=3, "sluice";etp=19387;rtt=44;com.sluice-pr=15200;com.sluice-burst=2;com.sluice-loss=0.0024;com.sluice-cpu=0.05;com.sluice-src=rtp;du`)
+	h.Add("CMSD-Dynamic", `"cdn-edge";etp=90000;rtt=3, "sluice";etp=19387;rtt=44;com.sluice-src=rtp;com.sluice-rate=15200;com.sluice-burst=2;com.sluice-gap=1.524;com.sluice-loss=0.0024;com.sluice-cpu=0.05;com.sluice-hicpu;du`)
 	md, err := ParseCMSD(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ServerMetadata{Present: true, ServerID: "sluice", ETP: 19387, RTT: 44, AppliedRate: 15200, Burst: 2, Loss: 0.0024, CPU: 0.05, Source: "rtp", Duress: true}
+	want := ServerMetadata{Present: true, ServerID: "sluice", ETP: 19387, RTT: 44, AppliedRate: 15200, Burst: 2, Gap: 1.524, Loss: 0.0024, CPU: 0.05, Source: "rtp", Duress: true, HighCPU: true}
 	if md != want {
 		t.Errorf("got %+v\nwant %+v", md, want)
 	}
@@ -257,7 +257,7 @@ func TestPacingSession(t *testing.T) {
 			r, _, _ := strings.Cut(strings.TrimPrefix(v, "rate="), ",")
 			applied = r
 		}
-		return `"sluice";etp=50000;rtt=21;com.sluice-pr=` + applied + `;com.sluice-loss=0`
+		return `"sluice";etp=50000;rtt=21;com.sluice-src=spec;com.sluice-rate=` + applied + `;com.sluice-loss=0`
 	}
 	o.serve()
 	rep := play(t, Config{

@@ -503,6 +503,15 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
 		info.Size = rangeSize(seg.Range)
+		if pres.Live {
+			// A live buffer cannot hold more than the distance to the live
+			// edge: that is "full" for a live session.
+			reach := pres.LiveDelay
+			if reach <= 0 {
+				reach = 3 * seg.Dur
+			}
+			info.BufferTarget = min(info.BufferTarget, max(reach, s.cfg.Startup))
+		}
 		info.Starved = s.play.takeStarved(k)
 		if next != nil {
 			info.Next, info.NextRange = next.URL, next.Range
