@@ -2,7 +2,9 @@ package player
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -42,6 +44,10 @@ type fakeOrigin struct {
 	// cmsd, when set, returns the CMSD-Dynamic header of a fragment
 	// response from the request's headers ("" for none).
 	cmsd func(rep string, k int, req http.Header) string
+	// wrap, when set, wraps the origin's handler (a server-side pacer);
+	// connContext is then the server's ConnContext.
+	wrap        func(http.Handler) http.Handler
+	connContext func(context.Context, net.Conn) context.Context
 
 	start time.Time
 	srv   *httptest.Server
@@ -65,7 +71,13 @@ func (o *fakeOrigin) serve() *fakeOrigin {
 		}
 	}
 	o.start = time.Now()
-	o.srv = httptest.NewServer(http.HandlerFunc(o.handle))
+	var h http.Handler = http.HandlerFunc(o.handle)
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	o.srv = httptest.NewUnstartedServer(h)
+	o.srv.Config.ConnContext = o.connContext
+	o.srv.Start()
 	o.t.Cleanup(o.srv.Close)
 	return o
 }

@@ -1,12 +1,16 @@
 package player
 
 import (
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/pacing"
 )
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(math.Abs(b), 1e-9) }
@@ -338,5 +342,49 @@ func TestPaceLimited(t *testing.T) {
 	}
 	if p.observe(resp, info, PacingDecision{Media: true}, time.Now(), 1_000_000, time.Second) {
 		t.Error("unpaced download seen as pace-limited")
+	}
+}
+
+// TestPacingAgainstOrigin plays through Sluice's own server-side pacer
+// (internal/pacing) on loopback: the wire format both ways is the real one.
+// The server must apply the rate the engine asked for and say so in CMSD,
+// and leave the urgent requests unpaced.
+func TestPacingAgainstOrigin(t *testing.T) {
+	t.Parallel()
+	cfg := config.PacingDefaults()
+	cfg.Mode = config.PacingClient
+	cfg.MinBuffer = 900 * time.Millisecond
+	pc := pacing.New(cfg, nil, slog.New(slog.DiscardHandler))
+	o := &fakeOrigin{t: t, video: []int64{2_000_000}, audio: 96_000, total: 12, connContext: pacing.ConnContext}
+	o.wrap = func(h http.Handler) http.Handler {
+		return pc.Middleware(h, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/tracks/") })
+	}
+	o.serve()
+	rep := play(t, Config{
+		URL: o.url("manifest.mpd"), Startup: time.Second, Buffer: 2500 * time.Millisecond,
+		Hooks:  []RequestHook{CMCDHook()},
+		Pacing: PacingConfig{Mode: PacingSpec, Burst: 4, Log: true},
+	})
+	expectClean(t, rep)
+	p := rep.Pacing
+	if p == nil || p.Paced == 0 || p.Urgent == 0 {
+		t.Fatalf("pacing report %+v: want paced and urgent requests", p)
+	}
+	if p.CMSDResponses != p.Requests || p.CMSDErrors != 0 || p.LossReports == 0 {
+		t.Errorf("CMSD: %d of %d responses, %d errors, %d loss reports", p.CMSDResponses, p.Requests, p.CMSDErrors, p.LossReports)
+	}
+	for _, e := range p.Log {
+		switch {
+		case e.Paced:
+			if e.Source != "spec" || math.Abs(e.AppliedKbps-e.RateKbps) > 1 {
+				t.Errorf("paced request %+v: want the server to apply the requested rate", e)
+			}
+		case e.Urgent:
+			// The server sees su, bs or a low bl in CMCD first ("urgent"),
+			// else the Sluice-Pacing "off".
+			if e.AppliedKbps != 0 || (e.Source != "urgent" && e.Source != "off") {
+				t.Errorf("urgent request %+v: want it unpaced", e)
+			}
+		}
 	}
 }
