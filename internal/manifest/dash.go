@@ -85,7 +85,7 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	}
 
 	for _, set := range dashSets(v) {
-		as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, origin)
+		as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, origin, o.URLs)
 		if as != nil {
 			p.AppendAdaptationSet(as)
 		}
@@ -95,6 +95,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	}
 	if live {
 		m.UTCTimings = append(m.UTCTimings, mpd.NewDescriptor(utcTimingDirect, o.Now.UTC().Format(dateTime), ""))
+	}
+	if o.URLs != nil && o.URLs.Manifest != "" {
+		m.Location = append(m.Location, &mpd.LocationType{Value: o.URLs.Manifest})
 	}
 	out, err := m.WriteToString("  ", true)
 	if err != nil {
@@ -180,8 +183,9 @@ func dashSets(v store.View) []*dashSet {
 
 // dashAdaptationSet renders one AdaptationSet, or nil when none of its
 // tracks has listable fragments. origin is the presentation start of a static
-// presentation in seconds (its presentationTimeOffset).
-func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64) *mpd.AdaptationSetType {
+// presentation in seconds (its presentationTimeOffset). With u listing
+// segments one by one, each Representation gets a SegmentList.
+func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs) *mpd.AdaptationSetType {
 	type rep struct {
 		t  store.TrackView
 		fs []store.FragRef
@@ -205,7 +209,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64) *mpd.Ad
 			shared = false
 		}
 	}
-	if shared {
+	if shared && !u.segmentList() {
 		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, live, origin)
 	}
 	for _, r := range reps {
@@ -232,7 +236,9 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64) *mpd.Ad
 		default:
 			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
 		}
-		if !shared {
+		if u.segmentList() {
+			x.SegmentList = dashList(r.t, r.fs, live, origin, u)
+		} else if !shared {
 			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, live, origin)
 		}
 		as.AppendRepresentation(x)

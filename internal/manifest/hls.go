@@ -58,7 +58,7 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 	if len(video) == 0 {
 		for _, a := range audio {
 			avg, peak := hlsBitrates(a)
-			writeStreamInf(&b, peak, avg, a.Info.Codec, "", "", mediaPlaylist(a.ID))
+			writeStreamInf(&b, peak, avg, a.Info.Codec, "", "", o.URLs.playlist(a.ID))
 		}
 		return b.Bytes(), nil
 	}
@@ -73,7 +73,7 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		if a.Info.Channels > 0 {
 			fmt.Fprintf(&b, ",CHANNELS=\"%d\"", a.Info.Channels)
 		}
-		fmt.Fprintf(&b, ",URI=%s\n", quote(mediaPlaylist(a.ID)))
+		fmt.Fprintf(&b, ",URI=%s\n", quote(o.URLs.playlist(a.ID)))
 		avg, peak := hlsBitrates(a)
 		audioAvg, audioPeak = max(audioAvg, avg), max(audioPeak, peak)
 		if c := a.Info.Codec; c != "" && !contains(audioCodecs, c) {
@@ -91,7 +91,7 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		if t.Info.Width > 0 && t.Info.Height > 0 {
 			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
 		}
-		writeStreamInf(&b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, mediaPlaylist(t.ID))
+		writeStreamInf(&b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, o.URLs.playlist(t.ID))
 	}
 	return b.Bytes(), nil
 }
@@ -142,7 +142,7 @@ func quote(s string) string {
 // HLSMedia renders the media playlist of one track
 // (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
 // directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listable
-// fragment. EXT-X-MEDIA-SEQUENCE is the sequence number of the first listed
+// fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the sequence number of the first listed
 // fragment (TrackView.First, plus any skipped negative-start fragments);
 // EXT-X-TARGETDURATION is the longest listed fragment rounded up; EXTINF has
 // at least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + start) is on
@@ -174,7 +174,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if v.Meta.VOD {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
-	b.WriteString("#EXT-X-MAP:URI=\"init.mp4\"\n")
+	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
 	for i, f := range fs {
 		gap := i > 0 && f.Start != fs[i-1].End()
 		if gap {
@@ -184,7 +184,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale))
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
-		fmt.Fprintf(&b, "#EXTINF:%s,\n%d.m4s\n", extinf(f.Duration, t.Info.Timescale), f.Start)
+		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), o.URLs.hlsSegment(t.ID, f.Start))
 	}
 	if t.Ended || !Live(v) {
 		b.WriteString("#EXT-X-ENDLIST\n")

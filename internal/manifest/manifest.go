@@ -36,6 +36,9 @@ type Options struct {
 	// edge of a Smooth manifest. It is used as given (negative counts as 0);
 	// DefaultLookAhead is the usual value.
 	LookAhead int
+	// URLs, when not nil, replaces the relative resource URLs of DASH and
+	// HLS (see URLs).
+	URLs *URLs
 }
 
 func (o Options) lookAhead() int { return max(o.LookAhead, 0) }

@@ -1,0 +1,96 @@
+package manifest
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// URLs maps the resources a manifest names to URLs of the caller's choosing,
+// for manifests served by someone other than the origin: the scheduler's
+// per-session manifests point every segment at the sender that holds it
+// (absolute URLs, a signed token in the path). Options.URLs == nil keeps the
+// origin's relative URLs; so does any nil function below.
+//
+// With Segment set, DASH lists each Representation's segments in a
+// SegmentList (SegmentTimeline plus one SegmentURL@media per segment, and
+// Initialization@sourceURL) instead of a SegmentTemplate, since no template
+// can name a different host per segment. HLS writes the returned URLs as the
+// EXT-X-MAP and segment URIs; Playlist gives the media playlist URIs of the
+// master playlist. Smooth ignores URLs.
+type URLs struct {
+	// Manifest, when not empty, is the URL players reload a DASH MPD from
+	// (MPD@Location), e.g. the URL that carries a session.
+	Manifest string
+	// Init returns the URL of a track's CMAF header.
+	Init func(trackID string) string
+	// Segment returns the URL of the fragment of a track that starts at
+	// start (FragRef.Start, in the track timescale).
+	Segment func(trackID string, start int64) string
+	// Playlist returns the URI of a track's HLS media playlist as the master
+	// playlist lists it.
+	Playlist func(trackID string) string
+}
+
+// playlist is the master playlist's URI of a track's media playlist.
+func (u *URLs) playlist(trackID string) string {
+	if u == nil || u.Playlist == nil {
+		return mediaPlaylist(trackID)
+	}
+	return u.Playlist(trackID)
+}
+
+// hlsInit is the EXT-X-MAP URI of a media playlist.
+func (u *URLs) hlsInit(trackID string) string {
+	if u == nil || u.Init == nil {
+		return "init.mp4"
+	}
+	return u.Init(trackID)
+}
+
+// hlsSegment is the URI of a segment in a media playlist.
+func (u *URLs) hlsSegment(trackID string, start int64) string {
+	if u == nil || u.Segment == nil {
+		return strconv.FormatInt(start, 10) + ".m4s"
+	}
+	return u.Segment(trackID, start)
+}
+
+// segmentList reports whether DASH lists segments one by one.
+func (u *URLs) segmentList() bool { return u != nil && u.Segment != nil }
+
+// dashList renders the SegmentList of one Representation: the same
+// SegmentTimeline as dashTemplate, one SegmentURL per listed fragment, and
+// the Initialization.
+func dashList(t store.TrackView, fs []store.FragRef, live bool, origin float64, u *URLs) *mpd.SegmentListType {
+	timescale := t.Info.Timescale
+	sl := &mpd.SegmentListType{}
+	sl.Timescale = mpd.Ptr(timescale)
+	if !live {
+		if pto := uint64(math.Round(origin * float64(timescale))); pto > 0 {
+			sl.PresentationTimeOffset = &pto
+		}
+	}
+	if u.Init != nil {
+		sl.Initialization = &mpd.URLType{SourceURL: mpd.AnyURI(u.Init(t.ID))}
+	} else {
+		sl.Initialization = &mpd.URLType{SourceURL: mpd.AnyURI("tracks/" + t.ID + "/init.mp4")}
+	}
+	tl := mpd.NewSegmentTimeline()
+	for _, r := range runs(fs) {
+		s := &mpd.S{D: r.d, R: r.n - 1}
+		if r.gap {
+			s.T = mpd.Ptr(uint64(r.start))
+		}
+		tl.S = append(tl.S, s)
+	}
+	sl.SegmentTimeline = tl
+	sl.SegmentURL = make([]*mpd.SegmentURLType, len(fs))
+	for i, f := range fs {
+		sl.SegmentURL[i] = &mpd.SegmentURLType{Media: mpd.AnyURI(u.Segment(t.ID, f.Start))}
+	}
+	return sl
+}
