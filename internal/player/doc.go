@@ -66,14 +66,37 @@
 // # Request hooks: CMCD and pacing
 //
 // Every request goes through Config.Hooks, which receive a RequestInfo: the
-// object type, its bitrate and duration, the buffer level and target, the
-// throughput estimate, the startup and starvation flags, the encoding rate of
-// the previous fragment and the next object's URL. CMCDHook is one such hook
-// (CTA-5004 header mode). A pacing request engine (DESIGN §5) is meant to be
-// another: it derives a pacing specification from the same state and adds its
-// header, and can observe the server's answer (CMSD, applied rate) through
-// Config.OnResponse; the HTTP client itself (Config.Client) is replaceable
-// for anything that has to act on the connection.
+// object type, its rendition, bitrate, duration and (from a byte range)
+// size, the buffer level and target, the throughput estimate, the startup
+// and starvation flags, the encoding rate of the previous fragment and the
+// next object's URL. CMCDHook is one such hook (CTA-5004 header mode).
+// Config.OnResponse observe every response.
+//
+// # Pacing request engine
+//
+// Config.Pacing turns on the pacing request engine of client-controlled
+// pacing (DESIGN §5, docs/pacing.md), one per session. For each fragment
+// request it decides a pacing specification: none while starting, after a
+// stall or with the buffer below PacingConfig.MinBuffer (the request must
+// refill the buffer as fast as the network allows); otherwise a rate of
+// multiplier × the instantaneous encoding rate (the fragment's size over
+// its duration when a byte range tells it, else the previous fragment of
+// the same rendition, else the declared bitrate). The multiplier is
+// RateMultiplier (1.5) at a full buffer and LowBufferMultiplier (twice
+// that) at MinBuffer, linear in between; a live session counts as full at
+// its distance to the live edge. A loss rate above LossThreshold in the
+// server's CMSD on a paced response multiplies it by 0.85 (never below
+// FloorMultiplier, 1.1), clean reports restore it by 0.05 a time. The burst
+// is the device capability PacingConfig.Burst (segments), the minimum gap
+// burst × MSS / rate. Mode cmcd sends the rate as CMCD rtp (kbit/s, in
+// CMCD-Status), spec also as the Sluice-Pacing header (rate, burst, gap;
+// "off" for urgent requests), dashjs sends rtp as dash.js and Shaka compute
+// it, off sends nothing. In every mode the engine reads CMSD-Static and
+// CMSD-Dynamic (CTA-5006; the last list item, the hop nearest the player):
+// etp, rtt and Sluice's custom keys (applied rate, burst, gap, loss, CPU,
+// source). A paced download whose throughput reaches 80 % of its rate
+// measured the pace, not the network, and is left out of the throughput
+// estimate; otherwise a paced player could never switch up.
 //
 // # Report
 //
@@ -82,6 +105,10 @@
 // (media: fragments and init segments), fragments, errors (failed attempts),
 // http_status (count per status code, as strings), format, bitrates (the
 // video bitrates chosen: the first choice, then one per switch) are kept as
-// they are; others may be added. Aggregate is the load-test summary, a JSON
+// they are; others may be added. With the pacing engine on, "pacing" holds
+// PacingReport: requests paced and urgent, requested and applied rates,
+// loss reports and back-offs, and with PacingConfig.Log one entry per
+// fragment request (start time, size, download time, buffer, requested and
+// applied rate). Aggregate is the load-test summary, a JSON
 // line with "aggregate": true after the per-session lines.
 package player
