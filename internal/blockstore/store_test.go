@@ -31,7 +31,9 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func blk(i int) cluster.BlockID { return cluster.BlockID{Point: "ch", Track: "video_1000", Start: int64(i)} }
+func blk(i int) cluster.BlockID {
+	return cluster.BlockID{Point: "ch", Track: "video_1000", Start: int64(i)}
+}
 
 func payload(i, size int) []byte {
 	b := bytes.Repeat([]byte{byte(i)}, size)
