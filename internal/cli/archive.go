@@ -19,10 +19,11 @@ import (
 const archiveSynopsis = `cut [flags] <point> <asset> --from T1 --to T2
 
 Cuts the range [T1, T2) of a publishing point's archive into a new on-demand
-asset (segmented archive): every fragment that starts in the range, track by
-track, so the asset begins at the first fragment starting at or after T1 and
-ends with the last one starting before T2. Fragment files are hard-linked, so
-a cut is instant and survives the archive retention of the source.
+asset (segmented archive) at fragment boundaries: the asset begins with the
+first video fragment starting at or after T1 and ends with the last one
+starting before T2; audio and text follow that span (fragments whose middle
+lies in it). Fragment files are hard-linked, so a cut is instant and survives
+the archive retention of the source.
 
 Times are on the point's media timeline (the presentation time of its live
 DASH MPD; Unix time for epoch-anchored channels such as 'sluice push'):

@@ -83,9 +83,12 @@ func fromTicks(t int64, timescale uint32) time.Duration {
 // src that start in [from, to), times on the point's media timeline (the
 // time in each track's timescale divided by the timescale: the presentation
 // time of the live DASH MPD, Unix time for epoch-anchored channels). The cut
-// lies on fragment boundaries, track by track, so the asset runs from the
-// first fragment starting at or after from to the end of the last one
-// starting before to.
+// lies on the fragment boundaries of the reference track (the first video
+// track, else the first track): its fragments that start in [from, to) are
+// taken, so the asset runs from the first of them to the end of the last.
+// Every other track takes the fragments whose middle lies in that span, so
+// audio fragments that straddle a boundary fall on the side where most of
+// them lies and all tracks cover the same span to within half a fragment.
 //
 // Fragment files are hard-linked (copied where a link is impossible), so a
 // cut costs no media I/O and retention deleting the source's fragments later
@@ -133,16 +136,51 @@ func (s *Store) Cut(src, asset string, from, to time.Duration) (CutResult, error
 		}
 	}()
 	v := p.View(0)
-	first := true
-	for _, tv := range v.Tracks {
-		if tv.Info.Timescale == 0 {
-			continue
+	// The reference track fixes the span [spanFrom, spanTo).
+	ref := -1
+	for i, tv := range v.Tracks {
+		if tv.Info.Timescale != 0 && (ref < 0 || (tv.Info.Kind == "video" && v.Tracks[ref].Info.Kind != "video")) {
+			ref = i
 		}
+	}
+	if ref < 0 {
+		return res, fmt.Errorf("cut %q: %w", src, ErrEmptyCut)
+	}
+	var spanFrom, spanTo time.Duration
+	{
+		tv := v.Tracks[ref]
 		a, b := toTicks(from, tv.Info.Timescale), toTicks(to, tv.Info.Timescale)
 		var sel []FragRef
 		for _, f := range tv.Frags {
 			if f.Start >= a && f.Start < b {
 				sel = append(sel, f)
+			}
+		}
+		if len(sel) == 0 {
+			return res, fmt.Errorf("cut %q [%v, %v): %w", src, from, to, ErrEmptyCut)
+		}
+		spanFrom, spanTo = fromTicks(sel[0].Start, tv.Info.Timescale), fromTicks(sel[len(sel)-1].End(), tv.Info.Timescale)
+	}
+	first := true
+	for i, tv := range v.Tracks {
+		if tv.Info.Timescale == 0 {
+			continue
+		}
+		var sel []FragRef
+		if i == ref {
+			a, b := toTicks(from, tv.Info.Timescale), toTicks(to, tv.Info.Timescale)
+			for _, f := range tv.Frags {
+				if f.Start >= a && f.Start < b {
+					sel = append(sel, f)
+				}
+			}
+		} else {
+			// Twice the middle against twice the span: no rounding.
+			a, b := 2*toTicks(spanFrom, tv.Info.Timescale), 2*toTicks(spanTo, tv.Info.Timescale)
+			for _, f := range tv.Frags {
+				if mid := 2*f.Start + int64(f.Duration); mid >= a && mid < b {
+					sel = append(sel, f)
+				}
 			}
 		}
 		if len(sel) == 0 {
