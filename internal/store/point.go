@@ -398,6 +398,14 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if err := writeFileAtomic(path, f.Data); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
 	}
+	// Fragment hooks (OnFragment) run after the point is unlocked (defers
+	// run last-in first-out), still under the track's writer lock.
+	added := false
+	defer func() {
+		if added {
+			p.store.fragmentAdded(FragmentAdded{Point: p.Name, Track: trackID, Ref: ref, Data: f.Data})
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i, _ := t.find(ref.Start)
@@ -417,6 +425,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 		}
 	}
 	p.notify()
+	added = true
 	return Added, nil
 }
 

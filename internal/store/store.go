@@ -58,6 +58,38 @@ type Store struct {
 
 	mu     sync.Mutex
 	points map[string]*Point
+	hooks  []func(FragmentAdded)
+}
+
+// FragmentAdded describes a fragment that AddFragment has just stored
+// durably and indexed.
+type FragmentAdded struct {
+	Point string
+	Track string
+	Ref   FragRef
+	// Data is the fragment's bytes; hooks must not modify them and must
+	// copy them to keep them past the call.
+	Data []byte
+}
+
+// OnFragment registers f to be called after each fragment AddFragment
+// stores (not for duplicates), e.g. to forward it to the senders of a
+// cluster. f runs on the adding goroutine once the point is unlocked but
+// while the track's writer lock is held: it must return quickly (queue the
+// work) and must not add fragments itself.
+func (s *Store) OnFragment(f func(FragmentAdded)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = append(s.hooks, f)
+}
+
+func (s *Store) fragmentAdded(ev FragmentAdded) {
+	s.mu.Lock()
+	hooks := s.hooks
+	s.mu.Unlock()
+	for _, h := range hooks {
+		h(ev)
+	}
 }
 
 // Open opens (creating if needed) the data directory and loads every
