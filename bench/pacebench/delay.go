@@ -48,6 +48,7 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	b := fs.String("b", "", "second interface")
 	delay := fs.Duration("delay", 10*time.Millisecond, "one-way delay added in each direction")
 	queue := fs.Int("queue", 1<<16, "frames held per direction before dropping")
+	rt := fs.Bool("rt", true, "run the two forwarding threads per direction at real-time priority (SCHED_FIFO), so that a busy machine does not delay frames")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,8 +66,8 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer syscall.Close(fb)
 
-	ab := &direction{name: *a + "->" + *b, from: fa, to: fb, delay: *delay, q: make(chan frame, *queue)}
-	ba := &direction{name: *b + "->" + *a, from: fb, to: fa, delay: *delay, q: make(chan frame, *queue)}
+	ab := &direction{name: *a + "->" + *b, from: fa, to: fb, delay: *delay, q: make(chan frame, *queue), rt: *rt}
+	ba := &direction{name: *b + "->" + *a, from: fb, to: fa, delay: *delay, q: make(chan frame, *queue), rt: *rt}
 	fmt.Fprintf(stdout, "delay line %s <-> %s, %v each way\n", *a, *b, *delay)
 	var wg sync.WaitGroup
 	for _, d := range []*direction{ab, ba} {
@@ -127,8 +128,10 @@ type direction struct {
 	from, to int
 	delay    time.Duration
 	q        chan frame
+	rt       bool
 
 	in, out, split, queueDrops, sendDrops, bad atomic.Int64
+	late                                       atomic.Int64 // frames released over 1 ms late
 	maxLate                                    atomic.Int64 // ns
 }
 
@@ -141,15 +144,29 @@ func (d *direction) report() string {
 	if e == 0 {
 		sockDrops = int64(st[1])
 	}
-	return fmt.Sprintf("%s: frames in %d, out %d, GSO frames split %d, dropped: socket %d, queue %d, qdisc %d, malformed %d; max release lateness %v",
+	return fmt.Sprintf("%s: frames in %d, out %d, GSO frames split %d, dropped: socket %d, queue %d, qdisc %d, malformed %d; released >1 ms late %d, max lateness %v",
 		d.name, d.in.Load(), d.out.Load(), d.split.Load(), sockDrops, d.queueDrops.Load(), d.sendDrops.Load(), d.bad.Load(),
-		time.Duration(d.maxLate.Load()))
+		d.late.Load(), time.Duration(d.maxLate.Load()))
+}
+
+// realtime puts the calling OS thread on SCHED_FIFO at a middle priority
+// (best effort: without the capability the thread stays as it is).
+func (d *direction) realtime() {
+	if !d.rt {
+		return
+	}
+	prio := int32(50)
+	const schedFIFO = 1
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, schedFIFO, uintptr(unsafe.Pointer(&prio))); e != 0 {
+		fmt.Fprintf(os.Stderr, "%s: SCHED_FIFO: %v (running at normal priority)\n", d.name, e)
+	}
 }
 
 // read receives frames on a locked OS thread and queues them, GSO frames
 // cut into segments first.
 func (d *direction) read() {
 	runtime.LockOSThread()
+	d.realtime()
 	buf := make([]byte, maxFrame)
 	for {
 		n, err := syscall.Read(d.from, buf)
@@ -184,14 +201,18 @@ func (d *direction) read() {
 // that sleeps with nanosleep (finer than the Go timer wheel).
 func (d *direction) write() {
 	runtime.LockOSThread()
+	d.realtime()
 	for f := range d.q {
 		due := f.at.Add(d.delay)
 		if wait := time.Until(due); wait > 0 {
 			ts := syscall.NsecToTimespec(int64(wait))
 			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
 			}
-		} else if late := -wait; int64(late) > d.maxLate.Load() {
-			d.maxLate.Store(int64(late))
+		} else if late := -wait; late > time.Millisecond {
+			d.late.Add(1)
+			if int64(late) > d.maxLate.Load() {
+				d.maxLate.Store(int64(late))
+			}
 		}
 		if _, err := syscall.Write(d.to, f.data); err != nil {
 			// ENOBUFS: the qdisc behind us (tbf) dropped the frame.
