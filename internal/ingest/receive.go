@@ -48,8 +48,7 @@ type Result struct {
 // ingest. It returns at the end of the body (io.EOF is no error) or at the
 // first error; the Result counts what was stored before it. Errors wrap the
 // media and store errors, so that callers can map them to a status.
-func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID string, body io.Reader, opts ReceiveOptions) (Result, error) {
-	var res Result
+func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID string, body io.Reader, opts ReceiveOptions) (res Result, err error) {
 	var ids map[uint32]string
 	hdr, _ := point.StreamHeader(streamID)
 	if hdr != nil {
