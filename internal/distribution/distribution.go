@@ -95,6 +95,10 @@ type Proxy struct {
 // pointLayouts are the latest layouts of one point, by manifest format.
 type pointLayouts struct {
 	dash, smooth *layout
+	// seen is the latest start (seconds) of a fragment fetched for the
+	// point: the live edge moves on with it even while nobody reloads the
+	// manifest a layout comes from (HLS players check against the MPD).
+	seen float64
 }
 
 func (pl *pointLayouts) get(format string) *layout {
@@ -406,7 +410,7 @@ func (p *Proxy) liveEdge(point string) (bool, float64) {
 	if pl == nil {
 		return false, 0
 	}
-	live, edge := false, 0.0
+	live, edge := false, pl.seen
 	for _, l := range []*layout{pl.dash, pl.smooth} {
 		if l != nil && !l.missing && l.live {
 			live = true
@@ -541,6 +545,13 @@ func (p *Proxy) store(obj object, f *flight, res fetchResult) *entry {
 		e.frag = true
 		if tl := p.timelineOf(obj); tl != nil {
 			e.at, e.hasAt = tl.seconds(obj.t), true
+			if e.status == http.StatusOK {
+				p.mu.Lock()
+				if pl := p.points[obj.point]; pl != nil {
+					pl.seen = max(pl.seen, e.at)
+				}
+				p.mu.Unlock()
+			}
 		}
 	}
 	if ok && int64(len(e.body)) <= p.cfg.MaxObject && !p.outOfWindow(e) {
