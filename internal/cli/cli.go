@@ -27,6 +27,8 @@ func commands() map[string]command {
 
 		"distribution": {"caching tier in front of origins: pulls on demand, coalesces, fails over", runDistribution},
 		"archive":      {"cut a range of a channel's archive into an on-demand asset (archive cut)", runArchive},
+		"sender":       {"hold a share of the cluster's blocks in RAM and disk and send them to players (docs/cluster.md)", runSender},
+		"sender-load":  {"write an on-demand asset to the senders of a cluster (each block to its R owners)", runSenderLoad},
 	}
 }
 

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Cluster names the senders of a distributed sending cluster (DESIGN §4,
+// docs/cluster.md). An origin with a cluster forwards every fragment it
+// stores to the fragment's R owners among the senders, and each track's
+// header to every sender.
+type Cluster struct {
+	// Senders is a static sender set: base URLs, or "id=URL" (the ID is
+	// the URL's host:port otherwise).
+	Senders []string `yaml:"senders,omitempty"`
+	// Etcd lists etcd endpoints; when set, the senders are those
+	// registered under EtcdPrefix (Senders is then ignored).
+	Etcd       []string `yaml:"etcd,omitempty"`
+	EtcdPrefix string   `yaml:"etcd_prefix,omitempty"`
+	// Replicas is R, how many senders hold each block (2 when 0).
+	Replicas int `yaml:"replicas,omitempty"`
+	// Secret authenticates internal requests to the senders and signs
+	// session tokens ($SLUICE_CLUSTER_SECRET when empty).
+	Secret string `yaml:"secret,omitempty"`
+}
+
+// Enabled reports whether a sender set is named.
+func (c Cluster) Enabled() bool { return len(c.Senders) > 0 || len(c.Etcd) > 0 }
+
+// Validate checks a cluster configuration that is enabled.
+func (c Cluster) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	if c.Replicas < 0 || c.Replicas > 16 {
+		return fmt.Errorf("cluster replicas %d out of range 1..16", c.Replicas)
+	}
+	if c.Secret == "" {
+		return errors.New("cluster: a secret is required (secret: or --cluster-secret or $SLUICE_CLUSTER_SECRET)")
+	}
+	for _, s := range append(append([]string(nil), c.Senders...), c.Etcd...) {
+		_, raw, named := strings.Cut(s, "=")
+		if !named {
+			raw = s
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("cluster: %q is not an http(s)://host:port URL", s)
+		}
+	}
+	return nil
+}

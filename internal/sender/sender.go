@@ -1,0 +1,480 @@
+// Package sender is the sender of the distributed sending cluster (DESIGN
+// §4, seeds 000 and 001): it holds its share of the blocks of every track in
+// a blockstore (mass storage plus a RAM tier), takes the batched look-ahead,
+// cancel and send requests of the schedulers, and serves the players'
+// segment requests directly, each authorised by a session token the
+// scheduler signed.
+//
+// Routes (see internal/cluster for the contract):
+//
+//	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult
+//	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (201 new, 200 already held)
+//	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
+//	GET  /internal/v1/stats                            cluster.SenderStats
+//	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
+//	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
+//	GET  /healthz, /readyz, /metrics                   (Handler only)
+//
+// Internal routes need the cluster secret in cluster.SecretHeader (401
+// otherwise). Client routes need a token valid for the block's point and
+// track (403 with the reason otherwise).
+package sender
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-media/sluice/internal/blockstore"
+	"github.com/sluice-media/sluice/internal/cluster"
+)
+
+// Options configure a Sender.
+type Options struct {
+	// ID is the sender's placement identity (membership.Member.ID).
+	ID string
+	// Secret is the cluster secret: it authenticates internal requests and
+	// verifies session tokens (required).
+	Secret []byte
+	// Store holds the blocks (required).
+	Store *blockstore.Store
+	// Registry receives the sender's metrics (a new one when nil).
+	Registry *prometheus.Registry
+	// DefaultLease is the lease of a batch that names none (10 s when 0);
+	// MaxLease caps the lease a scheduler may ask for (5 min when 0).
+	DefaultLease, MaxLease time.Duration
+	// MaxReports bounds the sent-reports queued for one scheduler between
+	// two of its batches (100 000 when 0); the oldest are dropped.
+	MaxReports int
+	// SessionIdle forgets which scheduler a session belongs to after this
+	// long without a request naming it (10 min when 0).
+	SessionIdle time.Duration
+	// Ready, if set, is an extra readiness check (e.g. the etcd
+	// registration).
+	Ready func() error
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+type session struct {
+	sched string
+	seen  time.Time
+}
+
+// Sender serves one sender's internal API and client URLs.
+type Sender struct {
+	o   Options
+	st  *blockstore.Store
+	m   *senderMetrics
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	sendsRAM, sendsDisk atomic.Int64
+	refused             atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[string]*session             // session -> the scheduler that manages it
+	reports  map[string][]cluster.SentReport // scheduler -> reports not yet returned
+	inits    map[string]initEntry            // "<point>/<track>" -> header
+}
+
+type initEntry struct {
+	data        []byte
+	contentType string
+}
+
+// New returns a sender.
+func New(o Options) (*Sender, error) {
+	if len(o.Secret) == 0 {
+		return nil, errors.New("sender: a cluster secret is required")
+	}
+	if o.Store == nil {
+		return nil, errors.New("sender: no block store")
+	}
+	if o.DefaultLease <= 0 {
+		o.DefaultLease = 10 * time.Second
+	}
+	if o.MaxLease <= 0 {
+		o.MaxLease = 5 * time.Minute
+	}
+	if o.MaxReports <= 0 {
+		o.MaxReports = 100_000
+	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Sender{
+		o: o, st: o.Store, reg: reg, log: o.Log,
+		sessions: map[string]*session{}, reports: map[string][]cluster.SentReport{},
+		inits: map[string]initEntry{},
+	}
+	m, err := newMetrics(reg, s)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	return s, nil
+}
+
+// ObservePreload records one load into RAM (see blockstore.Options.OnPreload).
+func (s *Sender) ObservePreload(d time.Duration, err error) {
+	if err == nil {
+		s.m.preload.Observe(d.Seconds())
+	}
+}
+
+// Routes registers the internal API and the client URLs on mux (for a
+// process that serves other roles too).
+func (s *Sender) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /internal/v1/batch", s.auth(s.batch))
+	mux.HandleFunc("PUT /internal/v1/blocks/", s.auth(s.putBlock))
+	mux.HandleFunc("PUT /internal/v1/init/", s.auth(s.putInit))
+	mux.HandleFunc("GET /internal/v1/stats", s.auth(s.stats))
+	mux.HandleFunc("/b/", s.client)
+}
+
+// Handler is the whole HTTP surface of a sender process: Routes plus
+// /healthz, /readyz and /metrics.
+func (s *Sender) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.readiness(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+func (s *Sender) readiness() error {
+	if s.o.Ready != nil {
+		return s.o.Ready()
+	}
+	return nil
+}
+
+// Run expires scheduler leases until ctx ends: when a scheduler's lease
+// runs out, the store drops exactly that scheduler's pins.
+func (s *Sender) Run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	lastGC := s.o.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.expire()
+		if now := s.o.Now(); now.Sub(lastGC) > time.Second {
+			lastGC = now
+			s.forgetIdleSessions(now)
+		}
+	}
+}
+
+// expire drops the pins of schedulers whose lease ran out.
+func (s *Sender) expire() {
+	for _, e := range s.st.ExpireLeases() {
+		s.m.leaseExpiries.Inc()
+		s.m.pinsReleased.WithLabelValues("lease").Add(float64(e.Pins))
+		s.mu.Lock()
+		delete(s.reports, e.Scheduler)
+		for id, ss := range s.sessions {
+			if ss.sched == e.Scheduler {
+				delete(s.sessions, id)
+			}
+		}
+		s.mu.Unlock()
+		s.log.Info("scheduler lease expired; its pins are released", "scheduler", e.Scheduler, "pins", e.Pins)
+	}
+}
+
+func (s *Sender) forgetIdleSessions(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ss := range s.sessions {
+		if now.Sub(ss.seen) > s.o.SessionIdle {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// auth wraps an internal handler with the cluster-secret check.
+func (s *Sender) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get(cluster.SecretHeader)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), s.o.Secret) != 1 {
+			s.m.unauthorized.Inc()
+			http.Error(w, "missing or wrong cluster secret", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// maxBatch bounds a batch body; maxBlock a block PUT.
+const (
+	maxBatch = 64 << 20
+	maxBlock = 256 << 20
+)
+
+func (s *Sender) lease(d time.Duration) time.Duration {
+	switch {
+	case d <= 0:
+		return s.o.DefaultLease
+	case d < 100*time.Millisecond:
+		return 100 * time.Millisecond
+	case d > s.o.MaxLease:
+		return s.o.MaxLease
+	}
+	return d
+}
+
+// Apply carries out one batch of a scheduler (what POST /internal/v1/batch
+// does): renew its lease, cancel, stage sends, then look ahead, and return
+// the refusals, the missing blocks and the sent-reports queued for it.
+// Sends go before look-aheads so that, when RAM is tight, the block a
+// player fetches now wins over blocks it fetches later.
+func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResult, error) {
+	if b.Scheduler == "" {
+		return cluster.BatchResult{}, errors.New("batch without a scheduler")
+	}
+	t0 := time.Now()
+	now := s.o.Now()
+	lease := s.lease(b.Lease)
+	s.st.Renew(b.Scheduler, lease)
+	s.mu.Lock()
+	for _, list := range [][]cluster.Pin{b.Cancel, b.Send, b.LookAhead} {
+		for _, p := range list {
+			if p.Session == "" {
+				continue
+			}
+			ss := s.sessions[p.Session]
+			if ss == nil {
+				ss = &session{}
+				s.sessions[p.Session] = ss
+			}
+			ss.sched, ss.seen = b.Scheduler, now
+		}
+	}
+	s.mu.Unlock()
+
+	var res cluster.BatchResult
+	missing := map[cluster.BlockID]bool{}
+	for _, p := range b.Cancel {
+		if s.st.Unpin(b.Scheduler, p) {
+			s.m.pinsReleased.WithLabelValues("cancel").Inc()
+		}
+	}
+	pinAll := func(list []cluster.Pin, kind string) {
+		for _, p := range list {
+			switch s.st.Pin(ctx, b.Scheduler, p) {
+			case blockstore.Pinned, blockstore.Repeated:
+				s.m.requests.WithLabelValues(kind, "ok").Inc()
+			case blockstore.Refused:
+				s.m.requests.WithLabelValues(kind, "refused").Inc()
+				s.refused.Add(1)
+				res.Refused = append(res.Refused, p)
+			case blockstore.Missing:
+				s.m.requests.WithLabelValues(kind, "missing").Inc()
+				if !missing[p.Block] {
+					missing[p.Block] = true
+					res.Missing = append(res.Missing, p.Block)
+				}
+			}
+		}
+	}
+	pinAll(b.Send, "send")
+	pinAll(b.LookAhead, "lookahead")
+	s.m.requests.WithLabelValues("cancel", "ok").Add(float64(len(b.Cancel)))
+
+	s.mu.Lock()
+	res.Sent = s.reports[b.Scheduler]
+	delete(s.reports, b.Scheduler)
+	s.mu.Unlock()
+	s.m.batches.Inc()
+	s.m.batchSeconds.Observe(time.Since(t0).Seconds())
+	return res, nil
+}
+
+func (s *Sender) batch(w http.ResponseWriter, r *http.Request) {
+	var b cluster.Batch
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatch))
+	if err := dec.Decode(&b); err != nil {
+		http.Error(w, "bad batch: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	res, err := s.Apply(r.Context(), b)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
+
+// parseBlockPath parses "<point>/<track>/<start>" (the point may have
+// several segments).
+func parseBlockPath(p string) (cluster.BlockID, bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return cluster.BlockID{}, false
+	}
+	start, err := strconv.ParseInt(p[i+1:], 10, 64)
+	if err != nil {
+		return cluster.BlockID{}, false
+	}
+	point, track, ok := splitTrack(p[:i])
+	if !ok {
+		return cluster.BlockID{}, false
+	}
+	id := cluster.BlockID{Point: point, Track: track, Start: start}
+	return id, blockstore.ValidBlock(id)
+}
+
+// splitTrack splits "<point>/<track>".
+func splitTrack(p string) (string, string, bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "", "", false
+	}
+	return p[:i], p[i+1:], true
+}
+
+func (s *Sender) putBlock(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseBlockPath(strings.TrimPrefix(r.URL.Path, "/internal/v1/blocks/"))
+	if !ok {
+		http.Error(w, "want /internal/v1/blocks/<point>/<track>/<start>", http.StatusBadRequest)
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBlock))
+	if err != nil {
+		http.Error(w, "read block: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	added, err := s.st.Put(r.Context(), id, data)
+	if err != nil {
+		s.log.Error("store block", "block", id, "err", err)
+		http.Error(w, "cannot store block", http.StatusInternalServerError)
+		return
+	}
+	if added {
+		s.m.blocksIn.Inc()
+		s.m.blockBytesIn.Add(float64(len(data)))
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Sender) putInit(w http.ResponseWriter, r *http.Request) {
+	point, track, ok := splitTrack(strings.TrimPrefix(r.URL.Path, "/internal/v1/init/"))
+	if !ok || !blockstore.ValidBlock(cluster.BlockID{Point: point, Track: track}) {
+		http.Error(w, "want /internal/v1/init/<point>/<track>", http.StatusBadRequest)
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err != nil {
+		http.Error(w, "read init: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || ct == "application/octet-stream" {
+		ct = "video/mp4"
+	}
+	if err := s.st.Backend().PutInit(r.Context(), point, track, data, ct); err != nil {
+		s.log.Error("store init", "point", point, "track", track, "err", err)
+		http.Error(w, "cannot store init", http.StatusInternalServerError)
+		return
+	}
+	s.mu.Lock()
+	s.inits[point+"/"+track] = initEntry{data: data, contentType: ct}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// init returns a track's header, cached after the first read.
+func (s *Sender) init(ctx context.Context, point, track string) (initEntry, error) {
+	key := point + "/" + track
+	s.mu.Lock()
+	ie, ok := s.inits[key]
+	s.mu.Unlock()
+	if ok {
+		return ie, nil
+	}
+	data, ct, err := s.st.Backend().Init(ctx, point, track)
+	if err != nil {
+		return initEntry{}, err
+	}
+	if ct == "" {
+		ct = "video/mp4"
+	}
+	ie = initEntry{data: data, contentType: ct}
+	s.mu.Lock()
+	s.inits[key] = ie
+	s.mu.Unlock()
+	return ie, nil
+}
+
+// Stats returns the sender's counters.
+func (s *Sender) Stats() cluster.SenderStats {
+	st := s.st.Stats()
+	return cluster.SenderStats{
+		ID: s.o.ID, Blocks: st.Blocks, RAMBytes: st.RAMBytes, RAMBudget: st.RAMBudget,
+		PinnedBlocks: st.PinnedBlocks, PinnedBytes: st.PinnedBytes,
+		SendsRAM: s.sendsRAM.Load(), SendsDisk: s.sendsDisk.Load(),
+		Refused: s.refused.Load(), LeaseExpiries: st.LeaseExpiries,
+	}
+}
+
+func (s *Sender) stats(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(s.Stats())
+}
+
+// report queues a sent-report for the scheduler of the session, if known.
+func (s *Sender) report(rep cluster.SentReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[rep.Session]
+	if ss == nil {
+		s.m.unattributed.Inc()
+		return
+	}
+	q := append(s.reports[ss.sched], rep)
+	if len(q) > s.o.MaxReports {
+		q = q[len(q)-s.o.MaxReports:]
+	}
+	s.reports[ss.sched] = q
+}
+
+func (s *Sender) String() string { return fmt.Sprintf("sender %s", s.o.ID) }

@@ -1,0 +1,319 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/blockstore"
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/netconn"
+	"github.com/sluice-media/sluice/internal/placement"
+)
+
+var secret = []byte("cluster-secret")
+
+type fixture struct {
+	s    *Sender
+	st   *blockstore.Store
+	base string
+	cli  *placement.Client
+}
+
+func newFixture(t *testing.T, budget int64, admit bool) *fixture {
+	t.Helper()
+	d, err := blockstore.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := blockstore.New(blockstore.Options{Backend: d, RAMBudget: budget, NoAdmitOnMiss: !admit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{ID: "s1", Secret: secret, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config.ConnContext = netconn.ConnContext
+	srv.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.Run(ctx)
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		st.Close()
+	})
+	return &fixture{s: s, st: st, base: srv.URL, cli: placement.NewClient(secret, nil)}
+}
+
+func blk(i int) cluster.BlockID {
+	return cluster.BlockID{Point: "live/ch", Track: "video_800000", Start: int64(i) * 20_000_000}
+}
+
+func data(i, n int) []byte {
+	b := bytes.Repeat([]byte{byte('a' + i%26)}, n)
+	copy(b, fmt.Sprintf("block %d", i))
+	return b
+}
+
+// put stores n blocks of size bytes and the track's init.
+func (f *fixture) put(t *testing.T, n, size int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.cli.PutInit(ctx, f.base, "live/ch", "video_800000", []byte("init-bytes"), "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		added, err := f.cli.PutBlock(ctx, f.base, blk(i), data(i, size))
+		if err != nil || !added {
+			t.Fatalf("put %d: %v %v", i, added, err)
+		}
+	}
+	if added, err := f.cli.PutBlock(ctx, f.base, blk(0), data(0, size)); err != nil || added {
+		t.Fatalf("second put of a block: added=%v %v", added, err)
+	}
+}
+
+func token(sess string, exp time.Time, key []byte, track string) string {
+	return cluster.Sign(key, cluster.Token{Session: sess, Point: "live/ch", Track: track, Expires: exp})
+}
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func TestInternalAuth(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	for _, c := range []struct {
+		method, path, secret string
+		want                 int
+	}{
+		{"POST", "/internal/v1/batch", "", 401},
+		{"POST", "/internal/v1/batch", "wrong", 401},
+		{"PUT", "/internal/v1/blocks/live/ch/video_800000/0", "", 401},
+		{"PUT", "/internal/v1/init/live/ch/video_800000", "nope", 401},
+		{"GET", "/internal/v1/stats", "", 401},
+		{"GET", "/internal/v1/stats", string(secret), 200},
+		{"POST", "/internal/v1/batch", string(secret), 400}, // empty body
+		{"PUT", "/internal/v1/blocks/live/ch/video_800000/x", string(secret), 400},
+		{"PUT", "/internal/v1/blocks/.hidden/ch/video_800000/1", string(secret), 400},
+	} {
+		req, _ := http.NewRequest(c.method, f.base+c.path, strings.NewReader(""))
+		if c.secret != "" {
+			req.Header.Set(cluster.SecretHeader, c.secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s secret %q: %d, want %d", c.method, c.path, c.secret, resp.StatusCode, c.want)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 2, 1000)
+	now := time.Now()
+	good := token("sess", now.Add(time.Minute), secret, "video_800000")
+	for _, c := range []struct {
+		name   string
+		url    string
+		status int
+		reason string
+	}{
+		{"valid", "/b/" + good + "/live/ch/video_800000/20000000.m4s", 200, ""},
+		{"valid init", "/b/" + good + "/live/ch/video_800000/init.mp4", 200, ""},
+		{"forged", "/b/" + token("sess", now.Add(time.Minute), []byte("other"), "video_800000") + "/live/ch/video_800000/0.m4s", 403, "bad signature"},
+		{"expired", "/b/" + token("sess", now.Add(-time.Second), secret, "video_800000") + "/live/ch/video_800000/0.m4s", 403, "expired"},
+		{"other track", "/b/" + token("sess", now.Add(time.Minute), secret, "audio_128000") + "/live/ch/video_800000/0.m4s", 403, "another track"},
+		{"other track init", "/b/" + token("sess", now.Add(time.Minute), secret, "audio_128000") + "/live/ch/video_800000/init.mp4", 403, "another track"},
+		{"tampered", "/b/x" + good + "/live/ch/video_800000/0.m4s", 403, "invalid session token"},
+		{"missing", "/b//live/ch/video_800000/0.m4s", 403, "invalid session token"},
+		{"garbage", "/b/abc/live/ch/video_800000/0.m4s", 403, "malformed"},
+		{"block not held", "/b/" + good + "/live/ch/video_800000/99.m4s", 404, ""},
+		{"bad name", "/b/" + good + "/live/ch/video_800000/x.mp4", 404, ""},
+	} {
+		resp, body := get(t, f.base+c.url)
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.reason) {
+			t.Errorf("%s: %d %q, want %d with %q", c.name, resp.StatusCode, body, c.status, c.reason)
+		}
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s: no CORS header", c.name)
+		}
+	}
+}
+
+func TestServeHeadersRangeAndBytes(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 2, 100_000)
+	tok := token("sess", time.Now().Add(time.Hour), secret, "video_800000")
+	resp, body := get(t, f.base+"/b/"+tok+"/live/ch/video_800000/20000000.m4s")
+	if resp.StatusCode != 200 || !bytes.Equal(body, data(1, 100_000)) {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	h := resp.Header
+	if cc := h.Get("Cache-Control"); !strings.HasPrefix(cc, "private") {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	if h.Get("Content-Type") != "video/mp4" || h.Get("Sluice-Sender") != "s1" || h.Get("ETag") == "" {
+		t.Errorf("headers %v", h)
+	}
+	resp, body = get(t, f.base+"/b/"+tok+"/live/ch/video_800000/20000000.m4s", "Range", "bytes=10-19")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data(1, 100_000)[10:20]) {
+		t.Errorf("range: %d %q", resp.StatusCode, body)
+	}
+	resp, body = get(t, f.base+"/b/"+tok+"/live/ch/video_800000/init.mp4")
+	if resp.StatusCode != 200 || string(body) != "init-bytes" {
+		t.Errorf("init: %d %q", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodOptions, f.base+"/b/"+tok+"/live/ch/video_800000/0.m4s", nil)
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != 204 || !strings.Contains(r2.Header.Get("Access-Control-Allow-Headers"), "Range") {
+		t.Errorf("preflight: %d %v", r2.StatusCode, r2.Header)
+	}
+}
+
+func TestBatchPinsRefusalsAndReports(t *testing.T) {
+	// Budget: 3 blocks of 10 000 bytes.
+	f := newFixture(t, 30_000, false)
+	f.put(t, 6, 10_000)
+	ctx := context.Background()
+	p := func(sess string, i int) cluster.Pin { return cluster.Pin{Session: sess, Block: blk(i)} }
+	for _, c := range []struct {
+		name    string
+		batch   cluster.Batch
+		refused []cluster.Pin
+		missing []cluster.BlockID
+		pinned  int
+		count   map[int]int
+	}{
+		{"look-ahead pins", cluster.Batch{Scheduler: "A", LookAhead: []cluster.Pin{p("s1", 0), p("s1", 1)}}, nil, nil, 2, map[int]int{0: 1, 1: 1}},
+		{"repeats do not double count", cluster.Batch{Scheduler: "A", LookAhead: []cluster.Pin{p("s1", 0), p("s1", 1)}}, nil, nil, 2, map[int]int{0: 1, 1: 1}},
+		{"send pins too", cluster.Batch{Scheduler: "A", Send: []cluster.Pin{p("s2", 0), p("s2", 2)}}, nil, nil, 3, map[int]int{0: 2, 2: 1}},
+		{"full: refused, and missing named", cluster.Batch{Scheduler: "B", LookAhead: []cluster.Pin{p("t1", 3), p("t1", 99), p("t2", 99), p("t1", 1)}},
+			[]cluster.Pin{p("t1", 3)}, []cluster.BlockID{blk(99)}, 3, map[int]int{1: 2, 3: 0}},
+		{"cancel then room", cluster.Batch{Scheduler: "A", Cancel: []cluster.Pin{p("s1", 0), p("s2", 0)}, LookAhead: []cluster.Pin{p("s1", 4)}},
+			nil, nil, 3, map[int]int{0: 0, 4: 1}},
+	} {
+		res, err := f.cli.Batch(ctx, f.base, c.batch)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if fmt.Sprint(res.Refused) != fmt.Sprint(c.refused) || fmt.Sprint(res.Missing) != fmt.Sprint(c.missing) {
+			t.Errorf("%s: refused %v missing %v, want %v %v", c.name, res.Refused, res.Missing, c.refused, c.missing)
+		}
+		for i, want := range c.count {
+			if got := f.st.Count(blk(i)); got != want {
+				t.Errorf("%s: count of %d = %d, want %d", c.name, i, got, want)
+			}
+		}
+		if st := f.s.Stats(); st.PinnedBlocks != c.pinned {
+			t.Errorf("%s: %d pinned, want %d", c.name, st.PinnedBlocks, c.pinned)
+		}
+	}
+	// Sends are served from RAM and reported to the scheduler of the session.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	f.st.WaitLoaded(wctx, blk(2))
+	tok := token("s2", time.Now().Add(time.Minute), secret, "video_800000")
+	if resp, _ := get(t, f.base+"/b/"+tok+"/live/ch/video_800000/40000000.m4s"); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if resp, _ := get(t, f.base+"/b/"+tok+"/live/ch/video_800000/100000000.m4s"); resp.StatusCode != 200 { // block 5: unpinned, disk
+		t.Fatal(resp.Status)
+	}
+	resB, _ := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "B"})
+	if len(resB.Sent) != 0 {
+		t.Errorf("scheduler B got reports of A's session: %v", resB.Sent)
+	}
+	res, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Sent) != 2 || !res.Sent[0].FromRAM || res.Sent[0].Block != blk(2) || res.Sent[0].Bytes != 10_000 ||
+		res.Sent[1].FromRAM || res.Sent[1].Session != "s2" {
+		t.Errorf("sent reports %+v", res.Sent)
+	}
+	if res, _ := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "A"}); len(res.Sent) != 0 {
+		t.Errorf("reports returned twice: %+v", res.Sent)
+	}
+	st, err := f.cli.Stats(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SendsRAM != 1 || st.SendsDisk != 1 || st.Refused != 1 || st.Blocks != 6 || st.ID != "s1" {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestLeaseExpiryReleasesExactlyThatSchedulersPins(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 3, 1000)
+	ctx := context.Background()
+	pins := func(sess string, ids ...int) []cluster.Pin {
+		var out []cluster.Pin
+		for _, i := range ids {
+			out = append(out, cluster.Pin{Session: sess, Block: blk(i)})
+		}
+		return out
+	}
+	if _, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "A", Lease: 400 * time.Millisecond, LookAhead: pins("a", 0, 1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "B", Lease: 400 * time.Millisecond, LookAhead: pins("b", 1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	// B keeps renewing; A stops.
+	t0 := time.Now()
+	var gone time.Duration
+	for time.Since(t0) < 3*time.Second {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "B", Lease: 400 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		if f.st.Count(blk(0)) == 0 {
+			gone = time.Since(t0)
+			break
+		}
+	}
+	if gone == 0 {
+		t.Fatal("A's pins were not released")
+	}
+	t.Logf("A's pins released %v after its last batch (lease 400 ms)", gone.Round(10*time.Millisecond))
+	if gone > time.Second {
+		t.Errorf("released after %v, lease 400 ms", gone)
+	}
+	for i, want := range []int{0, 1, 1} {
+		if got := f.st.Count(blk(i)); got != want {
+			t.Errorf("count of %d = %d, want %d (B's pins only)", i, got, want)
+		}
+	}
+	if st := f.s.Stats(); st.LeaseExpiries != 1 || st.PinnedBlocks != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

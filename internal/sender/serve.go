@@ -1,0 +1,187 @@
+package sender
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/blockstore"
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/netconn"
+	"github.com/sluice-media/sluice/internal/origin"
+)
+
+// corsAllowHeaders are the request headers a player on another origin may
+// send (as on the origin: CMCD, Range, conditional requests).
+const corsAllowHeaders = "Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session, Sluice-Pacing"
+
+// client serves GET /b/<token>/<point>/<track>/<start>.m4s and init.mp4.
+func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
+	origin.SetCORS(w.Header())
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	tok, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/b/"), "/")
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		s.notFound(w, "want /b/<token>/<point>/<track>/<start>.m4s or init.mp4")
+		return
+	}
+	point, track, ok := splitTrack(rest[:i])
+	file := rest[i+1:]
+	if !ok || !blockstore.ValidBlock(cluster.BlockID{Point: point, Track: track}) {
+		s.notFound(w, "no such point or track")
+		return
+	}
+	id := cluster.BlockID{Point: point, Track: track}
+	isInit := file == "init.mp4"
+	if !isInit {
+		start, err := strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
+		if err != nil || !strings.HasSuffix(file, ".m4s") {
+			s.notFound(w, "want <start>.m4s or init.mp4")
+			return
+		}
+		id.Start = start
+	}
+	now := s.o.Now()
+	var t cluster.Token
+	var err error
+	if tok == "" {
+		err = fmt.Errorf("%w: missing", cluster.ErrToken)
+	} else {
+		t, err = cluster.Verify(s.o.Secret, tok, id, now)
+	}
+	if err != nil {
+		reason := strings.TrimPrefix(strings.TrimPrefix(err.Error(), cluster.ErrToken.Error()), ": ")
+		s.m.tokenRefused.WithLabelValues(reason).Inc()
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
+		return
+	}
+	// Session URLs are for one player: browsers may keep them, shared
+	// caches must not.
+	age := int(t.Expires.Sub(now) / time.Second)
+	age = max(0, min(age, 86400))
+	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(age))
+	w.Header().Set("Sluice-Sender", s.o.ID)
+	if isInit {
+		s.serveInit(w, r, point, track)
+		return
+	}
+	s.serveBlock(w, r, id, t)
+}
+
+func (s *Sender) notFound(w http.ResponseWriter, reason string) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, reason, http.StatusNotFound)
+}
+
+func (s *Sender) serveInit(w http.ResponseWriter, r *http.Request, point, track string) {
+	ie, err := s.init(r.Context(), point, track)
+	if err != nil {
+		if errors.Is(err, blockstore.ErrNotFound) {
+			s.notFound(w, "this sender holds no header for that track")
+			return
+		}
+		s.log.Error("read init", "point", point, "track", track, "err", err)
+		http.Error(w, "cannot read init", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ie.contentType)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(ie.data))
+}
+
+func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.BlockID, t cluster.Token) {
+	b, err := s.st.Open(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, blockstore.ErrNotFound) {
+			s.notFound(w, "this sender does not hold that block")
+			return
+		}
+		s.log.Error("open block", "block", id, "err", err)
+		http.Error(w, "cannot read block", http.StatusInternalServerError)
+		return
+	}
+	defer b.Close()
+	ct := "video/mp4"
+	if ie, err := s.init(r.Context(), id.Point, id.Track); err == nil {
+		ct = ie.contentType
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ct)
+	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, id.Start, b.Size))
+	if c, ok := netconn.TCP(r); ok {
+		// Header and body leave in full segments (nginx's tcp_nopush).
+		if err := netconn.Cork(c, true); err == nil {
+			defer netconn.Cork(c, false)
+		}
+	}
+	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	// An *os.File (RAM memfd or disk file) lets net/http use sendfile.
+	http.ServeContent(cw, r, "", time.Time{}, b.ReadSeeker())
+	if r.Method != http.MethodGet || cw.status != http.StatusOK && cw.status != http.StatusPartialContent {
+		return
+	}
+	from := "disk"
+	if b.FromRAM {
+		from = "ram"
+		s.sendsRAM.Add(1)
+	} else {
+		s.sendsDisk.Add(1)
+	}
+	s.m.sends.WithLabelValues(from).Inc()
+	s.m.sendBytes.WithLabelValues(from).Add(float64(cw.bytes))
+	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.bytes, FromRAM: b.FromRAM})
+}
+
+// countingWriter records the status and body bytes of a response and
+// forwards ReadFrom, so that file bodies still go out with sendfile.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
