@@ -42,6 +42,7 @@ type roleFlags struct {
 	points    pointFlags
 	dvr       time.Duration
 	lookahead int
+	pacing    string
 	maxBox    int64
 	idle      time.Duration
 	logFormat string
@@ -57,6 +58,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.Var(&rf.points, "point", "publishing point that accepts pushes, as name or name:token (repeatable)")
 	fs.DurationVar(&rf.dvr, "dvr", d.DVRWindow, "DVR window of live manifests")
 	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
+	fs.StringVar(&rf.pacing, "pacing", d.Pacing.Mode, "TCP pacing of media responses: off, client (the player's CMCD rtp or Sluice-Pacing header), server (the server's bottleneck estimate) or both; YAML pacing: for the details (docs/pacing.md)")
 	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
 	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
@@ -83,6 +85,8 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.DVRWindow = rf.dvr
 		case "lookahead":
 			c.LookAhead = rf.lookahead
+		case "pacing":
+			c.Pacing.Mode = rf.pacing
 		case "max-box":
 			c.MaxBox = rf.maxBox
 		case "ingest-idle":

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/netconn"
+	"github.com/sluice-media/sluice/internal/pacing"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/urls"
 )
@@ -199,6 +200,7 @@ func (h *Handler) init(w http.ResponseWriter, r *http.Request, point *store.Poin
 	hd.Set("Content-Type", contentType(info.Kind))
 	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
 	hd.Set("ETag", `"i-`+info.ConfigHash+`"`)
+	hd.Set("CMSD-Static", pacing.StaticHeader("i", info.Bitrate, 0, 0))
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 }
 
@@ -221,6 +223,7 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	hd.Set("Content-Type", contentType(info.Kind))
 	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
 	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, ref.Start, ref.Size))
+	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, ref.Duration, info.Timescale))
 	if c, ok := netconn.TCP(r); ok {
 		// Header and body leave in full segments, as with nginx's
 		// tcp_nopush: a lone header segment slows the client measurably.
@@ -298,5 +301,6 @@ func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *
 		hd.Set("Cache-Control", "public, max-age=1")
 	}
 	hd.Set("ETag", fmt.Sprintf(`"s-%d-%d-%d"`, ref.Start, ref.Size, len(next)))
+	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(tv.Info.Kind), tv.Info.Bitrate, ref.Duration, tv.Info.Timescale))
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }

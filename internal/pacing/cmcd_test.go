@@ -130,7 +130,7 @@ func TestSpecRate(t *testing.T) {
 	}{
 		{"rate=4000", PhaseAny, 1448, 500_000},
 		{"burst=10, gap=10", PhaseAny, 1448, 1_448_000},
-		{"rate=4000, burst=10, gap=10", PhaseAny, 1448, 500_000},  // rate lower
+		{"rate=4000, burst=10, gap=10", PhaseAny, 1448, 500_000},    // rate lower
 		{"rate=40000, burst=10, gap=10", PhaseAny, 1448, 1_448_000}, // burst/gap lower
 		{"burst=10", PhaseAny, 1448, 0},
 		{"rate=4000;ss=8000", PhaseSlowStart, 1448, 1_000_000},
@@ -142,6 +142,30 @@ func TestSpecRate(t *testing.T) {
 		}
 		if got := specRate(&s, c.ph, c.mss); got != c.want {
 			t.Errorf("%q %v: %d, want %d", c.hdr, c.ph, got, c.want)
+		}
+	}
+}
+
+func TestStaticHeader(t *testing.T) {
+	for _, c := range []struct {
+		ot   string
+		br   int
+		dur  uint64
+		ts   uint32
+		want string
+	}{
+		{ObjectType("video"), 800_000, 20_000_000, 10_000_000, "br=800,d=2000,ot=v"},
+		{ObjectType("audio"), 128_000, 96_000, 48_000, "br=128,d=2000,ot=a"},
+		{"i", 800_000, 0, 0, "br=800,ot=i"},
+		{ObjectType("text"), 0, 2000, 1000, "d=2000,ot=tt"},
+		{ObjectType("data"), 0, 0, 0, "ot=o"},
+	} {
+		got := StaticHeader(c.ot, c.br, c.dur, c.ts)
+		if got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+		if err := parseDict(got, func(string, item) error { return nil }); err != nil {
+			t.Errorf("%q is not an sf-dictionary: %v", got, err)
 		}
 	}
 }

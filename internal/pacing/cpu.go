@@ -14,9 +14,9 @@ import (
 // load over the interval between them (0..1, all CPUs, busy = everything
 // but idle and iowait).
 type cpuSampler struct {
-	path             string
+	path              string
 	lastBusy, lastAll uint64
-	primed           bool
+	primed            bool
 }
 
 // sample reads the file and returns the load since the previous sample;

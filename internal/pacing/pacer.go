@@ -95,6 +95,8 @@ func New(cfg config.Pacing, m *metrics.Metrics, log *slog.Logger) *Pacer {
 	if m != nil {
 		for s := range numSources {
 			p.responses[s] = m.PacingResponses.WithLabelValues(s.String())
+		}
+		for _, s := range []Source{SrcSpec, SrcRTP, SrcEstimate, SrcShared} { // the sources that pace
 			p.rates[s] = m.PacingRate.WithLabelValues(s.String())
 		}
 		p.bytes[0], p.bytes[1] = m.PacingBytes.WithLabelValues("unpaced"), m.PacingBytes.WithLabelValues("paced")
@@ -181,10 +183,10 @@ func (p *Pacer) setHighCPU(on bool) {
 	if p.hiCPU.Swap(on) == on && on {
 		return
 	}
-	if on {
-		p.log.Info("pacing: high CPU load: raising bursts", "load", math.Float64frombits(p.cpuBits.Load()), "cpu_burst", p.cfg.CPUBurst)
-	}
 	if p.cfg.CPUBurst <= 0 {
+		if on {
+			p.log.Info("pacing: high CPU load (cpu_burst is 0: bursts unchanged)", "load", math.Float64frombits(p.cpuBits.Load()))
+		}
 		return
 	}
 	const name = "tcp_min_tso_segs"
@@ -200,6 +202,8 @@ func (p *Pacer) setHighCPU(on bool) {
 		p.origTSO = cur
 		p.raised.Store(true)
 		p.minTSO.Store(uint32(p.cfg.CPUBurst))
+		p.log.Info("pacing: high CPU load: bursts raised, rates kept", "load", math.Float64frombits(p.cpuBits.Load()),
+			"tcp_min_tso_segs", p.cfg.CPUBurst, "was", cur)
 		return
 	}
 	if !p.raised.Swap(false) {
@@ -217,7 +221,8 @@ func (p *Pacer) setHighCPU(on bool) {
 
 // Middleware paces the responses of next for which match returns true
 // (media: fragments and init segments). Other requests pass untouched. With
-// mode off it returns next itself.
+// mode off it returns next itself. The server must use ConnContext: a
+// request whose connection has no pacing state passes unpaced.
 func (p *Pacer) Middleware(next http.Handler, match func(*http.Request) bool) http.Handler {
 	if !p.Enabled() {
 		return next
@@ -450,7 +455,7 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	rttMs := (int64(ti.Rtt) + 500) / 1000
 	var wt *watcher
 	if d.watch {
-		wt = newWatcher(p, cs, &in.spec, d)
+		wt = startWatcher(p, cs, &in.spec, d)
 		cs.watch = wt
 	}
 	cs.mu.Unlock()
@@ -459,15 +464,12 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	h["Cmsd-Dynamic"] = []string{p.cmsdDynamic(&d, etp, rttMs, loss)}
 	if p.m != nil {
 		p.responses[d.src].Inc()
-		if d.rate > 0 {
+		if d.rate > 0 && p.rates[d.src] != nil {
 			p.rates[d.src].Observe(float64(d.rate) * 8)
 		}
 	}
 	if p.log.Enabled(r.Context(), slog.LevelDebug) {
 		p.logDecision(r, cs, &in, &d, ti.Snd_mss)
-	}
-	if wt != nil {
-		go wt.run()
 	}
 	cw := countWriter{ResponseWriter: w}
 	next.ServeHTTP(&cw, r)

@@ -16,9 +16,11 @@ const (
 // response cannot decide: it measures the delivery rate in windows of at
 // least 200 ms during unpaced probes (server estimate), and it switches the
 // pacing rate when the socket changes phase (per-phase specifications). It
-// ends when the response is delivered (nothing unacked or unsent after the
-// handler returned), when the next request on the connection starts, when
-// the connection closes, or after watchLimit.
+// runs on a timer (no goroutine of its own while it waits), every
+// watchTick, and ends when the response is delivered (nothing unacked or
+// unsent after the handler returned), when the next request on the
+// connection starts, when the connection closes, or after watchLimit. A
+// short response therefore costs one timer.
 type watcher struct {
 	p           *Pacer
 	cs          *connState
@@ -27,77 +29,83 @@ type watcher struct {
 	estimate    bool
 	perPhase    bool
 	phase       Phase
-	stopCh      chan struct{}
+	deadline    time.Time
+	timer       *time.Timer
 	stopped     bool // guarded by cs.mu
 	handlerDone atomic.Bool
+
+	// Owned by the timer callbacks, which never overlap (each re-arms the
+	// timer as its last step).
+	ti   unix.TCPInfo
+	ierr error
+	read func(fd uintptr)
+	wm   windowMeter
 }
 
-func newWatcher(p *Pacer, cs *connState, spec *Spec, d decision) *watcher {
-	return &watcher{
+// startWatcher arms a watcher for the response decided by d; call with
+// cs.mu held.
+func startWatcher(p *Pacer, cs *connState, spec *Spec, d decision) *watcher {
+	w := &watcher{
 		p: p, cs: cs, spec: *spec, cc: cs.cc,
 		estimate: d.src == SrcFirst || d.src == SrcProbe,
 		perPhase: d.perPhase, phase: d.phase,
-		stopCh: make(chan struct{}),
+		deadline: time.Now().Add(watchLimit),
 	}
+	w.read = func(fd uintptr) { w.ierr = getTCPInfo(int(fd), &w.ti) }
+	w.timer = time.AfterFunc(watchTick, w.tick)
+	return w
 }
 
 // stop ends the watcher; call with cs.mu held.
 func (w *watcher) stop() {
 	if !w.stopped {
+		// A callback that already fired waits for cs.mu and then sees
+		// stopped: finishing here is right in every case.
 		w.stopped = true
-		close(w.stopCh)
+		w.timer.Stop()
+		w.finish()
 	}
 }
 
-func (w *watcher) run() {
-	t := time.NewTicker(watchTick)
-	defer t.Stop()
-	deadline := time.Now().Add(watchLimit)
-	var ti unix.TCPInfo
-	var ierr error
-	read := func(fd uintptr) { ierr = getTCPInfo(int(fd), &ti) }
-	gain := func() uint32 { return bbrPacingGain(w.cs.rc) }
-	var wm windowMeter
-loop:
-	for {
-		var now time.Time
-		select {
-		case <-w.stopCh:
-			break loop
-		case now = <-t.C:
-		}
-		if err := w.cs.rc.Control(read); err != nil || ierr != nil {
-			break
-		}
-		if w.estimate {
-			wm.add(ti.Busy_time, ti.Delivered, ti.Snd_mss)
-		}
-		if w.perPhase {
-			if ph := phaseOf(&ti, w.cc, gain); ph != w.phase {
-				w.phase = ph
-				rate := specRate(&w.spec, ph, ti.Snd_mss)
-				if rate > 0 {
-					rate = w.p.clamp(rate)
-				}
-				w.cs.mu.Lock()
-				if !w.stopped {
-					if err := w.cs.setPacingRate(rate); err != nil {
-						w.p.log.Debug("pacing: phase switch", "err", err)
-					}
-				}
-				w.cs.mu.Unlock()
+// finish hands the measurement to the estimator; call with cs.mu held.
+func (w *watcher) finish() {
+	if w.estimate && w.wm.max > 0 {
+		w.cs.est.addUnpaced(w.wm.max)
+	}
+}
+
+func (w *watcher) tick() {
+	cs := w.cs
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if w.stopped {
+		return // stop came while this callback was starting: it finished
+	}
+	if err := cs.rc.Control(w.read); err != nil || w.ierr != nil {
+		w.stopped = true
+		w.finish()
+		return
+	}
+	ti := &w.ti
+	if w.estimate {
+		w.wm.add(ti.Busy_time, ti.Delivered, ti.Snd_mss)
+	}
+	if w.perPhase {
+		if ph := phaseOf(ti, w.cc, func() uint32 { return bbrPacingGain(cs.rc) }); ph != w.phase {
+			w.phase = ph
+			rate := specRate(&w.spec, ph, ti.Snd_mss)
+			if rate > 0 {
+				rate = w.p.clamp(rate)
+			}
+			if err := cs.setPacingRate(rate); err != nil {
+				w.p.log.Debug("pacing: phase switch", "err", err)
 			}
 		}
-		if w.handlerDone.Load() && ti.Unacked == 0 && ti.Notsent_bytes == 0 {
-			break
-		}
-		if now.After(deadline) {
-			break
-		}
 	}
-	if w.estimate && wm.max > 0 {
-		w.cs.mu.Lock()
-		w.cs.est.addUnpaced(wm.max)
-		w.cs.mu.Unlock()
+	if (w.handlerDone.Load() && ti.Unacked == 0 && ti.Notsent_bytes == 0) || time.Now().After(w.deadline) {
+		w.stopped = true
+		w.finish()
+		return
 	}
+	w.timer.Reset(watchTick)
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/sluice-media/sluice/internal/distribution"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/metrics"
-	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/origin"
+	"github.com/sluice-media/sluice/internal/pacing"
 	"github.com/sluice-media/sluice/internal/puller"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -43,6 +43,7 @@ type Server struct {
 	handler http.Handler
 	home    http.Handler
 	ready   func() bool
+	pacer   *pacing.Pacer // paces media responses (internal/pacing)
 	dist    *distribution.Proxy
 
 	// ingest, puller and checks belong to peers.go: the push proxy, the
@@ -85,9 +86,11 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		s.ingest = ingest.New(st, cfg, m, log)
 		ing = s.ingest
 	}
+	s.pacer = pacing.New(cfg.Pacing, m, log)
 	var org http.Handler
 	if roles.Origin {
-		org = origin.New(st, cfg, m, log)
+		// Fragments and init segments go through the pacer.
+		org = s.pacer.Middleware(origin.New(st, cfg, m, log), isMedia)
 	}
 	s.setupPeers(roles)
 	if st != nil {
@@ -121,6 +124,7 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	go s.pacer.Run(ctx)
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -130,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnContext:    netconn.ConnContext,
+		ConnContext:    pacing.ConnContext, // netconn's socket access plus the pacing state
 	}
 	if s.Store != nil {
 		go s.retention(ctx)
@@ -200,6 +204,16 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", sw.status)
 		}
 	})
+}
+
+// isMedia selects the responses the pacer paces: GETs of fragments and
+// init segments (not manifests, not ingest).
+func isMedia(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	k := requestKind(r)
+	return k == "fragment" || k == "init"
 }
 
 func requestKind(r *http.Request) string {

@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -20,17 +20,37 @@
 //   SLUICE_SCREENSHOT     write a PNG screenshot of the page here at the end
 //   SLUICE_STARTUP_SECS   how long to wait for playback to start (default 30)
 //   SLUICE_PLAY_VERBOSE   1: copy the page's console to stderr
+//   SLUICE_DASH_SETTINGS  extra dash.js settings (JSON), like --dash-settings
+//
+// --dash-settings=JSON (or SLUICE_DASH_SETTINGS) is passed to
+// player.updateSettings() of every dash.js player the page creates, right
+// after create(), e.g. CMCD in header mode:
+//   --dash-settings='{"streaming":{"cmcd":{"enabled":true,"mode":"headers"}}}'
+// (dash.js 5.2.1 wants mode "headers"; "header" silently means query mode).
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs <play-page|manifest|status-page#point URL> <dash|mss|hls> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] <play-page|manifest|status-page#point URL> <dash|mss|hls> <seconds> [min-advance]`);
   process.exit(2);
 }
 
-const [target, kind, secondsArg, minArg] = process.argv.slice(2);
+let dashSettings = process.env.SLUICE_DASH_SETTINGS || null;
+const positional = [];
+for (const a of process.argv.slice(2)) {
+  if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
+  else positional.push(a);
+}
+if (dashSettings !== null) {
+  try {
+    dashSettings = JSON.parse(dashSettings);
+  } catch (e) {
+    usage(`--dash-settings is not JSON: ${e.message}`);
+  }
+}
+const [target, kind, secondsArg, minArg] = positional;
 if (!target || !kind || !secondsArg) usage('missing arguments');
 if (!['dash', 'mss', 'hls'].includes(kind)) usage(`unknown player kind ${kind}`);
 const seconds = Number(secondsArg);
@@ -66,6 +86,7 @@ const result = {
   width: 0, height: 0, totalFrames: 0, droppedFrames: 0, bitrates: [], bufferMin: null, bufferMax: null,
   latency: null, samples: [], failure: null,
 };
+if (dashSettings !== null) result.dashSettings = dashSettings;
 
 // Hard stop: whatever happens, never outlive startup + seconds + a margin.
 const deadline = setTimeout(() => {
@@ -94,6 +115,38 @@ try {
     result.failure = `cannot launch ${executablePath}: ${e.message.split('\n')[0]}`;
     exitCode = 2;
     throw e;
+  }
+  if (dashSettings !== null) {
+    // Wrap dashjs.MediaPlayer as the dash.js bundle defines window.dashjs,
+    // so that every player it creates gets the extra settings first.
+    await context.addInitScript((settings) => {
+      let real;
+      Object.defineProperty(window, 'dashjs', {
+        configurable: true,
+        get() { return real; },
+        set(v) {
+          real = v;
+          if (!v || typeof v.MediaPlayer !== 'function' || v.MediaPlayer.__sluiceWrapped) return;
+          const orig = v.MediaPlayer;
+          const wrapped = function (...args) {
+            const factory = orig.apply(this, args);
+            const create = factory.create;
+            factory.create = function (...cargs) {
+              const player = create.apply(this, cargs);
+              player.updateSettings(settings);
+              return player;
+            };
+            return factory;
+          };
+          for (const k of Object.getOwnPropertyNames(orig)) {
+            if (['length', 'name', 'prototype', 'arguments', 'caller'].includes(k)) continue;
+            try { wrapped[k] = orig[k]; } catch (e) { /* read-only: skip */ }
+          }
+          wrapped.__sluiceWrapped = true;
+          v.MediaPlayer = wrapped;
+        },
+      });
+    }, dashSettings);
   }
   const page = context.pages()[0] || (await context.newPage());
   page.on('pageerror', (e) => { if (result.pageErrors.length < 50) result.pageErrors.push(String(e.message || e)); });
