@@ -85,6 +85,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.manifest(w, r, point, "dash", "application/dash+xml", manifest.DASH)
 	case rest == "master.m3u8" || rest == ".m3u8":
 		h.manifest(w, r, point, "hls", "application/vnd.apple.mpegurl", manifest.HLSMaster)
+	case rest == "view.json":
+		h.serveView(w, r, point)
 	case strings.HasPrefix(rest, "QualityLevels("):
 		h.smoothFragment(w, r, point, rest)
 	default:

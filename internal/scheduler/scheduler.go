@@ -1,0 +1,446 @@
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/membership"
+)
+
+// Config configures a scheduler.
+type Config struct {
+	// ID names the scheduler at the senders (its lease and pins); default
+	// "sched-<host>-<random>".
+	ID string
+	// Secret is the cluster secret: it authenticates batches, signs the
+	// tokens in segment URLs and the session IDs.
+	Secret []byte
+	// Replicas is the replication factor R of the placement (default 2).
+	Replicas int
+	// Tick is the timeslot: control traffic to each sender is batched
+	// into at most one request per tick (default 100 ms).
+	Tick time.Duration
+	// Lease is how long a sender keeps this scheduler's pins without a
+	// renewal (default 3 s). Every batch renews it.
+	Lease time.Duration
+	// RetryPeriod is how long a sent block stays reserved for the session
+	// after the send, so that a retry is served from RAM (default 4 s).
+	RetryPeriod time.Duration
+	// AltSend is the size of the alternative-send region (default 2;
+	// negative: 0).
+	AltSend int
+	// LookAhead is the size L of the look-ahead region in blocks (default
+	// 4; negative: 0).
+	LookAhead int
+	// Guard is the number of blocks reserved at the play position on the
+	// other tracks of a kind, for bitrate switches (default 1; negative: 0).
+	Guard int
+	// NoPins turns reservations off: no look-ahead, send or cancel
+	// requests, only manifests (the senders then work as plain LRU caches).
+	NoPins bool
+	// LiveStart is how many fragments behind the live edge a new live
+	// session is assumed to start (default 4).
+	LiveStart int
+	// TokenTTL is the lifetime of the tokens in live manifests (default
+	// 10 min); on-demand tokens get twice the asset duration on top.
+	TokenTTL time.Duration
+	// Idle ends a session that neither reloaded a manifest nor fetched a
+	// block for this long (default 60 s).
+	Idle time.Duration
+	// ViewRefresh is how old a live point's index may get before it is
+	// fetched again (default 500 ms; on-demand indexes: 30 s).
+	ViewRefresh time.Duration
+	// OpenWait bounds how long the first manifest of a session waits for
+	// the senders to confirm its first reservations (default 500 ms).
+	OpenWait time.Duration
+	// BatchTimeout bounds one batch request (default 1 s).
+	BatchTimeout time.Duration
+	// RefuseBackoff is how long a sender that refused or lacked a block is
+	// not asked for it again by the same session (default 2 s).
+	RefuseBackoff time.Duration
+	// StatsInterval is how often the senders' stats are read for the
+	// metrics (default 2 s; negative: never).
+	StatsInterval time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Secret) == 0 {
+		return errors.New("scheduler: a cluster secret is required")
+	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		c.ID = "sched-" + host + "-" + hex.EncodeToString(b[:])
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 2
+	}
+	def(&c.Tick, 100*time.Millisecond)
+	def(&c.Lease, 3*time.Second)
+	def(&c.RetryPeriod, 4*time.Second)
+	def(&c.TokenTTL, 10*time.Minute)
+	def(&c.Idle, 60*time.Second)
+	def(&c.ViewRefresh, 500*time.Millisecond)
+	def(&c.OpenWait, 500*time.Millisecond)
+	def(&c.BatchTimeout, time.Second)
+	def(&c.RefuseBackoff, 2*time.Second)
+	if c.StatsInterval == 0 {
+		c.StatsInterval = 2 * time.Second
+	}
+	c.AltSend = max(c.AltSend, 0)
+	c.LookAhead = max(c.LookAhead, 0)
+	c.Guard = max(c.Guard, 0)
+	if c.LiveStart <= 0 {
+		c.LiveStart = 4
+	}
+	if c.Lease < 2*c.Tick {
+		return fmt.Errorf("scheduler: lease %v must be at least two ticks (%v)", c.Lease, c.Tick)
+	}
+	return nil
+}
+
+// DefaultConfig returns the defaults of the sizes that are not zero-valued
+// by default (AltSend 2, LookAhead 4, Guard 1); flags start from it.
+func DefaultConfig() Config {
+	return Config{Replicas: 2, AltSend: 2, LookAhead: 4, Guard: 1}
+}
+
+// Scheduler owns sessions, renders their manifests and reserves their blocks
+// at the senders. It is an http.Handler for /s/...; Run drives it.
+type Scheduler struct {
+	cfg      Config
+	timeline Timeline
+	members  membership.Set
+	client   *http.Client
+	log      *slog.Logger
+	m        *metrics
+	now      func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	points   map[string]*pointState
+	senders  map[string]*senderConn // by member ID, every member
+	epochs   map[string]int         // next incarnation for members that left
+	liveIDs  []string               // members that answer, sorted
+	liveVer  uint64                 // bumped when liveIDs changes
+	dirty    []*session
+	timers   deadlines
+	wake     chan struct{} // kicks the loop
+	scratch  map[pinKey]role
+	started  bool
+	lastScan time.Time
+}
+
+// New returns a scheduler. timeline gives the index of points, members the
+// senders; reg (may be nil) receives the metrics.
+func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.Registerer, log *slog.Logger) (*Scheduler, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if timeline == nil || members == nil {
+		return nil, errors.New("scheduler: a timeline and a sender set are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	s := &Scheduler{
+		cfg: cfg, timeline: timeline, members: members, log: log.With("scheduler", cfg.ID),
+		client: &http.Client{Transport: tr}, m: newMetrics(reg), now: time.Now,
+		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
+		epochs: map[string]int{},
+		wake: make(chan struct{}, 1), scratch: map[pinKey]role{},
+	}
+	s.syncMembers(members.Members())
+	return s, nil
+}
+
+// ID is the scheduler's ID at the senders.
+func (s *Scheduler) ID() string { return s.cfg.ID }
+
+// Run drives the timeslots, the sender workers and the membership until ctx
+// ends; then it cancels every reservation it holds (best effort) and returns.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("scheduler: Run called twice")
+	}
+	s.started = true
+	for _, sc := range s.senders {
+		s.startWorker(ctx, sc)
+	}
+	s.mu.Unlock()
+	go s.watchMembers(ctx)
+	t := time.NewTicker(s.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			return nil
+		case <-t.C:
+		case <-s.wake:
+		}
+		s.tick(ctx)
+	}
+}
+
+// kick makes the loop run a timeslot now.
+func (s *Scheduler) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// tick runs one timeslot: due timers, idle sessions, view refreshes,
+// reconciliation of every changed session, and a wake-up for every sender
+// worker (each posts one batch).
+func (s *Scheduler) tick(ctx context.Context) {
+	t0 := time.Now()
+	s.mu.Lock()
+	now := s.now()
+	for s.timers.Len() > 0 && !s.timers[0].at.After(now) {
+		it := heap.Pop(&s.timers).(deadline)
+		if it.sess.deadline.Equal(it.at) && !it.sess.closed {
+			it.sess.deadline = time.Time{}
+			s.markDirty(it.sess)
+		}
+	}
+	if now.Sub(s.lastScan) >= time.Second {
+		s.lastScan = now
+		s.expireIdle(now)
+	}
+	s.refreshViews(ctx, now)
+	s.reconcileDirty(now)
+	for _, sc := range s.senders {
+		sc.poke()
+	}
+	s.updateGauges()
+	s.mu.Unlock()
+	s.m.tickSeconds.Observe(time.Since(t0).Seconds())
+}
+
+// reconcileDirty reconciles every session marked dirty. s.mu must be held.
+func (s *Scheduler) reconcileDirty(now time.Time) {
+	for _, sess := range s.dirty {
+		sess.dirty = false
+		if !sess.closed {
+			s.reconcile(sess, now)
+		}
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+}
+
+// markDirty queues a session for reconciliation. s.mu must be held.
+func (s *Scheduler) markDirty(sess *session) {
+	if !sess.dirty {
+		sess.dirty = true
+		s.dirty = append(s.dirty, sess)
+	}
+}
+
+// expireIdle ends sessions that have been idle for Config.Idle and points
+// that nobody asked for lately. s.mu must be held.
+func (s *Scheduler) expireIdle(now time.Time) {
+	for id, sess := range s.sessions {
+		if sess.edge {
+			// The edge session lives while the point has others.
+			if len(sess.point.sessions) > 1 {
+				continue
+			}
+			sess.point.edge = nil
+		} else if now.Sub(sess.seen) < s.cfg.Idle {
+			continue
+		}
+		s.closeSession(sess)
+		delete(s.sessions, id)
+		s.m.sessionEvents.WithLabelValues("expired").Inc()
+		s.log.Debug("session expired", "session", id, "point", sess.point.name)
+	}
+	for name, ps := range s.points {
+		if len(ps.sessions) == 0 && now.Sub(ps.used) > 2*s.cfg.Idle && !ps.fetching {
+			delete(s.points, name)
+		}
+	}
+}
+
+// closeSession cancels every reservation of a session. s.mu must be held.
+func (s *Scheduler) closeSession(sess *session) {
+	sess.closed = true
+	for k := range sess.pins {
+		s.dropPin(sess, k, true)
+	}
+	delete(sess.point.sessions, sess)
+	for _, ch := range sess.waiters {
+		close(ch)
+	}
+	sess.waiters = nil
+}
+
+// shutdown cancels every pin this scheduler holds, in one last batch per
+// sender, so that the senders need not wait for the lease.
+func (s *Scheduler) shutdown() {
+	s.mu.Lock()
+	for id, sess := range s.sessions {
+		s.closeSession(sess)
+		delete(s.sessions, id)
+	}
+	type job struct {
+		sc *senderConn
+		b  *cluster.Batch
+	}
+	var jobs []job
+	for _, sc := range s.senders {
+		if b, _ := s.takeBatch(sc, s.now(), true); b != nil && len(b.Cancel) > 0 {
+			jobs = append(jobs, job{sc, b})
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BatchTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.post(ctx, j.sc, j.b); err != nil {
+				s.log.Debug("final cancels", "sender", j.sc.m.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// updateGauges sets the session and pin gauges. s.mu must be held.
+func (s *Scheduler) updateGauges() {
+	var live, vod int
+	for _, sess := range s.sessions {
+		if sess.edge {
+			continue
+		}
+		if sess.point.live {
+			live++
+		} else {
+			vod++
+		}
+	}
+	s.m.sessions.WithLabelValues("live").Set(float64(live))
+	s.m.sessions.WithLabelValues("vod").Set(float64(vod))
+	var send, look int
+	for _, sc := range s.senders {
+		send += sc.sends
+		look += sc.looks
+	}
+	s.m.pins.WithLabelValues("send").Set(float64(send))
+	s.m.pins.WithLabelValues("lookahead").Set(float64(look))
+	s.m.liveSenders.Set(float64(len(s.liveIDs)))
+}
+
+// deadline is a timer entry: reconcile sess at at.
+type deadline struct {
+	at   time.Time
+	sess *session
+}
+
+// deadlines is a min-heap of timer entries.
+type deadlines []deadline
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
+func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)        { *d = append(*d, x.(deadline)) }
+func (d *deadlines) Pop() any {
+	old := *d
+	x := old[len(old)-1]
+	old[len(old)-1] = deadline{}
+	*d = old[:len(old)-1]
+	return x
+}
+
+// setDeadline makes sure sess is reconciled at (or soon after) at. s.mu must
+// be held.
+func (s *Scheduler) setDeadline(sess *session, at time.Time) {
+	if at.IsZero() || (!sess.deadline.IsZero() && !at.Before(sess.deadline)) {
+		return
+	}
+	sess.deadline = at
+	heap.Push(&s.timers, deadline{at, sess})
+}
+
+// Sessions returns the number of client sessions (for tests and the
+// status page).
+func (s *Scheduler) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sess := range s.sessions {
+		if !sess.edge {
+			n++
+		}
+	}
+	return n
+}
+
+// LiveSenders returns the IDs of the senders in the live set.
+func (s *Scheduler) LiveSenders() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.liveIDs...)
+}
+
+// setLive recomputes the live set from the sender states. s.mu must be held.
+func (s *Scheduler) setLive() {
+	var ids []string
+	for id, sc := range s.senders {
+		if sc.up {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	if equalStrings(ids, s.liveIDs) {
+		return
+	}
+	s.liveIDs = ids
+	s.liveVer++
+	for _, ps := range s.points {
+		clear(ps.owners)
+	}
+	for _, sess := range s.sessions {
+		s.markDirty(sess)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,490 @@
+package scheduler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/membership"
+)
+
+// op is a queued request to a sender.
+type op uint8
+
+const (
+	opLook op = iota + 1
+	opSend
+	opCancel
+)
+
+func (o op) String() string {
+	switch o {
+	case opLook:
+		return "lookahead"
+	case opSend:
+		return "send"
+	case opCancel:
+		return "cancel"
+	}
+	return "none"
+}
+
+func opOf(r role) op {
+	if r == roleSend {
+		return opSend
+	}
+	return opLook
+}
+
+// pendOp is a request waiting for the next batch.
+type pendOp struct {
+	op op
+	st *pinState // nil for cancels
+}
+
+// senderConn is this scheduler's side of one sender: the queued requests,
+// its liveness and a worker that posts the batches.
+type senderConn struct {
+	m       membership.Member
+	up      bool
+	gone    bool // left the membership
+	fails   int  // consecutive failed batches
+	epoch   int  // incarnation of this scheduler at the sender
+	pend    map[cluster.Pin]pendOp
+	sends   int // reservations held, by role
+	looks   int
+	wake    chan struct{}
+	posted  time.Time // last batch sent
+	running bool      // the worker runs
+	stats   cluster.SenderStats
+	statsAt time.Time
+}
+
+func newSenderConn(m membership.Member) *senderConn {
+	return &senderConn{m: m, up: true, pend: map[cluster.Pin]pendOp{}, wake: make(chan struct{}, 1)}
+}
+
+// poke wakes the worker.
+func (sc *senderConn) poke() {
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// count adjusts the reservation counters.
+func (sc *senderConn) count(r role, d int) {
+	if r == roleSend {
+		sc.sends += d
+	} else {
+		sc.looks += d
+	}
+}
+
+// queue adds a request to the next batch; a later request for the same pin
+// replaces an earlier one that has not left.
+func (sc *senderConn) queue(p cluster.Pin, o op, st *pinState) {
+	sc.pend[p] = pendOp{o, st}
+}
+
+// schedulerID is the ID this scheduler uses at the sender: its own ID, with
+// the incarnation appended once the sender has been lost and found again.
+func (s *Scheduler) schedulerID(sc *senderConn) string {
+	if sc.epoch == 0 {
+		return s.cfg.ID
+	}
+	return s.cfg.ID + "." + strconv.Itoa(sc.epoch)
+}
+
+// takeBatch builds the next batch for a sender from its queue, or returns
+// nil when there is nothing to send and the lease is not due. force builds
+// one whenever something is queued. s.mu must be held.
+func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*cluster.Batch, []cluster.Pin) {
+	if !sc.up {
+		return nil, nil
+	}
+	if len(sc.pend) == 0 {
+		// Nothing queued: still post to renew the lease, and every
+		// timeslot while reservations are held, to collect sent reports.
+		since := now.Sub(sc.posted)
+		held := sc.sends+sc.looks > 0
+		if force || (since < s.cfg.Lease/3 && (!held || since < s.cfg.Tick/2)) {
+			return nil, nil
+		}
+	}
+	b := &cluster.Batch{Scheduler: s.schedulerID(sc), Lease: s.cfg.Lease}
+	var reserved []cluster.Pin
+	for p, o := range sc.pend {
+		switch o.op {
+		case opLook:
+			b.LookAhead = append(b.LookAhead, p)
+			reserved = append(reserved, p)
+		case opSend:
+			b.Send = append(b.Send, p)
+			reserved = append(reserved, p)
+		case opCancel:
+			b.Cancel = append(b.Cancel, p)
+		}
+		if o.st != nil {
+			o.st.posted = true
+		}
+	}
+	clear(sc.pend)
+	sc.posted = now
+	return b, reserved
+}
+
+// worker posts the batches of one sender, one at a time, and probes it
+// while it is down.
+func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
+	statsT := time.Now()
+	for {
+		var probe <-chan time.Time
+		s.mu.Lock()
+		down, gone := !sc.up, sc.gone
+		s.mu.Unlock()
+		if gone {
+			return
+		}
+		if down {
+			probe = time.After(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sc.wake:
+		case <-probe:
+			s.probe(ctx, sc)
+			continue
+		}
+		if down {
+			continue
+		}
+		if s.cfg.StatsInterval > 0 && time.Since(statsT) >= s.cfg.StatsInterval {
+			statsT = time.Now()
+			go s.readStats(ctx, sc)
+		}
+		s.mu.Lock()
+		b, reserved := s.takeBatch(sc, s.now(), false)
+		s.mu.Unlock()
+		if b == nil {
+			continue
+		}
+		t0 := time.Now()
+		res, err := s.post(ctx, sc, b)
+		if ctx.Err() != nil {
+			return
+		}
+		la := "no"
+		if len(b.LookAhead) > 0 {
+			la = "yes"
+		}
+		s.m.batchSeconds.WithLabelValues(la).Observe(time.Since(t0).Seconds())
+		s.mu.Lock()
+		s.applyResult(sc, b, reserved, res, err)
+		s.mu.Unlock()
+	}
+}
+
+// post sends one batch.
+func (s *Scheduler) post(ctx context.Context, sc *senderConn, b *cluster.Batch) (*cluster.BatchResult, error) {
+	body, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sc.m.URL+"/internal/v1/batch", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(cluster.SecretHeader, string(s.cfg.Secret))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("sender %s: batch: status %d: %s", sc.m.ID, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	var res cluster.BatchResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&res); err != nil {
+		return nil, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+	}
+	return &res, nil
+}
+
+// applyResult takes a batch's answer: refused and missing reservations move
+// to the next owner, the others are confirmed, sent reports advance the
+// sessions. A failed batch counts against the sender. s.mu must be held.
+func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []cluster.Pin, res *cluster.BatchResult, err error) {
+	if err != nil {
+		s.m.batches.WithLabelValues(sc.m.ID, "error").Inc()
+		sc.fails++
+		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+		if sc.up && (refused || sc.fails >= 3) {
+			s.log.Warn("sender unreachable: leaving the live set", "sender", sc.m.ID, "err", err)
+			s.senderDown(sc)
+		} else if sc.up {
+			// The batch may or may not have been applied: send its
+			// reservations again with the next one (repeats do not count
+			// twice), and its cancels too.
+			for _, p := range b.Cancel {
+				if _, ok := sc.pend[p]; !ok {
+					sc.pend[p] = pendOp{op: opCancel}
+				}
+			}
+			for _, p := range reserved {
+				if sess := s.sessions[p.Session]; sess != nil {
+					if st := sess.pins[pinKey{sc.m.ID, p.Block}]; st != nil {
+						if _, ok := sc.pend[p]; !ok {
+							sc.pend[p] = pendOp{opOf(st.role), st}
+						}
+					}
+				}
+			}
+		}
+		return
+	}
+	s.m.batches.WithLabelValues(sc.m.ID, "ok").Inc()
+	sc.fails = 0
+	now := s.now()
+	refused := map[cluster.Pin]bool{}
+	for _, p := range res.Refused {
+		refused[p] = true
+	}
+	missing := map[cluster.BlockID]bool{}
+	for _, bl := range res.Missing {
+		missing[bl] = true
+	}
+	touched := map[*session]bool{}
+	for _, p := range reserved {
+		sess := s.sessions[p.Session]
+		if sess == nil || sess.closed {
+			continue
+		}
+		k := pinKey{sc.m.ID, p.Block}
+		st := sess.pins[k]
+		if st == nil {
+			continue
+		}
+		touched[sess] = true
+		ps := sess.point
+		switch {
+		case refused[p] || missing[p.Block]:
+			reason, backoff := "refused", s.cfg.RefuseBackoff
+			if missing[p.Block] && !refused[p] {
+				// Not written to this sender yet (live) or lost: ask
+				// again soon.
+				reason, backoff = "missing", 2*s.cfg.Tick
+				if _, ok := ps.missing[p.Block]; !ok {
+					mark(&ps.missing, p.Block, now)
+				}
+				delete(ps.unconfirmed, p.Block)
+			}
+			s.m.refused.WithLabelValues(reason).Inc()
+			s.dropPin(sess, k, false)
+			sess.refuse[k] = now.Add(backoff)
+			s.markDirty(sess)
+		default:
+			st.acked = true
+			delete(ps.missing, p.Block)
+			delete(ps.unconfirmed, p.Block)
+		}
+	}
+	for _, r := range res.Sent {
+		s.onSent(r)
+	}
+	for sess := range touched {
+		s.notifyIfReady(sess)
+	}
+	if len(touched) > 0 || len(res.Sent) > 0 {
+		s.kick()
+	}
+}
+
+// notifyIfReady wakes the requests waiting for a new session's first
+// reservations once none is outstanding. s.mu must be held.
+func (s *Scheduler) notifyIfReady(sess *session) {
+	if len(sess.waiters) == 0 || sess.dirty {
+		return
+	}
+	for _, p := range sess.pins {
+		if !p.acked {
+			return
+		}
+	}
+	for _, ch := range sess.waiters {
+		close(ch)
+	}
+	sess.waiters = nil
+}
+
+// senderDown takes a sender out of the live set: its reservations are
+// forgotten (it cannot be told), and every session is reconciled against
+// the remaining owners. s.mu must be held.
+func (s *Scheduler) senderDown(sc *senderConn) {
+	sc.up = false
+	s.m.senderDown.WithLabelValues(sc.m.ID).Inc()
+	clear(sc.pend)
+	for _, sess := range s.sessions {
+		for k := range sess.pins {
+			if k.sender == sc.m.ID {
+				s.dropPin(sess, k, false)
+			}
+		}
+		s.notifyIfReady(sess)
+	}
+	sc.sends, sc.looks = 0, 0
+	s.setLive()
+	s.kick()
+}
+
+// probe checks whether a down sender answers again; if it does, it rejoins
+// the live set under a new incarnation of this scheduler.
+func (s *Scheduler) probe(ctx context.Context, sc *senderConn) {
+	if _, err := s.fetchStats(ctx, sc); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc.gone || sc.up {
+		return
+	}
+	s.log.Info("sender answers again: back in the live set", "sender", sc.m.ID)
+	sc.up, sc.fails = true, 0
+	sc.epoch++
+	sc.posted = time.Time{}
+	s.setLive()
+	s.kick()
+}
+
+// readStats mirrors a sender's stats into the metrics.
+func (s *Scheduler) readStats(ctx context.Context, sc *senderConn) {
+	st, err := s.fetchStats(ctx, sc)
+	if err != nil {
+		return
+	}
+	s.m.senderStats(sc.m.ID, st)
+	s.mu.Lock()
+	sc.stats, sc.statsAt = st, time.Now()
+	var ram, all int64
+	for _, o := range s.senders {
+		if o.up {
+			ram += o.stats.SendsRAM
+			all += o.stats.SendsRAM + o.stats.SendsDisk
+		}
+	}
+	s.mu.Unlock()
+	if all > 0 {
+		s.m.ramHitRatio.Set(float64(ram) / float64(all))
+	}
+}
+
+func (s *Scheduler) fetchStats(ctx context.Context, sc *senderConn) (cluster.SenderStats, error) {
+	var st cluster.SenderStats
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sc.m.URL+"/internal/v1/stats", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set(cluster.SecretHeader, string(s.cfg.Secret))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("sender %s: stats: status %d", sc.m.ID, resp.StatusCode)
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
+	return st, err
+}
+
+// SenderStats returns the last stats read from each sender in the live set.
+func (s *Scheduler) SenderStats() map[string]cluster.SenderStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]cluster.SenderStats{}
+	for id, sc := range s.senders {
+		if sc.up && !sc.statsAt.IsZero() {
+			out[id] = sc.stats
+		}
+	}
+	return out
+}
+
+// watchMembers follows the membership.
+func (s *Scheduler) watchMembers(ctx context.Context) {
+	for {
+		ch := s.members.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		ms := s.members.Members()
+		s.mu.Lock()
+		s.syncMembers(ms)
+		for _, sc := range s.senders {
+			s.startWorker(ctx, sc)
+		}
+		s.mu.Unlock()
+		s.kick()
+	}
+}
+
+// syncMembers adds new members and removes departed ones. s.mu must be held.
+func (s *Scheduler) syncMembers(ms []membership.Member) {
+	seen := map[string]bool{}
+	for _, m := range ms {
+		seen[m.ID] = true
+		sc := s.senders[m.ID]
+		if sc == nil {
+			sc = newSenderConn(m)
+			// A sender that left and came back may still hold what the
+			// old incarnation reserved: use a new one.
+			sc.epoch = s.epochs[m.ID]
+			s.senders[m.ID] = sc
+			continue
+		}
+		if sc.m.URL != m.URL {
+			sc.m.URL = m.URL
+		}
+	}
+	for id, sc := range s.senders {
+		if seen[id] {
+			continue
+		}
+		if sc.up {
+			s.senderDown(sc)
+		}
+		sc.gone = true
+		s.epochs[id] = sc.epoch + 1
+		sc.poke()
+		delete(s.senders, id)
+		s.m.forgetSender(id)
+	}
+	s.setLive()
+}
+
+// startWorker starts a sender's worker once. s.mu must be held.
+func (s *Scheduler) startWorker(ctx context.Context, sc *senderConn) {
+	if sc.running {
+		return
+	}
+	sc.running = true
+	go s.worker(ctx, sc)
+}

@@ -1,0 +1,540 @@
+package scheduler
+
+import (
+	"sort"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/manifest"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// role is what a reservation asks of a sender.
+type role uint8
+
+const (
+	roleNone role = iota
+	roleLook      // look-ahead: pin and preload
+	roleSend      // send request: stage for the session (also pins)
+)
+
+// pinKey names one reservation of a session: a block at a sender.
+type pinKey struct {
+	sender string
+	block  cluster.BlockID
+}
+
+// pinState is a reservation this scheduler holds (or has queued).
+type pinState struct {
+	role   role
+	acked  bool // the sender took it
+	posted bool // it left in a batch
+}
+
+// kindPos is a session's position in one media kind.
+type kindPos struct {
+	track string    // active track; "" while unknown
+	next  float64   // media time (s) of the next block the player fetches
+	known bool      // next comes from the player (a sent report)
+	at    time.Time // time of the report next comes from
+}
+
+// session is one player session, or the edge session of a live point
+// (edge): it reserves the newest block of every track at its primary, which
+// preloads what players at the live edge fetch next and tells the scheduler
+// when a new block has reached the senders.
+type session struct {
+	id     string
+	edge   bool
+	point  *pointState
+	opened time.Time
+	seen   time.Time
+	// start is the deep-link position of an on-demand session (s), or -1.
+	start  float64
+	kinds  map[string]*kindPos
+	pins   map[pinKey]*pinState
+	sent   map[cluster.BlockID]time.Time // blocks sent within the retry period
+	refuse map[pinKey]time.Time          // sender refused or lacked the block until
+	tokens map[string]tokenEntry         // by track
+
+	unpinned int // region blocks no owner took, in the last reconcile
+
+	dirty    bool
+	closed   bool
+	deadline time.Time
+	waiters  []chan struct{}
+}
+
+type tokenEntry struct {
+	tok string
+	exp time.Time
+}
+
+// kind returns the position of a kind, creating it.
+func (sess *session) kind(k string) *kindPos {
+	kp := sess.kinds[k]
+	if kp == nil {
+		kp = &kindPos{}
+		sess.kinds[k] = kp
+	}
+	return kp
+}
+
+// trackIndex is one track of a point's cached index.
+type trackIndex struct {
+	id        string
+	kind      string
+	timescale uint32
+	frags     []store.FragRef // listable fragments (start >= 0)
+}
+
+// seconds converts a time of the track to seconds.
+func (t *trackIndex) seconds(x int64) float64 {
+	if t.timescale == 0 {
+		return 0
+	}
+	return float64(x) / float64(t.timescale)
+}
+
+// at returns the index of the first fragment that ends after pos (s):
+// the fragment that holds pos, or the first after it.
+func (t *trackIndex) at(pos float64) int {
+	x := int64(pos*float64(t.timescale)) + 1
+	return sort.Search(len(t.frags), func(i int) bool { return t.frags[i].End() > x })
+}
+
+// pointState is the cached index of a publishing point and its sessions.
+type pointState struct {
+	name     string
+	view     store.View
+	live     bool
+	fetched  time.Time
+	used     time.Time
+	err      error
+	fetching bool
+	done     chan struct{} // closed when the fetch in flight ends
+	tracks   map[string]*trackIndex
+	kinds    []string            // kinds present, in view order
+	byKind   map[string][]string // kind -> track IDs, view order
+	duration float64             // span of the listable fragments (s)
+	sessions map[*session]struct{}
+	edge     *session                     // the edge session while the point is live and watched
+	owners   map[cluster.BlockID][]string // placement cache for liveVer
+	// missing: blocks a sender reported it does not hold (yet), since when;
+	// unconfirmed: blocks new in the live index that no sender confirmed
+	// yet, since when. Live manifests hold both back at their end.
+	missing     map[cluster.BlockID]time.Time
+	unconfirmed map[cluster.BlockID]time.Time
+}
+
+// mark records a block in one of the point's hold-back sets.
+func mark(m *map[cluster.BlockID]time.Time, b cluster.BlockID, at time.Time) {
+	if *m == nil {
+		*m = map[cluster.BlockID]time.Time{}
+	}
+	(*m)[b] = at
+}
+
+// setView installs a new index and reports whether it changed. With
+// confirm, the fragments a live index gained are unconfirmed until a sender
+// takes a reservation for them.
+func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
+	var last map[string]int64
+	if confirm && ps.tracks != nil {
+		last = map[string]int64{}
+		for id, t := range ps.tracks {
+			if n := len(t.frags); n > 0 {
+				last[id] = t.frags[n-1].Start
+			}
+		}
+	}
+	changed := ps.tracks == nil || len(v.Tracks) != len(ps.view.Tracks) || v.Ended != ps.view.Ended
+	if !changed {
+		for i, t := range v.Tracks {
+			o := ps.view.Tracks[i]
+			if t.ID != o.ID || len(t.Frags) != len(o.Frags) || t.Ended != o.Ended ||
+				(len(t.Frags) > 0 && (t.Frags[0].Start != o.Frags[0].Start || t.Frags[len(t.Frags)-1].Start != o.Frags[len(o.Frags)-1].Start)) {
+				changed = true
+				break
+			}
+		}
+	}
+	ps.view = v
+	ps.live = manifest.Live(v)
+	if !changed {
+		return false
+	}
+	ps.tracks = map[string]*trackIndex{}
+	ps.byKind = map[string][]string{}
+	ps.kinds = ps.kinds[:0]
+	var from, to float64
+	first := true
+	for _, t := range v.Tracks {
+		i := 0
+		for i < len(t.Frags) && t.Frags[i].Start < 0 {
+			i++
+		}
+		ti := &trackIndex{id: t.ID, kind: t.Info.Kind, timescale: t.Info.Timescale, frags: t.Frags[i:]}
+		ps.tracks[t.ID] = ti
+		if _, ok := ps.byKind[ti.kind]; !ok {
+			ps.kinds = append(ps.kinds, ti.kind)
+		}
+		ps.byKind[ti.kind] = append(ps.byKind[ti.kind], t.ID)
+		if n := len(ti.frags); n > 0 && ti.timescale > 0 {
+			a, b := ti.seconds(ti.frags[0].Start), ti.seconds(ti.frags[n-1].End())
+			if first || a < from {
+				from = a
+			}
+			if first || b > to {
+				to = b
+			}
+			first = false
+		}
+	}
+	ps.duration = to - from
+	if len(ps.owners) > 4*ps.blocks()+1024 {
+		clear(ps.owners)
+	}
+	if last != nil && ps.live {
+		for id, t := range ps.tracks {
+			l, ok := last[id]
+			for i := len(t.frags) - 1; i >= 0 && ok && t.frags[i].Start > l; i-- {
+				mark(&ps.unconfirmed, cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i].Start}, now)
+			}
+		}
+	}
+	for _, m := range []map[cluster.BlockID]time.Time{ps.missing, ps.unconfirmed} {
+		for b, at := range m {
+			if now.Sub(at) > time.Minute {
+				delete(m, b)
+			}
+		}
+	}
+	return true
+}
+
+// blocks is the number of listable fragments of all tracks.
+func (ps *pointState) blocks() int {
+	n := 0
+	for _, t := range ps.tracks {
+		n += len(t.frags)
+	}
+	return n
+}
+
+// ownersOf returns the owners of a block among the live senders, primary
+// first (cached until the live set changes). s.mu must be held.
+func (s *Scheduler) ownersOf(ps *pointState, b cluster.BlockID) []string {
+	if o, ok := ps.owners[b]; ok {
+		return o
+	}
+	o := cluster.Owners(b.Key(), s.liveIDs, s.cfg.Replicas)
+	if ps.owners == nil {
+		ps.owners = map[cluster.BlockID][]string{}
+	}
+	ps.owners[b] = o
+	return o
+}
+
+// position returns the media time (s) of the next block of kind k the
+// session will fetch. s.mu must be held.
+func (s *Scheduler) position(sess *session, k string) float64 {
+	if kp := sess.kinds[k]; kp != nil && kp.known {
+		return kp.next
+	}
+	// Another kind's position is the best guess (the player fetches all
+	// kinds in step).
+	for _, kp := range sess.kinds {
+		if kp.known {
+			return kp.next
+		}
+	}
+	ps := sess.point
+	ids := ps.byKind[k]
+	if len(ids) == 0 {
+		return 0
+	}
+	t := ps.tracks[ids[0]]
+	if len(t.frags) == 0 {
+		return 0
+	}
+	if !ps.live {
+		if sess.start >= 0 {
+			return sess.start
+		}
+		return t.seconds(t.frags[0].Start)
+	}
+	i := max(len(t.frags)-s.cfg.LiveStart, 0)
+	return t.seconds(t.frags[i].Start)
+}
+
+// desired computes the reservations a session should hold now into out.
+// s.mu must be held.
+func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
+	if s.cfg.NoPins || len(s.liveIDs) == 0 {
+		return
+	}
+	ps := sess.point
+	if sess.edge {
+		if !ps.live {
+			return
+		}
+		for _, t := range ps.tracks {
+			if n := len(t.frags); n > 0 {
+				b := cluster.BlockID{Point: ps.name, Track: t.id, Start: t.frags[n-1].Start}
+				for _, o := range s.ownersOf(ps, b) {
+					k := pinKey{o, b}
+					if until, ok := sess.refuse[k]; ok && now.Before(until) {
+						continue
+					}
+					out[k] = roleLook
+					break
+				}
+			}
+		}
+		return
+	}
+	full := 1 + s.cfg.AltSend + s.cfg.LookAhead
+	for _, k := range ps.kinds {
+		pos := s.position(sess, k)
+		kp := sess.kinds[k]
+		active := ""
+		if kp != nil {
+			active = kp.track
+		}
+		for _, id := range ps.byKind[k] {
+			n := s.cfg.Guard
+			if active == "" || active == id {
+				n = full
+			}
+			t := ps.tracks[id]
+			i0 := t.at(pos)
+			for j := 0; j < n && i0+j < len(t.frags); j++ {
+				b := cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i0+j].Start}
+				owners := s.ownersOf(ps, b)
+				r, copies := roleLook, 1
+				if n == full {
+					switch {
+					case j == 0:
+						r = roleSend
+					case j <= s.cfg.AltSend:
+						r, copies = roleSend, 2
+					}
+				}
+				placed := 0
+				for _, o := range owners {
+					if placed == copies {
+						break
+					}
+					k := pinKey{o, b}
+					if until, ok := sess.refuse[k]; ok && now.Before(until) {
+						continue
+					}
+					if out[k] < r {
+						out[k] = r
+					}
+					placed++
+				}
+				if placed == 0 && len(owners) > 0 {
+					sess.unpinned++
+				}
+			}
+		}
+	}
+}
+
+// reconcile brings a session's reservations to what it should hold:
+// new ones are queued, a role upgrade (look-ahead to send) is queued, and
+// those no longer wanted are cancelled — at once, or for a block sent to the
+// session, once its retry period is over. s.mu must be held.
+func (s *Scheduler) reconcile(sess *session, now time.Time) {
+	want := s.scratch
+	clear(want)
+	sess.unpinned = 0
+	s.desired(sess, now, want)
+	if sess.unpinned > 0 {
+		s.m.unpinned.Add(float64(sess.unpinned))
+	}
+	var next time.Time
+	soon := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for k, r := range want {
+		p := sess.pins[k]
+		if p == nil {
+			s.addPin(sess, k, r)
+			continue
+		}
+		if r == roleSend && p.role == roleLook {
+			s.upgradePin(sess, k, p)
+		}
+	}
+	for k := range sess.pins {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		if at, ok := sess.sent[k.block]; ok {
+			if exp := at.Add(s.cfg.RetryPeriod); now.Before(exp) {
+				soon(exp)
+				continue
+			}
+		}
+		s.dropPin(sess, k, true)
+	}
+	for b, at := range sess.sent {
+		if exp := at.Add(s.cfg.RetryPeriod); !now.Before(exp) {
+			delete(sess.sent, b)
+		} else {
+			soon(exp)
+		}
+	}
+	for k, until := range sess.refuse {
+		if !now.Before(until) {
+			delete(sess.refuse, k)
+		} else {
+			soon(until)
+		}
+	}
+	s.setDeadline(sess, next)
+	clear(want)
+}
+
+// addPin records a new reservation and queues it. s.mu must be held.
+func (s *Scheduler) addPin(sess *session, k pinKey, r role) {
+	sc := s.senders[k.sender]
+	if sc == nil || !sc.up {
+		return
+	}
+	p := &pinState{role: r}
+	sess.pins[k] = p
+	sc.count(r, +1)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p)
+	s.m.ops.WithLabelValues(opOf(r).String()).Inc()
+}
+
+// upgradePin turns a look-ahead into a send request. s.mu must be held.
+func (s *Scheduler) upgradePin(sess *session, k pinKey, p *pinState) {
+	sc := s.senders[k.sender]
+	if sc == nil {
+		return
+	}
+	sc.count(p.role, -1)
+	p.role = roleSend
+	sc.count(p.role, +1)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p)
+	s.m.ops.WithLabelValues(opSend.String()).Inc()
+}
+
+// dropPin forgets a reservation; with cancel, a cancel is queued (or the
+// request withdrawn if it has not left yet). s.mu must be held.
+func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
+	p := sess.pins[k]
+	if p == nil {
+		return
+	}
+	delete(sess.pins, k)
+	sc := s.senders[k.sender]
+	if sc == nil {
+		return
+	}
+	sc.count(p.role, -1)
+	if !cancel {
+		return
+	}
+	pin := cluster.Pin{Session: sess.id, Block: k.block}
+	if !p.posted {
+		delete(sc.pend, pin)
+		return
+	}
+	if sc.up {
+		sc.queue(pin, opCancel, nil)
+		s.m.ops.WithLabelValues(opCancel.String()).Inc()
+	}
+}
+
+// onSent applies a sender's report that a block went to a session: the
+// kind's active track and position follow the newest report. s.mu must be
+// held.
+func (s *Scheduler) onSent(r cluster.SentReport) {
+	sess := s.sessions[r.Session]
+	if sess == nil || sess.closed {
+		return
+	}
+	src := "disk"
+	if r.FromRAM {
+		src = "ram"
+	}
+	s.m.sent.WithLabelValues(src).Inc()
+	s.m.sentBytes.Add(float64(r.Bytes))
+	ps := sess.point
+	t := ps.tracks[r.Block.Track]
+	if t == nil || r.Block.Point != ps.name {
+		return
+	}
+	now := s.now()
+	sess.seen = now
+	at := r.At
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	sess.sent[r.Block] = at
+	kp := sess.kind(t.kind)
+	if kp.known && at.Before(kp.at) {
+		s.markDirty(sess)
+		return
+	}
+	i := sort.Search(len(t.frags), func(i int) bool { return t.frags[i].Start >= r.Block.Start })
+	end := t.seconds(r.Block.Start) + 0.001
+	if i < len(t.frags) && t.frags[i].Start == r.Block.Start {
+		end = t.seconds(t.frags[i].End())
+	}
+	kp.track, kp.next, kp.known, kp.at = t.id, end, true, at
+	s.markDirty(sess)
+}
+
+// hintTrack records that the player loads a track's media playlist: before
+// any report it is the active track of its kind, and a different track of
+// a kind already known is a bitrate switch. s.mu must be held.
+func (s *Scheduler) hintTrack(sess *session, track string) {
+	t := sess.point.tracks[track]
+	if t == nil {
+		return
+	}
+	kp := sess.kind(t.kind)
+	if kp.track != track {
+		kp.track = track
+		s.markDirty(sess)
+	}
+}
+
+// newSessionID makes a session ID: 10 random bytes and a 4-byte MAC under
+// the cluster secret, in hex.
+func newSessionID(secret []byte) string {
+	var b [10]byte
+	randRead(b[:])
+	r := hexString(b[:])
+	return r + sessionMAC(secret, r)
+}
+
+// validSessionID checks the MAC of a session ID.
+func validSessionID(secret []byte, id string) bool {
+	if len(id) != 28 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return sessionMAC(secret, id[:20]) == id[20:]
+}
+
+// sessionLabel is a short form of a session ID for logs.
+func sessionLabel(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -1,0 +1,128 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/manifest"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// Timeline gives the fragment index of publishing points.
+type Timeline interface {
+	// View returns the index of a point: cut to its DVR window while the
+	// point is live, whole otherwise (what the origin's manifests list). An
+	// unknown point gives an error wrapping store.ErrNotFound.
+	View(ctx context.Context, point string) (store.View, error)
+}
+
+// StoreTimeline reads a local store: the scheduler that runs in the same
+// process as the origin (sluice serve).
+type StoreTimeline struct {
+	Store *store.Store
+	// DVR returns the DVR window of a point (0: all of it).
+	DVR func(point string) time.Duration
+}
+
+// View implements Timeline.
+func (t StoreTimeline) View(_ context.Context, name string) (store.View, error) {
+	p, err := t.Store.Point(name)
+	if err != nil {
+		return store.View{}, err
+	}
+	var w time.Duration
+	if t.DVR != nil {
+		w = t.DVR(name)
+	}
+	v := p.View(w)
+	if !manifest.Live(v) && w > 0 {
+		v = p.View(0)
+	}
+	return v, nil
+}
+
+// OriginTimeline asks origins for GET /<point>.isml/view.json (the origin's
+// index as JSON, see internal/origin), trying them in order and starting
+// with the one that answered last.
+type OriginTimeline struct {
+	Origins []string // base URLs, http://host:port
+	Client  *http.Client
+
+	mu   sync.Mutex
+	good int
+}
+
+// maxView bounds a view document (a long on-demand asset is a few MB).
+const maxView = 64 << 20
+
+// View implements Timeline.
+func (t *OriginTimeline) View(ctx context.Context, point string) (store.View, error) {
+	if len(t.Origins) == 0 {
+		return store.View{}, errors.New("no origin configured")
+	}
+	t.mu.Lock()
+	first := t.good
+	t.mu.Unlock()
+	var errs []error
+	for i := range t.Origins {
+		k := (first + i) % len(t.Origins)
+		v, err := t.fetch(ctx, t.Origins[k], point)
+		if err == nil {
+			t.mu.Lock()
+			t.good = k
+			t.mu.Unlock()
+			return v, nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return v, err
+		}
+		errs = append(errs, err)
+	}
+	return store.View{}, fmt.Errorf("view of %q: %w", point, errors.Join(errs...))
+}
+
+func (t *OriginTimeline) fetch(ctx context.Context, base, point string) (store.View, error) {
+	u := strings.TrimRight(base, "/") + "/" + escapePoint(point) + ".isml/view.json"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return store.View{}, err
+	}
+	c := t.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return store.View{}, fmt.Errorf("origin %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return store.View{}, fmt.Errorf("origin %s: point %q: %w", base, point, store.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return store.View{}, fmt.Errorf("origin %s: view of %q: status %d", base, point, resp.StatusCode)
+	}
+	var v store.View
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxView)).Decode(&v); err != nil {
+		return store.View{}, fmt.Errorf("origin %s: view of %q: %w", base, point, err)
+	}
+	return v, nil
+}
+
+// escapePoint escapes each segment of a point name for a URL path.
+func escapePoint(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
