@@ -169,7 +169,7 @@ func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.R
 		client: &http.Client{Transport: tr}, m: newMetrics(reg), now: time.Now,
 		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
 		epochs: map[string]int{},
-		wake: make(chan struct{}, 1), scratch: map[pinKey]role{},
+		wake:   make(chan struct{}, 1), scratch: map[pinKey]role{},
 	}
 	s.syncMembers(members.Members())
 	return s, nil
