@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -111,6 +113,10 @@ func TestFailoverOrigins(t *testing.T) {
 			o.name, at.Sub(killedAt).Round(10*time.Millisecond), late*1000, normal*1000, g)
 	}
 
+	for _, o := range []*roleNode{o1, o2} {
+		waitHTTP(t, o.base+"/readyz", 5*time.Second, o.p) // pulling from B
+	}
+
 	select {
 	case err := <-pushDone:
 		if err != nil {
@@ -165,4 +171,97 @@ func TestFailoverOrigins(t *testing.T) {
 		}
 	}
 	t.Logf("%d segment URLs identical on both origins; media %.1f..%.1f s", len(urls1), from, to)
+
+	// With no ingest left, an origin still serves what it holds but is
+	// not ready.
+	b.kill9(t)
+	waitUntil(t, 15*time.Second, "origin not ready without ingests", func() (bool, string) {
+		code, body := get(t, o1.base+"/readyz")
+		return code == 503, fmt.Sprintf("%d %s", code, body)
+	})
+	if code, _ := get(t, o1.base+"/live.isml/manifest.mpd"); code != 200 {
+		t.Errorf("manifest without ingests: %d", code)
+	}
+}
+
+// TestFailoverRedundantEncoders: two epoch-anchored `sluice push` encoders
+// send the same signal, one to ingest A (which forwards to B), one to B.
+// The origin pulls from A. When the first encoder dies, A stays up but its
+// stream goes silent: the origin notices the stall (two fragment
+// durations) and resumes from B, whose copy from the second encoder is byte
+// for byte the same, so the archive stays whole.
+func TestFailoverRedundantEncoders(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	bin := buildSluice(t, root, dir)
+	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live")
+	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--standby", b.base)
+	o := startRole(t, bin, dir, "origin", "origin", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	dumpLogs(t, a, b, o)
+	sample := filepath.Join(root, "testdata", "sample", "sample.mp4")
+	enc1 := startProc(t, "encoder-1", filepath.Join(artifactsDir(t), "encoder-1.log"),
+		bin, "push", "--quiet", "--loop", sample, a.base+"/live.isml/Streams(live)")
+	var out bytes.Buffer
+	enc2 := exec.Command(bin, "push", "--quiet", "--duration", "24s", sample, b.base+"/live.isml/Streams(live)")
+	enc2.Stdout, enc2.Stderr = &out, &out
+	if err := enc2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	enc2Done := make(chan error, 1)
+	go func() { enc2Done <- enc2.Wait() }()
+	t.Cleanup(func() {
+		if enc2.ProcessState == nil {
+			enc2.Process.Kill()
+			<-enc2Done
+		}
+	})
+	waitUntil(t, 20*time.Second, "origin pulls", func() (bool, string) {
+		sm, _ := streamManifest(t, o.base, "live")
+		return sm.fragments() >= 9, "fewer than 9 fragments"
+	})
+	sm, _ := streamManifest(t, o.base, "live")
+	before := sm.newest()
+	syscall.Kill(enc1.cmd.Process.Pid, syscall.SIGKILL)
+	killedAt := time.Now()
+	waitUntil(t, 15*time.Second, "origin resumes from B", func() (bool, string) {
+		n, _ := scrapeMetric(o.base, "sluice_pull_fragments_total", `ingest="`+b.base+`"`, `result="added"`)
+		return n > 0, "nothing from B yet"
+	})
+	sm, _ = streamManifest(t, o.base, "live")
+	t.Logf("encoder 1 killed: origin stored fragments from B %v later (newest fragment then %.1f s, before %.1f s)",
+		time.Since(killedAt).Round(10*time.Millisecond), sm.newest(), before)
+	if n, _ := scrapeMetric(o.base, "sluice_pull_failovers_total", `reason="stall"`); n < 1 {
+		t.Errorf("no stall failover counted")
+	}
+	select {
+	case err := <-enc2Done:
+		if err != nil {
+			t.Fatalf("encoder 2: %v\n%s", err, out.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("encoder 2 did not finish")
+	}
+	_, to := pushRange(t, out.String())
+	waitUntil(t, 15*time.Second, "origin ends the stream", func() (bool, string) {
+		sm, _ := streamManifest(t, o.base, "live")
+		return sm.ended(), "not ended"
+	})
+	sm, _ = streamManifest(t, o.base, "live")
+	ts := map[string]uint32{}
+	for _, s := range sm.Streams {
+		for _, tr := range s.Tracks {
+			ts[tr.ID] = tr.Timescale
+		}
+	}
+	tl := timelines(t, o.data, "live")
+	var from float64
+	for id, ss := range tl {
+		from = float64(ss[0].start) / float64(ts[id])
+	}
+	checkContiguous(t, "origin", tl, ts, from, to)
+	for _, n := range []*roleNode{a, b, o} {
+		if d, _ := scrapeMetric(n.base, "sluice_fragments_in_total", `result="differs"`); d != 0 {
+			t.Errorf("%s: %v redundant fragments differ from the stored copy", n.name, d)
+		}
+	}
 }

@@ -79,6 +79,28 @@ type standby struct {
 	conns *prometheus.CounterVec // mode
 	drops *prometheus.CounterVec // reason
 	bytes prometheus.Counter
+
+	// synced holds the streams ("point/stream") whose last forwarding
+	// completed: the next push of such a stream is teed at once, without
+	// asking the standby what it holds (one push per CMAF segment).
+	mu     sync.Mutex
+	synced map[string]bool
+}
+
+func (sb *standby) isSynced(key string) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.synced[key]
+}
+
+func (sb *standby) setSynced(key string, ok bool) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if ok {
+		sb.synced[key] = true
+	} else {
+		delete(sb.synced, key)
+	}
 }
 
 func newStandby(h *Handler, base string, max int64, reg *prometheus.Registry) *standby {
@@ -97,7 +119,7 @@ func newStandby(h *Handler, base string, max int64, reg *prometheus.Registry) *s
 		h: h, base: strings.TrimSuffix(base, "/"), max: max, log: h.log.With("standby", base),
 		client: &http.Client{Transport: tr},
 		query:  &http.Client{Transport: tr, Timeout: 3 * time.Second},
-		ctx:    ctx, cancel: cancel,
+		ctx:    ctx, cancel: cancel, synced: map[string]bool{},
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_proxy_connections_total", Help: "Connections of the push proxy to the standby ingest, by mode (tee: the push as received; follow: stored fragments the standby lacks, then the push).",
 		}, []string{"mode"}),
@@ -138,9 +160,15 @@ func (sb *standby) start(r *http.Request, point *store.Point, streamID string) *
 	hdr.Set("User-Agent", "sluice-proxy/1")
 	hdr.Set(ProxyHeader, "1")
 	info, _ := streamInfo(point, streamID)
+	before := map[string]int64{}
+	for _, id := range info.Tracks {
+		if st, ok := point.Stats(id); ok && st.Count > 0 {
+			before[id] = st.Last
+		}
+	}
 	f := &forward{
 		sb: sb, point: point, streamID: streamID, uri: r.URL.RequestURI(), hdr: hdr,
-		before: point.View(0), tracks: info.Tracks, log: sb.log.With("point", point.Name, "stream", streamID),
+		before: before, tracks: info.Tracks, log: sb.log.With("point", point.Name, "stream", streamID),
 		tee: true, done: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	sb.wg.Add(1)
@@ -155,7 +183,7 @@ type forward struct {
 	streamID string
 	uri      string
 	hdr      http.Header
-	before   store.View        // the primary's index when the push began
+	before   map[string]int64  // the primary's newest start per track when the push began
 	tracks   map[uint32]string // the stream's tracks then (nil: a new stream)
 	log      *slog.Logger
 
@@ -189,6 +217,9 @@ func (f *forward) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// key names the forwarded stream in standby.synced.
+func (f *forward) key() string { return f.point.Name + "/" + f.streamID }
+
 // dropLocked ends tee mode; f.mu is held.
 func (f *forward) dropLocked(reason, detail string) {
 	if !f.tee {
@@ -199,6 +230,7 @@ func (f *forward) dropLocked(reason, detail string) {
 	if f.teeCancel != nil {
 		f.teeCancel()
 	}
+	f.sb.setSynced(f.key(), false)
 	f.sb.drops.WithLabelValues(reason).Inc()
 	f.log.Warn("push proxy: standby connection dropped; the primary's ingest goes on", "reason", reason, "detail", detail)
 }
@@ -220,10 +252,20 @@ func (f *forward) finish(err error) {
 
 func (f *forward) run() {
 	defer f.sb.wg.Done()
-	st, err := f.standbyStatus()
+	var err error
+	behind := !f.sb.isSynced(f.key())
+	if behind {
+		// Not known to be in sync (the first push of the stream since this
+		// process started, or one after a drop): ask the standby.
+		var st *StreamStatus
+		if st, err = f.standbyStatus(); err == nil {
+			_, behind = resumeSpec(f.point, f.tracks, f.before, st)
+		}
+	}
 	if err == nil {
-		if _, behind := resumeSpec(f.before, f.tracks, st); !behind {
+		if !behind {
 			err = f.runTee()
+			f.sb.setSynced(f.key(), err == nil)
 			if err == nil || errors.Is(err, errRefused) || errors.Is(err, errAborted) {
 				return
 			}
@@ -257,6 +299,7 @@ func (f *forward) run() {
 			backoff = min(2*backoff, 5*time.Second)
 		}
 		err := f.runFollow()
+		f.sb.setSynced(f.key(), err == nil)
 		switch {
 		case err == nil:
 			if closed(f.done) {
@@ -473,7 +516,7 @@ func (f *forward) runFollow() error {
 	if err != nil {
 		return err
 	}
-	spec, _ := resumeSpec(f.point.View(0), info.Tracks, st)
+	spec, _ := resumeSpec(f.point, info.Tracks, nil, st)
 	ctx, cancel := context.WithCancel(f.sb.ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -545,16 +588,22 @@ func (f *forward) standbyStatus() (*StreamStatus, error) {
 }
 
 // resumeSpec is where a standby holding st (nil: nothing) must resume the
-// stream made of tracks to hold everything v holds of it, and whether it
-// lacks anything.
+// stream made of tracks to hold everything the primary's point holds of it,
+// and whether it lacks anything the primary held — when before is not nil,
+// the newest start per track at some earlier moment (the start of a push).
 // A track resumes after the standby's newest fragment when the standby holds
-// as many fragments up to it as v does (no hole), else from the standby's
-// first fragment (the copies it already has are recognised as duplicates).
-func resumeSpec(v store.View, tracks map[uint32]string, st *StreamStatus) (StartSpec, bool) {
+// as many fragments up to it as the primary does (no hole), else from the
+// standby's first fragment (the copies it already has are recognised as
+// duplicates).
+func resumeSpec(point *store.Point, tracks map[uint32]string, before map[string]int64, st *StreamStatus) (StartSpec, bool) {
 	spec := StartSpec{Header: true, From: map[string]int64{}}
 	behind := false
 	for _, id := range tracks {
-		tv, _ := v.Track(id)
+		stats, _ := point.Stats(id)
+		last, has := stats.Last, stats.Count > 0
+		if before != nil {
+			last, has = before[id]
+		}
 		var bt *TrackStatus
 		if st != nil {
 			for i := range st.Tracks {
@@ -564,18 +613,12 @@ func resumeSpec(v store.View, tracks map[uint32]string, st *StreamStatus) (Start
 			}
 		}
 		if bt == nil || bt.Fragments == 0 {
-			behind = behind || len(tv.Frags) > 0
+			behind = behind || has
 			continue
 		}
-		n := 0
-		for _, fr := range tv.Frags {
-			if fr.Start >= bt.First && fr.Start <= bt.Last {
-				n++
-			}
-		}
-		if n == bt.Fragments {
+		if point.Count(id, bt.First, bt.Last) == bt.Fragments {
 			spec.From[id] = bt.Last + 1
-			behind = behind || (len(tv.Frags) > 0 && tv.Frags[len(tv.Frags)-1].Start > bt.Last)
+			behind = behind || (has && last > bt.Last)
 		} else {
 			spec.From[id] = bt.First
 			behind = true

@@ -119,19 +119,18 @@ func streamInfo(point *store.Point, id string) (store.StreamInfo, bool) {
 
 // streamManifest describes the streams of a point.
 func streamManifest(point *store.Point) StreamManifest {
-	v := point.View(0)
-	sm := StreamManifest{Point: point.Name, Anchor: v.Meta.Anchor, Streams: []StreamStatus{}}
+	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}}
 	for _, s := range point.Streams() {
 		ss := StreamStatus{ID: s.ID}
 		for tid, id := range s.Tracks {
-			tv, ok := v.Track(id)
+			st, ok := point.Stats(id)
 			if !ok {
 				continue
 			}
-			ts := TrackStatus{ID: id, TrackID: tid, Kind: tv.Info.Kind, Bitrate: tv.Info.Bitrate,
-				Timescale: tv.Info.Timescale, Ended: tv.Ended, Fragments: len(tv.Frags)}
-			if n := len(tv.Frags); n > 0 {
-				ts.First, ts.Last = tv.Frags[0].Start, tv.Frags[n-1].Start
+			ts := TrackStatus{ID: id, TrackID: tid, Kind: st.Info.Kind, Bitrate: st.Info.Bitrate,
+				Timescale: st.Info.Timescale, Ended: st.Ended, Fragments: st.Count}
+			if st.Count > 0 {
+				ts.First, ts.Last = st.First, st.Last
 			}
 			ss.Tracks = append(ss.Tracks, ts)
 		}
@@ -234,6 +233,7 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 		id    string
 		next  int64 // start time of the next fragment to send
 		fixed bool  // next was set from the spec
+		ts    float64
 	}
 	var cur []*cursor
 	for _, id := range info.Tracks {
@@ -249,7 +249,6 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 	for {
 		stopping := closed(stop)
 		changed := point.Changed()
-		v := point.View(0)
 		type pending struct {
 			c   *cursor
 			ref store.FragRef
@@ -258,19 +257,27 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 		var todo []pending
 		allEnded, found := true, 0
 		for _, c := range cur {
-			tv, ok := v.Track(c.id)
+			if c.ts == 0 {
+				ti, err := point.TrackInfo(c.id)
+				if err != nil || ti.Timescale == 0 {
+					continue
+				}
+				c.ts = float64(ti.Timescale)
+			}
+			if spec.HasNearest && !c.fixed {
+				if st, ok := point.Stats(c.id); ok && st.Count > 0 {
+					c.next, c.fixed = point.Nearest(c.id, spec.Nearest), true
+				}
+			}
+			frags, ended, ok := point.Tail(c.id, c.next)
 			if !ok {
 				continue
 			}
 			found++
-			if spec.HasNearest && !c.fixed && len(tv.Frags) > 0 {
-				c.next, c.fixed = nearest(tv, spec.Nearest), true
+			for _, f := range frags {
+				todo = append(todo, pending{c: c, ref: f, sec: float64(f.Start) / c.ts})
 			}
-			i := sort.Search(len(tv.Frags), func(i int) bool { return tv.Frags[i].Start >= c.next })
-			for _, f := range tv.Frags[i:] {
-				todo = append(todo, pending{c: c, ref: f, sec: tv.Seconds(f.Start)})
-			}
-			if !tv.Ended {
+			if !ended {
 				allEnded = false
 			}
 		}
@@ -331,21 +338,6 @@ func closed(c <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// nearest returns the start time of the fragment nearest t in a track.
-func nearest(tv store.TrackView, t int64) int64 {
-	if len(tv.Frags) == 0 {
-		return t
-	}
-	i := sort.Search(len(tv.Frags), func(i int) bool { return tv.Frags[i].Start >= t })
-	if i == len(tv.Frags) {
-		return tv.Frags[i-1].Start
-	}
-	if i > 0 && t-tv.Frags[i-1].Start < tv.Frags[i].Start-t {
-		return tv.Frags[i-1].Start
-	}
-	return tv.Frags[i].Start
 }
 
 var emptyMfra = []byte{0, 0, 0, 8, 'm', 'f', 'r', 'a'}

@@ -286,13 +286,12 @@ func (pp *pointPuller) adopt(point *store.Point, anchor time.Time) {
 // complete reports whether the local copy of an ended ingest stream has
 // ended too and holds its newest fragments.
 func complete(point *store.Point, s ingest.StreamStatus) bool {
-	v := point.View(0)
 	for _, t := range s.Tracks {
-		tv, ok := v.Track(t.ID)
-		if !ok || !tv.Ended {
+		st, ok := point.Stats(t.ID)
+		if !ok || !st.Ended {
 			return false
 		}
-		if t.Fragments > 0 && (len(tv.Frags) == 0 || tv.Frags[len(tv.Frags)-1].Start < t.Last) {
+		if t.Fragments > 0 && (st.Count == 0 || st.Last < t.Last) {
 			return false
 		}
 	}
@@ -389,11 +388,10 @@ func resumeSpec(point *store.Point, id string) ingest.StartSpec {
 	if info == nil {
 		return ingest.StartSpec{Header: true}
 	}
-	v := point.View(0)
 	spec := ingest.StartSpec{From: map[string]int64{}}
 	for _, tid := range info.Tracks {
-		if tv, ok := v.Track(tid); ok && len(tv.Frags) > 0 {
-			spec.From[tid] = tv.Frags[len(tv.Frags)-1].Start + 1
+		if st, ok := point.Stats(tid); ok && st.Count > 0 {
+			spec.From[tid] = st.Last + 1
 		}
 	}
 	if len(spec.From) == 0 {
