@@ -110,6 +110,9 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	}
+	if cfg.Role != "" && cfg.Role != "distribution" {
+		return fmt.Errorf("the configuration is for role %q, not %q", cfg.Role, "distribution")
+	}
 	dc := &cfg.Distribution
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {

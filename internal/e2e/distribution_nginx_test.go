@@ -151,7 +151,7 @@ func TestDistributionNginxCache(t *testing.T) {
 
 	// Live: players fill nginx; then every fragment the current manifest
 	// lists, asked again by a second wave, comes from nginx alone.
-	agg := distPlay(t, bin, nbase+"/ch.isml/manifest.mpd", 10, 10*time.Second)
+	agg := distPlay(t, bin, nbase+"/ch.isml/manifest.mpd", 10, 6*time.Second)
 	if agg.SessionsOK != 10 {
 		t.Errorf("live wave 1: %d of 10 sessions ok, statuses %v", agg.SessionsOK, agg.HTTPStatus)
 	}
