@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/placement"
+)
+
+// TestSenderEtcdMembershipAndReplicas: three `sluice sender` processes
+// register in a real etcd (Debian's etcd-server); `sluice sender-load`
+// writes an imported VOD asset to them with R = 2 (each block on exactly its
+// two owners, every init on all three); then one sender is killed with
+// SIGKILL: it leaves the etcd set within its lease TTL, and every block is
+// still served, byte for byte, by its new primary among the survivors.
+func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	bin := buildSluice(t, root, dir)
+	etcd := startEtcdServer(t)
+	const ttl = 2 * time.Second
+	var senders []*senderProc
+	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
+		senders = append(senders, startSenderProc(t, bin, name, "--etcd", etcd, "--etcd-ttl", ttl.String(), "--ram", "8M"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	set, err := membership.Etcd(ctx, membership.EtcdConfig{Endpoints: []string{etcd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	ms := waitSenderSet(t, set, 3, 10*time.Second)
+	for i, m := range ms {
+		if m.ID != senders[i].id || m.URL != senders[i].base {
+			t.Errorf("member %d: %+v, want %s at %s", i, m, senders[i].id, senders[i].base)
+		}
+	}
+
+	// A VOD asset, written to the owners.
+	data := filepath.Join(dir, "data")
+	if out, err := exec.Command(bin, "import", "--quiet", filepath.Join(root, "testdata", "sample", "sample.mp4"), "movies/demo", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "sender-load", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "movies/demo").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sender-load: %v\n%s", err, out)
+	}
+	t.Logf("sender-load: %s", bytes.TrimSpace(out))
+	blocks := storedBlocks(t, data, "movies/demo")
+	if copies := checkBlockPlacement(t, ms, blocks, 2); copies != 2*len(blocks) {
+		t.Errorf("%d copies of %d blocks, want %d", copies, len(blocks), 2*len(blocks))
+	}
+	held := 0
+	for _, s := range senders {
+		st := fetchSenderStats(t, s.base)
+		held += st.Blocks
+		if st.Blocks == 0 {
+			t.Errorf("sender %s holds no block: placement does not spread", s.id)
+		}
+	}
+	if held != 2*len(blocks) {
+		t.Errorf("senders hold %d blocks, want %d", held, 2*len(blocks))
+	}
+	// Every track header is on every sender.
+	tracks := map[string]bool{}
+	for id := range blocks {
+		if tracks[id.Track] {
+			continue
+		}
+		tracks[id.Track] = true
+		for _, s := range senders {
+			code, _ := get(t, placement.InitURL(s.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
+			if code != 200 {
+				t.Errorf("init of %s/%s at %s: %d", id.Point, id.Track, s.id, code)
+			}
+		}
+	}
+
+	// kill -9 one sender: it leaves the set within the TTL.
+	victim := senders[1]
+	killed := time.Now()
+	if err := syscall.Kill(victim.p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	left := waitSenderSet(t, set, 2, 3*ttl)
+	took := time.Since(killed)
+	t.Logf("killed sender %s left the etcd set after %v (lease TTL %v)", victim.id, took.Round(10*time.Millisecond), ttl)
+	if took > ttl+1500*time.Millisecond {
+		t.Errorf("sender left after %v, TTL %v", took, ttl)
+	}
+	for _, m := range left {
+		if m.ID == victim.id {
+			t.Fatalf("killed sender still in the set: %v", left)
+		}
+	}
+	// Its blocks are served by the replicas: the new primary of every block
+	// holds it.
+	moved := 0
+	for id, want := range blocks {
+		prim := placement.Owners(left, id, 1)[0]
+		if placement.Owners(ms, id, 1)[0].ID == victim.id {
+			moved++
+		}
+		code, got := fetchSenderBlock(t, prim.URL, id)
+		if code != 200 || !bytes.Equal(got, want) {
+			t.Errorf("block %s at its new primary %s: %d, %d bytes", id, prim.ID, code, len(got))
+		}
+	}
+	t.Logf("%d of %d blocks had the killed sender as primary; all served by their new primary", moved, len(blocks))
+	if moved == 0 {
+		t.Error("the killed sender was primary of no block: the test proves nothing")
+	}
+	if strings.Contains(victim.p.out.String(), "panic") {
+		t.Errorf("sender output has a panic:\n%s", victim.p.out)
+	}
+}

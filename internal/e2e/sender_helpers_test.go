@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/placement"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// e2eClusterSecret is the secret of the test clusters.
+const e2eClusterSecret = "e2e-cluster-secret"
+
+// startEtcdServer starts Debian's etcd (package etcd-server; scripts/setup.sh
+// installs it) in a temporary directory on free loopback ports and returns
+// its client endpoint. It fails the test when etcd is missing.
+func startEtcdServer(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd is missing from PATH (apt-get install etcd-server; scripts/setup.sh installs it): %v", err)
+	}
+	client, peer := freePort(t), freePort(t)
+	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
+	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	p := startProc(t, "etcd", filepath.Join(artifactsDir(t), "etcd.log"), bin,
+		"--name", "e2e", "--data-dir", t.TempDir(),
+		"--listen-client-urls", cu, "--advertise-client-urls", cu,
+		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+		"--initial-cluster", "e2e="+pu, "--initial-cluster-state", "new",
+		"--log-level", "warn")
+	waitHTTP(t, cu+"/health", 30*time.Second, p)
+	return cu
+}
+
+// senderProc is one `sluice sender` child process.
+type senderProc struct {
+	id, base string
+	p        *proc
+}
+
+// startSenderProc starts `sluice sender` on a free port with its own block
+// directory and waits until it is ready (registered, with etcd).
+func startSenderProc(t *testing.T, bin, name string, extra ...string) *senderProc {
+	t.Helper()
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := append([]string{bin, "sender", "--listen", addr, "--data", filepath.Join(t.TempDir(), name),
+		"--cluster-secret", e2eClusterSecret, "--log-level", "debug"}, extra...)
+	p := startProc(t, name, filepath.Join(artifactsDir(t), name+".log"), args...)
+	s := &senderProc{id: addr, base: "http://" + addr, p: p}
+	waitHTTP(t, s.base+"/readyz", 30*time.Second, p)
+	return s
+}
+
+// waitSenderSet waits until set has n members and returns them.
+func waitSenderSet(t *testing.T, set membership.Set, n int, timeout time.Duration) []membership.Member {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		ch := set.Changed()
+		if ms := set.Members(); len(ms) == n {
+			return ms
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("sender set has %v, want %d members within %v", set.Members(), n, timeout)
+		}
+	}
+}
+
+// senderBlockToken signs a token for every block of a track.
+func senderBlockToken(point, track string) string {
+	return cluster.Sign([]byte(e2eClusterSecret), cluster.Token{Session: "e2e", Point: point, Track: track, Expires: time.Now().Add(time.Hour)})
+}
+
+// fetchSenderBlock GETs a block from a sender with a valid token.
+func fetchSenderBlock(t *testing.T, base string, id cluster.BlockID) (int, []byte) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(placement.ClientURL(base, senderBlockToken(id.Point, id.Track), id))
+	if err != nil {
+		t.Fatalf("GET block %s from %s: %v", id, base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// storedBlocks lists every fragment of a point in a data directory with its
+// bytes.
+func storedBlocks(t *testing.T, dataDir, point string) map[cluster.BlockID][]byte {
+	t.Helper()
+	st, err := store.OpenShared(dataDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Point(point)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[cluster.BlockID][]byte{}
+	for _, tr := range p.View(0).Tracks {
+		for _, f := range tr.Frags {
+			data, _, err := p.ReadFragment(tr.ID, f.Start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[cluster.BlockID{Point: point, Track: tr.ID, Start: f.Start}] = data
+		}
+	}
+	return out
+}
+
+// checkBlockPlacement checks that every block is held by exactly its r owners
+// among ms (byte for byte) and by no other sender; it returns the number of
+// copies found.
+func checkBlockPlacement(t *testing.T, ms []membership.Member, blocks map[cluster.BlockID][]byte, r int) int {
+	t.Helper()
+	copies := 0
+	for id, want := range blocks {
+		owners := map[string]bool{}
+		for _, o := range placement.Owners(ms, id, r) {
+			owners[o.ID] = true
+		}
+		for _, m := range ms {
+			code, got := fetchSenderBlock(t, m.URL, id)
+			switch {
+			case owners[m.ID] && (code != 200 || !bytes.Equal(got, want)):
+				t.Errorf("owner %s of %s: status %d, %d bytes (want %d)", m.ID, id, code, len(got), len(want))
+			case !owners[m.ID] && code != 404:
+				t.Errorf("non-owner %s of %s: status %d, want 404", m.ID, id, code)
+			case code == 200:
+				copies++
+			}
+		}
+	}
+	return copies
+}
+
+// fetchSenderStats fetches a sender's /internal/v1/stats.
+func fetchSenderStats(t *testing.T, base string) cluster.SenderStats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := placement.NewClient([]byte(e2eClusterSecret), nil).Stats(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
