@@ -42,8 +42,9 @@ type RequestInfo struct {
 	// closed byte range), 0 unknown.
 	Size int64
 	// Buffer is the buffer level of Kind; BufferTarget the level the player
-	// fills up to (for a live fragment, at most the distance to the live
-	// edge: suggestedPresentationDelay or HOLD-BACK, else three fragments).
+	// fills up to. For a live fragment it is at most the level plus the
+	// media the manifest lists after the fragment: at the live edge the
+	// buffer is as full as it can get.
 	Buffer, BufferTarget time.Duration
 	// Throughput is the player's throughput estimate, bits/s (0 unknown).
 	Throughput float64

@@ -338,7 +338,7 @@ func (p *pacer) encodingRate(info RequestInfo) float64 {
 // never going below FloorMultiplier. Call with p.mu held.
 func (p *pacer) multiplier(buffer, target time.Duration) float64 {
 	full := 1.0
-	if span := target - p.cfg.MinBuffer; span > 0 {
+	if span := target - p.cfg.MinBuffer; span > 0 && buffer < target {
 		full = min(max(float64(buffer-p.cfg.MinBuffer)/float64(span), 0), 1)
 	}
 	m := p.cfg.LowBufferMultiplier + (p.cfg.RateMultiplier-p.cfg.LowBufferMultiplier)*full
@@ -447,7 +447,7 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 			p.feedLoss(md.Loss, d)
 		}
 	}
-	if ok && d.Paced && elapsed > 0 && n >= 64<<10 {
+	if ok && d.Paced && elapsed > 0 && n > 0 {
 		tput := float64(n) * 8 / elapsed.Seconds()
 		paceLimited = tput >= 0.8*d.Rate
 		if paceLimited {

@@ -411,7 +411,14 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		if idx+1 < len(segs) {
 			next = &segs[idx+1]
 		}
-		n, err := s.fetchFragment(ctx, pres, k, r, seg, next)
+		ahead := time.Duration(-1) // media listed after seg: live only
+		if pres.Live {
+			ahead = 0
+			for _, x := range segs[idx+1:] {
+				ahead += x.Dur
+			}
+		}
+		n, err := s.fetchFragment(ctx, pres, k, r, seg, next, ahead)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -497,20 +504,16 @@ func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *
 
 // fetchFragment fetches and checks a media fragment, retrying once, and
 // returns its size.
-func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment) (int, error) {
+func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration) (int, error) {
 	var size int
 	err := s.withRetry(ctx, func() (int, time.Duration, error) {
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
 		info.Size = rangeSize(seg.Range)
-		if pres.Live {
-			// A live buffer cannot hold more than the distance to the live
-			// edge: that is "full" for a live session.
-			reach := pres.LiveDelay
-			if reach <= 0 {
-				reach = 3 * seg.Dur
-			}
-			info.BufferTarget = min(info.BufferTarget, max(reach, s.cfg.Startup))
+		if ahead >= 0 {
+			// Live: the buffer cannot grow beyond what the manifest lists.
+			// At the live edge it is as full as it can get, however low.
+			info.BufferTarget = min(info.BufferTarget, info.Buffer+ahead)
 		}
 		info.Starved = s.play.takeStarved(k)
 		if next != nil {
