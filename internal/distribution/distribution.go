@@ -297,6 +297,8 @@ func (p *Proxy) check(ctx context.Context, obj object) string {
 func (p *Proxy) checkIn(l *layout, obj object) string {
 	if !obj.hasT {
 		switch {
+		case l.opaque:
+			return ""
 		case l.missing:
 			return refusePoint
 		case l.tracks[obj.trackKey] == nil:
@@ -362,7 +364,7 @@ func (p *Proxy) learn(obj object, e *entry) *layout {
 		}
 		if err != nil {
 			p.log.Warn("manifest not understood; its requests pass unchecked", "path", obj.path, "err", err)
-			return nil
+			l = &layout{opaque: true}
 		}
 	case e.status == http.StatusNotFound || e.status == http.StatusGone:
 		l = &layout{missing: true}

@@ -561,3 +561,29 @@ func TestWindow(t *testing.T) {
 		t.Errorf("window evictions %v, want 2", c)
 	}
 }
+
+// TestOpaqueManifestFailsOpen: a manifest the proxy does not understand
+// (here a SegmentList MPD) never makes it refuse: requests pass upstream.
+func TestOpaqueManifestFailsOpen(t *testing.T) {
+	o := newFakeOrigin(t)
+	o.fail = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/ch.isml/manifest.mpd" {
+			return false
+		}
+		w.Header().Set("Cache-Control", "public, max-age=1")
+		io.WriteString(w, `<MPD type="dynamic"><Period><AdaptationSet><Representation id="v"><SegmentList/></Representation></AdaptationSet></Period></MPD>`)
+		return true
+	}
+	tp := newTestProxy(t, nil, o.ts.URL)
+	for i := range 3 {
+		if resp, _ := tp.get(t, fragPath(listedFrag(i))); resp.StatusCode != 200 {
+			t.Fatalf("fragment %d: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := tp.get(t, fragPath(listedFrag(1)+1)); resp.StatusCode != 404 || o.count(fragPath(listedFrag(1)+1)) != 1 {
+		t.Fatal("an unlisted time was not passed to the origin")
+	}
+	if n := o.count("/ch.isml/manifest.mpd"); n != 1 {
+		t.Fatalf("%d manifest requests, want 1", n)
+	}
+}

@@ -60,6 +60,9 @@ type layout struct {
 	// missing: the origin answered the manifest with an error status (an
 	// unknown point, or nothing to list yet).
 	missing bool
+	// opaque: the manifest was not understood; requests pass unchecked
+	// until it changes.
+	opaque bool
 	live    bool
 	// lookAhead is the Smooth LookAheadFragmentCount: fragments past the
 	// listed edge that live Smooth clients learn from tfrf boxes.
@@ -88,6 +91,9 @@ func (l *layout) edge() float64 {
 // manifest was fetched (its edge has moved on since). It returns "" when
 // the request may go upstream, else the refusal reason.
 func (l *layout) check(key string, t int64, slack int, now time.Time) string {
+	if l.opaque {
+		return ""
+	}
 	if l.missing {
 		return refusePoint
 	}
@@ -127,7 +133,7 @@ func (l *layout) check(key string, t int64, slack int, now time.Time) string {
 
 // track returns the timeline of a track key, if listed.
 func (l *layout) track(key string) *timeline {
-	if l == nil || l.missing {
+	if l == nil || l.missing || l.opaque {
 		return nil
 	}
 	return l.tracks[key]

@@ -21,7 +21,7 @@ import (
 // headers such as CMSD-Dynamic are not.
 var keptHeaders = []string{
 	"Content-Type", "Cache-Control", "Etag", "Last-Modified", "Expires", "Content-Language",
-	"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Cmsd-Static",
+	"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Cmsd-Static", "Location",
 }
 
 func keep(h http.Header) http.Header {
