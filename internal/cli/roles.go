@@ -131,6 +131,7 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	var rf roleFlags
 	rf.register(fs)
 	pf := registerPeerFlags(fs, name, roles)
+	cf := registerClusterFlags(fs, name)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,6 +140,9 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 		return err
 	}
 	if cfg, err = pf.apply(fs, cfg, name); err != nil {
+		return err
+	}
+	if cfg, err = cf.apply(fs, cfg); err != nil {
 		return err
 	}
 	log, err := rf.logger(stderr)

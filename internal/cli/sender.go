@@ -251,6 +251,33 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.secret, "cluster-secret", "", "cluster secret (default $SLUICE_CLUSTER_SECRET)")
 }
 
+// registerClusterFlags adds the cluster flags to the origin's flags (nil
+// for other roles).
+func registerClusterFlags(fs *flag.FlagSet, name string) *clusterFlags {
+	if name != "origin" {
+		return nil
+	}
+	cf := &clusterFlags{}
+	cf.register(fs)
+	return cf
+}
+
+// apply lays the cluster flags that were set over cfg.Cluster (and the
+// secret from $SLUICE_CLUSTER_SECRET) and validates it.
+func (cf *clusterFlags) apply(fs *flag.FlagSet, cfg config.Config) (config.Config, error) {
+	if cf == nil {
+		return cfg, nil
+	}
+	cfg.Cluster = cf.cluster(fs, cfg.Cluster)
+	if !cfg.Cluster.Enabled() {
+		return cfg, nil
+	}
+	if cfg.Cluster.Secret == "" {
+		return cfg, errors.New("--senders/--etcd need a cluster secret: --cluster-secret or $SLUICE_CLUSTER_SECRET")
+	}
+	return cfg, cfg.Cluster.Validate()
+}
+
 // cluster lays the cluster flags that were set over c.
 func (cf *clusterFlags) cluster(fs *flag.FlagSet, c config.Cluster) config.Cluster {
 	fs.Visit(func(f *flag.Flag) {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -22,7 +21,8 @@ type Cluster struct {
 	// Replicas is R, how many senders hold each block (2 when 0).
 	Replicas int `yaml:"replicas,omitempty"`
 	// Secret authenticates internal requests to the senders and signs
-	// session tokens ($SLUICE_CLUSTER_SECRET when empty).
+	// session tokens ($SLUICE_CLUSTER_SECRET when empty; one of them is
+	// required).
 	Secret string `yaml:"secret,omitempty"`
 }
 
@@ -36,9 +36,6 @@ func (c Cluster) Validate() error {
 	}
 	if c.Replicas < 0 || c.Replicas > 16 {
 		return fmt.Errorf("cluster replicas %d out of range 1..16", c.Replicas)
-	}
-	if c.Secret == "" {
-		return errors.New("cluster: a secret is required (secret: or --cluster-secret or $SLUICE_CLUSTER_SECRET)")
 	}
 	for _, s := range append(append([]string(nil), c.Senders...), c.Etcd...) {
 		_, raw, named := strings.Cut(s, "=")

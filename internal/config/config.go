@@ -63,6 +63,9 @@ type Config struct {
 	Distribution Distribution `yaml:"distribution"`
 	// Pacing configures the TCP pacing of media responses (docs/pacing.md).
 	Pacing Pacing `yaml:"pacing"`
+	// Cluster names the senders an origin forwards every stored fragment
+	// to (docs/cluster.md).
+	Cluster Cluster `yaml:"cluster,omitempty"`
 }
 
 // Distribution configures the distribution role (a content-aware caching
@@ -144,6 +147,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Distribution.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.Validate(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

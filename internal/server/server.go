@@ -120,6 +120,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve listens on the configured address until ctx ends, then shuts down
 // gracefully. started, if not nil, receives the bound address.
 func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
+	if err := s.startCluster(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return err

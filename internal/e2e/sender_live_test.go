@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/placement"
+)
+
+// TestSenderLiveOriginWritesToOwners: an origin started with --senders (a
+// static set of three `sluice sender` processes) and --replicas 2 forwards
+// every fragment a live push stores to exactly its two owners, and every
+// track header to all three senders.
+func TestSenderLiveOriginWritesToOwners(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	bin := buildSluice(t, root, dir)
+	var senders []*senderProc
+	var urls []string
+	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
+		s := startSenderProc(t, bin, name, "--ram", "8M")
+		senders = append(senders, s)
+		urls = append(urls, s.base)
+	}
+	data := filepath.Join(dir, "origin-data")
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin",
+		"--listen", addr, "--data", data, "--point", "live/ch",
+		"--senders", strings.Join(urls, ","), "--replicas", "2", "--cluster-secret", e2eClusterSecret)
+	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
+
+	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", filepath.Join(root, "testdata", "sample", "sample.mp4"),
+		"http://"+addr+"/live/ch.isml/Streams(ch)").CombinedOutput()
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	blocks := storedBlocks(t, data, "live/ch")
+	if len(blocks) < 8 {
+		t.Fatalf("origin stored %d fragments", len(blocks))
+	}
+	// Wait until the origin's writer has placed every fragment.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, body := get(t, "http://"+addr+"/metrics")
+		if n := senderMetricValue(body, "sluice_cluster_blocks_written_total"); n >= float64(len(blocks)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("origin wrote %v of %d fragments to the senders; origin log:\n%s", senderMetricValue(body, "sluice_cluster_blocks_written_total"), len(blocks), origin.out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ms, err := membership.ParseList(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if copies := checkBlockPlacement(t, ms, blocks, 2); copies != 2*len(blocks) {
+		t.Errorf("%d copies of %d fragments, want %d", copies, len(blocks), 2*len(blocks))
+	}
+	tracks := map[string]bool{}
+	for id := range blocks {
+		if tracks[id.Track] {
+			continue
+		}
+		tracks[id.Track] = true
+		for _, s := range senders {
+			code, body := get(t, placement.InitURL(s.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
+			if code != 200 || !bytes.HasPrefix(body[4:], []byte("ftyp")) {
+				t.Errorf("init of %s at %s: %d", id.Track, s.id, code)
+			}
+		}
+	}
+	held := 0
+	for _, s := range senders {
+		held += fetchSenderStats(t, s.base).Blocks
+	}
+	t.Logf("%d fragments of %d tracks stored by the origin; %d block copies on 3 senders", len(blocks), len(tracks), held)
+	if held != 2*len(blocks) {
+		t.Errorf("senders hold %d blocks, want %d", held, 2*len(blocks))
+	}
+}
+
+// senderMetricValue returns the value of an unlabelled metric in a Prometheus text
+// exposition (-1 when absent).
+func senderMetricValue(body []byte, name string) float64 {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
