@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -129,4 +131,60 @@ func benchServe(b *testing.B, variant string, size int) {
 	case variant == "ram" && stats.SendsDisk > 0, (variant == "disk" || variant == "disk-cold") && stats.SendsRAM > 0:
 		b.Fatalf("variant %s: sends %+v", variant, stats)
 	}
+}
+
+// BenchmarkRAMFootprint pins 256 MiB of 1 MiB blocks and reports where the
+// bytes live: the Go heap (runtime.MemStats.HeapAlloc) stays small, the
+// blocks are shared memory (Shmem of /proc/meminfo, system-wide: other
+// processes add noise; the memfds are never mapped, so they are not in the
+// process's RSS either), so GOGC never doubles them and no GOMEMLIMIT is
+// needed.
+// Run: go test -run '^$' -bench RAMFootprint -benchtime 1x ./internal/sender
+func BenchmarkRAMFootprint(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		d, err := blockstore.OpenDisk(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := blockstore.New(blockstore.Options{Backend: d, RAMBudget: 300 << 20, NoAdmitOnMiss: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		body := bytes.Repeat([]byte("x"), 1<<20)
+		var heap0 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&heap0)
+		shm0 := procKiB("/proc/meminfo", "Shmem")
+		for k := 0; k < 256; k++ {
+			id := cluster.BlockID{Point: "ch", Track: "v", Start: int64(k)}
+			st.Put(ctx, id, body)
+			st.Pin(ctx, "s", cluster.Pin{Session: "x", Block: id})
+		}
+		for k := 0; k < 256; k++ {
+			st.WaitLoaded(ctx, cluster.BlockID{Point: "ch", Track: "v", Start: int64(k)})
+		}
+		var heap1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&heap1)
+		b.ReportMetric(float64(st.Stats().RAMBytes)/(1<<20), "cached-MiB")
+		b.ReportMetric((float64(heap1.HeapAlloc)-float64(heap0.HeapAlloc))/(1<<20), "heap-growth-MiB")
+		b.ReportMetric(float64(procKiB("/proc/meminfo", "Shmem")-shm0)/1024, "shmem-growth-MiB")
+		st.Close()
+	}
+}
+
+// procKiB reads a "<field>: N kB" line of a /proc file.
+func procKiB(file, field string) int64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
