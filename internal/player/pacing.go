@@ -56,6 +56,7 @@ const (
 	DefaultMSS            = 1448
 	DefaultLossThreshold  = 0.005
 	DefaultMaxPacingLog   = 5000
+	DefaultProbeEvery     = 5
 )
 
 // PacingConfig configures the pacing request engine. The zero value (mode
@@ -83,6 +84,11 @@ type PacingConfig struct {
 	// LossThreshold: a loss rate above it in the server's metadata makes
 	// the engine back off (default 0.5 %).
 	LossThreshold float64
+	// ProbeEvery: while the video rendition is below the top one, every
+	// ProbeEvery-th fragment request goes unpaced, so that the throughput
+	// estimate sees the network and the player can switch up (a paced
+	// download only measures its pace). Default 5; negative: never.
+	ProbeEvery int
 	// Log keeps one entry per fragment request in the report (for
 	// benchmarks), at most MaxLog (default 5000).
 	Log    bool
@@ -116,6 +122,9 @@ func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
 	if c.MaxLog <= 0 {
 		c.MaxLog = DefaultMaxPacingLog
 	}
+	if c.ProbeEvery == 0 {
+		c.ProbeEvery = DefaultProbeEvery
+	}
 	return c
 }
 
@@ -123,8 +132,9 @@ func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
 type PacingDecision struct {
 	// Media is true for fragment requests, the only ones the engine
 	// considers; Urgent when the request goes unpaced on purpose (startup,
-	// starved, buffer below MinBuffer).
-	Media, Urgent bool
+	// starved, buffer below MinBuffer); Probe when it goes unpaced to
+	// measure the network (ProbeEvery).
+	Media, Urgent, Probe bool
 	// Paced is true when a specification was sent.
 	Paced bool
 	// Rate is the requested pacing rate, bits/s of TCP payload (0: none).
@@ -245,6 +255,8 @@ type pacer struct {
 	mu sync.Mutex
 	// encoded is the last instantaneous encoding rate seen per rendition.
 	encoded map[string]float64
+	// sinceProbe counts paced requests per kind since the last probe.
+	sinceProbe map[Kind]int
 	// lossFactor scales the multiplier down after lossy responses and
 	// recovers slowly on clean ones.
 	lossFactor float64
@@ -260,7 +272,7 @@ type pacer struct {
 func newPacer(cfg PacingConfig, startup time.Duration) *pacer {
 	cfg = cfg.withDefaults(startup)
 	return &pacer{
-		cfg: cfg, start: time.Now(), encoded: map[string]float64{}, lossFactor: 1,
+		cfg: cfg, start: time.Now(), encoded: map[string]float64{}, sinceProbe: map[Kind]int{}, lossFactor: 1,
 		rep: PacingReport{
 			Mode: cfg.Mode, RateMultiplier: cfg.RateMultiplier, LowBufferMultiplier: cfg.LowBufferMultiplier,
 			MinBufferMS: cfg.MinBuffer.Milliseconds(), Burst: cfg.Burst,
@@ -308,6 +320,13 @@ func (p *pacer) decide(info RequestInfo) PacingDecision {
 	}
 	if d.EncodedRate <= 0 {
 		return d // nothing to derive a rate from
+	}
+	if p.cfg.ProbeEvery > 0 && info.Kind == KindVideo && info.TopBitrate > 0 && info.Bitrate < info.TopBitrate {
+		if p.sinceProbe[info.Kind]++; p.sinceProbe[info.Kind] >= p.cfg.ProbeEvery {
+			p.sinceProbe[info.Kind] = 0
+			d.Probe = true
+			return d
+		}
 	}
 	d.Multiplier = p.multiplier(info.Buffer, info.BufferTarget)
 	d.Rate = d.EncodedRate * d.Multiplier
@@ -357,7 +376,7 @@ func (p *pacer) apply(req *http.Request, d PacingDecision) {
 		if d.Paced {
 			setCMCDKey(req.Header, "CMCD-Status", "rtp", rtpValue(d.Rate))
 			req.Header.Set(PacingHeader, specValue(d))
-		} else if d.Urgent {
+		} else if d.Urgent || d.Probe {
 			req.Header.Set(PacingHeader, "off")
 		}
 	}
@@ -420,6 +439,8 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 		p.requested = appendBounded(p.requested, d.Rate/1000)
 	case d.Urgent:
 		r.Urgent++
+	case d.Probe:
+		r.Probes++
 	}
 	if err != nil {
 		r.CMSDErrors++
@@ -458,7 +479,7 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 		e := PacingLogEntry{
 			StartMS: t0.UnixMilli(), Kind: info.Kind, Bitrate: info.Bitrate, Bytes: n,
 			DownloadMS: float64(elapsed.Microseconds()) / 1000, BufferMS: info.Buffer.Milliseconds(),
-			Urgent: d.Urgent, Paced: d.Paced, RateKbps: math.Round(d.Rate / 1000),
+			Urgent: d.Urgent, Probe: d.Probe, Paced: d.Paced, RateKbps: math.Round(d.Rate / 1000),
 			EncodedKbps: math.Round(d.EncodedRate / 1000), Status: resp.StatusCode,
 			AppliedKbps: md.AppliedRate, Loss: md.Loss, RTTMS: md.RTT, ETPKbps: md.ETP, Source: md.Source,
 		}
@@ -522,6 +543,8 @@ type PacingReport struct {
 	Requests int `json:"requests"`
 	Paced    int `json:"paced"`
 	Urgent   int `json:"urgent"`
+	// Probes counts requests sent unpaced to measure the network.
+	Probes int `json:"probes"`
 	// RequestedKbps summarises the rates asked for (kbit/s of payload).
 	RequestedKbps RateStats `json:"requested_kbps"`
 	// CMSDResponses counts fragment responses with CMSD-Dynamic; ServerPaced
@@ -582,6 +605,7 @@ type PacingLogEntry struct {
 	DownloadMS  float64 `json:"ms"`
 	BufferMS    int64   `json:"bl"`
 	Urgent      bool    `json:"urgent,omitempty"`
+	Probe       bool    `json:"probe,omitempty"`
 	Paced       bool    `json:"paced,omitempty"`
 	RateKbps    float64 `json:"rate,omitempty"`
 	EncodedKbps float64 `json:"enc"`

@@ -388,3 +388,39 @@ func TestPacingAgainstOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestPacingProbe: below the top rendition every ProbeEvery-th video
+// request goes unpaced (Sluice-Pacing: off) so that the player can learn
+// it may switch up; at the top rendition, and for audio, never.
+func TestPacingProbe(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingSpec, ProbeEvery: 3}, 2*time.Second)
+	below := fragInfo(10 * time.Second)
+	below.TopBitrate = 8_000_000
+	var probes []int
+	for i := range 9 {
+		d := p.decide(below)
+		if d.Probe {
+			probes = append(probes, i)
+			if d.Paced || d.Rate != 0 {
+				t.Errorf("probe %d is paced: %+v", i, d)
+			}
+			r, _ := http.NewRequest(http.MethodGet, "http://o/v.m4s", nil)
+			p.apply(r, d)
+			if r.Header.Get("Sluice-Pacing") != "off" {
+				t.Errorf("probe request header %q", r.Header.Get("Sluice-Pacing"))
+			}
+		}
+	}
+	if len(probes) != 3 || probes[0] != 2 || probes[1] != 5 {
+		t.Errorf("probes at %v, want every third request", probes)
+	}
+	top := below
+	top.Bitrate = top.TopBitrate
+	audio := below
+	audio.Kind, audio.Object = KindAudio, ObjectAudio
+	for range 10 {
+		if p.decide(top).Probe || p.decide(audio).Probe {
+			t.Fatal("probe at the top rendition or for audio")
+		}
+	}
+}
