@@ -108,7 +108,6 @@ func newStandby(h *Handler, base string, max int64, reg *prometheus.Registry) *s
 		max = defaultStandbyBuffer
 	}
 	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     60 * time.Second,

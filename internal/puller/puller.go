@@ -91,11 +91,11 @@ func New(st *store.Store, recv Receiver, opts Options) *Puller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	opts.Ingests = append([]string(nil), opts.Ingests...)
 	for i, in := range opts.Ingests {
 		opts.Ingests[i] = strings.TrimSuffix(in, "/")
 	}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 10 * time.Second}).DialContext,
 		ResponseHeaderTimeout: 5 * time.Second,
 		MaxIdleConnsPerHost:   16,
@@ -207,9 +207,13 @@ func (pp *pointPuller) advance(i int64, reason string, err error) {
 	}
 }
 
+// othersEvery is how many polls pass between looks at the ingests not in
+// use, for streams that only they hold (an encoder pushing to B alone).
+const othersEvery = 5
+
 func (pp *pointPuller) run(ctx context.Context) {
 	failures := 0
-	for {
+	for poll := 0; ; poll++ {
 		i := pp.cur.Load()
 		base := pp.ingest(i)
 		sm, err := pp.p.manifest(ctx, base, pp.cfg)
@@ -228,6 +232,9 @@ func (pp *pointPuller) run(ctx context.Context) {
 			}
 		} else {
 			failures = 0
+			if poll%othersEvery == 0 {
+				pp.merge(ctx, sm, i)
+			}
 			pp.update(ctx, sm)
 		}
 		if wait > 0 {
@@ -236,6 +243,29 @@ func (pp *pointPuller) run(ctx context.Context) {
 				return
 			case <-time.After(wait):
 			}
+		}
+	}
+}
+
+// merge adds to sm the streams that only the other ingests list.
+func (pp *pointPuller) merge(ctx context.Context, sm *ingest.StreamManifest, cur int64) {
+	have := map[string]bool{}
+	for _, s := range sm.Streams {
+		have[s.ID] = true
+	}
+	for k := int64(1); k < int64(len(pp.p.opts.Ingests)); k++ {
+		other, err := pp.p.manifest(ctx, pp.ingest(cur+k), pp.cfg)
+		if err != nil {
+			continue
+		}
+		for _, s := range other.Streams {
+			if !have[s.ID] {
+				have[s.ID] = true
+				sm.Streams = append(sm.Streams, s)
+			}
+		}
+		if sm.Anchor.IsZero() {
+			sm.Anchor = other.Anchor
 		}
 	}
 }

@@ -366,3 +366,13 @@ func testutilSum(t *testing.T, reg *prometheus.Registry, name, k, v string) floa
 	}
 	return sum
 }
+
+// TestPullStreamOnlyOnOther: a stream that only the second ingest holds
+// (an encoder pushing to B alone) is found and pulled, while the first
+// ingest stays in use.
+func TestPullStreamOnlyOnOther(t *testing.T) {
+	a, b := newIngest(t), newIngest(t)
+	b.mustPush(t, fixture(t))
+	o := startOrigin(t, []string{a.ts.URL, b.ts.URL}, 0)
+	waitComplete(t, o, snapshot(t, b.srv.Store), 10*time.Second)
+}
