@@ -2,7 +2,7 @@
 # Client-controlled pacing benchmark (DESIGN §5, issue 4). Needs root (network
 # namespaces, tc, packet sockets); not part of CI. See bench/README.md.
 #
-#   sudo bash bench/pacing.sh            # ~7 minutes: 2 buffers x 3 modes
+#   sudo bash bench/pacing.sh            # ~9 minutes: 2 buffers x 3 modes
 #
 # Testbed (the research notes' §3.1, reproduced):
 #
@@ -34,7 +34,7 @@
 # Knobs (environment):
 #   MODES="unpaced client server"  BUFFERS="shallow deep"  REPS=1
 #   RATE=20mbit  SHALLOW=75000  DEEP=500000 (tbf limit, bytes)  DELAY=10ms (one way)
-#   DURATION=40 (player seconds per run)  CC=bbr (server congestion control)
+#   DURATION=60 (player seconds per run)  CC=bbr (server congestion control)
 #   LADDER="11M 5M 2500k"  FRAG=2 (seconds)  MULT=1.5 (--rate-multiplier)  BURST=4
 #   PLAYER_BUFFER=6  MIN_BUFFER=2 (seconds)  OUT=<dir> (results; default a temp dir)
 #   SLUICE_REV=<git rev> (build that commit, e.g. HEAD)  SLUICE_BIN=<path> (use a built binary)
@@ -48,7 +48,7 @@ RATE=${RATE:-20mbit}
 SHALLOW=${SHALLOW:-75000}
 DEEP=${DEEP:-500000}
 DELAY=${DELAY:-10ms}
-DURATION=${DURATION:-40}
+DURATION=${DURATION:-60}
 CC=${CC:-bbr}
 LADDER=${LADDER:-11M 5M 2500k}
 FRAG=${FRAG:-2}
@@ -141,6 +141,10 @@ trap 'exit 143' TERM
 IN_SRV=(ip netns exec "$NS_SRV")
 IN_RTR=(ip netns exec "$NS_RTR")
 IN_CLI=(ip netns exec "$NS_CLI")
+# The competing flow's two ends run at real-time priority (when chrt exists)
+# so that other load on the machine does not show up as network delay.
+RT=()
+command -v chrt >/dev/null && RT=(chrt -f 30)
 in_srv() { "${IN_SRV[@]}" "$@"; }
 in_rtr() { "${IN_RTR[@]}" "$@"; }
 in_cli() { "${IN_CLI[@]}" "$@"; }
@@ -209,10 +213,10 @@ ip -n $NS_RTR link set r1 up promisc on
 in_srv sysctl -qw net.ipv4.tcp_congestion_control="$CC" || die "congestion control $CC not available"
 start_bg "$WORK/delay.log" "${IN_RTR[@]}" "$PB" delay -a r0 -b r1 -delay "$DELAY"
 DELAY_PID=$BG_PID
-start_bg "$WORK/echo.log" "${IN_SRV[@]}" "$PB" echo -listen "$SRV_IP:$ECHO_PORT" -duration 3h
+start_bg "$WORK/echo.log" "${IN_SRV[@]}" "${RT[@]}" "$PB" echo -listen "$SRV_IP:$ECHO_PORT" -duration 3h
 sleep 0.5
 kill -0 "$DELAY_PID" 2>/dev/null || { cat "$WORK/delay.log" >&2; die "delay line did not start"; }
-in_cli "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration 2s -out "$WORK/check.txt" ||
+in_cli "${RT[@]}" "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration 2s -out "$WORK/check.txt" ||
 	die "no path from $NS_CLI to $NS_SRV"
 log "idle RTT p50: $(sort -n -k2 "$WORK/check.txt" | awk '{a[NR]=$2} END {printf "%.2f ms", a[int((NR+1)/2)]/1e6}')"
 
@@ -261,9 +265,9 @@ run_one() { # buffer mode rep
 		die "the live channel did not come up"
 	fi
 	# Idle RTT of the competing flow, then the measured run.
-	in_cli "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration 3s -out "$dir/base.txt"
+	in_cli "${RT[@]}" "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration 3s -out "$dir/base.txt"
 	in_srv nstat -asz >"$dir/nstat.before"
-	start_bg "$dir/ping.log" "${IN_CLI[@]}" "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration "$((DURATION + 2))s" -out "$dir/ping.txt"
+	start_bg "$dir/ping.log" "${IN_CLI[@]}" "${RT[@]}" "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration "$((DURATION + 2))s" -out "$dir/ping.txt"
 	local ping=$BG_PID
 	local rc=0
 	in_cli timeout $((DURATION + 30)) "$SLUICE" play --json --pacing "$play_mode" --pacing-log \

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -66,13 +65,15 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer syscall.Close(fb)
 
-	ab := &direction{name: *a + "->" + *b, from: fa, to: fb, delay: *delay, q: make(chan frame, *queue), rt: *rt}
-	ba := &direction{name: *b + "->" + *a, from: fb, to: fa, delay: *delay, q: make(chan frame, *queue), rt: *rt}
+	ab := &direction{name: *a + "->" + *b, from: fa, to: fb, delay: *delay, max: *queue, rt: *rt}
+	ba := &direction{name: *b + "->" + *a, from: fb, to: fa, delay: *delay, max: *queue, rt: *rt}
 	fmt.Fprintf(stdout, "delay line %s <-> %s, %v each way\n", *a, *b, *delay)
-	var wg sync.WaitGroup
+	// Each direction is one locked OS thread that never waits for another
+	// goroutine; spare Ps let it return from its syscalls at once even
+	// when the machine is busy.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 8))
 	for _, d := range []*direction{ab, ba} {
-		wg.Go(d.read)
-		wg.Go(d.write)
+		go d.run()
 	}
 	<-ctx.Done()
 	// The readers block in read(2); closing the sockets would race with
@@ -116,9 +117,9 @@ func openPacket(ifname string) (int, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // frame is one Ethernet frame (with a zero virtio-net header in front,
-// ready to send) and when it arrived.
+// ready to send) and when it is due to leave.
 type frame struct {
-	at   time.Time
+	due  time.Time
 	data []byte
 }
 
@@ -127,8 +128,10 @@ type direction struct {
 	name     string
 	from, to int
 	delay    time.Duration
-	q        chan frame
+	max      int // frames held before dropping
 	rt       bool
+	free     [][]byte // recycled frame buffers: no garbage, so no GC pauses
+	scratch  [][]byte
 
 	in, out, split, queueDrops, sendDrops, bad atomic.Int64
 	late                                       atomic.Int64 // frames released over 1 ms late
@@ -162,71 +165,115 @@ func (d *direction) realtime() {
 	}
 }
 
-// read receives frames on a locked OS thread and queues them, GSO frames
-// cut into segments first.
-func (d *direction) read() {
+// run forwards frames on one locked OS thread: ppoll on the receiving
+// socket with a timeout until the oldest held frame is due, read what has
+// arrived (GSO frames cut into segments), send what is due. No channel or
+// timer: nothing depends on the Go scheduler waking another thread.
+func (d *direction) run() {
 	runtime.LockOSThread()
 	d.realtime()
 	buf := make([]byte, maxFrame)
+	alloc := d.alloc
+	var q []frame // FIFO; due times never decrease
+	pfd := struct {
+		fd             int32
+		events, revent int16
+	}{fd: int32(d.from), events: 1} // POLLIN
 	for {
-		n, err := syscall.Read(d.from, buf)
-		if err != nil {
-			if err == syscall.EINTR || err == syscall.EAGAIN {
+		var tsp *syscall.Timespec
+		if len(q) > 0 {
+			wait := max(time.Until(q[0].due), 0)
+			ts := syscall.NsecToTimespec(int64(wait))
+			tsp = &ts
+		}
+		if tsp == nil || tsp.Sec > 0 || tsp.Nsec > 0 {
+			_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(tsp)), 0, 0, 0)
+			if e != 0 && e != syscall.EINTR {
+				fmt.Fprintf(os.Stderr, "%s: ppoll: %v\n", d.name, e)
+				return
+			}
+		}
+		// Read everything that has arrived (bounded per round).
+		for range 512 {
+			n, _, err := syscall.Recvfrom(d.from, buf, syscall.MSG_DONTWAIT)
+			if err != nil {
+				if err != syscall.EAGAIN && err != syscall.EINTR {
+					fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, err)
+					return
+				}
+				break
+			}
+			due := time.Now().Add(d.delay)
+			d.in.Add(1)
+			frames, err := normalize(buf[:n], alloc, d.scratch[:0])
+			d.scratch = frames[:0]
+			if err != nil {
+				d.bad.Add(1)
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, err)
-			return
+			if len(frames) > 1 {
+				d.split.Add(1)
+			}
+			for _, f := range frames {
+				if len(q) >= d.max {
+					d.queueDrops.Add(1)
+					continue
+				}
+				q = append(q, frame{due: due, data: f})
+			}
 		}
-		at := time.Now()
-		d.in.Add(1)
-		frames, err := normalize(buf[:n])
-		if err != nil {
-			d.bad.Add(1)
-			continue
+		// Send what is due.
+		now := time.Now()
+		sent := 0
+		for sent < len(q) && !q[sent].due.After(now) {
+			if late := now.Sub(q[sent].due); late > time.Millisecond {
+				d.late.Add(1)
+				if int64(late) > d.maxLate.Load() {
+					d.maxLate.Store(int64(late))
+				}
+			}
+			if _, err := syscall.Write(d.to, q[sent].data); err != nil {
+				d.sendDrops.Add(1) // ENOBUFS: the qdisc behind us (tbf) dropped it
+			} else {
+				d.out.Add(1)
+			}
+			if cap(q[sent].data) == slotSize {
+				d.free = append(d.free, q[sent].data)
+			}
+			q[sent].data = nil
+			sent++
 		}
-		if len(frames) > 1 {
-			d.split.Add(1)
-		}
-		for _, f := range frames {
-			select {
-			case d.q <- frame{at: at, data: f}:
-			default:
-				d.queueDrops.Add(1)
+		if sent > 0 {
+			q = q[sent:]
+			if len(q) == 0 {
+				q = q[:0:0] // let the backing array go
 			}
 		}
 	}
 }
 
-// write releases each frame delay after its arrival, on a locked OS thread
-// that sleeps with nanosleep (finer than the Go timer wheel).
-func (d *direction) write() {
-	runtime.LockOSThread()
-	d.realtime()
-	for f := range d.q {
-		due := f.at.Add(d.delay)
-		if wait := time.Until(due); wait > 0 {
-			ts := syscall.NsecToTimespec(int64(wait))
-			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-			}
-		} else if late := -wait; late > time.Millisecond {
-			d.late.Add(1)
-			if int64(late) > d.maxLate.Load() {
-				d.maxLate.Store(int64(late))
-			}
-		}
-		if _, err := syscall.Write(d.to, f.data); err != nil {
-			// ENOBUFS: the qdisc behind us (tbf) dropped the frame.
-			d.sendDrops.Add(1)
-			continue
-		}
-		d.out.Add(1)
+// slotSize is the size of a recycled frame buffer: an MTU-sized frame and
+// its virtio-net header.
+const slotSize = 2048
+
+// alloc returns an n-byte buffer, recycled when it fits a slot.
+func (d *direction) alloc(n int) []byte {
+	if n > slotSize {
+		return make([]byte, n)
 	}
+	if k := len(d.free); k > 0 {
+		b := d.free[k-1]
+		d.free = d.free[:k-1]
+		clear(b[:vnetHdrLen])
+		return b[:n]
+	}
+	return make([]byte, n, slotSize)
 }
 
 // normalize turns one received frame (virtio-net header + Ethernet frame)
 // into frames to send: each with a zero virtio-net header, complete
 // checksums, and no GSO.
-func normalize(b []byte) ([][]byte, error) {
+func normalize(b []byte, alloc func(int) []byte, dst [][]byte) ([][]byte, error) {
 	if len(b) < vnetHdrLen+14 {
 		return nil, errors.New("short frame")
 	}
@@ -237,11 +284,11 @@ func normalize(b []byte) ([][]byte, error) {
 	eth := b[vnetHdrLen:]
 	switch {
 	case gso == vnetGSOTCPv4 && gsoSize > 0:
-		return segmentTCPv4(eth, gsoSize)
+		return segmentTCPv4(eth, gsoSize, alloc, dst)
 	case gso != vnetGSONone:
 		return nil, fmt.Errorf("GSO type %d not handled", gso)
 	}
-	out := make([]byte, vnetHdrLen+len(eth))
+	out := alloc(vnetHdrLen + len(eth))
 	copy(out[vnetHdrLen:], eth)
 	if flags&vnetFlagNeedsCsum != 0 {
 		f := out[vnetHdrLen:]
@@ -252,11 +299,11 @@ func normalize(b []byte) ([][]byte, error) {
 		// over everything and complementing completes it.
 		binary.BigEndian.PutUint16(f[csumStart+csumOff:], ^fold(sum(f[csumStart:], 0)))
 	}
-	return [][]byte{out}, nil
+	return append(dst, out), nil
 }
 
 // segmentTCPv4 cuts a TCP/IPv4 GSO frame into segments of mss payload bytes.
-func segmentTCPv4(eth []byte, mss int) ([][]byte, error) {
+func segmentTCPv4(eth []byte, mss int, alloc func(int) []byte, dst [][]byte) ([][]byte, error) {
 	if binary.BigEndian.Uint16(eth[12:]) != 0x0800 || len(eth) < 14+20 {
 		return nil, errors.New("GSO TCPv4 frame that is not IPv4")
 	}
@@ -274,10 +321,10 @@ func segmentTCPv4(eth []byte, mss int) ([][]byte, error) {
 	payload := eth[hdrs:]
 	seq := binary.BigEndian.Uint32(tcp[4:])
 	id := binary.BigEndian.Uint16(ip[4:])
-	var out [][]byte
+	out := dst
 	for off, i := 0, 0; off < len(payload); off, i = off+mss, i+1 {
 		end := min(off+mss, len(payload))
-		f := make([]byte, vnetHdrLen+hdrs+end-off)
+		f := alloc(vnetHdrLen + hdrs + end - off)
 		s := f[vnetHdrLen:]
 		copy(s, eth[:hdrs])
 		copy(s[hdrs:], payload[off:end])

@@ -69,7 +69,7 @@ func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	fmt.Fprintln(w, "| buffer | mode | runs | stalls | video chunks | chunk ms p50 | × unpaced | retx seg/MB | retx % | × unpaced | tbf drops | competing +delay ms p50 / p99 | × unpaced p50 / p99 | paced rate p50 Mbit/s | video Mbit/s |")
+	fmt.Fprintln(w, "| buffer | mode | runs | stalls | top chunks (Mbit/s) | chunk ms p50 | × unpaced | retx seg/MB | retx % | × unpaced | tbf drops | competing +delay ms p50 / p99 | × unpaced p50 / p99 | paced rate p50 Mbit/s | video Mbit/s |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var verdicts []string
 	for _, b := range buffers {
@@ -92,8 +92,12 @@ func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 				return fmt.Sprintf("%.2f", x/y)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d (%d ms) | %d | %.0f | %s | %.2f | %.3f | %s | %d | %.1f / %.1f | %s / %s | %s | %.2f |\n",
-				b, m, len(runs), r.stalls, r.stallMS, r.chunks, r.chunkMS, ratio(r.chunkMS, base.chunkMS),
+			chunkRatio := ratio(r.chunkMS, base.chunkMS)
+			if haveBase && m != "unpaced" && r.chunkBr != base.chunkBr {
+				chunkRatio = "other rendition"
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %d (%d ms) | %d (%.1f) | %.0f | %s | %.2f | %.3f | %s | %d | %.1f / %.1f | %s / %s | %s | %.2f |\n",
+				b, m, len(runs), r.stalls, r.stallMS, r.chunks, float64(r.chunkBr)/1e6, r.chunkMS, chunkRatio,
 				r.retxPerMB, 100*r.retxFrac, ratio(r.retxPerMB, base.retxPerMB), r.drops,
 				r.delayP50, r.delayP99, ratio(r.delayP50, base.delayP50), ratio(r.delayP99, base.delayP99),
 				rateCell(r.pacedP50), r.videoMbps)
@@ -150,7 +154,12 @@ func verdict(buffer, mode string, r, base result) string {
 	if r.stalls > 0 {
 		fails = append(fails, fmt.Sprintf("%d stalls", r.stalls))
 	}
-	if base.chunkMS > 0 && r.chunkMS > targetChunk*base.chunkMS {
+	switch {
+	case r.chunkBr < base.chunkBr:
+		fails = append(fails, fmt.Sprintf("top rendition %.1f Mbit/s, unpaced reached %.1f", float64(r.chunkBr)/1e6, float64(base.chunkBr)/1e6))
+	case r.chunkBr > base.chunkBr:
+		notes = append(notes, "chunk time: a higher rendition than unpaced")
+	case base.chunkMS > 0 && r.chunkMS > targetChunk*base.chunkMS:
 		fails = append(fails, fmt.Sprintf("chunk time %.2f× unpaced", r.chunkMS/base.chunkMS))
 	}
 	s := fmt.Sprintf("- %s / %s: ", buffer, mode)
@@ -169,7 +178,8 @@ func verdict(buffer, mode string, r, base result) string {
 type result struct {
 	stalls             int
 	stallMS            int64
-	chunks             int     // steady-state video chunks
+	chunks             int     // steady-state video chunks of the highest rendition played
+	chunkBr            int64   // that rendition's bitrate
 	chunkMS            float64 // their median download time
 	videoMbps          float64 // average video bitrate played
 	retxPerMB          float64 // retransmitted segments per MB of media
@@ -204,6 +214,7 @@ func median(rs []result) (result, bool) {
 		pacedP50:  f(func(r result) float64 { return r.pacedP50 }),
 		drops:     int64(f(func(r result) float64 { return float64(r.drops) })),
 		chunks:    int(f(func(r result) float64 { return float64(r.chunks) })),
+		chunkBr:   int64(f(func(r result) float64 { return float64(r.chunkBr) })),
 	}
 	for _, r := range rs { // stalls: the total, so that any stall shows
 		out.stalls += r.stalls
@@ -224,6 +235,7 @@ type playReport struct {
 		Log []struct {
 			T       int64   `json:"t"`
 			Kind    string  `json:"kind"`
+			Br      int64   `json:"br"`
 			Bytes   int64   `json:"bytes"`
 			MS      float64 `json:"ms"`
 			Urgent  bool    `json:"urgent"`
@@ -257,7 +269,10 @@ func loadRun(dir string) (result, error) {
 	}
 
 	// Chunk download times: steady state (not urgent) video fragments.
-	var chunkMS, rates []float64
+	// Chunk times are compared on the highest rendition the run played
+	// (the same one in every mode when the ABR works).
+	var rates []float64
+	msByBr := map[int64][]float64{}
 	var busy [][2]int64 // video downloads in flight, Unix ns
 	for _, e := range rep.Pacing.Log {
 		if e.Kind != "video" || e.Status != 200 {
@@ -268,7 +283,8 @@ func loadRun(dir string) (result, error) {
 		if e.Urgent {
 			continue
 		}
-		chunkMS = append(chunkMS, e.MS)
+		msByBr[e.Br] = append(msByBr[e.Br], e.MS)
+		r.chunkBr = max(r.chunkBr, e.Br)
 		switch {
 		case e.Applied > 0:
 			rates = append(rates, e.Applied)
@@ -276,8 +292,8 @@ func loadRun(dir string) (result, error) {
 			rates = append(rates, e.Rate)
 		}
 	}
-	r.chunks = len(chunkMS)
-	r.chunkMS = pct(chunkMS, 50)
+	r.chunks = len(msByBr[r.chunkBr])
+	r.chunkMS = pct(msByBr[r.chunkBr], 50)
 	r.pacedP50 = pct(rates, 50)
 
 	// Retransmissions, from the server namespace's counters.
