@@ -21,6 +21,10 @@ type memBlock struct {
 	f    *os.File
 	path string // /proc/self/fd/<fd>
 	size int64
+	// data is a read-only shared mapping of the memfd (nil for an empty
+	// block): the copy send mode writes from it (no heap copy, but one
+	// user-to-kernel copy per response).
+	data []byte
 	// refs counts the cache's reference plus responses opening the block;
 	// the memfd is closed when it drops to zero, so an eviction never closes
 	// a descriptor number another goroutine is about to reopen.
@@ -52,7 +56,14 @@ func newMemBlock(name string, src io.Reader, size int64) (*memBlock, error) {
 		f.Close()
 		return nil, fmt.Errorf("seal memfd: %w", err)
 	}
-	m := &memBlock{f: f, path: "/proc/self/fd/" + strconv.Itoa(fd), size: size}
+	var data []byte
+	if size > 0 {
+		if data, err = unix.Mmap(fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("map memfd: %w", err)
+		}
+	}
+	m := &memBlock{f: f, path: "/proc/self/fd/" + strconv.Itoa(fd), size: size, data: data}
 	m.refs.Store(1)
 	return m, nil
 }
@@ -67,9 +78,14 @@ func (m *memBlock) open() (*os.File, error) {
 	return f, nil
 }
 
-// release drops one reference and closes the memfd with the last one.
+// release drops one reference and unmaps and closes the memfd with the
+// last one.
 func (m *memBlock) release() {
 	if m.refs.Add(-1) == 0 {
+		if m.data != nil {
+			unix.Munmap(m.data)
+			m.data = nil
+		}
 		m.f.Close()
 	}
 }

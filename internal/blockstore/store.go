@@ -17,6 +17,7 @@
 package blockstore
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -44,6 +45,11 @@ type Options struct {
 	// that unpinned blocks can make), which makes the RAM tier a plain LRU
 	// cache when no scheduler pins anything.
 	NoAdmitOnMiss bool
+	// CopyRAM serves RAM blocks by writing them from a read-only mapping
+	// of their memfd (one user-to-kernel copy per response) instead of
+	// reopening the memfd for sendfile. Which is cheaper depends on the
+	// kernel and the NIC; BenchmarkServe in internal/sender measures both.
+	CopyRAM bool
 	// LoadWait is how long a response for a block that is being loaded
 	// waits for the load before it is served from mass storage (100 ms
 	// when 0).
@@ -533,16 +539,21 @@ type Block struct {
 	FromRAM bool
 	file    *os.File
 	obj     Object
+	mem     *memBlock // CopyRAM: the RAM block, referenced until Close
 }
 
 // File is the block as an *os.File positioned at 0, when it is one (RAM
-// blocks always are; local disk blocks too): net/http sends it with
+// blocks unless CopyRAM, local disk blocks): net/http sends it with
 // sendfile. Nil otherwise: use ReadSeeker.
 func (b *Block) File() *os.File { return b.file }
 
-// ReadSeeker reads the block from the start.
+// ReadSeeker reads the block from the start: the file (sendfile), the
+// mapping of a RAM block (CopyRAM), or a section of a mass-storage object.
 func (b *Block) ReadSeeker() io.ReadSeeker {
-	if b.file != nil {
+	switch {
+	case b.mem != nil:
+		return bytes.NewReader(b.mem.data)
+	case b.file != nil:
 		return b.file
 	}
 	return io.NewSectionReader(b.obj, 0, b.Size)
@@ -550,7 +561,11 @@ func (b *Block) ReadSeeker() io.ReadSeeker {
 
 // Close releases the block.
 func (b *Block) Close() error {
-	if b.obj != nil {
+	switch {
+	case b.mem != nil:
+		b.mem.release()
+		return nil
+	case b.obj != nil:
 		return b.obj.Close()
 	}
 	return b.file.Close()
@@ -586,6 +601,9 @@ func (s *Store) Open(ctx context.Context, id cluster.BlockID) (*Block, error) {
 		m.refs.Add(1)
 		s.st.OpensRAM++
 		s.mu.Unlock()
+		if s.o.CopyRAM {
+			return &Block{ID: id, Size: m.size, FromRAM: true, mem: m}, nil
+		}
 		f, err := m.open()
 		m.release()
 		if err == nil {

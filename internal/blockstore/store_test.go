@@ -481,3 +481,40 @@ func TestPutFirstCopyWins(t *testing.T) {
 		t.Errorf("init %q %q %v", data, ct, err)
 	}
 }
+
+func TestCopyRAMKeepsMappingUntilClose(t *testing.T) {
+	d, err := OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		d.PutBlock(ctx, blk(i), payload(i, 100_000))
+	}
+	s, err := New(Options{Backend: d, RAMBudget: 100_000, CopyRAM: true, NoAdmitOnMiss: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Pin(ctx, "A", pin("s", 0))
+	waitIdle(t, s, 0)
+	b, err := s.Open(ctx, blk(0))
+	if err != nil || !b.FromRAM || b.File() != nil {
+		t.Fatalf("open: %v fromRAM=%v", err, b.FromRAM)
+	}
+	// Evict block 0 (unpin, then pin block 1 into the only slot) while the
+	// response still reads the mapping.
+	s.Unpin("A", pin("s", 0))
+	if st := s.Pin(ctx, "A", pin("s", 1)); st != Pinned {
+		t.Fatal(st)
+	}
+	waitIdle(t, s, 1)
+	if s.Resident(blk(0)) {
+		t.Fatal("block 0 not evicted")
+	}
+	got, err := io.ReadAll(b.ReadSeeker())
+	b.Close()
+	if err != nil || !bytes.Equal(got, payload(0, 100_000)) {
+		t.Errorf("bytes of an evicted block still open differ: %v", err)
+	}
+}

@@ -63,6 +63,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lease := fs.Duration("lease", 10*time.Second, "scheduler lease when a batch names none")
 	preloaders := fs.Int("preloaders", 4, "concurrent loads from disk into RAM")
 	noAdmit := fs.Bool("no-admit", false, "do not load blocks into RAM on a miss (only look-aheads fill RAM)")
+	ramSend := fs.String("ram-send", "sendfile", "how RAM blocks are sent: sendfile (from the memfd) or copy (write from a read-only mapping of it)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,6 +79,9 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	budget, err := parseBytes(*ram)
 	if err != nil || budget <= 0 {
 		return fmt.Errorf("--ram %q: want a positive size such as 512M", *ram)
+	}
+	if *ramSend != "sendfile" && *ramSend != "copy" {
+		return fmt.Errorf("--ram-send %q: want sendfile or copy", *ramSend)
 	}
 	secret := clusterSecret(*secretFlag)
 	if secret == "" {
@@ -107,7 +111,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var snd atomic.Pointer[sender.Sender]
 	bs, err := blockstore.New(blockstore.Options{
-		Backend: disk, RAMBudget: budget, Preloaders: *preloaders, NoAdmitOnMiss: *noAdmit,
+		Backend: disk, RAMBudget: budget, Preloaders: *preloaders, NoAdmitOnMiss: *noAdmit, CopyRAM: *ramSend == "copy",
 		DefaultLease: *lease, Log: log,
 		OnPreload: func(d time.Duration, err error) {
 			if s := snd.Load(); s != nil {
