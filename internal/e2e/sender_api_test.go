@@ -30,7 +30,9 @@ func TestSenderProcessAPI(t *testing.T) {
 	cli := placement.NewClient([]byte(e2eClusterSecret), nil)
 
 	const point, track = "live/ch1", "video_2000000"
-	blk := func(i int) cluster.BlockID { return cluster.BlockID{Point: point, Track: track, Start: int64(i) * 2_000_000} }
+	blk := func(i int) cluster.BlockID {
+		return cluster.BlockID{Point: point, Track: track, Start: int64(i) * 2_000_000}
+	}
 	body := func(i int) []byte {
 		b := bytes.Repeat([]byte{byte(i)}, 256<<10)
 		copy(b, fmt.Sprint("block ", i))

@@ -102,4 +102,3 @@ func senderMetricValue(body []byte, name string) float64 {
 	}
 	return -1
 }
-
