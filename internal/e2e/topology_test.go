@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// topoNginxConf balances players over the distribution servers (what a
+// load balancer or DNS does in front of a CDN tier): a request that fails
+// on one server is retried on the next. It caches nothing. The player page
+// (/play, /player/) comes from a separate `sluice serve` instance.
+const topoNginxConf = `%s
+worker_processes 1;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 1024; }
+http {
+  log_format lb '$request_uri $status $upstream_addr $upstream_status';
+  access_log %[2]s/access.log lb;
+  client_body_temp_path %[2]s/body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  upstream distribution {
+    server %[3]s max_fails=1 fail_timeout=30s;
+    server %[4]s max_fails=1 fail_timeout=30s;
+    keepalive 16;
+  }
+  server {
+    listen %[5]s;
+    location /play { proxy_pass http://%[6]s; }
+    location /player/ { proxy_pass http://%[6]s; }
+    location / {
+      proxy_pass http://distribution;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_connect_timeout 1s;
+      proxy_next_upstream error timeout http_502 http_503 http_504;
+      proxy_next_upstream_tries 2;
+    }
+  }
+}
+`
+
+// TestTopologyFailover is the whole chain of issue 3: an epoch-anchored
+// encoder (sluice push --retry) → ingest A, which proxies to standby B →
+// origins 1 and 2, each pulling from A then B → distribution servers 1 and
+// 2, each with both origins → a load balancer → 20 `sluice play` sessions
+// (6 s buffer) and dash.js in Chromium. During an 80 s live push, kill -9 in
+// turn ingest A, origin 1 and distribution 1. Afterwards every fragment time
+// the encoder produced is in the surviving origin's archive exactly once,
+// the players report zero stalls and no 5xx reached them.
+func TestTopologyFailover(t *testing.T) {
+	requireTools(t, "nginx", "node")
+	browserEnabled(t)
+	root := repoRoot(t)
+	webDir := filepath.Join(root, "web")
+	ensureNodeModules(t, webDir)
+	dir := t.TempDir()
+	bin := buildSluice(t, root, dir)
+
+	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live")
+	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--standby", b.base)
+	o1 := startRole(t, bin, dir, "origin", "origin-1", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	o2 := startRole(t, bin, dir, "origin", "origin-2", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	d1 := startDistribution(t, bin, "dist-1", o1, o2)
+	d2 := startDistribution(t, bin, "dist-2", o1, o2)
+	web := startRole(t, bin, dir, "serve", "web", "--no-demo", "--player-dir", filepath.Join(webDir, "node_modules"))
+	dumpLogs(t, a, b, o1, o2, d1, d2)
+
+	lbDir := filepath.Join(dir, "lb")
+	os.MkdirAll(lbDir, 0o755)
+	lbAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	host := func(n *roleNode) string { return strings.TrimPrefix(n.base, "http://") }
+	conf := filepath.Join(lbDir, "nginx.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(topoNginxConf, user, lbDir, host(d1), host(d2), lbAddr, host(web))), 0o644)
+	lb := startProc(t, "nginx", filepath.Join(artifactsDir(t), "nginx-lb.log"), "nginx", "-p", lbDir, "-c", conf, "-e", filepath.Join(lbDir, "error.log"))
+	lbURL := "http://" + lbAddr
+
+	push := exec.Command(bin, "push", "--quiet", "--duration", "80s", "--retry", "--retry-delay", "300ms",
+		filepath.Join(root, "testdata", "sample", "sample.mp4"),
+		a.base+"/live.isml/Streams(live)", b.base+"/live.isml/Streams(live)")
+	var pushOut bytes.Buffer
+	push.Stdout, push.Stderr = &pushOut, &pushOut
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pushDone := make(chan error, 1)
+	go func() { pushDone <- push.Wait() }()
+	t.Cleanup(func() {
+		if push.ProcessState == nil {
+			push.Process.Kill()
+			<-pushDone
+		}
+	})
+	distWaitSegments(t, lbURL+"/live.isml/manifest.mpd", 4, lb, d1.p, d2.p)
+
+	// Players: 20 headless sessions and one dash.js in Chromium, for 45 s.
+	playDone := make(chan distAggregate, 1)
+	go func() { playDone <- distPlay(t, bin, lbURL+"/live.isml/manifest.mpd", 20, 45*time.Second, "--buffer", "6") }()
+	browserDone := make(chan playResult, 1)
+	go func() {
+		browserDone <- runPlay(t, webDir, lbURL+"/live.isml/manifest.mpd", "dash", 45, 36,
+			filepath.Join(artifactsDir(t), "topology-dash.png"))
+	}()
+
+	kill := func(n *roleNode, at time.Duration) {
+		time.Sleep(at)
+		n.kill9(t)
+		t.Logf("kill -9 %s", n.name)
+	}
+	kill(a, 8*time.Second)
+	kill(o1, 10*time.Second)
+	kill(d1, 10*time.Second)
+
+	var agg distAggregate
+	select {
+	case agg = <-playDone:
+	case <-time.After(150 * time.Second):
+		t.Fatal("sluice play did not finish")
+	}
+	var br playResult
+	select {
+	case br = <-browserDone:
+	case <-time.After(200 * time.Second):
+		t.Fatal("chromium player did not finish")
+	}
+	t.Logf("sluice play: %d/%d sessions ok, stalls %d, errors %d, statuses %v, startup p95 %d ms",
+		agg.SessionsOK, agg.Sessions, agg.Stalls, agg.Errors, agg.HTTPStatus, agg.StartupP95MS)
+	if agg.SessionsOK != agg.Sessions || agg.Stalls != 0 {
+		t.Errorf("players: %d/%d ok, %d stalls", agg.SessionsOK, agg.Sessions, agg.Stalls)
+	}
+	for code, n := range agg.HTTPStatus {
+		if strings.HasPrefix(code, "5") {
+			t.Errorf("players saw %d responses with status %s", n, code)
+		}
+	}
+	checkPlay(t, br, 36)
+	if br.Stalls > 0 {
+		t.Errorf("dash.js stalled %d times", br.Stalls)
+	}
+
+	select {
+	case err := <-pushDone:
+		if err != nil {
+			t.Fatalf("push: %v\n%s", err, pushOut.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("push did not finish:\n%s", pushOut.String())
+	}
+	from, to := pushRange(t, pushOut.String())
+	waitUntil(t, 20*time.Second, "origin 2 ends the stream", func() (bool, string) {
+		s, _ := streamManifest(t, o2.base, "live")
+		return s.ended(), "not ended"
+	})
+	sm, _ := streamManifest(t, o2.base, "live")
+	ts := map[string]uint32{}
+	for _, s := range sm.Streams {
+		for _, tr := range s.Tracks {
+			ts[tr.ID] = tr.Timescale
+		}
+	}
+	checkContiguous(t, o2.name, timelines(t, o2.data, "live"), ts, from, to)
+	// The standby ingest holds the whole stream too.
+	checkContiguous(t, b.name, timelines(t, b.data, "live"), ts, from, to)
+}
+
+// startDistribution starts `sluice distribution` (no data directory) in
+// front of the given origins.
+func startDistribution(t *testing.T, bin, name string, origins ...*roleNode) *roleNode {
+	t.Helper()
+	port := freePort(t)
+	n := &roleNode{name: name, bin: bin, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	n.argv = []string{"distribution", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}
+	for _, o := range origins {
+		n.argv = append(n.argv, "--origin", o.base)
+	}
+	n.start(t)
+	return n
+}
