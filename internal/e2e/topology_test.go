@@ -109,7 +109,9 @@ func TestTopologyFailover(t *testing.T) {
 
 	// Players: 20 headless sessions and one dash.js in Chromium, for 45 s.
 	playDone := make(chan distAggregate, 1)
-	go func() { playDone <- distPlay(t, bin, lbURL+"/live.isml/manifest.mpd", 20, 45*time.Second, "--buffer", "6") }()
+	go func() {
+		playDone <- distPlay(t, bin, lbURL+"/live.isml/manifest.mpd", 20, 45*time.Second, "--buffer", "6")
+	}()
 	browserDone := make(chan playResult, 1)
 	go func() {
 		browserDone <- runPlay(t, webDir, lbURL+"/live.isml/manifest.mpd", "dash", 45, 36,
