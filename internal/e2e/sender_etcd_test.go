@@ -38,9 +38,13 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	}
 	defer set.Close()
 	ms := waitSenderSet(t, set, 3, 10*time.Second)
-	for i, m := range ms {
-		if m.ID != senders[i].id || m.URL != senders[i].base {
-			t.Errorf("member %d: %+v, want %s at %s", i, m, senders[i].id, senders[i].base)
+	started := map[string]string{}
+	for _, s := range senders {
+		started[s.id] = s.base
+	}
+	for _, m := range ms {
+		if started[m.ID] != m.URL {
+			t.Errorf("member %+v is not one of the senders started: %v", m, started)
 		}
 	}
 
