@@ -2,16 +2,26 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"sync"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/blockstore"
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/scheduler"
+	"github.com/sluice-media/sluice/internal/sender"
 	"github.com/sluice-media/sluice/internal/server"
+	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/webui"
 )
 
@@ -147,3 +157,193 @@ func schedulerHome(sched http.Handler, ui http.Handler) http.Handler {
 	mux.Handle("/player/", ui)
 	return mux
 }
+
+// localCluster is the single-node cluster of `sluice serve`: one sender
+// whose mass storage is the origin's own store (no second copy of any
+// block), and one scheduler over it, both on the server's own address, so
+// that the single-node default takes the same path as a cluster: players
+// get per-session manifests from /s/ and fetch every segment from the
+// sender at /b/, which the scheduler reserves ahead of them over the
+// sender's internal API.
+type localCluster struct {
+	sched *scheduler.Scheduler
+	snd   *sender.Sender
+	bs    *blockstore.Store
+	set   *lateSet
+}
+
+// newLocalCluster builds the sender (RAM budget ram) and the scheduler of a
+// server with a store. They start with start.
+func newLocalCluster(srv *server.Server, cfg config.Config, sf schedFlags, ram int64, secret string, log *slog.Logger) (*localCluster, error) {
+	if secret == "" {
+		var b [16]byte
+		rand.Read(b[:])
+		secret = hex.EncodeToString(b[:])
+	}
+	bs, err := blockstore.New(blockstore.Options{Backend: &storeBackend{st: srv.Store}, RAMBudget: ram, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	snd, err := sender.New(sender.Options{ID: "local", Secret: []byte(secret), Store: bs, Registry: srv.Metrics.Registry, Log: log})
+	if err != nil {
+		bs.Close()
+		return nil, err
+	}
+	sc := sf.cfg
+	sc.Secret, sc.Replicas = []byte(secret), 1
+	if sc.ID == "" {
+		sc.ID = "local"
+	}
+	// Segment URLs on the host the player asked: /b/...
+	sc.ClientURL = func(membership.Member) string { return "" }
+	set := newLateSet()
+	tl := scheduler.StoreTimeline{Store: srv.Store, DVR: cfg.DVR}
+	sched, err := scheduler.New(sc, tl, set, srv.Metrics.Registry, log)
+	if err != nil {
+		bs.Close()
+		return nil, err
+	}
+	return &localCluster{sched: sched, snd: snd, bs: bs, set: set}, nil
+}
+
+// handler routes /s/ to the scheduler, the sender's client and internal
+// URLs to the sender and everything else to next.
+func (lc *localCluster) handler(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	lc.snd.Routes(mux)
+	mux.Handle(scheduler.Prefix, lc.sched)
+	mux.Handle("/", next)
+	return mux
+}
+
+// start runs the sender and the scheduler until ctx ends; addr is the
+// server's bound address, where the scheduler finds the sender.
+func (lc *localCluster) start(ctx context.Context, addr string) {
+	lc.set.set(membership.Member{ID: "local", URL: "http://" + addr})
+	go lc.snd.Run(ctx)
+	go func() {
+		lc.sched.Run(ctx)
+		lc.bs.Close()
+	}()
+}
+
+// lateSet is a sender set whose one member is known once the server has
+// bound its address.
+type lateSet struct {
+	mu      sync.Mutex
+	ms      []membership.Member
+	changed chan struct{}
+}
+
+func newLateSet() *lateSet { return &lateSet{changed: make(chan struct{})} }
+
+func (l *lateSet) set(ms ...membership.Member) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ms = ms
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// Members implements membership.Set.
+func (l *lateSet) Members() []membership.Member {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]membership.Member(nil), l.ms...)
+}
+
+// Changed implements membership.Set.
+func (l *lateSet) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// storeBackend is a blockstore.Backend over the origin's store: every
+// fragment of every point is a block, read in place (sendfile from the
+// store's files); nothing is written to it.
+type storeBackend struct {
+	st *store.Store
+}
+
+var errReadOnly = errors.New("the local sender reads the origin's store; blocks are not written to it")
+
+// PutBlock implements blockstore.Backend.
+func (b *storeBackend) PutBlock(context.Context, cluster.BlockID, []byte) (bool, error) {
+	return false, errReadOnly
+}
+
+// OpenBlock implements blockstore.Backend.
+func (b *storeBackend) OpenBlock(_ context.Context, id cluster.BlockID) (blockstore.Object, error) {
+	p, err := b.st.Point(id.Point)
+	if err != nil {
+		return nil, fmt.Errorf("block %s: %w", id, blockstore.ErrNotFound)
+	}
+	f, ref, err := p.OpenFragment(id.Track, id.Start)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("block %s: %w", id, blockstore.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fileObject{f, ref.Size}, nil
+}
+
+// StatBlock implements blockstore.Backend.
+func (b *storeBackend) StatBlock(_ context.Context, id cluster.BlockID) (int64, error) {
+	p, err := b.st.Point(id.Point)
+	if err != nil {
+		return 0, fmt.Errorf("block %s: %w", id, blockstore.ErrNotFound)
+	}
+	ref, err := p.Lookup(id.Track, id.Start)
+	if err != nil {
+		return 0, fmt.Errorf("block %s: %w", id, blockstore.ErrNotFound)
+	}
+	return ref.Size, nil
+}
+
+// PutInit implements blockstore.Backend.
+func (b *storeBackend) PutInit(context.Context, string, string, []byte, string) error {
+	return errReadOnly
+}
+
+// Init implements blockstore.Backend.
+func (b *storeBackend) Init(_ context.Context, point, track string) ([]byte, string, error) {
+	p, err := b.st.Point(point)
+	if err != nil {
+		return nil, "", fmt.Errorf("init %s/%s: %w", point, track, blockstore.ErrNotFound)
+	}
+	data, err := p.Init(track)
+	if err != nil || len(data) == 0 {
+		return nil, "", fmt.Errorf("init %s/%s: %w", point, track, blockstore.ErrNotFound)
+	}
+	ct := "video/mp4"
+	if info, err := p.TrackInfo(track); err == nil && info.Kind == "audio" {
+		ct = "audio/mp4"
+	}
+	return data, ct, nil
+}
+
+// Blocks implements blockstore.Backend: the fragments of every point.
+func (b *storeBackend) Blocks() int {
+	n := 0
+	for _, name := range b.st.Points() {
+		if p, err := b.st.Point(name); err == nil {
+			for _, t := range p.View(0).Tracks {
+				n += len(t.Frags)
+			}
+		}
+	}
+	return n
+}
+
+// fileObject is a stored fragment opened for reading.
+type fileObject struct {
+	f    *os.File
+	size int64
+}
+
+func (o fileObject) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
+func (o fileObject) Close() error                            { return o.f.Close() }
+func (o fileObject) Size() int64                             { return o.size }
+func (o fileObject) File() *os.File                          { return o.f }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/scheduler"
 	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/webui"
 )
@@ -30,6 +31,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rf.register(fs)
 	noDemo := fs.Bool("no-demo", false, "do not start the demo channel and asset")
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js) for the status page")
+	senderRAM := fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,17 +52,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv.SetHome(webui.New(srv.Store, *playerDir, log))
+	ram, err := parseBytes(*senderRAM)
+	if err != nil || ram <= 0 {
+		return fmt.Errorf("--sender-ram %q: want a positive size such as 256M", *senderRAM)
+	}
+	// One scheduler and one sender in process (over the store): /s/ serves
+	// per-session manifests whose segments come from the sender at /b/.
+	lc, err := newLocalCluster(srv, cfg, schedFlags{cfg: scheduler.DefaultConfig()}, ram, "", log)
+	if err != nil {
+		return err
+	}
+	srv.SetHome(lc.handler(webui.New(srv.Store, *playerDir, log)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	return srv.Serve(ctx, func(addr string) {
+		lc.start(ctx, addr)
 		base := "http://" + addr
 		fmt.Fprintf(stdout, "Sluice is serving on %s (data in %s)\n", base, cfg.Data)
 		fmt.Fprintf(stdout, "  status page:   %s/\n", base)
 		fmt.Fprintf(stdout, "  push to:       %s/live.isml/Streams(live)\n", base)
+		fmt.Fprintf(stdout, "  sessions:      %s/s/<point>/manifest.mpd | master.m3u8 (segments from the sender at /b/)\n", base)
 		if !*noDemo {
 			fmt.Fprintf(stdout, "  demo (live):   %s/%s.isml/manifest.mpd | master.m3u8 | Manifest\n", base, demoChannel)
 			fmt.Fprintf(stdout, "  demo (VOD):    %s/%s.isml/manifest.mpd | master.m3u8 | Manifest\n", base, demoAsset)
+			fmt.Fprintf(stdout, "  demo sessions: %s/s/%s/manifest.mpd | %s/s/%s/master.m3u8\n", base, demoChannel, base, demoAsset)
 			go startDemo(ctx, srv, base, log)
 		}
 	})

@@ -80,6 +80,11 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
+	if len(s.LiveSenders()) == 0 {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "no sender available", http.StatusServiceUnavailable)
+		return
+	}
 	ctx := r.Context()
 	ps, err := s.pointView(ctx, req.point)
 	if err != nil {
@@ -447,6 +452,9 @@ func (s *Scheduler) initSender(ps *pointState, track string) string {
 // senderURL is the base URL of a sender. s.mu must be held.
 func (s *Scheduler) senderURL(id string) string {
 	if sc := s.senders[id]; sc != nil {
+		if s.cfg.ClientURL != nil {
+			return s.cfg.ClientURL(sc.m)
+		}
 		return sc.m.URL
 	}
 	return "http://no-sender.invalid"

@@ -74,6 +74,11 @@ type Config struct {
 	// StatsInterval is how often the senders' stats are read for the
 	// metrics (default 2 s; negative: never).
 	StatsInterval time.Duration
+	// ClientURL, if set, returns the base URL players use for a sender
+	// (default: its member URL). "" makes segment URLs path-absolute, on
+	// the host the player asked for the manifest: the in-process sender of
+	// `sluice serve`.
+	ClientURL func(membership.Member) string
 }
 
 func (c *Config) setDefaults() error {

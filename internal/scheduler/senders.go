@@ -430,11 +430,6 @@ func (s *Scheduler) SenderStats() map[string]cluster.SenderStats {
 func (s *Scheduler) watchMembers(ctx context.Context) {
 	for {
 		ch := s.members.Changed()
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
 		ms := s.members.Members()
 		s.mu.Lock()
 		s.syncMembers(ms)
@@ -443,6 +438,11 @@ func (s *Scheduler) watchMembers(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		s.kick()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
 	}
 }
 
