@@ -63,7 +63,7 @@ type layout struct {
 	// opaque: the manifest was not understood; requests pass unchecked
 	// until it changes.
 	opaque bool
-	live    bool
+	live   bool
 	// lookAhead is the Smooth LookAheadFragmentCount: fragments past the
 	// listed edge that live Smooth clients learn from tfrf boxes.
 	lookAhead int
