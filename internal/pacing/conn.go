@@ -66,6 +66,7 @@ type connState struct {
 	setFn   func(fd uintptr)
 
 	cc         string // congestion control, read once
+	noRefresh  bool   // re-selecting the congestion control failed once
 	lowatSet   bool
 	responses  int // media responses started on the connection
 	sinceProbe int
@@ -127,6 +128,42 @@ func (cs *connState) setPacingRate(rate uint64) error {
 	}
 	if err := cs.setsockopt(unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, rate); err != nil {
 		return fmt.Errorf("pacing: SO_MAX_PACING_RATE %d: %w", rate, err)
+	}
+	return nil
+}
+
+// changePacingRate moves SO_MAX_PACING_RATE from old to rate (bytes/s, 0:
+// unlimited); pacing is the socket's current pacing rate
+// (tcpi_pacing_rate). Call with cs.mu held.
+//
+// Lowering takes effect at once, but the kernel only lowers: a raised cap
+// reaches the socket's pacing rate when the congestion control recomputes
+// it at the next ACK, so the first TSO packet after a raise would still be
+// spaced at the old, lower rate (on loopback a 64 KB packet: seconds after
+// a 150 kbit/s cap). For BBR, re-selecting the congestion control runs its
+// init, which sets the pacing rate from cwnd/RTT at once (bounded by the new
+// cap); BBR then starts over in STARTUP with its RTT estimate kept. Other
+// congestion controls keep the old rate until the next ACK.
+func (cs *connState) changePacingRate(old, rate, pacing uint64) error {
+	if err := cs.setPacingRate(rate); err != nil {
+		return err
+	}
+	raised := old > 0 && (rate == 0 || rate > old)
+	if !raised || pacing > old || cs.congestion() != "bbr" || cs.noRefresh {
+		return nil
+	}
+	var e1, e2 error
+	cs.rc.Control(func(fd uintptr) {
+		if e1 = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "reno"); e1 == nil {
+			e2 = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "bbr")
+		}
+	})
+	switch {
+	case e1 != nil:
+		cs.noRefresh = true // not allowed here: keep the kernel's behaviour
+	case e2 != nil:
+		cs.noRefresh, cs.cc = true, "reno"
+		return fmt.Errorf("pacing: the socket is left on reno: TCP_CONGESTION bbr: %w", e2)
 	}
 	return nil
 }

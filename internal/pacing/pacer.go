@@ -428,7 +428,7 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			cur = 0
 		}
 		if d.rate != cur {
-			if err := cs.setPacingRate(d.rate); err != nil {
+			if err := cs.changePacingRate(cur, d.rate, ti.Pacing_rate); err != nil {
 				p.log.Warn("pacing: cannot set the pacing rate", "err", err, "remote", r.RemoteAddr)
 				d.rate, d.src = cur, SrcNone
 			}

@@ -91,6 +91,7 @@ func newTestServer(t *testing.T, cfg config.Pacing, useTLS bool) *testServer {
 		h := w.Header()
 		h.Set("X-Sock-Rate", strconv.FormatUint(rate, 10))
 		h.Set("X-Info-Rate", strconv.FormatUint(ti.Max_pacing_rate, 10))
+		h.Set("X-Info-Pacing", strconv.FormatUint(ti.Pacing_rate, 10))
 		h.Set("X-Mss", strconv.FormatUint(uint64(ti.Snd_mss), 10))
 		h.Set("X-Client", r.RemoteAddr)
 		h.Set("Content-Length", strconv.Itoa(size))
@@ -125,6 +126,7 @@ type result struct {
 	status   int
 	sockRate uint64
 	infoRate uint64
+	pacing   uint64 // tcpi_pacing_rate when the handler ran
 	mss      uint64
 	client   string
 	cmsd     map[string]string // CMSD-Dynamic parameters of our hop
@@ -157,6 +159,7 @@ func (ts *testServer) get(t *testing.T, c *http.Client, path string, hdr map[str
 	res := result{status: resp.StatusCode, bodyLen: len(body), elapsed: time.Since(t0), client: resp.Header.Get("X-Client")}
 	res.sockRate, _ = strconv.ParseUint(resp.Header.Get("X-Sock-Rate"), 10, 64)
 	res.infoRate, _ = strconv.ParseUint(resp.Header.Get("X-Info-Rate"), 10, 64)
+	res.pacing, _ = strconv.ParseUint(resp.Header.Get("X-Info-Pacing"), 10, 64)
 	res.mss, _ = strconv.ParseUint(resp.Header.Get("X-Mss"), 10, 64)
 	if v := resp.Header.Get("CMSD-Dynamic"); v != "" {
 		res.cmsd = cmsdParams(t, v)
@@ -394,7 +397,8 @@ func TestMalformedNeverFails(t *testing.T) {
 }
 
 // TestPacingTakesEffect: the kernel really paces a response at the
-// requested rate, and the next response on the connection is fast again.
+// requested rate, and the next response on the connection has the default
+// back (TestRaiseTakesEffect checks that the socket paces faster at once).
 func TestPacingTakesEffect(t *testing.T) {
 	ts := newTestServer(t, config.PacingDefaults(), false)
 	c := keepAliveClient(ts)
@@ -408,12 +412,55 @@ func TestPacingTakesEffect(t *testing.T) {
 	if paced.elapsed < 350*time.Millisecond || paced.elapsed > 5*time.Second {
 		t.Errorf("paced response took %v, want about 0.5 s", paced.elapsed)
 	}
-	if unpaced.elapsed > paced.elapsed/2 {
-		t.Errorf("unpaced response took %v, paced %v: the rate was not restored", unpaced.elapsed, paced.elapsed)
-	}
+	// The unpaced one is not timed against the paced one: on a loaded
+	// machine (or under -race) the reading client is the bottleneck.
 	if paced.sockRate != 6_000_000 || unpaced.sockRate != unlimited {
 		t.Errorf("socket rates %d, %d", paced.sockRate, unpaced.sockRate)
 	}
+}
+
+// TestRaiseTakesEffect: the kernel only lowers the socket's current pacing
+// rate when the cap changes; after a raise the first packet would still be
+// spaced at the old rate. With BBR the pacer re-initialises the congestion
+// control, so that the socket paces at the new cap before the body (and, on
+// a keep-alive connection alternating a low and a high cap, each pair of
+// responses takes what the two rates say).
+func TestRaiseTakesEffect(t *testing.T) {
+	ts := newTestServer(t, config.PacingDefaults(), false)
+	c := keepAliveClient(ts)
+	first := ts.get(t, c, "/v/0.m4s", nil)
+	cc := ""
+	if tcp, err := net.Dial("tcp", ts.Listener.Addr().String()); err == nil {
+		netconn.Control(tcp.(*net.TCPConn), func(fd int) error {
+			cc, _ = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION)
+			return nil
+		})
+		tcp.Close()
+	}
+	if cc != "bbr" {
+		t.Skipf("congestion control %q: the raise is only made immediate for BBR (first response %v)", cc, first.src())
+	}
+	var pairs []time.Duration
+	for i := 1; i <= 4; i++ {
+		low := ts.get(t, c, "/a/"+strconv.Itoa(i)+".m4s?size=6008", map[string]string{HeaderName: "rate=600"})
+		high := ts.get(t, c, "/v/"+strconv.Itoa(i)+".m4s?size=300000", map[string]string{HeaderName: "rate=6000"})
+		if high.sockRate != 750_000 || high.pacing != 750_000 {
+			t.Errorf("pair %d: after a raise from 75000 to 750000 B/s the socket paces at %d (cap %d)", i, high.pacing, high.sockRate)
+		}
+		pairs = append(pairs, low.elapsed+high.elapsed)
+	}
+	restored := ts.get(t, c, "/v/5.m4s", nil)
+	if restored.sockRate != unlimited || restored.pacing <= 750_000 {
+		t.Errorf("unpaced after a cap: socket cap %d, pacing %d", restored.sockRate, restored.pacing)
+	}
+	// 6 KB at 75 kB/s + 300 kB at 750 kB/s: about 0.48 s per pair (at a
+	// stale 75 kB/s the first 64 KB packet alone would add 0.8 s).
+	for i, d := range pairs {
+		if d > 1200*time.Millisecond {
+			t.Errorf("pair %d took %v, want about 0.5 s", i+1, d)
+		}
+	}
+	t.Logf("low/high pairs: %v", pairs)
 }
 
 // TestPerPhase: a spec with a slow-start rate applies it on a new
@@ -452,11 +499,13 @@ func (t *throttle) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// slowBody sleeps n/rate after each read of n bytes: it never catches up
+// after a delay, so it never reads faster than rate (a bottleneck does not
+// either).
 type slowBody struct {
 	io.ReadCloser
 	rate  int
 	start time.Time
-	n     int
 }
 
 func (b *slowBody) Read(p []byte) (int, error) {
@@ -464,10 +513,7 @@ func (b *slowBody) Read(p []byte) (int, error) {
 		p = p[:8<<10]
 	}
 	n, err := b.ReadCloser.Read(p)
-	b.n += n
-	if ahead := time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second)) - time.Since(b.start); ahead > 0 {
-		time.Sleep(ahead)
-	}
+	time.Sleep(time.Duration(float64(n) / float64(b.rate) * float64(time.Second)))
 	return n, err
 }
 
@@ -503,9 +549,10 @@ func TestServerEstimate(t *testing.T) {
 	if want := "estimate estimate probe estimate"; strings.Join(srcs, " ") != want {
 		t.Errorf("sources %v, want %s", srcs, want)
 	}
-	// The estimate is of the client's read rate (±40 %: timers on a busy
-	// machine), paced at 0.9 of it.
-	if est < uint64(0.9*0.6*rate) || est > uint64(0.9*1.4*rate) {
+	// The estimate is of the client's read rate (at most rate; less when
+	// the machine is busy and the reader's timers run late), paced at 0.9
+	// of it. The receive buffer lets it look a little faster.
+	if est < uint64(0.9*0.4*rate) || est > uint64(0.9*1.15*rate) {
 		t.Errorf("paced at %d B/s, want about 0.9 x %d", est, rate)
 	}
 }

@@ -97,7 +97,11 @@ func (w *watcher) tick() {
 			if rate > 0 {
 				rate = w.p.clamp(rate)
 			}
-			if err := cs.setPacingRate(rate); err != nil {
+			old := ti.Max_pacing_rate
+			if old == ^uint64(0) {
+				old = 0
+			}
+			if err := cs.changePacingRate(old, rate, ti.Pacing_rate); err != nil {
 				w.p.log.Debug("pacing: phase switch", "err", err)
 			}
 		}
