@@ -62,9 +62,9 @@ func (u *URLs) hlsSegment(trackID string, start int64) string {
 // segmentList reports whether DASH lists segments one by one.
 func (u *URLs) segmentList() bool { return u != nil && u.Segment != nil }
 
-// dashList renders the SegmentList of one Representation: the same
-// SegmentTimeline as dashTemplate, one SegmentURL per listed fragment, and
-// the Initialization.
+// dashList renders the SegmentList of one Representation: a
+// SegmentTimeline with one S per listed fragment (S@t on the first and after
+// every gap), one SegmentURL per listed fragment, and the Initialization.
 func dashList(t store.TrackView, fs []store.FragRef, live bool, origin float64, u *URLs) *mpd.SegmentListType {
 	timescale := t.Info.Timescale
 	sl := &mpd.SegmentListType{}
@@ -79,11 +79,14 @@ func dashList(t store.TrackView, fs []store.FragRef, live bool, origin float64, 
 	} else {
 		sl.Initialization = &mpd.URLType{SourceURL: mpd.AnyURI("tracks/" + t.ID + "/init.mp4")}
 	}
+	// One S per segment (no S@r): dash.js (5.x) picks the SegmentURL of a
+	// timeline segment by the index of its S element, not of the segment,
+	// so runs would all fetch the first URL of their run.
 	tl := mpd.NewSegmentTimeline()
-	for _, r := range runs(fs) {
-		s := &mpd.S{D: r.d, R: r.n - 1}
-		if r.gap {
-			s.T = mpd.Ptr(uint64(r.start))
+	for i, f := range fs {
+		s := &mpd.S{D: f.Duration}
+		if i == 0 || f.Start != fs[i-1].End() {
+			s.T = mpd.Ptr(uint64(f.Start))
 		}
 		tl.S = append(tl.S, s)
 	}

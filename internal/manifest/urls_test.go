@@ -63,8 +63,8 @@ func TestURLsDASH(t *testing.T) {
 					for _, s := range sl.SegmentTimeline.S {
 						cnt += 1 + s.R
 					}
-					if cnt != len(fs) {
-						t.Errorf("%s: timeline has %d segments, %d URLs", r.Id, cnt, len(fs))
+					if cnt != len(fs) || len(sl.SegmentTimeline.S) != len(fs) {
+						t.Errorf("%s: timeline has %d segments in %d S, %d URLs", r.Id, cnt, len(sl.SegmentTimeline.S), len(fs))
 					}
 					for i, f := range fs {
 						if got, want := string(sl.SegmentURL[i].Media), o.URLs.Segment(r.Id, f.Start); got != want {
