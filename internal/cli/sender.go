@@ -15,13 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/membership"
-	"github.com/sluice-media/sluice/internal/netconn"
+	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/pacing"
 	"github.com/sluice-media/sluice/internal/placement"
 	"github.com/sluice-media/sluice/internal/sender"
 	"github.com/sluice-media/sluice/internal/store"
@@ -65,6 +63,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	noAdmit := fs.Bool("no-admit", false, "do not load blocks into RAM on a miss (only look-aheads fill RAM)")
 	ramSend := fs.String("ram-send", "sendfile", "how RAM blocks are sent: sendfile (from the memfd) or copy (write from a read-only mapping of it)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pacingMode := fs.String("pacing", config.PacingDefaults().Mode, "TCP pacing of block responses: off, client, server or both (docs/pacing.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,8 +106,16 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pc := config.PacingDefaults()
+	pc.Mode = *pacingMode
+	if err := pc.Validate(); err != nil {
+		return fmt.Errorf("--pacing: %w", err)
+	}
+	// One registry for the sender's and the pacer's metrics (it has the Go
+	// and process collectors already).
+	m := metrics.New()
+	reg := m.Registry
+	pacer := pacing.New(pc, m, log)
 	var snd atomic.Pointer[sender.Sender]
 	bs, err := blockstore.New(blockstore.Options{
 		Backend: disk, RAMBudget: budget, Preloaders: *preloaders, NoAdmitOnMiss: *noAdmit, CopyRAM: *ramSend == "copy",
@@ -142,16 +149,20 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	snd.Store(s)
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		// Blocks go to players through the same pacer as the origin's.
+		Handler: pacer.Middleware(s.Handler(), func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/b/")
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnContext:       netconn.ConnContext,
+		ConnContext:       pacing.ConnContext,
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.Run(rctx)
+	go pacer.Run(rctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("sluice sender listening", "addr", ln.Addr().String(), "id", self.ID, "url", self.URL,

@@ -92,6 +92,11 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		// Fragments and init segments go through the pacer.
 		org = s.pacer.Middleware(origin.New(st, cfg, m, log), isMedia)
 	}
+	var dist http.Handler
+	if s.dist != nil {
+		// A distribution server sends media to players too: same pacer.
+		dist = s.pacer.Middleware(s.dist, isMedia)
+	}
 	s.setupPeers(roles)
 	if st != nil {
 		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
@@ -102,8 +107,8 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 			ing.ServeHTTP(w, r)
 		case org != nil && (strings.Contains(r.URL.Path, ".isml") || strings.Contains(r.URL.Path, ".ism/")):
 			org.ServeHTTP(w, r)
-		case s.dist != nil:
-			s.dist.ServeHTTP(w, r)
+		case dist != nil:
+			dist.ServeHTTP(w, r)
 		case s.home != nil:
 			s.home.ServeHTTP(w, r)
 		default:
