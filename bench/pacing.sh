@@ -269,6 +269,14 @@ run_one() { # buffer mode rep
 	in_srv nstat -asz >"$dir/nstat.before"
 	start_bg "$dir/ping.log" "${IN_CLI[@]}" "${RT[@]}" "$PB" ping -addr "$SRV_IP:$ECHO_PORT" -duration "$((DURATION + 2))s" -out "$dir/ping.txt"
 	local ping=$BG_PID
+	# Retransmission counters every 0.5 s, so that the table can tell the
+	# steady state from the (deliberately unpaced) startup.
+	start_bg "$dir/nstat.log" bash -c 'for ((i = 0; i < 2 * ($2 + 2); i++)); do
+		printf "%s " "$(date +%s%N)"
+		ip netns exec "$1" nstat -asz TcpRetransSegs TcpOutSegs | awk "{v[\$1]=\$2} END {print v[\"TcpRetransSegs\"]+0, v[\"TcpOutSegs\"]+0}"
+		sleep 0.5
+	done >"$3"' _ "$NS_SRV" "$DURATION" "$dir/nstat.series"
+	local sampler=$BG_PID
 	local rc=0
 	in_cli timeout $((DURATION + 30)) "$SLUICE" play --json --pacing "$play_mode" --pacing-log \
 		--rate-multiplier "$MULT" --burst "$BURST" --min-buffer "$MIN_BUFFER" --buffer "$PLAYER_BUFFER" \
@@ -277,6 +285,8 @@ run_one() { # buffer mode rep
 	in_rtr tc -s qdisc show dev r1 >"$dir/tc.txt"
 	wait "$ping" || true
 	forget_pid "$ping"
+	stop_pid "$sampler"
+	forget_pid "$sampler"
 	for p in "$push" "$srv"; do
 		stop_pid "$p"
 		forget_pid "$p"

@@ -86,7 +86,13 @@
 // that) at MinBuffer, linear in between; a live session counts as full at
 // its distance to the live edge. A loss rate above LossThreshold in the
 // server's CMSD on a paced response multiplies it by 0.85 (never below
-// FloorMultiplier, 1.1), clean reports restore it by 0.05 a time. The burst
+// FloorMultiplier, 1.1), clean reports restore it by 0.05 a time. The rate
+// is capped at CapFraction (0.9) of the path capacity the engine measured
+// (the highest throughput of the last four unpaced video downloads of 256 KB
+// or more, lowered by a paced download that fell well short of its pace):
+// pacing above the bottleneck only fills its queue. Below the top video
+// rendition every ProbeEvery-th (5th) fragment goes unpaced, so that the
+// throughput estimate can see room to switch up. The burst
 // is the device capability PacingConfig.Burst (segments), the minimum gap
 // burst × MSS / rate. Mode cmcd sends the rate as CMCD rtp (kbit/s, in
 // CMCD-Status), spec also as the Sluice-Pacing header (rate, burst, gap;

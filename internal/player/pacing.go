@@ -57,6 +57,11 @@ const (
 	DefaultLossThreshold  = 0.005
 	DefaultMaxPacingLog   = 5000
 	DefaultProbeEvery     = 5
+	DefaultCapFraction    = 0.9
+	// capacitySamples unpaced downloads make the capacity estimate (their
+	// maximum); capacityMinBytes is the smallest download that counts.
+	capacitySamples  = 4
+	capacityMinBytes = 256 << 10
 )
 
 // PacingConfig configures the pacing request engine. The zero value (mode
@@ -84,6 +89,13 @@ type PacingConfig struct {
 	// LossThreshold: a loss rate above it in the server's metadata makes
 	// the engine back off (default 0.5 %).
 	LossThreshold float64
+	// CapFraction caps the rate at this fraction of the path's capacity as
+	// the engine measured it (default 0.9): a rate above the bottleneck
+	// paces nothing and only fills its queue. The capacity is the highest
+	// throughput of the last few unpaced video downloads of 256 KB or more,
+	// lowered by paced ones that fell well short of their rate. The cap
+	// never goes below FloorMultiplier × the encoding rate.
+	CapFraction float64
 	// ProbeEvery: while the video rendition is below the top one, every
 	// ProbeEvery-th fragment request goes unpaced, so that the throughput
 	// estimate sees the network and the player can switch up (a paced
@@ -125,6 +137,9 @@ func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
 	if c.ProbeEvery == 0 {
 		c.ProbeEvery = DefaultProbeEvery
 	}
+	if c.CapFraction <= 0 || c.CapFraction > 1 {
+		c.CapFraction = DefaultCapFraction
+	}
 	return c
 }
 
@@ -142,6 +157,9 @@ type PacingDecision struct {
 	// EncodedRate is the instantaneous encoding rate the rate derives from,
 	// bits/s; Multiplier the factor applied to it.
 	EncodedRate, Multiplier float64
+	// Capped is true when the rate was lowered to CapFraction × the
+	// measured capacity.
+	Capped bool
 	// Burst (segments) and Gap (minimum time between bursts) as sent; 0
 	// when not sent.
 	Burst int
@@ -257,6 +275,10 @@ type pacer struct {
 	encoded map[string]float64
 	// sinceProbe counts paced requests per kind since the last probe.
 	sinceProbe map[Kind]int
+	// capSamples are the last unpaced throughput samples (bits/s); capacity
+	// is their maximum, 0 while unknown.
+	capSamples []float64
+	capacity   float64
 	// lossFactor scales the multiplier down after lossy responses and
 	// recovers slowly on clean ones.
 	lossFactor float64
@@ -330,6 +352,11 @@ func (p *pacer) decide(info RequestInfo) PacingDecision {
 	}
 	d.Multiplier = p.multiplier(info.Buffer, info.BufferTarget)
 	d.Rate = d.EncodedRate * d.Multiplier
+	if p.capacity > 0 && d.Rate > p.cfg.CapFraction*p.capacity {
+		d.Rate = max(p.cfg.CapFraction*p.capacity, p.cfg.FloorMultiplier*d.EncodedRate)
+		d.Multiplier = d.Rate / d.EncodedRate
+		d.Capped = true
+	}
 	d.Paced = true
 	if p.cfg.Burst > 0 {
 		d.Burst = p.cfg.Burst
@@ -436,6 +463,9 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 	switch {
 	case d.Paced:
 		r.Paced++
+		if d.Capped {
+			r.Capped++
+		}
 		p.requested = appendBounded(p.requested, d.Rate/1000)
 	case d.Urgent:
 		r.Urgent++
@@ -475,6 +505,25 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 			r.PaceLimited++
 		}
 	}
+	if ok && info.Kind == KindVideo && n >= capacityMinBytes && elapsed > 0 {
+		tput := float64(n) * 8 / elapsed.Seconds()
+		switch {
+		case !d.Paced && md.AppliedRate <= 0: // unpaced on the wire
+			p.capSamples = append(p.capSamples, tput)
+			if len(p.capSamples) > capacitySamples {
+				p.capSamples = p.capSamples[1:]
+			}
+			p.capacity = 0
+			for _, x := range p.capSamples {
+				p.capacity = max(p.capacity, x)
+			}
+		case d.Paced && !paceLimited && tput < p.capacity:
+			// Held back by the path, not by the pace: the path got slower.
+			p.capSamples = append(p.capSamples[:0], tput)
+			p.capacity = tput
+		}
+	}
+	r.CapacityKbps = math.Round(p.capacity / 1000)
 	if p.cfg.Log && len(r.Log) < p.cfg.MaxLog {
 		e := PacingLogEntry{
 			StartMS: t0.UnixMilli(), Kind: info.Kind, Bitrate: info.Bitrate, Bytes: n,
@@ -545,6 +594,10 @@ type PacingReport struct {
 	Urgent   int `json:"urgent"`
 	// Probes counts requests sent unpaced to measure the network.
 	Probes int `json:"probes"`
+	// Capped counts rates lowered to the cap; CapacityKbps is the path
+	// capacity the engine measured last (0: unknown).
+	Capped       int     `json:"capped"`
+	CapacityKbps float64 `json:"capacity_kbps"`
 	// RequestedKbps summarises the rates asked for (kbit/s of payload).
 	RequestedKbps RateStats `json:"requested_kbps"`
 	// CMSDResponses counts fragment responses with CMSD-Dynamic; ServerPaced

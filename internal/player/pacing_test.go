@@ -424,3 +424,37 @@ func TestPacingProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestPacingCapacityCap: the rate is capped at CapFraction of the capacity
+// measured on unpaced video downloads (a pace above the bottleneck only
+// fills its queue), never below FloorMultiplier × the encoding rate; a
+// paced download that fell short of its pace lowers the capacity.
+func TestPacingCapacityCap(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingSpec, RateMultiplier: 1.5}, 2*time.Second)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	info := fragInfo(3 * time.Second) // low buffer: 3 − 1.5×(1/8) = 2.8125 × 4 Mbit/s
+	if d := p.decide(info); !near(d.Rate, 11.25e6, 1e-9) || d.Capped {
+		t.Fatalf("no capacity known yet: rate %v capped %v", d.Rate, d.Capped)
+	}
+	// An unpaced (urgent) 1 MB download in 1 s: 8 Mbit/s of capacity. A
+	// small one does not count.
+	urgent := fragInfo(time.Second)
+	p.observe(resp, urgent, p.decide(urgent), time.Now(), 1_000_000, time.Second)
+	small := urgent
+	small.Rendition = "other"
+	p.observe(resp, small, p.decide(small), time.Now(), 100_000, 10*time.Millisecond)
+	d := p.decide(info)
+	if !d.Capped || !near(d.Rate, 7.2e6, 1e-9) {
+		t.Errorf("capped rate %v (capped %v), want 0.9 × 8 Mbit/s", d.Rate, d.Capped)
+	}
+	// A paced download held back by the path (2 Mbit/s against 7.2): the
+	// capacity drops, and the floor (1.1 × 4 Mbit/s) holds.
+	p.observe(resp, info, d, time.Now(), 1_000_000, 4*time.Second)
+	d = p.decide(info)
+	if !near(d.Rate, 4.4e6, 1e-9) {
+		t.Errorf("after a slow paced download: rate %v, want the floor 4.4e6", d.Rate)
+	}
+	if r := p.report(); r.CapacityKbps != 2000 || r.Capped != 1 {
+		t.Errorf("report capacity %v capped %d", r.CapacityKbps, r.Capped)
+	}
+}
