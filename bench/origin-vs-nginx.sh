@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# Sluice origin vs nginx serving the same fragment files over loopback.
+# See bench/README.md. Run from anywhere:  bash bench/origin-vs-nginx.sh
+#
+# One run: builds sluice, encodes two H.264 MP4s with ffmpeg (~200 KB and
+# ~2 MB fragments), imports them into a tmpfs data directory, starts nginx
+# (1 worker, sendfile) and `sluice origin` (GOMAXPROCS=1) pinned to one core,
+# checks every fragment URL answers 200 with the right length on both, loads
+# each with wrk (pinned to the other core) cycling through the fragments of
+# one size, and prints a table with sluice/nginx ratios.
+#
+# Knobs (environment):
+#   DURATION=10   seconds per measured wrk run      WARMUP=2  seconds of warm-up
+#   CONNS=16      wrk connections (1 thread)        REPS=1    interleaved repetitions (median)
+#   COPIES=3      imports of each MP4 (distinct files, so the set is not one hot file)
+#   SMALL_SECONDS=60  BIG_SECONDS=40   length of the two encoded movies (2 s fragments)
+#   SERVER_CPU=1  CLIENT_CPU=0         cores for the servers and for wrk
+#   PROFILE_DIR=  if set: after the table, one extra run per size and server under
+#                 `perf record` plus an strace of one request, reports written there
+#   KEEP=0        1 keeps the temp directories (paths printed) instead of deleting them
+#   SLUICE_REV=   build this git revision (e.g. HEAD, HEAD~3, a commit) from `git archive`
+#                 instead of the work tree, e.g. to A/B a change or when the tree is mid-edit
+#   SLUICE_BIN=   use this sluice binary instead of building anything
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-16}
+REPS=${REPS:-1}
+COPIES=${COPIES:-3}
+SMALL_SECONDS=${SMALL_SECONDS:-60}
+BIG_SECONDS=${BIG_SECONDS:-40}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+PROFILE_DIR=${PROFILE_DIR:-}
+KEEP=${KEEP:-0}
+SLUICE_BIN=${SLUICE_BIN:-}
+SLUICE_REV=${SLUICE_REV:-}
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+LUA=$BENCH_DIR/wrk-cycle.lua
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+for t in go ffmpeg nginx wrk curl taskset ss; do
+	command -v "$t" >/dev/null || die "$t is not installed"
+done
+[[ $REPS =~ ^[1-9][0-9]*$ && $COPIES =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] ||
+	die "REPS, COPIES and DURATION must be positive integers"
+
+# Pinning: server and client on different cores when there are two.
+if [[ $(nproc) -ge 2 ]]; then
+	PIN_SRV=(taskset -c "$SERVER_CPU")
+	PIN_CLI=(taskset -c "$CLIENT_CPU")
+else
+	log "only one CPU: no pinning"
+	PIN_SRV=()
+	PIN_CLI=()
+fi
+
+# ---------------------------------------------------------------- cleanup
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+# The research notes (throughput-baseline.md) found DAMON evicting ext4
+# page cache on this VM, so the fragments live on tmpfs when there is one.
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+	DATA=$(mktemp -d /dev/shm/sluice-bench-data.XXXXXX)
+else
+	DATA=$WORK/data
+	mkdir -p "$DATA"
+fi
+PIDS=() # every background process we started
+
+stop_pid() { # pid: TERM, wait up to 5 s, then KILL (with its children)
+	local pid=$1 i kids
+	kill -0 "$pid" 2>/dev/null || return 0
+	kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	local p
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	if [[ $KEEP == 1 ]]; then
+		log "kept $WORK and $DATA"
+	else
+		rm -rf "$WORK" "$DATA"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+forget_pid() { # drop a pid that has been waited for from PIDS (it may be reused)
+	local p keep=()
+	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+start_bg() { # start_bg LOGFILE cmd...: run in the background, record the pid in BG_PID
+	local out=$1
+	shift
+	"$@" >"$out" 2>&1 &
+	BG_PID=$!
+	PIDS+=("$BG_PID")
+}
+
+# ---------------------------------------------------------------- build
+log "load before: $(uptime)"
+LOAD_BEFORE=$(uptime)
+if [[ -n $SLUICE_BIN ]]; then
+	[[ -x $SLUICE_BIN ]] || die "SLUICE_BIN=$SLUICE_BIN is not an executable"
+	log "using $SLUICE_BIN"
+	cp "$SLUICE_BIN" "$WORK/sluice"
+	BUILT_FROM="binary $SLUICE_BIN"
+elif [[ -n $SLUICE_REV ]]; then
+	rev=$(git -C "$REPO" rev-parse --short "$SLUICE_REV^{commit}") || die "no git revision $SLUICE_REV"
+	log "building sluice at $rev (git archive)"
+	mkdir -p "$WORK/src"
+	git -C "$REPO" archive "$rev" | tar -x -C "$WORK/src" || die "git archive $rev failed"
+	(cd "$WORK/src" && go build -o "$WORK/sluice" ./cmd/sluice) || die "go build of $rev failed"
+	BUILT_FROM="commit $rev ($(git -C "$REPO" log -1 --format=%s "$rev" | cut -c1-70))"
+else
+	log "building sluice from the work tree"
+	(cd "$REPO" && go build -o "$WORK/sluice" ./cmd/sluice) ||
+		die "go build failed (a tree in mid-edit? SLUICE_REV=HEAD builds the last commit)"
+	BUILT_FROM="work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+	if [[ -n $(git -C "$REPO" status --porcelain -- . ':(exclude)bench' 2>/dev/null) ]]; then
+		BUILT_FROM+=" + uncommitted changes"
+	fi
+fi
+log "sluice: $BUILT_FROM"
+SLUICE=$WORK/sluice
+
+# ---------------------------------------------------------------- media
+# 640x360 at 800 kbit/s CBR with a 2 s GOP: 2 s x 800 kbit/s = ~200 KB a fragment.
+# 1920x1080 at 8 Mbit/s CBR with a 2 s GOP: ~2 MB a fragment.
+# Video only: the fragments measured are the video track's.
+log "encoding ${SMALL_SECONDS}s of 640x360 and ${BIG_SECONDS}s of 1920x1080 with ffmpeg"
+encode() { # size seconds bitrate preset out
+	ffmpeg -nostdin -hide_banner -loglevel error -y \
+		-f lavfi -i "testsrc2=size=$1:rate=25" -t "$2" \
+		-c:v libx264 -preset "$4" -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 \
+		-b:v "$3" -minrate "$3" -maxrate "$3" -bufsize "$3" -x264-params nal-hrd=cbr \
+		-movflags +faststart "$5"
+}
+start_bg "$WORK/ffmpeg-small.log" encode 640x360 "$SMALL_SECONDS" 800k veryfast "$WORK/small.mp4"
+enc1=$BG_PID
+start_bg "$WORK/ffmpeg-big.log" encode 1920x1080 "$BIG_SECONDS" 8M ultrafast "$WORK/big.mp4"
+enc2=$BG_PID
+rc1=0 rc2=0
+wait "$enc1" || rc1=$?
+forget_pid "$enc1"
+wait "$enc2" || rc2=$?
+forget_pid "$enc2"
+[[ $rc1 -eq 0 ]] || { cat "$WORK/ffmpeg-small.log" >&2; die "ffmpeg (small) failed"; }
+[[ $rc2 -eq 0 ]] || { cat "$WORK/ffmpeg-big.log" >&2; die "ffmpeg (big) failed"; }
+
+log "importing into $DATA ($COPIES copies of each)"
+for ((c = 1; c <= COPIES; c++)); do
+	"$SLUICE" import --quiet --data "$DATA" "$WORK/small.mp4" "frag200k-$c" >>"$WORK/import.log" 2>&1 ||
+		{ cat "$WORK/import.log" >&2; die "sluice import (small) failed"; }
+	"$SLUICE" import --quiet --data "$DATA" "$WORK/big.mp4" "frag2m-$c" >>"$WORK/import.log" 2>&1 ||
+		{ cat "$WORK/import.log" >&2; die "sluice import (big) failed"; }
+done
+
+# Path lists. On disk: <data>/<asset>/t/<track>/<start>.m4s
+#   nginx  (root = data dir): /<asset>/t/<track>/<start>.m4s
+#   sluice:                   /<asset>.isml/tracks/<track>/<start>.m4s
+# plus <size>.bytes: the file sizes in the same order, for the checks.
+SIZES=(200k 2m)
+declare -A SIZE_LABEL=([200k]="~200 KB" [2m]="~2 MB")
+for s in "${SIZES[@]}"; do
+	: >"$WORK/$s.nginx"
+	: >"$WORK/$s.sluice"
+	: >"$WORK/$s.bytes"
+	while IFS= read -r f; do
+		rel=${f#"$DATA"/}                        # asset/t/track/start.m4s
+		asset=${rel%%/t/*}
+		rest=${rel#*/t/}                         # track/start.m4s
+		echo "/$rel" >>"$WORK/$s.nginx"
+		echo "/$asset.isml/tracks/$rest" >>"$WORK/$s.sluice"
+		stat -c %s "$f" >>"$WORK/$s.bytes"
+	done < <(find "$DATA" -path "$DATA/frag$s-*/t/*/*.m4s" -type f | sort)
+	n=$(wc -l <"$WORK/$s.bytes")
+	[[ $n -gt 0 ]] || die "no $s fragments were imported"
+	avg=$(awk '{t+=$1} END {printf "%.0f", t/NR/1000}' "$WORK/$s.bytes")
+	minmax=$(sort -n "$WORK/$s.bytes" | sed -n '1p;$p' | awk '{printf "%s%.0f", (NR > 1 ? "-" : ""), $1 / 1000}')
+	log "$s set: $n fragments, mean $avg KB (range $minmax KB)"
+	declare "N_$s=$n" "AVG_$s=$avg" "RANGE_$s=$minmax"
+done
+
+# ---------------------------------------------------------------- servers
+pick_port() { # a free 127.0.0.1 TCP port, not in "$@"
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 30000))
+		[[ " $* " == *" $p "* ]] && continue
+		if [[ -z $(ss -Htln "sport = :$p") ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+NGINX_PORT=$(pick_port) || die "no free port"
+SLUICE_PORT=$(pick_port "$NGINX_PORT") || die "no free port"
+
+mkdir -p "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+# written by bench/origin-vs-nginx.sh
+user root root;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 120s;
+    keepalive_requests 1000000;
+    types { video/mp4 m4s mp4; }
+    default_type application/octet-stream;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $DATA;
+    }
+}
+EOF
+log "starting nginx on 127.0.0.1:$NGINX_PORT and sluice origin on 127.0.0.1:$SLUICE_PORT (core ${PIN_SRV[2]:-any})"
+start_bg "$WORK/nginx.out" "${PIN_SRV[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
+	-c "$WORK/nginx/nginx.conf" -g 'daemon off;'
+NGINX_PID=$BG_PID
+start_bg "$WORK/sluice.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" origin --data "$DATA" \
+	--listen "127.0.0.1:$SLUICE_PORT" --log-level warn
+SLUICE_PID=$BG_PID
+
+declare -A PORT=([nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT)
+declare -A MAINPID=([nginx]=$NGINX_PID [sluice]=$SLUICE_PID)
+
+wait_ready() { # server: up to 10 s for the first fragment to answer
+	local srv=$1 url i
+	url="http://127.0.0.1:${PORT[$srv]}$(head -1 "$WORK/200k.$srv")"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "${MAINPID[$srv]}" 2>/dev/null || { cat "$WORK/$srv.out" "$WORK/nginx/error.log" >&2 2>/dev/null; die "$srv exited"; }
+		curl -sf -o /dev/null --max-time 2 "$url" && return 0
+		sleep 0.1
+	done
+	cat "$WORK/$srv.out" >&2
+	die "$srv did not answer $url within 10 s"
+}
+wait_ready nginx
+wait_ready sluice
+
+# Processes whose CPU time is the server's: nginx master + worker, sluice.
+server_pids() {
+	local pid=${MAINPID[$1]}
+	echo "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+}
+cpu_ticks() { # sum of utime+stime (clock ticks) over the pids
+	local p t=0 v
+	for p in "$@"; do
+		v=$(sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12 + $13}') || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+machine_busy_ticks() { # all CPUs: user+nice+system+irq+softirq+steal
+	awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat
+}
+children_cpu_secs() { # user+sys seconds of this shell's reaped children (wrk), into file $1
+	# `times` must run in this shell (not in a pipe or $(...)) to see its children.
+	times >"$1"
+}
+times_secs() { # the children line of a `times` output file, in seconds
+	awk 'NR == 2 {
+		t = 0
+		for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+		printf "%.3f", t
+	}' "$1"
+}
+
+# ---------------------------------------------------------------- checks
+# Every fragment, both servers: status 200 and the file's length.
+check_all() {
+	local srv=$1 s=$2 cfg=$WORK/curl-$srv-$s.cfg bad
+	: >"$cfg"
+	while IFS= read -r p; do
+		printf 'url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"\n' "${PORT[$srv]}" "$p" >>"$cfg"
+	done <"$WORK/$s.$srv"
+	curl -s --max-time 60 -K "$cfg" -w '%{http_code} %{size_download}\n' >"$WORK/check-$srv-$s.txt" || true
+	bad=$(paste -d' ' "$WORK/check-$srv-$s.txt" "$WORK/$s.bytes" "$WORK/$s.$srv" |
+		awk '$1 != 200 || $2 != $3 {print "  " $4 ": status " $1 ", " $2 " bytes, file has " $3; n++}
+		     END {if (NR == 0) print "  no answers"}')
+	if [[ -n $bad || $(wc -l <"$WORK/check-$srv-$s.txt") -ne $(wc -l <"$WORK/$s.bytes") ]]; then
+		log "$srv does not serve the $s fragments correctly:"
+		printf '%s\n' "$bad" | head -20 >&2
+		return 1
+	fi
+}
+for s in "${SIZES[@]}"; do
+	for srv in nginx sluice; do
+		check_all "$srv" "$s" || die "$srv failed the $s check"
+	done
+done
+log "both servers answer 200 with the right length for all fragments"
+log "sluice headers: $(curl -s -D - -o /dev/null "http://127.0.0.1:$SLUICE_PORT$(head -1 "$WORK/200k.sluice")" | tr -d '\r' | tr '\n' '|')"
+log "nginx headers:  $(curl -s -D - -o /dev/null "http://127.0.0.1:$NGINX_PORT$(head -1 "$WORK/200k.nginx")" | tr -d '\r' | tr '\n' '|')"
+
+# ---------------------------------------------------------------- load
+# run_wrk server size seconds out
+run_wrk() {
+	"${PIN_CLI[@]}" timeout -k 5 $(($3 + 30)) wrk -t1 -c"$CONNS" -d"$3s" --timeout 10s \
+		-s "$LUA" "http://127.0.0.1:${PORT[$1]}" -- "$WORK/$2.$1" >"$4" 2>&1
+}
+field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" "$1" | head -1; }
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+FAILED=0
+TOTAL_RUNS=$((REPS * ${#SIZES[@]} * 2))
+run=0
+for ((rep = 1; rep <= REPS; rep++)); do
+	for s in "${SIZES[@]}"; do
+		for srv in nginx sluice; do
+			run=$((run + 1))
+			out=$WORK/wrk-$srv-$s-$rep.txt
+			run_wrk "$srv" "$s" "$WARMUP" "$WORK/warmup.txt" || true
+			pids=$(server_pids "$srv")
+			t0=$(cpu_ticks $pids)
+			m0=$(machine_busy_ticks)
+			w0=$(date +%s%N)
+			children_cpu_secs "$WORK/times0.txt"
+			if ! run_wrk "$srv" "$s" "$DURATION" "$out"; then
+				cat "$out" >&2
+				die "wrk against $srv failed"
+			fi
+			t1=$(cpu_ticks $pids)
+			m1=$(machine_busy_ticks)
+			w1=$(date +%s%N)
+			children_cpu_secs "$WORK/times1.txt"
+			c0=$(times_secs "$WORK/times0.txt")
+			c1=$(times_secs "$WORK/times1.txt")
+			grep -q '^RESULT ' "$out" || { cat "$out" >&2; die "no RESULT line from wrk"; }
+			req=$(field "$out" requests)
+			dur=$(field "$out" duration_us)
+			bytes=$(field "$out" bytes)
+			p50=$(field "$out" p50_us)
+			p99=$(field "$out" p99_us)
+			errs=$(($(field "$out" connect) + $(field "$out" read) + $(field "$out" write) + $(field "$out" timeout)))
+			status=$(field "$out" status)
+			if [[ $status -ne 0 || $req -eq 0 ]]; then
+				log "$srv $s: $status non-2xx answers out of $req"
+				FAILED=1
+			fi
+			[[ $errs -eq 0 ]] || log "$srv $s: $errs socket errors"
+			awk -v s="$s" -v srv="$srv" -v rep="$rep" -v req="$req" -v dur="$dur" -v bytes="$bytes" \
+				-v p50="$p50" -v p99="$p99" -v ticks=$((t1 - t0)) -v hz="$HZ" -v errs="$errs" -v st="$status" \
+				-v mticks=$((m1 - m0)) -v c0="$c0" -v c1="$c1" -v wall=$(((w1 - w0) / 1000000)) 'BEGIN {
+				secs = dur / 1e6; cpu = ticks / hz; wrk = c1 - c0
+				# everything else the machine did meanwhile (other users, kernel threads, this script)
+				other = mticks / hz - cpu - wrk; if (other < 0) other = 0
+				printf "%s\t%s\t%d\t%.1f\t%.1f\t%.3f\t%.3f\t%.1f\t%.1f\t%.0f\t%.0f\t%d\t%d\n", s, srv, rep,
+					req / secs, bytes / secs / 1e6, p50 / 1000, p99 / 1000,
+					100 * cpu / secs, (req > 0 ? cpu / req * 1e6 : 0),
+					100 * wrk / secs, 100 * other / (wall / 1000), errs, st
+			}' >>"$RESULTS"
+			log "[$run/$TOTAL_RUNS] $(tail -1 "$RESULTS" | awk -F'\t' '{printf "%-4s %-6s rep %d: %8.0f req/s %8.1f MB/s  p50 %.2f ms  p99 %.2f ms  server CPU %.0f%% (%.1f us/req)  wrk CPU %.0f%%  other CPU %.0f%%", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}')"
+		done
+	done
+done
+LOAD_AFTER=$(uptime)
+log "load after: $LOAD_AFTER"
+
+# ---------------------------------------------------------------- table
+# Median over the repetitions of every column, then sluice/nginx ratios.
+# efficiency = nginx server-CPU-per-request / sluice's (1.0 = as cheap as nginx).
+echo
+echo "Sluice origin vs nginx, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s over loopback, ${REPS} run(s) each (median)"
+echo "servers on core ${PIN_SRV[2]:-any} (nginx: 1 worker, sendfile, tcp_nopush; sluice: GOMAXPROCS=1), wrk on core ${PIN_CLI[2]:-any}"
+echo "sluice: $BUILT_FROM"
+echo "fragments: 200k = $N_200k files, mean $AVG_200k KB ($RANGE_200k KB); 2m = $N_2m files, mean $AVG_2m KB ($RANGE_2m KB); tmpfs"
+echo "load before: ${LOAD_BEFORE##*load average: }; after: ${LOAD_AFTER##*load average: }"
+echo
+awk -F'\t' -v label200k="${SIZE_LABEL[200k]}" -v label2m="${SIZE_LABEL[2m]}" '
+function median(key, col,    n, i, j, a, t) {
+	n = cnt[key]
+	for (i = 1; i <= n; i++) a[i] = v[key, i, col]
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+	key = $1 SUBSEP $2; cnt[key]++
+	for (c = 4; c <= 11; c++) v[key, cnt[key], c] = $c
+	if (!($1 in seen)) { seen[$1] = 1; order[++ns] = $1 }
+}
+END {
+	label["200k"] = label200k; label["2m"] = label2m
+	print "| size | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | server CPU µs/req | wrk CPU % | other CPU % |"
+	print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for (i = 1; i <= ns; i++) {
+		s = order[i]
+		for (k = 1; k <= 2; k++) {
+			srv = (k == 1) ? "nginx" : "sluice"
+			key = s SUBSEP srv
+			for (c = 4; c <= 11; c++) m[srv, c] = median(key, c)
+			printf "| %s | %s | %.0f | %.1f | %.2f | %.2f | %.0f | %.1f | %.0f | %.0f |\n", label[s], srv,
+				m[srv, 4], m[srv, 5], m[srv, 6], m[srv, 7], m[srv, 8], m[srv, 9], m[srv, 10], m[srv, 11]
+		}
+		printf "| %s | **sluice/nginx** | **%.2f×** | **%.2f×** | %.2f× | %.2f× | | efficiency **%.2f×** | | |\n", label[s],
+			m["sluice", 4] / m["nginx", 4], m["sluice", 5] / m["nginx", 5],
+			m["sluice", 6] / m["nginx", 6], m["sluice", 7] / m["nginx", 7],
+			(m["sluice", 9] > 0 ? m["nginx", 9] / m["sluice", 9] : 0)
+	}
+}' "$RESULTS"
+echo
+echo "MB = 10^6 bytes of HTTP response (headers + body) as counted by wrk. server CPU = utime+stime of the"
+echo "server processes (nginx master+worker; sluice) during the run, % of one core; µs/req = that CPU / requests."
+echo "efficiency = nginx µs/req ÷ sluice µs/req. Latency ratios are sluice/nginx (lower is better for sluice)."
+echo "wrk CPU = the load generator's user+sys (100% = its core is saturated: client-bound). other CPU = all the"
+echo "rest of the machine's busy time in the run (other users, kernel threads), % of one core (2 cores = 200%)."
+NOISY=$(awk -F'\t' '$11 > 25' "$RESULTS" | wc -l)
+if [[ $NOISY -gt 0 ]]; then
+	echo
+	echo "WARNING: in $NOISY of $TOTAL_RUNS runs the rest of the machine used > 25% of a core (other CPU):"
+	echo "the cores were shared, so req/s and latency are unreliable there; compare µs/req, or rerun (REPS=3)."
+fi
+if [[ $REPS -gt 1 ]]; then
+	echo
+	echo "per run (size, server, rep, req/s, MB/s, p50 ms, p99 ms, server CPU %, µs/req, wrk CPU %, other CPU %, socket errors, non-2xx):"
+	sed 's/^/  /' "$RESULTS"
+fi
+
+# ---------------------------------------------------------------- profile
+if [[ -n $PROFILE_DIR ]]; then
+	mkdir -p "$PROFILE_DIR"
+	PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd)
+	command -v strace >/dev/null || die "PROFILE_DIR needs strace"
+	command -v perf >/dev/null || die "PROFILE_DIR needs perf"
+	log "profiling into $PROFILE_DIR"
+	for s in "${SIZES[@]}"; do
+		for srv in nginx sluice; do
+			# Syscalls of one request (the worker for nginx).
+			tp=$(server_pids "$srv" | awk '{print $NF}')
+			url="http://127.0.0.1:${PORT[$srv]}$(sed -n 2p "$WORK/$s.$srv")"
+			start_bg "$PROFILE_DIR/strace-$srv-$s.txt" timeout 20 strace -f -qq -p "$tp" \
+				-e trace=read,pread64,write,writev,sendfile,openat,fstat,newfstatat,statx,close,setsockopt,copy_file_range,splice
+			st_pid=$BG_PID
+			sleep 1
+			curl -s -o /dev/null --max-time 5 "$url" || true
+			sleep 0.5
+			stop_pid "$st_pid"
+			forget_pid "$st_pid"
+			{
+				echo "# syscall counts for one GET $url"
+				sed -E 's/^\[pid +[0-9]+\] //' "$PROFILE_DIR/strace-$srv-$s.txt" | grep -Eo '^[a-z0-9_]+\(' | sort | uniq -c | sort -rn
+			} >"$PROFILE_DIR/strace-$srv-$s.summary.txt" || true
+			# CPU profile of a loaded run (perf, cpu-clock, call graphs).
+			perf record -q -e cpu-clock -F 999 -g -o "$WORK/perf-$srv-$s.data" \
+				-p "$(server_pids "$srv" | tr ' ' ',')" -- sleep "$DURATION" >/dev/null 2>&1 &
+			perf_pid=$!
+			PIDS+=("$perf_pid")
+			run_wrk "$srv" "$s" "$DURATION" "$PROFILE_DIR/wrk-$srv-$s.txt" || true
+			wait "$perf_pid" || true
+			forget_pid "$perf_pid"
+			perf report -i "$WORK/perf-$srv-$s.data" --stdio --no-children --sort symbol \
+				--percent-limit 0.7 -g none 2>/dev/null | grep -v '^$' | head -60 >"$PROFILE_DIR/perf-$srv-$s.flat.txt" || true
+			perf report -i "$WORK/perf-$srv-$s.data" --stdio --children --sort symbol \
+				--percent-limit 3 -g none 2>/dev/null | grep -v '^$' | head -60 >"$PROFILE_DIR/perf-$srv-$s.children.txt" || true
+			log "profiled $srv $s"
+		done
+	done
+fi
+
+exit "$FAILED"
