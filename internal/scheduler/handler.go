@@ -361,11 +361,19 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 		return v
 	}
 	held := func(b cluster.BlockID) bool {
-		if at, ok := ps.missing[b]; ok && now.Sub(at) < 10*time.Second {
+		if at, ok := ps.unconfirmed[b]; ok && now.Sub(at) < unconfirmedHold {
 			return true
 		}
-		at, ok := ps.unconfirmed[b]
-		return ok && now.Sub(at) < 2*time.Second
+		if len(ps.missing) == 0 {
+			return false
+		}
+		owners := s.ownersOf(ps, b)
+		for _, o := range owners {
+			if !ps.lacks(o, b, now) {
+				return false
+			}
+		}
+		return len(owners) > 0
 	}
 	tracks := make([]store.TrackView, len(v.Tracks))
 	copy(tracks, v.Tracks)
@@ -420,16 +428,25 @@ func (s *Scheduler) urls(sess *session, now time.Time) *manifest.URLs {
 }
 
 // segmentSender is the sender a session fetches a block from: the first
-// owner that holds a reservation of the session for it, else the primary.
-// s.mu must be held.
+// owner that holds a reservation of the session for it, else the first
+// owner not known to lack it, else the primary. s.mu must be held.
 func (s *Scheduler) segmentSender(sess *session, b cluster.BlockID) string {
-	owners := s.ownersOf(sess.point, b)
+	ps := sess.point
+	owners := s.ownersOf(ps, b)
 	if len(owners) == 0 {
 		return ""
 	}
 	if len(sess.pins) > 0 {
 		for _, o := range owners {
 			if _, ok := sess.pins[pinKey{o, b}]; ok {
+				return o
+			}
+		}
+	}
+	if len(ps.missing) > 0 {
+		now := s.now()
+		for _, o := range owners {
+			if !ps.lacks(o, b, now) {
 				return o
 			}
 		}

@@ -288,10 +288,7 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 				// Not written to this sender yet (live) or lost: ask
 				// again soon.
 				reason, backoff = "missing", 2*s.cfg.Tick
-				if _, ok := ps.missing[p.Block]; !ok {
-					mark(&ps.missing, p.Block, now)
-				}
-				delete(ps.unconfirmed, p.Block)
+				mark(&ps.missing, k, now)
 			}
 			s.m.refused.WithLabelValues(reason).Inc()
 			s.dropPin(sess, k, false)
@@ -299,7 +296,7 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 			s.markDirty(sess)
 		default:
 			st.acked = true
-			delete(ps.missing, p.Block)
+			delete(ps.missing, k)
 			delete(ps.unconfirmed, p.Block)
 		}
 	}

@@ -120,19 +120,34 @@ type pointState struct {
 	sessions map[*session]struct{}
 	edge     *session                     // the edge session while the point is live and watched
 	owners   map[cluster.BlockID][]string // placement cache for liveVer
-	// missing: blocks a sender reported it does not hold (yet), since when;
-	// unconfirmed: blocks new in the live index that no sender confirmed
-	// yet, since when. Live manifests hold both back at their end.
-	missing     map[cluster.BlockID]time.Time
+	// missing: (sender, block) a sender reported it does not hold (yet),
+	// since when; unconfirmed: blocks new in the live index that no sender
+	// confirmed yet, since when. Manifests point a block at an owner not
+	// known to lack it; live manifests hold back, at their end, blocks no
+	// sender confirmed yet (at most 2 s) and blocks every owner lacks (at
+	// most 10 s).
+	missing     map[pinKey]time.Time
 	unconfirmed map[cluster.BlockID]time.Time
 }
 
-// mark records a block in one of the point's hold-back sets.
-func mark(m *map[cluster.BlockID]time.Time, b cluster.BlockID, at time.Time) {
+// mark records a key in one of the point's hold-back sets.
+func mark[K comparable](m *map[K]time.Time, k K, at time.Time) {
 	if *m == nil {
-		*m = map[cluster.BlockID]time.Time{}
+		*m = map[K]time.Time{}
 	}
-	(*m)[b] = at
+	(*m)[k] = at
+}
+
+// Hold-back limits of live manifests.
+const (
+	unconfirmedHold = 2 * time.Second
+	missingHold     = 10 * time.Second
+)
+
+// lacks reports whether a sender reported lately that it lacks a block.
+func (ps *pointState) lacks(sender string, b cluster.BlockID, now time.Time) bool {
+	at, ok := ps.missing[pinKey{sender, b}]
+	return ok && now.Sub(at) < missingHold
 }
 
 // setView installs a new index and reports whether it changed. With
@@ -203,11 +218,14 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 			}
 		}
 	}
-	for _, m := range []map[cluster.BlockID]time.Time{ps.missing, ps.unconfirmed} {
-		for b, at := range m {
-			if now.Sub(at) > time.Minute {
-				delete(m, b)
-			}
+	for k, at := range ps.missing {
+		if now.Sub(at) > time.Minute {
+			delete(ps.missing, k)
+		}
+	}
+	for b, at := range ps.unconfirmed {
+		if now.Sub(at) > time.Minute {
+			delete(ps.unconfirmed, b)
 		}
 	}
 	return true
