@@ -143,8 +143,9 @@ IN_RTR=(ip netns exec "$NS_RTR")
 IN_CLI=(ip netns exec "$NS_CLI")
 # The competing flow's two ends run at real-time priority (when chrt exists)
 # so that other load on the machine does not show up as network delay.
-RT=()
-command -v chrt >/dev/null && RT=(chrt -f 30)
+# GOGC=off: a garbage collection pause in a probe end would count as delay.
+RT=(env GOGC=off)
+command -v chrt >/dev/null && RT+=(chrt -f 30)
 in_srv() { "${IN_SRV[@]}" "$@"; }
 in_rtr() { "${IN_RTR[@]}" "$@"; }
 in_cli() { "${IN_CLI[@]}" "$@"; }

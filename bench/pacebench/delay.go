@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -72,6 +73,12 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// goroutine; spare Ps let it return from its syscalls at once even
 	// when the machine is busy.
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 8))
+	// No garbage collection: a stop-the-world waits for every thread of the
+	// process, and under load a normal-priority one can take tens of ms to
+	// get there, stalling the real-time forwarding threads. The forwarding
+	// loop allocates nothing once its buffers exist; the limit is a guard.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(1 << 30)
 	for _, d := range []*direction{ab, ba} {
 		go d.run()
 	}
@@ -174,16 +181,18 @@ func (d *direction) run() {
 	d.realtime()
 	buf := make([]byte, maxFrame)
 	alloc := d.alloc
-	var q []frame // FIFO; due times never decrease
+	q := make([]frame, d.max) // ring, FIFO: due times never decrease
+	head, held := 0, 0
 	pfd := struct {
 		fd             int32
 		events, revent int16
 	}{fd: int32(d.from), events: 1} // POLLIN
+	var ts syscall.Timespec // outside the loop: no allocation per round
 	for {
 		var tsp *syscall.Timespec
-		if len(q) > 0 {
-			wait := max(time.Until(q[0].due), 0)
-			ts := syscall.NsecToTimespec(int64(wait))
+		if held > 0 {
+			wait := max(time.Until(q[head].due), 0)
+			ts = syscall.NsecToTimespec(int64(wait))
 			tsp = &ts
 		}
 		if tsp == nil || tsp.Sec > 0 || tsp.Nsec > 0 {
@@ -195,14 +204,18 @@ func (d *direction) run() {
 		}
 		// Read everything that has arrived (bounded per round).
 		for range 512 {
-			n, _, err := syscall.Recvfrom(d.from, buf, syscall.MSG_DONTWAIT)
-			if err != nil {
-				if err != syscall.EAGAIN && err != syscall.EINTR {
-					fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, err)
+			// recvfrom(2) without the address (syscall.Recvfrom would
+			// allocate one per frame).
+			r, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(d.from), uintptr(unsafe.Pointer(&buf[0])),
+				uintptr(len(buf)), syscall.MSG_DONTWAIT, 0, 0)
+			if e != 0 {
+				if e != syscall.EAGAIN && e != syscall.EINTR {
+					fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, e)
 					return
 				}
 				break
 			}
+			n := int(r)
 			due := time.Now().Add(d.delay)
 			d.in.Add(1)
 			frames, err := normalize(buf[:n], alloc, d.scratch[:0])
@@ -215,39 +228,35 @@ func (d *direction) run() {
 				d.split.Add(1)
 			}
 			for _, f := range frames {
-				if len(q) >= d.max {
+				if held == len(q) {
 					d.queueDrops.Add(1)
 					continue
 				}
-				q = append(q, frame{due: due, data: f})
+				q[(head+held)%len(q)] = frame{due: due, data: f}
+				held++
 			}
 		}
 		// Send what is due.
 		now := time.Now()
-		sent := 0
-		for sent < len(q) && !q[sent].due.After(now) {
-			if late := now.Sub(q[sent].due); late > time.Millisecond {
+		for held > 0 && !q[head].due.After(now) {
+			f := &q[head]
+			if late := now.Sub(f.due); late > time.Millisecond {
 				d.late.Add(1)
 				if int64(late) > d.maxLate.Load() {
 					d.maxLate.Store(int64(late))
 				}
 			}
-			if _, err := syscall.Write(d.to, q[sent].data); err != nil {
+			if _, err := syscall.Write(d.to, f.data); err != nil {
 				d.sendDrops.Add(1) // ENOBUFS: the qdisc behind us (tbf) dropped it
 			} else {
 				d.out.Add(1)
 			}
-			if cap(q[sent].data) == slotSize {
-				d.free = append(d.free, q[sent].data)
+			if cap(f.data) == slotSize {
+				d.free = append(d.free, f.data)
 			}
-			q[sent].data = nil
-			sent++
-		}
-		if sent > 0 {
-			q = q[sent:]
-			if len(q) == 0 {
-				q = q[:0:0] // let the backing array go
-			}
+			f.data = nil
+			head = (head + 1) % len(q)
+			held--
 		}
 	}
 }
