@@ -161,11 +161,11 @@ func TestClusterPlayers(t *testing.T) {
 
 	// The scheduler served manifests only.
 	for _, kind := range []string{"fragment", "init"} {
-		if n, err := scrapeMetric(sched.base, "sluice_requests_total", "kind", kind); err != nil || n != 0 {
+		if n, err := scrapeMetric(sched.base, "sluice_requests_total", `kind="`+kind+`"`); err != nil || n != 0 {
 			t.Errorf("the scheduler served %v %s requests (%v)", n, kind, err)
 		}
 	}
-	m, _ := scrapeMetric(sched.base, "sluice_requests_total", "kind", "manifest")
+	m, _ := scrapeMetric(sched.base, "sluice_requests_total", `kind="manifest"`)
 	ram, disk, _ := sendTotals(t, senders)
 	t.Logf("scheduler: %v manifest requests; surviving senders sent %d blocks from RAM, %d from disk (the killed one's counts are gone)", m, ram, disk)
 
