@@ -22,6 +22,10 @@ const (
 	targetRetx  = 0.10 // retransmissions per MB at most 10 % of unpaced
 	targetDelay = 0.20 // competing flow's added delay at most 20 % of unpaced
 	targetChunk = 1.30 // chunk download time at most 1.3× unpaced
+	// minRetx: below this many retransmitted segments per MB (≈0.1 % of
+	// the segments) unpaced has no loss worth reducing: the retransmission
+	// target is not judged.
+	minRetx = 1.0
 )
 
 // runTable is `pacebench table -dir DIR`: reads the runs bench/pacing.sh
@@ -136,8 +140,8 @@ func rateCell(kbps float64) string {
 func verdict(buffer, mode string, r, base result) string {
 	var fails, notes []string
 	switch {
-	case base.retxPerMB <= 0:
-		notes = append(notes, "retx: unpaced had none (no reduction to measure)")
+	case base.retxPerMB < minRetx:
+		notes = append(notes, fmt.Sprintf("retx: unpaced lost almost nothing (%.2f seg/MB), nothing to reduce", base.retxPerMB))
 	case r.retxPerMB > targetRetx*base.retxPerMB:
 		fails = append(fails, fmt.Sprintf("retx %.0f %% of unpaced", 100*r.retxPerMB/base.retxPerMB))
 	}
