@@ -169,8 +169,11 @@ else
 fi
 (cd "$SRC" && go build -o "$WORK/pacebench" ./bench/pacebench) || die "go build ./bench/pacebench failed"
 SLUICE=$WORK/sluice PB=$WORK/pacebench
-"$SLUICE" serve -h 2>&1 | grep -q -- '-pacing' || die "this sluice has no 'serve --pacing' flag (server side not built in)"
-"$SLUICE" play -h 2>&1 | grep -q -- '-pacing-log' || die "this sluice has no 'play --pacing-log' flag"
+# (Not `-h | grep -q`: with pipefail, grep's early exit can fail the pipe.)
+help=$("$SLUICE" serve -h 2>&1 || true)
+[[ $help == *-pacing* ]] || die "this sluice has no 'serve --pacing' flag (server side not built in)"
+help=$("$SLUICE" play -h 2>&1 || true)
+[[ $help == *-pacing-log* ]] || die "this sluice has no 'play --pacing-log' flag"
 
 # ---------------------------------------------------------------- media
 # One MP4 with every rendition (same 2 s GOP, CBR with a tight VBV so each
