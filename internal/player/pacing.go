@@ -62,6 +62,11 @@ const (
 	// maximum); capacityMinBytes is the smallest download that counts.
 	capacitySamples  = 4
 	capacityMinBytes = 256 << 10
+	// paceLimitedShare: a paced download that reached this share of its
+	// rate was held back by the pace (request round trip, slow start after
+	// idle and the unpaced first segments make up the rest); one below it
+	// was held back by the path.
+	paceLimitedShare = 0.7
 )
 
 // PacingConfig configures the pacing request engine. The zero value (mode
@@ -273,8 +278,11 @@ type pacer struct {
 	mu sync.Mutex
 	// encoded is the last instantaneous encoding rate seen per rendition.
 	encoded map[string]float64
-	// sinceProbe counts paced requests per kind since the last probe.
+	// sinceProbe counts paced requests per kind since the last probe;
+	// lastPaced tells whether the previous fragment request of a kind was
+	// paced.
 	sinceProbe map[Kind]int
+	lastPaced  map[Kind]bool
 	// capSamples are the last unpaced throughput samples (bits/s); capacity
 	// is their maximum, 0 while unknown.
 	capSamples []float64
@@ -294,7 +302,7 @@ type pacer struct {
 func newPacer(cfg PacingConfig, startup time.Duration) *pacer {
 	cfg = cfg.withDefaults(startup)
 	return &pacer{
-		cfg: cfg, start: time.Now(), encoded: map[string]float64{}, sinceProbe: map[Kind]int{}, lossFactor: 1,
+		cfg: cfg, start: time.Now(), encoded: map[string]float64{}, sinceProbe: map[Kind]int{}, lastPaced: map[Kind]bool{}, lossFactor: 1,
 		rep: PacingReport{
 			Mode: cfg.Mode, RateMultiplier: cfg.RateMultiplier, LowBufferMultiplier: cfg.LowBufferMultiplier,
 			MinBufferMS: cfg.MinBuffer.Milliseconds(), Burst: cfg.Burst,
@@ -495,12 +503,13 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 			p.lossSum += md.Loss
 			p.losses = appendBounded(p.losses, md.Loss)
 			r.LossMax = max(r.LossMax, md.Loss)
-			p.feedLoss(md.Loss, d)
+			p.feedLoss(md.Loss, d, p.lastPaced[info.Kind])
 		}
 	}
+	p.lastPaced[info.Kind] = d.Paced
 	if ok && d.Paced && elapsed > 0 && n > 0 {
 		tput := float64(n) * 8 / elapsed.Seconds()
-		paceLimited = tput >= 0.8*d.Rate
+		paceLimited = tput >= paceLimitedShare*d.Rate
 		if paceLimited {
 			r.PaceLimited++
 		}
@@ -538,11 +547,12 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 }
 
 // feedLoss adjusts the back-off from one loss report. The server reports
-// the previous response on the connection, so only a report on a paced
-// request moves it: a lossy unpaced startup burst says nothing about the
-// engine's rate. Call with p.mu held.
-func (p *pacer) feedLoss(loss float64, d PacingDecision) {
-	if !d.Paced || p.cfg.Mode == PacingDashJS {
+// the previous response on the connection (each kind has its own), so only
+// a report on a paced request that followed a paced request moves it: a
+// lossy unpaced startup or probe burst says nothing about the engine's
+// rate. Call with p.mu held.
+func (p *pacer) feedLoss(loss float64, d PacingDecision, prevPaced bool) {
+	if !d.Paced || !prevPaced || p.cfg.Mode == PacingDashJS {
 		return
 	}
 	switch {

@@ -117,6 +117,11 @@ func TestPacingLossBackoff(t *testing.T) {
 	if d := p.decide(info); !near(d.Multiplier, 1.5, 1e-9) {
 		t.Fatalf("loss on an unpaced response moved the multiplier to %v", d.Multiplier)
 	}
+	// The first paced response reports on the unpaced one before it.
+	p.observe(lossy, info, p.decide(info), time.Now(), 1_000_000, time.Second)
+	if d := p.decide(info); !near(d.Multiplier, 1.5, 1e-9) {
+		t.Fatalf("loss reported on the unpaced predecessor moved the multiplier to %v", d.Multiplier)
+	}
 	p.observe(lossy, info, p.decide(info), time.Now(), 1_000_000, time.Second)
 	d := p.decide(info)
 	if !near(d.Multiplier, 1.5*0.85, 1e-9) {
@@ -135,7 +140,7 @@ func TestPacingLossBackoff(t *testing.T) {
 		t.Errorf("after clean reports: multiplier %v, want 1.5 again", d.Multiplier)
 	}
 	r := p.report()
-	if r.Backoffs != 11 || r.LossReports != 32 || r.LossMax != 0.02 || r.Requests != 32 || r.Urgent != 1 || r.Paced != 31 {
+	if r.Backoffs != 11 || r.LossReports != 33 || r.LossMax != 0.02 || r.Requests != 33 || r.Urgent != 1 || r.Paced != 32 {
 		t.Errorf("report %+v", r)
 	}
 	if r.ServerRTTMS.Max != 41 || r.ETPKbps.P50 != 19000 {

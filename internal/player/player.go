@@ -140,6 +140,9 @@ type session struct {
 	abr    *abr
 	stats  *stats
 	pacer  *pacer // nil without Config.Pacing.Mode
+	// kindClients, with the pacing engine, give each media kind its own
+	// connections (see clientFor).
+	kindClients map[Kind]*http.Client
 
 	live bool // the presentation was live at the first load
 
@@ -156,6 +159,19 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	s := &session{cfg: cfg, start: time.Now(), abr: newABR(cfg.ABR), stats: newStats()}
 	if cfg.Pacing.Mode != "" {
 		s.pacer = newPacer(cfg.Pacing, cfg.Startup)
+		if tr, ok := cfg.Client.Transport.(*http.Transport); ok {
+			s.kindClients = map[Kind]*http.Client{}
+			for _, k := range []Kind{KindVideo, KindAudio} {
+				c := *cfg.Client
+				c.Transport = tr.Clone()
+				s.kindClients[k] = &c
+			}
+			defer func() {
+				for _, c := range s.kindClients {
+					c.CloseIdleConnections()
+				}
+			}()
+		}
 	}
 	s.log = cfg.Logger.With("sid", cfg.SessionID)
 	rep := Report{Session: cfg.Index, SessionID: cfg.SessionID, URL: cfg.URL, StartupMS: -1}
@@ -582,7 +598,7 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 		s.pacer.apply(req, dec)
 	}
 	t0 := time.Now()
-	resp, err := s.cfg.Client.Do(req)
+	resp, err := s.clientFor(info).Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.stats.networkError()
@@ -620,6 +636,19 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 	}
 	s.observe(resp, info, int64(len(data)), elapsed)
 	return data, elapsed, paceLimited, nil
+}
+
+// clientFor returns the client for a request. With the pacing engine on,
+// each media kind's init segments and fragments use their own connections
+// (a clone of Config.Client's transport): the server's per-connection
+// metadata (the loss of the previous response, its bottleneck estimate)
+// then describes this kind's previous fragment, not whatever request last
+// used a pooled connection. Manifests use Config.Client.
+func (s *session) clientFor(info RequestInfo) *http.Client {
+	if c := s.kindClients[info.Kind]; c != nil && info.Object != ObjectManifest {
+		return c
+	}
+	return s.cfg.Client
 }
 
 // rangeSize returns the size of an HTTP byte range "first-last", 0 when
