@@ -69,7 +69,8 @@
 // scheduler's sessions since the previous batch. Each sender has a worker
 // with at most one batch in flight, so a slow sender delays nobody else. A
 // sender that cannot be reached leaves the live set at once (connection
-// refused) or after three failed batches (timeouts), and every manifest
+// refused) or after three failed batches over at least three batch
+// timeouts (timeouts; never the last sender that answered), and every manifest
 // rendered afterwards points its blocks at their replicas; a sender that
 // comes back is addressed under a new scheduler incarnation
 // (<id>.<n>), so that whatever it still held for the old one is dropped when

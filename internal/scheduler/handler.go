@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,12 +124,12 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch req.file {
 	case "manifest.mpd":
 		format, ctype = "dash", "application/dash+xml"
-		body, err = s.render(sess, "", manifest.DASH)
+		body, err = s.render(sess, "", format, manifest.DASH)
 	case "master.m3u8":
 		format = "hls-master"
-		body, err = s.render(sess, "", manifest.HLSMaster)
+		body, err = s.render(sess, "", format, manifest.HLSMaster)
 	default:
-		body, err = s.render(sess, req.track, func(v store.View, o manifest.Options) ([]byte, error) {
+		body, err = s.render(sess, req.track, format, func(v store.View, o manifest.Options) ([]byte, error) {
 			return manifest.HLSMedia(v, req.track, o)
 		})
 	}
@@ -149,7 +148,10 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", "no-store")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
 }
 
 // session finds or opens the session of a request. A new (or adopted)
@@ -316,23 +318,52 @@ func (s *Scheduler) refreshViews(ctx context.Context, now time.Time) {
 	}
 }
 
-// render renders a manifest of a session with its URLs.
-func (s *Scheduler) render(sess *session, track string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
+// render renders a manifest of a session with its URLs. Sessions of a
+// point that hold no reservation off the block's usual sender share one
+// rendering per index version and sender set (a template with the session
+// ID, its tokens and the time as placeholders); the others get their own.
+func (s *Scheduler) render(sess *session, track, format string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
 	s.mu.Lock()
 	now := s.now()
+	ps := sess.point
 	if track != "" {
-		if sess.point.tracks[track] == nil {
+		if ps.tracks[track] == nil {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("track %q: %w", track, store.ErrNotFound)
 		}
 		s.hintTrack(sess, track)
 	}
 	v := s.sessionView(sess, now)
-	u := s.urls(sess, now)
+	if s.personal(sess) {
+		u := s.urls(ps, sess, now)
+		s.mu.Unlock()
+		return f(v, manifest.Options{Now: now, URLs: s.lockedURLs(u)})
+	}
+	key := templateKey(format, track, v, s.liveVer, ps.missingVer)
+	tpl := ps.templates[key]
+	if tpl == nil {
+		u := s.urls(ps, nil, now)
+		s.mu.Unlock()
+		body, err := f(v, manifest.Options{Now: templateNow, URLs: s.lockedURLs(u)})
+		if err != nil {
+			return nil, err
+		}
+		tpl = newTemplate(body)
+		s.mu.Lock()
+		if ps.templates == nil || len(ps.templates) > 256 {
+			ps.templates = map[string]*template{}
+		}
+		ps.templates[key] = tpl
+	}
+	vals := s.placeholders(sess, now)
 	s.mu.Unlock()
-	// The URL functions read the reservations and tokens: they take the
-	// lock for each call, the rendering itself runs without it.
-	lu := &manifest.URLs{
+	return tpl.expand(vals), nil
+}
+
+// lockedURLs wraps URL functions that need s.mu in functions that take it
+// for each call, so that a rendering runs without holding it.
+func (s *Scheduler) lockedURLs(u *manifest.URLs) *manifest.URLs {
+	return &manifest.URLs{
 		Manifest: u.Manifest, Playlist: u.Playlist,
 		Init: func(id string) string {
 			s.mu.Lock()
@@ -345,7 +376,18 @@ func (s *Scheduler) render(sess *session, track string, f func(store.View, manif
 			return u.Segment(id, t)
 		},
 	}
-	return f(v, manifest.Options{Now: now, URLs: lu})
+}
+
+// personal reports whether a session holds a reservation that sends one of
+// its blocks to another sender than the shared rendering names (a refusal
+// moved it to a replica). s.mu must be held.
+func (s *Scheduler) personal(sess *session) bool {
+	for k := range sess.pins {
+		if s.segmentSender(sess, k.block) != s.pointSender(sess.point, k.block) {
+			return true
+		}
+	}
+	return false
 }
 
 // sessionView is the index a session's manifests list: from the deep-link
@@ -404,44 +446,90 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 	return v
 }
 
-// urls returns the URL mapping of a session's manifests. Its functions
-// must be called with s.mu held. s.mu must be held.
-func (s *Scheduler) urls(sess *session, now time.Time) *manifest.URLs {
-	ps := sess.point
-	base := Prefix + escapePoint(ps.name) + "/~" + sess.id + "/"
-	ttl := s.cfg.TokenTTL
-	if !ps.live {
-		ttl += 2 * time.Duration(ps.duration*float64(time.Second))
+// urls returns the URL mapping of a session's manifests, or with sess nil
+// that of the point's shared rendering, with placeholders for the session
+// ID and its tokens. Its functions must be called with s.mu held. s.mu must
+// be held.
+func (s *Scheduler) urls(ps *pointState, sess *session, now time.Time) *manifest.URLs {
+	sid := phOpen + phSession + phClose
+	if sess != nil {
+		ps, sid = sess.point, sess.id
+	}
+	base := Prefix + escapePoint(ps.name) + "/~" + sid + "/"
+	ttl := s.tokenTTL(ps)
+	tok := func(id string) string {
+		if sess == nil {
+			return phOpen + phToken(id) + phClose
+		}
+		return s.token(sess, id, now, ttl)
 	}
 	pointPath := escapePoint(ps.name)
 	return &manifest.URLs{
 		Manifest: base + "manifest.mpd",
 		Playlist: func(id string) string { return base + id + "/media.m3u8" },
 		Init: func(id string) string {
-			return s.senderURL(s.initSender(ps, id)) + "/b/" + s.token(sess, id, now, ttl) + "/" + pointPath + "/" + id + "/init.mp4"
+			return s.senderURL(s.initSender(ps, id)) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/init.mp4"
 		},
 		Segment: func(id string, t int64) string {
 			b := cluster.BlockID{Point: ps.name, Track: id, Start: t}
-			return s.senderURL(s.segmentSender(sess, b)) + "/b/" + s.token(sess, id, now, ttl) + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
+			var snd string
+			if sess != nil {
+				snd = s.segmentSender(sess, b)
+			} else {
+				snd = s.pointSender(ps, b)
+			}
+			return s.senderURL(snd) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
 		},
 	}
 }
 
+// tokenTTL is the token lifetime of a point's sessions: Config.TokenTTL,
+// plus twice the duration of an on-demand asset (its manifest is not
+// reloaded).
+func (s *Scheduler) tokenTTL(ps *pointState) time.Duration {
+	ttl := s.cfg.TokenTTL
+	if !ps.live {
+		ttl += 2 * time.Duration(ps.duration*float64(time.Second))
+	}
+	return ttl
+}
+
+// placeholders returns the values of a shared rendering's placeholders for
+// a session. s.mu must be held.
+func (s *Scheduler) placeholders(sess *session, now time.Time) map[string]string {
+	ps := sess.point
+	ttl := s.tokenTTL(ps)
+	vals := make(map[string]string, len(ps.tracks)+2)
+	vals[phSession] = sess.id
+	vals[phNow] = now.UTC().Format(dashDateTime)
+	for id := range ps.tracks {
+		vals[phToken(id)] = s.token(sess, id, now, ttl)
+	}
+	return vals
+}
+
 // segmentSender is the sender a session fetches a block from: the first
-// owner that holds a reservation of the session for it, else the first
-// owner not known to lack it, else the primary. s.mu must be held.
+// owner that holds a reservation of the session for it, else
+// pointSender. s.mu must be held.
 func (s *Scheduler) segmentSender(sess *session, b cluster.BlockID) string {
 	ps := sess.point
-	owners := s.ownersOf(ps, b)
-	if len(owners) == 0 {
-		return ""
-	}
 	if len(sess.pins) > 0 {
-		for _, o := range owners {
+		for _, o := range s.ownersOf(ps, b) {
 			if _, ok := sess.pins[pinKey{o, b}]; ok {
 				return o
 			}
 		}
+	}
+	return s.pointSender(ps, b)
+}
+
+// pointSender is the sender a block is fetched from without a
+// reservation: the first owner not known to lack it, else the primary.
+// s.mu must be held.
+func (s *Scheduler) pointSender(ps *pointState, b cluster.BlockID) string {
+	owners := s.ownersOf(ps, b)
+	if len(owners) == 0 {
+		return ""
 	}
 	if len(ps.missing) > 0 {
 		now := s.now()

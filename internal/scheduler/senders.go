@@ -56,9 +56,10 @@ type pendOp struct {
 type senderConn struct {
 	m       membership.Member
 	up      bool
-	gone    bool // left the membership
-	fails   int  // consecutive failed batches
-	epoch   int  // incarnation of this scheduler at the sender
+	gone    bool      // left the membership
+	fails   int       // consecutive failed batches
+	okAt    time.Time // last successful batch
+	epoch   int       // incarnation of this scheduler at the sender
 	pend    map[cluster.Pin]pendOp
 	sends   int // reservations held, by role
 	looks   int
@@ -232,8 +233,13 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 	if err != nil {
 		s.m.batches.WithLabelValues(sc.m.ID, "error").Inc()
 		sc.fails++
+		// A refused connection means nobody listens: the sender is gone.
+		// Timeouts may as well be this process or the machine being
+		// overloaded: only three in a row over three batch timeouts take a
+		// sender out, and never the last one that answered.
 		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
-		if sc.up && (refused || sc.fails >= 3) {
+		slow := sc.fails >= 3 && s.now().Sub(sc.okAt) >= 3*s.cfg.BatchTimeout && len(s.liveIDs) > 1
+		if sc.up && (refused || slow) {
 			s.log.Warn("sender unreachable: leaving the live set", "sender", sc.m.ID, "err", err)
 			s.senderDown(sc)
 		} else if sc.up {
@@ -258,8 +264,8 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 		return
 	}
 	s.m.batches.WithLabelValues(sc.m.ID, "ok").Inc()
-	sc.fails = 0
 	now := s.now()
+	sc.fails, sc.okAt = 0, now
 	refused := map[cluster.Pin]bool{}
 	for _, p := range res.Refused {
 		refused[p] = true
@@ -288,6 +294,9 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 				// Not written to this sender yet (live) or lost: ask
 				// again soon.
 				reason, backoff = "missing", 2*s.cfg.Tick
+				if _, ok := ps.missing[k]; !ok {
+					ps.missingVer++
+				}
 				mark(&ps.missing, k, now)
 			}
 			s.m.refused.WithLabelValues(reason).Inc()
@@ -296,7 +305,10 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 			s.markDirty(sess)
 		default:
 			st.acked = true
-			delete(ps.missing, k)
+			if _, ok := ps.missing[k]; ok {
+				delete(ps.missing, k)
+				ps.missingVer++
+			}
 			delete(ps.unconfirmed, p.Block)
 		}
 	}

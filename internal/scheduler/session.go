@@ -128,6 +128,9 @@ type pointState struct {
 	// most 10 s).
 	missing     map[pinKey]time.Time
 	unconfirmed map[cluster.BlockID]time.Time
+	missingVer  uint64 // bumped when missing changes
+	// templates are the shared renderings (by templateKey).
+	templates map[string]*template
 }
 
 // mark records a key in one of the point's hold-back sets.

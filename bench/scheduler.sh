@@ -1,0 +1,37 @@
+#!/bin/sh
+# bench/scheduler.sh — control-plane cost of one scheduler (not in CI).
+#
+# Runs a real `sluice scheduler` against simulated senders, a simulated
+# origin and N simulated players (internal/scheduler/bench_test.go,
+# TestControlPlaneBench) and reports the scheduler process's CPU time per
+# session-second: utime+stime from /proc over a measurement window, divided
+# by sessions × seconds. Each simulated live player opens a session with the
+# master playlist, reloads its video and audio media playlists every 2 s (one
+# fragment) and fetches the next block of each, which its sender reports as
+# sent in the next batch; each on-demand player loads its playlists once and
+# then only fetches. The scheduler keeps the default regions (1 current,
+# 2 alternative-send at two senders, 4 look-ahead) and batches every 100 ms.
+#
+#   bench/scheduler.sh                 # 1000 and 10000 sessions, live and vod
+#   SESSIONS="1000" MODES=live bench/scheduler.sh
+#   WINDOW_S=30 SENDERS=8 bench/scheduler.sh
+#
+# The load generator runs on the same machine: on a small one it competes
+# with the scheduler for CPU, which makes the figures pessimistic.
+set -eu
+cd "$(dirname "$0")/.."
+SESSIONS=${SESSIONS:-"1000 10000"}
+MODES=${MODES:-"live vod"}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+go build -o "$out/sluice" ./cmd/sluice
+go test -c -o "$out/scheduler.test" ./internal/scheduler
+ulimit -n 65536 2>/dev/null || true
+echo "# scheduler control plane: CPU per session-second ($(nproc) CPUs, $(uname -r))"
+for mode in $MODES; do
+	for n in $SESSIONS; do
+		SLUICE_SCHED_BENCH_BIN="$out/sluice" SESSIONS=$n MODE=$mode \
+			"$out/scheduler.test" -test.run '^TestControlPlaneBench$' -test.v -test.timeout 10m 2>&1 |
+			grep -E '^RESULT|FAIL|errors' || true
+	done
+done

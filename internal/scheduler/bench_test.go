@@ -1,0 +1,370 @@
+package scheduler
+
+// The control-plane benchmark of bench/scheduler.sh: a real `sluice
+// scheduler` process against simulated senders, a simulated origin and N
+// simulated players, all in this test process; the scheduler's CPU time
+// (utime+stime from /proc) over a measurement window gives its cost per
+// session-second. It runs only when SLUICE_SCHED_BENCH_BIN names the sluice
+// binary (not in CI).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// simSender is a sender that takes every pin and returns the sent reports
+// the simulated players queue for it.
+type simSender struct {
+	srv     *http.Server
+	url     string
+	mu      sync.Mutex
+	reports []cluster.SentReport
+	batches atomic.Int64
+	ops     atomic.Int64
+}
+
+func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/internal/v1/batch":
+		var b cluster.Batch
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		f.batches.Add(1)
+		f.ops.Add(int64(len(b.LookAhead) + len(b.Send) + len(b.Cancel)))
+		f.mu.Lock()
+		res := cluster.BatchResult{Sent: f.reports}
+		f.reports = nil
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(res)
+	case "/internal/v1/stats":
+		json.NewEncoder(w).Encode(cluster.SenderStats{})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *simSender) sent(r cluster.SentReport) {
+	f.mu.Lock()
+	f.reports = append(f.reports, r)
+	f.mu.Unlock()
+}
+
+// simOrigin serves view.json: a live point whose window advances with the
+// clock (2 s fragments, 2 video tracks and audio, 60 fragments), and a
+// one-hour on-demand point.
+type simOrigin struct {
+	start time.Time
+}
+
+func (o *simOrigin) view(name string) (store.View, bool) {
+	mk := func(id, kind string, br int, first, n int64) store.TrackView {
+		t := store.TrackView{ID: id, First: first, Info: media.TrackInfo{Kind: kind, Timescale: 1000, Bitrate: br,
+			Codec: "avc1.64001F", SampleEntry: "avc1", Width: 640, Height: 360}}
+		if kind == "audio" {
+			t.Info.Codec, t.Info.SampleEntry = "mp4a.40.2", "mp4a"
+		}
+		for i := first; i < first+n; i++ {
+			t.Frags = append(t.Frags, store.FragRef{Start: i * 2000, Duration: 2000, Size: 200000, Key: true})
+		}
+		return t
+	}
+	switch name {
+	case "live":
+		edge := int64(time.Since(o.start)/(2*time.Second)) + 60
+		first := edge - 60
+		return store.View{Name: name, Meta: store.PointMeta{Anchor: o.start.Add(-120 * time.Second)},
+			Tracks: []store.TrackView{mk("v1", "video", 1000000, first, 60), mk("v2", "video", 500000, first, 60), mk("a", "audio", 128000, first, 60)}}, true
+	case "vod":
+		return store.View{Name: name, Meta: store.PointMeta{VOD: true, Anchor: o.start},
+			Tracks: []store.TrackView{mk("v1", "video", 1000000, 0, 1800), mk("v2", "video", 500000, 0, 1800), mk("a", "audio", 128000, 0, 1800)}}, true
+	}
+	return store.View{}, false
+}
+
+func (o *simOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), ".isml/view.json")
+	v, ok := o.view(name)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}
+
+func serveOn(t *testing.T, h http.Handler) (string, *http.Server) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + l.Addr().String(), srv
+}
+
+// procCPU is a process's user+system CPU time.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ
+}
+
+var (
+	benchPlRe  = regexp.MustCompile(`(/s/[^"\s]+/media\.m3u8)`)
+	benchSegRe = regexp.MustCompile(`(?m)^http://([^/]+)/b/[^/]+/([^/]+)/([^/]+)/(\d+)\.m4s$`)
+)
+
+func TestControlPlaneBench(t *testing.T) {
+	bin := os.Getenv("SLUICE_SCHED_BENCH_BIN")
+	if bin == "" {
+		t.Skip("control-plane benchmark: run bench/scheduler.sh (SLUICE_SCHED_BENCH_BIN unset)")
+	}
+	sessions := envInt("SESSIONS", 1000)
+	nSenders := envInt("SENDERS", 4)
+	warm := time.Duration(envInt("WARMUP_S", 10)) * time.Second
+	window := time.Duration(envInt("WINDOW_S", 20)) * time.Second
+	mode := os.Getenv("MODE")
+	if mode == "" {
+		mode = "live"
+	}
+
+	originURL, _ := serveOn(t, &simOrigin{start: time.Now()})
+	senders := map[string]*simSender{}
+	var list []string
+	for i := 0; i < nSenders; i++ {
+		f := &simSender{}
+		f.url, f.srv = serveOn(t, f)
+		senders[strings.TrimPrefix(f.url, "http://")] = f
+		list = append(list, f.url)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "scheduler", "--listen", addr, "--origin", originURL, "--senders", strings.Join(list, ","),
+		"--cluster-secret", "bench", "--log-level", "warn", "--session-idle", "30s")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatal("scheduler did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: 30 * time.Second}
+	get := func(path string) (string, error) {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b), err
+	}
+	var manifests, errs atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		if errs.Add(1) == 1 {
+			firstErr.Store(err.Error())
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	// Each simulated player: open with the master playlist, load the
+	// lowest video and the audio playlist, then every 2 s (one fragment)
+	// reload them (live) and fetch the next block of each: the sender the
+	// URL names reports the send.
+	player := func(i int) {
+		defer wg.Done()
+		// On-demand sessions open at the start (their renderings are
+		// shared) and then jump to a position of their own: the first
+		// block they fetch moves their regions there, as a seek does.
+		master, err := get("/s/" + mode + "/master.m3u8")
+		if err != nil {
+			fail(err)
+			return
+		}
+		manifests.Add(1)
+		pls := benchPlRe.FindAllString(master, -1)
+		if len(pls) < 3 {
+			fail(fmt.Errorf("master playlist: %.200s", master))
+			return
+		}
+		use := []string{pls[0], pls[len(pls)-1]} // audio rendition, lowest video
+		sid := strings.Split(strings.Split(pls[0], "/~")[1], "/")[0]
+		next := map[string]int64{}
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		first := true
+		for {
+			if first || mode == "live" {
+				for _, pl := range use {
+					body, err := get(pl)
+					if err != nil {
+						fail(err)
+						continue
+					}
+					manifests.Add(1)
+					segs := benchSegRe.FindAllStringSubmatch(body, -1)
+					if len(segs) == 0 {
+						continue
+					}
+					track := segs[0][3]
+					k := len(segs) - 4 // live: a few fragments behind the edge
+					if mode == "vod" && next[track] == 0 {
+						next[track] = int64((i*37)%1500) * 2000
+					}
+					if next[track] != 0 {
+						k = 0
+						for k < len(segs) {
+							st, _ := strconv.ParseInt(segs[k][4], 10, 64)
+							if st >= next[track] {
+								break
+							}
+							k++
+						}
+					}
+					if k < 0 || k >= len(segs) {
+						continue
+					}
+					sg := segs[k]
+					st, _ := strconv.ParseInt(sg[4], 10, 64)
+					next[track] = st + 2000
+					if f := senders[sg[1]]; f != nil {
+						f.sent(cluster.SentReport{Session: sid, Block: cluster.BlockID{Point: sg[2], Track: sg[3], Start: st},
+							At: time.Now(), Bytes: 200000, FromRAM: true})
+					}
+				}
+				first = false
+			} else {
+				// On-demand: the playlist is loaded once; the player
+				// fetches the next block of each track.
+				for track, st := range next {
+					b := cluster.BlockID{Point: "vod", Track: track, Start: st}
+					owner := cluster.Owners(b.Key(), sortedIDs(senders), 2)[0]
+					senders[owner].sent(cluster.SentReport{Session: sid, Block: b, At: time.Now(), Bytes: 200000, FromRAM: true})
+					next[track] = st + 2000
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < sessions; i++ {
+		wg.Add(1)
+		go player(i)
+		// Open them over about 5 s.
+		if d := 5 * time.Second / time.Duration(sessions); d > 0 && i%10 == 9 {
+			time.Sleep(10 * d)
+		}
+	}
+	t.Logf("%d sessions opened in %v (%d errors)", sessions, time.Since(t0).Round(time.Millisecond), errs.Load())
+	time.Sleep(warm)
+	cpu0, _ := procCPU(cmd.Process.Pid)
+	m0, b0, o0 := manifests.Load(), totalBatches(senders), totalOps(senders)
+	w0 := time.Now()
+	time.Sleep(window)
+	cpu1, _ := procCPU(cmd.Process.Pid)
+	el := time.Since(w0)
+	m1, b1, o1 := manifests.Load(), totalBatches(senders), totalOps(senders)
+	rss := procRSS(cmd.Process.Pid)
+	cancel()
+	cpu := cpu1 - cpu0
+	perSS := float64(cpu.Microseconds()) / (float64(sessions) * el.Seconds())
+	fmt.Printf("RESULT mode=%s sessions=%d senders=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f batches/s=%.1f ops/s=%.0f rss_mb=%.0f errors=%d\n",
+		mode, sessions, nSenders, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
+		float64(m1-m0)/el.Seconds(), float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, errs.Load())
+	if errs.Load() > int64(sessions/100) {
+		t.Errorf("%d errors; the first: %v", errs.Load(), firstErr.Load())
+	}
+}
+
+func sortedIDs(m map[string]*simSender) []string {
+	var out []string
+	for id := range m {
+		out = append(out, id)
+	}
+	return out
+}
+
+func totalBatches(m map[string]*simSender) (n int64) {
+	for _, f := range m {
+		n += f.batches.Load()
+	}
+	return n
+}
+
+func totalOps(m map[string]*simSender) (n int64) {
+	for _, f := range m {
+		n += f.ops.Load()
+	}
+	return n
+}
+
+// procRSS is a process's resident set in MB.
+func procRSS(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
