@@ -81,6 +81,12 @@ type SentReport struct {
 	At      time.Time `json:"at"`
 	Bytes   int64     `json:"bytes"`
 	FromRAM bool      `json:"ram"`
+	// Next is the player's next object request as it announced it with
+	// this request (CMCD nor, from the CMCD-Request header or the CMCD
+	// query argument, percent-decoded: a URL relative to the request's or
+	// absolute), when it sent one. Schedulers move the session's regions
+	// there before its next request (a bitrate switch, a seek). Optional.
+	Next string `json:"nor,omitempty"`
 }
 
 // SenderStats are a sender's counters (also exported in /metrics).

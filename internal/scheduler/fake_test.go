@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -188,7 +189,13 @@ func (f *fakeSender) client(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if sched, ok := f.owner[t.Session]; ok {
-		f.reports[sched] = append(f.reports[sched], cluster.SentReport{Session: t.Session, Block: id, At: time.Now(), Bytes: 4, FromRAM: ram})
+		rep := cluster.SentReport{Session: t.Session, Block: id, At: time.Now(), Bytes: 4, FromRAM: ram}
+		for _, kv := range strings.Split(r.Header.Get("CMCD-Request"), ",") {
+			if v, ok := strings.CutPrefix(kv, "nor="); ok {
+				rep.Next, _ = url.PathUnescape(strings.Trim(v, `"`))
+			}
+		}
+		f.reports[sched] = append(f.reports[sched], rep)
 	}
 	w.Write([]byte("frag"))
 }

@@ -277,7 +277,7 @@ func (s *Scheduler) expireIdle(now time.Time) {
 				continue
 			}
 			sess.point.edge = nil
-		} else if now.Sub(sess.seen) < s.cfg.Idle {
+		} else if now.Sub(sess.seen) < s.cfg.Idle && !s.neverPlayed(sess, now) {
 			continue
 		}
 		s.closeSession(sess)
@@ -290,6 +290,14 @@ func (s *Scheduler) expireIdle(now time.Time) {
 			delete(s.points, name)
 		}
 	}
+}
+
+// neverPlayed reports whether a session has held reservations for a while
+// (a third of Config.Idle, at least 10 s) without fetching anything from a
+// sender: a manifest fetched by something that is not a player. Its pins
+// go; if it does play later, its next manifest request adopts it again.
+func (s *Scheduler) neverPlayed(sess *session, now time.Time) bool {
+	return !s.cfg.NoPins && !sess.played && now.Sub(sess.opened) >= max(s.cfg.Idle/3, 10*time.Second)
 }
 
 // closeSession cancels every reservation of a session. s.mu must be held.

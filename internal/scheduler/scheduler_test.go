@@ -469,3 +469,50 @@ func TestDeepLink(t *testing.T) {
 		t.Error("nothing reserved at the deep-link position")
 	}
 }
+
+func TestNorBlock(t *testing.T) {
+	b := cluster.BlockID{Point: "a/b", Track: "v1", Start: 2000}
+	for _, c := range []struct {
+		nor  string
+		want cluster.BlockID
+		ok   bool
+	}{
+		{"4000.m4s", cluster.BlockID{Point: "a/b", Track: "v1", Start: 4000}, true},
+		{"../v2/4000.m4s", cluster.BlockID{Point: "a/b", Track: "v2", Start: 4000}, true},
+		{"http://other:9/b/tok2/a/b/v1/6000.m4s", cluster.BlockID{Point: "a/b", Track: "v1", Start: 6000}, true},
+		{"/b/tok/a/b/v1/8000.m4s", cluster.BlockID{Point: "a/b", Track: "v1", Start: 8000}, true},
+		{"init.mp4", cluster.BlockID{}, false},
+		{"/s/a/b/manifest.mpd", cluster.BlockID{}, false},
+		{"", cluster.BlockID{}, false},
+	} {
+		got, ok := norBlock(cluster.SentReport{Block: b, Next: c.nor})
+		if ok != c.ok || got != c.want {
+			t.Errorf("%q: %v %v, want %v %v", c.nor, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestNorMovesRegions: a player that announces (CMCD nor) a jump has its
+// regions moved there before it asks.
+func TestNorMovesRegions(t *testing.T) {
+	c := newTestCluster(t, DefaultConfig(), 3, -1, testView("vod", 40, true))
+	sid, pls := openHLS(t, c, "vod", "")
+	_, pl := c.get(pls["video_1000"])
+	uris := mediaURIs(pl)
+	req, _ := http.NewRequest(http.MethodGet, uris[0], nil)
+	req.Header.Set("CMCD-Request", `nor="60000.m4s"`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := cluster.BlockID{Point: "vod", Track: "video_1000", Start: 60000}
+	eventually(t, "regions at the announced block", 2*time.Second, func() bool {
+		for _, f := range c.senders {
+			if f.Pins(c.s.ID())[cluster.Pin{Session: sid, Block: want}] {
+				return true
+			}
+		}
+		return false
+	})
+}

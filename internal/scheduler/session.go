@@ -1,7 +1,10 @@
 package scheduler
 
 import (
+	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
@@ -57,7 +60,8 @@ type session struct {
 	refuse map[pinKey]time.Time          // sender refused or lacked the block until
 	tokens map[string]tokenEntry         // by track
 
-	unpinned int // region blocks no owner took, in the last reconcile
+	unpinned int  // region blocks no owner took, in the last reconcile
+	played   bool // a sender reported a block sent to the session
 
 	dirty    bool
 	closed   bool
@@ -501,6 +505,7 @@ func (s *Scheduler) onSent(r cluster.SentReport) {
 		at = now
 	}
 	sess.sent[r.Block] = at
+	sess.played = true
 	kp := sess.kind(t.kind)
 	if kp.known && at.Before(kp.at) {
 		s.markDirty(sess)
@@ -512,7 +517,45 @@ func (s *Scheduler) onSent(r cluster.SentReport) {
 		end = t.seconds(t.frags[i].End())
 	}
 	kp.track, kp.next, kp.known, kp.at = t.id, end, true, at
+	// The player said what it fetches next (CMCD nor): a bitrate switch
+	// or a jump moves the regions before that request.
+	if nb, ok := norBlock(r); ok && nb.Point == ps.name {
+		if t2 := ps.tracks[nb.Track]; t2 != nil {
+			kp2 := sess.kind(t2.kind)
+			kp2.track, kp2.next, kp2.known, kp2.at = t2.id, t2.seconds(nb.Start), true, at
+		}
+	}
 	s.markDirty(sess)
+}
+
+// norBlock resolves a sent report's CMCD nor (relative to the block's
+// client URL, or absolute) to the block it names.
+func norBlock(r cluster.SentReport) (cluster.BlockID, bool) {
+	if r.Next == "" {
+		return cluster.BlockID{}, false
+	}
+	ref, err := url.Parse(r.Next)
+	if err != nil {
+		return cluster.BlockID{}, false
+	}
+	base := &url.URL{Scheme: "http", Host: "sender", Path: "/b/t/" + r.Block.Point + "/" + r.Block.Track + "/" + strconv.FormatInt(r.Block.Start, 10) + ".m4s"}
+	p, ok := strings.CutPrefix(base.ResolveReference(ref).Path, "/b/")
+	if !ok {
+		return cluster.BlockID{}, false
+	}
+	if _, p, ok = strings.Cut(p, "/"); !ok {
+		return cluster.BlockID{}, false
+	}
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 || !strings.HasSuffix(p, ".m4s") {
+		return cluster.BlockID{}, false
+	}
+	start, err := strconv.ParseInt(strings.TrimSuffix(p[i+1:], ".m4s"), 10, 64)
+	j := strings.LastIndexByte(p[:i], '/')
+	if err != nil || j <= 0 {
+		return cluster.BlockID{}, false
+	}
+	return cluster.BlockID{Point: p[:j], Track: p[j+1 : i], Start: start}, true
 }
 
 // hintTrack records that the player loads a track's media playlist: before
