@@ -100,7 +100,8 @@
 // it, off sends nothing. In every mode the engine reads CMSD-Static and
 // CMSD-Dynamic (CTA-5006; the last list item, the hop nearest the player):
 // etp, rtt and Sluice's custom keys (applied rate, burst, gap, loss, CPU,
-// source). A paced download whose throughput reaches 70 % of its rate
+// source). A paced download (the engine's pace, or one the server reports
+// in CMSD it applied) whose throughput reaches 70 % of that rate
 // measured the pace, not the network, and is left out of the throughput
 // estimate; otherwise a paced player could never switch up.
 //

@@ -507,9 +507,16 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 		}
 	}
 	p.lastPaced[info.Kind] = d.Paced
-	if ok && d.Paced && elapsed > 0 && n > 0 {
+	if ok && elapsed > 0 && n > 0 {
+		// Held back by a pace: the engine's own, or one the server applied
+		// on its own estimate and reported in CMSD.
 		tput := float64(n) * 8 / elapsed.Seconds()
-		paceLimited = tput >= paceLimitedShare*d.Rate
+		switch {
+		case d.Paced:
+			paceLimited = tput >= paceLimitedShare*d.Rate
+		case md.AppliedRate > 0:
+			paceLimited = tput >= paceLimitedShare*md.AppliedRate*1000
+		}
 		if paceLimited {
 			r.PaceLimited++
 		}
@@ -627,9 +634,10 @@ type PacingReport struct {
 	Backoffs    int     `json:"backoffs"`
 	LossFactor  float64 `json:"loss_factor"`
 	Duress      int     `json:"duress"`
-	// PaceLimited counts downloads whose throughput was set by the pace;
-	// they are left out of the throughput estimate (a paced connection
-	// never measures more than its pace).
+	// PaceLimited counts downloads whose throughput was set by a pace (the
+	// engine's, or the one the server reported applying); they are left
+	// out of the throughput estimate (a paced connection never measures
+	// more than its pace).
 	PaceLimited int `json:"pace_limited"`
 	// Log has one entry per fragment request when asked for (--pacing-log).
 	Log []PacingLogEntry `json:"log,omitempty"`

@@ -463,3 +463,18 @@ func TestPacingCapacityCap(t *testing.T) {
 		t.Errorf("report capacity %v capped %d", r.CapacityKbps, r.Capped)
 	}
 }
+
+// TestServerPacedLimited: a download the server paced on its own estimate
+// (CMSD com.sluice-rate) at about that rate measured the pace, not the
+// network.
+func TestServerPacedLimited(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingOff}, 2*time.Second)
+	info := fragInfo(10 * time.Second)
+	paced := &http.Response{StatusCode: 200, Header: http.Header{"Cmsd-Dynamic": {`"sluice";com.sluice-src=estimate;com.sluice-rate=12000`}}}
+	if !p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, time.Second) { // 12 Mbit/s
+		t.Error("server-paced download at its pace not seen as pace-limited")
+	}
+	if p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, 3*time.Second) { // 4 Mbit/s
+		t.Error("server-paced download well below its pace seen as pace-limited")
+	}
+}
