@@ -239,7 +239,7 @@ func TestControlPlaneBench(t *testing.T) {
 		}
 		use := []string{pls[0], pls[len(pls)-1]} // audio rendition, lowest video
 		sid := strings.Split(strings.Split(pls[0], "/~")[1], "/")[0]
-		next := map[string]int64{}   // by playlist: start of the next block
+		next := map[string]int64{}    // by playlist: start of the next block
 		tracks := map[string]string{} // by playlist: its track
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
