@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
 )
 
@@ -321,26 +320,31 @@ func (s *Scheduler) shutdown() {
 		s.closeSession(sess)
 		delete(s.sessions, id)
 	}
-	type job struct {
-		sc *senderConn
-		b  *cluster.Batch
-	}
-	var jobs []job
+	var conns []*senderConn
 	for _, sc := range s.senders {
-		if b, _ := s.takeBatch(sc, s.now(), true); b != nil && len(b.Cancel) > 0 {
-			jobs = append(jobs, job{sc, b})
+		if sc.up && len(sc.pend) > 0 {
+			conns = append(conns, sc)
 		}
 	}
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BatchTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for _, sc := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.post(ctx, j.sc, j.b); err != nil {
-				s.log.Debug("final cancels", "sender", j.sc.m.ID, "err", err)
+			for ctx.Err() == nil {
+				s.mu.Lock()
+				b, _ := s.takeBatch(sc, s.now(), true)
+				s.mu.Unlock()
+				if b == nil {
+					return
+				}
+				if _, err := s.post(ctx, sc, b); err != nil {
+					s.log.Debug("final cancels", "sender", sc.m.ID, "err", err)
+					return
+				}
 			}
 		}()
 	}

@@ -124,7 +124,13 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 	}
 	b := &cluster.Batch{Scheduler: s.schedulerID(sc), Lease: s.cfg.Lease}
 	var reserved []cluster.Pin
+	n := 0
 	for p, o := range sc.pend {
+		if n == maxBatch {
+			break // the rest goes in the next batch, right after this one
+		}
+		n++
+		delete(sc.pend, p)
 		switch o.op {
 		case opLook:
 			b.LookAhead = append(b.LookAhead, p)
@@ -139,10 +145,14 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 			o.st.posted = true
 		}
 	}
-	clear(sc.pend)
 	sc.posted = now
 	return b, reserved
 }
+
+// maxBatch bounds the requests in one batch, so that a burst (a sender
+// back, thousands of sessions moving at once) goes out in pieces that each
+// stay well within the batch timeout.
+const maxBatch = 4096
 
 // worker posts the batches of one sender, one at a time, and probes it
 // while it is down.
@@ -192,7 +202,11 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 		s.m.batchSeconds.WithLabelValues(la).Observe(time.Since(t0).Seconds())
 		s.mu.Lock()
 		s.applyResult(sc, b, reserved, res, err)
+		more := len(sc.pend) > 0
 		s.mu.Unlock()
+		if more {
+			sc.poke()
+		}
 	}
 }
 
