@@ -35,7 +35,7 @@ segment URLs point straight at the sender that holds each block, with a signed t
 Per session and track it keeps three regions ahead of the play position — current (a send
 request at the block's sender), alternative-send (--alt-send blocks staged at the sender and a
 replica) and look-ahead (--look-ahead blocks pinned and preloaded into RAM) — batched per sender
-per --tick with its lease, advanced by what the senders report sent and by playlist reloads.
+per --tick with its lease, advanced by what the senders report sent, CMCD nor and playlist reloads.
 The timeline comes from the origins (GET /<point>.isml/view.json), the senders from a static
 list or etcd:
 

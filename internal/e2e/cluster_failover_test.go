@@ -177,8 +177,8 @@ func TestClusterSchedulerKill(t *testing.T) {
 	t.Logf("pins released by lease expiry at the senders: %v (scheduler-a held %v); slowest release %v after the kill (lease %v)",
 		releasedPins, aPins, worst.Round(10*time.Millisecond), lease)
 	// The senders check leases every 100 ms and the stats are polled
-	// every 50 ms: allow for both.
-	if worst > lease+400*time.Millisecond {
+	// every 50 ms, on a machine that may be loaded: allow for both.
+	if worst > lease+500*time.Millisecond {
 		t.Errorf("pins released %v after the kill, want within the lease %v", worst, lease)
 	}
 	// Scheduler-a's pins change every few hundred milliseconds: the count
