@@ -339,7 +339,7 @@ func (s *Scheduler) render(sess *session, track, format string, f func(store.Vie
 		s.mu.Unlock()
 		return f(v, manifest.Options{Now: now, URLs: s.lockedURLs(u)})
 	}
-	key := templateKey(format, track, v, s.liveVer, ps.missingVer)
+	key := templateKey(format, track, v, s.liveVer, ps.stateVer)
 	tpl := ps.templates[key]
 	if tpl == nil {
 		u := s.urls(ps, nil, now)
@@ -392,8 +392,8 @@ func (s *Scheduler) personal(sess *session) bool {
 
 // sessionView is the index a session's manifests list: from the deep-link
 // position on for an on-demand session; for a live one without the newest
-// fragments that a sender reported missing (not written to it yet) or that
-// no sender has confirmed yet (for at most 2 s). s.mu must be held.
+// fragments that no sender has confirmed yet or that every owner reported
+// missing (not written yet; for at most 10 s). s.mu must be held.
 func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 	ps := sess.point
 	v := ps.view
@@ -509,13 +509,13 @@ func (s *Scheduler) placeholders(sess *session, now time.Time) map[string]string
 }
 
 // segmentSender is the sender a session fetches a block from: the first
-// owner that holds a reservation of the session for it, else
-// pointSender. s.mu must be held.
+// owner that took a reservation of the session for it, else pointSender.
+// s.mu must be held.
 func (s *Scheduler) segmentSender(sess *session, b cluster.BlockID) string {
 	ps := sess.point
 	if len(sess.pins) > 0 {
 		for _, o := range s.ownersOf(ps, b) {
-			if _, ok := sess.pins[pinKey{o, b}]; ok {
+			if p := sess.pins[pinKey{o, b}]; p != nil && p.acked {
 				return o
 			}
 		}
@@ -524,19 +524,26 @@ func (s *Scheduler) segmentSender(sess *session, b cluster.BlockID) string {
 }
 
 // pointSender is the sender a block is fetched from without a
-// reservation: the first owner not known to lack it, else the primary.
-// s.mu must be held.
+// reservation: the first owner known to hold it (near the live edge), else
+// the first owner not known to lack it, else the primary. s.mu must be
+// held.
 func (s *Scheduler) pointSender(ps *pointState, b cluster.BlockID) string {
 	owners := s.ownersOf(ps, b)
 	if len(owners) == 0 {
 		return ""
 	}
-	if len(ps.missing) > 0 {
-		now := s.now()
-		for _, o := range owners {
-			if !ps.lacks(o, b, now) {
-				return o
-			}
+	if len(ps.has) == 0 && len(ps.missing) == 0 {
+		return owners[0]
+	}
+	now := s.now()
+	for _, o := range owners {
+		if ps.holds(o, b, now) {
+			return o
+		}
+	}
+	for _, o := range owners {
+		if !ps.lacks(o, b, now) {
+			return o
 		}
 	}
 	return owners[0]

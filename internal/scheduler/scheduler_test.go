@@ -516,3 +516,38 @@ func TestNorMovesRegions(t *testing.T) {
 		return false
 	})
 }
+
+// TestEdgeBlockAtReplica: a new live block that reached only its replica
+// (the write to the primary lags) is listed, at the replica.
+func TestEdgeBlockAtReplica(t *testing.T) {
+	c := newTestCluster(t, DefaultConfig(), 3, -1, testView("live", 10, false))
+	_, pls := openHLS(t, c, "live", "")
+	v2 := testView("live", 11, false)
+	ids := []string{"s0", "s1", "s2"}
+	var replicas []string
+	for _, tr := range v2.Tracks {
+		b := cluster.BlockID{Point: "live", Track: tr.ID, Start: tr.Frags[10].Start}
+		o := cluster.Owners(b.Key(), ids, 2)
+		f := c.sender(o[1])
+		f.mu.Lock()
+		f.held[b] = true
+		f.mu.Unlock()
+		if tr.ID == "video_1000" {
+			replicas = append(replicas, o[1])
+		}
+	}
+	c.tl.set(v2)
+	var uris []string
+	eventually(t, "new block listed", 5*time.Second, func() bool {
+		_, pl := c.get(pls["video_1000"])
+		uris = mediaURIs(pl)
+		return len(uris) == 11
+	})
+	host, b := blockOf(t, uris[10])
+	if b.Start != 20000 || c.hostID(host) != replicas[0] {
+		t.Errorf("new block %v at %s, want at the replica %s", b, c.hostID(host), replicas[0])
+	}
+	if code := fetch(t, uris[10]); code != 200 {
+		t.Errorf("new block: %d", code)
+	}
+}

@@ -308,22 +308,23 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 				// Not written to this sender yet (live) or lost: ask
 				// again soon.
 				reason, backoff = "missing", 2*s.cfg.Tick
-				if _, ok := ps.missing[k]; !ok {
-					ps.missingVer++
-				}
+				before := s.pointSender(ps, p.Block)
 				mark(&ps.missing, k, now)
+				if s.pointSender(ps, p.Block) != before {
+					ps.stateVer++ // shared renderings name another sender
+				}
 			}
 			s.m.refused.WithLabelValues(reason).Inc()
 			s.dropPin(sess, k, false)
 			sess.refuse[k] = now.Add(backoff)
 			s.markDirty(sess)
+			if reason == "refused" {
+				// Refused for want of RAM: the sender holds the block.
+				s.confirm(ps, k, now)
+			}
 		default:
 			st.acked = true
-			if _, ok := ps.missing[k]; ok {
-				delete(ps.missing, k)
-				ps.missingVer++
-			}
-			delete(ps.unconfirmed, p.Block)
+			s.confirm(ps, k, now)
 		}
 	}
 	for _, r := range res.Sent {
@@ -334,6 +335,36 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 	}
 	if len(touched) > 0 || len(res.Sent) > 0 {
 		s.kick()
+	}
+}
+
+// confirm records that a sender holds a block. Near the live edge (a block
+// not confirmed yet, or one some owner lacks) it is remembered, so that
+// manifests send players to an owner known to hold it. s.mu must be held.
+func (s *Scheduler) confirm(ps *pointState, k pinKey, now time.Time) {
+	before := s.pointSender(ps, k.block)
+	defer func() {
+		if s.pointSender(ps, k.block) != before {
+			ps.stateVer++ // shared renderings name another sender
+		}
+	}()
+	_, unconfirmed := ps.unconfirmed[k.block]
+	edge := unconfirmed
+	if _, ok := ps.missing[k]; ok {
+		delete(ps.missing, k)
+		edge = true
+	}
+	if !edge && (len(ps.has) > 0 || len(ps.missing) > 0) {
+		for _, o := range s.ownersOf(ps, k.block) {
+			if ps.lacks(o, k.block, now) || ps.holds(o, k.block, now) {
+				edge = true
+				break
+			}
+		}
+	}
+	delete(ps.unconfirmed, k.block)
+	if edge {
+		mark(&ps.has, k, now)
 	}
 }
 

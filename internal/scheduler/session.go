@@ -43,9 +43,9 @@ type kindPos struct {
 }
 
 // session is one player session, or the edge session of a live point
-// (edge): it reserves the newest block of every track at its primary, which
-// preloads what players at the live edge fetch next and tells the scheduler
-// when a new block has reached the senders.
+// (edge): it reserves the two newest blocks of every track at their
+// primary, which preloads what players at the live edge fetch next and
+// tells the scheduler when a new block has reached the senders.
 type session struct {
 	id     string
 	edge   bool
@@ -132,7 +132,10 @@ type pointState struct {
 	// most 10 s).
 	missing     map[pinKey]time.Time
 	unconfirmed map[cluster.BlockID]time.Time
-	missingVer  uint64 // bumped when missing changes
+	// has: (sender, block) near the live edge that a sender confirmed it
+	// holds (a reservation taken or refused for want of RAM), since when.
+	has      map[pinKey]time.Time
+	stateVer uint64 // bumped when missing or has changes
 	// templates are the shared renderings (by templateKey).
 	templates map[string]*template
 }
@@ -147,9 +150,15 @@ func mark[K comparable](m *map[K]time.Time, k K, at time.Time) {
 
 // Hold-back limits of live manifests.
 const (
-	unconfirmedHold = 2 * time.Second
+	unconfirmedHold = 10 * time.Second
 	missingHold     = 10 * time.Second
 )
+
+// holds reports whether a sender confirmed lately that it holds a block.
+func (ps *pointState) holds(sender string, b cluster.BlockID, now time.Time) bool {
+	at, ok := ps.has[pinKey{sender, b}]
+	return ok && now.Sub(at) < time.Minute
+}
 
 // lacks reports whether a sender reported lately that it lacks a block.
 func (ps *pointState) lacks(sender string, b cluster.BlockID, now time.Time) bool {
@@ -235,6 +244,11 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 			delete(ps.unconfirmed, b)
 		}
 	}
+	for k, at := range ps.has {
+		if now.Sub(at) > time.Minute {
+			delete(ps.has, k)
+		}
+	}
 	return true
 }
 
@@ -305,8 +319,8 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 			return
 		}
 		for _, t := range ps.tracks {
-			if n := len(t.frags); n > 0 {
-				b := cluster.BlockID{Point: ps.name, Track: t.id, Start: t.frags[n-1].Start}
+			for i := max(len(t.frags)-2, 0); i < len(t.frags); i++ {
+				b := cluster.BlockID{Point: ps.name, Track: t.id, Start: t.frags[i].Start}
 				for _, o := range s.ownersOf(ps, b) {
 					k := pinKey{o, b}
 					if until, ok := sess.refuse[k]; ok && now.Before(until) {

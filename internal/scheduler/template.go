@@ -77,8 +77,9 @@ func (t *template) expand(vals map[string]string) []byte {
 }
 
 // templateKey names a shared rendering: the format and track, the sender
-// set, the lack records, and what the view lists of every track.
-func templateKey(format, track string, v store.View, liveVer, missingVer uint64) string {
+// set, the edge records (who lacks or holds a block), and what the view
+// lists of every track.
+func templateKey(format, track string, v store.View, liveVer, stateVer uint64) string {
 	b := make([]byte, 0, 64+48*len(v.Tracks))
 	b = append(b, format...)
 	b = append(b, '|')
@@ -86,7 +87,7 @@ func templateKey(format, track string, v store.View, liveVer, missingVer uint64)
 	b = append(b, '|')
 	b = strconv.AppendUint(b, liveVer, 10)
 	b = append(b, '|')
-	b = strconv.AppendUint(b, missingVer, 10)
+	b = strconv.AppendUint(b, stateVer, 10)
 	if v.Ended {
 		b = append(b, "|E"...)
 	}
