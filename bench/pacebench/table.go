@@ -196,7 +196,8 @@ type result struct {
 	pacedP50           float64 // median pacing rate applied (CMSD) or requested, kbit/s
 }
 
-// median takes the per-field median of several repetitions.
+// median takes the per-field median of several repetitions (with an even
+// number, the mean of the middle two).
 func median(rs []result) (result, bool) {
 	if len(rs) == 0 {
 		return result{}, false
@@ -209,7 +210,8 @@ func median(rs []result) (result, bool) {
 		for i, r := range rs {
 			v[i] = get(r)
 		}
-		return pct(v, 50)
+		sort.Float64s(v)
+		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2 // the middle one, or the mean of the two
 	}
 	out := result{
 		chunkMS:      f(func(r result) float64 { return r.chunkMS }),
