@@ -51,7 +51,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	minBuffer := secondsFlag(0)
 	fs.Var(&minBuffer, "min-buffer", "below this buffer (seconds or a duration) fragment requests carry no pacing specification (default: --startup)")
 	burst := fs.Int("burst", 0, "device capability: most TCP segments per burst, sent with --pacing spec (0 = leave it to the server)")
-	probeEvery := fs.Int("probe-every", player.DefaultProbeEvery, "with --pacing cmcd|spec: below the top video rendition, every Nth fragment goes unpaced so that the throughput estimate can see room to switch up (0 = never)")
+	probeEvery := fs.Int("probe-every", 0, "with --pacing cmcd|spec: below the top video rendition, every Nth fragment goes unpaced so that the throughput estimate sees the network (0 = never; paced requests below the top already leave room to switch up)")
 	pacingLog := fs.Bool("pacing-log", false, "with --json: one entry per fragment request under pacing.log (start time, size, download time, requested and applied rate)")
 
 	var positional []string
@@ -100,9 +100,6 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		if *burst < 0 || *burst > 1000 {
 			return fmt.Errorf("--burst %d: want 0 to 1000 segments", *burst)
-		}
-		if *probeEvery == 0 {
-			*probeEvery = -1 // the engine's "never"
 		}
 		cfg.Pacing = player.PacingConfig{
 			Mode: mode, RateMultiplier: *rateMult, MinBuffer: time.Duration(minBuffer),

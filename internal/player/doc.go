@@ -91,8 +91,9 @@
 // (the highest throughput of the last four unpaced video downloads of 256 KB
 // or more, lowered by a paced download that fell well short of its pace):
 // pacing above the bottleneck only fills its queue. Below the top video
-// rendition every ProbeEvery-th (5th) fragment goes unpaced, so that the
-// throughput estimate can see room to switch up. The burst
+// rendition the rate is at least 1.3 × the top bitrate (within that cap),
+// so that a download at the pace shows room to switch up; optionally every
+// ProbeEvery-th fragment goes unpaced instead. The burst
 // is the device capability PacingConfig.Burst (segments), the minimum gap
 // burst × MSS / rate. Mode cmcd sends the rate as CMCD rtp (kbit/s, in
 // CMCD-Status), spec also as the Sluice-Pacing header (rate, burst, gap;
@@ -102,8 +103,9 @@
 // etp, rtt and Sluice's custom keys (applied rate, burst, gap, loss, CPU,
 // source). A paced download (the engine's pace, or one the server reports
 // in CMSD it applied) whose throughput reaches 70 % of that rate
-// measured the pace, not the network, and is left out of the throughput
-// estimate; otherwise a paced player could never switch up.
+// measured the pace, not the network: it may raise the throughput estimate
+// but never lower it; otherwise a paced player could never switch up, or
+// would switch down for nothing.
 //
 // # Report
 //

@@ -56,8 +56,12 @@ const (
 	DefaultMSS            = 1448
 	DefaultLossThreshold  = 0.005
 	DefaultMaxPacingLog   = 5000
-	DefaultProbeEvery     = 5
-	DefaultCapFraction    = 0.9
+	// upSwitchHeadroom: below the top video rendition the rate is at least
+	// this multiple of the top bitrate (within the capacity cap), so that a
+	// download at that pace shows the throughput estimate there is room to
+	// switch up (the ABR wants its bitrate within 0.8 of the estimate).
+	upSwitchHeadroom   = 1.3
+	DefaultCapFraction = 0.9
 	// capacitySamples unpaced downloads make the capacity estimate (their
 	// maximum); capacityMinBytes is the smallest download that counts.
 	capacitySamples  = 4
@@ -103,8 +107,9 @@ type PacingConfig struct {
 	CapFraction float64
 	// ProbeEvery: while the video rendition is below the top one, every
 	// ProbeEvery-th fragment request goes unpaced, so that the throughput
-	// estimate sees the network and the player can switch up (a paced
-	// download only measures its pace). Default 5; negative: never.
+	// estimate sees the network (a paced download only measures its pace).
+	// 0 or negative: never (the default; the up-switch headroom below
+	// usually makes probes unnecessary).
 	ProbeEvery int
 	// Log keeps one entry per fragment request in the report (for
 	// benchmarks), at most MaxLog (default 5000).
@@ -138,9 +143,6 @@ func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
 	}
 	if c.MaxLog <= 0 {
 		c.MaxLog = DefaultMaxPacingLog
-	}
-	if c.ProbeEvery == 0 {
-		c.ProbeEvery = DefaultProbeEvery
 	}
 	if c.CapFraction <= 0 || c.CapFraction > 1 {
 		c.CapFraction = DefaultCapFraction
@@ -360,6 +362,10 @@ func (p *pacer) decide(info RequestInfo) PacingDecision {
 	}
 	d.Multiplier = p.multiplier(info.Buffer, info.BufferTarget)
 	d.Rate = d.EncodedRate * d.Multiplier
+	if info.Kind == KindVideo && info.TopBitrate > info.Bitrate {
+		d.Rate = max(d.Rate, upSwitchHeadroom*float64(info.TopBitrate))
+		d.Multiplier = d.Rate / d.EncodedRate
+	}
 	if p.capacity > 0 && d.Rate > p.cfg.CapFraction*p.capacity {
 		d.Rate = max(p.cfg.CapFraction*p.capacity, p.cfg.FloorMultiplier*d.EncodedRate)
 		d.Multiplier = d.Rate / d.EncodedRate

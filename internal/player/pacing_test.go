@@ -307,9 +307,11 @@ func TestPacingSession(t *testing.T) {
 			if rate < 1.4*br || rate > 3.1*br {
 				t.Errorf("rate %v kbit/s for a %v kbit/s rendition", rate, br)
 			}
-			rtp := h.Get("CMCD-Status")
-			if !strings.Contains(rtp, "rtp="+strconv.FormatInt(int64(math.Round(rate/100))*100, 10)) {
-				t.Errorf("CMCD-Status %q does not match rate %v", rtp, rate)
+			status := h.Get("CMCD-Status")
+			_, rtpText, _ := strings.Cut(status, "rtp=")
+			rtp, _ := strconv.ParseFloat(strings.Split(rtpText, ",")[0], 64)
+			if math.Abs(rtp-rate) > 100 { // rtp is rounded to 100 kbit/s
+				t.Errorf("CMCD-Status %q does not match rate %v", status, rate)
 			}
 		default:
 			t.Errorf("fragment request without Sluice-Pacing: %v", h)
@@ -476,5 +478,23 @@ func TestServerPacedLimited(t *testing.T) {
 	}
 	if p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, 3*time.Second) { // 4 Mbit/s
 		t.Error("server-paced download well below its pace seen as pace-limited")
+	}
+}
+
+// TestPacingUpSwitchHeadroom: below the top video rendition the rate is at
+// least 1.3 × the top bitrate (so that a download at the pace shows room to
+// switch up), still within the capacity cap.
+func TestPacingUpSwitchHeadroom(t *testing.T) {
+	p := newPacer(PacingConfig{Mode: PacingSpec, RateMultiplier: 1.5}, 2*time.Second)
+	below := fragInfo(10 * time.Second) // 4 Mbit/s
+	below.TopBitrate = 10_000_000
+	if d := p.decide(below); !near(d.Rate, 13e6, 1e-9) {
+		t.Errorf("below the top: rate %v, want 1.3 × 10 Mbit/s", d.Rate)
+	}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	urgent := fragInfo(time.Second)
+	p.observe(resp, urgent, p.decide(urgent), time.Now(), 1_000_000, 800*time.Millisecond) // capacity 10 Mbit/s
+	if d := p.decide(below); !near(d.Rate, 9e6, 1e-9) || !d.Capped {
+		t.Errorf("capped: rate %v, want 0.9 × 10 Mbit/s", d.Rate)
 	}
 }

@@ -544,9 +544,10 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 			return len(data), elapsed, err
 		}
 		size = len(data)
-		if !paceLimited {
-			// A download held back by its own pacing rate measures the
-			// pace, not the network: leave it out of the estimate.
+		// A download held back by a pacing rate measures the pace, not
+		// the network: it may only raise the estimate (the network carries
+		// at least that), never lower it.
+		if !paceLimited || float64(len(data))*8/elapsed.Seconds() > s.abr.estimate() {
 			s.abr.sample(len(data), elapsed)
 		}
 		return len(data), elapsed, nil
