@@ -89,7 +89,8 @@
 // FloorMultiplier, 1.1), clean reports restore it by 0.05 a time. The rate
 // is capped at CapFraction (0.9) of the path capacity the engine measured
 // (the highest throughput of the last four unpaced video downloads of 256 KB
-// or more, lowered by a paced download that fell well short of its pace):
+// or more, lowered by a paced download that fell well short of its pace,
+// recovering 10 % per download that reached its pace):
 // pacing above the bottleneck only fills its queue. Below the top video
 // rendition the rate is at least 1.3 × the top bitrate (within that cap),
 // so that a download at the pace shows room to switch up; optionally every

@@ -287,8 +287,9 @@ type pacer struct {
 	lastPaced  map[Kind]bool
 	// capSamples are the last unpaced throughput samples (bits/s); capacity
 	// is their maximum, 0 while unknown.
-	capSamples []float64
-	capacity   float64
+	capSamples  []float64
+	capacity    float64
+	capacityMax float64 // the maximum of capSamples: where capacity recovers to
 	// lossFactor scales the multiplier down after lossy responses and
 	// recovers slowly on clean ones.
 	lossFactor float64
@@ -539,10 +540,15 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 			for _, x := range p.capSamples {
 				p.capacity = max(p.capacity, x)
 			}
+			p.capacityMax = p.capacity
 		case d.Paced && !paceLimited && tput < p.capacity:
-			// Held back by the path, not by the pace: the path got slower.
-			p.capSamples = append(p.capSamples[:0], tput)
+			// Held back by the path, not by the pace: the path got slower
+			// (or the machine was busy), for now.
 			p.capacity = tput
+		case d.Paced && paceLimited && p.capacity < p.capacityMax:
+			// The path carried the pace: recover 10 % a fragment towards
+			// the last unpaced measurement.
+			p.capacity = min(p.capacity*1.1, p.capacityMax)
 		}
 	}
 	r.CapacityKbps = math.Round(p.capacity / 1000)

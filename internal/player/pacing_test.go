@@ -464,6 +464,15 @@ func TestPacingCapacityCap(t *testing.T) {
 	if r := p.report(); r.CapacityKbps != 2000 || r.Capped != 1 {
 		t.Errorf("report capacity %v capped %d", r.CapacityKbps, r.Capped)
 	}
+	// Downloads that reach their pace again bring the capacity back, 10 %
+	// at a time, up to the unpaced measurement.
+	for range 30 {
+		d := p.decide(info)
+		p.observe(resp, info, d, time.Now(), 1_000_000, time.Duration(8e6/d.Rate*float64(time.Second)))
+	}
+	if d := p.decide(info); !near(d.Rate, 7.2e6, 1e-9) {
+		t.Errorf("after recovery: rate %v, want 0.9 × 8 Mbit/s again", d.Rate)
+	}
 }
 
 // TestServerPacedLimited: a download the server paced on its own estimate
