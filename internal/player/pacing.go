@@ -459,13 +459,15 @@ func setCMCDKey(h http.Header, name, key, value string) {
 
 // observe takes a response in: the fragment's encoding rate for the next
 // decision about its rendition, the server's metadata (loss → back-off),
-// and the counters of the report. It returns whether the download was
-// limited by the pace (its throughput close to the requested rate), in
-// which case its throughput says nothing about the network's capacity.
-func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision, t0 time.Time, n int64, elapsed time.Duration) (paceLimited bool) {
+// and the counters of the report. When the download was limited by a pace
+// (its throughput close to the engine's rate, or to the rate the server
+// reported applying) it returns that pace, bits/s, else 0: such a
+// throughput says the network carries at least the pace, nothing more.
+func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision, t0 time.Time, n int64, elapsed time.Duration) (pace float64) {
 	if !d.Media {
-		return false
+		return 0
 	}
+	var paceLimited bool
 	md, err := ParseCMSD(resp.Header)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -520,12 +522,15 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 		tput := float64(n) * 8 / elapsed.Seconds()
 		switch {
 		case d.Paced:
-			paceLimited = tput >= paceLimitedShare*d.Rate
+			pace = d.Rate
 		case md.AppliedRate > 0:
-			paceLimited = tput >= paceLimitedShare*md.AppliedRate*1000
+			pace = md.AppliedRate * 1000
 		}
+		paceLimited = pace > 0 && tput >= paceLimitedShare*pace
 		if paceLimited {
 			r.PaceLimited++
+		} else {
+			pace = 0
 		}
 	}
 	if ok && info.Kind == KindVideo && n >= capacityMinBytes && elapsed > 0 {
@@ -562,7 +567,7 @@ func (p *pacer) observe(resp *http.Response, info RequestInfo, d PacingDecision,
 		}
 		r.Log = append(r.Log, e)
 	}
-	return paceLimited
+	return pace
 }
 
 // feedLoss adjusts the back-off from one loss report. The server reports

@@ -341,13 +341,13 @@ func TestPaceLimited(t *testing.T) {
 	info := fragInfo(10 * time.Second)
 	d := p.decide(info) // 6 Mbit/s
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
-	if !p.observe(resp, info, d, time.Now(), 1_000_000, 1400*time.Millisecond) { // 5.7 Mbit/s
+	if p.observe(resp, info, d, time.Now(), 1_000_000, 1400*time.Millisecond) == 0 { // 5.7 Mbit/s
 		t.Error("download at the pace not seen as pace-limited")
 	}
-	if p.observe(resp, info, d, time.Now(), 1_000_000, 4*time.Second) { // 2 Mbit/s
+	if p.observe(resp, info, d, time.Now(), 1_000_000, 4*time.Second) != 0 { // 2 Mbit/s
 		t.Error("slow download seen as pace-limited")
 	}
-	if p.observe(resp, info, PacingDecision{Media: true}, time.Now(), 1_000_000, time.Second) {
+	if p.observe(resp, info, PacingDecision{Media: true}, time.Now(), 1_000_000, time.Second) != 0 {
 		t.Error("unpaced download seen as pace-limited")
 	}
 }
@@ -482,10 +482,10 @@ func TestServerPacedLimited(t *testing.T) {
 	p := newPacer(PacingConfig{Mode: PacingOff}, 2*time.Second)
 	info := fragInfo(10 * time.Second)
 	paced := &http.Response{StatusCode: 200, Header: http.Header{"Cmsd-Dynamic": {`"sluice";com.sluice-src=estimate;com.sluice-rate=12000`}}}
-	if !p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, time.Second) { // 12 Mbit/s
+	if p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, time.Second) != 12e6 { // 12 Mbit/s
 		t.Error("server-paced download at its pace not seen as pace-limited")
 	}
-	if p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, 3*time.Second) { // 4 Mbit/s
+	if p.observe(paced, info, p.decide(info), time.Now(), 1_500_000, 3*time.Second) != 0 { // 4 Mbit/s
 		t.Error("server-paced download well below its pace seen as pace-limited")
 	}
 }

@@ -535,7 +535,7 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 		if next != nil {
 			info.Next, info.NextRange = next.URL, next.Range
 		}
-		data, elapsed, paceLimited, err := s.get(ctx, seg.URL, seg.Range, info)
+		data, elapsed, pace, err := s.get(ctx, seg.URL, seg.Range, info)
 		if err != nil {
 			return len(data), elapsed, err
 		}
@@ -545,10 +545,14 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 		}
 		size = len(data)
 		// A download held back by a pacing rate measures the pace, not
-		// the network: it may only raise the estimate (the network carries
-		// at least that), never lower it.
-		if !paceLimited || float64(len(data))*8/elapsed.Seconds() > s.abr.estimate() {
+		// the network: it counts as "the network carries the pace", which
+		// may raise the estimate but never lowers it (the request's round
+		// trip and ramp make the measured rate a little lower than the pace).
+		switch {
+		case pace == 0:
 			s.abr.sample(len(data), elapsed)
+		case pace > s.abr.estimate():
+			s.abr.sample(len(data), time.Duration(float64(len(data))*8/pace*float64(time.Second)))
 		}
 		return len(data), elapsed, nil
 	})
@@ -581,11 +585,11 @@ func (e *StatusError) Error() string {
 
 // get performs one GET with the hooks and the pacing engine, counts it,
 // and returns the body, the time from sending the request to the end of the
-// body, and whether that time was set by the requested pacing rate.
-func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (data []byte, elapsed time.Duration, paceLimited bool, err error) {
+// body, and the pacing rate (bits/s) that set that time, 0 when none did.
+func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (data []byte, elapsed time.Duration, pace float64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("request %s: %w", u, err)
+		return nil, 0, 0, fmt.Errorf("request %s: %w", u, err)
 	}
 	if rng != "" {
 		req.Header.Set("Range", "bytes="+rng)
@@ -608,7 +612,7 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 		if errors.As(err, &ue) {
 			err = ue.Err // it repeats the method and URL
 		}
-		return nil, time.Since(t0), false, fmt.Errorf("GET %s: %w", u, err)
+		return nil, time.Since(t0), 0, fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -619,7 +623,7 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 			s.pacer.observe(resp, info, dec, t0, 0, elapsed)
 		}
 		s.observe(resp, info, 0, elapsed)
-		return nil, elapsed, false, &StatusError{URL: u, Code: resp.StatusCode}
+		return nil, elapsed, 0, &StatusError{URL: u, Code: resp.StatusCode}
 	}
 	data, err = readLimited(resp.Body, s.cfg.MaxObject)
 	elapsed = time.Since(t0)
@@ -629,14 +633,14 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 			s.stats.networkError()
 		}
 		s.stats.response(resp.StatusCode)
-		return data, elapsed, false, fmt.Errorf("GET %s: body: %w", u, err)
+		return data, elapsed, 0, fmt.Errorf("GET %s: body: %w", u, err)
 	}
 	s.stats.response(resp.StatusCode)
 	if s.pacer != nil {
-		paceLimited = s.pacer.observe(resp, info, dec, t0, int64(len(data)), elapsed)
+		pace = s.pacer.observe(resp, info, dec, t0, int64(len(data)), elapsed)
 	}
 	s.observe(resp, info, int64(len(data)), elapsed)
-	return data, elapsed, paceLimited, nil
+	return data, elapsed, pace, nil
 }
 
 // clientFor returns the client for a request. With the pacing engine on,
