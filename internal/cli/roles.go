@@ -121,8 +121,15 @@ func (rf *roleFlags) logger(stderr io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json")
 }
 
-// runRole parses the shared flags and serves the given roles until ctx ends.
-func runRole(ctx context.Context, name, summary string, roles server.Roles, args []string, stdout, stderr io.Writer) error {
+// roleExtras registers a command's own flags on fs, next to the shared role
+// flags, and returns what lays them over the merged configuration after the
+// flags are parsed (nil: nothing to lay).
+type roleExtras func(fs *flag.FlagSet) func(config.Config) (config.Config, error)
+
+// parseRole parses args as the shared role flags plus the extras of the
+// command name (summary heads its usage) and returns the merged
+// configuration and the logger the flags ask for.
+func parseRole(name, summary string, args []string, stderr io.Writer, extras roleExtras) (config.Config, *slog.Logger, error) {
 	fs := newFlags(name, "[flags]", stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sluice %s [flags]\n\n%s\n\nFlags:\n", name, summary)
@@ -130,22 +137,39 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	}
 	var rf roleFlags
 	rf.register(fs)
-	pf := registerPeerFlags(fs, name, roles)
-	cf := registerClusterFlags(fs, name)
+	var apply func(config.Config) (config.Config, error)
+	if extras != nil {
+		apply = extras(fs)
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return config.Config{}, nil, err
 	}
 	cfg, err := rf.config(fs)
 	if err != nil {
-		return err
+		return cfg, nil, err
 	}
-	if cfg, err = pf.apply(fs, cfg, name); err != nil {
-		return err
-	}
-	if cfg, err = cf.apply(fs, cfg); err != nil {
-		return err
+	if apply != nil {
+		if cfg, err = apply(cfg); err != nil {
+			return cfg, nil, err
+		}
 	}
 	log, err := rf.logger(stderr)
+	return cfg, log, err
+}
+
+// runRole parses the shared flags and serves the given roles until ctx ends.
+func runRole(ctx context.Context, name, summary string, roles server.Roles, args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := parseRole(name, summary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
+		pf := registerPeerFlags(fs, name, roles)
+		cf := registerClusterFlags(fs, name)
+		return func(cfg config.Config) (config.Config, error) {
+			cfg, err := pf.apply(fs, cfg, name)
+			if err != nil {
+				return cfg, err
+			}
+			return cf.apply(fs, cfg)
+		}
+	})
 	if err != nil {
 		return err
 	}

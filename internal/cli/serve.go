@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,24 +23,16 @@ on-demand asset "demo-vod" imported from it. Publishing point "live" always acce
     -c:a aac -f ismv -movflags isml+frag_keyframe 'http://127.0.0.1:8080/live.isml/Streams(live)'`
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "[flags]", stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice serve [flags]\n\n%s\n\nFlags:\n", serveSummary)
-		fs.PrintDefaults()
-	}
-	var rf roleFlags
-	rf.register(fs)
-	noDemo := fs.Bool("no-demo", false, "do not start the demo channel and asset")
-	playerDir := fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js) for the status page")
-	senderRAM := fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := rf.config(fs)
-	if err != nil {
-		return err
-	}
-	log, err := rf.logger(stderr)
+	var (
+		noDemo               *bool
+		playerDir, senderRAM *string
+	)
+	cfg, log, err := parseRole("serve", serveSummary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
+		noDemo = fs.Bool("no-demo", false, "do not start the demo channel and asset")
+		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js) for the status page")
+		senderRAM = fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
+		return nil
+	})
 	if err != nil {
 		return err
 	}
