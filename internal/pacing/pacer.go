@@ -2,7 +2,6 @@ package pacing
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/metrics"
 )
 
@@ -471,8 +471,8 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	if p.log.Enabled(r.Context(), slog.LevelDebug) {
 		p.logDecision(r, cs, &in, &d, ti.Snd_mss)
 	}
-	cw := countWriter{ResponseWriter: w}
-	next.ServeHTTP(&cw, r)
+	cw := httpx.NewCountingWriter(w)
+	next.ServeHTTP(cw, r)
 	if wt != nil {
 		wt.handlerDone.Store(true)
 	}
@@ -480,7 +480,7 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	cs.active--
 	cs.mu.Unlock()
 	if p.m != nil {
-		p.bytes[b2i(d.rate > 0)].Add(float64(cw.n))
+		p.bytes[b2i(d.rate > 0)].Add(float64(cw.Bytes))
 	}
 }
 
@@ -585,31 +585,3 @@ func (p *Pacer) logDecision(r *http.Request, cs *connState, in *input, d *decisi
 	}
 	p.log.LogAttrs(r.Context(), slog.LevelDebug, "pacing", attrs...)
 }
-
-// countWriter counts body bytes. It forwards ReadFrom so that file
-// responses still go out with sendfile, and Unwrap for
-// http.ResponseController.
-type countWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (w *countWriter) Write(b []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(b)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *countWriter) ReadFrom(r io.Reader) (int64, error) {
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(w.ResponseWriter, r)
-	}
-	w.n += n
-	return n, err
-}
-
-func (w *countWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

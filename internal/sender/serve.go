@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/origin"
 )
@@ -130,10 +130,10 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 			defer netconn.Cork(c, false)
 		}
 	}
-	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	cw := httpx.NewCountingWriter(w)
 	// An *os.File (RAM memfd or disk file) lets net/http use sendfile.
 	http.ServeContent(cw, r, "", time.Time{}, b.ReadSeeker())
-	if r.Method != http.MethodGet || cw.status != http.StatusOK && cw.status != http.StatusPartialContent {
+	if r.Method != http.MethodGet || cw.Status != http.StatusOK && cw.Status != http.StatusPartialContent {
 		return
 	}
 	from := "disk"
@@ -144,44 +144,6 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 		s.sendsDisk.Add(1)
 	}
 	s.m.sends.WithLabelValues(from).Inc()
-	s.m.sendBytes.WithLabelValues(from).Add(float64(cw.bytes))
-	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.bytes, FromRAM: b.FromRAM})
+	s.m.sendBytes.WithLabelValues(from).Add(float64(cw.Bytes))
+	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.Bytes, FromRAM: b.FromRAM})
 }
-
-// countingWriter records the status and body bytes of a response and
-// forwards ReadFrom, so that file bodies still go out with sendfile.
-type countingWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
-}
-
-func (w *countingWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	w.wrote = true
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
-	w.wrote = true
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(w.ResponseWriter, r)
-	}
-	w.bytes += n
-	return n, err
-}
-
-func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

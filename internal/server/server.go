@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/sluice-media/sluice/internal/archive"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/distribution"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/origin"
@@ -203,13 +203,13 @@ func (s *Server) retention(ctx context.Context) {
 // instrument counts requests and bytes by kind and status, and logs errors.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpx.NewCountingWriter(w)
 		next.ServeHTTP(sw, r)
 		kind := requestKind(r)
-		s.Metrics.Requests.WithLabelValues(kind, strconv.Itoa(sw.status)).Inc()
-		s.Metrics.BytesOut.WithLabelValues(kind).Add(float64(sw.bytes))
-		if sw.status >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", sw.status)
+		s.Metrics.Requests.WithLabelValues(kind, strconv.Itoa(sw.Status)).Inc()
+		s.Metrics.BytesOut.WithLabelValues(kind).Add(float64(sw.Bytes))
+		if sw.Status >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", sw.Status)
 		}
 	})
 }
@@ -240,45 +240,6 @@ func requestKind(r *http.Request) string {
 	}
 	return "other"
 }
-
-// statusWriter records the status and body size. It forwards ReadFrom so
-// that file responses still go out with sendfile, and Unwrap so that
-// http.ResponseController reaches flush and deadlines.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	w.wrote = true
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(w.ResponseWriter, r)
-	}
-	w.bytes += n
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // SetHome sets the handler of the status page (GET / and its assets).
 func (s *Server) SetHome(h http.Handler) { s.home = h }
