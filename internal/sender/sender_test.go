@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,45 @@ func TestLeaseExpiryReleasesExactlyThatSchedulersPins(t *testing.T) {
 	}
 	if st := f.s.Stats(); st.LeaseExpiries != 1 || st.PinnedBlocks != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestSentReportCarriesCMCDNor: the player's CMCD nor (header or query
+// mode) on a block request reaches the scheduler in SentReport.Next,
+// percent-decoded and still relative, as the scheduler resolves it.
+func TestSentReportCarriesCMCDNor(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 2, 1000)
+	ctx := context.Background()
+	if _, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "A", LookAhead: []cluster.Pin{{Session: "s1", Block: blk(0)}}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := token("s1", time.Now().Add(time.Minute), secret, "video_800000")
+	u := f.base + "/b/" + tok + "/live/ch/video_800000/0.m4s"
+	for _, c := range []struct {
+		name  string
+		query string
+		hdr   []string
+		want  string
+	}{
+		{"header", "", []string{"CMCD-Request", `bl=4000,nor="20000000.m4s"`}, "20000000.m4s"},
+		{"header, encoded other track", "", []string{"CMCD-Request", `nor="..%2Fvideo_400000%2F20000000.m4s"`}, "../video_400000/20000000.m4s"},
+		{"query", "?CMCD=" + url.QueryEscape(`bl=2000,nor="20000000.m4s",sid="x"`), nil, "20000000.m4s"},
+		{"query among other arguments", "?a=1&CMCD=" + url.QueryEscape(`nor="%2Fb%2Ft%2Flive%2Fch%2Fvideo_800000%2F20000000.m4s"`), nil, "/b/t/live/ch/video_800000/20000000.m4s"},
+		{"no CMCD", "", nil, ""},
+		{"CMCD without nor", "", []string{"CMCD-Request", `bl=4000`}, ""},
+		{"malformed nor ignored", "", []string{"CMCD-Request", `nor=12,bl=x`}, ""},
+	} {
+		resp, _ := get(t, u+c.query, c.hdr...)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s", c.name, resp.Status)
+		}
+		res, err := f.cli.Batch(ctx, f.base, cluster.Batch{Scheduler: "A"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Sent) != 1 || res.Sent[0].Next != c.want {
+			t.Errorf("%s: reports %+v, want one with Next %q", c.name, res.Sent, c.want)
+		}
 	}
 }

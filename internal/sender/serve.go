@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/origin"
+	"github.com/sluice-media/sluice/internal/pacing"
 )
 
 // corsAllowHeaders are the request headers a player on another origin may
@@ -145,5 +147,24 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 	}
 	s.m.sends.WithLabelValues(from).Inc()
 	s.m.sendBytes.WithLabelValues(from).Add(float64(cw.Bytes))
-	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.Bytes, FromRAM: b.FromRAM})
+	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.Bytes, FromRAM: b.FromRAM, Next: s.nextRequest(r)})
+}
+
+// nextRequest returns the player's next object request as it announced it
+// with r (CMCD nor, from the CMCD-Request header or the CMCD= query
+// argument), percent-decoded, or "". The URL stays as the player sent it,
+// relative to the block's URL or absolute: the scheduler resolves it.
+// Malformed CMCD costs a debug line, never the request.
+func (s *Sender) nextRequest(r *http.Request) string {
+	c, err := pacing.ParseCMCD(r)
+	if err != nil {
+		s.log.Debug("malformed CMCD on a block request", "path", r.URL.Path, "err", err)
+	}
+	if c.NOR == "" {
+		return ""
+	}
+	if u, err := url.PathUnescape(c.NOR); err == nil {
+		return u
+	}
+	return c.NOR
 }
