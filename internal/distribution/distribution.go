@@ -624,7 +624,9 @@ func (p *Proxy) writeFlight(w http.ResponseWriter, r *http.Request, f *flight, k
 	if err != nil {
 		return
 	}
-	whole := !s.started || s.status != http.StatusOK || r.Method == http.MethodHead ||
+	// A manifest goes out once complete and learnt (p.learn), so that a
+	// player's next request, for a fragment it lists, is checked against it.
+	whole := !s.started || kind == kindManifest || s.status != http.StatusOK || r.Method == http.MethodHead ||
 		r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != ""
 	if whole {
 		if s, err = f.wait(ctx, func(s state) bool { return s.done }); err != nil {

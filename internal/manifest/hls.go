@@ -144,6 +144,8 @@ func quote(s string) string {
 // directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listable
 // fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the sequence number of the first listed
 // fragment (TrackView.First, plus any skipped negative-start fragments);
+// EXT-X-DISCONTINUITY-SEQUENCE, when not 0, counts the gaps before it
+// (TrackView.Disc: pruned by retention or cut off by the DVR window);
 // EXT-X-TARGETDURATION is the longest listed fragment rounded up; EXTINF has
 // at least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + start) is on
 // the first segment and on each one after a gap, which is marked with
@@ -159,7 +161,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if t.Info.Timescale == 0 {
 		return nil, fmt.Errorf("hls media playlist: track %q has timescale 0", trackID)
 	}
-	fs, seq := listable(t)
+	fs, seq, disc := listableDisc(t)
 	ts := uint64(t.Info.Timescale)
 	var longest uint64
 	for _, f := range fs {
@@ -171,6 +173,9 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", hlsVersion)
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
+	if disc > 0 {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", disc)
+	}
 	if v.Meta.VOD {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}

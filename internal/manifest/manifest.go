@@ -71,11 +71,18 @@ func FragmentDuration(v store.View) time.Duration {
 // but those with a negative start time, which can only come first — and the
 // sequence number of the first of them.
 func listable(t store.TrackView) ([]store.FragRef, int64) {
+	fs, seq, _ := listableDisc(t)
+	return fs, seq
+}
+
+// listableDisc is listable with the discontinuity sequence of the first
+// listable fragment (TrackView.Disc plus the gaps among the skipped ones).
+func listableDisc(t store.TrackView) ([]store.FragRef, int64, int64) {
 	i := 0
 	for i < len(t.Frags) && t.Frags[i].Start < 0 {
 		i++
 	}
-	return t.Frags[i:], t.First + int64(i)
+	return t.Frags[i:], t.First + int64(i), t.Disc + store.Gaps(t.Frags, i)
 }
 
 // run is a sequence of contiguous fragments of equal duration.

@@ -128,6 +128,19 @@ func gapView() store.View {
 	return store.View{Name: "gap", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{v1, v2, a}}
 }
 
+// slidView: gapView later, once the DVR window left behind the gaps of the
+// top rendition (two of them) and of audio (one; a second one is still in
+// the window): the playlists carry EXT-X-DISCONTINUITY-SEQUENCE.
+func slidView() store.View {
+	v := gapView()
+	v.Name = "slid"
+	v.Tracks[0].First, v.Tracks[0].Disc = 57, 2
+	v.Tracks[0].Frags = v.Tracks[0].Frags[3:]
+	v.Tracks[2].First, v.Tracks[2].Disc = 51, 1
+	v.Tracks[2].Frags = frags(v.Tracks[2].Frags[2:], 118*mss, 32000, repeat(2*mss, 2)...)
+	return v
+}
+
 // audioOnlyView: a live radio channel in two languages, one of which ended.
 func audioOnlyView() store.View {
 	en := with(audioTrack("audio_eng_128000", 128000, 48000, "eng"), 7,
@@ -152,6 +165,7 @@ func cases() []testCase {
 		{"negative", negativeView(), Options{Now: anchor.Add(10 * time.Second), DVRWindow: time.Minute, LookAhead: 2}},
 		{"vod", vodView(), Options{Now: now}},
 		{"gap", gapView(), Options{Now: anchor.Add(116 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
+		{"slid", slidView(), Options{Now: anchor.Add(122 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"audioonly", audioOnlyView(), Options{Now: anchor.Add(33 * time.Second), LookAhead: 2}},
 	}
 }
@@ -414,9 +428,12 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		t.Fatalf("hls media %s: %v (type %v)", tr.ID, err, typ)
 	}
 	mp := p.(*m3u8.MediaPlaylist)
-	fs, seq := listable(tr)
+	fs, seq, disc := listableDisc(tr)
 	if mp.SeqNo != uint64(seq) {
 		t.Errorf("hls media %s: media sequence %d, want %d", tr.ID, mp.SeqNo, seq)
+	}
+	if mp.DiscontinuitySeq != uint64(disc) {
+		t.Errorf("hls media %s: discontinuity sequence %d, want %d", tr.ID, mp.DiscontinuitySeq, disc)
 	}
 	if mp.Map == nil || mp.Map.URI != "init.mp4" {
 		t.Errorf("hls media %s: EXT-X-MAP %+v", tr.ID, mp.Map)

@@ -50,6 +50,11 @@ type track struct {
 	// Pruned counts fragments deleted from the front by retention, so that
 	// sequence numbers (HLS media sequence) stay stable.
 	Pruned int64 `json:"pruned,omitempty"`
+	// PrunedGaps counts the discontinuities (a fragment that does not start
+	// where the previous one ended) up to and including the one before the
+	// first kept fragment, so that the HLS discontinuity sequence stays
+	// stable when retention deletes the fragments around a gap.
+	PrunedGaps int64 `json:"pruned_gaps,omitempty"`
 
 	init  []byte
 	frags []FragRef

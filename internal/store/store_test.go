@@ -149,3 +149,74 @@ func TestConfigChangeRefused(t *testing.T) {
 		t.Fatalf("changed config: %v", err)
 	}
 }
+
+// TestDiscontinuitySequence: a track with a gap (its second fragment never
+// arrived) keeps counting that gap in Disc when the DVR window or retention
+// leaves it behind, across a restart too.
+func TestDiscontinuitySequence(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Create("ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, frags := fixture(t)
+	ids, err := p.SetHeader("s", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]int{}
+	for _, f := range frags {
+		seen[f.Info.TrackID]++
+		if seen[f.Info.TrackID] == 2 {
+			continue // the gap
+		}
+		if _, err := p.AddFragment(ids[f.Info.TrackID], f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tv := p.View(0).Tracks[0]
+	n := len(tv.Frags)
+	if n < 4 || tv.Disc != 0 || Gaps(tv.Frags, n-1) != 1 {
+		t.Fatalf("%d fragments, Disc %d, %d gaps", n, tv.Disc, Gaps(tv.Frags, n-1))
+	}
+	d := time.Duration(tv.Seconds(int64(tv.Frags[n-1].Duration)) * float64(time.Second))
+	cases := []struct {
+		window time.Duration
+		first  int64
+		disc   int64
+	}{
+		{0, 0, 0},
+		{time.Duration(n-1) * d, 1, 1}, // starts right after the gap
+		{2 * d, int64(n - 2), 1},
+	}
+	for _, c := range cases {
+		got := p.View(c.window).Tracks[0]
+		if got.Frags[0].Start != tv.Frags[c.first].Start || got.Disc != c.disc {
+			t.Errorf("window %v: first %d, Disc %d; want fragment %d, Disc %d", c.window, got.Frags[0].Start, got.Disc, c.first, c.disc)
+		}
+	}
+	// Retention deletes the fragment before the gap, then the one after it.
+	for _, keep := range []time.Duration{time.Duration(n-1) * d, time.Duration(n-2) * d} {
+		if _, err := p.Prune(keep); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.View(0).Tracks[0]; got.Disc != 1 {
+			t.Errorf("after prune to %v: Disc %d, want 1", keep, got.Disc)
+		}
+	}
+	s2, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s2.Point("ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p2.View(0).Tracks[0]; got.Disc != 1 || len(got.Frags) != n-2 {
+		t.Errorf("after restart: Disc %d, %d fragments; want 1, %d", got.Disc, len(got.Frags), n-2)
+	}
+}

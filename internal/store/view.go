@@ -19,7 +19,23 @@ type TrackView struct {
 	// First is the sequence number of Frags[0]: fragments pruned or cut off
 	// by the window before it, counted from the track's first fragment.
 	First int64
+	// Disc is the number of discontinuities before Frags[0], the one
+	// between Frags[0] and the fragment before it included: the HLS
+	// EXT-X-DISCONTINUITY-SEQUENCE of a playlist that starts at Frags[0].
+	Disc  int64
 	Frags []FragRef
+}
+
+// Gaps counts the discontinuities among frags[:n+1]: the indexes k in
+// [1, n] where frags[k] does not start where frags[k-1] ended.
+func Gaps(frags []FragRef, n int) int64 {
+	var g int64
+	for k := 1; k <= n && k < len(frags); k++ {
+		if frags[k].Start != frags[k-1].End() {
+			g++
+		}
+	}
+	return g
 }
 
 // Seconds converts a time in the track's timescale to seconds.
@@ -56,16 +72,17 @@ func (p *Point) View(window time.Duration) View {
 	v := View{Name: p.Name, Meta: p.meta, Ended: len(p.tracks) > 0}
 	for _, t := range p.tracks {
 		frags := t.frags
-		first := t.Pruned
+		first, disc := t.Pruned, t.PrunedGaps
 		if window > 0 && len(frags) > 0 {
 			edge := frags[len(frags)-1].End()
 			from := edge - int64(window.Seconds()*float64(t.Info.Timescale))
 			i := sort.Search(len(frags), func(i int) bool { return frags[i].End() > from })
 			first += int64(i)
+			disc += Gaps(frags, i)
 			frags = frags[i:]
 		}
 		v.Tracks = append(v.Tracks, TrackView{
-			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first,
+			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
 			Frags: append([]FragRef(nil), frags...),
 		})
 		if !t.Ended {
@@ -186,6 +203,10 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 		gone := append([]FragRef(nil), t.frags[:i]...)
 		t.frags = append([]FragRef(nil), t.frags[i:]...)
 		t.Pruned += int64(i)
+		t.PrunedGaps += Gaps(gone, len(gone)-1)
+		if len(t.frags) > 0 && gone[len(gone)-1].End() != t.frags[0].Start {
+			t.PrunedGaps++
+		}
 		if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
 			return n, err
 		}
