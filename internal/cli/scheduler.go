@@ -134,7 +134,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}}
+	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}, Secret: cfg.Secret}
 	sched, err := scheduler.New(cfg, tl, set, srv.Metrics.Registry, log)
 	if err != nil {
 		return err

@@ -21,13 +21,23 @@
 package cluster
 
 import (
+	"crypto/subtle"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 )
 
-// SecretHeader carries the cluster secret on internal requests.
+// SecretHeader carries the cluster secret on internal requests (a sender's
+// internal API, an origin's index for schedulers).
 const SecretHeader = "Sluice-Cluster-Secret"
+
+// SecretOK reports whether h carries the cluster secret in SecretHeader
+// (compared in constant time). An empty secret never matches.
+func SecretOK(h http.Header, secret []byte) bool {
+	got := h.Get(SecretHeader)
+	return got != "" && len(secret) > 0 && subtle.ConstantTimeCompare([]byte(got), secret) == 1
+}
 
 // BlockID names one media data block: a fragment of a track of a point.
 type BlockID struct {

@@ -73,6 +73,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, "no publishing point in path", 60)
 		return
 	}
+	if rest == "view.json" && !h.viewAllowed(w, r) {
+		return
+	}
 	point, err := h.st.Point(pp)
 	if err != nil {
 		h.notFound(w, "unknown publishing point", 2)

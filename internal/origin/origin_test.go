@@ -30,9 +30,16 @@ type env struct {
 
 func newEnv(t *testing.T, dir string) *env {
 	t.Helper()
+	return newEnvWith(t, dir, func(*config.Config) {})
+}
+
+// newEnvWith is newEnv with a change to the configuration.
+func newEnvWith(t *testing.T, dir string, change func(*config.Config)) *env {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.Data = dir
 	cfg.Points = []config.Point{{Name: "ch"}}
+	change(&cfg)
 	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/scheduler"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -46,5 +49,45 @@ func TestViewJSON(t *testing.T) {
 		if _, err := tl.View(context.Background(), "nope"); err == nil {
 			t.Error("unknown point: no error")
 		}
+	}
+}
+
+// TestViewJSONNeedsClusterSecret: an origin with a cluster secret answers
+// its index only to requests that carry it (403 with the reason
+// otherwise, before it says whether the point exists); the scheduler's
+// client sends it.
+func TestViewJSONNeedsClusterSecret(t *testing.T) {
+	const secret = "s3cret"
+	e := newEnvWith(t, t.TempDir(), func(c *config.Config) { c.Cluster.Secret = secret })
+	e.push(true)
+	for _, c := range []struct {
+		name, path, secret string
+		want               int
+		reason             string
+	}{
+		{"no secret", "/ch.isml/view.json", "", 403, "missing cluster secret"},
+		{"wrong secret", "/ch.isml/view.json", "nope", 403, "wrong cluster secret"},
+		{"unknown point, no secret", "/other.isml/view.json", "", 403, "missing cluster secret"},
+		{"secret", "/ch.isml/view.json", secret, 200, ""},
+		{"unknown point, secret", "/other.isml/view.json", secret, 404, ""},
+		{"manifests stay public", "/ch.isml/manifest.mpd", "", 200, ""},
+	} {
+		var hdr []string
+		if c.secret != "" {
+			hdr = []string{cluster.SecretHeader, c.secret}
+		}
+		resp, body := e.get(c.path, hdr...)
+		if resp.StatusCode != c.want || !strings.Contains(string(body), c.reason) {
+			t.Errorf("%s: %d %q, want %d with %q", c.name, resp.StatusCode, body, c.want, c.reason)
+		}
+	}
+	ctx := context.Background()
+	tl := &scheduler.OriginTimeline{Origins: []string{e.ts.URL}, Secret: []byte(secret)}
+	if v, err := tl.View(ctx, "ch"); err != nil || len(v.Tracks) == 0 {
+		t.Errorf("OriginTimeline with the secret: %v, %d tracks", err, len(v.Tracks))
+	}
+	tl = &scheduler.OriginTimeline{Origins: []string{e.ts.URL}}
+	if _, err := tl.View(ctx, "ch"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("OriginTimeline without the secret: %v, want a 403", err)
 	}
 }

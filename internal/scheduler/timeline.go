@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -55,6 +56,9 @@ func (t StoreTimeline) View(_ context.Context, name string) (store.View, error) 
 type OriginTimeline struct {
 	Origins []string // base URLs, http://host:port
 	Client  *http.Client
+	// Secret is the cluster secret, sent in cluster.SecretHeader: an
+	// origin with a cluster secret answers the index only with it.
+	Secret []byte
 
 	mu   sync.Mutex
 	good int
@@ -95,6 +99,9 @@ func (t *OriginTimeline) fetch(ctx context.Context, base, point string) (store.V
 	if err != nil {
 		return store.View{}, err
 	}
+	if len(t.Secret) > 0 {
+		req.Header.Set(cluster.SecretHeader, string(t.Secret))
+	}
 	c := t.Client
 	if c == nil {
 		c = http.DefaultClient
@@ -109,7 +116,8 @@ func (t *OriginTimeline) fetch(ctx context.Context, base, point string) (store.V
 		return store.View{}, fmt.Errorf("origin %s: point %q: %w", base, point, store.ErrNotFound)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return store.View{}, fmt.Errorf("origin %s: view of %q: status %d", base, point, resp.StatusCode)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return store.View{}, fmt.Errorf("origin %s: view of %q: %s: %s", base, point, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	var v store.View
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxView)).Decode(&v); err != nil {

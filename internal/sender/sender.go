@@ -22,7 +22,6 @@ package sender
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,8 +230,7 @@ func (s *Sender) forgetIdleSessions(now time.Time) {
 // auth wraps an internal handler with the cluster-secret check.
 func (s *Sender) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get(cluster.SecretHeader)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), s.o.Secret) != 1 {
+		if !cluster.SecretOK(r.Header, s.o.Secret) {
 			s.m.unauthorized.Inc()
 			http.Error(w, "missing or wrong cluster secret", http.StatusUnauthorized)
 			return
