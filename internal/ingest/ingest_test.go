@@ -2,9 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,52 +12,23 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type env struct {
 	t    *testing.T
 	srv  *server.Server
 	ts   *httptest.Server
-	logs *syncBuffer
+	logs *testkit.Buffer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Data = t.TempDir()
-	cfg.MaxBox = 4 << 20
-	cfg.Points = []config.Point{{Name: "live"}, {Name: "secure", Token: "s3cret"}}
-	logs := &syncBuffer{}
-	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &env{t: t, srv: srv, ts: ts, logs: logs}
+	return newEnvWith(t, nil, nil)
 }
 
 // post sends body chunked (no Content-Length), as encoders do.
@@ -99,18 +68,7 @@ func fragCount(v store.View) int {
 // snapshot reads every stored fragment of a point.
 func (e *env) snapshot(pp string) map[string][]byte {
 	e.t.Helper()
-	p, _ := e.srv.Store.Point(pp)
-	out := map[string][]byte{}
-	for _, t := range p.View(0).Tracks {
-		for _, f := range t.Frags {
-			b, _, err := p.ReadFragment(t.ID, f.Start)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			out[t.ID+"/"+strconv.FormatInt(f.Start, 10)] = b
-		}
-	}
-	return out
+	return testkit.Snapshot(e.t, e.srv.Store, pp)
 }
 
 var (
@@ -125,39 +83,10 @@ func fixtures(t *testing.T) (a, b []byte) {
 	fixOnce.Do(func() {
 		fixDir, _ = os.MkdirTemp("", "sluice-ingest-fixtures")
 		for name, size := range map[string]string{"a.ismv": "64x64", "b.ismv": "96x64"} {
-			testmedia.Run(t, []string{"-hide_banner", "-loglevel", "error", "-y",
-				"-t", "4", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=10",
-				"-t", "4", "-f", "lavfi", "-i", "sine=sample_rate=8000",
-				"-c:v", "libx264", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-b:v", "20k",
-				"-c:a", "aac", "-b:a", "16k", "-avoid_negative_ts", "make_non_negative",
-				"-f", "ismv", "-movflags", "isml+frag_keyframe", filepath.Join(fixDir, name)})
+			testmedia.Run(t, testmedia.TinyISMVArgs(4, size, filepath.Join(fixDir, name)))
 		}
 	})
 	return testmedia.ReadFile(t, filepath.Join(fixDir, "a.ismv")), testmedia.ReadFile(t, filepath.Join(fixDir, "b.ismv"))
-}
-
-// boxes splits a body into its top-level boxes.
-func boxes(t *testing.T, body []byte) []media.Box {
-	br := media.NewBoxReader(bytes.NewReader(body), uint64(len(body)))
-	var out []media.Box
-	for {
-		b, err := br.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-}
-
-func join(bs []media.Box) []byte {
-	var out []byte
-	for _, b := range bs {
-		out = append(out, b.Raw...)
-	}
-	return out
 }
 
 func TestPushISMV(t *testing.T) {
@@ -182,7 +111,7 @@ func TestPushISMV(t *testing.T) {
 	if got := fragCount(e.view("live")); got != n {
 		t.Fatalf("duplicates stored: %d -> %d", n, got)
 	}
-	if !equalMaps(before, e.snapshot("live")) {
+	if !testkit.SameFragments(before, e.snapshot("live")) {
 		t.Fatal("stored fragments changed on a duplicate push")
 	}
 }
@@ -190,7 +119,7 @@ func TestPushISMV(t *testing.T) {
 func TestPushCMAFPerSegment(t *testing.T) {
 	e := newEnv(t)
 	v, _ := testmedia.CMAFFiles(t, t.TempDir(), 4, 1764000000)
-	bs := boxes(t, testmedia.ReadFile(t, v))
+	bs := testmedia.Boxes(t, testmedia.ReadFile(t, v))
 	// Header first (ftyp+moov), then one request per moof+mdat, like DASH-IF
 	// ingest interface 1 with a request per segment; PUT and POST alike.
 	var header []media.Box
@@ -198,7 +127,7 @@ func TestPushCMAFPerSegment(t *testing.T) {
 	for ; bs[i].Type != "moof"; i++ {
 		header = append(header, bs[i])
 	}
-	if code, body := e.post("/live.isml/Streams(video.cmfv)", join(header), nil); code != 200 {
+	if code, body := e.post("/live.isml/Streams(video.cmfv)", testmedia.Join(header), nil); code != 200 {
 		t.Fatalf("header: %d %s", code, body)
 	}
 	segs := 0
@@ -206,7 +135,7 @@ func TestPushCMAFPerSegment(t *testing.T) {
 		if bs[i].Type != "moof" {
 			continue
 		}
-		req, _ := http.NewRequest(http.MethodPut, e.ts.URL+"/live.isml/Streams(video.cmfv)", bytes.NewReader(join(bs[i:i+2])))
+		req, _ := http.NewRequest(http.MethodPut, e.ts.URL+"/live.isml/Streams(video.cmfv)", bytes.NewReader(testmedia.Join(bs[i:i+2])))
 		req.Header.Set("Content-Type", "video/mp4")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
@@ -224,18 +153,6 @@ func TestPushCMAFPerSegment(t *testing.T) {
 	}
 }
 
-func equalMaps(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if !bytes.Equal(b[k], v) {
-			return false
-		}
-	}
-	return true
-}
-
 // TestBadInput: every kind of bad push gets its 4xx status and a log line,
 // the server keeps serving, and what was stored before stays intact.
 func TestBadInput(t *testing.T) {
@@ -245,7 +162,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("baseline push failed")
 	}
 	before := e.snapshot("live")
-	bs := boxes(t, a)
+	bs := testmedia.Boxes(t, a)
 	var header []media.Box
 	for _, x := range bs {
 		if x.Type == "moof" {
@@ -260,9 +177,9 @@ func TestBadInput(t *testing.T) {
 			break
 		}
 	}
-	frag := join(bs[firstMoof : firstMoof+2])
-	truncated := append(join(header), frag[:len(frag)-100]...)
-	bigBox := append(join(header), 0x00, 0x80, 0x00, 0x00, 'm', 'o', 'o', 'f') // 8 MiB declared > 4 MiB bound
+	frag := testmedia.Join(bs[firstMoof : firstMoof+2])
+	truncated := append(testmedia.Join(header), frag[:len(frag)-100]...)
+	bigBox := append(testmedia.Join(header), 0x00, 0x80, 0x00, 0x00, 'm', 'o', 'o', 'f') // 8 MiB declared > 4 MiB bound
 	garbage := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x13}, 100)
 	changed := append(append([]byte(nil), a...), b...)
 
@@ -280,7 +197,7 @@ func TestBadInput(t *testing.T) {
 		{"media type", "/live.isml/Streams(s1)", a, map[string]string{"Content-Type": "text/plain"}, 415, "media type"},
 		{"truncated box", "/live.isml/Streams(s1)", truncated, nil, 400, "stream ended inside a box"},
 		{"box above bound", "/live.isml/Streams(s1)", bigBox, nil, 413, "bound"},
-		{"size beyond body", "/live.isml/Streams(s1)", append(join(header), 0, 0, 0x10, 0, 'm', 'o', 'o', 'f', 1, 2, 3), nil, 400, "stream ended inside a box"},
+		{"size beyond body", "/live.isml/Streams(s1)", append(testmedia.Join(header), 0, 0, 0x10, 0, 'm', 'o', 'o', 'f', 1, 2, 3), nil, 400, "stream ended inside a box"},
 		{"garbage", "/live.isml/Streams(s1)", garbage, nil, 400, "box"},
 		{"codec change mid-stream", "/live.isml/Streams(s1)", changed, nil, 412, "codec configuration changed"},
 		{"codec change on reconnect", "/live.isml/Streams(s2)", b, nil, 412, "codec configuration changed"},
@@ -304,7 +221,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("server stopped serving: %v", err)
 			}
 			resp.Body.Close()
-			if !equalMaps(before, e.snapshot("live")) {
+			if !testkit.SameFragments(before, e.snapshot("live")) {
 				t.Fatal("stored fragments changed")
 			}
 		})
@@ -339,7 +256,7 @@ func TestPull(t *testing.T) {
 	if code, msg := e2.post("/live.isml/Streams(s1)", body, nil); code != 200 {
 		t.Fatalf("re-ingest: %d %s", code, msg)
 	}
-	if !equalMaps(e.snapshot("live"), e2.snapshot("live")) {
+	if !testkit.SameFragments(e.snapshot("live"), e2.snapshot("live")) {
 		t.Fatal("pulled stream does not reproduce the fragments byte for byte")
 	}
 	if !e2.view("live").Ended {
@@ -353,7 +270,7 @@ func TestPull(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	bs := boxes(t, body)
+	bs := testmedia.Boxes(t, body)
 	if bs[0].Type != "moof" {
 		t.Fatalf("StartTime response starts with %s, want moof (headers skipped)", bs[0].Type)
 	}

@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/server"
+	"github.com/sluice-media/sluice/internal/testkit"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
@@ -33,8 +31,8 @@ func newEnvWith(t *testing.T, ln net.Listener, mod func(*config.Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
-	logs := &syncBuffer{}
-	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, slog.New(slog.NewTextHandler(logs, nil)))
+	log, logs := testkit.Logger()
+	srv, err := server.New(cfg, server.Roles{Ingest: true, Origin: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +43,7 @@ func newEnvWith(t *testing.T, ln net.Listener, mod func(*config.Config)) *env {
 	}
 	ts.Start()
 	t.Cleanup(ts.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs of %s:\n%s", ts.URL, logs)
-		}
-	})
+	logs.LogOnFailure(t, ts.URL)
 	return &env{t: t, srv: srv, ts: ts, logs: logs}
 }
 
@@ -81,40 +75,6 @@ func listenOn(t *testing.T, base string) net.Listener {
 	return nil
 }
 
-// metric sums the samples of a metric family whose labels include want.
-func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for k, v := range want {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == k && l.GetValue() == v)
-				}
-				if !found {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				sum += c.GetValue()
-			}
-			if g := m.GetGauge(); g != nil {
-				sum += g.GetValue()
-			}
-		}
-	}
-	return sum
-}
-
 // waitSame waits until the standby holds exactly the primary's fragments
 // and, when ended, has ended too.
 func waitSame(t *testing.T, a, b *env, ended bool, within time.Duration) {
@@ -128,7 +88,7 @@ func waitSame(t *testing.T, a, b *env, ended bool, within time.Duration) {
 			sb = b.snapshot("live")
 			bEnded = b.view("live").Ended
 		}
-		if len(sa) > 0 && equalMaps(sa, sb) && bEnded == ended {
+		if len(sa) > 0 && testkit.SameFragments(sa, sb) && bEnded == ended {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -157,15 +117,15 @@ func TestProxyTee(t *testing.T) {
 	if !bytes.Equal(pa.Streams()[0].Header, pb.Streams()[0].Header) {
 		t.Error("stream headers differ")
 	}
-	if n := metric(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", map[string]string{"mode": "tee"}); n != 1 {
+	if n := testkit.Sum(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", "mode=tee"); n != 1 {
 		t.Errorf("tee connections: %v, want 1", n)
 	}
-	if n := metric(t, a.srv.Metrics.Registry, "sluice_proxy_bytes_total", nil); n != float64(len(body)) {
+	if n := testkit.Sum(t, a.srv.Metrics.Registry, "sluice_proxy_bytes_total"); n != float64(len(body)) {
 		t.Errorf("forwarded %v bytes, the push had %d", n, len(body))
 	}
 	// The standby does not forward a forwarded push (no loop when two
 	// ingests name each other).
-	if n := metric(t, b.srv.Metrics.Registry, "sluice_proxy_connections_total", nil); n != 0 {
+	if n := testkit.Sum(t, b.srv.Metrics.Registry, "sluice_proxy_connections_total"); n != 0 {
 		t.Errorf("standby forwarded %v times", n)
 	}
 }
@@ -196,10 +156,10 @@ func TestProxyStandbyDown(t *testing.T) {
 	bURL := reserve(t)
 	a := newEnvWith(t, nil, func(c *config.Config) { c.Standby = bURL })
 	body, _ := fixtures(t)
-	bs := boxes(t, body)
+	bs := testmedia.Boxes(t, body)
 	// First push: everything but the end of stream; the standby is down.
 	t0 := time.Now()
-	if code, msg := a.post("/live.isml/Streams(s1)", join(bs[:len(bs)-1]), nil); code != 200 {
+	if code, msg := a.post("/live.isml/Streams(s1)", testmedia.Join(bs[:len(bs)-1]), nil); code != 200 {
 		t.Fatalf("push: %d %s", code, msg)
 	}
 	if d := time.Since(t0); d > 2*time.Second {
@@ -210,11 +170,11 @@ func TestProxyStandbyDown(t *testing.T) {
 	// standby up: the fragments it lacks come from the primary's store.
 	last := bs[len(bs)-3:]
 	rest := append(append([]media.Box(nil), bs[:3]...), last...) // header + last fragment + mfra
-	if code, msg := a.post("/live.isml/Streams(s1)", join(rest), nil); code != 200 {
+	if code, msg := a.post("/live.isml/Streams(s1)", testmedia.Join(rest), nil); code != 200 {
 		t.Fatalf("second push: %d %s", code, msg)
 	}
 	waitSame(t, a, b, true, 10*time.Second)
-	if n := metric(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", map[string]string{"mode": "follow"}); n < 1 {
+	if n := testkit.Sum(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", "mode=follow"); n < 1 {
 		t.Errorf("follow connections: %v", n)
 	}
 }
@@ -226,7 +186,7 @@ func TestProxyCatchUpMidPush(t *testing.T) {
 	bURL := reserve(t)
 	a := newEnvWith(t, nil, func(c *config.Config) { c.Standby = bURL })
 	body, _ := fixtures(t)
-	bs := boxes(t, body)
+	bs := testmedia.Boxes(t, body)
 	pr, pw := io.Pipe()
 	go func() {
 		for _, b := range bs {
@@ -257,7 +217,7 @@ func TestProxyCatchUpMidPush(t *testing.T) {
 	}
 	wg.Wait()
 	waitSame(t, a, b, true, 10*time.Second)
-	if n := metric(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", map[string]string{"mode": "follow"}); n < 1 {
+	if n := testkit.Sum(t, a.srv.Metrics.Registry, "sluice_proxy_connections_total", "mode=follow"); n < 1 {
 		t.Errorf("follow connections: %v", n)
 	}
 	if testing.Verbose() {
@@ -323,7 +283,7 @@ func TestProxySlowStandby(t *testing.T) {
 	if d := time.Since(t0); d > 3*time.Second {
 		t.Errorf("push of %d bytes took %v behind a stuck standby", len(body), d)
 	}
-	if n := metric(t, a.srv.Metrics.Registry, "sluice_proxy_drops_total", map[string]string{"reason": "buffer_full"}); n != 1 {
+	if n := testkit.Sum(t, a.srv.Metrics.Registry, "sluice_proxy_drops_total", "reason=buffer_full"); n != 1 {
 		t.Errorf("buffer_full drops: %v, want 1", n)
 	}
 	if !a.view("live").Ended {
@@ -360,7 +320,7 @@ func TestPullStartTimeList(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	got := 0
-	for _, b := range boxes(t, body) {
+	for _, b := range testmedia.Boxes(t, body) {
 		switch b.Type {
 		case "ftyp", "moov":
 			t.Fatalf("resumed pull carries %s", b.Type)

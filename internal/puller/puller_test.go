@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,31 +19,13 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/manifest"
-	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/puller"
 	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var points = []config.Point{{Name: "live", Token: "tok"}}
 
@@ -93,7 +74,7 @@ func (n *ingestNode) mustPush(t *testing.T, body []byte) {
 type originNode struct {
 	st   *store.Store
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testkit.Buffer
 }
 
 func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNode {
@@ -101,8 +82,7 @@ func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNod
 	cfg := config.Defaults()
 	cfg.Data = t.TempDir()
 	cfg.Points = points
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
+	log, logs := testkit.Logger()
 	st, err := store.Open(cfg.Data, log)
 	if err != nil {
 		t.Fatal(err)
@@ -120,43 +100,9 @@ func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNod
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		if t.Failed() {
-			t.Logf("origin log:\n%s", logs)
-		}
 	})
+	logs.LogOnFailure(t, "origin")
 	return &originNode{st: st, reg: m.Registry, logs: logs}
-}
-
-// snapshot reads every fragment of point live.
-func snapshot(t *testing.T, st *store.Store) map[string][]byte {
-	t.Helper()
-	p, err := st.Point("live")
-	if err != nil {
-		return nil
-	}
-	out := map[string][]byte{}
-	for _, tr := range p.View(0).Tracks {
-		for _, f := range tr.Frags {
-			b, _, err := p.ReadFragment(tr.ID, f.Start)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[tr.ID+"/"+strconv.FormatInt(f.Start, 10)] = b
-		}
-	}
-	return out
-}
-
-func equal(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if !bytes.Equal(v, b[k]) {
-			return false
-		}
-	}
-	return true
 }
 
 // waitComplete waits until the origin holds exactly want and has ended.
@@ -164,12 +110,12 @@ func waitComplete(t *testing.T, o *originNode, want map[string][]byte, within ti
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		got := snapshot(t, o.st)
+		got := testkit.Snapshot(t, o.st, "live")
 		ended := false
 		if p, err := o.st.Point("live"); err == nil {
 			ended = p.View(0).Ended
 		}
-		if ended && equal(got, want) {
+		if ended && testkit.SameFragments(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -196,12 +142,7 @@ func fixture(t *testing.T) []byte {
 		}
 		defer os.RemoveAll(dir)
 		p := filepath.Join(dir, "a.ismv")
-		testmedia.Run(t, []string{"-hide_banner", "-loglevel", "error", "-y",
-			"-t", "6", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10",
-			"-t", "6", "-f", "lavfi", "-i", "sine=sample_rate=8000",
-			"-c:v", "libx264", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-b:v", "20k",
-			"-c:a", "aac", "-b:a", "16k", "-avoid_negative_ts", "make_non_negative",
-			"-f", "ismv", "-movflags", "isml+frag_keyframe", p})
+		testmedia.Run(t, testmedia.TinyISMVArgs(6, "64x64", p))
 		fixBody, fixErr = os.ReadFile(p)
 	})
 	if fixErr != nil {
@@ -210,32 +151,13 @@ func fixture(t *testing.T) []byte {
 	return fixBody
 }
 
-// boxes splits a body into its top-level boxes.
-func boxes(t *testing.T, body []byte) [][]byte {
-	t.Helper()
-	br := media.NewBoxReader(bytes.NewReader(body), uint64(len(body)))
-	var out [][]byte
-	for {
-		b, err := br.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b.Raw)
-	}
-}
-
-func join(bs [][]byte) []byte { return bytes.Join(bs, nil) }
-
 // TestPullWhole: an origin pulls a whole stream, byte for byte, with the
 // ingest's anchor, and ends when it ends.
 func TestPullWhole(t *testing.T) {
 	a := newIngest(t)
 	a.mustPush(t, fixture(t))
 	o := startOrigin(t, []string{a.ts.URL}, 0)
-	waitComplete(t, o, snapshot(t, a.srv.Store), 10*time.Second)
+	waitComplete(t, o, testkit.Snapshot(t, a.srv.Store, "live"), 10*time.Second)
 	pa, _ := a.srv.Store.Point("live")
 	po, _ := o.st.Point("live")
 	if !pa.Meta().Anchor.Equal(po.Meta().Anchor) {
@@ -250,7 +172,7 @@ func TestPullFirstUnreachable(t *testing.T) {
 	b := newIngest(t)
 	b.mustPush(t, fixture(t))
 	o := startOrigin(t, []string{dead.URL, b.ts.URL}, 0)
-	waitComplete(t, o, snapshot(t, b.srv.Store), 10*time.Second)
+	waitComplete(t, o, testkit.Snapshot(t, b.srv.Store, "live"), 10*time.Second)
 }
 
 // TestPullStallFailover: ingest A stops receiving in the middle (its
@@ -258,20 +180,20 @@ func TestPullFirstUnreachable(t *testing.T) {
 // the stall time and resumes where it was, without gap or duplicate.
 func TestPullStallFailover(t *testing.T) {
 	body := fixture(t)
-	bs := boxes(t, body)
+	bs := testmedia.Boxes(t, body)
 	a, b := newIngest(t), newIngest(t)
 	half := len(bs) / 2
-	for string(bs[half][4:8]) != "moof" {
+	for bs[half].Type != "moof" {
 		half++
 	}
-	a.mustPush(t, join(bs[:half])) // no end of stream
+	a.mustPush(t, testmedia.Join(bs[:half])) // no end of stream
 	b.mustPush(t, body)
 	o := startOrigin(t, []string{a.ts.URL, b.ts.URL}, 500*time.Millisecond)
-	waitComplete(t, o, snapshot(t, b.srv.Store), 10*time.Second)
-	if n := testutilSum(t, o.reg, "sluice_pull_failovers_total", "reason", "stall"); n < 1 {
+	waitComplete(t, o, testkit.Snapshot(t, b.srv.Store, "live"), 10*time.Second)
+	if n := testkit.Sum(t, o.reg, "sluice_pull_failovers_total", "reason=stall"); n < 1 {
 		t.Errorf("stall failovers: %v", n)
 	}
-	if n := testutilSum(t, o.reg, "sluice_pull_fragments_total", "result", "duplicate"); n != 0 {
+	if n := testkit.Sum(t, o.reg, "sluice_pull_fragments_total", "result=duplicate"); n != 0 {
 		t.Errorf("%v fragments pulled twice", n)
 	}
 }
@@ -280,14 +202,14 @@ func TestPullStallFailover(t *testing.T) {
 // live stream; the origin resumes from the other one with StartTime.
 func TestPullConnectionLost(t *testing.T) {
 	body := fixture(t)
-	bs := boxes(t, body)
+	bs := testmedia.Boxes(t, body)
 	a, b := newIngest(t), newIngest(t)
 	b.mustPush(t, body)
 	pr, pw := io.Pipe()
 	go a.push(pr)
 	go func() {
 		for _, x := range bs[:len(bs)-1] {
-			if _, err := pw.Write(x); err != nil {
+			if _, err := pw.Write(x.Raw); err != nil {
 				return
 			}
 			time.Sleep(40 * time.Millisecond)
@@ -298,11 +220,11 @@ func TestPullConnectionLost(t *testing.T) {
 		pw.CloseWithError(errors.New("gone"))
 	}()
 	o := startOrigin(t, []string{a.ts.URL, b.ts.URL}, 0)
-	waitComplete(t, o, snapshot(t, b.srv.Store), 15*time.Second)
-	if n := testutilSum(t, o.reg, "sluice_pull_failovers_total", "", ""); n < 1 {
+	waitComplete(t, o, testkit.Snapshot(t, b.srv.Store, "live"), 15*time.Second)
+	if n := testkit.Sum(t, o.reg, "sluice_pull_failovers_total"); n < 1 {
 		t.Errorf("failovers: %v", n)
 	}
-	if n := testutilSum(t, o.reg, "sluice_pull_fragments_total", "result", "duplicate"); n != 0 {
+	if n := testkit.Sum(t, o.reg, "sluice_pull_fragments_total", "result=duplicate"); n != 0 {
 		t.Errorf("%v fragments pulled twice", n)
 	}
 }
@@ -312,7 +234,7 @@ func TestPullConnectionLost(t *testing.T) {
 func TestTwoOriginsAgree(t *testing.T) {
 	a := newIngest(t)
 	a.mustPush(t, fixture(t))
-	want := snapshot(t, a.srv.Store)
+	want := testkit.Snapshot(t, a.srv.Store, "live")
 	o1 := startOrigin(t, []string{a.ts.URL}, 0)
 	o2 := startOrigin(t, []string{a.ts.URL}, 0)
 	waitComplete(t, o1, want, 10*time.Second)
@@ -342,31 +264,6 @@ func TestReady(t *testing.T) {
 	}
 }
 
-// testutilSum sums a metric's samples, optionally those with label k=v.
-func testutilSum(t *testing.T, reg *prometheus.Registry, name, k, v string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			ok := k == ""
-			for _, l := range m.GetLabel() {
-				ok = ok || (l.GetName() == k && l.GetValue() == v)
-			}
-			if ok {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
 // TestPullStreamOnlyOnOther: a stream that only the second ingest holds
 // (an encoder pushing to B alone) is found and pulled, while the first
 // ingest stays in use.
@@ -374,5 +271,5 @@ func TestPullStreamOnlyOnOther(t *testing.T) {
 	a, b := newIngest(t), newIngest(t)
 	b.mustPush(t, fixture(t))
 	o := startOrigin(t, []string{a.ts.URL, b.ts.URL}, 0)
-	waitComplete(t, o, snapshot(t, b.srv.Store), 10*time.Second)
+	waitComplete(t, o, testkit.Snapshot(t, b.srv.Store, "live"), 10*time.Second)
 }

@@ -4,13 +4,18 @@
 package testmedia
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/sluice-media/sluice/internal/media"
 )
 
 // FFmpeg returns the path of ffmpeg, failing the test when it is missing:
@@ -49,6 +54,19 @@ func ISMVArgs(seconds float64, videos int, realtime bool, out string) []string {
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-avoid_negative_ts", "make_non_negative",
 		"-f", "ismv", "-movflags", "isml+frag_keyframe", out)
 	return args
+}
+
+// TinyISMVArgs returns ffmpeg arguments that encode a tiny ismv stream to
+// out: a size (WxH) test pattern at 10 fps in 1 s GOPs at 20 kbit/s plus
+// 8 kHz AAC audio at 16 kbit/s, for tests that need many quick encodes.
+func TinyISMVArgs(seconds float64, size, out string) []string {
+	dur := strconv.FormatFloat(seconds, 'f', -1, 64)
+	return []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-t", dur, "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=10",
+		"-t", dur, "-f", "lavfi", "-i", "sine=sample_rate=8000",
+		"-c:v", "libx264", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-b:v", "20k",
+		"-c:a", "aac", "-b:a", "16k", "-avoid_negative_ts", "make_non_negative",
+		"-f", "ismv", "-movflags", "isml+frag_keyframe", out}
 }
 
 // CMAFArgs returns ffmpeg arguments for DASH-IF style CMAF ingest: one long
@@ -111,4 +129,30 @@ func ReadFile(t testing.TB, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Boxes splits a body into its top-level boxes or fails the test.
+func Boxes(t testing.TB, body []byte) []media.Box {
+	t.Helper()
+	br := media.NewBoxReader(bytes.NewReader(body), uint64(len(body)))
+	var out []media.Box
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+}
+
+// Join concatenates the boxes' bytes.
+func Join(bs []media.Box) []byte {
+	var out []byte
+	for _, b := range bs {
+		out = append(out, b.Raw...)
+	}
+	return out
 }
