@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sluice origin vs nginx serving the same fragment files over loopback.
+# Sluice origin (or sender) vs nginx serving the same fragment files over loopback.
 # See bench/README.md. Run from anywhere:  bash bench/origin-vs-nginx.sh
+# The sender mode (VS=sender) is bench/sender-vs-nginx.sh.
 #
 # One run: builds sluice, encodes two H.264 MP4s with ffmpeg (~200 KB and
 # ~2 MB fragments), imports them into a tmpfs data directory, starts nginx
@@ -8,6 +9,15 @@
 # checks every fragment URL answers 200 with the right length on both, loads
 # each with wrk (pinned to the other core) cycling through the fragments of
 # one size, and prints a table with sluice/nginx ratios.
+#
+# VS=sender: instead of `sluice origin`, two `sluice sender`s (GOMAXPROCS=1,
+# same core): sender-ram, whose blocks are all pinned in RAM by a look-ahead
+# batch (bench/senderbench hold -pin), and sender-disk (--no-admit, nothing
+# pinned: every block from its block directory). `sluice sender-load` writes
+# the imported assets to each (static membership, one sender, R=1); nginx
+# serves sender-disk's block directory, i.e. the same block files; wrk
+# fetches the senders' /b/<token>/<point>/<track>/<start>.m4s URLs with one
+# valid token per block (bench/senderbench urls).
 #
 # Knobs (environment):
 #   DURATION=10   seconds per measured wrk run      WARMUP=2  seconds of warm-up
@@ -21,6 +31,10 @@
 #   SLUICE_REV=   build this git revision (e.g. HEAD, HEAD~3, a commit) from `git archive`
 #                 instead of the work tree, e.g. to A/B a change or when the tree is mid-edit
 #   SLUICE_BIN=   use this sluice binary instead of building anything
+#   VS=origin     what nginx is compared with: origin (`sluice origin`) or sender
+#   SENDER_DISK=1 VS=sender: 0 leaves out sender-disk (only nginx and sender-ram)
+#   SENDER_RAM=1G VS=sender: RAM budget of sender-ram (must hold every block)
+#   SENDER_FLAGS= VS=sender: more `sluice sender` flags for both, e.g. "--pacing off"
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -36,6 +50,10 @@ PROFILE_DIR=${PROFILE_DIR:-}
 KEEP=${KEEP:-0}
 SLUICE_BIN=${SLUICE_BIN:-}
 SLUICE_REV=${SLUICE_REV:-}
+VS=${VS:-origin}
+SENDER_DISK=${SENDER_DISK:-1}
+SENDER_RAM=${SENDER_RAM:-1G}
+SENDER_FLAGS=${SENDER_FLAGS:-}
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
@@ -49,6 +67,15 @@ for t in go ffmpeg nginx wrk curl taskset ss; do
 done
 [[ $REPS =~ ^[1-9][0-9]*$ && $COPIES =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] ||
 	die "REPS, COPIES and DURATION must be positive integers"
+# The servers compared, nginx (the baseline of the ratios) first.
+case $VS in
+origin) SERVERS=(nginx sluice) ;;
+sender)
+	SERVERS=(nginx sender-ram)
+	[[ $SENDER_DISK == 0 ]] || SERVERS+=(sender-disk)
+	;;
+*) die "VS=$VS: want origin or sender" ;;
+esac
 
 # Pinning: server and client on different cores when there are two.
 if [[ $(nproc) -ge 2 ]]; then
@@ -70,7 +97,8 @@ else
 	DATA=$WORK/data
 	mkdir -p "$DATA"
 fi
-PIDS=() # every background process we started
+DATA_DIRS=("$DATA") # removed on exit
+PIDS=()             # every background process we started
 
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL (with its children)
 	local pid=$1 i kids
@@ -94,9 +122,9 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
 	if [[ $KEEP == 1 ]]; then
-		log "kept $WORK and $DATA"
+		log "kept $WORK and ${DATA_DIRS[*]}"
 	else
-		rm -rf "$WORK" "$DATA"
+		rm -rf "$WORK" "${DATA_DIRS[@]}"
 	fi
 	exit "$rc"
 }
@@ -144,6 +172,11 @@ else
 fi
 log "sluice: $BUILT_FROM"
 SLUICE=$WORK/sluice
+if [[ $VS == sender ]]; then
+	# The helper always comes from the work tree (it only uses the cluster contract).
+	(cd "$REPO" && go build -o "$WORK/senderbench" ./bench/senderbench) || die "go build ./bench/senderbench failed"
+	SB=$WORK/senderbench
+fi
 
 # ---------------------------------------------------------------- media
 # 640x360 at 800 kbit/s CBR with a 2 s GOP: 2 s x 800 kbit/s = ~200 KB a fragment.
@@ -177,32 +210,6 @@ for ((c = 1; c <= COPIES; c++)); do
 		{ cat "$WORK/import.log" >&2; die "sluice import (big) failed"; }
 done
 
-# Path lists. On disk: <data>/<asset>/t/<track>/<start>.m4s
-#   nginx  (root = data dir): /<asset>/t/<track>/<start>.m4s
-#   sluice:                   /<asset>.isml/tracks/<track>/<start>.m4s
-# plus <size>.bytes: the file sizes in the same order, for the checks.
-SIZES=(200k 2m)
-declare -A SIZE_LABEL=([200k]="~200 KB" [2m]="~2 MB")
-for s in "${SIZES[@]}"; do
-	: >"$WORK/$s.nginx"
-	: >"$WORK/$s.sluice"
-	: >"$WORK/$s.bytes"
-	while IFS= read -r f; do
-		rel=${f#"$DATA"/}                        # asset/t/track/start.m4s
-		asset=${rel%%/t/*}
-		rest=${rel#*/t/}                         # track/start.m4s
-		echo "/$rel" >>"$WORK/$s.nginx"
-		echo "/$asset.isml/tracks/$rest" >>"$WORK/$s.sluice"
-		stat -c %s "$f" >>"$WORK/$s.bytes"
-	done < <(find "$DATA" -path "$DATA/frag$s-*/t/*/*.m4s" -type f | sort)
-	n=$(wc -l <"$WORK/$s.bytes")
-	[[ $n -gt 0 ]] || die "no $s fragments were imported"
-	avg=$(awk '{t+=$1} END {printf "%.0f", t/NR/1000}' "$WORK/$s.bytes")
-	minmax=$(sort -n "$WORK/$s.bytes" | sed -n '1p;$p' | awk '{printf "%s%.0f", (NR > 1 ? "-" : ""), $1 / 1000}')
-	log "$s set: $n fragments, mean $avg KB (range $minmax KB)"
-	declare "N_$s=$n" "AVG_$s=$avg" "RANGE_$s=$minmax"
-done
-
 # ---------------------------------------------------------------- servers
 pick_port() { # a free 127.0.0.1 TCP port, not in "$@"
 	local p i
@@ -216,8 +223,118 @@ pick_port() { # a free 127.0.0.1 TCP port, not in "$@"
 	done
 	return 1
 }
-NGINX_PORT=$(pick_port) || die "no free port"
-SLUICE_PORT=$(pick_port "$NGINX_PORT") || die "no free port"
+declare -A PORT=() MAINPID=()
+for srv in "${SERVERS[@]}"; do
+	PORT[$srv]=$(pick_port "${PORT[@]}") || die "no free port"
+done
+
+SIZES=(200k 2m)
+declare -A SIZE_LABEL=([200k]="~200 KB" [2m]="~2 MB")
+# list_sizes: after $WORK/<size>.nginx and $WORK/<size>.bytes are written, log and record the set.
+list_sizes() {
+	local s=$1 n avg minmax
+	n=$(wc -l <"$WORK/$s.bytes")
+	[[ $n -gt 0 ]] || die "no $s fragments were imported"
+	avg=$(awk '{t+=$1} END {printf "%.0f", t/NR/1000}' "$WORK/$s.bytes")
+	minmax=$(sort -n "$WORK/$s.bytes" | sed -n '1p;$p' | awk '{printf "%s%.0f", (NR > 1 ? "-" : ""), $1 / 1000}')
+	log "$s set: $n fragments, mean $avg KB (range $minmax KB)"
+	declare -g "N_$s=$n" "AVG_$s=$avg" "RANGE_$s=$minmax"
+}
+
+if [[ $VS == origin ]]; then
+	# Path lists. On disk: <data>/<asset>/t/<track>/<start>.m4s
+	#   nginx  (root = data dir): /<asset>/t/<track>/<start>.m4s
+	#   sluice:                   /<asset>.isml/tracks/<track>/<start>.m4s
+	# plus <size>.bytes: the file sizes in the same order, for the checks.
+	NGINX_ROOT=$DATA
+	for s in "${SIZES[@]}"; do
+		: >"$WORK/$s.nginx"
+		: >"$WORK/$s.sluice"
+		: >"$WORK/$s.bytes"
+		while IFS= read -r f; do
+			rel=${f#"$DATA"/}                        # asset/t/track/start.m4s
+			asset=${rel%%/t/*}
+			rest=${rel#*/t/}                         # track/start.m4s
+			echo "/$rel" >>"$WORK/$s.nginx"
+			echo "/$asset.isml/tracks/$rest" >>"$WORK/$s.sluice"
+			stat -c %s "$f" >>"$WORK/$s.bytes"
+		done < <(find "$DATA" -path "$DATA/frag$s-*/t/*/*.m4s" -type f | sort)
+		list_sizes "$s"
+	done
+else
+	# Senders: each with its own block directory on tmpfs, loaded with
+	# `sluice sender-load` (one sender, R=1), so each holds every block.
+	export SLUICE_CLUSTER_SECRET
+	SLUICE_CLUSTER_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	SENDERS=("${SERVERS[@]:1}")
+	declare -A SDIR=()
+	for srv in "${SENDERS[@]}"; do
+		SDIR[$srv]=$(mktemp -d "${DATA%/*}/sluice-bench-$srv.XXXXXX")
+		DATA_DIRS+=("${SDIR[$srv]}")
+		args=(--ram "$SENDER_RAM")
+		[[ $srv == sender-disk ]] && args=(--ram 1M --no-admit)
+		# shellcheck disable=SC2206 # SENDER_FLAGS is a word list
+		args+=($SENDER_FLAGS)
+		start_bg "$WORK/$srv.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" sender --data "${SDIR[$srv]}" \
+			--listen "127.0.0.1:${PORT[$srv]}" --id "$srv" --log-level warn "${args[@]}"
+		MAINPID[$srv]=$BG_PID
+	done
+	for srv in "${SENDERS[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "${MAINPID[$srv]}" 2>/dev/null || { cat "$WORK/$srv.out" >&2; die "$srv exited"; }
+			curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$srv]}/healthz" && break
+			sleep 0.1
+		done
+		((i < 100)) || { cat "$WORK/$srv.out" >&2; die "$srv did not answer /healthz within 10 s"; }
+		for a in $(cd "$DATA" && ls -d frag*); do
+			"$SLUICE" sender-load --senders "http://127.0.0.1:${PORT[$srv]}" --replicas 1 "$DATA" "$a" \
+				>>"$WORK/sender-load.log" 2>&1 || { cat "$WORK/sender-load.log" >&2; die "sluice sender-load $a to $srv failed"; }
+		done
+	done
+	log "sender-load: $(grep -c '^loaded' "$WORK/sender-load.log") asset loads, e.g. $(grep -m1 '^loaded' "$WORK/sender-load.log")"
+	# Lists. In a sender's block directory: <point>/<track>/<start>.m4s
+	#   nginx (root = the last sender's block directory): /<point>/<track>/<start>.m4s
+	#   senders: /b/<token>/<point>/<track>/<start>.m4s (one token per block, senderbench urls)
+	# plus <size>.blocks (the block list of senderbench) and <size>.bytes.
+	NGINX_ROOT=${SDIR[${SENDERS[-1]}]}
+	for s in "${SIZES[@]}"; do
+		: >"$WORK/$s.blocks"
+		: >"$WORK/$s.bytes"
+		while IFS= read -r f; do
+			echo "${f#"$NGINX_ROOT"/}" >>"$WORK/$s.blocks"
+			stat -c %s "$f" >>"$WORK/$s.bytes"
+		done < <(find "$NGINX_ROOT" -path "$NGINX_ROOT/frag$s-*/*/*.m4s" -type f | sort)
+		sed 's|^|/|' "$WORK/$s.blocks" >"$WORK/$s.nginx"
+		"$SB" urls -blocks "$WORK/$s.blocks" >"$WORK/$s.urls" || die "senderbench urls failed"
+		for srv in "${SENDERS[@]}"; do cp "$WORK/$s.urls" "$WORK/$s.$srv"; done
+		list_sizes "$s"
+	done
+	# Each sender must hold the same files as nginx's root (sender-load wrote the same bytes).
+	for srv in "${SENDERS[@]}"; do
+		[[ ${SDIR[$srv]} == "$NGINX_ROOT" ]] && continue
+		diff -r -q -x '*.json' "${SDIR[$srv]}" "$NGINX_ROOT" >/dev/null ||
+			die "the block directories of $srv and ${SENDERS[-1]} differ"
+	done
+	# The scheduler's part: name the session of the tokens at each sender (and
+	# pin every block at sender-ram), then renew the lease and collect the
+	# sent-reports every 100 ms, as a scheduler does. On the client's core.
+	cat "$WORK"/{200k,2m}.blocks >"$WORK/all.blocks"
+	declare -A HOLDPID=()
+	for srv in "${SENDERS[@]}"; do
+		pin=()
+		[[ $srv == sender-ram ]] && pin=(-pin)
+		start_bg "$WORK/hold-$srv.out" "${PIN_CLI[@]}" "$SB" hold -sender "http://127.0.0.1:${PORT[$srv]}" \
+			-blocks "$WORK/all.blocks" -scheduler "bench-$srv" "${pin[@]}"
+		HOLDPID[$srv]=$BG_PID
+		for ((i = 0; i < 400; i++)); do
+			grep -q '^READY' "$WORK/hold-$srv.out" && break
+			kill -0 "${HOLDPID[$srv]}" 2>/dev/null || { cat "$WORK/hold-$srv.out" >&2; die "senderbench hold $srv failed"; }
+			sleep 0.1
+		done
+		grep -q '^READY' "$WORK/hold-$srv.out" || die "senderbench hold $srv: not ready within 40 s"
+		log "$srv: $(grep '^READY' "$WORK/hold-$srv.out")"
+	done
+fi
 
 mkdir -p "$WORK/nginx/tmp"
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -242,21 +359,21 @@ http {
     uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
     scgi_temp_path $WORK/nginx/tmp/scgi;
     server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $DATA;
+        listen 127.0.0.1:${PORT[nginx]};
+        root $NGINX_ROOT;
     }
 }
 EOF
-log "starting nginx on 127.0.0.1:$NGINX_PORT and sluice origin on 127.0.0.1:$SLUICE_PORT (core ${PIN_SRV[2]:-any})"
+log "starting nginx on 127.0.0.1:${PORT[nginx]} (root $NGINX_ROOT); servers on core ${PIN_SRV[2]:-any}"
 start_bg "$WORK/nginx.out" "${PIN_SRV[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
 	-c "$WORK/nginx/nginx.conf" -g 'daemon off;'
-NGINX_PID=$BG_PID
-start_bg "$WORK/sluice.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" origin --data "$DATA" \
-	--listen "127.0.0.1:$SLUICE_PORT" --log-level warn
-SLUICE_PID=$BG_PID
-
-declare -A PORT=([nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT)
-declare -A MAINPID=([nginx]=$NGINX_PID [sluice]=$SLUICE_PID)
+MAINPID[nginx]=$BG_PID
+if [[ $VS == origin ]]; then
+	log "starting sluice origin on 127.0.0.1:${PORT[sluice]}"
+	start_bg "$WORK/sluice.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" origin --data "$DATA" \
+		--listen "127.0.0.1:${PORT[sluice]}" --log-level warn
+	MAINPID[sluice]=$BG_PID
+fi
 
 wait_ready() { # server: up to 10 s for the first fragment to answer
 	local srv=$1 url i
@@ -269,10 +386,9 @@ wait_ready() { # server: up to 10 s for the first fragment to answer
 	cat "$WORK/$srv.out" >&2
 	die "$srv did not answer $url within 10 s"
 }
-wait_ready nginx
-wait_ready sluice
+for srv in "${SERVERS[@]}"; do wait_ready "$srv"; done
 
-# Processes whose CPU time is the server's: nginx master + worker, sluice.
+# Processes whose CPU time is the server's: nginx master + worker, sluice or a sender.
 server_pids() {
 	local pid=${MAINPID[$1]}
 	echo "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
@@ -302,7 +418,7 @@ times_secs() { # the children line of a `times` output file, in seconds
 }
 
 # ---------------------------------------------------------------- checks
-# Every fragment, both servers: status 200 and the file's length.
+# Every fragment, every server: status 200 and the file's length.
 check_all() {
 	local srv=$1 s=$2 cfg=$WORK/curl-$srv-$s.cfg bad
 	: >"$cfg"
@@ -320,13 +436,20 @@ check_all() {
 	fi
 }
 for s in "${SIZES[@]}"; do
-	for srv in nginx sluice; do
+	for srv in "${SERVERS[@]}"; do
 		check_all "$srv" "$s" || die "$srv failed the $s check"
 	done
 done
-log "both servers answer 200 with the right length for all fragments"
-log "sluice headers: $(curl -s -D - -o /dev/null "http://127.0.0.1:$SLUICE_PORT$(head -1 "$WORK/200k.sluice")" | tr -d '\r' | tr '\n' '|')"
-log "nginx headers:  $(curl -s -D - -o /dev/null "http://127.0.0.1:$NGINX_PORT$(head -1 "$WORK/200k.nginx")" | tr -d '\r' | tr '\n' '|')"
+log "${SERVERS[*]} answer 200 with the right length for all fragments"
+for srv in "${SERVERS[@]}"; do
+	log "$srv headers: $(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$srv]}$(head -1 "$WORK/200k.$srv")" | tr -d '\r' | tr '\n' '|')"
+done
+# sender_stats server: the sender's counters (senderbench stats), one line
+sender_stats() { "$SB" stats -sender "http://127.0.0.1:${PORT[$1]}"; }
+declare -A STATS0=()
+if [[ $VS == sender ]]; then
+	for srv in "${SENDERS[@]}"; do STATS0[$srv]=$(sender_stats "$srv") || die "stats of $srv"; done
+fi
 
 # ---------------------------------------------------------------- load
 # run_wrk server size seconds out
@@ -339,11 +462,11 @@ field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" "$1" | head -1; }
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 FAILED=0
-TOTAL_RUNS=$((REPS * ${#SIZES[@]} * 2))
+TOTAL_RUNS=$((REPS * ${#SIZES[@]} * ${#SERVERS[@]}))
 run=0
 for ((rep = 1; rep <= REPS; rep++)); do
 	for s in "${SIZES[@]}"; do
-		for srv in nginx sluice; do
+		for srv in "${SERVERS[@]}"; do
 			run=$((run + 1))
 			out=$WORK/wrk-$srv-$s-$rep.txt
 			run_wrk "$srv" "$s" "$WARMUP" "$WORK/warmup.txt" || true
@@ -386,24 +509,52 @@ for ((rep = 1; rep <= REPS; rep++)); do
 					100 * cpu / secs, (req > 0 ? cpu / req * 1e6 : 0),
 					100 * wrk / secs, 100 * other / (wall / 1000), errs, st
 			}' >>"$RESULTS"
-			log "[$run/$TOTAL_RUNS] $(tail -1 "$RESULTS" | awk -F'\t' '{printf "%-4s %-6s rep %d: %8.0f req/s %8.1f MB/s  p50 %.2f ms  p99 %.2f ms  server CPU %.0f%% (%.1f us/req)  wrk CPU %.0f%%  other CPU %.0f%%", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}')"
+			log "[$run/$TOTAL_RUNS] $(tail -1 "$RESULTS" | awk -F'\t' '{printf "%-4s %-11s rep %d: %8.0f req/s %8.1f MB/s  p50 %.2f ms  p99 %.2f ms  server CPU %.0f%% (%.1f us/req)  wrk CPU %.0f%%  other CPU %.0f%%", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}')"
 		done
 	done
 done
 LOAD_AFTER=$(uptime)
 log "load after: $LOAD_AFTER"
 
+# Senders: where the sends of the runs (warm-ups included) came from, and the
+# sent-reports the scheduler's part collected. sender-ram must have sent
+# every block from RAM, sender-disk none.
+SENDER_LINES=()
+if [[ $VS == sender ]]; then
+	sfield() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" <<<"$1"; }
+	for srv in "${SENDERS[@]}"; do
+		st1=$(sender_stats "$srv") || die "stats of $srv"
+		ram=$(($(sfield "$st1" sends_ram) - $(sfield "${STATS0[$srv]}" sends_ram)))
+		disk=$(($(sfield "$st1" sends_disk) - $(sfield "${STATS0[$srv]}" sends_disk)))
+		stop_pid "${HOLDPID[$srv]}"
+		forget_pid "${HOLDPID[$srv]}"
+		done_line=$(grep '^DONE' "$WORK/hold-$srv.out" || echo "DONE ?")
+		SENDER_LINES+=("$srv: $ram sends from RAM, $disk from disk during the runs; $(sfield "$st1" pinned_blocks) blocks pinned ($(($(sfield "$st1" pinned_bytes) / 1000000)) MB); scheduler side: ${done_line#DONE }")
+		if [[ $srv == sender-ram && $disk -ne 0 ]] || [[ $srv == sender-disk && $ram -ne 0 ]]; then
+			log "$srv: $ram sends from RAM and $disk from disk: not what this server is meant to measure"
+			FAILED=1
+		fi
+	done
+fi
+
 # ---------------------------------------------------------------- table
 # Median over the repetitions of every column, then sluice/nginx ratios.
 # efficiency = nginx server-CPU-per-request / sluice's (1.0 = as cheap as nginx).
 echo
-echo "Sluice origin vs nginx, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s over loopback, ${REPS} run(s) each (median)"
-echo "servers on core ${PIN_SRV[2]:-any} (nginx: 1 worker, sendfile, tcp_nopush; sluice: GOMAXPROCS=1), wrk on core ${PIN_CLI[2]:-any}"
+echo "Sluice $VS vs nginx, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s over loopback, ${REPS} run(s) each (median)"
+if [[ $VS == origin ]]; then
+	echo "servers on core ${PIN_SRV[2]:-any} (nginx: 1 worker, sendfile, tcp_nopush; sluice: GOMAXPROCS=1), wrk on core ${PIN_CLI[2]:-any}"
+else
+	echo "servers on core ${PIN_SRV[2]:-any} (nginx: 1 worker, sendfile, tcp_nopush, root = sender-disk's block directory;"
+	echo "sluice sender: GOMAXPROCS=1, sender-ram: every block pinned in RAM (memfd), sender-disk: --no-admit, nothing pinned),"
+	echo "wrk on core ${PIN_CLI[2]:-any}; the scheduler's part (a batch every 100 ms) on core ${PIN_CLI[2]:-any}${SENDER_FLAGS:+; sender flags: $SENDER_FLAGS}"
+	printf '%s\n' "${SENDER_LINES[@]}"
+fi
 echo "sluice: $BUILT_FROM"
 echo "fragments: 200k = $N_200k files, mean $AVG_200k KB ($RANGE_200k KB); 2m = $N_2m files, mean $AVG_2m KB ($RANGE_2m KB); tmpfs"
 echo "load before: ${LOAD_BEFORE##*load average: }; after: ${LOAD_AFTER##*load average: }"
 echo
-awk -F'\t' -v label200k="${SIZE_LABEL[200k]}" -v label2m="${SIZE_LABEL[2m]}" '
+awk -F'\t' -v label200k="${SIZE_LABEL[200k]}" -v label2m="${SIZE_LABEL[2m]}" -v servers="${SERVERS[*]}" '
 function median(key, col,    n, i, j, a, t) {
 	n = cnt[key]
 	for (i = 1; i <= n; i++) a[i] = v[key, i, col]
@@ -417,27 +568,32 @@ function median(key, col,    n, i, j, a, t) {
 }
 END {
 	label["200k"] = label200k; label["2m"] = label2m
+	nsrv = split(servers, srvs, " ") # srvs[1] is nginx, the baseline
 	print "| size | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | server CPU µs/req | wrk CPU % | other CPU % |"
 	print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for (i = 1; i <= ns; i++) {
 		s = order[i]
-		for (k = 1; k <= 2; k++) {
-			srv = (k == 1) ? "nginx" : "sluice"
+		for (k = 1; k <= nsrv; k++) {
+			srv = srvs[k]
 			key = s SUBSEP srv
 			for (c = 4; c <= 11; c++) m[srv, c] = median(key, c)
 			printf "| %s | %s | %.0f | %.1f | %.2f | %.2f | %.0f | %.1f | %.0f | %.0f |\n", label[s], srv,
 				m[srv, 4], m[srv, 5], m[srv, 6], m[srv, 7], m[srv, 8], m[srv, 9], m[srv, 10], m[srv, 11]
 		}
-		printf "| %s | **sluice/nginx** | **%.2f×** | **%.2f×** | %.2f× | %.2f× | | efficiency **%.2f×** | | |\n", label[s],
-			m["sluice", 4] / m["nginx", 4], m["sluice", 5] / m["nginx", 5],
-			m["sluice", 6] / m["nginx", 6], m["sluice", 7] / m["nginx", 7],
-			(m["sluice", 9] > 0 ? m["nginx", 9] / m["sluice", 9] : 0)
+		b = srvs[1]
+		for (k = 2; k <= nsrv; k++) {
+			srv = srvs[k]
+			printf "| %s | **%s/%s** | **%.2f×** | **%.2f×** | %.2f× | %.2f× | | efficiency **%.2f×** | | |\n", label[s], srv, b,
+				m[srv, 4] / m[b, 4], m[srv, 5] / m[b, 5],
+				m[srv, 6] / m[b, 6], m[srv, 7] / m[b, 7],
+				(m[srv, 9] > 0 ? m[b, 9] / m[srv, 9] : 0)
+		}
 	}
 }' "$RESULTS"
 echo
 echo "MB = 10^6 bytes of HTTP response (headers + body) as counted by wrk. server CPU = utime+stime of the"
-echo "server processes (nginx master+worker; sluice) during the run, % of one core; µs/req = that CPU / requests."
-echo "efficiency = nginx µs/req ÷ sluice µs/req. Latency ratios are sluice/nginx (lower is better for sluice)."
+echo "server processes (nginx master+worker; ${SERVERS[*]:1}) during the run, % of one core; µs/req = that CPU / requests."
+echo "efficiency = nginx µs/req ÷ ${SERVERS[1]%-*} µs/req. Latency ratios are ${SERVERS[1]%-*}/nginx (lower is better for ${SERVERS[1]%-*})."
 echo "wrk CPU = the load generator's user+sys (100% = its core is saturated: client-bound). other CPU = all the"
 echo "rest of the machine's busy time in the run (other users, kernel threads), % of one core (2 cores = 200%)."
 NOISY=$(awk -F'\t' '$11 > 25' "$RESULTS" | wc -l)
@@ -460,7 +616,7 @@ if [[ -n $PROFILE_DIR ]]; then
 	command -v perf >/dev/null || die "PROFILE_DIR needs perf"
 	log "profiling into $PROFILE_DIR"
 	for s in "${SIZES[@]}"; do
-		for srv in nginx sluice; do
+		for srv in "${SERVERS[@]}"; do
 			# Syscalls of one request (the worker for nginx).
 			tp=$(server_pids "$srv" | awk '{print $NF}')
 			url="http://127.0.0.1:${PORT[$srv]}$(sed -n 2p "$WORK/$s.$srv")"
