@@ -7,28 +7,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/sluice-media/sluice/internal/importer"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
-
-func samplePath(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "sample", "sample.mp4")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("sample file missing (run scripts/make-sample.sh): %v", err)
-	}
-	return p
-}
 
 func TestImportSample(t *testing.T) {
 	data := t.TempDir()
 	var progress bytes.Buffer
-	res, err := importer.Import(context.Background(), samplePath(t), importer.Options{
+	res, err := importer.Import(context.Background(), testmedia.Sample(t), importer.Options{
 		DataDir: data, Asset: "movies/demo", Progress: &progress,
 	})
 	if err != nil {
@@ -107,13 +97,13 @@ func TestImportExistingAsset(t *testing.T) {
 	data := t.TempDir()
 	ctx := context.Background()
 	opts := importer.Options{DataDir: data, Asset: "demo"}
-	if _, err := importer.Import(ctx, samplePath(t), opts); err != nil {
+	if _, err := importer.Import(ctx, testmedia.Sample(t), opts); err != nil {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(data, "demo", "marker")
 	os.WriteFile(marker, []byte("old"), 0o644)
 
-	_, err := importer.Import(ctx, samplePath(t), opts)
+	_, err := importer.Import(ctx, testmedia.Sample(t), opts)
 	if !errors.Is(err, importer.ErrExists) {
 		t.Fatalf("second import: %v, want ErrExists", err)
 	}
@@ -122,7 +112,7 @@ func TestImportExistingAsset(t *testing.T) {
 	}
 
 	opts.Force = true
-	if _, err := importer.Import(ctx, samplePath(t), opts); err != nil {
+	if _, err := importer.Import(ctx, testmedia.Sample(t), opts); err != nil {
 		t.Fatalf("forced import: %v", err)
 	}
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
@@ -145,10 +135,10 @@ func TestImportRejects(t *testing.T) {
 	tests := []struct {
 		name, file, asset, want string
 	}{
-		{"parent escape", samplePath(t), "../evil", "invalid asset name"},
-		{"hidden", samplePath(t), ".hidden", "invalid asset name"},
-		{"isml suffix", samplePath(t), "live.isml", "invalid asset name"},
-		{"empty", samplePath(t), "", "invalid asset name"},
+		{"parent escape", testmedia.Sample(t), "../evil", "invalid asset name"},
+		{"hidden", testmedia.Sample(t), ".hidden", "invalid asset name"},
+		{"isml suffix", testmedia.Sample(t), "live.isml", "invalid asset name"},
+		{"empty", testmedia.Sample(t), "", "invalid asset name"},
 		{"not an mp4", notMP4, "bad", "decode mp4"},
 		{"missing file", filepath.Join(data, "none.mp4"), "none", "no such file"},
 	}
@@ -170,7 +160,7 @@ func TestImportCancelled(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := importer.Import(ctx, samplePath(t), importer.Options{DataDir: data, Asset: "demo"})
+	_, err := importer.Import(ctx, testmedia.Sample(t), importer.Options{DataDir: data, Asset: "demo"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}

@@ -8,28 +8,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/mp4src"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
-
-// samplePath is the demo file built by scripts/make-sample.sh.
-func samplePath(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "sample", "sample.mp4")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("sample file missing (run scripts/make-sample.sh): %v", err)
-	}
-	return p
-}
 
 func openSample(t *testing.T, opts mp4src.Options) *mp4src.Source {
 	t.Helper()
-	s, err := mp4src.Open(samplePath(t), opts)
+	s, err := mp4src.Open(testmedia.Sample(t), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -16,13 +14,12 @@ import (
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/mp4src"
 	"github.com/sluice-media/sluice/internal/push"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 func openSample(t *testing.T) *mp4src.Source {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "sample", "sample.mp4")
-	s, err := mp4src.Open(p, mp4src.Options{})
+	s, err := mp4src.Open(testmedia.Sample(t), mp4src.Options{})
 	if err != nil {
 		t.Fatalf("open sample (run scripts/make-sample.sh): %v", err)
 	}

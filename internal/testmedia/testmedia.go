@@ -12,11 +12,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/sluice-media/sluice/internal/media"
 )
+
+// Sample returns the path of the bundled sample (testdata/sample/sample.mp4,
+// made by scripts/make-sample.sh), failing the test when it is missing.
+func Sample(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "sample", "sample.mp4")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("sample file missing (run scripts/make-sample.sh): %v", err)
+	}
+	return p
+}
 
 // FFmpeg returns the path of ffmpeg, failing the test when it is missing:
 // these tests need the real encoder.
