@@ -140,6 +140,8 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	srv.SetHome(schedulerHome(sched, webui.New(nil, *playerDir, log)))
+	// /readyz: a live sender answered and an origin answered the index.
+	srv.AddCheck(sched.Ready)
 	go sched.Run(ctx)
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice scheduler listening", "addr", addr, "id", sched.ID(), "origins", []string(origins),

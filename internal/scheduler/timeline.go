@@ -62,6 +62,59 @@ type OriginTimeline struct {
 
 	mu   sync.Mutex
 	good int
+	// What the origins said last (Ready): when, the error (nil: an
+	// origin answered the index), and the last point asked for.
+	checked   time.Time
+	readyErr  error
+	lastPoint string
+	probeMu   sync.Mutex // one readiness probe at a time
+}
+
+// readyMaxAge is how old the last word of the origins may be before Ready
+// asks again.
+const readyMaxAge = 5 * time.Second
+
+// Ready reports whether an origin answered the index lately: nil when the
+// last request for a view was answered (the view, or 404 for an unknown
+// point), else why not (no origin reachable, 403 for a wrong cluster
+// secret, ...). When the last answer is older than 5 s (no sessions ask
+// for views) it asks an origin again, for the last point asked for, at
+// most 2 s.
+func (t *OriginTimeline) Ready() error {
+	t.probeMu.Lock()
+	defer t.probeMu.Unlock()
+	t.mu.Lock()
+	stale := time.Since(t.checked) > readyMaxAge
+	point := t.lastPoint
+	t.mu.Unlock()
+	if stale {
+		if point == "" {
+			point = "readyz"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t.View(ctx, point)
+		cancel()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checked.IsZero() {
+		return errors.New("no origin asked for the index yet")
+	}
+	return t.readyErr
+}
+
+// record keeps the outcome of a view request for Ready.
+func (t *OriginTimeline) record(point string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.checked = time.Now()
+	t.readyErr = nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.readyErr = fmt.Errorf("no origin answered the index: %w", err)
+	}
+	if point != "readyz" || t.lastPoint == "" {
+		t.lastPoint = point
+	}
 }
 
 // maxView bounds a view document (a long on-demand asset is a few MB).
@@ -72,6 +125,12 @@ func (t *OriginTimeline) View(ctx context.Context, point string) (store.View, er
 	if len(t.Origins) == 0 {
 		return store.View{}, errors.New("no origin configured")
 	}
+	v, err := t.view(ctx, point)
+	t.record(point, err)
+	return v, err
+}
+
+func (t *OriginTimeline) view(ctx context.Context, point string) (store.View, error) {
 	t.mu.Lock()
 	first := t.good
 	t.mu.Unlock()
