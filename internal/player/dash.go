@@ -37,6 +37,7 @@ type periodXML struct {
 	Duration        string             `xml:"duration,attr"`
 	BaseURL         []string           `xml:"BaseURL"`
 	SegmentTemplate *segTemplateXML    `xml:"SegmentTemplate"`
+	SegmentList     *segListXML        `xml:"SegmentList"`
 	AdaptationSets  []adaptationSetXML `xml:"AdaptationSet"`
 }
 
@@ -49,6 +50,7 @@ type adaptationSetXML struct {
 	Height          int                 `xml:"height,attr"`
 	BaseURL         []string            `xml:"BaseURL"`
 	SegmentTemplate *segTemplateXML     `xml:"SegmentTemplate"`
+	SegmentList     *segListXML         `xml:"SegmentList"`
 	Representations []representationXML `xml:"Representation"`
 }
 
@@ -61,6 +63,7 @@ type representationXML struct {
 	Height          int             `xml:"height,attr"`
 	BaseURL         []string        `xml:"BaseURL"`
 	SegmentTemplate *segTemplateXML `xml:"SegmentTemplate"`
+	SegmentList     *segListXML     `xml:"SegmentList"`
 }
 
 type segTemplateXML struct {
@@ -71,6 +74,66 @@ type segTemplateXML struct {
 	Initialization         string       `xml:"initialization,attr"`
 	Media                  string       `xml:"media,attr"`
 	Timeline               *timelineXML `xml:"SegmentTimeline"`
+}
+
+// segListXML is a SegmentList: the segments named one by one
+// (SegmentURL@media, optionally with @mediaRange), timed by a
+// SegmentTimeline or @duration.
+type segListXML struct {
+	Timescale              *uint64      `xml:"timescale,attr"`
+	Duration               *uint64      `xml:"duration,attr"`
+	StartNumber            *uint64      `xml:"startNumber,attr"`
+	PresentationTimeOffset *uint64      `xml:"presentationTimeOffset,attr"`
+	Initialization         *urlXML      `xml:"Initialization"`
+	Timeline               *timelineXML `xml:"SegmentTimeline"`
+	SegmentURLs            []segURLXML  `xml:"SegmentURL"`
+}
+
+// urlXML is a URLType (Initialization): a URL and an optional byte range.
+type urlXML struct {
+	SourceURL string `xml:"sourceURL,attr"`
+	Range     string `xml:"range,attr"`
+}
+
+// segURLXML is one SegmentURL of a SegmentList.
+type segURLXML struct {
+	Media      string `xml:"media,attr"`
+	MediaRange string `xml:"mediaRange,attr"`
+}
+
+// merge returns the list inherited from parent with what child sets taking
+// precedence (ISO/IEC 23009-1 5.3.9.2): attributes one by one, the
+// Initialization, the SegmentTimeline and the SegmentURLs as wholes.
+func (child *segListXML) merge(parent *segListXML) *segListXML {
+	if child == nil {
+		return parent
+	}
+	if parent == nil {
+		return child
+	}
+	m := *parent
+	if child.Timescale != nil {
+		m.Timescale = child.Timescale
+	}
+	if child.Duration != nil {
+		m.Duration = child.Duration
+	}
+	if child.StartNumber != nil {
+		m.StartNumber = child.StartNumber
+	}
+	if child.PresentationTimeOffset != nil {
+		m.PresentationTimeOffset = child.PresentationTimeOffset
+	}
+	if child.Initialization != nil {
+		m.Initialization = child.Initialization
+	}
+	if child.Timeline != nil {
+		m.Timeline = child.Timeline
+	}
+	if len(child.SegmentURLs) > 0 {
+		m.SegmentURLs = child.SegmentURLs
+	}
+	return &m
 }
 
 type timelineXML struct {
@@ -209,7 +272,7 @@ func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Present
 		}
 		st := &Stream{Kind: kind}
 		for _, rep := range as.Representations {
-			r, err := pc.rendition(asBase, per.SegmentTemplate, as, rep)
+			r, err := pc.rendition(asBase, per, as, rep)
 			if err != nil {
 				return nil, info, fmt.Errorf("Representation %q: %w", rep.ID, err)
 			}
@@ -307,7 +370,7 @@ type periodCtx struct {
 	now   func() time.Time
 }
 
-func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptationSetXML, rep representationXML) (*Rendition, error) {
+func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML, rep representationXML) (*Rendition, error) {
 	r := &Rendition{
 		ID: rep.ID, Bitrate: rep.Bandwidth, Codecs: rep.Codecs, Width: rep.Width, Height: rep.Height,
 		Loaded: true, Ended: !pc.live,
@@ -322,9 +385,12 @@ func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptat
 	if err != nil {
 		return nil, err
 	}
-	tmpl := rep.SegmentTemplate.merge(as.SegmentTemplate.merge(perTmpl))
+	tmpl := rep.SegmentTemplate.merge(as.SegmentTemplate.merge(per.SegmentTemplate))
 	if tmpl == nil || tmpl.Media == "" {
-		return nil, errors.New("no SegmentTemplate with @media (SegmentBase and SegmentList are not supported)")
+		if list := rep.SegmentList.merge(as.SegmentList.merge(per.SegmentList)); list != nil {
+			return pc.listRendition(r, repBase, list)
+		}
+		return nil, errors.New("neither a SegmentTemplate with @media nor a SegmentList (SegmentBase is not supported)")
 	}
 	ts := uint64(1)
 	if tmpl.Timescale != nil && *tmpl.Timescale > 0 {
@@ -405,6 +471,96 @@ func (pc periodCtx) rendition(base *url.URL, perTmpl *segTemplateXML, as adaptat
 	return r, nil
 }
 
+// errListEnd ends the expansion of a SegmentList's timeline at its last
+// SegmentURL.
+var errListEnd = errors.New("no SegmentURL left")
+
+// listRendition fills r from a SegmentList: segment k (from @startNumber)
+// of the SegmentTimeline, or of the @duration grid, is fetched from the k-th
+// SegmentURL (@media resolved against the BaseURL, the BaseURL itself when
+// absent; @mediaRange as its byte range). A timeline longer than the list
+// ends with the list.
+func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*Rendition, error) {
+	if len(l.SegmentURLs) == 0 {
+		return nil, errors.New("SegmentList without SegmentURL")
+	}
+	ts := uint64(1)
+	if l.Timescale != nil && *l.Timescale > 0 {
+		ts = *l.Timescale
+	}
+	startNumber := int64(1)
+	if l.StartNumber != nil {
+		startNumber = int64(*l.StartNumber)
+	}
+	var pto int64
+	if l.PresentationTimeOffset != nil {
+		pto = int64(*l.PresentationTimeOffset)
+	}
+	if in := l.Initialization; in != nil {
+		u := base
+		if strings.TrimSpace(in.SourceURL) != "" {
+			var err error
+			if u, err = resolve(base, in.SourceURL); err != nil {
+				return nil, fmt.Errorf("Initialization@sourceURL: %w", err)
+			}
+		}
+		r.Init = &Segment{URL: u.String(), Range: strings.TrimSpace(in.Range)}
+	}
+	urls := make([]Segment, len(l.SegmentURLs))
+	for i, su := range l.SegmentURLs {
+		u := base
+		if strings.TrimSpace(su.Media) != "" {
+			var err error
+			if u, err = resolve(base, su.Media); err != nil {
+				return nil, fmt.Errorf("SegmentURL[%d]@media: %w", i, err)
+			}
+		}
+		urls[i] = Segment{URL: u.String(), Range: strings.TrimSpace(su.MediaRange)}
+	}
+	mk := func(number, t int64, d uint64) (Segment, error) {
+		i := number - startNumber
+		if i < 0 || i >= int64(len(urls)) {
+			return Segment{}, errListEnd
+		}
+		seg := urls[i]
+		seg.Seq = number
+		seg.Start = pc.start + ticks(t-pto, ts)
+		seg.Dur = ticks(int64(d), ts)
+		return seg, nil
+	}
+	switch {
+	case l.Timeline != nil:
+		var err error
+		if r.segments, err = pc.timeline(l.Timeline.S, ts, pto, startNumber, mk); err != nil {
+			return nil, err
+		}
+		if pc.live && openEnded(l.Timeline.S) {
+			ss := l.Timeline.S
+			r.gen = func(now time.Time) []Segment {
+				at := pc
+				at.now = func() time.Time { return now }
+				segs, err := at.timeline(ss, ts, pto, startNumber, mk)
+				if err != nil {
+					return nil
+				}
+				return segs
+			}
+		}
+	case l.Duration != nil && *l.Duration > 0:
+		d := *l.Duration
+		for k := range int64(min(len(urls), maxGenerated)) {
+			seg, err := mk(startNumber+k, pto+k*int64(d), d)
+			if err != nil {
+				return nil, err
+			}
+			r.segments = append(r.segments, seg)
+		}
+	default:
+		return nil, errors.New("SegmentList has neither SegmentTimeline nor @duration")
+	}
+	return r, nil
+}
+
 // openEnded tells whether the last S of a timeline repeats without end.
 func openEnded(ss []sXML) bool {
 	return len(ss) > 0 && ss[len(ss)-1].R < 0
@@ -481,6 +637,9 @@ func (pc periodCtx) timeline(ss []sXML, ts uint64, pto, startNumber int64, mk fu
 		}
 		for range count {
 			seg, err := mk(number, t, s.D)
+			if errors.Is(err, errListEnd) {
+				break
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -20,9 +20,12 @@
 // Manifests: DASH with SegmentTemplate, either SegmentTimeline ($Time$ or
 // $Number$, S@r=-1 included) or @duration ($Number$, the live edge computed
 // from availabilityStartTime and the clock, corrected by UTCTiming direct,
-// http-xsdate or http-iso); BaseURL at every level; one Period (the first of a
-// static MPD, the last of a dynamic one); SegmentBase and SegmentList are not
-// supported. HLS master or media playlists with EXT-X-MAP, EXT-X-BYTERANGE,
+// http-xsdate or http-iso), or with SegmentList (SegmentURL@media and
+// @mediaRange, Initialization@sourceURL and @range, timed by a
+// SegmentTimeline or @duration; the k-th segment of the timeline is the k-th
+// SegmentURL), as the scheduler's per-session MPDs name one sender per
+// segment; BaseURL at every level; one Period (the first of a
+// static MPD, the last of a dynamic one); SegmentBase is not supported. HLS master or media playlists with EXT-X-MAP, EXT-X-BYTERANGE,
 // EXT-X-MEDIA audio groups; only the playlists in use are reloaded. Smooth
 // client manifests (MS-SSTR) with c@t/@d and c@r as the total number of
 // fragments an element stands for. Relative URLs resolve against the manifest
@@ -59,8 +62,19 @@
 // Every fragment must be moof followed by mdat (CMAF chunks: several pairs;
 // leading styp, sidx, prft, emsg allowed); init segments must hold a moov.
 // A failed request (transport error, non-2xx status, invalid body) is retried
-// once after Config.RetryDelay; a fragment that fails twice is skipped and
-// counted. A session that makes no playback progress for Config.StallTimeout
+// once after Config.RetryDelay. A fragment that fails twice fails over: the
+// manifest it came from is reloaded — an on-demand one too (ENDLIST or
+// type="static" only stop the periodic reloads) — and the fragment is
+// fetched once at the URL the fresh manifest lists for the same position
+// (start time; HLS: media sequence number) of the same rendition. A reload
+// that still lists the failed URL is followed, after RetryDelay, by a second
+// one, whose URL is tried whatever it is; at most two reloads per fragment.
+// This is what closes the gap a dead sender leaves behind a scheduler's
+// session manifests (docs/cluster.md): the scheduler re-renders them with
+// the replicas, where the block is staged. A fragment the failover does not
+// recover is skipped and counted. A failing init segment also triggers up to
+// two reloads. Report.Failovers counts the recovered fragments,
+// Report.FailoverReloads the reloads; both are logged. A session that makes no playback progress for Config.StallTimeout
 // ends with an error, so every loop is bounded even without a duration.
 //
 // # Request hooks: CMCD and pacing
@@ -115,7 +129,7 @@
 // (media: fragments and init segments), fragments, errors (failed attempts),
 // http_status (count per status code, as strings), format, bitrates (the
 // video bitrates chosen: the first choice, then one per switch) are kept as
-// they are; others may be added. With the pacing engine on, "pacing" holds
+// they are; others may be added (skipped, failovers, failover_reloads). With the pacing engine on, "pacing" holds
 // PacingReport: requests paced and urgent, requested and applied rates,
 // loss reports and back-offs, and with PacingConfig.Log one entry per
 // fragment request (start time, size, download time, buffer, requested and

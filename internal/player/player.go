@@ -353,6 +353,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		cur       cursor
 		curID     string
 		initDone  = map[string]bool{}
+		initFails int // consecutive failures of an init segment
 		lastFetch time.Time
 	)
 	for ctx.Err() == nil {
@@ -418,23 +419,25 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 					return nil
 				}
 				s.log.Warn("init segment", "kind", k, "url", r.Init.URL, "err", err)
+				if initFails++; initFails <= maxFailoverReloads {
+					// The manifest may name the header elsewhere by now
+					// (static ones included); the next turn uses it.
+					s.stats.add(&s.stats.failoverReloads)
+					if err := s.man.refresh(ctx); err != nil && ctx.Err() == nil {
+						s.log.Warn("failover: reload manifest", "kind", k, "err", err)
+					}
+				}
 				_ = sleep(ctx, s.cfg.RetryDelay)
 				continue
 			}
+			initFails = 0
 			initDone[r.Init.URL+"|"+r.Init.Range] = true
 		}
-		var next *Segment
-		if idx+1 < len(segs) {
-			next = &segs[idx+1]
+		next, ahead := following(pres, segs, idx)
+		n, err := s.fetchFragment(ctx, pres, k, r, seg, next, ahead, 2)
+		if err != nil && ctx.Err() == nil {
+			n, err = s.failover(ctx, k, r.ID, seg, pres.byTime, err)
 		}
-		ahead := time.Duration(-1) // media listed after seg: live only
-		if pres.Live {
-			ahead = 0
-			for _, x := range segs[idx+1:] {
-				ahead += x.Dur
-			}
-		}
-		n, err := s.fetchFragment(ctx, pres, k, r, seg, next, ahead)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -449,6 +452,100 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		cur.advance(seg)
 	}
 	return nil
+}
+
+// following returns the segment after segs[idx] (nil at the end) and, live,
+// the media listed after it (-1 when not live).
+func following(pres *Presentation, segs []Segment, idx int) (*Segment, time.Duration) {
+	var next *Segment
+	if idx+1 < len(segs) {
+		next = &segs[idx+1]
+	}
+	ahead := time.Duration(-1)
+	if pres.Live {
+		ahead = 0
+		for _, x := range segs[idx+1:] {
+			ahead += x.Dur
+		}
+	}
+	return next, ahead
+}
+
+// maxFailoverReloads bounds the manifest reloads for one failed fragment
+// (and for one failing init segment).
+const maxFailoverReloads = 2
+
+// failover runs when a fragment failed at every attempt (the sender that
+// the manifest names for it may be dead): it reloads the manifest — static
+// ones too, which are otherwise never reloaded — and fetches the fragment
+// of rendition rid at the same position (start time when byTime, else media
+// sequence number) from the URL the fresh manifest lists, once per reload,
+// at most maxFailoverReloads reloads. A reload that still lists the failed
+// URL is followed by another after RetryDelay (a scheduler needs a moment
+// to notice a dead sender); the last one is tried whatever it lists. It
+// returns the fragment's size, or cause when no reload helped.
+func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment, byTime bool, cause error) (int, error) {
+	failed := seg
+	for i := 1; i <= maxFailoverReloads; i++ {
+		if i > 1 {
+			if err := sleep(ctx, s.cfg.RetryDelay); err != nil {
+				return 0, cause
+			}
+		}
+		s.stats.add(&s.stats.failoverReloads)
+		if err := s.man.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return 0, cause
+			}
+			s.log.Warn("failover: reload manifest", "kind", k, "err", err)
+			continue
+		}
+		pres, _ := s.man.current()
+		r := pres.Stream(k).Rendition(rid)
+		if r == nil || !r.Loaded {
+			s.log.Warn("failover: the reloaded manifest lacks the rendition", "kind", k, "rendition", rid)
+			return 0, cause
+		}
+		segs := r.Segments(time.Now())
+		idx := samePosition(segs, seg, byTime)
+		if idx < 0 {
+			s.log.Warn("failover: the reloaded manifest no longer lists the fragment", "kind", k, "start", seg.Start, "seq", seg.Seq)
+			return 0, cause
+		}
+		alt := segs[idx]
+		if alt.URL == failed.URL && alt.Range == failed.Range && i < maxFailoverReloads {
+			s.log.Info("failover: the reloaded manifest still lists the failed URL", "kind", k, "url", alt.URL)
+			continue
+		}
+		s.log.Info("failover", "kind", k, "from", failed.URL, "to", alt.URL, "reload", i, "cause", cause)
+		next, ahead := following(pres, segs, idx)
+		n, err := s.fetchFragment(ctx, pres, k, r, alt, next, ahead, 1)
+		if err == nil {
+			s.stats.add(&s.stats.failovers)
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return 0, cause
+		}
+		failed, cause = alt, err
+	}
+	return 0, cause
+}
+
+// samePosition returns the index in segs of the segment at seg's position:
+// the one whose start lies within half a duration of seg's (byTime), or the
+// one with seg's sequence number; -1 when there is none.
+func samePosition(segs []Segment, seg Segment, byTime bool) int {
+	for i, x := range segs {
+		if byTime {
+			if (x.Start - seg.Start).Abs() < max(seg.Dur, x.Dur)/2 {
+				return i
+			}
+		} else if x.Seq == seg.Seq {
+			return i
+		}
+	}
+	return -1
 }
 
 // pick chooses the rendition of kind k for the next fragment: ABR for
@@ -518,11 +615,11 @@ func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *
 	})
 }
 
-// fetchFragment fetches and checks a media fragment, retrying once, and
-// returns its size.
-func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration) (int, error) {
+// fetchFragment fetches and checks a media fragment in at most attempts
+// attempts (1 or 2: once more after RetryDelay), and returns its size.
+func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) (int, error) {
 	var size int
-	err := s.withRetry(ctx, func() (int, time.Duration, error) {
+	attempt := func() (int, time.Duration, error) {
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
 		info.Size = rangeSize(seg.Range)
@@ -555,7 +652,13 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 			s.abr.sample(len(data), time.Duration(float64(len(data))*8/pace*float64(time.Second)))
 		}
 		return len(data), elapsed, nil
-	})
+	}
+	var err error
+	if attempts > 1 {
+		err = s.withRetry(ctx, attempt)
+	} else {
+		_, _, err = attempt()
+	}
 	return size, err
 }
 

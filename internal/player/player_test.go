@@ -276,7 +276,8 @@ func TestStallWhenLiveWithheld(t *testing.T) {
 }
 
 // TestRetryAndErrors: a 503 is retried once and succeeds; a fragment that
-// is not moof+mdat is counted, retried, and finally skipped.
+// is not moof+mdat is counted, retried, tried once more after two manifest
+// reloads (the failover, which finds the same URL), and finally skipped.
 func TestRetryAndErrors(t *testing.T) {
 	t.Parallel()
 	o := (&fakeOrigin{t: t, video: ladder[:1], audio: 96_000, total: 6,
@@ -293,11 +294,11 @@ func TestRetryAndErrors(t *testing.T) {
 			return false
 		}}).serve()
 	rep := play(t, Config{URL: o.url("manifest.mpd"), Startup: time.Second})
-	if rep.HTTPStatus["503"] != 1 || rep.InvalidFragments != 2 || rep.Errors != 3 {
-		t.Errorf("http %v invalid %d errors %d, want one 503 and two invalid", rep.HTTPStatus, rep.InvalidFragments, rep.Errors)
+	if rep.HTTPStatus["503"] != 1 || rep.InvalidFragments != 3 || rep.Errors != 4 {
+		t.Errorf("http %v invalid %d errors %d, want one 503 and three invalid", rep.HTTPStatus, rep.InvalidFragments, rep.Errors)
 	}
-	if rep.Retries != 2 || rep.Skipped != 1 {
-		t.Errorf("retries %d skipped %d, want 2 and 1", rep.Retries, rep.Skipped)
+	if rep.Retries != 2 || rep.Skipped != 1 || rep.FailoverReloads != 2 || rep.Failovers != 0 {
+		t.Errorf("retries %d skipped %d failover reloads %d failovers %d, want 2, 1, 2, 0", rep.Retries, rep.Skipped, rep.FailoverReloads, rep.Failovers)
 	}
 	if rep.FragmentsByKind["video"] != 6 || rep.FragmentsByKind["audio"] != 5 {
 		t.Errorf("fragments %v", rep.FragmentsByKind)

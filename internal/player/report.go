@@ -52,6 +52,12 @@ type Report struct {
 	// the retry failed too.
 	Retries int `json:"retries"`
 	Skipped int `json:"skipped"`
+	// Failovers counts fragments fetched, after every attempt at the URL
+	// their manifest named had failed, at the URL a reload of the manifest
+	// named for the same position; FailoverReloads the manifest reloads made
+	// for failed fragments and init segments.
+	Failovers       int `json:"failovers"`
+	FailoverReloads int `json:"failover_reloads"`
 	// HTTPStatus counts every response by status code ("200": n).
 	HTTPStatus map[string]int `json:"http_status"`
 	// Bitrates lists the video bitrates chosen, bits/s, in order: the first
@@ -98,8 +104,8 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  avg bitrate %s, throughput estimate %s\n", humanBits(r.AvgBitrate), humanBits(r.ThroughputBPS))
 	fmt.Fprintf(&b, "  fragments:  %d (video %d, audio %d), %s media, %s manifests\n",
 		r.Fragments, r.FragmentsByKind[string(KindVideo)], r.FragmentsByKind[string(KindAudio)], humanBytes(r.Bytes), humanBytes(r.ManifestBytes))
-	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d\n",
-		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped)
+	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d, failovers %d (%d reloads)\n",
+		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped, r.Failovers, r.FailoverReloads)
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(r.HTTPStatus))
 	if p := r.Pacing; p != nil {
 		fmt.Fprintf(&b, "  pacing:     %s: %d of %d fragment requests paced (%d urgent), requested p50 %s\n",
@@ -127,6 +133,8 @@ type Aggregate struct {
 	Bytes        int64          `json:"bytes"`
 	Fragments    int            `json:"fragments"`
 	Errors       int            `json:"errors"`
+	Skipped      int            `json:"skipped"`
+	Failovers    int            `json:"failovers"`
 	HTTPStatus   map[string]int `json:"http_status"`
 	DurationMS   int64          `json:"duration_ms"`
 }
@@ -152,6 +160,8 @@ func Summarize(reports []Report, wall time.Duration) Aggregate {
 		a.Bytes += r.Bytes
 		a.Fragments += r.Fragments
 		a.Errors += r.Errors
+		a.Skipped += r.Skipped
+		a.Failovers += r.Failovers
 		for k, v := range r.HTTPStatus {
 			a.HTTPStatus[k] += v
 		}
@@ -179,7 +189,7 @@ func (a *Aggregate) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  startup:    p50 %d ms, p95 %d ms, max %d ms\n", a.StartupP50MS, a.StartupP95MS, a.StartupMaxMS)
 	fmt.Fprintf(&b, "  stalls:     %d (%d ms), switches %d\n", a.Stalls, a.StallMS, a.Switches)
 	fmt.Fprintf(&b, "  fragments:  %d, %s media\n", a.Fragments, humanBytes(a.Bytes))
-	fmt.Fprintf(&b, "  errors:     %d\n", a.Errors)
+	fmt.Fprintf(&b, "  errors:     %d, fragments skipped %d, failovers %d\n", a.Errors, a.Skipped, a.Failovers)
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(a.HTTPStatus))
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -245,6 +255,8 @@ type stats struct {
 	invalid         int
 	retries         int
 	skipped         int
+	failovers       int
+	failoverReloads int
 	status          map[int]int
 	bitrates        []int64
 	switches        int
@@ -342,6 +354,7 @@ func (s *stats) fill(r *Report) {
 	}
 	r.Errors, r.NetworkErrors, r.InvalidFragments = s.errors, s.networkErrors, s.invalid
 	r.Retries, r.Skipped = s.retries, s.skipped
+	r.Failovers, r.FailoverReloads = s.failovers, s.failoverReloads
 	r.HTTPStatus = map[string]int{}
 	for k, v := range s.status {
 		r.HTTPStatus[strconv.Itoa(k)] = v
