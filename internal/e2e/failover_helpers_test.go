@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // roleNode is one `sluice <role>` child process on 127.0.0.1.
@@ -39,6 +40,43 @@ func startRole(t *testing.T, bin, dir, role, name string, extra ...string) *role
 	n.argv = append([]string{role, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data", n.data}, extra...)
 	n.start(t)
 	return n
+}
+
+// startIngestPair starts ingest B and ingest A, which forwards every push
+// to B (push proxy); both accept pushes to the points.
+func startIngestPair(t *testing.T, bin, dir string, points ...string) (a, b *roleNode) {
+	t.Helper()
+	var args []string
+	for _, p := range points {
+		args = append(args, "--point", p)
+	}
+	b = startRole(t, bin, dir, "ingest", "ingest-b", args...)
+	a = startRole(t, bin, dir, "ingest", "ingest-a", append(args, "--standby", b.base)...)
+	return a, b
+}
+
+// startPullOrigin starts an origin that pulls point live from the ingests,
+// in this order of preference.
+func startPullOrigin(t *testing.T, bin, dir, name string, ingests ...*roleNode) *roleNode {
+	t.Helper()
+	args := []string{"--point", "live"}
+	for _, in := range ingests {
+		args = append(args, "--ingest", in.base)
+	}
+	return startRole(t, bin, dir, "origin", name, args...)
+}
+
+// pushURL is the ingest URL of a point's stream of the same name.
+func (n *roleNode) pushURL(point string) string {
+	return n.base + "/" + point + ".isml/Streams(" + point + ")"
+}
+
+// waitReady waits until every node answers /readyz.
+func waitReady(t *testing.T, timeout time.Duration, nodes ...*roleNode) {
+	t.Helper()
+	for _, n := range nodes {
+		waitHTTP(t, n.base+"/readyz", timeout, n.p)
+	}
 }
 
 // start (re)starts the process and waits until it answers /healthz.
@@ -129,6 +167,39 @@ func (sm streamManifestDoc) ended() bool {
 	return n > 0
 }
 
+// timescales maps every track to its timescale.
+func (sm streamManifestDoc) timescales() map[string]uint32 {
+	ts := map[string]uint32{}
+	for _, s := range sm.Streams {
+		for _, tr := range s.Tracks {
+			ts[tr.ID] = tr.Timescale
+		}
+	}
+	return ts
+}
+
+// waitEnded waits until point has ended on every node.
+func waitEnded(t *testing.T, timeout time.Duration, point string, nodes ...*roleNode) {
+	t.Helper()
+	waitUntil(t, timeout, point+" ends on "+nodeNames(nodes), func() (bool, string) {
+		for _, n := range nodes {
+			if sm, _ := streamManifest(t, n.base, point); !sm.ended() {
+				return false, n.name + " has not ended it"
+			}
+		}
+		return true, ""
+	})
+}
+
+// nodeNames lists the nodes' names.
+func nodeNames(nodes []*roleNode) string {
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.name
+	}
+	return strings.Join(names, ", ")
+}
+
 // fragments counts the fragments of every track.
 func (sm streamManifestDoc) fragments() int {
 	n := 0
@@ -153,25 +224,36 @@ func (sm streamManifestDoc) newest() float64 {
 	return n
 }
 
-// fragFiles maps "<track>/<start>" to the digest of every fragment file a
-// node stored for a point.
-func fragFiles(t *testing.T, data, point string) map[string][32]byte {
+// eachFragment calls fn with the track, the start time (the file name
+// without .m4s) and the bytes of every fragment file a node stored for a
+// point, track by track.
+func eachFragment(t *testing.T, data, point string, fn func(track, start string, b []byte)) {
 	t.Helper()
-	out := map[string][32]byte{}
 	tracks, _ := os.ReadDir(filepath.Join(data, point, "t"))
 	for _, tr := range tracks {
 		files, _ := os.ReadDir(filepath.Join(data, point, "t", tr.Name()))
 		for _, f := range files {
-			if !strings.HasSuffix(f.Name(), ".m4s") {
+			start, ok := strings.CutSuffix(f.Name(), ".m4s")
+			if !ok {
 				continue
 			}
 			b, err := os.ReadFile(filepath.Join(data, point, "t", tr.Name(), f.Name()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[tr.Name()+"/"+strings.TrimSuffix(f.Name(), ".m4s")] = sha256.Sum256(b)
+			fn(tr.Name(), start, b)
 		}
 	}
+}
+
+// fragFiles maps "<track>/<start>" to the digest of every fragment file a
+// node stored for a point.
+func fragFiles(t *testing.T, data, point string) map[string][32]byte {
+	t.Helper()
+	out := map[string][32]byte{}
+	eachFragment(t, data, point, func(track, start string, b []byte) {
+		out[track+"/"+start] = sha256.Sum256(b)
+	})
 	return out
 }
 
@@ -208,35 +290,26 @@ type span struct{ start, end int64 }
 func timelines(t *testing.T, data, point string) map[string][]span {
 	t.Helper()
 	out := map[string][]span{}
-	tracks, _ := os.ReadDir(filepath.Join(data, point, "t"))
-	for _, tr := range tracks {
-		files, _ := os.ReadDir(filepath.Join(data, point, "t", tr.Name()))
-		for _, f := range files {
-			if !strings.HasSuffix(f.Name(), ".m4s") {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(data, point, "t", tr.Name(), f.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			moof, _, err := media.SplitFragment(b)
-			if err != nil {
-				t.Fatalf("%s: %v", f.Name(), err)
-			}
-			m, err := media.DecodeMoof(moof)
-			if err != nil {
-				t.Fatalf("%s: %v", f.Name(), err)
-			}
-			fi, err := m.Inspect(nil, uint64(len(b)))
-			if err != nil {
-				t.Fatalf("%s: %v", f.Name(), err)
-			}
-			if name := strconv.FormatInt(fi.Start, 10) + ".m4s"; name != f.Name() {
-				t.Fatalf("fragment %s holds time %d", f.Name(), fi.Start)
-			}
-			out[tr.Name()] = append(out[tr.Name()], span{fi.Start, fi.Start + int64(fi.Duration)})
+	eachFragment(t, data, point, func(track, start string, b []byte) {
+		moof, _, err := media.SplitFragment(b)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", track, start, err)
 		}
-		sort.Slice(out[tr.Name()], func(i, j int) bool { return out[tr.Name()][i].start < out[tr.Name()][j].start })
+		m, err := media.DecodeMoof(moof)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", track, start, err)
+		}
+		fi, err := m.Inspect(nil, uint64(len(b)))
+		if err != nil {
+			t.Fatalf("%s/%s: %v", track, start, err)
+		}
+		if strconv.FormatInt(fi.Start, 10) != start {
+			t.Fatalf("fragment %s/%s.m4s holds time %d", track, start, fi.Start)
+		}
+		out[track] = append(out[track], span{fi.Start, fi.Start + int64(fi.Duration)})
+	})
+	for _, ss := range out {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].start < ss[j].start })
 	}
 	return out
 }
@@ -314,6 +387,31 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startPush starts `sluice push --quiet args... <sample> urls...` (output
+// in the artifacts as <name>.log); the test's end stops it if it still runs.
+func startPush(t *testing.T, bin, name string, args []string, urls ...string) *proc {
+	t.Helper()
+	argv := append([]string{bin, "push", "--quiet"}, args...)
+	argv = append(append(argv, testmedia.Sample(t)), urls...)
+	return startProc(t, name, filepath.Join(artifactsDir(t), name+".log"), argv...)
+}
+
+// waitPush waits for a push started by startPush to exit, fails the test
+// unless it succeeds within timeout, and returns the media time range it
+// reports.
+func waitPush(t *testing.T, p *proc, timeout time.Duration) (from, to float64) {
+	t.Helper()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("%s: %v\n%s", p.name, p.err, p.out)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("%s did not finish:\n%s", p.name, p.out)
+	}
+	return pushRange(t, p.out.String())
 }
 
 // pushRange parses the media time range `sluice push` reports.

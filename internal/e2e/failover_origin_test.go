@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
@@ -26,31 +24,14 @@ func TestFailoverOrigins(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
-	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live")
-	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--standby", b.base)
-	o1 := startRole(t, bin, dir, "origin", "origin-1", "--point", "live", "--ingest", a.base, "--ingest", b.base)
-	o2 := startRole(t, bin, dir, "origin", "origin-2", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	a, b := startIngestPair(t, bin, dir, "live")
+	o1 := startPullOrigin(t, bin, dir, "origin-1", a, b)
+	o2 := startPullOrigin(t, bin, dir, "origin-2", a, b)
 	dumpLogs(t, a, b, o1, o2)
-	for _, n := range []*roleNode{a, b, o1, o2} {
-		waitHTTP(t, n.base+"/readyz", 10*time.Second, n.p)
-	}
+	waitReady(t, 10*time.Second, a, b, o1, o2)
 
-	push := exec.Command(bin, "push", "--quiet", "--duration", "30s", "--retry", "--retry-delay", "300ms",
-		filepath.Join(root, "testdata", "sample", "sample.mp4"),
-		a.base+"/live.isml/Streams(live)", b.base+"/live.isml/Streams(live)")
-	var out bytes.Buffer
-	push.Stdout, push.Stderr = &out, &out
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pushDone := make(chan error, 1)
-	go func() { pushDone <- push.Wait() }()
-	t.Cleanup(func() {
-		if push.ProcessState == nil {
-			push.Process.Kill()
-			<-pushDone
-		}
-	})
+	push := startPush(t, bin, "push", []string{"--duration", "30s", "--retry", "--retry-delay", "300ms"},
+		a.pushURL("live"), b.pushURL("live"))
 
 	// Live: once both origins hold 4 periods, their manifests agree.
 	waitUntil(t, 20*time.Second, "origins pull the live push", func() (bool, string) {
@@ -58,9 +39,7 @@ func TestFailoverOrigins(t *testing.T) {
 		s2, _ := streamManifest(t, o2.base, "live")
 		return s1.fragments() >= 12 && s2.fragments() >= 12, "origins hold fewer than 12 fragments"
 	})
-	for _, n := range []*roleNode{o1, o2} {
-		waitHTTP(t, n.base+"/readyz", 5*time.Second, n.p)
-	}
+	waitReady(t, 5*time.Second, o1, o2)
 	waitUntil(t, 10*time.Second, "live manifests agree", func() (bool, string) {
 		for _, m := range []string{"manifest.mpd", "master.m3u8", "Manifest"} {
 			_, m1 := get(t, o1.base+"/live.isml/"+m)
@@ -113,33 +92,14 @@ func TestFailoverOrigins(t *testing.T) {
 			o.name, at.Sub(killedAt).Round(10*time.Millisecond), late*1000, normal*1000, g)
 	}
 
-	for _, o := range []*roleNode{o1, o2} {
-		waitHTTP(t, o.base+"/readyz", 5*time.Second, o.p) // pulling from B
-	}
+	waitReady(t, 5*time.Second, o1, o2) // pulling from B
 
-	select {
-	case err := <-pushDone:
-		if err != nil {
-			t.Fatalf("push: %v\n%s", err, out.String())
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatalf("push did not finish:\n%s", out.String())
-	}
-	from, to := pushRange(t, out.String())
-	waitUntil(t, 15*time.Second, "origins end the stream", func() (bool, string) {
-		s1, _ := streamManifest(t, o1.base, "live")
-		s2, _ := streamManifest(t, o2.base, "live")
-		return s1.ended() && s2.ended(), "not ended"
-	})
+	from, to := waitPush(t, push, 45*time.Second)
+	waitEnded(t, 15*time.Second, "live", o1, o2)
 
 	// Every fragment time exactly once, from the first to the last period.
 	sm, _ := streamManifest(t, o1.base, "live")
-	ts := map[string]uint32{}
-	for _, s := range sm.Streams {
-		for _, tr := range s.Tracks {
-			ts[tr.ID] = tr.Timescale
-		}
-	}
+	ts := sm.timescales()
 	for _, o := range []*roleNode{o1, o2} {
 		checkContiguous(t, o.name, timelines(t, o.data, "live"), ts, from, to)
 	}
@@ -194,27 +154,11 @@ func TestFailoverRedundantEncoders(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
-	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live")
-	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--standby", b.base)
-	o := startRole(t, bin, dir, "origin", "origin", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	a, b := startIngestPair(t, bin, dir, "live")
+	o := startPullOrigin(t, bin, dir, "origin", a, b)
 	dumpLogs(t, a, b, o)
-	sample := filepath.Join(root, "testdata", "sample", "sample.mp4")
-	enc1 := startProc(t, "encoder-1", filepath.Join(artifactsDir(t), "encoder-1.log"),
-		bin, "push", "--quiet", "--loop", sample, a.base+"/live.isml/Streams(live)")
-	var out bytes.Buffer
-	enc2 := exec.Command(bin, "push", "--quiet", "--duration", "24s", sample, b.base+"/live.isml/Streams(live)")
-	enc2.Stdout, enc2.Stderr = &out, &out
-	if err := enc2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	enc2Done := make(chan error, 1)
-	go func() { enc2Done <- enc2.Wait() }()
-	t.Cleanup(func() {
-		if enc2.ProcessState == nil {
-			enc2.Process.Kill()
-			<-enc2Done
-		}
-	})
+	enc1 := startPush(t, bin, "encoder-1", []string{"--loop"}, a.pushURL("live"))
+	enc2 := startPush(t, bin, "encoder-2", []string{"--duration", "24s"}, b.pushURL("live"))
 	waitUntil(t, 20*time.Second, "origin pulls", func() (bool, string) {
 		sm, _ := streamManifest(t, o.base, "live")
 		return sm.fragments() >= 9, "fewer than 9 fragments"
@@ -233,26 +177,10 @@ func TestFailoverRedundantEncoders(t *testing.T) {
 	if n, _ := scrapeMetric(o.base, "sluice_pull_failovers_total", `reason="stall"`); n < 1 {
 		t.Errorf("no stall failover counted")
 	}
-	select {
-	case err := <-enc2Done:
-		if err != nil {
-			t.Fatalf("encoder 2: %v\n%s", err, out.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("encoder 2 did not finish")
-	}
-	_, to := pushRange(t, out.String())
-	waitUntil(t, 15*time.Second, "origin ends the stream", func() (bool, string) {
-		sm, _ := streamManifest(t, o.base, "live")
-		return sm.ended(), "not ended"
-	})
+	_, to := waitPush(t, enc2, 40*time.Second)
+	waitEnded(t, 15*time.Second, "live", o)
 	sm, _ = streamManifest(t, o.base, "live")
-	ts := map[string]uint32{}
-	for _, s := range sm.Streams {
-		for _, tr := range s.Tracks {
-			ts[tr.ID] = tr.Timescale
-		}
-	}
+	ts := sm.timescales()
 	tl := timelines(t, o.data, "live")
 	var from float64
 	for id, ss := range tl {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,11 +24,9 @@ func TestFailoverPushProxy(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
-	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live", "--point", "ff")
-	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--point", "ff", "--standby", b.base)
+	a, b := startIngestPair(t, bin, dir, "live", "ff")
 	dumpLogs(t, a, b)
-	waitHTTP(t, a.base+"/readyz", 10*time.Second, a.p)
-	waitHTTP(t, b.base+"/readyz", 10*time.Second, b.p)
+	waitReady(t, 10*time.Second, a, b)
 
 	// 1. ffmpeg, as fast as it encodes.
 	testmedia.Run(t, testmedia.ISMVArgs(8, 2, false, a.base+"/ff.isml/Streams(ff)"))
@@ -50,21 +47,7 @@ func TestFailoverPushProxy(t *testing.T) {
 	}
 
 	// 2. A real-time push; the standby dies and comes back mid-push.
-	push := exec.Command(bin, "push", "--quiet", "--duration", "24s",
-		filepath.Join(root, "testdata", "sample", "sample.mp4"), a.base+"/live.isml/Streams(live)")
-	var out bytes.Buffer
-	push.Stdout, push.Stderr = &out, &out
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pushDone := make(chan error, 1)
-	go func() { pushDone <- push.Wait() }()
-	t.Cleanup(func() {
-		if push.ProcessState == nil {
-			push.Process.Kill()
-			<-pushDone
-		}
-	})
+	push := startPush(t, bin, "push", []string{"--duration", "24s"}, a.pushURL("live"))
 	waitUntil(t, 15*time.Second, "standby receives the live push", func() (bool, string) {
 		sm, _ := streamManifest(t, b.base, "live")
 		return sm.fragments() >= 6, "standby has fewer than 6 fragments"
@@ -80,31 +63,17 @@ func TestFailoverPushProxy(t *testing.T) {
 	})
 	t.Logf("standby caught up %v after its restart (it held %d fragments when killed)",
 		time.Since(restarted).Round(100*time.Millisecond), len(killed))
-	select {
-	case err := <-pushDone:
-		if err != nil {
-			t.Fatalf("push: %v\n%s", err, out.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("push did not finish:\n%s", out.String())
+	from, to := waitPush(t, push, 40*time.Second)
+	if out := push.out.String(); strings.Contains(out, "reconnecting") {
+		t.Errorf("the encoder noticed the standby's death:\n%s", out)
 	}
-	if strings.Contains(out.String(), "reconnecting") {
-		t.Errorf("the encoder noticed the standby's death:\n%s", out.String())
-	}
-	from, to := pushRange(t, out.String())
 	waitUntil(t, 10*time.Second, "standby ends with the primary", func() (bool, string) {
 		sm, _ := streamManifest(t, b.base, "live")
 		same, why := sameFiles(fragFiles(t, a.data, "live"), fragFiles(t, b.data, "live"))
 		return same && sm.ended(), why
 	})
 	sm, _ := streamManifest(t, b.base, "live")
-	ts := map[string]uint32{}
-	for _, s := range sm.Streams {
-		for _, tr := range s.Tracks {
-			ts[tr.ID] = tr.Timescale
-		}
-	}
-	checkContiguous(t, "standby", timelines(t, b.data, "live"), ts, from, to)
+	checkContiguous(t, "standby", timelines(t, b.data, "live"), sm.timescales(), from, to)
 	if n, _ := scrapeMetric(a.base, "sluice_proxy_drops_total"); n < 1 {
 		t.Errorf("no proxy drop counted at the primary")
 	}

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,10 +65,9 @@ func TestTopologyFailover(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
 
-	b := startRole(t, bin, dir, "ingest", "ingest-b", "--point", "live")
-	a := startRole(t, bin, dir, "ingest", "ingest-a", "--point", "live", "--standby", b.base)
-	o1 := startRole(t, bin, dir, "origin", "origin-1", "--point", "live", "--ingest", a.base, "--ingest", b.base)
-	o2 := startRole(t, bin, dir, "origin", "origin-2", "--point", "live", "--ingest", a.base, "--ingest", b.base)
+	a, b := startIngestPair(t, bin, dir, "live")
+	o1 := startPullOrigin(t, bin, dir, "origin-1", a, b)
+	o2 := startPullOrigin(t, bin, dir, "origin-2", a, b)
 	d1 := startDistribution(t, bin, "dist-1", o1, o2)
 	d2 := startDistribution(t, bin, "dist-2", o1, o2)
 	web := startRole(t, bin, dir, "serve", "web", "--no-demo", "--player-dir", filepath.Join(webDir, "node_modules"))
@@ -89,22 +86,8 @@ func TestTopologyFailover(t *testing.T) {
 	lb := startProc(t, "nginx", filepath.Join(artifactsDir(t), "nginx-lb.log"), "nginx", "-p", lbDir, "-c", conf, "-e", filepath.Join(lbDir, "error.log"))
 	lbURL := "http://" + lbAddr
 
-	push := exec.Command(bin, "push", "--quiet", "--duration", "80s", "--retry", "--retry-delay", "300ms",
-		filepath.Join(root, "testdata", "sample", "sample.mp4"),
-		a.base+"/live.isml/Streams(live)", b.base+"/live.isml/Streams(live)")
-	var pushOut bytes.Buffer
-	push.Stdout, push.Stderr = &pushOut, &pushOut
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pushDone := make(chan error, 1)
-	go func() { pushDone <- push.Wait() }()
-	t.Cleanup(func() {
-		if push.ProcessState == nil {
-			push.Process.Kill()
-			<-pushDone
-		}
-	})
+	push := startPush(t, bin, "push", []string{"--duration", "80s", "--retry", "--retry-delay", "300ms"},
+		a.pushURL("live"), b.pushURL("live"))
 	distWaitSegments(t, lbURL+"/live.isml/manifest.mpd", 4, lb, d1.p, d2.p)
 
 	// Players: 20 headless sessions and one dash.js in Chromium, for 45 s.
@@ -154,26 +137,10 @@ func TestTopologyFailover(t *testing.T) {
 		t.Errorf("dash.js stalled %d times", br.Stalls)
 	}
 
-	select {
-	case err := <-pushDone:
-		if err != nil {
-			t.Fatalf("push: %v\n%s", err, pushOut.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("push did not finish:\n%s", pushOut.String())
-	}
-	from, to := pushRange(t, pushOut.String())
-	waitUntil(t, 20*time.Second, "origin 2 ends the stream", func() (bool, string) {
-		s, _ := streamManifest(t, o2.base, "live")
-		return s.ended(), "not ended"
-	})
+	from, to := waitPush(t, push, 60*time.Second)
+	waitEnded(t, 20*time.Second, "live", o2)
 	sm, _ := streamManifest(t, o2.base, "live")
-	ts := map[string]uint32{}
-	for _, s := range sm.Streams {
-		for _, tr := range s.Tracks {
-			ts[tr.ID] = tr.Timescale
-		}
-	}
+	ts := sm.timescales()
 	checkContiguous(t, o2.name, timelines(t, o2.data, "live"), ts, from, to)
 	// The standby ingest holds the whole stream too.
 	checkContiguous(t, b.name, timelines(t, b.data, "live"), ts, from, to)
