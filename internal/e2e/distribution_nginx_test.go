@@ -12,49 +12,31 @@ import (
 	"time"
 )
 
-// distNginxConf is an nginx proxy_cache in front of a distribution server
-// with no caching rule of its own: what it keeps, and for how long, comes
-// from the Cache-Control headers Sluice sends.
-const distNginxConf = `%s
+// nginxConf is the frame of the tests' nginx configurations: one worker in
+// the foreground with every file in the directory %[2]s, an access log in
+// the format %[3]s, and the test's own http-level directives %[4]s. %[1]s
+// is the user line.
+const nginxConf = `%[1]s
 worker_processes 1;
 daemon off;
 pid %[2]s/nginx.pid;
 error_log %[2]s/error.log warn;
 events { worker_connections 1024; }
 http {
-  log_format cache '$request_uri $status $upstream_cache_status';
-  access_log %[2]s/access.log cache;
+  log_format main '%[3]s';
+  access_log %[2]s/access.log main;
   client_body_temp_path %[2]s/body;
   proxy_temp_path %[2]s/proxy;
   fastcgi_temp_path %[2]s/fastcgi;
   uwsgi_temp_path %[2]s/uwsgi;
   scgi_temp_path %[2]s/scgi;
-  proxy_cache_path %[2]s/cache levels=1:2 keys_zone=sluice:10m max_size=1g inactive=10m use_temp_path=off;
-  upstream distribution {
-    server %[3]s;
-    keepalive 16;
-  }
-  server {
-    listen %[4]s;
-    location / {
-      proxy_pass http://distribution;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache sluice;
-      proxy_cache_key $uri;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 5s;
-      proxy_cache_revalidate on;
-      proxy_cache_use_stale error timeout updating http_502 http_503 http_504;
-      add_header X-Cache-Status $upstream_cache_status always;
-    }
-  }
-}
+%[4]s}
 `
 
-// startNginx runs nginx with distNginxConf in dir, listening on addr and
-// proxying to upstream (host:port).
-func startNginx(t *testing.T, dir, addr, upstream string) *proc {
+// runNginx runs nginx in dir (which it creates) with nginxConf around the
+// http-level directives httpConf, logging requests in logFormat, and its
+// output in the artifacts as <name>.log.
+func runNginx(t *testing.T, name, dir, logFormat, httpConf string) *proc {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -73,11 +55,47 @@ func startNginx(t *testing.T, dir, addr, upstream string) *proc {
 		// test's temporary directory.
 		user = "user root;"
 	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(distNginxConf, user, dir, upstream, addr)), 0o644); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, "nginx", filepath.Join(artifactsDir(t), "nginx.log"), nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, user, dir, logFormat, httpConf)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startProc(t, name, filepath.Join(artifactsDir(t), name+".log"), nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+}
+
+// distNginxConf is an nginx proxy_cache in front of a distribution server
+// (%[2]s, host:port) with no caching rule of its own: what it keeps, and
+// for how long, comes from the Cache-Control headers Sluice sends. %[1]s is
+// nginx's directory, %[3]s the address it listens on.
+const distNginxConf = `  proxy_cache_path %[1]s/cache levels=1:2 keys_zone=sluice:10m max_size=1g inactive=10m use_temp_path=off;
+  upstream distribution {
+    server %[2]s;
+    keepalive 16;
+  }
+  server {
+    listen %[3]s;
+    location / {
+      proxy_pass http://distribution;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache sluice;
+      proxy_cache_key $uri;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 5s;
+      proxy_cache_revalidate on;
+      proxy_cache_use_stale error timeout updating http_502 http_503 http_504;
+      add_header X-Cache-Status $upstream_cache_status always;
+    }
+  }
+`
+
+// startNginx runs nginx with distNginxConf in dir, listening on addr and
+// proxying to upstream (host:port).
+func startNginx(t *testing.T, dir, addr, upstream string) *proc {
+	t.Helper()
+	p := runNginx(t, "nginx", dir, "$request_uri $status $upstream_cache_status", fmt.Sprintf(distNginxConf, dir, upstream, addr))
 	waitHTTP(t, "http://"+addr+"/healthz", 15*time.Second, p)
 	return p
 }
@@ -105,9 +123,6 @@ func TestDistributionNginxCache(t *testing.T) {
 	dbase, _ := distStartRole(t, bin, "distribution", "distribution.log", dport, "--origin", obase)
 	naddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ndir := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(ndir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	startNginx(t, ndir, naddr, fmt.Sprintf("127.0.0.1:%d", dport))
 	nbase := "http://" + naddr
 	// Media requests only: the /metrics scrapes themselves count as "other".

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,30 +11,18 @@ import (
 // topoNginxConf balances players over the distribution servers (what a
 // load balancer or DNS does in front of a CDN tier): a request that fails
 // on one server is retried on the next. It caches nothing. The player page
-// (/play, /player/) comes from a separate `sluice serve` instance.
-const topoNginxConf = `%s
-worker_processes 1;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 1024; }
-http {
-  log_format lb '$request_uri $status $upstream_addr $upstream_status';
-  access_log %[2]s/access.log lb;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  upstream distribution {
-    server %[3]s max_fails=1 fail_timeout=30s;
-    server %[4]s max_fails=1 fail_timeout=30s;
+// (/play, /player/) comes from a separate `sluice serve` instance. The
+// arguments: the two distribution servers, the address nginx listens on and
+// the player page's server (host:port each).
+const topoNginxConf = `  upstream distribution {
+    server %[1]s max_fails=1 fail_timeout=30s;
+    server %[2]s max_fails=1 fail_timeout=30s;
     keepalive 16;
   }
   server {
-    listen %[5]s;
-    location /play { proxy_pass http://%[6]s; }
-    location /player/ { proxy_pass http://%[6]s; }
+    listen %[3]s;
+    location /play { proxy_pass http://%[4]s; }
+    location /player/ { proxy_pass http://%[4]s; }
     location / {
       proxy_pass http://distribution;
       proxy_http_version 1.1;
@@ -45,7 +32,6 @@ http {
       proxy_next_upstream_tries 2;
     }
   }
-}
 `
 
 // TestTopologyFailover is the whole chain of issue 3: an epoch-anchored
@@ -73,17 +59,10 @@ func TestTopologyFailover(t *testing.T) {
 	web := startRole(t, bin, dir, "serve", "web", "--no-demo", "--player-dir", filepath.Join(webDir, "node_modules"))
 	dumpLogs(t, a, b, o1, o2, d1, d2)
 
-	lbDir := filepath.Join(dir, "lb")
-	os.MkdirAll(lbDir, 0o755)
 	lbAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
 	host := func(n *roleNode) string { return strings.TrimPrefix(n.base, "http://") }
-	conf := filepath.Join(lbDir, "nginx.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(topoNginxConf, user, lbDir, host(d1), host(d2), lbAddr, host(web))), 0o644)
-	lb := startProc(t, "nginx", filepath.Join(artifactsDir(t), "nginx-lb.log"), "nginx", "-p", lbDir, "-c", conf, "-e", filepath.Join(lbDir, "error.log"))
+	lb := runNginx(t, "nginx-lb", filepath.Join(dir, "lb"), "$request_uri $status $upstream_addr $upstream_status",
+		fmt.Sprintf(topoNginxConf, host(d1), host(d2), lbAddr, host(web)))
 	lbURL := "http://" + lbAddr
 
 	push := startPush(t, bin, "push", []string{"--duration", "80s", "--retry", "--retry-delay", "300ms"},
