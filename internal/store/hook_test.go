@@ -6,10 +6,7 @@ import (
 )
 
 func TestOnFragmentCalledOncePerStoredFragment(t *testing.T) {
-	s, err := Open(t.TempDir(), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, p, ids, frags := emptyPoint(t, t.TempDir())
 	var got []FragmentAdded
 	s.OnFragment(func(ev FragmentAdded) {
 		// The point is unlocked: reading it from the hook must not deadlock.
@@ -20,15 +17,6 @@ func TestOnFragmentCalledOncePerStoredFragment(t *testing.T) {
 		ev.Data = append([]byte(nil), ev.Data...)
 		got = append(got, ev)
 	})
-	p, err := s.Create("ch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, frags := fixture(t)
-	ids, err := p.SetHeader("s", h)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, f := range frags {
 		p.AddFragment(ids[f.Info.TrackID], f)
 		p.AddFragment(ids[f.Info.TrackID], f) // duplicate: no second call

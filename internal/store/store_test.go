@@ -37,7 +37,10 @@ func fixture(t *testing.T) (*media.Header, []*media.Fragment) {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func fill(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
+// emptyPoint opens a store in dir and creates point ch with the fixture's
+// stream header; it returns the track IDs by fixture track number and the
+// fixture's fragments, none of them stored yet.
+func emptyPoint(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
 	t.Helper()
 	s, err := Open(dir, quiet())
 	if err != nil {
@@ -52,6 +55,13 @@ func fill(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, p, ids, frags
+}
+
+// fill is emptyPoint with every fixture fragment stored.
+func fill(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
+	t.Helper()
+	s, p, ids, frags := emptyPoint(t, dir)
 	for _, f := range frags {
 		if res, err := p.AddFragment(ids[f.Info.TrackID], f); err != nil || res != Added {
 			t.Fatalf("add: %v %v", res, err)
