@@ -13,6 +13,9 @@
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (fragment bytes)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header
 //	GET  /internal/v1/stats          SenderStats (JSON)
+//	POST /internal/v1/missing        HaveQuery -> HaveQuery (JSON): which of
+//	                                 these blocks and track headers the
+//	                                 sender lacks (the origin's rebalance)
 //
 // Client URLs on a sender (what per-session manifests point at):
 //
@@ -97,6 +100,16 @@ type SentReport struct {
 	// absolute), when it sent one. Schedulers move the session's regions
 	// there before its next request (a bitrate switch, a seek). Optional.
 	Next string `json:"nor,omitempty"`
+}
+
+// HaveQuery asks a sender which blocks and track headers it lacks
+// (POST /internal/v1/missing); the answer is a HaveQuery listing only the
+// missing ones. A writer uses it to give a sender that joined, or came
+// back, the blocks it now owns but does not hold.
+type HaveQuery struct {
+	Blocks []BlockID `json:"blocks,omitempty"`
+	// Inits are tracks, "<point>/<track>".
+	Inits []string `json:"inits,omitempty"`
 }
 
 // SenderStats are a sender's counters (also exported in /metrics).

@@ -105,6 +105,24 @@ func (c *Client) Batch(ctx context.Context, base string, b cluster.Batch) (clust
 	return res, nil
 }
 
+// Missing asks the sender at base which of q's blocks and track headers it
+// lacks.
+func (c *Client) Missing(ctx context.Context, base string, q cluster.HaveQuery) (cluster.HaveQuery, error) {
+	body, err := json.Marshal(q)
+	if err != nil {
+		return cluster.HaveQuery{}, err
+	}
+	_, resp, err := c.do(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/internal/v1/missing", "application/json", body)
+	if err != nil {
+		return cluster.HaveQuery{}, fmt.Errorf("missing: %w", err)
+	}
+	var res cluster.HaveQuery
+	if err := json.Unmarshal(resp, &res); err != nil {
+		return res, fmt.Errorf("missing from %s: %w", base, err)
+	}
+	return res, nil
+}
+
 // Stats fetches a sender's counters.
 func (c *Client) Stats(ctx context.Context, base string) (cluster.SenderStats, error) {
 	_, resp, err := c.do(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/internal/v1/stats", "", nil)

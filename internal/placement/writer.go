@@ -27,10 +27,36 @@ type WriterOptions struct {
 	Queue int
 	// Workers write queued blocks in parallel (4 when 0).
 	Workers int
-	// Retries per owner after a failed PUT (3 when 0), with a backoff from
-	// 100 ms doubling.
+	// Retries per owner after a PUT the sender answered with an error (3
+	// when 0), with a backoff from 100 ms doubling. A sender that does not
+	// answer (connection refused or reset, timeout) is not retried: it
+	// leaves the writer's targets at once (see Health).
 	Retries int
-	Log     *slog.Logger
+	// Timeout bounds one PUT (5 s when 0); running out of it counts as
+	// the sender not answering.
+	Timeout time.Duration
+	// ProbeMin and ProbeMax bound the backoff between probes of a sender
+	// that did not answer (250 ms and 10 s when 0).
+	ProbeMin, ProbeMax time.Duration
+
+	// Store, when set, is the source of every block (the origin's store):
+	// Run then rebalances when the sender set changes or a sender answers
+	// again — each live sender gets the blocks it owns but lacks. Nil (as
+	// in sender-load): no rebalance.
+	Store *store.Store
+	// Window returns the DVR window of a live point: only its blocks in
+	// the window are rebalanced (nil or 0: all of them). Ended points and
+	// on-demand assets are rebalanced whole.
+	Window func(point string) time.Duration
+	// RebalanceConcurrency bounds the block PUTs of a rebalance in flight
+	// (4 when 0); RebalanceRate its bytes per second (64 MiB/s when 0,
+	// negative: unlimited); RebalanceDelay is how long it waits for the
+	// set to settle after a change (500 ms when 0).
+	RebalanceConcurrency int
+	RebalanceRate        int64
+	RebalanceDelay       time.Duration
+
+	Log *slog.Logger
 }
 
 // WriterStats count a writer's work.
@@ -41,6 +67,13 @@ type WriterStats struct {
 	Dropped     int64 // blocks dropped because the queue was full
 	Inits       int64 // init PUTs that succeeded
 	InitFailure int64
+	Fallbacks   int64 // copies written to a later owner because an earlier one failed or was down
+	Downs       int64 // times a sender was taken out of the targets for not answering
+	// Rebalance counters.
+	RebalanceRuns     int64 // rebalances finished (not cancelled)
+	RebalanceBlocks   int64 // blocks pushed to owners that lacked them
+	RebalanceBytes    int64
+	RebalanceFailures int64 // pushes that failed
 }
 
 type initRec struct {
@@ -66,7 +99,13 @@ type Writer struct {
 	// joins later gets every init (PushInits).
 	sent map[string]map[string]bool // member ID -> track key
 
+	// health is the writer's view of each member (health.go).
+	health map[string]*memberHealth
+	kick   chan struct{} // asks the rebalancer for a run
+
 	blocks, copies, failures, dropped, initsOK, initsFailed atomic.Int64
+	fallbacks, downs                                        atomic.Int64
+	rbRuns, rbBlocks, rbBytes, rbFailures                   atomic.Int64
 }
 
 // NewWriter returns a writer. Call Run to start the queue workers and the
@@ -87,12 +126,31 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.Retries <= 0 {
 		o.Retries = 3
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.ProbeMin <= 0 {
+		o.ProbeMin = 250 * time.Millisecond
+	}
+	if o.ProbeMax < o.ProbeMin {
+		o.ProbeMax = max(10*time.Second, o.ProbeMin)
+	}
+	if o.RebalanceConcurrency <= 0 {
+		o.RebalanceConcurrency = 4
+	}
+	if o.RebalanceRate == 0 {
+		o.RebalanceRate = 64 << 20
+	}
+	if o.RebalanceDelay <= 0 {
+		o.RebalanceDelay = 500 * time.Millisecond
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{o: o, log: log, queue: make(chan job, o.Queue),
-		inits: map[string]initRec{}, sent: map[string]map[string]bool{}}, nil
+		inits: map[string]initRec{}, sent: map[string]map[string]bool{},
+		health: map[string]*memberHealth{}, kick: make(chan struct{}, 1)}, nil
 }
 
 // Stats returns the writer's counters.
@@ -100,10 +158,14 @@ func (w *Writer) Stats() WriterStats {
 	return WriterStats{
 		Blocks: w.blocks.Load(), Copies: w.copies.Load(), Failures: w.failures.Load(),
 		Dropped: w.dropped.Load(), Inits: w.initsOK.Load(), InitFailure: w.initsFailed.Load(),
+		Fallbacks: w.fallbacks.Load(), Downs: w.downs.Load(),
+		RebalanceRuns: w.rbRuns.Load(), RebalanceBlocks: w.rbBlocks.Load(),
+		RebalanceBytes: w.rbBytes.Load(), RebalanceFailures: w.rbFailures.Load(),
 	}
 }
 
-// retry runs f until it succeeds, the retries are used up or ctx ends.
+// retry runs f until it succeeds, the retries are used up, the sender
+// does not answer (unreachable: no retry) or ctx ends.
 func (w *Writer) retry(ctx context.Context, f func() error) error {
 	backoff := 100 * time.Millisecond
 	var err error
@@ -111,7 +173,7 @@ func (w *Writer) retry(ctx context.Context, f func() error) error {
 		if err = f(); err == nil {
 			return nil
 		}
-		if i == w.o.Retries {
+		if i == w.o.Retries || unreachable(err) || ctx.Err() != nil {
 			break
 		}
 		t := time.NewTimer(backoff)
@@ -155,11 +217,17 @@ func (w *Writer) pushInit(ctx context.Context, ms []membership.Member, key strin
 		if have && !force {
 			continue
 		}
+		if w.isDown(m.ID) {
+			// The rebalance gives it its headers when it answers again.
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := w.retry(ctx, func() error {
-				return w.o.Client.PutInit(ctx, m.URL, point, track, rec.data, rec.contentType)
+				return w.put(ctx, m, func(ctx context.Context) error {
+					return w.o.Client.PutInit(ctx, m.URL, point, track, rec.data, rec.contentType)
+				})
 			})
 			if err != nil {
 				w.initsFailed.Add(1)
@@ -213,48 +281,87 @@ func (w *Writer) HasInit(point, track string) bool {
 	return ok
 }
 
-// WriteBlock stores a block on its R owners among the senders now in the
-// set, in parallel, and returns the owners' IDs. The error joins the
-// failures of owners that could not take it after the retries; the block
-// is written as long as one owner succeeded.
+// WriteBlock stores a block on R senders and returns the IDs of those
+// that took it: its owners by rendezvous order among the senders now in
+// the set, skipping those the writer knows do not answer (Health); when
+// an owner fails (it does not answer, or errs after the retries), the
+// copy goes to the next sender in the block's order, so that R copies
+// exist among the live senders (the scheduler, which leaves dead senders
+// out of its owner lists too, finds them there). A sender that missed a
+// block it owns gets it from the rebalance when it answers again. The
+// error joins the owners' failures when fewer than R copies were written.
 func (w *Writer) WriteBlock(ctx context.Context, id cluster.BlockID, data []byte) ([]string, error) {
-	owners := Owners(w.o.Members.Members(), id, w.o.Replicas)
-	if len(owners) == 0 {
-		w.failures.Add(1)
-		return nil, fmt.Errorf("write block %s: no senders", id)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(owners))
-	ids := make([]string, len(owners))
-	for i, m := range owners {
-		ids[i] = m.ID
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := w.retry(ctx, func() error {
-				_, err := w.o.Client.PutBlock(ctx, m.URL, id, data)
-				return err
-			})
-			if err != nil {
+	ms := w.o.Members.Members()
+	ranked := Owners(ms, id, len(ms))
+	r := min(w.o.Replicas, len(ranked))
+	var (
+		held []string
+		errs []error
+		next int
+	)
+	for len(held) < r {
+		// The next wave: as many live senders as copies are missing.
+		var (
+			wave []membership.Member
+			rank []int
+		)
+		for next < len(ranked) && len(wave) < r-len(held) {
+			m := ranked[next]
+			if !w.isDown(m.ID) {
+				wave = append(wave, m)
+				rank = append(rank, next)
+			}
+			next++
+		}
+		if len(wave) == 0 {
+			break
+		}
+		werrs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i, m := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				werrs[i] = w.retry(ctx, func() error {
+					return w.put(ctx, m, func(ctx context.Context) error {
+						_, err := w.o.Client.PutBlock(ctx, m.URL, id, data)
+						return err
+					})
+				})
+			}()
+		}
+		wg.Wait()
+		for i, m := range wave {
+			if werrs[i] != nil {
 				w.failures.Add(1)
-				errs[i] = fmt.Errorf("sender %s: %w", m.ID, err)
-				return
+				errs = append(errs, fmt.Errorf("sender %s: %w", m.ID, werrs[i]))
+				continue
 			}
 			w.copies.Add(1)
-		}()
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
-	ok := 0
-	for _, e := range errs {
-		if e == nil {
-			ok++
+			if rank[i] >= r {
+				w.fallbacks.Add(1)
+			}
+			held = append(held, m.ID)
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
-	if ok > 0 {
+	if len(held) > 0 {
 		w.blocks.Add(1)
 	}
-	return ids, err
+	if len(held) >= r && r > 0 {
+		return held, nil
+	}
+	if len(ranked) == 0 {
+		errs = append(errs, errors.New("no senders"))
+	} else if len(errs) == 0 {
+		errs = append(errs, errors.New("no sender of the set answers"))
+	}
+	if len(held) == 0 {
+		w.log.Debug("block on no sender; the rebalance places it when one answers", "block", id)
+	}
+	return held, fmt.Errorf("write block %s: %d of %d copies: %w", id, len(held), r, errors.Join(errs...))
 }
 
 // Enqueue queues a block for the workers (non-blocking). init, called by a
@@ -272,9 +379,16 @@ func (w *Writer) Enqueue(id cluster.BlockID, data []byte, init func() ([]byte, s
 	}
 }
 
-// Run writes queued blocks and follows the membership (a sender that
-// joins gets every init) until ctx ends.
+// Run writes queued blocks, probes senders that stopped answering, and
+// follows the membership (a sender that joins gets every init) until ctx
+// ends. With a Store it also rebalances: once at the start, at every
+// change of the set and when a sender answers again.
 func (w *Writer) Run(ctx context.Context) {
+	go w.probeLoop(ctx)
+	if w.o.Store != nil {
+		go w.rebalanceLoop(ctx)
+		w.kickRebalance()
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < w.o.Workers; i++ {
 		wg.Add(1)
@@ -298,9 +412,11 @@ func (w *Writer) Run(ctx context.Context) {
 			return
 		case <-ch:
 		}
+		w.forgetLeft(w.o.Members.Members())
 		if err := w.PushInits(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("push inits to new senders", "err", err)
 		}
+		w.kickRebalance()
 	}
 }
 

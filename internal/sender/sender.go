@@ -11,6 +11,7 @@
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (201 new, 200 already held)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
 //	GET  /internal/v1/stats                            cluster.SenderStats
+//	POST /internal/v1/missing                          cluster.HaveQuery -> the blocks and headers it lacks
 //	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
 //	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
 //	GET  /healthz, /readyz, /metrics                   (Handler only)
@@ -153,6 +154,7 @@ func (s *Sender) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /internal/v1/blocks/", s.auth(s.putBlock))
 	mux.HandleFunc("PUT /internal/v1/init/", s.auth(s.putInit))
 	mux.HandleFunc("GET /internal/v1/stats", s.auth(s.stats))
+	mux.HandleFunc("POST /internal/v1/missing", s.auth(s.missing))
 	mux.HandleFunc("/b/", s.client)
 }
 
@@ -441,6 +443,58 @@ func (s *Sender) init(ctx context.Context, point, track string) (initEntry, erro
 	s.inits[key] = ie
 	s.mu.Unlock()
 	return ie, nil
+}
+
+// maxHaveQuery bounds the entries of one HaveQuery.
+const maxHaveQuery = 200_000
+
+// Missing returns the blocks and track headers of q this sender does not
+// hold (what POST /internal/v1/missing answers).
+func (s *Sender) Missing(ctx context.Context, q cluster.HaveQuery) (cluster.HaveQuery, error) {
+	var res cluster.HaveQuery
+	for _, b := range q.Blocks {
+		if !blockstore.ValidBlock(b) {
+			return res, fmt.Errorf("invalid block %s", b)
+		}
+		if _, err := s.st.Backend().StatBlock(ctx, b); err != nil {
+			if !errors.Is(err, blockstore.ErrNotFound) {
+				return res, fmt.Errorf("stat block %s: %w", b, err)
+			}
+			res.Blocks = append(res.Blocks, b)
+		}
+	}
+	for _, k := range q.Inits {
+		point, track, ok := splitTrack(k)
+		if !ok || !blockstore.ValidBlock(cluster.BlockID{Point: point, Track: track}) {
+			return res, fmt.Errorf("invalid track %q", k)
+		}
+		if _, err := s.init(ctx, point, track); err != nil {
+			if !errors.Is(err, blockstore.ErrNotFound) {
+				return res, fmt.Errorf("init %s: %w", k, err)
+			}
+			res.Inits = append(res.Inits, k)
+		}
+	}
+	return res, nil
+}
+
+func (s *Sender) missing(w http.ResponseWriter, r *http.Request) {
+	var q cluster.HaveQuery
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatch)).Decode(&q); err != nil {
+		http.Error(w, "bad query: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(q.Blocks)+len(q.Inits) > maxHaveQuery {
+		http.Error(w, fmt.Sprintf("too many entries (at most %d a query)", maxHaveQuery), http.StatusRequestEntityTooLarge)
+		return
+	}
+	res, err := s.Missing(r.Context(), q)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
 }
 
 // Stats returns the sender's counters.

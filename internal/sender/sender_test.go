@@ -112,6 +112,8 @@ func TestInternalAuth(t *testing.T) {
 		{"PUT", "/internal/v1/blocks/live/ch/video_800000/0", "", 401},
 		{"PUT", "/internal/v1/init/live/ch/video_800000", "nope", 401},
 		{"GET", "/internal/v1/stats", "", 401},
+		{"POST", "/internal/v1/missing", "", 401},
+		{"POST", "/internal/v1/missing", string(secret), 400}, // empty body
 		{"GET", "/internal/v1/stats", string(secret), 200},
 		{"POST", "/internal/v1/batch", string(secret), 400}, // empty body
 		{"PUT", "/internal/v1/blocks/live/ch/video_800000/x", string(secret), 400},

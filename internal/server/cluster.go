@@ -54,6 +54,9 @@ func (s *Server) startCluster(ctx context.Context) error {
 	}
 	w, err := placement.NewWriter(placement.WriterOptions{
 		Members: set, Replicas: c.Replicas, Client: placement.NewClient([]byte(secret), nil), Log: s.log,
+		// The store holds every block: a sender that joins, or answers
+		// again, gets from it what it owns and lacks.
+		Store: s.Store, Window: s.cfg.DVR,
 	})
 	if err != nil {
 		return err
@@ -67,8 +70,16 @@ func (s *Server) startCluster(ctx context.Context) error {
 		stat("sluice_cluster_block_copies_total", "Block PUTs to owner senders that succeeded.", func(st placement.WriterStats) int64 { return st.Copies }),
 		stat("sluice_cluster_block_failures_total", "Block PUTs to owner senders that failed after retries.", func(st placement.WriterStats) int64 { return st.Failures }),
 		stat("sluice_cluster_blocks_dropped_total", "Fragments not forwarded because the placement queue was full.", func(st placement.WriterStats) int64 { return st.Dropped }),
+		stat("sluice_cluster_block_fallbacks_total", "Block copies written to a later owner because an earlier one failed or did not answer.", func(st placement.WriterStats) int64 { return st.Fallbacks }),
+		stat("sluice_cluster_sender_down_total", "Times the placement writer took a sender that did not answer out of its targets.", func(st placement.WriterStats) int64 { return st.Downs }),
+		stat("sluice_cluster_rebalance_runs_total", "Rebalances finished (every live sender checked for the blocks it owns).", func(st placement.WriterStats) int64 { return st.RebalanceRuns }),
+		stat("sluice_cluster_rebalance_blocks_total", "Blocks the rebalance wrote to owners that lacked them.", func(st placement.WriterStats) int64 { return st.RebalanceBlocks }),
+		stat("sluice_cluster_rebalance_bytes_total", "Bytes of the blocks the rebalance wrote.", func(st placement.WriterStats) int64 { return st.RebalanceBytes }),
+		stat("sluice_cluster_rebalance_failures_total", "Rebalance writes that failed.", func(st placement.WriterStats) int64 { return st.RebalanceFailures }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_cluster_senders", Help: "Senders in the cluster's set."},
 			func() float64 { return float64(len(set.Members())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_cluster_writer_live_senders", Help: "Senders of the set the placement writer writes to (those that answer)."},
+			func() float64 { return float64(w.LiveSenders()) }),
 	} {
 		if err := s.Metrics.Registry.Register(col); err != nil {
 			return err
