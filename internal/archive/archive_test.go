@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 func TestParseTime(t *testing.T) {
@@ -93,20 +94,6 @@ func TestAPI(t *testing.T) {
 	defer ts.Close()
 	disabled := httptest.NewServer(API(st, "", slog.New(slog.DiscardHandler)))
 	defer disabled.Close()
-	post := func(base, path, token, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewReader([]byte(body)))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
-	}
 	body := func(asset string, from, to any) string {
 		b, _ := json.Marshal(map[string]any{"asset": asset, "from": from, "to": to})
 		return string(b)
@@ -135,7 +122,7 @@ func TestAPI(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out := post(tc.base, tc.path, tc.token, tc.body)
+			code, out := testkit.PostJSON(t, tc.base+tc.path, tc.token, tc.body)
 			if code != tc.want {
 				t.Fatalf("status %d, want %d: %v", code, tc.want, out)
 			}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 // ffprobeDuration returns the container duration ffprobe reports for url.
@@ -62,18 +63,7 @@ func TestDistributionArchiveCut(t *testing.T) {
 	}
 	const fragment = 2.0 // the sample's GOP
 	cut := func(token, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, obase+"/api/points/ch/cut", strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return testkit.PostJSON(t, obase+"/api/points/ch/cut", token, body)
 	}
 	if code, _ := cut("", `{"asset":"first","from":10,"to":30}`); code != http.StatusUnauthorized {
 		t.Fatalf("cut without the token: %d", code)

@@ -1,11 +1,13 @@
 // Package testkit holds helpers that the tests of several packages share: a
-// log sink safe for concurrent writers, the fragments a store holds, and
-// sums of registry metrics. Only tests import it.
+// log sink safe for concurrent writers, the fragments a store holds, sums of
+// registry metrics and JSON API calls. Only tests import it.
 package testkit
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,4 +118,26 @@ func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) flo
 		}
 	}
 	return sum
+}
+
+// PostJSON posts body to url, with "Authorization: Bearer <token>" unless
+// token is empty, and returns the status and the JSON object of the answer
+// (nil when it is none).
+func PostJSON(t testing.TB, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }

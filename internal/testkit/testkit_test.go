@@ -1,6 +1,9 @@
 package testkit_test
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +51,33 @@ func TestSameFragments(t *testing.T) {
 	} {
 		if got := testkit.SameFragments(a, tc.b); got != tc.want {
 			t.Errorf("SameFragments(%v) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestPostJSON(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		w.Write(b)
+	}))
+	defer ts.Close()
+	for _, tc := range []struct {
+		token, body string
+		code        int
+		want        any
+	}{
+		{"tok", `{"a":"b"}`, http.StatusCreated, "b"},
+		{"", `{"a":"b"}`, http.StatusUnauthorized, nil},
+		{"tok", `not json`, http.StatusCreated, nil},
+	} {
+		code, out := testkit.PostJSON(t, ts.URL, tc.token, tc.body)
+		if code != tc.code || out["a"] != tc.want {
+			t.Errorf("PostJSON(%q, %q) = %d %v, want %d a=%v", tc.token, tc.body, code, out, tc.code, tc.want)
 		}
 	}
 }
