@@ -1,6 +1,7 @@
 package player
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -157,6 +158,36 @@ func TestParseMPDSegmentList(t *testing.T) {
 	} {
 		if _, _, err := parseMPD([]byte(doc), mustURL(t, "http://o/x.mpd"), time.Now); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestDASHUnchangedReload: a live MPD that did not change since the previous
+// load (apart from its UTCTiming) is looked at again after half of
+// minimumUpdatePeriod; a changed one after the whole period.
+func TestDASHUnchangedReload(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "scheduler-live.mpd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := regexp.MustCompile(`(<UTCTiming [^>]*value=")[^"]*`)
+	docs := [][]byte{
+		golden,
+		clock.ReplaceAll(golden, []byte("${1}2030-01-01T00:00:00.000Z")), // only the time moved
+		[]byte(strings.Replace(string(golden), `<S d="2000"></S>`, `<S d="2000"></S><S d="2000"></S>`, 1)),
+	}
+	want := []time.Duration{2 * time.Second, time.Second, 2 * time.Second}
+	i := 0
+	src := &dashSource{url: mustURL(t, "http://sched/s/live/manifest.mpd"), fetch: func(context.Context, string) ([]byte, error) {
+		return docs[i], nil
+	}}
+	for i = range docs {
+		p, err := src.load(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.UpdatePeriod != want[i] {
+			t.Errorf("load %d: update period %v, want %v", i, p.UpdatePeriod, want[i])
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type dashSource struct {
 	fetch  fetchText
 	offset atomic.Int64 // server clock minus local clock, ns
 	synced bool         // an http-* UTCTiming has been fetched
+	last   []byte       // the previous MPD, to see changes
 }
 
 func (d *dashSource) now() time.Time {
@@ -57,8 +59,25 @@ func (d *dashSource) load(ctx context.Context, _ map[Kind]string) (*Presentation
 			d.url = u
 		}
 	}
+	if p.Live && p.UpdatePeriod > 0 && d.last != nil && sameMPD(d.last, data) {
+		// Nothing new yet: look again after half the period, as HLS
+		// players do with an unchanged playlist (RFC 8216 6.3.4), instead
+		// of finding a new segment up to a whole period late. (An MPD may
+		// be fetched before minimumUpdatePeriod has passed; a scheduler's
+		// lists a segment once a sender holds it, not on a clock.)
+		p.UpdatePeriod /= 2
+	}
+	d.last = data
 	return p, nil
 }
+
+// sameMPD tells whether two MPDs are the same apart from their UTCTiming
+// (a direct UTCTiming carries the time of the request).
+func sameMPD(a, b []byte) bool {
+	return bytes.Equal(utcTimingRe.ReplaceAll(a, nil), utcTimingRe.ReplaceAll(b, nil))
+}
+
+var utcTimingRe = regexp.MustCompile(`<UTCTiming[^>]*>(</UTCTiming>)?`)
 
 // syncClock applies the first UTCTiming scheme it understands and reports
 // whether the offset changed by more than 100 ms.

@@ -85,7 +85,7 @@ type PacingConfig struct {
 	// FloorMultiplier bounds the loss back-off from below (default 1.1):
 	// a rate below the encoding rate would drain the buffer.
 	FloorMultiplier float64
-	// MinBuffer: below this buffer level (and at startup or after a
+	// MinBuffer: at or below this buffer level (and at startup or after a
 	// stall) requests carry no specification and go unpaced, so that the
 	// buffer refills as fast as the network allows. Default: Config.Startup.
 	MinBuffer time.Duration
@@ -154,7 +154,7 @@ func (c PacingConfig) withDefaults(startup time.Duration) PacingConfig {
 type PacingDecision struct {
 	// Media is true for fragment requests, the only ones the engine
 	// considers; Urgent when the request goes unpaced on purpose (startup,
-	// starved, buffer below MinBuffer); Probe when it goes unpaced to
+	// starved, buffer at or below MinBuffer); Probe when it goes unpaced to
 	// measure the network (ProbeEvery).
 	Media, Urgent, Probe bool
 	// Paced is true when a specification was sent.
@@ -333,7 +333,7 @@ func (p *pacer) decide(info RequestInfo) PacingDecision {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d.EncodedRate = p.encodingRate(info)
-	urgent := info.Startup || info.Starved || info.Buffer < p.cfg.MinBuffer
+	urgent := info.Startup || info.Starved || info.Buffer <= p.cfg.MinBuffer
 	switch p.cfg.Mode {
 	case PacingOff:
 		d.Urgent = urgent // for the report: the request would go unpaced

@@ -297,12 +297,18 @@ func (s *session) fail(err error) {
 func (s *session) watch(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	stalls := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			sn := s.play.snap(now)
+			if sn.Stalls > stalls {
+				stalls = sn.Stalls
+				s.log.Warn("stalled", "stalls", sn.Stalls, "at", now.Sub(s.start).Round(time.Millisecond),
+					"played", sn.Played.Round(time.Millisecond), "state", sn.State, "levels", sn.Level)
+			}
 			if sn.State == stateFinished {
 				return
 			}
