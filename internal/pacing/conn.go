@@ -36,13 +36,10 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 // snapshot is what a response leaves for the next one on its connection.
 type snapshot struct {
-	valid     bool
-	delivered uint32 // tcpi_delivered at the response's start
-	busyUs    uint64 // tcpi_busy_time at the response's start
-	retrans   uint32 // tcpi_total_retrans
-	segsOut   uint32 // tcpi_data_segs_out
-	rate      uint64 // the pacing rate applied to it, bytes/s (0: unpaced)
-	paced     bool
+	valid   bool
+	retrans uint32 // tcpi_total_retrans
+	segsOut uint32 // tcpi_data_segs_out
+	paced   bool
 }
 
 // connState is the pacing state of one connection. Requests on an HTTP/1.1
@@ -143,13 +140,16 @@ func (cs *connState) setPacingRate(rate uint64) error {
 // a 150 kbit/s cap). For BBR, re-selecting the congestion control runs its
 // init, which sets the pacing rate from cwnd/RTT at once (bounded by the new
 // cap); BBR then starts over in STARTUP with its RTT estimate kept. Other
-// congestion controls keep the old rate until the next ACK.
-func (cs *connState) changePacingRate(old, rate, pacing uint64) error {
+// congestion controls keep the old rate until the next ACK. refresh false
+// skips the re-initialisation (a probe: BBR's STARTUP with the cwnd it has
+// would send a burst that rebuilds the queue the pacing removed; BBR finds
+// the raised room itself within a few round trips).
+func (cs *connState) changePacingRate(old, rate, pacing uint64, refresh bool) error {
 	if err := cs.setPacingRate(rate); err != nil {
 		return err
 	}
 	raised := old > 0 && (rate == 0 || rate > old)
-	if !raised || pacing > old || cs.congestion() != "bbr" || cs.noRefresh {
+	if !refresh || !raised || pacing > old || cs.congestion() != "bbr" || cs.noRefresh {
 		return nil
 	}
 	var e1, e2 error

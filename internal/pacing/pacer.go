@@ -26,8 +26,8 @@ const (
 	SrcRTP                    // CMCD rtp
 	SrcEstimate               // the server's bottleneck estimate
 	SrcFirst                  // first response of a connection (server estimate): unpaced
-	SrcProbe                  // periodic unpaced probe, or no estimate yet: unpaced
-	SrcUrgent                 // CMCD su, bs or bl below min_buffer: unpaced
+	SrcProbe                  // periodic probe, paced above the estimate; or no estimate yet: unpaced
+	SrcUrgent                 // CMCD su, bs or bl at or below min_buffer: unpaced
 	SrcOff                    // the specification said off: unpaced
 	SrcShared                 // HTTP/2 with another media stream active: socket left as is
 	numSources
@@ -96,7 +96,7 @@ func New(cfg config.Pacing, m *metrics.Metrics, log *slog.Logger) *Pacer {
 		for s := range numSources {
 			p.responses[s] = m.PacingResponses.WithLabelValues(s.String())
 		}
-		for _, s := range []Source{SrcSpec, SrcRTP, SrcEstimate, SrcShared} { // the sources that pace
+		for _, s := range []Source{SrcSpec, SrcRTP, SrcEstimate, SrcProbe, SrcShared} { // the sources that pace
 			p.rates[s] = m.PacingRate.WithLabelValues(s.String())
 		}
 		p.bytes[0], p.bytes[1] = m.PacingBytes.WithLabelValues("unpaced"), m.PacingBytes.WithLabelValues("paced")
@@ -256,6 +256,9 @@ type decision struct {
 	cpuBurst bool    // burst raised for CPU load
 	urgent   string  // su, bs or bl
 	watch    bool    // start a response watcher
+	measure  bool    // the watcher measures for the server estimate
+	probe    bool    // a probe of the server estimate (paced above it)
+	floor    uint64  // the lowest pace allowed (brFloor × CMCD br), bytes/s
 }
 
 // readInput parses the side channel of r; the cheap presence checks come
@@ -298,6 +301,50 @@ func (p *Pacer) readInput(r *http.Request, cs *connState) input {
 // clamp bounds a rate in bytes/s.
 func (p *Pacer) clamp(rate uint64) uint64 { return min(max(rate, p.minRate), p.maxRate) }
 
+// estimateRate is the pace of a response from the server estimate est
+// (bytes/s): fraction × est, never below floor (brFloor × the object's
+// bitrate), clamped.
+func (p *Pacer) estimateRate(est, floor uint64) uint64 {
+	return p.clamp(max(uint64(p.cfg.Fraction*float64(est)), floor))
+}
+
+// brFloorRate is brFloor × the object's encoded bitrate (CMCD br) in
+// bytes/s; 0 when the request does not say.
+func brFloorRate(in *input) uint64 {
+	if !in.hasCMCD || in.cmcd.BR <= 0 {
+		return 0
+	}
+	return uint64(brFloor * float64(in.cmcd.BR) * 125)
+}
+
+// mayMeasure reports whether a response can measure the path, as far as
+// the request tells: CMCD br × d (the object's size) at least
+// minMeasureBytes; without them, anything but an audio object (ot=a).
+func mayMeasure(in *input) bool {
+	if !in.hasCMCD {
+		return true
+	}
+	c := &in.cmcd
+	if c.BR > 0 && c.D > 0 {
+		return c.BR*125*c.D/1000 >= minMeasureBytes
+	}
+	return c.OT != "a"
+}
+
+// probeDue reports whether the connection's periodic probe is due:
+// reprobe_every responses or reprobe_interval since the last one.
+func (p *Pacer) probeDue(cs *connState, now time.Time) bool {
+	return (p.cfg.ReprobeEvery > 0 && cs.sinceProbe >= p.cfg.ReprobeEvery-1) ||
+		(p.cfg.ReprobeInterval > 0 && now.Sub(cs.lastProbe) >= p.cfg.ReprobeInterval)
+}
+
+// probeUseless reports whether a probe could not help the player: the pace
+// from the estimate already carries the top bitrate of the ladder (CMCD
+// tb) with the headroom an ABR wants before it switches up.
+func probeUseless(in *input, pace uint64) bool {
+	return in.hasCMCD && in.cmcd.TB > 0 && float64(pace) >= topHeadroom*float64(in.cmcd.TB)*125
+}
+
 // decide picks the pacing of a response: urgent requests are never paced;
 // then explicit specification > CMCD rtp > server estimate > none.
 func (p *Pacer) decide(cs *connState, ti *unix.TCPInfo, in *input, now time.Time) decision {
@@ -308,10 +355,12 @@ func (p *Pacer) decide(cs *connState, ti *unix.TCPInfo, in *input, now time.Time
 			d.src, d.urgent = SrcUrgent, "su"
 		case c.BS:
 			d.src, d.urgent = SrcUrgent, "bs"
-		case c.BL >= 0 && c.BL < p.minBufferMs:
+		case c.BL >= 0 && c.BL <= p.minBufferMs:
 			d.src, d.urgent = SrcUrgent, "bl"
 		}
 		if d.src == SrcUrgent {
+			// Unpaced: with the server estimate it measures the path.
+			d.watch, d.measure = p.server, p.server
 			return d
 		}
 	}
@@ -342,20 +391,25 @@ func (p *Pacer) decide(cs *connState, ti *unix.TCPInfo, in *input, now time.Time
 	if !p.server {
 		return d
 	}
-	probeDue := (p.cfg.ReprobeEvery > 0 && cs.sinceProbe >= p.cfg.ReprobeEvery-1) ||
-		(p.cfg.ReprobeInterval > 0 && now.Sub(cs.lastProbe) >= p.cfg.ReprobeInterval)
+	// Server estimate: every response is measured (the watcher keeps only
+	// path-limited stretches of large enough responses).
+	d.watch, d.measure = true, true
+	d.floor = brFloorRate(in)
+	est := cs.est.rate()
 	switch {
 	case cs.responses == 0:
 		d.src = SrcFirst
-	case cs.est.rate() == 0 || probeDue:
-		d.src = SrcProbe
+	case est == 0:
+		d.src = SrcProbe // no estimate yet: unpaced
+	case p.probeDue(cs, now) && mayMeasure(in) && !probeUseless(in, p.estimateRate(est, d.floor)):
+		d.src, d.probe = SrcProbe, true
+		d.rate = p.clamp(max(uint64(probeGain*float64(est)), d.floor))
+		cs.sinceProbe, cs.lastProbe = 0, now
 	default:
 		d.src = SrcEstimate
-		d.rate = p.clamp(uint64(p.cfg.Fraction * float64(cs.est.rate())))
+		d.rate = p.estimateRate(est, d.floor)
 		cs.sinceProbe++
-		return d
 	}
-	cs.sinceProbe, cs.lastProbe, d.watch = 0, now, true
 	return d
 }
 
@@ -411,9 +465,6 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		if p.m != nil {
 			p.retrans[b2i(pv.paced)].Observe(float64(dRetr))
 		}
-		if p.server {
-			cs.est.addResponse(uint64(ti.Delivered-pv.delivered)*uint64(ti.Snd_mss), ti.Busy_time-pv.busyUs, pv.rate)
-		}
 	}
 	var d decision
 	if r.ProtoMajor >= 2 && cs.active > 0 {
@@ -428,7 +479,9 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			cur = 0
 		}
 		if d.rate != cur {
-			if err := cs.changePacingRate(cur, d.rate, ti.Pacing_rate); err != nil {
+			// A probe raises the cap without restarting BBR (see
+			// changePacingRate).
+			if err := cs.changePacingRate(cur, d.rate, ti.Pacing_rate, !d.probe); err != nil {
 				p.log.Warn("pacing: cannot set the pacing rate", "err", err, "remote", r.RemoteAddr)
 				d.rate, d.src = cur, SrcNone
 			}
@@ -449,13 +502,12 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	}
 	cs.responses++
 	cs.active++
-	cs.prev = snapshot{valid: true, delivered: ti.Delivered, busyUs: ti.Busy_time, retrans: ti.Total_retrans,
-		segsOut: ti.Data_segs_out, rate: d.rate, paced: d.rate > 0}
+	cs.prev = snapshot{valid: true, retrans: ti.Total_retrans, segsOut: ti.Data_segs_out, paced: d.rate > 0}
 	etp := p.etp(cs, ti)
 	rttMs := (int64(ti.Rtt) + 500) / 1000
 	var wt *watcher
 	if d.watch {
-		wt = startWatcher(p, cs, &in.spec, d)
+		wt = startWatcher(p, cs, &in.spec, d, ti)
 		cs.watch = wt
 	}
 	cs.mu.Unlock()

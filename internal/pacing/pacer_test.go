@@ -519,7 +519,8 @@ func (b *slowBody) Read(p []byte) (int, error) {
 
 // TestServerEstimate: without a client specification the first response
 // goes out unpaced and measures the path; the next ones are paced at the
-// configured fraction of the estimate; every Nth is an unpaced probe.
+// configured fraction of the estimate; every Nth is a probe, paced at
+// probeGain × the estimate.
 func TestServerEstimate(t *testing.T) {
 	cfg := config.PacingDefaults()
 	cfg.Mode = config.PacingServer
@@ -532,10 +533,13 @@ func TestServerEstimate(t *testing.T) {
 		t.Fatalf("first response: source %q, socket %d", first.src(), first.sockRate)
 	}
 	var srcs []string
-	var est uint64
+	var est, probe uint64
 	for i := 1; i <= 4; i++ {
 		r := ts.get(t, c, "/v/"+strconv.Itoa(i)+".m4s?size="+strconv.Itoa(64<<10), nil)
 		srcs = append(srcs, r.src())
+		if r.src() == "probe" {
+			probe = r.sockRate
+		}
 		if r.src() == "estimate" && est == 0 {
 			est = r.sockRate
 			etp, _ := strconv.ParseUint(r.cmsd["etp"], 10, 64)
@@ -548,6 +552,11 @@ func TestServerEstimate(t *testing.T) {
 	}
 	if want := "estimate estimate probe estimate"; strings.Join(srcs, " ") != want {
 		t.Errorf("sources %v, want %s", srcs, want)
+	}
+	// The 64 KiB responses are too small to measure: the probe is paced at
+	// probeGain × the same estimate.
+	if want := float64(est) / 0.9 * probeGain; float64(probe) < want*0.99 || float64(probe) > want*1.01 {
+		t.Errorf("probe paced at %d B/s, want %.0f (%.2f x the estimate)", probe, want, probeGain)
 	}
 	// The estimate is of the client's read rate (at most rate; less when
 	// the machine is busy and the reader's timers run late), paced at 0.9

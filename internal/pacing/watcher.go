@@ -1,6 +1,8 @@
 package pacing
 
 import (
+	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -13,8 +15,8 @@ const (
 )
 
 // watcher follows one response while it is sent, for what the start of the
-// response cannot decide: it measures the delivery rate in windows of at
-// least 200 ms during unpaced probes (server estimate), and it switches the
+// response cannot decide: it measures the path-limited delivery rate for
+// the server estimate, ends a probe once it has measured, and switches the
 // pacing rate when the socket changes phase (per-phase specifications). It
 // runs on a timer (no goroutine of its own while it waits), every
 // watchTick, and ends when the response is delivered (nothing unacked or
@@ -26,7 +28,10 @@ type watcher struct {
 	cs          *connState
 	spec        Spec
 	cc          string
-	estimate    bool
+	measure     bool   // measure for the server estimate
+	probe       bool   // the response is a probe, still probing
+	pace        uint64 // the rate the response is paced at, bytes/s (0: unpaced)
+	floor       uint64 // the lowest pace allowed for it (CMCD br), bytes/s
 	perPhase    bool
 	phase       Phase
 	deadline    time.Time
@@ -39,19 +44,22 @@ type watcher struct {
 	ti   unix.TCPInfo
 	ierr error
 	read func(fd uintptr)
-	wm   windowMeter
+	gain func() uint32
+	sm   spanMeter
 }
 
-// startWatcher arms a watcher for the response decided by d; call with
-// cs.mu held.
-func startWatcher(p *Pacer, cs *connState, spec *Spec, d decision) *watcher {
+// startWatcher arms a watcher for the response decided by d; ti is the
+// TCP_INFO read at its start. Call with cs.mu held.
+func startWatcher(p *Pacer, cs *connState, spec *Spec, d decision, ti *unix.TCPInfo) *watcher {
 	w := &watcher{
 		p: p, cs: cs, spec: *spec, cc: cs.cc,
-		estimate: d.src == SrcFirst || d.src == SrcProbe,
+		measure: d.measure, probe: d.probe, pace: d.rate, floor: d.floor,
 		perPhase: d.perPhase, phase: d.phase,
 		deadline: time.Now().Add(watchLimit),
+		sm:       newSpanMeter(ti.Delivered, ti.Min_rtt),
 	}
 	w.read = func(fd uintptr) { w.ierr = getTCPInfo(int(fd), &w.ti) }
+	w.gain = func() uint32 { return bbrPacingGain(cs.rc) }
 	w.timer = time.AfterFunc(watchTick, w.tick)
 	return w
 }
@@ -69,8 +77,47 @@ func (w *watcher) stop() {
 
 // finish hands the measurement to the estimator; call with cs.mu held.
 func (w *watcher) finish() {
-	if w.estimate && w.wm.max > 0 {
-		w.cs.est.addUnpaced(w.wm.max)
+	if w.measure {
+		w.measure = false
+		w.observe()
+	}
+}
+
+// observe gives the estimator the measurement so far. An unpaced response
+// or a probe that measured the path counts as a probe: the next periodic
+// probe is due from now on. Call with cs.mu held.
+func (w *watcher) observe() {
+	cs := w.cs
+	m := w.sm.measurement()
+	before := cs.est.rate()
+	obs := cs.est.observe(m, w.pace, w.probe)
+	if obs == obsSample && (w.pace == 0 || w.probe) {
+		cs.sinceProbe, cs.lastProbe = 0, time.Now()
+	}
+	if w.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		w.p.log.Debug("pacing: estimator", "remote", cs.tcp.RemoteAddr().String(), "measured_kbps", m*8/1000,
+			"pace_kbps", w.pace*8/1000, "probe", w.probe, "bytes", w.sm.bytes(), "span_ms", w.sm.bestUs/1000,
+			"result", obs.String(), "estimate_kbps", cs.est.rate()*8/1000, "was_kbps", before*8/1000)
+	}
+}
+
+// endProbe ends a probe that has measured: the estimator takes the
+// measurement and the rest of the response is paced from the new estimate.
+// Call with cs.mu held.
+func (w *watcher) endProbe(ti *unix.TCPInfo) {
+	w.observe()
+	w.measure, w.probe = false, false
+	est := w.cs.est.rate()
+	if est == 0 {
+		return
+	}
+	rate := w.p.estimateRate(est, w.floor)
+	old := ti.Max_pacing_rate
+	if old == ^uint64(0) {
+		old = 0
+	}
+	if err := w.cs.changePacingRate(old, rate, ti.Pacing_rate, false); err != nil {
+		w.p.log.Debug("pacing: end of probe", "err", err)
 	}
 }
 
@@ -87,11 +134,14 @@ func (w *watcher) tick() {
 		return
 	}
 	ti := &w.ti
-	if w.estimate {
-		w.wm.add(ti.Busy_time, ti.Delivered, ti.Snd_mss)
+	if w.measure {
+		w.sm.add(ti.Busy_time, ti.Delivered, ti.Snd_mss, pathLimited(ti, w.cc, w.gain))
+		if w.probe && w.sm.open && w.sm.spanUs >= probeSpanUs && w.sm.bytes() >= minMeasureBytes {
+			w.endProbe(ti)
+		}
 	}
 	if w.perPhase {
-		if ph := phaseOf(ti, w.cc, func() uint32 { return bbrPacingGain(cs.rc) }); ph != w.phase {
+		if ph := phaseOf(ti, w.cc, w.gain); ph != w.phase {
 			w.phase = ph
 			rate := specRate(&w.spec, ph, ti.Snd_mss)
 			if rate > 0 {
@@ -101,7 +151,7 @@ func (w *watcher) tick() {
 			if old == ^uint64(0) {
 				old = 0
 			}
-			if err := cs.changePacingRate(old, rate, ti.Pacing_rate); err != nil {
+			if err := cs.changePacingRate(old, rate, ti.Pacing_rate, true); err != nil {
 				w.p.log.Debug("pacing: phase switch", "err", err)
 			}
 		}
