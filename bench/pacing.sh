@@ -38,7 +38,8 @@
 #   LADDER="11M 5M 2500k"  FRAG=2 (seconds)  MULT=1.5 (--rate-multiplier)  BURST=4
 #   PLAYER_BUFFER=6  MIN_BUFFER=2 (seconds)  OUT=<dir> (results; default a temp dir)
 #   SLUICE_REV=<git rev> (build that commit, e.g. HEAD)  SLUICE_BIN=<path> (use a built binary)
-#   KEEP=0 (1 keeps the work directory)
+#   KEEP=0 (1 keeps the work directory)  SERVE_LOG=info (the origin's --log-level; debug logs
+#   every pacing decision and estimator measurement to <run>/serve.log)
 set -euo pipefail
 
 MODES=${MODES:-unpaced client server}
@@ -59,6 +60,7 @@ MIN_BUFFER=${MIN_BUFFER:-2}
 SLUICE_BIN=${SLUICE_BIN:-}
 SLUICE_REV=${SLUICE_REV:-}
 KEEP=${KEEP:-0}
+SERVE_LOG=${SERVE_LOG:-info}
 
 NS_SRV=sl-srv NS_RTR=sl-rtr NS_CLI=sl-cli
 SRV_IP=10.98.0.1 CLI_IP=10.98.0.2
@@ -258,7 +260,7 @@ run_one() { # buffer mode rep
 	set_tbf "$limit"
 	rm -rf "$WORK/data"
 	start_bg "$dir/serve.log" "${IN_SRV[@]}" "$SLUICE" serve --no-demo --listen "0.0.0.0:$PORT" --data "$WORK/data" \
-		--pacing "$srv_mode" --log-level info
+		--pacing "$srv_mode" --log-level "$SERVE_LOG"
 	local srv=$BG_PID
 	sleep 1
 	start_bg "$dir/push.log" "${IN_SRV[@]}" "$SLUICE" push --quiet --loop "$WORK/media.mp4" \
