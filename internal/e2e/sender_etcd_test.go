@@ -59,32 +59,10 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	}
 	t.Logf("sender-load: %s", bytes.TrimSpace(out))
 	blocks := storedBlocks(t, data, "movies/demo")
-	if copies := checkBlockPlacement(t, ms, blocks, 2); copies != 2*len(blocks) {
-		t.Errorf("%d copies of %d blocks, want %d", copies, len(blocks), 2*len(blocks))
-	}
-	held := 0
+	held, _ := checkReplicated(t, ms, senders, blocks, 2)
 	for _, s := range senders {
-		st := fetchSenderStats(t, s.base)
-		held += st.Blocks
-		if st.Blocks == 0 {
+		if held[s.id] == 0 {
 			t.Errorf("sender %s holds no block: placement does not spread", s.id)
-		}
-	}
-	if held != 2*len(blocks) {
-		t.Errorf("senders hold %d blocks, want %d", held, 2*len(blocks))
-	}
-	// Every track header is on every sender.
-	tracks := map[string]bool{}
-	for id := range blocks {
-		if tracks[id.Track] {
-			continue
-		}
-		tracks[id.Track] = true
-		for _, s := range senders {
-			code, _ := get(t, placement.InitURL(s.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
-			if code != 200 {
-				t.Errorf("init of %s/%s at %s: %d", id.Point, id.Track, s.id, code)
-			}
 		}
 	}
 

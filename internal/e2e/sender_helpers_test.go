@@ -150,6 +150,40 @@ func checkBlockPlacement(t *testing.T, ms []membership.Member, blocks map[cluste
 	return copies
 }
 
+// checkReplicated fails unless every block is on exactly its r owners
+// among ms (checkBlockPlacement), the senders hold r copies of every block
+// in all, and every track header (init) is on every sender. It returns the
+// blocks each sender holds, by sender ID, and the number of tracks.
+func checkReplicated(t *testing.T, ms []membership.Member, senders []*senderProc, blocks map[cluster.BlockID][]byte, r int) (held map[string]int, tracks int) {
+	t.Helper()
+	if copies := checkBlockPlacement(t, ms, blocks, r); copies != r*len(blocks) {
+		t.Errorf("%d copies of %d blocks, want %d", copies, len(blocks), r*len(blocks))
+	}
+	seen := map[string]bool{}
+	for id := range blocks {
+		if seen[id.Track] {
+			continue
+		}
+		seen[id.Track] = true
+		for _, s := range senders {
+			code, body := get(t, placement.InitURL(s.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
+			if code != 200 || len(body) < 8 || string(body[4:8]) != "ftyp" {
+				t.Errorf("init of %s/%s at %s: %d, %d bytes", id.Point, id.Track, s.id, code, len(body))
+			}
+		}
+	}
+	held = map[string]int{}
+	total := 0
+	for _, s := range senders {
+		held[s.id] = fetchSenderStats(t, s.base).Blocks
+		total += held[s.id]
+	}
+	if total != r*len(blocks) {
+		t.Errorf("senders hold %d blocks, want %d", total, r*len(blocks))
+	}
+	return held, len(seen)
+}
+
 // fetchSenderStats fetches a sender's /internal/v1/stats.
 func fetchSenderStats(t *testing.T, base string) cluster.SenderStats {
 	t.Helper()
