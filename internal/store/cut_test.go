@@ -82,14 +82,7 @@ func TestCut(t *testing.T) {
 		}
 	}
 	// A new store finds the asset as it was.
-	s2, err := Open(dir, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2, err := s2.Point("clips/one")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a2 := reopen(t, dir, "clips/one")
 	if v2 := a2.View(0); !v2.Meta.VOD || len(v2.Tracks) != len(v.Tracks) {
 		t.Fatalf("reloaded asset: %+v", v2.Meta)
 	}

@@ -58,6 +58,21 @@ func emptyPoint(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []
 	return s, p, ids, frags
 }
 
+// reopen opens the store in dir again, as after a restart, and returns its
+// point name.
+func reopen(t *testing.T, dir, name string) *Point {
+	t.Helper()
+	s, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Point(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // fill is emptyPoint with every fixture fragment stored.
 func fill(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
 	t.Helper()
@@ -165,19 +180,7 @@ func TestConfigChangeRefused(t *testing.T) {
 // leaves it behind, across a restart too.
 func TestDiscontinuitySequence(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.Create("ch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, frags := fixture(t)
-	ids, err := p.SetHeader("s", h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p, ids, frags := emptyPoint(t, dir)
 	seen := map[uint32]int{}
 	for _, f := range frags {
 		seen[f.Info.TrackID]++
@@ -218,14 +221,7 @@ func TestDiscontinuitySequence(t *testing.T) {
 			t.Errorf("after prune to %v: Disc %d, want 1", keep, got.Disc)
 		}
 	}
-	s2, err := Open(dir, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := s2.Point("ch")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p2 := reopen(t, dir, "ch")
 	if got := p2.View(0).Tracks[0]; got.Disc != 1 || len(got.Frags) != n-2 {
 		t.Errorf("after restart: Disc %d, %d fragments; want 1, %d", got.Disc, len(got.Frags), n-2)
 	}

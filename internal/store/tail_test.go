@@ -53,8 +53,7 @@ func TestAdoptAnchor(t *testing.T) {
 	if ok, _ := p.AdoptAnchor(at.Add(time.Hour)); ok {
 		t.Fatal("an anchor was changed")
 	}
-	s2, _ := Open(dir, quiet())
-	p2, _ := s2.Point("ch")
+	p2 := reopen(t, dir, "ch")
 	if !p2.Meta().Anchor.Equal(at) {
 		t.Fatalf("anchor after restart: %v", p2.Meta().Anchor)
 	}
