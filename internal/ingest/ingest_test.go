@@ -48,6 +48,15 @@ func (e *env) post(path string, body []byte, hdr map[string]string) (int, string
 	return resp.StatusCode, string(b)
 }
 
+// mustPush posts body to stream s1 of point live and fails the test unless
+// it is accepted; what names the push in the failure.
+func (e *env) mustPush(what string, body []byte) {
+	e.t.Helper()
+	if code, msg := e.post("/live.isml/Streams(s1)", body, nil); code != 200 {
+		e.t.Fatalf("%s: %d %s", what, code, msg)
+	}
+}
+
 func (e *env) view(pp string) store.View {
 	e.t.Helper()
 	p, err := e.srv.Store.Point(pp)
@@ -92,9 +101,7 @@ func fixtures(t *testing.T) (a, b []byte) {
 func TestPushISMV(t *testing.T) {
 	e := newEnv(t)
 	a, _ := fixtures(t)
-	if code, body := e.post("/live.isml/Streams(s1)", a, nil); code != 200 {
-		t.Fatalf("status %d: %s", code, body)
-	}
+	e.mustPush("push", a)
 	v := e.view("live")
 	if len(v.Tracks) != 2 || !v.Ended {
 		t.Fatalf("tracks %d ended %v", len(v.Tracks), v.Ended)
@@ -105,9 +112,7 @@ func TestPushISMV(t *testing.T) {
 	}
 	// The same body again: every fragment is a duplicate, nothing changes.
 	before := e.snapshot("live")
-	if code, _ := e.post("/live.isml/Streams(s1)", a, nil); code != 200 {
-		t.Fatalf("second push: %d", code)
-	}
+	e.mustPush("second push", a)
 	if got := fragCount(e.view("live")); got != n {
 		t.Fatalf("duplicates stored: %d -> %d", n, got)
 	}
@@ -158,9 +163,7 @@ func TestPushCMAFPerSegment(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	e := newEnv(t)
 	a, b := fixtures(t)
-	if code, _ := e.post("/live.isml/Streams(s1)", a, nil); code != 200 {
-		t.Fatal("baseline push failed")
-	}
+	e.mustPush("baseline push", a)
 	before := e.snapshot("live")
 	bs := testmedia.Boxes(t, a)
 	var header []media.Box
@@ -242,9 +245,7 @@ func TestBadInput(t *testing.T) {
 func TestPull(t *testing.T) {
 	e := newEnv(t)
 	a, _ := fixtures(t)
-	if code, _ := e.post("/live.isml/Streams(s1)", a, nil); code != 200 {
-		t.Fatal("push failed")
-	}
+	e.mustPush("push", a)
 	resp, err := http.Get(e.ts.URL + "/live.isml/Streams(s1)")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("pull: %v %v", err, resp)
@@ -253,9 +254,7 @@ func TestPull(t *testing.T) {
 	resp.Body.Close()
 	// Re-ingest the pulled stream on a second server: identical fragments.
 	e2 := newEnv(t)
-	if code, msg := e2.post("/live.isml/Streams(s1)", body, nil); code != 200 {
-		t.Fatalf("re-ingest: %d %s", code, msg)
-	}
+	e2.mustPush("re-ingest", body)
 	if !testkit.SameFragments(e.snapshot("live"), e2.snapshot("live")) {
 		t.Fatal("pulled stream does not reproduce the fragments byte for byte")
 	}

@@ -105,9 +105,7 @@ func TestProxyTee(t *testing.T) {
 	b := newEnvWith(t, nil, nil)
 	a := newEnvWith(t, nil, func(c *config.Config) { c.Standby = b.ts.URL })
 	body, _ := fixtures(t)
-	if code, msg := a.post("/live.isml/Streams(s1)", body, nil); code != 200 {
-		t.Fatalf("push: %d %s", code, msg)
-	}
+	a.mustPush("push", body)
 	waitSame(t, a, b, true, 5*time.Second)
 	pa, _ := a.srv.Store.Point("live")
 	pb, _ := b.srv.Store.Point("live")
@@ -277,9 +275,7 @@ func TestProxySlowStandby(t *testing.T) {
 	})
 	body := bigFixture(t)
 	t0 := time.Now()
-	if code, msg := a.post("/live.isml/Streams(s1)", body, nil); code != 200 {
-		t.Fatalf("push: %d %s", code, msg)
-	}
+	a.mustPush("push", body)
 	if d := time.Since(t0); d > 3*time.Second {
 		t.Errorf("push of %d bytes took %v behind a stuck standby", len(body), d)
 	}
@@ -297,9 +293,7 @@ func TestProxySlowStandby(t *testing.T) {
 func TestPullStartTimeList(t *testing.T) {
 	e := newEnv(t)
 	a, _ := fixtures(t)
-	if code, _ := e.post("/live.isml/Streams(s1)", a, nil); code != 200 {
-		t.Fatal("push failed")
-	}
+	e.mustPush("push", a)
 	v := e.view("live")
 	from := map[string]int64{}
 	want := 0
