@@ -116,6 +116,8 @@ type clPlayAggregate struct {
 	StallMS    int64          `json:"stall_ms"`
 	Fragments  int            `json:"fragments"`
 	Errors     int            `json:"errors"`
+	Skipped    int            `json:"skipped"`
+	Failovers  int            `json:"failovers"`
 	Bytes      int64          `json:"bytes"`
 	HTTPStatus map[string]int `json:"http_status"`
 }
@@ -130,6 +132,10 @@ type clPlaySession struct {
 	Fragments int    `json:"fragments"`
 	Skipped   int    `json:"skipped"`
 	Errors    int    `json:"errors"`
+	// Failovers: fragments fetched at the URL a reloaded manifest named
+	// after their own URL failed; FailoverReloads: the reloads for that.
+	Failovers       int `json:"failovers"`
+	FailoverReloads int `json:"failover_reloads"`
 }
 
 // clPlay is a running `sluice play --json`.

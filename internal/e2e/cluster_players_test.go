@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,18 +19,21 @@ import (
 // one scheduler and three senders (R = 2, membership in a real etcd) behind
 // an origin that takes a live ffmpeg push and holds an imported on-demand
 // asset, all through the scheduler's per-session manifests, for 30 s; 20 s
-// in, one sender is killed with SIGKILL. dash.js in Chromium plays the live
-// channel before the kill and the asset after it. Checked:
+// in, one sender is killed with SIGKILL. 50 `sluice play` sessions play: 25
+// live and 25 on-demand, each half HLS, half DASH (the scheduler's
+// SegmentList MPDs). dash.js in Chromium plays the live channel before the
+// kill and the asset after it. Checked:
 //
 //   - every session plays to the end with no stall (6 s buffer), and no
-//     live session loses a fragment: the first playlist reload after the
-//     kill points the dead sender's blocks at their replicas (on-demand
-//     sessions lose the fragments their manifest names at the dead sender:
-//     it is not reloaded; and a DASH player whose request falls between the
-//     death and its next MPD reload gets one failed download, which dash.js
-//     reports as an error — hence dash.js is not run across the kill; see
-//     docs/cluster.md);
-//   - dash.js plays both, with no error and no stall;
+//     session loses a fragment: live playlists are reloaded anyway, and a
+//     fragment that fails at the dead sender (an on-demand manifest is not
+//     reloaded; a DASH player fetches with its last MPD) is fetched at the
+//     replica that the player's failover reload of the manifest names
+//     (docs/cluster.md, internal/player);
+//   - dash.js plays both, with no error and no stall. It is not run across
+//     the kill: dash.js retries a failed segment at the same URL and then
+//     reports an error, and with absolute SegmentURLs it does not ask again
+//     at the refreshed MPD's URL (docs/cluster.md);
 //   - the scheduler served manifests only: no fragment or init request
 //     reached it, and every segment URL of its manifests names a sender;
 //   - the bytes of every segment a session manifest lists (the asset whole,
@@ -106,12 +110,24 @@ func TestClusterPlayers(t *testing.T) {
 	}
 	t.Logf("cluster and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 
-	// Players: 25 live, 25 on-demand, and dash.js live (then on-demand).
+	// Players: 25 live and 25 on-demand `sluice play` sessions, each half
+	// HLS, half DASH (the scheduler's SegmentList MPDs), and dash.js live
+	// (then on-demand).
 	const playFor = 30 * time.Second
-	live := startClPlay(t, bin, "--sessions", "25", "--ramp", "3s", "--duration", playFor.String(), "--buffer", "6",
-		sched.base+"/s/live/master.m3u8")
-	vod := startClPlay(t, bin, "--sessions", "25", "--ramp", "3s", "--duration", playFor.String(), "--buffer", "6",
-		sched.base+"/s/vod/master.m3u8")
+	type group struct {
+		name string
+		n    int
+		p    *clPlay
+	}
+	groups := []*group{
+		{name: "live hls", n: 13}, {name: "live dash", n: 12}, {name: "vod hls", n: 13}, {name: "vod dash", n: 12},
+	}
+	for _, g := range groups {
+		point, format, _ := strings.Cut(g.name, " ")
+		manifest := map[string]string{"hls": "master.m3u8", "dash": "manifest.mpd"}[format]
+		g.p = startClPlay(t, bin, "--sessions", strconv.Itoa(g.n), "--ramp", "3s", "--duration", playFor.String(), "--buffer", "6",
+			"--log-level", "info", sched.base+"/s/"+point+"/"+manifest)
+	}
 	victim := senders[1]
 	var killed time.Time
 	var once sync.Once
@@ -130,8 +146,21 @@ func TestClusterPlayers(t *testing.T) {
 			t.Errorf("dash.js stalled %d times", r.Stalls)
 		}
 	}
-	aggL, sessL := live.wait(t, playFor+90*time.Second)
-	aggV, sessV := vod.wait(t, playFor+90*time.Second)
+	type result struct {
+		name string
+		n    int
+		agg  clPlayAggregate
+		ss   []clPlaySession
+	}
+	var results []result
+	for _, g := range groups {
+		agg, ss := g.p.wait(t, playFor+90*time.Second)
+		results = append(results, result{g.name, g.n, agg, ss})
+		log := filepath.Join(art, "play-"+strings.ReplaceAll(g.name, " ", "-")+".log")
+		if err := os.WriteFile(log, append(g.p.out.Bytes(), g.p.errb.String()...), 0o644); err == nil {
+			t.Logf("%s: sluice play output in %s", g.name, log)
+		}
+	}
 	if browser {
 		// dash.js on the asset too (a session opened after the kill).
 		r := runPlay(t, webDir, sched.base+"/s/vod/manifest.mpd", "dash", 12, 10, filepath.Join(art, "dashjs-vod.png"))
@@ -140,31 +169,39 @@ func TestClusterPlayers(t *testing.T) {
 			t.Errorf("dash.js (VOD) stalled %d times", r.Stalls)
 		}
 	}
-	for _, c := range []struct {
-		name string
-		agg  clPlayAggregate
-		ss   []clPlaySession
-	}{{"live", aggL, sessL}, {"vod", aggV, sessV}} {
-		skipped := 0
+	vodFailovers := 0
+	for _, c := range results {
+		skipped, failovers, reloads := 0, 0, 0
 		for _, s := range c.ss {
 			skipped += s.Skipped
+			failovers += s.Failovers
+			reloads += s.FailoverReloads
 			if !s.OK {
 				t.Errorf("%s session %d failed: %s", c.name, s.Session, s.Error)
 			}
 		}
-		t.Logf("%s: %d/%d sessions ok, %d fragments, %d stalls (%d ms), %d errors, %d fragments skipped, http %v",
-			c.name, c.agg.SessionsOK, c.agg.Sessions, c.agg.Fragments, c.agg.Stalls, c.agg.StallMS, c.agg.Errors, skipped, c.agg.HTTPStatus)
-		if c.agg.SessionsOK != 25 || c.agg.Stalls != 0 {
-			t.Errorf("%s: %d of 25 sessions ok, %d stalls", c.name, c.agg.SessionsOK, c.agg.Stalls)
+		t.Logf("%s: %d/%d sessions ok, %d fragments, %d stalls (%d ms), %d errors, %d fragments skipped, %d failovers (%d reloads), http %v",
+			c.name, c.agg.SessionsOK, c.agg.Sessions, c.agg.Fragments, c.agg.Stalls, c.agg.StallMS, c.agg.Errors, skipped, failovers, reloads, c.agg.HTTPStatus)
+		if c.agg.SessionsOK != c.n || c.agg.Stalls != 0 {
+			t.Errorf("%s: %d of %d sessions ok, %d stalls", c.name, c.agg.SessionsOK, c.n, c.agg.Stalls)
 		}
-		// Live manifests are reloaded: the first reload after the kill
-		// points the dead sender's blocks at their replicas, and no
-		// fragment is lost. An on-demand manifest is loaded once, so the
-		// fragments it names at the dead sender fail (retried, then
-		// skipped by the player; docs/cluster.md).
-		if c.name == "live" && skipped > 0 {
-			t.Errorf("live: %d fragments skipped", skipped)
+		// No fragment is lost: a live playlist reload after the kill
+		// points the dead sender's blocks at their replicas, and a
+		// fragment that failed at the dead sender (an on-demand manifest
+		// is not reloaded, a DASH player fetches with its last MPD) is
+		// fetched at the replica the player's failover reload names
+		// (docs/cluster.md).
+		if skipped > 0 {
+			t.Errorf("%s: %d fragments skipped", c.name, skipped)
 		}
+		if strings.HasPrefix(c.name, "vod") {
+			vodFailovers += failovers
+		}
+	}
+	// On-demand sessions do meet the dead sender (their manifests are
+	// never reloaded otherwise): the failover is what kept them whole.
+	if vodFailovers == 0 {
+		t.Error("no on-demand session failed over: the kill was not exercised")
 	}
 
 	once.Do(func() {}) // the kill ran (or the run was too short)
