@@ -267,18 +267,10 @@ type mpd struct {
 		AdaptationSets []struct {
 			ContentType     string `xml:"contentType,attr"`
 			MimeType        string `xml:"mimeType,attr"`
-			SegmentTemplate *struct {
-				Timeline []struct {
-					R int `xml:"r,attr"`
-				} `xml:"SegmentTimeline>S"`
-			} `xml:"SegmentTemplate"`
+			SegmentTemplate *tmpl  `xml:"SegmentTemplate"`
 			Representations []struct {
 				MimeType        string `xml:"mimeType,attr"`
-				SegmentTemplate *struct {
-					Timeline []struct {
-						R int `xml:"r,attr"`
-					} `xml:"SegmentTimeline>S"`
-				} `xml:"SegmentTemplate"`
+				SegmentTemplate *tmpl  `xml:"SegmentTemplate"`
 			} `xml:"Representation"`
 		} `xml:"AdaptationSet"`
 	} `xml:"Period"`
@@ -308,7 +300,7 @@ func videoSegments(body []byte) (int, error) {
 				return 0, errors.New("video adaptation set without a SegmentTemplate")
 			}
 			n := 0
-			for _, s := range tl.Timeline {
+			for _, s := range tl.S {
 				n += 1 + max(s.R, 0)
 			}
 			return n, nil

@@ -293,6 +293,7 @@ func segmentURLs(t *testing.T, base string) []string {
 	return out
 }
 
+// tmpl is a DASH SegmentTemplate with its SegmentTimeline.
 type tmpl struct {
 	Media string `xml:"media,attr"`
 	S     []struct {
