@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -93,12 +92,11 @@ func (w *Writer) rebalanceLoop(ctx context.Context) {
 type owned struct {
 	m      membership.Member
 	blocks []cluster.BlockID
-	tracks map[string]bool // "<point>/<track>"
 }
 
 // Rebalance gives every live sender the blocks of the store it owns
-// (rendezvous hashing over the live senders, R owners) but lacks, and the
-// headers of their tracks: it asks each sender which it lacks
+// (rendezvous hashing over the live senders, R owners) but lacks, and
+// every track header it lacks (every sender holds every header): it asks each sender which it lacks
 // (POST /internal/v1/missing) and writes those, RebalanceConcurrency at a
 // time within RebalanceRate bytes per second. Live points count with
 // their DVR window (Window), ended points and assets whole. It is what
@@ -118,20 +116,21 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	}
 	want := map[string]*owned{}
 	for _, m := range live {
-		want[m.ID] = &owned{m: m, tracks: map[string]bool{}}
+		want[m.ID] = &owned{m: m}
 	}
+	var tracks []string // "<point>/<track>", every sender's headers
 	for _, name := range st.Points() {
 		p, err := st.Point(name)
 		if err != nil {
 			continue
 		}
 		for _, t := range retainedView(p, w.o.Window).Tracks {
+			tracks = append(tracks, name+"/"+t.ID)
 			for _, f := range t.Frags {
 				id := cluster.BlockID{Point: name, Track: t.ID, Start: f.Start}
 				for _, m := range Owners(live, id, w.o.Replicas) {
 					o := want[m.ID]
 					o.blocks = append(o.blocks, id)
-					o.tracks[name+"/"+t.ID] = true
 					res.Owned++
 				}
 			}
@@ -149,13 +148,13 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	lim := newRateLimiter(w.o.RebalanceRate)
 	for _, m := range live {
 		o := want[m.ID]
-		if len(o.blocks) == 0 {
+		if len(o.blocks) == 0 && len(tracks) == 0 {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := w.rebalanceSender(ctx, o, sem, lim)
+			r, err := w.rebalanceSender(ctx, o, tracks, sem, lim)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Missing += r.Missing
@@ -183,17 +182,13 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// rebalanceSender writes to one sender what it owns and lacks.
-func (w *Writer) rebalanceSender(ctx context.Context, o *owned, sem chan struct{}, lim *rateLimiter) (RebalanceResult, error) {
+// rebalanceSender writes to one sender the blocks it owns and the track
+// headers it lacks.
+func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string, sem chan struct{}, lim *rateLimiter) (RebalanceResult, error) {
 	var res RebalanceResult
-	tracks := make([]string, 0, len(o.tracks))
-	for k := range o.tracks {
-		tracks = append(tracks, k)
-	}
-	sort.Strings(tracks)
 	var missing []cluster.BlockID
 	var missingInits []string
-	for i := 0; i < len(o.blocks); i += haveChunk {
+	for i := 0; i == 0 || i < len(o.blocks); i += haveChunk {
 		q := cluster.HaveQuery{Blocks: o.blocks[i:min(i+haveChunk, len(o.blocks))]}
 		if i == 0 {
 			q.Inits = tracks

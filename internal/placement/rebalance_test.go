@@ -245,16 +245,16 @@ func TestRebalanceOnJoin(t *testing.T) {
 	if st := w.Stats(); st.RebalanceBlocks != int64(len(want)) || st.RebalanceFailures != 0 || st.RebalanceBytes <= 0 {
 		t.Errorf("stats %+v, want %d blocks pushed", st, len(want))
 	}
-	// Its headers came with them: every track of a block it holds.
-	missing, err := s3.snd.Missing(ctx, cluster.HaveQuery{Inits: tracksOf(want)})
+	// Every track header came too (every sender holds every header).
+	missing, err := s3.snd.Missing(ctx, cluster.HaveQuery{Inits: tracksOf(ids)})
 	if err != nil || len(missing.Inits) != 0 {
 		t.Errorf("s3 lacks headers %v (%v)", missing.Inits, err)
 	}
 }
 
-func tracksOf(blocks map[cluster.BlockID]bool) []string {
+func tracksOf(blocks []cluster.BlockID) []string {
 	seen := map[string]bool{}
-	for b := range blocks {
+	for _, b := range blocks {
 		seen[b.Point+"/"+b.Track] = true
 	}
 	out := make([]string, 0, len(seen))
@@ -326,6 +326,9 @@ func TestWriterDeadSender(t *testing.T) {
 	})
 	if w.isDown("c") {
 		t.Error("sender still out of the targets")
+	}
+	if missing, err := dead.snd.Missing(ctx, cluster.HaveQuery{Inits: tracksOf(ids)}); err != nil || len(missing.Inits) != 0 {
+		t.Errorf("the sender that came back lacks headers %v (%v)", missing.Inits, err)
 	}
 	if w.Stats().RebalanceBlocks < int64(len(want)) {
 		t.Errorf("stats %+v, want at least %d blocks rebalanced", w.Stats(), len(want))
