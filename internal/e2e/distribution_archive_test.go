@@ -167,7 +167,7 @@ func TestDistributionRetentionDVR(t *testing.T) {
 		}
 		time.Sleep(700 * time.Millisecond)
 	}
-	pruned := distMetric(t, obase+"/metrics", "sluice_fragments_pruned_total")
+	pruned := distMetric(t, obase, "sluice_fragments_pruned_total")
 	files := 0
 	filepath.Walk(filepath.Join(data, "ret"), func(p string, fi os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".m4s") {

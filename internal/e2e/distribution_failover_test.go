@@ -33,7 +33,7 @@ func TestDistributionOriginFailover(t *testing.T) {
 	go func() { done <- distPlay(t, bin, dbase+"/ch.isml/manifest.mpd", sessions, 24*time.Second) }()
 	time.Sleep(8 * time.Second)
 	okFrom2 := func() float64 {
-		return distMetric(t, dbase+"/metrics", "sluice_distribution_upstream_requests_total", "origin="+o2, "outcome=ok")
+		return distMetric(t, dbase, "sluice_distribution_upstream_requests_total", "origin="+o2, "outcome=ok")
 	}
 	before := okFrom2()
 	killed := time.Now()
@@ -50,8 +50,8 @@ func TestDistributionOriginFailover(t *testing.T) {
 	t.Logf("origin 1 killed; first response from origin 2 after %v (an upper bound: metrics polled every 20 ms, players ask every ~2 s)", failover.Round(time.Millisecond))
 	t.Logf("%d sessions: ok %d, stalls %d, errors %d, statuses %v; distribution failovers %.0f, origin 1 errors %.0f",
 		agg.Sessions, agg.SessionsOK, agg.Stalls, agg.Errors, agg.HTTPStatus,
-		distMetric(t, dbase+"/metrics", "sluice_distribution_failovers_total"),
-		distMetric(t, dbase+"/metrics", "sluice_distribution_upstream_requests_total", "origin="+o1, "outcome=error"))
+		distMetric(t, dbase, "sluice_distribution_failovers_total"),
+		distMetric(t, dbase, "sluice_distribution_upstream_requests_total", "origin="+o1, "outcome=error"))
 	if failover == 0 {
 		t.Fatal("no response from origin 2 within 10 s of the kill")
 	}

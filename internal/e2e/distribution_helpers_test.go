@@ -105,43 +105,18 @@ func distWaitSegments(t *testing.T, url string, n int, watch ...*proc) {
 	}
 }
 
-// distMetric sums the samples of a Prometheus metric whose labels include
-// every label given ("k=v"), from a /metrics URL.
-func distMetric(t *testing.T, metricsURL, name string, labels ...string) float64 {
+// distMetric is scrapeMetric of base/metrics that fails the test when the
+// scrape fails, with labels given as "k=v".
+func distMetric(t *testing.T, base, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatalf("GET %s: %v", metricsURL, err)
+	want := make([]string, len(labels))
+	for i, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		want[i] = k + `="` + v + `"`
 	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			k, v, _ := strings.Cut(l, "=")
-			ok = ok && strings.Contains(rest, k+`="`+v+`"`)
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err == nil {
-			sum += v
-		}
+	sum, err := scrapeMetric(base, name, want...)
+	if err != nil {
+		t.Fatalf("%s/metrics: %v", base, err)
 	}
 	return sum
 }

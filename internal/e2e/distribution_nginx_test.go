@@ -129,11 +129,11 @@ func TestDistributionNginxCache(t *testing.T) {
 	requests := func() float64 {
 		n := 0.0
 		for _, k := range []string{"manifest", "init", "fragment"} {
-			n += distMetric(t, dbase+"/metrics", "sluice_requests_total", "kind="+k)
+			n += distMetric(t, dbase, "sluice_requests_total", "kind="+k)
 		}
 		return n
 	}
-	fragRequests := func() float64 { return distMetric(t, dbase+"/metrics", "sluice_requests_total", "kind=fragment") }
+	fragRequests := func() float64 { return distMetric(t, dbase, "sluice_requests_total", "kind=fragment") }
 
 	// On demand: DASH and HLS players, the lowest rendition (so both waves
 	// ask for the same URLs), played to the end.

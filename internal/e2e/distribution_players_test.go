@@ -73,9 +73,9 @@ func TestDistribution200Players(t *testing.T) {
 	if frags < 10 {
 		t.Errorf("only %d distinct fragments fetched upstream", frags)
 	}
-	served := distMetric(t, dbase+"/metrics", "sluice_requests_total", "kind=fragment")
-	coalesced := distMetric(t, dbase+"/metrics", "sluice_distribution_coalesced_waiters_total")
-	hits := distMetric(t, dbase+"/metrics", "sluice_distribution_cache_lookups_total", "result=hit")
+	served := distMetric(t, dbase, "sluice_requests_total", "kind=fragment")
+	coalesced := distMetric(t, dbase, "sluice_distribution_coalesced_waiters_total")
+	hits := distMetric(t, dbase, "sluice_distribution_cache_lookups_total", "result=hit")
 	t.Logf("upstream: %d fragment URLs (each fetched once), %d init segments, %d manifest requests; "+
 		"distribution served %.0f fragment requests (%.0f cache hits, %.0f coalesced waiters): %.1f player requests per upstream fragment request",
 		frags, inits, manifests, served, hits, coalesced, served/float64(frags))
@@ -113,7 +113,7 @@ func TestDistribution200Players(t *testing.T) {
 			}
 		}
 	}
-	refused := distMetric(t, dbase+"/metrics", "sluice_distribution_refused_total")
+	refused := distMetric(t, dbase, "sluice_distribution_refused_total")
 	if refused < float64(len(invalid)) {
 		t.Errorf("refused_total %.0f, want at least %d", refused, len(invalid))
 	}

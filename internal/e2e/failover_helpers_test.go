@@ -344,7 +344,7 @@ func checkContiguous(t *testing.T, who string, tl map[string][]span, timescales 
 // scrapeMetric sums the samples of a Prometheus metric at base/metrics
 // whose label set contains every "k=\"v\"" in labels.
 func scrapeMetric(base, name string, labels ...string) (float64, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(base + "/metrics")
 	if err != nil {
 		return 0, err

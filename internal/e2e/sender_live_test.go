@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -45,14 +43,15 @@ func TestSenderLiveOriginWritesToOwners(t *testing.T) {
 		t.Fatalf("origin stored %d fragments", len(blocks))
 	}
 	// Wait until the origin's writer has placed every fragment.
+	var written float64
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, body := get(t, "http://"+addr+"/metrics")
-		if n := senderMetricValue(body, "sluice_cluster_blocks_written_total"); n >= float64(len(blocks)) {
+		written, _ = scrapeMetric("http://"+addr, "sluice_cluster_blocks_written_total")
+		if written >= float64(len(blocks)) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("origin wrote %v of %d fragments to the senders; origin log:\n%s", senderMetricValue(body, "sluice_cluster_blocks_written_total"), len(blocks), origin.out)
+			t.Fatalf("origin wrote %v of %d fragments to the senders; origin log:\n%s", written, len(blocks), origin.out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -66,20 +65,4 @@ func TestSenderLiveOriginWritesToOwners(t *testing.T) {
 		total += n
 	}
 	t.Logf("%d fragments of %d tracks stored by the origin; %d block copies on 3 senders", len(blocks), tracks, total)
-}
-
-// senderMetricValue returns the value of an unlabelled metric in a Prometheus text
-// exposition (-1 when absent).
-func senderMetricValue(body []byte, name string) float64 {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return -1
 }
