@@ -79,15 +79,18 @@ type EtcdSet struct {
 }
 
 // Etcd connects to etcd, lists the members under the prefix and follows
-// them until Close or ctx ends. It returns once the first listing has
-// succeeded (or ctx ends first). When etcd becomes unreachable later, the
+// them until Close. It returns once the first listing has succeeded, or
+// with an error when ctx ends first: ctx bounds the wait for the first
+// listing only, so a caller may pass a short timeout (the watch outlives
+// it; it used to end with it, and origins and schedulers then never saw a
+// sender join or leave). When etcd becomes unreachable later, the
 // set keeps its last known members until the watch resumes.
 func Etcd(ctx context.Context, cfg EtcdConfig) (*EtcdSet, error) {
 	cli, err := cfg.client()
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancel(ctx)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &EtcdSet{cfg: cfg, cli: cli, cancel: cancel, done: make(chan struct{}),
 		members: map[string]Member{}, changed: make(chan struct{})}
 	first := make(chan struct{})
