@@ -35,7 +35,10 @@ const (
 	estSamples = 4
 	// decreaseFactor: a paced response delivered below this fraction of its
 	// pace was limited by the path, not by the pace: the path got slower.
+	// It takes decreaseAfter such responses in a row to lower the estimate
+	// (one can be a loaded server that did not keep the socket busy).
 	decreaseFactor = 0.85
+	decreaseAfter  = 2
 	// probeGain: a probe is paced at this multiple of the estimate (not
 	// unpaced: an unpaced response after a paced one starts BBR over in
 	// STARTUP, or lets CUBIC fill the queue, and puts the standing queue
@@ -51,6 +54,12 @@ const (
 	// its throughput estimate is about 1.25 × the next bitrate, so more
 	// room would change nothing.
 	topHeadroom = 1.3
+	// smallObjectGain: an object too small to measure the path (CMCD
+	// br × d under minMeasureBytes: audio, low video renditions) is paced
+	// at this multiple of its bitrate, so that it arrives in an eighth of
+	// its duration instead of as a burst into the queue the video's pace
+	// keeps short (at most the estimate's pace when there is one).
+	smallObjectGain = 8
 	// brFloor: a response is never paced below this multiple of the
 	// object's encoded bitrate (CMCD br), so that the player cannot starve
 	// because of the estimate.
@@ -65,6 +74,8 @@ type estimator struct {
 	samples [estSamples]uint64
 	n, next int
 	est     uint64
+	lows    int    // paced responses in a row held below decreaseFactor × their pace
+	low     uint64 // the highest of their measurements
 }
 
 // rate returns the estimate in bytes/s (0: none yet).
@@ -76,10 +87,11 @@ type observation uint8
 const (
 	obsNone     observation = iota // no measurement, or a pace-limited one at or below the estimate
 	obsSample                      // a path measurement (unpaced or probe), or a pace-limited one above the estimate
-	obsDecrease                    // a paced response limited by the path: the estimate dropped to it
+	obsDecrease                    // paced responses limited by the path: the estimate dropped to them
+	obsLow                         // a paced response limited by the path, not yet enough to lower the estimate
 )
 
-var observationNames = [...]string{"none", "sample", "decrease"}
+var observationNames = [...]string{"none", "sample", "decrease", "low"}
 
 // String names the observation (debug logs).
 func (o observation) String() string { return observationNames[o] }
@@ -90,21 +102,32 @@ func (o observation) String() string { return observationNames[o] }
 //
 //   - unpaced, or a probe: m measured the path (a probe paced above the
 //     estimate is either held by the path, or finds more room): a sample;
-//   - paced below 0.85 × its pace: the path held it back: the estimate drops
-//     to m;
+//   - paced below 0.85 × its pace: the path held it back; after
+//     decreaseAfter such responses in a row the estimate drops to the
+//     highest of their measurements;
 //   - paced at its pace: limited by the pace; it only raises the estimate,
 //     when m is above it.
 func (e *estimator) observe(m, pace uint64, probe bool) observation {
-	switch {
-	case m == 0:
+	if m == 0 {
 		return obsNone
+	}
+	low := pace > 0 && !probe && float64(m) < decreaseFactor*float64(pace)
+	if !low {
+		e.lows, e.low = 0, 0
+	}
+	switch {
 	case pace == 0 || probe:
 		e.add(m)
 		return obsSample
-	case float64(m) < decreaseFactor*float64(pace):
+	case low:
+		e.lows, e.low = e.lows+1, max(e.low, m)
+		if e.lows < decreaseAfter {
+			return obsLow
+		}
+		r := e.low
 		e.samples = [estSamples]uint64{}
-		e.n, e.next = 0, 0
-		e.add(m)
+		e.n, e.next, e.lows, e.low = 0, 0, 0, 0
+		e.add(r)
 		return obsDecrease
 	case m > e.est:
 		e.add(m)

@@ -50,11 +50,18 @@ func TestEstimatorObserve(t *testing.T) {
 			{2_000_000, 0, false, obsSample, 2_000_000},
 			{2_200_000, 2_250_000, false, obsSample, 2_200_000},
 		}},
-		{"path-limited paced response: the estimate drops to it", []step{
+		{"path-limited paced responses: the estimate drops to the higher of two in a row", []step{
 			{2_500_000, 0, false, obsSample, 2_500_000},
 			{3_000_000, 0, false, obsSample, 3_000_000},
-			{1_000_000, 2_250_000, false, obsDecrease, 1_000_000}, // < 0.85 x 2.25e6
-			{900_000, 0, false, obsSample, 1_000_000},             // the old samples are gone
+			{1_000_000, 2_250_000, false, obsLow, 3_000_000},      // < 0.85 x 2.25e6: one is not enough
+			{1_200_000, 2_250_000, false, obsDecrease, 1_200_000}, // the second in a row
+			{900_000, 0, false, obsSample, 1_200_000},             // the old samples are gone
+		}},
+		{"a pace-limited response between two low ones: no decrease", []step{
+			{2_500_000, 0, false, obsSample, 2_500_000},
+			{1_000_000, 2_250_000, false, obsLow, 2_500_000},
+			{2_200_000, 2_250_000, false, obsNone, 2_500_000},
+			{1_000_000, 2_250_000, false, obsLow, 2_500_000},
 		}},
 		{"a probe held by the path is a sample, also below the estimate", []step{
 			{2_500_000, 0, false, obsSample, 2_500_000},
@@ -271,7 +278,12 @@ func TestDecideServerEstimate(t *testing.T) {
 		{"probe by count: paced at 1.25 x the estimate", "bl=6000,br=11000,d=2000", 12, est, 9, time.Second, SrcProbe, 3_125_000, true},
 		{"probe by age", "bl=6000,br=11000,d=2000", 12, est, 2, 31 * time.Second, SrcProbe, 3_125_000, true},
 		{"probe never below 1.2 x br", "bl=6000,br=30000,d=2000", 12, est, 9, time.Second, SrcProbe, 4_500_000, true},
-		{"no probe on a small (audio) object", "bl=6000,br=128,d=2000,ot=a", 12, est, 9, time.Second, SrcEstimate, 2_250_000, false},
+		{"small object: 8 x br", "bl=6000,br=128,d=2000,ot=a", 12, est, 9, time.Second, SrcSmall, 128_000, false},
+		{"small object without an estimate: 8 x br", "bl=6000,br=128,d=2000,ot=a", 3, 0, 0, time.Second, SrcSmall, 128_000, false},
+		{"small object, first on its connection: 8 x br", "bl=6000,br=128,d=2000,ot=a", 0, 0, 0, 0, SrcSmall, 128_000, false},
+		{"small object: at most the estimate's pace", "bl=6000,br=1000,d=2000", 3, 100_000, 0, time.Second, SrcSmall, 150_000, false},
+		{"small urgent object: unpaced", "bl=1000,br=128,d=2000,ot=a", 3, est, 0, time.Second, SrcUrgent, 0, false},
+		{"256 KiB is not small", "bl=6000,br=1049,d=2000", 3, est, 0, time.Second, SrcEstimate, 2_250_000, false},
 		{"no probe on audio without br and d", "bl=6000,ot=a", 12, est, 9, time.Second, SrcEstimate, 2_250_000, false},
 		{"probe without CMCD", "", 12, est, 9, time.Second, SrcProbe, 3_125_000, true},
 		{"no probe when the pace carries 1.3 x the top bitrate", "bl=6000,br=11000,d=2000,tb=11000", 12, est, 9, time.Second, SrcEstimate, 2_250_000, false},

@@ -30,10 +30,11 @@ const (
 	SrcUrgent                 // CMCD su, bs or bl at or below min_buffer: unpaced
 	SrcOff                    // the specification said off: unpaced
 	SrcShared                 // HTTP/2 with another media stream active: socket left as is
+	SrcSmall                  // server estimate: a small object (CMCD br × d), paced at smallObjectGain × br
 	numSources
 )
 
-var sourceNames = [numSources]string{"none", "spec", "rtp", "estimate", "first", "probe", "urgent", "off", "shared"}
+var sourceNames = [numSources]string{"none", "spec", "rtp", "estimate", "first", "probe", "urgent", "off", "shared", "small"}
 
 // String returns the token used in CMSD (com.sluice-src) and in metrics.
 func (s Source) String() string {
@@ -96,7 +97,7 @@ func New(cfg config.Pacing, m *metrics.Metrics, log *slog.Logger) *Pacer {
 		for s := range numSources {
 			p.responses[s] = m.PacingResponses.WithLabelValues(s.String())
 		}
-		for _, s := range []Source{SrcSpec, SrcRTP, SrcEstimate, SrcProbe, SrcShared} { // the sources that pace
+		for _, s := range []Source{SrcSpec, SrcRTP, SrcEstimate, SrcProbe, SrcShared, SrcSmall} { // the sources that pace
 			p.rates[s] = m.PacingRate.WithLabelValues(s.String())
 		}
 		p.bytes[0], p.bytes[1] = m.PacingBytes.WithLabelValues("unpaced"), m.PacingBytes.WithLabelValues("paced")
@@ -317,18 +318,37 @@ func brFloorRate(in *input) uint64 {
 	return uint64(brFloor * float64(in.cmcd.BR) * 125)
 }
 
+// objectSize returns the object's size as CMCD br × d tells it, bytes;
+// -1 when the request does not say.
+func objectSize(in *input) int64 {
+	if c := &in.cmcd; in.hasCMCD && c.BR > 0 && c.D > 0 {
+		return c.BR * 125 * c.D / 1000
+	}
+	return -1
+}
+
 // mayMeasure reports whether a response can measure the path, as far as
 // the request tells: CMCD br × d (the object's size) at least
 // minMeasureBytes; without them, anything but an audio object (ot=a).
 func mayMeasure(in *input) bool {
-	if !in.hasCMCD {
-		return true
+	if n := objectSize(in); n >= 0 {
+		return n >= minMeasureBytes
 	}
-	c := &in.cmcd
-	if c.BR > 0 && c.D > 0 {
-		return c.BR*125*c.D/1000 >= minMeasureBytes
+	return !in.hasCMCD || in.cmcd.OT != "a"
+}
+
+// smallRate is the pace of a small object (CMCD br × d under
+// minMeasureBytes): smallObjectGain × br, at most the estimate's pace when
+// there is one; 0 when the object is not known to be small.
+func (p *Pacer) smallRate(in *input, est, floor uint64) uint64 {
+	if n := objectSize(in); n < 0 || n >= minMeasureBytes {
+		return 0
 	}
-	return c.OT != "a"
+	rate := uint64(smallObjectGain * float64(in.cmcd.BR) * 125)
+	if est > 0 {
+		rate = min(rate, p.estimateRate(est, floor))
+	}
+	return p.clamp(max(rate, floor))
 }
 
 // probeDue reports whether the connection's periodic probe is due:
@@ -396,7 +416,10 @@ func (p *Pacer) decide(cs *connState, ti *unix.TCPInfo, in *input, now time.Time
 	d.watch, d.measure = true, true
 	d.floor = brFloorRate(in)
 	est := cs.est.rate()
+	small := p.smallRate(in, est, d.floor)
 	switch {
+	case small > 0:
+		d.src, d.rate = SrcSmall, small
 	case cs.responses == 0:
 		d.src = SrcFirst
 	case est == 0:
