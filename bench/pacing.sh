@@ -217,7 +217,7 @@ ip -n $NS_CLI link set c0 up
 ip -n $NS_RTR link set r0 up promisc on
 ip -n $NS_RTR link set r1 up promisc on
 in_srv sysctl -qw net.ipv4.tcp_congestion_control="$CC" || die "congestion control $CC not available"
-start_bg "$WORK/delay.log" "${IN_RTR[@]}" "$PB" delay -a r0 -b r1 -delay "$DELAY"
+start_bg "$WORK/delay.log" "${IN_RTR[@]}" "$PB" delay -a r0 -b r1 -delay "$DELAY" -stalls "$OUT/delay-stalls.txt"
 DELAY_PID=$BG_PID
 start_bg "$WORK/echo.log" "${IN_SRV[@]}" "${RT[@]}" "$PB" echo -listen "$SRV_IP:$ECHO_PORT" -duration 3h
 sleep 0.5

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	delay := fs.Duration("delay", 10*time.Millisecond, "one-way delay added in each direction")
 	queue := fs.Int("queue", 1<<16, "frames held per direction before dropping")
 	rt := fs.Bool("rt", true, "run the two forwarding threads per direction at real-time priority (SCHED_FIFO), so that a busy machine does not delay frames")
+	stallsOut := fs.String("stalls", "", "write the delay line's stalls (frames released over 2 ms after they were due, by the kernel's receive time stamp) to this file at exit: one \"start-ns end-ns\" line per stall, Unix time")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +90,19 @@ func runDelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, d := range []*direction{ab, ba} {
 		fmt.Fprintln(stdout, d.report())
 	}
+	if *stallsOut != "" {
+		var b []byte
+		for _, d := range []*direction{ab, ba} {
+			d.mu.Lock()
+			for _, st := range d.stalls {
+				b = fmt.Appendf(b, "%d %d\n", st[0], st[1])
+			}
+			d.mu.Unlock()
+		}
+		if err := os.WriteFile(*stallsOut, b, 0o644); err != nil {
+			return fmt.Errorf("delay: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -108,6 +123,7 @@ func openPacket(ifname string) (int, error) {
 		{solPacket, packetIgnoreOutgoing, 1},
 		{syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 64 << 20},
 		{syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, 16 << 20},
+		{syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1}, // receive time stamps: a frame is due delay after it arrived
 	} {
 		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
 			syscall.Close(fd)
@@ -143,6 +159,32 @@ type direction struct {
 	in, out, split, queueDrops, sendDrops, bad atomic.Int64
 	late                                       atomic.Int64 // frames released over 1 ms late
 	maxLate                                    atomic.Int64 // ns
+
+	// stalls are the intervals (Unix ns) during which frames were held
+	// over stallMin longer than the delay: the machine did not run the
+	// delay line in time. Overlapping ones are merged.
+	mu     sync.Mutex
+	stalls [][2]int64
+}
+
+// stallMin: a frame released this much after it was due marks a stall of
+// the delay line (under load the VM does not run it in time, even at
+// real-time priority); the table leaves out the competing flow's probes
+// that crossed one.
+const stallMin = 2 * time.Millisecond
+
+// stall records that a frame due at due left at now.
+func (d *direction) stall(due, now time.Time) {
+	a, b := due.UnixNano(), now.UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := len(d.stalls); n > 0 && a <= d.stalls[n-1][1] {
+		d.stalls[n-1][1] = max(d.stalls[n-1][1], b)
+		return
+	}
+	if len(d.stalls) < 1<<20 {
+		d.stalls = append(d.stalls, [2]int64{a, b})
+	}
 }
 
 func (d *direction) report() string {
@@ -188,6 +230,14 @@ func (d *direction) run() {
 		events, revent int16
 	}{fd: int32(d.from), events: 1} // POLLIN
 	var ts syscall.Timespec // outside the loop: no allocation per round
+	// recvmsg(2) with the kernel's receive time stamp (SCM_TIMESTAMPNS):
+	// a frame that waited in the socket while this thread did not run is
+	// still due delay after it arrived, and the wait shows as a stall.
+	var oob [64]byte
+	iov := syscall.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	msg := syscall.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	cmsgLen := syscall.CmsgLen(0)
 	for {
 		var tsp *syscall.Timespec
 		if held > 0 {
@@ -204,10 +254,10 @@ func (d *direction) run() {
 		}
 		// Read everything that has arrived (bounded per round).
 		for range 512 {
-			// recvfrom(2) without the address (syscall.Recvfrom would
+			// recvmsg(2) without the address (syscall.Recvmsg would
 			// allocate one per frame).
-			r, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(d.from), uintptr(unsafe.Pointer(&buf[0])),
-				uintptr(len(buf)), syscall.MSG_DONTWAIT, 0, 0)
+			msg.SetControllen(len(oob))
+			r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, uintptr(d.from), uintptr(unsafe.Pointer(&msg)), syscall.MSG_DONTWAIT)
 			if e != 0 {
 				if e != syscall.EAGAIN && e != syscall.EINTR {
 					fmt.Fprintf(os.Stderr, "%s: read: %v\n", d.name, e)
@@ -216,7 +266,15 @@ func (d *direction) run() {
 				break
 			}
 			n := int(r)
-			due := time.Now().Add(d.delay)
+			rx := time.Now()
+			if c := int(msg.Controllen); c >= cmsgLen+16 {
+				h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+				if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS {
+					t := (*syscall.Timespec)(unsafe.Pointer(&oob[cmsgLen]))
+					rx = time.Unix(t.Sec, t.Nsec)
+				}
+			}
+			due := rx.Add(d.delay)
 			d.in.Add(1)
 			frames, err := normalize(buf[:n], alloc, d.scratch[:0])
 			d.scratch = frames[:0]
@@ -244,6 +302,9 @@ func (d *direction) run() {
 				d.late.Add(1)
 				if int64(late) > d.maxLate.Load() {
 					d.maxLate.Store(int64(late))
+				}
+				if late > stallMin {
+					d.stall(f.due, now)
 				}
 			}
 			if _, err := syscall.Write(d.to, f.data); err != nil {
