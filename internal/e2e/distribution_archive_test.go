@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/testkit"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // ffprobeDuration returns the container duration ffprobe reports for url.
@@ -58,7 +59,7 @@ func TestDistributionArchiveCut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, "push", "--fast", "--epoch=false", "--loop", "--duration", "40s", "--quiet",
-		filepath.Join(root, "testdata", "sample", "sample.mp4"), obase+"/ch.isml/Streams(ch)").CombinedOutput(); err != nil {
+		testmedia.Sample(t), obase+"/ch.isml/Streams(ch)").CombinedOutput(); err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	const fragment = 2.0 // the sample's GOP
@@ -134,7 +135,7 @@ func TestDistributionRetentionDVR(t *testing.T) {
 	conf := filepath.Join(dir, "origin.yaml")
 	os.WriteFile(conf, []byte("dvr_window: 2m\npoints:\n  - name: ret\n    archive: 16s\n"), 0o644)
 	obase, op := distStartRole(t, bin, "origin", "origin.log", freePort(t), "--data", data, "--config", conf)
-	distPush(t, bin, root, obase, "ret")
+	distPush(t, bin, obase, "ret")
 	dbase, _ := distStartRole(t, bin, "distribution", "distribution.log", freePort(t), "--origin", obase)
 	distWaitSegments(t, obase+"/ret.isml/manifest.mpd", 2, op)
 

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // TestDistributionOriginFailover: two origins hold the same channel (two
@@ -20,9 +22,9 @@ func TestDistributionOriginFailover(t *testing.T) {
 	bin := buildSluice(t, root, dir)
 	o1, p1 := distStartRole(t, bin, "origin", "origin-1.log", freePort(t), "--data", filepath.Join(dir, "data1"), "--point", "ch")
 	o2, p2 := distStartRole(t, bin, "origin", "origin-2.log", freePort(t), "--data", filepath.Join(dir, "data2"), "--point", "ch")
-	distPush(t, bin, root, o1, "ch")
+	distPush(t, bin, o1, "ch")
 	startProc(t, "push-ch-2", filepath.Join(artifactsDir(t), "push-ch-2.log"),
-		bin, "push", "--loop", "--quiet", filepath.Join(root, "testdata", "sample", "sample.mp4"), o2+"/ch.isml/Streams(ch)")
+		bin, "push", "--loop", "--quiet", testmedia.Sample(t), o2+"/ch.isml/Streams(ch)")
 	distWaitSegments(t, o1+"/ch.isml/manifest.mpd", 4, p1)
 	distWaitSegments(t, o2+"/ch.isml/manifest.mpd", 4, p2)
 	dbase, dp := distStartRole(t, bin, "distribution", "distribution.log", freePort(t),

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // distCounter is a reverse proxy in front of an origin that counts the GET
@@ -82,10 +84,10 @@ func distStartRole(t *testing.T, bin, role, logName string, port int, args ...st
 }
 
 // distPush pushes the bundled sample in a loop, epoch-anchored, to a point.
-func distPush(t *testing.T, bin, root, base, point string) *proc {
+func distPush(t *testing.T, bin, base, point string) *proc {
 	t.Helper()
 	return startProc(t, "push-"+point, filepath.Join(artifactsDir(t), "push-"+point+".log"),
-		bin, "push", "--loop", "--quiet", filepath.Join(root, "testdata", "sample", "sample.mp4"),
+		bin, "push", "--loop", "--quiet", testmedia.Sample(t),
 		base+"/"+point+".isml/Streams("+point+")")
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // nginxConf is the frame of the tests' nginx configurations: one worker in
@@ -113,11 +115,11 @@ func TestDistributionNginxCache(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, "import", "--quiet", "--data", data,
-		filepath.Join(root, "testdata", "sample", "sample.mp4"), "vod").CombinedOutput(); err != nil {
+		testmedia.Sample(t), "vod").CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	obase, op := distStartRole(t, bin, "origin", "origin.log", freePort(t), "--data", data, "--point", "ch")
-	distPush(t, bin, root, obase, "ch")
+	distPush(t, bin, obase, "ch")
 	distWaitSegments(t, obase+"/ch.isml/manifest.mpd", 3, op)
 	dport := freePort(t)
 	dbase, _ := distStartRole(t, bin, "distribution", "distribution.log", dport, "--origin", obase)

@@ -20,8 +20,8 @@ func TestDistribution200Players(t *testing.T) {
 	bin := buildSluice(t, root, dir)
 	obase, op := distStartRole(t, bin, "origin", "origin.log", freePort(t),
 		"--data", filepath.Join(dir, "data"), "--point", "ch", "--point", "idle")
-	distPush(t, bin, root, obase, "ch")
-	distPush(t, bin, root, obase, "idle")
+	distPush(t, bin, obase, "ch")
+	distPush(t, bin, obase, "idle")
 	distWaitSegments(t, obase+"/ch.isml/manifest.mpd", 3, op)
 	distWaitSegments(t, obase+"/idle.isml/manifest.mpd", 3, op)
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/placement"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // TestSenderEtcdMembershipAndReplicas: three `sluice sender` processes
@@ -50,7 +51,7 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 
 	// A VOD asset, written to the owners.
 	data := filepath.Join(dir, "data")
-	if out, err := exec.Command(bin, "import", "--quiet", filepath.Join(root, "testdata", "sample", "sample.mp4"), "movies/demo", "--data", data).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "import", "--quiet", testmedia.Sample(t), "movies/demo", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin, "sender-load", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "movies/demo").CombinedOutput()

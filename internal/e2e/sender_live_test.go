@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // TestSenderLiveOriginWritesToOwners: an origin started with --senders (a
@@ -33,7 +34,7 @@ func TestSenderLiveOriginWritesToOwners(t *testing.T) {
 		"--senders", strings.Join(urls, ","), "--replicas", "2", "--cluster-secret", e2eClusterSecret)
 	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
 
-	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", filepath.Join(root, "testdata", "sample", "sample.mp4"),
+	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", testmedia.Sample(t),
 		"http://"+addr+"/live/ch.isml/Streams(ch)").CombinedOutput()
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
