@@ -1,10 +1,7 @@
 package archive
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/testkit"
 )
@@ -62,28 +58,7 @@ func liveStore(t *testing.T) (*store.Store, store.TrackView) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := media.NewStreamParser(bytes.NewReader(body), 1<<20, nil)
-	var ids map[uint32]string
-	for {
-		ev, err := sp.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ids == nil && sp.Header() != nil {
-			if ids, err = p.SetHeader("s", sp.Header()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if ev.Kind == media.EventFragment {
-			if _, err := p.AddFragment(ids[ev.Fragment.Info.TrackID], ev.Fragment); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return st, p.View(0).Tracks[0]
+	return st, testkit.StoreISMV(t, p, body).Tracks[0]
 }
 
 func TestAPI(t *testing.T) {

@@ -1,11 +1,9 @@
 package placement
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,10 +14,10 @@ import (
 
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
-	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/sender"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 var realSecret = []byte("rebalance-secret")
@@ -114,30 +112,7 @@ func fillStore(t *testing.T, n int) (*store.Store, []cluster.BlockID) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sp := media.NewStreamParser(bytes.NewReader(body), 1<<20, nil)
-		var tracks map[uint32]string
-		for {
-			ev, err := sp.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev.Kind != media.EventFragment {
-				continue
-			}
-			if tracks == nil {
-				if tracks, err = p.SetHeader("s", sp.Header()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			f := ev.Fragment
-			if _, err := p.AddFragment(tracks[f.Info.TrackID], f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, tr := range p.View(0).Tracks {
+		for _, tr := range testkit.StoreISMV(t, p, body).Tracks {
 			for _, f := range tr.Frags {
 				ids = append(ids, cluster.BlockID{Point: name, Track: tr.ID, Start: f.Start})
 			}

@@ -6,6 +6,8 @@ package testkit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -140,4 +143,32 @@ func PostJSON(t testing.TB, url, token, body string) (int, map[string]any) {
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
+}
+
+// StoreISMV stores every fragment of an ismv push body (e.g.
+// internal/media/testdata/small.ismv) in point p, as stream "s", and
+// returns the point's view.
+func StoreISMV(t testing.TB, p *store.Point, body []byte) store.View {
+	t.Helper()
+	sp := media.NewStreamParser(bytes.NewReader(body), 1<<20, nil)
+	var ids map[uint32]string
+	for {
+		ev, err := sp.Next()
+		if errors.Is(err, io.EOF) {
+			return p.View(0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids == nil && sp.Header() != nil {
+			if ids, err = p.SetHeader("s", sp.Header()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ev.Kind == media.EventFragment {
+			if _, err := p.AddFragment(ids[ev.Fragment.Info.TrackID], ev.Fragment); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
