@@ -53,19 +53,30 @@ func SetCORS(h http.Header) {
 	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ClientMethods starts a response on a client route that players on other
+// origins read (origin, sender): it sets the CORS headers, answers a
+// preflight (OPTIONS) and refuses methods other than GET and HEAD. It
+// reports whether the handler goes on.
+func ClientMethods(w http.ResponseWriter, r *http.Request) bool {
 	SetCORS(w.Header())
 	if r.Method == http.MethodOptions {
 		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		w.Header().Set("Access-Control-Max-Age", "86400")
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return false
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !ClientMethods(w, r) {
 		return
 	}
 	pp, rest, ok := urls.Split(r.URL.Path)

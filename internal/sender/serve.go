@@ -18,23 +18,11 @@ import (
 	"github.com/sluice-media/sluice/internal/pacing"
 )
 
-// corsAllowHeaders are the request headers a player on another origin may
-// send (as on the origin: CMCD, Range, conditional requests).
-const corsAllowHeaders = "Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session, Sluice-Pacing"
-
 // client serves GET /b/<token>/<point>/<track>/<start>.m4s and init.mp4.
 func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
-	origin.SetCORS(w.Header())
-	if r.Method == http.MethodOptions {
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		w.Header().Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	// CORS, preflights and methods as on the origin (CMCD, Range,
+	// conditional requests).
+	if !origin.ClientMethods(w, r) {
 		return
 	}
 	tok, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/b/"), "/")
