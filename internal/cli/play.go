@@ -24,6 +24,10 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"startup time, stalls, switches, bytes and errors. With --sessions N it is a load\n"+
 		"generator of N independent players. Requests carry CMCD headers (CTA-5004, header\n"+
 		"mode: br, bl, d, ot, sid, su, mtp, nor, plus tb, bs, sf, st) unless --cmcd=false.\n\n"+
+		"A fragment that fails twice fails over: the manifest is reloaded (an on-demand one too)\n"+
+		"and the fragment fetched once at the URL it now lists for the same position, at most two\n"+
+		"reloads (\"failovers\" in --json); this follows a scheduler's session manifests to the\n"+
+		"replicas when a sender dies. DASH: SegmentTemplate or SegmentList.\n\n"+
 		"With --pacing cmcd|spec each fragment request also carries a pacing specification\n"+
 		"(client-controlled pacing, docs/pacing.md): none while starting, after a stall or below\n"+
 		"--min-buffer; otherwise --rate-multiplier × the fragment's encoding rate (up to twice\n"+
