@@ -44,6 +44,8 @@ list or etcd:
   sluice scheduler --origin http://origin:8080 --etcd http://127.0.0.1:2379
 
 Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics.
+/readyz answers 200 once a sender of the set answers batches and an origin answers the index
+(with the cluster secret), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
 
 // schedFlags are the flags of the scheduler's behaviour, shared by `sluice
