@@ -6,8 +6,8 @@
 // bl, br, d, su, bs, nor, sid, cid, mtp, ot, …), and the Sluice-Pacing
 // header, an RFC 8941 dictionary with rate (kbit/s), burst (segments) and
 // gap (ms), each optionally per TCP phase (parameters ss, ca, rec), or off.
-// Precedence: urgent requests (su, bs, bl below min_buffer) are never
-// paced; then explicit specification > CMCD rtp > server estimate > none.
+// Precedence: urgent requests (su, bs, bl at or below min_buffer) are
+// never paced; then explicit specification > CMCD rtp > server estimate > none.
 // Malformed input is ignored with a log line; rates are clamped.
 //
 // Mechanism: before the response body the Middleware sets
@@ -23,8 +23,12 @@
 // -cpuburst; StaticHeader builds CMSD-Static for the origin.
 //
 // Without a player specification (mode server or both) the server paces at
-// a fraction of its own per-connection bottleneck estimate (delivered
-// segments × MSS over at least 200 ms of busy time), leaving the first
-// response and periodic probes unpaced. Under high CPU load it can raise
-// the kernel's minimum burst (tcp_min_tso_segs) while keeping the rates.
+// a fraction of its own per-connection bottleneck estimate: delivered
+// segments × MSS over the longest path-limited stretch (at least 200 ms and
+// 4 RTT of busy time, not in slow start, not application-limited) of
+// responses of at least 256 KiB; pace-limited responses only raise it. The
+// first response of a connection goes unpaced; periodic probes are paced at
+// 1.25 × the estimate for 250 ms; small objects (CMCD br × d) at 8 × br;
+// nothing below 1.2 × br. Under high CPU load it can raise the kernel's
+// minimum burst (tcp_min_tso_segs) while keeping the rates.
 package pacing
