@@ -38,7 +38,7 @@ const topoNginxConf = `  upstream distribution {
 // encoder (sluice push --retry) → ingest A, which proxies to standby B →
 // origins 1 and 2, each pulling from A then B → distribution servers 1 and
 // 2, each with both origins → a load balancer → 20 `sluice play` sessions
-// (6 s buffer) and dash.js in Chromium. During an 80 s live push, kill -9 in
+// (6 s buffer) and dash.js in Chromium. During a 100 s live push, kill -9 in
 // turn ingest A, origin 1 and distribution 1. Afterwards every fragment time
 // the encoder produced is in the surviving origin's archive exactly once,
 // the players report zero stalls and no 5xx reached them.
@@ -65,7 +65,10 @@ func TestTopologyFailover(t *testing.T) {
 		fmt.Sprintf(topoNginxConf, host(d1), host(d2), lbAddr, host(web)))
 	lbURL := "http://" + lbAddr
 
-	push := startPush(t, bin, "push", []string{"--duration", "80s", "--retry", "--retry-delay", "300ms"},
+	// 100 s: the players' 45 s must end before the push does even when
+	// Chromium is slow to start on a loaded machine (at the end the MPD turns
+	// static, which dash.js applies with a new timeline: docs/origin.md).
+	push := startPush(t, bin, "push", []string{"--duration", "100s", "--retry", "--retry-delay", "300ms"},
 		a.pushURL("live"), b.pushURL("live"))
 	distWaitSegments(t, lbURL+"/live.isml/manifest.mpd", 4, lb, d1.p, d2.p)
 
