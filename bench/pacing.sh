@@ -154,6 +154,8 @@ in_cli() { "${IN_CLI[@]}" "$@"; }
 
 # ---------------------------------------------------------------- build
 SRC=$REPO
+# (CC is this script's congestion-control knob; go build would take it for
+# the C compiler, hence env -u CC.)
 if [[ -n $SLUICE_REV ]]; then
 	rev=$(git -C "$REPO" rev-parse --short "$SLUICE_REV^{commit}") || die "no git revision $SLUICE_REV"
 	log "building at commit $rev (git archive)"
@@ -166,10 +168,10 @@ fi
 if [[ -n $SLUICE_BIN ]]; then
 	cp "$SLUICE_BIN" "$WORK/sluice"
 else
-	(cd "$SRC" && go build -o "$WORK/sluice" ./cmd/sluice) ||
+	(cd "$SRC" && env -u CC go build -o "$WORK/sluice" ./cmd/sluice) ||
 		die "go build ./cmd/sluice failed (a tree in mid-edit? SLUICE_REV=HEAD builds the last commit)"
 fi
-(cd "$SRC" && go build -o "$WORK/pacebench" ./bench/pacebench) || die "go build ./bench/pacebench failed"
+(cd "$SRC" && env -u CC go build -o "$WORK/pacebench" ./bench/pacebench) || die "go build ./bench/pacebench failed"
 SLUICE=$WORK/sluice PB=$WORK/pacebench
 # (Not `-h | grep -q`: with pipefail, grep's early exit can fail the pipe.)
 help=$("$SLUICE" serve -h 2>&1 || true)
