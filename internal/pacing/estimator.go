@@ -49,6 +49,14 @@ const (
 	// path-limited busy time; the rest of the response is paced from the
 	// new estimate, so a probe holds the queue for a fraction of a second.
 	probeSpanUs = 250_000
+	// drainGain, drainRTTs: after a probe, the response is paced at
+	// drainGain × the estimate for drainRTTs × the RTT's excess over the
+	// minimum RTT (the queue the probe built, in time: at 0.75 the queue
+	// shrinks by a quarter of the bottleneck rate), then at the estimate's
+	// pace, instead of leaving the queue to drain at the 10 % the pace
+	// leaves free.
+	drainGain = 0.75
+	drainRTTs = 4
 	// topHeadroom: no probe while the pace already exceeds this multiple of
 	// the ladder's top bitrate (CMCD tb): a player's ABR switches up when
 	// its throughput estimate is about 1.25 × the next bitrate, so more

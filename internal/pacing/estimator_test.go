@@ -315,3 +315,19 @@ func TestDecideServerEstimate(t *testing.T) {
 		})
 	}
 }
+
+func TestDrainTime(t *testing.T) {
+	for _, c := range []struct {
+		rtt, minRTT uint32
+		want        uint64
+	}{
+		{20_000, 20_000, 0},        // no queue
+		{19_000, 20_000, 0},        // smoothed below the minimum
+		{45_000, 20_000, 100_000},  // 25 ms of queue: 4 x 25 ms
+		{220_000, 20_000, 250_000}, // at most the probe's span
+	} {
+		if got := drainTime(c.rtt, c.minRTT); got != c.want {
+			t.Errorf("rtt %d min %d: %d, want %d", c.rtt, c.minRTT, got, c.want)
+		}
+	}
+}

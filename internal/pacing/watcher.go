@@ -32,6 +32,8 @@ type watcher struct {
 	probe       bool   // the response is a probe, still probing
 	pace        uint64 // the rate the response is paced at, bytes/s (0: unpaced)
 	floor       uint64 // the lowest pace allowed for it (CMCD br), bytes/s
+	drainUntil  uint64 // after a probe: busy time (µs) until which it drains; 0: not draining
+	drainRate   uint64 // the pace after the drain
 	perPhase    bool
 	phase       Phase
 	deadline    time.Time
@@ -102,8 +104,10 @@ func (w *watcher) observe() {
 }
 
 // endProbe ends a probe that has measured: the estimator takes the
-// measurement and the rest of the response is paced from the new estimate.
-// Call with cs.mu held.
+// measurement, then the response drains the queue the probe built (paced at
+// drainGain × the estimate for drainRTTs × the RTT's excess over the
+// minimum RTT, at most probeSpanUs) and the rest of it is paced from the
+// new estimate. Call with cs.mu held.
 func (w *watcher) endProbe(ti *unix.TCPInfo) {
 	w.observe()
 	w.measure, w.probe = false, false
@@ -112,12 +116,23 @@ func (w *watcher) endProbe(ti *unix.TCPInfo) {
 		return
 	}
 	rate := w.p.estimateRate(est, w.floor)
+	if d := drainTime(ti.Rtt, ti.Min_rtt); d > 0 {
+		w.drainUntil = ti.Busy_time + d
+		w.drainRate = rate
+		rate = w.p.clamp(max(uint64(drainGain*float64(est)), w.floor))
+	}
+	w.setRate(ti, rate, "end of probe")
+}
+
+// setRate changes the socket's cap during the response (a lowering or a
+// raise back to the estimate's pace: no BBR restart). Call with cs.mu held.
+func (w *watcher) setRate(ti *unix.TCPInfo, rate uint64, what string) {
 	old := ti.Max_pacing_rate
 	if old == ^uint64(0) {
 		old = 0
 	}
 	if err := w.cs.changePacingRate(old, rate, ti.Pacing_rate, false); err != nil {
-		w.p.log.Debug("pacing: end of probe", "err", err)
+		w.p.log.Debug("pacing: "+what, "err", err)
 	}
 }
 
@@ -139,6 +154,9 @@ func (w *watcher) tick() {
 		if w.probe && w.sm.open && w.sm.spanUs >= probeSpanUs && w.sm.bytes() >= minMeasureBytes {
 			w.endProbe(ti)
 		}
+	} else if w.drainUntil > 0 && ti.Busy_time >= w.drainUntil {
+		w.drainUntil = 0
+		w.setRate(ti, w.drainRate, "end of drain")
 	}
 	if w.perPhase {
 		if ph := phaseOf(ti, w.cc, w.gain); ph != w.phase {
@@ -162,4 +180,14 @@ func (w *watcher) tick() {
 		return
 	}
 	w.timer.Reset(watchTick)
+}
+
+// drainTime is how long (µs of busy time) a response drains after a probe:
+// drainRTTs × the smoothed RTT's excess over the minimum RTT (the queue, in
+// time), at most probeSpanUs.
+func drainTime(rttUs, minRTTus uint32) uint64 {
+	if rttUs <= minRTTus {
+		return 0
+	}
+	return min(drainRTTs*uint64(rttUs-minRTTus), probeSpanUs)
 }
