@@ -5,18 +5,30 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
+// maxIdleFiles bounds the reopened descriptors a pinned RAM block keeps for
+// reuse: the responses of one block that run at the same time beyond it
+// reopen (and close) their own.
+const maxIdleFiles = 4
+
 // memBlock is one block held in RAM: a sealed memfd (anonymous shared
-// memory, outside the Go heap). A response reopens it through
-// /proc/self/fd, which gives it a file position of its own, and hands that
-// *os.File to net/http, which sends it with sendfile: a RAM hit costs no
-// copy through user space, and the cache does not grow the Go heap (no GC
-// pressure, no GOMEMLIMIT tuning). The kernel frees the memory when the
-// last descriptor closes, also when the process is killed.
+// memory, outside the Go heap). A response needs a descriptor with a file
+// position of its own: it takes one reopened through /proc/self/fd and
+// hands that *os.File to net/http, which sends it with sendfile: a RAM hit
+// costs no copy through user space, and the cache does not grow the Go heap
+// (no GC pressure, no GOMEMLIMIT tuning). The kernel frees the memory when
+// the last descriptor closes, also when the process is killed.
+//
+// While the block is pinned, a response gives its descriptor back (put)
+// and the next one reuses it (up to maxIdleFiles idle descriptors): a
+// pinned block is served without an open and a close per response. The
+// idle descriptors are closed when the block is unpinned (setPooled(false))
+// and with the last reference (evicted, store closed).
 type memBlock struct {
 	f    *os.File
 	path string // /proc/self/fd/<fd>
@@ -29,6 +41,10 @@ type memBlock struct {
 	// the memfd is closed when it drops to zero, so an eviction never closes
 	// a descriptor number another goroutine is about to reopen.
 	refs atomic.Int32
+
+	mu     sync.Mutex
+	pooled bool       // keep descriptors given back (the block is pinned)
+	idle   []*os.File // reopened descriptors at position 0, for reuse
 }
 
 // newMemBlock copies size bytes of src into a new sealed memfd.
@@ -68,9 +84,19 @@ func newMemBlock(name string, src io.Reader, size int64) (*memBlock, error) {
 	return m, nil
 }
 
-// open returns a new read-only descriptor of the block, positioned at 0.
-// The caller must hold a reference (refs) while it opens.
+// open returns a read-only descriptor of the block of its own, positioned
+// at 0: an idle one, else a new one. The caller must hold a reference
+// (refs) from open until it has given the descriptor back (put).
 func (m *memBlock) open() (*os.File, error) {
+	m.mu.Lock()
+	if n := len(m.idle); n > 0 {
+		f := m.idle[n-1]
+		m.idle[n-1] = nil
+		m.idle = m.idle[:n-1]
+		m.mu.Unlock()
+		return f, nil
+	}
+	m.mu.Unlock()
 	f, err := os.Open(m.path)
 	if err != nil {
 		return nil, fmt.Errorf("reopen memfd: %w", err)
@@ -78,10 +104,59 @@ func (m *memBlock) open() (*os.File, error) {
 	return f, nil
 }
 
-// release drops one reference and unmaps and closes the memfd with the
-// last one.
+// put gives back a descriptor from open when its response is done: it is
+// kept for reuse while the block is pooled and fewer than maxIdleFiles are
+// idle, else closed. The caller still holds its reference.
+func (m *memBlock) put(f *os.File) {
+	m.mu.Lock()
+	keep := m.pooled && len(m.idle) < maxIdleFiles
+	m.mu.Unlock()
+	if keep {
+		// The next response expects position 0 (net/http seeks anyway,
+		// but Block.File promises it).
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			keep = false
+		}
+	}
+	if keep {
+		m.mu.Lock()
+		if keep = m.pooled && len(m.idle) < maxIdleFiles; keep {
+			m.idle = append(m.idle, f)
+		}
+		m.mu.Unlock()
+	}
+	if !keep {
+		f.Close()
+	}
+}
+
+// setPooled turns keeping descriptors given back on (the block is pinned)
+// or off (unpinned); off closes the idle ones.
+func (m *memBlock) setPooled(on bool) {
+	m.mu.Lock()
+	m.pooled = on
+	var idle []*os.File
+	if !on {
+		idle, m.idle = m.idle, nil
+	}
+	m.mu.Unlock()
+	for _, f := range idle {
+		f.Close()
+	}
+}
+
+// idleFiles is the number of idle descriptors (tests).
+func (m *memBlock) idleFiles() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.idle)
+}
+
+// release drops one reference and, with the last one, closes the idle
+// descriptors and unmaps and closes the memfd.
 func (m *memBlock) release() {
 	if m.refs.Add(-1) == 0 {
+		m.setPooled(false)
 		if m.data != nil {
 			unix.Munmap(m.data)
 			m.data = nil

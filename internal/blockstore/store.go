@@ -312,6 +312,9 @@ func (s *Store) addPin(sc *schedState, p cluster.Pin, e *entry) {
 		e.elem = nil
 		s.lruBytes -= e.size
 	}
+	if e.mem != nil {
+		e.mem.setPooled(true)
+	}
 }
 
 // dropPin decrements the counter of a pinned block. s.mu must be held.
@@ -330,6 +333,7 @@ func (s *Store) dropPin(id cluster.BlockID) {
 		s.pinnedBytes -= e.size
 		e.elem = s.lru.PushFront(e)
 		s.lruBytes += e.size
+		e.mem.setPooled(false)
 	case loading:
 		s.pinnedBytes -= e.size // it joins the LRU list when loaded
 	case absent:
@@ -503,6 +507,8 @@ func (s *Store) load(e *entry) {
 		if e.count == 0 {
 			e.elem = s.lru.PushFront(e)
 			s.lruBytes += e.size
+		} else {
+			mem.setPooled(true)
 		}
 	}
 	s.mu.Unlock()
@@ -540,6 +546,9 @@ type Block struct {
 	file    *os.File
 	obj     Object
 	mem     *memBlock // CopyRAM: the RAM block, referenced until Close
+	// ram: the RAM block file was taken from (sendfile), referenced until
+	// Close gives file back to it.
+	ram *memBlock
 }
 
 // File is the block as an *os.File positioned at 0, when it is one (RAM
@@ -564,6 +573,10 @@ func (b *Block) Close() error {
 	switch {
 	case b.mem != nil:
 		b.mem.release()
+		return nil
+	case b.ram != nil:
+		b.ram.put(b.file)
+		b.ram.release()
 		return nil
 	case b.obj != nil:
 		return b.obj.Close()
@@ -605,10 +618,10 @@ func (s *Store) Open(ctx context.Context, id cluster.BlockID) (*Block, error) {
 			return &Block{ID: id, Size: m.size, FromRAM: true, mem: m}, nil
 		}
 		f, err := m.open()
-		m.release()
 		if err == nil {
-			return &Block{ID: id, Size: m.size, FromRAM: true, file: f}, nil
+			return &Block{ID: id, Size: m.size, FromRAM: true, file: f, ram: m}, nil
 		}
+		m.release()
 		s.log.Warn("open RAM block; reading mass storage", "block", id, "err", err)
 		s.mu.Lock()
 		s.st.OpensRAM--

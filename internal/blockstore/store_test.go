@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -516,5 +517,114 @@ func TestCopyRAMKeepsMappingUntilClose(t *testing.T) {
 	b.Close()
 	if err != nil || !bytes.Equal(got, payload(0, 100_000)) {
 		t.Errorf("bytes of an evicted block still open differ: %v", err)
+	}
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// readAll reads a whole RAM block from n concurrent responses, reps times
+// each; every other response stops half way (its descriptor is given back
+// mid-block). Unless ram, a response may come from mass storage.
+func readAll(t *testing.T, s *Store, i, n, reps int, want []byte, ram bool) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < reps; j++ {
+				b, err := s.Open(ctx, blk(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if (g+j)%2 == 0 {
+					io.CopyN(io.Discard, b.ReadSeeker(), int64(len(want)/2))
+					b.Close()
+					continue
+				}
+				got, _ := io.ReadAll(b.ReadSeeker())
+				b.Close()
+				if !bytes.Equal(got, want) || ram && !b.FromRAM || b.File() == nil {
+					t.Errorf("block %d: %d bytes, from RAM %v, file %v", i, len(got), b.FromRAM, b.File() != nil)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestPinnedRAMBlockReusesDescriptors(t *testing.T) {
+	s := newStore(t, 2, 200_000, 300_000, nil) // room for one block
+	ctx := context.Background()
+	openFDs(t)
+	base := openFDs(t)
+
+	s.Pin(ctx, "A", pin("s", 0))
+	waitIdle(t, s, 0)
+	b, err := s.Open(ctx, blk(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := b.File()
+	io.CopyN(io.Discard, f, 1000)
+	b.Close()
+	b, err = s.Open(ctx, blk(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.File() != f {
+		t.Error("a pinned block's second response reopened it")
+	}
+	if pos, _ := b.File().Seek(0, io.SeekCurrent); pos != 0 {
+		t.Errorf("reused descriptor at %d, want 0", pos)
+	}
+	b.Close()
+
+	readAll(t, s, 0, 16, 20, payload(0, 200_000), true)
+	s.mu.Lock()
+	mem := s.entries[blk(0)].mem
+	s.mu.Unlock()
+	if n := mem.idleFiles(); n < 1 || n > maxIdleFiles {
+		t.Errorf("%d idle descriptors, want 1..%d", n, maxIdleFiles)
+	}
+	if got, want := openFDs(t), base+1+mem.idleFiles(); got != want {
+		t.Errorf("%d descriptors with block 0 pinned, want %d (memfd + idle)", got, want)
+	}
+
+	// Unpinned while responses run: the idle descriptors close, and the
+	// responses' own close after them.
+	done := make(chan struct{})
+	go func() { readAll(t, s, 0, 8, 20, payload(0, 200_000), true); close(done) }()
+	s.Unpin("A", pin("s", 0))
+	<-done
+	if n := mem.idleFiles(); n != 0 {
+		t.Errorf("unpinned block keeps %d idle descriptors", n)
+	}
+	// Pinning block 1 evicts block 0 (one block of room).
+	s.Pin(ctx, "A", pin("s", 1))
+	waitIdle(t, s, 1)
+	if got, want := openFDs(t), base+1; got != want {
+		t.Errorf("%d descriptors after evicting block 0, want %d (block 1's memfd)", got, want)
+	}
+
+	// Store closed while responses of a pinned block run.
+	done = make(chan struct{})
+	go func() { readAll(t, s, 1, 8, 20, payload(1, 200_000), false); close(done) }()
+	time.Sleep(time.Millisecond)
+	s.Close()
+	<-done
+	if got := openFDs(t); got != base {
+		t.Errorf("%d descriptors after closing the store, want %d", got, base)
 	}
 }
