@@ -31,8 +31,9 @@ type Pacing struct {
 	// bytes (0: leave the socket's default).
 	NotsentLowat int `yaml:"notsent_lowat"`
 	// ReprobeEvery: with the server estimate, every Nth response on a
-	// connection goes out unpaced to measure the path again (0: never by
-	// count).
+	// connection is a probe, paced above the estimate (1.25 ×) to measure
+	// the path again, then draining the queue it built (docs/pacing.md §4;
+	// 0: never by count).
 	ReprobeEvery int `yaml:"reprobe_every"`
 	// ReprobeInterval: also re-probe when the last probe is this old (0:
 	// never by age).
