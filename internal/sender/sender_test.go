@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,5 +360,101 @@ func TestSentReportCarriesCMCDNor(t *testing.T) {
 		if len(res.Sent) != 1 || res.Sent[0].Next != c.want {
 			t.Errorf("%s: reports %+v, want one with Next %q", c.name, res.Sent, c.want)
 		}
+	}
+}
+
+// TestConcurrentRAMResponses serves one pinned RAM block to concurrent
+// clients (whole, ranges, HEAD, conditional): every body is right, and
+// once the block is unpinned and evicted the process holds no more
+// descriptors than before it was pinned.
+func TestConcurrentRAMResponses(t *testing.T) {
+	const size = 200_000
+	f := newFixture(t, 300_000, false) // room for one block
+	f.put(t, 2, size)
+	ctx := context.Background()
+	tok := token("sess", time.Now().Add(time.Hour), secret, "video_800000")
+	url := f.base + "/b/" + tok + "/live/ch/video_800000/0.m4s"
+	want := data(0, size)
+	cli := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	t.Cleanup(cli.CloseIdleConnections)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	get(t, url) // from disk: connection, init and poller set up
+	cli.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(50 * time.Millisecond)
+	base := fds()
+
+	if st := f.st.Pin(ctx, "A", cluster.Pin{Session: "sess", Block: blk(0)}); st != blockstore.Pinned {
+		t.Fatal(st)
+	}
+	f.st.WaitLoaded(ctx, blk(0))
+	resp, _ := get(t, url)
+	etag := resp.Header.Get("ETag")
+	cases := []struct {
+		method, hdr, val string
+		status           int
+		body             []byte
+	}{
+		{"GET", "", "", 200, want},
+		{"GET", "Range", "bytes=100-199", 206, want[100:200]},
+		{"GET", "Range", "bytes=199000-", 206, want[199000:]},
+		{"HEAD", "", "", 200, nil},
+		{"GET", "If-None-Match", "", 304, nil}, // the ETag, filled in below
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 25; j++ {
+				c := cases[(g+j)%len(cases)]
+				req, _ := http.NewRequest(c.method, url, nil)
+				if c.hdr == "If-None-Match" {
+					c.val = etag
+				}
+				if c.hdr != "" {
+					req.Header.Set(c.hdr, c.val)
+				}
+				resp, err := cli.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != c.status || !bytes.Equal(body, c.body) {
+					t.Errorf("%s %s %q: status %d, %d bytes", c.method, c.hdr, c.val, resp.StatusCode, len(body))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := f.cli.Stats(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SendsRAM < 100 {
+		t.Errorf("%d sends from RAM, want every one of the ≥ 100 GETs", st.SendsRAM)
+	}
+	// Unpin, then pinning block 1 evicts block 0.
+	f.st.Unpin("A", cluster.Pin{Session: "sess", Block: blk(0)})
+	f.st.Pin(ctx, "A", cluster.Pin{Session: "sess", Block: blk(1)})
+	f.st.WaitLoaded(ctx, blk(1))
+	f.st.Unpin("A", cluster.Pin{Session: "sess", Block: blk(1)})
+	cli.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(2 * time.Second)
+	for fds() > base+1 && time.Now().Before(deadline) { // + block 1's memfd
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := fds(); got != base+1 {
+		t.Errorf("%d descriptors after the responses and the eviction, want %d (before) + 1 (block 1's memfd)", got, base)
 	}
 }

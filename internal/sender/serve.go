@@ -114,15 +114,21 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 	hd := w.Header()
 	hd.Set("Content-Type", ct)
 	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, id.Start, b.Size))
+	corked := false
 	if c, ok := netconn.TCP(r); ok {
 		// Header and body leave in full segments (nginx's tcp_nopush).
 		if err := netconn.Cork(c, true); err == nil {
+			corked = true
 			defer netconn.Cork(c, false)
 		}
 	}
 	cw := httpx.NewCountingWriter(w)
+	var out http.ResponseWriter = cw
+	if corked && b.File() != nil {
+		out = flushHeader{cw}
+	}
 	// An *os.File (RAM memfd or disk file) lets net/http use sendfile.
-	http.ServeContent(cw, r, "", time.Time{}, b.ReadSeeker())
+	http.ServeContent(out, r, "", time.Time{}, b.ReadSeeker())
 	if r.Method != http.MethodGet || cw.Status != http.StatusOK && cw.Status != http.StatusPartialContent {
 		return
 	}
@@ -136,6 +142,23 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 	s.m.sends.WithLabelValues(from).Inc()
 	s.m.sendBytes.WithLabelValues(from).Add(float64(cw.Bytes))
 	s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: cw.Bytes, FromRAM: b.FromRAM, Next: s.nextRequest(r)})
+}
+
+// flushHeader sends the response header as soon as the status is written,
+// before a file body that net/http sends with sendfile. Otherwise net/http
+// copies the body's first 512 bytes through user space (a read syscall and
+// a copy per response) to hold the header back until the body is readable.
+// Only for a corked connection: the header still leaves in the body's
+// first segment.
+type flushHeader struct{ *httpx.CountingWriter }
+
+// WriteHeader writes the status and flushes the header of a 200 or 206.
+func (w flushHeader) WriteHeader(code int) {
+	w.CountingWriter.WriteHeader(code)
+	if code == http.StatusOK || code == http.StatusPartialContent {
+		// An error here is the connection's: the body's write reports it.
+		_ = http.NewResponseController(w.CountingWriter).Flush()
+	}
 }
 
 // nextRequest returns the player's next object request as it announced it
