@@ -55,6 +55,11 @@ type track struct {
 	// first kept fragment, so that the HLS discontinuity sequence stays
 	// stable when retention deletes the fragments around a gap.
 	PrunedGaps int64 `json:"pruned_gaps,omitempty"`
+	// PrunedBefore is the start of the first fragment kept by the last
+	// prune (meaningful when Pruned > 0): a fragment file before it is a
+	// leftover of a prune interrupted between the index and the files, which
+	// Pruned already counts.
+	PrunedBefore int64 `json:"pruned_before,omitempty"`
 
 	init  []byte
 	frags []FragRef
@@ -153,6 +158,13 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 		}
 		start, err := strconv.ParseInt(strings.TrimSuffix(n, fragExt), 10, 64)
 		if err != nil {
+			continue
+		}
+		if t.Pruned > 0 && start < t.PrunedBefore {
+			if !p.store.shared {
+				p.store.log.Info("removing a fragment an interrupted prune left", "file", filepath.Join(dir, n))
+				os.Remove(filepath.Join(dir, n))
+			}
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, n))

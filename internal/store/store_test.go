@@ -226,3 +226,47 @@ func TestDiscontinuitySequence(t *testing.T) {
 		t.Errorf("after restart: Disc %d, %d fragments; want 1, %d", got.Disc, len(got.Frags), n-2)
 	}
 }
+
+// TestInterruptedPrune: a prune that wrote the index but died before
+// removing the files leaves fragment files behind; the next start must not
+// index them again (they are counted in Pruned already, and the media
+// sequence would shift), and removes them.
+func TestInterruptedPrune(t *testing.T) {
+	dir := t.TempDir()
+	_, p, _, _ := fill(t, dir)
+	tv := p.View(0).Tracks[0]
+	n := len(tv.Frags)
+	tdir := filepath.Join(dir, "ch", "t", tv.ID)
+	saved := map[string][]byte{}
+	for _, f := range tv.Frags[:2] {
+		name := fragName(f.Start)
+		b, err := os.ReadFile(filepath.Join(tdir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[name] = b
+	}
+	d := time.Duration(tv.Seconds(int64(tv.Frags[n-1].Duration)) * float64(time.Second))
+	if _, err := p.Prune(time.Duration(n-2) * d); err != nil {
+		t.Fatal(err)
+	}
+	want := p.View(0).Tracks[0]
+	if want.First != 2 || len(want.Frags) != n-2 {
+		t.Fatalf("after prune: First %d, %d fragments", want.First, len(want.Frags))
+	}
+	for name, b := range saved { // the removals never happened
+		if err := os.WriteFile(filepath.Join(tdir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok := reopen(t, dir, "ch").View(0).Track(tv.ID)
+	if !ok || got.First != 2 || len(got.Frags) != n-2 || got.Frags[0] != want.Frags[0] {
+		t.Fatalf("after restart: First %d, %d fragments; want 2, %d starting at %+v",
+			got.First, len(got.Frags), n-2, want.Frags[0])
+	}
+	for name := range saved {
+		if _, err := os.Stat(filepath.Join(tdir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s was not removed at the restart", name)
+		}
+	}
+}

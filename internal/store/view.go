@@ -203,6 +203,11 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 		gone := append([]FragRef(nil), t.frags[:i]...)
 		t.frags = append([]FragRef(nil), t.frags[i:]...)
 		t.Pruned += int64(i)
+		if len(t.frags) > 0 {
+			t.PrunedBefore = t.frags[0].Start
+		} else {
+			t.PrunedBefore = gone[len(gone)-1].End()
+		}
 		t.PrunedGaps += Gaps(gone, len(gone)-1)
 		if len(t.frags) > 0 && gone[len(gone)-1].End() != t.frags[0].Start {
 			t.PrunedGaps++
