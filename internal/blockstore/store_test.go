@@ -628,3 +628,34 @@ func TestPinnedRAMBlockReusesDescriptors(t *testing.T) {
 		t.Errorf("%d descriptors after closing the store, want %d", got, base)
 	}
 }
+
+// BenchmarkOpenRAM is the store's part of a response of a pinned RAM block:
+// Open (a descriptor with its own position), a Seek as http.ServeContent
+// does, and Close.
+// Run: go test -run '^$' -bench OpenRAM ./internal/blockstore
+func BenchmarkOpenRAM(b *testing.B) {
+	d, err := OpenDisk(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := d.PutBlock(ctx, blk(0), payload(0, 200_000)); err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Options{Backend: d, RAMBudget: 1 << 20, NoAdmitOnMiss: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.Pin(ctx, "A", pin("s", 0))
+	s.WaitLoaded(ctx, blk(0))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		blk, err := s.Open(ctx, blk(0))
+		if err != nil || !blk.FromRAM {
+			b.Fatal(err)
+		}
+		blk.ReadSeeker().Seek(0, io.SeekEnd)
+		blk.Close()
+	}
+}
