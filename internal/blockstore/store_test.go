@@ -618,12 +618,24 @@ func TestPinnedRAMBlockReusesDescriptors(t *testing.T) {
 		t.Errorf("%d descriptors after evicting block 0, want %d (block 1's memfd)", got, want)
 	}
 
-	// Store closed while responses of a pinned block run.
+	// Store closed while responses of a pinned block run: the last one
+	// gives its descriptor back to a block that is already dropped.
+	var open []*Block
+	for k := 0; k < 2; k++ {
+		b, err := s.Open(ctx, blk(1))
+		if err != nil || !b.FromRAM {
+			t.Fatalf("open block 1: %v, from RAM %v", err, err == nil && b.FromRAM)
+		}
+		open = append(open, b)
+	}
 	done = make(chan struct{})
 	go func() { readAll(t, s, 1, 8, 20, payload(1, 200_000), false); close(done) }()
 	time.Sleep(time.Millisecond)
 	s.Close()
 	<-done
+	for _, b := range open {
+		b.Close()
+	}
 	if got := openFDs(t); got != base {
 		t.Errorf("%d descriptors after closing the store, want %d", got, base)
 	}
