@@ -66,27 +66,67 @@ type representationXML struct {
 	SegmentList     *segListXML     `xml:"SegmentList"`
 }
 
-type segTemplateXML struct {
+// multiSegXML is what SegmentTemplate and SegmentList share
+// (MultipleSegmentBaseType): the timing of the segments.
+type multiSegXML struct {
 	Timescale              *uint64      `xml:"timescale,attr"`
 	Duration               *uint64      `xml:"duration,attr"`
 	StartNumber            *uint64      `xml:"startNumber,attr"`
 	PresentationTimeOffset *uint64      `xml:"presentationTimeOffset,attr"`
-	Initialization         string       `xml:"initialization,attr"`
-	Media                  string       `xml:"media,attr"`
 	Timeline               *timelineXML `xml:"SegmentTimeline"`
+}
+
+// merge returns parent with what child sets taking precedence (ISO/IEC
+// 23009-1 5.3.9.2): attributes one by one, the SegmentTimeline as a whole.
+func (child multiSegXML) merge(parent multiSegXML) multiSegXML {
+	m := parent
+	if child.Timescale != nil {
+		m.Timescale = child.Timescale
+	}
+	if child.Duration != nil {
+		m.Duration = child.Duration
+	}
+	if child.StartNumber != nil {
+		m.StartNumber = child.StartNumber
+	}
+	if child.PresentationTimeOffset != nil {
+		m.PresentationTimeOffset = child.PresentationTimeOffset
+	}
+	if child.Timeline != nil {
+		m.Timeline = child.Timeline
+	}
+	return m
+}
+
+// params returns the timescale (1 when absent or 0), the start number (1
+// when absent) and the presentation time offset.
+func (m multiSegXML) params() (ts uint64, startNumber, pto int64) {
+	ts, startNumber = 1, 1
+	if m.Timescale != nil && *m.Timescale > 0 {
+		ts = *m.Timescale
+	}
+	if m.StartNumber != nil {
+		startNumber = int64(*m.StartNumber)
+	}
+	if m.PresentationTimeOffset != nil {
+		pto = int64(*m.PresentationTimeOffset)
+	}
+	return ts, startNumber, pto
+}
+
+type segTemplateXML struct {
+	multiSegXML
+	Initialization string `xml:"initialization,attr"`
+	Media          string `xml:"media,attr"`
 }
 
 // segListXML is a SegmentList: the segments named one by one
 // (SegmentURL@media, optionally with @mediaRange), timed by a
 // SegmentTimeline or @duration.
 type segListXML struct {
-	Timescale              *uint64      `xml:"timescale,attr"`
-	Duration               *uint64      `xml:"duration,attr"`
-	StartNumber            *uint64      `xml:"startNumber,attr"`
-	PresentationTimeOffset *uint64      `xml:"presentationTimeOffset,attr"`
-	Initialization         *urlXML      `xml:"Initialization"`
-	Timeline               *timelineXML `xml:"SegmentTimeline"`
-	SegmentURLs            []segURLXML  `xml:"SegmentURL"`
+	multiSegXML
+	Initialization *urlXML     `xml:"Initialization"`
+	SegmentURLs    []segURLXML `xml:"SegmentURL"`
 }
 
 // urlXML is a URLType (Initialization): a URL and an optional byte range.
@@ -112,23 +152,9 @@ func (child *segListXML) merge(parent *segListXML) *segListXML {
 		return child
 	}
 	m := *parent
-	if child.Timescale != nil {
-		m.Timescale = child.Timescale
-	}
-	if child.Duration != nil {
-		m.Duration = child.Duration
-	}
-	if child.StartNumber != nil {
-		m.StartNumber = child.StartNumber
-	}
-	if child.PresentationTimeOffset != nil {
-		m.PresentationTimeOffset = child.PresentationTimeOffset
-	}
+	m.multiSegXML = child.multiSegXML.merge(parent.multiSegXML)
 	if child.Initialization != nil {
 		m.Initialization = child.Initialization
-	}
-	if child.Timeline != nil {
-		m.Timeline = child.Timeline
 	}
 	if len(child.SegmentURLs) > 0 {
 		m.SegmentURLs = child.SegmentURLs
@@ -156,26 +182,12 @@ func (child *segTemplateXML) merge(parent *segTemplateXML) *segTemplateXML {
 		return child
 	}
 	m := *parent
-	if child.Timescale != nil {
-		m.Timescale = child.Timescale
-	}
-	if child.Duration != nil {
-		m.Duration = child.Duration
-	}
-	if child.StartNumber != nil {
-		m.StartNumber = child.StartNumber
-	}
-	if child.PresentationTimeOffset != nil {
-		m.PresentationTimeOffset = child.PresentationTimeOffset
-	}
+	m.multiSegXML = child.multiSegXML.merge(parent.multiSegXML)
 	if child.Initialization != "" {
 		m.Initialization = child.Initialization
 	}
 	if child.Media != "" {
 		m.Media = child.Media
-	}
-	if child.Timeline != nil {
-		m.Timeline = child.Timeline
 	}
 	return &m
 }
@@ -392,18 +404,7 @@ func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML,
 		}
 		return nil, errors.New("neither a SegmentTemplate with @media nor a SegmentList (SegmentBase is not supported)")
 	}
-	ts := uint64(1)
-	if tmpl.Timescale != nil && *tmpl.Timescale > 0 {
-		ts = *tmpl.Timescale
-	}
-	startNumber := int64(1)
-	if tmpl.StartNumber != nil {
-		startNumber = int64(*tmpl.StartNumber)
-	}
-	var pto int64
-	if tmpl.PresentationTimeOffset != nil {
-		pto = int64(*tmpl.PresentationTimeOffset)
-	}
+	ts, startNumber, pto := tmpl.params()
 	if tmpl.Initialization != "" {
 		u, err := resolve(repBase, expandTemplate(tmpl.Initialization, rep.ID, rep.Bandwidth, 0, 0))
 		if err != nil {
@@ -423,23 +424,8 @@ func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML,
 	}
 	switch {
 	case tmpl.Timeline != nil:
-		r.segments, err = pc.timeline(tmpl.Timeline.S, ts, pto, startNumber, mk)
-		if err != nil {
+		if err := pc.timelineRendition(r, tmpl.Timeline.S, ts, pto, startNumber, mk); err != nil {
 			return nil, err
-		}
-		if pc.live && openEnded(tmpl.Timeline.S) {
-			// S@r="-1" at the end repeats up to the live edge, which moves
-			// between reloads (minimumUpdatePeriod may be long).
-			ss := tmpl.Timeline.S
-			r.gen = func(now time.Time) []Segment {
-				at := pc
-				at.now = func() time.Time { return now }
-				segs, err := at.timeline(ss, ts, pto, startNumber, mk)
-				if err != nil {
-					return nil
-				}
-				return segs
-			}
 		}
 	case tmpl.Duration != nil && *tmpl.Duration > 0:
 		d := *tmpl.Duration
@@ -471,6 +457,31 @@ func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML,
 	return r, nil
 }
 
+// timelineRendition fills r's segments from a SegmentTimeline; a live one
+// whose last S repeats without end (S@r="-1") gets a generator instead,
+// since it reaches the live edge, which moves between reloads
+// (minimumUpdatePeriod may be long).
+func (pc periodCtx) timelineRendition(r *Rendition, ss []sXML, ts uint64, pto, startNumber int64,
+	mk func(number, t int64, d uint64) (Segment, error)) error {
+	segs, err := pc.timeline(ss, ts, pto, startNumber, mk)
+	if err != nil {
+		return err
+	}
+	r.segments = segs
+	if pc.live && openEnded(ss) {
+		r.gen = func(now time.Time) []Segment {
+			at := pc
+			at.now = func() time.Time { return now }
+			segs, err := at.timeline(ss, ts, pto, startNumber, mk)
+			if err != nil {
+				return nil
+			}
+			return segs
+		}
+	}
+	return nil
+}
+
 // errListEnd ends the expansion of a SegmentList's timeline at its last
 // SegmentURL.
 var errListEnd = errors.New("no SegmentURL left")
@@ -484,18 +495,7 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*
 	if len(l.SegmentURLs) == 0 {
 		return nil, errors.New("SegmentList without SegmentURL")
 	}
-	ts := uint64(1)
-	if l.Timescale != nil && *l.Timescale > 0 {
-		ts = *l.Timescale
-	}
-	startNumber := int64(1)
-	if l.StartNumber != nil {
-		startNumber = int64(*l.StartNumber)
-	}
-	var pto int64
-	if l.PresentationTimeOffset != nil {
-		pto = int64(*l.PresentationTimeOffset)
-	}
+	ts, startNumber, pto := l.params()
 	if in := l.Initialization; in != nil {
 		u := base
 		if strings.TrimSpace(in.SourceURL) != "" {
@@ -530,21 +530,8 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*
 	}
 	switch {
 	case l.Timeline != nil:
-		var err error
-		if r.segments, err = pc.timeline(l.Timeline.S, ts, pto, startNumber, mk); err != nil {
+		if err := pc.timelineRendition(r, l.Timeline.S, ts, pto, startNumber, mk); err != nil {
 			return nil, err
-		}
-		if pc.live && openEnded(l.Timeline.S) {
-			ss := l.Timeline.S
-			r.gen = func(now time.Time) []Segment {
-				at := pc
-				at.now = func() time.Time { return now }
-				segs, err := at.timeline(ss, ts, pto, startNumber, mk)
-				if err != nil {
-					return nil
-				}
-				return segs
-			}
 		}
 	case l.Duration != nil && *l.Duration > 0:
 		d := *l.Duration
