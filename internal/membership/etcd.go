@@ -13,6 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/sluice-media/sluice/internal/pause"
 )
 
 // DefaultPrefix is the etcd key prefix senders register under.
@@ -136,7 +138,7 @@ func (s *EtcdSet) run(ctx context.Context, first chan struct{}) {
 			if ctx.Err() == nil {
 				log.Warn("etcd membership: list failed", "err", err)
 			}
-			sleep(ctx, backoff)
+			_ = pause.For(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
@@ -240,15 +242,6 @@ func equal(a, b []Member) bool {
 		}
 	}
 	return true
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // Registration keeps one sender's key alive in etcd.
@@ -357,7 +350,7 @@ func (r *Registration) run(ctx context.Context, first chan struct{}) {
 			if ctx.Err() == nil {
 				log.Warn("etcd registration failed", "key", r.key, "err", err)
 			}
-			sleep(ctx, backoff)
+			_ = pause.For(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}

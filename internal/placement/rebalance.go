@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/pause"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -338,16 +339,5 @@ func (l *rateLimiter) wait(ctx context.Context, n int64) error {
 	at := l.next
 	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
 	l.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, time.Until(at))
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/pause"
 )
 
 // RunSessions runs n independent sessions of cfg at once, a load test. The
@@ -38,7 +40,7 @@ func RunSessions(ctx context.Context, cfg Config, n int, ramp time.Duration) ([]
 			delay = ramp * time.Duration(i) / time.Duration(n)
 		}
 		wg.Go(func() {
-			if err := sleep(ctx, delay); err != nil {
+			if err := pause.For(ctx, delay); err != nil {
 				reports[i] = Report{
 					Session: i, URL: c.URL, Format: c.Format, StartupMS: -1, Error: "not started: " + err.Error(),
 					HTTPStatus: map[string]int{}, FragmentsByKind: map[string]int{}, Bitrates: []int64{},

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/pause"
 )
 
 // manifestSource loads a manifest of one format and turns it into a
@@ -274,7 +276,7 @@ func (m *manifests) run(ctx context.Context) {
 		}
 		period = min(max(period, 100*time.Millisecond), 30*time.Second)
 		wait := time.Until(last.Add(period))
-		if err := sleep(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return
 		}
 		last = time.Now()
@@ -284,21 +286,6 @@ func (m *manifests) run(ctx context.Context) {
 			}
 			m.onError(fmt.Errorf("reload manifest: %w", err))
 		}
-	}
-}
-
-// sleep waits for d or the end of ctx.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/pause"
 )
 
 // Defaults for Config fields left zero.
@@ -367,7 +368,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		level, _ := s.play.levelOf(k, now)
 		if level >= s.cfg.Buffer {
 			// Full: wait until a fragment's worth has played out.
-			_ = sleep(ctx, min(level-s.cfg.Buffer+50*time.Millisecond, 250*time.Millisecond))
+			_ = pause.For(ctx, min(level-s.cfg.Buffer+50*time.Millisecond, 250*time.Millisecond))
 			continue
 		}
 		pres, changed := s.man.current()
@@ -389,7 +390,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 					return nil
 				}
 				s.log.Warn("load playlist", "kind", k, "err", err)
-				_ = sleep(ctx, s.cfg.RetryDelay)
+				_ = pause.For(ctx, s.cfg.RetryDelay)
 			}
 			continue
 		}
@@ -433,7 +434,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 						s.log.Warn("failover: reload manifest", "kind", k, "err", err)
 					}
 				}
-				_ = sleep(ctx, s.cfg.RetryDelay)
+				_ = pause.For(ctx, s.cfg.RetryDelay)
 				continue
 			}
 			initFails = 0
@@ -494,7 +495,7 @@ func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment,
 	failed := seg
 	for i := 1; i <= maxFailoverReloads; i++ {
 		if i > 1 {
-			if err := sleep(ctx, s.cfg.RetryDelay); err != nil {
+			if err := pause.For(ctx, s.cfg.RetryDelay); err != nil {
 				return 0, cause
 			}
 		}
@@ -675,7 +676,7 @@ func (s *session) withRetry(ctx context.Context, attempt func() (int, time.Durat
 		return err
 	}
 	s.stats.add(&s.stats.retries)
-	if serr := sleep(ctx, s.cfg.RetryDelay); serr != nil {
+	if serr := pause.For(ctx, s.cfg.RetryDelay); serr != nil {
 		return err
 	}
 	_, _, err = attempt()

@@ -27,6 +27,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/sluice-media/sluice/internal/mp4src"
+	"github.com/sluice-media/sluice/internal/pause"
 )
 
 // Options configures a push.
@@ -240,7 +241,7 @@ func (p *pusher) run(ctx context.Context) error {
 					return err
 				}
 				p.log.Warn("probe failed, retrying", "url", url, "err", err, "in", p.opts.RetryDelay)
-				if !sleep(ctx, p.opts.RetryDelay) {
+				if pause.For(ctx, p.opts.RetryDelay) != nil {
 					return ctx.Err()
 				}
 				continue
@@ -258,7 +259,7 @@ func (p *pusher) run(ctx context.Context) error {
 		// ingest that lost the end of the previous one has no gap.
 		resend = 2
 		p.log.Warn("stream interrupted, reconnecting", "url", url, "err", err, "in", p.opts.RetryDelay)
-		if !sleep(ctx, p.opts.RetryDelay) {
+		if pause.For(ctx, p.opts.RetryDelay) != nil {
 			return fmt.Errorf("cancelled while reconnecting after: %w", err)
 		}
 	}
@@ -455,18 +456,6 @@ func (p *pusher) session(ctx context.Context, url string, next pos, resend int) 
 func snippet(r io.Reader) string {
 	b, _ := io.ReadAll(io.LimitReader(r, 512))
 	return strings.TrimSpace(string(b))
-}
-
-// sleep waits for d or the end of ctx; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // newBar draws a progress bar of media milliseconds on w.
