@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/pause"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -176,12 +177,8 @@ func (w *Writer) retry(ctx context.Context, f func() error) error {
 		if i == w.o.Retries || unreachable(err) || ctx.Err() != nil {
 			break
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
+		if cerr := pause.For(ctx, backoff); cerr != nil {
+			return errors.Join(err, cerr)
 		}
 		backoff *= 2
 	}
