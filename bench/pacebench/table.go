@@ -426,6 +426,13 @@ func crosses(iv [][2]int64, a, b int64) bool {
 // readStalls reads the delay line's "start-ns end-ns" lines, sorted by
 // start.
 func readStalls(path string) ([][2]int64, error) {
+	out, err := readPairs(path, func(start, end int64) bool { return end >= start })
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out, err
+}
+
+// readPairs reads the lines of two integers of path that keep accepts.
+func readPairs(path string, keep func(a, b int64) bool) ([][2]int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -440,11 +447,10 @@ func readStalls(path string) ([][2]int64, error) {
 		}
 		x, err1 := strconv.ParseInt(a, 10, 64)
 		y, err2 := strconv.ParseInt(b, 10, 64)
-		if err1 == nil && err2 == nil && y >= x {
+		if err1 == nil && err2 == nil && keep(x, y) {
 			out = append(out, [2]int64{x, y})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out, sc.Err()
 }
 
@@ -467,25 +473,7 @@ func inside(iv [][2]int64, t int64) bool {
 
 // readPing reads "send-ns rtt-ns" lines.
 func readPing(path string) ([][2]int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out [][2]int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		a, b, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if !ok {
-			continue
-		}
-		t, err1 := strconv.ParseInt(a, 10, 64)
-		d, err2 := strconv.ParseInt(b, 10, 64)
-		if err1 == nil && err2 == nil {
-			out = append(out, [2]int64{t, d})
-		}
-	}
-	return out, sc.Err()
+	return readPairs(path, func(int64, int64) bool { return true })
 }
 
 // readSeries reads the sampler's "<Unix ns> <retransmitted> <sent>" lines.
