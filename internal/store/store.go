@@ -59,6 +59,7 @@ type Store struct {
 	mu     sync.Mutex
 	points map[string]*Point
 	hooks  []func(FragmentAdded)
+	pruned []func(FragmentsPruned)
 }
 
 // FragmentAdded describes a fragment that AddFragment has just stored
@@ -81,6 +82,39 @@ func (s *Store) OnFragment(f func(FragmentAdded)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hooks = append(s.hooks, f)
+}
+
+// FragmentsPruned describes the fragments of one track that Prune has
+// just deleted (index and files).
+type FragmentsPruned struct {
+	Point string
+	Track string
+	// Starts are the deleted fragments' start times, in order.
+	Starts []int64
+}
+
+// OnPrune registers f to be called after Prune deleted fragments of a
+// track (archive retention), e.g. to delete their copies on the senders of
+// a cluster. f runs on the pruning goroutine after the point is unlocked:
+// it must return quickly (queue the work).
+func (s *Store) OnPrune(f func(FragmentsPruned)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruned = append(s.pruned, f)
+}
+
+func (s *Store) fragmentsPruned(evs []FragmentsPruned) {
+	if len(evs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	hooks := s.pruned
+	s.mu.Unlock()
+	for _, ev := range evs {
+		for _, h := range hooks {
+			h(ev)
+		}
+	}
 }
 
 func (s *Store) fragmentAdded(ev FragmentAdded) {

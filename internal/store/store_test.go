@@ -136,7 +136,9 @@ func TestAddDedupAndReload(t *testing.T) {
 }
 
 func TestWindowAndPrune(t *testing.T) {
-	_, p, _, _ := fill(t, t.TempDir())
+	s, p, _, _ := fill(t, t.TempDir())
+	var evs []FragmentsPruned
+	s.OnPrune(func(ev FragmentsPruned) { evs = append(evs, ev) })
 	all := p.View(0)
 	tv := all.Tracks[0]
 	n := len(tv.Frags)
@@ -161,6 +163,23 @@ func TestWindowAndPrune(t *testing.T) {
 	}
 	if _, _, err := p.ReadFragment(tv.ID, tv.Frags[0].Start); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("pruned fragment still readable: %v", err)
+	}
+	// The prune hook got, per track, exactly the deleted fragments.
+	got := 0
+	for _, ev := range evs {
+		if ev.Point != p.Name {
+			t.Errorf("hook for point %q", ev.Point)
+		}
+		got += len(ev.Starts)
+		if ev.Track == tv.ID {
+			want := n - 3
+			if len(ev.Starts) != want || ev.Starts[0] != tv.Frags[0].Start || ev.Starts[want-1] != tv.Frags[want-1].Start {
+				t.Errorf("track %s: hook got %v, want the first %d starts", tv.ID, ev.Starts, want)
+			}
+		}
+	}
+	if got != pruned {
+		t.Errorf("hooks got %d fragments, Prune deleted %d", got, pruned)
 	}
 }
 

@@ -180,11 +180,14 @@ func (p *Point) Streams() []StreamInfo {
 
 // Prune deletes, in every track, the fragments that end more than keep
 // before the track's last fragment end (archive retention). It returns the
-// number of fragments deleted.
+// number of fragments deleted. The store's OnPrune hooks learn which,
+// after the point is unlocked.
 func (p *Point) Prune(keep time.Duration) (int, error) {
 	if keep <= 0 {
 		return 0, nil
 	}
+	var evs []FragmentsPruned
+	defer func() { p.store.fragmentsPruned(evs) }()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -215,9 +218,12 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 		if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
 			return n, err
 		}
+		ev := FragmentsPruned{Point: p.Name, Track: t.ID, Starts: make([]int64, 0, len(gone))}
 		for _, f := range gone {
 			os.Remove(filepath.Join(p.dir, "t", t.ID, fragName(f.Start)))
+			ev.Starts = append(ev.Starts, f.Start)
 		}
+		evs = append(evs, ev)
 		n += i
 	}
 	if n > 0 {
