@@ -44,6 +44,9 @@ list or etcd:
   sluice scheduler --origin http://origin:8080 --etcd http://127.0.0.1:2379
 
 Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics.
+With --owner-set-url, a segment URL names the block's owner set (its sender first, then the
+other owners) instead of one sender, so that a player retries at a replica when a sender
+dies; GET /internal/v1/owner-sets (cluster secret) lists those names in hosts(5) format.
 /readyz answers 200 once a sender of the set answers batches and an origin answers the index
 (with the cluster secret), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
@@ -96,6 +99,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var origins stringsFlag
 	fs.Var(&origins, "origin", "origin base URL to read the timeline from (repeatable, in order of preference)")
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js) for /play")
+	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	rf := roleFlags{}
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -152,11 +156,12 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	})
 }
 
-// schedulerHome routes /s/ to the scheduler and the player page (/play,
-// /player/) to ui; anything else is 404.
-func schedulerHome(sched http.Handler, ui http.Handler) http.Handler {
+// schedulerHome routes /s/ and the owner-set listing to the scheduler and
+// the player page (/play, /player/) to ui; anything else is 404.
+func schedulerHome(sched *scheduler.Scheduler, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(scheduler.Prefix, sched)
+	mux.HandleFunc("GET /internal/v1/owner-sets", sched.OwnerSetHosts)
 	mux.Handle("/play", ui)
 	mux.Handle("/player/", ui)
 	return mux

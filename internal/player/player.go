@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -712,6 +713,13 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 		dec = s.pacer.decide(info)
 		s.pacer.apply(req, dec)
 	}
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectDone: func(_, _ string, err error) {
+			if err != nil && ctx.Err() == nil {
+				s.stats.add(&s.stats.connectFailures)
+			}
+		},
+	}))
 	t0 := time.Now()
 	resp, err := s.clientFor(info).Do(req)
 	if err != nil {

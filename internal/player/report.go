@@ -58,6 +58,12 @@ type Report struct {
 	// for failed fragments and init segments.
 	Failovers       int `json:"failovers"`
 	FailoverReloads int `json:"failover_reloads"`
+	// ConnectFailures counts connection attempts that failed (refused,
+	// unreachable, timed out), each address of a name apart: when a host
+	// name resolves to several addresses (a cluster's owner-set name) and
+	// the request went on at the next one, it is counted here and nowhere
+	// else.
+	ConnectFailures int `json:"connect_failures"`
 	// HTTPStatus counts every response by status code ("200": n).
 	HTTPStatus map[string]int `json:"http_status"`
 	// Bitrates lists the video bitrates chosen, bits/s, in order: the first
@@ -104,8 +110,8 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  avg bitrate %s, throughput estimate %s\n", humanBits(r.AvgBitrate), humanBits(r.ThroughputBPS))
 	fmt.Fprintf(&b, "  fragments:  %d (video %d, audio %d), %s media, %s manifests\n",
 		r.Fragments, r.FragmentsByKind[string(KindVideo)], r.FragmentsByKind[string(KindAudio)], humanBytes(r.Bytes), humanBytes(r.ManifestBytes))
-	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d, failovers %d (%d reloads)\n",
-		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped, r.Failovers, r.FailoverReloads)
+	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d, failovers %d (%d reloads), failed connects %d\n",
+		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped, r.Failovers, r.FailoverReloads, r.ConnectFailures)
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(r.HTTPStatus))
 	if p := r.Pacing; p != nil {
 		fmt.Fprintf(&b, "  pacing:     %s: %d of %d fragment requests paced (%d urgent), requested p50 %s\n",
@@ -257,6 +263,7 @@ type stats struct {
 	skipped         int
 	failovers       int
 	failoverReloads int
+	connectFailures int
 	status          map[int]int
 	bitrates        []int64
 	switches        int
@@ -355,6 +362,7 @@ func (s *stats) fill(r *Report) {
 	r.Errors, r.NetworkErrors, r.InvalidFragments = s.errors, s.networkErrors, s.invalid
 	r.Retries, r.Skipped = s.retries, s.skipped
 	r.Failovers, r.FailoverReloads = s.failovers, s.failoverReloads
+	r.ConnectFailures = s.connectFailures
 	r.HTTPStatus = map[string]int{}
 	for k, v := range s.status {
 		r.HTTPStatus[strconv.Itoa(k)] = v

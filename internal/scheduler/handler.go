@@ -468,7 +468,7 @@ func (s *Scheduler) urls(ps *pointState, sess *session, now time.Time) *manifest
 		Manifest: base + "manifest.mpd",
 		Playlist: func(id string) string { return base + id + "/media.m3u8" },
 		Init: func(id string) string {
-			return s.senderURL(s.initSender(ps, id)) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/init.mp4"
+			return s.initBase(ps, id) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/init.mp4"
 		},
 		Segment: func(id string, t int64) string {
 			b := cluster.BlockID{Point: ps.name, Track: id, Start: t}
@@ -478,7 +478,11 @@ func (s *Scheduler) urls(ps *pointState, sess *session, now time.Time) *manifest
 			} else {
 				snd = s.pointSender(ps, b)
 			}
-			return s.senderURL(snd) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
+			base := s.senderURL(snd)
+			if s.cfg.OwnerSetURL != "" && snd != "" {
+				base = s.ownerSetBase(snd, s.ownersOf(ps, b))
+			}
+			return base + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
 		},
 	}
 }
@@ -549,16 +553,21 @@ func (s *Scheduler) pointSender(ps *pointState, b cluster.BlockID) string {
 	return owners[0]
 }
 
-// initSender is the sender a track's CMAF header is fetched from. Every
+// initBase is the base URL a track's CMAF header is fetched from. Every
 // sender holds every header (internal/placement), so any live one will do:
 // the one rendezvous hashing picks for the track, so that a session's
-// header requests spread over the senders and stay put. s.mu must be held.
-func (s *Scheduler) initSender(ps *pointState, track string) string {
-	o := cluster.Owners(ps.name+"/"+track+"/init", s.liveIDs, 1)
+// header requests spread over the senders and stay put (with
+// Config.OwnerSetURL: the owner set of R senders it heads). s.mu must be
+// held.
+func (s *Scheduler) initBase(ps *pointState, track string) string {
+	o := cluster.Owners(ps.name+"/"+track+"/init", s.liveIDs, s.cfg.Replicas)
 	if len(o) == 0 {
-		return ""
+		return s.senderURL("")
 	}
-	return o[0]
+	if s.cfg.OwnerSetURL != "" {
+		return s.ownerSetBase(o[0], o)
+	}
+	return s.senderURL(o[0])
 }
 
 // senderURL is the base URL of a sender. s.mu must be held.

@@ -78,6 +78,17 @@ type Config struct {
 	// the host the player asked for the manifest: the in-process sender of
 	// `sluice serve`.
 	ClientURL func(membership.Member) string
+	// OwnerSetURL, if set, names a block in segment URLs by its owner set
+	// instead of one sender: a template such as
+	// "http://{owners}.senders.example:9001" where {owners} becomes the
+	// owner set's label (OwnerSetLabel: the block's sender first, then its
+	// other owners), a name that must resolve to every owner's address in
+	// that order (a DNS zone, or the hosts listing OwnerSetHosts serves).
+	// A player whose connection to the first owner is refused then
+	// fetches the same URL at the next one, so a request made with a
+	// manifest from before a sender died still succeeds. Every sender
+	// must listen on the template's port. Overrides ClientURL.
+	OwnerSetURL string
 }
 
 func (c *Config) setDefaults() error {
@@ -116,6 +127,11 @@ func (c *Config) setDefaults() error {
 	if c.LiveStart <= 0 {
 		c.LiveStart = 4
 	}
+	if c.OwnerSetURL != "" {
+		if err := CheckOwnerSetURL(c.OwnerSetURL); err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+	}
 	if c.Lease < 2*c.Tick {
 		return fmt.Errorf("scheduler: lease %v must be at least two ticks (%v)", c.Lease, c.Tick)
 	}
@@ -132,6 +148,7 @@ func DefaultConfig() Config {
 // at the senders. It is an http.Handler for /s/...; Run drives it.
 type Scheduler struct {
 	cfg      Config
+	ownerTpl ownerSetTpl // parsed cfg.OwnerSetURL
 	timeline Timeline
 	members  membership.Set
 	client   *http.Client
@@ -174,6 +191,9 @@ func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.R
 		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
 		epochs: map[string]int{},
 		wake:   make(chan struct{}, 1), scratch: map[pinKey]role{},
+	}
+	if cfg.OwnerSetURL != "" {
+		s.ownerTpl, _ = parseOwnerSetURL(cfg.OwnerSetURL) // checked by setDefaults
 	}
 	s.syncMembers(members.Members())
 	return s, nil

@@ -1,0 +1,245 @@
+package scheduler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+)
+
+// OwnersPlaceholder is the placeholder of Config.OwnerSetURL that an owner
+// set's host label replaces.
+const OwnersPlaceholder = "{owners}"
+
+// ownerSetTpl is a parsed Config.OwnerSetURL:
+// scheme://prefix{owners}suffix[:port].
+type ownerSetTpl struct {
+	scheme, prefix, suffix, port string
+}
+
+// parseOwnerSetURL parses an owner-set URL template: an http(s) URL of a
+// host name that contains OwnersPlaceholder once, and an optional port;
+// no path, query or user.
+func parseOwnerSetURL(tpl string) (ownerSetTpl, error) {
+	bad := func(why string) (ownerSetTpl, error) {
+		return ownerSetTpl{}, fmt.Errorf("owner-set URL %q: %s", tpl, why)
+	}
+	scheme, rest, ok := strings.Cut(tpl, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return bad("it must start with http:// or https://")
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if strings.ContainsAny(rest, "/?#@") {
+		return bad("only a host and a port are allowed after the scheme")
+	}
+	host, port := rest, ""
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.Contains(rest[i:], OwnersPlaceholder) {
+		host, port = rest[:i], rest[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
+		}
+	}
+	if strings.Count(host, OwnersPlaceholder) != 1 {
+		return bad("the host must contain " + OwnersPlaceholder + " exactly once")
+	}
+	prefix, suffix, _ := strings.Cut(host, OwnersPlaceholder)
+	for _, c := range []byte(prefix + suffix) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return bad("the host name may hold letters, digits, '-' and '.' only")
+		}
+	}
+	return ownerSetTpl{scheme: scheme, prefix: strings.ToLower(prefix), suffix: strings.ToLower(suffix), port: port}, nil
+}
+
+// CheckOwnerSetURL validates an owner-set URL template (Config.OwnerSetURL).
+func CheckOwnerSetURL(tpl string) error {
+	_, err := parseOwnerSetURL(tpl)
+	return err
+}
+
+// host is the host name of an owner set.
+func (t ownerSetTpl) host(ids []string) string { return t.prefix + OwnerSetLabel(ids) + t.suffix }
+
+// base is the base URL of an owner set.
+func (t ownerSetTpl) base(ids []string) string {
+	b := t.scheme + "://" + t.host(ids)
+	if t.port != "" {
+		b += ":" + t.port
+	}
+	return b
+}
+
+// labelSafe reports whether a sender ID can stand in an owner-set label as
+// it is: a DNS label of lower-case letters, digits and single hyphens.
+func labelSafe(id string) bool {
+	if id == "" || len(id) > 63 || id[0] == '-' || id[len(id)-1] == '-' || strings.Contains(id, "--") {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// OwnerSetLabel is the host label of an owner set in the order a client
+// should try its members: their IDs joined by "--" when every ID is a
+// lower-case DNS label without "--" and the result fits a label (63
+// bytes), so that a DNS server can synthesise the answer from the name
+// alone; else "h" and 20 hex digits of a SHA-256 of the IDs (resolvable
+// through the listing of OwnerSetHosts only).
+func OwnerSetLabel(ids []string) string {
+	safe := true
+	for _, id := range ids {
+		safe = safe && labelSafe(id)
+	}
+	if l := strings.Join(ids, "--"); safe && len(l) <= 63 {
+		return l
+	}
+	h := sha256.Sum256([]byte(strings.Join(ids, "\n")))
+	return "h" + hex.EncodeToString(h[:10])
+}
+
+// ownerSetOrder is the order a client tries the owners of a block: the
+// sender chosen for it first, then the other owners by ID. Sorting the
+// rest keeps the number of distinct names at N × C(N-1, R-1).
+func ownerSetOrder(first string, owners []string) []string {
+	out := make([]string, 0, len(owners))
+	out = append(out, first)
+	rest := make([]string, 0, len(owners))
+	for _, o := range owners {
+		if o != first {
+			rest = append(rest, o)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// ownerSetBase is the base URL of the owner set of a block fetched first
+// from the sender first (Config.OwnerSetURL).
+func (s *Scheduler) ownerSetBase(first string, owners []string) string {
+	return s.ownerTpl.base(ownerSetOrder(first, owners))
+}
+
+// maxOwnerSetNames bounds the listing of OwnerSetHosts.
+const maxOwnerSetNames = 200000
+
+// OwnerSetHosts answers, for the cluster secret only, the owner-set host
+// names the scheduler can put in segment URLs for the live senders, in
+// hosts(5) format: one line per name and member address, in the order a
+// client should try them (the first member's line first). It is what a
+// DNS zone or a hosts file behind Config.OwnerSetURL must resolve
+// (docs/cluster.md, "Owner-set host names"). 404 when no template is
+// set; 403 without the secret.
+func (s *Scheduler) OwnerSetHosts(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.OwnerSetURL == "" {
+		http.Error(w, "no owner-set URL template (--owner-set-url) is configured", http.StatusNotFound)
+		return
+	}
+	if !cluster.SecretOK(r.Header, s.cfg.Secret) {
+		http.Error(w, "forbidden: the owner-set listing needs the cluster secret ("+cluster.SecretHeader+")", http.StatusForbidden)
+		return
+	}
+	s.mu.Lock()
+	ids := append([]string(nil), s.liveIDs...)
+	urls := make(map[string]string, len(ids))
+	for _, id := range ids {
+		if sc := s.senders[id]; sc != nil {
+			urls[id] = sc.m.URL
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	addrs := make(map[string]string, len(ids))
+	for _, id := range ids {
+		a, err := memberAddr(ctx, urls[id])
+		if err != nil {
+			s.log.Warn("owner-set listing: no address for a sender", "sender", id, "err", err)
+			continue
+		}
+		addrs[id] = a
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := writeOwnerSetHosts(w, s.ownerTpl, ids, addrs, s.cfg.Replicas); err != nil {
+		s.log.Warn("owner-set listing", "err", err)
+	}
+}
+
+// writeOwnerSetHosts writes the hosts(5) lines of every owner set of r (or
+// fewer, when fewer are live) of ids: each ID first, then every
+// combination of the others in ID order (ownerSetOrder).
+func writeOwnerSetHosts(w io.Writer, t ownerSetTpl, ids []string, addrs map[string]string, r int) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	k := min(r, len(ids))
+	names := 0
+	if _, err := fmt.Fprintf(w, "# sluice owner-set host names: %d live senders, R=%d\n", len(ids), r); err != nil {
+		return err
+	}
+	var comb func(set []string, others []string) error
+	comb = func(set []string, others []string) error {
+		if len(set) == k {
+			if names++; names > maxOwnerSetNames {
+				return errors.New("too many owner-set names to list")
+			}
+			name := t.host(set)
+			for _, id := range set {
+				if a, ok := addrs[id]; ok {
+					if _, err := fmt.Fprintf(w, "%s %s\n", a, name); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		for i, o := range others {
+			if err := comb(append(slices.Clip(set), o), others[i+1:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, first := range ids {
+		others := slices.DeleteFunc(slices.Clone(ids), func(o string) bool { return o == first })
+		if err := comb([]string{first}, others); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberAddr is the IP address of a member URL's host (resolved when it
+// is a name).
+func memberAddr(ctx context.Context, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String(), nil
+	}
+	as, err := net.DefaultResolver.LookupHost(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	if len(as) == 0 {
+		return "", fmt.Errorf("%s: no address", h)
+	}
+	return as[0], nil
+}
