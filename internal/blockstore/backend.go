@@ -20,6 +20,10 @@ import (
 // ErrNotFound is returned for blocks and track headers the store does not hold.
 var ErrNotFound = errors.New("not found")
 
+// ErrReadOnly is wrapped by the errors of a backend that does not delete
+// blocks (one over a store that prunes itself, as `sluice serve`'s).
+var ErrReadOnly = errors.New("read-only mass storage")
+
 // Backend is the mass storage of a sender: every block it owns and every
 // track header, durable across restarts. Disk is the local-directory
 // implementation; an object-storage backend implements the same methods
@@ -37,6 +41,12 @@ type Backend interface {
 	PutInit(ctx context.Context, point, track string, data []byte, contentType string) error
 	// Init returns a track's CMAF header and content type (ErrNotFound).
 	Init(ctx context.Context, point, track string) ([]byte, string, error)
+	// DeleteBlock removes a stored block and reports whether it was there
+	// (false and no error: absent). Readers that opened the block before
+	// may go on reading it (an unlinked file, an object read in full). A
+	// backend that does not delete returns an error wrapping ErrReadOnly.
+	// Track headers are never deleted.
+	DeleteBlock(ctx context.Context, id cluster.BlockID) (bool, error)
 	// Blocks is the number of blocks stored.
 	Blocks() int
 }
@@ -201,6 +211,23 @@ func (d *Disk) Init(ctx context.Context, point, track string) ([]byte, string, e
 		json.Unmarshal(b, &meta)
 	}
 	return data, meta.ContentType, nil
+}
+
+// DeleteBlock implements Backend: the block's file is unlinked (an open
+// descriptor of it keeps reading it until closed, on Linux). Empty track
+// directories are left in place.
+func (d *Disk) DeleteBlock(ctx context.Context, id cluster.BlockID) (bool, error) {
+	if !ValidBlock(id) {
+		return false, fmt.Errorf("invalid block %s", id)
+	}
+	if err := os.Remove(d.blockPath(id)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete block %s: %w", id, err)
+	}
+	d.blocks.Add(-1)
+	return true, nil
 }
 
 // Blocks implements Backend.

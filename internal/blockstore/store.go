@@ -14,6 +14,11 @@
 //
 // RAM blocks are sealed memfds (see memBlock): outside the Go heap, and sent
 // with sendfile like a disk file.
+//
+// Delete removes a block from mass storage at once. An unpinned block
+// leaves RAM with it; a pinned one stays in RAM, still served to the
+// sessions that pinned it, takes no new pin, and leaves RAM when its last
+// pin goes (DeleteDeferred): deleting never breaks a session being served.
 package blockstore
 
 import (
@@ -113,6 +118,9 @@ type entry struct {
 	mem   *memBlock     // resident
 	done  chan struct{} // loading: closed when the load ends
 	elem  *list.Element // in the LRU list: resident and count == 0
+	// deleted: the block was deleted from mass storage while pinned or
+	// loading; it takes no new pin and leaves RAM when unpinned.
+	deleted bool
 }
 
 func (e *entry) inRAM() bool { return e.state != absent }
@@ -197,7 +205,72 @@ func (s *Store) Backend() Backend { return s.o.Backend }
 // Put stores a block in mass storage (the first copy wins; see
 // Backend.PutBlock).
 func (s *Store) Put(ctx context.Context, id cluster.BlockID, data []byte) (bool, error) {
-	return s.o.Backend.PutBlock(ctx, id, data)
+	added, err := s.o.Backend.PutBlock(ctx, id, data)
+	if added {
+		s.mu.Lock()
+		if e := s.entries[id]; e != nil {
+			e.deleted = false // stored again: a RAM copy still pinned is it
+		}
+		s.mu.Unlock()
+	}
+	return added, err
+}
+
+// DeleteOutcome is the outcome of a Delete.
+type DeleteOutcome int
+
+// Delete outcomes.
+const (
+	// DeleteAbsent: the store held the block neither in mass storage nor
+	// in RAM.
+	DeleteAbsent DeleteOutcome = iota + 1
+	// Deleted: the block is gone from mass storage and RAM.
+	Deleted
+	// DeleteDeferred: the block is gone from mass storage, but it is
+	// pinned: its RAM copy serves the sessions that pinned it and is
+	// dropped when the last pin goes.
+	DeleteDeferred
+)
+
+func (d DeleteOutcome) String() string {
+	switch d {
+	case DeleteAbsent:
+		return "absent"
+	case Deleted:
+		return "deleted"
+	case DeleteDeferred:
+		return "deferred"
+	}
+	return fmt.Sprintf("DeleteOutcome(%d)", int(d))
+}
+
+// Delete removes a block from mass storage and from RAM; a pinned block
+// stays in RAM until its last pin goes (DeleteDeferred). The error is the
+// backend's (ErrReadOnly for one that does not delete: then nothing
+// changed).
+func (s *Store) Delete(ctx context.Context, id cluster.BlockID) (DeleteOutcome, error) {
+	removed, err := s.o.Backend.DeleteBlock(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	switch {
+	case e == nil:
+		if removed {
+			return Deleted, nil
+		}
+		return DeleteAbsent, nil
+	case e.count > 0:
+		e.deleted = true
+		return DeleteDeferred, nil
+	case e.state == resident:
+		s.drop(e)
+	default: // loading, unpinned: dropped when the load ends
+		e.deleted = true
+	}
+	return Deleted, nil
 }
 
 // sched returns the state of a scheduler, creating it with the default
@@ -238,6 +311,10 @@ func (s *Store) Pin(ctx context.Context, sched string, p cluster.Pin) PinStatus 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := s.entries[p.Block]; e != nil && e.deleted {
+		// Deleted while pinned, and stored again since (the stat found it).
+		e.deleted = false
+	}
 	if st, done := s.pinHeld(sched, p); done {
 		return st
 	}
@@ -263,7 +340,7 @@ func (s *Store) pinHeld(sched string, p cluster.Pin) (PinStatus, bool) {
 	if _, ok := sc.pins[p]; ok {
 		return Repeated, true
 	}
-	if e := s.entries[p.Block]; e != nil && e.inRAM() {
+	if e := s.entries[p.Block]; e != nil && e.inRAM() && !e.deleted {
 		s.addPin(sc, p, e)
 		return Pinned, true
 	}
@@ -278,13 +355,15 @@ func (s *Store) reserve(size int64) bool {
 		return false
 	}
 	for s.used+size > s.o.RAMBudget {
-		s.evict(s.lru.Back().Value.(*entry))
+		s.drop(s.lru.Back().Value.(*entry))
+		s.st.Evictions++
 	}
 	return true
 }
 
-// evict drops an unpinned resident block from RAM. s.mu must be held.
-func (s *Store) evict(e *entry) {
+// drop removes an unpinned resident block from RAM (responses that opened
+// it keep their reference). s.mu must be held.
+func (s *Store) drop(e *entry) {
 	s.lru.Remove(e.elem)
 	e.elem = nil
 	s.lruBytes -= e.size
@@ -293,7 +372,6 @@ func (s *Store) evict(e *entry) {
 	e.mem.release()
 	e.mem = nil
 	delete(s.entries, e.id)
-	s.st.Evictions++
 }
 
 // addPin records a new pin. s.mu must be held.
@@ -334,6 +412,9 @@ func (s *Store) dropPin(id cluster.BlockID) {
 		e.elem = s.lru.PushFront(e)
 		s.lruBytes += e.size
 		e.mem.setPooled(false)
+		if e.deleted {
+			s.drop(e) // deleted from mass storage while pinned
+		}
 	case loading:
 		s.pinnedBytes -= e.size // it joins the LRU list when loaded
 	case absent:
@@ -507,6 +588,9 @@ func (s *Store) load(e *entry) {
 		if e.count == 0 {
 			e.elem = s.lru.PushFront(e)
 			s.lruBytes += e.size
+			if e.deleted {
+				s.drop(e) // deleted from mass storage during the load
+			}
 		} else {
 			mem.setPooled(true)
 		}
