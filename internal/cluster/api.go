@@ -16,6 +16,8 @@
 //	POST /internal/v1/missing        HaveQuery -> HaveQuery (JSON): which of
 //	                                 these blocks and track headers the
 //	                                 sender lacks (the origin's rebalance)
+//	POST /internal/v1/delete         DeleteRequest -> DeleteResult (JSON):
+//	                                 delete blocks (retention, non-owner copies)
 //
 // Client URLs on a sender (what per-session manifests point at):
 //

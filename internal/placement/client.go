@@ -123,6 +123,24 @@ func (c *Client) Missing(ctx context.Context, base string, q cluster.HaveQuery) 
 	return res, nil
 }
 
+// Delete asks the sender at base to delete blocks (at most
+// cluster.MaxDeleteBlocks) from its mass storage and RAM.
+func (c *Client) Delete(ctx context.Context, base string, ids []cluster.BlockID) (cluster.DeleteResult, error) {
+	body, err := json.Marshal(cluster.DeleteRequest{Blocks: ids})
+	if err != nil {
+		return cluster.DeleteResult{}, err
+	}
+	_, resp, err := c.do(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/internal/v1/delete", "application/json", body)
+	if err != nil {
+		return cluster.DeleteResult{}, fmt.Errorf("delete: %w", err)
+	}
+	var res cluster.DeleteResult
+	if err := json.Unmarshal(resp, &res); err != nil {
+		return res, fmt.Errorf("delete result from %s: %w", base, err)
+	}
+	return res, nil
+}
+
 // Stats fetches a sender's counters.
 func (c *Client) Stats(ctx context.Context, base string) (cluster.SenderStats, error) {
 	_, resp, err := c.do(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/internal/v1/stats", "", nil)

@@ -23,6 +23,7 @@ type senderMetrics struct {
 	blockBytesIn  prometheus.Counter
 	unauthorized  prometheus.Counter
 	unattributed  prometheus.Counter
+	deleted       *prometheus.CounterVec // result: deleted, absent, deferred
 }
 
 func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
@@ -68,6 +69,9 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		unattributed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sender_unattributed_sends_total", Help: "Sends for sessions no scheduler named to this sender (no sent-report).",
 		}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sender_deleted_blocks_total", Help: "Blocks named in delete requests, by result (deleted; absent: not held; deferred: deleted from mass storage, pinned in RAM until the last pin goes).",
+		}, []string{"result"}),
 	}
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -108,7 +112,7 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		}, func() float64 { return float64(s.st.Stats().Evictions) }),
 	}
 	for _, c := range append(gauges, m.sends, m.sendBytes, m.requests, m.pinsReleased, m.tokenRefused,
-		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed) {
+		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sender metrics: %w", err)
 		}

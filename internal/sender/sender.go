@@ -12,6 +12,7 @@
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
 //	GET  /internal/v1/stats                            cluster.SenderStats
 //	POST /internal/v1/missing                          cluster.HaveQuery -> the blocks and headers it lacks
+//	POST /internal/v1/delete                           cluster.DeleteRequest -> cluster.DeleteResult
 //	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
 //	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
 //	GET  /healthz, /readyz, /metrics                   (Handler only)
@@ -155,6 +156,7 @@ func (s *Sender) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /internal/v1/init/", s.auth(s.putInit))
 	mux.HandleFunc("GET /internal/v1/stats", s.auth(s.stats))
 	mux.HandleFunc("POST /internal/v1/missing", s.auth(s.missing))
+	mux.HandleFunc("POST /internal/v1/delete", s.auth(s.delete))
 	mux.HandleFunc("/b/", s.client)
 }
 
@@ -492,6 +494,82 @@ func (s *Sender) missing(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
+
+// maxDeleteBody bounds a delete request's body (MaxDeleteBlocks IDs of
+// long names fit).
+const maxDeleteBody = 8 << 20
+
+// errBadDelete marks a delete request that names no block or an invalid one.
+var errBadDelete = errors.New("bad delete request")
+
+// Delete deletes the blocks of req from mass storage and RAM (what POST
+// /internal/v1/delete does); pinned blocks stay in RAM until their last
+// pin goes (blockstore.DeleteDeferred), so no session being served
+// breaks. Every ID is checked before anything is deleted (errBadDelete).
+// A backend that does not delete (blockstore.ErrReadOnly) fails the
+// request at its first block.
+func (s *Sender) Delete(ctx context.Context, req cluster.DeleteRequest) (cluster.DeleteResult, error) {
+	var res cluster.DeleteResult
+	if len(req.Blocks) == 0 {
+		return res, fmt.Errorf("%w: no blocks", errBadDelete)
+	}
+	for _, b := range req.Blocks {
+		if !blockstore.ValidBlock(b) {
+			return res, fmt.Errorf("%w: invalid block %s", errBadDelete, b)
+		}
+	}
+	for _, b := range req.Blocks {
+		out, err := s.st.Delete(ctx, b)
+		if err != nil {
+			return res, fmt.Errorf("delete block %s: %w", b, err)
+		}
+		switch out {
+		case blockstore.Deleted:
+			res.Deleted++
+		case blockstore.DeleteAbsent:
+			res.Absent++
+		case blockstore.DeleteDeferred:
+			res.Deferred++
+		}
+		s.m.deleted.WithLabelValues(out.String()).Inc()
+	}
+	return res, nil
+}
+
+func (s *Sender) delete(w http.ResponseWriter, r *http.Request) {
+	var req cluster.DeleteRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDeleteBody)).Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("delete request over %d bytes", maxDeleteBody), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "bad delete request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(req.Blocks) > cluster.MaxDeleteBlocks {
+		http.Error(w, fmt.Sprintf("too many blocks (at most %d a request)", cluster.MaxDeleteBlocks), http.StatusRequestEntityTooLarge)
+		return
+	}
+	res, err := s.Delete(r.Context(), req)
+	switch {
+	case errors.Is(err, errBadDelete):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, blockstore.ErrReadOnly):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		s.log.Error("delete blocks", "err", err)
+		http.Error(w, "cannot delete blocks", http.StatusInternalServerError)
+		return
+	}
+	if res.Deleted+res.Deferred > 0 {
+		s.log.Debug("blocks deleted", "deleted", res.Deleted, "absent", res.Absent, "deferred", res.Deferred)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(res)
