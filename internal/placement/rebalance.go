@@ -23,6 +23,10 @@ type RebalanceResult struct {
 	Bytes   int64 // their bytes
 	Inits   int   // track headers written to senders that lacked them
 	Failed  int   // pushes that failed
+	// Complete blocks: every owner confirmed holding them (it did not lack
+	// them, or the push succeeded).
+	Complete int
+	Deleted  int // copies on senders that do not own them, deleted
 }
 
 // haveChunk is the most blocks asked about in one HaveQuery.
@@ -102,7 +106,11 @@ type owned struct {
 // time within RebalanceRate bytes per second. Live points count with
 // their DVR window (Window), ended points and assets whole. It is what
 // places the blocks a sender owns after it joined, and the blocks it
-// missed while it did not answer.
+// missed while it did not answer. Each sender first gets the deletions of
+// pruned blocks it missed (pending). Then, the blocks every owner
+// confirmed holding are deleted from the live senders that hold them but
+// do not own them (deleteCopies): the fallback owner's copy after a
+// death, the old replica's after a join. Track headers are never deleted.
 func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	var res RebalanceResult
 	st := w.o.Store
@@ -119,7 +127,10 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	for _, m := range live {
 		want[m.ID] = &owned{m: m}
 	}
-	var tracks []string // "<point>/<track>", every sender's headers
+	var (
+		tracks []string // "<point>/<track>", every sender's headers
+		all    []cluster.BlockID
+	)
 	for _, name := range st.Points() {
 		p, err := st.Point(name)
 		if err != nil {
@@ -129,6 +140,7 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 			tracks = append(tracks, name+"/"+t.ID)
 			for _, f := range t.Frags {
 				id := cluster.BlockID{Point: name, Track: t.ID, Start: f.Start}
+				all = append(all, id)
 				for _, m := range Owners(live, id, w.o.Replicas) {
 					o := want[m.ID]
 					o.blocks = append(o.blocks, id)
@@ -144,20 +156,28 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 		errs []error
+		// confirmed counts, per block, the owners that hold it.
+		confirmed = make(map[cluster.BlockID]int, len(all))
 	)
 	sem := make(chan struct{}, w.o.RebalanceConcurrency)
 	lim := newRateLimiter(w.o.RebalanceRate)
 	for _, m := range live {
 		o := want[m.ID]
-		if len(o.blocks) == 0 && len(tracks) == 0 {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := w.rebalanceSender(ctx, o, tracks, sem, lim)
+			if err := w.flushPending(ctx, o.m); err != nil && ctx.Err() == nil {
+				w.log.Warn("rebalance: deletions a sender missed", "sender", o.m.ID, "err", err)
+			}
+			if len(o.blocks) == 0 && len(tracks) == 0 {
+				return
+			}
+			r, held, err := w.rebalanceSender(ctx, o, tracks, sem, lim)
 			mu.Lock()
 			defer mu.Unlock()
+			for _, id := range held {
+				confirmed[id]++
+			}
 			res.Missing += r.Missing
 			res.Pushed += r.Pushed
 			res.Bytes += r.Bytes
@@ -172,20 +192,43 @@ func (w *Writer) Rebalance(ctx context.Context) (RebalanceResult, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
+	// Copies beyond the owners: only of complete blocks, and only while
+	// some live sender owns nothing of a block (R < live senders).
+	if r := min(w.o.Replicas, len(live)); r < len(live) {
+		var complete []cluster.BlockID
+		for _, id := range all {
+			if confirmed[id] >= r {
+				complete = append(complete, id)
+			}
+		}
+		res.Complete = len(complete)
+		n, err := w.deleteCopies(ctx, live, want, complete)
+		res.Deleted = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		res.Complete = len(all)
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
 	w.rbRuns.Add(1)
 	lvl := w.log.Debug
-	if res.Missing > 0 || res.Failed > 0 {
+	if res.Missing > 0 || res.Failed > 0 || res.Deleted > 0 {
 		lvl = w.log.Info
 	}
 	lvl("rebalance done", "senders", res.Senders, "owned", res.Owned, "missing", res.Missing,
 		"pushed", res.Pushed, "bytes", res.Bytes, "inits", res.Inits, "failed", res.Failed,
+		"complete", res.Complete, "deleted", res.Deleted,
 		"took", time.Since(t0).Round(time.Millisecond))
 	return res, errors.Join(errs...)
 }
 
 // rebalanceSender writes to one sender the blocks it owns and the track
-// headers it lacks.
-func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string, sem chan struct{}, lim *rateLimiter) (RebalanceResult, error) {
+// headers it lacks, and returns the owned blocks it then holds: those it
+// did not lack and those pushed to it.
+func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string, sem chan struct{}, lim *rateLimiter) (RebalanceResult, []cluster.BlockID, error) {
 	var res RebalanceResult
 	var missing []cluster.BlockID
 	var missingInits []string
@@ -201,14 +244,24 @@ func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string,
 			return err
 		})
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		missing = append(missing, ans.Blocks...)
 		missingInits = append(missingInits, ans.Inits...)
 	}
 	res.Missing = len(missing)
+	lacks := make(map[cluster.BlockID]bool, len(missing))
+	for _, id := range missing {
+		lacks[id] = true
+	}
+	held := make([]cluster.BlockID, 0, len(o.blocks))
+	for _, id := range o.blocks {
+		if !lacks[id] {
+			held = append(held, id)
+		}
+	}
 	if len(missing) == 0 && len(missingInits) == 0 {
-		return res, nil
+		return res, held, nil
 	}
 	st := w.o.Store
 	// Headers first: a block is of no use to a player without its track's.
@@ -226,7 +279,7 @@ func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string,
 			res.Failed++
 			w.rbFailures.Add(1)
 			if unreachable(err) || ctx.Err() != nil {
-				return res, err
+				return res, held, err
 			}
 			continue
 		}
@@ -289,15 +342,16 @@ func (w *Writer) rebalanceSender(ctx context.Context, o *owned, tracks []string,
 			}
 			res.Pushed++
 			res.Bytes += int64(len(data))
+			held = append(held, id)
 			w.rbBlocks.Add(1)
 			w.rbBytes.Add(int64(len(data)))
 		}()
 	}
 	wg.Wait()
 	if fatal != nil {
-		return res, fatal
+		return res, held, fatal
 	}
-	return res, ctx.Err()
+	return res, held, ctx.Err()
 }
 
 // retainedView is what of a point the senders should hold: the DVR window

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,9 @@ type realSender struct {
 	disk     *blockstore.Disk
 	snd      *sender.Sender
 	srv      *http.Server
+	// refuseBlocks makes block PUTs fail with 500 (an owner that cannot
+	// take what the rebalance pushes).
+	refuseBlocks atomic.Bool
 }
 
 func startRealSender(t *testing.T, id string) *realSender {
@@ -66,7 +71,14 @@ func (rs *realSender) start(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	rs.addr = ln.Addr().String()
-	rs.srv = &http.Server{Handler: rs.snd.Handler()}
+	h := rs.snd.Handler()
+	rs.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rs.refuseBlocks.Load() && r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/internal/v1/blocks/") {
+			http.Error(w, "disk full", http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})}
 	go rs.srv.Serve(ln)
 }
 

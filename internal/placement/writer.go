@@ -57,6 +57,16 @@ type WriterOptions struct {
 	RebalanceRate        int64
 	RebalanceDelay       time.Duration
 
+	// DeleteQueue bounds the batches of pruned blocks waiting to be
+	// deleted from the senders (1024 when 0; see PruneHook); DeleteRate
+	// bounds the blocks a second named in those deletions (10 000 when 0,
+	// negative: unlimited); MaxPendingDeletes bounds the blocks kept for
+	// one sender that missed their deletion (down, or failing) until its
+	// next rebalance (100 000 when 0).
+	DeleteQueue       int
+	DeleteRate        int64
+	MaxPendingDeletes int
+
 	Log *slog.Logger
 }
 
@@ -75,6 +85,11 @@ type WriterStats struct {
 	RebalanceBlocks   int64 // blocks pushed to owners that lacked them
 	RebalanceBytes    int64
 	RebalanceFailures int64 // pushes that failed
+	// Deletion counters.
+	RebalanceDeletes int64 // copies on senders that do not own them, deleted by the rebalance
+	Deletes          int64 // pruned blocks deleted on a sender (or deferred there: pinned)
+	DeleteFailures   int64 // pruned blocks a sender failed to delete (kept pending)
+	DeletesDropped   int64 // pruned blocks not deleted: queue full or pending list over its bound
 }
 
 type initRec struct {
@@ -104,9 +119,15 @@ type Writer struct {
 	health map[string]*memberHealth
 	kick   chan struct{} // asks the rebalancer for a run
 
+	delQueue chan []cluster.BlockID // pruned blocks to delete everywhere
+	// pending are deletions a sender missed (member ID -> blocks), sent
+	// again by its next rebalance.
+	pending map[string][]cluster.BlockID
+
 	blocks, copies, failures, dropped, initsOK, initsFailed atomic.Int64
 	fallbacks, downs                                        atomic.Int64
 	rbRuns, rbBlocks, rbBytes, rbFailures                   atomic.Int64
+	rbDeletes, delBlocks, delFailures, delDropped           atomic.Int64
 }
 
 // NewWriter returns a writer. Call Run to start the queue workers and the
@@ -145,13 +166,23 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.RebalanceDelay <= 0 {
 		o.RebalanceDelay = 500 * time.Millisecond
 	}
+	if o.DeleteQueue <= 0 {
+		o.DeleteQueue = 1024
+	}
+	if o.DeleteRate == 0 {
+		o.DeleteRate = 10_000
+	}
+	if o.MaxPendingDeletes <= 0 {
+		o.MaxPendingDeletes = 100_000
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{o: o, log: log, queue: make(chan job, o.Queue),
 		inits: map[string]initRec{}, sent: map[string]map[string]bool{},
-		health: map[string]*memberHealth{}, kick: make(chan struct{}, 1)}, nil
+		health: map[string]*memberHealth{}, kick: make(chan struct{}, 1),
+		delQueue: make(chan []cluster.BlockID, o.DeleteQueue), pending: map[string][]cluster.BlockID{}}, nil
 }
 
 // Stats returns the writer's counters.
@@ -162,6 +193,8 @@ func (w *Writer) Stats() WriterStats {
 		Fallbacks: w.fallbacks.Load(), Downs: w.downs.Load(),
 		RebalanceRuns: w.rbRuns.Load(), RebalanceBlocks: w.rbBlocks.Load(),
 		RebalanceBytes: w.rbBytes.Load(), RebalanceFailures: w.rbFailures.Load(),
+		RebalanceDeletes: w.rbDeletes.Load(), Deletes: w.delBlocks.Load(),
+		DeleteFailures: w.delFailures.Load(), DeletesDropped: w.delDropped.Load(),
 	}
 }
 
@@ -376,12 +409,14 @@ func (w *Writer) Enqueue(id cluster.BlockID, data []byte, init func() ([]byte, s
 	}
 }
 
-// Run writes queued blocks, probes senders that stopped answering, and
-// follows the membership (a sender that joins gets every init) until ctx
-// ends. With a Store it also rebalances: once at the start, at every
-// change of the set and when a sender answers again.
+// Run writes queued blocks, sends queued deletions (EnqueueDelete),
+// probes senders that stopped answering, and follows the membership (a
+// sender that joins gets every init) until ctx ends. With a Store it also
+// rebalances: once at the start, at every change of the set and when a
+// sender answers again.
 func (w *Writer) Run(ctx context.Context) {
 	go w.probeLoop(ctx)
+	go w.deleteLoop(ctx)
 	if w.o.Store != nil {
 		go w.rebalanceLoop(ctx)
 		w.kickRebalance()

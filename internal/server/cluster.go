@@ -76,6 +76,12 @@ func (s *Server) startCluster(ctx context.Context) error {
 		stat("sluice_cluster_rebalance_blocks_total", "Blocks the rebalance wrote to owners that lacked them.", func(st placement.WriterStats) int64 { return st.RebalanceBlocks }),
 		stat("sluice_cluster_rebalance_bytes_total", "Bytes of the blocks the rebalance wrote.", func(st placement.WriterStats) int64 { return st.RebalanceBytes }),
 		stat("sluice_cluster_rebalance_failures_total", "Rebalance writes that failed.", func(st placement.WriterStats) int64 { return st.RebalanceFailures }),
+		stat("sluice_cluster_rebalance_deleted_copies_total", "Block copies the rebalance deleted from senders that do not own them (every owner held the block).", func(st placement.WriterStats) int64 { return st.RebalanceDeletes }),
+		stat("sluice_cluster_deleted_blocks_total", "Pruned blocks (retention) deleted on a sender, or deferred there because pinned.", func(st placement.WriterStats) int64 { return st.Deletes }),
+		stat("sluice_cluster_delete_failures_total", "Pruned blocks a sender failed to delete (kept for its next rebalance).", func(st placement.WriterStats) int64 { return st.DeleteFailures }),
+		stat("sluice_cluster_deletes_dropped_total", "Pruned blocks not deleted on the senders: delete queue full or a sender's pending list over its bound.", func(st placement.WriterStats) int64 { return st.DeletesDropped }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_cluster_pending_deletes", Help: "Pruned blocks kept for senders that missed their deletion (sent by their next rebalance)."},
+			func() float64 { return float64(w.PendingDeletes()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_cluster_senders", Help: "Senders in the cluster's set."},
 			func() float64 { return float64(len(set.Members())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_cluster_writer_live_senders", Help: "Senders of the set the placement writer writes to (those that answer)."},
@@ -86,6 +92,8 @@ func (s *Server) startCluster(ctx context.Context) error {
 		}
 	}
 	s.Store.OnFragment(w.StoreHook(s.Store))
+	// Retention deletes a fragment's copies on the senders with it.
+	s.Store.OnPrune(w.PruneHook())
 	go w.Run(ctx)
 	s.log.Info("forwarding fragments to the cluster's senders", "senders", len(set.Members()), "replicas", c.Replicas, "etcd", len(c.Etcd) > 0)
 	return nil
