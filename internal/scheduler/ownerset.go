@@ -2,8 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +67,9 @@ func CheckOwnerSetURL(tpl string) error {
 }
 
 // host is the host name of an owner set.
-func (t ownerSetTpl) host(ids []string) string { return t.prefix + OwnerSetLabel(ids) + t.suffix }
+func (t ownerSetTpl) host(ids []string) string {
+	return t.prefix + cluster.OwnerSetLabel(ids) + t.suffix
+}
 
 // base is the base URL of an owner set.
 func (t ownerSetTpl) base(ids []string) string {
@@ -78,38 +78,6 @@ func (t ownerSetTpl) base(ids []string) string {
 		b += ":" + t.port
 	}
 	return b
-}
-
-// labelSafe reports whether a sender ID can stand in an owner-set label as
-// it is: a DNS label of lower-case letters, digits and single hyphens.
-func labelSafe(id string) bool {
-	if id == "" || len(id) > 63 || id[0] == '-' || id[len(id)-1] == '-' || strings.Contains(id, "--") {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// OwnerSetLabel is the host label of an owner set in the order a client
-// should try its members: their IDs joined by "--" when every ID is a
-// lower-case DNS label without "--" and the result fits a label (63
-// bytes), so that a DNS server can synthesise the answer from the name
-// alone; else "h" and 20 hex digits of a SHA-256 of the IDs (resolvable
-// through the listing of OwnerSetHosts only).
-func OwnerSetLabel(ids []string) string {
-	safe := true
-	for _, id := range ids {
-		safe = safe && labelSafe(id)
-	}
-	if l := strings.Join(ids, "--"); safe && len(l) <= 63 {
-		return l
-	}
-	h := sha256.Sum256([]byte(strings.Join(ids, "\n")))
-	return "h" + hex.EncodeToString(h[:10])
 }
 
 // ownerSetOrder is the order a client tries the owners of a block: the

@@ -24,6 +24,7 @@ type senderMetrics struct {
 	unauthorized  prometheus.Counter
 	unattributed  prometheus.Counter
 	deleted       *prometheus.CounterVec // result: deleted, absent, deferred
+	fallbacks     prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
@@ -69,6 +70,9 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		unattributed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sender_unattributed_sends_total", Help: "Sends for sessions no scheduler named to this sender (no sent-report).",
 		}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sender_fallback_requests_total", Help: "Client requests for an owner-set host name that names this sender but not first: the player could not connect to the first owner.",
+		}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_sender_deleted_blocks_total", Help: "Blocks named in delete requests, by result (deleted; absent: not held; deferred: deleted from mass storage, pinned in RAM until the last pin goes).",
 		}, []string{"result"}),
@@ -112,7 +116,7 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		}, func() float64 { return float64(s.st.Stats().Evictions) }),
 	}
 	for _, c := range append(gauges, m.sends, m.sendBytes, m.requests, m.pinsReleased, m.tokenRefused,
-		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted) {
+		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted, m.fallbacks) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sender metrics: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/placement"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 var secret = []byte("cluster-secret")
@@ -456,5 +457,41 @@ func TestConcurrentRAMResponses(t *testing.T) {
 	}
 	if got := fds(); got != base+1 {
 		t.Errorf("%d descriptors after the responses and the eviction, want %d (before) + 1 (block 1's memfd)", got, base)
+	}
+}
+
+// TestFallbackRequestsCounted: a request whose Host is an owner-set name
+// that lists this sender after another one counts as a fallback (the
+// player could not connect to the first owner); other hosts do not.
+func TestFallbackRequestsCounted(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 1, 1000)
+	tok := token("sess", time.Now().Add(time.Minute), secret, "video_800000")
+	for _, c := range []struct {
+		host     string
+		fallback bool
+	}{
+		{"s0--s1.senders.example:9001", true},
+		{"s2--s0--s1.senders.example", true},
+		{"s1--s0.senders.example:9001", false}, // first owner
+		{"s0--s2.senders.example", false},      // not named
+		{"127.0.0.1:9001", false},
+		{"s1.senders.example", false},
+	} {
+		before := testkit.Sum(t, f.s.reg, "sluice_sender_fallback_requests_total")
+		req, _ := http.NewRequest(http.MethodGet, f.base+"/b/"+tok+"/live/ch/video_800000/0.m4s", nil)
+		req.Host = c.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", c.host, resp.StatusCode)
+		}
+		got := testkit.Sum(t, f.s.reg, "sluice_sender_fallback_requests_total") - before
+		if want := map[bool]float64{true: 1, false: 0}[c.fallback]; got != want {
+			t.Errorf("%s: counted %v, want %v", c.host, got, want)
+		}
 	}
 }

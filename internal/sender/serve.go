@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,9 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	age = max(0, min(age, 86400))
 	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(age))
 	w.Header().Set("Sluice-Sender", s.o.ID)
+	if ids := cluster.OwnerSetMembers(r.Host); len(ids) > 1 && ids[0] != s.o.ID && slices.Contains(ids[1:], s.o.ID) {
+		s.m.fallbacks.Inc()
+	}
 	if isInit {
 		s.serveInit(w, r, point, track)
 		return
