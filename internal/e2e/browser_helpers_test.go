@@ -361,12 +361,27 @@ func ifNotEmpty(s, cond string) string {
 // goes to shot when it is not empty.
 func runPlay(t *testing.T, webDir, target, kind string, seconds, minAdvance int, shot string) playResult {
 	t.Helper()
+	return runPlayIn(t, playEnv{}, webDir, target, kind, seconds, minAdvance, shot)
+}
+
+// playEnv is where runPlayIn runs the browser: behind a command prefix
+// (e.g. inHostsNamespace), with extra environment (e.g.
+// SLUICE_CHROMIUM_ARGS).
+type playEnv struct {
+	prefix []string
+	env    []string
+}
+
+// runPlayIn is runPlay in a playEnv.
+func runPlayIn(t *testing.T, pe playEnv, webDir, target, kind string, seconds, minAdvance int, shot string) playResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+120)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(webDir, "test", "play.mjs"), target, kind,
+	argv := append(append([]string{}, pe.prefix...), "node", filepath.Join(webDir, "test", "play.mjs"), target, kind,
 		strconv.Itoa(seconds), strconv.Itoa(minAdvance))
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = webDir
-	cmd.Env = append(os.Environ(), "SLUICE_CHROMIUM="+chromiumPath(), "SLUICE_SCREENSHOT="+shot)
+	cmd.Env = append(append(os.Environ(), "SLUICE_CHROMIUM="+chromiumPath(), "SLUICE_SCREENSHOT="+shot), pe.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second

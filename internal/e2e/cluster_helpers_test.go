@@ -38,7 +38,13 @@ type clSender struct {
 // dir and waits until it is ready.
 func startClSender(t *testing.T, bin, name, dir string, extra ...string) *clSender {
 	t.Helper()
-	s := &clSender{name: name, dir: dir, addr: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	return startClSenderAt(t, bin, name, dir, "127.0.0.1:"+strconv.Itoa(freePort(t)), extra...)
+}
+
+// startClSenderAt starts a sender listening on addr.
+func startClSenderAt(t *testing.T, bin, name, dir, addr string, extra ...string) *clSender {
+	t.Helper()
+	s := &clSender{name: name, dir: dir, addr: addr}
 	s.base = "http://" + s.addr
 	s.args = append([]string{bin, "sender", "--listen", s.addr, "--data", dir,
 		"--cluster-secret", e2eClusterSecret}, extra...)
@@ -136,6 +142,9 @@ type clPlaySession struct {
 	// after their own URL failed; FailoverReloads: the reloads for that.
 	Failovers       int `json:"failovers"`
 	FailoverReloads int `json:"failover_reloads"`
+	// ConnectFailures: connection attempts that failed, each address of a
+	// name apart (an owner-set name's dead member).
+	ConnectFailures int `json:"connect_failures"`
 }
 
 // clPlay is a running `sluice play --json`.
@@ -150,8 +159,16 @@ type clPlay struct {
 // startClPlay starts `sluice play --json` with args (flags, then the URL).
 func startClPlay(t *testing.T, bin string, args ...string) *clPlay {
 	t.Helper()
+	return startClPlayIn(t, nil, bin, args...)
+}
+
+// startClPlayIn starts `sluice play --json` behind a command prefix (e.g.
+// inHostsNamespace).
+func startClPlayIn(t *testing.T, prefix []string, bin string, args ...string) *clPlay {
+	t.Helper()
 	p := &clPlay{errb: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"play", "--json"}, args...)...)
+	argv := append(append(append([]string{}, prefix...), bin, "play", "--json"), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, p.errb
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

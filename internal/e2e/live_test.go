@@ -39,7 +39,12 @@ func startNode(t *testing.T, bin, data, logName string, port int, extra ...strin
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
+	return getWith(t, &http.Client{Timeout: 10 * time.Second}, url)
+}
+
+// getWith is get with a client.
+func getWith(t *testing.T, c *http.Client, url string) (int, []byte) {
+	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)

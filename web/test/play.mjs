@@ -21,6 +21,7 @@
 //   SLUICE_STARTUP_SECS   how long to wait for playback to start (default 30)
 //   SLUICE_PLAY_VERBOSE   1: copy the page's console to stderr
 //   SLUICE_DASH_SETTINGS  extra dash.js settings (JSON), like --dash-settings
+//   SLUICE_CHROMIUM_ARGS  extra browser flags, separated by spaces
 //
 // --dash-settings=JSON (or SLUICE_DASH_SETTINGS) is passed to
 // player.updateSettings() of every dash.js player the page creates, right
@@ -108,6 +109,7 @@ try {
         '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
         '--autoplay-policy=no-user-gesture-required', '--mute-audio',
+        ...(process.env.SLUICE_CHROMIUM_ARGS || '').split(' ').filter((a) => a !== ''),
       ],
       timeout: 60000,
     });
