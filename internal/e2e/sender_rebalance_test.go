@@ -78,7 +78,7 @@ func TestSenderRebalanceOnJoin(t *testing.T) {
 	})
 	t.Logf("sender-c joined and held the %d of %d blocks it owns %v later", owns, len(blocks), time.Since(joined).Round(10*time.Millisecond))
 	// Every block is on its two owners among the three, byte for byte; the
-	// new sender holds nothing else. (The old owner keeps its copy.)
+	// new sender holds nothing else. (The rebalance deletes the old owner's copy; TestSenderDeleteOnPruneAndJoin checks that.)
 	for id, want := range blocks {
 		owner := map[string]bool{}
 		for _, o := range placement.Owners(ms, id, 2) {
