@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/dns"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/scheduler"
 	"github.com/sluice-media/sluice/internal/sender"
@@ -46,7 +48,8 @@ list or etcd:
 Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics.
 With --owner-set-url, a segment URL names the block's owner set (its sender first, then the
 other owners) instead of one sender, so that a player retries at a replica when a sender
-dies; GET /internal/v1/owner-sets (cluster secret) lists those names in hosts(5) format.
+dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
+GET /internal/v1/owner-sets (cluster secret) lists them in hosts(5) format.
 /readyz answers 200 once a sender of the set answers batches and an origin answers the index
 (with the cluster secret), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
@@ -100,6 +103,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Var(&origins, "origin", "origin base URL to read the timeline from (repeatable, in order of preference)")
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js) for /play")
 	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
+	dnsListen := fs.String("dns-listen", "", "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
 	rf := roleFlags{}
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -148,12 +152,38 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	srv.SetHome(schedulerHome(sched, webui.New(nil, *playerDir, log)))
 	// /readyz: a live sender answered and an origin answered the index.
 	srv.AddCheck(sched.Ready)
+	if *dnsListen != "" {
+		if err := serveOwnerSetDNS(ctx, sched, *dnsListen, log); err != nil {
+			return err
+		}
+	}
 	go sched.Run(ctx)
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice scheduler listening", "addr", addr, "id", sched.ID(), "origins", []string(origins),
 			"senders", len(set.Members()), "no_pins", cfg.NoPins)
 		fmt.Fprintf(stdout, "Sluice scheduler on http://%s: /s/<point>/manifest.mpd | /s/<point>/master.m3u8\n", addr)
 	})
+}
+
+// serveOwnerSetDNS answers the scheduler's owner-set names over UDP at
+// addr until ctx ends.
+func serveOwnerSetDNS(ctx context.Context, sched *scheduler.Scheduler, addr string, log *slog.Logger) error {
+	zone := sched.Zone()
+	if zone == "" {
+		return errors.New("--dns-listen needs --owner-set-url with a domain after {owners} (e.g. http://{owners}.senders.example:9001)")
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	srv := &dns.Server{Zone: zone, Lookup: sched.LookupOwnerSet, Log: log}
+	go func() {
+		if err := srv.ServeUDP(ctx, pc); err != nil {
+			log.Error("owner-set DNS stopped", "err", err)
+		}
+	}()
+	log.Info("owner-set DNS listening", "addr", pc.LocalAddr().String(), "zone", zone)
+	return nil
 }
 
 // schedulerHome routes /s/ and the owner-set listing to the scheduler and

@@ -38,6 +38,19 @@ func OwnerSetLabel(ids []string) string {
 	return "h" + hex.EncodeToString(h[:10])
 }
 
+// OwnerSetIDs returns the sender IDs of a readable owner-set label (one or
+// more label-safe IDs joined by "--"), in order; nil for a hashed or
+// invalid label.
+func OwnerSetIDs(label string) []string {
+	ids := strings.Split(label, "--")
+	for _, id := range ids {
+		if !labelSafe(id) {
+			return nil
+		}
+	}
+	return ids
+}
+
 // OwnerSetMembers returns the sender IDs an owner-set host name (a
 // host, with or without a port, whose first label is an OwnerSetLabel of
 // two or more IDs) names, in order; nil for any other host, and for
@@ -48,11 +61,5 @@ func OwnerSetMembers(host string) []string {
 	if !strings.Contains(label, "--") {
 		return nil
 	}
-	ids := strings.Split(label, "--")
-	for _, id := range ids {
-		if !labelSafe(id) {
-			return nil
-		}
-	}
-	return ids
+	return OwnerSetIDs(label)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -210,4 +211,51 @@ func memberAddr(ctx context.Context, raw string) (string, error) {
 		return "", fmt.Errorf("%s: no address", h)
 	}
 	return as[0], nil
+}
+
+// Zone is the DNS zone of the owner-set names: the template's host after
+// {owners} without its leading dot (e.g. "senders.example"); "" when no
+// template is set or the names have no common suffix.
+func (s *Scheduler) Zone() string {
+	if s.cfg.OwnerSetURL == "" {
+		return ""
+	}
+	return strings.TrimPrefix(s.ownerTpl.suffix, ".")
+}
+
+// LookupOwnerSet answers an owner-set host name for the DNS responder
+// (internal/dns): the addresses of the set's live senders, in the name's
+// order (senders that stopped answering batches are left out, so a client
+// that resolves after a death is not sent to the dead one at all), and
+// whether the name exists: a readable label (cluster.OwnerSetIDs) of
+// senders this scheduler knows. Senders must advertise IP addresses (a
+// host name is not resolved here).
+func (s *Scheduler) LookupOwnerSet(name string) ([]netip.Addr, bool) {
+	t := s.ownerTpl
+	if s.cfg.OwnerSetURL == "" || !strings.HasPrefix(name, t.prefix) || !strings.HasSuffix(name, t.suffix) ||
+		len(name) <= len(t.prefix)+len(t.suffix) {
+		return nil, false
+	}
+	ids := cluster.OwnerSetIDs(name[len(t.prefix) : len(name)-len(t.suffix)])
+	if len(ids) == 0 || len(ids) > max(s.cfg.Replicas, 1) {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netip.Addr
+	for _, id := range ids {
+		sc := s.senders[id]
+		if sc == nil {
+			return nil, false
+		}
+		if !sc.up {
+			continue
+		}
+		if u, err := url.Parse(sc.m.URL); err == nil {
+			if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, true
 }

@@ -162,9 +162,35 @@ func TestOwnerSetURLs(t *testing.T) {
 		check(m[1])
 	}
 
+	// The DNS answers: every live member in the name's order.
+	if c.s.Zone() != "senders.test" {
+		t.Errorf("zone %q", c.s.Zone())
+	}
+	for _, l := range []struct {
+		name string
+		n    int
+		ok   bool
+	}{
+		{"s2--s0.senders.test", 2, true},
+		{"s1.senders.test", 1, true},
+		{"s0--s1--s2.senders.test", 0, false}, // more than R
+		{"s0--s9.senders.test", 0, false},     // unknown sender
+		{"s0--s1.other.test", 0, false},
+		{"h0123456789abcdef0123.senders.test", 0, false},
+	} {
+		as, ok := c.s.LookupOwnerSet(l.name)
+		if ok != l.ok || len(as) != l.n {
+			t.Errorf("lookup %s: %v %v, want %d addresses, %v", l.name, as, ok, l.n, l.ok)
+		}
+	}
+
 	// A dead sender leaves the owner sets of the next manifests.
 	c.sender("s2").srv.Close()
 	eventually(t, "s2 out of the live set", 2*time.Second, func() bool { return len(c.s.LiveSenders()) == 2 })
+	// and the DNS answers of its names.
+	if as, ok := c.s.LookupOwnerSet("s2--s0.senders.test"); !ok || len(as) != 1 {
+		t.Errorf("lookup after s2 died: %v %v, want s0's address only", as, ok)
+	}
 	_, pls = openHLS(t, c, "live", "")
 	for _, pl := range pls {
 		_, body := c.get(pl)
