@@ -171,3 +171,37 @@ func TestRebalanceDeletesNonOwnerCopies(t *testing.T) {
 		t.Errorf("with a sender down: %+v", res)
 	}
 }
+
+// TestQueuedBlockPrunedIsNotWritten: a block that retention pruned while it
+// waited in the writer's queue is not written (it would outlive its
+// deletion on the senders).
+func TestQueuedBlockPrunedIsNotWritten(t *testing.T) {
+	st, ids := fillStore(t, 1)
+	rs := startRealSender(t, "a")
+	set, err := membership.Static(rs.member())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(WriterOptions{Members: set, Replicas: 1, Client: NewClient(realSecret, nil), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.o.Store = st // the source of truth, without the rebalance Run would start
+	p := mustPoint(t, st, ids[0].Point)
+	tv := p.View(0).Tracks[0]
+	if _, err := p.Prune(time.Duration(tv.Seconds(int64(tv.Frags[len(tv.Frags)-1].Duration)) * float64(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	gone, kept := ids[0], tv.Frags[len(tv.Frags)-1]
+	keptID := cluster.BlockID{Point: gone.Point, Track: tv.ID, Start: kept.Start}
+	initFn := func() ([]byte, string, error) { return TrackInit(st, gone.Point, gone.Track) }
+	w.Enqueue(gone, []byte("pruned"), initFn)
+	w.Enqueue(keptID, []byte("kept"), initFn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitFor(t, "the kept block written", 5*time.Second, func() bool { return w.Stats().Blocks >= 1 })
+	if got := rs.holds(t, []cluster.BlockID{gone, keptID}); got[gone] || !got[keptID] || w.Stats().Blocks != 1 {
+		t.Errorf("sender holds %v, %d blocks written; want only the kept one", got, w.Stats().Blocks)
+	}
+}

@@ -461,9 +461,27 @@ func (w *Writer) write(ctx context.Context, j job) {
 			w.log.Warn("write init to senders", "point", j.id.Point, "track", j.id.Track, "err", err)
 		}
 	}
+	if w.pruned(j.id) {
+		return // retention deleted it while it waited: its deletion is queued already
+	}
 	if _, err := w.WriteBlock(ctx, j.id, j.data); err != nil && ctx.Err() == nil {
 		w.log.Warn("write block to its owners", "block", j.id, "err", err)
 	}
+}
+
+// pruned reports whether the writer's store (if any) no longer holds a
+// block: a queued block retention pruned before a worker took it is not
+// written, or it would outlive its deletion on the senders.
+func (w *Writer) pruned(id cluster.BlockID) bool {
+	if w.o.Store == nil {
+		return false
+	}
+	p, err := w.o.Store.Point(id.Point)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	_, err = p.Lookup(id.Track, id.Start)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 // ContentType is the MIME type of a track's segments by kind.
