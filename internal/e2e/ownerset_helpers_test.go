@@ -64,16 +64,45 @@ func ownerSetHosts(t *testing.T, schedBase string, n int, dir string) (string, m
 
 // inHostsNamespace is the command prefix that runs a command in a private
 // mount namespace whose /etc/hosts is the file hosts: resolvers in it
-// (glibc's getaddrinfo, Go's) see every address of a name, in order. Not
-// root: a user namespace maps the caller to root for the bind mount.
+// (glibc's getaddrinfo, Go's) see every address of a name, in order.
 func inHostsNamespace(t *testing.T, hosts string) []string {
+	t.Helper()
+	return inMountNamespace(t, map[string]string{"/etc/hosts": hosts})
+}
+
+// inResolverNamespace is the command prefix that runs a command in a
+// private mount namespace whose /etc/resolv.conf names one DNS server
+// (port 53, so it must be an address of its own, like 127.0.0.20).
+func inResolverNamespace(t *testing.T, server string, dir string) []string {
+	t.Helper()
+	conf := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+server+"\noptions timeout:1 attempts:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inMountNamespace(t, map[string]string{"/etc/resolv.conf": conf})
+}
+
+// inMountNamespace is the command prefix that runs a command in a private
+// mount namespace with files bind-mounted over others (target: source).
+// Not root: a user namespace maps the caller to root for the mounts.
+func inMountNamespace(t *testing.T, binds map[string]string) []string {
 	t.Helper()
 	requireTools(t, "unshare", "mount")
 	p := []string{"unshare", "--mount", "--propagation", "private"}
 	if os.Geteuid() != 0 {
 		p = append(p, "--map-root-user")
 	}
-	return append(p, "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts)
+	var script []string
+	var args []string
+	for target, source := range binds {
+		n := len(args)
+		script = append(script, fmt.Sprintf(`mount --bind "$%d" "$%d"`, n+1, n+2))
+		args = append(args, source, target)
+	}
+	// sh -c script $0 $1...: $0 is a name, the binds follow, then the
+	// command (shifted off before exec).
+	script = append(script, fmt.Sprintf(`shift %d && exec "$@"`, len(args)))
+	return append(append(p, "sh", "-c", strings.Join(script, " && "), "sluice-ns"), args...)
 }
 
 // hostsClient is an HTTP client that resolves the names of hosts itself,

@@ -225,11 +225,13 @@ func (s *Scheduler) Zone() string {
 
 // LookupOwnerSet answers an owner-set host name for the DNS responder
 // (internal/dns): the addresses of the set's live senders, in the name's
-// order (senders that stopped answering batches are left out, so a client
-// that resolves after a death is not sent to the dead one at all), and
-// whether the name exists: a readable label (cluster.OwnerSetIDs) of
-// senders this scheduler knows. Senders must advertise IP addresses (a
-// host name is not resolved here).
+// order (senders that stopped answering batches or left the set are left
+// out, so a client that resolves after a death is not sent to the dead one
+// at all), and whether the name exists: a readable label
+// (cluster.OwnerSetIDs) of at most R distinct IDs, one of them a sender
+// this scheduler knows. A name with a sender that left exists with the
+// others' addresses: manifests from before still name it.
+// Senders must advertise IP addresses (a host name is not resolved here).
 func (s *Scheduler) LookupOwnerSet(name string) ([]netip.Addr, bool) {
 	t := s.ownerTpl
 	if s.cfg.OwnerSetURL == "" || !strings.HasPrefix(name, t.prefix) || !strings.HasSuffix(name, t.suffix) ||
@@ -240,15 +242,19 @@ func (s *Scheduler) LookupOwnerSet(name string) ([]netip.Addr, bool) {
 	if len(ids) == 0 || len(ids) > max(s.cfg.Replicas, 1) {
 		return nil, false
 	}
+	for i, id := range ids {
+		if slices.Contains(ids[:i], id) {
+			return nil, false
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []netip.Addr
+	known := false
 	for _, id := range ids {
 		sc := s.senders[id]
-		if sc == nil {
-			return nil, false
-		}
-		if !sc.up {
+		known = known || sc != nil
+		if sc == nil || !sc.up {
 			continue
 		}
 		if u, err := url.Parse(sc.m.URL); err == nil {
@@ -257,5 +263,5 @@ func (s *Scheduler) LookupOwnerSet(name string) ([]netip.Addr, bool) {
 			}
 		}
 	}
-	return out, true
+	return out, known
 }

@@ -174,7 +174,8 @@ func TestOwnerSetURLs(t *testing.T) {
 		{"s2--s0.senders.test", 2, true},
 		{"s1.senders.test", 1, true},
 		{"s0--s1--s2.senders.test", 0, false}, // more than R
-		{"s0--s9.senders.test", 0, false},     // unknown sender
+		{"s0--s9.senders.test", 1, true},      // s9 unknown (or gone)
+		{"s0--s0.senders.test", 0, false},     // twice the same
 		{"s0--s1.other.test", 0, false},
 		{"h0123456789abcdef0123.senders.test", 0, false},
 	} {
