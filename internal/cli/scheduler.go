@@ -101,7 +101,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
 	var origins stringsFlag
 	fs.Var(&origins, "origin", "origin base URL to read the timeline from (repeatable, in order of preference)")
-	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js) for /play")
+	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
 	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	dnsListen := fs.String("dns-listen", "", "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
 	rf := roleFlags{}

@@ -29,7 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	cfg, log, err := parseRole("serve", serveSummary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
 		noDemo = fs.Bool("no-demo", false, "do not start the demo channel and asset")
-		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js) for the status page")
+		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js, shaka-player) for the status page")
 		senderRAM = fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
 		return nil
 	})

@@ -1,11 +1,12 @@
 // Sluice player glue, inlined into the status page and the /play page.
 // window.sluicePlayer.start(kind, url, video) plays url with dash.js ("dash"),
-// dash.js + its MSS module ("mss") or hls.js ("hls"); state() returns a
+// dash.js + its MSS module ("mss"), hls.js ("hls") or Shaka Player ("shaka",
+// DASH or HLS, whichever the manifest is); state() returns a
 // snapshot that the page readout and the browser test both read.
 (function () {
   'use strict';
   var S = {
-    kind: null, url: null, video: null, dash: null, hls: null,
+    kind: null, url: null, video: null, dash: null, hls: null, shaka: null,
     started: 0, firstPlaying: -1, errors: [], warnings: [], events: [], waiting: 0
   };
 
@@ -19,6 +20,7 @@
   function stop() {
     if (S.dash) { try { S.dash.reset(); } catch (e) {} S.dash = null; }
     if (S.hls) { try { S.hls.destroy(); } catch (e) {} S.hls = null; }
+    if (S.shaka) { try { S.shaka.destroy(); } catch (e) {} S.shaka = null; }
     if (S.video) {
       S.video.removeEventListener('error', onVideoError);
       S.video.removeEventListener('waiting', onWaiting);
@@ -39,6 +41,13 @@
     note(S.events, { ev: 'playing', t: S.video.currentTime });
   }
 
+  // config is the optional player configuration a test set as
+  // window.sluicePlayerConfig (web/test/play.mjs --player-config).
+  function config() {
+    var c = window.sluicePlayerConfig;
+    return c && typeof c === 'object' ? c : null;
+  }
+
   function start(kind, url, video) {
     stop();
     S.kind = kind; S.url = url; S.video = video;
@@ -54,6 +63,7 @@
         if (kind === 'mss' && typeof dashjs.MssHandler !== 'function') throw new Error('the dash.js MSS module is not loaded');
         var p = dashjs.MediaPlayer().create();
         p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+        if (config()) p.updateSettings(config());
         var ev = dashjs.MediaPlayer.events;
         p.on(ev.ERROR, function (e) {
           var er = e && e.error ? e.error : e;
@@ -77,7 +87,9 @@
       } else if (kind === 'hls') {
         if (typeof Hls === 'undefined') throw new Error('hls.js is not loaded');
         if (!Hls.isSupported()) throw new Error('hls.js: MediaSource is not supported here');
-        var h = new Hls({ debug: false });
+        var hc = { debug: false };
+        if (config()) for (var k in config()) hc[k] = config()[k];
+        var h = new Hls(hc);
         h.on(Hls.Events.ERROR, function (name, d) {
           var entry = {
             src: 'hls.js', fatal: !!d.fatal, type: d.type, details: d.details,
@@ -99,6 +111,38 @@
         S.hls = h;
         h.loadSource(url);
         h.attachMedia(video);
+      } else if (kind === 'shaka') {
+        if (typeof shaka === 'undefined') throw new Error('Shaka Player is not loaded');
+        shaka.polyfill.installAll();
+        if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player: this browser is not supported');
+        var sp = new shaka.Player();
+        S.shaka = sp;
+        if (config()) sp.configure(config());
+        // Shaka reports every problem as an 'error' event with a
+        // shaka.util.Error; severity 2 (CRITICAL) stops playback, 1
+        // (RECOVERABLE) is a warning (a retried request, say).
+        sp.addEventListener('error', function (ev) {
+          var er = ev.detail || {};
+          var entry = {
+            src: 'shaka', code: er.code, category: er.category, severity: er.severity,
+            message: String(er.message || ('shaka error ' + er.code)),
+            data: (er.data || []).slice(0, 3).map(function (d) { return String(d && d.uri ? d.uri : d).slice(0, 200); })
+          };
+          note(er.severity === 2 ? S.errors : S.warnings, entry);
+        });
+        sp.addEventListener('variantchanged', function () {
+          var t = sp.getVariantTracks().filter(function (x) { return x.active; })[0];
+          note(S.events, { ev: 'quality', type: 'video', to: t && t.bandwidth });
+        });
+        sp.attach(video).then(function () {
+          return sp.load(url);
+        }).then(function () {
+          note(S.events, { ev: 'manifest parsed', live: sp.isLive() });
+          var pr = video.play();
+          if (pr && pr.catch) pr.catch(function (e) { note(S.errors, { src: 'play()', message: String(e) }); });
+        }).catch(function (er) {
+          note(S.errors, { src: 'shaka load', code: er && er.code, message: String(er && er.message || ('shaka error ' + (er && er.code))) });
+        });
       } else {
         throw new Error('unknown player kind ' + kind);
       }
@@ -146,6 +190,14 @@
         var l = S.hls.levels && S.hls.levels[S.hls.currentLevel];
         if (l) st.bitrate = l.bitrate || 0;
         st.latency = S.hls.latency;
+      } else if (S.shaka) {
+        var vt = S.shaka.getVariantTracks().filter(function (x) { return x.active; })[0];
+        if (vt) st.bitrate = vt.videoBandwidth || vt.bandwidth || 0;
+        if (S.shaka.isLive()) {
+          // Latency: the wall clock minus the presentation time being shown.
+          var pd = S.shaka.getPlayheadTimeAsDate();
+          if (pd) st.latency = (Date.now() - pd.getTime()) / 1000;
+        }
       }
     } catch (e) {}
     return st;

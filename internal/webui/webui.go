@@ -14,9 +14,11 @@
 //	GET /                     the status page
 //	GET /status.json          the same listing as JSON (the page polls it)
 //	GET /play?kind=K&url=U    a bare player page for one manifest (used by the
-//	                          browser acceptance test): K is dash, mss or hls; U
+//	                          browser acceptance test): K is dash, mss, hls or
+//	                          shaka (Shaka Player, DASH or HLS by the manifest); U
 //	                          is a same-origin path such as /live.isml/manifest.mpd
-//	GET /player/<file>        dash.all.min.js, dash.mss.min.js or hls.min.js
+//	GET /player/<file>        dash.all.min.js, dash.mss.min.js, hls.min.js or
+//	                          shaka-player.compiled.js
 package webui
 
 import (
@@ -54,6 +56,7 @@ var playerFiles = []playerFile{
 	{"dash.all.min.js", []string{"dashjs/dist/modern/umd/dash.all.min.js", "dashjs/dist/legacy/umd/dash.all.min.js"}},
 	{"dash.mss.min.js", []string{"dashjs/dist/modern/umd/dash.mss.min.js", "dashjs/dist/legacy/umd/dash.mss.min.js"}},
 	{"hls.min.js", []string{"hls.js/dist/hls.min.js"}},
+	{"shaka-player.compiled.js", []string{"shaka-player/dist/shaka-player.compiled.js"}},
 }
 
 // InstallHint tells an operator how to make the players available.
@@ -89,7 +92,7 @@ type Handler struct {
 }
 
 // New returns the status page handler. st is the local store; playerDir is
-// the directory holding the npm packages dashjs and hls.js (normally
+// the directory holding the npm packages dashjs, hls.js and shaka-player (normally
 // web/node_modules); log receives warnings.
 func New(st *store.Store, playerDir string, log *slog.Logger) http.Handler {
 	if log == nil {
@@ -261,6 +264,8 @@ var playKinds = map[string][]string{
 	"dash": {"dash.all.min.js"},
 	"mss":  {"dash.all.min.js", "dash.mss.min.js"},
 	"hls":  {"hls.min.js"},
+	// shaka plays DASH or HLS with Shaka Player, whichever the manifest is.
+	"shaka": {"shaka-player.compiled.js"},
 }
 
 // manifestPath validates the url parameter of /play: a same-origin absolute
@@ -294,7 +299,7 @@ func (h *Handler) servePlay(w http.ResponseWriter, r *http.Request) {
 	kind := q.Get("kind")
 	scripts, ok := playKinds[kind]
 	if !ok {
-		http.Error(w, "kind must be dash, mss or hls", http.StatusBadRequest)
+		http.Error(w, "kind must be dash, mss, hls or shaka", http.StatusBadRequest)
 		return
 	}
 	manifest, err := manifestPath(q.Get("url"))

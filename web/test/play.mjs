@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] <page-or-manifest-url> <dash|mss|hls> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -28,20 +28,30 @@
 // after create(), e.g. CMCD in header mode:
 //   --dash-settings='{"streaming":{"cmcd":{"enabled":true,"mode":"headers"}}}'
 // (dash.js 5.2.1 wants mode "headers"; "header" silently means query mode).
+//
+// --player-config=JSON (or SLUICE_PLAYER_CONFIG) is set as
+// window.sluicePlayerConfig before the page loads; the player glue passes it
+// to the player it creates: new Hls(config) for hls.js, player.configure()
+// for Shaka Player, updateSettings() for dash.js. E.g. a 6 s buffer:
+//   hls.js  {"maxBufferLength":6,"maxMaxBufferLength":6}
+//   Shaka   {"streaming":{"bufferingGoal":6}}
+//   dash.js {"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6}}}
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] <play-page|manifest|status-page#point URL> <dash|mss|hls> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
 let dashSettings = process.env.SLUICE_DASH_SETTINGS || null;
+let playerConfig = process.env.SLUICE_PLAYER_CONFIG || null;
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
+  else if (a.startsWith('--player-config=')) playerConfig = a.slice('--player-config='.length);
   else positional.push(a);
 }
 if (dashSettings !== null) {
@@ -51,9 +61,16 @@ if (dashSettings !== null) {
     usage(`--dash-settings is not JSON: ${e.message}`);
   }
 }
+if (playerConfig !== null) {
+  try {
+    playerConfig = JSON.parse(playerConfig);
+  } catch (e) {
+    usage(`--player-config is not JSON: ${e.message}`);
+  }
+}
 const [target, kind, secondsArg, minArg] = positional;
 if (!target || !kind || !secondsArg) usage('missing arguments');
-if (!['dash', 'mss', 'hls'].includes(kind)) usage(`unknown player kind ${kind}`);
+if (!['dash', 'mss', 'hls', 'shaka'].includes(kind)) usage(`unknown player kind ${kind}`);
 const seconds = Number(secondsArg);
 if (!(seconds > 0 && seconds <= 3600)) usage('seconds must be in (0, 3600]');
 const minAdvance = minArg === undefined ? seconds * 0.8 : Number(minArg);
@@ -88,6 +105,7 @@ const result = {
   latency: null, samples: [], failure: null,
 };
 if (dashSettings !== null) result.dashSettings = dashSettings;
+if (playerConfig !== null) result.playerConfig = playerConfig;
 
 // Hard stop: whatever happens, never outlive startup + seconds + a margin.
 const deadline = setTimeout(() => {
@@ -117,6 +135,9 @@ try {
     result.failure = `cannot launch ${executablePath}: ${e.message.split('\n')[0]}`;
     exitCode = 2;
     throw e;
+  }
+  if (playerConfig !== null) {
+    await context.addInitScript((cfg) => { window.sluicePlayerConfig = cfg; }, playerConfig);
   }
   if (dashSettings !== null) {
     // Wrap dashjs.MediaPlayer as the dash.js bundle defines window.dashjs,
