@@ -158,6 +158,7 @@ const maxBatch = 4096
 // while it is down.
 func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 	statsT := time.Now()
+	var nextProbe time.Time
 	for {
 		var probe <-chan time.Time
 		s.mu.Lock()
@@ -167,13 +168,21 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 			return
 		}
 		if down {
-			probe = time.After(time.Second)
+			// Probe once a second, however often the worker is woken
+			// meanwhile (every timeslot pokes it).
+			if nextProbe.IsZero() {
+				nextProbe = time.Now().Add(time.Second)
+			}
+			probe = time.After(time.Until(nextProbe))
+		} else {
+			nextProbe = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-sc.wake:
 		case <-probe:
+			nextProbe = time.Now().Add(time.Second)
 			s.probe(ctx, sc)
 			continue
 		}
