@@ -48,8 +48,13 @@ func main() {
 	}
 }
 
-// Session is the session every token and pin names.
+// Session is the prefix of the session every token and pin of a point
+// names (sessionFor).
 const Session = "bench"
+
+// sessionFor is the bench session of a point: a token names one point, and
+// a sender grants a session for one point.
+func sessionFor(point string) string { return Session + ":" + point }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -60,7 +65,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	blocks := fs.String("blocks", "", "file with one block a line: <point>/<track>/<start>.m4s")
 	sender := fs.String("sender", "", "base URL of the sender")
 	base := fs.String("base", "", "urls: prefix of every URL (e.g. http://127.0.0.1:9001; default: paths only)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "urls: token lifetime")
 	pin := fs.Bool("pin", false, "hold: pin every block (look-ahead, preloads it into RAM)")
 	every := fs.Duration("every", 100*time.Millisecond, "hold: batch interval (the scheduler's timeslot)")
 	lease := fs.Duration("lease", 10*time.Second, "hold: scheduler lease sent with every batch")
@@ -84,7 +88,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return printURLs(out, []byte(*secret), *base, ids, time.Now().Add(*ttl))
+		return printURLs(out, []byte(*secret), *base, ids)
 	case "hold":
 		if err := needSender(); err != nil {
 			return err
@@ -163,11 +167,12 @@ func cutLast(s string) (string, string, bool) {
 }
 
 // printURLs writes one client URL per block, each with a token for the
-// bench session, signed as a scheduler signs it.
-func printURLs(out io.Writer, secret []byte, base string, ids []cluster.BlockID, exp time.Time) error {
+// bench session of its point, signed as a scheduler signs it (valid while
+// hold grants the session).
+func printURLs(out io.Writer, secret []byte, base string, ids []cluster.BlockID) error {
 	w := bufio.NewWriter(out)
 	for _, id := range ids {
-		tok := cluster.Sign(secret, cluster.Token{Session: Session, Point: id.Point, Track: id.Track, Expires: exp})
+		tok := cluster.Sign(secret, cluster.Token{Session: sessionFor(id.Point), Point: id.Point})
 		fmt.Fprintln(w, placement.ClientURL(base, tok, id))
 	}
 	return w.Flush()
@@ -178,10 +183,18 @@ func printURLs(out io.Writer, secret []byte, base string, ids []cluster.BlockID,
 func hold(ctx context.Context, out io.Writer, c *placement.Client, sender, sched string,
 	ids []cluster.BlockID, pin bool, every, lease time.Duration) error {
 	pins := make([]cluster.Pin, len(ids))
+	var grants []cluster.Grant
+	granted := map[string]bool{}
 	for i, id := range ids {
-		pins[i] = cluster.Pin{Session: Session, Block: id}
+		pins[i] = cluster.Pin{Session: sessionFor(id.Point), Block: id}
+		if !granted[id.Point] {
+			granted[id.Point] = true
+			grants = append(grants, cluster.Grant{Session: sessionFor(id.Point), Point: id.Point})
+		}
 	}
-	first := cluster.Batch{Scheduler: sched, Lease: lease}
+	// The grants make the tokens valid (for an hour, renewed with every
+	// batch).
+	first := cluster.Batch{Scheduler: sched, Lease: lease, Grants: grants, GrantTTL: time.Hour}
 	if pin {
 		first.LookAhead = pins
 	} else {
@@ -219,7 +232,7 @@ func hold(ctx context.Context, out io.Writer, c *placement.Client, sender, sched
 		case <-t.C:
 		}
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := c.Batch(bctx, sender, cluster.Batch{Scheduler: sched, Lease: lease})
+		res, err := c.Batch(bctx, sender, cluster.Batch{Scheduler: sched, Lease: lease, Grants: grants, GrantTTL: time.Hour})
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

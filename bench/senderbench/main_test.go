@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
 )
@@ -30,12 +29,12 @@ func TestParseBlock(t *testing.T) {
 	}
 }
 
-// The printed URLs carry tokens the sender accepts for exactly their block's track.
+// The printed URLs carry tokens the sender accepts for exactly their block's point.
 func TestPrintURLs(t *testing.T) {
 	secret := []byte("s3cret")
 	ids := []cluster.BlockID{{Point: "a", Track: "v", Start: 0}, {Point: "b/c", Track: "v", Start: 2000}}
 	var out bytes.Buffer
-	if err := printURLs(&out, secret, "http://h:1", ids, time.Now().Add(time.Hour)); err != nil {
+	if err := printURLs(&out, secret, "http://h:1", ids); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -52,11 +51,11 @@ func TestPrintURLs(t *testing.T) {
 		if err != nil || id != ids[i] {
 			t.Errorf("line %d: path %q is %+v (%v), want %+v", i, path, id, err, ids[i])
 		}
-		if _, err := cluster.Verify(secret, tok, ids[i], time.Now()); err != nil {
-			t.Errorf("line %d: token refused: %v", i, err)
+		if tk, err := cluster.Verify(secret, tok, ids[i]); err != nil || tk.Session != sessionFor(ids[i].Point) {
+			t.Errorf("line %d: token refused: %v (%+v)", i, err, tk)
 		}
-		if _, err := cluster.Verify(secret, tok, ids[1-i], time.Now()); err == nil {
-			t.Errorf("line %d: token accepted for another block's track", i)
+		if _, err := cluster.Verify(secret, tok, ids[1-i]); err == nil {
+			t.Errorf("line %d: token accepted for another block's point", i)
 		}
 	}
 }

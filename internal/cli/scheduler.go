@@ -73,7 +73,9 @@ func (f *schedFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cfg.Guard, "guard", d.Guard, "blocks pinned at the play position on the other bitrates of a kind")
 	fs.BoolVar(&f.cfg.NoPins, "no-pins", false, "no reservations at all (senders work as plain LRU caches; for comparison)")
 	fs.IntVar(&f.cfg.LiveStart, "live-start", 4, "fragments behind the live edge a new live session is assumed to start")
-	fs.DurationVar(&f.cfg.TokenTTL, "token-ttl", 10*time.Minute, "lifetime of segment tokens in live manifests (VOD: plus twice the duration)")
+	fs.DurationVar(&f.cfg.TokenTTL, "token-ttl", time.Minute, "how long senders accept a session's token without a renewal (renewed every third of it while the session lives; ended with it)")
+	fs.DurationVar(&f.cfg.SteeringTTL, "steering-ttl", 10*time.Second, "TTL of the sessions' content steering manifests (how often players ask which senders to use)")
+	fs.IntVar(&f.cfg.Pathways, "pathways", 8, "most senders a session's manifests name as pathways (content steering; at most 16)")
 	fs.DurationVar(&f.cfg.Idle, "session-idle", time.Minute, "end a session after this long without a manifest request or a sent block")
 }
 
@@ -99,6 +101,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var cf clusterFlags
 	cf.register(fs)
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	advertise := fs.String("advertise", "", "base URL senders reach this scheduler at, to fetch session playlists for their players (default http://<listen address>)")
 	var origins stringsFlag
 	fs.Var(&origins, "origin", "origin base URL to read the timeline from (repeatable, in order of preference)")
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
@@ -145,6 +148,10 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}, Secret: cfg.Secret}
+	cfg.URL = *advertise
+	if cfg.URL == "" {
+		cfg.URL = "http://" + *listen
+	}
 	sched, err := scheduler.New(cfg, tl, set, srv.Metrics.Registry, log)
 	if err != nil {
 		return err
@@ -223,11 +230,6 @@ func newLocalCluster(srv *server.Server, cfg config.Config, sf schedFlags, ram i
 	if err != nil {
 		return nil, err
 	}
-	snd, err := sender.New(sender.Options{ID: "local", Secret: []byte(secret), Store: bs, Registry: srv.Metrics.Registry, Log: log})
-	if err != nil {
-		bs.Close()
-		return nil, err
-	}
 	sc := sf.cfg
 	sc.Secret, sc.Replicas = []byte(secret), 1
 	if sc.ID == "" {
@@ -238,6 +240,14 @@ func newLocalCluster(srv *server.Server, cfg config.Config, sf schedFlags, ram i
 	set := newLateSet()
 	tl := scheduler.StoreTimeline{Store: srv.Store, DVR: cfg.DVR}
 	sched, err := scheduler.New(sc, tl, set, srv.Metrics.Registry, log)
+	if err != nil {
+		bs.Close()
+		return nil, err
+	}
+	// The sender answers its players' session playlists with the
+	// scheduler in process.
+	snd, err := sender.New(sender.Options{ID: "local", Secret: []byte(secret), Store: bs, Registry: srv.Metrics.Registry,
+		Playlists: sched, Log: log})
 	if err != nil {
 		bs.Close()
 		return nil, err

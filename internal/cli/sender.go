@@ -59,6 +59,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prefix := fs.String("etcd-prefix", membership.DefaultPrefix, "etcd key prefix of the sender set")
 	ttl := fs.Duration("etcd-ttl", 3*time.Second, "etcd lease TTL of the registration: a dead sender leaves the set after this long")
 	lease := fs.Duration("lease", 10*time.Second, "scheduler lease when a batch names none")
+	grace := fs.Duration("session-grace", 30*time.Second, "accept tokens of sessions this sender holds no grant for this long after they opened, and after the sender started (the schedulers grant them again)")
 	preloaders := fs.Int("preloaders", 4, "concurrent loads from disk into RAM")
 	noAdmit := fs.Bool("no-admit", false, "do not load blocks into RAM on a miss (only look-aheads fill RAM)")
 	ramSend := fs.String("ram-send", "sendfile", "how RAM blocks are sent: sendfile (from the memfd) or copy (write from a read-only mapping of it)")
@@ -142,7 +143,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	s, err := sender.New(sender.Options{
 		ID: self.ID, Secret: []byte(secret), Store: bs, Registry: reg,
-		DefaultLease: *lease, Ready: ready, Log: log,
+		DefaultLease: *lease, SessionGrace: *grace, Ready: ready, Log: log,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/scheduler"
@@ -26,11 +27,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		noDemo               *bool
 		playerDir, senderRAM *string
+		tokenTTL             *time.Duration
 	)
 	cfg, log, err := parseRole("serve", serveSummary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
 		noDemo = fs.Bool("no-demo", false, "do not start the demo channel and asset")
 		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js, shaka-player) for the status page")
 		senderRAM = fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
+		tokenTTL = fs.Duration("token-ttl", time.Minute, "how long the in-process sender accepts an /s/ session's token without a renewal (renewed every third of it while the session lives)")
 		return nil
 	})
 	if err != nil {
@@ -51,7 +54,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// One scheduler and one sender in process (over the store): /s/ serves
 	// per-session manifests whose segments come from the sender at /b/.
-	lc, err := newLocalCluster(srv, cfg, schedFlags{cfg: scheduler.DefaultConfig()}, ram, "", log)
+	sf := schedFlags{cfg: scheduler.DefaultConfig()}
+	sf.cfg.TokenTTL = *tokenTTL
+	lc, err := newLocalCluster(srv, cfg, sf, ram, "", log)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,10 @@
 //
 //	GET /b/<token>/<point>/<track>/<start>.m4s   a block, only with a valid token for it
 //	GET /b/<token>/<point>/<track>/init.mp4      a track's CMAF header
+//	GET /b/<token>/<point>/<track>/media.m3u8    the session's HLS media playlist (relative URIs)
+//
+// A sender serves a block it holds and answers a request for any other
+// with a redirect to a live owner (Placement).
 package cluster
 
 import (
@@ -75,6 +79,44 @@ type Batch struct {
 	LookAhead []Pin         `json:"lookahead,omitempty"` // increment + preload into RAM
 	Cancel    []Pin         `json:"cancel,omitempty"`    // decrement
 	Send      []Pin         `json:"send,omitempty"`      // stage for the designated session (also pins)
+	// URL is the scheduler's base URL for the session media playlists a
+	// sender serves its players on their pathways (it fetches
+	// <URL>/s/<point>/~<session>/<track>/rel.m3u8 and answers with that).
+	URL string `json:"url,omitempty"`
+	// Grants make sessions valid at the sender, attributed to this
+	// scheduler, for GrantTTL from now: their tokens are accepted and
+	// their sends reported to it. A scheduler grants every session it
+	// holds to every live sender when the session opens (or is adopted),
+	// when the sender joins or restarts (BatchResult.Boot changes), and
+	// again at least every third of GrantTTL while the session lives.
+	Grants   []Grant       `json:"grants,omitempty"`
+	GrantTTL time.Duration `json:"grant_ttl,omitempty"`
+	// Ends void sessions of this scheduler at once: their tokens are
+	// refused from then on.
+	Ends []string `json:"ends,omitempty"`
+	// Placement is the scheduler's view of the live senders and R: where
+	// a sender redirects a player's request for a block it does not hold.
+	// Sent when it changes and at least once per lease.
+	Placement *Placement `json:"placement,omitempty"`
+}
+
+// Grant names a session and the point its tokens are for.
+type Grant struct {
+	Session string `json:"sess"`
+	Point   string `json:"p"`
+}
+
+// Placement is the live sender set as a scheduler sees it: each sender's
+// ID and the base URL players use for it, and the replication factor.
+type Placement struct {
+	Replicas int            `json:"r"`
+	Senders  []PlacedSender `json:"senders"`
+}
+
+// PlacedSender is one sender of a Placement.
+type PlacedSender struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
 }
 
 // BatchResult is a sender's answer to a Batch.
@@ -87,6 +129,15 @@ type BatchResult struct {
 	// Sent reports what this sender sent for this scheduler's sessions since
 	// the previous batch.
 	Sent []SentReport `json:"sent,omitempty"`
+	// Boot names this run of the sender process: a sender that restarted
+	// has lost every grant, and a scheduler that sees Boot change grants
+	// all its sessions again.
+	Boot string `json:"boot,omitempty"`
+	// Orphans are sessions valid here whose scheduler stopped renewing
+	// them (its lease expired, or their grant is overdue) while players
+	// still fetch with their tokens: the scheduler that gets them adopts
+	// them (and grants them again, everywhere).
+	Orphans []Grant `json:"orphans,omitempty"`
 }
 
 // SentReport says a block was sent to a session.
@@ -128,5 +179,6 @@ type SenderStats struct {
 	LeaseExpiries int64  `json:"lease_expiries"`
 }
 
-// ErrToken is returned for tokens that are forged, expired or for another block.
+// ErrToken is returned for tokens that are malformed, forged or for another
+// publishing point.
 var ErrToken = fmt.Errorf("invalid session token")

@@ -3,34 +3,76 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestToken(t *testing.T) {
 	secret := []byte("k")
-	now := time.Unix(1_800_000_000, 0)
 	b := BlockID{Point: "ch", Track: "video_800000", Start: 42}
-	tok := Sign(secret, Token{Session: "s1", Point: "ch", Track: "video_800000", Expires: now.Add(time.Minute)})
-	if got, err := Verify(secret, tok, b, now); err != nil || got.Session != "s1" {
+	tok := Sign(secret, Token{Session: "s1", Point: "ch"})
+	if tok != Sign(secret, Token{Session: "s1", Point: "ch"}) {
+		t.Fatal("a token is not the same string every time")
+	}
+	if got, err := Verify(secret, tok, b); err != nil || got.Session != "s1" || got.Point != "ch" {
 		t.Fatalf("valid token: %v %+v", err, got)
+	}
+	// Any track of the point.
+	if _, err := Verify(secret, tok, BlockID{Point: "ch", Track: "audio", Start: 7}); err != nil {
+		t.Fatalf("other track of the point: %v", err)
 	}
 	for name, c := range map[string]struct {
 		secret []byte
 		tok    string
 		b      BlockID
-		now    time.Time
 	}{
-		"forged":      {[]byte("other"), tok, b, now},
-		"expired":     {secret, tok, b, now.Add(2 * time.Minute)},
-		"other track": {secret, tok, BlockID{Point: "ch", Track: "audio", Start: 42}, now},
-		"other point": {secret, tok, BlockID{Point: "x", Track: "video_800000", Start: 42}, now},
-		"garbage":     {secret, "a.b", b, now},
-		"tampered":    {secret, "x" + tok, b, now},
+		"forged":      {[]byte("other"), tok, b},
+		"other point": {secret, tok, BlockID{Point: "x", Track: "video_800000", Start: 42}},
+		"garbage":     {secret, "a.b", b},
+		"three parts": {secret, tok + ".x", b},
+		"tampered":    {secret, "x" + tok, b},
+		"empty":       {secret, "", b},
 	} {
-		if _, err := Verify(c.secret, c.tok, c.b, c.now); !errors.Is(err, ErrToken) {
+		if _, err := Verify(c.secret, c.tok, c.b); !errors.Is(err, ErrToken) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestSessionID(t *testing.T) {
+	secret := []byte("k")
+	opened := time.Unix(1_800_000_123, 0)
+	labels := []string{PathwayLabel("sender-0"), PathwayLabel("sender-2")}
+	id, err := NewSessionID(secret, opened, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ParseSessionID(secret, id)
+	if err != nil || !info.Opened.Equal(opened) || len(info.Pathways) != 2 || info.Pathways[0] != labels[0] || info.Pathways[1] != labels[1] {
+		t.Fatalf("parse %q: %+v %v", id, info, err)
+	}
+	other, _ := NewSessionID(secret, opened, labels)
+	if other == id {
+		t.Fatal("two session IDs are the same")
+	}
+	if _, err := NewSessionID(secret, opened, []string{"xyz"}); err == nil {
+		t.Error("a bad label was accepted")
+	}
+	for name, bad := range map[string]string{
+		"other secret": func() string { s, _ := NewSessionID([]byte("other"), opened, labels); return s }(),
+		"tampered":     id[:5] + map[bool]string{true: "1", false: "0"}[id[5] == '0'] + id[6:],
+		"short":        id[:20],
+		"odd length":   id[:len(id)-1],
+		"upper":        strings.ToUpper(id),
+		"empty":        "",
+	} {
+		if _, err := ParseSessionID(secret, bad); !errors.Is(err, ErrSession) {
+			t.Errorf("%s: %q: %v", name, bad, err)
+		}
+	}
+	if l := PathwayLabel("a"); len(l) != 6 || l == PathwayLabel("b") {
+		t.Errorf("labels %q %q", l, PathwayLabel("b"))
 	}
 }
 

@@ -321,6 +321,7 @@ type playResult struct {
 	Advanced       float64           `json:"advanced"`
 	SampledSeconds float64           `json:"sampledSeconds"`
 	Stalls         int               `json:"stalls"`
+	Underruns      int               `json:"underruns"`
 	WaitingEvents  int               `json:"waitingEvents"`
 	Errors         []json.RawMessage `json:"errors"`
 	Warnings       []json.RawMessage `json:"warnings"`
@@ -335,6 +336,16 @@ type playResult struct {
 	BufferMax      float64           `json:"bufferMax"`
 	Latency        *float64          `json:"latency"`
 	Screenshot     string            `json:"screenshot"`
+	// Fetched lists the segments the page got from senders (play.mjs
+	// --record, SLUICE_RECORD=1).
+	Fetched []fetchedSegment `json:"fetched"`
+}
+
+// fetchedSegment is one sender response a player got (play.mjs --record).
+type fetchedSegment struct {
+	URL    string `json:"url"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 // summary is a one-line description of a play result for the test log.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -221,8 +220,12 @@ func (p *proc) stop9(t *testing.T) {
 }
 
 // TestClusterTokens checks, through the scheduler's URLs, that a sender
-// refuses (403) a segment whose token is forged, expired, or issued for
-// another block, and serves the genuine one.
+// serves a session's segments with its token and refuses (403) a forged or
+// tampered token, one for another point, and one of a session no scheduler
+// granted; that a session's token dies with the session (it idles out at
+// its scheduler, which ends it at every sender); and that it outlives its
+// scheduler as long as another one adopts the session (the senders offer it
+// to a live scheduler), but not its scheduler's death without an adopter.
 func TestClusterTokens(t *testing.T) {
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
@@ -230,10 +233,9 @@ func TestClusterTokens(t *testing.T) {
 	bin := buildSluice(t, root, tmp)
 	var senders []*clSender
 	for i := 0; i < 3; i++ {
-		senders = append(senders, startClSender(t, bin, fmt.Sprintf("sender-%d", i), shmDir(t, fmt.Sprintf("s%d", i)), "--ram", "16M"))
+		senders = append(senders, startClSender(t, bin, fmt.Sprintf("sender-%d", i), shmDir(t, fmt.Sprintf("s%d", i)),
+			"--ram", "16M", "--session-grace", "2s"))
 	}
-	// A 4 s asset: on-demand tokens live the TTL plus twice the asset's
-	// duration, so the expiry check waits only a few seconds.
 	mp4 := filepath.Join(tmp, "short.mp4")
 	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=22050",
@@ -247,34 +249,27 @@ func TestClusterTokens(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin", "--listen", addr, "--data", data)
 	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
-	sched := startClSched(t, bin, "scheduler", "http://"+addr, "--senders", senderList(senders))
-	short := startClSched(t, bin, "scheduler-short", "http://"+addr, "--senders", senderList(senders), "--token-ttl", "1s")
+	short := []string{"--senders", senderList(senders), "--session-idle", "3s", "--token-ttl", "3s", "--lease", "1s"}
+	sched := startClSched(t, bin, "scheduler", "http://"+addr, short...)
 
 	segs := sessionSegments(t, sched.base, "vod", "")
-	var video, audio *sessSegment
+	var video *sessSegment
 	for i := range segs {
-		s := &segs[i]
-		if s.file == "init.mp4" {
-			continue
-		}
-		if strings.HasPrefix(s.track, "video") && video == nil {
+		if s := &segs[i]; s.file != "init.mp4" && strings.HasPrefix(s.track, "video") && video == nil {
 			video = s
 		}
-		if strings.HasPrefix(s.track, "audio") && audio == nil {
-			audio = s
-		}
 	}
-	if video == nil || audio == nil {
-		t.Fatalf("no video and audio segments in the session: %+v", segs)
+	if video == nil {
+		t.Fatalf("no video segment in the session: %+v", segs)
 	}
-	status := func(u string) int {
+	status := func(u string) (int, string) {
 		resp, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, string(b)
 	}
 	tokenOf := func(u string) string { return strings.Split(u, "/")[4] }
 	withToken := func(u, tok string) string {
@@ -282,63 +277,98 @@ func TestClusterTokens(t *testing.T) {
 		parts[4] = tok
 		return strings.Join(parts, "/")
 	}
-	forged := cluster.Sign([]byte("not-the-cluster-secret"), cluster.Token{Session: "x", Point: "vod", Track: video.track, Expires: time.Now().Add(time.Hour)})
 	tok := tokenOf(video.url)
+	info, err := cluster.Verify([]byte(e2eClusterSecret), tok, cluster.BlockID{Point: "vod"})
+	if err != nil {
+		t.Fatalf("the session's token: %v", err)
+	}
+	forged := cluster.Sign([]byte("not-the-cluster-secret"), cluster.Token{Session: info.Session, Point: "vod"})
 	tampered := tok[:len(tok)-3] + map[bool]string{true: "AAA", false: "BBB"}[!strings.HasSuffix(tok, "AAA")]
+	stranger, _ := cluster.NewSessionID([]byte(e2eClusterSecret), time.Now().Add(-time.Hour), nil)
+	time.Sleep(2 * time.Second) // past the senders' --session-grace since they started
 	for _, c := range []struct {
-		name string
-		url  string
-		want int
+		name   string
+		url    string
+		want   int
+		reason string
 	}{
-		{"genuine", video.url, 200},
-		{"forged (other secret)", withToken(video.url, forged), 403},
-		{"tampered signature", withToken(video.url, tampered), 403},
-		{"audio token on a video block", withToken(video.url, tokenOf(audio.url)), 403},
-		{"video token on an audio block", withToken(audio.url, tok), 403},
-		{"other point", strings.Replace(video.url, "/vod/", "/other/", 1), 403},
+		{"genuine", video.url, 200, ""},
+		{"forged (other secret)", withToken(video.url, forged), 403, "bad signature"},
+		{"tampered signature", withToken(video.url, tampered), 403, "invalid session token"},
+		{"other point", strings.Replace(video.url, "/vod/", "/other/", 1), 403, "another publishing point"},
+		{"a session no scheduler granted", withToken(video.url, cluster.Sign([]byte(e2eClusterSecret), cluster.Token{Session: stranger, Point: "vod"})), 403, "unknown session"},
 	} {
-		if got := status(c.url); got != c.want {
-			t.Errorf("%s: %d, want %d (%s)", c.name, got, c.want, c.url)
+		if got, body := status(c.url); got != c.want || !strings.Contains(body, c.reason) {
+			t.Errorf("%s: %d %q, want %d with %q (%s)", c.name, got, body, c.want, c.reason, c.url)
 		}
 	}
 
-	// Expiry: a token of the short-TTL scheduler works at once and is
-	// refused once expired (TTL 1 s + twice the 4 s asset, rounded up).
-	ss := sessionSegments(t, short.base, "vod", "")
-	var su string
-	for _, s := range ss {
+	// head asks for the segment without renewing the session (a HEAD is
+	// not a send: no sent-report reaches the scheduler).
+	head := func(u string) (int, string) {
+		resp, err := http.Head(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	// waitRefused polls u with HEAD until a sender refuses it (at most
+	// within), and returns after how long, with the reason a GET gives.
+	waitRefused := func(u string, within time.Duration) (time.Duration, string) {
+		t.Helper()
+		t0 := time.Now()
+		for {
+			if code, _ := head(u); code == 403 {
+				_, body := status(u)
+				return time.Since(t0), body
+			}
+			if time.Since(t0) > within {
+				t.Fatalf("%s still valid %v later", u, within)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// The session idles out (no manifest, no send for --session-idle 3 s):
+	// its scheduler ends it at every sender; the token is refused at once.
+	after, body := waitRefused(video.url, 15*time.Second)
+	if !strings.Contains(body, "session ended") {
+		t.Errorf("idle session: %q, want it ended", body)
+	}
+	t.Logf("an idle session's token was refused %v after its last use (--session-idle 3s)", after.Round(100*time.Millisecond))
+
+	// A session of a scheduler that dies lives on at another scheduler
+	// (a sender offers it to the next scheduler it hears from, which adopts
+	// it): the token stays valid past its TTL while the player fetches.
+	schedA := startClSched(t, bin, "scheduler-a", "http://"+addr, short...)
+	segsA := sessionSegments(t, schedA.base, "vod", "")
+	var seg string
+	for _, s := range segsA {
 		if s.file != "init.mp4" {
-			su = s.url
+			seg = s.url
 			break
 		}
 	}
-	if got := status(su); got != 200 {
-		t.Fatalf("fresh short-lived token: %d", got)
+	if code, _ := status(seg); code != 200 {
+		t.Fatalf("scheduler-a's session: %d", code)
 	}
-	exp, err := tokenExpiry(tokenOf(su))
-	if err != nil {
-		t.Fatal(err)
+	schedA.p.stop9(t)
+	killed := time.Now()
+	for time.Since(killed) < 8*time.Second {
+		if code, body := status(seg); code != 200 {
+			t.Fatalf("%v after its scheduler died: %d %q", time.Since(killed).Round(100*time.Millisecond), code, body)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	if wait := time.Until(exp) + 1100*time.Millisecond; wait > 20*time.Second {
-		t.Fatalf("short token expires in %v", wait)
-	} else {
-		t.Logf("waiting %v for the token to expire", wait.Round(time.Millisecond))
-		time.Sleep(wait)
+	if n, _ := scrapeMetric(sched.base, "sluice_scheduler_session_events_total", `event="adopted"`); n < 1 {
+		t.Errorf("the surviving scheduler adopted %v sessions", n)
 	}
-	if got := status(su); got != 403 {
-		t.Errorf("expired token: %d, want 403", got)
+	// With no scheduler left to renew it, it expires with its grant.
+	sched.p.stop9(t)
+	after, body = waitRefused(seg, 15*time.Second)
+	if !strings.Contains(body, "session expired") {
+		t.Errorf("orphaned session: %q, want it expired", body)
 	}
-}
-
-// tokenExpiry reads the expiry of a token (cluster.Verify with the right
-// secret reports it).
-func tokenExpiry(tok string) (time.Time, error) {
-	tk, err := cluster.Verify([]byte(e2eClusterSecret), tok, cluster.BlockID{}, time.Now())
-	if err != nil && !errors.Is(err, cluster.ErrToken) {
-		return time.Time{}, err
-	}
-	if tk.Expires.IsZero() {
-		return time.Time{}, fmt.Errorf("token %q: %v", tok, err)
-	}
-	return tk.Expires, nil
+	t.Logf("with every scheduler dead, the token was refused %v later (--token-ttl 3s)", after.Round(100*time.Millisecond))
 }

@@ -3,13 +3,11 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,97 +328,23 @@ func TestClusterPlayers(t *testing.T) {
 	}
 }
 
-// sessSegment is one URL of a session's media playlists.
-type sessSegment struct {
-	url, track, file string
-}
-
-var segURLRe = regexp.MustCompile(`(?m)^(?:#EXT-X-MAP:URI=")?(https?://[^"\s]+/b/[^/]+/(.+)/([^/]+)/([^/"]+\.(?:m4s|mp4)))"?$`)
-
-// sessionSegments opens an HLS session at the scheduler and returns the
-// init and segment URLs of all its media playlists.
-func sessionSegments(t *testing.T, sched, point, query string) []sessSegment {
-	t.Helper()
-	code, master := get(t, sched+"/s/"+point+"/master.m3u8"+query)
-	if code != 200 {
-		return nil
-	}
-	var out []sessSegment
-	for _, line := range strings.Split(string(master), "\n") {
-		line = strings.TrimSpace(line)
-		var pl string
-		switch {
-		case strings.HasPrefix(line, "/s/"):
-			pl = line
-		case strings.Contains(line, `URI="/s/`):
-			pl = line[strings.Index(line, `URI="`)+5:]
-			pl = pl[:strings.IndexByte(pl, '"')]
-		default:
-			continue
-		}
-		code, body := get(t, sched+pl)
-		if code != 200 {
-			t.Errorf("media playlist %s: %d", pl, code)
-			continue
-		}
-		for _, m := range segURLRe.FindAllStringSubmatch(string(body), -1) {
-			out = append(out, sessSegment{url: m[1], track: m[3], file: m[4]})
-		}
-	}
-	return out
-}
-
-// newest keeps the inits and the last n segments of each track.
-func newest(segs []sessSegment, n int) []sessSegment {
-	byTrack := map[string][]sessSegment{}
-	var out []sessSegment
-	for _, s := range segs {
-		if s.file == "init.mp4" {
-			out = append(out, s)
-			continue
-		}
-		byTrack[s.track] = append(byTrack[s.track], s)
-	}
-	for _, ss := range byTrack {
-		out = append(out, ss[max(0, len(ss)-n):]...)
-	}
-	return out
-}
-
 // newestLiveOwner opens an HLS session at the scheduler and returns the
-// first owner of the newest fragment of its first video playlist (an
-// owner-set name). It may run off the test's goroutine.
+// first owner of the newest fragment of its first video playlist on the
+// direct pathway (an owner-set name). It may run off the test's goroutine.
 func newestLiveOwner(sched, point string) (string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	read := func(u string) (string, error) {
-		resp, err := c.Get(u)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode != 200 {
-			return "", fmt.Errorf("GET %s: %d", u, resp.StatusCode)
-		}
-		return string(b), err
-	}
-	master, err := read(sched + "/s/" + point + "/master.m3u8")
+	pls, err := sessionPlaylists(http.DefaultClient, sched, point, "")
 	if err != nil {
 		return "", err
 	}
-	for _, line := range strings.Split(master, "\n") {
-		if !strings.HasPrefix(line, "/s/") || !strings.Contains(line, "video") {
+	for _, pl := range pls {
+		if !strings.Contains(pl.track, "video") {
 			continue
 		}
-		pl, err := read(sched + strings.TrimSpace(line))
-		if err != nil {
-			return "", err
+		segs := pl.segments()
+		if len(segs) == 0 {
+			return "", fmt.Errorf("no fragments in %s", pl.url)
 		}
-		ms := segURLRe.FindAllStringSubmatch(pl, -1)
-		if len(ms) == 0 {
-			return "", fmt.Errorf("no fragments in %s", line)
-		}
-		u, err := url.Parse(ms[len(ms)-1][1])
+		u, err := url.Parse(segs[len(segs)-1].url)
 		if err != nil {
 			return "", err
 		}

@@ -24,7 +24,7 @@ func TestSenderProcessAPI(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
 	// RAM for 4 blocks of 256 KiB.
-	s := startSenderProc(t, bin, "sender", "--ram", "1M", "--no-admit")
+	s := startSenderProc(t, bin, "sender", "--ram", "1M", "--no-admit", "--session-grace", "1ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	cli := placement.NewClient([]byte(e2eClusterSecret), nil)
@@ -81,19 +81,23 @@ func TestSenderProcessAPI(t *testing.T) {
 		t.Errorf("after pins: %+v", st)
 	}
 
-	// Tokens.
-	now := time.Now()
-	sign := func(key, sess, trk string, exp time.Time) string {
-		return cluster.Sign([]byte(key), cluster.Token{Session: sess, Point: point, Track: trk, Expires: exp})
+	// Tokens: a session's token is valid while a scheduler grants the
+	// session here (A grants a1, for the point), until it ends.
+	if _, err := cli.Batch(ctx, s.base, cluster.Batch{Scheduler: "A", Lease: lease, GrantTTL: time.Minute,
+		Grants: []cluster.Grant{{Session: "a1", Point: point}}}); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(key, sess, pt string) string {
+		return cluster.Sign([]byte(key), cluster.Token{Session: sess, Point: pt})
 	}
 	for _, c := range []struct {
 		name, tok string
 		want      int
 	}{
-		{"valid", sign(e2eClusterSecret, "a1", track, now.Add(time.Minute)), 200},
-		{"forged", sign("not-the-secret", "a1", track, now.Add(time.Minute)), 403},
-		{"expired", sign(e2eClusterSecret, "a1", track, now.Add(-time.Minute)), 403},
-		{"other track", sign(e2eClusterSecret, "a1", "audio_128000", now.Add(time.Minute)), 403},
+		{"valid", sign(e2eClusterSecret, "a1", point), 200},
+		{"forged", sign("not-the-secret", "a1", point), 403},
+		{"other point", sign(e2eClusterSecret, "a1", "elsewhere"), 403},
+		{"a session no scheduler granted", sign(e2eClusterSecret, "nobody", point), 403},
 	} {
 		resp, err := http.Get(placement.ClientURL(s.base, c.tok, blk(0)))
 		if err != nil {

@@ -81,16 +81,26 @@ func waitSenderSet(t *testing.T, set membership.Set, n int, timeout time.Duratio
 	}
 }
 
-// senderBlockToken signs a token for every block of a track.
-func senderBlockToken(point, track string) string {
-	return cluster.Sign([]byte(e2eClusterSecret), cluster.Token{Session: "e2e", Point: point, Track: track, Expires: time.Now().Add(time.Hour)})
+// senderBlockToken grants the session "e2e" for a point at a sender, as a
+// scheduler does (a batch of scheduler "e2e" with a 5-minute lease), and
+// returns its token, valid for every block of the point there.
+func senderBlockToken(t *testing.T, base, point string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli := placement.NewClient([]byte(e2eClusterSecret), nil)
+	if _, err := cli.Batch(ctx, base, cluster.Batch{Scheduler: "e2e", Lease: 5 * time.Minute, GrantTTL: time.Hour,
+		Grants: []cluster.Grant{{Session: "e2e", Point: point}}}); err != nil {
+		t.Fatalf("grant the e2e session at %s: %v", base, err)
+	}
+	return cluster.Sign([]byte(e2eClusterSecret), cluster.Token{Session: "e2e", Point: point})
 }
 
 // fetchSenderBlock GETs a block from a sender with a valid token.
 func fetchSenderBlock(t *testing.T, base string, id cluster.BlockID) (int, []byte) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(placement.ClientURL(base, senderBlockToken(id.Point, id.Track), id))
+	resp, err := c.Get(placement.ClientURL(base, senderBlockToken(t, base, id.Point), id))
 	if err != nil {
 		t.Fatalf("GET block %s from %s: %v", id, base, err)
 	}
@@ -166,7 +176,7 @@ func checkReplicated(t *testing.T, ms []membership.Member, senders []*senderProc
 		}
 		seen[id.Track] = true
 		for _, s := range senders {
-			code, body := get(t, placement.InitURL(s.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
+			code, body := get(t, placement.InitURL(s.base, senderBlockToken(t, s.base, id.Point), id.Point, id.Track))
 			if code != 200 || len(body) < 8 || string(body[4:8]) != "ftyp" {
 				t.Errorf("init of %s/%s at %s: %d, %d bytes", id.Point, id.Track, s.id, code, len(body))
 			}

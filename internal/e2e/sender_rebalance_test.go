@@ -103,7 +103,7 @@ func TestSenderRebalanceOnJoin(t *testing.T) {
 			continue
 		}
 		tracks[id.Track] = true
-		code, body := get(t, placement.InitURL(c.base, senderBlockToken(id.Point, id.Track), id.Point, id.Track))
+		code, body := get(t, placement.InitURL(c.base, senderBlockToken(t, c.base, id.Point), id.Point, id.Track))
 		if code != 200 || len(body) < 8 || string(body[4:8]) != "ftyp" {
 			t.Errorf("init of %s at sender-c: %d", id.Track, code)
 		}

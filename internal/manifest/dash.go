@@ -11,7 +11,8 @@ import (
 	"github.com/sluice-media/sluice/internal/store"
 )
 
-// Segment template URLs, relative to /<pp>.isml/manifest.mpd.
+// Segment template URLs, relative to /<pp>.isml/manifest.mpd (under
+// URLs.BaseURLs: relative to them, see URLs.template).
 const (
 	dashInit  = "tracks/$RepresentationID$/init.mp4"
 	dashMedia = "tracks/$RepresentationID$/$Time$.m4s"
@@ -98,6 +99,16 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	}
 	if o.URLs != nil && o.URLs.Manifest != "" {
 		m.Location = append(m.Location, &mpd.LocationType{Value: o.URLs.Manifest})
+	}
+	if u := o.URLs; u != nil && !u.segmentList() {
+		for _, b := range u.BaseURLs {
+			m.BaseURL = append(m.BaseURL, &mpd.BaseURLType{Value: mpd.AnyURI(b.URL), ServiceLocation: b.ServiceLocation})
+		}
+	}
+	if u := o.URLs; u != nil && u.Steering != nil {
+		m.ContentSteering = &mpd.ContentSteeringType{
+			Value: u.Steering.URI, DefaultServiceLocation: u.Steering.DefaultPathway, QueryBeforeStart: u.Steering.QueryBeforeStart,
+		}
 	}
 	out, err := m.WriteToString("  ", true)
 	if err != nil {
@@ -210,7 +221,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 		}
 	}
 	if shared && !u.segmentList() {
-		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, live, origin)
+		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, live, origin, u)
 	}
 	for _, r := range reps {
 		ti := r.t.Info
@@ -239,7 +250,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 		if u.segmentList() {
 			x.SegmentList = dashList(r.t, r.fs, live, origin, u)
 		} else if !shared {
-			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, live, origin)
+			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, live, origin, u)
 		}
 		as.AppendRepresentation(x)
 	}
@@ -247,10 +258,9 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 }
 
 // dashTemplate renders the SegmentTemplate and SegmentTimeline of a track.
-func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin float64) *mpd.SegmentTemplateType {
+func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin float64, u *URLs) *mpd.SegmentTemplateType {
 	st := mpd.NewSegmentTemplate()
-	st.Initialization = dashInit
-	st.Media = dashMedia
+	st.Initialization, st.Media = u.template()
 	st.Timescale = mpd.Ptr(timescale)
 	if !live {
 		if pto := uint64(math.Round(origin * float64(timescale))); pto > 0 {

@@ -37,7 +37,11 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // CODECS lists the video codec and every audio codec of the group. A
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
-// variants, not renditions). Text tracks are not announced. Without any
+// variants, not renditions). Text tracks are not announced. With
+// URLs.Pathways all of this is written once per pathway (content steering:
+// PATHWAY-ID on every variant, an audio group "audio-<pathway>" of its own,
+// the pathway's media playlist URIs), after EXT-X-CONTENT-STEERING when
+// URLs.Steering is set. Without any
 // audio or video track the error wraps ErrEmpty; tracks whose media playlists
 // are still empty are announced all the same.
 func HLSMaster(v store.View, o Options) ([]byte, error) {
@@ -55,34 +59,61 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", hlsVersion)
+	pathways := []Pathway{{Playlist: o.URLs.playlist}}
+	if u := o.URLs; u != nil && len(u.Pathways) > 0 {
+		pathways = u.Pathways
+		if u.Steering != nil {
+			fmt.Fprintf(&b, "#EXT-X-CONTENT-STEERING:SERVER-URI=%s", quote(u.Steering.URI))
+			if u.Steering.DefaultPathway != "" {
+				fmt.Fprintf(&b, ",PATHWAY-ID=%s", quote(u.Steering.DefaultPathway))
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, pw := range pathways {
+		writeMasterPathway(&b, video, audio, pw)
+	}
+	return b.Bytes(), nil
+}
+
+// writeMasterPathway writes the renditions and variants of one pathway
+// (pw.ID empty: the master has no pathways).
+func writeMasterPathway(b *bytes.Buffer, video, audio []store.TrackView, pw Pathway) {
+	pathwayAttr := ""
+	if pw.ID != "" {
+		pathwayAttr = ",PATHWAY-ID=" + quote(pw.ID)
+	}
 	if len(video) == 0 {
 		for _, a := range audio {
 			avg, peak := hlsBitrates(a)
-			writeStreamInf(&b, peak, avg, a.Info.Codec, "", "", o.URLs.playlist(a.ID))
+			writeStreamInf(b, peak, avg, a.Info.Codec, "", "", pathwayAttr, pw.Playlist(a.ID))
 		}
-		return b.Bytes(), nil
+		return
+	}
+	group := "audio"
+	if pw.ID != "" {
+		group += "-" + pw.ID
 	}
 	var audioAvg, audioPeak int
 	var audioCodecs []string
 	for i, a := range audio {
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=%s", quote(a.ID))
+		fmt.Fprintf(b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=%s,NAME=%s", quote(group), quote(a.ID))
 		if a.Info.Language != "" {
-			fmt.Fprintf(&b, ",LANGUAGE=%s", quote(a.Info.Language))
+			fmt.Fprintf(b, ",LANGUAGE=%s", quote(a.Info.Language))
 		}
-		fmt.Fprintf(&b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
+		fmt.Fprintf(b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
 		if a.Info.Channels > 0 {
-			fmt.Fprintf(&b, ",CHANNELS=\"%d\"", a.Info.Channels)
+			fmt.Fprintf(b, ",CHANNELS=\"%d\"", a.Info.Channels)
 		}
-		fmt.Fprintf(&b, ",URI=%s\n", quote(o.URLs.playlist(a.ID)))
+		fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(a.ID)))
 		avg, peak := hlsBitrates(a)
 		audioAvg, audioPeak = max(audioAvg, avg), max(audioPeak, peak)
 		if c := a.Info.Codec; c != "" && !contains(audioCodecs, c) {
 			audioCodecs = append(audioCodecs, c)
 		}
 	}
-	group := ""
-	if len(audio) > 0 {
-		group = "audio"
+	if len(audio) == 0 {
+		group = ""
 	}
 	for _, t := range video {
 		avg, peak := hlsBitrates(t)
@@ -91,12 +122,11 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		if t.Info.Width > 0 && t.Info.Height > 0 {
 			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
 		}
-		writeStreamInf(&b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, o.URLs.playlist(t.ID))
+		writeStreamInf(b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, pathwayAttr, pw.Playlist(t.ID))
 	}
-	return b.Bytes(), nil
 }
 
-func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, uri string) {
+func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, pathwayAttr, uri string) {
 	fmt.Fprintf(b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", peak)
 	if avg > 0 {
 		fmt.Fprintf(b, ",AVERAGE-BANDWIDTH=%d", avg)
@@ -110,6 +140,7 @@ func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, uri stri
 	if audio != "" {
 		fmt.Fprintf(b, ",AUDIO=%s", quote(audio))
 	}
+	b.WriteString(pathwayAttr)
 	b.WriteString("\n" + uri + "\n")
 }
 

@@ -33,6 +33,62 @@ type URLs struct {
 	// Playlist returns the URI of a track's HLS media playlist as the master
 	// playlist lists it.
 	Playlist func(trackID string) string
+
+	// BaseURLs, when not empty (and Segment nil), are the MPD-level
+	// BaseURLs of DASH, one per pathway with its serviceLocation (content
+	// steering, BaseURL failover): the segments are addressed relative to
+	// them by a SegmentTemplate, "$RepresentationID$/$Time$.m4s" and
+	// "$RepresentationID$/init.mp4", so that a player can fetch every
+	// segment from any of them.
+	BaseURLs []BaseURL
+	// Steering, when set, names the content steering server of DASH
+	// (<ContentSteering>) and HLS (EXT-X-CONTENT-STEERING).
+	Steering *Steering
+	// Pathways, when not empty, are the pathways of the HLS master
+	// playlist: every variant and rendition is listed once per pathway,
+	// with its PATHWAY-ID, its own audio GROUP-ID and the pathway's media
+	// playlist URIs (Playlist is then not used).
+	Pathways []Pathway
+}
+
+// BaseURL is one DASH BaseURL element.
+type BaseURL struct {
+	URL             string
+	ServiceLocation string
+}
+
+// Steering names a content steering server.
+type Steering struct {
+	// URI is the steering manifest's URL (DASH players want it absolute).
+	URI string
+	// DefaultPathway is the pathway (serviceLocation, PATHWAY-ID) a
+	// player uses until the steering manifest says otherwise.
+	DefaultPathway string
+	// QueryBeforeStart makes DASH players ask the server before they
+	// start (ContentSteering@queryBeforeStart).
+	QueryBeforeStart bool
+}
+
+// Pathway is one pathway of an HLS master playlist.
+type Pathway struct {
+	ID string
+	// Playlist returns the URI of a track's media playlist on this
+	// pathway.
+	Playlist func(trackID string) string
+}
+
+// Relative SegmentTemplate URLs under BaseURLs.
+const (
+	baseInit  = "$RepresentationID$/init.mp4"
+	baseMedia = "$RepresentationID$/$Time$.m4s"
+)
+
+// template returns the SegmentTemplate's initialization and media URLs.
+func (u *URLs) template() (init, media string) {
+	if u != nil && len(u.BaseURLs) > 0 {
+		return baseInit, baseMedia
+	}
+	return dashInit, dashMedia
 }
 
 // playlist is the master playlist's URI of a track's media playlist.

@@ -135,3 +135,83 @@ func TestURLsNilUnchanged(t *testing.T) {
 		t.Errorf("empty URLs changed the media playlist:\n%s", hb)
 	}
 }
+
+// TestPathwaysDASH: with BaseURLs the MPD lists one BaseURL per pathway
+// (serviceLocation), a SegmentTemplate relative to them and the steering
+// server.
+func TestPathwaysDASH(t *testing.T) {
+	u := &URLs{
+		Manifest: "/s/live/~abc/manifest.mpd",
+		BaseURLs: []BaseURL{{URL: "http://s0/b/tok/live/", ServiceLocation: "pa"}, {URL: "http://s1/b/tok/live/", ServiceLocation: "pb"}},
+		Steering: &Steering{URI: "http://sched/s/live/~abc/steering.json", DefaultPathway: "pb", QueryBeforeStart: true},
+	}
+	b, err := DASH(liveView(), Options{Now: anchor.Add(time.Hour), URLs: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mpd.ReadFromString(string(b))
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, b)
+	}
+	if len(m.BaseURL) != 2 || m.BaseURL[1].ServiceLocation != "pb" || string(m.BaseURL[1].Value) != "http://s1/b/tok/live/" {
+		t.Errorf("BaseURLs %+v", m.BaseURL)
+	}
+	cs := m.ContentSteering
+	if cs == nil || cs.Value != u.Steering.URI || cs.DefaultServiceLocation != "pb" || !cs.QueryBeforeStart {
+		t.Errorf("ContentSteering %+v", cs)
+	}
+	for _, as := range m.Periods[0].AdaptationSets {
+		st := as.SegmentTemplate
+		if st == nil {
+			for _, r := range as.Representations {
+				st = r.SegmentTemplate
+			}
+		}
+		if st == nil || st.Media != "$RepresentationID$/$Time$.m4s" || st.Initialization != "$RepresentationID$/init.mp4" {
+			t.Errorf("AdaptationSet %v: template %+v", as.Id, st)
+		}
+	}
+	if strings.Contains(string(b), "SegmentList") {
+		t.Error("a SegmentList next to the BaseURLs")
+	}
+}
+
+// TestPathwaysHLS: with Pathways the master lists every variant and
+// rendition once per pathway, with its PATHWAY-ID, an audio group of its
+// own and the pathway's URIs, after the steering tag.
+func TestPathwaysHLS(t *testing.T) {
+	v := liveView()
+	u := &URLs{
+		Steering: &Steering{URI: "/s/live/~abc/steering.json", DefaultPathway: "pb"},
+		Pathways: []Pathway{
+			{ID: "pa", Playlist: func(id string) string { return "http://s0/b/tok/live/" + id + "/media.m3u8" }},
+			{ID: "pb", Playlist: func(id string) string { return "http://s1/b/tok/live/" + id + "/media.m3u8" }},
+		},
+	}
+	b, err := HLSMaster(v, Options{URLs: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/s/live/~abc/steering.json\",PATHWAY-ID=\"pb\"\n") {
+		t.Errorf("no steering tag:\n%s", s)
+	}
+	single, _ := HLSMaster(v, Options{})
+	variants := strings.Count(string(single), "#EXT-X-STREAM-INF")
+	renditions := strings.Count(string(single), "#EXT-X-MEDIA:")
+	for i, p := range u.Pathways {
+		host := fmt.Sprintf("http://s%d/", i)
+		if n := strings.Count(s, `PATHWAY-ID="`+p.ID+`"`+"\n"+host); n != variants {
+			t.Errorf("pathway %s: %d variants, want %d:\n%s", p.ID, n, variants, s)
+		}
+		if n := strings.Count(s, `GROUP-ID="audio-`+p.ID+`"`); n != renditions {
+			t.Errorf("pathway %s: %d renditions in its group, want %d", p.ID, n, renditions)
+		}
+		if !strings.Contains(s, `AUDIO="audio-`+p.ID+`",PATHWAY-ID="`+p.ID+`"`) {
+			t.Errorf("pathway %s: variants not tied to its audio group", p.ID)
+		}
+	}
+	if _, _, err := m3u8.DecodeFrom(strings.NewReader(s), true); err != nil {
+		t.Errorf("re-parse: %v", err)
+	}
+}

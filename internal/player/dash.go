@@ -20,10 +20,24 @@ type mpdXML struct {
 	MinimumUpdatePeriod        string          `xml:"minimumUpdatePeriod,attr"`
 	TimeShiftBufferDepth       string          `xml:"timeShiftBufferDepth,attr"`
 	SuggestedPresentationDelay string          `xml:"suggestedPresentationDelay,attr"`
-	BaseURL                    []string        `xml:"BaseURL"`
+	BaseURL                    []baseURLXML    `xml:"BaseURL"`
 	Location                   []string        `xml:"Location"`
 	Periods                    []periodXML     `xml:"Period"`
 	UTCTiming                  []descriptorXML `xml:"UTCTiming"`
+	ContentSteering            *steeringXML    `xml:"ContentSteering"`
+}
+
+// baseURLXML is an MPD-level BaseURL: with a serviceLocation, one pathway
+// of content steering.
+type baseURLXML struct {
+	Value           string `xml:",chardata"`
+	ServiceLocation string `xml:"serviceLocation,attr"`
+}
+
+// steeringXML is the MPD's ContentSteering element.
+type steeringXML struct {
+	Value                  string `xml:",chardata"`
+	DefaultServiceLocation string `xml:"defaultServiceLocation,attr"`
 }
 
 type descriptorXML struct {
@@ -198,6 +212,13 @@ type dashInfo struct {
 	location  string          // MPD.Location, if any
 	utcTiming []descriptorXML // UTCTiming descriptors
 	ast       time.Time       // availabilityStartTime
+	// pathways are the serviceLocations of the MPD-level BaseURLs, in
+	// document order (content steering); steering is the steering
+	// server's URL (resolved) and defaultPathway the
+	// ContentSteering@defaultServiceLocation.
+	pathways       []string
+	steering       string
+	defaultPathway string
 }
 
 // maxGenerated bounds the segments a $Number$/@duration template lists.
@@ -206,7 +227,15 @@ const maxGenerated = 2000
 // parseMPD builds a Presentation from an MPD. now returns the wall clock
 // corrected by the server's clock offset; it is used for templates whose
 // segments follow from the clock (@duration, and S@r="-1" in a dynamic MPD).
+// The segments resolve against the first MPD-level BaseURL.
 func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Presentation, dashInfo, error) {
+	return parseMPDPathway(data, manifestURL, now, "")
+}
+
+// parseMPDPathway is parseMPD with the segments resolved against the
+// MPD-level BaseURL whose serviceLocation is pathway (the first one when
+// none has it).
+func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pathway string) (*Presentation, dashInfo, error) {
 	var m mpdXML
 	if err := xml.Unmarshal(data, &m); err != nil {
 		return nil, dashInfo{}, fmt.Errorf("parse MPD: %w", err)
@@ -214,6 +243,27 @@ func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Present
 	info := dashInfo{utcTiming: m.UTCTiming}
 	if len(m.Location) > 0 {
 		info.location = strings.TrimSpace(m.Location[0])
+	}
+	mpdBase := []string(nil)
+	for _, b := range m.BaseURL {
+		if sl := strings.TrimSpace(b.ServiceLocation); sl != "" {
+			info.pathways = append(info.pathways, sl)
+		}
+	}
+	for _, b := range m.BaseURL {
+		if pathway == "" || strings.TrimSpace(b.ServiceLocation) == pathway {
+			mpdBase = []string{strings.TrimSpace(b.Value)}
+			break
+		}
+	}
+	if mpdBase == nil && len(m.BaseURL) > 0 {
+		mpdBase = []string{strings.TrimSpace(m.BaseURL[0].Value)}
+	}
+	if cs := m.ContentSteering; cs != nil && strings.TrimSpace(cs.Value) != "" {
+		if u, err := resolve(manifestURL, strings.TrimSpace(cs.Value)); err == nil {
+			info.steering = u.String()
+		}
+		info.defaultPathway = strings.TrimSpace(cs.DefaultServiceLocation)
 	}
 	if len(m.Periods) == 0 {
 		return nil, info, errors.New("MPD has no Period")
@@ -264,7 +314,7 @@ func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Present
 		perDur = mpdDur - perStart
 	}
 	base := manifestURL
-	if base, err = withBaseURL(base, m.BaseURL); err != nil {
+	if base, err = withBaseURL(base, mpdBase); err != nil {
 		return nil, info, err
 	}
 	if base, err = withBaseURL(base, per.BaseURL); err != nil {

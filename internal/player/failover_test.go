@@ -177,3 +177,135 @@ func TestFailoverReload(t *testing.T) {
 		})
 	}
 }
+
+// steeringCluster imitates a scheduler with content steering in front of
+// two senders that both serve every fragment (DASH: MPD-level BaseURLs
+// with serviceLocation; HLS: a copy of each variant per PATHWAY-ID whose
+// media playlists the senders serve, with relative segment URIs). Sender A,
+// the default pathway, dies after killAfter fragments; the steering server
+// then leaves it out.
+type steeringCluster struct {
+	t         *testing.T
+	total     int
+	segDur    time.Duration
+	killAfter int
+
+	a, b, sched *httptest.Server
+	served      atomic.Int32
+	dead        atomic.Bool
+	steered     atomic.Int32 // steering requests that named a pathway
+}
+
+func (c *steeringCluster) start() *steeringCluster {
+	sender := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var id string
+			var k int
+			p := r.URL.Path
+			switch {
+			case strings.HasSuffix(p, "/media.m3u8"):
+				id = p[len(p)-len("v/media.m3u8") : len(p)-len("/media.m3u8")]
+				var b strings.Builder
+				fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+					int(c.segDur.Seconds()+0.999))
+				for k := range c.total {
+					fmt.Fprintf(&b, "#EXTINF:%.3f,\n%d.m4s\n", c.segDur.Seconds(), k)
+				}
+				b.WriteString("#EXT-X-ENDLIST\n")
+				_, _ = w.Write([]byte(b.String()))
+				return
+			case strings.HasSuffix(p, "/init.mp4"):
+				init := mp4.CreateEmptyInit()
+				kind := "video"
+				if strings.Contains(p, "/a/") {
+					kind = "audio"
+				}
+				init.AddEmptyTrack(testTimescale, kind, "und")
+				var b bytes.Buffer
+				if err := init.Encode(&b); err != nil {
+					c.t.Error(err)
+				}
+				_, _ = w.Write(b.Bytes())
+				return
+			}
+			if _, err := fmt.Sscanf(p[strings.LastIndex(p[:strings.LastIndexByte(p, '/')], "/"):], "/%1s/%d.m4s", &id, &k); err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			_, _ = w.Write(makeFragment(c.t, 200_000, c.segDur, uint64(int64(k)*int64(c.segDur)*testTimescale/int64(time.Second)), uint32(k+1)))
+			if name == "A" && int(c.served.Add(1)) == c.killAfter {
+				c.dead.Store(true)
+				go c.a.Close()
+			}
+		}))
+	}
+	c.a, c.b = sender("A"), sender("B")
+	c.sched = httptest.NewServer(http.HandlerFunc(c.manifest))
+	c.t.Cleanup(func() { c.sched.Close(); c.b.Close(); c.a.Close() })
+	return c
+}
+
+func (c *steeringCluster) manifest(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	switch r.URL.Path {
+	case "/s/steering.json":
+		q := r.URL.Query()
+		if q.Get("_DASH_pathway") != "" || q.Get("_HLS_pathway") != "" {
+			c.steered.Add(1)
+		}
+		prio := `["pa","pb"]`
+		if c.dead.Load() {
+			prio = `["pb"]`
+		}
+		fmt.Fprintf(&b, `{"VERSION":1,"TTL":10,"PATHWAY-PRIORITY":%s}`, prio)
+	case "/s/manifest.mpd":
+		fmt.Fprintf(&b, `<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT%gS" minBufferTime="PT1S">
+  <BaseURL serviceLocation="pa">%s/b/tok/</BaseURL>
+  <BaseURL serviceLocation="pb">%s/b/tok/</BaseURL>
+  <Period id="0" start="PT0S">
+`, (time.Duration(c.total) * c.segDur).Seconds(), c.a.URL, c.b.URL)
+		for _, kind := range []string{"video", "audio"} {
+			fmt.Fprintf(&b, `    <AdaptationSet contentType="%s" mimeType="%s/mp4"><SegmentTemplate timescale="%d" duration="%d" startNumber="0" media="$RepresentationID$/$Number$.m4s" initialization="$RepresentationID$/init.mp4"/><Representation id="%s" bandwidth="200000"/></AdaptationSet>`+"\n",
+				kind, kind, testTimescale, int64(c.segDur)*testTimescale/int64(time.Second), kind[:1])
+		}
+		b.WriteString("  </Period>\n  <ContentSteering defaultServiceLocation=\"pa\" queryBeforeStart=\"true\">/s/steering.json</ContentSteering>\n</MPD>\n")
+	case "/s/master.m3u8":
+		b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/s/steering.json\",PATHWAY-ID=\"pa\"\n")
+		for _, p := range []struct{ id, url string }{{"pa", c.a.URL}, {"pb", c.b.URL}} {
+			fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-%s\",NAME=\"a\",DEFAULT=YES,URI=\"%s/b/tok/a/media.m3u8\"\n", p.id, p.url)
+			fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=200000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud-%s\",PATHWAY-ID=\"%s\"\n%s/b/tok/v/media.m3u8\n", p.id, p.id, p.url)
+		}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// TestFailoverPathway: with content steering, a fragment that failed on the
+// current pathway is fetched on the next one the steering server lists
+// (DASH BaseURL serviceLocations, HLS PATHWAY-IDs), the session moves there
+// for good and loses nothing.
+func TestFailoverPathway(t *testing.T) {
+	t.Parallel()
+	for _, manifest := range []string{"manifest.mpd", "master.m3u8"} {
+		t.Run(manifest, func(t *testing.T) {
+			t.Parallel()
+			c := (&steeringCluster{t: t, total: 8, segDur: 500 * time.Millisecond, killAfter: 3}).start()
+			rep := play(t, Config{URL: c.sched.URL + "/s/" + manifest, Startup: time.Second, RetryDelay: 20 * time.Millisecond})
+			if !c.dead.Load() {
+				t.Fatal("sender A never died (the default pathway was not used)")
+			}
+			if !rep.OK || rep.Skipped != 0 || rep.Fragments != 2*c.total || !rep.Ended {
+				t.Errorf("ok %v ended %v skipped %d fragments %d (want %d)", rep.OK, rep.Ended, rep.Skipped, rep.Fragments, 2*c.total)
+			}
+			if rep.PathwaySwitches != 1 {
+				t.Errorf("%d pathway switches, want 1", rep.PathwaySwitches)
+			}
+			if c.steered.Load() == 0 {
+				t.Error("the steering server was not asked with the current pathway")
+			}
+		})
+	}
+}

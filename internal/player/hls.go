@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 // hlsVariant is one EXT-X-STREAM-INF of a master playlist.
 type hlsVariant struct {
 	uri        string // resolved
+	id         string // the rendition's ID: the URI on the first pathway
+	pathway    string // PATHWAY-ID, "" when none
 	bandwidth  int64
 	codecs     string
 	width      int
@@ -29,12 +32,69 @@ type hlsRendition struct {
 	lang    string
 	def     bool
 	uri     string // resolved; empty when the rendition is muxed into the variants
+	id      string // the rendition's ID: the URI on the first pathway
 }
 
 // hlsMaster is a parsed master (multivariant) playlist.
 type hlsMaster struct {
 	variants []hlsVariant
 	media    []hlsRendition
+	// pathways are the PATHWAY-IDs of the variants in order of first
+	// appearance (content steering; none without); steering is the
+	// EXT-X-CONTENT-STEERING SERVER-URI (resolved), defaultPathway its
+	// PATHWAY-ID.
+	pathways       []string
+	steering       string
+	defaultPathway string
+}
+
+// pathwayView is the master as one pathway lists it: that pathway's
+// variants and the renditions of their audio group, each with the ID of
+// its counterpart on the first pathway (matched by position), so that a
+// rendition keeps its ID when the player moves to another pathway. A
+// pathway that does not line up with the first one (or is unknown) gives
+// the first one.
+func (m *hlsMaster) pathwayView(p string) *hlsMaster {
+	if len(m.pathways) == 0 {
+		return m
+	}
+	on := func(p string) []hlsVariant {
+		var out []hlsVariant
+		for _, v := range m.variants {
+			if v.pathway == p {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	group := func(vs []hlsVariant) []hlsRendition {
+		var out []hlsRendition
+		if len(vs) == 0 || vs[0].audioGroup == "" {
+			return nil
+		}
+		for _, r := range m.media {
+			if r.typ == "AUDIO" && r.groupID == vs[0].audioGroup {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	fv := on(m.pathways[0])
+	pv := on(p)
+	fr, pr := group(fv), group(pv)
+	if len(pv) != len(fv) || len(pr) != len(fr) {
+		pv, pr = fv, fr
+	}
+	out := &hlsMaster{pathways: m.pathways, steering: m.steering, defaultPathway: m.defaultPathway}
+	for i, v := range pv {
+		v.id = fv[i].uri
+		out.variants = append(out.variants, v)
+	}
+	for i, r := range pr {
+		r.id = fr[i].uri
+		out.media = append(out.media, r)
+	}
+	return out
 }
 
 // hlsMedia is a parsed media playlist.
@@ -75,7 +135,10 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 		case line == "":
 		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
 			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-STREAM-INF:"))
-			v := hlsVariant{codecs: attrs["CODECS"], audioGroup: attrs["AUDIO"]}
+			v := hlsVariant{codecs: attrs["CODECS"], audioGroup: attrs["AUDIO"], pathway: attrs["PATHWAY-ID"]}
+			if v.pathway != "" && !slices.Contains(m.pathways, v.pathway) {
+				m.pathways = append(m.pathways, v.pathway)
+			}
 			v.bandwidth, _ = strconv.ParseInt(attrs["BANDWIDTH"], 10, 64)
 			if res := attrs["RESOLUTION"]; res != "" {
 				w, h, _ := strings.Cut(strings.ToLower(res), "x")
@@ -83,6 +146,14 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 				v.height, _ = strconv.Atoi(h)
 			}
 			pending = &v
+		case strings.HasPrefix(line, "#EXT-X-CONTENT-STEERING:"):
+			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-CONTENT-STEERING:"))
+			if u := attrs["SERVER-URI"]; u != "" {
+				if su, err := resolve(base, u); err == nil {
+					m.steering = su.String()
+				}
+			}
+			m.defaultPathway = attrs["PATHWAY-ID"]
 		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
 			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-MEDIA:"))
 			r := hlsRendition{
@@ -96,6 +167,7 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 				}
 				r.uri = ru.String()
 			}
+			r.id = r.uri
 			m.media = append(m.media, r)
 		case strings.HasPrefix(line, "#"):
 		default:
@@ -107,6 +179,7 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 				return nil, fmt.Errorf("variant URI: %w", err)
 			}
 			pending.uri = u.String()
+			pending.id = pending.uri
 			m.variants = append(m.variants, *pending)
 			pending = nil
 		}
@@ -280,20 +353,21 @@ func parseAttributes(s string) map[string]string {
 	return out
 }
 
-// hlsPresentation builds the presentation of a master playlist: the
-// variants as video renditions and the audio group of the first variant as
-// the audio stream. media holds the media playlists loaded so far, by URI.
+// hlsPresentation builds the presentation of a master playlist (as one
+// pathway lists it: hlsMaster.pathwayView): the variants as video
+// renditions and the audio group of the first variant as the audio stream.
+// media holds the media playlists loaded so far, by rendition ID.
 func hlsPresentation(m *hlsMaster, media map[string]*hlsMedia) (*Presentation, error) {
 	p := &Presentation{Format: FormatHLS}
 	video := &Stream{Kind: KindVideo}
 	seen := map[string]bool{}
 	for _, v := range m.variants {
-		if seen[v.uri] {
+		if seen[v.id] {
 			continue
 		}
-		seen[v.uri] = true
-		r := &Rendition{ID: v.uri, Bitrate: v.bandwidth, Codecs: v.codecs, Width: v.width, Height: v.height}
-		applyMedia(r, media[v.uri])
+		seen[v.id] = true
+		r := &Rendition{ID: v.id, Bitrate: v.bandwidth, Codecs: v.codecs, Width: v.width, Height: v.height}
+		applyMedia(r, media[v.id])
 		video.Renditions = append(video.Renditions, r)
 	}
 	video.sortByBitrate()
@@ -317,8 +391,8 @@ func hlsPresentation(m *hlsMaster, media map[string]*hlsMedia) (*Presentation, e
 		}
 	}
 	if chosen != nil {
-		r := &Rendition{ID: chosen.uri}
-		applyMedia(r, media[chosen.uri])
+		r := &Rendition{ID: chosen.id}
+		applyMedia(r, media[chosen.id])
 		p.Audio = &Stream{Kind: KindAudio, Renditions: []*Rendition{r}}
 	}
 	finishHLS(p)

@@ -33,6 +33,19 @@ type dashSource struct {
 	offset atomic.Int64 // server clock minus local clock, ns
 	synced bool         // an http-* UTCTiming has been fetched
 	last   []byte       // the previous MPD, to see changes
+	paths  pathways     // the MPD-level BaseURLs' serviceLocations
+}
+
+// switchPathway implements pathwaySwitcher.
+func (d *dashSource) switchPathway(ctx context.Context, from string) bool {
+	return d.paths.next(ctx, d.fetch, from)
+}
+
+// pathwaySwitches implements pathwaySwitcher.
+func (d *dashSource) pathwaySwitches() int {
+	d.paths.mu.Lock()
+	defer d.paths.mu.Unlock()
+	return d.paths.switches
 }
 
 func (d *dashSource) now() time.Time {
@@ -45,17 +58,26 @@ func (d *dashSource) load(ctx context.Context, _ map[Kind]string) (*Presentation
 	if err != nil {
 		return nil, err
 	}
-	p, info, err := parseMPD(data, d.url, d.now)
+	p, info, err := parseMPDPathway(data, d.url, d.now, d.paths.current())
 	if err != nil {
 		return nil, err
+	}
+	again := false
+	if !d.paths.known() {
+		d.paths.setup(ctx, d.fetch, info.pathways, info.defaultPathway, info.steering, "_DASH_pathway")
+		again = d.paths.current() != ""
 	}
 	if p.Live && d.syncClock(ctx, info, fetched) {
 		// A new clock offset moves the live edge of clock-driven
 		// templates: parse again with it.
-		if p, _, err = parseMPD(data, d.url, d.now); err != nil {
+		again = true
+	}
+	if again {
+		if p, _, err = parseMPDPathway(data, d.url, d.now, d.paths.current()); err != nil {
 			return nil, err
 		}
 	}
+	p.Pathway = d.paths.current()
 	if info.location != "" {
 		if u, err := resolve(d.url, info.location); err == nil {
 			d.url = u
@@ -137,12 +159,25 @@ func (s *smoothSource) load(ctx context.Context, _ map[Kind]string) (*Presentati
 }
 
 // hlsSource loads a master playlist once and the media playlists of the
-// renditions in use at every reload.
+// renditions in use at every reload, on the current pathway.
 type hlsSource struct {
 	url    *url.URL
 	fetch  fetchText
 	master *hlsMaster
 	last   map[string]string // media playlist text by URI, to see changes
+	paths  pathways          // the master's PATHWAY-IDs
+}
+
+// switchPathway implements pathwaySwitcher.
+func (h *hlsSource) switchPathway(ctx context.Context, from string) bool {
+	return h.paths.next(ctx, h.fetch, from)
+}
+
+// pathwaySwitches implements pathwaySwitcher.
+func (h *hlsSource) pathwaySwitches() int {
+	h.paths.mu.Lock()
+	defer h.paths.mu.Unlock()
+	return h.paths.switches
 }
 
 func (h *hlsSource) load(ctx context.Context, active map[Kind]string) (*Presentation, error) {
@@ -157,44 +192,83 @@ func (h *hlsSource) load(ctx context.Context, active map[Kind]string) (*Presenta
 			}
 		} else {
 			// A media playlist given directly: one variant, muxed.
-			h.master = &hlsMaster{variants: []hlsVariant{{uri: h.url.String()}}}
+			u := h.url.String()
+			h.master = &hlsMaster{variants: []hlsVariant{{uri: u, id: u}}}
 		}
 		h.last = map[string]string{}
+		h.paths.setup(ctx, h.fetch, h.master.pathways, h.master.defaultPathway, h.master.steering, "_HLS_pathway")
 	}
-	media := map[string]*hlsMedia{}
-	changed := false
-	for _, uri := range active {
-		if uri == "" {
-			continue
-		}
-		data, err := h.fetch(ctx, uri)
-		if err != nil {
-			return nil, err
-		}
-		base, err := url.Parse(uri)
-		if err != nil {
-			return nil, fmt.Errorf("playlist URL: %w", err)
-		}
-		mp, err := parseMediaPlaylist(data, base)
-		if err != nil {
-			return nil, fmt.Errorf("media playlist %s: %w", uri, err)
-		}
-		media[uri] = mp
-		if h.last[uri] != string(data) {
-			changed = true
-			h.last[uri] = string(data)
+	var (
+		pathway string
+		view    *hlsMaster
+		media   map[string]*hlsMedia
+		changed bool
+		err     error
+	)
+	// A media playlist that cannot be loaded on the current pathway (its
+	// sender is down) moves the session to another one, as browser
+	// players do: every pathway is tried at most once per load.
+	for range max(len(h.master.pathways), 1) {
+		pathway = h.paths.current()
+		view = h.master.pathwayView(pathway)
+		if media, changed, err = h.loadMedia(ctx, view, active); err == nil || ctx.Err() != nil || !h.paths.next(ctx, h.fetch, pathway) {
+			break
 		}
 	}
-	p, err := hlsPresentation(h.master, media)
 	if err != nil {
 		return nil, err
 	}
+	p, err := hlsPresentation(view, media)
+	if err != nil {
+		return nil, err
+	}
+	p.Pathway = pathway
 	if !changed && p.UpdatePeriod > 0 {
 		// RFC 8216 6.3.4: an unchanged playlist is retried after half the
 		// target duration.
 		p.UpdatePeriod /= 2
 	}
 	return p, nil
+}
+
+// loadMedia fetches the media playlists of the active renditions as a
+// pathway's view lists them, and reports whether one changed.
+func (h *hlsSource) loadMedia(ctx context.Context, view *hlsMaster, active map[Kind]string) (map[string]*hlsMedia, bool, error) {
+	uris := map[string]string{}
+	for _, v := range view.variants {
+		uris[v.id] = v.uri
+	}
+	for _, r := range view.media {
+		if r.uri != "" {
+			uris[r.id] = r.uri
+		}
+	}
+	media := map[string]*hlsMedia{}
+	changed := false
+	for _, id := range active {
+		uri := uris[id]
+		if id == "" || uri == "" {
+			continue
+		}
+		data, err := h.fetch(ctx, uri)
+		if err != nil {
+			return nil, false, err
+		}
+		base, err := url.Parse(uri)
+		if err != nil {
+			return nil, false, fmt.Errorf("playlist URL: %w", err)
+		}
+		mp, err := parseMediaPlaylist(data, base)
+		if err != nil {
+			return nil, false, fmt.Errorf("media playlist %s: %w", uri, err)
+		}
+		media[id] = mp
+		if h.last[uri] != string(data) {
+			changed = true
+			h.last[uri] = string(data)
+		}
+	}
+	return media, changed, nil
 }
 
 // manifests keeps the current Presentation and reloads it while live.

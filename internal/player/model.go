@@ -77,6 +77,9 @@ type Presentation struct {
 	// Video and Audio are the streams of each kind; nil when absent.
 	Video *Stream
 	Audio *Stream
+	// Pathway is the content steering pathway the segment URLs are on ("":
+	// the manifest has none).
+	Pathway string
 	// byTime is true when segments of different renditions line up by
 	// presentation time (DASH, Smooth); false when they line up by media
 	// sequence number (HLS, whose playlists carry no absolute times).

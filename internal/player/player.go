@@ -344,6 +344,9 @@ func (s *session) finish(rep *Report, err error) {
 		rep.OK = sn.Started && err == nil
 	}
 	s.stats.fill(rep)
+	if ps, ok := s.man.src.(pathwaySwitcher); ok {
+		rep.PathwaySwitches = ps.pathwaySwitches()
+	}
 	rep.ThroughputBPS = int64(s.abr.estimate())
 	if s.pacer != nil {
 		rep.Pacing = s.pacer.report()
@@ -429,7 +432,9 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 				s.log.Warn("init segment", "kind", k, "url", r.Init.URL, "err", err)
 				if initFails++; initFails <= maxFailoverReloads {
 					// The manifest may name the header elsewhere by now
-					// (static ones included); the next turn uses it.
+					// (static ones included), or on another pathway; the
+					// next turn uses it.
+					s.switchPathway(ctx, k, pres.Pathway)
 					s.stats.add(&s.stats.failoverReloads)
 					if err := s.man.refresh(ctx); err != nil && ctx.Err() == nil {
 						s.log.Warn("failover: reload manifest", "kind", k, "err", err)
@@ -444,7 +449,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		next, ahead := following(pres, segs, idx)
 		n, err := s.fetchFragment(ctx, pres, k, r, seg, next, ahead, 2)
 		if err != nil && ctx.Err() == nil {
-			n, err = s.failover(ctx, k, r.ID, seg, pres.byTime, err)
+			n, err = s.failover(ctx, k, r.ID, seg, pres, err)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -492,10 +497,11 @@ const maxFailoverReloads = 2
 // URL is followed by another after RetryDelay (a scheduler needs a moment
 // to notice a dead sender); the last one is tried whatever it lists. It
 // returns the fragment's size, or cause when no reload helped.
-func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment, byTime bool, cause error) (int, error) {
-	failed := seg
+func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment, from *Presentation, cause error) (int, error) {
+	failed, byTime, pathway := seg, from.byTime, from.Pathway
 	for i := 1; i <= maxFailoverReloads; i++ {
-		if i > 1 {
+		switched := s.switchPathway(ctx, k, pathway)
+		if i > 1 && !switched {
 			if err := pause.For(ctx, s.cfg.RetryDelay); err != nil {
 				return 0, cause
 			}
@@ -509,6 +515,7 @@ func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment,
 			continue
 		}
 		pres, _ := s.man.current()
+		pathway = pres.Pathway
 		r := pres.Stream(k).Rendition(rid)
 		if r == nil || !r.Loaded {
 			s.log.Warn("failover: the reloaded manifest lacks the rendition", "kind", k, "rendition", rid)
@@ -538,6 +545,17 @@ func (s *session) failover(ctx context.Context, k Kind, rid string, seg Segment,
 		failed, cause = alt, err
 	}
 	return 0, cause
+}
+
+// switchPathway moves a manifest with content steering to another pathway
+// after a failure (pathways.next) and reports whether it did.
+func (s *session) switchPathway(ctx context.Context, k Kind, from string) bool {
+	ps, ok := s.man.src.(pathwaySwitcher)
+	if !ok || from == "" || !ps.switchPathway(ctx, from) {
+		return false
+	}
+	s.log.Info("failover: another pathway", "kind", k, "from", from)
+	return true
 }
 
 // samePosition returns the index in segs of the segment at seg's position:

@@ -58,6 +58,9 @@ type Report struct {
 	// for failed fragments and init segments.
 	Failovers       int `json:"failovers"`
 	FailoverReloads int `json:"failover_reloads"`
+	// PathwaySwitches counts the moves to another pathway of a manifest
+	// with content steering after a fragment or init segment failed.
+	PathwaySwitches int `json:"pathway_switches"`
 	// ConnectFailures counts connection attempts that failed (refused,
 	// unreachable, timed out), each address of a name apart: when a host
 	// name resolves to several addresses (a cluster's owner-set name) and
@@ -112,6 +115,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		r.Fragments, r.FragmentsByKind[string(KindVideo)], r.FragmentsByKind[string(KindAudio)], humanBytes(r.Bytes), humanBytes(r.ManifestBytes))
 	fmt.Fprintf(&b, "  errors:     %d (network %d, invalid fragments %d), retries %d, skipped %d, failovers %d (%d reloads), failed connects %d\n",
 		r.Errors, r.NetworkErrors, r.InvalidFragments, r.Retries, r.Skipped, r.Failovers, r.FailoverReloads, r.ConnectFailures)
+	if r.PathwaySwitches > 0 {
+		fmt.Fprintf(&b, "  pathways:   %d switches (content steering)\n", r.PathwaySwitches)
+	}
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(r.HTTPStatus))
 	if p := r.Pacing; p != nil {
 		fmt.Fprintf(&b, "  pacing:     %s: %d of %d fragment requests paced (%d urgent), requested p50 %s\n",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,11 +42,18 @@ type fakeSender struct {
 	gets    []string                            // client paths served
 	leases  map[string]time.Time                // scheduler -> lease end
 	counts  map[string]map[cluster.BlockID]bool // scheduler -> blocks with a pin (for counting)
+	grants  map[string]string                   // session -> scheduler that granted it last
+	ended   map[string]bool
+	boot    string          // BatchResult.Boot
+	orphans []cluster.Grant // offered with the next batch answer to orphansTo
+	// orphansTo is the scheduler the orphans go to.
+	orphansTo string
 }
 
 func newFakeSender(t *testing.T, id string, budget int) *fakeSender {
 	f := &fakeSender{id: id, budget: budget, held: map[cluster.BlockID]bool{}, pins: map[string]map[cluster.Pin]bool{},
-		owner: map[string]string{}, reports: map[string][]cluster.SentReport{}, leases: map[string]time.Time{}}
+		owner: map[string]string{}, reports: map[string][]cluster.SentReport{}, leases: map[string]time.Time{},
+		grants: map[string]string{}, ended: map[string]bool{}, boot: "boot-1"}
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -120,6 +128,17 @@ func (f *fakeSender) apply(b cluster.Batch) cluster.BatchResult {
 	defer f.mu.Unlock()
 	f.batches = append(f.batches, b)
 	f.leases[b.Scheduler] = time.Now().Add(b.Lease)
+	for _, g := range b.Grants {
+		f.grants[g.Session] = b.Scheduler
+		f.owner[g.Session] = b.Scheduler
+		delete(f.ended, g.Session)
+	}
+	for _, id := range b.Ends {
+		if f.grants[id] == b.Scheduler {
+			delete(f.grants, id)
+			f.ended[id] = true
+		}
+	}
 	ps := f.pins[b.Scheduler]
 	if ps == nil {
 		ps = map[cluster.Pin]bool{}
@@ -152,7 +171,19 @@ func (f *fakeSender) apply(b cluster.Batch) cluster.BatchResult {
 	}
 	res.Sent = f.reports[b.Scheduler]
 	delete(f.reports, b.Scheduler)
+	res.Boot = f.boot
+	if b.Scheduler == f.orphansTo {
+		res.Orphans, f.orphans = f.orphans, nil
+	}
 	return res
+}
+
+// Granted returns the scheduler that granted a session last ("" none) and
+// whether it was ended since.
+func (f *fakeSender) Granted(sess string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.grants[sess], f.ended[sess]
 }
 
 func (f *fakeSender) client(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +195,7 @@ func (f *fakeSender) client(w http.ResponseWriter, r *http.Request) {
 	if file != "init.mp4" {
 		id.Start, _ = strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
 	}
-	t, err := cluster.Verify(testSecret, tok, id, time.Now())
+	t, err := cluster.Verify(testSecret, tok, id)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
@@ -378,4 +409,24 @@ func mustReq(t *testing.T, path string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// newServerAt serves h at addr (a fake sender that comes back).
+func newServerAt(t *testing.T, addr string, h http.Handler) *httptest.Server {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }

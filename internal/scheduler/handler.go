@@ -23,11 +23,12 @@ const Prefix = "/s/"
 type request struct {
 	point   string
 	session string // "" opens a session
-	file    string // manifest.mpd, master.m3u8 or media.m3u8
-	track   string // for media.m3u8
+	file    string // manifest.mpd, master.m3u8, steering.json, media.m3u8 or rel.m3u8
+	track   string // for media.m3u8 and rel.m3u8
 }
 
-// parsePath parses /s/<point>[/~<session>]/<file>.
+// parsePath parses /s/<point>[/~<session>]/<file> and
+// /s/<point>/~<session>/<track>/{media,rel}.m3u8.
 func parsePath(p string) (request, error) {
 	rest, ok := strings.CutPrefix(p, Prefix)
 	if !ok {
@@ -50,10 +51,12 @@ func parsePath(p string) (request, error) {
 	switch tail := segs[i:]; {
 	case len(tail) == 1 && (tail[0] == "manifest.mpd" || tail[0] == "master.m3u8"):
 		r.file = tail[0]
-	case len(tail) == 2 && tail[1] == "media.m3u8" && r.session != "" && store.ValidID(tail[0]):
+	case len(tail) == 1 && tail[0] == "steering.json" && r.session != "":
+		r.file = tail[0]
+	case len(tail) == 2 && (tail[1] == "media.m3u8" || tail[1] == "rel.m3u8") && r.session != "" && store.ValidID(tail[0]):
 		r.file, r.track = tail[1], tail[0]
 	default:
-		return r, errors.New("unknown resource: want manifest.mpd, master.m3u8 or ~<session>/<track>/media.m3u8")
+		return r, errors.New("unknown resource: want manifest.mpd, master.m3u8, ~<session>/steering.json or ~<session>/<track>/media.m3u8")
 	}
 	return r, nil
 }
@@ -120,16 +123,23 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body   []byte
 		ctype  = "application/vnd.apple.mpegurl"
 		format = "hls-media"
+		host   = requestBase(r)
 	)
 	switch req.file {
 	case "manifest.mpd":
 		format, ctype = "dash", "application/dash+xml"
-		body, err = s.render(sess, "", format, manifest.DASH)
+		body, err = s.render(sess, "", format, host, manifest.DASH)
 	case "master.m3u8":
 		format = "hls-master"
-		body, err = s.render(sess, "", format, manifest.HLSMaster)
+		body, err = s.render(sess, "", format, host, manifest.HLSMaster)
+	case "steering.json":
+		format, ctype = "steering", "application/json"
+		body, err = s.steering(sess, r.URL.Query())
 	default:
-		body, err = s.render(sess, req.track, format, func(v store.View, o manifest.Options) ([]byte, error) {
+		if req.file == "rel.m3u8" {
+			format = "hls-pathway"
+		}
+		body, err = s.render(sess, req.track, format, host, func(v store.View, o manifest.Options) ([]byte, error) {
 			return manifest.HLSMedia(v, req.track, o)
 		})
 	}
@@ -162,6 +172,7 @@ func (s *Scheduler) session(ps *pointState, id string, start float64) (*session,
 	defer s.mu.Unlock()
 	now := s.now()
 	ps.used = now
+	var info cluster.SessionInfo
 	if id != "" {
 		if sess := s.sessions[id]; sess != nil {
 			if sess.point != ps {
@@ -170,21 +181,27 @@ func (s *Scheduler) session(ps *pointState, id string, start float64) (*session,
 			sess.seen = now
 			return sess, nil, nil
 		}
-		if !validSessionID(s.cfg.Secret, id) {
+		var err error
+		if info, err = cluster.ParseSessionID(s.cfg.Secret, id); err != nil {
 			return nil, nil, errors.New("unknown session")
 		}
 	}
 	event := "adopted"
 	if id == "" {
-		id = newSessionID(s.cfg.Secret)
+		var err error
+		if id, err = s.newSessionID(now); err != nil {
+			return nil, nil, err
+		}
+		info, _ = cluster.ParseSessionID(s.cfg.Secret, id)
 		event = "opened"
 	}
 	if ps.live {
 		start = -1
 	}
-	sess := newSession(id, ps, now, start)
+	sess := s.newClientSession(id, ps, now, start, info)
 	s.sessions[id] = sess
 	s.attach(ps, sess)
+	s.grantSession(sess)
 	s.m.sessionEvents.WithLabelValues(event).Inc()
 	s.log.Debug("session "+event, "session", sessionLabel(id), "point", ps.name, "live", ps.live)
 	s.reconcile(sess, now)
@@ -218,6 +235,60 @@ func (s *Scheduler) attach(ps *pointState, sess *session) {
 	}
 }
 
+// adoptOrphan takes a session a sender offered for adoption (its
+// scheduler stopped renewing it while its player fetches on): an unknown
+// one is adopted as if its player had asked here, a known one (this
+// scheduler's, whose renewal was late) is granted again. s.mu must be held.
+func (s *Scheduler) adoptOrphan(g cluster.Grant, now time.Time) {
+	if sess := s.sessions[g.Session]; sess != nil {
+		s.grantSession(sess)
+		return
+	}
+	info, err := cluster.ParseSessionID(s.cfg.Secret, g.Session)
+	if err != nil || !store.ValidPointName(g.Point) {
+		s.log.Warn("orphan session not adopted", "session", sessionLabel(g.Session), "point", g.Point, "err", err)
+		return
+	}
+	ps := s.points[g.Point]
+	if ps == nil {
+		ps = &pointState{name: g.Point}
+		s.points[g.Point] = ps
+	}
+	ps.used = now
+	sess := s.newClientSession(g.Session, ps, now, -1, info)
+	sess.played = true
+	s.sessions[g.Session] = sess
+	s.attach(ps, sess)
+	s.grantSession(sess)
+	s.markDirty(sess)
+	s.m.sessionEvents.WithLabelValues("adopted").Inc()
+	s.log.Info("session adopted from a sender's report (its scheduler stopped renewing it)", "session", sessionLabel(g.Session), "point", g.Point)
+	if ps.tracks == nil && !ps.fetching {
+		ps.fetching = true
+		ps.done = make(chan struct{})
+		go s.fetchView(s.runCtx, ps)
+	}
+}
+
+// newClientSession makes a player session with its token and pathways.
+// s.mu must be held.
+func (s *Scheduler) newClientSession(id string, ps *pointState, now time.Time, start float64, info cluster.SessionInfo) *session {
+	sess := newSession(id, ps, now, start)
+	sess.token = cluster.Sign(s.cfg.Secret, cluster.Token{Session: id, Point: ps.name})
+	sess.pathways = s.sessionPathways(info.Pathways)
+	if s.cfg.OwnerSetURL == "" {
+		// Players start on the default pathway (until a steering request
+		// says otherwise): reserve there from the first block on.
+		for _, p := range sess.pathways {
+			if p.member != "" {
+				sess.pathway = p.member
+				break
+			}
+		}
+	}
+	return sess
+}
+
 // edgeID is the session ID of a point's edge session (no client session ID
 // looks like it).
 func edgeID(point string) string { return "~edge/" + point }
@@ -227,7 +298,7 @@ func newSession(id string, ps *pointState, now time.Time, start float64) *sessio
 	return &session{
 		id: id, point: ps, opened: now, seen: now, start: start,
 		kinds: map[string]*kindPos{}, pins: map[pinKey]*pinState{}, sent: map[cluster.BlockID]time.Time{},
-		refuse: map[pinKey]time.Time{}, tokens: map[string]tokenEntry{},
+		refuse: map[pinKey]time.Time{},
 	}
 }
 
@@ -318,11 +389,11 @@ func (s *Scheduler) refreshViews(ctx context.Context, now time.Time) {
 	}
 }
 
-// render renders a manifest of a session with its URLs. Sessions of a
-// point that hold no reservation off the block's usual sender share one
-// rendering per index version and sender set (a template with the session
-// ID, its tokens and the time as placeholders); the others get their own.
-func (s *Scheduler) render(sess *session, track, format string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
+// render renders a manifest of a session. Sessions of a point with the
+// same listed pathways share one rendering per index version (a template
+// with the session ID, its token, its default pathway, the request's
+// scheme and host and the time as placeholders).
+func (s *Scheduler) render(sess *session, track, format, host string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
 	s.mu.Lock()
 	now := s.now()
 	ps := sess.point
@@ -334,15 +405,11 @@ func (s *Scheduler) render(sess *session, track, format string, f func(store.Vie
 		s.hintTrack(sess, track)
 	}
 	v := s.sessionView(sess, now)
-	if s.personal(sess) {
-		u := s.urls(ps, sess, now)
-		s.mu.Unlock()
-		return f(v, manifest.Options{Now: now, URLs: s.lockedURLs(u)})
-	}
-	key := templateKey(format, track, v, s.liveVer, ps.stateVer)
+	listed := listedPathways(sess.pathways)
+	key := templateKey(format, track, pathwaysKey(listed), v)
 	tpl := ps.templates[key]
 	if tpl == nil {
-		u := s.urls(ps, nil, now)
+		u := s.urls(ps, format, listed, placeholderValues())
 		s.mu.Unlock()
 		body, err := f(v, manifest.Options{Now: templateNow, URLs: s.lockedURLs(u)})
 		if err != nil {
@@ -355,7 +422,7 @@ func (s *Scheduler) render(sess *session, track, format string, f func(store.Vie
 		}
 		ps.templates[key] = tpl
 	}
-	vals := s.placeholders(sess, now)
+	vals := s.placeholders(sess, host, now)
 	s.mu.Unlock()
 	return tpl.expand(vals), nil
 }
@@ -363,31 +430,25 @@ func (s *Scheduler) render(sess *session, track, format string, f func(store.Vie
 // lockedURLs wraps URL functions that need s.mu in functions that take it
 // for each call, so that a rendering runs without holding it.
 func (s *Scheduler) lockedURLs(u *manifest.URLs) *manifest.URLs {
-	return &manifest.URLs{
-		Manifest: u.Manifest, Playlist: u.Playlist,
-		Init: func(id string) string {
+	if u == nil {
+		return nil
+	}
+	out := *u
+	if u.Init != nil {
+		out.Init = func(id string) string {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return u.Init(id)
-		},
-		Segment: func(id string, t int64) string {
+		}
+	}
+	if u.Segment != nil {
+		out.Segment = func(id string, t int64) string {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return u.Segment(id, t)
-		},
-	}
-}
-
-// personal reports whether a session holds a reservation that sends one of
-// its blocks to another sender than the shared rendering names (a refusal
-// moved it to a replica). s.mu must be held.
-func (s *Scheduler) personal(sess *session) bool {
-	for k := range sess.pins {
-		if s.segmentSender(sess, k.block) != s.pointSender(sess.point, k.block) {
-			return true
 		}
 	}
-	return false
+	return &out
 }
 
 // sessionView is the index a session's manifests list: from the deep-link
@@ -446,85 +507,165 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 	return v
 }
 
-// urls returns the URL mapping of a session's manifests, or with sess nil
-// that of the point's shared rendering, with placeholders for the session
-// ID and its tokens. Its functions must be called with s.mu held. s.mu must
-// be held.
-func (s *Scheduler) urls(ps *pointState, sess *session, now time.Time) *manifest.URLs {
-	sid := phOpen + phSession + phClose
-	if sess != nil {
-		ps, sid = sess.point, sess.id
+// sessionValues are what a rendering names of one session: its ID, token
+// and default pathway, and the scheme and host its player asked.
+type sessionValues struct {
+	sid, tok, def, host string
+}
+
+// placeholderValues are the placeholders of a shared rendering.
+func placeholderValues() sessionValues {
+	return sessionValues{
+		sid: phOpen + phSession + phClose, tok: phOpen + phToken + phClose,
+		def: phOpen + phPathway + phClose, host: phOpen + phHost + phClose,
 	}
-	base := Prefix + escapePoint(ps.name) + "/~" + sid + "/"
-	ttl := s.tokenTTL(ps)
-	tok := func(id string) string {
-		if sess == nil {
-			return phOpen + phToken(id) + phClose
-		}
-		return s.token(sess, id, now, ttl)
-	}
+}
+
+// urls returns the URL mapping of a format for sessions of a point that
+// list the given pathways. Its functions must be called with s.mu held. s.mu
+// must be held.
+//
+//   - DASH (manifest.mpd): one MPD-level BaseURL per pathway,
+//     <sender>/b/<token>/<point>/, with serviceLocation p<label>; the
+//     segments relative to them ($RepresentationID$/$Time$.m4s); the
+//     steering server (absolute, dash.js does not resolve it) and the
+//     session's default pathway;
+//   - HLS master: every variant and rendition once per pathway, at
+//     <sender>/b/<token>/<point>/<track>/media.m3u8 (the sender passes on
+//     the rel.m3u8 rendering, below), after the direct pathway
+//     (/s/.../<track>/media.m3u8) when owner-set names are configured;
+//   - HLS media.m3u8 (the direct pathway): each segment at the URL its
+//     block was first listed with (the owner set's name, or its sender),
+//     and never another one (listedURL);
+//   - HLS rel.m3u8: the segments relative to the playlist (init.mp4,
+//     <start>.m4s), for the senders to answer on their pathways.
+func (s *Scheduler) urls(ps *pointState, format string, listed []pathway, sv sessionValues) *manifest.URLs {
 	pointPath := escapePoint(ps.name)
+	base := Prefix + pointPath + "/~" + sv.sid + "/"
+	senderBase := func(member string) string {
+		return s.senderURL(member) + "/b/" + sv.tok + "/" + pointPath + "/"
+	}
+	steering := &manifest.Steering{URI: base + "steering.json", DefaultPathway: sv.def, QueryBeforeStart: true}
+	switch format {
+	case "dash":
+		u := &manifest.URLs{Manifest: base + "manifest.mpd"}
+		for _, p := range listed {
+			u.BaseURLs = append(u.BaseURLs, manifest.BaseURL{URL: senderBase(p.member), ServiceLocation: pathwayID(p.label)})
+		}
+		steering.URI = sv.host + steering.URI
+		u.Steering = steering
+		return u
+	case "hls-master":
+		u := &manifest.URLs{Steering: steering}
+		if s.cfg.OwnerSetURL != "" {
+			u.Pathways = append(u.Pathways, manifest.Pathway{ID: directPathway, Playlist: func(id string) string { return base + id + "/media.m3u8" }})
+		}
+		for _, p := range listed {
+			sb := senderBase(p.member)
+			u.Pathways = append(u.Pathways, manifest.Pathway{ID: pathwayID(p.label), Playlist: func(id string) string { return sb + id + "/media.m3u8" }})
+		}
+		return u
+	case "hls-pathway":
+		return nil
+	}
+	// hls-media: the direct pathway.
 	return &manifest.URLs{
-		Manifest: base + "manifest.mpd",
-		Playlist: func(id string) string { return base + id + "/media.m3u8" },
 		Init: func(id string) string {
-			return s.initBase(ps, id) + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/init.mp4"
+			return s.listedInit(ps, id) + "/b/" + sv.tok + "/" + pointPath + "/" + id + "/init.mp4"
 		},
 		Segment: func(id string, t int64) string {
 			b := cluster.BlockID{Point: ps.name, Track: id, Start: t}
-			var snd string
-			if sess != nil {
-				snd = s.segmentSender(sess, b)
-			} else {
-				snd = s.pointSender(ps, b)
-			}
-			base := s.senderURL(snd)
-			if s.cfg.OwnerSetURL != "" && snd != "" {
-				base = s.ownerSetBase(snd, s.ownersOf(ps, b))
-			}
-			return base + "/b/" + tok(id) + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
+			return s.listedURL(ps, b) + "/b/" + sv.tok + "/" + pointPath + "/" + id + "/" + strconv.FormatInt(t, 10) + ".m4s"
 		},
 	}
 }
 
-// tokenTTL is the token lifetime of a point's sessions: Config.TokenTTL,
-// plus twice the duration of an on-demand asset (its manifest is not
-// reloaded).
-func (s *Scheduler) tokenTTL(ps *pointState) time.Duration {
-	ttl := s.cfg.TokenTTL
-	if !ps.live {
-		ttl += 2 * time.Duration(ps.duration*float64(time.Second))
+// listedURL is the base URL a block's segment URL names on the direct
+// pathway: the one it was first listed with (a listed URL never changes,
+// RFC 8216 6.2.1), chosen then as the owner set of its sender (with
+// Config.OwnerSetURL) or that sender (pointSender). s.mu must be held.
+func (s *Scheduler) listedURL(ps *pointState, b cluster.BlockID) string {
+	if u, ok := ps.listed[b]; ok {
+		return u
 	}
-	return ttl
+	snd := s.pointSender(ps, b)
+	u := s.senderURL(snd)
+	if s.cfg.OwnerSetURL != "" && snd != "" {
+		u = s.ownerSetBase(snd, s.ownersOf(ps, b))
+	}
+	if snd != "" {
+		if ps.listed == nil {
+			ps.listed = map[cluster.BlockID]string{}
+		}
+		ps.listed[b] = u
+	}
+	return u
+}
+
+// listedInit is the base URL a track's header is named with on the direct
+// pathway, fixed the first time (initBase). s.mu must be held.
+func (s *Scheduler) listedInit(ps *pointState, track string) string {
+	if u, ok := ps.listedInits[track]; ok {
+		return u
+	}
+	u, ok := s.initBase(ps, track)
+	if ok {
+		if ps.listedInits == nil {
+			ps.listedInits = map[string]string{}
+		}
+		ps.listedInits[track] = u
+	}
+	return u
 }
 
 // placeholders returns the values of a shared rendering's placeholders for
 // a session. s.mu must be held.
-func (s *Scheduler) placeholders(sess *session, now time.Time) map[string]string {
-	ps := sess.point
-	ttl := s.tokenTTL(ps)
-	vals := make(map[string]string, len(ps.tracks)+2)
-	vals[phSession] = sess.id
-	vals[phNow] = now.UTC().Format(dashDateTime)
-	for id := range ps.tracks {
-		vals[phToken(id)] = s.token(sess, id, now, ttl)
-	}
-	return vals
-}
-
-// segmentSender is the sender a session fetches a block from: the first
-// owner that took a reservation of the session for it, else pointSender.
-// s.mu must be held.
-func (s *Scheduler) segmentSender(sess *session, b cluster.BlockID) string {
-	ps := sess.point
-	if len(sess.pins) > 0 {
-		for _, o := range s.ownersOf(ps, b) {
-			if p := sess.pins[pinKey{o, b}]; p != nil && p.acked {
-				return o
+func (s *Scheduler) placeholders(sess *session, host string, now time.Time) map[string]string {
+	def := ""
+	if s.cfg.OwnerSetURL != "" {
+		def = directPathway
+	} else {
+		for _, p := range sess.pathways {
+			if p.member != "" {
+				def = pathwayID(p.label)
+				break
 			}
 		}
 	}
-	return s.pointSender(ps, b)
+	return map[string]string{
+		phSession: sess.id,
+		phToken:   sess.token,
+		phPathway: def,
+		phHost:    host,
+		phNow:     now.UTC().Format(dashDateTime),
+	}
+}
+
+// requestBase is the scheme and host a player asked for a manifest
+// (X-Forwarded-Proto and X-Forwarded-Host of a proxy in front win), for
+// the absolute URLs of a DASH MPD.
+func requestBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+		scheme = p
+	}
+	host := r.Host
+	if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+		host = h
+	}
+	if host == "" || strings.ContainsAny(host, "/\\\"<>{}% ") {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+// firstValue is the first of a comma-separated header value.
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
 }
 
 // pointSender is the sender a block is fetched from without a
@@ -559,24 +700,27 @@ func (s *Scheduler) pointSender(ps *pointState, b cluster.BlockID) string {
 // header requests spread over the senders and stay put (with
 // Config.OwnerSetURL: the owner set of R senders it heads). s.mu must be
 // held.
-func (s *Scheduler) initBase(ps *pointState, track string) string {
+func (s *Scheduler) initBase(ps *pointState, track string) (string, bool) {
 	o := cluster.Owners(ps.name+"/"+track+"/init", s.liveIDs, s.cfg.Replicas)
 	if len(o) == 0 {
-		return s.senderURL("")
+		return s.senderURL(""), false
 	}
 	if s.cfg.OwnerSetURL != "" {
-		return s.ownerSetBase(o[0], o)
+		return s.ownerSetBase(o[0], o), true
 	}
-	return s.senderURL(o[0])
+	return s.senderURL(o[0]), true
 }
 
 // senderURL is the base URL of a sender. s.mu must be held.
 func (s *Scheduler) senderURL(id string) string {
 	if sc := s.senders[id]; sc != nil {
 		if s.cfg.ClientURL != nil {
-			return s.cfg.ClientURL(sc.m)
+			return strings.TrimSuffix(s.cfg.ClientURL(sc.m), "/")
 		}
-		return sc.m.URL
+		return strings.TrimSuffix(sc.m.URL, "/")
+	}
+	if u, ok := s.known[id]; ok {
+		return u
 	}
 	return "http://no-sender.invalid"
 }

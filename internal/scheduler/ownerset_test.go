@@ -150,16 +150,12 @@ func TestOwnerSetURLs(t *testing.T) {
 			t.Errorf("header host %s resolves to %v", init[1], resolve[name])
 		}
 	}
-	code, mpd := c.get("/s/vod/manifest.mpd")
-	if code != 200 {
-		t.Fatalf("vod MPD: %d", code)
-	}
-	segs := regexp.MustCompile(`media="(http://[^"]+\.m4s)"`).FindAllStringSubmatch(mpd, -1)
-	if len(segs) == 0 {
-		t.Fatalf("no SegmentURLs in\n%s", mpd)
-	}
-	for _, m := range segs {
-		check(m[1])
+	// The master lists the direct pathway first (the owner-set names), then
+	// each sender's.
+	code, master := c.get("/s/live/master.m3u8")
+	if code != 200 || !strings.Contains(master, `PATHWAY-ID="direct"`) ||
+		strings.Index(master, `PATHWAY-ID="direct"`) > strings.Index(master, `PATHWAY-ID="p`) {
+		t.Errorf("master without the direct pathway first:\n%s", master)
 	}
 
 	// The DNS answers: every live member in the name's order.
@@ -185,20 +181,46 @@ func TestOwnerSetURLs(t *testing.T) {
 		}
 	}
 
-	// A dead sender leaves the owner sets of the next manifests.
+	// A dead sender leaves the owner sets of the blocks listed from then on;
+	// a block listed before keeps its name (a listed URL never changes),
+	// which keeps resolving to the surviving owner.
+	before := map[string]string{} // playlist -> text
+	for _, pl := range pls {
+		_, before[pl] = c.get(pl)
+	}
 	c.sender("s2").srv.Close()
 	eventually(t, "s2 out of the live set", 2*time.Second, func() bool { return len(c.s.LiveSenders()) == 2 })
 	// and the DNS answers of its names.
 	if as, ok := c.s.LookupOwnerSet("s2--s0.senders.test"); !ok || len(as) != 1 {
 		t.Errorf("lookup after s2 died: %v %v, want s0's address only", as, ok)
 	}
-	_, pls = openHLS(t, c, "live", "")
-	for _, pl := range pls {
+	v := testView("live", 36, false)
+	c.tl.set(v)
+	c.write(v)
+	eventually(t, "new fragments listed", 3*time.Second, func() bool {
+		for _, pl := range pls {
+			if _, body := c.get(pl); len(mediaURIs(body)) < 36 {
+				return false
+			}
+		}
+		return true
+	})
+	for pl, old := range before {
 		_, body := c.get(pl)
-		for _, u := range mediaURIs(body) {
+		listed := map[string]bool{}
+		for _, u := range mediaURIs(old) {
+			listed[u] = true
+		}
+		now := mediaURIs(body)
+		for _, u := range now[:len(mediaURIs(old))] {
+			if !listed[u] {
+				t.Errorf("a listed URL changed after s2 died: %s", u)
+			}
+		}
+		for _, u := range now[len(mediaURIs(old)):] {
 			host, _ := blockOf(t, u)
-			if !strings.HasPrefix(host, "s0--s1.") && !strings.HasPrefix(host, "s1--s0.") {
-				t.Errorf("after s2 died: %s", u)
+			if strings.Contains(host, "s2") {
+				t.Errorf("a block listed after s2 died names it: %s", u)
 			}
 		}
 	}

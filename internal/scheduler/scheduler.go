@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
 )
 
@@ -53,9 +54,23 @@ type Config struct {
 	// LiveStart is how many fragments behind the live edge a new live
 	// session is assumed to start (default 4).
 	LiveStart int
-	// TokenTTL is the lifetime of the tokens in live manifests (default
-	// 10 min); on-demand tokens get twice the asset duration on top.
+	// TokenTTL is how long a sender accepts a session's token without a
+	// renewal: the scheduler grants every session it holds to every live
+	// sender (cluster.Batch.Grants) and renews the grants every third of
+	// TokenTTL; a session that ends is ended at the senders at once
+	// (default 60 s). The token itself never changes.
 	TokenTTL time.Duration
+	// SteeringTTL is the TTL of the sessions' steering manifests: how
+	// often players ask which pathways to use (default 10 s).
+	SteeringTTL time.Duration
+	// Pathways bounds the pathways (senders) of a session (default 8, at
+	// most cluster.MaxPathways).
+	Pathways int
+	// URL is this scheduler's base URL as senders reach it: they fetch
+	// the session media playlists of their pathway there
+	// (cluster.Batch.URL). Empty when the senders answer them in process
+	// (sluice serve).
+	URL string
 	// Idle ends a session that neither reloaded a manifest nor fetched a
 	// block for this long (default 60 s).
 	Idle time.Duration
@@ -112,7 +127,12 @@ func (c *Config) setDefaults() error {
 	def(&c.Tick, 100*time.Millisecond)
 	def(&c.Lease, 3*time.Second)
 	def(&c.RetryPeriod, 4*time.Second)
-	def(&c.TokenTTL, 10*time.Minute)
+	def(&c.TokenTTL, time.Minute)
+	def(&c.SteeringTTL, 10*time.Second)
+	if c.Pathways <= 0 {
+		c.Pathways = 8
+	}
+	c.Pathways = min(c.Pathways, cluster.MaxPathways)
 	def(&c.Idle, 60*time.Second)
 	def(&c.ViewRefresh, 500*time.Millisecond)
 	def(&c.OpenWait, 500*time.Millisecond)
@@ -131,6 +151,9 @@ func (c *Config) setDefaults() error {
 		if err := CheckOwnerSetURL(c.OwnerSetURL); err != nil {
 			return fmt.Errorf("scheduler: %w", err)
 		}
+	}
+	if c.TokenTTL < 3*c.Tick {
+		return fmt.Errorf("scheduler: token TTL %v must be at least three ticks (%v)", c.TokenTTL, c.Tick)
 	}
 	if c.Lease < 2*c.Tick {
 		return fmt.Errorf("scheduler: lease %v must be at least two ticks (%v)", c.Lease, c.Tick)
@@ -161,6 +184,8 @@ type Scheduler struct {
 	points   map[string]*pointState
 	senders  map[string]*senderConn // by member ID, every member
 	epochs   map[string]int         // next incarnation for members that left
+	known    map[string]string      // member ID -> client base URL, of every member seen
+	byLabel  map[string]string      // pathway label -> member ID, of every member seen
 	liveIDs  []string               // members that answer, sorted
 	liveVer  uint64                 // bumped when liveIDs changes
 	dirty    []*session
@@ -169,6 +194,7 @@ type Scheduler struct {
 	scratch  map[pinKey]role
 	started  bool
 	lastScan time.Time
+	runCtx   context.Context // Run's, for fetches started under s.mu
 }
 
 // New returns a scheduler. timeline gives the index of points, members the
@@ -189,8 +215,8 @@ func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.R
 		cfg: cfg, timeline: timeline, members: members, log: log.With("scheduler", cfg.ID),
 		client: &http.Client{Transport: tr}, m: newMetrics(reg), now: time.Now,
 		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
-		epochs: map[string]int{},
-		wake:   make(chan struct{}, 1), scratch: map[pinKey]role{},
+		epochs: map[string]int{}, known: map[string]string{}, byLabel: map[string]string{},
+		wake: make(chan struct{}, 1), scratch: map[pinKey]role{}, runCtx: context.Background(),
 	}
 	if cfg.OwnerSetURL != "" {
 		s.ownerTpl, _ = parseOwnerSetURL(cfg.OwnerSetURL) // checked by setDefaults
@@ -211,6 +237,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("scheduler: Run called twice")
 	}
 	s.started = true
+	s.runCtx = ctx
 	for _, sc := range s.senders {
 		s.startWorker(ctx, sc)
 	}
@@ -259,6 +286,9 @@ func (s *Scheduler) tick(ctx context.Context) {
 	s.refreshViews(ctx, now)
 	s.reconcileDirty(now)
 	for _, sc := range s.senders {
+		if sc.up && !now.Before(sc.renewAt) {
+			s.grantAll(sc, now)
+		}
 		sc.poke()
 	}
 	s.updateGauges()
@@ -300,6 +330,12 @@ func (s *Scheduler) expireIdle(now time.Time) {
 			continue
 		}
 		s.closeSession(sess)
+		if !sess.edge && now.Sub(sess.seen) >= s.cfg.Idle {
+			// Idle: the session ends, and its token with it. (One that
+			// never played keeps its grants until they run out: a
+			// player that starts late adopts it again.)
+			s.endSession(sess)
+		}
 		delete(s.sessions, id)
 		s.m.sessionEvents.WithLabelValues("expired").Inc()
 		s.log.Debug("session expired", "session", id, "point", sess.point.name)

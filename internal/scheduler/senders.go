@@ -68,10 +68,20 @@ type senderConn struct {
 	running bool      // the worker runs
 	stats   cluster.SenderStats
 	statsAt time.Time
+	// Session grants and ends for the next batch, the time of the next
+	// renewal of every grant, the sender's boot ID (BatchResult.Boot), and
+	// the live set version and time of the placement it got last.
+	grants   map[string]struct{}
+	ends     map[string]struct{}
+	renewAt  time.Time
+	boot     string
+	placed   uint64
+	placedAt time.Time
 }
 
 func newSenderConn(m membership.Member) *senderConn {
-	return &senderConn{m: m, up: true, pend: map[cluster.Pin]pendOp{}, wake: make(chan struct{}, 1)}
+	return &senderConn{m: m, up: true, pend: map[cluster.Pin]pendOp{}, wake: make(chan struct{}, 1),
+		grants: map[string]struct{}{}, ends: map[string]struct{}{}}
 }
 
 // poke wakes the worker.
@@ -113,7 +123,8 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 	if !sc.up {
 		return nil, nil
 	}
-	if len(sc.pend) == 0 {
+	placement := sc.placed != s.liveVer || now.Sub(sc.placedAt) >= s.cfg.Lease/3
+	if len(sc.pend) == 0 && len(sc.grants) == 0 && len(sc.ends) == 0 && !placement {
 		// Nothing queued: still post to renew the lease, and every
 		// timeslot while reservations are held, to collect sent reports.
 		since := now.Sub(sc.posted)
@@ -122,7 +133,27 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 			return nil, nil
 		}
 	}
-	b := &cluster.Batch{Scheduler: s.schedulerID(sc), Lease: s.cfg.Lease}
+	b := &cluster.Batch{Scheduler: s.schedulerID(sc), Lease: s.cfg.Lease, URL: s.cfg.URL, GrantTTL: s.cfg.TokenTTL}
+	if placement {
+		b.Placement = s.placement()
+		sc.placed, sc.placedAt = s.liveVer, now
+	}
+	for id := range sc.grants {
+		if len(b.Grants) == maxBatchGrants {
+			break
+		}
+		delete(sc.grants, id)
+		if sess := s.sessions[id]; sess != nil && !sess.closed {
+			b.Grants = append(b.Grants, cluster.Grant{Session: id, Point: sess.point.name})
+		}
+	}
+	for id := range sc.ends {
+		if len(b.Ends) == maxBatchGrants {
+			break
+		}
+		delete(sc.ends, id)
+		b.Ends = append(b.Ends, id)
+	}
 	var reserved []cluster.Pin
 	n := 0
 	for p, o := range sc.pend {
@@ -153,6 +184,54 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 // back, thousands of sessions moving at once) goes out in pieces that each
 // stay well within the batch timeout.
 const maxBatch = 4096
+
+// maxBatchGrants bounds the grants (and the ends) of one batch.
+const maxBatchGrants = 20000
+
+// placement is the live set as senders redirect over it. s.mu must be held.
+func (s *Scheduler) placement() *cluster.Placement {
+	p := &cluster.Placement{Replicas: s.cfg.Replicas}
+	for _, id := range s.liveIDs {
+		p.Senders = append(p.Senders, cluster.PlacedSender{ID: id, URL: s.senderURL(id)})
+	}
+	return p
+}
+
+// grantAll queues a grant of every session to a sender and sets its next
+// renewal. s.mu must be held.
+func (s *Scheduler) grantAll(sc *senderConn, now time.Time) {
+	for id, sess := range s.sessions {
+		if !sess.edge && !sess.closed {
+			sc.grants[id] = struct{}{}
+		}
+	}
+	sc.renewAt = now.Add(s.cfg.TokenTTL / 3)
+}
+
+// grantSession queues a grant of a session to every live sender. s.mu
+// must be held.
+func (s *Scheduler) grantSession(sess *session) {
+	if sess.edge {
+		return
+	}
+	for _, sc := range s.senders {
+		if sc.up {
+			sc.grants[sess.id] = struct{}{}
+			delete(sc.ends, sess.id)
+		}
+	}
+}
+
+// endSession queues the end of a session at every live sender: its token
+// is refused from then on. s.mu must be held.
+func (s *Scheduler) endSession(sess *session) {
+	for _, sc := range s.senders {
+		delete(sc.grants, sess.id)
+		if sc.up {
+			sc.ends[sess.id] = struct{}{}
+		}
+	}
+}
 
 // worker posts the batches of one sender, one at a time, and probes it
 // while it is down.
@@ -274,6 +353,17 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 					sc.pend[p] = pendOp{op: opCancel}
 				}
 			}
+			for _, g := range b.Grants {
+				sc.grants[g.Session] = struct{}{}
+			}
+			for _, id := range b.Ends {
+				if _, ok := sc.grants[id]; !ok {
+					sc.ends[id] = struct{}{}
+				}
+			}
+			if b.Placement != nil {
+				sc.placed = 0
+			}
 			for _, p := range reserved {
 				if sess := s.sessions[p.Session]; sess != nil {
 					if st := sess.pins[pinKey{sc.m.ID, p.Block}]; st != nil {
@@ -289,6 +379,17 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 	s.m.batches.WithLabelValues(sc.m.ID, "ok").Inc()
 	now := s.now()
 	sc.fails, sc.okAt = 0, now
+	if res.Boot != "" && sc.boot != res.Boot {
+		if sc.boot != "" {
+			// The sender restarted and lost its grants.
+			s.log.Info("sender restarted: granting every session again", "sender", sc.m.ID)
+			s.grantAll(sc, now)
+		}
+		sc.boot = res.Boot
+	}
+	for _, g := range res.Orphans {
+		s.adoptOrphan(g, now)
+	}
 	refused := map[cluster.Pin]bool{}
 	for _, p := range res.Refused {
 		refused[p] = true
@@ -401,6 +502,8 @@ func (s *Scheduler) senderDown(sc *senderConn) {
 	sc.up = false
 	s.m.senderDown.WithLabelValues(sc.m.ID).Inc()
 	clear(sc.pend)
+	clear(sc.grants)
+	clear(sc.ends)
 	for _, sess := range s.sessions {
 		for k := range sess.pins {
 			if k.sender == sc.m.ID {
@@ -429,6 +532,7 @@ func (s *Scheduler) probe(ctx context.Context, sc *senderConn) {
 	sc.up, sc.fails = true, 0
 	sc.epoch++
 	sc.posted = time.Time{}
+	s.grantAll(sc, s.now())
 	s.setLive()
 	s.kick()
 }
@@ -514,6 +618,7 @@ func (s *Scheduler) syncMembers(ms []membership.Member) {
 	seen := map[string]bool{}
 	for _, m := range ms {
 		seen[m.ID] = true
+		s.remember(m)
 		sc := s.senders[m.ID]
 		if sc == nil {
 			sc = newSenderConn(m)
@@ -521,6 +626,7 @@ func (s *Scheduler) syncMembers(ms []membership.Member) {
 			// old incarnation reserved: use a new one.
 			sc.epoch = s.epochs[m.ID]
 			s.senders[m.ID] = sc
+			s.grantAll(sc, s.now())
 			continue
 		}
 		if sc.m.URL != m.URL {

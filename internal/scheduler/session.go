@@ -58,7 +58,13 @@ type session struct {
 	pins   map[pinKey]*pinState
 	sent   map[cluster.BlockID]time.Time // blocks sent within the retry period
 	refuse map[pinKey]time.Time          // sender refused or lacked the block until
-	tokens map[string]tokenEntry         // by track
+	// token is the session's token (cluster.Sign), the same all its life.
+	token string
+	// pathways are its senders' pathways, in its order of preference (from
+	// the session ID); pathway is the sender whose pathway the player said
+	// it uses (steering requests), "" before it did or on the direct one.
+	pathways []pathway
+	pathway  string
 
 	unpinned int  // region blocks no owner took, in the last reconcile
 	played   bool // a sender reported a block sent to the session
@@ -67,11 +73,6 @@ type session struct {
 	closed   bool
 	deadline time.Time
 	waiters  []chan struct{}
-}
-
-type tokenEntry struct {
-	tok string
-	exp time.Time
 }
 
 // kind returns the position of a kind, creating it.
@@ -138,6 +139,11 @@ type pointState struct {
 	stateVer uint64 // bumped when missing or has changes
 	// templates are the shared renderings (by templateKey).
 	templates map[string]*template
+	// listed: the base URL each block was first listed with on the direct
+	// pathway (listedURL), listedInits each track's header; blocks that
+	// left the index are forgotten.
+	listed      map[cluster.BlockID]string
+	listedInits map[string]string
 }
 
 // mark records a key in one of the point's hold-back sets.
@@ -249,6 +255,11 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 			delete(ps.has, k)
 		}
 	}
+	for b := range ps.listed {
+		if t := ps.tracks[b.Track]; t == nil || len(t.frags) == 0 || b.Start < t.frags[0].Start {
+			delete(ps.listed, b)
+		}
+	}
 	return true
 }
 
@@ -350,7 +361,7 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 			i0 := t.at(pos)
 			for j := 0; j < n && i0+j < len(t.frags); j++ {
 				b := cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i0+j].Start}
-				owners := s.ownersOf(ps, b)
+				owners := servingOrder(s.ownersOf(ps, b), sess.pathway)
 				r, copies := roleLook, 1
 				if n == full {
 					switch {
@@ -380,6 +391,24 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 			}
 		}
 	}
+}
+
+// servingOrder is the order of a block's owners in which the senders serve
+// it to a session whose player fetches on the pathway of sender pathway:
+// that sender when it owns the block, else (it redirects) the first owner.
+func servingOrder(owners []string, pathway string) []string {
+	if pathway == "" || len(owners) < 2 || owners[0] == pathway {
+		return owners
+	}
+	for i, o := range owners {
+		if o == pathway {
+			out := make([]string, 0, len(owners))
+			out = append(out, o)
+			out = append(out, owners[:i]...)
+			return append(out, owners[i+1:]...)
+		}
+	}
+	return owners
 }
 
 // reconcile brings a session's reservations to what it should hold:
@@ -585,28 +614,6 @@ func (s *Scheduler) hintTrack(sess *session, track string) {
 		kp.track = track
 		s.markDirty(sess)
 	}
-}
-
-// newSessionID makes a session ID: 10 random bytes and a 4-byte MAC under
-// the cluster secret, in hex.
-func newSessionID(secret []byte) string {
-	var b [10]byte
-	randRead(b[:])
-	r := hexString(b[:])
-	return r + sessionMAC(secret, r)
-}
-
-// validSessionID checks the MAC of a session ID.
-func validSessionID(secret []byte, id string) bool {
-	if len(id) != 28 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return sessionMAC(secret, id[:20]) == id[20:]
 }
 
 // sessionLabel is a short form of a session ID for logs.

@@ -14,12 +14,12 @@ import (
 const (
 	phOpen    = "{%"
 	phClose   = "%}"
-	phSession = "S"
-	phNow     = "N"
+	phSession = "S" // the session ID
+	phToken   = "T" // its token
+	phPathway = "P" // its default pathway
+	phHost    = "H" // scheme://host of the request
+	phNow     = "N" // the time of the request
 )
-
-// phToken is the placeholder name of a track's token.
-func phToken(track string) string { return "T" + track }
 
 // dashDateTime is the xs:dateTime layout of the MPD (as internal/manifest
 // writes it).
@@ -76,18 +76,17 @@ func (t *template) expand(vals map[string]string) []byte {
 	return b.Bytes()
 }
 
-// templateKey names a shared rendering: the format and track, the sender
-// set, the edge records (who lacks or holds a block), and what the view
-// lists of every track.
-func templateKey(format, track string, v store.View, liveVer, stateVer uint64) string {
-	b := make([]byte, 0, 64+48*len(v.Tracks))
+// templateKey names a shared rendering: the format and track, the listed
+// pathways, and what the view lists of every track. (The direct pathway's
+// segment URLs are fixed when a block is first listed, so a rendering of
+// the same view is the same whatever happened to the senders since.)
+func templateKey(format, track, pathways string, v store.View) string {
+	b := make([]byte, 0, 64+len(pathways)+48*len(v.Tracks))
 	b = append(b, format...)
 	b = append(b, '|')
 	b = append(b, track...)
 	b = append(b, '|')
-	b = strconv.AppendUint(b, liveVer, 10)
-	b = append(b, '|')
-	b = strconv.AppendUint(b, stateVer, 10)
+	b = append(b, pathways...)
 	if v.Ended {
 		b = append(b, "|E"...)
 	}

@@ -29,15 +29,19 @@ func TestSharedRendering(t *testing.T) {
 				{"dash", "", manifest.DASH},
 				{"hls-master", "", manifest.HLSMaster},
 				{"hls-media", "video_1000", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
+				{"hls-pathway", "video_1000", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
 			} {
-				shared, err := c.s.render(sess, r.track, r.format, r.f)
+				const host = "http://sched.test:8090"
+				shared, err := c.s.render(sess, r.track, r.format, host, r.f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				again, _ := c.s.render(sess, r.track, r.format, r.f) // from the cache
+				again, _ := c.s.render(sess, r.track, r.format, host, r.f) // from the cache
 				c.s.mu.Lock()
 				view := c.s.sessionView(sess, fixed)
-				u := c.s.urls(sess.point, sess, fixed)
+				vals := c.s.placeholders(sess, host, fixed)
+				sv := sessionValues{sid: vals[phSession], tok: vals[phToken], def: vals[phPathway], host: vals[phHost]}
+				u := c.s.urls(sess.point, r.format, listedPathways(sess.pathways), sv)
 				c.s.mu.Unlock()
 				own, err := r.f(view, manifest.Options{Now: fixed, URLs: c.s.lockedURLs(u)})
 				if err != nil {

@@ -119,7 +119,7 @@ func TestBenchServerChild(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	base, closeA := benchSender(t, dir, body, false)
 	copyBase, closeB := benchSender(t, filepath.Join(dir, "copy"), body, true)
-	tok := cluster.Sign(secret, cluster.Token{Session: "s", Point: "ch", Track: "video_5000000", Expires: time.Now().Add(time.Hour)})
+	tok := cluster.Sign(secret, cluster.Token{Session: "s", Point: "ch"})
 	fmt.Printf("READY %s %s %s\n", base, copyBase, tok)
 	io.Copy(io.Discard, os.Stdin) // until the benchmark closes stdin
 	closeA()
@@ -142,6 +142,10 @@ func benchSender(t *testing.T, dir string, body []byte, copyRAM bool) (string, f
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// The bench session's token is valid for the run (a scheduler's grant).
+	if _, err := s.Apply(ctx, cluster.Batch{Scheduler: "bench", Grants: []cluster.Grant{{Session: "s", Point: "ch"}}, GrantTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 	for _, start := range []int64{0, 1} {
 		if _, err := st.Put(ctx, cluster.BlockID{Point: "ch", Track: "video_5000000", Start: start}, body); err != nil {
 			t.Fatal(err)

@@ -84,7 +84,7 @@ func TestDeleteAPI(t *testing.T) {
 	}
 	// The pinned block is still served to its session; a deleted one is
 	// not; the header stays.
-	tok := token("s1", time.Now().Add(time.Minute), secret, "video_800000")
+	tok := token("s1", secret)
 	for _, c := range []struct {
 		path string
 		want int

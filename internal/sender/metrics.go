@@ -25,6 +25,10 @@ type senderMetrics struct {
 	unattributed  prometheus.Counter
 	deleted       *prometheus.CounterVec // result: deleted, absent, deferred
 	fallbacks     prometheus.Counter
+	redirects     *prometheus.CounterVec // kind: block, init
+	playlists     *prometheus.CounterVec // result: ok, error
+	grants        prometheus.Counter
+	orphans       prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
@@ -73,6 +77,18 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sender_fallback_requests_total", Help: "Client requests for an owner-set host name that names this sender but not first: the player could not connect to the first owner.",
 		}),
+		redirects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sender_redirects_total", Help: "Client requests for a block (or header) this sender does not hold, answered with a redirect to a live owner, by kind (block, init).",
+		}, []string{"kind"}),
+		playlists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sender_playlists_total", Help: "Session media playlists served to players on this sender's pathway (fetched from a scheduler), by result (ok, error).",
+		}, []string{"result"}),
+		grants: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sender_session_grants_total", Help: "Session grants (and renewals) received from schedulers.",
+		}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sender_orphan_reports_total", Help: "Sessions reported to a scheduler for adoption (their own scheduler stopped renewing them while players used them).",
+		}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_sender_deleted_blocks_total", Help: "Blocks named in delete requests, by result (deleted; absent: not held; deferred: deleted from mass storage, pinned in RAM until the last pin goes).",
 		}, []string{"result"}),
@@ -108,6 +124,9 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 			}
 			return float64(r) / float64(r+d)
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_sender_sessions", Help: "Sessions valid at this sender (granted and not expired).",
+		}, func() float64 { return float64(s.validSessions()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sluice_sender_refused_total", Help: "Look-ahead and send requests refused because RAM is full of pinned blocks.",
 		}, func() float64 { return float64(s.refused.Load()) }),
@@ -116,7 +135,8 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		}, func() float64 { return float64(s.st.Stats().Evictions) }),
 	}
 	for _, c := range append(gauges, m.sends, m.sendBytes, m.requests, m.pinsReleased, m.tokenRefused,
-		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted, m.fallbacks) {
+		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted, m.fallbacks,
+		m.redirects, m.playlists, m.grants, m.orphans) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sender metrics: %w", err)
 		}

@@ -15,15 +15,22 @@
 //	POST /internal/v1/delete                           cluster.DeleteRequest -> cluster.DeleteResult
 //	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
 //	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
+//	GET  /b/<token>/<point>/<track>/media.m3u8         the session's HLS media playlist (from a scheduler)
 //	GET  /healthz, /readyz, /metrics                   (Handler only)
 //
 // Internal routes need the cluster secret in cluster.SecretHeader (401
-// otherwise). Client routes need a token valid for the block's point and
-// track (403 with the reason otherwise).
+// otherwise). Client routes need a token for the block's point whose
+// session is valid here (403 with the reason otherwise; see sessions.go). A
+// block or header the sender does not hold is answered with a redirect to
+// a live sender that should (redirect.go), so that a player may fetch
+// every block of a session from any sender: each sender is a pathway of
+// the session (HLS and DASH content steering, docs/cluster.md).
 package sender
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,19 +68,31 @@ type Options struct {
 	// two of its batches (100 000 when 0); the oldest are dropped.
 	MaxReports int
 	// SessionIdle forgets which scheduler a session belongs to after this
-	// long without a request naming it (10 min when 0).
+	// long without a request naming it, for sessions that were named in
+	// pins but never granted (10 min when 0).
 	SessionIdle time.Duration
+	// SessionGrace is how long a token of a session the sender holds no
+	// grant for is accepted after the session opened (the grant may still
+	// be on its way) and after the sender started (it lost its grants;
+	// the schedulers grant them again at once). 30 s when 0.
+	SessionGrace time.Duration
+	// DefaultGrantTTL is the lifetime of a grant of a batch that names
+	// none (60 s when 0).
+	DefaultGrantTTL time.Duration
+	// Playlists, if set, answers the session media playlists of players on
+	// this sender's pathway in process (the scheduler of `sluice serve`);
+	// else they are fetched from the session's scheduler over HTTP
+	// (cluster.Batch.URL) with Client.
+	Playlists http.Handler
+	// Client fetches playlists from schedulers (a client with a 5 s
+	// timeout when nil).
+	Client *http.Client
 	// Ready, if set, is an extra readiness check (e.g. the etcd
 	// registration).
 	Ready func() error
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	Log *slog.Logger
-}
-
-type session struct {
-	sched string
-	seen  time.Time
 }
 
 // Sender serves one sender's internal API and client URLs.
@@ -87,10 +106,17 @@ type Sender struct {
 	sendsRAM, sendsDisk atomic.Int64
 	refused             atomic.Int64
 
-	mu       sync.Mutex
-	sessions map[string]*session             // session -> the scheduler that manages it
-	reports  map[string][]cluster.SentReport // scheduler -> reports not yet returned
-	inits    map[string]initEntry            // "<point>/<track>" -> header
+	started time.Time // for SessionGrace
+	boot    string    // names this run (cluster.BatchResult.Boot)
+
+	mu        sync.Mutex
+	sessions  map[string]*session             // session -> what is known of it
+	ended     map[string]time.Time            // sessions ended by their scheduler, when
+	reports   map[string][]cluster.SentReport // scheduler -> reports not yet returned
+	inits     map[string]initEntry            // "<point>/<track>" -> header
+	leases    map[string]time.Time            // scheduler -> end of its lease
+	schedURLs map[string]string               // scheduler -> its cluster.Batch.URL
+	placement *cluster.Placement              // the latest a scheduler sent
 }
 
 type initEntry struct {
@@ -118,6 +144,15 @@ func New(o Options) (*Sender, error) {
 	if o.SessionIdle <= 0 {
 		o.SessionIdle = 10 * time.Minute
 	}
+	if o.SessionGrace <= 0 {
+		o.SessionGrace = 30 * time.Second
+	}
+	if o.DefaultGrantTTL <= 0 {
+		o.DefaultGrantTTL = time.Minute
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second}
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -128,10 +163,12 @@ func New(o Options) (*Sender, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	var boot [8]byte
+	rand.Read(boot[:])
 	s := &Sender{
-		o: o, st: o.Store, reg: reg, log: o.Log,
-		sessions: map[string]*session{}, reports: map[string][]cluster.SentReport{},
-		inits: map[string]initEntry{},
+		o: o, st: o.Store, reg: reg, log: o.Log, started: o.Now(), boot: hex.EncodeToString(boot[:]),
+		sessions: map[string]*session{}, ended: map[string]time.Time{}, reports: map[string][]cluster.SentReport{},
+		inits: map[string]initEntry{}, leases: map[string]time.Time{}, schedURLs: map[string]string{},
 	}
 	m, err := newMetrics(reg, s)
 	if err != nil {
@@ -199,7 +236,7 @@ func (s *Sender) Run(ctx context.Context) {
 		s.expire()
 		if now := s.o.Now(); now.Sub(lastGC) > time.Second {
 			lastGC = now
-			s.forgetIdleSessions(now)
+			s.forgetSessions(now)
 		}
 	}
 }
@@ -212,22 +249,14 @@ func (s *Sender) expire() {
 		s.mu.Lock()
 		delete(s.reports, e.Scheduler)
 		for id, ss := range s.sessions {
-			if ss.sched == e.Scheduler {
+			// Granted sessions stay valid until their grant runs out:
+			// another scheduler adopts them (orphans).
+			if ss.sched == e.Scheduler && ss.expires.IsZero() {
 				delete(s.sessions, id)
 			}
 		}
 		s.mu.Unlock()
 		s.log.Info("scheduler lease expired; its pins are released", "scheduler", e.Scheduler, "pins", e.Pins)
-	}
-}
-
-func (s *Sender) forgetIdleSessions(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, ss := range s.sessions {
-		if now.Sub(ss.seen) > s.o.SessionIdle {
-			delete(s.sessions, id)
-		}
 	}
 }
 
@@ -275,6 +304,15 @@ func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResul
 	lease := s.lease(b.Lease)
 	s.st.Renew(b.Scheduler, lease)
 	s.mu.Lock()
+	s.leases[b.Scheduler] = now.Add(lease)
+	if b.URL != "" {
+		s.schedURLs[b.Scheduler] = b.URL
+	}
+	if b.Placement != nil && len(b.Placement.Senders) > 0 {
+		p := *b.Placement
+		s.placement = &p
+	}
+	s.applyGrants(b, now)
 	for _, list := range [][]cluster.Pin{b.Cancel, b.Send, b.LookAhead} {
 		for _, p := range list {
 			if p.Session == "" {
@@ -285,7 +323,12 @@ func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResul
 				ss = &session{}
 				s.sessions[p.Session] = ss
 			}
-			ss.sched, ss.seen = b.Scheduler, now
+			if ss.expires.IsZero() || ss.sched == b.Scheduler || !now.Before(s.leases[ss.sched]) {
+				// A granted session's reports go to the scheduler that
+				// granted it last while that one lives.
+				ss.sched = b.Scheduler
+			}
+			ss.seen = now
 		}
 	}
 	s.mu.Unlock()
@@ -322,7 +365,9 @@ func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResul
 	s.mu.Lock()
 	res.Sent = s.reports[b.Scheduler]
 	delete(s.reports, b.Scheduler)
+	res.Orphans = s.orphans(b.Scheduler, s.o.Now())
 	s.mu.Unlock()
+	res.Boot = s.boot
 	s.m.batches.Inc()
 	s.m.batchSeconds.Observe(time.Since(t0).Seconds())
 	return res, nil

@@ -19,7 +19,8 @@ import (
 	"github.com/sluice-media/sluice/internal/pacing"
 )
 
-// client serves GET /b/<token>/<point>/<track>/<start>.m4s and init.mp4.
+// client serves GET /b/<token>/<point>/<track>/<start>.m4s, init.mp4 and
+// media.m3u8.
 func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	// CORS, preflights and methods as on the origin (CMCD, Range,
 	// conditional requests).
@@ -29,7 +30,7 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	tok, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/b/"), "/")
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
-		s.notFound(w, "want /b/<token>/<point>/<track>/<start>.m4s or init.mp4")
+		s.notFound(w, "want /b/<token>/<point>/<track>/<start>.m4s, init.mp4 or media.m3u8")
 		return
 	}
 	point, track, ok := splitTrack(rest[:i])
@@ -39,11 +40,11 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := cluster.BlockID{Point: point, Track: track}
-	isInit := file == "init.mp4"
-	if !isInit {
+	isInit, isPlaylist := file == "init.mp4", file == "media.m3u8"
+	if !isInit && !isPlaylist {
 		start, err := strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
 		if err != nil || !strings.HasSuffix(file, ".m4s") {
-			s.notFound(w, "want <start>.m4s or init.mp4")
+			s.notFound(w, "want <start>.m4s, init.mp4 or media.m3u8")
 			return
 		}
 		id.Start = start
@@ -53,21 +54,25 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if tok == "" {
 		err = fmt.Errorf("%w: missing", cluster.ErrToken)
-	} else {
-		t, err = cluster.Verify(s.o.Secret, tok, id, now)
+	} else if t, err = cluster.Verify(s.o.Secret, tok, id); err == nil {
+		err = s.checkSession(t.Session, point, now)
 	}
 	if err != nil {
 		reason := strings.TrimPrefix(strings.TrimPrefix(err.Error(), cluster.ErrToken.Error()), ": ")
-		s.m.tokenRefused.WithLabelValues(reason).Inc()
+		s.m.tokenRefused.WithLabelValues(refusalReason(reason)).Inc()
+		s.log.Debug("token refused", "path", r.URL.Path, "reason", reason)
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
 		return
 	}
+	if isPlaylist {
+		s.servePlaylist(w, r, t, track)
+		return
+	}
 	// Session URLs are for one player: browsers may keep them, shared
-	// caches must not.
-	age := int(t.Expires.Sub(now) / time.Second)
-	age = max(0, min(age, 86400))
-	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(age))
+	// caches must not. (They never change while the session lives; the
+	// token stops working when it ends.)
+	w.Header().Set("Cache-Control", "private, max-age=3600")
 	w.Header().Set("Sluice-Sender", s.o.ID)
 	if ids := cluster.OwnerSetMembers(r.Host); len(ids) > 1 && ids[0] != s.o.ID && slices.Contains(ids[1:], s.o.ID) {
 		s.m.fallbacks.Inc()
@@ -79,6 +84,15 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	s.serveBlock(w, r, id, t)
 }
 
+// refusalReason is the metric label of a token refusal: the reason
+// without the details after a parenthesis or a colon.
+func refusalReason(reason string) string {
+	if i := strings.IndexAny(reason, "(:"); i > 0 {
+		reason = reason[:i]
+	}
+	return strings.TrimSpace(reason)
+}
+
 func (s *Sender) notFound(w http.ResponseWriter, reason string) {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, reason, http.StatusNotFound)
@@ -88,6 +102,9 @@ func (s *Sender) serveInit(w http.ResponseWriter, r *http.Request, point, track 
 	ie, err := s.init(r.Context(), point, track)
 	if err != nil {
 		if errors.Is(err, blockstore.ErrNotFound) {
+			if s.redirect(w, r, point+"/"+track+"/init", "init") {
+				return
+			}
 			s.notFound(w, "this sender holds no header for that track")
 			return
 		}
@@ -103,6 +120,9 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 	b, err := s.st.Open(r.Context(), id)
 	if err != nil {
 		if errors.Is(err, blockstore.ErrNotFound) {
+			if s.redirect(w, r, id.Key(), "block") {
+				return
+			}
 			s.notFound(w, "this sender does not hold that block")
 			return
 		}

@@ -67,7 +67,21 @@
         var ev = dashjs.MediaPlayer.events;
         p.on(ev.ERROR, function (e) {
           var er = e && e.error ? e.error : e;
-          note(S.errors, { src: 'dash.js', code: er && er.code, message: String(er && er.message || er) });
+          var entry = { src: 'dash.js', code: er && er.code, message: String(er && er.message || er) };
+          // A segment download that failed at every retry, for a URL under a
+          // BaseURL with a serviceLocation: dash.js (5.x) blacklists that
+          // serviceLocation and requests the segment again from the next
+          // BaseURL (StreamProcessor's fragment-loading error handling), so
+          // the error is not fatal. Anything else is.
+          var req = er && er.data && er.data.request;
+          if (req && req.serviceLocation && (er.code === 27 || er.code === 28) &&
+              (req.type === 'MediaSegment' || req.type === 'InitializationSegment')) {
+            entry.failover = req.serviceLocation;
+            entry.url = String(req.url || '').slice(0, 300);
+            note(S.warnings, entry);
+            return;
+          }
+          note(S.errors, entry);
         });
         p.on(ev.PLAYBACK_ERROR, function (e) {
           var er = e && e.error ? e.error : e;

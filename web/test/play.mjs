@@ -22,6 +22,12 @@
 //   SLUICE_PLAY_VERBOSE   1: copy the page's console to stderr
 //   SLUICE_DASH_SETTINGS  extra dash.js settings (JSON), like --dash-settings
 //   SLUICE_CHROMIUM_ARGS  extra browser flags, separated by spaces
+//   SLUICE_RECORD         1: like --record
+//
+// --record: every media segment and init segment the page received from a
+// Sluice sender (a /b/<token>/... URL answered 200) is listed in the
+// result's "fetched" array as {url, size, sha256} of its body, so that a
+// test can compare what the player got with the origin's bytes.
 //
 // --dash-settings=JSON (or SLUICE_DASH_SETTINGS) is passed to
 // player.updateSettings() of every dash.js player the page creates, right
@@ -37,6 +43,7 @@
 //   Shaka   {"streaming":{"bufferingGoal":6}}
 //   dash.js {"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6}}}
 import { chromium } from 'playwright-core';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,10 +55,12 @@ function usage(msg) {
 
 let dashSettings = process.env.SLUICE_DASH_SETTINGS || null;
 let playerConfig = process.env.SLUICE_PLAYER_CONFIG || null;
+let record = process.env.SLUICE_RECORD === '1';
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
   else if (a.startsWith('--player-config=')) playerConfig = a.slice('--player-config='.length);
+  else if (a === '--record') record = true;
   else positional.push(a);
 }
 if (dashSettings !== null) {
@@ -100,7 +109,7 @@ try {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = {
   kind, page: pageURL, ok: false, startupSeconds: null, startTime: null, endTime: null,
-  advanced: 0, sampledSeconds: 0, stalls: 0, errors: [], warnings: [], pageErrors: [],
+  advanced: 0, sampledSeconds: 0, stalls: 0, underruns: 0, errors: [], warnings: [], pageErrors: [],
   width: 0, height: 0, totalFrames: 0, droppedFrames: 0, bitrates: [], bufferMin: null, bufferMax: null,
   latency: null, samples: [], failure: null,
 };
@@ -172,6 +181,17 @@ try {
     }, dashSettings);
   }
   const page = context.pages()[0] || (await context.newPage());
+  const recording = [];
+  if (record) {
+    result.fetched = [];
+    page.on('response', (resp) => {
+      const u = resp.url();
+      if (resp.status() !== 200 || !/\/b\/[^/]+\/.+\/(init\.mp4|\d+\.m4s)(\?|$)/.test(u)) return;
+      recording.push(resp.body().then((b) => {
+        result.fetched.push({ url: u, size: b.length, sha256: createHash('sha256').update(b).digest('hex') });
+      }).catch((e) => { result.warnings.push({ src: 'record', url: u, message: String(e.message || e) }); }));
+    });
+  }
   page.on('pageerror', (e) => { if (result.pageErrors.length < 50) result.pageErrors.push(String(e.message || e)); });
   page.on('console', (m) => {
     if (verbose || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
@@ -218,6 +238,10 @@ try {
       s = await state();
       const adv = s.currentTime - prev;
       if (adv < 0.2) result.stalls++;
+      // An underrun: no progress with (almost) nothing buffered ahead, the
+      // player starved of data (a stall with a full buffer is the page
+      // not getting the CPU).
+      if (adv < 0.2 && (s.buffer || 0) < 0.5) result.underruns++;
       prev = s.currentTime;
       result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0 });
       if (s.bitrate && !result.bitrates.includes(s.bitrate)) result.bitrates.push(s.bitrate);
@@ -230,7 +254,8 @@ try {
     result.advanced = +(s.currentTime - result.startTime).toFixed(3);
   }
   result.errors = s.errors;
-  result.warnings = s.warnings;
+  result.warnings = s.warnings.concat(result.warnings);
+  if (record) await Promise.allSettled(recording);
   result.events = s.events;
   result.width = s.width || 0;
   result.height = s.height || 0;

@@ -1,0 +1,237 @@
+package e2e
+
+// Helpers that read a scheduler's per-session manifests: the HLS master's
+// pathways (content steering) and media playlists, the DASH MPD's
+// BaseURLs, resolved to the segment URLs a player fetches.
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sessSegment is one URL of a session's media playlists.
+type sessSegment struct {
+	url, track, file string
+}
+
+// sessPlaylist is one media playlist of a session on one pathway, as
+// fetched: its URL, track, and the URIs it lists resolved against it (the
+// EXT-X-MAP first, then the segments in order).
+type sessPlaylist struct {
+	url, pathway, track string
+	uris                []string
+	text                string
+}
+
+// segments returns the playlist's URIs as sessSegments.
+func (p sessPlaylist) segments() []sessSegment {
+	var out []sessSegment
+	for _, u := range p.uris {
+		out = append(out, sessSegment{url: u, track: p.track, file: u[strings.LastIndexByte(u, '/')+1:]})
+	}
+	return out
+}
+
+var (
+	pathwayAttrRe  = regexp.MustCompile(`PATHWAY-ID="([^"]+)"`)
+	groupAttrRe    = regexp.MustCompile(`GROUP-ID="audio-([^"]+)"`)
+	uriAttrRe      = regexp.MustCompile(`URI="([^"]+)"`)
+	steeringAttrRe = regexp.MustCompile(`#EXT-X-CONTENT-STEERING:.*PATHWAY-ID="([^"]+)"`)
+)
+
+// masterPlaylists parses a master playlist: every media playlist URI by
+// pathway ("" without pathways), resolved against base, and the default
+// pathway (the direct one when listed, else EXT-X-CONTENT-STEERING's).
+func masterPlaylists(base *url.URL, master string) (map[string][]string, string) {
+	out := map[string][]string{}
+	def := ""
+	lines := strings.Split(master, "\n")
+	for i, line := range lines {
+		line = strings.TrimSpace(line)
+		var uri, pw string
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-CONTENT-STEERING:"):
+			if m := steeringAttrRe.FindStringSubmatch(line); m != nil {
+				def = m[1]
+			}
+			continue
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
+			m := uriAttrRe.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			uri = m[1]
+			if g := groupAttrRe.FindStringSubmatch(line); g != nil {
+				pw = g[1]
+			}
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+			if i+1 >= len(lines) {
+				continue
+			}
+			uri = strings.TrimSpace(lines[i+1])
+			if p := pathwayAttrRe.FindStringSubmatch(line); p != nil {
+				pw = p[1]
+			}
+		default:
+			continue
+		}
+		if u, err := base.Parse(uri); err == nil {
+			out[pw] = append(out[pw], u.String())
+		}
+	}
+	if _, ok := out["direct"]; ok {
+		def = "direct"
+	}
+	return out, def
+}
+
+// sessionPlaylists opens an HLS session at the scheduler (point may name
+// an open session: "<point>/~<session>") and returns the media playlists
+// of its default pathway (the direct one when the scheduler has owner-set
+// names), fetched with c.
+func sessionPlaylists(c *http.Client, sched, point, query string) ([]sessPlaylist, error) {
+	masterURL := sched + "/s/" + point + "/master.m3u8" + query
+	master, err := fetchText(c, masterURL)
+	if err != nil {
+		return nil, err
+	}
+	base, _ := url.Parse(masterURL)
+	byPathway, def := masterPlaylists(base, master)
+	var out []sessPlaylist
+	for _, u := range byPathway[def] {
+		pl, err := fetchPlaylist(c, u, def)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pl)
+	}
+	return out, nil
+}
+
+// fetchPlaylist fetches a media playlist and resolves its URIs.
+func fetchPlaylist(c *http.Client, u, pathway string) (sessPlaylist, error) {
+	text, err := fetchText(c, u)
+	if err != nil {
+		return sessPlaylist{}, err
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return sessPlaylist{}, err
+	}
+	dir := strings.TrimSuffix(pu.Path, "/media.m3u8")
+	pl := sessPlaylist{url: u, pathway: pathway, track: dir[strings.LastIndexByte(dir, '/')+1:], text: text}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		ref := ""
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-MAP:"):
+			if m := uriAttrRe.FindStringSubmatch(line); m != nil {
+				ref = m[1]
+			}
+		case line != "" && !strings.HasPrefix(line, "#"):
+			ref = line
+		}
+		if ref == "" {
+			continue
+		}
+		r, err := pu.Parse(ref)
+		if err != nil {
+			return pl, err
+		}
+		pl.uris = append(pl.uris, r.String())
+	}
+	return pl, nil
+}
+
+// fetchText GETs a text resource (200 only).
+func fetchText(c *http.Client, u string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %d %.200s", u, resp.StatusCode, b)
+	}
+	return string(b), nil
+}
+
+// sessionSegments opens an HLS session at the scheduler and returns the
+// init and segment URLs of all its media playlists on its default pathway
+// (resolved: at a sender, or an owner-set name on the direct pathway).
+func sessionSegments(t *testing.T, sched, point, query string) []sessSegment {
+	t.Helper()
+	pls, err := sessionPlaylists(http.DefaultClient, sched, point, query)
+	if err != nil {
+		t.Logf("session playlists of %s: %v", point, err)
+		return nil
+	}
+	var out []sessSegment
+	for _, pl := range pls {
+		out = append(out, pl.segments()...)
+	}
+	return out
+}
+
+// sessionMPD is the part of a session MPD the tests read.
+type sessionMPD struct {
+	Location []string `xml:"Location"`
+	BaseURL  []struct {
+		Value           string `xml:",chardata"`
+		ServiceLocation string `xml:"serviceLocation,attr"`
+	} `xml:"BaseURL"`
+	ContentSteering *struct {
+		Value                  string `xml:",chardata"`
+		DefaultServiceLocation string `xml:"defaultServiceLocation,attr"`
+	} `xml:"ContentSteering"`
+	Periods []struct {
+		AdaptationSets []struct {
+			SegmentTemplate *struct {
+				Media          string `xml:"media,attr"`
+				Initialization string `xml:"initialization,attr"`
+			} `xml:"SegmentTemplate"`
+		} `xml:"AdaptationSet"`
+	} `xml:"Period"`
+}
+
+// parseSessionMPD parses a session MPD.
+func parseSessionMPD(body string) (sessionMPD, error) {
+	var m sessionMPD
+	err := xml.Unmarshal([]byte(body), &m)
+	return m, err
+}
+
+// newest keeps the inits and the last n segments of each track.
+func newest(segs []sessSegment, n int) []sessSegment {
+	byTrack := map[string][]sessSegment{}
+	var out []sessSegment
+	for _, s := range segs {
+		if s.file == "init.mp4" {
+			out = append(out, s)
+			continue
+		}
+		byTrack[s.track] = append(byTrack[s.track], s)
+	}
+	for _, ss := range byTrack {
+		out = append(out, ss[max(0, len(ss)-n):]...)
+	}
+	return out
+}

@@ -1,0 +1,67 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+)
+
+// steeringManifest is a content steering manifest (HLS and DASH share the
+// keys; ETSI TS 103 998, RFC 8216bis 7.2).
+type steeringManifest struct {
+	Version  int      `json:"VERSION"`
+	TTL      int      `json:"TTL"`
+	Priority []string `json:"PATHWAY-PRIORITY"`
+}
+
+// steering answers a session's steering manifest (GET
+// /s/<point>/~<session>/steering.json): its pathways in its order of
+// preference, the senders the scheduler holds for dead left out (the
+// direct pathway first when owner-set names are configured: DNS leaves a
+// dead owner out of their answers). When no sender of the session is live
+// they are all listed, since a list without them would leave the player
+// nowhere to go. The player's current pathway (_HLS_pathway, _DASH_pathway)
+// is noted: the session's blocks are reserved at its sender first. A
+// steering request renews the session like a manifest reload, so a paused
+// player keeps it.
+func (s *Scheduler) steering(sess *session, q url.Values) ([]byte, error) {
+	s.mu.Lock()
+	cur := q.Get("_HLS_pathway")
+	if cur == "" {
+		cur = q.Get("_DASH_pathway")
+	}
+	cur = strings.Trim(cur, `"`)
+	if i := strings.LastIndexByte(cur, ','); i >= 0 {
+		cur = cur[i+1:]
+	}
+	member := ""
+	for _, p := range sess.pathways {
+		if cur == pathwayID(p.label) {
+			member = p.member
+		}
+	}
+	if member != sess.pathway && (member != "" || cur == directPathway) {
+		sess.pathway = member
+		s.markDirty(sess)
+	}
+	m := steeringManifest{Version: 1, TTL: max(int(s.cfg.SteeringTTL.Seconds()), 1)}
+	if s.cfg.OwnerSetURL != "" {
+		m.Priority = append(m.Priority, directPathway)
+	}
+	var dead []string
+	for _, p := range sess.pathways {
+		if p.member == "" {
+			continue
+		}
+		if sc := s.senders[p.member]; sc != nil && sc.up {
+			m.Priority = append(m.Priority, pathwayID(p.label))
+		} else {
+			dead = append(dead, pathwayID(p.label))
+		}
+	}
+	if len(m.Priority) == 0 {
+		m.Priority = dead
+	}
+	s.mu.Unlock()
+	return json.Marshal(m)
+}

@@ -1,0 +1,216 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/cluster"
+)
+
+// Every sender is a pathway of the sessions that name it (HLS and DASH
+// content steering): a player fetches every block of a session from its
+// pathway's sender, which serves the blocks it holds and redirects the
+// others to the sender that should hold them. The placement is the one
+// the schedulers send (cluster.Batch.Placement: the live senders with the
+// URLs players use, and R), so a dead sender is left out as soon as a
+// scheduler noticed. A block's senders are tried in its rendezvous order
+// over the live senders (cluster.Owners) — the order the origin's writer
+// places copies in, its owners first —, each hop given in the hopParam
+// query argument: a request at hop h goes to the first sender of that
+// order from position h on that is not this one, with hop set to its
+// position + 1. The positions only grow, so a chain ends (404) after at
+// most as many hops as there are senders.
+
+// hopParam is the query argument that carries a redirect's hop.
+const hopParam = "sluice-hop"
+
+// redirect answers a request for something this sender does not hold (key
+// is the block's placement key, kind the metric label) with a 302 to the
+// next sender of the key's rendezvous order, and reports whether it did.
+func (s *Sender) redirect(w http.ResponseWriter, r *http.Request, key, kind string) bool {
+	hop := 0
+	if v := r.URL.Query().Get(hopParam); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return false
+		}
+		hop = n
+	}
+	s.mu.Lock()
+	p := s.placement
+	s.mu.Unlock()
+	if p == nil || hop >= len(p.Senders) {
+		return false
+	}
+	urls := make(map[string]string, len(p.Senders))
+	ids := make([]string, 0, len(p.Senders))
+	for _, m := range p.Senders {
+		urls[m.ID] = m.URL
+		ids = append(ids, m.ID)
+	}
+	order := cluster.Owners(key, ids, len(ids))
+	for i := hop; i < len(order); i++ {
+		if order[i] == s.o.ID || urls[order[i]] == "" {
+			continue
+		}
+		q := r.URL.Query()
+		q.Set(hopParam, strconv.Itoa(i+1))
+		target := strings.TrimSuffix(urls[order[i]], "/") + r.URL.EscapedPath() + "?" + q.Encode()
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Sluice-Sender", s.o.ID)
+		http.Redirect(w, r, target, http.StatusFound)
+		s.m.redirects.WithLabelValues(kind).Inc()
+		return true
+	}
+	return false
+}
+
+// maxPlaylist bounds a media playlist fetched from a scheduler.
+const maxPlaylist = 16 << 20
+
+// servePlaylist answers a player's request for the session media playlist
+// of a track on this sender's pathway: the scheduler renders it (with URIs
+// relative to this request, init.mp4 and <start>.m4s, so that the player
+// fetches the track's blocks here) and the sender passes it on, so that a
+// player whose pathway this is resolves the segments against this
+// sender's URL, whatever player it is. The session's scheduler answers
+// while its lease runs, else any scheduler with a lease (which adopts the
+// session); at most two are tried.
+func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster.Token, track string) {
+	path := "/s/" + escapePoint(t.Point) + "/~" + t.Session + "/" + url.PathEscape(track) + "/rel.m3u8"
+	if s.o.Playlists != nil {
+		req := r.Clone(r.Context())
+		req.URL = &url.URL{Path: path}
+		req.RequestURI = path
+		rec := &bufferedResponse{h: http.Header{}, code: http.StatusOK}
+		s.o.Playlists.ServeHTTP(rec, req)
+		s.copyPlaylist(w, rec.code, rec.h, rec.body.Bytes())
+		return
+	}
+	var lastErr error
+	for _, base := range s.schedulersFor(t.Session) {
+		code, h, body, err := s.fetchPlaylist(r.Context(), base+path)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if code >= 500 {
+			lastErr = fmt.Errorf("scheduler %s: status %d", base, code)
+			continue
+		}
+		s.copyPlaylist(w, code, h, body)
+		return
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no scheduler holds a lease here")
+	}
+	s.m.playlists.WithLabelValues("error").Inc()
+	s.log.Warn("session playlist unavailable", "session", sessionLabel(t.Session), "track", track, "err", lastErr)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "playlist unavailable: "+lastErr.Error(), http.StatusServiceUnavailable)
+}
+
+// copyPlaylist writes a scheduler's answer to the player.
+func (s *Sender) copyPlaylist(w http.ResponseWriter, code int, h http.Header, body []byte) {
+	for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
+		if v := h.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	w.Header().Set("Sluice-Sender", s.o.ID)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
+	result := "ok"
+	if code != http.StatusOK {
+		result = "error"
+	}
+	s.m.playlists.WithLabelValues(result).Inc()
+}
+
+// fetchPlaylist GETs a playlist from a scheduler.
+func (s *Sender) fetchPlaylist(ctx context.Context, u string) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	resp, err := s.o.Client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPlaylist+1))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if len(body) > maxPlaylist {
+		return 0, nil, nil, fmt.Errorf("playlist over %d bytes", maxPlaylist)
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// schedulersFor returns the base URLs of at most two schedulers to ask for
+// a session's playlist: its own while its lease runs, then the one with
+// the latest lease.
+func (s *Sender) schedulersFor(session string) []string {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	own := ""
+	if ss := s.sessions[session]; ss != nil && now.Before(s.leases[ss.sched]) && s.schedURLs[ss.sched] != "" {
+		own = ss.sched
+		out = append(out, s.schedURLs[own])
+	}
+	best, bestUntil := "", time.Time{}
+	for id, until := range s.leases {
+		if id == own || !now.Before(until) || s.schedURLs[id] == "" {
+			continue
+		}
+		if until.After(bestUntil) {
+			best, bestUntil = id, until
+		}
+	}
+	if best != "" {
+		out = append(out, s.schedURLs[best])
+	}
+	return out
+}
+
+// escapePoint escapes each segment of a point name for a URL path.
+func escapePoint(p string) string {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return strings.Join(segs, "/")
+}
+
+// sessionLabel is a short form of a session ID for logs.
+func sessionLabel(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// bufferedResponse keeps an in-process handler's answer.
+type bufferedResponse struct {
+	h    http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.h }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
