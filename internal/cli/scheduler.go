@@ -74,7 +74,7 @@ func (f *schedFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.cfg.NoPins, "no-pins", false, "no reservations at all (senders work as plain LRU caches; for comparison)")
 	fs.IntVar(&f.cfg.LiveStart, "live-start", 4, "fragments behind the live edge a new live session is assumed to start")
 	fs.DurationVar(&f.cfg.TokenTTL, "token-ttl", time.Minute, "how long senders accept a session's token without a renewal (renewed every third of it while the session lives; ended with it)")
-	fs.DurationVar(&f.cfg.SteeringTTL, "steering-ttl", 10*time.Second, "TTL of the sessions' content steering manifests (how often players ask which senders to use)")
+	fs.DurationVar(&f.cfg.SteeringTTL, "steering-ttl", 2*time.Second, "TTL of the sessions' content steering manifests (how often players ask which senders to use)")
 	fs.IntVar(&f.cfg.Pathways, "pathways", 8, "most senders a session's manifests name as pathways (content steering; at most 16)")
 	fs.DurationVar(&f.cfg.Idle, "session-idle", time.Minute, "end a session after this long without a manifest request or a sent block")
 }

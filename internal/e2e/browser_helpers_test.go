@@ -346,6 +346,7 @@ type fetchedSegment struct {
 	URL    string `json:"url"`
 	Size   int    `json:"size"`
 	SHA256 string `json:"sha256"`
+	AtMS   int64  `json:"t"` // when it arrived, Unix ms
 }
 
 // summary is a one-line description of a play result for the test log.

@@ -145,6 +145,9 @@ type clPlaySession struct {
 	// ConnectFailures: connection attempts that failed, each address of a
 	// name apart (an owner-set name's dead member).
 	ConnectFailures int `json:"connect_failures"`
+	// PathwaySwitches: moves to another content-steering pathway after a
+	// failure.
+	PathwaySwitches int `json:"pathway_switches"`
 }
 
 // clPlay is a running `sluice play --json`.

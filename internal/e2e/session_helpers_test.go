@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,12 +205,39 @@ type sessionMPD struct {
 	} `xml:"ContentSteering"`
 	Periods []struct {
 		AdaptationSets []struct {
-			SegmentTemplate *struct {
-				Media          string `xml:"media,attr"`
-				Initialization string `xml:"initialization,attr"`
-			} `xml:"SegmentTemplate"`
+			SegmentTemplate *mpdTemplate `xml:"SegmentTemplate"`
+			Representations []struct {
+				SegmentTemplate *mpdTemplate `xml:"SegmentTemplate"`
+			} `xml:"Representation"`
 		} `xml:"AdaptationSet"`
 	} `xml:"Period"`
+}
+
+// mpdTemplate is a SegmentTemplate's URL templates.
+type mpdTemplate struct {
+	Media          string `xml:"media,attr"`
+	Initialization string `xml:"initialization,attr"`
+}
+
+// templates returns the distinct URL templates of an MPD (on adaptation
+// sets or representations), sorted.
+func (m sessionMPD) templates() []string {
+	var out []string
+	add := func(t *mpdTemplate) {
+		if t != nil && !slices.Contains(out, t.Media+" "+t.Initialization) {
+			out = append(out, t.Media+" "+t.Initialization)
+		}
+	}
+	for _, p := range m.Periods {
+		for _, as := range p.AdaptationSets {
+			add(as.SegmentTemplate)
+			for _, r := range as.Representations {
+				add(r.SegmentTemplate)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // parseSessionMPD parses a session MPD.

@@ -61,7 +61,9 @@ type Config struct {
 	// (default 60 s). The token itself never changes.
 	TokenTTL time.Duration
 	// SteeringTTL is the TTL of the sessions' steering manifests: how
-	// often players ask which pathways to use (default 10 s).
+	// often players ask which pathways to use (default 2 s: a DASH player
+	// whose request meets a sender that died retries it there for 3 s
+	// before it moves on, so the sooner it learns, the better).
 	SteeringTTL time.Duration
 	// Pathways bounds the pathways (senders) of a session (default 8, at
 	// most cluster.MaxPathways).
@@ -128,7 +130,7 @@ func (c *Config) setDefaults() error {
 	def(&c.Lease, 3*time.Second)
 	def(&c.RetryPeriod, 4*time.Second)
 	def(&c.TokenTTL, time.Minute)
-	def(&c.SteeringTTL, 10*time.Second)
+	def(&c.SteeringTTL, 2*time.Second)
 	if c.Pathways <= 0 {
 		c.Pathways = 8
 	}

@@ -26,7 +26,8 @@
 //
 // --record: every media segment and init segment the page received from a
 // Sluice sender (a /b/<token>/... URL answered 200) is listed in the
-// result's "fetched" array as {url, size, sha256} of its body, so that a
+// result's "fetched" array as {url, size, sha256, t} (t: when it arrived,
+// Unix ms) of its body, so that a
 // test can compare what the player got with the origin's bytes.
 //
 // --dash-settings=JSON (or SLUICE_DASH_SETTINGS) is passed to
@@ -187,8 +188,9 @@ try {
     page.on('response', (resp) => {
       const u = resp.url();
       if (resp.status() !== 200 || !/\/b\/[^/]+\/.+\/(init\.mp4|\d+\.m4s)(\?|$)/.test(u)) return;
+      const at = Date.now();
       recording.push(resp.body().then((b) => {
-        result.fetched.push({ url: u, size: b.length, sha256: createHash('sha256').update(b).digest('hex') });
+        result.fetched.push({ url: u, size: b.length, sha256: createHash('sha256').update(b).digest('hex'), t: at });
       }).catch((e) => { result.warnings.push({ src: 'record', url: u, message: String(e.message || e) }); }));
     });
   }
