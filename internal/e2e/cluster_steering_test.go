@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,11 @@ var sixSecondBuffer = map[string]string{
 //   - the `sluice play` sessions are all ok, with no stall and no skipped
 //     fragment;
 //   - the sender rejoined (the scheduler's live set is whole again).
+//
+// SLUICE_E2E_STEERING_SECONDS sets how long the players play (60 by
+// default); SLUICE_E2E_STEERING_DEFAULTS=1 runs the scheduler with its
+// default token TTL. The 12-minute run of docs/cluster.md is both:
+// SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
 func TestClusterSteering(t *testing.T) {
 	browserEnabled(t)
 	ffmpeg := requireFFmpeg(t)
@@ -72,11 +78,20 @@ func TestClusterSteering(t *testing.T) {
 	t0 := time.Now()
 	bin := buildSluice(t, root, tmp)
 
-	// The on-demand asset: 100 s, encoded while the cluster starts.
+	playFor := 60
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_E2E_STEERING_SECONDS")); err == nil && v > 0 {
+		playFor = v
+	}
+	tokenTTL := []string{"--token-ttl", "30s"} // renewals every 10 s
+	if os.Getenv("SLUICE_E2E_STEERING_DEFAULTS") == "1" {
+		tokenTTL = nil
+	}
+
+	// The on-demand asset, encoded while the cluster starts.
 	mp4 := filepath.Join(tmp, "vod.mp4")
 	enc := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", "100", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-t", strconv.Itoa(playFor+40), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
 		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4)
 	var encOut bytes.Buffer
 	enc.Stdout, enc.Stderr = &encOut, &encOut
@@ -100,8 +115,8 @@ func TestClusterSteering(t *testing.T) {
 	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), bin, "origin", "--listen", originAddr, "--data", data,
 		"--point", "live", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret)
 	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
-	sched := startClSched(t, bin, "scheduler", originBase, "--etcd", etcd, "--replicas", "2", "--token-ttl", "30s",
-		"--player-dir", filepath.Join(webDir, "node_modules"))
+	sched := startClSched(t, bin, "scheduler", originBase, append([]string{"--etcd", etcd, "--replicas", "2",
+		"--player-dir", filepath.Join(webDir, "node_modules")}, tokenTTL...)...)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(originBase+"/live.isml/Streams(live)")...)
 	if err := enc.Wait(); err != nil {
 		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
@@ -125,7 +140,7 @@ func TestClusterSteering(t *testing.T) {
 	// sender must outlive its phase).
 	for i, point := range []string{"live", "vod"} {
 		t.Logf("phase %s", point)
-		steeringPhase(t, bin, webDir, sched, senders, senders[1+i], point, &origBytes)
+		steeringPhase(t, bin, webDir, sched, senders, senders[1+i], point, playFor, &origBytes)
 	}
 	t.Logf("total %v", time.Since(t0).Round(time.Second))
 }
@@ -184,10 +199,9 @@ func openOnPathway(t *testing.T, sched, point, file, pathway string) string {
 // steeringPhase plays point with the four browser players and two groups
 // of `sluice play`, kills victim mid-run and restarts it, and checks what
 // TestClusterSteering says.
-func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*clSender, victim *clSender, point string, orig *originCache) {
+func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*clSender, victim *clSender, point string, playFor int, orig *originCache) {
 	art := artifactsDir(t)
 	pathway := senderPathway(victim.name)
-	const playFor = 60
 
 	// The players' sessions, all on the victim's pathway.
 	type player struct {
@@ -266,7 +280,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	wg.Wait()
 	close(done)
 	for i, p := range plays {
-		agg, ss := p.wait(t, 3*time.Minute)
+		agg, ss := p.wait(t, time.Duration(playFor+120)*time.Second)
 		skipped, failovers, switches := 0, 0, 0
 		for _, s := range ss {
 			skipped += s.Skipped
