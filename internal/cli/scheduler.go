@@ -28,11 +28,13 @@ import (
 )
 
 const schedulerSummary = `Runs a scheduler of the distributed sending cluster (docs/cluster.md). Players ask it for
-a manifest; it opens a session and answers a per-session DASH MPD or HLS playlist whose
-segment URLs point straight at the sender that holds each block, with a signed token:
+a manifest; it opens a session and answers a per-session DASH MPD or HLS master whose URLs point
+straight at the senders, each a content-steering pathway, with the session's token (valid while
+the scheduler renews the session's grant at the senders, every third of --token-ttl):
 
   GET /s/<point>/manifest.mpd | /s/<point>/master.m3u8     open a session (?start=<s>: VOD deep link)
   GET /s/<point>/~<session>/...                            the session's manifests (reloads)
+  GET /s/<point>/~<session>/steering.json                  its steering manifest (dead senders left out)
 
 Per session and track it keeps three regions ahead of the play position — current (a send
 request at the block's sender), alternative-send (--alt-send blocks staged at the sender and a
@@ -46,9 +48,9 @@ list or etcd:
   sluice scheduler --origin http://origin:8080 --etcd http://127.0.0.1:2379
 
 Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics.
-With --owner-set-url, a segment URL names the block's owner set (its sender first, then the
-other owners) instead of one sender, so that a player retries at a replica when a sender
-dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
+With --owner-set-url, the HLS master also has a direct pathway whose segment URLs name each
+block's owner set (its sender first, then the other owners), so that a request goes on at a
+replica when a sender dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
 GET /internal/v1/owner-sets (cluster secret) lists them in hosts(5) format.
 /readyz answers 200 once a sender of the set answers batches and an origin answers the index
 (with the cluster secret), else 503 with the reasons.

@@ -72,7 +72,18 @@
 // This is what closes the gap a dead sender leaves behind a scheduler's
 // session manifests (docs/cluster.md): the scheduler re-renders them with
 // the replicas, where the block is staged. A fragment the failover does not
-// recover is skipped and counted. A failing init segment also triggers up to
+// recover is skipped and counted.
+//
+// Content steering (steering.go): a DASH MPD with MPD-level BaseURLs that
+// carry a serviceLocation and a ContentSteering element, or an HLS master
+// with PATHWAY-IDs and EXT-X-CONTENT-STEERING, names the same media on
+// several pathways (the scheduler's sessions: one per sender). The player
+// asks the steering server before it starts and plays the first pathway of
+// its PATHWAY-PRIORITY (else the default one); when a fragment fails at every
+// attempt, or a media playlist cannot be loaded, it asks again and moves to
+// the next pathway that has not failed within a minute before the failover
+// reload, so the fragment is fetched there. Report.PathwaySwitches counts
+// the moves. A failing init segment also triggers up to
 // two reloads. Report.Failovers counts the recovered fragments,
 // Report.FailoverReloads the reloads; both are logged. A session that makes no playback progress for Config.StallTimeout
 // ends with an error, so every loop is bounded even without a duration.

@@ -13,7 +13,9 @@
 //	GET /s/<point>/master.m3u8                open a session: HLS master playlist
 //	GET /s/<point>/~<session>/manifest.mpd    the session's MPD (reloads)
 //	GET /s/<point>/~<session>/master.m3u8     the session's master playlist
-//	GET /s/<point>/~<session>/<track>/media.m3u8  a media playlist of the session
+//	GET /s/<point>/~<session>/<track>/media.m3u8  a media playlist on the direct pathway
+//	GET /s/<point>/~<session>/<track>/rel.m3u8    a media playlist with relative URIs (for the senders)
+//	GET /s/<point>/~<session>/steering.json       the session's content steering manifest
 //
 // The first request opens a session; the session then lives in the URL the
 // player reloads: the MPD carries it in MPD@Location (players reload from
@@ -22,18 +24,21 @@
 // so point names of several segments parse unambiguously. Session IDs carry a
 // MAC under the cluster secret: a scheduler that does not know a session
 // (another scheduler died, a load balancer moved the player) adopts it, and
-// the player continues with the same tokens. ?start=<seconds> on the opening
+// the player continues with the same URLs. ?start=<seconds> on the opening
 // request of an on-demand asset starts the session there (a deep link): the
 // manifest lists the asset from that fragment on, and the first blocks are
 // reserved before the manifest is answered.
 //
-// Segment URLs are http://<sender>/b/<token>/<point>/<track>/<start>.m4s at
-// the primary owner of the block (cluster.Owners over the live senders,
-// replication factor Config.Replicas), or at the replica that holds this
-// session's reservation when the primary refused it. The token designates
-// the session and the track and expires (Config.TokenTTL; on-demand sessions
-// get twice the asset duration on top, since their manifest is not
-// reloaded).
+// Every sender live when the session opened is a pathway of it (content
+// steering, tokens.go and steering.go): a DASH BaseURL with a
+// serviceLocation, a copy of each HLS variant with its PATHWAY-ID whose media
+// playlists the sender passes on; segments are relative to them, and a
+// sender redirects a request for a block it does not hold. The steering
+// manifest lists the session's pathways with dead senders left out. With
+// Config.OwnerSetURL the HLS master also has a direct pathway whose segment
+// URLs name each block's owner set. A listed URL never changes: the token
+// (session and point) and the pathways are the session's for its whole life,
+// and a block's direct URL is fixed when it is first listed.
 //
 // # Regions
 //
@@ -75,5 +80,7 @@
 // comes back is addressed under a new scheduler incarnation
 // (<id>.<n>), so that whatever it still held for the old one is dropped when
 // that lease runs out. When the scheduler dies, its lease expires at every
-// sender and its pins are released there.
+// sender and its pins are released there; its sessions stay granted for
+// Config.TokenTTL, and a sender offers those still used to the next
+// scheduler it hears from, which adopts them.
 package scheduler

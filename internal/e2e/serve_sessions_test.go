@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"bytes"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestServeSessionTokens: the single-node path of `sluice serve`
+// (/s/ sessions, segments from the in-process sender at /b/) with a short
+// token TTL (--token-ttl 15s: the session grants are renewed every 5 s).
+// hls.js, Shaka Player (HLS and DASH) and dash.js in Chromium, each with a
+// 6 s buffer, play a live ffmpeg push and then an on-demand asset for 40 s,
+// through at least three renewals: no underrun, no error (not even one
+// dash.js recovers from), and every segment they received is the origin's,
+// byte for byte.
+func TestServeSessionTokens(t *testing.T) {
+	browserEnabled(t)
+	ffmpeg := requireFFmpeg(t)
+	requireTools(t, "node", "npm")
+	root := repoRoot(t)
+	webDir := filepath.Join(root, "web")
+	ensureNodeModules(t, webDir)
+	art := artifactsDir(t)
+	tmp := t.TempDir()
+	t0 := time.Now()
+	bin := buildSluice(t, root, tmp)
+
+	const playFor = 40
+	data := filepath.Join(tmp, "data")
+	mp4 := filepath.Join(tmp, "vod.mp4")
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
+		"-t", strconv.Itoa(playFor+30), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg (asset): %v\n%s", err, out)
+	}
+	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	serve := startProc(t, "sluice serve", filepath.Join(art, "sluice.log"), bin, "serve",
+		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--data", data, "--token-ttl", "15s",
+		"--no-demo", "--point", "live", "--player-dir", filepath.Join(webDir, "node_modules"))
+	waitHTTP(t, base+"/", 30*time.Second, serve)
+	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(base+"/live.isml/Streams(live)")...)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(sessionSegments(t, base, "live", "")) < 10 {
+		if ff.exited() || serve.exited() {
+			t.Fatalf("ffmpeg or sluice serve exited\nffmpeg:\n%s\nsluice:\n%s", ff.out, serve.out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the live channel did not list 4 segments per track within 60 s")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("serve and live channel up after %v", time.Since(t0).Round(time.Millisecond))
+
+	orig := originCache{base: base, sums: map[string]string{}}
+	for _, point := range []string{"live", "vod"} {
+		grants, _ := scrapeMetric(base, "sluice_sender_session_grants_total")
+		type player struct {
+			name, kind, file string
+			res              playResult
+		}
+		players := []*player{
+			{name: "hls.js", kind: "hls", file: "master.m3u8"},
+			{name: "Shaka (HLS)", kind: "shaka", file: "master.m3u8"},
+			{name: "Shaka (DASH)", kind: "shaka", file: "manifest.mpd"},
+			{name: "dash.js", kind: "dash", file: "manifest.mpd"},
+		}
+		var wg sync.WaitGroup
+		for _, p := range players {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				env := playEnv{env: []string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[p.kind], "SLUICE_RECORD=1", "SLUICE_STARTUP_SECS=60"}}
+				shot := filepath.Join(art, strings.NewReplacer(" ", "-", "(", "", ")", "", ".", "").Replace(p.name)+"-"+point+".png")
+				p.res = runPlayIn(t, env, webDir, base+"/s/"+point+"/"+p.file, p.kind, playFor, playFor*8/10, shot)
+			}()
+		}
+		wg.Wait()
+		renewals, _ := scrapeMetric(base, "sluice_sender_session_grants_total")
+		for _, p := range players {
+			r := p.res
+			t.Logf("%s %s: %s", point, p.name, r.summary())
+			for _, w := range r.Warnings {
+				t.Logf("%s %s warning: %s", point, p.name, w)
+			}
+			for _, e := range r.Errors {
+				t.Errorf("%s %s error: %s", point, p.name, e)
+			}
+			if !r.OK || r.Underruns > 0 {
+				t.Errorf("%s %s: ok=%v failure=%q underruns=%d (stalls=%d)", point, p.name, r.OK, r.Failure, r.Underruns, r.Stalls)
+			}
+			for _, w := range r.Warnings {
+				if bytes.Contains(w, []byte(`"failover"`)) {
+					t.Errorf("%s %s: a segment request failed: %s", point, p.name, w)
+				}
+			}
+			for _, f := range r.Fetched {
+				u, err := url.Parse(f.URL)
+				if err != nil {
+					t.Errorf("%s fetched %q", p.name, f.URL)
+					continue
+				}
+				parts := strings.Split(u.Path, "/")
+				if want := orig.sum(t, point, parts[len(parts)-2], parts[len(parts)-1]); want != f.SHA256 {
+					t.Errorf("%s %s: %s differs from the origin's", point, p.name, f.URL)
+				}
+			}
+			if len(r.Fetched) == 0 {
+				t.Errorf("%s %s: nothing recorded", point, p.name)
+			}
+		}
+		// Each session is granted when it opens, then renewed every 5 s.
+		per := (renewals - grants) / float64(len(players))
+		t.Logf("%s: %v grants for %d sessions (%.1f each) in %ds of play", point, renewals-grants, len(players), per, playFor)
+		if per < 4 {
+			t.Errorf("%s: %.1f grants per session: fewer than three renewals", point, per)
+		}
+	}
+	t.Logf("total %v", time.Since(t0).Round(time.Second))
+
+}
