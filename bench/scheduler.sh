@@ -7,9 +7,10 @@
 # session-second: utime+stime from /proc over a measurement window, divided
 # by sessions × seconds. Each simulated live player opens a session with the
 # master playlist, reloads its video and audio media playlists every 2 s (one
-# fragment) and fetches the next block of each, which its sender reports as
-# sent in the next batch; each on-demand player loads its playlists once and
-# then only fetches. The scheduler keeps the default regions (1 current,
+# fragment; as its pathway's sender asks for them, rel.m3u8) and fetches the
+# next block of each, which its sender reports as sent in the next batch;
+# each on-demand player loads its playlists once and then only fetches. Every
+# player polls its steering manifest every 2 s (the default TTL). The scheduler keeps the default regions (1 current,
 # 2 alternative-send at two senders, 4 look-ahead) and batches every 100 ms.
 #
 #   bench/scheduler.sh                 # 1000 and 10000 sessions, live and vod

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var cf clusterFlags
 	cf.register(fs)
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
-	advertise := fs.String("advertise", "", "base URL senders reach this scheduler at, to fetch session playlists for their players (default http://<listen address>)")
+	advertise := fs.String("advertise", "", "base URL senders reach this scheduler at, to fetch session playlists for their players (default http://<listen address>, the loopback for an unspecified host: set it when senders run elsewhere)")
 	var origins stringsFlag
 	fs.Var(&origins, "origin", "origin base URL to read the timeline from (repeatable, in order of preference)")
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
@@ -150,9 +151,9 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}, Secret: cfg.Secret}
-	cfg.URL = *advertise
+	cfg.URL = strings.TrimSuffix(*advertise, "/")
 	if cfg.URL == "" {
-		cfg.URL = "http://" + *listen
+		cfg.URL = "http://" + listenURLHost(*listen)
 	}
 	sched, err := scheduler.New(cfg, tl, set, srv.Metrics.Registry, log)
 	if err != nil {
@@ -172,6 +173,19 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			"senders", len(set.Members()), "no_pins", cfg.NoPins)
 		fmt.Fprintf(stdout, "Sluice scheduler on http://%s: /s/<point>/manifest.mpd | /s/<point>/master.m3u8\n", addr)
 	})
+}
+
+// listenURLHost is the host:port of a listen address as other processes on
+// this machine reach it (an empty or unspecified host is the loopback).
+func listenURLHost(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // serveOwnerSetDNS answers the scheduler's owner-set names over UDP at

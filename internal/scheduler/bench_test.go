@@ -144,8 +144,12 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 var (
-	benchPlRe  = regexp.MustCompile(`(/s/[^"\s]+/media\.m3u8)`)
-	benchSegRe = regexp.MustCompile(`(?m)^http://([^/]+)/b/[^/]+/([^/]+)/([^/]+)/(\d+)\.m4s$`)
+	// The master's first pathway's media playlists (at a sender), the
+	// session ID (of the steering server's URI), and the segments of a
+	// pathway playlist (relative).
+	benchPlRe  = regexp.MustCompile(`http://[^/"\s]+/b/[^/]+/[^/]+/([^/]+)/media\.m3u8`)
+	benchSidRe = regexp.MustCompile(`SERVER-URI="/s/[^/]+/~([0-9a-f]+)/steering\.json"`)
+	benchSegRe = regexp.MustCompile(`(?m)^(\d+)\.m4s$`)
 )
 
 func TestControlPlaneBench(t *testing.T) {
@@ -207,7 +211,7 @@ func TestControlPlaneBench(t *testing.T) {
 		}
 		return string(b), err
 	}
-	var manifests, errs atomic.Int64
+	var manifests, steering, errs atomic.Int64
 	var firstErr atomic.Value
 	fail := func(err error) {
 		if errs.Add(1) == 1 {
@@ -218,9 +222,12 @@ func TestControlPlaneBench(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	// Each simulated player: open with the master playlist, load the
-	// lowest video and the audio playlist, then every 2 s (one fragment)
-	// reload them (live) and fetch the next block of each: the sender the
-	// URL names reports the send.
+	// lowest video and the audio playlist of its first pathway (as the
+	// sender of that pathway asks for them: rel.m3u8), then every 2 s (one
+	// fragment) reload them (live), fetch the next block of each (its first
+	// owner reports the send) and poll the steering manifest (every 2 s, the
+	// default TTL).
+	ids := sortedIDs(senders)
 	player := func(i int) {
 		defer wg.Done()
 		// On-demand sessions open at the start (their renderings are
@@ -232,19 +239,33 @@ func TestControlPlaneBench(t *testing.T) {
 			return
 		}
 		manifests.Add(1)
-		pls := benchPlRe.FindAllString(master, -1)
-		if len(pls) < 3 {
+		pls := benchPlRe.FindAllStringSubmatch(master, 3)
+		sm := benchSidRe.FindStringSubmatch(master)
+		if len(pls) < 3 || sm == nil {
 			fail(fmt.Errorf("master playlist: %.200s", master))
 			return
 		}
-		use := []string{pls[0], pls[len(pls)-1]} // audio rendition, lowest video
-		sid := strings.Split(strings.Split(pls[0], "/~")[1], "/")[0]
+		sid := sm[1]
+		base := "/s/" + mode + "/~" + sid + "/"
+		use := []string{base + pls[0][1] + "/rel.m3u8", base + pls[2][1] + "/rel.m3u8"} // audio rendition, lowest video
 		next := map[string]int64{}    // by playlist: start of the next block
 		tracks := map[string]string{} // by playlist: its track
+		for j, pl := range use {
+			tracks[pl] = pls[[]int{0, 2}[j]][1]
+		}
+		report := func(b cluster.BlockID) {
+			owner := cluster.Owners(b.Key(), ids, 2)[0]
+			senders[owner].sent(cluster.SentReport{Session: sid, Block: b, At: time.Now(), Bytes: 200000, FromRAM: true})
+		}
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
 		first := true
 		for {
+			if _, err := get(base + "steering.json"); err != nil {
+				fail(err)
+			} else {
+				steering.Add(1)
+			}
 			if first || mode == "live" {
 				for _, pl := range use {
 					body, err := get(pl)
@@ -253,48 +274,35 @@ func TestControlPlaneBench(t *testing.T) {
 						continue
 					}
 					manifests.Add(1)
-					// The block to fetch: the one after the last fetched
-					// (a look for "/<start>.m4s"), or at first a few
-					// behind the edge (live) or at the session's own
-					// position (on-demand).
-					var sg []string
+					// The block to fetch: the one after the last fetched,
+					// or at first a few behind the edge (live) or at the
+					// session's own position (on-demand).
+					var st int64
 					if next[pl] == 0 {
 						segs := benchSegRe.FindAllStringSubmatch(body, -1)
 						if len(segs) < 5 {
 							continue
 						}
-						sg = segs[len(segs)-4]
+						sg := segs[len(segs)-4]
 						if mode == "vod" {
 							sg = segs[(i*37)%len(segs)]
 						}
+						st, _ = strconv.ParseInt(sg[1], 10, 64)
 					} else {
-						want := "/" + strconv.FormatInt(next[pl], 10) + ".m4s"
-						j := strings.Index(body, want+"\n")
-						if j < 0 {
-							continue
-						}
-						k := strings.LastIndexByte(body[:j], '\n')
-						sg = benchSegRe.FindStringSubmatch(body[k+1 : j+len(want)])
-						if sg == nil {
+						st = next[pl]
+						if !strings.Contains(body, "\n"+strconv.FormatInt(st, 10)+".m4s\n") {
 							continue
 						}
 					}
-					st, _ := strconv.ParseInt(sg[4], 10, 64)
 					next[pl] = st + 2000
-					tracks[pl] = sg[3]
-					if f := senders[sg[1]]; f != nil {
-						f.sent(cluster.SentReport{Session: sid, Block: cluster.BlockID{Point: sg[2], Track: sg[3], Start: st},
-							At: time.Now(), Bytes: 200000, FromRAM: true})
-					}
+					report(cluster.BlockID{Point: mode, Track: tracks[pl], Start: st})
 				}
 				first = false
 			} else {
 				// On-demand: the playlist is loaded once; the player
 				// fetches the next block of each track.
 				for pl, st := range next {
-					b := cluster.BlockID{Point: "vod", Track: tracks[pl], Start: st}
-					owner := cluster.Owners(b.Key(), sortedIDs(senders), 2)[0]
-					senders[owner].sent(cluster.SentReport{Session: sid, Block: b, At: time.Now(), Bytes: 200000, FromRAM: true})
+					report(cluster.BlockID{Point: "vod", Track: tracks[pl], Start: st})
 					next[pl] = st + 2000
 				}
 			}
@@ -317,12 +325,12 @@ func TestControlPlaneBench(t *testing.T) {
 	t.Logf("%d sessions opened in %v (%d errors)", sessions, time.Since(t0).Round(time.Millisecond), errs.Load())
 	time.Sleep(warm)
 	cpu0, _ := procCPU(cmd.Process.Pid)
-	m0, b0, o0 := manifests.Load(), totalBatches(senders), totalOps(senders)
+	m0, s0, b0, o0 := manifests.Load(), steering.Load(), totalBatches(senders), totalOps(senders)
 	w0 := time.Now()
 	time.Sleep(window)
 	cpu1, _ := procCPU(cmd.Process.Pid)
 	el := time.Since(w0)
-	m1, b1, o1 := manifests.Load(), totalBatches(senders), totalOps(senders)
+	m1, s1, b1, o1 := manifests.Load(), steering.Load(), totalBatches(senders), totalOps(senders)
 	rss := procRSS(cmd.Process.Pid)
 	cancel()
 	cpu := cpu1 - cpu0
@@ -336,9 +344,9 @@ func TestControlPlaneBench(t *testing.T) {
 	if mode == "live" {
 		load = mps / float64(sessions)
 	}
-	fmt.Printf("RESULT mode=%s sessions=%d senders=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) us_per_manifest_incl_share=%.0f batches/s=%.1f ops/s=%.0f rss_mb=%.0f errors=%d\n",
+	fmt.Printf("RESULT mode=%s sessions=%d senders=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f us_per_manifest_incl_share=%.0f batches/s=%.1f ops/s=%.0f rss_mb=%.0f errors=%d\n",
 		mode, sessions, nSenders, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
-		mps, 100*load, float64(cpu.Microseconds())/max(float64(m1-m0), 1), float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, errs.Load())
+		mps, 100*load, float64(s1-s0)/el.Seconds(), float64(cpu.Microseconds())/max(float64(m1-m0), 1), float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, errs.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf("first error: %v\n", e)
 	}
