@@ -118,10 +118,15 @@ if (dashSettings !== null) result.dashSettings = dashSettings;
 if (playerConfig !== null) result.playerConfig = playerConfig;
 
 // Hard stop: whatever happens, never outlive startup + seconds + a margin.
+// finish prints the result and exits once stdout has taken it all: a pipe
+// takes a large write in pieces, and process.exit() would cut it.
+function finish(code) {
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code));
+}
+
 const deadline = setTimeout(() => {
   result.failure = 'play.mjs overall timeout';
-  console.log(JSON.stringify(result));
-  process.exit(1);
+  finish(1);
 }, (startupSecs + seconds + 60) * 1000);
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
@@ -288,5 +293,4 @@ try {
   rmSync(userDataDir, { recursive: true, force: true });
   clearTimeout(deadline);
 }
-console.log(JSON.stringify(result));
-process.exit(exitCode);
+finish(exitCode);
