@@ -50,7 +50,7 @@ type fakeSender struct {
 	orphansTo string
 }
 
-func newFakeSender(t *testing.T, id string, budget int) *fakeSender {
+func newFakeSender(t testing.TB, id string, budget int) *fakeSender {
 	f := &fakeSender{id: id, budget: budget, held: map[cluster.BlockID]bool{}, pins: map[string]map[cluster.Pin]bool{},
 		owner: map[string]string{}, reports: map[string][]cluster.SentReport{}, leases: map[string]time.Time{},
 		grants: map[string]string{}, ended: map[string]bool{}, boot: "boot-1"}
@@ -276,7 +276,7 @@ func testView(name string, n int, vod bool) store.View {
 // testCluster is a scheduler over fake senders that hold every block of the
 // view on its owners.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	senders []*fakeSender
 	tl      *fakeTimeline
 	s       *Scheduler
@@ -292,7 +292,7 @@ func quietLog() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newTestCluster(t *testing.T, cfg Config, nSenders, budget int, views ...store.View) *testCluster {
+func newTestCluster(t testing.TB, cfg Config, nSenders, budget int, views ...store.View) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, tl: &fakeTimeline{}}
 	var ms []membership.Member
@@ -402,7 +402,7 @@ func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(c int)           { r.code = c }
 
-func mustReq(t *testing.T, path string) *http.Request {
+func mustReq(t testing.TB, path string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http://sched"+path, nil)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -309,15 +310,13 @@ func TestSenderDeathMovesBlocks(t *testing.T) {
 			t.Errorf("listed URL %d changed: %s -> %s", i, u, now[i])
 		}
 	}
+	// A new block is listed at a live owner (the first one known to hold
+	// it near the live edge, else the primary among the live senders).
 	for _, u := range now[len(old):] {
 		host, b := blockOf(t, u)
-		o := cluster.Owners(b.Key(), []string{"s0", "s1", "s2"}, 2)
-		want := o[0]
-		if want == "s2" {
-			want = o[1]
-		}
-		if got := c.hostID(host); got != want {
-			t.Errorf("%s at %s, want %s", b, got, want)
+		o := cluster.Owners(b.Key(), []string{"s0", "s1"}, 2)
+		if got := c.hostID(host); !slices.Contains(o, got) {
+			t.Errorf("%s at %s, want one of the live owners %v", b, got, o)
 		}
 	}
 }

@@ -227,3 +227,25 @@ func TestSenderBackAfterProbe(t *testing.T) {
 	eventually(t, "s1 back in the live set", 5*time.Second, func() bool { return len(c.s.LiveSenders()) == 3 })
 	eventually(t, "s1 granted the session again", 2*time.Second, func() bool { by, _ := f.Granted(sid); return by != "" && len(f.Batches()) > 0 })
 }
+
+// BenchmarkSteering is the scheduler's cost of one steering request (a
+// player polls every Config.SteeringTTL): the handler in process, a live
+// point with three senders.
+func BenchmarkSteering(b *testing.B) {
+	c := newTestCluster(b, DefaultConfig(), 3, -1, testView("live", 30, false))
+	code, master := c.get("/s/live/master.m3u8")
+	if code != 200 {
+		b.Fatal(code)
+	}
+	sid := regexp.MustCompile(`/s/live/~([0-9a-f]+)/steering\.json`).FindStringSubmatch(master)[1]
+	req := mustReq(b, "/s/live/~"+sid+"/steering.json?_HLS_pathway=x&_HLS_throughput=1000")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		rec := newRecorder()
+		c.s.ServeHTTP(rec, req)
+		if rec.code != 200 {
+			b.Fatal(rec.code)
+		}
+	}
+}
