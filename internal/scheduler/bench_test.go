@@ -248,8 +248,8 @@ func TestControlPlaneBench(t *testing.T) {
 		sid := sm[1]
 		base := "/s/" + mode + "/~" + sid + "/"
 		use := []string{base + pls[0][1] + "/rel.m3u8", base + pls[2][1] + "/rel.m3u8"} // audio rendition, lowest video
-		next := map[string]int64{}    // by playlist: start of the next block
-		tracks := map[string]string{} // by playlist: its track
+		next := map[string]int64{}                                                      // by playlist: start of the next block
+		tracks := map[string]string{}                                                   // by playlist: its track
 		for j, pl := range use {
 			tracks[pl] = pls[[]int{0, 2}[j]][1]
 		}
