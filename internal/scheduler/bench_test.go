@@ -247,9 +247,10 @@ func TestControlPlaneBench(t *testing.T) {
 		}
 		sid := sm[1]
 		base := "/s/" + mode + "/~" + sid + "/"
-		use := []string{base + pls[0][1] + "/rel.m3u8", base + pls[2][1] + "/rel.m3u8"} // audio rendition, lowest video
-		next := map[string]int64{}                                                      // by playlist: start of the next block
-		tracks := map[string]string{}                                                   // by playlist: its track
+		// The audio rendition and the lowest video.
+		use := []string{base + pls[0][1] + "/rel.m3u8", base + pls[2][1] + "/rel.m3u8"}
+		next := map[string]int64{}    // by playlist: start of the next block
+		tracks := map[string]string{} // by playlist: its track
 		for j, pl := range use {
 			tracks[pl] = pls[[]int{0, 2}[j]][1]
 		}
