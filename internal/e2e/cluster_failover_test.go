@@ -80,6 +80,9 @@ func newFailoverFront(t *testing.T, targets ...string) *failoverFront {
 			k := (int(f.cur.Load()) + i) % len(f.targets)
 			req, _ := http.NewRequestWithContext(r.Context(), r.Method, f.targets[k]+r.URL.RequestURI(), nil)
 			req.Header = r.Header.Clone()
+			// As a proxy in front of schedulers should: the absolute URLs
+			// of a DASH MPD (its steering server) name the front.
+			req.Header.Set("X-Forwarded-Host", r.Host)
 			resp, err := tr.RoundTrip(req)
 			if err != nil {
 				lastErr = err
