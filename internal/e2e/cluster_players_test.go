@@ -50,7 +50,10 @@ import (
 //     which must not be 0);
 //   - dash.js plays live across the kill and then the asset, with no
 //     error and no stall; the victim is the first owner of the newest live
-//     fragment, which dash.js, near the live edge, asks for next;
+//     fragment, which dash.js, near the live edge, asks for next; hls.js
+//     and Shaka Player play the live HLS session (its direct pathway, the
+//     owner-set names) across the kill at the same time, with no failed
+//     request and no underrun;
 //   - the scheduler served manifests only: no fragment or init request
 //     reached it, and every segment URL of its manifests names an owner
 //     set;
@@ -195,10 +198,36 @@ func TestClusterPlayers(t *testing.T) {
 	defer killer.Stop()
 	if browser {
 		// Across the kill: Chromium starts in a few seconds and plays 24 s.
+		// hls.js and Shaka Player play the live HLS session at the same
+		// time, on its direct pathway (the owner-set names).
+		var hlsWG sync.WaitGroup
+		hlsRes := map[string]*playResult{}
+		for _, kind := range []string{"hls", "shaka"} {
+			res := &playResult{}
+			hlsRes[kind] = res
+			hlsWG.Add(1)
+			go func() {
+				defer hlsWG.Done()
+				env := playEnv{prefix: chromium.prefix, env: append([]string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[kind]}, chromium.env...)}
+				*res = runPlayIn(t, env, webDir, sched.base+"/s/live/master.m3u8", kind, 24, 20, filepath.Join(art, kind+"-live.png"))
+			}()
+		}
 		r := runPlayIn(t, chromium, webDir, sched.base+"/s/live/manifest.mpd", "dash", 24, 20, filepath.Join(art, "dashjs-live.png"))
 		checkPlay(t, r, 20)
 		if r.Stalls > 0 {
 			t.Errorf("dash.js stalled %d times", r.Stalls)
+		}
+		hlsWG.Wait()
+		for kind, hr := range hlsRes {
+			checkPlay(t, *hr, 20)
+			var ws []string
+			for _, w := range hr.Warnings {
+				ws = append(ws, string(w))
+			}
+			// The names resolve to the live owners: no request fails.
+			if hr.Underruns > 0 || strings.Contains(strings.Join(ws, " "), "fragLoadError") {
+				t.Errorf("%s (HLS, direct pathway) across the kill: %d underruns, warnings %s", kind, hr.Underruns, ws)
+			}
 		}
 		if k := killedAt.Load(); k == 0 || time.Since(time.Unix(0, k)) < 3*time.Second {
 			t.Errorf("dash.js did not play on for 3 s after the kill (killed at %v, now %v)", time.Unix(0, k), time.Now())
