@@ -38,6 +38,8 @@ type Point struct {
 	meta    PointMeta
 	tracks  map[string]*track
 	streams map[string]*stream
+	// busy counts the bodies being received per stream id (Receiving).
+	busy    map[string]int
 	changed chan struct{}
 }
 
@@ -71,20 +73,26 @@ type track struct {
 type stream struct {
 	ID     string            `json:"id"`
 	Tracks map[uint32]string `json:"tracks"` // track_ID in the stream -> track id
+	// Fed is set once a fragment arrived on the stream (see StreamFed).
+	Fed    bool `json:"fed,omitempty"`
 	header []byte
 	hdr    *media.Header
+	// act is what the stream did since the process started (activity.go).
+	act activity
 }
 
 func newPoint(s *Store, name string) *Point {
 	return &Point{
 		Name: name, store: s, dir: filepath.Join(s.dir, filepath.FromSlash(name)),
-		tracks: map[string]*track{}, streams: map[string]*stream{}, changed: make(chan struct{}),
+		tracks: map[string]*track{}, streams: map[string]*stream{},
+		busy: map[string]int{}, changed: make(chan struct{}),
 	}
 }
 
 func (p *Point) saveMeta() error { return writeJSON(filepath.Join(p.dir, pointFile), p.meta) }
 
 func (p *Point) load() error {
+	p.removeTemps(p.dir)
 	b, err := os.ReadFile(filepath.Join(p.dir, pointFile))
 	if err != nil {
 		return err
@@ -107,6 +115,7 @@ func (p *Point) load() error {
 	sdirs, _ := os.ReadDir(filepath.Join(p.dir, "s"))
 	for _, d := range sdirs {
 		dir := filepath.Join(p.dir, "s", d.Name())
+		p.removeTemps(dir)
 		var st stream
 		b, err := os.ReadFile(filepath.Join(dir, streamFile))
 		if err == nil {
@@ -122,9 +131,22 @@ func (p *Point) load() error {
 			p.store.log.Warn("skipping unreadable stream", "point", p.Name, "stream", d.Name(), "err", err)
 			continue
 		}
+		st.act.since = time.Now()
 		p.streams[st.ID] = &st
 	}
+	p.inferFed()
 	return nil
+}
+
+// removeTemps removes the temporary files a crash left in dir (see
+// Store.removeTemp).
+func (p *Point) removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), tmpPrefix) {
+			p.store.removeTemp(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func (p *Point) loadTrack(dir string) (*track, error) {
@@ -145,12 +167,8 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".tmp-") {
-			// An interrupted write: never renamed, so never acknowledged
-			// (or, in a shared store, a write in progress elsewhere).
-			if !p.store.shared {
-				os.Remove(filepath.Join(dir, n))
-			}
+		if strings.HasPrefix(n, tmpPrefix) {
+			p.store.removeTemp(filepath.Join(dir, n))
 			continue
 		}
 		if !strings.HasSuffix(n, fragExt) {
@@ -345,7 +363,7 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 			if err != nil {
 				return nil, err
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := mkdirAll(dir); err != nil {
 				return nil, err
 			}
 			if err := writeFileAtomic(filepath.Join(dir, initFile), init); err != nil {
@@ -367,13 +385,19 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 	st := p.streams[streamID]
 	if st == nil || !bytes.Equal(st.header, raw) {
 		dir := filepath.Join(p.dir, "s", streamID)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := mkdirAll(dir); err != nil {
 			return nil, err
 		}
 		if err := writeFileAtomic(filepath.Join(dir, headerFile), raw); err != nil {
 			return nil, err
 		}
+		old := st
 		st = &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
+		if old != nil {
+			st.Fed, st.act = old.Fed, old.act
+		} else {
+			st.act.since = time.Now()
+		}
 		if err := writeJSON(filepath.Join(dir, streamFile), st); err != nil {
 			return nil, err
 		}
