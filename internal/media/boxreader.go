@@ -21,11 +21,28 @@ var (
 	ErrMalformed = errors.New("malformed box header")
 )
 
+// Memory accounts for the bytes a reader holds in box buffers (an ingest's
+// memory budget). Grow is called before the reader holds n more bytes; an
+// error aborts the read with that error. Release returns bytes no longer
+// held.
+type Memory interface {
+	Grow(n int) error
+	Release(n int)
+}
+
+// firstChunk is the buffer a box starts with; it doubles as bytes arrive, so
+// a box that declares a large size costs memory only for the bytes that
+// actually came.
+const firstChunk = 64 << 10
+
 // Box is one top-level box read from a stream: its four-character type and
-// its complete bytes, header included.
+// its complete bytes, header included (the header alone when the reader
+// skipped its payload, see SetSkip).
 type Box struct {
-	Type string
-	Raw  []byte
+	Type    string
+	Raw     []byte
+	Size    uint64 // the declared size, header included
+	Skipped bool   // the payload was discarded
 }
 
 // BoxReader reads complete top-level boxes from a byte stream whose chunk
@@ -36,7 +53,42 @@ type BoxReader struct {
 	max uint64
 	off int64
 	hdr [16]byte
+
+	skip  func(typ string) bool
+	mem   Memory
+	held  int  // bytes granted by mem for the box last returned
+	inBox bool // a box header was read and its payload is arriving
 }
+
+// SetSkip makes the reader discard the payload of the boxes for which skip
+// returns true as it arrives, without buffering it: such a box is returned
+// with its header only in Raw and its size in Size.
+func (b *BoxReader) SetSkip(skip func(typ string) bool) { b.skip = skip }
+
+// SetMemory makes the reader account the box buffers it holds to m. A box
+// is held from its first byte until the next call of Next (or Release).
+func (b *BoxReader) SetMemory(m Memory) { b.mem = m }
+
+// Release returns the memory of the box last returned: call it when the
+// reader is done with.
+func (b *BoxReader) Release() {
+	if b.mem != nil && b.held > 0 {
+		b.mem.Release(b.held)
+	}
+	b.held = 0
+}
+
+// Keep hands the memory of the box last returned to the caller, who keeps
+// the box past the next call of Next and releases that many bytes itself.
+func (b *BoxReader) Keep() int {
+	n := b.held
+	b.held = 0
+	return n
+}
+
+// InBox reports whether a box header has been read and the reader is
+// waiting for the rest of that box (not between boxes).
+func (b *BoxReader) InBox() bool { return b.inBox }
 
 // NewBoxReader returns a reader of boxes from r; no box may exceed max bytes.
 func NewBoxReader(r io.Reader, max uint64) *BoxReader {
@@ -47,7 +99,9 @@ func NewBoxReader(r io.Reader, max uint64) *BoxReader {
 func (b *BoxReader) Offset() int64 { return b.off }
 
 // Next reads the next box. It returns io.EOF at a clean end between boxes.
+// The memory of the box it returned before is released first.
 func (b *BoxReader) Next() (Box, error) {
+	b.Release()
 	n, err := io.ReadFull(b.r, b.hdr[:8])
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -66,7 +120,10 @@ func (b *BoxReader) Next() (Box, error) {
 		return Box{}, fmt.Errorf("box %q at offset %d has size 0 (to end of file), not allowed in a stream: %w", printable(typ), b.off, ErrMalformed)
 	case 1:
 		if _, err := io.ReadFull(b.r, b.hdr[8:16]); err != nil {
-			return Box{}, fmt.Errorf("large size of box %q at offset %d: %w", printable(typ), b.off, ErrTruncated)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = ErrTruncated
+			}
+			return Box{}, fmt.Errorf("large size of box %q at offset %d: %w", printable(typ), b.off, err)
 		}
 		size = binary.BigEndian.Uint64(b.hdr[8:16])
 		hl = 16
@@ -80,17 +137,76 @@ func (b *BoxReader) Next() (Box, error) {
 	if size > b.max {
 		return Box{}, fmt.Errorf("box %q at offset %d declares %d bytes, bound is %d: %w", typ, b.off, size, b.max, ErrBoxTooLarge)
 	}
-	raw := make([]byte, size)
-	copy(raw, b.hdr[:hl])
-	got, err := io.ReadFull(b.r, raw[hl:])
-	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Box{}, fmt.Errorf("box %q at offset %d: %d of %d bytes arrived: %w", typ, b.off, hl+got, size, ErrTruncated)
+	if b.skip != nil && b.skip(typ) {
+		b.inBox = true
+		got, err := io.CopyN(io.Discard, b.r, int64(size)-int64(hl))
+		b.inBox = false
+		if err != nil {
+			return Box{}, b.readErr(typ, size, uint64(hl)+uint64(got), err)
 		}
-		return Box{}, fmt.Errorf("box %q at offset %d: %w", typ, b.off, err)
+		b.off += int64(size)
+		return Box{Type: typ, Raw: append([]byte(nil), b.hdr[:hl]...), Size: size, Skipped: true}, nil
+	}
+	b.inBox = true
+	raw, err := b.body(typ, size, hl)
+	b.inBox = false
+	if err != nil {
+		return Box{}, err
 	}
 	b.off += int64(size)
-	return Box{Type: typ, Raw: raw}, nil
+	return Box{Type: typ, Raw: raw, Size: size}, nil
+}
+
+// body reads the rest of a box whose header (hl bytes) is in b.hdr. The
+// buffer starts at firstChunk and doubles as bytes arrive, each growth
+// granted by the memory account first.
+func (b *BoxReader) body(typ string, size uint64, hl int) ([]byte, error) {
+	grow := func(n int) error {
+		if b.mem == nil {
+			return nil
+		}
+		if err := b.mem.Grow(n); err != nil {
+			return fmt.Errorf("box %q at offset %d (%d bytes): %w", typ, b.off, size, err)
+		}
+		b.held += n
+		return nil
+	}
+	c := int(min(size, firstChunk))
+	if l, ok := b.r.(interface{ Len() int }); ok && uint64(l.Len()) >= size-uint64(hl) {
+		// An in-memory source (a stored fragment) holds the bytes already.
+		c = int(size)
+	}
+	if err := grow(c); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, hl, c)
+	copy(raw, b.hdr[:hl])
+	for uint64(len(raw)) < size {
+		if len(raw) == cap(raw) {
+			nc := int(min(size, 2*uint64(cap(raw))))
+			if err := grow(nc - cap(raw)); err != nil {
+				return nil, err
+			}
+			raw = append(make([]byte, 0, nc), raw...)
+		}
+		n, err := b.r.Read(raw[len(raw):cap(raw)])
+		raw = raw[:len(raw)+n]
+		if err != nil && uint64(len(raw)) < size {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, b.readErr(typ, size, uint64(len(raw)), err)
+		}
+	}
+	return raw, nil
+}
+
+// readErr describes a box whose payload stopped at got of size bytes.
+func (b *BoxReader) readErr(typ string, size, got uint64, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("box %q at offset %d: %d of %d bytes arrived: %w", typ, b.off, got, size, ErrTruncated)
+	}
+	return fmt.Errorf("box %q at offset %d: %w", typ, b.off, err)
 }
 
 // validType accepts printable ASCII four-character codes (and the © prefix
