@@ -44,7 +44,7 @@ type roleFlags struct {
 	lookahead int
 	pacing    string
 	maxBox    int64
-	idle      time.Duration
+	limits    limitFlags
 	logFormat string
 	logLevel  string
 	adminTok  string
@@ -60,7 +60,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
 	fs.StringVar(&rf.pacing, "pacing", d.Pacing.Mode, "TCP pacing of media responses: off, client (the player's CMCD rtp or Sluice-Pacing header), server (the server's bottleneck estimate) or both; YAML pacing: for the details (docs/pacing.md)")
 	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
-	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
+	rf.limits.register(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
@@ -89,12 +89,11 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.Pacing.Mode = rf.pacing
 		case "max-box":
 			c.MaxBox = rf.maxBox
-		case "ingest-idle":
-			c.IngestIdle = rf.idle
 		case "admin-token":
 			c.AdminToken = rf.adminTok
 		}
 	})
+	c = rf.limits.apply(fs, c)
 	if c.AdminToken == "" {
 		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
 	}
