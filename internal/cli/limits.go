@@ -2,6 +2,9 @@ package cli
 
 import (
 	"flag"
+	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/config"
@@ -58,4 +61,24 @@ func (lf *limitFlags) apply(fs *flag.FlagSet, cfg config.Config) config.Config {
 // the shared role flags (scheduler, sender).
 func writeTimeoutFlag(fs *flag.FlagSet) *time.Duration {
 	return fs.Duration("write-timeout", config.Defaults().WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
+}
+
+// memoryHeadroom is what the soft memory limit allows beyond the ingest
+// memory budget.
+const memoryHeadroom = 256 << 20
+
+// memoryLimit sets the Go runtime's soft memory limit of a process that
+// takes pushes to its ingest memory budget plus headroom (256 MiB) for
+// everything else it holds, unless $GOMEMLIMIT says otherwise. Under a
+// flood of large boxes the garbage collector then reclaims the buffers of
+// the pushes that were cut before the heap grows to twice what is live
+// (GOGC), so that the resident size stays within budget + headroom
+// (docs/ingest.md, "Limits").
+func memoryLimit(cfg config.Config, log *slog.Logger) {
+	if cfg.IngestMemory <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := cfg.IngestMemory + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	log.Debug("soft memory limit", "bytes", limit)
 }

@@ -176,6 +176,7 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	if err != nil {
 		return err
 	}
+	memoryLimit(cfg, log)
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice "+name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
 	})

@@ -132,7 +132,47 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, pp string, stat
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter)
 	}
-	http.Error(w, reason, status)
+	// http.Error, with a length: the answer is whole even if lingerClose
+	// takes the connection over.
+	body := reason + "\n"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+// Lingering after a refusal in the middle of a body (lingerClose).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 16 << 20
+)
+
+// lingerClose ends the connection of a push refused in the middle of its
+// body without losing the answer. Closing a socket with unread bytes makes
+// the kernel send a reset, which can destroy the answer before the encoder
+// has read it (net/http closes so when it gives up on a body). Instead the
+// answer is flushed, the sending side closed (FIN), and what the encoder
+// still sends is read and dropped — at most lingerBytes for lingerTime —
+// before the connection is closed.
+func lingerClose(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if brw.Flush() != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, io.LimitReader(conn, lingerBytes))
 }
 
 // claim takes one of the point's push slots (cfg.MaxPushes); false when
@@ -284,6 +324,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID stri
 		status = 499
 	}
 	h.refuse(w, r, pp, status, err.Error(), "stream", streamID, "offset", res.Bytes, "stored_fragments", res.Fragments)
+	if status != 499 {
+		lingerClose(w)
+	}
 }
 
 var errClientGone = errors.New("encoder connection closed")

@@ -152,18 +152,27 @@ func TestLiveEncodersNotCut(t *testing.T) {
 			argv := append([]string{"-hide_banner", "-loglevel", "error"}, args...)
 			argv = append(argv, e.ts.URL+"/live.isml/Streams("+id+")")
 			testmedia.Run(t, argv)
-			ended := false
-			for _, l := range strings.Split(e.logs.String(), "\n") {
-				if !strings.Contains(l, "stream="+id+" ") && !strings.HasSuffix(l, "stream="+id) {
-					continue
+			// ffmpeg exits without reading the answer: the end may be
+			// logged a moment later.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				ended := false
+				for _, l := range strings.Split(e.logs.String(), "\n") {
+					if !strings.Contains(l, "stream="+id+" ") && !strings.HasSuffix(l, "stream="+id) {
+						continue
+					}
+					if strings.Contains(l, "status=408") {
+						t.Fatalf("a live encoder was cut: %s", l)
+					}
+					ended = ended || strings.Contains(l, "end of stream")
 				}
-				if strings.Contains(l, "status=408") {
-					t.Fatalf("a live encoder was cut: %s", l)
+				if ended {
+					return
 				}
-				ended = ended || strings.Contains(l, "end of stream")
-			}
-			if !ended {
-				t.Fatalf("push did not reach its end:\n%s", e.logs.String())
+				if time.Now().After(deadline) {
+					t.Fatalf("push did not reach its end:\n%s", e.logs.String())
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}
@@ -174,21 +183,25 @@ func TestLiveEncodersNotCut(t *testing.T) {
 // (503 with Retry-After), and a push of real fragments goes through while
 // they hold it.
 func TestMemoryBudget(t *testing.T) {
+	// A hog sends 900 KiB of a 1 MiB box: the reader holds the chunks of
+	// 64, 128, 256 and 512 KiB it has filled or is filling, 960 KiB. Two
+	// fill the budget exactly.
+	const held = 960 << 10
 	e := newEnvWith(t, nil, func(c *config.Config) {
 		c.MaxBox = 1 << 20
-		c.IngestMemory = 2 << 20
+		c.IngestMemory = 2 * held
 		c.IngestMinRate = 0
 	})
 	a, _ := fixtures(t)
 	hog := func(id string) *livePush {
 		p := startPush(t, e, "/live.isml/Streams("+id+")")
-		p.write(append(boxHeader(1<<20, "uuid"), make([]byte, 900<<10)...)) // holds a 1 MiB buffer
+		p.write(append(boxHeader(1<<20, "uuid"), make([]byte, 900<<10)...))
 		return p
 	}
 	h1 := hog("hog1")
-	waitBuffered(t, e, 1<<20)
+	waitBuffered(t, e, held)
 	h2 := hog("hog2")
-	waitBuffered(t, e, 2<<20)
+	waitBuffered(t, e, 2*held)
 	// A good push needs memory: one hog is cut, the push is stored.
 	e.mustPush("good push while the budget is full", a)
 	var cut *livePush

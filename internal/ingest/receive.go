@@ -99,8 +99,12 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			if err != nil {
 				return res, err
 			}
-			if err := point.StreamFed(streamID); err != nil {
-				return res, err
+			if r != store.Differs {
+				// The stream carries media (stored, or the same bytes
+				// as stored): offer it to pull.
+				if err := point.StreamFed(streamID); err != nil {
+					return res, err
+				}
 			}
 			switch r {
 			case store.Added:

@@ -30,10 +30,13 @@ type Memory interface {
 	Release(n int)
 }
 
-// firstChunk is the buffer a box starts with; it doubles as bytes arrive, so
-// a box that declares a large size costs memory only for the bytes that
-// actually came.
-const firstChunk = 64 << 10
+// A box larger than firstChunk is read in chunks that double from
+// firstChunk up to maxChunk as bytes arrive, so a box that declares a large
+// size costs memory only for the bytes that actually came.
+const (
+	firstChunk = 64 << 10
+	maxChunk   = 1 << 20
+)
 
 // Box is one top-level box read from a stream: its four-character type and
 // its complete bytes, header included (the header alone when the reader
@@ -158,8 +161,11 @@ func (b *BoxReader) Next() (Box, error) {
 }
 
 // body reads the rest of a box whose header (hl bytes) is in b.hdr. The
-// buffer starts at firstChunk and doubles as bytes arrive, each growth
-// granted by the memory account first.
+// bytes are read into chunks that start at firstChunk and double up to
+// maxChunk as they arrive, each granted by the memory account first, and
+// copied into one buffer of the box's size only once the whole box has
+// arrived: a box that never completes costs the bytes that came, and no
+// copy.
 func (b *BoxReader) body(typ string, size uint64, hl int) ([]byte, error) {
 	grow := func(n int) error {
 		if b.mem == nil {
@@ -171,32 +177,47 @@ func (b *BoxReader) body(typ string, size uint64, hl int) ([]byte, error) {
 		b.held += n
 		return nil
 	}
-	c := int(min(size, firstChunk))
-	if l, ok := b.r.(interface{ Len() int }); ok && uint64(l.Len()) >= size-uint64(hl) {
-		// An in-memory source (a stored fragment) holds the bytes already.
-		c = int(size)
+	if l, ok := b.r.(interface{ Len() int }); (ok && uint64(l.Len()) >= size-uint64(hl)) || size <= firstChunk {
+		// Small, or from memory (a stored fragment): read in one piece.
+		if err := grow(int(size)); err != nil {
+			return nil, err
+		}
+		raw := make([]byte, size)
+		copy(raw, b.hdr[:hl])
+		if got, err := io.ReadFull(b.r, raw[hl:]); err != nil {
+			return nil, b.readErr(typ, size, uint64(hl+got), err)
+		}
+		return raw, nil
 	}
-	if err := grow(c); err != nil {
+	var chunks [][]byte
+	got, c := uint64(hl), firstChunk
+	for got < size {
+		n := int(min(uint64(c), size-got))
+		if err := grow(n); err != nil {
+			return nil, err
+		}
+		chunk := make([]byte, n)
+		m, err := io.ReadFull(b.r, chunk)
+		got += uint64(m)
+		if err != nil {
+			return nil, b.readErr(typ, size, got, err)
+		}
+		chunks = append(chunks, chunk)
+		c = min(2*c, maxChunk)
+	}
+	if err := grow(int(size)); err != nil {
 		return nil, err
 	}
-	raw := make([]byte, hl, c)
+	raw := make([]byte, hl, size)
 	copy(raw, b.hdr[:hl])
-	for uint64(len(raw)) < size {
-		if len(raw) == cap(raw) {
-			nc := int(min(size, 2*uint64(cap(raw))))
-			if err := grow(nc - cap(raw)); err != nil {
-				return nil, err
-			}
-			raw = append(make([]byte, 0, nc), raw...)
-		}
-		n, err := b.r.Read(raw[len(raw):cap(raw)])
-		raw = raw[:len(raw)+n]
-		if err != nil && uint64(len(raw)) < size {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, b.readErr(typ, size, uint64(len(raw)), err)
-		}
+	for i, chunk := range chunks {
+		raw = append(raw, chunk...)
+		chunks[i] = nil
+	}
+	if b.mem != nil {
+		// The chunks are garbage now: only the box is held.
+		b.mem.Release(int(size) - hl)
+		b.held -= int(size) - hl
 	}
 	return raw, nil
 }
