@@ -20,7 +20,8 @@ With --ingest (repeatable; YAML ingests:) it pulls every configured point from t
 StreamManifest, then Streams(<id>) for each stream, from the first one reachable; on a failure
 (connection lost, body ended without end of stream, nothing stored for about two fragment
 durations) it resumes from the next one with StartTime, so the archive has no gap and no
-duplicate. /readyz answers 200 once an ingest is reachable and every live stream is pulled.
+duplicate. /readyz answers 200 once an ingest is reachable and every live stream it pulls is connected
+(at most --max-pulls streams, live ones first).
 
   sluice origin --point live --ingest http://ingest-a:8080 --ingest http://ingest-b:8080`
 

@@ -133,7 +133,7 @@ func Defaults() Config {
 		IngestIdle:       30 * time.Second,
 		IngestMinRate:    1 << 10,
 		IngestRateWindow: 10 * time.Second,
-		IngestMemory:     512 << 20,
+		IngestMemory:     256 << 20,
 		MaxPushes:        32,
 		StreamExpiry:     10 * time.Minute,
 		MaxPulls:         64,

@@ -3,7 +3,9 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +25,12 @@ const evictWait = 2 * time.Second
 // refused instead.
 type budget struct {
 	limit int64
+	// collect runs a garbage collection after a push was cut or refused
+	// for memory, at most once per collectEvery: the buffers of that
+	// push are garbage at once, and would otherwise stay resident until
+	// the heap doubles.
+	collect func()
+	lastGC  atomic.Int64 // unix nanoseconds of the last collection
 
 	mu    sync.Mutex
 	used  int64
@@ -31,7 +39,20 @@ type budget struct {
 }
 
 func newBudget(limit int64) *budget {
-	return &budget{limit: limit, holds: map[*hold]struct{}{}, freed: make(chan struct{})}
+	return &budget{limit: limit, holds: map[*hold]struct{}{}, freed: make(chan struct{}), collect: debug.FreeOSMemory}
+}
+
+// collectEvery bounds the garbage collections the budget asks for.
+const collectEvery = time.Second
+
+// reclaim asks for a collection, unless one was asked for lately.
+func (b *budget) reclaim() {
+	now := time.Now().UnixNano()
+	last := b.lastGC.Load()
+	if now-last < int64(collectEvery) || !b.lastGC.CompareAndSwap(last, now) {
+		return
+	}
+	go b.collect()
 }
 
 // Used returns the bytes held now.
@@ -92,6 +113,7 @@ func (h *hold) Grow(n int) error {
 		if victim == nil && !pending {
 			used := b.used
 			b.mu.Unlock()
+			b.reclaim()
 			return fmt.Errorf("%w: %d of %d bytes in use, this push holds %d and needs %d more",
 				ErrOverBudget, used, b.limit, h.n, n)
 		}
@@ -128,12 +150,16 @@ func (h *hold) Release(n int) {
 func (h *hold) close() {
 	b := h.b
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	cut := h.cutting
 	delete(b.holds, h)
 	b.used -= h.n
 	h.n = 0
 	close(b.freed)
 	b.freed = make(chan struct{})
+	b.mu.Unlock()
+	if cut {
+		b.reclaim()
+	}
 }
 
 // wasCut reports whether the push was chosen to be cut.
