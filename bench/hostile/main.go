@@ -485,7 +485,7 @@ func junkIDs(e *env) {
 func fullDisk(e *env) {
 	dir := filepath.Join(e.dir, "small")
 	os.MkdirAll(dir, 0o755)
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=160m"); err != nil {
 		fmt.Printf("skipped: cannot mount a tmpfs (needs root): %v\n", err)
 		return
 	}
