@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/testkit"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
@@ -227,16 +228,19 @@ func TestMemoryBudget(t *testing.T) {
 // waitBuffered waits until the ingest buffers hold at least n bytes.
 func waitBuffered(t *testing.T, e *env, n float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	waitGauge(t, e, "sluice_ingest_buffer_bytes", n)
+}
+
+// waitGauge waits until a gauge of the server is at least n.
+func waitGauge(t *testing.T, e *env, name string, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mfs, _ := e.srv.Metrics.Registry.Gather()
-		for _, mf := range mfs {
-			if mf.GetName() == "sluice_ingest_buffer_bytes" && mf.GetMetric()[0].GetGauge().GetValue() >= n {
-				return
-			}
+		if testkit.Sum(t, e.srv.Metrics.Registry, name) >= n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("buffers never held %v bytes", n)
+			t.Fatalf("%s never reached %v", name, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -250,26 +254,18 @@ func TestMaxPushes(t *testing.T) {
 	for _, id := range []string{"p1", "p2"} {
 		p := startPush(t, e, "/live.isml/Streams("+id+")")
 		p.write(header(t, a))
+		waitGauge(t, e, "sluice_active_pushes", 1) // in the handler: its slot is taken
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/live.isml/Streams(p3)", bytes.NewReader(a))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "max_pushes") {
-				t.Fatalf("503 %q, Retry-After %q", b, resp.Header.Get("Retry-After"))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("third push: %d %s", resp.StatusCode, b)
-		}
-		time.Sleep(50 * time.Millisecond) // the first two have not reached the handler yet
+	waitGauge(t, e, "sluice_active_pushes", 2)
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/live.isml/Streams(p3)", bytes.NewReader(a))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "max_pushes") {
+		t.Fatalf("third push: %d %q, Retry-After %q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 	}
 	if code, body := e.post("/secure.isml/Streams(s1)", a, map[string]string{"Authorization": "Bearer s3cret"}); code != 200 {
 		t.Fatalf("other point: %d %s", code, body)
