@@ -55,6 +55,8 @@ type Store struct {
 	// shared: another process (a running server) may be writing the
 	// directory; loading never removes files (see OpenShared).
 	shared bool
+	// noSync skips the fsyncs of fragment writes (tests only: NoSync).
+	noSync bool
 
 	mu     sync.Mutex
 	points map[string]*Point
@@ -242,7 +244,10 @@ const (
 
 // writeFileAtomic writes data under path so that path either does not exist
 // or holds all of data: write to a temporary name, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) error { return writeFile(path, data, true) }
+
+// writeFile is writeFileAtomic; without sync it skips the fsyncs (tests).
+func writeFile(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
@@ -254,10 +259,12 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -266,6 +273,9 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(dir)
 }

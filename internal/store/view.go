@@ -22,8 +22,11 @@ type TrackView struct {
 	// Disc is the number of discontinuities before Frags[0], the one
 	// between Frags[0] and the fragment before it included: the HLS
 	// EXT-X-DISCONTINUITY-SEQUENCE of a playlist that starts at Frags[0].
-	Disc  int64
-	Frags []FragRef
+	Disc int64
+	// Extent is the track's first and longest fragments since it began,
+	// deleted ones included (zero when unknown).
+	Extent Extent
+	Frags  []FragRef
 }
 
 // Gaps counts the discontinuities among frags[:n+1]: the indexes k in
@@ -83,7 +86,7 @@ func (p *Point) View(window time.Duration) View {
 		}
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
-			Frags: append([]FragRef(nil), frags...),
+			Extent: t.Extent, Frags: append([]FragRef(nil), frags...),
 		})
 		if !t.Ended {
 			v.Ended = false
