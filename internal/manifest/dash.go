@@ -45,8 +45,9 @@ const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
 // so that the presentation starts at 0 however far into the channel the
 // listed fragments lie. With no fragment to list, the error wraps ErrEmpty.
 func DASH(v store.View, o Options) ([]byte, error) {
+	v = list(v, o).v
 	live := Live(v)
-	frag := FragmentDuration(v)
+	frag := fragmentDuration(v)
 	longest := maxFragment(v.Tracks)
 	if longest == 0 {
 		longest = frag
@@ -118,7 +119,7 @@ func publishTime(v store.View, o Options) time.Time {
 	var latest time.Duration
 	found := false
 	for _, t := range v.Tracks {
-		fs, _ := listable(t)
+		fs := t.Frags
 		if len(fs) == 0 {
 			continue
 		}
@@ -192,7 +193,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 	}
 	var reps []rep
 	for _, t := range s.tracks {
-		if fs, _ := listable(t); len(fs) > 0 && t.Info.Timescale > 0 {
+		if fs := t.Frags; len(fs) > 0 && t.Info.Timescale > 0 {
 			reps = append(reps, rep{t, fs})
 		}
 	}

@@ -162,6 +162,28 @@ func (p *Point) ReadFragment(trackID string, start int64) ([]byte, FragRef, erro
 	return buf, ref, nil
 }
 
+// ReadTrimmed returns the stored fragment of a track that starts at stored,
+// cut to start at at (media.TrimFront): what the manifests list when that
+// fragment straddles the presentation start (manifest.Trimmed).
+func (p *Point) ReadTrimmed(trackID string, stored, at int64) ([]byte, error) {
+	data, _, err := p.ReadFragment(trackID, stored)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	t := p.tracks[trackID]
+	p.mu.RUnlock()
+	h, err := parseRawHeader(t.init)
+	if err != nil {
+		return nil, fmt.Errorf("track %s header: %w", trackID, err)
+	}
+	out, err := media.TrimFront(data, h.Trex(t.Info.TrackID), at)
+	if err != nil {
+		return nil, fmt.Errorf("fragment %s/%d from %d: %w", trackID, stored, at, err)
+	}
+	return out, nil
+}
+
 // StreamInfo describes an ingest stream held by the point.
 type StreamInfo struct {
 	ID     string
