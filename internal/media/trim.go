@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -10,9 +11,12 @@ import (
 // at instead of its own start: the samples that end at or before at are
 // left out of the trun, a sample that straddles at starts there (its
 // duration shortened by the part before), and tfdt and tfxd say at and the
-// remaining duration. The mdat is kept whole: the left-out samples' bytes
-// stay in it, unreferenced. trex supplies the defaults the fragment does not
-// carry (nil if none).
+// remaining duration. When the fragment has one trun whose data starts the
+// mdat (what encoders write), the left-out samples' bytes are cut from the
+// mdat too — dash.js's Smooth support expects the samples at the mdat's
+// start; otherwise the mdat is kept whole and those bytes stay in it,
+// unreferenced. trex supplies the defaults the fragment does not carry (nil
+// if none).
 //
 // It is meant for audio, whose every sample is a sync sample: the origin
 // lists the fragment that straddles a presentation start (AAC priming before
@@ -43,6 +47,13 @@ func TrimFront(data []byte, trex *mp4.TrexBox, at int64) ([]byte, error) {
 	if trex == nil {
 		trex = &mp4.TrexBox{TrackID: fi.TrackID}
 	}
+	mdatHdr := 8
+	if len(data) >= off+8 && data[off] == 0 && data[off+1] == 0 && data[off+2] == 0 && data[off+3] == 1 {
+		mdatHdr = 16 // largesize
+	}
+	// Only an 8-byte mdat header (a fragment under 4 GiB) is rewritten.
+	cutMdat := mdatHdr == 8 && len(traf.Truns) == 1 && traf.Truns[0].HasDataOffset() && int(traf.Truns[0].DataOffset) == off+mdatHdr
+	var cutBytes int64
 	t := fi.Start // decode time of the next sample
 	var truns []*mp4.TrunBox
 	dropped := false
@@ -72,7 +83,11 @@ func TrimFront(data []byte, trex *mp4.TrexBox, at int64) ([]byte, error) {
 			t = at
 		}
 		trun.Samples = trun.Samples[drop:]
-		trun.DataOffset += int32(skip)
+		if cutMdat {
+			cutBytes = skip
+		} else {
+			trun.DataOffset += int32(skip)
+		}
 		// Every sample now carries its own values (the first one's flags
 		// are its own, not the run's first-sample flags any more).
 		trun.RemoveFirstSampleFlags()
@@ -109,5 +124,13 @@ func TrimFront(data []byte, trex *mp4.TrexBox, at int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(moof, data[off:]...), nil
+	if !cutMdat {
+		return append(moof, data[off:]...), nil
+	}
+	payload := data[off+mdatHdr+int(cutBytes):]
+	out := make([]byte, 0, len(moof)+8+len(payload))
+	out = append(out, moof...)
+	out = binary.BigEndian.AppendUint32(out, uint32(8+len(payload)))
+	out = append(out, "mdat"...)
+	return append(out, payload...), nil
 }

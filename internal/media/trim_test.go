@@ -141,6 +141,20 @@ func TestTrimFront(t *testing.T) {
 			if sum != uint64(end-c.at) {
 				t.Errorf("samples last %d, want %d", sum, end-c.at)
 			}
+			// One trun: the left-out bytes leave the mdat too, whose
+			// payload starts with the first sample (dash.js's Smooth
+			// support assumes that).
+			if off := int(m.Traf.Truns[0].DataOffset); len(m.Traf.Truns) != 1 || off != len(moofRaw)+8 {
+				t.Errorf("trun data offset %d, want %d (the mdat payload's first byte)", off, len(moofRaw)+8)
+			}
+			origMoof, _, _ := media.SplitFragment(f.Data)
+			droppedBytes := 0
+			for _, o := range orig[:c.dropped] {
+				droppedBytes += len(o.data)
+			}
+			if got, want := len(got)-len(moofRaw), len(f.Data)-len(origMoof)-droppedBytes; got != want {
+				t.Errorf("mdat of %d bytes, want %d", got, want)
+			}
 		})
 	}
 	for _, at := range []int64{start, start - 1, end, end + 1} {
