@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -77,9 +76,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	m.AppendPeriod(p)
 
 	// Static presentations start at the earliest listed fragment.
-	var origin float64
+	var origin instant
 	if from, to, ok := span(v.Tracks); ok && !live {
-		origin = from
+		origin, _ = earliest(v.Tracks)
 		m.MediaPresentationDuration = durPtr(time.Duration((to - from) * float64(time.Second)))
 	} else if !live {
 		m.MediaPresentationDuration = durPtr(0)
@@ -184,9 +183,9 @@ func dashSets(v store.View) []*dashSet {
 
 // dashAdaptationSet renders one AdaptationSet, or nil when none of its
 // tracks has listable fragments. origin is the presentation start of a static
-// presentation in seconds (its presentationTimeOffset). With u listing
+// presentation (its presentationTimeOffset; zero while live). With u listing
 // segments one by one, each Representation gets a SegmentList.
-func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs) *mpd.AdaptationSetType {
+func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs) *mpd.AdaptationSetType {
 	type rep struct {
 		t  store.TrackView
 		fs []store.FragRef
@@ -248,13 +247,13 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 }
 
 // dashTemplate renders the SegmentTemplate and SegmentTimeline of a track.
-func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin float64) *mpd.SegmentTemplateType {
+func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin instant) *mpd.SegmentTemplateType {
 	st := mpd.NewSegmentTemplate()
 	st.Initialization = dashInit
 	st.Media = dashMedia
 	st.Timescale = mpd.Ptr(timescale)
 	if !live {
-		if pto := uint64(math.Round(origin * float64(timescale))); pto > 0 {
+		if pto := origin.floorIn(timescale); pto > 0 {
 			st.PresentationTimeOffset = &pto
 		}
 	}

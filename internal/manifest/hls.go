@@ -234,9 +234,14 @@ func TargetDuration(t store.TrackView) uint64 {
 
 // extinf formats a duration in seconds with 3 to 6 decimals (exact for
 // millisecond durations, precise enough for AAC frame multiples that
-// accumulated rounding does not drift over a long DVR window).
+// accumulated rounding does not drift over a long DVR window). A positive
+// duration never reads as zero: below a microsecond it says 0.000001.
 func extinf(d uint64, timescale uint32) string {
-	s := strconv.FormatFloat(toDuration(int64(d), timescale).Seconds(), 'f', 6, 64)
+	sec := toDuration(int64(d), timescale).Seconds()
+	if d > 0 && sec < 0.0000005 {
+		sec = 0.000001
+	}
+	s := strconv.FormatFloat(sec, 'f', 6, 64)
 	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 4 {
 		s = s[:len(s)-1]
 	}

@@ -148,6 +148,34 @@ func (a instant) in(ts uint32) int64 {
 	return int64(min(q, math.MaxInt64))
 }
 
+// floorIn converts a to timescale ts, rounding down (a presentation time
+// offset never lies after the segment it is for).
+func (a instant) floorIn(ts uint32) uint64 {
+	if a.ts == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(a.t, uint64(ts))
+	if hi >= uint64(a.ts) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(a.ts))
+	return q
+}
+
+// earliest is the earliest first listed start over (listed) tracks.
+func earliest(ts []store.TrackView) (e instant, ok bool) {
+	for _, t := range ts {
+		if len(t.Frags) == 0 || t.Info.Timescale == 0 || t.Frags[0].Start < 0 {
+			continue
+		}
+		c := instant{t: uint64(t.Frags[0].Start), ts: t.Info.Timescale}
+		if !ok || c.before(e) {
+			e, ok = c, true
+		}
+	}
+	return e, ok
+}
+
 // presentationStart is when the presentation's video begins: the latest
 // start of the first listable fragment over the video tracks. While the
 // presentation is live it comes from each track's extent (its first fragment

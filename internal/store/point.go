@@ -118,7 +118,9 @@ func newPoint(s *Store, name string) *Point {
 	}
 }
 
-func (p *Point) saveMeta() error { return writeJSON(filepath.Join(p.dir, pointFile), p.meta) }
+func (p *Point) saveMeta() error {
+	return writeJSONSync(filepath.Join(p.dir, pointFile), p.meta, !p.store.noSync)
+}
 
 func (p *Point) load() error {
 	b, err := os.ReadFile(filepath.Join(p.dir, pointFile))
@@ -573,7 +575,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if t.Extent.note(ref, t.Pruned == 0) {
 		// The fragment is durable already; an extent that did not reach
 		// the disk is recomputed from the fragments at the next start.
-		if err := writeJSON(filepath.Join(p.dir, "t", trackID, trackFile), t); err != nil {
+		if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
 			p.store.log.Warn("save track extent", "point", p.Name, "track", trackID, "err", err)
 		}
 	}
@@ -630,7 +632,7 @@ func (p *Point) EndTrack(trackID string) error {
 		return nil
 	}
 	t.Ended = true
-	if err := writeJSON(filepath.Join(p.dir, "t", trackID, trackFile), t); err != nil {
+	if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
 		return err
 	}
 	p.notify()

@@ -289,12 +289,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONSync(path, v, true) }
+
+// writeJSONSync is writeJSON; without sync it skips the fsyncs (tests).
+func writeJSONSync(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFile(path, append(b, '\n'), sync)
 }
 
 func fragName(start int64) string { return strconv.FormatInt(start, 10) + fragExt }
