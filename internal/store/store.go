@@ -55,7 +55,8 @@ type Store struct {
 	// shared: another process (a running server) may be writing the
 	// directory; loading never removes files (see OpenShared).
 	shared bool
-	// noSync skips the fsyncs of fragment writes (tests only: NoSync).
+	// noSync skips the fsyncs of what AddFragment, EndTrack and anchors
+	// write (tests only: NoSync).
 	noSync bool
 
 	mu     sync.Mutex
