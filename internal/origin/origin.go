@@ -256,6 +256,10 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 // start from that start (manifest.Trimmed), which is served cut there
 // (store.ReadTrimmed); anything else is a 404.
 func (h *Handler) trimmedFragment(w http.ResponseWriter, r *http.Request, point *store.Point, track string, t int64) {
+	if !point.Across(track, t) {
+		h.notFound(w, "no fragment at that time", 1)
+		return
+	}
 	data, ref, ok := h.trimmed(point, h.view(point), track, t)
 	if !ok {
 		h.notFound(w, "no fragment at that time", 1)

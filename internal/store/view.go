@@ -162,6 +162,29 @@ func (p *Point) ReadFragment(trackID string, start int64) ([]byte, FragRef, erro
 	return buf, ref, nil
 }
 
+// maxLeading is how many of a track's first index entries Across looks at:
+// a fragment the manifests cut to the presentation start is among them.
+const maxLeading = 16
+
+// Across reports whether one of a track's first fragments in the index
+// starts before t and ends after it — the only fragments the manifests list
+// cut (see manifest.Trimmed) — so that the origin answers requests for
+// other missing times without copying the index.
+func (p *Point) Across(trackID string, t int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	tr := p.tracks[trackID]
+	if tr == nil {
+		return false
+	}
+	for _, f := range tr.frags[:min(len(tr.frags), maxLeading)] {
+		if f.Start < t && t < f.End() {
+			return true
+		}
+	}
+	return false
+}
+
 // ReadTrimmed returns the stored fragment of a track that starts at stored,
 // cut to start at at (media.TrimFront): what the manifests list when that
 // fragment straddles the presentation start (manifest.Trimmed).
