@@ -287,7 +287,7 @@ func TestShakaEndsRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := servePoint(t, bin, webDir, art, tmp)
-	runFFmpeg(t, finitePush(t, documentedFFmpeg(t, "README.md", string(readme)), base+"/live.isml/Streams(live)", 6))
+	runFFmpeg(t, finitePush(t, documentedFFmpeg(t, "README.md", string(readme)), base+"/live.isml/Streams(live)", 4))
 	tracks := waitRecorded(t, base)
 
 	pdts := map[string]string{}
@@ -303,9 +303,9 @@ func TestShakaEndsRecording(t *testing.T) {
 	if pdts["audio"] == "" || pdts["audio"] != pdts["video"] {
 		t.Errorf("first program date times differ: %v", pdts)
 	}
-	r := runPlayIn(t, playEnv{args: []string{"--until-ended"}}, webDir, base+"/live.isml/master.m3u8", "shaka", 20, 4,
+	r := runPlayIn(t, playEnv{args: []string{"--until-ended"}}, webDir, base+"/live.isml/master.m3u8", "shaka", 20, 3,
 		filepath.Join(art, "screenshot-shaka.png"))
-	checkPlay(t, r, 4)
+	checkPlay(t, r, 3)
 	if !r.Ended {
 		dur := "?"
 		if r.Duration != nil {

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,35 @@ func TestNoCutsThroughURLs(t *testing.T) {
 	n, _ := list(negativeView(), o).v.Track("audio_128000")
 	if n.Frags[0].Start != 20000000 || n.First != 1 {
 		t.Errorf("negative audio listed from %d (sequence %d), want 20000000 (1)", n.Frags[0].Start, n.First)
+	}
+}
+
+// TestUnrenderableLeftOut: a View that holds a fragment with an absurd time
+// (one from an older origin's view.json, say: the store refuses them) lists
+// the others and never the absurd one — no S@t of 9151314442897061205, no
+// program date time in 1798.
+func TestUnrenderableLeftOut(t *testing.T) {
+	v := liveView()
+	a := &v.Tracks[0]
+	a.Frags = append(a.Frags,
+		store.FragRef{Start: 9151314442897061205, Duration: 2 * mss, Size: 1000, Key: true},
+		store.FragRef{Start: math.MaxInt64 - 10, Duration: 2 * mss, Size: 1000, Key: true})
+	o := Options{Now: anchor.Add(1020 * time.Second), DVRWindow: time.Minute, LookAhead: 2}
+	for name, render := range map[string]func(store.View, Options) ([]byte, error){
+		"dash": DASH, "smooth": Smooth,
+		"hls": func(v store.View, o Options) ([]byte, error) { return HLSMedia(v, a.ID, o) },
+	} {
+		b, err := render(v, o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, bad := range []string{"9151314442897061205", "9223372036854775797", "1798-"} {
+			if bytes.Contains(b, []byte(bad)) {
+				t.Errorf("%s lists %s:\n%s", name, bad, b)
+			}
+		}
+		if !bytes.Contains(b, []byte("1014")) && name == "hls" {
+			t.Errorf("%s lost the real fragments:\n%s", name, b)
+		}
 	}
 }
