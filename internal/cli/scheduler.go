@@ -133,17 +133,17 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	set, closeSet, err := OpenMembers(ctx, cc, log)
-	if err != nil {
-		return err
-	}
-	defer closeSet()
 	scfg := config.Defaults()
 	scfg.Listen = *listen
 	srv, err := server.New(scfg, server.Roles{}, log)
 	if err != nil {
 		return err
 	}
+	set, closeSet, err := OpenMembers(ctx, cc, srv.Metrics.Registry, log)
+	if err != nil {
+		return err
+	}
+	defer closeSet()
 	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}, Secret: cfg.Secret}
 	sched, err := scheduler.New(cfg, tl, set, srv.Metrics.Registry, log)
 	if err != nil {
@@ -258,6 +258,7 @@ func (lc *localCluster) handler(next http.Handler) http.Handler {
 // start runs the sender and the scheduler until ctx ends; addr is the
 // server's bound address, where the scheduler finds the sender.
 func (lc *localCluster) start(ctx context.Context, addr string) {
+	lc.snd.SetURL("http://" + addr)
 	lc.set.set(membership.Member{ID: "local", URL: "http://" + addr})
 	go lc.snd.Run(ctx)
 	go func() {
