@@ -268,4 +268,3 @@ func metricSum(t *testing.T, base, name string) float64 {
 	}
 	return sum
 }
-

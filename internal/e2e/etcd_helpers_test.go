@@ -31,8 +31,8 @@ import (
 // (senders register there), "sluice-reader" may only read it (origins,
 // schedulers, sender-load). Every cluster e2e test uses it.
 type e2eEtcd struct {
-	URL                   string // https://127.0.0.1:<port>
-	ca, cert, key         string // PEM files: CA, client certificate and key
+	URL                    string // https://127.0.0.1:<port>
+	ca, cert, key          string // PEM files: CA, client certificate and key
 	senderPass, readerPass string // password files
 	// senderPassword is the sender user's password: what an attacker
 	// with write access to the sender prefix holds.
