@@ -104,6 +104,9 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
 	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	dnsListen := fs.String("dns-listen", "", "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	var of openFlags
+	of.register(fs)
 	rf := roleFlags{}
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -135,6 +138,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer cancel()
 	scfg := config.Defaults()
 	scfg.Listen = *listen
+	scfg.MetricsListen = *metricsListen
 	srv, err := server.New(scfg, server.Roles{}, log)
 	if err != nil {
 		return err
@@ -149,7 +153,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	srv.SetHome(schedulerHome(sched, webui.New(nil, *playerDir, log)))
+	srv.SetHome(schedulerHome(of.limit(sched, srv, log), sched, webui.New(nil, *playerDir, log)))
 	// /readyz: a live sender answered and an origin answered the index.
 	srv.AddCheck(sched.Ready)
 	if *dnsListen != "" {
@@ -186,11 +190,12 @@ func serveOwnerSetDNS(ctx context.Context, sched *scheduler.Scheduler, addr stri
 	return nil
 }
 
-// schedulerHome routes /s/ and the owner-set listing to the scheduler and
-// the player page (/play, /player/) to ui; anything else is 404.
-func schedulerHome(sched *scheduler.Scheduler, ui http.Handler) http.Handler {
+// schedulerHome routes /s/ to sessions (the scheduler behind its limits),
+// the owner-set listing to the scheduler and the player page (/play,
+// /player/) to ui; anything else is 404.
+func schedulerHome(sessions http.Handler, sched *scheduler.Scheduler, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(scheduler.Prefix, sched)
+	mux.Handle(scheduler.Prefix, sessions)
 	mux.HandleFunc("GET /internal/v1/owner-sets", sched.OwnerSetHosts)
 	mux.Handle("/play", ui)
 	mux.Handle("/player/", ui)
@@ -205,10 +210,11 @@ func schedulerHome(sched *scheduler.Scheduler, ui http.Handler) http.Handler {
 // sender at /b/, which the scheduler reserves ahead of them over the
 // sender's internal API.
 type localCluster struct {
-	sched *scheduler.Scheduler
-	snd   *sender.Sender
-	bs    *blockstore.Store
-	set   *lateSet
+	sched    *scheduler.Scheduler
+	sessions http.Handler // sched behind its limits (nil: sched)
+	snd      *sender.Sender
+	bs       *blockstore.Store
+	set      *lateSet
 }
 
 // newLocalCluster builds the sender (RAM budget ram) and the scheduler of a
@@ -250,7 +256,11 @@ func newLocalCluster(srv *server.Server, cfg config.Config, sf schedFlags, ram i
 func (lc *localCluster) handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	lc.snd.Routes(mux)
-	mux.Handle(scheduler.Prefix, lc.sched)
+	var sessions http.Handler = lc.sched
+	if lc.sessions != nil {
+		sessions = lc.sessions
+	}
+	mux.Handle(scheduler.Prefix, sessions)
 	mux.Handle("/", next)
 	return mux
 }

@@ -64,6 +64,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ttl := fs.Duration("etcd-ttl", 3*time.Second, "etcd lease TTL of the registration: a dead sender leaves the set after this long")
 	var ef etcdFlags
 	ef.register(fs)
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	lease := fs.Duration("lease", 10*time.Second, "scheduler lease when a batch names none")
 	preloaders := fs.Int("preloaders", 4, "concurrent loads from disk into RAM")
 	noAdmit := fs.Bool("no-admit", false, "do not load blocks into RAM on a miss (only look-aheads fill RAM)")
@@ -156,9 +157,13 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	snd.Store(s)
+	var h http.Handler = s.Handler()
+	if *metricsListen != "" {
+		h = withoutMetrics(h)
+	}
 	srv := &http.Server{
 		// Blocks go to players through the same pacer as the origin's.
-		Handler: pacer.Middleware(s.Handler(), func(r *http.Request) bool {
+		Handler: pacer.Middleware(h, func(r *http.Request) bool {
 			return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/b/")
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -171,6 +176,11 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	go s.Run(rctx)
 	go pacer.Run(rctx)
+	if *metricsListen != "" {
+		if err := server.ServeMetrics(rctx, *metricsListen, m.Handler(), log); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("sluice sender listening", "addr", ln.Addr().String(), "id", self.ID, "url", self.URL,
@@ -208,6 +218,17 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer scancel()
 	srv.Shutdown(sctx)
 	return nil
+}
+
+// withoutMetrics answers 404 for /metrics (served on its own address).
+func withoutMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 const senderLoadSynopsis = `[flags] <data-dir> <asset>
