@@ -51,6 +51,7 @@ type roleFlags struct {
 	metrics   string
 	pushRate  float64
 	pushBurst int
+	signed    signedFlags
 }
 
 func (rf *roleFlags) register(fs *flag.FlagSet) {
@@ -70,6 +71,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&rf.metrics, "metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	fs.Float64Var(&rf.pushRate, "push-rate", d.PushRate, "ingest requests (POST/PUT) one client address may start per second and point; more get 429 with Retry-After (0: no limit)")
 	fs.IntVar(&rf.pushBurst, "push-burst", d.PushBurst, "burst of --push-rate: requests a client may start at once")
+	rf.signed.register(fs)
 }
 
 // config merges the file (if any), the defaults and the flags that were set.
@@ -107,6 +109,7 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.PushBurst = rf.pushBurst
 		}
 	})
+	c.SignedURLs = rf.signed.apply(fs, c.SignedURLs)
 	if c.AdminToken == "" {
 		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
 	}

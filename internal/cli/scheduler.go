@@ -107,6 +107,8 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	var of openFlags
 	of.register(fs)
+	var sgn signedFlags
+	sgn.register(fs)
 	rf := roleFlags{}
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -153,7 +155,11 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	srv.SetHome(schedulerHome(of.limit(sched, srv, log), sched, webui.New(nil, *playerDir, log)))
+	sessions, err := sgn.guard(fs, sched, srv, log)
+	if err != nil {
+		return err
+	}
+	srv.SetHome(schedulerHome(of.limit(sessions, srv, log), sched, webui.New(nil, *playerDir, log)))
 	// /readyz: a live sender answered and an origin answered the index.
 	srv.AddCheck(sched.Ready)
 	if *dnsListen != "" {

@@ -57,7 +57,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	lc.sessions = of.limit(lc.sched, srv, log)
+	sessions, err := sessionGuard(cfg.SignedURLs, lc.sched, srv, log)
+	if err != nil {
+		return err
+	}
+	lc.sessions = of.limit(sessions, srv, log)
 	srv.SetHome(lc.handler(webui.New(srv.Store, *playerDir, log)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -75,6 +75,36 @@ type Config struct {
 	// Retry-After. PushRate 0 (or negative) disables the limit.
 	PushRate  float64 `yaml:"push_rate"`
 	PushBurst int     `yaml:"push_burst"`
+	// SignedURLs makes players' requests need a signed URL (origin and
+	// distribution roles; docs/origin.md, "Signed player URLs").
+	SignedURLs SignedURLs `yaml:"signed_urls,omitempty"`
+}
+
+// SignedURLs configures signed player URLs: off unless Require is set.
+type SignedURLs struct {
+	// Require refuses (403) player requests without a valid token.
+	Require bool `yaml:"require,omitempty"`
+	// KeyFile holds the signing key ($SLUICE_URL_KEY when empty).
+	KeyFile string `yaml:"key_file,omitempty"`
+	// Points limits the requirement to these points (every point when
+	// empty).
+	Points []string `yaml:"points,omitempty"`
+}
+
+// Covers reports whether point needs a signed URL.
+func (s SignedURLs) Covers(point string) bool {
+	if !s.Require {
+		return false
+	}
+	if len(s.Points) == 0 {
+		return true
+	}
+	for _, p := range s.Points {
+		if p == point {
+			return true
+		}
+	}
+	return false
 }
 
 // Distribution configures the distribution role (a content-aware caching

@@ -45,3 +45,19 @@ func LimitOpens(h http.Handler, rate float64, burst int, reg prometheus.Register
 		}
 	})
 }
+
+// PointOf returns the point a /s/ path names ("" for none): the segments
+// after /s/ up to the session (~…) or the manifest.
+func PointOf(p string) string {
+	rest, ok := strings.CutPrefix(p, Prefix)
+	if !ok {
+		return ""
+	}
+	if i := strings.Index(rest, "/~"); i >= 0 {
+		return rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		return rest[:i]
+	}
+	return ""
+}

@@ -104,3 +104,18 @@ func TestOpenLimitPerClient(t *testing.T) {
 	}
 	t.Logf("flood of 2000 opens in %v: %d opened, %d refused with 429; other client 20/20; %d sessions", took.Round(time.Millisecond), floodOK, flood429, c.s.Sessions())
 }
+
+func TestPointOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"/s/live/manifest.mpd":           "live",
+		"/s/a/b/master.m3u8":             "a/b",
+		"/s/live/~0123abcd/v/media.m3u8": "live",
+		"/s/a/b/~0123abcd/manifest.mpd":  "a/b",
+		"/other":                         "",
+		"/s/x":                           "",
+	} {
+		if got := PointOf(in); got != want {
+			t.Errorf("PointOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

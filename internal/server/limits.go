@@ -3,14 +3,18 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/config"
+
 	"github.com/sluice-media/sluice/internal/ratelimit"
 	"github.com/sluice-media/sluice/internal/urls"
+	"github.com/sluice-media/sluice/internal/urlsign"
 )
 
 // pushLimit limits the ingest requests (POST/PUT) each client address
@@ -76,4 +80,55 @@ func ServeMetrics(ctx context.Context, addr string, h http.Handler, log interfac
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// signedURLs returns the signed-URL check of the origin and distribution
+// handlers (cfg.SignedURLs; docs/origin.md): the identity when off. The
+// index for schedulers (view.json) is out of its scope (it has its own
+// authentication), and so are ingest requests. A distribution server
+// signs its fetches from the origins with the same key.
+func (s *Server) signedURLs() (func(http.Handler) http.Handler, error) {
+	sc := s.cfg.SignedURLs
+	guard, key, err := SignedURLGuard(sc, s.Metrics.Registry, s.log, func(r *http.Request) bool {
+		pp, rest, ok := urls.Split(r.URL.Path)
+		return ok && rest != "view.json" && sc.Covers(pp)
+	})
+	if err != nil || key == nil {
+		return guard, err
+	}
+	if s.dist != nil {
+		s.dist.SetUpstreamQuery(func() string {
+			return urlsign.Param + "=" + key.Token("/", time.Now().Add(time.Minute))
+		})
+	}
+	return guard, nil
+}
+
+// SignedURLGuard returns the check of signed player URLs c configures for
+// the requests scope selects (urlsign.Guard, refusals counted in reg as
+// sluice_signed_url_refusals_total{reason}), and the key; the identity and
+// no key when c does not require them.
+func SignedURLGuard(c config.SignedURLs, reg prometheus.Registerer, log *slog.Logger, scope func(*http.Request) bool) (func(http.Handler) http.Handler, urlsign.Key, error) {
+	if !c.Require {
+		return func(h http.Handler) http.Handler { return h }, nil, nil
+	}
+	key, err := urlsign.LoadKey(c.KeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_signed_url_refusals_total",
+		Help: "Player requests refused with 403 for want of a valid signed URL, by reason (missing, malformed, bad_signature, expired, wrong_prefix)."}, []string{"reason"})
+	if err := reg.Register(refused); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			refused = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	g := &urlsign.Guard{Key: key, Log: log, Refused: func(r string) { refused.WithLabelValues(r).Inc() }, Scope: scope}
+	return func(h http.Handler) http.Handler {
+		if h == nil {
+			return nil
+		}
+		return g.Middleware(h)
+	}, key, nil
 }

@@ -99,6 +99,11 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		// A distribution server sends media to players too: same pacer.
 		dist = s.pacer.Middleware(s.dist, isMedia)
 	}
+	guard, err := s.signedURLs()
+	if err != nil {
+		return nil, err
+	}
+	org, dist = guard(org), guard(dist)
 	s.setupPeers(roles)
 	if st != nil {
 		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
