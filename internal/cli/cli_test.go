@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/urlsign"
 )
 
@@ -59,5 +62,22 @@ func TestSignURL(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], "start=5") {
 		t.Errorf("the query of the URL was lost: %s", lines[1])
+	}
+}
+
+// TestClusterGet: cluster-get signs its request with the cluster key.
+func TestClusterGet(t *testing.T) {
+	v := &clusterauth.Verifier{Keys: clusterauth.NewKeys([]byte("k"))}
+	srv := httptest.NewServer(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("listing\n"))
+	})))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"cluster-get", "--cluster-secret", "k", srv.URL + "/internal/v1/owner-sets"}, &out, &errb); code != 0 || out.String() != "listing\n" {
+		t.Fatalf("exit %d, %q %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"cluster-get", "--cluster-secret", "wrong", srv.URL + "/x"}, &out, &errb); code == 0 {
+		t.Fatal("a wrong secret passed")
 	}
 }

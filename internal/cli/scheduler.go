@@ -49,9 +49,9 @@ Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at 
 With --owner-set-url, a segment URL names the block's owner set (its sender first, then the
 other owners) instead of one sender, so that a player retries at a replica when a sender
 dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
-GET /internal/v1/owner-sets (cluster secret) lists them in hosts(5) format.
+GET /internal/v1/owner-sets (signed with the cluster key) lists them in hosts(5) format.
 /readyz answers 200 once a sender of the set answers batches and an origin answers the index
-(with the cluster secret), else 503 with the reasons.
+(signed with the cluster key), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
 
 // schedFlags are the flags of the scheduler's behaviour, shared by `sluice
