@@ -41,7 +41,12 @@ pinned blocks further look-aheads are refused. A scheduler's pins are dropped wh
 lease expires.
 
 With --etcd the sender registers itself under --etcd-prefix with a lease of --etcd-ttl
-and keeps it alive; killed, it leaves the set within the TTL.
+and keeps it alive; killed, it leaves the set within the TTL. Its record is signed with the
+cluster key, and origins and schedulers use it only once it answered their challenge
+(GET /internal/v1/proof): --advertise must be the URL they reach it at. Internal requests
+must be signed with the cluster key for that host:port (or the listen address); the secret
+never travels. etcd over TLS with a user: --etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
+--etcd-password-file (or $SLUICE_ETCD_PASSWORD); docs/topologies.md.
 
   sluice sender --listen 127.0.0.1:9001 --data ./s1 --ram 512M --cluster-secret S \
       --etcd http://127.0.0.1:2379`

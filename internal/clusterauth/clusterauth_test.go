@@ -19,7 +19,7 @@ var (
 )
 
 // signed returns a request to target with a signature made at t.
-func signed(t *testing.T, k Keys, method, url string, body []byte, at time.Time) *http.Request {
+func signed(t testing.TB, k Keys, method, url string, body []byte, at time.Time) *http.Request {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

@@ -3,6 +3,7 @@ package clusterauth
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,8 @@ const (
 	// DefaultWindow is how far a request's time may be from the server's
 	// clock either way.
 	DefaultWindow = 30 * time.Second
-	// DefaultMaxNonces bounds the nonces remembered (about 50 bytes each):
+	// DefaultMaxNonces bounds the nonces remembered (16 bytes each, about
+	// 40 with the map's overhead):
 	// more signed requests than this within two windows are refused
 	// (503) rather than remembered less long.
 	DefaultMaxNonces = 1 << 18
@@ -49,8 +51,8 @@ type Verifier struct {
 	Refused func(reason string)
 
 	mu      sync.Mutex
-	cur     map[string]struct{}
-	prev    map[string]struct{}
+	cur     map[[16]byte]struct{}
+	prev    map[[16]byte]struct{}
 	rotated time.Time
 }
 
@@ -123,7 +125,9 @@ func (v *Verifier) checkTarget(r *http.Request, target string) error {
 // windows is a replay. The cache has two generations, each rotated out
 // after two windows, so that a nonce is kept at least as long as its
 // request could pass the time check.
-func (v *Verifier) remember(nonce string, now time.Time) error {
+func (v *Verifier) remember(hexNonce string, now time.Time) error {
+	var nonce [16]byte
+	hex.Decode(nonce[:], []byte(hexNonce)) // checked by parseSignature
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.cur == nil || now.Sub(v.rotated) > 2*v.window() {
@@ -132,14 +136,14 @@ func (v *Verifier) remember(nonce string, now time.Time) error {
 		} else {
 			v.prev = nil
 		}
-		v.cur = map[string]struct{}{}
+		v.cur = map[[16]byte]struct{}{}
 		v.rotated = now
 	}
 	if _, ok := v.cur[nonce]; ok {
-		return fmt.Errorf("%w: nonce %s was used already", ErrReplay, nonce)
+		return fmt.Errorf("%w: nonce %s was used already", ErrReplay, hexNonce)
 	}
 	if _, ok := v.prev[nonce]; ok {
-		return fmt.Errorf("%w: nonce %s was used already", ErrReplay, nonce)
+		return fmt.Errorf("%w: nonce %s was used already", ErrReplay, hexNonce)
 	}
 	max := v.MaxNonces
 	if max <= 0 {
