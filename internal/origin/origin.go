@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/media"
@@ -33,11 +36,23 @@ type Handler struct {
 	m   *metrics.Metrics
 	log *slog.Logger
 	now func() time.Time
+	// viewAuth checks the signature of index requests when the origin has
+	// a cluster secret (nil otherwise).
+	viewAuth *clusterauth.Verifier
 }
 
 // New returns the origin handler.
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
-	return &Handler{st: st, cfg: cfg, m: m, log: log, now: time.Now}
+	h := &Handler{st: st, cfg: cfg, m: m, log: log, now: time.Now}
+	if cfg.Cluster.Secret != "" {
+		var reg prometheus.Registerer
+		if m != nil {
+			reg = m.Registry
+		}
+		h.viewAuth = &clusterauth.Verifier{Keys: clusterauth.NewKeys([]byte(cfg.Cluster.Secret)), Log: log,
+			Refused: clusterauth.NewMetrics(reg).RequestRefused}
+	}
+	return h
 }
 
 // CORS headers: players on other origins send CMCD request headers and read
