@@ -97,6 +97,8 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 	writeTimeout := writeTimeoutFlag(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	rf.signed.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,8 +137,11 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 			dc.KeepAlive = *keepAlive
 		case "write-timeout":
 			cfg.WriteTimeout = *writeTimeout
+		case "metrics-listen":
+			cfg.MetricsListen = *metricsListen
 		}
 	})
+	cfg.SignedURLs = rf.signed.apply(fs, cfg.SignedURLs)
 	if len(origins) > 0 {
 		dc.Origins = origins
 	}

@@ -3,82 +3,79 @@ package cli
 import (
 	"flag"
 	"log/slog"
-	"os"
-	"runtime/debug"
-	"time"
+	"net/http"
 
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/scheduler"
+	"github.com/sluice-media/sluice/internal/server"
 )
 
-// limitFlags are the bounds every serving role shares (pushes, pulls,
-// responses, the data directory), docs/ingest.md "Limits".
-type limitFlags struct {
-	c             config.Config
-	memory, fresh sizeFlag // IngestMemory, MinFree
+// Defaults of the per-client limit on session opens.
+const (
+	defaultOpenRate  = 20
+	defaultOpenBurst = 100
+)
+
+// openFlags are the per-client limit on session opens (/s/) of a
+// scheduler (`sluice scheduler`, `sluice serve`).
+type openFlags struct {
+	rate  float64
+	burst int
 }
 
-// register adds the limit flags to fs, with the defaults as values.
-func (lf *limitFlags) register(fs *flag.FlagSet) {
-	lf.c = config.Defaults()
-	c := &lf.c
-	fs.DurationVar(&c.IngestIdle, "ingest-idle", c.IngestIdle, "abort a push (408) that delivers no header, fragment or end of stream for this long")
-	fs.Int64Var(&c.IngestMinRate, "ingest-min-rate", c.IngestMinRate, "while a box of a push is arriving, abort the push (408) when fewer than this many bytes/s arrive over --ingest-rate-window (0: off)")
-	fs.DurationVar(&c.IngestRateWindow, "ingest-rate-window", c.IngestRateWindow, "window of --ingest-min-rate")
-	lf.memory, lf.fresh = sizeFlag(c.IngestMemory), sizeFlag(c.MinFree)
-	fs.Var(&lf.memory, "ingest-memory", "memory budget of the box buffers of all pushes together, e.g. 512MiB; over it the push holding the most gets 503 with Retry-After (0: unbounded)")
-	fs.IntVar(&c.MaxPushes, "max-pushes", c.MaxPushes, "concurrent pushes per publishing point; one more gets 503 with Retry-After (0: unbounded)")
-	fs.DurationVar(&c.StreamExpiry, "stream-expiry", c.StreamExpiry, "remove a stream that never received a fragment this long after its last push, and list a live stream that received nothing for this long as abandoned (0: never)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
-	fs.Var(&lf.fresh, "min-free", "free space the data directory needs for /readyz to answer ready, e.g. 64MiB")
+func (of *openFlags) register(fs *flag.FlagSet) {
+	fs.Float64Var(&of.rate, "open-rate", defaultOpenRate, "sessions one client address may open per second (/s/<point>/manifest.mpd or master.m3u8); more get 429 with Retry-After (0: no limit)")
+	fs.IntVar(&of.burst, "open-burst", defaultOpenBurst, "burst of --open-rate: sessions a client may open at once")
 }
 
-// apply lays the limit flags that were set over cfg.
-func (lf *limitFlags) apply(fs *flag.FlagSet, cfg config.Config) config.Config {
+// limit puts the open limit in front of the scheduler's /s/ handler
+// (scheduler.LimitOpens), counting refusals in srv's metrics.
+func (of *openFlags) limit(h http.Handler, srv *server.Server, log *slog.Logger) http.Handler {
+	return scheduler.LimitOpens(h, of.rate, of.burst, srv.Metrics.Registry, log)
+}
+
+// signedFlags require signed player URLs (origin, distribution, serve,
+// scheduler; docs/origin.md).
+type signedFlags struct {
+	require bool
+	keyFile string
+	points  string
+}
+
+func (sf *signedFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&sf.require, "signed-urls", false, "player requests need a signed URL (?st= token or its cookie; mint them with 'sluice sign-url'): 403 otherwise")
+	fs.StringVar(&sf.keyFile, "url-key-file", "", "file holding the signing key of player URLs (default $SLUICE_URL_KEY)")
+	fs.StringVar(&sf.points, "signed-points", "", "comma-separated points that need signed URLs (default: every point)")
+}
+
+// apply lays the flags that were set over c.
+func (sf *signedFlags) apply(fs *flag.FlagSet, c config.SignedURLs) config.SignedURLs {
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "ingest-idle":
-			cfg.IngestIdle = lf.c.IngestIdle
-		case "ingest-min-rate":
-			cfg.IngestMinRate = lf.c.IngestMinRate
-		case "ingest-rate-window":
-			cfg.IngestRateWindow = lf.c.IngestRateWindow
-		case "ingest-memory":
-			cfg.IngestMemory = int64(lf.memory)
-		case "max-pushes":
-			cfg.MaxPushes = lf.c.MaxPushes
-		case "stream-expiry":
-			cfg.StreamExpiry = lf.c.StreamExpiry
-		case "write-timeout":
-			cfg.WriteTimeout = lf.c.WriteTimeout
-		case "min-free":
-			cfg.MinFree = int64(lf.fresh)
+		case "signed-urls":
+			c.Require = sf.require
+		case "url-key-file":
+			c.KeyFile = sf.keyFile
+		case "signed-points":
+			c.Points = splitList(sf.points)
 		}
 	})
-	return cfg
+	return c
 }
 
-// writeTimeoutFlag registers --write-timeout alone, for the roles without
-// the shared role flags (scheduler, sender).
-func writeTimeoutFlag(fs *flag.FlagSet) *time.Duration {
-	return fs.Duration("write-timeout", config.Defaults().WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
+// guard returns the signed-URL check of a scheduler's /s/ requests (opens
+// and reloads of sessions of the covered points), or h itself when off.
+func (sf *signedFlags) guard(fs *flag.FlagSet, h http.Handler, srv *server.Server, log *slog.Logger) (http.Handler, error) {
+	return sessionGuard(sf.apply(fs, config.SignedURLs{}), h, srv, log)
 }
 
-// memoryHeadroom is what the soft memory limit allows beyond the ingest
-// memory budget.
-const memoryHeadroom = 256 << 20
-
-// memoryLimit sets the Go runtime's soft memory limit of a process that
-// takes pushes to its ingest memory budget plus headroom (256 MiB) for
-// everything else it holds, unless $GOMEMLIMIT says otherwise. Under a
-// flood of large boxes the garbage collector then reclaims the buffers of
-// the pushes that were cut before the heap grows to twice what is live
-// (GOGC), so that the resident size stays within budget + headroom
-// (docs/ingest.md, "Limits").
-func memoryLimit(cfg config.Config, log *slog.Logger) {
-	if cfg.IngestMemory <= 0 || os.Getenv("GOMEMLIMIT") != "" {
-		return
+// sessionGuard is the signed-URL check c configures on /s/ requests.
+func sessionGuard(c config.SignedURLs, h http.Handler, srv *server.Server, log *slog.Logger) (http.Handler, error) {
+	guard, _, err := server.SignedURLGuard(c, srv.Metrics.Registry, log, func(r *http.Request) bool {
+		return c.Covers(scheduler.PointOf(r.URL.Path))
+	})
+	if err != nil {
+		return nil, err
 	}
-	limit := cfg.IngestMemory + memoryHeadroom
-	debug.SetMemoryLimit(limit)
-	log.Debug("soft memory limit", "bytes", limit)
+	return guard(h), nil
 }
