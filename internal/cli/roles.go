@@ -44,10 +44,14 @@ type roleFlags struct {
 	lookahead int
 	pacing    string
 	maxBox    int64
-	idle      time.Duration
+	limits    limitFlags
 	logFormat string
 	logLevel  string
 	adminTok  string
+	metrics   string
+	pushRate  float64
+	pushBurst int
+	signed    signedFlags
 }
 
 func (rf *roleFlags) register(fs *flag.FlagSet) {
@@ -60,10 +64,14 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
 	fs.StringVar(&rf.pacing, "pacing", d.Pacing.Mode, "TCP pacing of media responses: off, client (the player's CMCD rtp or Sluice-Pacing header), server (the server's bottleneck estimate) or both; YAML pacing: for the details (docs/pacing.md)")
 	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
-	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
+	rf.limits.register(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
+	fs.StringVar(&rf.metrics, "metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	fs.Float64Var(&rf.pushRate, "push-rate", d.PushRate, "ingest requests (POST/PUT) one client address may start per second and point; more get 429 with Retry-After (0: no limit)")
+	fs.IntVar(&rf.pushBurst, "push-burst", d.PushBurst, "burst of --push-rate: requests a client may start at once")
+	rf.signed.register(fs)
 }
 
 // config merges the file (if any), the defaults and the flags that were set.
@@ -89,12 +97,18 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.Pacing.Mode = rf.pacing
 		case "max-box":
 			c.MaxBox = rf.maxBox
-		case "ingest-idle":
-			c.IngestIdle = rf.idle
 		case "admin-token":
 			c.AdminToken = rf.adminTok
+		case "metrics-listen":
+			c.MetricsListen = rf.metrics
+		case "push-rate":
+			c.PushRate = rf.pushRate
+		case "push-burst":
+			c.PushBurst = rf.pushBurst
 		}
 	})
+	c = rf.limits.apply(fs, c)
+	c.SignedURLs = rf.signed.apply(fs, c.SignedURLs)
 	if c.AdminToken == "" {
 		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
 	}
@@ -177,6 +191,7 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	if err != nil {
 		return err
 	}
+	memoryLimit(cfg, log)
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice "+name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
 	})

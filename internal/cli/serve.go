@@ -28,12 +28,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		noDemo               *bool
 		playerDir, senderRAM *string
 		tokenTTL             *time.Duration
+		of                   openFlags
 	)
 	cfg, log, err := parseRole("serve", serveSummary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
 		noDemo = fs.Bool("no-demo", false, "do not start the demo channel and asset")
 		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js, shaka-player) for the status page")
 		senderRAM = fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
 		tokenTTL = fs.Duration("token-ttl", time.Minute, "how long the in-process sender accepts an /s/ session's token without a renewal (renewed every third of it while the session lives)")
+		of.register(fs)
 		return nil
 	})
 	if err != nil {
@@ -48,6 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	memoryLimit(cfg, log)
 	ram, err := parseBytes(*senderRAM)
 	if err != nil || ram <= 0 {
 		return fmt.Errorf("--sender-ram %q: want a positive size such as 256M", *senderRAM)
@@ -60,6 +63,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	sessions, err := sessionGuard(cfg.SignedURLs, lc.sched, srv, log)
+	if err != nil {
+		return err
+	}
+	lc.sessions = of.limit(sessions, srv, log)
 	srv.SetHome(lc.handler(webui.New(srv.Store, *playerDir, log)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -107,22 +107,22 @@ func TestClusterSteering(t *testing.T) {
 		// (not by port) for a minute.
 		name := fmt.Sprintf("sender-%d", i)
 		senders = append(senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, port),
-			"--id", name, "--ram", "64M", "--etcd", etcd, "--etcd-ttl", "2s"))
+			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, etcd.senderArgs()...)...))
 	}
 	data := shmDir(t, "origin")
 	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	originBase := "http://" + originAddr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), bin, "origin", "--listen", originAddr, "--data", data,
-		"--point", "live", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret)
+	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", data,
+		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
 	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
-	sched := startClSched(t, bin, "scheduler", originBase, append([]string{"--etcd", etcd, "--replicas", "2",
-		"--player-dir", filepath.Join(webDir, "node_modules")}, tokenTTL...)...)
+	sched := startClSched(t, bin, "scheduler", originBase, append(append(etcd.readerArgs(), "--replicas", "2",
+		"--player-dir", filepath.Join(webDir, "node_modules")), tokenTTL...)...)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(originBase+"/live.isml/Streams(live)")...)
 	if err := enc.Wait(); err != nil {
 		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
 	}
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
-	runAll(t, 1, [][]string{{bin, "sender-load", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod"}})
+	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
 	deadline := time.Now().Add(60 * time.Second)
 	for len(sessionSegments(t, sched.base, "live", "")) < 10 {
 		if ff.exited() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
@@ -31,6 +30,8 @@ type ReceiveOptions struct {
 	// Restart makes a resumed stream live again (its source says it is live).
 	Restart bool
 	Hooks   Hooks
+	// guard bounds a push (progress, receive rate, memory); nil for pulls.
+	guard *guard
 }
 
 // Result is what Receive did with a body.
@@ -63,6 +64,11 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		}
 	}
 	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
+	defer p.Close()
+	if opts.guard != nil {
+		opts.guard.attach(p)
+	}
+	defer point.Receiving(streamID)()
 	defer func() { res.Bytes = p.Offset() }()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -93,6 +99,13 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			if err != nil {
 				return res, err
 			}
+			if r != store.Differs {
+				// The stream carries media (stored, or the same bytes
+				// as stored): offer it to pull.
+				if err := point.StreamFed(streamID); err != nil {
+					return res, err
+				}
+			}
 			switch r {
 			case store.Added:
 				res.Fragments++
@@ -120,12 +133,6 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			h.log.Info("end of stream", "point", point.Name, "stream", streamID)
 		}
 	}
-}
-
-// isStoreFailure reports whether a Receive error came from the disk.
-func isStoreFailure(err error) bool {
-	return strings.Contains(err.Error(), "store fragment") || strings.Contains(err.Error(), "write init") ||
-		strings.Contains(err.Error(), "save anchor")
 }
 
 // elapsed rounds a duration for logs.

@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -46,8 +45,9 @@ const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
 // so that the presentation starts at 0 however far into the channel the
 // listed fragments lie. With no fragment to list, the error wraps ErrEmpty.
 func DASH(v store.View, o Options) ([]byte, error) {
+	v = list(v, o).v
 	live := Live(v)
-	frag := FragmentDuration(v)
+	frag := fragmentDuration(v)
 	longest := maxFragment(v.Tracks)
 	if longest == 0 {
 		longest = frag
@@ -77,9 +77,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	m.AppendPeriod(p)
 
 	// Static presentations start at the earliest listed fragment.
-	var origin float64
+	var origin instant
 	if from, to, ok := span(v.Tracks); ok && !live {
-		origin = from
+		origin, _ = earliest(v.Tracks)
 		m.MediaPresentationDuration = durPtr(time.Duration((to - from) * float64(time.Second)))
 	} else if !live {
 		m.MediaPresentationDuration = durPtr(0)
@@ -129,7 +129,7 @@ func publishTime(v store.View, o Options) time.Time {
 	var latest time.Duration
 	found := false
 	for _, t := range v.Tracks {
-		fs, _ := listable(t)
+		fs := t.Frags
 		if len(fs) == 0 {
 			continue
 		}
@@ -194,16 +194,16 @@ func dashSets(v store.View) []*dashSet {
 
 // dashAdaptationSet renders one AdaptationSet, or nil when none of its
 // tracks has listable fragments. origin is the presentation start of a static
-// presentation in seconds (its presentationTimeOffset). With u listing
+// presentation (its presentationTimeOffset; zero while live). With u listing
 // segments one by one, each Representation gets a SegmentList.
-func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs) *mpd.AdaptationSetType {
+func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs) *mpd.AdaptationSetType {
 	type rep struct {
 		t  store.TrackView
 		fs []store.FragRef
 	}
 	var reps []rep
 	for _, t := range s.tracks {
-		if fs, _ := listable(t); len(fs) > 0 && t.Info.Timescale > 0 {
+		if fs := t.Frags; len(fs) > 0 && t.Info.Timescale > 0 {
 			reps = append(reps, rep{t, fs})
 		}
 	}
@@ -258,12 +258,12 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin float64, u *URLs
 }
 
 // dashTemplate renders the SegmentTemplate and SegmentTimeline of a track.
-func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin float64, u *URLs) *mpd.SegmentTemplateType {
+func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin instant, u *URLs) *mpd.SegmentTemplateType {
 	st := mpd.NewSegmentTemplate()
 	st.Initialization, st.Media = u.template()
 	st.Timescale = mpd.Ptr(timescale)
 	if !live {
-		if pto := uint64(math.Round(origin * float64(timescale))); pto > 0 {
+		if pto := origin.floorIn(timescale); pto > 0 {
 			st.PresentationTimeOffset = &pto
 		}
 	}

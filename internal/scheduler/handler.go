@@ -63,6 +63,17 @@ func parsePath(p string) (request, error) {
 
 func isManifestFile(s string) bool { return s == "manifest.mpd" || s == "master.m3u8" }
 
+// SessionResource reports whether a /s/ path is one of a session's
+// resources reached with its session ID alone, not with the player's
+// signed URL: its steering manifest (players poll it without the query of
+// the URL they opened with) and the media playlists the senders fetch for
+// the players of their pathway (rel.m3u8; the sender checked the
+// session's token). A signed-URL check leaves them out.
+func SessionResource(p string) bool {
+	r, err := parsePath(p)
+	return err == nil && r.session != "" && (r.file == "steering.json" || r.file == "rel.m3u8")
+}
+
 // ServeHTTP serves the client URLs under /s/ (see the package doc).
 func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	origin.SetCORS(w.Header())

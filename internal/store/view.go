@@ -22,8 +22,11 @@ type TrackView struct {
 	// Disc is the number of discontinuities before Frags[0], the one
 	// between Frags[0] and the fragment before it included: the HLS
 	// EXT-X-DISCONTINUITY-SEQUENCE of a playlist that starts at Frags[0].
-	Disc  int64
-	Frags []FragRef
+	Disc int64
+	// Extent is the track's first and longest fragments since it began,
+	// deleted ones included (zero when unknown).
+	Extent Extent
+	Frags  []FragRef
 }
 
 // Gaps counts the discontinuities among frags[:n+1]: the indexes k in
@@ -83,7 +86,7 @@ func (p *Point) View(window time.Duration) View {
 		}
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
-			Frags: append([]FragRef(nil), frags...),
+			Extent: t.Extent, Frags: append([]FragRef(nil), frags...),
 		})
 		if !t.Ended {
 			v.Ended = false
@@ -159,11 +162,63 @@ func (p *Point) ReadFragment(trackID string, start int64) ([]byte, FragRef, erro
 	return buf, ref, nil
 }
 
+// maxLeading is how many of a track's first index entries Across looks at:
+// a fragment the manifests cut to the presentation start is among them.
+const maxLeading = 16
+
+// Across reports whether one of a track's first fragments in the index
+// starts before t and ends after it — the only fragments the manifests list
+// cut (see manifest.Trimmed) — so that the origin answers requests for
+// other missing times without copying the index.
+func (p *Point) Across(trackID string, t int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	tr := p.tracks[trackID]
+	if tr == nil {
+		return false
+	}
+	for _, f := range tr.frags[:min(len(tr.frags), maxLeading)] {
+		if f.Start < t && t < f.End() {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadTrimmed returns the stored fragment of a track that starts at stored,
+// cut to start at at (media.TrimFront): what the manifests list when that
+// fragment straddles the presentation start (manifest.Trimmed).
+func (p *Point) ReadTrimmed(trackID string, stored, at int64) ([]byte, error) {
+	data, _, err := p.ReadFragment(trackID, stored)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	t := p.tracks[trackID]
+	p.mu.RUnlock()
+	h, err := parseRawHeader(t.init)
+	if err != nil {
+		return nil, fmt.Errorf("track %s header: %w", trackID, err)
+	}
+	out, err := media.TrimFront(data, h.Trex(t.Info.TrackID), at)
+	if err != nil {
+		return nil, fmt.Errorf("fragment %s/%d from %d: %w", trackID, stored, at, err)
+	}
+	return out, nil
+}
+
 // StreamInfo describes an ingest stream held by the point.
 type StreamInfo struct {
 	ID     string
 	Header []byte            // ftyp, manifest box and moov as received
 	Tracks map[uint32]string // track_ID -> track id
+	// Fed: a fragment arrived on the stream once (StreamFed).
+	Fed bool
+	// Receiving: a body is being received on it now (Receiving).
+	Receiving bool
+	// Idle is when the stream last showed life: its last fragment since
+	// the process started, else its loading or creation.
+	Idle time.Time
 }
 
 // Streams lists the ingest streams of the point, sorted by id.
@@ -172,7 +227,8 @@ func (p *Point) Streams() []StreamInfo {
 	defer p.mu.RUnlock()
 	out := make([]StreamInfo, 0, len(p.streams))
 	for _, s := range p.streams {
-		out = append(out, StreamInfo{ID: s.ID, Header: s.header, Tracks: s.Tracks})
+		out = append(out, StreamInfo{ID: s.ID, Header: s.header, Tracks: s.Tracks, Fed: s.Fed,
+			Receiving: p.busy[s.ID] > 0, Idle: s.act.idleSince()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
