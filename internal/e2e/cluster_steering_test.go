@@ -281,6 +281,9 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	close(done)
 	for i, p := range plays {
 		agg, ss := p.wait(t, time.Duration(playFor+120)*time.Second)
+		if f := filepath.Join(art, "play-"+point+"-"+[]string{"hls", "dash"}[i]+".log"); os.WriteFile(f, append(p.out.Bytes(), p.errb.String()...), 0o644) == nil {
+			t.Logf("sluice play output in %s", f)
+		}
 		skipped, failovers, switches := 0, 0, 0
 		for _, s := range ss {
 			skipped += s.Skipped
