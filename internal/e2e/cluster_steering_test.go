@@ -26,7 +26,9 @@ import (
 var sixSecondBuffer = map[string]string{
 	"hls":   `{"maxBufferLength":6,"maxMaxBufferLength":6}`,
 	"shaka": `{"streaming":{"bufferingGoal":6}}`,
-	"dash":  `{"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6}}}`,
+	// (dash.js keeps 60 s of an asset over 10 min, "long form", unless
+	// told otherwise.)
+	"dash": `{"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6,"bufferTimeAtTopQualityLongForm":6}}}`,
 }
 
 // TestClusterSteering is the acceptance test of issue 15: hls.js, Shaka
@@ -310,6 +312,9 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 		}
 		for _, e := range r.Errors {
 			t.Errorf("%s error: %s", p.name, e)
+		}
+		for _, e := range r.PageErrors {
+			t.Errorf("%s page error: %s", p.name, e)
 		}
 		if !r.OK || r.Underruns > 0 {
 			t.Errorf("%s: ok=%v failure=%q underruns=%d (stalls=%d)", p.name, r.OK, r.Failure, r.Underruns, r.Stalls)

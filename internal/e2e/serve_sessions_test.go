@@ -95,6 +95,9 @@ func TestServeSessionTokens(t *testing.T) {
 			for _, e := range r.Errors {
 				t.Errorf("%s %s error: %s", point, p.name, e)
 			}
+			for _, e := range r.PageErrors {
+				t.Errorf("%s %s page error: %s", point, p.name, e)
+			}
 			if !r.OK || r.Underruns > 0 {
 				t.Errorf("%s %s: ok=%v failure=%q underruns=%d (stalls=%d)", point, p.name, r.OK, r.Failure, r.Underruns, r.Stalls)
 			}
