@@ -16,7 +16,7 @@ import (
 // (/s/ sessions, segments from the in-process sender at /b/) with a short
 // token TTL (--token-ttl 15s: the session grants are renewed every 5 s).
 // hls.js, Shaka Player (HLS and DASH) and dash.js in Chromium, each with a
-// 6 s buffer, play a live ffmpeg push and then an on-demand asset for 40 s,
+// 6 s buffer, play a live ffmpeg push and then an on-demand asset for 30 s,
 // through at least three renewals: no underrun, no error (not even one
 // dash.js recovers from), and every segment they received is the origin's,
 // byte for byte.
@@ -32,7 +32,7 @@ func TestServeSessionTokens(t *testing.T) {
 	t0 := time.Now()
 	bin := buildSluice(t, root, tmp)
 
-	const playFor = 40
+	const playFor = 30
 	data := filepath.Join(tmp, "data")
 	mp4 := filepath.Join(tmp, "vod.mp4")
 	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
@@ -121,11 +121,11 @@ func TestServeSessionTokens(t *testing.T) {
 				t.Errorf("%s %s: nothing recorded", point, p.name)
 			}
 		}
-		// Each session is granted when it opens, then renewed every 5 s.
-		per := (renewals - grants) / float64(len(players))
-		t.Logf("%s: %v grants for %d sessions (%.1f each) in %ds of play", point, renewals-grants, len(players), per, playFor)
-		if per < 4 {
-			t.Errorf("%s: %.1f grants per session: fewer than three renewals", point, per)
+		// Each session is granted when it opens, then renewed every 5 s
+		// (the count includes the test's own sessions).
+		t.Logf("%s: %v grants and renewals at the sender in %ds of play (the players' and the test's sessions)", point, renewals-grants, playFor)
+		if renewals-grants < 4*float64(len(players)) {
+			t.Errorf("%s: %v grants for %d sessions: fewer than three renewals each", point, renewals-grants, len(players))
 		}
 	}
 	t.Logf("total %v", time.Since(t0).Round(time.Second))
