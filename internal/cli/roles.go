@@ -48,6 +48,7 @@ type roleFlags struct {
 	logFormat string
 	logLevel  string
 	adminTok  string
+	onRestart string
 }
 
 func (rf *roleFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&rf.onRestart, "on-restart", d.OnRestart, "what an encoder restart (a push whose times go back into what is stored) does to a point that names no on_restart: continue (place it after what is stored), archive (also cut what was before into an on-demand asset) or refuse (409)")
 	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
 }
 
@@ -93,6 +95,8 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.IngestIdle = rf.idle
 		case "admin-token":
 			c.AdminToken = rf.adminTok
+		case "on-restart":
+			c.OnRestart = rf.onRestart
 		}
 	})
 	if c.AdminToken == "" {

@@ -26,6 +26,9 @@ type StreamManifest struct {
 	// announces the same availabilityStartTime.
 	Anchor  time.Time      `json:"anchor,omitzero"`
 	Streams []StreamStatus `json:"streams"`
+	// Restarts are the point's encoder restarts: downstream tiers adopt
+	// them, so that their manifests mark the same boundaries.
+	Restarts []store.Restart `json:"restarts,omitempty"`
 }
 
 // StreamStatus describes one ingest stream.
@@ -119,7 +122,7 @@ func streamInfo(point *store.Point, id string) (store.StreamInfo, bool) {
 
 // streamManifest describes the streams of a point.
 func streamManifest(point *store.Point) StreamManifest {
-	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}}
+	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}, Restarts: point.Restarts()}
 	for _, s := range point.Streams() {
 		ss := StreamStatus{ID: s.ID}
 		for tid, id := range s.Tracks {

@@ -148,8 +148,8 @@ func quote(s string) string {
 // (TrackView.Disc: pruned by retention or cut off by the DVR window);
 // EXT-X-TARGETDURATION is the longest listed fragment rounded up; EXTINF has
 // at least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + start) is on
-// the first segment and on each one after a gap, which is marked with
-// EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist when the track has
+// the first segment and on each one after a gap or an encoder restart
+// boundary (TrackView.Breaks), which is marked with EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist when the track has
 // ended or the presentation is static; on-demand assets are
 // EXT-X-PLAYLIST-TYPE:VOD. An unknown track gives an error wrapping
 // store.ErrNotFound.
@@ -181,7 +181,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
 	for i, f := range fs {
-		gap := i > 0 && f.Start != fs[i-1].End()
+		gap := i > 0 && store.Discontinuous(fs[i-1], f, t.Breaks)
 		if gap {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}

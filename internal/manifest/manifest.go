@@ -82,7 +82,7 @@ func listableDisc(t store.TrackView) ([]store.FragRef, int64, int64) {
 	for i < len(t.Frags) && t.Frags[i].Start < 0 {
 		i++
 	}
-	return t.Frags[i:], t.First + int64(i), t.Disc + store.Gaps(t.Frags, i)
+	return t.Frags[i:], t.First + int64(i), t.Disc + store.Gaps(t.Frags, t.Breaks, i)
 }
 
 // run is a sequence of contiguous fragments of equal duration.
@@ -94,7 +94,8 @@ type run struct {
 }
 
 // runs compresses a timeline into runs of equal duration, starting a new run
-// after every gap.
+// after every gap (an encoder restart boundary without a gap needs no new
+// run: DASH and Smooth timelines only carry times).
 func runs(fs []store.FragRef) []run {
 	var out []run
 	for i, f := range fs {
