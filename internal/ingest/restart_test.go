@@ -483,4 +483,3 @@ func head(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
