@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: setup, gofmt, vet, unit and integration tests (real
-# ffmpeg, chromium, child processes), and a bounded fuzzing run of the ingest
-# box-stream parser.
+# ffmpeg, chromium, child processes), and bounded fuzzing runs: the ingest
+# box-stream parser (45 s), and fuzzed fragment times through the store index
+# and the three manifest renderers (15 s, a second, slower target: every
+# input writes a small store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +14,5 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -run '^$' -fuzz '^FuzzStreamParser$' -fuzztime "${FUZZTIME:-45s}" -fuzzminimizetime 10x ./internal/media
+go test -run '^$' -fuzz '^FuzzTimeline$' -fuzztime "${FUZZTIME_TIMELINE:-15s}" -fuzzminimizetime 10x ./internal/store
 go test -count=1 -timeout 25m ./...

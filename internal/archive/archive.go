@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -145,8 +146,8 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusForbidden, "the admin API is disabled: configure admin_token (--admin-token)")
 		return
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
+	got, _, ok := httpx.Bearer(r.Header)
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice admin"`)
 		apiError(w, http.StatusUnauthorized, "missing or wrong admin token")
 		return

@@ -29,6 +29,8 @@ func commands() map[string]command {
 		"archive":      {"cut a range of a channel's archive into an on-demand asset (archive cut)", runArchive},
 		"sender":       {"hold a share of the cluster's blocks in RAM and disk and send them to players (docs/cluster.md)", runSender},
 		"sender-load":  {"write an on-demand asset to the senders of a cluster (each block to its R owners)", runSenderLoad},
+		"cluster-get":  {"GET an internal URL of the cluster, signed with the cluster key (owner-set listing, stats)", runClusterGet},
+		"sign-url":     {"sign player URLs for servers that require them (--signed-urls; docs/origin.md)", runSignURL},
 		"scheduler":    {"own player sessions: per-session manifests pointing at the senders, look-ahead reservations (docs/cluster.md)", runScheduler},
 	}
 }

@@ -3,8 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/clusterauth"
+	"github.com/sluice-media/sluice/internal/urlsign"
 )
 
 func TestMain(t *testing.T) {
@@ -30,5 +37,47 @@ func TestMain(t *testing.T) {
 		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
 			t.Errorf("%v: code %d, output %q; want %d and %q", c.args, code, out.String()+errb.String(), c.code, c.want)
 		}
+	}
+}
+
+func TestSignURL(t *testing.T) {
+	t.Setenv("SLUICE_URL_KEY", "a key for the sign-url test")
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"sign-url", "--ttl", "10m",
+		"http://o:8080/live.isml/manifest.mpd", "http://s:8090/s/a/b/master.m3u8?start=5"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	key := urlsign.Key("a key for the sign-url test")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, want := range []struct{ path, prefix string }{{"/live.isml/manifest.mpd", "/live.isml/"}, {"/s/a/b/master.m3u8", "/s/a/b/"}} {
+		u, err := url.Parse(lines[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix, exp, err := key.Verify(u.Query().Get("st"), want.path, time.Now())
+		if err != nil || prefix != want.prefix || time.Until(exp) > 10*time.Minute || time.Until(exp) < 9*time.Minute {
+			t.Errorf("%s: prefix %q, expires %v, %v", lines[i], prefix, exp, err)
+		}
+	}
+	if !strings.Contains(lines[1], "start=5") {
+		t.Errorf("the query of the URL was lost: %s", lines[1])
+	}
+}
+
+// TestClusterGet: cluster-get signs its request with the cluster key.
+func TestClusterGet(t *testing.T) {
+	v := &clusterauth.Verifier{Keys: clusterauth.NewKeys([]byte("k"))}
+	srv := httptest.NewServer(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("listing\n"))
+	})))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"cluster-get", "--cluster-secret", "k", srv.URL + "/internal/v1/owner-sets"}, &out, &errb); code != 0 || out.String() != "listing\n" {
+		t.Fatalf("exit %d, %q %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"cluster-get", "--cluster-secret", "wrong", srv.URL + "/x"}, &out, &errb); code == 0 {
+		t.Fatal("a wrong secret passed")
 	}
 }

@@ -96,6 +96,8 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 	keepAlive := fs.Duration("keepalive", d.Distribution.KeepAlive, "while players are active, ask each origin for /healthz this often, keeping a connection open (0: off)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	rf.signed.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,8 +134,11 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 			dc.Backoff = *backoff
 		case "keepalive":
 			dc.KeepAlive = *keepAlive
+		case "metrics-listen":
+			cfg.MetricsListen = *metricsListen
 		}
 	})
+	cfg.SignedURLs = rf.signed.apply(fs, cfg.SignedURLs)
 	if len(origins) > 0 {
 		dc.Origins = origins
 	}

@@ -49,6 +49,10 @@ type roleFlags struct {
 	logLevel  string
 	adminTok  string
 	onRestart string
+	metrics   string
+	pushRate  float64
+	pushBurst int
+	signed    signedFlags
 }
 
 func (rf *roleFlags) register(fs *flag.FlagSet) {
@@ -66,6 +70,10 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&rf.onRestart, "on-restart", d.OnRestart, "what an encoder restart (a push whose times go back into what is stored) does to a point that names no on_restart: continue (place it after what is stored), archive (also cut what was before into an on-demand asset) or refuse (409)")
 	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
+	fs.StringVar(&rf.metrics, "metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	fs.Float64Var(&rf.pushRate, "push-rate", d.PushRate, "ingest requests (POST/PUT) one client address may start per second and point; more get 429 with Retry-After (0: no limit)")
+	fs.IntVar(&rf.pushBurst, "push-burst", d.PushBurst, "burst of --push-rate: requests a client may start at once")
+	rf.signed.register(fs)
 }
 
 // config merges the file (if any), the defaults and the flags that were set.
@@ -97,8 +105,15 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.AdminToken = rf.adminTok
 		case "on-restart":
 			c.OnRestart = rf.onRestart
+		case "metrics-listen":
+			c.MetricsListen = rf.metrics
+		case "push-rate":
+			c.PushRate = rf.pushRate
+		case "push-burst":
+			c.PushBurst = rf.pushBurst
 		}
 	})
+	c.SignedURLs = rf.signed.apply(fs, c.SignedURLs)
 	if c.AdminToken == "" {
 		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
 	}

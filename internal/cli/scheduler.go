@@ -49,9 +49,9 @@ Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at 
 With --owner-set-url, a segment URL names the block's owner set (its sender first, then the
 other owners) instead of one sender, so that a player retries at a replica when a sender
 dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
-GET /internal/v1/owner-sets (cluster secret) lists them in hosts(5) format.
+GET /internal/v1/owner-sets (signed with the cluster key) lists them in hosts(5) format.
 /readyz answers 200 once a sender of the set answers batches and an origin answers the index
-(with the cluster secret), else 503 with the reasons.
+(signed with the cluster key), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
 
 // schedFlags are the flags of the scheduler's behaviour, shared by `sluice
@@ -104,6 +104,11 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
 	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	dnsListen := fs.String("dns-listen", "", "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
+	var of openFlags
+	of.register(fs)
+	var sgn signedFlags
+	sgn.register(fs)
 	rf := roleFlags{}
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -133,23 +138,28 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	set, closeSet, err := OpenMembers(ctx, cc, log)
-	if err != nil {
-		return err
-	}
-	defer closeSet()
 	scfg := config.Defaults()
 	scfg.Listen = *listen
+	scfg.MetricsListen = *metricsListen
 	srv, err := server.New(scfg, server.Roles{}, log)
 	if err != nil {
 		return err
 	}
+	set, closeSet, err := OpenMembers(ctx, cc, srv.Metrics.Registry, log)
+	if err != nil {
+		return err
+	}
+	defer closeSet()
 	tl := &scheduler.OriginTimeline{Origins: origins, Client: &http.Client{Timeout: 5 * time.Second}, Secret: cfg.Secret}
 	sched, err := scheduler.New(cfg, tl, set, srv.Metrics.Registry, log)
 	if err != nil {
 		return err
 	}
-	srv.SetHome(schedulerHome(sched, webui.New(nil, *playerDir, log)))
+	sessions, err := sgn.guard(fs, sched, srv, log)
+	if err != nil {
+		return err
+	}
+	srv.SetHome(schedulerHome(of.limit(sessions, srv, log), sched, webui.New(nil, *playerDir, log)))
 	// /readyz: a live sender answered and an origin answered the index.
 	srv.AddCheck(sched.Ready)
 	if *dnsListen != "" {
@@ -186,11 +196,12 @@ func serveOwnerSetDNS(ctx context.Context, sched *scheduler.Scheduler, addr stri
 	return nil
 }
 
-// schedulerHome routes /s/ and the owner-set listing to the scheduler and
-// the player page (/play, /player/) to ui; anything else is 404.
-func schedulerHome(sched *scheduler.Scheduler, ui http.Handler) http.Handler {
+// schedulerHome routes /s/ to sessions (the scheduler behind its limits),
+// the owner-set listing to the scheduler and the player page (/play,
+// /player/) to ui; anything else is 404.
+func schedulerHome(sessions http.Handler, sched *scheduler.Scheduler, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(scheduler.Prefix, sched)
+	mux.Handle(scheduler.Prefix, sessions)
 	mux.HandleFunc("GET /internal/v1/owner-sets", sched.OwnerSetHosts)
 	mux.Handle("/play", ui)
 	mux.Handle("/player/", ui)
@@ -205,10 +216,11 @@ func schedulerHome(sched *scheduler.Scheduler, ui http.Handler) http.Handler {
 // sender at /b/, which the scheduler reserves ahead of them over the
 // sender's internal API.
 type localCluster struct {
-	sched *scheduler.Scheduler
-	snd   *sender.Sender
-	bs    *blockstore.Store
-	set   *lateSet
+	sched    *scheduler.Scheduler
+	sessions http.Handler // sched behind its limits (nil: sched)
+	snd      *sender.Sender
+	bs       *blockstore.Store
+	set      *lateSet
 }
 
 // newLocalCluster builds the sender (RAM budget ram) and the scheduler of a
@@ -250,7 +262,11 @@ func newLocalCluster(srv *server.Server, cfg config.Config, sf schedFlags, ram i
 func (lc *localCluster) handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	lc.snd.Routes(mux)
-	mux.Handle(scheduler.Prefix, lc.sched)
+	var sessions http.Handler = lc.sched
+	if lc.sessions != nil {
+		sessions = lc.sessions
+	}
+	mux.Handle(scheduler.Prefix, sessions)
 	mux.Handle("/", next)
 	return mux
 }
@@ -258,6 +274,7 @@ func (lc *localCluster) handler(next http.Handler) http.Handler {
 // start runs the sender and the scheduler until ctx ends; addr is the
 // server's bound address, where the scheduler finds the sender.
 func (lc *localCluster) start(ctx context.Context, addr string) {
+	lc.snd.SetURL("http://" + addr)
 	lc.set.set(membership.Member{ID: "local", URL: "http://" + addr})
 	go lc.snd.Run(ctx)
 	go func() {

@@ -15,13 +15,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-media/sluice/internal/blockstore"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/pacing"
 	"github.com/sluice-media/sluice/internal/placement"
 	"github.com/sluice-media/sluice/internal/sender"
+	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -37,7 +41,12 @@ pinned blocks further look-aheads are refused. A scheduler's pins are dropped wh
 lease expires.
 
 With --etcd the sender registers itself under --etcd-prefix with a lease of --etcd-ttl
-and keeps it alive; killed, it leaves the set within the TTL.
+and keeps it alive; killed, it leaves the set within the TTL. Its record is signed with the
+cluster key, and origins and schedulers use it only once it answered their challenge
+(GET /internal/v1/proof): --advertise must be the URL they reach it at. Internal requests
+must be signed with the cluster key for that host:port (or the listen address); the secret
+never travels. etcd over TLS with a user: --etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
+--etcd-password-file (or $SLUICE_ETCD_PASSWORD); docs/topologies.md.
 
   sluice sender --listen 127.0.0.1:9001 --data ./s1 --ram 512M --cluster-secret S \
       --etcd http://127.0.0.1:2379`
@@ -58,6 +67,9 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints: register this sender there (default: no registration)")
 	prefix := fs.String("etcd-prefix", membership.DefaultPrefix, "etcd key prefix of the sender set")
 	ttl := fs.Duration("etcd-ttl", 3*time.Second, "etcd lease TTL of the registration: a dead sender leaves the set after this long")
+	var ef etcdFlags
+	ef.register(fs)
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	lease := fs.Duration("lease", 10*time.Second, "scheduler lease when a batch names none")
 	preloaders := fs.Int("preloaders", 4, "concurrent loads from disk into RAM")
 	noAdmit := fs.Bool("no-admit", false, "do not load blocks into RAM on a miss (only look-aheads fill RAM)")
@@ -140,17 +152,23 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
+	// Internal requests must be signed for the advertised host:port or
+	// the listen address.
 	s, err := sender.New(sender.Options{
-		ID: self.ID, Secret: []byte(secret), Store: bs, Registry: reg,
-		DefaultLease: *lease, Ready: ready, Log: log,
+		ID: self.ID, Secret: []byte(secret), URL: self.URL, Names: []string{ln.Addr().String()},
+		Store: bs, Registry: reg, DefaultLease: *lease, Ready: ready, Log: log,
 	})
 	if err != nil {
 		return err
 	}
 	snd.Store(s)
+	var h http.Handler = s.Handler()
+	if *metricsListen != "" {
+		h = withoutMetrics(h)
+	}
 	srv := &http.Server{
 		// Blocks go to players through the same pacer as the origin's.
-		Handler: pacer.Middleware(s.Handler(), func(r *http.Request) bool {
+		Handler: pacer.Middleware(h, func(r *http.Request) bool {
 			return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/b/")
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -163,12 +181,25 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	go s.Run(rctx)
 	go pacer.Run(rctx)
+	if *metricsListen != "" {
+		if err := server.ServeMetrics(rctx, *metricsListen, m.Handler(), log); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("sluice sender listening", "addr", ln.Addr().String(), "id", self.ID, "url", self.URL,
 		"data", *data, "ram_budget", budget, "blocks", disk.Blocks())
 	if *etcd != "" {
-		r, err := membership.Register(rctx, membership.EtcdConfig{Endpoints: splitList(*etcd), Prefix: *prefix, Log: log}, self, *ttl)
+		// The record is signed with the cluster key: origins and schedulers
+		// ignore records that are not.
+		ec, err := server.EtcdConfig(ef.apply(fs, config.Cluster{Etcd: splitList(*etcd), EtcdPrefix: *prefix}), log)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		ec.Keys = clusterauth.NewKeys([]byte(secret))
+		r, err := membership.Register(rctx, ec, self, *ttl)
 		if err != nil {
 			srv.Close()
 			return err
@@ -192,6 +223,17 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer scancel()
 	srv.Shutdown(sctx)
 	return nil
+}
+
+// withoutMetrics answers 404 for /metrics (served on its own address).
+func withoutMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 const senderLoadSynopsis = `[flags] <data-dir> <asset>
@@ -232,7 +274,7 @@ func runSenderLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	set, closeSet, err := OpenMembers(ctx, cc, log)
+	set, closeSet, err := OpenMembers(ctx, cc, nil, log)
 	if err != nil {
 		return err
 	}
@@ -256,6 +298,7 @@ func runSenderLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 type clusterFlags struct {
 	senders, etcd, prefix, secret string
 	replicas                      int
+	auth                          etcdFlags
 }
 
 func (cf *clusterFlags) register(fs *flag.FlagSet) {
@@ -264,6 +307,41 @@ func (cf *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.prefix, "etcd-prefix", membership.DefaultPrefix, "etcd key prefix of the sender set")
 	fs.IntVar(&cf.replicas, "replicas", 2, "replication factor R: the owners of each block")
 	fs.StringVar(&cf.secret, "cluster-secret", "", "cluster secret (default $SLUICE_CLUSTER_SECRET)")
+	cf.auth.register(fs)
+}
+
+// etcdFlags are the TLS and authentication flags of a connection to etcd
+// (every role that talks to etcd). The password comes from a file or
+// $SLUICE_ETCD_PASSWORD, never from the command line.
+type etcdFlags struct {
+	ca, cert, key, user, passwordFile string
+}
+
+func (ef *etcdFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&ef.ca, "etcd-ca", "", "PEM file of the CA that signed etcd's certificate (https:// etcd endpoints; default: the system's roots)")
+	fs.StringVar(&ef.cert, "etcd-cert", "", "PEM client certificate for an etcd that checks client certificates (--client-cert-auth)")
+	fs.StringVar(&ef.key, "etcd-key", "", "PEM key of --etcd-cert")
+	fs.StringVar(&ef.user, "etcd-user", "", "etcd user, for an etcd with authentication enabled; the password comes from --etcd-password-file or $SLUICE_ETCD_PASSWORD")
+	fs.StringVar(&ef.passwordFile, "etcd-password-file", "", "file holding the password of --etcd-user (default $SLUICE_ETCD_PASSWORD)")
+}
+
+// apply lays the etcd flags that were set over c.
+func (ef *etcdFlags) apply(fs *flag.FlagSet, c config.Cluster) config.Cluster {
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "etcd-ca":
+			c.EtcdTLS.CA = ef.ca
+		case "etcd-cert":
+			c.EtcdTLS.Cert = ef.cert
+		case "etcd-key":
+			c.EtcdTLS.Key = ef.key
+		case "etcd-user":
+			c.EtcdUser = ef.user
+		case "etcd-password-file":
+			c.EtcdPasswordFile = ef.passwordFile
+		}
+	})
+	return c
 }
 
 // registerClusterFlags adds the cluster flags to the origin's flags (nil
@@ -309,6 +387,7 @@ func (cf *clusterFlags) cluster(fs *flag.FlagSet, c config.Cluster) config.Clust
 			c.Secret = cf.secret
 		}
 	})
+	c = cf.auth.apply(fs, c)
 	if c.Replicas == 0 {
 		c.Replicas = cf.replicas
 	}
@@ -318,28 +397,13 @@ func (cf *clusterFlags) cluster(fs *flag.FlagSet, c config.Cluster) config.Clust
 	return c
 }
 
-// OpenMembers returns the sender set a cluster configuration names: the
-// static list, or the etcd set (waiting up to 10 s for the first listing).
+// OpenMembers returns the sender set a cluster configuration names (the
+// static list, or the etcd set, waiting up to 10 s for the first listing),
+// each member once it proved it holds the cluster key
+// (server.OpenSenders); reg, if not nil, receives the rejection counter.
 // Call the returned function to release it.
-func OpenMembers(ctx context.Context, c config.Cluster, log *slog.Logger) (membership.Set, func(), error) {
-	if len(c.Etcd) > 0 {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		set, err := membership.Etcd(ectx, membership.EtcdConfig{Endpoints: c.Etcd, Prefix: c.EtcdPrefix, Log: log})
-		if err != nil {
-			return nil, nil, err
-		}
-		return set, func() { set.Close() }, nil
-	}
-	ms, err := membership.ParseList(strings.Join(c.Senders, ","))
-	if err != nil {
-		return nil, nil, err
-	}
-	set, err := membership.Static(ms...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return set, func() {}, nil
+func OpenMembers(ctx context.Context, c config.Cluster, reg prometheus.Registerer, log *slog.Logger) (membership.Set, func(), error) {
+	return server.OpenSenders(ctx, c, reg, log)
 }
 
 func clusterSecret(flagValue string) string {

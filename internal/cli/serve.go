@@ -26,11 +26,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		noDemo               *bool
 		playerDir, senderRAM *string
+		of                   openFlags
 	)
 	cfg, log, err := parseRole("serve", serveSummary, args, stderr, func(fs *flag.FlagSet) func(config.Config) (config.Config, error) {
 		noDemo = fs.Bool("no-demo", false, "do not start the demo channel and asset")
 		playerDir = fs.String("player-dir", defaultPlayerDir(), "directory holding the npm-installed players (dashjs, hls.js, shaka-player) for the status page")
 		senderRAM = fs.String("sender-ram", "256M", "RAM budget of the in-process sender (blocks pinned ahead of the /s/ sessions)")
+		of.register(fs)
 		return nil
 	})
 	if err != nil {
@@ -55,6 +57,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	sessions, err := sessionGuard(cfg.SignedURLs, lc.sched, srv, log)
+	if err != nil {
+		return err
+	}
+	lc.sessions = of.limit(sessions, srv, log)
 	srv.SetHome(lc.handler(webui.New(srv.Store, *playerDir, log)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

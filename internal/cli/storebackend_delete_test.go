@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/sender"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -41,7 +43,7 @@ func TestServeSenderRefusesDeletes(t *testing.T) {
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/internal/v1/delete",
 		strings.NewReader(`{"blocks":[{"p":"live/ch","t":"video_1","s":0}]}`))
-	req.Header.Set(cluster.SecretHeader, "k")
+	clusterauth.NewKeys([]byte("k")).Sign(req, time.Now())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

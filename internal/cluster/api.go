@@ -3,8 +3,10 @@
 // a sender, and the signed session tokens that designate which client may
 // fetch which block. Both sides import it; neither owns it.
 //
-// Internal HTTP API of a sender (all requests carry the cluster secret in
-// the header SecretHeader; a wrong or missing secret is 401):
+// Internal HTTP API of a sender (every request is signed with a key derived
+// from the cluster secret, for the sender it goes to: internal/clusterauth;
+// the secret itself never travels; an unsigned, forged, replayed or stale
+// request is 401):
 //
 //	POST /internal/v1/batch          Batch -> BatchResult (JSON): look-ahead
 //	                                 requests, cancels, send requests and the
@@ -18,6 +20,8 @@
 //	                                 sender lacks (the origin's rebalance)
 //	POST /internal/v1/delete         DeleteRequest -> DeleteResult (JSON):
 //	                                 delete blocks (retention, non-owner copies)
+//	GET  /internal/v1/proof?c=<hex>  clusterauth.ProofAnswer (not signed): the
+//	                                 sender proves it holds the cluster key
 //
 // Client URLs on a sender (what per-session manifests point at):
 //
@@ -26,23 +30,10 @@
 package cluster
 
 import (
-	"crypto/subtle"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 )
-
-// SecretHeader carries the cluster secret on internal requests (a sender's
-// internal API, an origin's index for schedulers).
-const SecretHeader = "Sluice-Cluster-Secret"
-
-// SecretOK reports whether h carries the cluster secret in SecretHeader
-// (compared in constant time). An empty secret never matches.
-func SecretOK(h http.Header, secret []byte) bool {
-	got := h.Get(SecretHeader)
-	return got != "" && len(secret) > 0 && subtle.ConstantTimeCompare([]byte(got), secret) == 1
-}
 
 // BlockID names one media data block: a fragment of a track of a point.
 type BlockID struct {

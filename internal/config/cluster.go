@@ -18,12 +18,26 @@ type Cluster struct {
 	// registered under EtcdPrefix (Senders is then ignored).
 	Etcd       []string `yaml:"etcd,omitempty"`
 	EtcdPrefix string   `yaml:"etcd_prefix,omitempty"`
+	// EtcdTLS secures the connection to etcd (https:// endpoints).
+	EtcdTLS EtcdTLS `yaml:"etcd_tls,omitempty"`
+	// EtcdUser and the password in EtcdPasswordFile (or
+	// $SLUICE_ETCD_PASSWORD) authenticate to an etcd with authentication
+	// enabled. The password is never a flag or a YAML value.
+	EtcdUser         string `yaml:"etcd_user,omitempty"`
+	EtcdPasswordFile string `yaml:"etcd_password_file,omitempty"`
 	// Replicas is R, how many senders hold each block (2 when 0).
 	Replicas int `yaml:"replicas,omitempty"`
 	// Secret authenticates internal requests to the senders and signs
 	// session tokens ($SLUICE_CLUSTER_SECRET when empty; one of them is
 	// required).
 	Secret string `yaml:"secret,omitempty"`
+}
+
+// EtcdTLS names the PEM files of a TLS connection to etcd.
+type EtcdTLS struct {
+	CA   string `yaml:"ca,omitempty"`   // CA of etcd's server certificate (system roots when empty)
+	Cert string `yaml:"cert,omitempty"` // client certificate (etcd --client-cert-auth)
+	Key  string `yaml:"key,omitempty"`  // its key
 }
 
 // Enabled reports whether a sender set is named.

@@ -91,6 +91,45 @@ type Config struct {
 	// Cluster names the senders an origin forwards every stored fragment
 	// to (docs/cluster.md).
 	Cluster Cluster `yaml:"cluster,omitempty"`
+	// MetricsListen, when set, serves /metrics on this address only (not
+	// on Listen), e.g. a private interface.
+	MetricsListen string `yaml:"metrics_listen,omitempty"`
+	// PushRate and PushBurst bound the ingest requests (POST/PUT) one
+	// client address may start per second for one point: a token bucket
+	// of PushBurst refilled at PushRate a second; more get 429 with
+	// Retry-After. PushRate 0 (or negative) disables the limit.
+	PushRate  float64 `yaml:"push_rate"`
+	PushBurst int     `yaml:"push_burst"`
+	// SignedURLs makes players' requests need a signed URL (origin and
+	// distribution roles; docs/origin.md, "Signed player URLs").
+	SignedURLs SignedURLs `yaml:"signed_urls,omitempty"`
+}
+
+// SignedURLs configures signed player URLs: off unless Require is set.
+type SignedURLs struct {
+	// Require refuses (403) player requests without a valid token.
+	Require bool `yaml:"require,omitempty"`
+	// KeyFile holds the signing key ($SLUICE_URL_KEY when empty).
+	KeyFile string `yaml:"key_file,omitempty"`
+	// Points limits the requirement to these points (every point when
+	// empty).
+	Points []string `yaml:"points,omitempty"`
+}
+
+// Covers reports whether point needs a signed URL.
+func (s SignedURLs) Covers(point string) bool {
+	if !s.Require {
+		return false
+	}
+	if len(s.Points) == 0 {
+		return true
+	}
+	for _, p := range s.Points {
+		if p == point {
+			return true
+		}
+	}
+	return false
 }
 
 // Distribution configures the distribution role (a content-aware caching
@@ -139,7 +178,9 @@ func Defaults() Config {
 			Backoff:         time.Second,
 			KeepAlive:       20 * time.Second,
 		},
-		Pacing: PacingDefaults(),
+		Pacing:    PacingDefaults(),
+		PushRate:  20,
+		PushBurst: 100,
 	}
 }
 
@@ -165,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.LookAhead < 0 || c.LookAhead > 10 {
 		return fmt.Errorf("lookahead %d out of range 0..10", c.LookAhead)
+	}
+	if c.PushRate > 0 && c.PushBurst < 1 {
+		return fmt.Errorf("push_burst %d: at least 1 when push_rate is set", c.PushBurst)
 	}
 	if err := c.validatePeers(); err != nil {
 		return err

@@ -226,6 +226,11 @@ func classify(r *http.Request) (object, string) {
 	return obj, ""
 }
 
+// SetUpstreamQuery makes every fetch from an origin carry the query q
+// returns (e.g. a signed-URL token, for origins that require one). Call
+// it before serving.
+func (p *Proxy) SetUpstreamQuery(q func() string) { p.up.query = q }
+
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	origin.SetCORS(w.Header())

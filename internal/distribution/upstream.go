@@ -52,6 +52,9 @@ type upstream struct {
 	m       *metricSet
 	log     *slog.Logger
 	now     func() time.Time
+	// query, when set, returns a query string ("st=…") added to every
+	// fetch: the token of an origin that requires signed URLs.
+	query func() string
 }
 
 func newUpstream(bases []string, timeout, backoff time.Duration, m *metricSet, log *slog.Logger) (*upstream, error) {
@@ -200,7 +203,11 @@ func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404 b
 			u.m.failovers.Inc()
 		}
 		actx, cancel := context.WithCancel(ctx)
-		req, err := http.NewRequestWithContext(actx, http.MethodGet, o.base+path, nil)
+		target := o.base + path
+		if u.query != nil {
+			target += "?" + u.query()
+		}
+		req, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
 		if err != nil {
 			cancel()
 			return res, fmt.Errorf("upstream request: %w", err)

@@ -335,6 +335,9 @@ type playResult struct {
 	BufferMax      float64           `json:"bufferMax"`
 	Latency        *float64          `json:"latency"`
 	Screenshot     string            `json:"screenshot"`
+	// Ended and Duration are set with --until-ended (playEnv.args).
+	Ended    bool     `json:"ended"`
+	Duration *float64 `json:"duration"`
 }
 
 // summary is a one-line description of a play result for the test log.
@@ -370,6 +373,8 @@ func runPlay(t *testing.T, webDir, target, kind string, seconds, minAdvance int,
 type playEnv struct {
 	prefix []string
 	env    []string
+	// args are extra play.mjs flags (e.g. --until-ended).
+	args []string
 }
 
 // runPlayIn is runPlay in a playEnv.
@@ -377,8 +382,8 @@ func runPlayIn(t *testing.T, pe playEnv, webDir, target, kind string, seconds, m
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+120)*time.Second)
 	defer cancel()
-	argv := append(append([]string{}, pe.prefix...), "node", filepath.Join(webDir, "test", "play.mjs"), target, kind,
-		strconv.Itoa(seconds), strconv.Itoa(minAdvance))
+	argv := append(append([]string{}, pe.prefix...), "node", filepath.Join(webDir, "test", "play.mjs"))
+	argv = append(append(argv, pe.args...), target, kind, strconv.Itoa(seconds), strconv.Itoa(minAdvance))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = webDir
 	cmd.Env = append(append(os.Environ(), "SLUICE_CHROMIUM="+chromiumPath(), "SLUICE_SCREENSHOT="+shot), pe.env...)

@@ -97,13 +97,13 @@ func TestClusterPlayers(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("sender-%d", i)
 		senders = append(senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, port),
-			"--id", name, "--ram", "64M", "--etcd", etcd, "--etcd-ttl", "2s"))
+			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, etcd.senderArgs()...)...))
 	}
 	data := shmDir(t, "origin")
 	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	originBase := "http://" + originAddr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), bin, "origin", "--listen", originAddr, "--data", data,
-		"--point", "live", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret)
+	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", data,
+		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
 	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
 	// The players resolve the owner-set names, as root, at the
 	// scheduler's own DNS responder (the production path, with Chromium's
@@ -111,8 +111,8 @@ func TestClusterPlayers(t *testing.T) {
 	// with a private /etc/hosts written from the scheduler's listing.
 	// (SLUICE_E2E_OWNER_NAMES=hosts forces the hosts file.)
 	dnsMode := os.Geteuid() == 0 && os.Getenv("SLUICE_E2E_OWNER_NAMES") != "hosts"
-	schedArgs := []string{"--etcd", etcd, "--replicas", "2", "--player-dir", filepath.Join(webDir, "node_modules"),
-		"--owner-set-url", fmt.Sprintf("http://{owners}.senders.sluice.test:%d", port)}
+	schedArgs := append(etcd.readerArgs(), "--replicas", "2", "--player-dir", filepath.Join(webDir, "node_modules"),
+		"--owner-set-url", fmt.Sprintf("http://{owners}.senders.sluice.test:%d", port))
 	if dnsMode {
 		schedArgs = append(schedArgs, "--dns-listen", "127.0.0.20:53")
 	}
@@ -134,7 +134,7 @@ func TestClusterPlayers(t *testing.T) {
 		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
 	}
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
-	runAll(t, 1, [][]string{{bin, "sender-load", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod"}})
+	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
 
 	// Wait for the live channel to list a few segments in a session.
 	deadline := time.Now().Add(60 * time.Second)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 )
 
 // ownerSetHosts waits (30 s at most) until the scheduler's owner-set
@@ -28,7 +28,7 @@ func ownerSetHosts(t *testing.T, schedBase string, n int, dir string) (string, m
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		req, _ := http.NewRequest(http.MethodGet, schedBase+"/internal/v1/owner-sets", nil)
-		req.Header.Set(cluster.SecretHeader, e2eClusterSecret)
+		clusterauth.NewKeys([]byte(e2eClusterSecret)).Sign(req, time.Now())
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))

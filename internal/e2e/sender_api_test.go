@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/placement"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 // TestSenderProcessAPI drives one `sluice sender` process over its internal
@@ -33,12 +34,12 @@ func TestSenderProcessAPI(t *testing.T) {
 	blk := func(i int) cluster.BlockID {
 		return cluster.BlockID{Point: point, Track: track, Start: int64(i) * 2_000_000}
 	}
+	// Blocks of 256 KiB that parse as the fragments their keys name (a
+	// sender refuses anything else).
 	body := func(i int) []byte {
-		b := bytes.Repeat([]byte{byte(i)}, 256<<10)
-		copy(b, fmt.Sprint("block ", i))
-		return b
+		return testkit.CMAFFragment(uint32(i), blk(i).Start, 2000, 256<<10)
 	}
-	if err := cli.PutInit(ctx, s.base, point, track, []byte("init"), "video/mp4"); err != nil {
+	if err := cli.PutInit(ctx, s.base, point, track, testkit.CMAFInit(), "video/mp4"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 8; i++ {
@@ -46,7 +47,7 @@ func TestSenderProcessAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Wrong secret: 401.
+	// Signed with another key: 401.
 	bad := placement.NewClient([]byte("wrong"), nil)
 	if _, err := bad.Batch(ctx, s.base, cluster.Batch{Scheduler: "x"}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("batch with a wrong secret: %v", err)

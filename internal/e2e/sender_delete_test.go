@@ -34,14 +34,14 @@ func TestSenderDeleteOnPruneAndJoin(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
 	etcd := startEtcdServer(t)
-	reg := []string{"--etcd", etcd, "--etcd-ttl", "2s", "--ram", "8M"}
+	reg := append([]string{"--etcd-ttl", "2s", "--ram", "8M"}, etcd.senderArgs()...)
 	var ss []*clSender
 	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
 		ss = append(ss, startClSender(t, bin, name, filepath.Join(dir, name), reg...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := membership.Etcd(ctx, membership.EtcdConfig{Endpoints: []string{etcd}})
+	set, err := membership.Etcd(ctx, etcd.config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +55,9 @@ func TestSenderDeleteOnPruneAndJoin(t *testing.T) {
 	}
 	data := filepath.Join(dir, "origin-data")
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin",
+	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), append([]string{bin, "origin",
 		"--config", cfg, "--listen", addr, "--data", data,
-		"--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret)
+		"--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
 	base := "http://" + addr
 	waitHTTP(t, base+"/healthz", 30*time.Second, origin)
 	out, err := exec.Command(bin, "push", "--fast", "--loop", "--duration", "40s", testmedia.Sample(t),

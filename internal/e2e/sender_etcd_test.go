@@ -29,11 +29,11 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	const ttl = 2 * time.Second
 	var senders []*senderProc
 	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
-		senders = append(senders, startSenderProc(t, bin, name, "--etcd", etcd, "--etcd-ttl", ttl.String(), "--ram", "8M"))
+		senders = append(senders, startSenderProc(t, bin, name, append([]string{"--etcd-ttl", ttl.String(), "--ram", "8M"}, etcd.senderArgs()...)...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	set, err := membership.Etcd(ctx, membership.EtcdConfig{Endpoints: []string{etcd}})
+	set, err := membership.Etcd(ctx, etcd.config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	if out, err := exec.Command(bin, "import", "--quiet", testmedia.Sample(t), "movies/demo", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "sender-load", "--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "movies/demo").CombinedOutput()
+	out, err := exec.Command(bin, append(append([]string{"sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "movies/demo")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sender-load: %v\n%s", err, out)
 	}

@@ -3,11 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -21,28 +19,6 @@ import (
 
 // e2eClusterSecret is the secret of the test clusters.
 const e2eClusterSecret = "e2e-cluster-secret"
-
-// startEtcdServer starts Debian's etcd (package etcd-server; scripts/setup.sh
-// installs it) in a temporary directory on free loopback ports and returns
-// its client endpoint. It fails the test when etcd is missing.
-func startEtcdServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd is missing from PATH (apt-get install etcd-server; scripts/setup.sh installs it): %v", err)
-	}
-	client, peer := freePort(t), freePort(t)
-	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
-	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	p := startProc(t, "etcd", filepath.Join(artifactsDir(t), "etcd.log"), bin,
-		"--name", "e2e", "--data-dir", t.TempDir(),
-		"--listen-client-urls", cu, "--advertise-client-urls", cu,
-		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
-		"--initial-cluster", "e2e="+pu, "--initial-cluster-state", "new",
-		"--log-level", "warn")
-	waitHTTP(t, cu+"/health", 30*time.Second, p)
-	return cu
-}
 
 // senderProc is one `sluice sender` child process.
 type senderProc struct {

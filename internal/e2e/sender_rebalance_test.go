@@ -26,11 +26,11 @@ func TestSenderRebalanceOnJoin(t *testing.T) {
 	bin := buildSluice(t, root, dir)
 	etcd := startEtcdServer(t)
 	const ttl = 2 * time.Second
-	reg := []string{"--etcd", etcd, "--etcd-ttl", ttl.String(), "--ram", "8M"}
+	reg := append([]string{"--etcd-ttl", ttl.String(), "--ram", "8M"}, etcd.senderArgs()...)
 	a, b := startSenderProc(t, bin, "sender-a", reg...), startSenderProc(t, bin, "sender-b", reg...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := membership.Etcd(ctx, membership.EtcdConfig{Endpoints: []string{etcd}})
+	set, err := membership.Etcd(ctx, etcd.config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +39,9 @@ func TestSenderRebalanceOnJoin(t *testing.T) {
 
 	data := filepath.Join(dir, "origin-data")
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin",
+	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), append([]string{bin, "origin",
 		"--listen", addr, "--data", data, "--point", "live/ch",
-		"--etcd", etcd, "--replicas", "2", "--cluster-secret", e2eClusterSecret)
+		"--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
 	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
 	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", filepath.Join(root, "testdata", "sample", "sample.mp4"),
 		"http://"+addr+"/live/ch.isml/Streams(ch)").CombinedOutput()

@@ -59,3 +59,31 @@ func TestCountingWriter(t *testing.T) {
 		})
 	}
 }
+
+func TestBearer(t *testing.T) {
+	for _, c := range []struct {
+		header      string
+		tok         string
+		present, ok bool
+	}{
+		{"", "", false, false},
+		{"Bearer s3cret", "s3cret", true, true},
+		{"bearer s3cret", "s3cret", true, true},
+		{"BEARER  s3cret ", "s3cret", true, true},
+		{"s3cret", "", true, false},
+		{"Basic czNjcmV0", "", true, false},
+		{"Token s3cret", "", true, false},
+		{"Bearer", "", true, false},
+		{"Bearer ", "", true, false},
+		{"Bearer a b", "", true, false},
+	} {
+		h := http.Header{}
+		if c.header != "" {
+			h.Set("Authorization", c.header)
+		}
+		tok, present, ok := Bearer(h)
+		if tok != c.tok || present != c.present || ok != c.ok {
+			t.Errorf("%q: %q %v %v, want %q %v %v", c.header, tok, present, ok, c.tok, c.present, c.ok)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/store"
@@ -124,16 +125,33 @@ func metricPoint(pp string, cfg config.Config) string {
 	return "_unknown"
 }
 
-// authorized checks the point's token, if one is configured.
+// authorized checks the point's token, if one is configured: an
+// "Authorization: Bearer <token>" header (no other scheme, and no bare
+// token) or, without an Authorization header, ?token=.
 func authorized(r *http.Request, p config.Point) bool {
+	ok, _ := checkToken(r, p)
+	return ok
+}
+
+// checkToken is authorized with the reason of a refusal.
+func checkToken(r *http.Request, p config.Point) (bool, string) {
 	if p.Token == "" {
-		return true
+		return true, ""
 	}
-	got := r.URL.Query().Get("token")
-	if a := r.Header.Get("Authorization"); a != "" {
-		got, _ = strings.CutPrefix(a, "Bearer ")
+	got, present, ok := httpx.Bearer(r.Header)
+	switch {
+	case present && !ok:
+		return false, "the Authorization header must be \"Bearer <token>\" (no other scheme is accepted)"
+	case !present:
+		got = r.URL.Query().Get("token")
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) == 1
+	if got == "" {
+		return false, "missing ingest token"
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) != 1 {
+		return false, "wrong ingest token"
+	}
+	return true, ""
 }
 
 func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) {
@@ -142,8 +160,8 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		h.refuse(w, r, pp, http.StatusNotFound, "publishing point "+strconv.Quote(pp)+" is not configured")
 		return
 	}
-	if !authorized(r, pc) {
-		h.refuse(w, r, pp, http.StatusForbidden, "missing or wrong ingest token for "+strconv.Quote(pp))
+	if ok, why := checkToken(r, pc); !ok {
+		h.refuse(w, r, pp, http.StatusForbidden, why+" for "+strconv.Quote(pp))
 		return
 	}
 	streamID, _, hasStart, ok := urls.Stream(rest)

@@ -47,8 +47,9 @@ const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
 // so that the presentation starts at 0 however far into the channel the
 // listed fragments lie. With no fragment to list, the error wraps ErrEmpty.
 func DASH(v store.View, o Options) ([]byte, error) {
+	v = list(v, o).v
 	live := Live(v)
-	frag := FragmentDuration(v)
+	frag := fragmentDuration(v)
 	longest := maxFragment(v.Tracks)
 	if longest == 0 {
 		longest = frag
@@ -73,9 +74,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	m.MaxSegmentDuration = durPtr(longest)
 
 	// Static presentations start at the earliest listed fragment.
-	var origin float64
+	var origin instant
 	if from, to, ok := span(v.Tracks); ok && !live {
-		origin = from
+		origin, _ = earliest(v.Tracks)
 		m.MediaPresentationDuration = durPtr(time.Duration((to - from) * float64(time.Second)))
 	} else if !live {
 		m.MediaPresentationDuration = durPtr(0)
@@ -123,7 +124,7 @@ func publishTime(v store.View, o Options) time.Time {
 	var latest time.Duration
 	found := false
 	for _, t := range v.Tracks {
-		fs, _ := listable(t)
+		fs := t.Frags
 		if len(fs) == 0 {
 			continue
 		}
@@ -195,7 +196,7 @@ type dashPeriod struct {
 	view store.View
 }
 
-// dashPeriods splits the presentation at its encoder restarts
+// dashPeriods splits the (listed) presentation at its encoder restarts
 // (Meta.Restarts): a fragment belongs to the period of the latest restart
 // whose boundary in its track (Restart.Ends) lies at or before its start.
 // The first period has id "0" and starts at 0 (a static presentation at its
@@ -206,9 +207,8 @@ type dashPeriod struct {
 // not cross a gap in a SegmentTimeline (it asks for the segment 10 ms after
 // the last one ends), and the tracks of an encoder that stops end a little
 // apart: each restarted session starts a Period of its own, so that no
-// track has a gap at the restart. Periods with nothing listable are left
-// out.
-func dashPeriods(v store.View, live bool, origin float64) []dashPeriod {
+// track has a gap at the restart. Periods with nothing listed are left out.
+func dashPeriods(v store.View, live bool, origin instant) []dashPeriod {
 	rs := append([]store.Restart(nil), v.Meta.Restarts...)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].StartNs < rs[j].StartNs })
 	parts := make([]dashPeriod, len(rs)+1)
@@ -216,16 +216,17 @@ func dashPeriods(v store.View, live bool, origin float64) []dashPeriod {
 		if live {
 			return 0
 		}
-		return uint64(math.Round(origin * float64(ts)))
+		return origin.floorIn(ts)
 	}}
+	var originNs int64
+	if !live && origin.ts > 0 {
+		originNs = int64(min(origin.floorIn(uint32(time.Second)), math.MaxInt64))
+	}
 	for k, r := range rs {
 		startNs := r.StartNs
-		start := time.Duration(startNs)
-		if !live {
-			start = max(start-time.Duration(origin*float64(time.Second)), 0)
-		}
-		parts[k+1] = dashPeriod{id: "r" + strconv.FormatInt(startNs/int64(time.Millisecond), 10), start: start,
-			pto: func(ts uint32) uint64 { return uint64(max(store.OffsetTicks(startNs, ts), 0)) }}
+		parts[k+1] = dashPeriod{id: "r" + strconv.FormatInt(startNs/int64(time.Millisecond), 10),
+			start: time.Duration(max(startNs-originNs, 0)),
+			pto:   func(ts uint32) uint64 { return uint64(max(store.OffsetTicks(startNs, ts), 0)) }}
 	}
 	for i := range parts {
 		parts[i].view = store.View{Name: v.Name, Meta: v.Meta, Ended: v.Ended}
@@ -270,7 +271,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 	}
 	var reps []rep
 	for _, t := range s.tracks {
-		if fs, _ := listable(t); len(fs) > 0 && t.Info.Timescale > 0 {
+		if fs := t.Frags; len(fs) > 0 && t.Info.Timescale > 0 {
 			reps = append(reps, rep{t, fs})
 		}
 	}

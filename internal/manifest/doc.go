@@ -24,25 +24,51 @@
 // list everything the View holds. Time is an input (Options.Now), so the
 // output is a pure function of the View and the Options.
 //
-// # Negative start times
+// # What is listed
 //
-// Fragments whose start time is negative (AAC priming written by ffmpeg
-// without -avoid_negative_ts: a tfxd time of 2^64-213333) are kept in the
-// archive but listed in no manifest: tfdt, Smooth c@t, DASH S@t and the HLS
-// timeline are all unsigned. Such fragments can only precede the others, so
-// skipping them shifts the HLS media sequence of the first listed segment to
-// TrackView.First plus the number skipped.
+// The manifests list the same fragments (see list in listing.go):
+//
+//   - The presentation starts where its video does: the latest start of the
+//     first listable fragment over the video tracks (from the track extents
+//     while live, so that it never moves as the DVR window slides; from the
+//     first listed fragments of a static presentation), and at media time
+//     zero at the latest: manifests list no negative time (tfdt, Smooth c@t,
+//     DASH S@t are unsigned).
+//   - An audio fragment that ends at or before that start is not listed; one
+//     that straddles it is listed from the start, with the remaining
+//     duration, under the URL of that time, and the origin serves it cut
+//     there (Trimmed, media.TrimFront). This lists the AAC priming fragment
+//     ffmpeg writes before zero without -avoid_negative_ts, and lines the
+//     audio up with the video where priming or a B-frame delay made it begin
+//     a few milliseconds earlier — so both HLS playlists carry the same
+//     EXT-X-PROGRAM-DATE-TIME. An audio track that began more than half a
+//     second before the video is listed from its own start. The stored
+//     fragment is kept whole, and served whole under its own URL.
+//   - Other tracks (video: the samples before a cut would include a key
+//     frame) list no fragment that starts before zero.
+//   - Callers whose URLs name stored fragments (Options.URLs with Segment:
+//     the scheduler's senders serve stored blocks) cannot serve a cut copy:
+//     for them nothing is cut, and what straddles zero is left out.
+//   - A fragment whose times cannot be rendered (zero duration, an end that
+//     overflows, beyond 2^33 seconds) is left out; the store refuses those
+//     anyway (store.ErrImplausibleTime).
+//   - A fragment that starts before the previous listed one ends (an
+//     overlap: misaligned redundant encoders) shortens that one's listed
+//     duration to end where it starts, so every timeline is strictly
+//     increasing and free of overlaps.
+//
+// Left-out fragments shift the HLS media sequence of the first listed
+// segment to TrackView.First plus the number left out before it.
 //
 // # Gaps
 //
 // A fragment that does not start where the previous one ended is a gap (or an
 // overlap); gaps are shown, never papered over: Smooth puts an explicit c@t on
 // the fragment after it, DASH an explicit S@t, and HLS an
-// EXT-X-DISCONTINUITY tag followed by a fresh EXT-X-PROGRAM-DATE-TIME. HLS
-// media playlists carry no EXT-X-DISCONTINUITY-SEQUENCE: a View does not say
-// how many gaps lie before its first fragment, so the tag could not be kept
-// consistent as the DVR window slides; players align on the program date
-// times instead.
+// EXT-X-DISCONTINUITY tag followed by a fresh EXT-X-PROGRAM-DATE-TIME (HLS
+// marks overlaps too, as store.Gaps counts them for
+// EXT-X-DISCONTINUITY-SEQUENCE). Program date times are Meta.Anchor plus the
+// listed start, to the millisecond: one mapping for every track.
 //
 // # Smooth look-ahead
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -37,12 +38,16 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // CODECS lists the video codec and every audio codec of the group. A
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
-// variants, not renditions). Text tracks are not announced. Without any
-// audio or video track the error wraps ErrEmpty; tracks whose media playlists
-// are still empty are announced all the same.
+// variants, not renditions). Text tracks are not announced, nor are tracks
+// with nothing to list yet (their media playlists answer 404); without any
+// audio or video track to announce the error wraps ErrEmpty.
 func HLSMaster(v store.View, o Options) ([]byte, error) {
+	v = list(v, o).v
 	var video, audio []store.TrackView
 	for _, t := range v.Tracks {
+		if len(t.Frags) == 0 || t.Info.Timescale == 0 {
+			continue
+		}
 		switch t.Info.Kind {
 		case "video":
 			video = append(video, t)
@@ -114,10 +119,9 @@ func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, uri stri
 }
 
 // hlsBitrates returns the average (declared, else measured) and peak bit
-// rate of a track.
+// rate of a (listed) track.
 func hlsBitrates(t store.TrackView) (avg, peak int) {
-	fs, _ := listable(t)
-	mavg, mpeak := bitrates(t, fs)
+	mavg, mpeak := bitrates(t, t.Frags)
 	avg = t.Info.Bitrate
 	if avg <= 0 {
 		avg = mavg
@@ -141,33 +145,34 @@ func quote(s string) string {
 
 // HLSMedia renders the media playlist of one track
 // (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
-// directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listable
-// fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the sequence number of the first listed
-// fragment (TrackView.First, plus any skipped negative-start fragments);
-// EXT-X-DISCONTINUITY-SEQUENCE, when not 0, counts the gaps before it
-// (TrackView.Disc: pruned by retention or cut off by the DVR window);
-// EXT-X-TARGETDURATION is the longest listed fragment rounded up; EXTINF has
-// at least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + start) is on
-// the first segment and on each one after a gap or an encoder restart
-// boundary (TrackView.Breaks), which is marked with EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist when the track has
-// ended or the presentation is static; on-demand assets are
-// EXT-X-PLAYLIST-TYPE:VOD. An unknown track gives an error wrapping
-// store.ErrNotFound.
+// directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listed
+// fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the
+// sequence number of the first listed fragment (TrackView.First, plus any
+// fragments left out before it); EXT-X-DISCONTINUITY-SEQUENCE, when not 0,
+// counts the gaps before it (TrackView.Disc: pruned by retention or cut off
+// by the DVR window); EXT-X-TARGETDURATION is TargetDuration; EXTINF has at
+// least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + the listed start,
+// to the millisecond) is on the first segment and on each one after a gap or
+// an encoder restart boundary (TrackView.Breaks), which is marked with
+// EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist
+// when the track has ended or the presentation is static; on-demand assets
+// are EXT-X-PLAYLIST-TYPE:VOD. An unknown track gives an error wrapping
+// store.ErrNotFound, a track with nothing to list yet one wrapping ErrEmpty
+// (a 404, which players retry, like DASH and Smooth).
 func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
-	t, ok := v.Track(trackID)
+	l := list(v, o)
+	t, ok := l.v.Track(trackID)
 	if !ok {
 		return nil, fmt.Errorf("hls media playlist: track %q: %w", trackID, store.ErrNotFound)
 	}
 	if t.Info.Timescale == 0 {
 		return nil, fmt.Errorf("hls media playlist: track %q has timescale 0", trackID)
 	}
-	fs, seq, disc := listableDisc(t)
-	ts := uint64(t.Info.Timescale)
-	var longest uint64
-	for _, f := range fs {
-		longest = max(longest, f.Duration)
+	fs, seq, disc, cut := t.Frags, t.First, t.Disc, l.cut[trackID]
+	if len(fs) == 0 {
+		return nil, fmt.Errorf("hls media playlist: track %q: %w", trackID, ErrEmpty)
 	}
-	target := max((longest+ts-1)/ts, 1)
+	target := TargetDuration(t)
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", hlsVersion)
@@ -181,12 +186,12 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
 	for i, f := range fs {
-		gap := i > 0 && store.Discontinuous(fs[i-1], f, t.Breaks)
+		gap := i > 0 && cut[i]
 		if gap {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
 		if (i == 0 || gap) && !v.Meta.Anchor.IsZero() {
-			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale))
+			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
 		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), o.URLs.hlsSegment(t.ID, f.Start))
@@ -197,11 +202,47 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// TargetDuration is the EXT-X-TARGETDURATION of a track's media playlist,
+// in seconds. It must never change over the playlist's life (RFC 8216
+// 6.2.1), so it derives from the track's extent, not from the fragments the
+// DVR window holds: the duration of the track's first fragment rounded up.
+// A later fragment whose duration, rounded to the nearest second, exceeds
+// it (RFC 8216 4.3.3.1 forbids listing it under that target) raises it to
+// that fragment's duration rounded up — the only change, once per longer
+// fragment; it is never lowered. A track without a known extent (a View
+// from an older node) takes its longest listed fragment, rounded up.
+func TargetDuration(t store.TrackView) uint64 {
+	ts := uint64(t.Info.Timescale)
+	if ts == 0 {
+		return 1
+	}
+	up := func(d uint64) uint64 { return d/ts + min(d%ts, 1) }
+	nearest := func(d uint64) uint64 { return d/ts + min((d%ts)*2/ts, 1) }
+	var target uint64
+	if e := t.Extent; e.Known() {
+		target = up(e.FirstDuration)
+		if nearest(e.MaxDuration) > target {
+			target = up(e.MaxDuration)
+		}
+	}
+	for _, f := range t.Frags {
+		if nearest(f.Duration) > target {
+			target = up(f.Duration)
+		}
+	}
+	return max(target, 1)
+}
+
 // extinf formats a duration in seconds with 3 to 6 decimals (exact for
 // millisecond durations, precise enough for AAC frame multiples that
-// accumulated rounding does not drift over a long DVR window).
+// accumulated rounding does not drift over a long DVR window). A positive
+// duration never reads as zero: below a microsecond it says 0.000001.
 func extinf(d uint64, timescale uint32) string {
-	s := strconv.FormatFloat(toDuration(int64(d), timescale).Seconds(), 'f', 6, 64)
+	sec := toDuration(int64(d), timescale).Seconds()
+	if d > 0 && sec < 0.0000005 {
+		sec = 0.000001
+	}
+	s := strconv.FormatFloat(sec, 'f', 6, 64)
 	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 4 {
 		s = s[:len(s)-1]
 	}

@@ -52,10 +52,13 @@ func Live(v store.View) bool { return !v.Ended && !v.Meta.VOD }
 // longest of the last listable fragments of its tracks (2 s when nothing is
 // listable). A live manifest changes about this often, so it is a fitting
 // cache lifetime for manifests and the DASH minimumUpdatePeriod.
-func FragmentDuration(v store.View) time.Duration {
+func FragmentDuration(v store.View) time.Duration { return fragmentDuration(list(v, Options{}).v) }
+
+// fragmentDuration is FragmentDuration of a listed View.
+func fragmentDuration(v store.View) time.Duration {
 	var d time.Duration
 	for _, t := range v.Tracks {
-		fs, _ := listable(t)
+		fs := t.Frags
 		if len(fs) == 0 || t.Info.Timescale == 0 {
 			continue
 		}
@@ -67,24 +70,6 @@ func FragmentDuration(v store.View) time.Duration {
 	return d
 }
 
-// listable returns the fragments of a track that manifests may list — all
-// but those with a negative start time, which can only come first — and the
-// sequence number of the first of them.
-func listable(t store.TrackView) ([]store.FragRef, int64) {
-	fs, seq, _ := listableDisc(t)
-	return fs, seq
-}
-
-// listableDisc is listable with the discontinuity sequence of the first
-// listable fragment (TrackView.Disc plus the gaps among the skipped ones).
-func listableDisc(t store.TrackView) ([]store.FragRef, int64, int64) {
-	i := 0
-	for i < len(t.Frags) && t.Frags[i].Start < 0 {
-		i++
-	}
-	return t.Frags[i:], t.First + int64(i), t.Disc + store.Gaps(t.Frags, t.Breaks, i)
-}
-
 // run is a sequence of contiguous fragments of equal duration.
 type run struct {
 	start int64  // start time of the first fragment
@@ -94,8 +79,7 @@ type run struct {
 }
 
 // runs compresses a timeline into runs of equal duration, starting a new run
-// after every gap (an encoder restart boundary without a gap needs no new
-// run: DASH and Smooth timelines only carry times).
+// after every gap.
 func runs(fs []store.FragRef) []run {
 	var out []run
 	for i, f := range fs {
@@ -177,11 +161,11 @@ func bitrates(t store.TrackView, fs []store.FragRef) (avg, peak int) {
 }
 
 // span returns the earliest listed start and the latest listed end over the
-// given tracks, in seconds, and whether anything is listed at all.
+// given (listed) tracks, in seconds, and whether anything is listed at all.
 func span(ts []store.TrackView) (from, to float64, ok bool) {
 	for _, t := range ts {
-		fs, _ := listable(t)
-		if len(fs) == 0 {
+		fs := t.Frags
+		if len(fs) == 0 || t.Info.Timescale == 0 {
 			continue
 		}
 		a := seconds(fs[0].Start, t.Info.Timescale)
@@ -197,12 +181,12 @@ func span(ts []store.TrackView) (from, to float64, ok bool) {
 	return from, to, ok
 }
 
-// maxFragment returns the longest listed fragment duration over all tracks.
+// maxFragment returns the longest listed fragment duration over all
+// (listed) tracks.
 func maxFragment(ts []store.TrackView) time.Duration {
 	var d time.Duration
 	for _, t := range ts {
-		fs, _ := listable(t)
-		for _, f := range fs {
+		for _, f := range t.Frags {
 			d = max(d, toDuration(int64(f.Duration), t.Info.Timescale))
 		}
 	}
@@ -210,7 +194,7 @@ func maxFragment(ts []store.TrackView) time.Duration {
 }
 
 // dvrWindow is the DVR window to announce: the configured one, else the
-// span of the View, else one nominal fragment (never zero).
+// span of the (listed) View, else one nominal fragment (never zero).
 func dvrWindow(v store.View, o Options) time.Duration {
 	if o.DVRWindow > 0 {
 		return o.DVRWindow
@@ -218,5 +202,5 @@ func dvrWindow(v store.View, o Options) time.Duration {
 	if from, to, ok := span(v.Tracks); ok && to > from {
 		return time.Duration((to - from) * float64(time.Second)).Round(time.Millisecond)
 	}
-	return FragmentDuration(v)
+	return fragmentDuration(v)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,6 +152,32 @@ func audioOnlyView() store.View {
 	return store.View{Name: "radio", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{en, fr}}
 }
 
+// extentOf gives a track the extent its fragments make (as if none was
+// ever pruned).
+func extentOf(t store.TrackView) store.TrackView {
+	for i, f := range t.Frags {
+		if i == 0 {
+			t.Extent = store.Extent{First: f.Start, FirstDuration: f.Duration}
+		}
+		t.Extent.MaxDuration = max(t.Extent.MaxDuration, f.Duration)
+	}
+	return t
+}
+
+// primedView: a finished ffmpeg ismv push made with -avoid_negative_ts
+// make_non_negative: the video starts 80 ms in, the audio 21.33 ms before
+// it (1024 samples of AAC priming at 48 kHz). The manifests list the first
+// audio fragment from the video's start, so that both HLS playlists begin
+// at the same program date time.
+func primedView() store.View {
+	vt := extentOf(with(videoTrack("video_800000", 800000, 640, 360, mss), 0,
+		frags(nil, 800000, 250000, repeat(2*mss, 5)...)))
+	a := extentOf(with(audioTrack("audio_128000", 128000, mss, ""), 0,
+		frags(nil, 586667, 32000, 19413333, 20053333, 20053334, 20053333, 20640000)))
+	vt.Ended, a.Ended = true, true
+	return store.View{Name: "primed", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{vt, a}, Ended: true}
+}
+
 // restartView: a live channel whose encoder was killed 30 s in and
 // restarted with times from zero, placed after what was stored: video
 // goes on without a gap at 30.08 s, audio (which ended 69 ms earlier) with a
@@ -178,6 +205,16 @@ func restartView() store.View {
 		Tracks: []store.TrackView{v1, v2, a}}
 }
 
+// restartEndedView: restartView once the restarted session ended (static).
+func restartEndedView() store.View {
+	v := restartView()
+	for i := range v.Tracks {
+		v.Tracks[i].Ended = true
+	}
+	v.Ended = true
+	return v
+}
+
 type testCase struct {
 	name string
 	view store.View
@@ -194,7 +231,9 @@ func cases() []testCase {
 		{"gap", gapView(), Options{Now: anchor.Add(116 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"slid", slidView(), Options{Now: anchor.Add(122 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"audioonly", audioOnlyView(), Options{Now: anchor.Add(33 * time.Second), LookAhead: 2}},
+		{"primed", primedView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"restart", restartView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
+		{"restart-ended", restartEndedView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
 	}
 }
 
@@ -338,7 +377,7 @@ func checkSmooth(t *testing.T, v store.View, o Options, b []byte) {
 				break
 			}
 		}
-		fs, _ := listable(ref)
+		fs := listedTrack(v, ref.ID).Frags
 		if live && !ref.Ended {
 			fs = fs[:len(fs)-o.LookAhead]
 		}
@@ -377,10 +416,7 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 	if len(m.Periods) == 0 || m.Periods[0].Start == nil {
 		t.Fatal("dash: no Period, or one without start")
 	}
-	if len(m.Periods) != len(v.Meta.Restarts)+1 && len(v.Meta.Restarts) == 0 {
-		t.Fatalf("dash: %d Periods without a restart", len(m.Periods))
-	}
-	if len(v.Meta.Restarts) == 0 && (m.Periods[0].Id != "0" || *m.Periods[0].Start != 0) {
+	if len(v.Meta.Restarts) == 0 && (len(m.Periods) != 1 || m.Periods[0].Id != "0" || *m.Periods[0].Start != 0) {
 		t.Fatal("dash: want one Period id 0 start PT0S")
 	}
 	n := 0
@@ -405,16 +441,15 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 				if init, _ := r.GetInit(); init != "tracks/"+tr.ID+"/init.mp4" {
 					t.Errorf("dash %s: init %q", r.Id, init)
 				}
-				var tm uint64
+				var pto, tm uint64
+				if st.PresentationTimeOffset != nil {
+					pto = *st.PresentationTimeOffset
+				}
 				for i, s := range st.SegmentTimeline.S {
 					if s.T != nil {
 						tm = *s.T
 					} else if i == 0 {
 						t.Errorf("dash %s: first S without t", r.Id)
-					}
-					var pto uint64
-					if st.PresentationTimeOffset != nil {
-						pto = *st.PresentationTimeOffset
 					}
 					if pi > 0 && i == 0 && tm < pto && pto-tm > uint64(tr.Info.Timescale)/20 {
 						// A restarted session's track may start before its
@@ -430,7 +465,7 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 		}
 	}
 	for _, tr := range v.Tracks {
-		fs, _ := listable(tr)
+		fs := listedTrack(v, tr.ID).Frags
 		got := starts[tr.ID]
 		if len(fs) != len(got) {
 			t.Fatalf("dash %s: %d segments, want %d", tr.ID, len(got), len(fs))
@@ -478,7 +513,8 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		t.Fatalf("hls media %s: %v (type %v)", tr.ID, err, typ)
 	}
 	mp := p.(*m3u8.MediaPlaylist)
-	fs, seq, disc := listableDisc(tr)
+	lt := listedTrack(v, tr.ID)
+	fs, seq, disc, cut := lt.Frags, lt.First, lt.Disc, list(v, Options{}).cut[tr.ID]
 	if mp.SeqNo != uint64(seq) {
 		t.Errorf("hls media %s: media sequence %d, want %d", tr.ID, mp.SeqNo, seq)
 	}
@@ -499,14 +535,15 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		if s.URI != strconv.FormatInt(fs[i].Start, 10)+".m4s" {
 			t.Errorf("hls media %s: segment %d URI %q", tr.ID, i, s.URI)
 		}
-		if s.Duration > float64(mp.TargetDuration) {
+		// RFC 8216 4.3.3.1: EXTINF rounded to the nearest integer.
+		if math.Round(s.Duration) > float64(mp.TargetDuration) {
 			t.Errorf("hls media %s: EXTINF %f above target %d", tr.ID, s.Duration, mp.TargetDuration)
 		}
-		gap := i > 0 && store.Discontinuous(fs[i-1], fs[i], tr.Breaks)
+		gap := i > 0 && cut[i]
 		if s.Discontinuity != gap {
 			t.Errorf("hls media %s: segment %d discontinuity %v, want %v", tr.ID, i, s.Discontinuity, gap)
 		}
-		if (i == 0 || gap) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Truncate(time.Millisecond)) {
+		if (i == 0 || gap) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Round(time.Millisecond)) {
 			t.Errorf("hls media %s: segment %d program date time %v", tr.ID, i, s.ProgramDateTime)
 		}
 	}
@@ -571,8 +608,9 @@ func TestSmoothHoldback(t *testing.T) {
 // (a store.ErrNotFound), not a manifest players would choke on.
 func TestEmpty(t *testing.T) {
 	v := negativeView()
-	v.Tracks[0].Frags = nil                   // video: nothing yet
-	v.Tracks[1].Frags = v.Tracks[1].Frags[:1] // audio: only the priming fragment
+	v.Tracks[0].Frags = nil // video: nothing yet
+	// audio: only a fragment that ends at zero (priming, nothing to play)
+	v.Tracks[1].Frags = []store.FragRef{{Start: -213333, Duration: 213333, Size: 400, Key: true}}
 	o := Options{Now: anchor, LookAhead: 2}
 	for name, f := range map[string]func(store.View, Options) ([]byte, error){"smooth": Smooth, "dash": DASH} {
 		if _, err := f(v, o); !errors.Is(err, ErrEmpty) || !errors.Is(err, store.ErrNotFound) {
@@ -582,11 +620,30 @@ func TestEmpty(t *testing.T) {
 	if _, err := HLSMaster(store.View{}, o); !errors.Is(err, ErrEmpty) {
 		t.Errorf("hls master: err = %v", err)
 	}
-	// Media playlists may be empty while live.
-	b, err := HLSMedia(v, "audio_128000", o)
-	if err != nil || !bytes.Contains(b, []byte("#EXT-X-MEDIA-SEQUENCE:1\n")) || bytes.Contains(b, []byte("EXTINF")) {
-		t.Errorf("hls media: err = %v\n%s", err, b)
+	if b, err := HLSMaster(v, o); !errors.Is(err, ErrEmpty) {
+		t.Errorf("hls master of a point with nothing to list: err = %v\n%s", err, b)
 	}
+	// Media playlists answer 404 too (ErrEmpty), for a track with nothing
+	// listable while another has fragments as well.
+	for _, id := range []string{"audio_128000", "video_1000000"} {
+		if b, err := HLSMedia(v, id, o); !errors.Is(err, ErrEmpty) || !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("hls media %s: err = %v\n%s", id, err, b)
+		}
+	}
+	v.Tracks[1] = negativeView().Tracks[1]
+	b, err := HLSMaster(v, o)
+	if err != nil || bytes.Contains(b, []byte("video_1000000")) || !bytes.Contains(b, []byte("audio_128000")) {
+		t.Errorf("hls master announces only the track with fragments: err = %v\n%s", err, b)
+	}
+	if b, err := HLSMedia(v, "video_1000000", o); !errors.Is(err, ErrEmpty) {
+		t.Errorf("hls media of the empty video track: err = %v\n%s", err, b)
+	}
+}
+
+// listedTrack is one track of v as the manifests list it.
+func listedTrack(v store.View, id string) store.TrackView {
+	tv, _ := list(v, Options{}).v.Track(id)
+	return tv
 }
 
 // TestSmoothAmbiguous: two tracks with the same name and bitrate cannot both

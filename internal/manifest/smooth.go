@@ -93,6 +93,7 @@ type smoothGroup struct {
 // held back. Static: Duration is the span of the listed fragments. With no
 // StreamIndex to show, the error wraps ErrEmpty.
 func Smooth(v store.View, o Options) ([]byte, error) {
+	v = list(v, o).v
 	live := Live(v)
 	la := o.lookAhead()
 	m := ssMedia{MajorVersion: 2, MinorVersion: 2, TimeScale: smoothTimeScale}
@@ -187,7 +188,7 @@ func smoothStream(g *smoothGroup, live bool, lookAhead int) (ssStream, bool) {
 	var ref *store.TrackView
 	var timeline []store.FragRef
 	for i := range g.tracks {
-		if fs, _ := listable(g.tracks[i]); len(fs) > 0 && g.tracks[i].Info.Timescale > 0 {
+		if fs := g.tracks[i].Frags; len(fs) > 0 && g.tracks[i].Info.Timescale > 0 {
 			ref, timeline = &g.tracks[i], fs
 			break
 		}
@@ -216,7 +217,7 @@ func smoothStream(g *smoothGroup, live bool, lookAhead int) (ssStream, bool) {
 		if t.Info.Timescale != ref.Info.Timescale {
 			continue
 		}
-		if fs, _ := listable(t); len(fs) == 0 {
+		if len(t.Frags) == 0 {
 			continue
 		}
 		q := smoothQuality(t)

@@ -46,8 +46,8 @@ func TestURLsDASH(t *testing.T) {
 					t.Errorf("AdaptationSet %v has a SegmentTemplate", as.Id)
 				}
 				for _, r := range as.Representations {
-					tr, _ := v.Track(r.Id)
-					fs, _ := listable(tr)
+					tr, _ := list(v, o).v.Track(r.Id)
+					fs := tr.Frags
 					sl := r.SegmentList
 					if sl == nil || r.SegmentTemplate != nil {
 						t.Fatalf("representation %s: want a SegmentList only", r.Id)
@@ -106,7 +106,8 @@ func TestURLsHLS(t *testing.T) {
 		if mp.Map == nil || mp.Map.URI != o.URLs.Init(tr.ID) {
 			t.Errorf("%s: EXT-X-MAP %+v", tr.ID, mp.Map)
 		}
-		fs, _ := listable(tr)
+		lt, _ := list(v, o).v.Track(tr.ID)
+		fs := lt.Frags
 		segs := mp.GetAllSegments()
 		if len(segs) != len(fs) {
 			t.Fatalf("%s: %d segments for %d fragments", tr.ID, len(segs), len(fs))

@@ -2,10 +2,13 @@ package membership
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/pause"
 )
 
@@ -26,7 +30,22 @@ type EtcdConfig struct {
 	Prefix    string   // DefaultPrefix when empty
 	// DialTimeout bounds connecting and each registration call (3 s when 0).
 	DialTimeout time.Duration
-	Log         *slog.Logger
+	// TLS, when set, secures the connection to etcd (https:// endpoints):
+	// the CA that signed etcd's certificate and, when etcd asks for one
+	// (--client-cert-auth), this client's certificate. See LoadTLS.
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when it has
+	// authentication enabled (empty: none).
+	Username, Password string
+	// Keys sign the records Register puts and verify the records Etcd
+	// reads: a record that is unsigned or not signed with the cluster key
+	// is ignored (a log line, and Rejected). Zero Keys neither sign nor
+	// verify (tools and tests that only watch; every role sets them).
+	Keys clusterauth.Keys
+	// Rejected, when set, is called with the reason of every ignored
+	// record ("unsigned", "bad_signature", "skew", "malformed"): a metric.
+	Rejected func(reason string)
+	Log      *slog.Logger
 }
 
 func (c EtcdConfig) prefix() string {
@@ -57,6 +76,9 @@ func (c EtcdConfig) client() (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.dialTimeout(),
+		TLS:         c.TLS,
+		Username:    c.Username,
+		Password:    c.Password,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
@@ -73,11 +95,12 @@ type EtcdSet struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	members map[string]Member // by key
-	sorted  []Member
-	changed chan struct{}
-	synced  bool
+	mu       sync.Mutex
+	members  map[string]Member // by key
+	rejected map[string]string // key -> the ignored value last logged
+	sorted   []Member
+	changed  chan struct{}
+	synced   bool
 }
 
 // Etcd connects to etcd, lists the members under the prefix and follows
@@ -94,7 +117,7 @@ func Etcd(ctx context.Context, cfg EtcdConfig) (*EtcdSet, error) {
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &EtcdSet{cfg: cfg, cli: cli, cancel: cancel, done: make(chan struct{}),
-		members: map[string]Member{}, changed: make(chan struct{})}
+		members: map[string]Member{}, rejected: map[string]string{}, changed: make(chan struct{})}
 	first := make(chan struct{})
 	go s.run(wctx, first)
 	select {
@@ -145,7 +168,7 @@ func (s *EtcdSet) run(ctx context.Context, first chan struct{}) {
 		backoff = 200 * time.Millisecond
 		all := map[string]Member{}
 		for _, kv := range resp.Kvs {
-			if m, ok := decodeMember(kv.Value); ok {
+			if m, ok := s.decode(string(kv.Key), kv.Value); ok {
 				all[string(kv.Key)] = m
 			}
 		}
@@ -167,12 +190,57 @@ func (s *EtcdSet) run(ctx context.Context, first chan struct{}) {
 	}
 }
 
-func decodeMember(b []byte) (Member, bool) {
-	var m Member
-	if err := json.Unmarshal(b, &m); err != nil || m.ID == "" || m.URL == "" {
+// record is the value of a member's key: the member, when it was
+// registered (unix seconds) and the signature of the three
+// (clusterauth.Keys.SignMember).
+type record struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Time int64  `json:"time,omitempty"`
+	Sig  string `json:"sig,omitempty"`
+}
+
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%w: not a member record: %v", clusterauth.ErrMalformed, err)
+	}
+	if r.ID == "" || r.URL == "" {
+		return r, fmt.Errorf("%w: member record without an id or a URL", clusterauth.ErrMalformed)
+	}
+	if _, err := FromURL(r.URL); err != nil {
+		return r, fmt.Errorf("%w: %v", clusterauth.ErrMalformed, err)
+	}
+	return r, nil
+}
+
+// decode reads the record under key; with Keys it must be signed with the
+// cluster key. An ignored record is logged (once per key and value) and
+// counted.
+func (s *EtcdSet) decode(key string, b []byte) (Member, bool) {
+	r, err := decodeRecord(b)
+	if err == nil && s.cfg.Keys.Valid() {
+		err = s.cfg.Keys.VerifyMember(r.ID, r.URL, r.Time, r.Sig, time.Now())
+	}
+	if err != nil {
+		s.mu.Lock()
+		first := s.rejected[key] != string(b)
+		if first && len(s.rejected) < 10_000 {
+			s.rejected[key] = string(b)
+		}
+		s.mu.Unlock()
+		if first {
+			s.cfg.log().Warn("etcd membership: record ignored", "key", key, "reason", clusterauth.Reason(err), "err", err)
+		}
+		if s.cfg.Rejected != nil {
+			s.cfg.Rejected(clusterauth.Reason(err))
+		}
 		return Member{}, false
 	}
-	return m, true
+	s.mu.Lock()
+	delete(s.rejected, key)
+	s.mu.Unlock()
+	return Member{ID: r.ID, URL: r.URL}, true
 }
 
 func (s *EtcdSet) replace(all map[string]Member) {
@@ -183,17 +251,28 @@ func (s *EtcdSet) replace(all map[string]Member) {
 }
 
 func (s *EtcdSet) apply(evs []*clientv3.Event) {
+	type change struct {
+		key string
+		m   Member
+		ok  bool
+	}
+	// Records are checked before the lock (decode takes it to log).
+	cs := make([]change, 0, len(evs))
+	for _, ev := range evs {
+		c := change{key: string(ev.Kv.Key)}
+		if ev.Type == clientv3.EventTypePut {
+			c.m, c.ok = s.decode(c.key, ev.Kv.Value)
+		}
+		cs = append(cs, c)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ev := range evs {
-		key := string(ev.Kv.Key)
-		switch ev.Type {
-		case clientv3.EventTypeDelete:
-			delete(s.members, key)
-		case clientv3.EventTypePut:
-			if m, ok := decodeMember(ev.Kv.Value); ok {
-				s.members[key] = m
-			}
+	for _, c := range cs {
+		if c.ok {
+			s.members[c.key] = c.m
+		} else {
+			// Deleted, or overwritten with a record that is not valid.
+			delete(s.members, c.key)
 		}
 	}
 	s.publish()
@@ -249,7 +328,7 @@ type Registration struct {
 	cfg    EtcdConfig
 	cli    *clientv3.Client
 	key    string
-	val    string
+	m      Member
 	ttl    int64
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -273,13 +352,12 @@ func Register(ctx context.Context, cfg EtcdConfig, m Member, ttl time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	val, _ := json.Marshal(m)
 	secs := int64((ttl + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &Registration{cfg: cfg, cli: cli, key: cfg.prefix() + m.ID, val: string(val), ttl: secs,
+	r := &Registration{cfg: cfg, cli: cli, key: cfg.prefix() + m.ID, m: m, ttl: secs,
 		cancel: cancel, done: make(chan struct{})}
 	first := make(chan struct{})
 	go r.run(rctx, first)
@@ -375,6 +453,18 @@ func (r *Registration) run(ctx context.Context, first chan struct{}) {
 	}
 }
 
+// value is the record put under the key: signed with the cluster key when
+// the configuration has one.
+func (r *Registration) value(now time.Time) string {
+	rec := record{ID: r.m.ID, URL: r.m.URL}
+	if r.cfg.Keys.Valid() {
+		rec.Time = now.Unix()
+		rec.Sig = r.cfg.Keys.SignMember(rec.ID, rec.URL, rec.Time)
+	}
+	b, _ := json.Marshal(rec)
+	return string(b)
+}
+
 func (r *Registration) register(ctx context.Context) (clientv3.LeaseID, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.dialTimeout())
 	defer cancel()
@@ -382,8 +472,84 @@ func (r *Registration) register(ctx context.Context) (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, fmt.Errorf("grant lease: %w", err)
 	}
-	if _, err := r.cli.Put(cctx, r.key, r.val, clientv3.WithLease(g.ID)); err != nil {
+	if _, err := r.cli.Put(cctx, r.key, r.value(time.Now()), clientv3.WithLease(g.ID)); err != nil {
 		return 0, fmt.Errorf("put %s: %w", r.key, err)
 	}
 	return g.ID, nil
+}
+
+// TLSFiles names the PEM files of a TLS connection to etcd.
+type TLSFiles struct {
+	// CA is the certificate of the authority that signed etcd's server
+	// certificate (the system's roots when empty).
+	CA string
+	// Cert and Key are this client's certificate and key, for an etcd
+	// that authenticates clients by certificate (--client-cert-auth).
+	Cert, Key string
+}
+
+// Config returns the TLS configuration of the files; nil (plain HTTP)
+// when none is named.
+func (f TLSFiles) Config() (*tls.Config, error) {
+	if f.CA == "" && f.Cert == "" && f.Key == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.CA != "" {
+		pem, err := os.ReadFile(f.CA)
+		if err != nil {
+			return nil, fmt.Errorf("etcd CA: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd CA %s: no PEM certificate", f.CA)
+		}
+	}
+	if (f.Cert == "") != (f.Key == "") {
+		return nil, errors.New("etcd client certificate: name both the certificate and its key")
+	}
+	if f.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// EtcdPasswordEnv is the environment variable a password is read from
+// when no password file is named.
+const EtcdPasswordEnv = "SLUICE_ETCD_PASSWORD"
+
+// Credentials completes c with a TLS configuration from files and a user
+// whose password is read from passwordFile (trailing newline trimmed) or,
+// when that is empty, from $SLUICE_ETCD_PASSWORD: never from a command
+// line, where every user of the machine could read it.
+func (c EtcdConfig) Credentials(files TLSFiles, user, passwordFile string) (EtcdConfig, error) {
+	tc, err := files.Config()
+	if err != nil {
+		return c, err
+	}
+	c.TLS = tc
+	if user == "" {
+		if passwordFile != "" {
+			return c, errors.New("etcd: a password file without a user")
+		}
+		return c, nil
+	}
+	c.Username = user
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return c, fmt.Errorf("etcd password: %w", err)
+		}
+		c.Password = strings.TrimRight(string(b), "\r\n")
+	} else {
+		c.Password = os.Getenv(EtcdPasswordEnv)
+	}
+	if c.Password == "" {
+		return c, fmt.Errorf("etcd user %q without a password: name a password file or set $%s", user, EtcdPasswordEnv)
+	}
+	return c, nil
 }

@@ -69,10 +69,10 @@ func TestStatic(t *testing.T) {
 	}
 }
 
-// TestEtcdFollowsAfterShortContext: the set given by Etcd keeps following
-// the registrations after the context of the call (a start-up timeout)
-// has ended, until Close. It needs Debian's etcd (etcd-server); CI has it.
-func TestEtcdFollowsAfterShortContext(t *testing.T) {
+// startEtcd starts Debian's etcd on free loopback ports (skipped outside
+// CI when it is missing) and returns its client URL.
+func startEtcd(t *testing.T) string {
+	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -98,6 +98,14 @@ func TestEtcdFollowsAfterShortContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cu
+}
+
+// TestEtcdFollowsAfterShortContext: the set given by Etcd keeps following
+// the registrations after the context of the call (a start-up timeout)
+// has ended, until Close. It needs Debian's etcd (etcd-server); CI has it.
+func TestEtcdFollowsAfterShortContext(t *testing.T) {
+	cu := startEtcd(t)
 	cfg := EtcdConfig{Endpoints: []string{cu}, Prefix: "/test/senders/"}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

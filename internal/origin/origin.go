@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/media"
@@ -33,11 +36,23 @@ type Handler struct {
 	m   *metrics.Metrics
 	log *slog.Logger
 	now func() time.Time
+	// viewAuth checks the signature of index requests when the origin has
+	// a cluster secret (nil otherwise).
+	viewAuth *clusterauth.Verifier
 }
 
 // New returns the origin handler.
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
-	return &Handler{st: st, cfg: cfg, m: m, log: log, now: time.Now}
+	h := &Handler{st: st, cfg: cfg, m: m, log: log, now: time.Now}
+	if cfg.Cluster.Secret != "" {
+		var reg prometheus.Registerer
+		if m != nil {
+			reg = m.Registry
+		}
+		h.viewAuth = &clusterauth.Verifier{Keys: clusterauth.NewKeys([]byte(cfg.Cluster.Secret)), Log: log,
+			Refused: clusterauth.NewMetrics(reg).RequestRefused}
+	}
+	return h
 }
 
 // CORS headers: players on other origins send CMCD request headers and read
@@ -226,7 +241,7 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	f, ref, err := point.OpenFragment(track, t)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			h.notFound(w, "no fragment at that time", 1)
+			h.trimmedFragment(w, r, point, track, t)
 			return
 		}
 		h.log.Error("open fragment", "point", point.Name, "track", track, "t", t, "err", err)
@@ -251,6 +266,52 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
+// trimmedFragment answers a DASH/HLS fragment URL that names no stored
+// fragment: the manifests list the fragment that straddles the presentation
+// start from that start (manifest.Trimmed), which is served cut there
+// (store.ReadTrimmed); anything else is a 404.
+func (h *Handler) trimmedFragment(w http.ResponseWriter, r *http.Request, point *store.Point, track string, t int64) {
+	if !point.Across(track, t) {
+		h.notFound(w, "no fragment at that time", 1)
+		return
+	}
+	data, ref, ok := h.trimmed(point, h.view(point), track, t)
+	if !ok {
+		h.notFound(w, "no fragment at that time", 1)
+		return
+	}
+	if data == nil {
+		http.Error(w, "cannot prepare fragment", http.StatusInternalServerError)
+		return
+	}
+	info, _ := point.TrackInfo(track)
+	hd := w.Header()
+	hd.Set("Content-Type", contentType(info.Kind))
+	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, t, len(data)))
+	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, uint64(ref.End()-t), info.Timescale))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+// trimmed returns the stored fragment that the manifests rendered from v
+// list cut to start at t, cut there; ok is false when they list no such
+// fragment, data nil (after a log line) when it cannot be cut.
+func (h *Handler) trimmed(point *store.Point, v store.View, track string, t int64) (data []byte, ref store.FragRef, ok bool) {
+	ref, ok = manifest.Trimmed(v, track, t)
+	if !ok {
+		return nil, ref, false
+	}
+	data, err := point.ReadTrimmed(track, ref.Start, t)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ref, false
+		}
+		h.log.Error("cut fragment at the presentation start", "point", point.Name, "track", track, "t", t, "err", err)
+		return nil, ref, true
+	}
+	return data, ref, true
+}
+
 // smoothFragment serves QualityLevels(b)/Fragments(name=t): the stored
 // fragment with a tfrf announcing the next LookAhead fragments.
 func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *store.Point, rest string) {
@@ -272,11 +333,19 @@ func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *
 		return
 	}
 	data, ref, err := point.ReadFragment(tv.ID, t)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
+		var ok bool
+		if data, ref, ok = h.trimmed(point, v, tv.ID, t); !ok {
 			h.notFound(w, "no fragment at that time", 1)
 			return
 		}
+		if data == nil {
+			http.Error(w, "cannot prepare fragment", http.StatusInternalServerError)
+			return
+		}
+		err = nil
+	}
+	if err != nil {
 		http.Error(w, "cannot read fragment", http.StatusInternalServerError)
 		return
 	}

@@ -258,3 +258,97 @@ func TestSmoothFragment(t *testing.T) {
 		}
 	}
 }
+
+// timesOf decodes the tfdt and tfxd times of a fragment's moof.
+func timesOf(t *testing.T, body []byte) (tfdt, tfxd uint64, hasTfdt bool) {
+	t.Helper()
+	n := binary.BigEndian.Uint32(body)
+	box, err := mp4.DecodeBoxSR(0, bits.NewFixedSliceReader(body[:n]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	traf := box.(*mp4.MoofBox).Traf
+	if traf.Tfdt != nil {
+		tfdt, hasTfdt = traf.Tfdt.BaseMediaDecodeTime(), true
+	}
+	for _, c := range traf.Children {
+		if u, ok := c.(*mp4.UUIDBox); ok && u.Tfxd != nil {
+			tfxd = u.Tfxd.FragmentAbsoluteTime
+		}
+	}
+	return tfdt, tfxd, hasTfdt
+}
+
+// TestPresentationStart: the fixture's audio begins 128 ms before its video
+// (AAC priming and the encoder's delay). Every format lists the audio from
+// the video's start — the same HLS program date time on both playlists —
+// and serves that first audio fragment cut there under its listed URL, while
+// the stored fragment stays whole under its own.
+func TestPresentationStart(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.push(false)
+	v := e.view()
+	var video, audio store.TrackView
+	for _, tv := range v.Tracks {
+		switch tv.Info.Kind {
+		case "video":
+			video = tv
+		case "audio":
+			audio = tv
+		}
+	}
+	p0 := video.Frags[0].Start
+	if a0 := audio.Frags[0].Start; !(a0 < p0 && p0 < audio.Frags[0].End()) {
+		t.Fatalf("fixture: audio [%d, %d) does not straddle the video start %d", a0, audio.Frags[0].End(), p0)
+	}
+	at := strconv.FormatInt(p0, 10)
+	_, mpd := e.get("/ch.isml/manifest.mpd")
+	if n := strings.Count(string(mpd), `<S t="`+at+`"`); n != 2 {
+		t.Errorf("MPD: %d timelines start at %s, want video and audio:\n%s", n, at, mpd)
+	}
+	pdt := func(id string) string {
+		_, pl := e.get("/ch.isml/tracks/" + id + "/media.m3u8")
+		for _, l := range strings.Split(string(pl), "\n") {
+			if strings.HasPrefix(l, "#EXT-X-PROGRAM-DATE-TIME:") {
+				return l
+			}
+		}
+		t.Fatalf("%s: no program date time:\n%s", id, pl)
+		return ""
+	}
+	if a, b := pdt(audio.ID), pdt(video.ID); a != b {
+		t.Errorf("program date times differ: audio %s, video %s", a, b)
+	}
+	_, pl := e.get("/ch.isml/tracks/" + audio.ID + "/media.m3u8")
+	if !strings.Contains(string(pl), "\n"+at+".m4s\n") {
+		t.Errorf("audio playlist does not start at %s.m4s:\n%s", at, pl)
+	}
+	resp, body := e.get("/ch.isml/tracks/" + audio.ID + "/" + at + ".m4s")
+	if resp.StatusCode != 200 || !media.IsComplete(body) {
+		t.Fatalf("cut audio fragment: %d", resp.StatusCode)
+	}
+	if tfdt, tfxd, ok := timesOf(t, body); !ok || int64(tfdt) != p0 || int64(tfxd) != p0 {
+		t.Errorf("cut fragment: tfdt %d (present %v), tfxd %d; want %d", tfdt, ok, tfxd, p0)
+	}
+	stored := "/ch.isml/tracks/" + audio.ID + "/" + strconv.FormatInt(audio.Frags[0].Start, 10) + ".m4s"
+	if r, b := e.get(stored); r.StatusCode != 200 || int64(len(b)) != audio.Frags[0].Size {
+		t.Errorf("stored fragment under its own name: %d, %d bytes", r.StatusCode, len(b))
+	}
+	smooth := "/ch.isml/QualityLevels(" + strconv.Itoa(audio.Info.Bitrate) + ")/Fragments(" + audio.Info.Name + "=" + at + ")"
+	resp, body = e.get(smooth)
+	if resp.StatusCode != 200 || !media.IsComplete(body) {
+		t.Fatalf("cut Smooth fragment: %d", resp.StatusCode)
+	}
+	if _, tfxd, _ := timesOf(t, body); int64(tfxd) != p0 {
+		t.Errorf("cut Smooth fragment: tfxd %d, want %d", tfxd, p0)
+	}
+	_, ss := e.get("/ch.isml/Manifest")
+	if n := strings.Count(string(ss), `<c t="`+at+`"`); n != 2 {
+		t.Errorf("Smooth manifest: %d StreamIndexes start at %s:\n%s", n, at, ss)
+	}
+	// A time between the stored start and the presentation start names
+	// nothing.
+	if r, _ := e.get("/ch.isml/tracks/" + audio.ID + "/" + strconv.FormatInt(p0-1, 10) + ".m4s"); r.StatusCode != 404 {
+		t.Errorf("a time inside the first audio fragment: %d, want 404", r.StatusCode)
+	}
+}

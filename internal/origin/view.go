@@ -7,27 +7,23 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
-// viewAllowed checks that a request for the index carries the cluster
-// secret (cluster.SecretHeader, as on a sender's internal API) when this
-// origin has one; otherwise it answers 403 with the reason and reports
-// false. An origin without a cluster secret serves the index to anyone:
-// it shows nothing its manifests do not.
+// viewAllowed checks that a request for the index is signed with the
+// cluster key (internal/clusterauth, as every internal request) when this
+// origin has a cluster secret; otherwise it answers 401 with the reason
+// and reports false. An origin without a cluster secret serves the index
+// to anyone: it shows nothing its manifests do not.
 func (h *Handler) viewAllowed(w http.ResponseWriter, r *http.Request) bool {
-	secret := h.cfg.Cluster.Secret
-	if secret == "" || cluster.SecretOK(r.Header, []byte(secret)) {
+	if h.viewAuth == nil {
 		return true
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	reason := "forbidden: the index is for schedulers: missing cluster secret (" + cluster.SecretHeader + ")"
-	if r.Header.Get(cluster.SecretHeader) != "" {
-		reason = "forbidden: the index is for schedulers: wrong cluster secret"
+	if err := h.viewAuth.Verify(r); err != nil {
+		h.viewAuth.Refuse(w, r, err)
+		return false
 	}
-	http.Error(w, reason, http.StatusForbidden)
-	return false
+	return true
 }
 
 // serveView answers GET /<pp>.isml/view.json: the point's index as JSON (a

@@ -6,8 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/scheduler"
 	"github.com/sluice-media/sluice/internal/store"
@@ -53,30 +54,39 @@ func TestViewJSON(t *testing.T) {
 }
 
 // TestViewJSONNeedsClusterSecret: an origin with a cluster secret answers
-// its index only to requests that carry it (403 with the reason
-// otherwise, before it says whether the point exists); the scheduler's
-// client sends it.
+// its index only to requests signed with the cluster key (401 with the
+// reason otherwise, before it says whether the point exists); the
+// scheduler's client signs them. The secret itself is refused as a header.
 func TestViewJSONNeedsClusterSecret(t *testing.T) {
 	const secret = "s3cret"
 	e := newEnvWith(t, t.TempDir(), func(c *config.Config) { c.Cluster.Secret = secret })
 	e.push(true)
+	sig := func(key string) []string {
+		req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/ch.isml/view.json", nil)
+		clusterauth.NewKeys([]byte(key)).Sign(req, time.Now())
+		return []string{clusterauth.Header, req.Header.Get(clusterauth.Header)}
+	}
+	signedFor := func(path string) []string {
+		req, _ := http.NewRequest(http.MethodGet, e.ts.URL+path, nil)
+		clusterauth.NewKeys([]byte(secret)).Sign(req, time.Now())
+		return []string{clusterauth.Header, req.Header.Get(clusterauth.Header)}
+	}
 	for _, c := range []struct {
-		name, path, secret string
-		want               int
-		reason             string
+		name, path string
+		hdr        []string
+		want       int
+		reason     string
 	}{
-		{"no secret", "/ch.isml/view.json", "", 403, "missing cluster secret"},
-		{"wrong secret", "/ch.isml/view.json", "nope", 403, "wrong cluster secret"},
-		{"unknown point, no secret", "/other.isml/view.json", "", 403, "missing cluster secret"},
-		{"secret", "/ch.isml/view.json", secret, 200, ""},
-		{"unknown point, secret", "/other.isml/view.json", secret, 404, ""},
-		{"manifests stay public", "/ch.isml/manifest.mpd", "", 200, ""},
+		{"unsigned", "/ch.isml/view.json", nil, 401, "unsigned"},
+		{"the secret in clear", "/ch.isml/view.json", []string{"Sluice-Cluster-Secret", secret}, 401, "unsigned"},
+		{"another key", "/ch.isml/view.json", sig("nope"), 401, "bad_signature"},
+		{"unknown point, unsigned", "/other.isml/view.json", nil, 401, "unsigned"},
+		{"signed for another path", "/other.isml/view.json", sig(secret), 401, "bad_signature"},
+		{"signed", "/ch.isml/view.json", signedFor("/ch.isml/view.json"), 200, ""},
+		{"unknown point, signed", "/other.isml/view.json", signedFor("/other.isml/view.json"), 404, ""},
+		{"manifests stay public", "/ch.isml/manifest.mpd", nil, 200, ""},
 	} {
-		var hdr []string
-		if c.secret != "" {
-			hdr = []string{cluster.SecretHeader, c.secret}
-		}
-		resp, body := e.get(c.path, hdr...)
+		resp, body := e.get(c.path, c.hdr...)
 		if resp.StatusCode != c.want || !strings.Contains(string(body), c.reason) {
 			t.Errorf("%s: %d %q, want %d with %q", c.name, resp.StatusCode, body, c.want, c.reason)
 		}
@@ -87,7 +97,7 @@ func TestViewJSONNeedsClusterSecret(t *testing.T) {
 		t.Errorf("OriginTimeline with the secret: %v, %d tracks", err, len(v.Tracks))
 	}
 	tl = &scheduler.OriginTimeline{Origins: []string{e.ts.URL}}
-	if _, err := tl.View(ctx, "ch"); err == nil || !strings.Contains(err.Error(), "403") {
-		t.Errorf("OriginTimeline without the secret: %v, want a 403", err)
+	if _, err := tl.View(ctx, "ch"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("OriginTimeline without the secret: %v, want a 401", err)
 	}
 }

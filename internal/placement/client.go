@@ -19,13 +19,16 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/membership"
 )
 
-// Client calls the internal API of senders with the cluster secret.
+// Client calls the internal API of senders, every request signed with
+// the cluster key for the sender it goes to (internal/clusterauth; the
+// secret itself is never sent).
 type Client struct {
-	secret string
-	http   *http.Client
+	keys clusterauth.Keys
+	http *http.Client
 }
 
 // NewClient returns a client for the cluster secret. hc may be nil (a client
@@ -36,7 +39,7 @@ func NewClient(secret []byte, hc *http.Client) *Client {
 			MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
 		}}
 	}
-	return &Client{secret: string(secret), http: hc}
+	return &Client{keys: clusterauth.NewKeys(secret), http: hc}
 }
 
 func (c *Client) do(ctx context.Context, method, url, ctype string, body []byte) (int, []byte, error) {
@@ -44,7 +47,9 @@ func (c *Client) do(ctx context.Context, method, url, ctype string, body []byte)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set(cluster.SecretHeader, c.secret)
+	if err := c.keys.Sign(req, time.Now()); err != nil {
+		return 0, nil, err
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}

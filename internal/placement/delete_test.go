@@ -195,8 +195,12 @@ func TestQueuedBlockPrunedIsNotWritten(t *testing.T) {
 	gone, kept := ids[0], tv.Frags[len(tv.Frags)-1]
 	keptID := cluster.BlockID{Point: gone.Point, Track: tv.ID, Start: kept.Start}
 	initFn := func() ([]byte, string, error) { return TrackInit(st, gone.Point, gone.Track) }
+	keptData, _, err := p.ReadFragment(keptID.Track, keptID.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.Enqueue(gone, []byte("pruned"), initFn)
-	w.Enqueue(keptID, []byte("kept"), initFn)
+	w.Enqueue(keptID, keptData, initFn)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)

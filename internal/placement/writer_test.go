@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/membership"
 )
 
@@ -27,8 +28,8 @@ type fakeSender struct {
 func (f *fakeSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Header.Get(cluster.SecretHeader) != "k" {
-		http.Error(w, "secret", http.StatusUnauthorized)
+	if err := (&clusterauth.Verifier{Keys: clusterauth.NewKeys([]byte("k"))}).Verify(r); err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	if f.fail > 0 {

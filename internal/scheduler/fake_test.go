@@ -17,12 +17,17 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
 var testSecret = []byte("test-secret")
+
+// testVerifier checks the signatures of the scheduler's requests to the
+// fake senders (as a real sender does).
+var testVerifier = &clusterauth.Verifier{Keys: clusterauth.NewKeys(testSecret)}
 
 // fakeSender implements the sender side of the contract in memory: pins
 // keyed by (scheduler, session, block), a budget of pinned blocks, sent
@@ -93,8 +98,8 @@ func (f *fakeSender) Batches() []cluster.Batch {
 func (f *fakeSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/internal/v1/batch":
-		if r.Header.Get(cluster.SecretHeader) != string(testSecret) {
-			http.Error(w, "secret", http.StatusUnauthorized)
+		if err := testVerifier.Verify(r); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		var b cluster.Batch

@@ -112,14 +112,15 @@ const maxOwnerSetNames = 200000
 // client should try them (the first member's line first). It is what a
 // DNS zone or a hosts file behind Config.OwnerSetURL must resolve
 // (docs/cluster.md, "Owner-set host names"). 404 when no template is
-// set; 403 without the secret.
+// set; 401 for a request not signed with the cluster key
+// (internal/clusterauth).
 func (s *Scheduler) OwnerSetHosts(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.OwnerSetURL == "" {
 		http.Error(w, "no owner-set URL template (--owner-set-url) is configured", http.StatusNotFound)
 		return
 	}
-	if !cluster.SecretOK(r.Header, s.cfg.Secret) {
-		http.Error(w, "forbidden: the owner-set listing needs the cluster secret ("+cluster.SecretHeader+")", http.StatusForbidden)
+	if err := s.verifier.Verify(r); err != nil {
+		s.verifier.Refuse(w, r, err)
 		return
 	}
 	s.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 )
 
 func TestParseOwnerSetURL(t *testing.T) {
@@ -91,14 +92,14 @@ func TestOwnerSetURLs(t *testing.T) {
 	cfg.OwnerSetURL = "http://{owners}.senders.test:9001"
 	c := newTestCluster(t, cfg, 3, -1, testView("live", 30, false), testView("vod", 10, true))
 
-	// The listing needs the secret.
+	// The listing needs a request signed with the cluster key.
 	rec := newRecorder()
 	c.s.OwnerSetHosts(rec, mustReq(t, "/internal/v1/owner-sets"))
-	if rec.code != http.StatusForbidden {
-		t.Fatalf("listing without the secret: %d", rec.code)
+	if rec.code != http.StatusUnauthorized {
+		t.Fatalf("unsigned listing: %d", rec.code)
 	}
 	req := mustReq(t, "/internal/v1/owner-sets")
-	req.Header.Set(cluster.SecretHeader, string(testSecret))
+	clusterauth.NewKeys(testSecret).Sign(req, time.Now())
 	rec = newRecorder()
 	c.s.OwnerSetHosts(rec, req)
 	if rec.code != 200 {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/server"
@@ -23,8 +22,8 @@ import (
 func TestReadyz(t *testing.T) {
 	var originStatus atomic.Int32 // 0: serve the index; else this status
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(cluster.SecretHeader) != string(testSecret) {
-			http.Error(w, "forbidden: missing cluster secret", http.StatusForbidden)
+		if err := testVerifier.Verify(r); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		if c := originStatus.Load(); c != 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/membership"
 )
 
@@ -152,6 +153,7 @@ type Scheduler struct {
 	timeline Timeline
 	members  membership.Set
 	client   *http.Client
+	verifier *clusterauth.Verifier // signed internal requests (the owner-set listing)
 	log      *slog.Logger
 	m        *metrics
 	now      func() time.Time
@@ -187,11 +189,14 @@ func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.R
 	tr.MaxIdleConnsPerHost = 16
 	s := &Scheduler{
 		cfg: cfg, timeline: timeline, members: members, log: log.With("scheduler", cfg.ID),
-		client: &http.Client{Transport: tr}, m: newMetrics(reg), now: time.Now,
+		// Every request to a sender is signed with the cluster key.
+		client: &http.Client{Transport: clusterauth.NewTransport(clusterauth.NewKeys(cfg.Secret), tr)}, m: newMetrics(reg), now: time.Now,
 		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
 		epochs: map[string]int{},
 		wake:   make(chan struct{}, 1), scratch: map[pinKey]role{},
 	}
+	am := clusterauth.NewMetrics(reg)
+	s.verifier = &clusterauth.Verifier{Keys: clusterauth.NewKeys(cfg.Secret), Log: s.log, Refused: am.RequestRefused}
 	if cfg.OwnerSetURL != "" {
 		s.ownerTpl, _ = parseOwnerSetURL(cfg.OwnerSetURL) // checked by setDefaults
 	}

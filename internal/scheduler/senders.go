@@ -223,8 +223,7 @@ func (s *Scheduler) post(ctx context.Context, sc *senderConn, b *cluster.Batch) 
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(cluster.SecretHeader, string(s.cfg.Secret))
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Do(req) // signed by its transport
 	if err != nil {
 		return nil, err
 	}
@@ -454,8 +453,7 @@ func (s *Scheduler) fetchStats(ctx context.Context, sc *senderConn) (cluster.Sen
 	if err != nil {
 		return st, err
 	}
-	req.Header.Set(cluster.SecretHeader, string(s.cfg.Secret))
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Do(req) // signed by its transport
 	if err != nil {
 		return st, err
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -56,8 +56,9 @@ func (t StoreTimeline) View(_ context.Context, name string) (store.View, error) 
 type OriginTimeline struct {
 	Origins []string // base URLs, http://host:port
 	Client  *http.Client
-	// Secret is the cluster secret, sent in cluster.SecretHeader: an
-	// origin with a cluster secret answers the index only with it.
+	// Secret is the cluster secret: requests are signed with the key
+	// derived from it (internal/clusterauth), and an origin with a cluster
+	// secret answers the index only to signed requests.
 	Secret []byte
 
 	mu   sync.Mutex
@@ -159,7 +160,9 @@ func (t *OriginTimeline) fetch(ctx context.Context, base, point string) (store.V
 		return store.View{}, err
 	}
 	if len(t.Secret) > 0 {
-		req.Header.Set(cluster.SecretHeader, string(t.Secret))
+		if err := clusterauth.NewKeys(t.Secret).Sign(req, time.Now()); err != nil {
+			return store.View{}, err
+		}
 	}
 	c := t.Client
 	if c == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 )
 
 // TestDeleteAPI: POST /internal/v1/delete needs the cluster secret, refuses
@@ -46,7 +47,7 @@ func TestDeleteAPI(t *testing.T) {
 	} {
 		req, _ := http.NewRequest(http.MethodPost, f.base+"/internal/v1/delete", strings.NewReader(c.body))
 		if c.secret != "" {
-			req.Header.Set(cluster.SecretHeader, c.secret)
+			clusterauth.NewKeys([]byte(c.secret)).Sign(req, time.Now())
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -10,21 +10,22 @@ import (
 // pinned blocks and bytes, RAM hit ratio of sends, preload latency, refused
 // look-aheads, lease expiries).
 type senderMetrics struct {
-	sends         *prometheus.CounterVec // from: ram, disk
-	sendBytes     *prometheus.CounterVec // from
-	requests      *prometheus.CounterVec // kind: lookahead, send, cancel; result: ok, refused, missing
-	pinsReleased  *prometheus.CounterVec // reason: cancel, lease
-	tokenRefused  *prometheus.CounterVec // reason
-	leaseExpiries prometheus.Counter
-	preload       prometheus.Histogram
-	batches       prometheus.Counter
-	batchSeconds  prometheus.Histogram
-	blocksIn      prometheus.Counter
-	blockBytesIn  prometheus.Counter
-	unauthorized  prometheus.Counter
-	unattributed  prometheus.Counter
-	deleted       *prometheus.CounterVec // result: deleted, absent, deferred
-	fallbacks     prometheus.Counter
+	sends          *prometheus.CounterVec // from: ram, disk
+	sendBytes      *prometheus.CounterVec // from
+	requests       *prometheus.CounterVec // kind: lookahead, send, cancel; result: ok, refused, missing
+	pinsReleased   *prometheus.CounterVec // reason: cancel, lease
+	tokenRefused   *prometheus.CounterVec // reason
+	leaseExpiries  prometheus.Counter
+	preload        prometheus.Histogram
+	batches        prometheus.Counter
+	batchSeconds   prometheus.Histogram
+	blocksIn       prometheus.Counter
+	blockBytesIn   prometheus.Counter
+	unauthorized   prometheus.Counter
+	invalidUploads *prometheus.CounterVec // kind: block, init
+	unattributed   prometheus.Counter
+	deleted        *prometheus.CounterVec // result: deleted, absent, deferred
+	fallbacks      prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
@@ -65,8 +66,11 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 			Name: "sluice_sender_block_bytes_stored_total", Help: "Bytes of blocks written to this sender.",
 		}),
 		unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_sender_unauthorized_total", Help: "Internal requests without the right cluster secret.",
+			Name: "sluice_sender_unauthorized_total", Help: "Internal requests refused: not signed with the cluster key for this sender, replayed, or out of the time window (sluice_cluster_auth_refusals_total has the reasons).",
 		}),
+		invalidUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sender_invalid_uploads_total", Help: "Uploads refused with 400: a block that is not the fragment its key names, a track header that is not a CMAF header.",
+		}, []string{"kind"}),
 		unattributed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sender_unattributed_sends_total", Help: "Sends for sessions no scheduler named to this sender (no sent-report).",
 		}),
@@ -116,7 +120,7 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		}, func() float64 { return float64(s.st.Stats().Evictions) }),
 	}
 	for _, c := range append(gauges, m.sends, m.sendBytes, m.requests, m.pinsReleased, m.tokenRefused,
-		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.unattributed, m.deleted, m.fallbacks) {
+		m.leaseExpiries, m.preload, m.batches, m.batchSeconds, m.blocksIn, m.blockBytesIn, m.unauthorized, m.invalidUploads, m.unattributed, m.deleted, m.fallbacks) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sender metrics: %w", err)
 		}

@@ -15,11 +15,15 @@
 //	POST /internal/v1/delete                           cluster.DeleteRequest -> cluster.DeleteResult
 //	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
 //	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
+//	GET  /internal/v1/proof?c=<challenge>              clusterauth.ProofAnswer: proves the cluster key
 //	GET  /healthz, /readyz, /metrics                   (Handler only)
 //
-// Internal routes need the cluster secret in cluster.SecretHeader (401
-// otherwise). Client routes need a token valid for the block's point and
-// track (403 with the reason otherwise).
+// Internal routes need a request signed with the cluster key for this
+// sender's URL (internal/clusterauth; 401 with the reason otherwise); the
+// secret itself never travels. Client routes need a token valid for the
+// block's point and track (403 with the reason otherwise). Every uploaded
+// block must parse as the fragment its key names, every track header as
+// a CMAF header (400 otherwise).
 package sender
 
 import (
@@ -30,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,15 +46,24 @@ import (
 
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
+	"github.com/sluice-media/sluice/internal/media"
 )
 
 // Options configure a Sender.
 type Options struct {
 	// ID is the sender's placement identity (membership.Member.ID).
 	ID string
-	// Secret is the cluster secret: it authenticates internal requests and
-	// verifies session tokens (required).
+	// Secret is the cluster secret: internal requests are signed with keys
+	// derived from it, and it verifies session tokens (required).
 	Secret []byte
+	// URL is the sender's advertised base URL (membership.Member.URL): the
+	// challenge answer proves the cluster key for it, and internal requests
+	// must be signed for its host:port. SetURL sets it later.
+	URL string
+	// Names are other host:port names internal requests may be signed
+	// for (e.g. the listen address).
+	Names []string
 	// Store holds the blocks (required).
 	Store *blockstore.Store
 	// Registry receives the sender's metrics (a new one when nil).
@@ -87,6 +101,10 @@ type Sender struct {
 	sendsRAM, sendsDisk atomic.Int64
 	refused             atomic.Int64
 
+	keys     clusterauth.Keys
+	verifier *clusterauth.Verifier
+	url      atomic.Pointer[string] // advertised base URL
+
 	mu       sync.Mutex
 	sessions map[string]*session             // session -> the scheduler that manages it
 	reports  map[string][]cluster.SentReport // scheduler -> reports not yet returned
@@ -96,6 +114,34 @@ type Sender struct {
 type initEntry struct {
 	data        []byte
 	contentType string
+	header      *media.Header // parsed; nil until a block needs it
+}
+
+// checkBlock checks that data is the fragment id names: one moof+mdat
+// (media.CheckFragment) whose start time is id.Start and, when this
+// sender holds the track's header, of that header's track.
+func (s *Sender) checkBlock(ctx context.Context, id cluster.BlockID, data []byte) error {
+	var h *media.Header
+	if ie, err := s.init(ctx, id.Point, id.Track); err == nil {
+		h = ie.header
+		if h == nil {
+			if h, err = media.ParseCMAFHeader(ie.data); err != nil {
+				return fmt.Errorf("the track's stored header does not parse: %w", err)
+			}
+			s.mu.Lock()
+			ie.header = h
+			s.inits[id.Point+"/"+id.Track] = ie
+			s.mu.Unlock()
+		}
+	}
+	fi, err := media.CheckFragment(data, h)
+	if err != nil {
+		return err
+	}
+	if fi.Start != id.Start {
+		return fmt.Errorf("the fragment starts at %d, its key names %d", fi.Start, id.Start)
+	}
+	return nil
 }
 
 // New returns a sender.
@@ -138,7 +184,30 @@ func New(o Options) (*Sender, error) {
 		return nil, err
 	}
 	s.m = m
+	s.keys = clusterauth.NewKeys(o.Secret)
+	am := clusterauth.NewMetrics(reg)
+	s.verifier = &clusterauth.Verifier{Keys: s.keys, Targets: s.names, Log: s.log, MaxBody: maxBlock,
+		Refused: func(reason string) { s.m.unauthorized.Inc(); am.RequestRefused(reason) }}
+	s.SetURL(o.URL)
 	return s, nil
+}
+
+// SetURL sets the sender's advertised base URL (Options.URL), for a
+// sender whose address is known only once it listens.
+func (s *Sender) SetURL(u string) { s.url.Store(&u) }
+
+func (s *Sender) self() (string, string) { return s.o.ID, *s.url.Load() }
+
+// names are the host:port names internal requests must be signed for.
+func (s *Sender) names() []string {
+	var out []string
+	if u, err := url.Parse(*s.url.Load()); err == nil && u.Host != "" {
+		out = append(out, clusterauth.NormalizeHost(u.Host, u.Scheme == "https"))
+	}
+	for _, n := range s.o.Names {
+		out = append(out, clusterauth.NormalizeHost(n, false))
+	}
+	return out
 }
 
 // ObservePreload records one load into RAM (see blockstore.Options.OnPreload).
@@ -157,6 +226,7 @@ func (s *Sender) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /internal/v1/stats", s.auth(s.stats))
 	mux.HandleFunc("POST /internal/v1/missing", s.auth(s.missing))
 	mux.HandleFunc("POST /internal/v1/delete", s.auth(s.delete))
+	mux.HandleFunc("GET "+clusterauth.ProofPath, s.keys.ProofHandler(s.self))
 	mux.HandleFunc("/b/", s.client)
 }
 
@@ -231,16 +301,11 @@ func (s *Sender) forgetIdleSessions(now time.Time) {
 	}
 }
 
-// auth wraps an internal handler with the cluster-secret check.
+// auth wraps an internal handler with the signature check
+// (clusterauth.Verifier: signed with the cluster key for this sender,
+// within the replay window, once, with the signed body).
 func (s *Sender) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !cluster.SecretOK(r.Header, s.o.Secret) {
-			s.m.unauthorized.Inc()
-			http.Error(w, "missing or wrong cluster secret", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	}
+	return s.verifier.Middleware(h).ServeHTTP
 }
 
 // maxBatch bounds a batch body; maxBlock a block PUT.
@@ -383,6 +448,12 @@ func (s *Sender) putBlock(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read block: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	if err := s.checkBlock(r.Context(), id, data); err != nil {
+		s.m.invalidUploads.WithLabelValues("block").Inc()
+		s.log.Warn("block refused: not the fragment its key names", "block", id, "bytes", len(data), "remote", r.RemoteAddr, "err", err)
+		http.Error(w, "block refused: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	added, err := s.st.Put(r.Context(), id, data)
 	if err != nil {
 		s.log.Error("store block", "block", id, "err", err)
@@ -409,6 +480,13 @@ func (s *Sender) putInit(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read init: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	h, err := media.ParseCMAFHeader(data)
+	if err != nil {
+		s.m.invalidUploads.WithLabelValues("init").Inc()
+		s.log.Warn("track header refused: not a CMAF header", "point", point, "track", track, "bytes", len(data), "remote", r.RemoteAddr, "err", err)
+		http.Error(w, "track header refused: not a CMAF header: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || ct == "application/octet-stream" {
 		ct = "video/mp4"
@@ -419,7 +497,7 @@ func (s *Sender) putInit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.inits[point+"/"+track] = initEntry{data: data, contentType: ct}
+	s.inits[point+"/"+track] = initEntry{data: data, contentType: ct, header: h}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

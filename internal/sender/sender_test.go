@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/placement"
 	"github.com/sluice-media/sluice/internal/testkit"
@@ -47,6 +48,7 @@ func newFixture(t *testing.T, budget int64, admit bool) *fixture {
 	srv := httptest.NewUnstartedServer(s.Handler())
 	srv.Config.ConnContext = netconn.ConnContext
 	srv.Start()
+	s.SetURL(srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.Run(ctx)
 	t.Cleanup(func() {
@@ -61,17 +63,19 @@ func blk(i int) cluster.BlockID {
 	return cluster.BlockID{Point: "live/ch", Track: "video_800000", Start: int64(i) * 20_000_000}
 }
 
+// data is block i: a fragment n bytes long that starts at blk(i).Start.
 func data(i, n int) []byte {
-	b := bytes.Repeat([]byte{byte('a' + i%26)}, n)
-	copy(b, fmt.Sprintf("block %d", i))
-	return b
+	return testkit.CMAFFragment(uint32(i), blk(i).Start, 2000, n)
 }
+
+// initData is the header of the track of the blocks.
+var initData = testkit.CMAFInit()
 
 // put stores n blocks of size bytes and the track's init.
 func (f *fixture) put(t *testing.T, n, size int) {
 	t.Helper()
 	ctx := context.Background()
-	if err := f.cli.PutInit(ctx, f.base, "live/ch", "video_800000", []byte("init-bytes"), "video/mp4"); err != nil {
+	if err := f.cli.PutInit(ctx, f.base, "live/ch", "video_800000", initData, "video/mp4"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
@@ -104,36 +108,122 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
 	return resp, b
 }
 
+// TestInternalAuth: internal requests are accepted only signed with the
+// cluster key for this sender, once, with the signed body; the secret in
+// a header (the old scheme) is refused.
 func TestInternalAuth(t *testing.T) {
 	f := newFixture(t, 1<<20, false)
-	for _, c := range []struct {
-		method, path, secret string
-		want                 int
-	}{
-		{"POST", "/internal/v1/batch", "", 401},
-		{"POST", "/internal/v1/batch", "wrong", 401},
-		{"PUT", "/internal/v1/blocks/live/ch/video_800000/0", "", 401},
-		{"PUT", "/internal/v1/init/live/ch/video_800000", "nope", 401},
-		{"GET", "/internal/v1/stats", "", 401},
-		{"POST", "/internal/v1/missing", "", 401},
-		{"POST", "/internal/v1/missing", string(secret), 400}, // empty body
-		{"GET", "/internal/v1/stats", string(secret), 200},
-		{"POST", "/internal/v1/batch", string(secret), 400}, // empty body
-		{"PUT", "/internal/v1/blocks/live/ch/video_800000/x", string(secret), 400},
-		{"PUT", "/internal/v1/blocks/.hidden/ch/video_800000/1", string(secret), 400},
-	} {
-		req, _ := http.NewRequest(c.method, f.base+c.path, strings.NewReader(""))
-		if c.secret != "" {
-			req.Header.Set(cluster.SecretHeader, c.secret)
+	keys := clusterauth.NewKeys(secret)
+	u, _ := url.Parse(f.base)
+	send := func(method, path string, body string, sign func(*http.Request)) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.base+path, strings.NewReader(body))
+		if sign != nil {
+			sign(req)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("%s %s secret %q: %d, want %d", c.method, c.path, c.secret, resp.StatusCode, c.want)
+		return resp.StatusCode, string(b)
+	}
+	signed := func(r *http.Request) { keys.Sign(r, time.Now()) }
+	var replayed http.Header
+	for _, c := range []struct {
+		name, method, path, body string
+		sign                     func(*http.Request)
+		want                     int
+		reason                   string
+	}{
+		{"unsigned batch", "POST", "/internal/v1/batch", "{}", nil, 401, "unsigned"},
+		{"the secret in clear", "POST", "/internal/v1/batch", "{}", func(r *http.Request) { r.Header.Set("Sluice-Cluster-Secret", string(secret)) }, 401, "unsigned"},
+		{"another key", "GET", "/internal/v1/stats", "", func(r *http.Request) { clusterauth.NewKeys([]byte("wrong")).Sign(r, time.Now()) }, 401, "bad_signature"},
+		{"stale", "GET", "/internal/v1/stats", "", func(r *http.Request) { keys.Sign(r, time.Now().Add(-time.Minute)) }, 401, "skew"},
+		{"signed for another sender", "GET", "/internal/v1/stats", "", func(r *http.Request) {
+			r.Host = "10.9.9.9:9001"
+			keys.Sign(r, time.Now())
+			r.Host = u.Host
+		}, 401, "wrong_target"},
+		{"body swapped", "PUT", "/internal/v1/init/live/ch/video_800000", string(initData), func(r *http.Request) {
+			keys.Sign(r, time.Now())
+			r.Body = io.NopCloser(strings.NewReader("other"))
+			r.ContentLength = 5
+		}, 401, "body_digest"},
+		{"stats", "GET", "/internal/v1/stats", "", func(r *http.Request) { signed(r); replayed = r.Header.Clone() }, 200, ""},
+		{"replay", "GET", "/internal/v1/stats", "", func(r *http.Request) { r.Header = replayed }, 401, "replay"},
+		{"missing, empty body", "POST", "/internal/v1/missing", "", signed, 400, ""},
+		{"batch, empty body", "POST", "/internal/v1/batch", "", signed, 400, ""},
+		{"bad start", "PUT", "/internal/v1/blocks/live/ch/video_800000/x", string(data(0, 500)), signed, 400, ""},
+		{"bad point", "PUT", "/internal/v1/blocks/.hidden/ch/video_800000/1", string(data(0, 500)), signed, 400, ""},
+		{"the proof needs no signature", "GET", "/internal/v1/proof?c=0123456789abcdef0123456789abcdef", "", nil, 200, "proof"},
+	} {
+		code, body := send(c.method, c.path, c.body, c.sign)
+		if code != c.want || !strings.Contains(body, c.reason) {
+			t.Errorf("%s: %d %q, want %d with %q", c.name, code, body, c.want, c.reason)
 		}
+	}
+	if got := testkit.Sum(t, f.s.reg, "sluice_cluster_auth_refusals_total", "reason=replay"); got != 1 {
+		t.Errorf("replays counted: %v", got)
+	}
+	if err := keys.Prove(context.Background(), nil, f.base); err != nil {
+		t.Errorf("the sender does not prove the key for its own URL: %v", err)
+	}
+}
+
+// TestBlockValidation: a sender stores a block only when it parses as the
+// fragment its key names, a track header only when it parses as a CMAF
+// header; anything else is 400 with a reason and stores nothing.
+func TestBlockValidation(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	ctx := context.Background()
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(i*7 + i>>8)
+	}
+	if err := f.cli.PutInit(ctx, f.base, "live/ch", "video_800000", random[:4096], "video/mp4"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("junk header: %v, want a 400", err)
+	}
+	if _, err := f.cli.Missing(ctx, f.base, cluster.HaveQuery{Inits: []string{"live/ch/video_800000"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		id   cluster.BlockID
+		data []byte
+	}{
+		{"random 64 KiB (the attack)", blk(0), random},
+		{"empty", blk(0), nil},
+		{"a header", blk(0), initData},
+		{"the fragment of another start", blk(1), data(0, 500)},
+		{"truncated", blk(0), data(0, 500)[:400]},
+		{"two fragments", blk(0), append(data(0, 500), data(1, 500)...)},
+	} {
+		_, err := f.cli.PutBlock(ctx, f.base, c.id, c.data)
+		if err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("%s: %v, want 400", c.name, err)
+		}
+	}
+	if n := f.s.Stats().Blocks; n != 0 {
+		t.Fatalf("%d blocks stored after refused uploads", n)
+	}
+	// A valid block before the header is known, then the header, then a
+	// block of another track of the header's.
+	if added, err := f.cli.PutBlock(ctx, f.base, blk(0), data(0, 500)); err != nil || !added {
+		t.Fatalf("valid block: %v %v", added, err)
+	}
+	if err := f.cli.PutInit(ctx, f.base, "live/ch", "video_800000", initData, "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := f.cli.PutBlock(ctx, f.base, blk(1), data(1, 500)); err != nil || !added {
+		t.Fatalf("valid block after the header: %v %v", added, err)
+	}
+	if got := testkit.Sum(t, f.s.reg, "sluice_sender_invalid_uploads_total", "kind=block"); got != 6 {
+		t.Errorf("invalid blocks counted: %v", got)
+	}
+	if got := testkit.Sum(t, f.s.reg, "sluice_sender_invalid_uploads_total", "kind=init"); got != 1 {
+		t.Errorf("invalid headers counted: %v", got)
 	}
 }
 
@@ -190,7 +280,7 @@ func TestServeHeadersRangeAndBytes(t *testing.T) {
 		t.Errorf("range: %d %q", resp.StatusCode, body)
 	}
 	resp, body = get(t, f.base+"/b/"+tok+"/live/ch/video_800000/init.mp4")
-	if resp.StatusCode != 200 || string(body) != "init-bytes" {
+	if resp.StatusCode != 200 || !bytes.Equal(body, initData) {
 		t.Errorf("init: %d %q", resp.StatusCode, body)
 	}
 	req, _ := http.NewRequest(http.MethodOptions, f.base+"/b/"+tok+"/live/ch/video_800000/0.m4s", nil)

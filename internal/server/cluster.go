@@ -3,15 +3,60 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/clusterauth"
+	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/placement"
 )
+
+// EtcdConfig is the etcd connection of a cluster configuration: its
+// endpoints and prefix, TLS files, user and password (from the password
+// file or $SLUICE_ETCD_PASSWORD).
+func EtcdConfig(c config.Cluster, log *slog.Logger) (membership.EtcdConfig, error) {
+	ec := membership.EtcdConfig{Endpoints: c.Etcd, Prefix: c.EtcdPrefix, Log: log}
+	ec, err := ec.Credentials(membership.TLSFiles{CA: c.EtcdTLS.CA, Cert: c.EtcdTLS.Cert, Key: c.EtcdTLS.Key},
+		c.EtcdUser, c.EtcdPasswordFile)
+	if err != nil {
+		return ec, fmt.Errorf("cluster: %w", err)
+	}
+	return ec, nil
+}
+
+// OpenSenders returns the sender set a cluster configuration names, for a
+// role that sends to it (an origin's writer, a scheduler, sender-load):
+// the static list or the etcd set, each member only once it proved that
+// it holds the cluster key (membership.Open; etcd records must be signed
+// with it). Ignored records and members are logged and counted in reg
+// (sluice_cluster_member_rejections_total). Call the returned function to
+// release it.
+func OpenSenders(ctx context.Context, c config.Cluster, reg prometheus.Registerer, log *slog.Logger) (membership.Set, func(), error) {
+	if c.Secret == "" {
+		return nil, nil, errors.New("cluster: a secret is required (cluster.secret, --cluster-secret or $SLUICE_CLUSTER_SECRET)")
+	}
+	oc := membership.OpenConfig{Keys: clusterauth.NewKeys([]byte(c.Secret)), Log: log,
+		Rejected: clusterauth.NewMetrics(reg).MemberRejected}
+	if len(c.Etcd) > 0 {
+		ec, err := EtcdConfig(c, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		oc.Etcd = &ec
+	} else {
+		ms, err := membership.ParseList(strings.Join(c.Senders, ","))
+		if err != nil {
+			return nil, nil, err
+		}
+		oc.Static = ms
+	}
+	return membership.Open(ctx, oc)
+}
 
 // startCluster makes a process with a store and a cluster configuration
 // (cfg.Cluster: an origin with --senders or --etcd) forward every fragment
@@ -30,28 +75,15 @@ func (s *Server) startCluster(ctx context.Context) error {
 	if secret == "" {
 		return errors.New("cluster: a secret is required (cluster.secret, --cluster-secret or $SLUICE_CLUSTER_SECRET)")
 	}
-	var set membership.Set
-	if len(c.Etcd) > 0 {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		es, err := membership.Etcd(ectx, membership.EtcdConfig{Endpoints: c.Etcd, Prefix: c.EtcdPrefix, Log: s.log})
-		cancel()
-		if err != nil {
-			return err
-		}
-		go func() {
-			<-ctx.Done()
-			es.Close()
-		}()
-		set = es
-	} else {
-		ms, err := membership.ParseList(strings.Join(c.Senders, ","))
-		if err != nil {
-			return err
-		}
-		if set, err = membership.Static(ms...); err != nil {
-			return err
-		}
+	c.Secret = secret
+	set, closeSet, err := OpenSenders(ctx, c, s.Metrics.Registry, s.log)
+	if err != nil {
+		return err
 	}
+	go func() {
+		<-ctx.Done()
+		closeSet()
+	}()
 	w, err := placement.NewWriter(placement.WriterOptions{
 		Members: set, Replicas: c.Replicas, Client: placement.NewClient([]byte(secret), nil), Log: s.log,
 		// The store holds every block: a sender that joins, or answers

@@ -72,7 +72,9 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		s.ready = s.dist.Ready
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
+	if cfg.MetricsListen == "" {
+		mux.Handle("GET /metrics", m.Handler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.readiness(); err != nil {
@@ -84,7 +86,7 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 	var ing http.Handler
 	if roles.Ingest {
 		s.ingest = ingest.New(st, cfg, m, log)
-		ing = s.ingest
+		ing = s.pushLimit(s.ingest)
 	}
 	s.pacer = pacing.New(cfg.Pacing, m, log)
 	var org http.Handler
@@ -97,6 +99,11 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		// A distribution server sends media to players too: same pacer.
 		dist = s.pacer.Middleware(s.dist, isMedia)
 	}
+	guard, err := s.signedURLs()
+	if err != nil {
+		return nil, err
+	}
+	org, dist = guard(org), guard(dist)
 	s.setupPeers(roles)
 	if st != nil {
 		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
@@ -133,6 +140,10 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		return err
 	}
 	go s.pacer.Run(ctx)
+	if err := s.serveMetrics(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

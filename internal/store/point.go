@@ -67,12 +67,48 @@ type track struct {
 	// leftover of a prune interrupted between the index and the files, which
 	// Pruned already counts.
 	PrunedBefore int64 `json:"pruned_before,omitempty"`
+	// Extent remembers the track's first and longest fragments, deleted
+	// ones included.
+	Extent Extent `json:"extent,omitzero"`
 
 	init  []byte
 	frags []FragRef
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
+}
+
+// Extent is what a track's timeline has held since its first fragment,
+// fragments that retention deleted included. It is kept in track.json, so
+// that manifests can derive values that must never change over a
+// presentation's life from it (the HLS target duration, the presentation
+// start); it only ever grows.
+type Extent struct {
+	// First is the start of the earliest fragment the track ever stored and
+	// FirstDuration its duration; FirstDuration 0 means not known (no
+	// fragment yet).
+	First         int64  `json:"first"`
+	FirstDuration uint64 `json:"first_d"`
+	// MaxDuration is the longest fragment duration the track ever stored.
+	MaxDuration uint64 `json:"max_d"`
+}
+
+// Known reports whether the extent describes at least one fragment.
+func (e Extent) Known() bool { return e.FirstDuration > 0 }
+
+// note records a stored fragment; earlier may lower First (nothing was
+// pruned yet). It reports whether the extent changed.
+func (e *Extent) note(f FragRef, earlier bool) bool {
+	changed := false
+	if !e.Known() || (earlier && f.Start < e.First) {
+		e.First, e.FirstDuration = f.Start, f.Duration
+		changed = true
+	}
+	if f.Duration > e.MaxDuration {
+		e.MaxDuration = f.Duration
+		changed = true
+	}
+	return changed
 }
 
 type stream struct {
@@ -95,7 +131,9 @@ func newPoint(s *Store, name string) *Point {
 	}
 }
 
-func (p *Point) saveMeta() error { return writeJSON(filepath.Join(p.dir, pointFile), p.meta) }
+func (p *Point) saveMeta() error {
+	return writeJSONSync(filepath.Join(p.dir, pointFile), p.meta, !p.store.noSync)
+}
 
 func (p *Point) load() error {
 	b, err := os.ReadFile(filepath.Join(p.dir, pointFile))
@@ -117,6 +155,7 @@ func (p *Point) load() error {
 		}
 		p.tracks[t.ID] = t
 	}
+	p.quarantineTails()
 	sdirs, _ := os.ReadDir(filepath.Join(p.dir, "s"))
 	for _, d := range sdirs {
 		dir := filepath.Join(p.dir, "s", d.Name())
@@ -156,6 +195,7 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	for _, e := range ents {
 		n := e.Name()
 		if strings.HasPrefix(n, ".tmp-") {
@@ -192,10 +232,106 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 			}
 			continue
 		}
+		if err := checkTime(ref, t.Info.Timescale, time.Time{}, timeline{}, now); err != nil {
+			p.quarantine(dir, n, err)
+			continue
+		}
 		t.frags = append(t.frags, ref)
 	}
 	sort.Slice(t.frags, func(i, j int) bool { return t.frags[i].Start < t.frags[j].Start })
+	t.mergeExtent()
 	return &t, nil
+}
+
+// mergeExtent completes the persisted extent with the fragments loaded: a
+// track.json written before extents existed (or before its last fragment's
+// extent was saved) gets them from the fragments on disk.
+func (t *track) mergeExtent() {
+	for _, f := range t.frags {
+		t.Extent.note(f, t.Pruned == 0)
+	}
+}
+
+// QuarantineSuffix is appended to the name of a stored fragment whose time
+// is implausible (see checkTime) when the store loads: the file is kept, for
+// an operator to inspect, but never indexed or listed again.
+const QuarantineSuffix = ".quarantined"
+
+// quarantine renames a loaded fragment file out of the index's way and logs
+// why. A shared store (another process writes it) only skips the file.
+func (p *Point) quarantine(dir, name string, why error) {
+	path := filepath.Join(dir, name)
+	if p.store.shared {
+		p.store.log.Warn("skipping a fragment with an implausible time", "file", path, "err", why)
+		return
+	}
+	err := os.Rename(path, path+QuarantineSuffix)
+	if err == nil {
+		err = syncDir(dir)
+	}
+	p.store.log.Warn("quarantined a fragment with an implausible time; it is kept but never listed",
+		"file", path+QuarantineSuffix, "reason", why, "rename_err", err)
+}
+
+// quarantineTails checks the last fragment of every track against the
+// timeline before it, as AddFragment would have when it arrived (its file's
+// modification time standing in for the wall clock then), and quarantines
+// it while it is implausible: one fragment with an absurd time stored by an
+// earlier version must not become the live edge that hides the rest. Only
+// tails are checked: an outlier anywhere else cannot move the live edge.
+func (p *Point) quarantineTails() {
+	ids := make([]string, 0, len(p.tracks))
+	for id := range p.tracks {
+		ids = append(ids, id)
+	}
+	// Tracks with a fragment before their tail first: a track whose only
+	// fragment is checked against the others needs theirs settled.
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := len(p.tracks[ids[i]].frags) > 1, len(p.tracks[ids[j]].frags) > 1
+		if a != b {
+			return a
+		}
+		return ids[i] < ids[j]
+	})
+	for _, id := range ids {
+		t := p.tracks[id]
+		dir := filepath.Join(p.dir, "t", id)
+		for len(t.frags) > 0 {
+			last := t.frags[len(t.frags)-1]
+			var tl timeline
+			if n := len(t.frags); n > 1 {
+				tl.end, tl.known = toDur(t.frags[n-2].End(), t.Info.Timescale)
+			} else {
+				tl = p.pointTimeline(id)
+			}
+			at := time.Now()
+			if fi, err := os.Stat(filepath.Join(dir, fragName(last.Start))); err == nil {
+				at = fi.ModTime()
+			}
+			err := checkTime(last, t.Info.Timescale, p.meta.Anchor, tl, at)
+			if err == nil {
+				break
+			}
+			p.quarantine(dir, fragName(last.Start), err)
+			t.frags = t.frags[:len(t.frags)-1]
+		}
+	}
+}
+
+// pointTimeline is the latest fragment end over the tracks other than
+// except, the timeline a track's first fragment continues. p.mu must be
+// held.
+func (p *Point) pointTimeline(except string) timeline {
+	var tl timeline
+	for id, o := range p.tracks {
+		if id == except || len(o.frags) == 0 {
+			continue
+		}
+		if e, ok := toDur(o.frags[len(o.frags)-1].End(), o.Info.Timescale); ok && (!tl.known || e > tl.end) {
+			tl = timeline{end: e, known: true}
+		}
+	}
+	return tl
 }
 
 // refOf re-derives the index entry of a stored fragment.
@@ -467,7 +603,10 @@ const (
 )
 
 // AddFragment stores a fragment durably and then indexes it. A fragment with
-// the start time of one already stored is dropped: the first copy wins.
+// the start time of one already stored is dropped: the first copy wins. A
+// fragment whose time is implausible (see checkTime and docs/ingest.md) is
+// refused with an error wrapping ErrImplausibleTime before anything is
+// written.
 func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error) {
 	p.mu.RLock()
 	t := p.tracks[trackID]
@@ -476,16 +615,20 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 		return 0, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
 	}
 	ref := FragRef{Start: f.Info.Start, Duration: f.Info.Duration, Size: int64(len(f.Data)), Key: f.Info.Key}
-	path := filepath.Join(p.dir, "t", trackID, fragName(ref.Start))
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	p.mu.RLock()
 	_, dup := t.find(ref.Start)
+	anchor, tl := p.meta.Anchor, p.trackTimeline(t)
 	p.mu.RUnlock()
+	if err := checkTime(ref, t.Info.Timescale, anchor, tl, time.Now()); err != nil {
+		return 0, fmt.Errorf("track %s: %w", trackID, err)
+	}
+	path := filepath.Join(p.dir, "t", trackID, fragName(ref.Start))
 	if dup {
 		return p.compare(path, f.Data), nil
 	}
-	if err := writeFileAtomic(path, f.Data); err != nil {
+	if err := writeFile(path, f.Data, !p.store.noSync); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
 	}
 	// Fragment hooks (OnFragment) run after the point is unlocked (defers
@@ -502,6 +645,13 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	t.frags = append(t.frags, FragRef{})
 	copy(t.frags[i+1:], t.frags[i:])
 	t.frags[i] = ref
+	if t.Extent.note(ref, t.Pruned == 0) {
+		// The fragment is durable already; an extent that did not reach
+		// the disk is recomputed from the fragments at the next start.
+		if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
+			p.store.log.Warn("save track extent", "point", p.Name, "track", trackID, "err", err)
+		}
+	}
 	if p.meta.Anchor.IsZero() && ref.Start >= 0 {
 		end := float64(ref.End()) / float64(t.Info.Timescale)
 		p.meta.Anchor = time.Now().UTC().Add(-time.Duration(end * float64(time.Second))).Truncate(time.Millisecond)
@@ -517,6 +667,16 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	p.notify()
 	added = true
 	return Added, nil
+}
+
+// trackTimeline is what a new fragment of t continues: the end of t's last
+// fragment, or the point's latest end when t has none. p.mu must be held.
+func (p *Point) trackTimeline(t *track) timeline {
+	if n := len(t.frags); n > 0 {
+		e, ok := toDur(t.frags[n-1].End(), t.Info.Timescale)
+		return timeline{end: e, known: ok}
+	}
+	return p.pointTimeline(t.ID)
 }
 
 func (p *Point) compare(path string, data []byte) AddResult {
@@ -545,7 +705,7 @@ func (p *Point) EndTrack(trackID string) error {
 		return nil
 	}
 	t.Ended = true
-	if err := writeJSON(filepath.Join(p.dir, "t", trackID, trackFile), t); err != nil {
+	if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
 		return err
 	}
 	p.notify()

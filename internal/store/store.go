@@ -55,6 +55,9 @@ type Store struct {
 	// shared: another process (a running server) may be writing the
 	// directory; loading never removes files (see OpenShared).
 	shared bool
+	// noSync skips the fsyncs of what AddFragment, EndTrack and anchors
+	// write (tests only: NoSync).
+	noSync bool
 
 	mu     sync.Mutex
 	points map[string]*Point
@@ -242,7 +245,10 @@ const (
 
 // writeFileAtomic writes data under path so that path either does not exist
 // or holds all of data: write to a temporary name, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) error { return writeFile(path, data, true) }
+
+// writeFile is writeFileAtomic; without sync it skips the fsyncs (tests).
+func writeFile(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
@@ -254,10 +260,12 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -266,6 +274,9 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(dir)
 }
@@ -279,12 +290,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONSync(path, v, true) }
+
+// writeJSONSync is writeJSON; without sync it skips the fsyncs (tests).
+func writeJSONSync(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFile(path, append(b, '\n'), sync)
 }
 
 func fragName(start int64) string { return strconv.FormatInt(start, 10) + fragExt }

@@ -22,8 +22,11 @@ type TrackView struct {
 	// Disc is the number of discontinuities before Frags[0], the one
 	// between Frags[0] and the fragment before it included: the HLS
 	// EXT-X-DISCONTINUITY-SEQUENCE of a playlist that starts at Frags[0].
-	Disc  int64
-	Frags []FragRef
+	Disc int64
+	// Extent is the track's first and longest fragments since it began,
+	// deleted ones included (zero when unknown).
+	Extent Extent
+	Frags  []FragRef
 	// Breaks are the track's encoder restart boundaries (see
 	// Point.Restart), sorted: the fragments on either side of one are
 	// discontinuous even where the second starts as the first ends, so
@@ -101,7 +104,7 @@ func (p *Point) View(window time.Duration) View {
 		}
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
-			Frags: append([]FragRef(nil), frags...), Breaks: breaks,
+			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks,
 		})
 		if !t.Ended {
 			v.Ended = false
@@ -175,6 +178,51 @@ func (p *Point) ReadFragment(trackID string, start int64) ([]byte, FragRef, erro
 		return nil, ref, fmt.Errorf("read fragment %s/%d: %w", trackID, start, err)
 	}
 	return buf, ref, nil
+}
+
+// maxLeading is how many of a track's first index entries Across looks at:
+// a fragment the manifests cut to the presentation start is among them.
+const maxLeading = 16
+
+// Across reports whether one of a track's first fragments in the index
+// starts before t and ends after it — the only fragments the manifests list
+// cut (see manifest.Trimmed) — so that the origin answers requests for
+// other missing times without copying the index.
+func (p *Point) Across(trackID string, t int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	tr := p.tracks[trackID]
+	if tr == nil {
+		return false
+	}
+	for _, f := range tr.frags[:min(len(tr.frags), maxLeading)] {
+		if f.Start < t && t < f.End() {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadTrimmed returns the stored fragment of a track that starts at stored,
+// cut to start at at (media.TrimFront): what the manifests list when that
+// fragment straddles the presentation start (manifest.Trimmed).
+func (p *Point) ReadTrimmed(trackID string, stored, at int64) ([]byte, error) {
+	data, _, err := p.ReadFragment(trackID, stored)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	t := p.tracks[trackID]
+	p.mu.RUnlock()
+	h, err := parseRawHeader(t.init)
+	if err != nil {
+		return nil, fmt.Errorf("track %s header: %w", trackID, err)
+	}
+	out, err := media.TrimFront(data, h.Trex(t.Info.TrackID), at)
+	if err != nil {
+		return nil, fmt.Errorf("fragment %s/%d from %d: %w", trackID, stored, at, err)
+	}
+	return out, nil
 }
 
 // StreamInfo describes an ingest stream held by the point.

@@ -25,6 +25,7 @@
       S.video.removeEventListener('error', onVideoError);
       S.video.removeEventListener('waiting', onWaiting);
       S.video.removeEventListener('playing', onPlaying);
+      S.video.removeEventListener('ended', onEnded);
       S.video.removeAttribute('src');
       try { S.video.load(); } catch (e) {}
     }
@@ -36,6 +37,7 @@
     note(S.errors, { src: 'video', code: e ? e.code : 0, message: e ? e.message : 'media element error' });
   }
   function onWaiting() { S.waiting++; note(S.events, { ev: 'waiting', t: S.video.currentTime }); }
+  function onEnded() { note(S.events, { ev: 'ended', t: S.video.currentTime }); }
   function onPlaying() {
     if (S.firstPlaying < 0) S.firstPlaying = now();
     note(S.events, { ev: 'playing', t: S.video.currentTime });
@@ -57,6 +59,7 @@
     video.addEventListener('error', onVideoError);
     video.addEventListener('waiting', onWaiting);
     video.addEventListener('playing', onPlaying);
+    video.addEventListener('ended', onEnded);
     try {
       if (kind === 'dash' || kind === 'mss') {
         if (typeof dashjs === 'undefined') throw new Error('dash.js is not loaded');
@@ -169,6 +172,8 @@
     if (!v) return st;
     st.currentTime = v.currentTime;
     st.paused = v.paused;
+    st.ended = v.ended;
+    st.duration = v.duration;
     st.readyState = v.readyState;
     st.buffer = bufferAhead(v);
     st.width = v.videoWidth;

@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--until-ended] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -29,6 +29,10 @@
 //   --dash-settings='{"streaming":{"cmcd":{"enabled":true,"mode":"headers"}}}'
 // (dash.js 5.2.1 wants mode "headers"; "header" silently means query mode).
 //
+// --until-ended plays a finished recording to its end: sampling stops as soon
+// as the media element fires 'ended' (result.ended), and playback that has
+// not ended after <seconds> is a failure. min-advance still applies.
+//
 // --player-config=JSON (or SLUICE_PLAYER_CONFIG) is set as
 // window.sluicePlayerConfig before the page loads; the player glue passes it
 // to the player it creates: new Hls(config) for hls.js, player.configure()
@@ -42,15 +46,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--until-ended] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
 let dashSettings = process.env.SLUICE_DASH_SETTINGS || null;
 let playerConfig = process.env.SLUICE_PLAYER_CONFIG || null;
+let untilEnded = false;
 const positional = [];
 for (const a of process.argv.slice(2)) {
-  if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
+  if (a === '--until-ended') untilEnded = true;
+  else if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
   else if (a.startsWith('--player-config=')) playerConfig = a.slice('--player-config='.length);
   else positional.push(a);
 }
@@ -106,6 +112,7 @@ const result = {
 };
 if (dashSettings !== null) result.dashSettings = dashSettings;
 if (playerConfig !== null) result.playerConfig = playerConfig;
+if (untilEnded) { result.ended = false; result.duration = null; }
 
 // Hard stop: whatever happens, never outlive startup + seconds + a margin.
 const deadline = setTimeout(() => {
@@ -224,6 +231,7 @@ try {
       result.bufferMin = result.bufferMin === null ? s.buffer : Math.min(result.bufferMin, s.buffer);
       result.bufferMax = result.bufferMax === null ? s.buffer : Math.max(result.bufferMax, s.buffer);
       if (s.errors.length > 0) break;
+      if (untilEnded && s.ended) break;
     }
     result.sampledSeconds = (Date.now() - start) / 1000;
     result.endTime = s.currentTime;
@@ -238,6 +246,10 @@ try {
   result.droppedFrames = s.droppedFrames || 0;
   result.latency = s.latency;
   result.waitingEvents = s.waiting;
+  if (untilEnded) {
+    result.ended = !!s.ended;
+    result.duration = s.duration;
+  }
   if (process.env.SLUICE_SCREENSHOT) {
     try {
       await page.screenshot({ path: process.env.SLUICE_SCREENSHOT, fullPage: clickPoint !== null, timeout: 10000 });
@@ -251,6 +263,7 @@ try {
     else if (result.pageErrors.length > 0) result.failure = `${result.pageErrors.length} page error(s)`;
     else if (result.advanced < minAdvance) result.failure = `currentTime advanced ${result.advanced} s, want >= ${minAdvance} s`;
     else if (result.totalFrames === 0) result.failure = 'no video frame decoded';
+    else if (untilEnded && !result.ended) result.failure = `did not reach 'ended': stopped at ${result.endTime} of ${result.duration} s`;
   }
   result.ok = !result.failure;
   exitCode = result.ok ? 0 : 1;

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/clusterauth"
+)
+
+const clusterGetSynopsis = `[flags] <url>
+
+GETs an internal URL of the cluster with a request signed with the cluster key (the secret
+itself is never sent; docs/cluster.md, "Internal authentication") and prints the body, e.g.
+the owner-set listing of a scheduler for a hosts file, a sender's stats or an origin's index:
+
+  SLUICE_CLUSTER_SECRET=... sluice cluster-get http://sched:8090/internal/v1/owner-sets
+  sluice cluster-get --cluster-secret S http://10.0.0.11:9001/internal/v1/stats`
+
+// runClusterGet implements `sluice cluster-get`.
+func runClusterGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("cluster-get", clusterGetSynopsis, stderr)
+	secretFlag := fs.String("cluster-secret", "", "cluster secret (default $SLUICE_CLUSTER_SECRET)")
+	pos, err := parseToolArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errors.New("name one URL")
+	}
+	secret := clusterSecret(*secretFlag)
+	if secret == "" {
+		return errors.New("a cluster secret is required: --cluster-secret or $SLUICE_CLUSTER_SECRET")
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: clusterauth.NewTransport(clusterauth.NewKeys([]byte(secret)), nil)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pos[0], nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("%s: %s: %s", pos[0], resp.Status, b)
+	}
+	_, err = io.Copy(stdout, resp.Body)
+	return err
+}
