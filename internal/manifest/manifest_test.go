@@ -543,8 +543,20 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		if s.Discontinuity != gap {
 			t.Errorf("hls media %s: segment %d discontinuity %v, want %v", tr.ID, i, s.Discontinuity, gap)
 		}
-		if (i == 0 || gap) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Round(time.Millisecond)) {
+		closed := gap && closesRestart(fs[i-1], fs[i], tr.Breaks, uint64(mp.TargetDuration), tr.Info.Timescale)
+		if (i == 0 || (gap && !closed)) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Round(time.Millisecond)) {
 			t.Errorf("hls media %s: segment %d program date time %v", tr.ID, i, s.ProgramDateTime)
+		}
+		if closed && !s.ProgramDateTime.IsZero() {
+			t.Errorf("hls media %s: segment %d after a restart boundary carries a program date time", tr.ID, i)
+		}
+		// Across a restart boundary the playlist's timeline goes on: the
+		// segment before it lasts up to the restarted session's start.
+		if closed {
+			want := seconds(fs[i].Start-fs[i-1].Start, tr.Info.Timescale)
+			if d := segs[i-1].Duration; math.Abs(d-want) > 1e-6 {
+				t.Errorf("hls media %s: segment %d before the restart lasts %f, want %f", tr.ID, i-1, d, want)
+			}
 		}
 	}
 }
