@@ -272,19 +272,14 @@ func (tl *timeline) decide(commit func() error) (action, error) {
 	log.Warn("encoder restart placed after what is stored",
 		"offset_seconds", float64(rec.OffsetNs)/1e9, "previous_offset_seconds", float64(old)/1e9, "joined", joined,
 		"copies_before", len(tl.copies), "push_start", tl.info.Start)
-	if tl.info.Policy == config.RestartArchive && !joined {
-		asset, err := tl.h.st.ArchiveRestart(name, rec)
-		if err != nil {
-			log.Error("encoder restart: archiving the presentation before it failed; it stays in the point", "err", err)
-		} else if asset != "" {
-			log.Info("encoder restart: the presentation before it is archived", "asset", asset)
-		}
-	}
+	// The copies the push sent before the conflict are its first fragments:
+	// they are placed from the stored bytes they are identical to (read
+	// before an archive removes those from the point).
 	var act action
 	for _, c := range tl.copies {
 		data, ref, err := tl.point.ReadFragment(c.track, c.key)
 		if err != nil {
-			continue // pruned (archived) meanwhile
+			continue // deleted by retention meanwhile
 		}
 		ti, err := tl.point.TrackInfo(c.track)
 		if err != nil {
@@ -300,6 +295,14 @@ func (tl *timeline) decide(commit func() error) (action, error) {
 		act.store = append(act.store, storeItem{c.track, &media.Fragment{Info: nfi, Data: out}})
 	}
 	tl.copies = nil
+	if tl.info.Policy == config.RestartArchive && !joined {
+		asset, err := tl.h.st.ArchiveRestart(name, rec)
+		if err != nil {
+			log.Error("encoder restart: archiving the presentation before it failed; it stays in the point", "err", err)
+		} else if asset != "" {
+			log.Info("encoder restart: the presentation before it is archived", "asset", asset)
+		}
+	}
 	held := tl.held
 	tl.held = nil
 	for _, it := range held {

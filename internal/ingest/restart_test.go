@@ -189,16 +189,28 @@ func parts2(t *testing.T, body []byte) [][]byte {
 // its first differing fragment, and those first fragments are placed with
 // the rest.
 func TestRestartCopiesFirst(t *testing.T) {
-	e := newEnv(t)
-	a, _ := fixtures(t)
-	hdr, af, _ := parts(t, a)
-	_, cf, end := parts(t, restartFixture(t))
-	e.mustPush("first push", a)
-	before := e.snapshot("live")
-	body := append(append([]byte(nil), hdr...), bytes.Join(af[:4], nil)...)
-	body = append(append(body, bytes.Join(cf[4:], nil)...), end...)
-	e.mustPush("restart that begins with copies", body)
-	checkRestarted(t, e.view("live"), before, e.snapshot("live"), len(cf))
+	for _, policy := range []string{config.RestartContinue, config.RestartArchive} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnvWith(t, nil, func(c *config.Config) { c.OnRestart = policy })
+			a, _ := fixtures(t)
+			hdr, af, _ := parts(t, a)
+			_, cf, end := parts(t, restartFixture(t))
+			e.mustPush("first push", a)
+			before := e.snapshot("live")
+			body := append(append([]byte(nil), hdr...), bytes.Join(af[:4], nil)...)
+			body = append(append(body, bytes.Join(cf[4:], nil)...), end...)
+			e.mustPush("restart that begins with copies", body)
+			if policy == config.RestartContinue {
+				checkRestarted(t, e.view("live"), before, e.snapshot("live"), len(cf))
+				return
+			}
+			// Archived: the point holds the restarted session whole, its
+			// first fragments (copies of archived ones) included.
+			if got := len(e.snapshot("live")); got != len(cf) {
+				t.Fatalf("the point holds %d fragments, want the restarted session's %d", got, len(cf))
+			}
+		})
+	}
 }
 
 // TestRestartRefuse: under on_restart: refuse the restarted push gets 409
