@@ -94,6 +94,7 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 	timeout := fs.Duration("upstream-timeout", d.Distribution.UpstreamTimeout, "fail over when an origin takes longer than this for a response header or pauses its body as long")
 	backoff := fs.Duration("backoff", d.Distribution.Backoff, "first circuit-breaker pause of a failed origin (doubles per failure, at most 8x)")
 	keepAlive := fs.Duration("keepalive", d.Distribution.KeepAlive, "while players are active, ask each origin for /healthz this often, keeping a connection open (0: off)")
+	writeTimeout := writeTimeoutFlag(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
@@ -134,6 +135,8 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 			dc.Backoff = *backoff
 		case "keepalive":
 			dc.KeepAlive = *keepAlive
+		case "write-timeout":
+			cfg.WriteTimeout = *writeTimeout
 		case "metrics-listen":
 			cfg.MetricsListen = *metricsListen
 		}

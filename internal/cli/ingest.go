@@ -15,7 +15,8 @@ With --standby (YAML standby:) it is a push proxy: every push is forwarded, byte
 standby ingest at the same path, so the encoder uploads one copy and the standby holds the same
 fragments. The forwarding never slows the push down: a standby that is down or falls
 --standby-buffer behind is dropped, and caught up from this ingest's store (the fragments it lacks,
-then the push as it is stored) as soon as it answers again. /readyz: the data directory is writable.
+then the push as it is stored) as soon as it answers again. /readyz: the data directory has --min-free
+bytes free and takes a write. Pushes are bounded in memory, slots and progress (docs/ingest.md, Limits).
 
   sluice ingest --point live --standby http://ingest-b:8080`
 

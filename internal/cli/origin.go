@@ -20,7 +20,8 @@ With --ingest (repeatable; YAML ingests:) it pulls every configured point from t
 StreamManifest, then Streams(<id>) for each stream, from the first one reachable; on a failure
 (connection lost, body ended without end of stream, nothing stored for about two fragment
 durations) it resumes from the next one with StartTime, so the archive has no gap and no
-duplicate. /readyz answers 200 once an ingest is reachable and every live stream is pulled.
+duplicate. /readyz answers 200 once an ingest is reachable and every live stream it pulls is connected
+(at most --max-pulls streams, live ones first).
 
   sluice origin --point live --ingest http://ingest-a:8080 --ingest http://ingest-b:8080`
 
@@ -35,6 +36,7 @@ type peerFlags struct {
 	standby       string
 	standbyBuffer int64
 	pullStall     time.Duration
+	maxPulls      int
 }
 
 // urlFlags collects a repeated URL flag.
@@ -58,6 +60,7 @@ func registerPeerFlags(fs *flag.FlagSet, name string, roles server.Roles) *peerF
 	if name == "origin" {
 		fs.Var(&pf.ingests, "ingest", "pull the configured points from this ingest (base URL; repeatable, in order of preference)")
 		fs.DurationVar(&pf.pullStall, "pull-stall", 0, "fail a pull over to the next ingest when it stores nothing for this long (0: two fragment durations, at least 3 s)")
+		fs.IntVar(&pf.maxPulls, "max-pulls", config.Defaults().MaxPulls, "streams pulled from ingests at a time; live streams first, the rest when a pull ends (0: unbounded)")
 	}
 	return pf
 }
@@ -78,6 +81,8 @@ func (pf *peerFlags) apply(fs *flag.FlagSet, cfg config.Config, name string) (co
 			cfg.StandbyBuffer = pf.standbyBuffer
 		case "pull-stall":
 			cfg.PullStall = pf.pullStall
+		case "max-pulls":
+			cfg.MaxPulls = pf.maxPulls
 		}
 	})
 	if len(cfg.Ingests) > 0 && len(cfg.Points) == 0 {

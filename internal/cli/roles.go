@@ -44,7 +44,7 @@ type roleFlags struct {
 	lookahead int
 	pacing    string
 	maxBox    int64
-	idle      time.Duration
+	limits    limitFlags
 	logFormat string
 	logLevel  string
 	adminTok  string
@@ -65,7 +65,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.lookahead, "lookahead", d.LookAhead, "Smooth LookAheadFragmentCount: tfrf entries per live fragment")
 	fs.StringVar(&rf.pacing, "pacing", d.Pacing.Mode, "TCP pacing of media responses: off, client (the player's CMCD rtp or Sluice-Pacing header), server (the server's bottleneck estimate) or both; YAML pacing: for the details (docs/pacing.md)")
 	fs.Int64Var(&rf.maxBox, "max-box", d.MaxBox, "largest box accepted in an ingest body, in bytes")
-	fs.DurationVar(&rf.idle, "ingest-idle", d.IngestIdle, "abort a push that sends nothing for this long")
+	rf.limits.register(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&rf.onRestart, "on-restart", d.OnRestart, "what an encoder restart (a push whose times go back into what is stored) does to a point that names no on_restart: continue (place it after what is stored), archive (also cut what was before into an on-demand asset) or refuse (409)")
@@ -99,8 +99,6 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.Pacing.Mode = rf.pacing
 		case "max-box":
 			c.MaxBox = rf.maxBox
-		case "ingest-idle":
-			c.IngestIdle = rf.idle
 		case "admin-token":
 			c.AdminToken = rf.adminTok
 		case "on-restart":
@@ -113,6 +111,7 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.PushBurst = rf.pushBurst
 		}
 	})
+	c = rf.limits.apply(fs, c)
 	c.SignedURLs = rf.signed.apply(fs, c.SignedURLs)
 	if c.AdminToken == "" {
 		c.AdminToken = os.Getenv("SLUICE_ADMIN_TOKEN")
@@ -196,6 +195,7 @@ func runRole(ctx context.Context, name, summary string, roles server.Roles, args
 	if err != nil {
 		return err
 	}
+	memoryLimit(cfg, log)
 	return srv.Serve(ctx, func(addr string) {
 		log.Info("sluice "+name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
 	})

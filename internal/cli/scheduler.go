@@ -104,6 +104,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	playerDir := fs.String("player-dir", defaultPlayerDir(), "npm-installed players (dashjs, hls.js, shaka-player) for /play")
 	fs.StringVar(&sf.cfg.OwnerSetURL, "owner-set-url", "", "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	dnsListen := fs.String("dns-listen", "", "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
+	writeTimeout := writeTimeoutFlag(fs)
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	var of openFlags
 	of.register(fs)
@@ -140,6 +141,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer cancel()
 	scfg := config.Defaults()
 	scfg.Listen = *listen
+	scfg.WriteTimeout = *writeTimeout
 	scfg.MetricsListen = *metricsListen
 	srv, err := server.New(scfg, server.Roles{}, log)
 	if err != nil {

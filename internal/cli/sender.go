@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/pacing"
@@ -76,6 +77,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ramSend := fs.String("ram-send", "sendfile", "how RAM blocks are sent: sendfile (from the memfd) or copy (write from a read-only mapping of it)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pacingMode := fs.String("pacing", config.PacingDefaults().Mode, "TCP pacing of block responses: off, client, server or both (docs/pacing.md)")
+	writeTimeout := writeTimeoutFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,10 +169,12 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		h = withoutMetrics(h)
 	}
 	srv := &http.Server{
-		// Blocks go to players through the same pacer as the origin's.
-		Handler: pacer.Middleware(h, func(r *http.Request) bool {
+		// Blocks go to players through the same pacer as the origin's; a
+		// response whose client stops reading is closed after
+		// --write-timeout without progress.
+		Handler: httpx.WriteProgress(pacer.Middleware(h, func(r *http.Request) bool {
 			return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/b/")
-		}),
+		}), *writeTimeout, server.MinPace(pc)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

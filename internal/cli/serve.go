@@ -47,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	memoryLimit(cfg, log)
 	ram, err := parseBytes(*senderRAM)
 	if err != nil || ram <= 0 {
 		return fmt.Errorf("--sender-ram %q: want a positive size such as 256M", *senderRAM)

@@ -54,8 +54,37 @@ type Config struct {
 	Points []Point `yaml:"points"`
 	// MaxBox bounds every box of an ingest body, in bytes.
 	MaxBox int64 `yaml:"max_box"`
-	// IngestIdle aborts a push that sends nothing for this long.
+	// IngestIdle aborts a push that delivers no header, fragment or end of
+	// stream for this long (408).
 	IngestIdle time.Duration `yaml:"ingest_idle"`
+	// IngestMinRate is the minimum receive rate of a push, in bytes/s,
+	// judged over each IngestRateWindow while a box is arriving (408
+	// below it); 0 disables it.
+	IngestMinRate int64 `yaml:"ingest_min_rate"`
+	// IngestRateWindow is the window of IngestMinRate.
+	IngestRateWindow time.Duration `yaml:"ingest_rate_window"`
+	// IngestMemory bounds the memory of the box buffers of all pushes
+	// together, in bytes; a push over it gets 503 with Retry-After (0:
+	// unbounded).
+	IngestMemory int64 `yaml:"ingest_memory"`
+	// MaxPushes bounds the concurrent pushes to one publishing point; one
+	// more gets 503 with Retry-After (0: unbounded).
+	MaxPushes int `yaml:"max_pushes"`
+	// StreamExpiry: the record of a stream that never received a fragment
+	// is removed this long after its last push (0: kept); a stream that
+	// received fragments, has not ended and received nothing for this long
+	// is listed as abandoned, which origins stop pulling once they hold
+	// its fragments.
+	StreamExpiry time.Duration `yaml:"stream_expiry"`
+	// MaxPulls bounds the streams an origin pulls from ingests at a time
+	// (0: unbounded).
+	MaxPulls int `yaml:"max_pulls"`
+	// WriteTimeout closes a response that makes no progress (the client
+	// reads nothing) for this long (0: never).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MinFree is the free space the data directory needs for /readyz to
+	// answer ready, in bytes.
+	MinFree int64 `yaml:"min_free"`
 	// DVRWindow is the default DVR window of live manifests.
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
@@ -162,13 +191,21 @@ type Distribution struct {
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{
-		Listen:     "127.0.0.1:8080",
-		Data:       "data",
-		MaxBox:     64 << 20,
-		IngestIdle: 30 * time.Second,
-		DVRWindow:  2 * time.Minute,
-		LookAhead:  2,
-		OnRestart:  RestartContinue,
+		Listen:           "127.0.0.1:8080",
+		Data:             "data",
+		MaxBox:           64 << 20,
+		IngestIdle:       30 * time.Second,
+		IngestMinRate:    1 << 10,
+		IngestRateWindow: 10 * time.Second,
+		IngestMemory:     256 << 20,
+		MaxPushes:        32,
+		StreamExpiry:     10 * time.Minute,
+		MaxPulls:         64,
+		WriteTimeout:     30 * time.Second,
+		MinFree:          64 << 20,
+		DVRWindow:        2 * time.Minute,
+		LookAhead:        2,
+		OnRestart:        RestartContinue,
 		Distribution: Distribution{
 			Window:          10 * time.Minute,
 			CacheBytes:      512 << 20,
@@ -207,6 +244,9 @@ func (c Config) Validate() error {
 	if c.LookAhead < 0 || c.LookAhead > 10 {
 		return fmt.Errorf("lookahead %d out of range 0..10", c.LookAhead)
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if c.PushRate > 0 && c.PushBurst < 1 {
 		return fmt.Errorf("push_burst %d: at least 1 when push_rate is set", c.PushBurst)
 	}
@@ -237,6 +277,20 @@ func (c Config) Validate() error {
 			return fmt.Errorf("point %q configured twice", p.Name)
 		}
 		seen[p.Name] = true
+	}
+	return nil
+}
+
+// validateLimits checks the bounds of pushes, pulls and responses.
+func (c Config) validateLimits() error {
+	switch {
+	case c.IngestIdle < 0 || c.IngestMinRate < 0 || c.IngestRateWindow < 0 || c.IngestMemory < 0 ||
+		c.MaxPushes < 0 || c.StreamExpiry < 0 || c.MaxPulls < 0 || c.WriteTimeout < 0 || c.MinFree < 0:
+		return fmt.Errorf("ingest_idle, ingest_min_rate, ingest_rate_window, ingest_memory, max_pushes, stream_expiry, max_pulls, write_timeout and min_free must not be negative")
+	case c.IngestMinRate > 0 && c.IngestRateWindow < time.Second:
+		return fmt.Errorf("ingest_rate_window %v: at least 1s when ingest_min_rate is set", c.IngestRateWindow)
+	case c.IngestMemory > 0 && c.IngestMemory < 2*c.MaxBox:
+		return fmt.Errorf("ingest_memory %d is below twice max_box (%d): one push could not hold its largest box", c.IngestMemory, c.MaxBox)
 	}
 	return nil
 }

@@ -25,6 +25,14 @@ func TestLoad(t *testing.T) {
 		{"nameless point", "points: [{token: a}]\n", "without a name", nil},
 		{"bad lookahead", "lookahead: 99\n", "lookahead", nil},
 		{"tiny max_box", "max_box: 10\n", "too small", nil},
+		{"limits", "ingest_memory: 134217728\nmax_pushes: 4\ningest_min_rate: 0\nstream_expiry: 1h\nwrite_timeout: 5s\nmin_free: 0\nmax_pulls: 2\n", "",
+			func(c Config) bool {
+				return c.IngestMemory == 128<<20 && c.MaxPushes == 4 && c.IngestMinRate == 0 && c.StreamExpiry == time.Hour &&
+					c.WriteTimeout == 5*time.Second && c.MinFree == 0 && c.MaxPulls == 2 && c.IngestRateWindow == Defaults().IngestRateWindow
+			}},
+		{"budget below two boxes", "ingest_memory: 1048576\n", "twice max_box", nil},
+		{"negative limit", "max_pushes: -1\n", "must not be negative", nil},
+		{"short rate window", "ingest_rate_window: 100ms\n", "at least 1s", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")

@@ -17,7 +17,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/httpx"
@@ -37,13 +40,24 @@ type Handler struct {
 	sb *standby
 	// feeds knows which pushes are feeding which tracks (restart.go).
 	feeds *feeds
+	// mem bounds the box buffers of all pushes (nil: unbounded).
+	mem *budget
+	// pushes counts the pushes in progress per point (cfg.MaxPushes).
+	pushMu sync.Mutex
+	pushes map[string]int
 }
 
 // New returns the ingest handler. With cfg.Standby set, every push it
 // receives is forwarded to that ingest (see proxy.go); Close ends the
 // forwarding still in progress.
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
-	h := &Handler{st: st, cfg: cfg, log: log, m: m, feeds: newFeeds()}
+	h := &Handler{st: st, cfg: cfg, log: log, m: m, feeds: newFeeds(), pushes: map[string]int{}}
+	if cfg.IngestMemory > 0 {
+		h.mem = newBudget(cfg.IngestMemory)
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_ingest_buffer_bytes", Help: "Bytes of ingest box buffers held by the pushes in progress (bounded by --ingest-memory).",
+		}, func() float64 { return float64(h.mem.Used()) }))
+	}
 	if cfg.Standby != "" {
 		h.sb = newStandby(h, cfg.Standby, cfg.StandbyBuffer, m.Registry)
 	}
@@ -105,6 +119,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// retryAfter is the Retry-After (seconds) of a push refused for want of
+// memory or of a push slot.
+const retryAfter = "5"
+
 // refuse answers an ingest request with an error status and logs why.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, pp string, status int, reason string, args ...any) {
 	h.log.Warn("ingest refused", append([]any{"status", status, "reason", reason, "point", pp,
@@ -114,7 +132,68 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, pp string, stat
 	// of the refusal now, not after the server has read and thrown away
 	// another 256 KiB.
 	w.Header().Set("Connection", "close")
-	http.Error(w, reason, status)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	// http.Error, with a length: the answer is whole even if lingerClose
+	// takes the connection over.
+	body := reason + "\n"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+// Lingering after a refusal in the middle of a body (lingerClose).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 16 << 20
+)
+
+// lingerClose ends the connection of a push refused in the middle of its
+// body without losing the answer. Closing a socket with unread bytes makes
+// the kernel send a reset, which can destroy the answer before the encoder
+// has read it (net/http closes so when it gives up on a body). Instead the
+// answer is flushed, the sending side closed (FIN), and what the encoder
+// still sends is read and dropped — at most lingerBytes for lingerTime —
+// before the connection is closed.
+func lingerClose(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if brw.Flush() != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, io.LimitReader(conn, lingerBytes))
+}
+
+// claim takes one of the point's push slots (cfg.MaxPushes); false when
+// all are taken. release gives it back.
+func (h *Handler) claim(pp string) (release func(), ok bool) {
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	if h.cfg.MaxPushes > 0 && h.pushes[pp] >= h.cfg.MaxPushes {
+		return nil, false
+	}
+	h.pushes[pp]++
+	return func() {
+		h.pushMu.Lock()
+		defer h.pushMu.Unlock()
+		if h.pushes[pp]--; h.pushes[pp] <= 0 {
+			delete(h.pushes, pp)
+		}
+	}, true
 }
 
 // metricPoint keeps label cardinality bounded: unknown names share one label.
@@ -192,6 +271,12 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	release, ok := h.claim(pp)
+	if !ok {
+		h.refuse(w, r, pp, http.StatusServiceUnavailable, fmt.Sprintf("%d pushes to %q in progress, the most allowed (max_pushes)", h.cfg.MaxPushes, pp))
+		return
+	}
+	defer release()
 	point, err := h.st.Create(pp)
 	if err != nil {
 		h.refuse(w, r, pp, http.StatusInternalServerError, "cannot open publishing point: "+err.Error())
@@ -201,7 +286,12 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 	defer h.m.ActivePushes.Dec()
 	start := time.Now()
 	rc := http.NewResponseController(w)
-	var body io.Reader = &deadlineReader{r: r.Body, rc: rc, idle: h.cfg.IngestIdle}
+	g := newGuard(r.Body, rc, h.cfg.IngestIdle, h.cfg.IngestMinRate, h.cfg.IngestRateWindow)
+	if h.mem != nil {
+		g.hold = h.mem.open(g.abort)
+		defer g.hold.close()
+	}
+	var body io.Reader = g
 	proxied := r.Header.Get(ProxyHeader) != ""
 	push := &PushInfo{Start: start, Policy: h.cfg.RestartPolicy(pp)}
 	if proxied {
@@ -229,7 +319,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		fw = h.sb.start(r, point, streamID, start)
 		body = io.TeeReader(body, fw)
 	}
-	res, err := h.Receive(r.Context(), point, streamID, body, ReceiveOptions{Push: push})
+	res, err := h.Receive(r.Context(), point, streamID, body, ReceiveOptions{Push: push, guard: g})
 	closedAfterEnd := err != nil && res.Ended && clientGone(err)
 	if closedAfterEnd {
 		// ffmpeg's normal end: the empty mfra, then it closes the
@@ -261,6 +351,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID stri
 	status := http.StatusBadRequest
 	var nerr interface{ Timeout() bool }
 	switch {
+	case errors.Is(err, store.ErrDisk):
+		status = http.StatusInternalServerError
+	case errors.Is(err, ErrOverBudget):
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, media.ErrBoxTooLarge):
 		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, media.ErrConfigChanged), errors.Is(err, media.ErrNoHeader):
@@ -269,43 +363,19 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID stri
 		status = http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrRestartRefused):
 		status = http.StatusConflict
-	case errors.As(err, &nerr) && nerr.Timeout():
+	case errors.Is(err, errNoProgress), errors.Is(err, errTooSlow), errors.As(err, &nerr) && nerr.Timeout():
 		status = http.StatusRequestTimeout
 	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled):
 		status = 499
-	case isStoreFailure(err):
-		status = http.StatusInternalServerError
 	}
 	h.m.Pushes.WithLabelValues(metricPoint(pp, h.cfg), strconv.Itoa(status)).Inc()
 	h.refuse(w, r, pp, status, err.Error(), "stream", streamID, "offset", res.Bytes, "stored_fragments", res.Fragments)
+	if status != 499 {
+		lingerClose(w)
+	}
 }
 
 var errClientGone = errors.New("encoder connection closed")
-
-// deadlineReader extends the read deadline before every read, so a push that
-// goes silent is cut after the idle time while a long push is never cut.
-type deadlineReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
-}
-
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 {
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.idle))
-	}
-	n, err := d.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		var nerr interface{ Timeout() bool }
-		if errors.As(err, &nerr) && nerr.Timeout() {
-			return n, err
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return n, fmt.Errorf("%w: %v", errClientGone, err)
-		}
-	}
-	return n, err
-}
 
 func trackList(h *media.Header, ids map[uint32]string) string {
 	var b strings.Builder

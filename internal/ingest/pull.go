@@ -31,10 +31,16 @@ type StreamManifest struct {
 	Restarts []store.Restart `json:"restarts,omitempty"`
 }
 
-// StreamStatus describes one ingest stream.
+// StreamStatus describes one ingest stream. Only streams that received a
+// fragment are listed.
 type StreamStatus struct {
 	ID     string        `json:"id"`
 	Tracks []TrackStatus `json:"tracks"`
+	// Abandoned: the stream has not ended but received nothing, and has no
+	// push in progress, for the stream expiry (an encoder that went away
+	// without ending it). Origins pull it only while they lack some of its
+	// fragments, and do not wait for it to be ready.
+	Abandoned bool `json:"abandoned,omitempty"`
 }
 
 // Ended reports whether every track of the stream has ended.
@@ -77,7 +83,7 @@ func (h *Handler) pull(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		return
 	}
 	if rest == "StreamManifest" {
-		writeJSON(w, streamManifest(point))
+		writeJSON(w, streamManifest(point, h.cfg.StreamExpiry, time.Now()))
 		return
 	}
 	id, spec, ok := parseStreamPath(rest)
@@ -86,7 +92,8 @@ func (h *Handler) pull(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		return
 	}
 	info, ok := streamInfo(point, id)
-	if !ok {
+	if !ok || !info.Fed {
+		// A stream that never received a fragment carries nothing to pull.
 		http.Error(w, "unknown stream", http.StatusNotFound)
 		return
 	}
@@ -120,10 +127,14 @@ func streamInfo(point *store.Point, id string) (store.StreamInfo, bool) {
 	return store.StreamInfo{}, false
 }
 
-// streamManifest describes the streams of a point.
-func streamManifest(point *store.Point) StreamManifest {
+// streamManifest describes the streams of a point that received a
+// fragment; a stream idle for expiry (0: never) at now is abandoned.
+func streamManifest(point *store.Point, expiry time.Duration, now time.Time) StreamManifest {
 	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}, Restarts: point.Restarts()}
 	for _, s := range point.Streams() {
+		if !s.Fed {
+			continue
+		}
 		ss := StreamStatus{ID: s.ID}
 		for tid, id := range s.Tracks {
 			st, ok := point.Stats(id)
@@ -138,6 +149,7 @@ func streamManifest(point *store.Point) StreamManifest {
 			ss.Tracks = append(ss.Tracks, ts)
 		}
 		sort.Slice(ss.Tracks, func(i, j int) bool { return ss.Tracks[i].TrackID < ss.Tracks[j].TrackID })
+		ss.Abandoned = expiry > 0 && !ss.Ended() && !s.Receiving && now.Sub(s.Idle) > expiry
 		sm.Streams = append(sm.Streams, ss)
 	}
 	return sm

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
@@ -38,6 +37,8 @@ type ReceiveOptions struct {
 	// and every fragment is stored at its own time.
 	Push  *PushInfo
 	Hooks Hooks
+	// guard bounds a push (progress, receive rate, memory); nil for pulls.
+	guard *guard
 }
 
 // Result is what Receive did with a body.
@@ -91,6 +92,12 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		ids, pending = m, nil
 		return nil
 	}
+	record := func() error {
+		if pending == nil {
+			return nil
+		}
+		return point.RecordStream(streamID, pending)
+	}
 	var tl *timeline
 	if opts.Push != nil {
 		tl = h.newTimeline(point, streamID, *opts.Push, ids)
@@ -105,9 +112,14 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		if err != nil {
 			return err
 		}
-		return h.apply(point, streamID, act, opts, hasPending, commit, &res)
+		return h.apply(point, streamID, act, opts, hasPending, commit, record, &res)
 	}
 	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
+	defer p.Close()
+	if opts.guard != nil {
+		opts.guard.attach(p)
+	}
+	defer point.Receiving(streamID)()
 	defer func() {
 		res.Bytes = p.Offset()
 		if err == nil && pending != nil && !opts.Resume {
@@ -156,7 +168,7 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 					continue
 				}
 			}
-			if err := h.apply(point, streamID, act, opts, hasPending, commit, &res); err != nil {
+			if err := h.apply(point, streamID, act, opts, hasPending, commit, record, &res); err != nil {
 				return res, err
 			}
 		case media.EventEnd:
@@ -179,7 +191,7 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 
 // apply stores the fragments of an action.
 func (h *Handler) apply(point *store.Point, streamID string, act action, opts ReceiveOptions,
-	hasPending func() bool, commit func() error, res *Result) error {
+	hasPending func() bool, commit, record func() error, res *Result) error {
 	if act.dropped > 0 {
 		res.Dropped += act.dropped
 		h.m.FragmentsIn.WithLabelValues(point.Name, "overlap").Add(float64(act.dropped))
@@ -187,7 +199,7 @@ func (h *Handler) apply(point *store.Point, streamID string, act action, opts Re
 			"point", point.Name, "stream", streamID, "fragments", act.dropped)
 	}
 	for _, it := range act.store {
-		if err := h.add(point, streamID, it.track, it.f, opts, hasPending, commit, res); err != nil {
+		if err := h.add(point, streamID, it.track, it.f, opts, hasPending, commit, record, res); err != nil {
 			return err
 		}
 	}
@@ -195,14 +207,23 @@ func (h *Handler) apply(point *store.Point, streamID string, act action, opts Re
 }
 
 // add stores one fragment, committing the body's pending header first when
-// the fragment is not a copy of a stored one.
+// the fragment is not a copy of a stored one (a copy only records a new
+// stream, see store.Point.RecordStream).
 func (h *Handler) add(point *store.Point, streamID, id string, f *media.Fragment, opts ReceiveOptions,
-	hasPending func() bool, commit func() error, res *Result) error {
+	hasPending func() bool, commit, record func() error, res *Result) error {
 	if opts.Hooks.Before != nil {
 		opts.Hooks.Before(id, f)
 	}
 	if hasPending() {
-		if pl, _, _ := point.Place(id, f.Info.Start, f.Info.Duration, f.Data); pl != store.PlaceDuplicate && pl != store.PlaceDiffers {
+		switch pl, _, _ := point.Place(id, f.Info.Start, f.Info.Duration, f.Data); pl {
+		case store.PlaceDuplicate:
+			// A copy changes nothing, but a new stream id that carries
+			// copies (a redundant encoder) is recorded, to be pulled.
+			if err := record(); err != nil {
+				return err
+			}
+		case store.PlaceDiffers:
+		default:
 			if err := commit(); err != nil {
 				return err
 			}
@@ -211,6 +232,13 @@ func (h *Handler) add(point *store.Point, streamID, id string, f *media.Fragment
 	r, err := point.AddFragment(id, f)
 	if err != nil {
 		return err
+	}
+	if r != store.Differs {
+		// The stream carries media (stored, or the same bytes as stored):
+		// offer it to pull.
+		if err := point.StreamFed(streamID); err != nil {
+			return err
+		}
 	}
 	switch r {
 	case store.Added:
@@ -230,12 +258,6 @@ func (h *Handler) add(point *store.Point, streamID, id string, f *media.Fragment
 		opts.Hooks.After(id, f, r)
 	}
 	return nil
-}
-
-// isStoreFailure reports whether a Receive error came from the disk.
-func isStoreFailure(err error) bool {
-	return strings.Contains(err.Error(), "store fragment") || strings.Contains(err.Error(), "write init") ||
-		strings.Contains(err.Error(), "save anchor")
 }
 
 // elapsed rounds a duration for logs.

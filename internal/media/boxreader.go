@@ -21,11 +21,31 @@ var (
 	ErrMalformed = errors.New("malformed box header")
 )
 
+// Memory accounts for the bytes a reader holds in box buffers (an ingest's
+// memory budget). Grow is called before the reader holds n more bytes; an
+// error aborts the read with that error. Release returns bytes no longer
+// held.
+type Memory interface {
+	Grow(n int) error
+	Release(n int)
+}
+
+// A box larger than firstChunk is read in chunks that double from
+// firstChunk up to maxChunk as bytes arrive, so a box that declares a large
+// size costs memory only for the bytes that actually came.
+const (
+	firstChunk = 64 << 10
+	maxChunk   = 1 << 20
+)
+
 // Box is one top-level box read from a stream: its four-character type and
-// its complete bytes, header included.
+// its complete bytes, header included (the header alone when the reader
+// skipped its payload, see SetSkip).
 type Box struct {
-	Type string
-	Raw  []byte
+	Type    string
+	Raw     []byte
+	Size    uint64 // the declared size, header included
+	Skipped bool   // the payload was discarded
 }
 
 // BoxReader reads complete top-level boxes from a byte stream whose chunk
@@ -36,7 +56,42 @@ type BoxReader struct {
 	max uint64
 	off int64
 	hdr [16]byte
+
+	skip  func(typ string) bool
+	mem   Memory
+	held  int  // bytes granted by mem for the box last returned
+	inBox bool // a box header was read and its payload is arriving
 }
+
+// SetSkip makes the reader discard the payload of the boxes for which skip
+// returns true as it arrives, without buffering it: such a box is returned
+// with its header only in Raw and its size in Size.
+func (b *BoxReader) SetSkip(skip func(typ string) bool) { b.skip = skip }
+
+// SetMemory makes the reader account the box buffers it holds to m. A box
+// is held from its first byte until the next call of Next (or Release).
+func (b *BoxReader) SetMemory(m Memory) { b.mem = m }
+
+// Release returns the memory of the box last returned: call it when the
+// reader is done with.
+func (b *BoxReader) Release() {
+	if b.mem != nil && b.held > 0 {
+		b.mem.Release(b.held)
+	}
+	b.held = 0
+}
+
+// Keep hands the memory of the box last returned to the caller, who keeps
+// the box past the next call of Next and releases that many bytes itself.
+func (b *BoxReader) Keep() int {
+	n := b.held
+	b.held = 0
+	return n
+}
+
+// InBox reports whether a box header has been read and the reader is
+// waiting for the rest of that box (not between boxes).
+func (b *BoxReader) InBox() bool { return b.inBox }
 
 // NewBoxReader returns a reader of boxes from r; no box may exceed max bytes.
 func NewBoxReader(r io.Reader, max uint64) *BoxReader {
@@ -47,7 +102,9 @@ func NewBoxReader(r io.Reader, max uint64) *BoxReader {
 func (b *BoxReader) Offset() int64 { return b.off }
 
 // Next reads the next box. It returns io.EOF at a clean end between boxes.
+// The memory of the box it returned before is released first.
 func (b *BoxReader) Next() (Box, error) {
+	b.Release()
 	n, err := io.ReadFull(b.r, b.hdr[:8])
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -66,7 +123,10 @@ func (b *BoxReader) Next() (Box, error) {
 		return Box{}, fmt.Errorf("box %q at offset %d has size 0 (to end of file), not allowed in a stream: %w", printable(typ), b.off, ErrMalformed)
 	case 1:
 		if _, err := io.ReadFull(b.r, b.hdr[8:16]); err != nil {
-			return Box{}, fmt.Errorf("large size of box %q at offset %d: %w", printable(typ), b.off, ErrTruncated)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = ErrTruncated
+			}
+			return Box{}, fmt.Errorf("large size of box %q at offset %d: %w", printable(typ), b.off, err)
 		}
 		size = binary.BigEndian.Uint64(b.hdr[8:16])
 		hl = 16
@@ -80,17 +140,94 @@ func (b *BoxReader) Next() (Box, error) {
 	if size > b.max {
 		return Box{}, fmt.Errorf("box %q at offset %d declares %d bytes, bound is %d: %w", typ, b.off, size, b.max, ErrBoxTooLarge)
 	}
-	raw := make([]byte, size)
-	copy(raw, b.hdr[:hl])
-	got, err := io.ReadFull(b.r, raw[hl:])
-	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Box{}, fmt.Errorf("box %q at offset %d: %d of %d bytes arrived: %w", typ, b.off, hl+got, size, ErrTruncated)
+	if b.skip != nil && b.skip(typ) {
+		b.inBox = true
+		got, err := io.CopyN(io.Discard, b.r, int64(size)-int64(hl))
+		b.inBox = false
+		if err != nil {
+			return Box{}, b.readErr(typ, size, uint64(hl)+uint64(got), err)
 		}
-		return Box{}, fmt.Errorf("box %q at offset %d: %w", typ, b.off, err)
+		b.off += int64(size)
+		return Box{Type: typ, Raw: append([]byte(nil), b.hdr[:hl]...), Size: size, Skipped: true}, nil
+	}
+	b.inBox = true
+	raw, err := b.body(typ, size, hl)
+	b.inBox = false
+	if err != nil {
+		return Box{}, err
 	}
 	b.off += int64(size)
-	return Box{Type: typ, Raw: raw}, nil
+	return Box{Type: typ, Raw: raw, Size: size}, nil
+}
+
+// body reads the rest of a box whose header (hl bytes) is in b.hdr. The
+// bytes are read into chunks that start at firstChunk and double up to
+// maxChunk as they arrive, each granted by the memory account first, and
+// copied into one buffer of the box's size only once the whole box has
+// arrived: a box that never completes costs the bytes that came, and no
+// copy.
+func (b *BoxReader) body(typ string, size uint64, hl int) ([]byte, error) {
+	grow := func(n int) error {
+		if b.mem == nil {
+			return nil
+		}
+		if err := b.mem.Grow(n); err != nil {
+			return fmt.Errorf("box %q at offset %d (%d bytes): %w", typ, b.off, size, err)
+		}
+		b.held += n
+		return nil
+	}
+	if l, ok := b.r.(interface{ Len() int }); (ok && uint64(l.Len()) >= size-uint64(hl)) || size <= firstChunk {
+		// Small, or from memory (a stored fragment): read in one piece.
+		if err := grow(int(size)); err != nil {
+			return nil, err
+		}
+		raw := make([]byte, size)
+		copy(raw, b.hdr[:hl])
+		if got, err := io.ReadFull(b.r, raw[hl:]); err != nil {
+			return nil, b.readErr(typ, size, uint64(hl+got), err)
+		}
+		return raw, nil
+	}
+	var chunks [][]byte
+	got, c := uint64(hl), firstChunk
+	for got < size {
+		n := int(min(uint64(c), size-got))
+		if err := grow(n); err != nil {
+			return nil, err
+		}
+		chunk := make([]byte, n)
+		m, err := io.ReadFull(b.r, chunk)
+		got += uint64(m)
+		if err != nil {
+			return nil, b.readErr(typ, size, got, err)
+		}
+		chunks = append(chunks, chunk)
+		c = min(2*c, maxChunk)
+	}
+	if err := grow(int(size)); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, hl, size)
+	copy(raw, b.hdr[:hl])
+	for i, chunk := range chunks {
+		raw = append(raw, chunk...)
+		chunks[i] = nil
+	}
+	if b.mem != nil {
+		// The chunks are garbage now: only the box is held.
+		b.mem.Release(int(size) - hl)
+		b.held -= int(size) - hl
+	}
+	return raw, nil
+}
+
+// readErr describes a box whose payload stopped at got of size bytes.
+func (b *BoxReader) readErr(typ string, size, got uint64, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("box %q at offset %d: %d of %d bytes arrived: %w", typ, b.off, got, size, ErrTruncated)
+	}
+	return fmt.Errorf("box %q at offset %d: %w", typ, b.off, err)
 }
 
 // validType accepts printable ASCII four-character codes (and the © prefix

@@ -16,7 +16,16 @@ var (
 	ErrConfigChanged = errors.New("codec configuration changed mid-stream")
 	// ErrSequence means boxes arrived in an order no encoder produces.
 	ErrSequence = errors.New("box out of sequence")
+	// ErrNoMedia means more than the box bound of boxes that carry no
+	// media (padding, unknown types) arrived without a header, a fragment
+	// or the end between them.
+	ErrNoMedia = errors.New("too many bytes without media")
 )
+
+// used are the top-level boxes a StreamParser reads; the payload of every
+// other box (free, skip, prft, emsg, sidx, mfra, unknown types) is
+// discarded as it arrives.
+var used = map[string]bool{"ftyp": true, "uuid": true, "moov": true, "styp": true, "moof": true, "mdat": true}
 
 // EventKind says what a StreamParser event carries.
 type EventKind int
@@ -46,19 +55,82 @@ type Event struct {
 // segment per request) can be parsed against a header received earlier.
 type StreamParser struct {
 	br       *BoxReader
+	max      uint64
 	header   *Header
 	ftyp     []byte
 	smil     []byte
 	moof     *Moof
 	lmsg     bool
 	endAfter bool
+	// noMedia counts the bytes of boxes read since the last event.
+	noMedia uint64
+	events  int64
+	mem     Memory
+	held    int // bytes granted by mem for the last fragment's copy
+	// kept is what mem granted for the boxes kept across calls (ftyp,
+	// manifest box, moof).
+	kept map[string]int
 }
 
 // NewStreamParser reads boxes from r, each at most maxBox bytes. header is the
-// stream header already known for this stream, or nil.
+// stream header already known for this stream, or nil. Boxes it has no use
+// for are discarded as they arrive; more than maxBox bytes of them between
+// two events is an error (ErrNoMedia).
 func NewStreamParser(r io.Reader, maxBox uint64, header *Header) *StreamParser {
-	return &StreamParser{br: NewBoxReader(r, maxBox), header: header}
+	br := NewBoxReader(r, maxBox)
+	br.SetSkip(func(typ string) bool { return !used[typ] })
+	return &StreamParser{br: br, max: maxBox, header: header}
 }
+
+// SetMemory accounts the parser's buffers (the box being read, the last
+// fragment returned) to m; Close releases what it holds.
+func (p *StreamParser) SetMemory(m Memory) {
+	p.mem = m
+	p.br.SetMemory(m)
+}
+
+// Close releases the memory the parser holds.
+func (p *StreamParser) Close() {
+	p.release()
+	p.br.Release()
+	for typ := range p.kept {
+		p.drop(typ)
+	}
+}
+
+// keep takes over the memory of the box just read, kept as typ (replacing
+// the one kept before).
+func (p *StreamParser) keep(typ string) {
+	p.drop(typ)
+	if n := p.br.Keep(); n > 0 {
+		if p.kept == nil {
+			p.kept = map[string]int{}
+		}
+		p.kept[typ] = n
+	}
+}
+
+// drop releases the memory of a box kept as typ.
+func (p *StreamParser) drop(typ string) {
+	if n := p.kept[typ]; n > 0 && p.mem != nil {
+		p.mem.Release(n)
+	}
+	delete(p.kept, typ)
+}
+
+func (p *StreamParser) release() {
+	if p.mem != nil && p.held > 0 {
+		p.mem.Release(p.held)
+	}
+	p.held = 0
+}
+
+// InBox reports whether the parser is waiting for the rest of a box whose
+// header has arrived (not between boxes).
+func (p *StreamParser) InBox() bool { return p.br.InBox() }
+
+// Events is the number of events (headers, fragments, ends) returned so far.
+func (p *StreamParser) Events() int64 { return p.events }
 
 // Header returns the current stream header, or nil.
 func (p *StreamParser) Header() *Header { return p.header }
@@ -66,8 +138,19 @@ func (p *StreamParser) Header() *Header { return p.header }
 // Offset is the number of body bytes consumed.
 func (p *StreamParser) Offset() int64 { return p.br.Offset() }
 
-// Next returns the next event, or io.EOF at a clean end of the body.
+// Next returns the next event, or io.EOF at a clean end of the body. The
+// fragment it returned before may not be used any more.
 func (p *StreamParser) Next() (Event, error) {
+	p.release()
+	ev, err := p.next()
+	if err == nil {
+		p.events++
+		p.noMedia = 0
+	}
+	return ev, err
+}
+
+func (p *StreamParser) next() (Event, error) {
 	if p.endAfter {
 		p.endAfter = false
 		return Event{Kind: EventEnd}, nil
@@ -83,12 +166,23 @@ func (p *StreamParser) Next() (Event, error) {
 		if p.moof != nil && b.Type != "mdat" {
 			return Event{}, fmt.Errorf("%s after moof, expected mdat: %w", b.Type, ErrSequence)
 		}
+		if b.Type != "moov" && b.Type != "moof" && b.Type != "mdat" {
+			// Not media (the event a media box makes resets the count).
+			p.noMedia += b.Size
+			if p.noMedia > p.max {
+				return Event{}, fmt.Errorf("%d bytes of boxes (the last %q) without a header, a fragment or the end: %w",
+					p.noMedia, printable(b.Type), ErrNoMedia)
+			}
+		}
 		switch b.Type {
 		case "ftyp":
 			p.ftyp, p.smil = b.Raw, nil
+			p.keep("ftyp")
+			p.drop("smil")
 		case "uuid":
 			if UUIDOf(b.Raw) == UUIDLiveServerManifest {
 				p.smil = b.Raw
+				p.keep("smil")
 			}
 		case "moov":
 			h, err := ParseHeader(p.ftyp, p.smil, b.Raw)
@@ -100,6 +194,8 @@ func (p *StreamParser) Next() (Event, error) {
 			}
 			p.header = h
 			p.ftyp, p.smil = nil, nil
+			p.drop("ftyp")
+			p.drop("smil")
 			return Event{Kind: EventHeader, Header: h}, nil
 		case "styp":
 			p.lmsg = hasBrand(b.Raw, "lmsg")
@@ -112,12 +208,14 @@ func (p *StreamParser) Next() (Event, error) {
 				return Event{}, err
 			}
 			p.moof = m
+			p.keep("moof")
 		case "mdat":
 			if p.moof == nil {
 				return Event{}, fmt.Errorf("mdat without a moof: %w", ErrSequence)
 			}
 			m := p.moof
 			p.moof = nil
+			defer p.drop("moof")
 			f, err := p.fragment(m, b.Raw)
 			if err != nil {
 				return Event{}, err
@@ -148,6 +246,12 @@ func (p *StreamParser) fragment(m *Moof, mdat []byte) (*Fragment, error) {
 	moof, err := m.Normalize(fi)
 	if err != nil {
 		return nil, err
+	}
+	if p.mem != nil {
+		if err := p.mem.Grow(len(moof) + len(mdat)); err != nil {
+			return nil, fmt.Errorf("fragment of track %d: %w", id, err)
+		}
+		p.held = len(moof) + len(mdat)
 	}
 	data := make([]byte, 0, len(moof)+len(mdat))
 	data = append(append(data, moof...), mdat...)

@@ -54,6 +54,11 @@ type Options struct {
 	// Stall fails a pull over when it stores nothing for this long (0: two
 	// fragment durations, at least MinStall).
 	Stall time.Duration
+	// MaxPulls bounds the streams pulled at a time over every point (0:
+	// unbounded). Live streams are started first; a stream over the bound
+	// is skipped (logged, sluice_pull_streams_skipped_total) and taken up
+	// when a pull ends.
+	MaxPulls int
 	// OnRestart is the restart policy of points that name none
 	// (config.Config.OnRestart): under "archive" the origin archives the
 	// presentation before each encoder restart the ingest reports, as the
@@ -86,6 +91,10 @@ type Puller struct {
 	failovers *prometheus.CounterVec // point, reason
 	connected prometheus.Gauge
 	failTime  *prometheus.GaugeVec // point
+	skipped   prometheus.Counter
+
+	// active counts the pulls in progress (opts.MaxPulls).
+	active atomic.Int64
 }
 
 // New returns a puller of opts.Points from opts.Ingests into st.
@@ -124,12 +133,16 @@ func New(st *store.Store, recv Receiver, opts Options) *Puller {
 		failTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_pull_last_failover_seconds", Help: "Time from the last failed pull to the first fragment stored from the next ingest.",
 		}, []string{"point"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_pull_streams_skipped_total", Help: "Streams an ingest listed that were not pulled because --max-pulls pulls were in progress (counted per poll).",
+		}),
 	}
 	if opts.Registry != nil {
-		opts.Registry.MustRegister(p.fragments, p.failovers, p.connected, p.failTime)
+		opts.Registry.MustRegister(p.fragments, p.failovers, p.connected, p.failTime, p.skipped)
 	}
 	for _, pc := range opts.Points {
-		p.points = append(p.points, &pointPuller{p: p, cfg: pc, streams: map[string]*streamState{}, archived: map[string]bool{}})
+		p.points = append(p.points, &pointPuller{p: p, cfg: pc, streams: map[string]*streamState{}, seen: map[string]time.Time{},
+			archived: map[string]bool{}})
 	}
 	return p
 }
@@ -149,17 +162,23 @@ func (p *Puller) Run(ctx context.Context) {
 }
 
 // Ready reports why the origin cannot serve what it pulls: no ingest
-// answered a StreamManifest recently, or a live stream is not being pulled.
+// answered a StreamManifest recently, or a live stream it pulls has not been
+// connected for a while. It judges the streams that carry media: a stream
+// that never received a fragment is not listed by the ingest, and an
+// abandoned one (see ingest.StreamStatus), or one over the pull bound, is
+// not waited for. A live stream just listed, or whose pull is failing over,
+// has the grace of a few polls.
 func (p *Puller) Ready() error {
 	if len(p.opts.Ingests) == 0 {
 		return errors.New("no ingest configured")
 	}
 	var errs []error
-	fresh := max(3*p.opts.Poll, 5*time.Second)
+	fresh := p.grace()
+	now := time.Now()
 	for _, pp := range p.points {
 		pp.mu.Lock()
 		switch {
-		case pp.lastOK.IsZero() || time.Since(pp.lastOK) > fresh:
+		case pp.lastOK.IsZero() || now.Sub(pp.lastOK) > fresh:
 			err := pp.lastErr
 			if err == nil {
 				err = errors.New("not polled yet")
@@ -167,7 +186,18 @@ func (p *Puller) Ready() error {
 			errs = append(errs, fmt.Errorf("point %s: no ingest reachable: %w", pp.cfg.Name, err))
 		default:
 			for _, id := range pp.live {
-				if s := pp.streams[id]; s == nil || !s.connected {
+				s := pp.streams[id]
+				if s != nil && s.connected {
+					continue
+				}
+				since := pp.seen[id]
+				if s != nil && s.lastConnected.After(since) {
+					since = s.lastConnected
+				}
+				if s == nil && pp.skipped[id] {
+					continue // over the pull bound: logged and counted
+				}
+				if now.Sub(since) > fresh {
 					errs = append(errs, fmt.Errorf("point %s: stream %s is not being pulled", pp.cfg.Name, id))
 				}
 			}
@@ -176,6 +206,10 @@ func (p *Puller) Ready() error {
 	}
 	return errors.Join(errs...)
 }
+
+// grace is how long a poll stays fresh, and how long a live stream may go
+// unpulled before the origin is not ready.
+func (p *Puller) grace() time.Duration { return max(3*p.opts.Poll, 5*time.Second) }
 
 // pointPuller pulls one publishing point.
 type pointPuller struct {
@@ -189,9 +223,11 @@ type pointPuller struct {
 	mu      sync.Mutex
 	lastOK  time.Time
 	lastErr error
-	live    []string // streams not ended at the ingest, from the last poll
+	live    []string // streams live at the ingest (not ended, not abandoned), from the last poll
 	ended   map[string]bool
 	streams map[string]*streamState
+	seen    map[string]time.Time // when each live stream was first listed
+	skipped map[string]bool      // streams the last poll did not start (MaxPulls)
 	// archived holds the restarts whose archiving was attempted (policy
 	// archive), by restartKey.
 	archived map[string]bool
@@ -202,7 +238,9 @@ type pointPuller struct {
 
 // streamState is an active pull of one stream.
 type streamState struct {
-	connected bool
+	connected     bool
+	lastConnected time.Time          // when the last connected pull ended
+	cancel        context.CancelFunc // stops the pull
 }
 
 func (pp *pointPuller) ingest(i int64) string {
@@ -282,14 +320,18 @@ func (pp *pointPuller) merge(ctx context.Context, sm *ingest.StreamManifest, cur
 	}
 }
 
-// update records a StreamManifest and starts pulls for its streams.
+// update records a StreamManifest and starts pulls for its streams: live
+// ones first, then those whose local copy lacks fragments (ended or
+// abandoned at the ingest), within the pull bound. The pull of an abandoned
+// stream whose fragments are all here is stopped.
 func (pp *pointPuller) update(ctx context.Context, sm *ingest.StreamManifest) {
 	var live []string
 	ended := map[string]bool{}
 	for _, s := range sm.Streams {
-		if s.Ended() {
+		switch {
+		case s.Ended():
 			ended[s.ID] = true
-		} else {
+		case !s.Abandoned:
 			live = append(live, s.ID)
 		}
 	}
@@ -304,17 +346,61 @@ func (pp *pointPuller) update(ctx context.Context, sm *ingest.StreamManifest) {
 		pp.adopt(point, sm.Anchor)
 		pp.restarts(point, sm.Restarts)
 	}
+	now := time.Now()
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	pp.lastOK, pp.lastErr, pp.live, pp.ended = time.Now(), nil, live, ended
+	pp.lastOK, pp.lastErr, pp.live, pp.ended = now, nil, live, ended
+	seen := map[string]time.Time{}
+	for _, id := range live {
+		seen[id] = now
+		if t, ok := pp.seen[id]; ok {
+			seen[id] = t
+		}
+	}
+	pp.seen = seen
+	// Live streams first: they are what players watch now.
+	order := make([]ingest.StreamStatus, 0, len(sm.Streams))
 	for _, s := range sm.Streams {
-		if pp.streams[s.ID] != nil || (s.Ended() && complete(point, s)) {
+		if !s.Ended() && !s.Abandoned {
+			order = append(order, s)
+		}
+	}
+	for _, s := range sm.Streams {
+		if s.Ended() || s.Abandoned {
+			order = append(order, s)
+		}
+	}
+	skipped := map[string]bool{}
+	for _, s := range order {
+		done := (s.Ended() || s.Abandoned) && complete(point, s)
+		if st := pp.streams[s.ID]; st != nil {
+			if done && s.Abandoned && st.cancel != nil {
+				st.cancel() // nothing more will come
+			}
 			continue
 		}
-		st := &streamState{}
+		if done {
+			continue
+		}
+		if limit := pp.p.opts.MaxPulls; limit > 0 && pp.p.active.Load() >= int64(limit) {
+			skipped[s.ID] = true
+			pp.p.skipped.Inc()
+			if !pp.skipped[s.ID] {
+				pp.p.log.Warn("not pulling a stream: --max-pulls pulls in progress", "point", pp.cfg.Name, "stream", s.ID, "max_pulls", limit)
+			}
+			continue
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		st := &streamState{cancel: cancel}
 		pp.streams[s.ID] = st
-		go pp.pullStream(ctx, s.ID, st)
+		pp.p.active.Add(1)
+		go func() {
+			defer cancel()
+			defer pp.p.active.Add(-1)
+			pp.pullStream(sctx, s.ID, st)
+		}()
 	}
+	pp.skipped = skipped
 }
 
 // adopt takes the ingest's anchor when the point has none.
@@ -419,12 +505,15 @@ func (pp *pointPuller) refreshRestarts(ctx context.Context, base string, point *
 	}
 }
 
-// complete reports whether the local copy of an ended ingest stream has
-// ended too and holds its newest fragments.
+// complete reports whether the local copy of an ended (or abandoned) ingest
+// stream holds its newest fragments and, if it ended, has ended too.
 func complete(point *store.Point, s ingest.StreamStatus) bool {
+	if point == nil {
+		return false
+	}
 	for _, t := range s.Tracks {
 		st, ok := point.Stats(t.ID)
-		if !ok || !st.Ended {
+		if !ok || (s.Ended() && !st.Ended) {
 			return false
 		}
 		if t.Fragments > 0 && (st.Count == 0 || st.Last < t.Last) {
@@ -575,6 +664,7 @@ func (pp *pointPuller) pullOnce(ctx context.Context, base, id string, st *stream
 	defer func() {
 		pp.mu.Lock()
 		st.connected = false
+		st.lastConnected = time.Now()
 		pp.mu.Unlock()
 		pp.p.connected.Dec()
 	}()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sluice-media/sluice/internal/puller"
 )
 
@@ -26,7 +28,7 @@ func (s *Server) setupPeers(roles Roles) {
 	if roles.Origin && len(s.cfg.Ingests) > 0 && s.ingest != nil {
 		s.puller = puller.New(s.Store, s.ingest, puller.Options{
 			Ingests: append([]string(nil), s.cfg.Ingests...), Points: s.cfg.Points,
-			Stall: s.cfg.PullStall, OnRestart: s.cfg.OnRestart, Log: s.log, Registry: s.Metrics.Registry,
+			Stall: s.cfg.PullStall, MaxPulls: s.cfg.MaxPulls, OnRestart: s.cfg.OnRestart, Log: s.log, Registry: s.Metrics.Registry,
 		})
 		s.checks = append(s.checks, s.puller.Ready)
 	}
@@ -64,18 +66,36 @@ func (s *Server) readiness() error {
 	return errors.Join(errs...)
 }
 
-// dataWritable checks that a file can be created in the data directory.
+// probeSize is what the readiness probe writes in the data directory: a
+// block, so that a filesystem with no block left fails it.
+const probeSize = 4 << 10
+
+// dataWritable checks that the data directory can take a write: it has at
+// least cfg.MinFree bytes free (what an unprivileged writer may use: the
+// blocks reserved for root do not count), and a file of probeSize can be
+// created, written and removed. A full disk makes the process not ready
+// until both succeed again. The probe is not synced: /readyz stays cheap.
 func (s *Server) dataWritable() error {
-	f, err := os.CreateTemp(s.Store.Dir(), ".ready-*")
+	dir := s.Store.Dir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if free := int64(fs.Bavail) * int64(fs.Bsize); free < s.cfg.MinFree {
+		return fmt.Errorf("data directory has %d bytes free, below min_free (%d)", free, s.cfg.MinFree)
+	}
+	// The name starts like the store's temporary files: one left by a
+	// crash is removed at the next start.
+	f, err := os.CreateTemp(dir, ".tmp-ready-*")
 	if err != nil {
 		return fmt.Errorf("data directory not writable: %w", err)
 	}
 	name := f.Name()
-	_, err = f.Write([]byte("ok"))
+	defer os.Remove(name)
+	_, err = f.Write(make([]byte, probeSize))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	os.Remove(name)
 	if err != nil {
 		return fmt.Errorf("data directory not writable: %w", err)
 	}

@@ -122,8 +122,21 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 			http.NotFound(w, r)
 		}
 	}))
-	s.handler = s.instrument(mux)
+	// A response whose client stops reading is closed after
+	// cfg.WriteTimeout without progress; paced ones are judged at the
+	// lowest pacing rate.
+	s.handler = httpx.WriteProgress(s.instrument(mux), cfg.WriteTimeout, MinPace(cfg.Pacing))
 	return s, nil
+}
+
+// MinPace is the slowest rate (bytes/s) at which the pacing configuration
+// p may send a response, 0 when it does not pace: the rate WriteProgress
+// must allow.
+func MinPace(p config.Pacing) int64 {
+	if p.Mode == "" || p.Mode == config.PacingOff {
+		return 0
+	}
+	return p.MinRateKbps * 125
 }
 
 // Handler is the server's root handler.
@@ -148,8 +161,10 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No ReadTimeout: pushes are long requests; the ingest sets a read
-		// deadline per read instead. Writes to slow players are bounded by
-		// WriteTimeout-free sendfile plus the idle timeout below.
+		// deadline per read instead. No WriteTimeout: responses may last
+		// long (pulls, paced fragments); a write-progress deadline per
+		// chunk (httpx.WriteProgress) closes those whose client stopped
+		// reading.
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -181,7 +196,8 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	return nil
 }
 
-// retention prunes archives older than each point's configured retention.
+// retention prunes archives older than each point's configured retention,
+// and expires the streams that never received a fragment.
 func (s *Server) retention(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -192,11 +208,12 @@ func (s *Server) retention(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, pc := range s.cfg.Points {
-			if pc.Archive <= 0 {
-				continue
-			}
 			p, err := s.Store.Point(pc.Name)
 			if err != nil {
+				continue
+			}
+			s.expireStreams(p)
+			if pc.Archive <= 0 {
 				continue
 			}
 			n, err := p.Prune(pc.Archive)
@@ -208,6 +225,19 @@ func (s *Server) retention(ctx context.Context) {
 				s.log.Info("retention pruned fragments", "point", pc.Name, "fragments", n)
 			}
 		}
+	}
+}
+
+// expireStreams removes the records of the point's streams that never
+// received a fragment (refused pushes with junk ids) once they expire.
+func (s *Server) expireStreams(p *store.Point) {
+	gone, err := p.ExpireStreams(time.Now(), s.cfg.StreamExpiry)
+	if err != nil {
+		s.log.Error("stream expiry", "point", p.Name, "err", err)
+	}
+	if len(gone) > 0 {
+		s.log.Info("removed streams that never received a fragment", "point", p.Name, "streams", len(gone),
+			"expiry", s.cfg.StreamExpiry)
 	}
 }
 

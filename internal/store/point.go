@@ -45,6 +45,8 @@ type Point struct {
 	// (CMAF, one request per object) until their first fragment commits
 	// them (see KeepHeader).
 	pending map[string]*media.Header
+	// busy counts the bodies being received per stream id (Receiving).
+	busy    map[string]int
 	changed chan struct{}
 }
 
@@ -119,15 +121,19 @@ type stream struct {
 	// restart placed the new encoder session after what was stored (see
 	// Point.Restart).
 	OffsetNs int64 `json:"offset_ns,omitempty"`
-	header   []byte
-	hdr      *media.Header
+	// Fed is set once a fragment arrived on the stream (see StreamFed).
+	Fed    bool `json:"fed,omitempty"`
+	header []byte
+	hdr    *media.Header
+	// act is what the stream did since the process started (activity.go).
+	act activity
 }
 
 func newPoint(s *Store, name string) *Point {
 	return &Point{
 		Name: name, store: s, dir: filepath.Join(s.dir, filepath.FromSlash(name)),
 		tracks: map[string]*track{}, streams: map[string]*stream{}, pending: map[string]*media.Header{},
-		changed: make(chan struct{}),
+		busy: map[string]int{}, changed: make(chan struct{}),
 	}
 }
 
@@ -136,6 +142,7 @@ func (p *Point) saveMeta() error {
 }
 
 func (p *Point) load() error {
+	p.removeTemps(p.dir)
 	b, err := os.ReadFile(filepath.Join(p.dir, pointFile))
 	if err != nil {
 		return err
@@ -159,6 +166,7 @@ func (p *Point) load() error {
 	sdirs, _ := os.ReadDir(filepath.Join(p.dir, "s"))
 	for _, d := range sdirs {
 		dir := filepath.Join(p.dir, "s", d.Name())
+		p.removeTemps(dir)
 		var st stream
 		b, err := os.ReadFile(filepath.Join(dir, streamFile))
 		if err == nil {
@@ -174,9 +182,22 @@ func (p *Point) load() error {
 			p.store.log.Warn("skipping unreadable stream", "point", p.Name, "stream", d.Name(), "err", err)
 			continue
 		}
+		st.act.since = time.Now()
 		p.streams[st.ID] = &st
 	}
+	p.inferFed()
 	return nil
+}
+
+// removeTemps removes the temporary files a crash left in dir (see
+// Store.removeTemp).
+func (p *Point) removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), tmpPrefix) {
+			p.store.removeTemp(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func (p *Point) loadTrack(dir string) (*track, error) {
@@ -198,12 +219,8 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	now := time.Now()
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".tmp-") {
-			// An interrupted write: never renamed, so never acknowledged
-			// (or, in a shared store, a write in progress elsewhere).
-			if !p.store.shared {
-				os.Remove(filepath.Join(dir, n))
-			}
+		if strings.HasPrefix(n, tmpPrefix) {
+			p.store.removeTemp(filepath.Join(dir, n))
 			continue
 		}
 		if !strings.HasSuffix(n, fragExt) {
@@ -527,6 +544,48 @@ func (p *Point) checkHeader(h *media.Header) (map[uint32]string, error) {
 	return ids, nil
 }
 
+// RecordStream records a stream that carries copies of stored fragments
+// (another stream id with the same media: a redundant encoder, a
+// re-ingest): its header and stream record are written when the stream is
+// unknown and every track of h exists, so that it is listed and can be
+// pulled; unlike SetHeader, no track is created or made live again. It
+// does nothing for a known stream.
+func (p *Point) RecordStream(streamID string, h *media.Header) error {
+	if !ValidID(streamID) {
+		return fmt.Errorf("invalid stream id %q", streamID)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.streams[streamID] != nil {
+		return nil
+	}
+	ids, err := p.checkHeader(h)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if p.tracks[id] == nil {
+			return nil
+		}
+	}
+	raw := h.Raw()
+	dir := filepath.Join(p.dir, "s", streamID)
+	if err := mkdirAll(dir); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, headerFile), raw); err != nil {
+		return fmt.Errorf("write stream header: %w", err)
+	}
+	st := &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
+	st.act.since = time.Now()
+	if err := writeJSON(filepath.Join(dir, streamFile), st); err != nil {
+		return fmt.Errorf("save stream: %w", err)
+	}
+	p.streams[streamID] = st
+	p.notify()
+	return nil
+}
+
 // SetHeader records the header of an ingest stream and creates or restarts
 // its tracks. A track whose codec configuration differs from the one stored
 // gets media.ErrConfigChanged and nothing is changed. The stream keeps its
@@ -550,7 +609,7 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 			if err != nil {
 				return nil, err
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := mkdirAll(dir); err != nil {
 				return nil, err
 			}
 			if err := writeFileAtomic(filepath.Join(dir, initFile), init); err != nil {
@@ -572,20 +631,23 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 	st := p.streams[streamID]
 	if st == nil || !bytes.Equal(st.header, raw) {
 		dir := filepath.Join(p.dir, "s", streamID)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := mkdirAll(dir); err != nil {
 			return nil, err
 		}
 		if err := writeFileAtomic(filepath.Join(dir, headerFile), raw); err != nil {
 			return nil, err
 		}
-		ns := &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
-		if st != nil {
-			ns.OffsetNs = st.OffsetNs
+		old := st
+		st = &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
+		if old != nil {
+			st.Fed, st.act, st.OffsetNs = old.Fed, old.act, old.OffsetNs
+		} else {
+			st.act.since = time.Now()
 		}
-		if err := writeJSON(filepath.Join(dir, streamFile), ns); err != nil {
+		if err := writeJSON(filepath.Join(dir, streamFile), st); err != nil {
 			return nil, err
 		}
-		p.streams[streamID] = ns
+		p.streams[streamID] = st
 	}
 	delete(p.pending, streamID)
 	p.notify()

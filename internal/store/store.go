@@ -23,6 +23,24 @@ import (
 // ErrNotFound is returned for unknown points, tracks and fragments.
 var ErrNotFound = errors.New("not found")
 
+// ErrDisk marks a failure of the disk under the data directory: a file or
+// directory the filesystem would not create, write, sync or rename (full
+// disk, I/O error, read-only filesystem). Every write path of the store
+// wraps such errors with it, so that callers recognise them with errors.Is
+// (an ingest answers 500, never 4xx) whatever the message says.
+var ErrDisk = errors.New("disk write failed")
+
+// diskErr marks err (nil stays nil) as a failure of the disk.
+func diskErr(err error) error {
+	if err == nil || errors.Is(err, ErrDisk) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrDisk, err)
+}
+
+// mkdirAll creates a directory of the store (ErrDisk on failure).
+func mkdirAll(dir string) error { return diskErr(os.MkdirAll(dir, 0o755)) }
+
 var (
 	pointRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,3}$`)
 	idRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -144,6 +162,12 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != dir {
 			return filepath.SkipDir
 		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), tmpPrefix) {
+			// Also where no point.json was written yet: a crash while
+			// a point was being created.
+			s.removeTemp(path)
+			return nil
+		}
 		if !d.IsDir() && d.Name() == pointFile {
 			rel, _ := filepath.Rel(dir, filepath.Dir(path))
 			names = append(names, filepath.ToSlash(rel))
@@ -160,6 +184,18 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// removeTemp removes a temporary file an interrupted write left: never
+// renamed, so never acknowledged. A shared store (another process may be
+// writing it) leaves it alone.
+func (s *Store) removeTemp(path string) {
+	if s.shared {
+		return
+	}
+	if err := os.Remove(path); err == nil {
+		s.log.Info("removed a temporary file an interrupted write left", "file", path)
+	}
 }
 
 // Dir is the data directory.
@@ -209,7 +245,7 @@ func (s *Store) Create(name string) (*Point, error) {
 		return p, nil
 	}
 	p := newPoint(s, name)
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := mkdirAll(p.dir); err != nil {
 		return nil, fmt.Errorf("create point directory: %w", err)
 	}
 	p.meta.Created = time.Now().UTC()
@@ -241,16 +277,25 @@ const (
 	initFile   = "init.mp4"
 	headerFile = "header.mp4"
 	fragExt    = ".m4s"
+	// tmpPrefix starts the name of a file being written (writeFileAtomic):
+	// one left by a crash was never acknowledged and is removed at start.
+	tmpPrefix = ".tmp-"
 )
 
 // writeFileAtomic writes data under path so that path either does not exist
 // or holds all of data: write to a temporary name, fsync, rename, fsync dir.
+// Its errors are ErrDisk.
 func writeFileAtomic(path string, data []byte) error { return writeFile(path, data, true) }
 
 // writeFile is writeFileAtomic; without sync it skips the fsyncs (tests).
+// Its errors are ErrDisk.
 func writeFile(path string, data []byte, sync bool) error {
+	return diskErr(writeAtomic(path, data, sync))
+}
+
+func writeAtomic(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -284,10 +329,10 @@ func writeFile(path string, data []byte, sync bool) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return diskErr(err)
 	}
 	defer d.Close()
-	return d.Sync()
+	return diskErr(d.Sync())
 }
 
 func writeJSON(path string, v any) error { return writeJSONSync(path, v, true) }

@@ -230,6 +230,13 @@ type StreamInfo struct {
 	ID     string
 	Header []byte            // ftyp, manifest box and moov as received
 	Tracks map[uint32]string // track_ID -> track id
+	// Fed: a fragment arrived on the stream once (StreamFed).
+	Fed bool
+	// Receiving: a body is being received on it now (Receiving).
+	Receiving bool
+	// Idle is when the stream last showed life: its last fragment since
+	// the process started, else its loading or creation.
+	Idle time.Time
 }
 
 // Streams lists the ingest streams of the point, sorted by id.
@@ -238,7 +245,8 @@ func (p *Point) Streams() []StreamInfo {
 	defer p.mu.RUnlock()
 	out := make([]StreamInfo, 0, len(p.streams))
 	for _, s := range p.streams {
-		out = append(out, StreamInfo{ID: s.ID, Header: s.header, Tracks: s.Tracks})
+		out = append(out, StreamInfo{ID: s.ID, Header: s.header, Tracks: s.Tracks, Fed: s.Fed,
+			Receiving: p.busy[s.ID] > 0, Idle: s.act.idleSince()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
