@@ -48,6 +48,7 @@ type roleFlags struct {
 	logFormat string
 	logLevel  string
 	adminTok  string
+	onRestart string
 	metrics   string
 	pushRate  float64
 	pushBurst int
@@ -67,6 +68,7 @@ func (rf *roleFlags) register(fs *flag.FlagSet) {
 	rf.limits.register(fs)
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&rf.onRestart, "on-restart", d.OnRestart, "what an encoder restart (a push whose times go back into what is stored) does to a point that names no on_restart: continue (place it after what is stored), archive (also cut what was before into an on-demand asset) or refuse (409)")
 	fs.StringVar(&rf.adminTok, "admin-token", "", "enable the admin API (/api/points/<pp>/cut) for this bearer token; when empty, $SLUICE_ADMIN_TOKEN or the config's admin_token")
 	fs.StringVar(&rf.metrics, "metrics-listen", "", "serve /metrics on this address only (e.g. a private interface), not on --listen")
 	fs.Float64Var(&rf.pushRate, "push-rate", d.PushRate, "ingest requests (POST/PUT) one client address may start per second and point; more get 429 with Retry-After (0: no limit)")
@@ -99,6 +101,8 @@ func (rf *roleFlags) config(fs *flag.FlagSet) (config.Config, error) {
 			c.MaxBox = rf.maxBox
 		case "admin-token":
 			c.AdminToken = rf.adminTok
+		case "on-restart":
+			c.OnRestart = rf.onRestart
 		case "metrics-listen":
 			c.MetricsListen = rf.metrics
 		case "push-rate":

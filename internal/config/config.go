@@ -22,6 +22,29 @@ type Point struct {
 	DVRWindow time.Duration `yaml:"dvr_window,omitempty"`
 	// Archive is how long fragments are kept on disk (0: forever).
 	Archive time.Duration `yaml:"archive,omitempty"`
+	// OnRestart is what an encoder restart does to the point (a push whose
+	// times go back into what is stored): RestartContinue,
+	// RestartArchive or RestartRefuse; empty: Config.OnRestart.
+	OnRestart string `yaml:"on_restart,omitempty"`
+}
+
+// Restart policies (Point.OnRestart, Config.OnRestart; docs/ingest.md).
+const (
+	// RestartContinue places the restarted encoder's fragments after what
+	// is stored (times shifted by a whole number of seconds): one
+	// presentation goes on, nothing is lost.
+	RestartContinue = "continue"
+	// RestartArchive does what RestartContinue does and also cuts the
+	// presentation before the restart into an on-demand asset and removes
+	// it from the point, which goes on with the new encoder session alone.
+	RestartArchive = "archive"
+	// RestartRefuse answers the restarted push 409 and stores nothing of
+	// it; the point keeps what it had.
+	RestartRefuse = "refuse"
+)
+
+func validRestart(s string) bool {
+	return s == RestartContinue || s == RestartArchive || s == RestartRefuse
 }
 
 // Config is the configuration of one process.
@@ -66,6 +89,8 @@ type Config struct {
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
 	LookAhead int `yaml:"lookahead"`
+	// OnRestart is the restart policy of points that name none.
+	OnRestart string `yaml:"on_restart"`
 	// Role, when set, names the role this configuration is for (ingest,
 	// origin, distribution, serve); a process started as another role
 	// refuses it.
@@ -180,6 +205,7 @@ func Defaults() Config {
 		MinFree:          64 << 20,
 		DVRWindow:        2 * time.Minute,
 		LookAhead:        2,
+		OnRestart:        RestartContinue,
 		Distribution: Distribution{
 			Window:          10 * time.Minute,
 			CacheBytes:      512 << 20,
@@ -236,10 +262,16 @@ func (c Config) Validate() error {
 	if err := c.Cluster.Validate(); err != nil {
 		return err
 	}
+	if !validRestart(c.OnRestart) {
+		return fmt.Errorf("on_restart %q: want continue, archive or refuse", c.OnRestart)
+	}
 	seen := map[string]bool{}
 	for _, p := range c.Points {
 		if p.Name == "" {
 			return fmt.Errorf("a point without a name")
+		}
+		if p.OnRestart != "" && !validRestart(p.OnRestart) {
+			return fmt.Errorf("point %q: on_restart %q: want continue, archive or refuse", p.Name, p.OnRestart)
 		}
 		if seen[p.Name] {
 			return fmt.Errorf("point %q configured twice", p.Name)
@@ -348,6 +380,18 @@ func (c Config) DVR(name string) time.Duration {
 		}
 	}
 	return w
+}
+
+// RestartPolicy returns the restart policy of a point: its own, else the
+// default (RestartContinue when none is configured).
+func (c Config) RestartPolicy(name string) string {
+	if p, ok := c.Point(name); ok && p.OnRestart != "" {
+		return p.OnRestart
+	}
+	if c.OnRestart != "" {
+		return c.OnRestart
+	}
+	return RestartContinue
 }
 
 // ParsePointFlag parses "name[:token]".

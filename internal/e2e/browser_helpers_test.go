@@ -339,6 +339,11 @@ type playResult struct {
 	// Ended and Duration are set with --until-ended (playEnv.args).
 	Ended    bool     `json:"ended"`
 	Duration *float64 `json:"duration"`
+	// Samples are currentTime and the buffer, once a second.
+	Samples []struct {
+		T   float64 `json:"t"`
+		Buf float64 `json:"buf"`
+	} `json:"samples"`
 	// Fetched lists the segments the page got from senders (play.mjs
 	// --record, SLUICE_RECORD=1).
 	Fetched []fetchedSegment `json:"fetched"`
@@ -392,6 +397,20 @@ type playEnv struct {
 // runPlayIn is runPlay in a playEnv.
 func runPlayIn(t *testing.T, pe playEnv, webDir, target, kind string, seconds, minAdvance int, shot string) playResult {
 	t.Helper()
+	r, stderr, err := playIn(pe, webDir, target, kind, seconds, minAdvance, shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stderr != "" {
+		t.Logf("play.mjs %s stderr (tail):\n%s", kind, stderr)
+	}
+	return r
+}
+
+// playIn is runPlayIn without a testing.T, for players run concurrently:
+// it returns the result, the tail of play.mjs's stderr, and an error when
+// play.mjs printed no result.
+func playIn(pe playEnv, webDir, target, kind string, seconds, minAdvance int, shot string) (playResult, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+120)*time.Second)
 	defer cancel()
 	argv := append(append([]string{}, pe.prefix...), "node", filepath.Join(webDir, "test", "play.mjs"))
@@ -417,13 +436,10 @@ func runPlayIn(t *testing.T, pe playEnv, webDir, target, kind string, seconds, m
 		line = line[i+1:]
 	}
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("play.mjs %s %s: %v after %v, no JSON result (%v)\nstdout:\n%s\nstderr:\n%s",
+		return r, stderr.String(), fmt.Errorf("play.mjs %s %s: %v after %v, no JSON result (%v)\nstdout:\n%s\nstderr:\n%s",
 			kind, target, runErr, time.Since(start).Round(time.Second), err, stdout.String(), stderr)
 	}
-	if s := stderr.String(); s != "" {
-		t.Logf("play.mjs %s stderr (tail):\n%s", kind, s)
-	}
-	return r
+	return r, stderr.String(), nil
 }
 
 // checkPlay logs a play result in detail and fails the test when the player

@@ -38,6 +38,8 @@ type Handler struct {
 	m   *metrics.Metrics
 	// sb forwards pushes to the standby ingest (push proxy); nil without one.
 	sb *standby
+	// feeds knows which pushes are feeding which tracks (restart.go).
+	feeds *feeds
 	// mem bounds the box buffers of all pushes (nil: unbounded).
 	mem *budget
 	// pushes counts the pushes in progress per point (cfg.MaxPushes).
@@ -49,7 +51,7 @@ type Handler struct {
 // receives is forwarded to that ingest (see proxy.go); Close ends the
 // forwarding still in progress.
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
-	h := &Handler{st: st, cfg: cfg, log: log, m: m, pushes: map[string]int{}}
+	h := &Handler{st: st, cfg: cfg, log: log, m: m, feeds: newFeeds(), pushes: map[string]int{}}
 	if cfg.IngestMemory > 0 {
 		h.mem = newBudget(cfg.IngestMemory)
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -291,6 +293,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 	}
 	var body io.Reader = g
 	proxied := r.Header.Get(ProxyHeader) != ""
+	push := &PushInfo{Start: start, Policy: h.cfg.RestartPolicy(pp)}
 	if proxied {
 		// A push forwarded by a primary ingest: take its anchor, so that
 		// this standby and everything pulling from it announce the same
@@ -300,15 +303,29 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 				h.log.Warn("adopt anchor", "point", pp, "err", err)
 			}
 		}
+		// A tee is judged from the primary's push start, so that both place
+		// a restarted encoder alike; a follow body is in stored form.
+		if t, err := time.Parse(time.RFC3339Nano, r.Header.Get(PushStartHeader)); err == nil {
+			push.Start = t
+		}
+		if r.Header.Get(ModeHeader) == "follow" {
+			push = nil
+		}
 	}
 	var fw *forward
 	if h.sb != nil && !proxied {
 		// Forward to the standby (one hop: a forwarded push is never
 		// forwarded again, so two ingests may name each other).
-		fw = h.sb.start(r, point, streamID)
+		fw = h.sb.start(r, point, streamID, start)
 		body = io.TeeReader(body, fw)
 	}
-	res, err := h.Receive(r.Context(), point, streamID, body, ReceiveOptions{guard: g})
+	res, err := h.Receive(r.Context(), point, streamID, body, ReceiveOptions{Push: push, guard: g})
+	closedAfterEnd := err != nil && res.Ended && clientGone(err)
+	if closedAfterEnd {
+		// ffmpeg's normal end: the empty mfra, then it closes the
+		// connection without reading the answer. Nothing was refused.
+		err = nil
+	}
 	if fw != nil {
 		fw.finish(err)
 	}
@@ -316,9 +333,17 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) 
 		h.fail(w, r, pp, streamID, err, res)
 		return
 	}
+	h.m.Pushes.WithLabelValues(metricPoint(pp, h.cfg), "200").Inc()
 	h.log.Info("push finished", "point", pp, "stream", streamID, "fragments", res.Fragments,
-		"duplicates", res.Duplicates, "bytes", res.Bytes, "proxied", proxied, "elapsed", elapsed(start))
+		"duplicates", res.Duplicates, "dropped", res.Dropped, "restarted", res.Restarted, "ended", res.Ended,
+		"closed_after_end", closedAfterEnd, "bytes", res.Bytes, "proxied", proxied, "elapsed", elapsed(start))
 	w.WriteHeader(http.StatusOK)
+}
+
+// clientGone reports whether a Receive error means the encoder closed the
+// connection (or the request's context ended with it).
+func clientGone(err error) bool {
+	return errors.Is(err, errClientGone) || errors.Is(err, context.Canceled) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // fail maps a parse or store error to the status DASH-IF ingest defines.
@@ -336,11 +361,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID stri
 		status = http.StatusPreconditionFailed
 	case errors.Is(err, media.ErrUnsupported):
 		status = http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrRestartRefused):
+		status = http.StatusConflict
 	case errors.Is(err, errNoProgress), errors.Is(err, errTooSlow), errors.As(err, &nerr) && nerr.Timeout():
 		status = http.StatusRequestTimeout
 	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled):
 		status = 499
 	}
+	h.m.Pushes.WithLabelValues(metricPoint(pp, h.cfg), strconv.Itoa(status)).Inc()
 	h.refuse(w, r, pp, status, err.Error(), "stream", streamID, "offset", res.Bytes, "stored_fragments", res.Fragments)
 	if status != 499 {
 		lingerClose(w)

@@ -51,6 +51,14 @@ const (
 	// AnchorHeader carries the primary's anchor of the point (RFC 3339),
 	// which the standby adopts.
 	AnchorHeader = "Sluice-Anchor"
+	// ModeHeader says what a forwarded push carries: "tee", the encoder's
+	// body as received (judged for encoder restarts like the primary's,
+	// from the same push start), or "follow", fragments from the primary's
+	// store, already placed (stored as they are).
+	ModeHeader = "Sluice-Proxy-Mode"
+	// PushStartHeader carries the wall-clock start of the push at the
+	// primary (RFC 3339), from which a restarted encoder's offset derives.
+	PushStartHeader = "Sluice-Push-Start"
 )
 
 // defaultStandbyBuffer bounds the bytes queued for the standby in tee mode.
@@ -149,7 +157,7 @@ func (sb *standby) close() {
 // start begins forwarding the push r (already authorised) of point/streamID.
 // Every byte the push handler reads must then be written to the returned
 // forward, and finish called at the end.
-func (sb *standby) start(r *http.Request, point *store.Point, streamID string) *forward {
+func (sb *standby) start(r *http.Request, point *store.Point, streamID string, pushStart time.Time) *forward {
 	hdr := http.Header{}
 	for _, k := range []string{"Authorization", "Content-Type"} {
 		if v := r.Header.Get(k); v != "" {
@@ -158,6 +166,7 @@ func (sb *standby) start(r *http.Request, point *store.Point, streamID string) *
 	}
 	hdr.Set("User-Agent", "sluice-proxy/1")
 	hdr.Set(ProxyHeader, "1")
+	hdr.Set(PushStartHeader, pushStart.UTC().Format(time.RFC3339Nano))
 	info, _ := streamInfo(point, streamID)
 	before := map[string]int64{}
 	for _, id := range info.Tracks {
@@ -324,12 +333,13 @@ type answer struct {
 
 // post starts a forwarded push with body pr; the answer arrives on the
 // returned channel, after which pr is closed.
-func (f *forward) post(ctx context.Context, pr *io.PipeReader, anchor time.Time) (<-chan answer, error) {
+func (f *forward) post(ctx context.Context, pr *io.PipeReader, anchor time.Time, mode string) (<-chan answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.sb.base+f.uri, pr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy request: %w", err)
 	}
 	req.Header = f.hdr.Clone()
+	req.Header.Set(ModeHeader, mode)
 	if !anchor.IsZero() {
 		req.Header.Set(AnchorHeader, anchor.UTC().Format(time.RFC3339Nano))
 	}
@@ -420,7 +430,7 @@ func (f *forward) runTee() error {
 	}
 	f.teeCancel = func() { cancel(); pr.CloseWithError(errDropped) }
 	f.mu.Unlock()
-	answers, err := f.post(ctx, pr, anchor)
+	answers, err := f.post(ctx, pr, anchor, "tee")
 	if err != nil {
 		return err
 	}
@@ -519,7 +529,7 @@ func (f *forward) runFollow() error {
 	ctx, cancel := context.WithCancel(f.sb.ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	answers, err := f.post(ctx, pr, f.point.Meta().Anchor)
+	answers, err := f.post(ctx, pr, f.point.Meta().Anchor, "follow")
 	if err != nil {
 		return err
 	}

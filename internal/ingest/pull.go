@@ -26,6 +26,9 @@ type StreamManifest struct {
 	// announces the same availabilityStartTime.
 	Anchor  time.Time      `json:"anchor,omitzero"`
 	Streams []StreamStatus `json:"streams"`
+	// Restarts are the point's encoder restarts: downstream tiers adopt
+	// them, so that their manifests mark the same boundaries.
+	Restarts []store.Restart `json:"restarts,omitempty"`
 }
 
 // StreamStatus describes one ingest stream. Only streams that received a
@@ -127,7 +130,7 @@ func streamInfo(point *store.Point, id string) (store.StreamInfo, bool) {
 // streamManifest describes the streams of a point that received a
 // fragment; a stream idle for expiry (0: never) at now is abandoned.
 func streamManifest(point *store.Point, expiry time.Duration, now time.Time) StreamManifest {
-	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}}
+	sm := StreamManifest{Point: point.Name, Anchor: point.Meta().Anchor, Streams: []StreamStatus{}, Restarts: point.Restarts()}
 	for _, s := range point.Streams() {
 		if !s.Fed {
 			continue

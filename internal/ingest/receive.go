@@ -27,9 +27,16 @@ type ReceiveOptions struct {
 	// header (a pull with StartTime): the stored header is used and the
 	// stream's ended tracks stay ended unless Restart is set.
 	Resume bool
-	// Restart makes a resumed stream live again (its source says it is live).
+	// Restart makes a resumed stream live again (its source says it is live)
+	// once a fragment of it is stored.
 	Restart bool
-	Hooks   Hooks
+	// Push, when set, marks a body from an encoder (directly or teed by a
+	// push proxy): its fragments are shifted by the stream's offset and
+	// judged for an encoder restart (see restart.go). Without it the body is
+	// in stored form (origins pulling, a push proxy catching a standby up)
+	// and every fragment is stored at its own time.
+	Push  *PushInfo
+	Hooks Hooks
 	// guard bounds a push (progress, receive rate, memory); nil for pulls.
 	guard *guard
 }
@@ -38,8 +45,10 @@ type ReceiveOptions struct {
 type Result struct {
 	Fragments  int   // fragments stored
 	Duplicates int   // fragments already stored (identical or not)
+	Dropped    int   // fragments not stored: a redundant encoder's that overlap stored ones
 	Bytes      int64 // body bytes consumed
 	Ended      bool  // the body carried the end of the stream
+	Restarted  bool  // the push was an encoder restart, placed after what was stored
 }
 
 // Receive parses body as one ingest stream of point — ftyp, manifest box,
@@ -49,19 +58,61 @@ type Result struct {
 // ingest. It returns at the end of the body (io.EOF is no error) or at the
 // first error; the Result counts what was stored before it. Errors wrap the
 // media and store errors, so that callers can map them to a status.
+//
+// A header changes nothing by itself: it is checked when it arrives and
+// stored — tracks created or made live again, the stream recorded — only
+// together with the first fragment of the body that is stored, so that a
+// body refused after its header leaves the point as it was. A body that
+// ends with its header unstored (the header request of CMAF ingest with one
+// request per object) leaves it pending in memory for the next body of the
+// stream (store.Point.KeepHeader).
 func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID string, body io.Reader, opts ReceiveOptions) (res Result, err error) {
-	var ids map[uint32]string
+	var (
+		ids     map[uint32]string
+		pending *media.Header // to store with the first stored fragment
+	)
 	hdr, _ := point.StreamHeader(streamID)
 	if hdr != nil {
-		if opts.Resume && !opts.Restart {
-			for _, s := range point.Streams() {
-				if s.ID == streamID {
-					ids = s.Tracks
-				}
-			}
-		} else if m, err := point.SetHeader(streamID, hdr); err == nil {
-			ids = m
+		if ids, err = point.CheckHeader(streamID, hdr); err != nil {
+			return res, err
 		}
+		if !opts.Resume || opts.Restart {
+			pending = hdr
+		}
+	}
+	hasPending := func() bool { return pending != nil }
+	commit := func() error {
+		if pending == nil {
+			return nil
+		}
+		m, err := point.SetHeader(streamID, pending)
+		if err != nil {
+			return err
+		}
+		ids, pending = m, nil
+		return nil
+	}
+	record := func() error {
+		if pending == nil {
+			return nil
+		}
+		return point.RecordStream(streamID, pending)
+	}
+	var tl *timeline
+	if opts.Push != nil {
+		tl = h.newTimeline(point, streamID, *opts.Push, ids)
+		defer tl.close()
+	}
+	// flush stores what a restarted push held back (see timeline.flush).
+	flush := func() error {
+		if tl == nil {
+			return nil
+		}
+		act, err := tl.flush(commit)
+		if err != nil {
+			return err
+		}
+		return h.apply(point, streamID, act, opts, hasPending, commit, record, &res)
 	}
 	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
 	defer p.Close()
@@ -69,62 +120,65 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		opts.guard.attach(p)
 	}
 	defer point.Receiving(streamID)()
-	defer func() { res.Bytes = p.Offset() }()
+	defer func() {
+		res.Bytes = p.Offset()
+		if err == nil && pending != nil && !opts.Resume {
+			point.KeepHeader(streamID, pending)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("receive stream %s: %w", streamID, err)
 		}
 		ev, err := p.Next()
 		if errors.Is(err, io.EOF) {
-			return res, nil
+			return res, flush()
 		}
 		if err != nil {
 			return res, err
 		}
 		switch ev.Kind {
 		case media.EventHeader:
-			m, err := point.SetHeader(streamID, ev.Header)
+			m, err := point.CheckHeader(streamID, ev.Header)
 			if err != nil {
 				return res, err
 			}
-			ids = m
+			if err := flush(); err != nil {
+				return res, err
+			}
+			ids, pending = m, ev.Header
+			if tl != nil {
+				tl.header(ids)
+			}
 			h.log.Info("stream header", "point", point.Name, "stream", streamID, "tracks", trackList(ev.Header, ids))
 		case media.EventFragment:
 			f := ev.Fragment
 			id := ids[f.Info.TrackID]
-			if opts.Hooks.Before != nil {
-				opts.Hooks.Before(id, f)
-			}
-			r, err := point.AddFragment(id, f)
-			if err != nil {
-				return res, err
-			}
-			if r != store.Differs {
-				// The stream carries media (stored, or the same bytes
-				// as stored): offer it to pull.
-				if err := point.StreamFed(streamID); err != nil {
+			act := action{store: []storeItem{{id, f}}}
+			if tl != nil {
+				if act, err = tl.fragment(id, f, commit); err != nil {
 					return res, err
 				}
+				res.Restarted = res.Restarted || tl.state == restarted
+				if act.drop != "" {
+					res.Dropped++
+					h.m.FragmentsIn.WithLabelValues(point.Name, act.drop).Inc()
+					h.log.Warn("fragment of a redundant encoder conflicts with the stored timeline; first copy kept",
+						"point", point.Name, "stream", streamID, "track", id, "start", f.Info.Start, "placement", act.drop)
+					continue
+				}
 			}
-			switch r {
-			case store.Added:
-				res.Fragments++
-				h.m.FragmentsIn.WithLabelValues(point.Name, "added").Inc()
-				h.m.BytesIn.WithLabelValues(point.Name).Add(float64(len(f.Data)))
-			case store.Duplicate:
-				res.Duplicates++
-				h.m.FragmentsIn.WithLabelValues(point.Name, "duplicate").Inc()
-			case store.Differs:
-				res.Duplicates++
-				h.m.FragmentsIn.WithLabelValues(point.Name, "differs").Inc()
-				h.log.Warn("redundant fragment differs from the stored copy; first copy kept",
-					"point", point.Name, "track", id, "start", f.Info.Start)
-			}
-			if opts.Hooks.After != nil {
-				opts.Hooks.After(id, f, r)
+			if err := h.apply(point, streamID, act, opts, hasPending, commit, record, &res); err != nil {
+				return res, err
 			}
 		case media.EventEnd:
+			if err := flush(); err != nil {
+				return res, err
+			}
 			for _, id := range ids {
+				if _, err := point.TrackInfo(id); err != nil {
+					continue // never stored: nothing to end
+				}
 				if err := point.EndTrack(id); err != nil {
 					return res, err
 				}
@@ -133,6 +187,77 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			h.log.Info("end of stream", "point", point.Name, "stream", streamID)
 		}
 	}
+}
+
+// apply stores the fragments of an action.
+func (h *Handler) apply(point *store.Point, streamID string, act action, opts ReceiveOptions,
+	hasPending func() bool, commit, record func() error, res *Result) error {
+	if act.dropped > 0 {
+		res.Dropped += act.dropped
+		h.m.FragmentsIn.WithLabelValues(point.Name, "overlap").Add(float64(act.dropped))
+		h.log.Warn("fragments of a restarted encoder overlap the stored timeline after placement; dropped",
+			"point", point.Name, "stream", streamID, "fragments", act.dropped)
+	}
+	for _, it := range act.store {
+		if err := h.add(point, streamID, it.track, it.f, opts, hasPending, commit, record, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add stores one fragment, committing the body's pending header first when
+// the fragment is not a copy of a stored one (a copy only records a new
+// stream, see store.Point.RecordStream).
+func (h *Handler) add(point *store.Point, streamID, id string, f *media.Fragment, opts ReceiveOptions,
+	hasPending func() bool, commit, record func() error, res *Result) error {
+	if opts.Hooks.Before != nil {
+		opts.Hooks.Before(id, f)
+	}
+	if hasPending() {
+		switch pl, _, _ := point.Place(id, f.Info.Start, f.Info.Duration, f.Data); pl {
+		case store.PlaceDuplicate:
+			// A copy changes nothing, but a new stream id that carries
+			// copies (a redundant encoder) is recorded, to be pulled.
+			if err := record(); err != nil {
+				return err
+			}
+		case store.PlaceDiffers:
+		default:
+			if err := commit(); err != nil {
+				return err
+			}
+		}
+	}
+	r, err := point.AddFragment(id, f)
+	if err != nil {
+		return err
+	}
+	if r != store.Differs {
+		// The stream carries media (stored, or the same bytes as stored):
+		// offer it to pull.
+		if err := point.StreamFed(streamID); err != nil {
+			return err
+		}
+	}
+	switch r {
+	case store.Added:
+		res.Fragments++
+		h.m.FragmentsIn.WithLabelValues(point.Name, "added").Inc()
+		h.m.BytesIn.WithLabelValues(point.Name).Add(float64(len(f.Data)))
+	case store.Duplicate:
+		res.Duplicates++
+		h.m.FragmentsIn.WithLabelValues(point.Name, "duplicate").Inc()
+	case store.Differs:
+		res.Duplicates++
+		h.m.FragmentsIn.WithLabelValues(point.Name, "differs").Inc()
+		h.log.Warn("redundant fragment differs from the stored copy; first copy kept",
+			"point", point.Name, "stream", streamID, "track", id, "start", f.Info.Start)
+	}
+	if opts.Hooks.After != nil {
+		opts.Hooks.After(id, f, r)
+	}
+	return nil
 }
 
 // elapsed rounds a duration for logs.

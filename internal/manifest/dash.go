@@ -2,6 +2,8 @@ package manifest
 
 import (
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
 	"time"
 
@@ -26,7 +28,8 @@ const utcTimingDirect = "urn:mpeg:dash:utc:direct:2014"
 
 // DASH renders the MPD (/<pp>.isml/manifest.mpd) with github.com/Eyevinn/dash-mpd.
 //
-// One Period (id "0", start PT0S) holds one AdaptationSet per kind, language
+// One Period (id "0", start PT0S) — and one more after each encoder restart
+// (see dashPeriods) — holds one AdaptationSet per kind, language
 // (audio and text) and codec family (avc, hevc, mp4a, ...: representations of
 // one set must be switchable), with one Representation per track (id =
 // TrackView.ID) that has listable fragments. Segments are addressed with a
@@ -71,11 +74,6 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	m.MinBufferTime = durPtr(longest)
 	m.MaxSegmentDuration = durPtr(longest)
 
-	p := mpd.NewPeriod()
-	p.Id = "0"
-	p.Start = durPtr(0)
-	m.AppendPeriod(p)
-
 	// Static presentations start at the earliest listed fragment.
 	var origin instant
 	if from, to, ok := span(v.Tracks); ok && !live {
@@ -85,13 +83,21 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		m.MediaPresentationDuration = durPtr(0)
 	}
 
-	for _, set := range dashSets(v) {
-		as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, origin, o.URLs)
-		if as != nil {
-			p.AppendAdaptationSet(as)
+	for _, pd := range dashPeriods(v, live, origin) {
+		p := mpd.NewPeriod()
+		p.Id = pd.id
+		p.Start = durPtr(pd.start)
+		for _, set := range dashSets(pd.view) {
+			as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, pd.pto, o.URLs)
+			if as != nil {
+				p.AppendAdaptationSet(as)
+			}
+		}
+		if len(p.AdaptationSets) > 0 {
+			m.AppendPeriod(p)
 		}
 	}
-	if len(p.AdaptationSets) == 0 {
+	if len(m.Periods) == 0 {
 		return nil, fmt.Errorf("dash manifest: %w", ErrEmpty)
 	}
 	if live {
@@ -192,11 +198,84 @@ func dashSets(v store.View) []*dashSet {
 	return out
 }
 
+// dashPeriod is one Period of the MPD and the fragments it lists.
+type dashPeriod struct {
+	id    string
+	start time.Duration
+	// pto is the presentationTimeOffset in a timescale (0: none).
+	pto  func(timescale uint32) uint64
+	view store.View
+}
+
+// dashPeriods splits the (listed) presentation at its encoder restarts
+// (Meta.Restarts): a fragment belongs to the period of the latest restart
+// whose boundary in its track (Restart.Ends) lies at or before its start.
+// The first period has id "0" and starts at 0 (a static presentation at its
+// earliest listed fragment, through presentationTimeOffset); the period of a
+// restart has id "r<ms>" and starts at the restarted session's first
+// fragment (Restart.StartNs, presentationTimeOffset alike), so that a
+// period keeps its id and start while the DVR window slides. dash.js does
+// not cross a gap in a SegmentTimeline (it asks for the segment 10 ms after
+// the last one ends), and the tracks of an encoder that stops end a little
+// apart: each restarted session starts a Period of its own, so that no
+// track has a gap at the restart. Periods with nothing listed are left out.
+func dashPeriods(v store.View, live bool, origin instant) []dashPeriod {
+	rs := append([]store.Restart(nil), v.Meta.Restarts...)
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].StartNs < rs[j].StartNs })
+	parts := make([]dashPeriod, len(rs)+1)
+	parts[0] = dashPeriod{id: "0", pto: func(ts uint32) uint64 {
+		if live {
+			return 0
+		}
+		return origin.floorIn(ts)
+	}}
+	var originNs int64
+	if !live && origin.ts > 0 {
+		originNs = int64(min(origin.floorIn(uint32(time.Second)), math.MaxInt64))
+	}
+	for k, r := range rs {
+		startNs := r.StartNs
+		parts[k+1] = dashPeriod{id: "r" + strconv.FormatInt(startNs/int64(time.Millisecond), 10),
+			start: time.Duration(max(startNs-originNs, 0)),
+			pto:   func(ts uint32) uint64 { return uint64(max(store.OffsetTicks(startNs, ts), 0)) }}
+	}
+	for i := range parts {
+		parts[i].view = store.View{Name: v.Name, Meta: v.Meta, Ended: v.Ended}
+	}
+	for _, t := range v.Tracks {
+		split := make([][]store.FragRef, len(parts))
+		for _, f := range t.Frags {
+			k := 0
+			for _, r := range rs {
+				if e, ok := r.Ends[t.ID]; !ok || f.Start >= e {
+					k++
+				}
+			}
+			split[k] = append(split[k], f)
+		}
+		for k, fs := range split {
+			if len(fs) == 0 {
+				continue
+			}
+			tv := t
+			tv.Frags = fs
+			parts[k].view.Tracks = append(parts[k].view.Tracks, tv)
+		}
+	}
+	out := parts[:0]
+	for _, pd := range parts {
+		if len(pd.view.Tracks) > 0 {
+			out = append(out, pd)
+		}
+	}
+	return out
+}
+
 // dashAdaptationSet renders one AdaptationSet, or nil when none of its
-// tracks has listable fragments. origin is the presentation start of a static
-// presentation (its presentationTimeOffset; zero while live). With u listing
-// segments one by one, each Representation gets a SegmentList.
-func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs) *mpd.AdaptationSetType {
+// tracks has listable fragments. pto gives the presentationTimeOffset of the
+// period in a timescale. With u listing segments one by one, each
+// Representation gets a SegmentList.
+func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64, u *URLs) *mpd.AdaptationSetType {
 	type rep struct {
 		t  store.TrackView
 		fs []store.FragRef
@@ -221,7 +300,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs
 		}
 	}
 	if shared && !u.segmentList() {
-		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, live, origin, u)
+		as.SegmentTemplate = dashTemplate(reps[0].t.Info.Timescale, reps[0].fs, pto, u)
 	}
 	for _, r := range reps {
 		ti := r.t.Info
@@ -248,9 +327,9 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs
 			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
 		}
 		if u.segmentList() {
-			x.SegmentList = dashList(r.t, r.fs, live, origin, u)
+			x.SegmentList = dashList(r.t, r.fs, pto, u)
 		} else if !shared {
-			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, live, origin, u)
+			x.SegmentTemplate = dashTemplate(ti.Timescale, r.fs, pto, u)
 		}
 		as.AppendRepresentation(x)
 	}
@@ -258,14 +337,12 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, origin instant, u *URLs
 }
 
 // dashTemplate renders the SegmentTemplate and SegmentTimeline of a track.
-func dashTemplate(timescale uint32, fs []store.FragRef, live bool, origin instant, u *URLs) *mpd.SegmentTemplateType {
+func dashTemplate(timescale uint32, fs []store.FragRef, pto func(uint32) uint64, u *URLs) *mpd.SegmentTemplateType {
 	st := mpd.NewSegmentTemplate()
 	st.Initialization, st.Media = u.template()
 	st.Timescale = mpd.Ptr(timescale)
-	if !live {
-		if pto := origin.floorIn(timescale); pto > 0 {
-			st.PresentationTimeOffset = &pto
-		}
+	if o := pto(timescale); o > 0 {
+		st.PresentationTimeOffset = &o
 	}
 	tl := mpd.NewSegmentTimeline()
 	for _, r := range runs(fs) {

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -184,7 +185,12 @@ func quote(s string) string {
 // by the DVR window); EXT-X-TARGETDURATION is TargetDuration; EXTINF has at
 // least 3 decimals. EXT-X-PROGRAM-DATE-TIME (Meta.Anchor + the listed start,
 // to the millisecond) is on the first segment and on each one after a gap,
-// which is marked with EXT-X-DISCONTINUITY. EXT-X-ENDLIST closes the playlist
+// which is marked with EXT-X-DISCONTINUITY. An encoder restart boundary
+// (TrackView.Breaks) is marked with EXT-X-DISCONTINUITY in every track; the
+// segment before it is listed up to the restarted session's first segment
+// (its EXTINF covers the few milliseconds by which the tracks of a stopped
+// encoder end apart), and no program date time follows, so that the
+// playlist's timeline goes on without a gap (see closesRestart). EXT-X-ENDLIST closes the playlist
 // when the track has ended or the presentation is static; on-demand assets
 // are EXT-X-PLAYLIST-TYPE:VOD. An unknown track gives an error wrapping
 // store.ErrNotFound, a track with nothing to list yet one wrapping ErrEmpty
@@ -215,12 +221,21 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
 	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
+	// closed[i]: fs[i] follows an encoder restart boundary, and the
+	// segment before it is listed up to its start (see closesRestart).
+	closed := make([]bool, len(fs))
+	for i := 1; i < len(fs); i++ {
+		closed[i] = cut[i] && closesRestart(fs[i-1], fs[i], t.Breaks, target, t.Info.Timescale)
+	}
 	for i, f := range fs {
 		gap := i > 0 && cut[i]
 		if gap {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
-		if (i == 0 || gap) && !v.Meta.Anchor.IsZero() {
+		if i+1 < len(fs) && closed[i+1] {
+			f.Duration = uint64(fs[i+1].Start - f.Start)
+		}
+		if (i == 0 || (gap && !closed[i])) && !v.Meta.Anchor.IsZero() {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
@@ -261,6 +276,28 @@ func TargetDuration(t store.TrackView) uint64 {
 		}
 	}
 	return max(target, 1)
+}
+
+// closesRestart reports whether next follows prev across an encoder restart
+// boundary (one of breaks) with at most a gap that prev's EXTINF can cover
+// within the target duration (rounded). Shaka Player (5.2) places HLS segments by
+// their program date times and finds a live playlist's known segments again
+// by exact start time: a program date time that does not equal the sum of
+// the EXTINFs before it (a gap, or a millisecond of rounding) makes it
+// rebuild the whole playlist at every reload and, at its next variant
+// switch, stall for good. The restart boundary needs no gap: the restarted
+// session's times are placed right after what was stored.
+func closesRestart(prev, next store.FragRef, breaks []int64, target uint64, timescale uint32) bool {
+	if next.Start == prev.End() && !store.Discontinuous(prev, next, breaks) {
+		return false
+	}
+	i := sort.Search(len(breaks), func(i int) bool { return breaks[i] > prev.Start })
+	if i == len(breaks) || breaks[i] > next.Start || next.Start < prev.End() {
+		return false
+	}
+	// EXTINF rounded to the nearest second stays within the target
+	// duration (RFC 8216 4.3.3.1).
+	return 2*uint64(next.Start-prev.Start) < (2*target+1)*uint64(timescale)
 }
 
 // extinf formats a duration in seconds with 3 to 6 decimals (exact for

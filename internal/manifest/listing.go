@@ -28,8 +28,9 @@ type listed struct {
 	// (a different Start when it was cut to the presentation start).
 	src map[string][]store.FragRef
 	// cut marks, per track, the listed fragments that do not start where
-	// the stored fragment before them ended (a gap or an overlap): the
-	// discontinuities store.Gaps counts, so that HLS marks exactly those.
+	// the stored fragment before them ended (a gap or an overlap) or follow
+	// an encoder restart boundary (TrackView.Breaks): the discontinuities
+	// store.Gaps counts, so that HLS marks exactly those.
 	cut map[string][]bool
 }
 
@@ -96,7 +97,7 @@ func listTrack(t store.TrackView, from int64, trim bool) (store.TrackView, []sto
 		if first < 0 {
 			first = i
 		}
-		cut = append(cut, len(src) == 0 || f.Start != src[len(src)-1].End())
+		cut = append(cut, len(src) == 0 || store.Discontinuous(src[len(src)-1], f, t.Breaks))
 		fs = append(fs, l)
 		src = append(src, f)
 	}
@@ -104,7 +105,7 @@ func listTrack(t store.TrackView, from int64, trim bool) (store.TrackView, []sto
 	out.Frags = fs
 	if first >= 0 {
 		out.First = t.First + int64(first)
-		out.Disc = t.Disc + store.Gaps(t.Frags, first)
+		out.Disc = t.Disc + store.Gaps(t.Frags, t.Breaks, first)
 	}
 	return out, src, cut
 }

@@ -178,6 +178,43 @@ func primedView() store.View {
 	return store.View{Name: "primed", Meta: store.PointMeta{Anchor: anchor}, Tracks: []store.TrackView{vt, a}, Ended: true}
 }
 
+// restartView: a live channel whose encoder was killed 30 s in and
+// restarted with times from zero, placed after what was stored: video
+// goes on without a gap at 30.08 s, audio (which ended 69 ms earlier) with a
+// gap of 48 ms. Every track marks the boundary (Breaks), the MPD starts a
+// Period at the restarted session's first fragment (audio, 30.0587 s).
+func restartView() store.View {
+	const vEnd, aEnd, aNew = 300800000, 300106667, 300586667
+	v1 := with(videoTrack("video_800000", 800000, 640, 360, mss), 0,
+		frags(frags(nil, 800000, 210000, repeat(2*mss, 15)...), vEnd, 210000, repeat(2*mss, 3)...))
+	v2 := with(videoTrack("video_300000", 300000, 320, 180, mss), 0,
+		frags(frags(nil, 800000, 80000, repeat(2*mss, 15)...), vEnd, 80000, repeat(2*mss, 3)...))
+	as := frags(nil, 586667, 32000, append(append([]uint64{19413333}, repeat(20053333, 13)...), 19413338)...)
+	as = frags(as, aNew, 32000, 19413333, 20053333, 20053334)
+	a := with(audioTrack("audio_128000", 128000, mss, ""), 0, as)
+	ends := map[string]int64{"video_800000": vEnd, "video_300000": vEnd, "audio_128000": aEnd}
+	if as[14].End() != aEnd {
+		panic("restartView: audio does not end at aEnd")
+	}
+	for _, t := range []*store.TrackView{&v1, &v2, &a} {
+		t.Breaks = []int64{ends[t.ID]}
+	}
+	r := store.Restart{Stream: "live", OffsetNs: 30 * int64(time.Second), StartNs: aNew * 100,
+		PushStart: anchor.Add(33 * time.Second), Ends: ends}
+	return store.View{Name: "restart", Meta: store.PointMeta{Anchor: anchor, Restarts: []store.Restart{r}},
+		Tracks: []store.TrackView{v1, v2, a}}
+}
+
+// restartEndedView: restartView once the restarted session ended (static).
+func restartEndedView() store.View {
+	v := restartView()
+	for i := range v.Tracks {
+		v.Tracks[i].Ended = true
+	}
+	v.Ended = true
+	return v
+}
+
 type testCase struct {
 	name string
 	view store.View
@@ -195,6 +232,8 @@ func cases() []testCase {
 		{"slid", slidView(), Options{Now: anchor.Add(122 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"audioonly", audioOnlyView(), Options{Now: anchor.Add(33 * time.Second), LookAhead: 2}},
 		{"primed", primedView(), Options{Now: anchor.Add(20 * time.Second)}},
+		{"restart", restartView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
+		{"restart-ended", restartEndedView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
 	}
 }
 
@@ -374,48 +413,66 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 	if m.GetType() != wantType {
 		t.Errorf("dash: type %s, want %s", m.GetType(), wantType)
 	}
-	if len(m.Periods) != 1 || m.Periods[0].Id != "0" || m.Periods[0].Start == nil || *m.Periods[0].Start != 0 {
+	if len(m.Periods) == 0 || m.Periods[0].Start == nil {
+		t.Fatal("dash: no Period, or one without start")
+	}
+	if len(v.Meta.Restarts) == 0 && (len(m.Periods) != 1 || m.Periods[0].Id != "0" || *m.Periods[0].Start != 0) {
 		t.Fatal("dash: want one Period id 0 start PT0S")
 	}
 	n := 0
-	for _, as := range m.Periods[0].AdaptationSets {
-		for _, r := range as.Representations {
-			n++
-			tr, ok := v.Track(r.Id)
-			if !ok {
-				t.Fatalf("dash: representation %q is no track", r.Id)
-			}
-			st := r.GetSegmentTemplate()
-			if st == nil || st.SegmentTimeline == nil {
-				t.Fatalf("dash %s: no SegmentTemplate with SegmentTimeline", r.Id)
-			}
-			if st.GetTimescale() != tr.Info.Timescale {
-				t.Errorf("dash %s: timescale %d", r.Id, st.GetTimescale())
-			}
-			if init, _ := r.GetInit(); init != "tracks/"+tr.ID+"/init.mp4" {
-				t.Errorf("dash %s: init %q", r.Id, init)
-			}
-			var starts []int64
-			var tm uint64
-			for i, s := range st.SegmentTimeline.S {
-				if s.T != nil {
-					tm = *s.T
-				} else if i == 0 {
-					t.Errorf("dash %s: first S without t", r.Id)
+	starts := map[string][]int64{}
+	for pi, p := range m.Periods {
+		for _, as := range p.AdaptationSets {
+			for _, r := range as.Representations {
+				if pi == 0 {
+					n++
 				}
-				for range s.R + 1 {
-					starts = append(starts, int64(tm))
-					tm += s.D
+				tr, ok := v.Track(r.Id)
+				if !ok {
+					t.Fatalf("dash: representation %q is no track", r.Id)
+				}
+				st := r.GetSegmentTemplate()
+				if st == nil || st.SegmentTimeline == nil {
+					t.Fatalf("dash %s: no SegmentTemplate with SegmentTimeline", r.Id)
+				}
+				if st.GetTimescale() != tr.Info.Timescale {
+					t.Errorf("dash %s: timescale %d", r.Id, st.GetTimescale())
+				}
+				if init, _ := r.GetInit(); init != "tracks/"+tr.ID+"/init.mp4" {
+					t.Errorf("dash %s: init %q", r.Id, init)
+				}
+				var pto, tm uint64
+				if st.PresentationTimeOffset != nil {
+					pto = *st.PresentationTimeOffset
+				}
+				for i, s := range st.SegmentTimeline.S {
+					if s.T != nil {
+						tm = *s.T
+					} else if i == 0 {
+						t.Errorf("dash %s: first S without t", r.Id)
+					}
+					if pi > 0 && i == 0 && tm < pto && pto-tm > uint64(tr.Info.Timescale)/20 {
+						// A restarted session's track may start before its
+						// Period, by less than a frame.
+						t.Errorf("dash %s: period %s starts %d after its first segment", r.Id, p.Id, pto-tm)
+					}
+					for range s.R + 1 {
+						starts[r.Id] = append(starts[r.Id], int64(tm))
+						tm += s.D
+					}
 				}
 			}
-			fs := listedTrack(v, tr.ID).Frags
-			if len(fs) != len(starts) {
-				t.Fatalf("dash %s: %d segments, want %d", r.Id, len(starts), len(fs))
-			}
-			for i := range fs {
-				if fs[i].Start != starts[i] {
-					t.Errorf("dash %s: segment %d at %d, want %d", r.Id, i, starts[i], fs[i].Start)
-				}
+		}
+	}
+	for _, tr := range v.Tracks {
+		fs := listedTrack(v, tr.ID).Frags
+		got := starts[tr.ID]
+		if len(fs) != len(got) {
+			t.Fatalf("dash %s: %d segments, want %d", tr.ID, len(got), len(fs))
+		}
+		for i := range fs {
+			if fs[i].Start != got[i] {
+				t.Errorf("dash %s: segment %d at %d, want %d", tr.ID, i, got[i], fs[i].Start)
 			}
 		}
 	}
@@ -486,8 +543,20 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		if s.Discontinuity != gap {
 			t.Errorf("hls media %s: segment %d discontinuity %v, want %v", tr.ID, i, s.Discontinuity, gap)
 		}
-		if (i == 0 || gap) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Round(time.Millisecond)) {
+		closed := gap && closesRestart(fs[i-1], fs[i], tr.Breaks, uint64(mp.TargetDuration), tr.Info.Timescale)
+		if (i == 0 || (gap && !closed)) && !s.ProgramDateTime.Equal(anchor.Add(toDuration(fs[i].Start, tr.Info.Timescale)).Round(time.Millisecond)) {
 			t.Errorf("hls media %s: segment %d program date time %v", tr.ID, i, s.ProgramDateTime)
+		}
+		if closed && !s.ProgramDateTime.IsZero() {
+			t.Errorf("hls media %s: segment %d after a restart boundary carries a program date time", tr.ID, i)
+		}
+		// Across a restart boundary the playlist's timeline goes on: the
+		// segment before it lasts up to the restarted session's start.
+		if closed {
+			want := seconds(fs[i].Start-fs[i-1].Start, tr.Info.Timescale)
+			if d := segs[i-1].Duration; math.Abs(d-want) > 1e-6 {
+				t.Errorf("hls media %s: segment %d before the restart lasts %f, want %f", tr.ID, i-1, d, want)
+			}
 		}
 	}
 }

@@ -120,14 +120,12 @@ func (u *URLs) segmentList() bool { return u != nil && u.Segment != nil }
 // dashList renders the SegmentList of one Representation: a
 // SegmentTimeline with one S per listed fragment (S@t on the first and after
 // every gap), one SegmentURL per listed fragment, and the Initialization.
-func dashList(t store.TrackView, fs []store.FragRef, live bool, origin instant, u *URLs) *mpd.SegmentListType {
+func dashList(t store.TrackView, fs []store.FragRef, pto func(uint32) uint64, u *URLs) *mpd.SegmentListType {
 	timescale := t.Info.Timescale
 	sl := &mpd.SegmentListType{}
 	sl.Timescale = mpd.Ptr(timescale)
-	if !live {
-		if pto := origin.floorIn(timescale); pto > 0 {
-			sl.PresentationTimeOffset = &pto
-		}
+	if o := pto(timescale); o > 0 {
+		sl.PresentationTimeOffset = &o
 	}
 	if u.Init != nil {
 		sl.Initialization = &mpd.URLType{SourceURL: mpd.AnyURI(u.Init(t.ID))}

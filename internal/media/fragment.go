@@ -198,3 +198,82 @@ func newTfxd(t, d uint64) *mp4.UUIDBox {
 	b.Tfxd.Version = 1
 	return b
 }
+
+// Shift returns a copy of the stored fragment data (one normalised
+// moof+mdat whose timing fi describes) with every time moved by delta ticks
+// of its track's timescale: the tfdt, the tfxd and any tfrf entries. As in
+// Normalize, a fragment has a tfdt exactly when its start is not negative. The trun data offsets follow the moof's change in
+// size, so the samples are untouched. The result depends only on data and
+// delta: every node that shifts the same fragment by the same delta
+// stores the same bytes. It is how an encoder that restarted with times
+// from zero is placed after what is stored (see ingest's restart policy).
+func Shift(data []byte, fi FragInfo, delta int64) ([]byte, FragInfo, error) {
+	moofRaw, mdatOff, err := SplitFragment(data)
+	if err != nil {
+		return nil, fi, err
+	}
+	start := fi.Start + delta
+	if (delta > 0 && start < fi.Start) || (delta < 0 && start > fi.Start) {
+		return nil, fi, fmt.Errorf("shift %d by %d overflows", fi.Start, delta)
+	}
+	m, err := DecodeMoof(append([]byte(nil), moofRaw...))
+	if err != nil {
+		return nil, fi, err
+	}
+	traf := m.Traf
+	switch {
+	case traf.Tfdt != nil && start >= 0:
+		v := traf.Tfdt.Version
+		traf.Tfdt.SetBaseMediaDecodeTime(uint64(start))
+		traf.Tfdt.Version = max(traf.Tfdt.Version, v)
+	case traf.Tfdt == nil && start >= 0:
+		tfdt := mp4.CreateTfdt(uint64(start))
+		tfdt.Version = 1
+		kids := make([]mp4.Box, 0, len(traf.Children)+1)
+		for _, c := range traf.Children {
+			kids = append(kids, c)
+			if c.Type() == "tfhd" {
+				kids = append(kids, tfdt)
+			}
+		}
+		traf.Children, traf.Tfdt = kids, tfdt
+	case traf.Tfdt != nil:
+		// A negative start has no tfdt (see Normalize).
+		kids := make([]mp4.Box, 0, len(traf.Children))
+		for _, c := range traf.Children {
+			if c.Type() != "tfdt" {
+				kids = append(kids, c)
+			}
+		}
+		traf.Children, traf.Tfdt = kids, nil
+	}
+	for _, c := range traf.Children {
+		u, ok := c.(*mp4.UUIDBox)
+		if !ok {
+			continue
+		}
+		if x := u.Tfxd; x != nil {
+			x.FragmentAbsoluteTime = uint64(int64(x.FragmentAbsoluteTime) + delta)
+			if x.FragmentAbsoluteTime >= 1<<32 || x.FragmentAbsoluteDuration >= 1<<32 {
+				x.Version = 1
+			}
+		}
+		if r := u.Tfrf; r != nil {
+			for i := range r.FragmentAbsoluteTimes {
+				r.FragmentAbsoluteTimes[i] = uint64(int64(r.FragmentAbsoluteTimes[i]) + delta)
+				if r.FragmentAbsoluteTimes[i] >= 1<<32 {
+					r.Version = 1
+				}
+			}
+		}
+	}
+	moof, err := m.encode()
+	if err != nil {
+		return nil, fi, err
+	}
+	out := make([]byte, 0, len(moof)+len(data)-mdatOff)
+	out = append(append(out, moof...), data[mdatOff:]...)
+	fi.Start = start
+	fi.HasTfdt = traf.Tfdt != nil
+	return out, fi, nil
+}

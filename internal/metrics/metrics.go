@@ -18,6 +18,8 @@ type Metrics struct {
 	BytesIn          *prometheus.CounterVec // point
 	IngestErrors     *prometheus.CounterVec // point, status
 	ActivePushes     prometheus.Gauge
+	Pushes           *prometheus.CounterVec // point, status: every finished push by its final status
+	Restarts         *prometheus.CounterVec // point, policy: encoder restarts detected
 	Requests         *prometheus.CounterVec // kind, code
 	BytesOut         *prometheus.CounterVec // kind
 	FragmentsPruned  prometheus.Counter
@@ -50,6 +52,12 @@ func New() *Metrics {
 		ActivePushes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_active_pushes", Help: "Encoder push requests in progress.",
 		}),
+		Pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ingest_pushes_total", Help: "Finished pushes by publishing point and final HTTP status (200: the body was consumed to its end, or the encoder closed the connection right after the end of stream).",
+		}, []string{"point", "status"}),
+		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_encoder_restarts_total", Help: "Encoder restarts detected (a push whose times go back into what is stored), by publishing point and the policy applied (continue, archive, refuse).",
+		}, []string{"point", "policy"}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total", Help: "Client requests by kind (manifest, fragment, init, pull, other) and status code.",
 		}, []string{"kind", "code"}),
@@ -87,7 +95,7 @@ func New() *Metrics {
 			Name: "sluice_pacing_cpu_load", Help: "Machine CPU load (0..1) as the pacer sees it (/proc/stat, smoothed).",
 		}),
 	}
-	r.MustRegister(m.FragmentsIn, m.BytesIn, m.IngestErrors, m.ActivePushes, m.Requests, m.BytesOut,
+	r.MustRegister(m.FragmentsIn, m.BytesIn, m.IngestErrors, m.ActivePushes, m.Pushes, m.Restarts, m.Requests, m.BytesOut,
 		m.FragmentsPruned, m.PullConnections, m.ManifestRenderNs,
 		m.PacingResponses, m.PacingBytes, m.PacingRate, m.PacingRetrans, m.PacingMalformed, m.PacingCPU,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

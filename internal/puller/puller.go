@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,11 @@ type Options struct {
 	// is skipped (logged, sluice_pull_streams_skipped_total) and taken up
 	// when a pull ends.
 	MaxPulls int
+	// OnRestart is the restart policy of points that name none
+	// (config.Config.OnRestart): under "archive" the origin archives the
+	// presentation before each encoder restart the ingest reports, as the
+	// ingest does.
+	OnRestart string
 	// Log receives events; nil discards them.
 	Log *slog.Logger
 	// Registry, if not nil, gets the puller's metrics.
@@ -135,7 +141,8 @@ func New(st *store.Store, recv Receiver, opts Options) *Puller {
 		opts.Registry.MustRegister(p.fragments, p.failovers, p.connected, p.failTime, p.skipped)
 	}
 	for _, pc := range opts.Points {
-		p.points = append(p.points, &pointPuller{p: p, cfg: pc, streams: map[string]*streamState{}, seen: map[string]time.Time{}})
+		p.points = append(p.points, &pointPuller{p: p, cfg: pc, streams: map[string]*streamState{}, seen: map[string]time.Time{},
+			archived: map[string]bool{}})
 	}
 	return p
 }
@@ -221,6 +228,12 @@ type pointPuller struct {
 	streams map[string]*streamState
 	seen    map[string]time.Time // when each live stream was first listed
 	skipped map[string]bool      // streams the last poll did not start (MaxPulls)
+	// archived holds the restarts whose archiving was attempted (policy
+	// archive), by restartKey.
+	archived map[string]bool
+	// lastRestarts is when the restarts were last refreshed at a
+	// discontinuity of a pulled track.
+	lastRestarts time.Time
 }
 
 // streamState is an active pull of one stream.
@@ -331,6 +344,7 @@ func (pp *pointPuller) update(ctx context.Context, sm *ingest.StreamManifest) {
 			return
 		}
 		pp.adopt(point, sm.Anchor)
+		pp.restarts(point, sm.Restarts)
 	}
 	now := time.Now()
 	pp.mu.Lock()
@@ -395,6 +409,99 @@ func (pp *pointPuller) adopt(point *store.Point, anchor time.Time) {
 		pp.p.log.Warn("adopt anchor", "point", pp.cfg.Name, "err", err)
 	} else if ok {
 		pp.p.log.Info("adopted the ingest's anchor", "point", pp.cfg.Name, "anchor", anchor)
+	}
+}
+
+// restarts adopts the encoder restarts the ingest reports (their
+// boundaries split this origin's manifests as they split the ingest's) and,
+// under the archive policy, archives the presentation before each once this
+// origin holds it all: once every track of the restarted stream holds a
+// fragment after the boundary, the pull (in time order) has delivered
+// everything before it.
+func (pp *pointPuller) restarts(point *store.Point, rs []store.Restart) {
+	for _, r := range rs {
+		if ok, err := point.AdoptRestart(r); err != nil {
+			pp.p.log.Warn("adopt encoder restart", "point", pp.cfg.Name, "err", err)
+		} else if ok {
+			pp.p.log.Info("adopted the ingest's encoder restart", "point", pp.cfg.Name, "stream", r.Stream,
+				"offset_seconds", float64(r.OffsetNs)/1e9)
+		}
+	}
+	policy := pp.cfg.OnRestart
+	if policy == "" {
+		policy = pp.p.opts.OnRestart
+	}
+	if policy != config.RestartArchive {
+		return
+	}
+	for _, r := range point.Restarts() {
+		key := restartKey(r)
+		pp.mu.Lock()
+		done := pp.archived[key]
+		pp.mu.Unlock()
+		if done || r.Archived != "" || !after(point, r) {
+			continue
+		}
+		pp.mu.Lock()
+		pp.archived[key] = true
+		pp.mu.Unlock()
+		asset, err := pp.p.st.ArchiveRestart(point.Name, r)
+		switch {
+		case err != nil:
+			pp.p.log.Error("archive the presentation before an encoder restart", "point", pp.cfg.Name, "err", err)
+		case asset != "":
+			pp.p.log.Info("encoder restart: the presentation before it is archived", "point", pp.cfg.Name, "asset", asset)
+		}
+	}
+}
+
+func restartKey(r store.Restart) string {
+	return r.Stream + "/" + strconv.FormatInt(r.OffsetNs, 10) + "/" + r.PushStart.UTC().Format(time.RFC3339Nano)
+}
+
+// after reports whether every track of the restarted stream holds a
+// fragment at or after its boundary.
+func after(point *store.Point, r store.Restart) bool {
+	for _, s := range point.Streams() {
+		if s.ID != r.Stream {
+			continue
+		}
+		for _, id := range s.Tracks {
+			st, ok := point.Stats(id)
+			e, has := r.Ends[id]
+			if !ok || st.Count == 0 || (has && st.Last < e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// refreshRestarts adopts the ingest's restarts before a pulled fragment
+// that does not continue its track is stored (at most once a second): the
+// first fragments of a restarted encoder arrive before the next poll, and
+// the manifests must split at the boundary from the start.
+func (pp *pointPuller) refreshRestarts(ctx context.Context, base string, point *store.Point, track string, f *media.Fragment) {
+	st, ok := point.Stats(track)
+	if !ok || st.Count == 0 {
+		return
+	}
+	ref, err := point.Lookup(track, st.Last)
+	if err != nil || ref.End() == f.Info.Start {
+		return
+	}
+	pp.mu.Lock()
+	recent := time.Since(pp.lastRestarts) < time.Second
+	if !recent {
+		pp.lastRestarts = time.Now()
+	}
+	pp.mu.Unlock()
+	if recent {
+		return
+	}
+	if sm, err := pp.p.manifest(ctx, base, pp.cfg); err == nil {
+		pp.restarts(point, sm.Restarts)
 	}
 }
 
@@ -574,6 +681,7 @@ func (pp *pointPuller) pullOnce(ctx context.Context, base, id string, st *stream
 	first := true
 	hooks := ingest.Hooks{
 		Before: func(track string, f *media.Fragment) {
+			pp.refreshRestarts(reqCtx, base, point, track, f)
 			if f.Info.Start >= 0 && point.Meta().Anchor.IsZero() {
 				// Take the ingest's anchor before this first fragment
 				// would set one from the local clock.

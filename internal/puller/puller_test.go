@@ -79,6 +79,12 @@ type originNode struct {
 
 func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNode {
 	t.Helper()
+	return startOriginWith(t, ingests, stall, nil)
+}
+
+// startOriginWith is startOrigin with the puller options changed by mod.
+func startOriginWith(t *testing.T, ingests []string, stall time.Duration, mod func(*puller.Options)) *originNode {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.Data = t.TempDir()
 	cfg.Points = points
@@ -89,8 +95,12 @@ func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNod
 	}
 	m := metrics.New()
 	h := ingest.New(st, cfg, m, log)
-	p := puller.New(st, h, puller.Options{Ingests: ingests, Points: points, Poll: 200 * time.Millisecond,
-		Stall: stall, Log: log, Registry: m.Registry})
+	opts := puller.Options{Ingests: ingests, Points: points, Poll: 200 * time.Millisecond,
+		Stall: stall, Log: log, Registry: m.Registry}
+	if mod != nil {
+		mod(&opts)
+	}
+	p := puller.New(st, h, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -28,7 +28,7 @@ func (s *Server) setupPeers(roles Roles) {
 	if roles.Origin && len(s.cfg.Ingests) > 0 && s.ingest != nil {
 		s.puller = puller.New(s.Store, s.ingest, puller.Options{
 			Ingests: append([]string(nil), s.cfg.Ingests...), Points: s.cfg.Points,
-			Stall: s.cfg.PullStall, MaxPulls: s.cfg.MaxPulls, Log: s.log, Registry: s.Metrics.Registry,
+			Stall: s.cfg.PullStall, MaxPulls: s.cfg.MaxPulls, OnRestart: s.cfg.OnRestart, Log: s.log, Registry: s.Metrics.Registry,
 		})
 		s.checks = append(s.checks, s.puller.Ready)
 	}

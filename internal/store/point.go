@@ -26,6 +26,9 @@ type PointMeta struct {
 	Anchor time.Time `json:"anchor,omitzero"`
 	// VOD marks an on-demand asset (imported or cut from an archive).
 	VOD bool `json:"vod,omitempty"`
+	// Restarts are the encoder restarts of the point, oldest first (see
+	// Restart): their boundaries are discontinuities of every track.
+	Restarts []Restart `json:"restarts,omitempty"`
 }
 
 // Point is one publishing point (a live channel or an on-demand asset).
@@ -38,6 +41,10 @@ type Point struct {
 	meta    PointMeta
 	tracks  map[string]*track
 	streams map[string]*stream
+	// pending holds, in memory only, the headers of header-only pushes
+	// (CMAF, one request per object) until their first fragment commits
+	// them (see KeepHeader).
+	pending map[string]*media.Header
 	// busy counts the bodies being received per stream id (Receiving).
 	busy    map[string]int
 	changed chan struct{}
@@ -109,6 +116,11 @@ func (e *Extent) note(f FragRef, earlier bool) bool {
 type stream struct {
 	ID     string            `json:"id"`
 	Tracks map[uint32]string `json:"tracks"` // track_ID in the stream -> track id
+	// OffsetNs is added, in nanoseconds (OffsetTicks), to the times of
+	// every fragment the stream's encoder sends: non-zero after an encoder
+	// restart placed the new encoder session after what was stored (see
+	// Point.Restart).
+	OffsetNs int64 `json:"offset_ns,omitempty"`
 	// Fed is set once a fragment arrived on the stream (see StreamFed).
 	Fed    bool `json:"fed,omitempty"`
 	header []byte
@@ -120,7 +132,7 @@ type stream struct {
 func newPoint(s *Store, name string) *Point {
 	return &Point{
 		Name: name, store: s, dir: filepath.Join(s.dir, filepath.FromSlash(name)),
-		tracks: map[string]*track{}, streams: map[string]*stream{},
+		tracks: map[string]*track{}, streams: map[string]*stream{}, pending: map[string]*media.Header{},
 		busy: map[string]int{}, changed: make(chan struct{}),
 	}
 }
@@ -462,10 +474,15 @@ func TrackID(ti media.TrackInfo) string {
 	return id
 }
 
-// StreamHeader returns the header last received on a stream.
+// StreamHeader returns the header that fragments of a stream are parsed
+// against: the one a header-only push left pending (KeepHeader), else the
+// stored one.
 func (p *Point) StreamHeader(streamID string) (*media.Header, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if h := p.pending[streamID]; h != nil {
+		return h, nil
+	}
 	st := p.streams[streamID]
 	if st == nil {
 		return nil, fmt.Errorf("stream %q: %w", streamID, ErrNotFound)
@@ -473,15 +490,49 @@ func (p *Point) StreamHeader(streamID string) (*media.Header, error) {
 	return st.hdr, nil
 }
 
-// SetHeader records the header of an ingest stream and creates or restarts
-// its tracks. A track whose codec configuration differs from the one stored
-// gets media.ErrConfigChanged and nothing is changed.
-func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, error) {
+// maxPending bounds the headers kept in memory per point for header-only
+// pushes whose first fragment has not come yet.
+const maxPending = 256
+
+// KeepHeader remembers, in memory only, the header of a push that ended
+// before any of its fragments was stored — the header request of CMAF
+// ingest with one request per object — so that the segment requests that
+// follow parse against it; the first of them that stores a fragment commits
+// it (SetHeader). Nothing durable changes: a restart of the process forgets
+// it, and the encoder's next segment then gets 412 and resends the header
+// (DASH-IF ingest). At most maxPending headers are kept per point; the
+// oldest-looking one is dropped beyond that.
+func (p *Point) KeepHeader(streamID string, h *media.Header) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st := p.streams[streamID]; st != nil && bytes.Equal(st.header, h.Raw()) {
+		delete(p.pending, streamID)
+		return
+	}
+	if _, ok := p.pending[streamID]; !ok && len(p.pending) >= maxPending {
+		for k := range p.pending {
+			delete(p.pending, k)
+			break
+		}
+	}
+	p.pending[streamID] = h
+}
+
+// CheckHeader validates a header for a stream without changing anything:
+// it returns the track ids the header's tracks map to, or
+// media.ErrConfigChanged when a track's codec configuration differs from
+// the one stored. Receive checks each header with it and commits it with
+// SetHeader only together with the first fragment it stores.
+func (p *Point) CheckHeader(streamID string, h *media.Header) (map[uint32]string, error) {
 	if !ValidID(streamID) {
 		return nil, fmt.Errorf("invalid stream id %q", streamID)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.checkHeader(h)
+}
+
+func (p *Point) checkHeader(h *media.Header) (map[uint32]string, error) {
 	ids := map[uint32]string{}
 	for _, ti := range h.Tracks {
 		id := TrackID(ti)
@@ -489,6 +540,65 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 			return nil, fmt.Errorf("track %s: %w", id, media.ErrConfigChanged)
 		}
 		ids[ti.TrackID] = id
+	}
+	return ids, nil
+}
+
+// RecordStream records a stream that carries copies of stored fragments
+// (another stream id with the same media: a redundant encoder, a
+// re-ingest): its header and stream record are written when the stream is
+// unknown and every track of h exists, so that it is listed and can be
+// pulled; unlike SetHeader, no track is created or made live again. It
+// does nothing for a known stream.
+func (p *Point) RecordStream(streamID string, h *media.Header) error {
+	if !ValidID(streamID) {
+		return fmt.Errorf("invalid stream id %q", streamID)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.streams[streamID] != nil {
+		return nil
+	}
+	ids, err := p.checkHeader(h)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if p.tracks[id] == nil {
+			return nil
+		}
+	}
+	raw := h.Raw()
+	dir := filepath.Join(p.dir, "s", streamID)
+	if err := mkdirAll(dir); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, headerFile), raw); err != nil {
+		return fmt.Errorf("write stream header: %w", err)
+	}
+	st := &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
+	st.act.since = time.Now()
+	if err := writeJSON(filepath.Join(dir, streamFile), st); err != nil {
+		return fmt.Errorf("save stream: %w", err)
+	}
+	p.streams[streamID] = st
+	p.notify()
+	return nil
+}
+
+// SetHeader records the header of an ingest stream and creates or restarts
+// its tracks. A track whose codec configuration differs from the one stored
+// gets media.ErrConfigChanged and nothing is changed. The stream keeps its
+// OffsetNs.
+func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, error) {
+	if !ValidID(streamID) {
+		return nil, fmt.Errorf("invalid stream id %q", streamID)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids, err := p.checkHeader(h)
+	if err != nil {
+		return nil, err
 	}
 	for _, ti := range h.Tracks {
 		id := ids[ti.TrackID]
@@ -530,7 +640,7 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 		old := st
 		st = &stream{ID: streamID, Tracks: ids, header: raw, hdr: h}
 		if old != nil {
-			st.Fed, st.act = old.Fed, old.act
+			st.Fed, st.act, st.OffsetNs = old.Fed, old.act, old.OffsetNs
 		} else {
 			st.act.since = time.Now()
 		}
@@ -539,6 +649,7 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 		}
 		p.streams[streamID] = st
 	}
+	delete(p.pending, streamID)
 	p.notify()
 	return ids, nil
 }

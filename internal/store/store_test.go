@@ -212,8 +212,8 @@ func TestDiscontinuitySequence(t *testing.T) {
 	}
 	tv := p.View(0).Tracks[0]
 	n := len(tv.Frags)
-	if n < 4 || tv.Disc != 0 || Gaps(tv.Frags, n-1) != 1 {
-		t.Fatalf("%d fragments, Disc %d, %d gaps", n, tv.Disc, Gaps(tv.Frags, n-1))
+	if n < 4 || tv.Disc != 0 || Gaps(tv.Frags, nil, n-1) != 1 {
+		t.Fatalf("%d fragments, Disc %d, %d gaps", n, tv.Disc, Gaps(tv.Frags, nil, n-1))
 	}
 	d := time.Duration(tv.Seconds(int64(tv.Frags[n-1].Duration)) * float64(time.Second))
 	cases := []struct {

@@ -27,14 +27,31 @@ type TrackView struct {
 	// deleted ones included (zero when unknown).
 	Extent Extent
 	Frags  []FragRef
+	// Breaks are the track's encoder restart boundaries (see
+	// Point.Restart), sorted: the fragments on either side of one are
+	// discontinuous even where the second starts as the first ends, so
+	// that every track of a presentation marks the restart alike (HLS
+	// discontinuity sequences stay aligned across renditions).
+	Breaks []int64 `json:",omitempty"`
+}
+
+// Discontinuous reports whether next does not continue prev: it does not
+// start where prev ended, or an encoder restart boundary (one of breaks,
+// sorted) lies after prev's start and at or before next's.
+func Discontinuous(prev, next FragRef, breaks []int64) bool {
+	if next.Start != prev.End() {
+		return true
+	}
+	i := sort.Search(len(breaks), func(i int) bool { return breaks[i] > prev.Start })
+	return i < len(breaks) && breaks[i] <= next.Start
 }
 
 // Gaps counts the discontinuities among frags[:n+1]: the indexes k in
-// [1, n] where frags[k] does not start where frags[k-1] ended.
-func Gaps(frags []FragRef, n int) int64 {
+// [1, n] where frags[k] does not continue frags[k-1] (Discontinuous).
+func Gaps(frags []FragRef, breaks []int64, n int) int64 {
 	var g int64
 	for k := 1; k <= n && k < len(frags); k++ {
-		if frags[k].Start != frags[k-1].End() {
+		if Discontinuous(frags[k-1], frags[k], breaks) {
 			g++
 		}
 	}
@@ -75,18 +92,19 @@ func (p *Point) View(window time.Duration) View {
 	v := View{Name: p.Name, Meta: p.meta, Ended: len(p.tracks) > 0}
 	for _, t := range p.tracks {
 		frags := t.frags
+		breaks := p.breaks(t.ID)
 		first, disc := t.Pruned, t.PrunedGaps
 		if window > 0 && len(frags) > 0 {
 			edge := frags[len(frags)-1].End()
 			from := edge - int64(window.Seconds()*float64(t.Info.Timescale))
 			i := sort.Search(len(frags), func(i int) bool { return frags[i].End() > from })
 			first += int64(i)
-			disc += Gaps(frags, i)
+			disc += Gaps(frags, breaks, i)
 			frags = frags[i:]
 		}
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
-			Extent: t.Extent, Frags: append([]FragRef(nil), frags...),
+			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks,
 		})
 		if !t.Ended {
 			v.Ended = false
@@ -257,27 +275,9 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 		if i == 0 {
 			continue
 		}
-		// Index first, files second: a crash in between leaves files that the
-		// next start indexes again and the next prune removes.
-		gone := append([]FragRef(nil), t.frags[:i]...)
-		t.frags = append([]FragRef(nil), t.frags[i:]...)
-		t.Pruned += int64(i)
-		if len(t.frags) > 0 {
-			t.PrunedBefore = t.frags[0].Start
-		} else {
-			t.PrunedBefore = gone[len(gone)-1].End()
-		}
-		t.PrunedGaps += Gaps(gone, len(gone)-1)
-		if len(t.frags) > 0 && gone[len(gone)-1].End() != t.frags[0].Start {
-			t.PrunedGaps++
-		}
-		if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
+		ev, err := p.pruneFront(t, i)
+		if err != nil {
 			return n, err
-		}
-		ev := FragmentsPruned{Point: p.Name, Track: t.ID, Starts: make([]int64, 0, len(gone))}
-		for _, f := range gone {
-			os.Remove(filepath.Join(p.dir, "t", t.ID, fragName(f.Start)))
-			ev.Starts = append(ev.Starts, f.Start)
 		}
 		evs = append(evs, ev)
 		n += i
@@ -286,6 +286,34 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 		p.notify()
 	}
 	return n, nil
+}
+
+// pruneFront deletes the first i fragments of t: index first, files
+// second, so that a crash in between leaves files that the next start
+// removes instead of indexing them again; p.mu is held for writing.
+func (p *Point) pruneFront(t *track, i int) (FragmentsPruned, error) {
+	gone := append([]FragRef(nil), t.frags[:i]...)
+	t.frags = append([]FragRef(nil), t.frags[i:]...)
+	t.Pruned += int64(i)
+	if len(t.frags) > 0 {
+		t.PrunedBefore = t.frags[0].Start
+	} else {
+		t.PrunedBefore = gone[len(gone)-1].End()
+	}
+	breaks := p.breaks(t.ID)
+	t.PrunedGaps += Gaps(gone, breaks, len(gone)-1)
+	if len(t.frags) > 0 && Discontinuous(gone[len(gone)-1], t.frags[0], breaks) {
+		t.PrunedGaps++
+	}
+	if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
+		return FragmentsPruned{}, err
+	}
+	ev := FragmentsPruned{Point: p.Name, Track: t.ID, Starts: make([]int64, 0, len(gone))}
+	for _, f := range gone {
+		os.Remove(filepath.Join(p.dir, "t", t.ID, fragName(f.Start)))
+		ev.Starts = append(ev.Starts, f.Start)
+	}
+	return ev, nil
 }
 
 // TrackInfo returns the description of one track.

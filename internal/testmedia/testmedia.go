@@ -82,6 +82,20 @@ func TinyISMVArgs(seconds float64, size, out string) []string {
 		"-f", "ismv", "-movflags", "isml+frag_keyframe", out}
 }
 
+// TinyISMVOtherArgs is TinyISMVArgs for other content with the same codec
+// configuration (the test pattern from its second second on, a 1 kHz
+// tone): what an encoder that restarted on a live source sends, its times
+// from zero again.
+func TinyISMVOtherArgs(seconds float64, size, out string) []string {
+	dur := strconv.FormatFloat(seconds, 'f', -1, 64)
+	return []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-ss", "1", "-t", dur, "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=10",
+		"-t", dur, "-f", "lavfi", "-i", "sine=sample_rate=8000:frequency=1000",
+		"-c:v", "libx264", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-b:v", "20k",
+		"-c:a", "aac", "-b:a", "16k", "-avoid_negative_ts", "make_non_negative",
+		"-f", "ismv", "-movflags", "isml+frag_keyframe", out}
+}
+
 // CMAFArgs returns ffmpeg arguments for DASH-IF style CMAF ingest: one long
 // POST per track, video to videoOut and audio to audioOut, epoch-anchored.
 func CMAFArgs(seconds float64, realtime bool, epoch int64, videoOut, audioOut string) []string {
