@@ -46,8 +46,9 @@
 //     fragment is kept whole, and served whole under its own URL.
 //   - Other tracks (video: the samples before a cut would include a key
 //     frame) list no fragment that starts before zero.
-//   - Callers whose URLs name stored fragments (Options.URLs with Segment:
-//     the scheduler's senders serve stored blocks) cannot serve a cut copy:
+//   - Callers whose URLs name stored fragments (Options.URLs with Segment
+//     or Stored: the scheduler's senders serve stored blocks, on every
+//     pathway) cannot serve a cut copy:
 //     for them nothing is cut, and what straddles zero is left out.
 //   - A fragment whose times cannot be rendered (zero duration, an end that
 //     overflows, beyond 2^33 seconds) is left out; the store refuses those

@@ -42,14 +42,14 @@ type listed struct {
 //   - a fragment that ends at or before the track's presentation start is
 //     left out, and one that starts before it and ends after is listed from
 //     it (cut) when the track is audio and the caller serves cut fragments
-//     (Options.URLs without Segment), else left out too;
+//     (Options.URLs without Segment or Stored), else left out too;
 //   - a fragment that starts before the one listed before it ends (an
 //     overlap) cuts that one's listed duration short at its start, so that
 //     every timeline is strictly increasing and never overlaps.
 func list(v store.View, o Options) listed {
 	out := listed{v: v, src: map[string][]store.FragRef{}, cut: map[string][]bool{}}
 	out.v.Tracks = make([]store.TrackView, len(v.Tracks))
-	cuts := o.URLs == nil || o.URLs.Segment == nil
+	cuts := o.URLs.servesCuts()
 	p, havePresentation := presentationStart(v)
 	for i, t := range v.Tracks {
 		from, trim := int64(0), false

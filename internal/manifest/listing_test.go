@@ -218,6 +218,33 @@ func TestNoCutsThroughURLs(t *testing.T) {
 	}
 }
 
+// TestNoCutsThroughStoredURLs: URLs without Segment that still name stored
+// fragments (Stored: DASH BaseURLs and the relative playlists of the
+// pathways, which the senders answer) list nothing cut either, exactly as
+// the direct pathway's Segment URLs: every pathway lists the same fragments
+// at the same times, and a sender has a block for each.
+func TestNoCutsThroughStoredURLs(t *testing.T) {
+	for name, u := range map[string]*URLs{
+		"relative": {Stored: true},
+		"baseurls": {Stored: true, BaseURLs: []BaseURL{{URL: "http://a/", ServiceLocation: "pa"}, {URL: "http://b/", ServiceLocation: "pb"}}},
+	} {
+		o := Options{Now: anchor.Add(time.Minute), URLs: u}
+		a, _ := list(primedView(), o).v.Track("audio_128000")
+		if a.Frags[0].Start != 586667 {
+			t.Errorf("%s: primed audio listed from %d, want its stored start", name, a.Frags[0].Start)
+		}
+		n, _ := list(negativeView(), o).v.Track("audio_128000")
+		if n.Frags[0].Start != 20000000 || n.First != 1 {
+			t.Errorf("%s: negative audio listed from %d (sequence %d), want 20000000 (1)", name, n.Frags[0].Start, n.First)
+		}
+	}
+	// Without Stored, relative URLs are the origin's, which serves cuts.
+	a, _ := list(primedView(), Options{Now: anchor.Add(time.Minute), URLs: &URLs{}}).v.Track("audio_128000")
+	if a.Frags[0].Start == 586667 {
+		t.Error("relative URLs of the origin: the primed audio is not cut to the presentation start")
+	}
+}
+
 // TestUnrenderableLeftOut: a View that holds a fragment with an absurd time
 // (one from an older origin's view.json, say: the store refuses them) lists
 // the others and never the absurd one — no S@t of 9151314442897061205, no

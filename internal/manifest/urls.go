@@ -43,6 +43,11 @@ type URLs struct {
 	// Steering, when set, names the content steering server of DASH
 	// (<ContentSteering>) and HLS (EXT-X-CONTENT-STEERING).
 	Steering *Steering
+	// Stored tells that the segment URLs name stored fragments as they are
+	// (a sender's blocks, by their start), also where Segment is nil
+	// (relative URIs, BaseURLs): nothing is listed cut (see doc.go, "What
+	// is listed"). Segment set implies it.
+	Stored bool
 	// Pathways, when not empty, are the pathways of the HLS master
 	// playlist: every variant and rendition is listed once per pathway,
 	// with its PATHWAY-ID, its own audio GROUP-ID and the pathway's media
@@ -113,6 +118,10 @@ func (u *URLs) hlsSegment(trackID string, start int64) string {
 	}
 	return u.Segment(trackID, start)
 }
+
+// servesCuts reports whether the server behind these URLs serves a cut
+// copy of a fragment under the URL of the time it is listed from.
+func (u *URLs) servesCuts() bool { return u == nil || (u.Segment == nil && !u.Stored) }
 
 // segmentList reports whether DASH lists segments one by one.
 func (u *URLs) segmentList() bool { return u != nil && u.Segment != nil }

@@ -81,8 +81,9 @@
 // asks the steering server before it starts and plays the first pathway of
 // its PATHWAY-PRIORITY (else the default one); when a fragment fails at every
 // attempt, or a media playlist cannot be loaded, it asks again and moves to
-// the next pathway that has not failed within a minute before the failover
-// reload, so the fragment is fetched there. Report.PathwaySwitches counts
+// the next pathway that has not failed within a minute (when every one has,
+// the one whose failure is the oldest) before the failover reload, so the
+// fragment is fetched there. Report.PathwaySwitches counts
 // the moves. A failing init segment also triggers up to
 // two reloads. Report.Failovers counts the recovered fragments,
 // Report.FailoverReloads the reloads; both are logged. A session that makes no playback progress for Config.StallTimeout

@@ -2,6 +2,7 @@ package player
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -307,5 +308,30 @@ func TestFailoverPathway(t *testing.T) {
 				t.Error("the steering server was not asked with the current pathway")
 			}
 		})
+	}
+}
+
+// TestPathwaysAllFailed: when every pathway failed lately (a fragment
+// missing everywhere for a moment), a new failure still moves the player
+// off its pathway: to the one the steering priority lists, else to the
+// one whose failure is the oldest.
+func TestPathwaysAllFailed(t *testing.T) {
+	ctx := context.Background()
+	var p pathways
+	p.setup(ctx, nil, []string{"a", "b", "c"}, "", "", "_DASH_pathway")
+	if p.current() != "a" {
+		t.Fatalf("first pathway %q", p.current())
+	}
+	for _, want := range []string{"b", "c", "a", "b"} {
+		from := p.current()
+		if !p.next(ctx, nil, from) || p.current() != want {
+			t.Fatalf("after a failure on %s: pathway %q, want %s", from, p.current(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A steering priority without the current pathway (its sender died).
+	p.priority = []string{"c", "a"}
+	if !p.next(ctx, nil, "b") || p.current() != "c" {
+		t.Fatalf("with priority c, a: pathway %q, want c", p.current())
 	}
 }

@@ -122,8 +122,10 @@ func (p *pathways) next(ctx context.Context, fetch fetchText, from string) bool 
 }
 
 // best is the first pathway of the priority (then of the manifest) that
-// has not failed within pathwayPenalty and is not the current one after a
-// failure; "" when there is none. p.mu must be held.
+// has not failed within pathwayPenalty; when every one has, the one other
+// than the current whose failure is the oldest (a fragment missing at
+// every pathway for a moment must not leave the player on a pathway that
+// died since); "" when there is none. p.mu must be held.
 func (p *pathways) best() string {
 	order := make([]string, 0, len(p.ids))
 	for _, id := range p.priority {
@@ -141,7 +143,13 @@ func (p *pathways) best() string {
 		}
 		return id
 	}
-	return ""
+	oldest := ""
+	for _, id := range order {
+		if id != p.cur && (oldest == "" || p.failed[id].Before(p.failed[oldest])) {
+			oldest = id
+		}
+	}
+	return oldest
 }
 
 // ask fetches the steering manifest and keeps its priority (an error

@@ -559,7 +559,7 @@ func (s *Scheduler) urls(ps *pointState, format string, listed []pathway, sv ses
 	steering := &manifest.Steering{URI: base + "steering.json", DefaultPathway: sv.def, QueryBeforeStart: true}
 	switch format {
 	case "dash":
-		u := &manifest.URLs{Manifest: base + "manifest.mpd"}
+		u := &manifest.URLs{Manifest: base + "manifest.mpd", Stored: true}
 		for _, p := range listed {
 			u.BaseURLs = append(u.BaseURLs, manifest.BaseURL{URL: senderBase(p.member), ServiceLocation: pathwayID(p.label)})
 		}
@@ -567,7 +567,7 @@ func (s *Scheduler) urls(ps *pointState, format string, listed []pathway, sv ses
 		u.Steering = steering
 		return u
 	case "hls-master":
-		u := &manifest.URLs{Steering: steering}
+		u := &manifest.URLs{Steering: steering, Stored: true}
 		if s.cfg.OwnerSetURL != "" {
 			u.Pathways = append(u.Pathways, manifest.Pathway{ID: directPathway, Playlist: func(id string) string { return base + id + "/media.m3u8" }})
 		}
@@ -577,7 +577,7 @@ func (s *Scheduler) urls(ps *pointState, format string, listed []pathway, sv ses
 		}
 		return u
 	case "hls-pathway":
-		return nil
+		return &manifest.URLs{Stored: true}
 	}
 	// hls-media: the direct pathway.
 	return &manifest.URLs{

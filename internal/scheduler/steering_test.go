@@ -122,6 +122,44 @@ func TestPathwayPlaylist(t *testing.T) {
 	}
 }
 
+// TestPathwaysListStoredBlocks: an audio track that begins a little before
+// the video (AAC priming) is not cut to the presentation start on any
+// pathway — the senders serve stored blocks only — so the DASH BaseURL
+// pathways, the relative playlists of the HLS pathways and the direct
+// pathway list the same blocks, each at its stored start (a cut one would
+// be a URL no sender answers).
+func TestPathwaysListStoredBlocks(t *testing.T) {
+	v := testView("vod", 5, true)
+	for i := range v.Tracks {
+		for j := range v.Tracks[i].Frags {
+			if v.Tracks[i].Info.Kind == "audio" {
+				v.Tracks[i].Frags[j].Start += 50
+			} else {
+				v.Tracks[i].Frags[j].Start += 100
+			}
+		}
+	}
+	c := newTestCluster(t, DefaultConfig(), 3, -1, v)
+	sid, _ := openHLS(t, c, "vod", "")
+	for _, pl := range []string{"rel.m3u8", "media.m3u8"} {
+		code, body := c.get("/s/vod/~" + sid + "/audio_128/" + pl)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", pl, code, body)
+		}
+		if !strings.Contains(body, "#EXT-X-MEDIA-SEQUENCE:0\n") || !regexp.MustCompile(`(?m)^(\S*/)?50\.m4s$`).MatchString(body) || strings.Contains(body, "100.m4s") {
+			t.Errorf("%s lists a cut audio block:\n%s", pl, body)
+		}
+	}
+	code, mpd := c.get("/s/vod/manifest.mpd")
+	if code != 200 {
+		t.Fatalf("mpd: %d %s", code, mpd)
+	}
+	audio := mpd[strings.Index(mpd, `contentType="audio"`):]
+	if !strings.Contains(audio, `t="50"`) || strings.Contains(audio, `t="100"`) {
+		t.Errorf("the MPD lists a cut audio block:\n%s", mpd)
+	}
+}
+
 // TestGrants: a session is granted to every live sender when it opens,
 // renewed every third of the token TTL, granted again to a sender that
 // restarted (its boot ID changed) and ended everywhere when it idles out.
