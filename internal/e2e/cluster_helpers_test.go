@@ -169,7 +169,7 @@ func startClPlay(t *testing.T, bin string, args ...string) *clPlay {
 // inHostsNamespace).
 func startClPlayIn(t *testing.T, prefix []string, bin string, args ...string) *clPlay {
 	t.Helper()
-	p := &clPlay{errb: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
+	p := &clPlay{errb: &tailBuffer{max: 4 << 20}, done: make(chan struct{})}
 	argv := append(append(append([]string{}, prefix...), bin, "play", "--json"), args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, p.errb

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -138,13 +139,18 @@ func TestClusterPlayers(t *testing.T) {
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
 
-	// Wait for the live channel to list a few segments in a session.
+	// Wait for the live channel to list 4 segments of every track in a
+	// session: a live `sluice play` session starts 3 segments behind the
+	// newest, and one that starts with fewer listed has the live edge
+	// right behind it (sessions that started on 2 segments ran out of
+	// audio, whose first fragment is shorter, after 9.94 s of play when a
+	// fragment was listed a little late).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if ff.exited() {
 			t.Fatalf("ffmpeg exited: %v\n%s", ff.err, ff.out)
 		}
-		if n := len(sessionSegments(t, sched.base, "live", "")); n >= 8 {
+		if minSegmentsPerTrack(sessionSegments(t, sched.base, "live", "")) >= 4 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -165,6 +171,24 @@ func TestClusterPlayers(t *testing.T) {
 	}
 	groups := []*group{
 		{name: "live hls", n: 13}, {name: "live dash", n: 12}, {name: "vod hls", n: 13}, {name: "vod dash", n: 12},
+	}
+	pub := watchPublication("at the origin (video)", originBase+"/live.isml/Manifest", func(b string) string {
+		if i := strings.Index(b, "</StreamIndex>"); i > 0 {
+			return b[:i]
+		}
+		return b
+	})
+	defer pub.stop(t)
+	// The scheduler's listing of the live audio (a session's direct
+	// pathway playlist: it changes only when a fragment is listed).
+	if pls, err := sessionPlaylists(http.DefaultClient, sched.base, "live", ""); err == nil {
+		for _, pl := range pls {
+			if strings.Contains(pl.url, "/audio") {
+				lst := watchPublication("at the scheduler (audio, direct pathway)", pl.url, func(b string) string { return b })
+				defer lst.stop(t)
+				break
+			}
+		}
 	}
 	for _, g := range groups {
 		point, format, _ := strings.Cut(g.name, " ")
@@ -388,4 +412,61 @@ func newestLiveOwner(sched, point string) (string, error) {
 		return "", fmt.Errorf("%s: not an owner-set name", u.Host)
 	}
 	return "", fmt.Errorf("no video playlist in the master playlist")
+}
+
+// publication watches a live manifest (part of it: every 200 ms) and
+// records the longest time between two changes (new fragments): a live
+// player at the edge with a 6 s buffer stalls when the encoder (ffmpeg,
+// starved of CPU on a small machine) publishes nothing for that long, or
+// the scheduler lists nothing new (fragments it holds back until a sender
+// confirms them).
+type publication struct {
+	what string
+	quit chan struct{}
+	done chan struct{}
+	last time.Time // when the newest fragment appeared
+	gap  time.Duration
+	at   time.Time // when the longest gap ended
+}
+
+func watchPublication(what, manifest string, part func(string) string) *publication {
+	p := &publication{what: what, quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		prev := ""
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.quit:
+				return
+			case <-tick.C:
+			}
+			resp, err := http.Get(manifest)
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				continue
+			}
+			body := part(string(b))
+			if body == prev {
+				continue
+			}
+			now := time.Now()
+			if prev != "" && now.Sub(p.last) > p.gap {
+				p.gap, p.at = now.Sub(p.last), now
+			}
+			prev, p.last = body, now
+		}
+	}()
+	return p
+}
+
+func (p *publication) stop(t *testing.T) {
+	close(p.quit)
+	<-p.done
+	t.Logf("live publication %s: longest time without a new fragment %v (ended %s)", p.what, p.gap.Round(10*time.Millisecond), p.at.Format("15:04:05.000"))
 }

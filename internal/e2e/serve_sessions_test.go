@@ -50,7 +50,7 @@ func TestServeSessionTokens(t *testing.T) {
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(base+"/live.isml/Streams(live)")...)
 	deadline := time.Now().Add(60 * time.Second)
-	for len(sessionSegments(t, base, "live", "")) < 10 {
+	for minSegmentsPerTrack(sessionSegments(t, base, "live", "")) < 4 {
 		if ff.exited() || serve.exited() {
 			t.Fatalf("ffmpeg or sluice serve exited\nffmpeg:\n%s\nsluice:\n%s", ff.out, serve.out)
 		}

@@ -192,6 +192,26 @@ func sessionSegments(t *testing.T, sched, point, query string) []sessSegment {
 	return out
 }
 
+// minSegmentsPerTrack is the least number of segments (inits not counted)
+// that segs lists for one of its tracks; 0 for none.
+func minSegmentsPerTrack(segs []sessSegment) int {
+	n := map[string]int{}
+	for _, s := range segs {
+		if s.file != "init.mp4" {
+			n[s.track]++
+		} else if _, ok := n[s.track]; !ok {
+			n[s.track] = 0
+		}
+	}
+	least := -1
+	for _, c := range n {
+		if least < 0 || c < least {
+			least = c
+		}
+	}
+	return max(least, 0)
+}
+
 // sessionMPD is the part of a session MPD the tests read.
 type sessionMPD struct {
 	Location []string `xml:"Location"`
