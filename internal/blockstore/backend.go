@@ -128,11 +128,14 @@ func (d *Disk) PutBlock(ctx context.Context, id cluster.BlockID, data []byte) (b
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("block directory: %w", err)
 	}
-	if err := writeAtomic(path, data); err != nil {
+	created, err := writeNew(path, data)
+	if err != nil {
 		return false, fmt.Errorf("store block %s: %w", id, err)
 	}
-	d.blocks.Add(1)
-	return true, nil
+	if created {
+		d.blocks.Add(1)
+	}
+	return created, nil
 }
 
 // OpenBlock implements Backend.
@@ -245,6 +248,39 @@ func (o *fileObject) File() *os.File                          { return o.f }
 
 // writeAtomic writes data under path: temporary file, fsync, rename, fsync
 // of the directory.
+// writeNew writes data to path unless a file is already there: the data
+// goes to a synced temporary file that is then hard-linked to path, which
+// fails if path exists, so two concurrent writers of one block create it
+// once and the count of blocks stays exact. It reports whether it created
+// the file.
+func writeNew(path string, data []byte) (bool, error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	syncDir(dir)
+	return true, nil
+}
+
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-*")
@@ -266,9 +302,14 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a directory's entries durable (best effort).
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
