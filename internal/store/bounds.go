@@ -18,6 +18,11 @@ var ErrImplausibleTime = errors.New("implausible fragment time")
 const (
 	// MaxFragmentDuration is the longest fragment accepted.
 	MaxFragmentDuration = 10 * time.Minute
+	// MinFragmentDuration is the shortest: no codec has a sample shorter
+	// than a millisecond (AAC at 96 kHz: 10.7 ms; video at 1000 fps: 1 ms),
+	// and manifests give durations in milliseconds (an HLS EXTINF of 0.000
+	// is no segment).
+	MinFragmentDuration = time.Millisecond
 	// MaxNegativeStart is how far before media time zero a fragment may
 	// start: negative times are AAC priming or a B-frame delay
 	// (milliseconds), never more.
@@ -74,9 +79,13 @@ func checkTime(ref FragRef, timescale uint32, anchor time.Time, tl timeline, now
 		return fmt.Errorf("track timescale 0: %w", ErrImplausibleTime)
 	}
 	d, ok := toDur(int64(min(ref.Duration, math.MaxInt64)), timescale)
-	if !ok || ref.Duration == 0 || d > MaxFragmentDuration || ref.Start > math.MaxInt64-int64(ref.Duration) {
+	if !ok || d > MaxFragmentDuration || ref.Start > math.MaxInt64-int64(ref.Duration) {
 		return fmt.Errorf("fragment at %d lasts %d ticks (%v at timescale %d): more than %v: %w",
 			ref.Start, ref.Duration, d, timescale, MaxFragmentDuration, ErrImplausibleTime)
+	}
+	if d < MinFragmentDuration {
+		return fmt.Errorf("fragment at %d lasts %d ticks (%v at timescale %d): less than %v: %w",
+			ref.Start, ref.Duration, d, timescale, MinFragmentDuration, ErrImplausibleTime)
 	}
 	start, ok := toDur(ref.Start, timescale)
 	if !ok || start < -MaxNegativeStart {
