@@ -14,7 +14,7 @@
 //
 // <t> is the start time of a fragment in its track's timescale, exactly as
 // stored (FragRef.Start); <id> is TrackView.ID; <name> is TrackInfo.Name and
-// <bitrate> is TrackInfo.Bitrate.
+// <bitrate> is SmoothBitrate (TrackInfo.Bitrate, else measured).
 //
 // # Live and static
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -85,8 +86,9 @@ type smoothGroup struct {
 // that first track's; a track whose name and bitrate repeat those of an
 // earlier track in the View (the URL would be ambiguous, and the origin
 // resolves it to the earlier one); tracks with nothing listable yet; text
-// tracks other than TTML (stpp). c@r is a total count; c@t is on the first c
-// and after every gap; c@d on every c.
+// tracks other than TTML (stpp). On demand, c@r is a total count; live
+// manifests list one c per fragment (no c@r). c@t is on the first c and
+// after every gap; c@d on every c. QualityLevel@Bitrate is SmoothBitrate.
 //
 // Live: IsLive="TRUE", Duration 0, LookAheadFragmentCount, DVRWindowLength,
 // and the last LookAhead fragments of every track that has not ended are
@@ -160,7 +162,7 @@ func smoothGroups(v store.View) []*smoothGroup {
 		}
 		// A fragment URL names a track by name and bitrate: the first track
 		// in View order owns the pair (as the origin resolves it).
-		nb := name + "\x00" + strconv.Itoa(t.Info.Bitrate)
+		nb := name + "\x00" + strconv.Itoa(SmoothBitrate(t))
 		if owner[nb] {
 			continue
 		}
@@ -230,6 +232,20 @@ func smoothStream(g *smoothGroup, live bool, lookAhead int) (ssStream, bool) {
 	}
 	s.DisplayWidth, s.DisplayHeight = s.MaxWidth, s.MaxHeight
 	s.QualityLevels = len(s.Levels)
+	if live {
+		// One c per fragment: a live client that starts a few c before the
+		// last one counts c elements, not fragments (a run of 60 would put
+		// it two minutes behind the edge).
+		for i, f := range timeline {
+			c := ssChunk{D: f.Duration}
+			if i == 0 || f.Start != timeline[i-1].End() {
+				t := uint64(f.Start)
+				c.T = &t
+			}
+			s.Chunk = append(s.Chunk, c)
+		}
+		return s, true
+	}
 	for _, r := range runs(timeline) {
 		c := ssChunk{D: r.d}
 		if r.gap {
@@ -244,9 +260,29 @@ func smoothStream(g *smoothGroup, live bool, lookAhead int) (ssStream, bool) {
 	return s, true
 }
 
+// SmoothBitrate is a track's Bitrate in the Smooth manifest and in its
+// fragment URLs (QualityLevels(<bitrate>)): the bit rate its encoder
+// declared, else the one measured on its first fragment (Extent.FirstSize),
+// which never changes while the presentation lives, so the URLs stay put;
+// else (an extent from before sizes were kept) the peak over its listed
+// fragments. It is never 0 for a track with a fragment. The origin resolves
+// fragment URLs with it.
+func SmoothBitrate(t store.TrackView) int {
+	if t.Info.Bitrate > 0 {
+		return t.Info.Bitrate
+	}
+	if e := t.Extent; e.FirstSize > 0 && e.FirstDuration > 0 && t.Info.Timescale > 0 {
+		if d := seconds(int64(e.FirstDuration), t.Info.Timescale); d > 0 {
+			return max(int(math.Ceil(float64(e.FirstSize)*8/d)), 1)
+		}
+	}
+	_, peak := bitrates(t, t.Frags)
+	return max(peak, 1)
+}
+
 func smoothQuality(t store.TrackView) ssQuality {
 	ti := t.Info
-	q := ssQuality{Bitrate: ti.Bitrate, FourCC: ti.FourCC, CodecPrivateData: ti.CodecPrivateData}
+	q := ssQuality{Bitrate: SmoothBitrate(t), FourCC: ti.FourCC, CodecPrivateData: ti.CodecPrivateData}
 	switch ti.Kind {
 	case "video":
 		if q.FourCC == "" {

@@ -323,7 +323,7 @@ func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *
 	v := h.view(point)
 	var tv *store.TrackView
 	for i := range v.Tracks {
-		if v.Tracks[i].Info.Name == name && v.Tracks[i].Info.Bitrate == bitrate {
+		if v.Tracks[i].Info.Name == name && manifest.SmoothBitrate(v.Tracks[i]) == bitrate {
 			tv = &v.Tracks[i]
 			break
 		}

@@ -229,7 +229,10 @@ func TestExtent(t *testing.T) {
 	_, p, ids, frags := fill(t, dir)
 	id := ids[2]
 	tv, _ := p.View(0).Track(id)
-	want := Extent{First: tv.Frags[0].Start, FirstDuration: tv.Frags[0].Duration}
+	want := Extent{First: tv.Frags[0].Start, FirstDuration: tv.Frags[0].Duration, FirstSize: tv.Frags[0].Size}
+	if want.FirstSize <= 0 {
+		t.Fatalf("first fragment size %d", want.FirstSize)
+	}
 	for _, f := range tv.Frags {
 		want.MaxDuration = max(want.MaxDuration, f.Duration)
 	}

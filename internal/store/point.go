@@ -91,6 +91,11 @@ type Extent struct {
 	// fragment yet).
 	First         int64  `json:"first"`
 	FirstDuration uint64 `json:"first_d"`
+	// FirstSize is the size in bytes of that earliest fragment (0 in
+	// extents stored before it was kept): with FirstDuration, the measured
+	// bit rate that stands for a track whose encoder declared none
+	// (manifest.SmoothBitrate), which must not change while it plays.
+	FirstSize int64 `json:"first_size,omitempty"`
 	// MaxDuration is the longest fragment duration the track ever stored.
 	MaxDuration uint64 `json:"max_d"`
 }
@@ -103,7 +108,10 @@ func (e Extent) Known() bool { return e.FirstDuration > 0 }
 func (e *Extent) note(f FragRef, earlier bool) bool {
 	changed := false
 	if !e.Known() || (earlier && f.Start < e.First) {
-		e.First, e.FirstDuration = f.Start, f.Duration
+		e.First, e.FirstDuration, e.FirstSize = f.Start, f.Duration, f.Size
+		changed = true
+	} else if e.FirstSize == 0 && f.Start == e.First && f.Size > 0 {
+		e.FirstSize = f.Size // an extent saved before sizes were kept
 		changed = true
 	}
 	if f.Duration > e.MaxDuration {
