@@ -102,3 +102,56 @@ func TestOwnersStableAndSpread(t *testing.T) {
 		t.Errorf("%d blocks moved that were not on the removed sender", moved)
 	}
 }
+
+// TestCompactToken: a session ID of hex gives the short form — its bytes,
+// a point tag and the MAC in base64 — whose length does not depend on the
+// point's name: 52 characters for one pathway, 80 for eight (they were
+// 86 and 142 with a 4-letter point). It verifies like the long form, which
+// is still accepted.
+func TestCompactToken(t *testing.T) {
+	secret := []byte("k")
+	opened := time.Unix(1_800_000_123, 0)
+	for _, n := range []int{1, 8} {
+		labels := make([]string, n)
+		for i := range labels {
+			labels[i] = PathwayLabel(fmt.Sprint("sender-", i))
+		}
+		id, err := NewSessionID(secret, opened, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, point := range []string{"live", "movies/some-long-name/with-parts"} {
+			tok := Sign(secret, Token{Session: id, Point: point})
+			want := map[int]int{1: 52, 8: 80}[n]
+			if strings.Contains(tok, ".") || len(tok) != want {
+				t.Errorf("%d pathways, point %q: token %q (%d characters), want the compact form of %d", n, point, tok, len(tok), want)
+			}
+			b := BlockID{Point: point, Track: "video_800000", Start: 42}
+			if got, err := Verify(secret, tok, b); err != nil || got.Session != id || got.Point != point {
+				t.Fatalf("compact token: %v %+v", err, got)
+			}
+			other := BlockID{Point: point + "x", Track: "video_800000", Start: 42}
+			if _, err := Verify(secret, tok, other); !errors.Is(err, ErrToken) || !strings.Contains(err.Error(), "another publishing point") {
+				t.Errorf("other point: %v", err)
+			}
+			if _, err := Verify([]byte("other"), tok, b); !errors.Is(err, ErrToken) || !strings.Contains(err.Error(), "bad signature") {
+				t.Errorf("forged: %v", err)
+			}
+			for _, bad := range []string{"x" + tok, tok[:len(tok)-1], tok[:10], "!" + tok[1:]} {
+				if _, err := Verify(secret, bad, b); !errors.Is(err, ErrToken) {
+					t.Errorf("tampered %q: %v", bad, err)
+				}
+			}
+			// The long form of the same token.
+			payload := []byte(id + "\x00" + point)
+			long := b64.EncodeToString(payload) + "." + b64.EncodeToString(tokenMAC(secret, payload))
+			if got, err := Verify(secret, long, b); err != nil || got.Session != id {
+				t.Errorf("long form: %v %+v", err, got)
+			}
+		}
+	}
+	// A session ID that is not hex keeps the long form.
+	if tok := Sign(secret, Token{Session: "s1", Point: "ch"}); !strings.Contains(tok, ".") {
+		t.Errorf("non-hex session: %q", tok)
+	}
+}
