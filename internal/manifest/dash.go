@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strconv"
@@ -120,7 +123,81 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dash manifest: %w", err)
 	}
-	return []byte(out + "\n"), nil
+	b := []byte(out + "\n")
+	if o.URLs.segmentList() {
+		if b, err = schemaOrderSegmentLists(b); err != nil {
+			return nil, fmt.Errorf("dash manifest: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// segmentListOrder ranks the children of a SegmentList in the order of
+// the MPD schema (SegmentBaseType, MultipleSegmentBaseType, then
+// SegmentListType's own).
+var segmentListOrder = map[string]int{
+	"Initialization": 0, "RepresentationIndex": 1, "FailoverContent": 2,
+	"SegmentTimeline": 3, "BitstreamSwitching": 4, "SegmentURL": 5,
+}
+
+// schemaOrderSegmentLists puts the children of every SegmentList of an
+// MPD in schema order: Initialization, SegmentTimeline, then the
+// SegmentURLs. dash-mpd (v0.17.0) writes the fields of its SegmentListType
+// in struct order, SegmentURL first and Initialization last, which strict
+// demuxers reject (the element order is part of the schema's xs:sequence).
+// The children are moved as they were written, byte for byte, into the
+// slots they came from, so the indentation stays as it was.
+func schemaOrderSegmentLists(doc []byte) ([]byte, error) {
+	type span struct{ start, end int64 }
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	var out bytes.Buffer
+	out.Grow(len(doc))
+	var copied int64
+	depth, listDepth := 0, -1
+	var kids []span
+	var names []string
+	for {
+		before := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reorder SegmentList: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if listDepth < 0 && t.Name.Local == "SegmentList" {
+				listDepth, kids, names = depth, nil, nil
+			} else if listDepth >= 0 && depth == listDepth+1 {
+				kids = append(kids, span{start: before})
+				names = append(names, t.Name.Local)
+			}
+		case xml.EndElement:
+			if listDepth >= 0 && depth == listDepth+1 {
+				kids[len(kids)-1].end = dec.InputOffset()
+			}
+			if depth == listDepth {
+				order := make([]int, len(kids))
+				for i := range order {
+					order[i] = i
+				}
+				sort.SliceStable(order, func(a, b int) bool {
+					return segmentListOrder[names[order[a]]] < segmentListOrder[names[order[b]]]
+				})
+				for slot, k := range order {
+					out.Write(doc[copied:kids[slot].start])
+					out.Write(doc[kids[k].start:kids[k].end])
+					copied = kids[slot].end
+				}
+				listDepth = -1
+			}
+			depth--
+		}
+	}
+	out.Write(doc[copied:])
+	return out.Bytes(), nil
 }
 
 // publishTime is the wall-clock time at which the newest listed fragment

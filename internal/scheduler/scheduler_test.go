@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/testkit/mpdschema"
 )
 
 func TestParsePath(t *testing.T) {
@@ -376,6 +377,9 @@ func TestDASHSession(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("%s: %d %s", p, code, body)
 		}
+		if err := mpdschema.Check([]byte(body)); err != nil {
+			t.Errorf("%s: session MPD against the schema order: %v\n%s", p, err, body)
+		}
 		loc := regexp.MustCompile(`<Location>(/s/` + p + `/~([0-9a-f]+)/manifest\.mpd)</Location>`).FindStringSubmatch(body)
 		if loc == nil {
 			t.Fatalf("%s: no Location:\n%s", p, body)
@@ -396,6 +400,9 @@ func TestDASHSession(t *testing.T) {
 		code, body2 := c.get(loc[1])
 		if code != 200 || c.s.Sessions() != n || !strings.Contains(body2, loc[1]) {
 			t.Errorf("%s reload: %d, %d sessions (was %d)", p, code, c.s.Sessions(), n)
+		}
+		if err := mpdschema.Check([]byte(body2)); err != nil {
+			t.Errorf("%s reload: session MPD against the schema order: %v", p, err)
 		}
 		for _, b := range bases {
 			if !strings.Contains(body2, b[0]) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
+	"github.com/sluice-media/sluice/internal/testkit/mpdschema"
 )
 
 // masterPathways returns the session ID, the default PATHWAY-ID and the
@@ -153,6 +154,9 @@ func TestPathwaysListStoredBlocks(t *testing.T) {
 	code, mpd := c.get("/s/vod/manifest.mpd")
 	if code != 200 {
 		t.Fatalf("mpd: %d %s", code, mpd)
+	}
+	if err := mpdschema.Check([]byte(mpd)); err != nil {
+		t.Errorf("session MPD against the schema order: %v", err)
 	}
 	audio := mpd[strings.Index(mpd, `contentType="audio"`):]
 	if !strings.Contains(audio, `t="50"`) || strings.Contains(audio, `t="100"`) {
