@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/urls"
 )
@@ -251,6 +252,12 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 		ts    float64
 	}
 	var cur []*cursor
+	// The stream's own track_IDs: fragments are stored with their
+	// switching set's (media.Moof.Normalize) and sent with the stream's.
+	streamID := map[string]uint32{}
+	for tid, id := range info.Tracks {
+		streamID[id] = tid
+	}
 	for _, id := range info.Tracks {
 		c := &cursor{id: id, next: math.MinInt64}
 		if t, ok := spec.From[id]; ok {
@@ -306,7 +313,14 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 				}
 				return fmt.Errorf("read fragment: %w", err)
 			}
-			if _, err := w.Write(data); err != nil {
+			moof, off, err := media.MoofWithTrackID(data, streamID[p.c.id])
+			if err != nil {
+				return fmt.Errorf("stored fragment %s/%d: %w", p.c.id, p.ref.Start, err)
+			}
+			if _, err := w.Write(moof); err != nil {
+				return fmt.Errorf("write fragment: %w", err)
+			}
+			if _, err := w.Write(data[off:]); err != nil {
 				return fmt.Errorf("write fragment: %w", err)
 			}
 			h.m.BytesOut.WithLabelValues("pull").Add(float64(len(data)))

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -20,6 +21,9 @@ type FragInfo struct {
 	Key      bool // first sample is a sync sample
 	HasTfdt  bool
 	HasTfxd  bool
+	// samplesDur is the sum of the sample durations (Duration unless a
+	// tfxd said otherwise).
+	samplesDur uint64
 }
 
 // Moof is a decoded movie fragment header together with its raw bytes.
@@ -94,7 +98,7 @@ func (m *Moof) Inspect(trex *mp4.TrexBox, mdatPayload uint64) (FragInfo, error) 
 	if size > mdatPayload {
 		return fi, fmt.Errorf("trun describes %d bytes of samples, mdat holds %d", size, mdatPayload)
 	}
-	fi.Duration = dur
+	fi.Duration, fi.samplesDur = dur, dur
 	if traf.Tfdt != nil {
 		fi.HasTfdt = true
 		fi.Start = int64(traf.Tfdt.BaseMediaDecodeTime())
@@ -115,28 +119,70 @@ func (m *Moof) Inspect(trex *mp4.TrexBox, mdatPayload uint64) (FragInfo, error) 
 	return fi, nil
 }
 
-// Normalize returns the moof with a tfdt (when the start time is not
-// negative) and a tfxd, so that one stored fragment serves DASH, HLS and
-// Smooth clients alike. A moof that already has both is returned unchanged,
-// byte for byte, which makes normalisation idempotent across tiers.
-func (m *Moof) Normalize(fi FragInfo) ([]byte, error) {
+// Normalize returns the moof in the stored form, which DASH, HLS and the
+// cluster's senders serve as it is:
+//
+//   - a tfdt at the fragment's start (fi.Start);
+//   - no Smooth boxes: a tfxd or tfrf uuid box in a CMAF segment is
+//     something strict demuxers warn about on every segment, and the
+//     origin's Smooth path writes both per request (SmoothBoxes). A tfxd
+//     stays only where it carries what nothing else can: a negative start
+//     (no tfdt can hold it) or a duration that differs from the sum of the
+//     samples' (fi.Duration came from it, and the index must read the same
+//     duration back);
+//   - tfhd track_ID = storedID, the track_ID of the track's switching set
+//     (SwitchingSetTrackID; the stored header says the same, see
+//     Header.TrackInit), so that every rendition of a DASH AdaptationSet
+//     or HLS variant set has one track_ID.
+//
+// fi (from Inspect) is unchanged: fi.TrackID stays the stream's own
+// track_ID. The output depends only on the input and storedID, and a
+// stored-form moof is returned unchanged, byte for byte, which makes
+// normalisation idempotent across tiers.
+func (m *Moof) Normalize(fi FragInfo, storedID uint32) ([]byte, error) {
 	traf := m.Traf
 	changed := false
-	if traf.Tfdt == nil && fi.Start >= 0 {
-		tfdt := mp4.CreateTfdt(uint64(fi.Start))
-		tfdt.Version = 1
-		kids := make([]mp4.Box, 0, len(traf.Children)+1)
-		for _, c := range traf.Children {
-			kids = append(kids, c)
-			if c.Type() == "tfhd" {
-				kids = append(kids, tfdt)
-			}
-		}
-		traf.Children = kids
-		traf.Tfdt = tfdt
+	if storedID != 0 && traf.Tfhd.TrackID != storedID {
+		traf.Tfhd.TrackID = storedID
 		changed = true
 	}
-	if tfxdOf(traf) == nil {
+	if fi.Start >= 0 {
+		if traf.Tfdt == nil {
+			tfdt := mp4.CreateTfdt(uint64(fi.Start))
+			tfdt.Version = 1
+			kids := make([]mp4.Box, 0, len(traf.Children)+1)
+			for _, c := range traf.Children {
+				kids = append(kids, c)
+				if c.Type() == "tfhd" {
+					kids = append(kids, tfdt)
+				}
+			}
+			traf.Children = kids
+			traf.Tfdt = tfdt
+			changed = true
+		} else if traf.Tfdt.BaseMediaDecodeTime() != uint64(fi.Start) {
+			// A tfxd said another time than the tfdt; the index has the
+			// tfxd's, so the tfdt says it too.
+			traf.Tfdt.SetBaseMediaDecodeTime(uint64(fi.Start))
+			traf.Tfdt.Version = 1
+			changed = true
+		}
+	}
+	keepTfxd := fi.Start < 0 || fi.Duration != fi.samplesDur
+	kids := traf.Children[:0:0]
+	hasTfxd := false
+	for _, c := range traf.Children {
+		if u, ok := c.(*mp4.UUIDBox); ok {
+			if u.Tfrf != nil || (u.Tfxd != nil && !keepTfxd) {
+				changed = true
+				continue
+			}
+			hasTfxd = hasTfxd || u.Tfxd != nil
+		}
+		kids = append(kids, c)
+	}
+	traf.Children = kids
+	if keepTfxd && !hasTfxd {
 		traf.Children = append(traf.Children, newTfxd(uint64(fi.Start), fi.Duration))
 		changed = true
 	}
@@ -144,6 +190,27 @@ func (m *Moof) Normalize(fi FragInfo) ([]byte, error) {
 		return m.Raw, nil
 	}
 	return m.encode()
+}
+
+// SwitchingSetTrackID is the track_ID a track's fragments and header are
+// stored with: one per kind (video 1, audio 2, text 3), so that the
+// renditions of a switching set — a DASH AdaptationSet, the variants of an
+// HLS master, whatever the encoder numbered them (an ismv push numbers its
+// streams 1, 2, 3, ...) — share one track_ID, as DVB-DASH (4.3) and HbbTV
+// require and demuxers that take a new track_ID for a new stream expect.
+// Two different sets of one kind (two languages, two codecs) share it too;
+// each has headers of its own. It depends on the track alone, so every
+// origin stores the same bytes. Tracks of other kinds keep their own.
+func SwitchingSetTrackID(ti TrackInfo) uint32 {
+	switch ti.Kind {
+	case "video":
+		return 1
+	case "audio":
+		return 2
+	case "text":
+		return 3
+	}
+	return ti.TrackID
 }
 
 // encode writes the moof, shifting the trun data offsets by the change in size.
@@ -169,15 +236,24 @@ type TimeDur struct {
 	Duration uint64
 }
 
-// WithTfrf returns the moof with a Smooth tfrf box announcing the next
-// fragments (MS-SSTR 2.2.4.5), replacing any tfrf already present.
-func (m *Moof) WithTfrf(next []TimeDur) ([]byte, error) {
+// SmoothBoxes returns the moof as Smooth clients want it: a tfxd with the
+// fragment's start and duration (unless it has one) and a tfrf announcing
+// the next fragments (MS-SSTR 2.2.4.4, 2.2.4.5), replacing any tfrf
+// already present, and tfhd track_ID = trackID when that is not 0 (the
+// stream's own, which Smooth ingest and clients saw).
+func (m *Moof) SmoothBoxes(start int64, duration uint64, next []TimeDur, trackID uint32) ([]byte, error) {
 	kids := m.Traf.Children[:0:0]
+	hasTfxd := false
 	for _, c := range m.Traf.Children {
 		if u, ok := c.(*mp4.UUIDBox); ok && u.Tfrf != nil {
 			continue
+		} else if ok && u.Tfxd != nil {
+			hasTfxd = true
 		}
 		kids = append(kids, c)
+	}
+	if !hasTfxd {
+		kids = append(kids, newTfxd(uint64(start), duration))
 	}
 	times := make([]uint64, len(next))
 	durs := make([]uint64, len(next))
@@ -188,6 +264,9 @@ func (m *Moof) WithTfrf(next []TimeDur) ([]byte, error) {
 	tfrf.Tfrf.Version = 1 // 64-bit times: epoch-anchored times overflow 32 bits
 	kids = append(kids, tfrf)
 	m.Traf.Children = kids
+	if trackID != 0 {
+		m.Traf.Tfhd.TrackID = trackID
+	}
 	return m.encode()
 }
 
@@ -202,7 +281,8 @@ func newTfxd(t, d uint64) *mp4.UUIDBox {
 // Shift returns a copy of the stored fragment data (one normalised
 // moof+mdat whose timing fi describes) with every time moved by delta ticks
 // of its track's timescale: the tfdt, the tfxd and any tfrf entries. As in
-// Normalize, a fragment has a tfdt exactly when its start is not negative. The trun data offsets follow the moof's change in
+// Normalize, a fragment has a tfdt exactly when its start is not negative,
+// and a tfxd when it is (one is added then). The trun data offsets follow the moof's change in
 // size, so the samples are untouched. The result depends only on data and
 // delta: every node that shifts the same fragment by the same delta
 // stores the same bytes. It is how an encoder that restarted with times
@@ -247,6 +327,10 @@ func Shift(data []byte, fi FragInfo, delta int64) ([]byte, FragInfo, error) {
 		}
 		traf.Children, traf.Tfdt = kids, nil
 	}
+	if start < 0 && tfxdOf(traf) == nil {
+		// A negative start has no tfdt: the tfxd is its only timing.
+		traf.Children = append(traf.Children, newTfxd(uint64(fi.Start), fi.Duration))
+	}
 	for _, c := range traf.Children {
 		u, ok := c.(*mp4.UUIDBox)
 		if !ok {
@@ -275,5 +359,55 @@ func Shift(data []byte, fi FragInfo, delta int64) ([]byte, FragInfo, error) {
 	out = append(append(out, moof...), data[mdatOff:]...)
 	fi.Start = start
 	fi.HasTfdt = traf.Tfdt != nil
+	fi.HasTfxd = tfxdOf(traf) != nil
 	return out, fi, nil
+}
+
+// MoofWithTrackID returns the moof of a stored fragment (one moof+mdat)
+// with its tfhd track_ID set to id, and the offset of the mdat in data: a
+// copy of the moof's bytes patched in place (the mdat is not copied), or
+// the moof itself when it already says id. It is how a stored fragment
+// (stored with its switching set's track_ID, Normalize) is sent again as
+// part of its ingest stream, whose header numbers the tracks its own way.
+func MoofWithTrackID(data []byte, id uint32) (moof []byte, mdatOff int, err error) {
+	moof, mdatOff, err = SplitFragment(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	at, err := tfhdTrackIDOffset(moof)
+	if err != nil {
+		return nil, 0, err
+	}
+	if binary.BigEndian.Uint32(moof[at:]) == id {
+		return moof, mdatOff, nil
+	}
+	out := bytes.Clone(moof)
+	binary.BigEndian.PutUint32(out[at:], id)
+	return out, mdatOff, nil
+}
+
+// tfhdTrackIDOffset finds the track_ID field of the (first) tfhd of a moof.
+func tfhdTrackIDOffset(moof []byte) (int, error) {
+	child := func(b []byte, from int, typ string) (int, int, bool) {
+		for i := from; i+8 <= len(b); {
+			n := int(binary.BigEndian.Uint32(b[i:]))
+			if n < 8 || i+n > len(b) {
+				return 0, 0, false
+			}
+			if string(b[i+4:i+8]) == typ {
+				return i, n, true
+			}
+			i += n
+		}
+		return 0, 0, false
+	}
+	t, tn, ok := child(moof, 8, "traf")
+	if !ok {
+		return 0, errors.New("moof without traf")
+	}
+	h, hn, ok := child(moof[:t+tn], t+8, "tfhd")
+	if !ok || hn < 16 {
+		return 0, errors.New("traf without tfhd")
+	}
+	return h + 12, nil
 }

@@ -68,7 +68,7 @@ func TestShift(t *testing.T) {
 				}
 				got := inspect(t, h, out)
 				if got.Start != f.Info.Start+delta || fi.Start != got.Start || got.Duration != f.Info.Duration ||
-					got.Samples != f.Info.Samples || got.Key != f.Info.Key || !got.HasTfdt || !got.HasTfxd {
+					got.Samples != f.Info.Samples || got.Key != f.Info.Key || !got.HasTfdt || got.HasTfxd {
 					t.Fatalf("%s: shifted %+v by %d: got %+v (reported %+v)", path, f.Info, delta, got, fi)
 				}
 				_, mo, _ := media.SplitFragment(f.Data)

@@ -236,14 +236,15 @@ func (p *StreamParser) next() (Event, error) {
 
 func (p *StreamParser) fragment(m *Moof, mdat []byte) (*Fragment, error) {
 	id := m.Traf.Tfhd.TrackID
-	if _, ok := p.header.Track(id); !ok {
+	ti, ok := p.header.Track(id)
+	if !ok {
 		return nil, fmt.Errorf("fragment for track %d, which the header does not declare: %w", id, ErrSequence)
 	}
 	fi, err := m.Inspect(p.header.Trex(id), uint64(len(payload(mdat))))
 	if err != nil {
 		return nil, err
 	}
-	moof, err := m.Normalize(fi)
+	moof, err := m.Normalize(fi, SwitchingSetTrackID(ti))
 	if err != nil {
 		return nil, err
 	}

@@ -202,8 +202,10 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 }
 
 // TrackInit builds a single-track CMAF header (ftyp + moov) for the track
-// with the given track_ID, keeping its trak and trex as received so that
-// fragments stored as received decode against it.
+// with the given track_ID, keeping its trak and trex as received except
+// for the track_ID, which becomes the track's SwitchingSetTrackID (in
+// tkhd, trex and mvhd's next_track_ID), as its stored fragments say (see
+// Moof.Normalize).
 func (h *Header) TrackInit(trackID uint32) ([]byte, error) {
 	var trak *mp4.TrakBox
 	for _, t := range h.moov.Traks {
@@ -211,30 +213,42 @@ func (h *Header) TrackInit(trackID uint32) ([]byte, error) {
 			trak = t
 		}
 	}
-	if trak == nil {
+	ti, ok := h.Track(trackID)
+	if trak == nil || !ok {
 		return nil, fmt.Errorf("no track %d in moov", trackID)
 	}
+	stored := SwitchingSetTrackID(ti)
+	// A copy: the header's own trak keeps its track_ID.
+	var tb bytes.Buffer
+	if err := trak.Encode(&tb); err != nil {
+		return nil, fmt.Errorf("encode trak: %w", err)
+	}
+	b, err := decodeBox(tb.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("copy trak: %w", err)
+	}
+	trak = b.(*mp4.TrakBox)
+	trak.Tkhd.TrackID = stored
 	moov := mp4.NewMoovBox()
 	if h.moov.Mvhd != nil {
 		mvhd := *h.moov.Mvhd
-		mvhd.NextTrackID = trackID + 1
+		mvhd.NextTrackID = stored + 1
 		moov.AddChild(&mvhd)
 	} else {
 		moov.AddChild(mp4.CreateMvhd())
 	}
 	moov.AddChild(trak)
 	mvex := mp4.NewMvexBox()
-	var trex *mp4.TrexBox
+	trex := &mp4.TrexBox{DefaultSampleDescriptionIndex: 1}
 	if h.moov.Mvex != nil {
 		for _, t := range h.moov.Mvex.Trexs {
 			if t.TrackID == trackID {
-				trex = t
+				c := *t
+				trex = &c
 			}
 		}
 	}
-	if trex == nil {
-		trex = &mp4.TrexBox{TrackID: trackID, DefaultSampleDescriptionIndex: 1}
-	}
+	trex.TrackID = stored
 	mvex.AddChild(trex)
 	moov.AddChild(mvex)
 	for _, p := range h.moov.Psshs {
@@ -249,6 +263,16 @@ func (h *Header) TrackInit(trackID uint32) ([]byte, error) {
 		return nil, fmt.Errorf("encode moov: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// StoredTrex returns the defaults of a stored single-track header's track
+// (what TrackInit wrote): the trex of the track's stored track_ID, else —
+// a header stored before the switching-set track_IDs — of its own.
+func (h *Header) StoredTrex(ti TrackInfo) *mp4.TrexBox {
+	if t := h.Trex(SwitchingSetTrackID(ti)); t != nil {
+		return t
+	}
+	return h.Trex(ti.TrackID)
 }
 
 // Trex returns the track-extends defaults for a track, or nil.

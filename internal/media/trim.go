@@ -10,8 +10,8 @@ import (
 // TrimFront returns a copy of a stored fragment (moof+mdat) that starts at
 // at instead of its own start: the samples that end at or before at are
 // left out of the trun, a sample that straddles at starts there (its
-// duration shortened by the part before), and tfdt and tfxd say at and the
-// remaining duration. When the fragment has one trun whose data starts the
+// duration shortened by the part before), and the tfdt says at (any tfxd
+// is left out, as in the stored form: see Moof.Normalize). When the fragment has one trun whose data starts the
 // mdat (what encoders write), the left-out samples' bytes are cut from the
 // mdat too — dash.js's Smooth support expects the samples at the mdat's
 // start; otherwise the mdat is kept whole and those bytes stay in it,
@@ -117,7 +117,11 @@ func TrimFront(data []byte, trex *mp4.TrexBox, at int64) ([]byte, error) {
 	}
 	traf.Tfdt.SetBaseMediaDecodeTime(uint64(at))
 	traf.Tfdt.Version = 1
-	kids = append(kids, newTfxd(uint64(at), uint64(end-at)))
+	if at < 0 {
+		// The stored form: a tfxd only where no tfdt can say the start
+		// (Normalize); the Smooth path adds one to what it serves.
+		kids = append(kids, newTfxd(uint64(at), uint64(end-at)))
+	}
 	traf.Children = kids
 	traf.Truns = truns
 	moof, err := m.encode()

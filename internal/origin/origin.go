@@ -313,7 +313,7 @@ func (h *Handler) trimmed(point *store.Point, v store.View, track string, t int6
 }
 
 // smoothFragment serves QualityLevels(b)/Fragments(name=t): the stored
-// fragment with a tfrf announcing the next LookAhead fragments.
+// fragment with a tfxd and a tfrf announcing the next LookAhead fragments.
 func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *store.Point, rest string) {
 	bitrate, name, t, ok := urls.SmoothFragment(rest)
 	if !ok {
@@ -368,7 +368,10 @@ func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *
 	if err == nil {
 		var m *media.Moof
 		if m, err = media.DecodeMoof(moofRaw); err == nil {
-			moofRaw, err = m.WithTfrf(next)
+			// The stored form has no Smooth boxes (media.Moof.Normalize):
+			// the tfxd (the fragment as listed: t, cut or not) and the tfrf
+			// are written here, with the stream's own track_ID.
+			moofRaw, err = m.SmoothBoxes(t, uint64(ref.End()-t), next, tv.Info.TrackID)
 		}
 	}
 	if err != nil {

@@ -14,10 +14,11 @@ import (
 // (the fuzz target): durability is not what they test.
 func NoSync(s *Store) { s.noSync = true }
 
-// Retime returns a copy of a stored-form fragment (moof with tfxd, and tfdt
-// when the start is not negative) moved to start with the given duration
-// in its tfxd, the way a corrupted or hostile encoder would send it: only
-// the timing fields change, byte for byte in place.
+// Retime returns a copy of a stored-form fragment (moof with a tfdt when
+// the start is not negative, a tfxd only where the start is negative)
+// moved to start with the given duration in a tfxd, the way a corrupted or
+// hostile encoder would send it: only the timing fields change (in place
+// when the fragment has a tfxd; else one is added).
 func Retime(f *media.Fragment, start int64, dur uint64) (*media.Fragment, error) {
 	moofRaw, off, err := media.SplitFragment(f.Data)
 	if err != nil {
@@ -40,7 +41,17 @@ func Retime(f *media.Fragment, start int64, dur uint64) (*media.Fragment, error)
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("fragment without tfxd")
+		// The stored form has no tfxd (media.Moof.Normalize): the hostile
+		// encoder's tfxd is added, and the samples' data offsets follow.
+		x := mp4.NewTfxdBox(uint64(start), dur)
+		x.Tfxd.Version = 1
+		moof.Traf.AddChild(x)
+		delta := int32(moof.Size()) - int32(len(moofRaw))
+		for _, tr := range moof.Traf.Truns {
+			if tr.HasDataOffset() {
+				tr.DataOffset += delta
+			}
+		}
 	}
 	if moof.Traf.Tfdt != nil {
 		v := moof.Traf.Tfdt.Version
@@ -54,7 +65,7 @@ func Retime(f *media.Fragment, start int64, dur uint64) (*media.Fragment, error)
 	if err := moof.Encode(&buf); err != nil {
 		return nil, err
 	}
-	if buf.Len() != len(moofRaw) {
+	if found && buf.Len() != len(moofRaw) {
 		return nil, fmt.Errorf("retimed moof is %d bytes, was %d", buf.Len(), len(moofRaw))
 	}
 	data := append(buf.Bytes(), f.Data[off:]...)

@@ -376,7 +376,7 @@ func refOf(data []byte, info media.TrackInfo, init []byte) (FragRef, error) {
 	if err != nil {
 		return FragRef{}, err
 	}
-	fi, err := m.Inspect(h.Trex(info.TrackID), uint64(len(data)))
+	fi, err := m.Inspect(h.StoredTrex(info), uint64(len(data)))
 	if err != nil {
 		return FragRef{}, err
 	}

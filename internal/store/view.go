@@ -218,7 +218,7 @@ func (p *Point) ReadTrimmed(trackID string, stored, at int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("track %s header: %w", trackID, err)
 	}
-	out, err := media.TrimFront(data, h.Trex(t.Info.TrackID), at)
+	out, err := media.TrimFront(data, h.StoredTrex(t.Info), at)
 	if err != nil {
 		return nil, fmt.Errorf("fragment %s/%d from %d: %w", trackID, stored, at, err)
 	}
