@@ -73,8 +73,11 @@ type track struct {
 	// ones included.
 	Extent Extent `json:"extent,omitzero"`
 
-	init  []byte
-	frags []FragRef
+	init []byte
+	// storedID is the track_ID of the stored header (init), which every
+	// stored fragment of the track says too (0: unknown).
+	storedID uint32
+	frags    []FragRef
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
@@ -220,6 +223,7 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	if t.init, err = os.ReadFile(filepath.Join(dir, initFile)); err != nil {
 		return nil, err
 	}
+	t.storedID = initTrackID(t.init)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -623,7 +627,7 @@ func (p *Point) SetHeader(streamID string, h *media.Header) (map[uint32]string, 
 			if err := writeFileAtomic(filepath.Join(dir, initFile), init); err != nil {
 				return nil, fmt.Errorf("write init: %w", err)
 			}
-			t = &track{ID: id, Info: ti, Stream: streamID, init: init}
+			t = &track{ID: id, Info: ti, Stream: streamID, init: init, storedID: initTrackID(init)}
 			if err := writeJSON(filepath.Join(dir, trackFile), t); err != nil {
 				return nil, err
 			}
@@ -684,6 +688,10 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if t == nil {
 		return 0, fmt.Errorf("track %q: %w", trackID, ErrNotFound)
 	}
+	f, err := withStoredTrackID(f, t.storedID)
+	if err != nil {
+		return 0, fmt.Errorf("track %s: %w", trackID, err)
+	}
 	ref := FragRef{Start: f.Info.Start, Duration: f.Info.Duration, Size: int64(len(f.Data)), Key: f.Info.Key}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
@@ -737,6 +745,36 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	p.notify()
 	added = true
 	return Added, nil
+}
+
+// initTrackID is the track_ID of a stored single-track header, 0 when it
+// does not parse.
+func initTrackID(init []byte) uint32 {
+	h, err := parseRawHeader(init)
+	if err != nil || len(h.Tracks) != 1 {
+		return 0
+	}
+	return h.Tracks[0].TrackID
+}
+
+// withStoredTrackID returns f with the track_ID of its track's stored
+// header: a track created before headers and fragments were stored with
+// their switching set's track_ID (media.Moof.Normalize) keeps its own, so
+// that its fragments and its header always agree.
+func withStoredTrackID(f *media.Fragment, id uint32) (*media.Fragment, error) {
+	if id == 0 {
+		return f, nil
+	}
+	moof, off, err := media.MoofWithTrackID(f.Data, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(moof) > 0 && &moof[0] == &f.Data[0] {
+		return f, nil // it says id already
+	}
+	data := make([]byte, 0, len(f.Data))
+	data = append(append(data, moof...), f.Data[off:]...)
+	return &media.Fragment{Info: f.Info, Data: data}, nil
 }
 
 // trackTimeline is what a new fragment of t continues: the end of t's last
