@@ -261,13 +261,6 @@ seg/102.m4s
 	}
 }
 
-func TestParseAttributes(t *testing.T) {
-	got := parseAttributes(`BANDWIDTH=1,CODECS="avc1.1,mp4a.40.2",NAME="a\b",DEFAULT=YES`)
-	if got["BANDWIDTH"] != "1" || got["CODECS"] != "avc1.1,mp4a.40.2" || got["DEFAULT"] != "YES" || got["NAME"] != `a\b` {
-		t.Errorf("%v", got)
-	}
-}
-
 func TestParseSmooth(t *testing.T) {
 	doc := `<?xml version="1.0" encoding="utf-8"?>
 <SmoothStreamingMedia MajorVersion="2" MinorVersion="2" TimeScale="10000000" IsLive="TRUE" LookAheadFragmentCount="2" Duration="0">
