@@ -98,61 +98,37 @@ func (m segTiming) params() (ts uint64, startNumber, pto int64) {
 	return ts, startNumber, pto
 }
 
-// segTemplate is a SegmentTemplate: @media and @initialization with
-// $identifiers$, timed by a SegmentTimeline or @duration.
-type segTemplate struct {
+// segAddr is a SegmentTemplate (@media and @initialization with
+// $identifiers$) or a SegmentList (the segments named one by one by
+// SegmentURL@media, optionally with @mediaRange, and Initialization), each
+// timed by a SegmentTimeline or @duration. A template leaves the list's
+// fields empty and the other way round.
+type segAddr struct {
 	segTiming
-	Initialization string
-	Media          string
-}
-
-func templateOf(st *mpd.SegmentTemplateType) *segTemplate {
-	if st == nil {
-		return nil
-	}
-	return &segTemplate{segTiming: timingOf(&st.MultipleSegmentBaseType), Initialization: st.Initialization, Media: st.Media}
-}
-
-// merge returns the template inherited from parent with the attributes set
-// on child taking precedence (ISO/IEC 23009-1 5.3.9.2 inheritance).
-func (child *segTemplate) merge(parent *segTemplate) *segTemplate {
-	if child == nil {
-		return parent
-	}
-	if parent == nil {
-		return child
-	}
-	m := *parent
-	m.segTiming = child.segTiming.merge(parent.segTiming)
-	if child.Initialization != "" {
-		m.Initialization = child.Initialization
-	}
-	if child.Media != "" {
-		m.Media = child.Media
-	}
-	return &m
-}
-
-// segList is a SegmentList: the segments named one by one
-// (SegmentURL@media, optionally with @mediaRange), timed by a
-// SegmentTimeline or @duration.
-type segList struct {
-	segTiming
+	Media          string // SegmentTemplate@media
+	InitTemplate   string // SegmentTemplate@initialization
 	Initialization *mpd.URLType
 	SegmentURLs    []*mpd.SegmentURLType
 }
 
-func listOf(sl *mpd.SegmentListType) *segList {
+func templateOf(st *mpd.SegmentTemplateType) *segAddr {
+	if st == nil {
+		return nil
+	}
+	return &segAddr{segTiming: timingOf(&st.MultipleSegmentBaseType), InitTemplate: st.Initialization, Media: st.Media}
+}
+
+func listOf(sl *mpd.SegmentListType) *segAddr {
 	if sl == nil {
 		return nil
 	}
-	return &segList{segTiming: timingOf(&sl.MultipleSegmentBaseType), Initialization: sl.Initialization, SegmentURLs: sl.SegmentURL}
+	return &segAddr{segTiming: timingOf(&sl.MultipleSegmentBaseType), Initialization: sl.Initialization, SegmentURLs: sl.SegmentURL}
 }
 
-// merge returns the list inherited from parent with what child sets taking
-// precedence (ISO/IEC 23009-1 5.3.9.2): attributes one by one, the
+// merge returns the addressing inherited from parent with what child sets
+// taking precedence (ISO/IEC 23009-1 5.3.9.2): attributes one by one, the
 // Initialization, the SegmentTimeline and the SegmentURLs as wholes.
-func (child *segList) merge(parent *segList) *segList {
+func (child *segAddr) merge(parent *segAddr) *segAddr {
 	if child == nil {
 		return parent
 	}
@@ -161,6 +137,12 @@ func (child *segList) merge(parent *segList) *segList {
 	}
 	m := *parent
 	m.segTiming = child.segTiming.merge(parent.segTiming)
+	if child.InitTemplate != "" {
+		m.InitTemplate = child.InitTemplate
+	}
+	if child.Media != "" {
+		m.Media = child.Media
+	}
 	if child.Initialization != nil {
 		m.Initialization = child.Initialization
 	}
@@ -288,15 +270,7 @@ func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pa
 			}
 			st.Renditions = append(st.Renditions, r)
 		}
-		if len(st.Renditions) == 0 {
-			continue
-		}
-		st.sortByBitrate()
-		if kind == KindVideo {
-			p.Video = st
-		} else {
-			p.Audio = st
-		}
+		p.setStream(st)
 	}
 	if p.Video == nil && p.Audio == nil {
 		return nil, info, errors.New("MPD has no video or audio AdaptationSet")
@@ -420,9 +394,9 @@ type periodCtx struct {
 	tsbd    time.Duration
 	ast     time.Time
 	now     func() time.Time
-	pathway string       // the BaseURLs' serviceLocation to follow
-	tmpl    *segTemplate // the Period's SegmentTemplate, nil if none
-	list    *segList     // the Period's SegmentList, nil if none
+	pathway string   // the BaseURLs' serviceLocation to follow
+	tmpl    *segAddr // the Period's SegmentTemplate, nil if none
+	list    *segAddr // the Period's SegmentList, nil if none
 }
 
 func (pc periodCtx) rendition(base *url.URL, as *mpd.AdaptationSetType, rep *mpd.RepresentationType) (*Rendition, error) {
@@ -448,8 +422,8 @@ func (pc periodCtx) rendition(base *url.URL, as *mpd.AdaptationSetType, rep *mpd
 		return nil, errors.New("neither a SegmentTemplate with @media nor a SegmentList (SegmentBase is not supported)")
 	}
 	ts, startNumber, pto := tmpl.params()
-	if tmpl.Initialization != "" {
-		u, err := resolve(repBase, expandTemplate(tmpl.Initialization, rep.Id, int64(rep.Bandwidth), 0, 0))
+	if tmpl.InitTemplate != "" {
+		u, err := resolve(repBase, expandTemplate(tmpl.InitTemplate, rep.Id, int64(rep.Bandwidth), 0, 0))
 		if err != nil {
 			return nil, fmt.Errorf("initialization: %w", err)
 		}
@@ -534,7 +508,7 @@ var errListEnd = errors.New("no SegmentURL left")
 // SegmentURL (@media resolved against the BaseURL, the BaseURL itself when
 // absent; @mediaRange as its byte range). A timeline longer than the list
 // ends with the list.
-func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segList) (*Rendition, error) {
+func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segAddr) (*Rendition, error) {
 	if len(l.SegmentURLs) == 0 {
 		return nil, errors.New("SegmentList without SegmentURL")
 	}

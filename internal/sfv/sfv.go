@@ -180,19 +180,29 @@ func ParseDictionary(s string, fn func(key string, it Item) error) error {
 		if err := fn(key, it); err != nil {
 			return err
 		}
-		p.skipOWS()
-		if p.eof() {
-			return nil
-		}
-		if p.s[p.i] != ',' {
-			return sfErr(s, p.i, "expected ','")
-		}
-		p.i++
-		p.skipOWS()
-		if p.eof() {
-			return sfErr(s, p.i, "trailing ','")
+		if done, err := p.nextMember(); done || err != nil {
+			return err
 		}
 	}
+}
+
+// nextMember consumes what follows a member of a list or dictionary: the
+// end (done), or a comma with optional white space around it before the
+// next member.
+func (p *sfParser) nextMember() (done bool, err error) {
+	p.skipOWS()
+	if p.eof() {
+		return true, nil
+	}
+	if p.s[p.i] != ',' {
+		return false, sfErr(p.s, p.i, "expected ','")
+	}
+	p.i++
+	p.skipOWS()
+	if p.eof() {
+		return false, sfErr(p.s, p.i, "trailing ','")
+	}
+	return false, nil
 }
 
 // ParseList parses an sf-list (items and inner lists with parameters) and
@@ -211,17 +221,8 @@ func ParseList(s string, fn func(it Item) error) error {
 		if err := fn(it); err != nil {
 			return err
 		}
-		p.skipOWS()
-		if p.eof() {
-			return nil
-		}
-		if p.s[p.i] != ',' {
-			return sfErr(s, p.i, "expected ','")
-		}
-		p.i++
-		p.skipOWS()
-		if p.eof() {
-			return sfErr(s, p.i, "trailing ','")
+		if done, err := p.nextMember(); done || err != nil {
+			return err
 		}
 	}
 }
