@@ -12,8 +12,9 @@
 // delivered when the error is returned, so callers can keep what parsed.
 //
 // It was kept over github.com/dunglas/httpsfv because that library costs
-// 3–12 µs and 22–89 allocations more per media request on the inputs the
-// pacer reads (BenchmarkSFParse in internal/pacing; docs/pacing.md §9).
+// about 2–14 µs and 22–89 allocations more per media request on the inputs
+// the pacer reads (BenchmarkSFParse in internal/pacing; docs/pacing.md
+// §1.4).
 package sfv
 
 import (
