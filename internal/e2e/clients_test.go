@@ -56,13 +56,13 @@ func TestClientsSessionFFmpeg(t *testing.T) {
 		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--data", data, "--no-demo", "--point", "live", "--point", "nobr")
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	// "live": two declared renditions and audio (the acceptance push);
-	// "nobr": one rendition in CRF mode (no declared bit rate), 12 s, then
+	// "nobr": one rendition in CRF mode (no declared bit rate), 20 s, then
 	// it ends (live-to-VOD).
 	live := startProc(t, "ffmpeg live", filepath.Join(art, "ffmpeg-live.log"), ffmpegLiveArgs(base+"/live.isml/Streams(live)")...)
 	nobr := startProc(t, "ffmpeg nobr", filepath.Join(art, "ffmpeg-nobr.log"),
 		"ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "12", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+		"-t", "20", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
 		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac",
 		"-avoid_negative_ts", "make_non_negative", "-f", "ismv", "-movflags", "isml+frag_keyframe", base+"/nobr.isml/Streams(nobr)")
 	deadline := time.Now().Add(60 * time.Second)
@@ -117,6 +117,31 @@ func TestClientsSessionFFmpeg(t *testing.T) {
 		}
 		t.Logf("ffmpeg -i %s: %s frames in %v", u, frames[len(frames)-1][1], time.Since(start).Round(time.Millisecond))
 	}
+	// Smooth without a declared bit rate: non-zero, and its URLs answer;
+	// live: one c per fragment.
+	if !strings.Contains(get(base+"/nobr.isml/manifest.mpd"), `id="video_0"`) {
+		t.Fatal("the nobr push declared a video bit rate (no video_0 track): nothing to test")
+	}
+	ss := get(base + "/nobr.isml/Manifest")
+	if !strings.Contains(ss, `IsLive="TRUE"`) {
+		t.Fatalf("nobr is no longer live (a loaded machine?): its Smooth manifest\n%s", ss)
+	}
+	if strings.Contains(ss, ` r="`) {
+		t.Errorf("live Smooth manifest with c@r:\n%s", ss)
+	}
+	levels := regexp.MustCompile(`<StreamIndex [^>]*Name="([^"]+)"[^>]*>\s*<QualityLevel [^>]*Bitrate="(\d+)"[^>]*>[^<]*</QualityLevel>\s*<c t="(\d+)"`).FindAllStringSubmatch(ss, -1)
+	if len(levels) != 2 {
+		t.Fatalf("want a video and an audio StreamIndex:\n%s", ss)
+	}
+	for _, l := range levels {
+		t.Logf("nobr Smooth %s: Bitrate %s", l[1], l[2])
+		if l[2] == "0" {
+			t.Errorf("%s: QualityLevel Bitrate=\"0\":\n%s", l[1], ss)
+			continue
+		}
+		get(base + "/nobr.isml/QualityLevels(" + l[2] + ")/Fragments(" + l[1] + "=" + l[3] + ")")
+	}
+
 	for _, point := range []string{"live", "vod"} {
 		checkMPD(point+" origin MPD", base+"/"+point+".isml/manifest.mpd")
 		mpd := checkMPD(point+" session MPD", base+"/s/"+point+"/manifest.mpd")
@@ -167,28 +192,6 @@ func TestClientsSessionFFmpeg(t *testing.T) {
 	}
 	if len(ids["video"]) != 1 || len(ids["audio"]) != 1 {
 		t.Errorf("track_IDs per switching set: %v, want one each", ids)
-	}
-
-	// Smooth without a declared bit rate: non-zero, and its URLs answer;
-	// live: one c per fragment.
-	if !strings.Contains(get(base+"/nobr.isml/manifest.mpd"), `id="video_0"`) {
-		t.Fatal("the nobr push declared a video bit rate (no video_0 track): nothing to test")
-	}
-	ss := get(base + "/nobr.isml/Manifest")
-	if strings.Contains(ss, ` r="`) {
-		t.Errorf("live Smooth manifest with c@r:\n%s", ss)
-	}
-	levels := regexp.MustCompile(`<StreamIndex [^>]*Name="([^"]+)"[^>]*>\s*<QualityLevel [^>]*Bitrate="(\d+)"[^>]*>[^<]*</QualityLevel>\s*<c t="(\d+)"`).FindAllStringSubmatch(ss, -1)
-	if len(levels) != 2 {
-		t.Fatalf("want a video and an audio StreamIndex:\n%s", ss)
-	}
-	for _, l := range levels {
-		t.Logf("nobr Smooth %s: Bitrate %s", l[1], l[2])
-		if l[2] == "0" {
-			t.Errorf("%s: QualityLevel Bitrate=\"0\":\n%s", l[1], ss)
-			continue
-		}
-		get(base + "/nobr.isml/QualityLevels(" + l[2] + ")/Fragments(" + l[1] + "=" + l[3] + ")")
 	}
 
 	// After live-to-VOD: the push ends, the MPDs turn static.
