@@ -33,6 +33,7 @@ import (
 //     CRF mode) has non-zero QualityLevel bit rates whose fragment URLs
 //     answer, and a live Smooth timeline has one c per fragment.
 func TestClientsSessionFFmpeg(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	art := artifactsDir(t)
