@@ -75,14 +75,8 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 	if cfg.MetricsListen == "" {
 		mux.Handle("GET /metrics", m.Handler())
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.readiness(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /healthz", httpx.Healthz)
+	mux.HandleFunc("GET /readyz", httpx.Readyz(s.readiness))
 	var ing http.Handler
 	if roles.Ingest {
 		s.ingest = ingest.New(st, cfg, m, log)
