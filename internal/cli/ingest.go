@@ -21,5 +21,6 @@ bytes free and takes a write. Pushes are bounded in memory, slots and progress (
   sluice ingest --point live --standby http://ingest-b:8080`
 
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runRole(ctx, "ingest", ingestSummary, server.Roles{Ingest: true}, args, stdout, stderr)
+	return role{name: "ingest", summary: ingestSummary, roles: server.Roles{Ingest: true},
+		flags: []flagGroup{storeFlags, pacingFlags, standbyFlags}}.run(ctx, args, stdout, stderr)
 }

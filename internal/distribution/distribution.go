@@ -114,7 +114,7 @@ func New(cfg config.Distribution, reg prometheus.Registerer, log *slog.Logger) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{cfg: cfg, log: log, now: time.Now, points: map[string]*pointLayouts{}}
-	p.cache = newCache(cfg.CacheBytes, func(reason string, n int) {
+	p.cache = newCache(int64(cfg.CacheBytes), func(reason string, n int) {
 		if p.m != nil {
 			p.m.evictions.WithLabelValues(reason).Add(float64(n))
 		}
@@ -553,7 +553,7 @@ func (p *Proxy) store(obj object, f *flight, res fetchResult) *entry {
 			}
 		}
 	}
-	if ok && int64(len(e.body)) <= p.cfg.MaxObject && !p.outOfWindow(e) {
+	if ok && int64(len(e.body)) <= int64(p.cfg.MaxObject) && !p.outOfWindow(e) {
 		p.cache.put(e)
 	}
 	return e

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,4 +133,24 @@ func SignedURLGuard(c config.SignedURLs, reg prometheus.Registerer, log *slog.Lo
 		}
 		return g.Middleware(h)
 	}, key, nil
+}
+
+// memoryHeadroom is what the soft memory limit allows beyond the ingest
+// memory budget.
+const memoryHeadroom = 256 << 20
+
+// memoryLimit sets the Go runtime's soft memory limit of a process that
+// takes pushes to its ingest memory budget plus headroom (256 MiB) for
+// everything else it holds, unless $GOMEMLIMIT says otherwise. Under a
+// flood of large boxes the garbage collector then reclaims the buffers of
+// the pushes that were cut before the heap grows to twice what is live
+// (GOGC), so that the resident size stays within budget + headroom
+// (docs/ingest.md, "Limits").
+func memoryLimit(cfg config.Config, log *slog.Logger) {
+	if cfg.IngestMemory <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(cfg.IngestMemory) + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	log.Debug("soft memory limit", "bytes", limit)
 }
