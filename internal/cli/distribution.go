@@ -23,8 +23,8 @@ player request. Players use the same URLs as on the origin:
 Metrics (sluice_distribution_*) are at /metrics, health at /healthz and /readyz.
 See docs/distribution.md.`
 
-// runDistribution implements `sluice distribution`.
-func runDistribution(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// distributionRole is `sluice distribution`.
+func distributionRole() role {
 	return role{name: "distribution", summary: distributionSummary, roles: server.Roles{Distribution: true},
 		flags: []flagGroup{distributionFlags, signedFlags},
 		check: func(c *config.Config) error {
@@ -32,5 +32,9 @@ func runDistribution(ctx context.Context, args []string, stdout, stderr io.Write
 				return errors.New("no origin: give --origin (or distribution.origins in --config)")
 			}
 			return nil
-		}}.run(ctx, args, stdout, stderr)
+		}}
+}
+
+func runDistribution(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return distributionRole().run(ctx, args, stdout, stderr)
 }

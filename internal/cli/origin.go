@@ -22,10 +22,15 @@ duplicate. /readyz answers 200 once an ingest is reachable and every live stream
 
   sluice origin --point live --ingest http://ingest-a:8080 --ingest http://ingest-b:8080`
 
-func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// originRole is `sluice origin`.
+func originRole() role {
 	return role{name: "origin", summary: originSummary, roles: server.Roles{Ingest: true, Origin: true},
 		flags: []flagGroup{storeFlags, pacingFlags, standbyFlags, pullFlags, signedFlags, clusterFlags},
-		check: checkOrigin}.run(ctx, args, stdout, stderr)
+		check: checkOrigin}
+}
+
+func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return originRole().run(ctx, args, stdout, stderr)
 }
 
 // checkOrigin checks what an origin needs of its peers: the points to

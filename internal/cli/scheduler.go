@@ -39,10 +39,15 @@ GET /internal/v1/owner-sets (signed with the cluster key) lists them in hosts(5)
 (signed with the cluster key), else 503 with the reasons.
 /play?kind=dash&url=/s/<point>/manifest.mpd plays a session in the browser (--player-dir).`
 
-func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// schedulerRole is `sluice scheduler`.
+func schedulerRole() role {
 	return role{name: "scheduler", summary: schedulerSummary, roles: server.Roles{Scheduler: true},
 		flags: []flagGroup{schedulerFlags, signedFlags, clusterFlags},
 		started: func(_ context.Context, _ *server.Server, _ config.Config, addr string, stdout io.Writer, _ *slog.Logger) {
 			fmt.Fprintf(stdout, "Sluice scheduler on http://%s: /s/<point>/manifest.mpd | /s/<point>/master.m3u8\n", addr)
-		}}.run(ctx, args, stdout, stderr)
+		}}
+}
+
+func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return schedulerRole().run(ctx, args, stdout, stderr)
 }

@@ -34,10 +34,14 @@ never travels. etcd over TLS with a user: --etcd-ca, --etcd-cert, --etcd-key, --
   sluice sender --listen 127.0.0.1:9001 --data ./s1 --ram 512M --cluster-secret S \
       --etcd http://127.0.0.1:2379`
 
-// runSender implements `sluice sender`.
-func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// senderRole is `sluice sender`.
+func senderRole() role {
 	return role{name: "sender", summary: senderSummary, roles: server.Roles{Sender: true},
-		flags: []flagGroup{senderFlags, pacingFlags, etcdFlags}}.run(ctx, args, stdout, stderr)
+		flags: []flagGroup{senderFlags, pacingFlags, etcdFlags}}
+}
+
+func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return senderRole().run(ctx, args, stdout, stderr)
 }
 
 const senderLoadSynopsis = `[flags] <data-dir> <asset>

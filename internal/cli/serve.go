@@ -20,7 +20,8 @@ on-demand asset "demo-vod" imported from it. Publishing point "live" always acce
   ffmpeg -re -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine -c:v libx264 -g 50 \
     -c:a aac -f ismv -movflags isml+frag_keyframe 'http://127.0.0.1:8080/live.isml/Streams(live)'`
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveRole is `sluice serve`.
+func serveRole() role {
 	return role{name: "serve", summary: serveSummary,
 		roles: server.Roles{Ingest: true, Origin: true, Local: true, StatusPage: true, Demo: true},
 		flags: []flagGroup{storeFlags, pacingFlags, signedFlags, serveFlags},
@@ -34,7 +35,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			return nil
 		},
-		started: serveStarted}.run(ctx, args, stdout, stderr)
+		started: serveStarted}
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serveRole().run(ctx, args, stdout, stderr)
 }
 
 // serveStarted prints where everything is.
