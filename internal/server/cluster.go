@@ -17,10 +17,10 @@ import (
 	"github.com/sluice-media/sluice/internal/store"
 )
 
-// EtcdConfig is the etcd connection of a cluster configuration: its
+// etcdConfig is the etcd connection of a cluster configuration: its
 // endpoints and prefix, TLS files, user and password (from the password
 // file or $SLUICE_ETCD_PASSWORD).
-func EtcdConfig(c config.Cluster, log *slog.Logger) (membership.EtcdConfig, error) {
+func etcdConfig(c config.Cluster, log *slog.Logger) (membership.EtcdConfig, error) {
 	ec := membership.EtcdConfig{Endpoints: c.Etcd, Prefix: c.EtcdPrefix, Log: log}
 	ec, err := ec.Credentials(membership.TLSFiles{CA: c.EtcdTLS.CA, Cert: c.EtcdTLS.Cert, Key: c.EtcdTLS.Key},
 		c.EtcdUser, c.EtcdPasswordFile)
@@ -30,21 +30,21 @@ func EtcdConfig(c config.Cluster, log *slog.Logger) (membership.EtcdConfig, erro
 	return ec, nil
 }
 
-// OpenSenders returns the sender set a cluster configuration names, for a
+// openSenders returns the sender set a cluster configuration names, for a
 // role that sends to it (an origin's writer, a scheduler, sender-load):
 // the static list or the etcd set, each member only once it proved that
 // it holds the cluster key (membership.Open; etcd records must be signed
 // with it). Ignored records and members are logged and counted in reg
 // (sluice_cluster_member_rejections_total). Call the returned function to
 // release it.
-func OpenSenders(ctx context.Context, c config.Cluster, reg prometheus.Registerer, log *slog.Logger) (membership.Set, func(), error) {
+func openSenders(ctx context.Context, c config.Cluster, reg prometheus.Registerer, log *slog.Logger) (membership.Set, func(), error) {
 	if c.Secret == "" {
 		return nil, nil, errors.New("cluster: a secret is required (cluster.secret, --cluster-secret or $SLUICE_CLUSTER_SECRET)")
 	}
 	oc := membership.OpenConfig{Keys: clusterauth.NewKeys([]byte(c.Secret)), Log: log,
 		Rejected: clusterauth.NewMetrics(reg).MemberRejected}
 	if len(c.Etcd) > 0 {
-		ec, err := EtcdConfig(c, log)
+		ec, err := etcdConfig(c, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -77,7 +77,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 		return errors.New("cluster: a secret is required (cluster.secret, --cluster-secret or $SLUICE_CLUSTER_SECRET)")
 	}
 	c.Secret = secret
-	set, closeSet, err := OpenSenders(ctx, c, s.Metrics.Registry, s.log)
+	set, closeSet, err := openSenders(ctx, c, s.Metrics.Registry, s.log)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func LoadAsset(ctx context.Context, c config.Cluster, dir, asset string, concurr
 	if err != nil {
 		return Loaded{}, err
 	}
-	set, closeSet, err := OpenSenders(ctx, c, nil, log)
+	set, closeSet, err := openSenders(ctx, c, nil, log)
 	if err != nil {
 		return Loaded{}, err
 	}

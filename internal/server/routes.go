@@ -82,5 +82,5 @@ func (s *Server) routes() {
 			http.NotFound(w, r)
 		}
 	}))
-	s.handler = httpx.WriteProgress(s.instrument(mux), s.cfg.WriteTimeout, MinPace(s.cfg.Pacing))
+	s.handler = httpx.WriteProgress(s.instrument(mux), s.cfg.WriteTimeout, minPace(s.cfg.Pacing))
 }

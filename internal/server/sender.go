@@ -91,7 +91,7 @@ func (s *Server) setupSender() error {
 		}
 		// The record is signed with the cluster key: origins and
 		// schedulers ignore records that are not.
-		ec, err := EtcdConfig(c, s.log)
+		ec, err := etcdConfig(c, s.log)
 		if err != nil {
 			return err
 		}

@@ -173,10 +173,10 @@ func assemble(ctx context.Context, cfg config.Config, roles Roles, ln net.Listen
 	return s, nil
 }
 
-// MinPace is the slowest rate (bytes/s) at which the pacing configuration
+// minPace is the slowest rate (bytes/s) at which the pacing configuration
 // p may send a response, 0 when it does not pace: the rate WriteProgress
 // must allow.
-func MinPace(p config.Pacing) int64 {
+func minPace(p config.Pacing) int64 {
 	if p.Mode == "" || p.Mode == config.PacingOff {
 		return 0
 	}

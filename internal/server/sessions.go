@@ -85,7 +85,7 @@ func (s *Server) setupScheduler(ctx context.Context) error {
 	if cfg.URL == "" {
 		cfg.URL = "http://" + listenURLHost(s.ln.Addr().String())
 	}
-	set, closeSet, err := OpenSenders(ctx, c, s.Metrics.Registry, s.log)
+	set, closeSet, err := openSenders(ctx, c, s.Metrics.Registry, s.log)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (s *Server) setupScheduler(ctx context.Context) error {
 // the covered points).
 func (s *Server) sessions(sched *scheduler.Scheduler) error {
 	c := s.cfg.SignedURLs
-	guard, _, err := SignedURLGuard(c, s.Metrics.Registry, s.log, func(r *http.Request) bool {
+	guard, _, err := signedURLGuard(c, s.Metrics.Registry, s.log, func(r *http.Request) bool {
 		return c.Covers(scheduler.PointOf(r.URL.Path)) && !scheduler.SessionResource(r.URL.Path)
 	})
 	if err != nil {
