@@ -171,7 +171,7 @@ func (s Scheduler) validate() error {
 func (s Sender) validate() error {
 	switch {
 	case s.RAM <= 0:
-		return fmt.Errorf("sender ram %d (--ram): want a positive size such as 512MiB", s.RAM)
+		return fmt.Errorf("sender ram %d (--ram; serve: --sender-ram): want a positive size such as 512MiB", s.RAM)
 	case s.RAMSend != "sendfile" && s.RAMSend != "copy":
 		return fmt.Errorf("sender ram_send %q (--ram-send): want sendfile or copy", s.RAMSend)
 	case s.EtcdTTL < 0 || s.Lease < 0 || s.SessionGrace < 0 || s.Preloaders < 0:

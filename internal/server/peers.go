@@ -48,9 +48,9 @@ func (s *Server) startPeers(ctx context.Context) {
 	}
 }
 
-// AddCheck adds a readiness check: /readyz answers 503 with the check's
+// addCheck adds a readiness check: /readyz answers 503 with the check's
 // error while it returns one (e.g. a scheduler without a live sender).
-func (s *Server) AddCheck(check func() error) { s.checks = append(s.checks, check) }
+func (s *Server) addCheck(check func() error) { s.checks = append(s.checks, check) }
 
 // readiness is nil when the process can serve its roles, else why not.
 func (s *Server) readiness() error {

@@ -76,7 +76,7 @@ func (s *Server) setupSender() error {
 		return err
 	}
 	snd.Store(sn)
-	s.AddCheck(sn.Ready)
+	s.addCheck(sn.Ready)
 	// Blocks go to players through the same pacer as the origin's.
 	mux := http.NewServeMux()
 	sn.Routes(mux)

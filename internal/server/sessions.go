@@ -101,7 +101,7 @@ func (s *Server) setupScheduler(ctx context.Context) error {
 	s.h.ownerSet = http.HandlerFunc(sched.OwnerSetHosts)
 	s.h.player = webui.New(nil, s.cfg.PlayerDir, s.log)
 	// /readyz: a live sender answered and an origin answered the index.
-	s.AddCheck(sched.Ready)
+	s.addCheck(sched.Ready)
 	if sc.DNSListen != "" {
 		if err := s.ownerSetDNS(sched, sc.DNSListen); err != nil {
 			return err

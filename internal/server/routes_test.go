@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/config"
+)
+
+// serveOpen opens roles over cfg on a free loopback port, serves until
+// the test ends and returns the base URL.
+func serveOpen(t *testing.T, cfg config.Config, roles Roles) string {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	s, err := Open(context.Background(), cfg, roles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+	return base
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestRoutes: the route table of each process answers its whole URL
+// space: health, metrics (or not, with metrics_listen), the sender's
+// internal API (signed) and client URLs (token), the sessions of the
+// local cluster, and 404 for what no role answers.
+func TestRoutes(t *testing.T) {
+	type want struct {
+		path string
+		code int
+		body string
+	}
+	sender := config.DefaultsFor("sender")
+	sender.Data = t.TempDir()
+	sender.Cluster.Secret = "a secret for the routes test"
+	sender.Sender.RAM = 1 << 20
+	quiet := sender
+	quiet.Data = t.TempDir()
+	quiet.MetricsListen = "127.0.0.1:0"
+	serve := config.DefaultsFor("serve")
+	serve.Data = t.TempDir()
+	serve.Points = []config.Point{{Name: "live"}}
+	for _, tc := range []struct {
+		name  string
+		cfg   config.Config
+		roles Roles
+		want  []want
+	}{
+		{"sender", sender, Roles{Sender: true}, []want{
+			{"/healthz", 200, "ok"},
+			{"/readyz", 200, "ready"},
+			{"/metrics", 200, "sluice_sender_"},
+			{"/internal/v1/stats", 401, ""},
+			{"/b/not-a-token/live/video/0.m4s", 403, ""},
+			{"/live.isml/manifest.mpd", 404, ""},
+			{"/s/live/manifest.mpd", 404, ""},
+		}},
+		{"sender with metrics_listen", quiet, Roles{Sender: true}, []want{
+			{"/healthz", 200, "ok"},
+			{"/metrics", 404, ""},
+		}},
+		{"serve", serve, Roles{Ingest: true, Origin: true, Local: true}, []want{
+			{"/healthz", 200, "ok"},
+			{"/readyz", 200, "ready"},
+			{"/metrics", 200, "sluice_scheduler_"},
+			{"/internal/v1/stats", 401, ""},
+			{"/b/not-a-token/live/video/0.m4s", 403, ""},
+			{"/s/nope/manifest.mpd", 404, ""},
+			{"/nope.isml/manifest.mpd", 404, ""},
+			{"/internal/v1/owner-sets", 404, ""},
+			{"/elsewhere", 404, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := serveOpen(t, tc.cfg, tc.roles)
+			for _, w := range tc.want {
+				code, body := get(t, base+w.path)
+				if code != w.code || !strings.Contains(body, w.body) {
+					t.Errorf("GET %s: %d %.80q, want %d with %q", w.path, code, body, w.code, w.body)
+				}
+			}
+		})
+	}
+}
+
+// TestOpenRefuses: the cluster roles say what they lack before serving.
+func TestOpenRefuses(t *testing.T) {
+	sched := config.DefaultsFor("scheduler")
+	sched.Listen = "127.0.0.1:0"
+	noSecret := config.DefaultsFor("sender")
+	noSecret.Listen, noSecret.Data = "127.0.0.1:0", t.TempDir()
+	for _, tc := range []struct {
+		cfg   config.Config
+		roles Roles
+		want  string
+	}{
+		{sched, Roles{Scheduler: true}, "name the senders"},
+		{noSecret, Roles{Sender: true}, "cluster secret"},
+	} {
+		if _, err := Open(context.Background(), tc.cfg, tc.roles, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error with %q", tc.roles, err, tc.want)
+		}
+	}
+	if _, err := New(config.Defaults(), Roles{Sender: true}, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("New assembled a sender without a listener")
+	}
+}
