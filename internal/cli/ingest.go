@@ -23,7 +23,7 @@ bytes free and takes a write. Pushes are bounded in memory, slots and progress (
 // ingestRole is `sluice ingest`.
 func ingestRole() role {
 	return role{name: "ingest", summary: ingestSummary, roles: server.Roles{Ingest: true},
-		flags: []flagGroup{storeFlags, pacingFlags, standbyFlags}}
+		flags: []flagGroup{storeFlags, pacingFlags, standbyFlags, signedFlags}}
 }
 
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -40,7 +40,14 @@ func (r role) run(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	return srv.Serve(ctx, func(addr string) {
-		log.Info("sluice "+r.name+" listening", "addr", addr, "data", cfg.Data, "points", len(cfg.Points))
+		attrs := []any{"addr", addr}
+		if r.roles.Ingest || r.roles.Origin || r.roles.Sender {
+			attrs = append(attrs, "data", cfg.Data)
+		}
+		if r.roles.Ingest || r.roles.Origin {
+			attrs = append(attrs, "points", len(cfg.Points))
+		}
+		log.Info("sluice "+r.name+" listening", attrs...)
 		if r.started != nil {
 			r.started(ctx, srv, cfg, addr, stdout, log)
 		}
