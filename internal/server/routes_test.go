@@ -67,6 +67,12 @@ func TestRoutes(t *testing.T) {
 	quiet := sender
 	quiet.Data = t.TempDir()
 	quiet.MetricsListen = "127.0.0.1:0"
+	sched := config.DefaultsFor("scheduler")
+	sched.Cluster.Senders = []string{"http://127.0.0.1:1"}
+	sched.Cluster.Secret = "a secret for the routes test"
+	sched.Scheduler.Origins = []string{"http://127.0.0.1:1"}
+	sched.Scheduler.OwnerSetURL = "http://{owners}.senders.sluice.test:9001"
+	sched.Scheduler.DNSListen = "127.0.0.1:0"
 	serve := config.DefaultsFor("serve")
 	serve.Data = t.TempDir()
 	serve.Points = []config.Point{{Name: "live"}}
@@ -84,6 +90,16 @@ func TestRoutes(t *testing.T) {
 			{"/b/not-a-token/live/video/0.m4s", 403, ""},
 			{"/live.isml/manifest.mpd", 404, ""},
 			{"/s/live/manifest.mpd", 404, ""},
+		}},
+		{"scheduler", sched, Roles{Scheduler: true}, []want{
+			{"/healthz", 200, "ok"},
+			{"/readyz", 503, "not ready"},
+			{"/metrics", 200, "sluice_scheduler_"},
+			{"/internal/v1/owner-sets", 401, ""},
+			{"/play", 400, "kind must be"},
+			{"/s/", 404, ""},
+			{"/b/not-a-token/live/video/0.m4s", 404, ""},
+			{"/live.isml/manifest.mpd", 404, ""},
 		}},
 		{"sender with metrics_listen", quiet, Roles{Sender: true}, []want{
 			{"/healthz", 200, "ok"},
