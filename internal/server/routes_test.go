@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,16 +11,15 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 )
 
-// serveOpen opens roles over cfg on a free loopback port, serves until
-// the test ends and returns the base URL.
-func serveOpen(t *testing.T, cfg config.Config, roles Roles) string {
+// serveOpen opens roles over cfg on a free loopback port and serves until
+// the test ends.
+func serveOpen(t *testing.T, cfg config.Config, roles Roles) *Server {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	s, err := Open(context.Background(), cfg, roles, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + s.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, nil) }()
@@ -36,18 +34,7 @@ func serveOpen(t *testing.T, cfg config.Config, roles Roles) string {
 			t.Error("Serve did not return")
 		}
 	})
-	return base
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return s
 }
 
 // TestRoutes: the route table of each process answers its whole URL
@@ -118,9 +105,10 @@ func TestRoutes(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base := serveOpen(t, tc.cfg, tc.roles)
+			h := serveOpen(t, tc.cfg, tc.roles).Handler()
 			for _, w := range tc.want {
-				code, body := get(t, base+w.path)
+				rec := serveReq(h, http.MethodGet, w.path, "192.0.2.1:1234")
+				code, body := rec.Code, rec.Body.String()
 				if code != w.code || !strings.Contains(body, w.body) {
 					t.Errorf("GET %s: %d %.80q, want %d with %q", w.path, code, body, w.code, w.body)
 				}
