@@ -64,6 +64,7 @@ import (
 //   - after the kill, the blocks listed from then on name owner sets of
 //     surviving senders only; those listed before keep their names.
 func TestClusterPlayers(t *testing.T) {
+	longTest(t)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	webDir := filepath.Join(root, "web")

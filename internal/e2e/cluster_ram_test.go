@@ -20,6 +20,7 @@ import (
 // plain LRU caches, admitting on a miss) is measured for comparison. Both
 // ratios are logged and written to ram-residency.txt in the artifacts.
 func TestClusterRAMResidency(t *testing.T) {
+	longTest(t)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	tmp := t.TempDir()

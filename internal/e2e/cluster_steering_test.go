@@ -69,6 +69,7 @@ var sixSecondBuffer = map[string]string{
 // default token TTL. The 12-minute run of docs/cluster.md is both:
 // SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
 func TestClusterSteering(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	ffmpeg := requireFFmpeg(t)
 	requireTools(t, "node", "npm")

@@ -69,6 +69,7 @@ func (im *impostor) requests() ([]string, []*http.Request) {
 // records, and the real senders refuse what it can send them without the
 // key (unsigned requests, the old secret header, a random block).
 func TestClusterFakeMember(t *testing.T) {
+	longTest(t)
 	t0 := time.Now()
 	root := repoRoot(t)
 	tmp := t.TempDir()

@@ -128,6 +128,7 @@ func TestDistributionArchiveCut(t *testing.T) {
 // origin and through a distribution server, while the disk holds only the
 // retention.
 func TestDistributionRetentionDVR(t *testing.T) {
+	longTest(t)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -20,6 +20,7 @@ import (
 //     is caught up from A's store and then follows the push, so that it
 //     ends with exactly A's fragments again, without gap.
 func TestFailoverPushProxy(t *testing.T) {
+	longTest(t)
 	requireTools(t, "ffmpeg")
 	root := repoRoot(t)
 	dir := t.TempDir()

@@ -100,6 +100,7 @@ next:
 // four sessions, on one timeline with three restart boundaries (four DASH
 // Periods, three HLS discontinuities in every playlist).
 func TestEncoderRestartPlayers(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	requireTools(t, "ffmpeg", "node", "npm", "go")
 	root := repoRoot(t)

@@ -25,6 +25,7 @@ import (
 // hls.js through a scheduler session (opens and playlist reloads carry the
 // cookie, segments come from the sender with the session's tokens).
 func TestSignedURLPlayers(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	requireTools(t, "node", "go")
 	root := repoRoot(t)

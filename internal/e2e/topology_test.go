@@ -43,6 +43,7 @@ const topoNginxConf = `  upstream distribution {
 // the encoder produced is in the surviving origin's archive exactly once,
 // the players report zero stalls and no 5xx reached them.
 func TestTopologyFailover(t *testing.T) {
+	longTest(t)
 	requireTools(t, "nginx", "node")
 	browserEnabled(t)
 	root := repoRoot(t)
