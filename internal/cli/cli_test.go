@@ -112,3 +112,25 @@ func TestHelpOnStdout(t *testing.T) {
 		t.Errorf("--version: exit %d, %q; want the module version and %s", code, out.String(), runtime.Version())
 	}
 }
+
+// TestImportOutput: an import whose stderr is not a terminal draws no
+// progress bar, and it ends with the URLs that play the asset.
+func TestImportOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"import", "--data", t.TempDir(), "--server", "http://h:9/",
+		"../../testdata/sample/sample.mp4", "movies/one"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "\r") || strings.Contains(errb.String(), "%|") {
+		t.Errorf("a progress bar went to a non-terminal stderr: %q", errb.String())
+	}
+	for _, want := range []string{
+		"http://h:9/movies/one.isml/manifest.mpd", "http://h:9/movies/one.isml/master.m3u8",
+		"http://h:9/movies/one.isml/Manifest", "http://h:9/s/movies/one/manifest.mpd",
+	} {
+		if !strings.Contains(out.String(), want+"\n") && !strings.Contains(out.String(), want+" ") {
+			t.Errorf("import output does not list %s:\n%s", want, out.String())
+		}
+	}
+}
