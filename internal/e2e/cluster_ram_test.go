@@ -12,7 +12,7 @@ import (
 )
 
 // TestClusterRAMResidency is the RAM residency acceptance test of the
-// scheduler (issue 5): on-demand content totalling ten times the senders'
+// scheduler (docs/cluster.md): on-demand content totalling ten times the senders'
 // combined RAM budget, 50 `sluice play` sessions at staggered positions
 // spread over all of it, one scheduler and three senders (R = 2). With
 // look-ahead every segment request must be served from RAM, as the senders
