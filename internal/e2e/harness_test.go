@@ -192,12 +192,20 @@ func (p *proc) exited() bool {
 // stops the whole group (SIGTERM, then SIGKILL after 5 s) and waits for it.
 func startProc(t *testing.T, name, logPath string, argv ...string) *proc {
 	t.Helper()
+	return startProcIn(t, "", name, logPath, argv...)
+}
+
+// startProcIn is startProc with the child's working directory dir ("": the
+// test's).
+func startProcIn(t *testing.T, dir, name, logPath string, argv ...string) *proc {
+	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{name: name, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Dir = dir
 	w := io.MultiWriter(logf, p.out)
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
