@@ -204,9 +204,9 @@ func shellWords(s string, env func(string) string) (words []string, background b
 var notRun = map[string]string{
 	"etcd --name e1 --data-dir /var/lib/etcd": "a production etcd with TLS certificates and users; " +
 		"startEtcdServer (etcd_helpers_test.go) runs that setup for TestClusterFakeMember and the sender etcd tests",
-	"sluice sender    $E": "needs the TLS etcd with users above; TestSenderEtcdMembershipAndReplicas runs a sender so",
-	"sluice origin    $E": "needs the TLS etcd with users above; TestClusterFakeMember runs an origin so",
-	"sluice scheduler $E": "needs the TLS etcd with users above; TestClusterFakeMember runs a scheduler so",
+	"sluice sender    $E":   "needs the TLS etcd with users above; TestSenderEtcdMembershipAndReplicas runs a sender so",
+	"sluice origin    $E":   "needs the TLS etcd with users above; TestClusterFakeMember runs an origin so",
+	"sluice scheduler $E":   "needs the TLS etcd with users above; TestClusterFakeMember runs a scheduler so",
 	"sluice sender-load $E": "needs the TLS etcd with users above; TestSenderEtcdMembershipAndReplicas loads so",
 }
 
