@@ -171,7 +171,9 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	srv.SetHome(schedulerHome(of.limit(sessions, srv, log), sched, webui.New(nil, *playerDir, log)))
+	ui := webui.New(nil, *playerDir, log)
+	ui.SetCluster(sched) // the status page: the cluster panel
+	srv.SetHome(schedulerHome(of.limit(sessions, srv, log), sched, ui))
 	// /readyz: a live sender answered and an origin answered the index.
 	srv.AddCheck(sched.Ready)
 	if *dnsListen != "" {
@@ -230,6 +232,8 @@ func schedulerHome(sessions http.Handler, sched *scheduler.Scheduler, ui http.Ha
 	mux.HandleFunc("GET /internal/v1/owner-sets", sched.OwnerSetHosts)
 	mux.Handle("/play", ui)
 	mux.Handle("/player/", ui)
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET /status.json", ui)
 	return mux
 }
 

@@ -72,7 +72,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	lc.sessions = of.limit(sessions, srv, log)
-	srv.SetHome(lc.handler(webui.New(srv.Store, *playerDir, log)))
+	ui := webui.New(srv.Store, *playerDir, log)
+	ui.SetCluster(lc.sched) // the cluster panel of the status page
+	srv.SetHome(lc.handler(ui))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	return srv.Serve(ctx, func(addr string) {
