@@ -290,13 +290,13 @@ func (h *Handler) status() Status {
 				ts.Edge = t.Seconds(t.Frags[n-1].End())
 				ts.LastFrag = float64(t.Frags[n-1].Duration) / float64(t.Info.Timescale)
 				edge = max(edge, ts.Edge)
-				if !v.Meta.Anchor.IsZero() {
+				if !v.Meta.Anchor.IsZero() && !v.Meta.VOD {
 					ts.EdgeClock = v.Meta.Anchor.Add(time.Duration(ts.Edge * float64(time.Second))).UTC()
 				}
 			}
 			ps.Tracks = append(ps.Tracks, ts)
 		}
-		if !v.Meta.Anchor.IsZero() && edge > 0 {
+		if !v.Meta.Anchor.IsZero() && edge > 0 && !v.Meta.VOD {
 			ps.EdgeClock = v.Meta.Anchor.Add(time.Duration(edge * float64(time.Second))).UTC()
 		}
 		switch {
