@@ -98,6 +98,21 @@ type CutResponse struct {
 	Manifests map[string]string `json:"manifests"`
 }
 
+// CutDir is Cut over the data directory dir, opened shared (a server may
+// run over it: `sluice archive cut --data`), answered as the admin API
+// answers.
+func CutDir(dir, src, asset, from, to string, log *slog.Logger) (CutResponse, error) {
+	st, err := store.OpenShared(dir, log)
+	if err != nil {
+		return CutResponse{}, err
+	}
+	r, err := Cut(st, src, asset, from, to)
+	if err != nil {
+		return CutResponse{}, err
+	}
+	return NewCutResponse(src, r), nil
+}
+
 // NewCutResponse describes a cut result.
 func NewCutResponse(src string, r store.CutResult) CutResponse {
 	base := "/" + r.Asset + ".isml/"

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/sluice-media/sluice/internal/atomicfile"
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -91,7 +92,7 @@ func OpenDisk(dir string) (*Disk, error) {
 		}
 		switch {
 		case e.IsDir():
-		case strings.HasPrefix(e.Name(), ".tmp-"):
+		case strings.HasPrefix(e.Name(), atomicfile.TempPrefix):
 			os.Remove(path)
 		case strings.HasSuffix(e.Name(), ".m4s"):
 			n++
@@ -128,12 +129,14 @@ func (d *Disk) PutBlock(ctx context.Context, id cluster.BlockID, data []byte) (b
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("block directory: %w", err)
 	}
-	created, err := writeNew(path, data)
-	if err != nil {
-		return false, fmt.Errorf("store block %s: %w", id, err)
-	}
+	// Concurrent writers of one block create it once, so the count of
+	// blocks stays exact.
+	created, err := atomicfile.Create(path, data, atomicfile.Durable)
 	if created {
 		d.blocks.Add(1)
+	}
+	if err != nil {
+		return created, fmt.Errorf("store block %s: %w", id, err)
 	}
 	return created, nil
 }
@@ -187,10 +190,10 @@ func (d *Disk) PutInit(ctx context.Context, point, track string, data []byte, co
 		return fmt.Errorf("track directory: %w", err)
 	}
 	meta, _ := json.Marshal(initMeta{ContentType: contentType})
-	if err := writeAtomic(filepath.Join(dir, "init.json"), meta); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "init.json"), meta, atomicfile.Durable); err != nil {
 		return fmt.Errorf("store init of %s/%s: %w", point, track, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, "init.mp4"), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "init.mp4"), data, atomicfile.Durable); err != nil {
 		return fmt.Errorf("store init of %s/%s: %w", point, track, err)
 	}
 	return nil
@@ -245,71 +248,3 @@ func (o *fileObject) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadA
 func (o *fileObject) Close() error                            { return o.f.Close() }
 func (o *fileObject) Size() int64                             { return o.size }
 func (o *fileObject) File() *os.File                          { return o.f }
-
-// writeAtomic writes data under path: temporary file, fsync, rename, fsync
-// of the directory.
-// writeNew writes data to path unless a file is already there: the data
-// goes to a synced temporary file that is then hard-linked to path, which
-// fails if path exists, so two concurrent writers of one block create it
-// once and the count of blocks stays exact. It reports whether it created
-// the file.
-func writeNew(path string, data []byte) (bool, error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	syncDir(dir)
-	return true, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-// syncDir makes a directory's entries durable (best effort).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}

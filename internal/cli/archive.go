@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/archive"
-	"github.com/sluice-media/sluice/internal/store"
 )
 
 const archiveSynopsis = `cut [flags] <point> <asset> --from T1 --to T2
@@ -82,15 +81,10 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	} else {
-		st, err := store.OpenShared(*data, toolLogger(stderr, false))
-		if err != nil {
+		var err error
+		if res, err = archive.CutDir(*data, pos[0], pos[1], *from, *to, toolLogger(stderr, false)); err != nil {
 			return err
 		}
-		r, err := archive.Cut(st, pos[0], pos[1], *from, *to)
-		if err != nil {
-			return err
-		}
-		res = archive.NewCutResponse(pos[0], r)
 	}
 	if *jsonOut {
 		return json.NewEncoder(stdout).Encode(res)

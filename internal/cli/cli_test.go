@@ -26,7 +26,7 @@ func TestMain(t *testing.T) {
 		{[]string{"bogus"}, 2, `unknown command "bogus"`},
 		{[]string{"serve", "--help"}, 0, "-no-demo"},
 		{[]string{"origin", "--help"}, 0, "-dvr duration"},
-		{[]string{"ingest", "--help"}, 0, "-max-box int"},
+		{[]string{"ingest", "--help"}, 0, "-max-box size"},
 		{[]string{"push", "--help"}, 0, "Usage: sluice push"},
 		{[]string{"import", "--help"}, 0, "Usage: sluice import"},
 		{[]string{"play", "--help"}, 0, "Usage: sluice play"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/clusterauth"
@@ -32,7 +33,10 @@ func runClusterGet(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errors.New("name one URL")
 	}
-	secret := clusterSecret(*secretFlag)
+	secret := *secretFlag
+	if secret == "" {
+		secret = os.Getenv("SLUICE_CLUSTER_SECRET")
+	}
 	if secret == "" {
 		return errors.New("a cluster secret is required: --cluster-secret or $SLUICE_CLUSTER_SECRET")
 	}

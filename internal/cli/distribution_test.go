@@ -9,30 +9,6 @@ import (
 	"testing"
 )
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"1048576", 1 << 20, false},
-		{"512MiB", 512 << 20, false},
-		{"2GiB", 2 << 30, false},
-		{"64KiB", 64 << 10, false},
-		{"1.5G", 1_500_000_000, false},
-		{"300k", 300_000, false},
-		{"10B", 10, false},
-		{"lots", 0, true},
-		{"-1M", 0, true},
-	}
-	for _, tc := range tests {
-		got, err := parseSize(tc.in)
-		if tc.bad != (err != nil) || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.bad)
-		}
-	}
-}
-
 func TestDistributionAndArchiveArgs(t *testing.T) {
 	dir := t.TempDir()
 	wrongRole := filepath.Join(dir, "ingest.yaml")

@@ -20,6 +20,12 @@ bytes free and takes a write. Pushes are bounded in memory, slots and progress (
 
   sluice ingest --point live --standby http://ingest-b:8080`
 
+// ingestRole is `sluice ingest`.
+func ingestRole() role {
+	return role{name: "ingest", summary: ingestSummary, roles: server.Roles{Ingest: true},
+		flags: []flagGroup{storeFlags, pacingFlags, standbyFlags, signedFlags}}
+}
+
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runRole(ctx, "ingest", ingestSummary, server.Roles{Ingest: true}, args, stdout, stderr)
+	return ingestRole().run(ctx, args, stdout, stderr)
 }

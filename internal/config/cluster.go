@@ -40,6 +40,10 @@ type EtcdTLS struct {
 	Key  string `yaml:"key,omitempty"`  // its key
 }
 
+// DefaultEtcdPrefix is the etcd key prefix of the sender set
+// (membership.DefaultPrefix).
+const DefaultEtcdPrefix = "/sluice/senders/"
+
 // Enabled reports whether a sender set is named.
 func (c Cluster) Enabled() bool { return len(c.Senders) > 0 || len(c.Etcd) > 0 }
 

@@ -59,7 +59,7 @@ type Config struct {
 	// typo in an encoder's URL is a 404 rather than a new channel.
 	PointsAny bool `yaml:"points_any,omitempty"`
 	// MaxBox bounds every box of an ingest body, in bytes.
-	MaxBox int64 `yaml:"max_box"`
+	MaxBox ByteSize `yaml:"max_box"`
 	// IngestIdle aborts a push that delivers no header, fragment or end of
 	// stream for this long (408).
 	IngestIdle time.Duration `yaml:"ingest_idle"`
@@ -72,7 +72,7 @@ type Config struct {
 	// IngestMemory bounds the memory of the box buffers of all pushes
 	// together, in bytes; a push over it gets 503 with Retry-After (0:
 	// unbounded).
-	IngestMemory int64 `yaml:"ingest_memory"`
+	IngestMemory ByteSize `yaml:"ingest_memory"`
 	// MaxPushes bounds the concurrent pushes to one publishing point; one
 	// more gets 503 with Retry-After (0: unbounded).
 	MaxPushes int `yaml:"max_pushes"`
@@ -90,7 +90,7 @@ type Config struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// MinFree is the free space the data directory needs for /readyz to
 	// answer ready, in bytes.
-	MinFree int64 `yaml:"min_free"`
+	MinFree ByteSize `yaml:"min_free"`
 	// DVRWindow is the default DVR window of live manifests.
 	DVRWindow time.Duration `yaml:"dvr_window"`
 	// LookAhead is the Smooth LookAheadFragmentCount (tfrf entries).
@@ -98,7 +98,7 @@ type Config struct {
 	// OnRestart is the restart policy of points that name none.
 	OnRestart string `yaml:"on_restart"`
 	// Role, when set, names the role this configuration is for (ingest,
-	// origin, distribution, serve); a process started as another role
+	// origin, distribution, serve, scheduler, sender); a process started as another role
 	// refuses it.
 	Role string `yaml:"role,omitempty"`
 	// Ingests are the base URLs (http://host:port) of the ingests an origin
@@ -111,7 +111,7 @@ type Config struct {
 	// StandbyBuffer bounds the push bytes waiting to be forwarded to the
 	// standby; a standby that falls this far behind is dropped until it has
 	// caught up (0: 8 MiB).
-	StandbyBuffer int64 `yaml:"standby_buffer,omitempty"`
+	StandbyBuffer ByteSize `yaml:"standby_buffer,omitempty"`
 	// PullStall: a pull from an ingest that stores no fragment for this
 	// long fails over to the next ingest (0: two fragment durations, at
 	// least 3 s).
@@ -138,6 +138,15 @@ type Config struct {
 	// SignedURLs makes players' requests need a signed URL (origin and
 	// distribution roles; docs/origin.md, "Signed player URLs").
 	SignedURLs SignedURLs `yaml:"signed_urls,omitempty"`
+	// Log configures the logging of every role.
+	Log Log `yaml:"log"`
+	// PlayerDir holds the npm-installed players (dashjs, hls.js,
+	// shaka-player) of the status page and /play (serve, scheduler).
+	PlayerDir string `yaml:"player_dir,omitempty"`
+	// Scheduler, Sender and Serve configure those roles.
+	Scheduler Scheduler `yaml:"scheduler"`
+	Sender    Sender    `yaml:"sender"`
+	Serve     Serve     `yaml:"serve,omitempty"`
 }
 
 // SignedURLs configures signed player URLs: off unless Require is set.
@@ -176,9 +185,9 @@ type Distribution struct {
 	// that end more than this before the live edge are dropped.
 	Window time.Duration `yaml:"window"`
 	// CacheBytes is the RAM budget of the cache.
-	CacheBytes int64 `yaml:"cache_bytes"`
+	CacheBytes ByteSize `yaml:"cache_bytes"`
 	// MaxObject is the largest response body that is cached.
-	MaxObject int64 `yaml:"max_object"`
+	MaxObject ByteSize `yaml:"max_object"`
 	// Slack is how many fragment durations past the live edge (or before
 	// the DVR window) of the cached manifest a fragment request may lie
 	// and still be passed to an origin.
@@ -224,22 +233,34 @@ func Defaults() Config {
 		Pacing:    PacingDefaults(),
 		PushRate:  20,
 		PushBurst: 100,
+		Log:       Log{Level: "info", Format: "text"},
+		Cluster:   Cluster{Replicas: 2, EtcdPrefix: DefaultEtcdPrefix},
+		Scheduler: SchedulerDefaults(),
+		Sender:    SenderDefaults(),
 	}
 }
 
 // Load reads a YAML file over the defaults.
 func Load(path string) (Config, error) {
 	c := Defaults()
+	if err := decodeFile(path, &c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// decodeFile lays the YAML file at path over c; unknown keys are errors.
+func decodeFile(path string, c *Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("read config: %w", err)
+		return fmt.Errorf("read config: %w", err)
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, c.Validate()
+	return nil
 }
 
 // Validate checks the values that would otherwise fail later.
@@ -266,6 +287,15 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Cluster.Validate(); err != nil {
+		return err
+	}
+	if err := c.Log.validate(); err != nil {
+		return err
+	}
+	if err := c.Scheduler.validate(); err != nil {
+		return err
+	}
+	if err := c.Sender.validate(); err != nil {
 		return err
 	}
 	if !validRestart(c.OnRestart) {
@@ -302,12 +332,12 @@ func (c Config) validateLimits() error {
 }
 
 // Roles a configuration file may name.
-var roleNames = map[string]bool{"ingest": true, "origin": true, "distribution": true, "serve": true}
+var roleNames = map[string]bool{"ingest": true, "origin": true, "distribution": true, "serve": true, "scheduler": true, "sender": true}
 
 // validatePeers checks the role and the peer URLs (ingests, standby).
 func (c Config) validatePeers() error {
 	if c.Role != "" && !roleNames[c.Role] {
-		return fmt.Errorf("role %q: want ingest, origin, distribution or serve", c.Role)
+		return fmt.Errorf("role %q: want ingest, origin, distribution, serve, scheduler or sender", c.Role)
 	}
 	for _, in := range c.Ingests {
 		if !isBaseURL(in) {

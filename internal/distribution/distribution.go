@@ -45,14 +45,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-media/sluice/internal/config"
-	"github.com/sluice-media/sluice/internal/origin"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/urls"
 )
-
-// corsAllowHeaders are the request headers preflights allow: as the origin
-// (CMCD request headers, Range, conditional requests, Sluice-Pacing).
-const corsAllowHeaders = "Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session, Sluice-Pacing"
 
 // staleKeep is how long an expired entry is kept for revalidation and for
 // answering while no origin responds (stale-if-error).
@@ -118,7 +114,7 @@ func New(cfg config.Distribution, reg prometheus.Registerer, log *slog.Logger) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{cfg: cfg, log: log, now: time.Now, points: map[string]*pointLayouts{}}
-	p.cache = newCache(cfg.CacheBytes, func(reason string, n int) {
+	p.cache = newCache(int64(cfg.CacheBytes), func(reason string, n int) {
 		if p.m != nil {
 			p.m.evictions.WithLabelValues(reason).Add(float64(n))
 		}
@@ -233,19 +229,15 @@ func (p *Proxy) SetUpstreamQuery(q func() string) { p.up.query = q }
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	origin.SetCORS(w.Header())
+	httpx.SetCORS(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		w.Header().Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
+		httpx.Preflight(w)
 		return
 	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		p.m.refused.WithLabelValues(refuseMethod).Inc()
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httpx.MethodNotAllowed(w)
 		return
 	}
 	p.lastClient.Store(p.now().UnixNano())
@@ -561,7 +553,7 @@ func (p *Proxy) store(obj object, f *flight, res fetchResult) *entry {
 			}
 		}
 	}
-	if ok && int64(len(e.body)) <= p.cfg.MaxObject && !p.outOfWindow(e) {
+	if ok && int64(len(e.body)) <= int64(p.cfg.MaxObject) && !p.outOfWindow(e) {
 		p.cache.put(e)
 	}
 	return e

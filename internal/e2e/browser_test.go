@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,27 +122,49 @@ func TestBrowserLive(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(art, "manifest-start.mpd"), mpdBody, 0o644)
 
-	for _, kind := range []struct{ kind, manifest string }{
-		{"dash", "/live.isml/manifest.mpd"},
-		{"mss", "/live.isml/Manifest"},
-		{"hls", "/live.isml/master.m3u8"},
-	} {
-		if ffmpeg.exited() || serve.exited() {
-			t.Fatalf("a process ended mid-test: ffmpeg exited=%v (%v), sluice exited=%v (%v)\nffmpeg:\n%s\nsluice:\n%s",
-				ffmpeg.exited(), ffmpeg.err, serve.exited(), serve.err, ffmpeg.out, serve.out)
-		}
-		start := time.Now()
-		r := runPlay(t, webDir, base+kind.manifest, kind.kind, playSeconds, minAdvance,
-			filepath.Join(art, "screenshot-"+kind.kind+".png"))
-		t.Logf("%s played in %v", kind.kind, time.Since(start).Round(time.Millisecond))
-		checkPlay(t, r, minAdvance)
-		if t.Failed() {
-			saveManifests(t, base, art, kind.kind)
-		}
+	// The three players and the status page play at once, each in its own
+	// browser (as viewers do), in about the time of one.
+	plays := []struct{ kind, target, shot string }{
+		{"dash", base + "/live.isml/manifest.mpd", "screenshot-dash.png"},
+		{"mss", base + "/live.isml/Manifest", "screenshot-mss.png"},
+		{"hls", base + "/live.isml/master.m3u8", "screenshot-hls.png"},
+		// The status page itself: its button plays the channel with dash.js.
+		{"dash", base + "/#live", "screenshot-status-page.png"},
 	}
-	// The status page itself: its button plays the channel with dash.js.
-	r := runPlay(t, webDir, base+"/#live", "dash", 8, 5, filepath.Join(art, "screenshot-status-page.png"))
-	checkPlay(t, r, 5)
+	type outcome struct {
+		r      playResult
+		stderr string
+		err    error
+		took   time.Duration
+	}
+	outs := make([]outcome, len(plays))
+	var wg sync.WaitGroup
+	for i, p := range plays {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			r, stderr, err := playIn(playEnv{}, webDir, p.target, p.kind, playSeconds, minAdvance, filepath.Join(art, p.shot))
+			outs[i] = outcome{r, stderr, err, time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	if ffmpeg.exited() || serve.exited() {
+		t.Fatalf("a process ended mid-test: ffmpeg exited=%v (%v), sluice exited=%v (%v)\nffmpeg:\n%s\nsluice:\n%s",
+			ffmpeg.exited(), ffmpeg.err, serve.exited(), serve.err, ffmpeg.out, serve.out)
+	}
+	for i, p := range plays {
+		o := outs[i]
+		if o.err != nil {
+			t.Errorf("%s: %v\n%s", p.target, o.err, o.stderr)
+			continue
+		}
+		t.Logf("%s (%s) played in %v", p.kind, p.target, o.took.Round(time.Millisecond))
+		checkPlay(t, o.r, minAdvance)
+	}
+	if t.Failed() {
+		saveManifests(t, base, art, "players")
+	}
 	if t.Failed() {
 		t.Logf("artifacts (screenshots, logs, manifests) in %s", art)
 	}

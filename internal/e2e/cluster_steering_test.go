@@ -64,7 +64,7 @@ var sixSecondBuffer = map[string]string{
 //     fragment;
 //   - the sender rejoined (the scheduler's live set is whole again).
 //
-// SLUICE_E2E_STEERING_SECONDS sets how long the players play (60 by
+// SLUICE_E2E_STEERING_SECONDS sets how long the players play (50 by
 // default); SLUICE_E2E_STEERING_DEFAULTS=1 runs the scheduler with its
 // default token TTL. The 12-minute run of docs/cluster.md is both:
 // SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
@@ -81,7 +81,7 @@ func TestClusterSteering(t *testing.T) {
 	t0 := time.Now()
 	bin := buildSluice(t, root, tmp)
 
-	playFor := 60
+	playFor := 50
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_E2E_STEERING_SECONDS")); err == nil && v > 0 {
 		playFor = v
 	}

@@ -70,6 +70,7 @@ func (im *impostor) requests() ([]string, []*http.Request) {
 // key (unsigned requests, the old secret header, a random block).
 func TestClusterFakeMember(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	t0 := time.Now()
 	root := repoRoot(t)
 	tmp := t.TempDir()

@@ -41,6 +41,7 @@ func ffprobeDuration(t *testing.T, url string) float64 {
 // the origin and through a distribution server) with the duration of the
 // range ±1 fragment.
 func TestDistributionArchiveCut(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireTools := func(tools ...string) {
 		for _, tool := range tools {
 			if _, err := exec.LookPath(tool); err != nil {
@@ -129,6 +130,7 @@ func TestDistributionArchiveCut(t *testing.T) {
 // retention.
 func TestDistributionRetentionDVR(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

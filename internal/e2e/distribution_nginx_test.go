@@ -109,6 +109,7 @@ func startNginx(t *testing.T, dir, addr, upstream string) *proc {
 // fragment request (live channel: only the short-lived manifests pass).
 func TestDistributionNginxCache(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

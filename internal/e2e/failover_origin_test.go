@@ -22,6 +22,7 @@ var utcTiming = regexp.MustCompile(`<UTCTiming [^>]*>`)
 // the first fragment stored from B) is logged.
 func TestFailoverOrigins(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)
@@ -153,6 +154,7 @@ func TestFailoverOrigins(t *testing.T) {
 // for byte the same, so the archive stays whole.
 func TestFailoverRedundantEncoders(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -21,6 +21,7 @@ import (
 //     ends with exactly A's fragments again, without gap.
 func TestFailoverPushProxy(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireTools(t, "ffmpeg")
 	root := repoRoot(t)
 	dir := t.TempDir()

@@ -16,6 +16,7 @@ import (
 // only says "Broken pipe"); `sluice serve` (--points-any) stores the same
 // push under "nope".
 func TestFirstPushUnknownPoint(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireFFmpeg(t)
 	root := repoRoot(t)
 	tmp := t.TempDir()

@@ -117,6 +117,7 @@ func hasCodecs(codecs []string, want ...string) bool {
 // DASH output of both while live and after the end, and ffmpeg decodes every
 // frame without error.
 func TestLiveFFmpegPushFFprobe(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireTools(t, "ffmpeg", "ffprobe")
 	root := repoRoot(t)
 	dir := t.TempDir()
@@ -195,6 +196,7 @@ func TestLiveFFmpegPushFFprobe(t *testing.T) {
 // restart every fragment that a client had seen listed is served byte for
 // byte, nothing torn is served, and the index is rebuilt.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireTools(t, "ffmpeg")
 	root := repoRoot(t)
 	dir := t.TempDir()

@@ -21,6 +21,7 @@ import (
 // RAM and reported to the scheduler of the session, and when scheduler A
 // stops renewing its lease exactly its pins are released, within the lease.
 func TestSenderProcessAPI(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -29,6 +29,7 @@ import (
 // and deletes the copies the others hold but no longer own, so every block
 // directory again holds exactly its owner's share.
 func TestSenderDeleteOnPruneAndJoin(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	t0 := time.Now()
 	root := repoRoot(t)
 	dir := t.TempDir()

@@ -23,6 +23,7 @@ import (
 // still served, byte for byte, by its new primary among the survivors.
 func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	longTest(t)
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -17,6 +17,7 @@ import (
 // every fragment a live push stores to exactly its two owners, and every
 // track header to all three senders.
 func TestSenderLiveOriginWritesToOwners(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -21,6 +21,7 @@ import (
 // origin's store, exactly the blocks it now owns and every track header,
 // so every block is on its two owners among the three.
 func TestSenderRebalanceOnJoin(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

@@ -16,7 +16,7 @@ import (
 // (/s/ sessions, segments from the in-process sender at /b/) with a short
 // token TTL (--token-ttl 15s: the session grants are renewed every 5 s).
 // hls.js, Shaka Player (HLS and DASH) and dash.js in Chromium, each with a
-// 6 s buffer, play a live ffmpeg push and then an on-demand asset for 30 s,
+// 6 s buffer, play a live ffmpeg push and then an on-demand asset for 20 s,
 // through at least three renewals: no underrun, no error (not even one
 // dash.js recovers from), and every segment they received is the origin's,
 // byte for byte.
@@ -33,7 +33,7 @@ func TestServeSessionTokens(t *testing.T) {
 	t0 := time.Now()
 	bin := buildSluice(t, root, tmp)
 
-	const playFor = 30
+	const playFor = 20
 	data := filepath.Join(tmp, "data")
 	mp4 := filepath.Join(tmp, "vod.mp4")
 	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",

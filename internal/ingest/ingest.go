@@ -53,13 +53,13 @@ type Handler struct {
 func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logger) *Handler {
 	h := &Handler{st: st, cfg: cfg, log: log, m: m, feeds: newFeeds(), pushes: map[string]int{}}
 	if cfg.IngestMemory > 0 {
-		h.mem = newBudget(cfg.IngestMemory)
+		h.mem = newBudget(int64(cfg.IngestMemory))
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_ingest_buffer_bytes", Help: "Bytes of ingest box buffers held by the pushes in progress (bounded by --ingest-memory).",
 		}, func() float64 { return float64(h.mem.Used()) }))
 	}
 	if cfg.Standby != "" {
-		h.sb = newStandby(h, cfg.Standby, cfg.StandbyBuffer, m.Registry)
+		h.sb = newStandby(h, cfg.Standby, int64(cfg.StandbyBuffer), m.Registry)
 	}
 	return h
 }

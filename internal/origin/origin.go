@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/metrics"
@@ -57,41 +58,9 @@ func New(st *store.Store, cfg config.Config, m *metrics.Metrics, log *slog.Logge
 
 // CORS headers: players on other origins send CMCD request headers and read
 // CMSD response headers.
-const (
-	corsAllowHeaders  = "Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session, Sluice-Pacing"
-	corsExposeHeaders = "CMSD-Static, CMSD-Dynamic, ETag, Content-Length, Content-Range, Date, Age"
-)
-
-// SetCORS adds the CORS response headers Sluice sends on every client route.
-func SetCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-}
-
-// ClientMethods starts a response on a client route that players on other
-// origins read (origin, sender): it sets the CORS headers, answers a
-// preflight (OPTIONS) and refuses methods other than GET and HEAD. It
-// reports whether the handler goes on.
-func ClientMethods(w http.ResponseWriter, r *http.Request) bool {
-	SetCORS(w.Header())
-	if r.Method == http.MethodOptions {
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		w.Header().Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
-		return false
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return false
-	}
-	return true
-}
-
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !ClientMethods(w, r) {
+	if !httpx.ClientMethods(w, r) {
 		return
 	}
 	pp, rest, ok := urls.Split(r.URL.Path)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 // CMCD request headers (CTA-5004 header mode), in canonical form so that a
@@ -131,7 +133,7 @@ func ParseCMCD(r *http.Request) (CMCD, error) {
 // are kept; a member of the wrong type is skipped.
 func (c *CMCD) parse(v string) error {
 	var bad []error
-	err := parseDict(v, func(key string, it item) error {
+	err := sfv.ParseDictionary(v, func(key string, it sfv.Item) error {
 		if err := c.set(key, it); err != nil {
 			bad = append(bad, err)
 		}
@@ -144,7 +146,7 @@ func (c *CMCD) parse(v string) error {
 }
 
 // set stores one CMCD key.
-func (c *CMCD) set(key string, it item) error {
+func (c *CMCD) set(key string, it sfv.Item) error {
 	switch key {
 	case "rtp":
 		return setNum(&c.RTP, key, it, false)
@@ -190,18 +192,18 @@ func (c *CMCD) set(key string, it item) error {
 	return nil // other keys (and other custom keys) are not ours
 }
 
-func typeErr(key string, it item, want string) error {
-	return fmt.Errorf("%s: %s, want %s", key, it.kind, want)
+func typeErr(key string, it sfv.Item, want string) error {
+	return fmt.Errorf("%s: %s, want %s", key, it.Kind, want)
 }
 
 // setNum stores a non-negative number (integer or decimal, rounded). An
 // inner list is reduced to its smallest member (useMin) or its first.
-func setNum(dst *int64, key string, it item, useMin bool) error {
-	if it.kind == kindInnerList {
+func setNum(dst *int64, key string, it sfv.Item, useMin bool) error {
+	if it.Kind == sfv.InnerList {
 		found := false
 		var out int64
-		err := parseInner(it.s, func(m item) error {
-			f, ok := m.number()
+		err := sfv.ParseInner(it.Str, func(m sfv.Item) error {
+			f, ok := m.Number()
 			if !ok || f < 0 {
 				return typeErr(key, m, "a non-negative number")
 			}
@@ -220,7 +222,7 @@ func setNum(dst *int64, key string, it item, useMin bool) error {
 		}
 		return nil
 	}
-	f, ok := it.number()
+	f, ok := it.Number()
 	if !ok || f < 0 {
 		return typeErr(key, it, "a non-negative number")
 	}
@@ -228,37 +230,37 @@ func setNum(dst *int64, key string, it item, useMin bool) error {
 	return nil
 }
 
-func setBool(dst *bool, key string, it item) error {
-	if it.kind != kindBool {
+func setBool(dst *bool, key string, it sfv.Item) error {
+	if it.Kind != sfv.Boolean {
 		return typeErr(key, it, "a boolean")
 	}
-	*dst = it.b
+	*dst = it.Bool
 	return nil
 }
 
-func setToken(dst *string, key string, it item) error {
-	if it.kind != kindToken && it.kind != kindString {
+func setToken(dst *string, key string, it sfv.Item) error {
+	if it.Kind != sfv.Token && it.Kind != sfv.String {
 		return typeErr(key, it, "a token")
 	}
-	*dst = it.s
+	*dst = it.Str
 	return nil
 }
 
 // setString accepts a string, a token, or (CMCD v2 nor) an inner list of
 // strings, of which the first is kept.
-func setString(dst *string, key string, it item) error {
-	switch it.kind {
-	case kindString, kindToken:
-		*dst = it.s
+func setString(dst *string, key string, it sfv.Item) error {
+	switch it.Kind {
+	case sfv.String, sfv.Token:
+		*dst = it.Str
 		return nil
-	case kindInnerList:
+	case sfv.InnerList:
 		first := true
-		return parseInner(it.s, func(m item) error {
-			if m.kind != kindString && m.kind != kindToken {
+		return sfv.ParseInner(it.Str, func(m sfv.Item) error {
+			if m.Kind != sfv.String && m.Kind != sfv.Token {
 				return typeErr(key, m, "a string")
 			}
 			if first {
-				*dst, first = m.s, false
+				*dst, first = m.Str, false
 			}
 			return nil
 		})

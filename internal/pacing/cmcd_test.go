@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 func request(t *testing.T, query string, headers map[string]string) *http.Request {
@@ -164,7 +166,7 @@ func TestStaticHeader(t *testing.T) {
 		if got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)
 		}
-		if err := parseDict(got, func(string, item) error { return nil }); err != nil {
+		if err := sfv.ParseDictionary(got, func(string, sfv.Item) error { return nil }); err != nil {
 			t.Errorf("%q is not an sf-dictionary: %v", got, err)
 		}
 	}

@@ -1,5 +1,7 @@
 package pacing
 
+import "github.com/sluice-media/sluice/internal/sfv"
+
 // ObjectType maps a track kind (video, audio, text) to the CMCD/CMSD
 // object type token: v, a, tt; o for anything else.
 func ObjectType(kind string) string {
@@ -22,12 +24,12 @@ func StaticHeader(ot string, bitrate int, dur uint64, timescale uint32) string {
 	b := make([]byte, 0, 48)
 	if bitrate > 0 {
 		b = append(b, "br="...)
-		b = appendSFInt(b, int64((bitrate+500)/1000))
+		b = sfv.AppendInt(b, int64((bitrate+500)/1000))
 		b = append(b, ',')
 	}
 	if dur > 0 && timescale > 0 {
 		b = append(b, "d="...)
-		b = appendSFInt(b, int64(dur*1000/uint64(timescale)))
+		b = sfv.AppendInt(b, int64(dur*1000/uint64(timescale)))
 		b = append(b, ',')
 	}
 	b = append(b, "ot="...)

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/metrics"
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 // Source says what decided the pacing of a response.
@@ -88,7 +89,7 @@ func New(cfg config.Pacing, m *metrics.Metrics, log *slog.Logger) *Pacer {
 		minRate:     uint64(cfg.MinRateKbps) * 125,
 		maxRate:     uint64(cfg.MaxRateKbps) * 125,
 		minBufferMs: cfg.MinBuffer.Milliseconds(),
-		id:          appendSFString(nil, cfg.ServerID),
+		id:          sfv.AppendString(nil, cfg.ServerID),
 		sys:         sysctl{dir: "/proc/sys/net/ipv4"},
 		procStat:    "/proc/stat",
 	}
@@ -623,19 +624,19 @@ func (p *Pacer) cmsdDynamic(d *decision, etp, rttMs int64, loss float64) string 
 	b = append(b, p.id...)
 	if etp >= 0 {
 		b = append(b, ";etp="...)
-		b = appendSFInt(b, etp)
+		b = sfv.AppendInt(b, etp)
 	}
 	b = append(b, ";rtt="...)
-	b = appendSFInt(b, rttMs)
+	b = sfv.AppendInt(b, rttMs)
 	b = append(b, ";com.sluice-src="...)
 	b = append(b, d.src.String()...)
 	b = append(b, ";com.sluice-rate="...)
-	b = appendSFInt(b, int64(d.rate*8/1000))
+	b = sfv.AppendInt(b, int64(d.rate*8/1000))
 	if d.rate > 0 {
 		b = append(b, ";com.sluice-burst="...)
-		b = appendSFInt(b, int64(d.burst))
+		b = sfv.AppendInt(b, int64(d.burst))
 		b = append(b, ";com.sluice-gap="...)
-		b = appendSFDec(b, d.gapMs)
+		b = sfv.AppendDecimal(b, d.gapMs)
 	}
 	if d.perPhase {
 		b = append(b, ";com.sluice-phase="...)
@@ -643,11 +644,11 @@ func (p *Pacer) cmsdDynamic(d *decision, etp, rttMs int64, loss float64) string 
 	}
 	if loss >= 0 {
 		b = append(b, ";com.sluice-loss="...)
-		b = appendSFDec(b, loss)
+		b = sfv.AppendDecimal(b, loss)
 	}
 	if load, ok := p.CPULoad(); ok {
 		b = append(b, ";com.sluice-cpu="...)
-		b = appendSFDec(b, load)
+		b = sfv.AppendDecimal(b, load)
 	}
 	if p.hiCPU.Load() {
 		b = append(b, ";com.sluice-hicpu"...)

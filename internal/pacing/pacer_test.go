@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/netconn"
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 // unlimited is SO_MAX_PACING_RATE's default.
@@ -172,11 +173,11 @@ func (ts *testServer) get(t *testing.T, c *http.Client, path string, hdr map[str
 func cmsdParams(t *testing.T, v string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := parseList(v, func(it item) error {
+	err := sfv.ParseList(v, func(it sfv.Item) error {
 		clear(out)
-		out["id"] = it.s
-		return parseParams(it.params, func(k string, pv item) error {
-			out[k] = itemText(pv)
+		out["id"] = it.Str
+		return sfv.ParseParams(it.Params, func(k string, pv sfv.Item) error {
+			out[k] = pv.Text()
 			return nil
 		})
 	})

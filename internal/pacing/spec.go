@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 // HeaderName is Sluice's own request header carrying a full pacing
@@ -103,7 +105,7 @@ func ParseSpec(r *http.Request) (s Spec, ok bool, err error) {
 	}
 	var errs []error
 	for _, v := range vals {
-		perr := parseDict(v, func(key string, it item) error {
+		perr := sfv.ParseDictionary(v, func(key string, it sfv.Item) error {
 			if err := s.setMember(key, it); err != nil {
 				errs = append(errs, err)
 			}
@@ -119,13 +121,13 @@ func ParseSpec(r *http.Request) (s Spec, ok bool, err error) {
 // setMember stores one Sluice-Pacing member: rate, burst, gap (each with
 // optional ss, ca, rec parameters) or off. Unknown keys are ignored, so
 // that later versions may add members.
-func (s *Spec) setMember(key string, it item) error {
+func (s *Spec) setMember(key string, it sfv.Item) error {
 	switch key {
 	case "off":
-		if it.kind != kindBool {
+		if it.Kind != sfv.Boolean {
 			return typeErr(key, it, "a boolean")
 		}
-		s.Off = it.b
+		s.Off = it.Bool
 		return nil
 	case "rate", "burst", "gap":
 	default:
@@ -134,7 +136,7 @@ func (s *Spec) setMember(key string, it item) error {
 	if err := s.setValue(key, PhaseAny, it); err != nil {
 		return err
 	}
-	return parseParams(it.params, func(pk string, pv item) error {
+	return sfv.ParseParams(it.Params, func(pk string, pv sfv.Item) error {
 		var ph Phase
 		switch pk {
 		case "ss":
@@ -152,8 +154,8 @@ func (s *Spec) setMember(key string, it item) error {
 
 // setValue stores a number for one member and phase. Zero is allowed for
 // the general value ("none, except in the phases that have one").
-func (s *Spec) setValue(key string, ph Phase, it item) error {
-	f, ok := it.number()
+func (s *Spec) setValue(key string, ph Phase, it sfv.Item) error {
+	f, ok := it.Number()
 	if !ok || f < 0 || (ph != PhaseAny && f == 0) {
 		if ph != PhaseAny {
 			key += ";" + ph.String()

@@ -1,98 +1,68 @@
 package player
 
 import (
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
 )
 
-// The subset of an MPD (ISO/IEC 23009-1) that a segment-fetching player
-// needs. encoding/xml matches local names, so the MPD namespace is accepted
-// whatever its prefix.
-type mpdXML struct {
-	Type                       string          `xml:"type,attr"`
-	AvailabilityStartTime      string          `xml:"availabilityStartTime,attr"`
-	MediaPresentationDuration  string          `xml:"mediaPresentationDuration,attr"`
-	MinimumUpdatePeriod        string          `xml:"minimumUpdatePeriod,attr"`
-	TimeShiftBufferDepth       string          `xml:"timeShiftBufferDepth,attr"`
-	SuggestedPresentationDelay string          `xml:"suggestedPresentationDelay,attr"`
-	BaseURL                    []baseURLXML    `xml:"BaseURL"`
-	Location                   []string        `xml:"Location"`
-	Periods                    []periodXML     `xml:"Period"`
-	UTCTiming                  []descriptorXML `xml:"UTCTiming"`
-	ContentSteering            *steeringXML    `xml:"ContentSteering"`
-}
+// The MPD is read with github.com/Eyevinn/dash-mpd (the DASH schema as Go
+// types); this file turns what a segment-fetching player needs of it into
+// the player's own model (Presentation, Stream, Rendition, Segment). The
+// types below are the segment addressing of one Representation after
+// inheritance from its AdaptationSet and Period (ISO/IEC 23009-1 5.3.9.2).
 
-// baseURLXML is an MPD-level BaseURL: with a serviceLocation, one pathway
-// of content steering.
-type baseURLXML struct {
-	Value           string `xml:",chardata"`
-	ServiceLocation string `xml:"serviceLocation,attr"`
-}
-
-// steeringXML is the MPD's ContentSteering element.
-type steeringXML struct {
-	Value                  string `xml:",chardata"`
-	DefaultServiceLocation string `xml:"defaultServiceLocation,attr"`
-}
-
-type descriptorXML struct {
-	SchemeIDURI string `xml:"schemeIdUri,attr"`
-	Value       string `xml:"value,attr"`
-}
-
-type periodXML struct {
-	ID              string             `xml:"id,attr"`
-	Start           string             `xml:"start,attr"`
-	Duration        string             `xml:"duration,attr"`
-	BaseURL         []string           `xml:"BaseURL"`
-	SegmentTemplate *segTemplateXML    `xml:"SegmentTemplate"`
-	SegmentList     *segListXML        `xml:"SegmentList"`
-	AdaptationSets  []adaptationSetXML `xml:"AdaptationSet"`
-}
-
-type adaptationSetXML struct {
-	ContentType     string              `xml:"contentType,attr"`
-	MimeType        string              `xml:"mimeType,attr"`
-	Codecs          string              `xml:"codecs,attr"`
-	Lang            string              `xml:"lang,attr"`
-	Width           int                 `xml:"width,attr"`
-	Height          int                 `xml:"height,attr"`
-	BaseURL         []string            `xml:"BaseURL"`
-	SegmentTemplate *segTemplateXML     `xml:"SegmentTemplate"`
-	SegmentList     *segListXML         `xml:"SegmentList"`
-	Representations []representationXML `xml:"Representation"`
-}
-
-type representationXML struct {
-	ID              string          `xml:"id,attr"`
-	Bandwidth       int64           `xml:"bandwidth,attr"`
-	Codecs          string          `xml:"codecs,attr"`
-	MimeType        string          `xml:"mimeType,attr"`
-	Width           int             `xml:"width,attr"`
-	Height          int             `xml:"height,attr"`
-	BaseURL         []string        `xml:"BaseURL"`
-	SegmentTemplate *segTemplateXML `xml:"SegmentTemplate"`
-	SegmentList     *segListXML     `xml:"SegmentList"`
-}
-
-// multiSegXML is what SegmentTemplate and SegmentList share
+// segTiming is what SegmentTemplate and SegmentList share
 // (MultipleSegmentBaseType): the timing of the segments.
-type multiSegXML struct {
-	Timescale              *uint64      `xml:"timescale,attr"`
-	Duration               *uint64      `xml:"duration,attr"`
-	StartNumber            *uint64      `xml:"startNumber,attr"`
-	PresentationTimeOffset *uint64      `xml:"presentationTimeOffset,attr"`
-	Timeline               *timelineXML `xml:"SegmentTimeline"`
+type segTiming struct {
+	Timescale              *uint64
+	Duration               *uint64
+	StartNumber            *uint64
+	PresentationTimeOffset *uint64
+	Timeline               []sEntry // nil: no SegmentTimeline
+}
+
+// sEntry is one S element of a SegmentTimeline.
+type sEntry struct {
+	T *uint64
+	D uint64
+	R int64
+}
+
+// timingOf copies the timing attributes of a MultipleSegmentBaseType.
+func timingOf(m *mpd.MultipleSegmentBaseType) segTiming {
+	var t segTiming
+	u64 := func(v *uint32) *uint64 {
+		if v == nil {
+			return nil
+		}
+		x := uint64(*v)
+		return &x
+	}
+	t.Timescale = u64(m.Timescale)
+	t.Duration = u64(m.Duration)
+	t.StartNumber = u64(m.StartNumber)
+	t.PresentationTimeOffset = m.PresentationTimeOffset
+	if tl := m.SegmentTimeline; tl != nil {
+		t.Timeline = make([]sEntry, 0, len(tl.S))
+		for _, s := range tl.S {
+			if s != nil {
+				t.Timeline = append(t.Timeline, sEntry{T: s.T, D: s.D, R: int64(s.R)})
+			}
+		}
+	}
+	return t
 }
 
 // merge returns parent with what child sets taking precedence (ISO/IEC
 // 23009-1 5.3.9.2): attributes one by one, the SegmentTimeline as a whole.
-func (child multiSegXML) merge(parent multiSegXML) multiSegXML {
+func (child segTiming) merge(parent segTiming) segTiming {
 	m := parent
 	if child.Timescale != nil {
 		m.Timescale = child.Timescale
@@ -114,7 +84,7 @@ func (child multiSegXML) merge(parent multiSegXML) multiSegXML {
 
 // params returns the timescale (1 when absent or 0), the start number (1
 // when absent) and the presentation time offset.
-func (m multiSegXML) params() (ts uint64, startNumber, pto int64) {
+func (m segTiming) params() (ts uint64, startNumber, pto int64) {
 	ts, startNumber = 1, 1
 	if m.Timescale != nil && *m.Timescale > 0 {
 		ts = *m.Timescale
@@ -128,37 +98,37 @@ func (m multiSegXML) params() (ts uint64, startNumber, pto int64) {
 	return ts, startNumber, pto
 }
 
-type segTemplateXML struct {
-	multiSegXML
-	Initialization string `xml:"initialization,attr"`
-	Media          string `xml:"media,attr"`
+// segAddr is a SegmentTemplate (@media and @initialization with
+// $identifiers$) or a SegmentList (the segments named one by one by
+// SegmentURL@media, optionally with @mediaRange, and Initialization), each
+// timed by a SegmentTimeline or @duration. A template leaves the list's
+// fields empty and the other way round.
+type segAddr struct {
+	segTiming
+	Media          string // SegmentTemplate@media
+	InitTemplate   string // SegmentTemplate@initialization
+	Initialization *mpd.URLType
+	SegmentURLs    []*mpd.SegmentURLType
 }
 
-// segListXML is a SegmentList: the segments named one by one
-// (SegmentURL@media, optionally with @mediaRange), timed by a
-// SegmentTimeline or @duration.
-type segListXML struct {
-	multiSegXML
-	Initialization *urlXML     `xml:"Initialization"`
-	SegmentURLs    []segURLXML `xml:"SegmentURL"`
+func templateOf(st *mpd.SegmentTemplateType) *segAddr {
+	if st == nil {
+		return nil
+	}
+	return &segAddr{segTiming: timingOf(&st.MultipleSegmentBaseType), InitTemplate: st.Initialization, Media: st.Media}
 }
 
-// urlXML is a URLType (Initialization): a URL and an optional byte range.
-type urlXML struct {
-	SourceURL string `xml:"sourceURL,attr"`
-	Range     string `xml:"range,attr"`
+func listOf(sl *mpd.SegmentListType) *segAddr {
+	if sl == nil {
+		return nil
+	}
+	return &segAddr{segTiming: timingOf(&sl.MultipleSegmentBaseType), Initialization: sl.Initialization, SegmentURLs: sl.SegmentURL}
 }
 
-// segURLXML is one SegmentURL of a SegmentList.
-type segURLXML struct {
-	Media      string `xml:"media,attr"`
-	MediaRange string `xml:"mediaRange,attr"`
-}
-
-// merge returns the list inherited from parent with what child sets taking
-// precedence (ISO/IEC 23009-1 5.3.9.2): attributes one by one, the
+// merge returns the addressing inherited from parent with what child sets
+// taking precedence (ISO/IEC 23009-1 5.3.9.2): attributes one by one, the
 // Initialization, the SegmentTimeline and the SegmentURLs as wholes.
-func (child *segListXML) merge(parent *segListXML) *segListXML {
+func (child *segAddr) merge(parent *segAddr) *segAddr {
 	if child == nil {
 		return parent
 	}
@@ -166,7 +136,13 @@ func (child *segListXML) merge(parent *segListXML) *segListXML {
 		return child
 	}
 	m := *parent
-	m.multiSegXML = child.multiSegXML.merge(parent.multiSegXML)
+	m.segTiming = child.segTiming.merge(parent.segTiming)
+	if child.InitTemplate != "" {
+		m.InitTemplate = child.InitTemplate
+	}
+	if child.Media != "" {
+		m.Media = child.Media
+	}
 	if child.Initialization != nil {
 		m.Initialization = child.Initialization
 	}
@@ -176,42 +152,12 @@ func (child *segListXML) merge(parent *segListXML) *segListXML {
 	return &m
 }
 
-type timelineXML struct {
-	S []sXML `xml:"S"`
-}
-
-type sXML struct {
-	T *uint64 `xml:"t,attr"`
-	D uint64  `xml:"d,attr"`
-	R int64   `xml:"r,attr"`
-}
-
-// merge returns the template inherited from parent with the attributes set
-// on child taking precedence (ISO/IEC 23009-1 5.3.9.2 inheritance).
-func (child *segTemplateXML) merge(parent *segTemplateXML) *segTemplateXML {
-	if child == nil {
-		return parent
-	}
-	if parent == nil {
-		return child
-	}
-	m := *parent
-	m.multiSegXML = child.multiSegXML.merge(parent.multiSegXML)
-	if child.Initialization != "" {
-		m.Initialization = child.Initialization
-	}
-	if child.Media != "" {
-		m.Media = child.Media
-	}
-	return &m
-}
-
 // dashInfo is what a DASH load yields besides the presentation: where to
 // reload from and how to learn the server's clock.
 type dashInfo struct {
-	location  string          // MPD.Location, if any
-	utcTiming []descriptorXML // UTCTiming descriptors
-	ast       time.Time       // availabilityStartTime
+	location  string                // MPD.Location, if any
+	utcTiming []*mpd.DescriptorType // UTCTiming descriptors
+	ast       time.Time             // availabilityStartTime
 	// pathways are the serviceLocations of the MPD-level BaseURLs, in
 	// document order (content steering); steering is the steering
 	// server's URL (resolved) and defaultPathway the
@@ -233,31 +179,17 @@ func parseMPD(data []byte, manifestURL *url.URL, now func() time.Time) (*Present
 }
 
 // parseMPDPathway is parseMPD with the segments resolved against the
-// MPD-level BaseURL whose serviceLocation is pathway (the first one when
-// none has it).
+// BaseURLs whose serviceLocation is pathway: at every level (MPD, Period,
+// AdaptationSet, Representation) the BaseURL of that pathway, else the
+// first one of the level.
 func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pathway string) (*Presentation, dashInfo, error) {
-	var m mpdXML
-	if err := xml.Unmarshal(data, &m); err != nil {
+	m, err := mpd.MPDFromBytes(data)
+	if err != nil {
 		return nil, dashInfo{}, fmt.Errorf("parse MPD: %w", err)
 	}
-	info := dashInfo{utcTiming: m.UTCTiming}
-	if len(m.Location) > 0 {
-		info.location = strings.TrimSpace(m.Location[0])
-	}
-	mpdBase := []string(nil)
-	for _, b := range m.BaseURL {
-		if sl := strings.TrimSpace(b.ServiceLocation); sl != "" {
-			info.pathways = append(info.pathways, sl)
-		}
-	}
-	for _, b := range m.BaseURL {
-		if pathway == "" || strings.TrimSpace(b.ServiceLocation) == pathway {
-			mpdBase = []string{strings.TrimSpace(b.Value)}
-			break
-		}
-	}
-	if mpdBase == nil && len(m.BaseURL) > 0 {
-		mpdBase = []string{strings.TrimSpace(m.BaseURL[0].Value)}
+	info := dashInfo{utcTiming: m.UTCTimings}
+	if len(m.Location) > 0 && m.Location[0] != nil {
+		info.location = strings.TrimSpace(m.Location[0].Value)
 	}
 	if cs := m.ContentSteering; cs != nil && strings.TrimSpace(cs.Value) != "" {
 		if u, err := resolve(manifestURL, strings.TrimSpace(cs.Value)); err == nil {
@@ -269,24 +201,13 @@ func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pa
 		return nil, info, errors.New("MPD has no Period")
 	}
 	p := &Presentation{Format: FormatDASH, byTime: true}
-	p.Live = m.Type == "dynamic"
-	var err error
-	if p.UpdatePeriod, err = parseISODuration(m.MinimumUpdatePeriod); err != nil {
-		return nil, info, fmt.Errorf("MPD@minimumUpdatePeriod: %w", err)
-	}
-	if p.LiveDelay, err = parseISODuration(m.SuggestedPresentationDelay); err != nil {
-		return nil, info, fmt.Errorf("MPD@suggestedPresentationDelay: %w", err)
-	}
-	tsbd, err := parseISODuration(m.TimeShiftBufferDepth)
-	if err != nil {
-		return nil, info, fmt.Errorf("MPD@timeShiftBufferDepth: %w", err)
-	}
-	mpdDur, err := parseISODuration(m.MediaPresentationDuration)
-	if err != nil {
-		return nil, info, fmt.Errorf("MPD@mediaPresentationDuration: %w", err)
-	}
+	p.Live = m.GetType() == mpd.DYNAMIC_TYPE
+	p.UpdatePeriod = dur(m.MinimumUpdatePeriod)
+	p.LiveDelay = dur(m.SuggestedPresentationDelay)
+	tsbd := dur(m.TimeShiftBufferDepth)
+	mpdDur := dur(m.MediaPresentationDuration)
 	if m.AvailabilityStartTime != "" {
-		if info.ast, err = parseXSDateTime(m.AvailabilityStartTime); err != nil {
+		if info.ast, err = parseXSDateTime(string(m.AvailabilityStartTime)); err != nil {
 			return nil, info, fmt.Errorf("MPD@availabilityStartTime: %w", err)
 		}
 	}
@@ -295,60 +216,61 @@ func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pa
 	}
 
 	// A static presentation plays from its first Period; a live one from
-	// its last, where the live edge is. Multi-period playback (ad breaks)
-	// is beyond this player.
+	// its last, where the live edge is. Playing across Periods (ad
+	// breaks) is beyond this player.
 	pi := 0
 	if p.Live {
 		pi = len(m.Periods) - 1
 	}
 	per := m.Periods[pi]
-	perStart, err := parseISODuration(per.Start)
-	if err != nil {
-		return nil, info, fmt.Errorf("Period@start: %w", err)
+	if per == nil {
+		return nil, info, errors.New("empty Period")
 	}
-	perDur, err := parseISODuration(per.Duration)
-	if err != nil {
-		return nil, info, fmt.Errorf("Period@duration: %w", err)
+	// The pathways of content steering are the serviceLocations of the
+	// MPD-level BaseURLs, else of the Period's.
+	info.pathways = serviceLocations(m.BaseURL)
+	if len(info.pathways) == 0 {
+		info.pathways = serviceLocations(per.BaseURLs)
 	}
+	perStart, perDur := dur(per.Start), dur(per.Duration)
 	if perDur == 0 && mpdDur > 0 {
 		perDur = mpdDur - perStart
 	}
 	base := manifestURL
-	if base, err = withBaseURL(base, mpdBase); err != nil {
+	if base, err = withBaseURL(base, m.BaseURL, pathway); err != nil {
 		return nil, info, err
 	}
-	if base, err = withBaseURL(base, per.BaseURL); err != nil {
+	if base, err = withBaseURL(base, per.BaseURLs, pathway); err != nil {
 		return nil, info, err
 	}
 	pc := periodCtx{
-		live: p.Live, start: perStart, dur: perDur, tsbd: tsbd, ast: info.ast, now: now,
+		live: p.Live, start: perStart, dur: perDur, tsbd: tsbd, ast: info.ast, now: now, pathway: pathway,
+		tmpl: templateOf(per.SegmentTemplate), list: listOf(per.SegmentList),
 	}
 	for _, as := range per.AdaptationSets {
+		if as == nil {
+			continue
+		}
 		kind := adaptationKind(as)
 		if kind == "" || p.Stream(kind) != nil {
 			continue // text, images, or a second set of a kind already chosen
 		}
-		asBase, err := withBaseURL(base, as.BaseURL)
+		asBase, err := withBaseURL(base, as.BaseURLs, pathway)
 		if err != nil {
 			return nil, info, err
 		}
 		st := &Stream{Kind: kind}
 		for _, rep := range as.Representations {
-			r, err := pc.rendition(asBase, per, as, rep)
+			if rep == nil {
+				continue
+			}
+			r, err := pc.rendition(asBase, as, rep)
 			if err != nil {
-				return nil, info, fmt.Errorf("Representation %q: %w", rep.ID, err)
+				return nil, info, fmt.Errorf("Representation %q: %w", rep.Id, err)
 			}
 			st.Renditions = append(st.Renditions, r)
 		}
-		if len(st.Renditions) == 0 {
-			continue
-		}
-		st.sortByBitrate()
-		if kind == KindVideo {
-			p.Video = st
-		} else {
-			p.Audio = st
-		}
+		p.setStream(st)
 	}
 	if p.Video == nil && p.Audio == nil {
 		return nil, info, errors.New("MPD has no video or audio AdaptationSet")
@@ -357,6 +279,29 @@ func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pa
 		p.UpdatePeriod = p.lastSegmentDuration(now())
 	}
 	return p, info, nil
+}
+
+// dur returns an optional xs:duration (dash-mpd has parsed it), 0 when absent.
+func dur(d *mpd.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
+
+// serviceLocations lists the serviceLocations of BaseURLs in document
+// order, each once.
+func serviceLocations(bs []*mpd.BaseURLType) []string {
+	var out []string
+	for _, b := range bs {
+		if b == nil {
+			continue
+		}
+		if sl := strings.TrimSpace(b.ServiceLocation); sl != "" && !slices.Contains(out, sl) {
+			out = append(out, sl)
+		}
+	}
+	return out
 }
 
 // lastSegmentDuration is the duration of the newest segment of the first
@@ -374,15 +319,41 @@ func (p *Presentation) lastSegmentDuration(now time.Time) time.Duration {
 	return 2 * time.Second
 }
 
-func withBaseURL(base *url.URL, baseURLs []string) (*url.URL, error) {
-	if len(baseURLs) == 0 || strings.TrimSpace(baseURLs[0]) == "" {
+// withBaseURL resolves the BaseURL of one level against base: the one whose
+// serviceLocation is pathway, else the first; base itself when the level
+// has none.
+func withBaseURL(base *url.URL, bs []*mpd.BaseURLType, pathway string) (*url.URL, error) {
+	var chosen *mpd.BaseURLType
+	for _, b := range bs {
+		if b == nil {
+			continue
+		}
+		if chosen == nil || (pathway != "" && strings.TrimSpace(b.ServiceLocation) == pathway) {
+			chosen = b
+		}
+		if pathway != "" && strings.TrimSpace(b.ServiceLocation) == pathway {
+			break
+		}
+	}
+	if chosen == nil || strings.TrimSpace(string(chosen.Value)) == "" {
 		return base, nil
 	}
-	return resolve(base, baseURLs[0])
+	return resolve(base, string(chosen.Value))
 }
 
-func adaptationKind(as adaptationSetXML) Kind {
-	for _, s := range []string{as.ContentType, as.MimeType, firstRepAttr(as, func(r representationXML) string { return r.MimeType })} {
+// adaptationKind tells video from audio by contentType, mimeType (of the
+// set, else of its first Representation), else codecs; "" for anything
+// else (text, images).
+func adaptationKind(as *mpd.AdaptationSetType) Kind {
+	var first *mpd.RepresentationType
+	if len(as.Representations) > 0 {
+		first = as.Representations[0]
+	}
+	repMime, repCodecs := "", ""
+	if first != nil {
+		repMime, repCodecs = first.MimeType, first.Codecs
+	}
+	for _, s := range []string{string(as.ContentType), as.MimeType, repMime} {
 		switch {
 		case s == "video" || strings.HasPrefix(s, "video/"):
 			return KindVideo
@@ -394,16 +365,9 @@ func adaptationKind(as adaptationSetXML) Kind {
 	}
 	codecs := as.Codecs
 	if codecs == "" {
-		codecs = firstRepAttr(as, func(r representationXML) string { return r.Codecs })
+		codecs = repCodecs
 	}
 	return kindFromCodecs(codecs)
-}
-
-func firstRepAttr(as adaptationSetXML, f func(representationXML) string) string {
-	if len(as.Representations) == 0 {
-		return ""
-	}
-	return f(as.Representations[0])
 }
 
 // kindFromCodecs guesses a media kind from an RFC 6381 codecs string.
@@ -424,46 +388,49 @@ func kindFromCodecs(codecs string) Kind {
 
 // periodCtx carries what every Representation of a Period needs.
 type periodCtx struct {
-	live  bool
-	start time.Duration // Period@start
-	dur   time.Duration // Period duration, 0 if unknown
-	tsbd  time.Duration
-	ast   time.Time
-	now   func() time.Time
+	live    bool
+	start   time.Duration // Period@start
+	dur     time.Duration // Period duration, 0 if unknown
+	tsbd    time.Duration
+	ast     time.Time
+	now     func() time.Time
+	pathway string   // the BaseURLs' serviceLocation to follow
+	tmpl    *segAddr // the Period's SegmentTemplate, nil if none
+	list    *segAddr // the Period's SegmentList, nil if none
 }
 
-func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML, rep representationXML) (*Rendition, error) {
+func (pc periodCtx) rendition(base *url.URL, as *mpd.AdaptationSetType, rep *mpd.RepresentationType) (*Rendition, error) {
 	r := &Rendition{
-		ID: rep.ID, Bitrate: rep.Bandwidth, Codecs: rep.Codecs, Width: rep.Width, Height: rep.Height,
+		ID: rep.Id, Bitrate: int64(rep.Bandwidth), Codecs: rep.Codecs, Width: int(rep.Width), Height: int(rep.Height),
 		Loaded: true, Ended: !pc.live,
 	}
 	if r.Codecs == "" {
 		r.Codecs = as.Codecs
 	}
 	if r.Width == 0 {
-		r.Width, r.Height = as.Width, as.Height
+		r.Width, r.Height = int(as.Width), int(as.Height)
 	}
-	repBase, err := withBaseURL(base, rep.BaseURL)
+	repBase, err := withBaseURL(base, rep.BaseURLs, pc.pathway)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := rep.SegmentTemplate.merge(as.SegmentTemplate.merge(per.SegmentTemplate))
+	tmpl := templateOf(rep.SegmentTemplate).merge(templateOf(as.SegmentTemplate).merge(pc.tmpl))
 	if tmpl == nil || tmpl.Media == "" {
-		if list := rep.SegmentList.merge(as.SegmentList.merge(per.SegmentList)); list != nil {
+		if list := listOf(rep.SegmentList).merge(listOf(as.SegmentList).merge(pc.list)); list != nil {
 			return pc.listRendition(r, repBase, list)
 		}
 		return nil, errors.New("neither a SegmentTemplate with @media nor a SegmentList (SegmentBase is not supported)")
 	}
 	ts, startNumber, pto := tmpl.params()
-	if tmpl.Initialization != "" {
-		u, err := resolve(repBase, expandTemplate(tmpl.Initialization, rep.ID, rep.Bandwidth, 0, 0))
+	if tmpl.InitTemplate != "" {
+		u, err := resolve(repBase, expandTemplate(tmpl.InitTemplate, rep.Id, int64(rep.Bandwidth), 0, 0))
 		if err != nil {
 			return nil, fmt.Errorf("initialization: %w", err)
 		}
 		r.Init = &Segment{URL: u.String()}
 	}
 	mk := func(number, t int64, d uint64) (Segment, error) {
-		u, err := resolve(repBase, expandTemplate(tmpl.Media, rep.ID, rep.Bandwidth, number, t))
+		u, err := resolve(repBase, expandTemplate(tmpl.Media, rep.Id, int64(rep.Bandwidth), number, t))
 		if err != nil {
 			return Segment{}, fmt.Errorf("media: %w", err)
 		}
@@ -474,7 +441,7 @@ func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML,
 	}
 	switch {
 	case tmpl.Timeline != nil:
-		if err := pc.timelineRendition(r, tmpl.Timeline.S, ts, pto, startNumber, mk); err != nil {
+		if err := pc.timelineRendition(r, tmpl.Timeline, ts, pto, startNumber, mk); err != nil {
 			return nil, err
 		}
 	case tmpl.Duration != nil && *tmpl.Duration > 0:
@@ -511,7 +478,7 @@ func (pc periodCtx) rendition(base *url.URL, per periodXML, as adaptationSetXML,
 // whose last S repeats without end (S@r="-1") gets a generator instead,
 // since it reaches the live edge, which moves between reloads
 // (minimumUpdatePeriod may be long).
-func (pc periodCtx) timelineRendition(r *Rendition, ss []sXML, ts uint64, pto, startNumber int64,
+func (pc periodCtx) timelineRendition(r *Rendition, ss []sEntry, ts uint64, pto, startNumber int64,
 	mk func(number, t int64, d uint64) (Segment, error)) error {
 	segs, err := pc.timeline(ss, ts, pto, startNumber, mk)
 	if err != nil {
@@ -541,16 +508,16 @@ var errListEnd = errors.New("no SegmentURL left")
 // SegmentURL (@media resolved against the BaseURL, the BaseURL itself when
 // absent; @mediaRange as its byte range). A timeline longer than the list
 // ends with the list.
-func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*Rendition, error) {
+func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segAddr) (*Rendition, error) {
 	if len(l.SegmentURLs) == 0 {
 		return nil, errors.New("SegmentList without SegmentURL")
 	}
 	ts, startNumber, pto := l.params()
 	if in := l.Initialization; in != nil {
 		u := base
-		if strings.TrimSpace(in.SourceURL) != "" {
+		if strings.TrimSpace(string(in.SourceURL)) != "" {
 			var err error
-			if u, err = resolve(base, in.SourceURL); err != nil {
+			if u, err = resolve(base, string(in.SourceURL)); err != nil {
 				return nil, fmt.Errorf("Initialization@sourceURL: %w", err)
 			}
 		}
@@ -559,13 +526,16 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*
 	urls := make([]Segment, len(l.SegmentURLs))
 	for i, su := range l.SegmentURLs {
 		u := base
-		if strings.TrimSpace(su.Media) != "" {
+		if su == nil {
+			return nil, fmt.Errorf("SegmentURL[%d] is empty", i)
+		}
+		if strings.TrimSpace(string(su.Media)) != "" {
 			var err error
-			if u, err = resolve(base, su.Media); err != nil {
+			if u, err = resolve(base, string(su.Media)); err != nil {
 				return nil, fmt.Errorf("SegmentURL[%d]@media: %w", i, err)
 			}
 		}
-		urls[i] = Segment{URL: u.String(), Range: strings.TrimSpace(su.MediaRange)}
+		urls[i] = Segment{URL: u.String(), Range: strings.TrimSpace(string(su.MediaRange))}
 	}
 	mk := func(number, t int64, d uint64) (Segment, error) {
 		i := number - startNumber
@@ -580,7 +550,7 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*
 	}
 	switch {
 	case l.Timeline != nil:
-		if err := pc.timelineRendition(r, l.Timeline.S, ts, pto, startNumber, mk); err != nil {
+		if err := pc.timelineRendition(r, l.Timeline, ts, pto, startNumber, mk); err != nil {
 			return nil, err
 		}
 	case l.Duration != nil && *l.Duration > 0:
@@ -599,7 +569,7 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segListXML) (*
 }
 
 // openEnded tells whether the last S of a timeline repeats without end.
-func openEnded(ss []sXML) bool {
+func openEnded(ss []sEntry) bool {
 	return len(ss) > 0 && ss[len(ss)-1].R < 0
 }
 
@@ -641,7 +611,7 @@ func (pc periodCtx) numberRange(segDur time.Duration, now time.Time) (first, cou
 
 // timeline expands a SegmentTimeline. S@r="-1" repeats up to the next S@t,
 // the end of the Period, or (dynamic) the live edge.
-func (pc periodCtx) timeline(ss []sXML, ts uint64, pto, startNumber int64, mk func(number, t int64, d uint64) (Segment, error)) ([]Segment, error) {
+func (pc periodCtx) timeline(ss []sEntry, ts uint64, pto, startNumber int64, mk func(number, t int64, d uint64) (Segment, error)) ([]Segment, error) {
 	var out []Segment
 	var t int64
 	number := startNumber

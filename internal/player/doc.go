@@ -17,19 +17,31 @@
 // boxes in live fragments are not read. RunSessions runs N sessions at once
 // and aggregates them.
 //
-// Manifests: DASH with SegmentTemplate, either SegmentTimeline ($Time$ or
+// Manifests are read with github.com/Eyevinn/dash-mpd and
+// github.com/Eyevinn/hls-m3u8 and turned into the player's own model
+// (Presentation, Stream, Rendition, Segment); testdata/packagers holds
+// manifests in the shapes other packagers write, with what the player makes
+// of each. DASH with SegmentTemplate, either SegmentTimeline ($Time$ or
 // $Number$, S@r=-1 included) or @duration ($Number$, the live edge computed
 // from availabilityStartTime and the clock, corrected by UTCTiming direct,
 // http-xsdate or http-iso), or with SegmentList (SegmentURL@media and
 // @mediaRange, Initialization@sourceURL and @range, timed by a
 // SegmentTimeline or @duration; the k-th segment of the timeline is the k-th
 // SegmentURL), as the scheduler's per-session MPDs name one sender per
-// segment; BaseURL at every level; one Period (the first of a
-// static MPD, the last of a dynamic one); SegmentBase is not supported. HLS master or media playlists with EXT-X-MAP, EXT-X-BYTERANGE,
-// EXT-X-MEDIA audio groups; only the playlists in use are reloaded. Smooth
-// client manifests (MS-SSTR) with c@t/@d and c@r as the total number of
-// fragments an element stands for. Relative URLs resolve against the manifest
-// URL (or the playlist's own URL).
+// segment; BaseURL at every level (with content steering, the one whose
+// serviceLocation is the current pathway at each level); one Period (the
+// first of a static MPD, the last of a dynamic one); SegmentBase is not
+// supported. HLS master or media playlists with EXT-X-MAP (the first one
+// serves every segment, also after a discontinuity), EXT-X-BYTERANGE
+// (hls-m3u8 cannot tell "<n>" from "<n>@0": a range at 0 of the URI the
+// previous range was on continues that range, RFC 8216 4.3.2.2), EXT-X-MEDIA
+// audio groups, PATHWAY-ID and EXT-X-CONTENT-STEERING; I-frame variants
+// are left out; only the playlists in use are reloaded. A playlist without
+// #EXTM3U or EXT-X-TARGETDURATION, a segment whose EXTINF does not parse, or
+// an EXT-X-MAP hls-m3u8 could not read (BYTERANGE without @offset) fails the
+// load. Smooth client manifests (MS-SSTR) with c@t/@d and c@r as the total
+// number of fragments an element stands for. Relative URLs resolve against
+// the manifest URL (or the playlist's own URL).
 //
 // # Playback model
 //

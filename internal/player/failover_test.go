@@ -31,6 +31,7 @@ type fakeCluster struct {
 
 	a, b, sched *httptest.Server
 	served      atomic.Int32 // fragments A served
+	inits       atomic.Int32 // init segments A served
 	dead        atomic.Bool
 	mu          sync.Mutex
 	loadsDead   map[string]int // loads of each manifest since A died
@@ -53,6 +54,10 @@ func (c *fakeCluster) start() *fakeCluster {
 					c.t.Error(err)
 				}
 				_, _ = w.Write(b.Bytes())
+				if name == "A" {
+					c.inits.Add(1)
+					c.maybeKill()
+				}
 				return
 			}
 			if _, err := fmt.Sscanf(r.URL.Path, "/x/%1s/%d.m4s", &rep, &k); err != nil {
@@ -60,9 +65,9 @@ func (c *fakeCluster) start() *fakeCluster {
 				return
 			}
 			_, _ = w.Write(makeFragment(c.t, 200_000, c.segDur, uint64(int64(k)*int64(c.segDur)*testTimescale/int64(time.Second)), uint32(k+1)))
-			if name == "A" && int(c.served.Add(1)) == c.killAfter {
-				c.dead.Store(true)
-				go c.a.Close() // waits for this response
+			if name == "A" {
+				c.served.Add(1)
+				c.maybeKill()
 			}
 		}))
 	}
@@ -70,6 +75,16 @@ func (c *fakeCluster) start() *fakeCluster {
 	c.sched = httptest.NewServer(http.HandlerFunc(c.manifest))
 	c.t.Cleanup(func() { c.sched.Close(); c.b.Close(); c.a.Close() })
 	return c
+}
+
+// maybeKill makes A die once it has served killAfter fragments and both
+// init segments: a header lost with A is retried, not skipped, so a death
+// before the player (slow on a loaded machine) fetched it would change what
+// the test counts.
+func (c *fakeCluster) maybeKill() {
+	if int(c.served.Load()) >= c.killAfter && c.inits.Load() >= 2 && c.dead.CompareAndSwap(false, true) {
+		go c.a.Close() // waits for this response
+	}
 }
 
 // host is the sender the current rendering names for fragment k (-1: init).

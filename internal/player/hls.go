@@ -1,7 +1,6 @@
 package player
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/Eyevinn/hls-m3u8/m3u8"
 )
 
 // hlsVariant is one EXT-X-STREAM-INF of a master playlist.
@@ -112,56 +113,79 @@ func isMasterPlaylist(data []byte) bool {
 	return bytes.Contains(data, []byte("#EXT-X-STREAM-INF"))
 }
 
-func hlsLines(data []byte) (*bufio.Scanner, error) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	if !sc.Scan() || !strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "\ufeff"), "#EXTM3U") {
+// decodePlaylist reads a playlist with github.com/Eyevinn/hls-m3u8 in its
+// lenient mode (tags the player does not use cannot fail a load) after
+// checking the one thing that mode lets pass: the #EXTM3U header. The
+// callers check what they rely on.
+func decodePlaylist(data []byte, want m3u8.ListType) (m3u8.Playlist, error) {
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if !bytes.HasPrefix(bytes.TrimPrefix(bytes.TrimSpace(first), []byte("\ufeff")), []byte("#EXTM3U")) {
 		return nil, errors.New("playlist does not start with #EXTM3U")
 	}
-	return sc, nil
-}
-
-// parseMasterPlaylist parses a master playlist (RFC 8216 4.3.4).
-func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
-	sc, err := hlsLines(data)
+	pl, typ, err := m3u8.Decode(*bytes.NewBuffer(bytes.TrimPrefix(data, []byte("\ufeff"))), false)
 	if err != nil {
 		return nil, err
 	}
+	if typ != want {
+		return nil, fmt.Errorf("a %s playlist where a %s one was expected", listName(typ), listName(want))
+	}
+	return pl, nil
+}
+
+func listName(t m3u8.ListType) string {
+	if t == m3u8.MASTER {
+		return "master"
+	}
+	return "media"
+}
+
+// parseMasterPlaylist parses a master playlist (RFC 8216 4.3.4): its
+// variants (I-frame variants left out), the EXT-X-MEDIA renditions their
+// groups name, and content steering (PATHWAY-ID, EXT-X-CONTENT-STEERING).
+func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
+	pl, err := decodePlaylist(data, m3u8.MASTER)
+	if err != nil {
+		return nil, fmt.Errorf("master playlist: %w", err)
+	}
+	mp := pl.(*m3u8.MasterPlaylist)
 	m := &hlsMaster{}
-	var pending *hlsVariant
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "":
-		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
-			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-STREAM-INF:"))
-			v := hlsVariant{codecs: attrs["CODECS"], audioGroup: attrs["AUDIO"], pathway: attrs["PATHWAY-ID"]}
-			if v.pathway != "" && !slices.Contains(m.pathways, v.pathway) {
-				m.pathways = append(m.pathways, v.pathway)
+	if cs := mp.ContentSteering; cs != nil {
+		if cs.ServerURI != "" {
+			if su, err := resolve(base, cs.ServerURI); err == nil {
+				m.steering = su.String()
 			}
-			v.bandwidth, _ = strconv.ParseInt(attrs["BANDWIDTH"], 10, 64)
-			if res := attrs["RESOLUTION"]; res != "" {
-				w, h, _ := strings.Cut(strings.ToLower(res), "x")
-				v.width, _ = strconv.Atoi(w)
-				v.height, _ = strconv.Atoi(h)
+		}
+		m.defaultPathway = cs.PathwayId
+	}
+	seen := map[*m3u8.Alternative]bool{}
+	for _, v := range mp.Variants {
+		if v == nil || v.Iframe || strings.TrimSpace(v.URI) == "" {
+			continue
+		}
+		u, err := resolve(base, v.URI)
+		if err != nil {
+			return nil, fmt.Errorf("variant URI: %w", err)
+		}
+		hv := hlsVariant{
+			uri: u.String(), id: u.String(), pathway: v.PathwayId, bandwidth: int64(v.Bandwidth),
+			codecs: v.Codecs, audioGroup: v.Audio,
+		}
+		if hv.pathway != "" && !slices.Contains(m.pathways, hv.pathway) {
+			m.pathways = append(m.pathways, hv.pathway)
+		}
+		if w, h, ok := strings.Cut(strings.ToLower(v.Resolution), "x"); ok {
+			hv.width, _ = strconv.Atoi(w)
+			hv.height, _ = strconv.Atoi(h)
+		}
+		m.variants = append(m.variants, hv)
+		for _, a := range v.Alternatives {
+			if a == nil || seen[a] {
+				continue
 			}
-			pending = &v
-		case strings.HasPrefix(line, "#EXT-X-CONTENT-STEERING:"):
-			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-CONTENT-STEERING:"))
-			if u := attrs["SERVER-URI"]; u != "" {
-				if su, err := resolve(base, u); err == nil {
-					m.steering = su.String()
-				}
-			}
-			m.defaultPathway = attrs["PATHWAY-ID"]
-		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
-			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-MEDIA:"))
-			r := hlsRendition{
-				typ: attrs["TYPE"], groupID: attrs["GROUP-ID"], name: attrs["NAME"],
-				lang: attrs["LANGUAGE"], def: attrs["DEFAULT"] == "YES",
-			}
-			if u := attrs["URI"]; u != "" {
-				ru, err := resolve(base, u)
+			seen[a] = true
+			r := hlsRendition{typ: a.Type, groupID: a.GroupId, name: a.Name, lang: a.Language, def: a.Default}
+			if a.URI != "" {
+				ru, err := resolve(base, a.URI)
 				if err != nil {
 					return nil, fmt.Errorf("EXT-X-MEDIA URI: %w", err)
 				}
@@ -169,23 +193,7 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 			}
 			r.id = r.uri
 			m.media = append(m.media, r)
-		case strings.HasPrefix(line, "#"):
-		default:
-			if pending == nil {
-				continue
-			}
-			u, err := resolve(base, line)
-			if err != nil {
-				return nil, fmt.Errorf("variant URI: %w", err)
-			}
-			pending.uri = u.String()
-			pending.id = pending.uri
-			m.variants = append(m.variants, *pending)
-			pending = nil
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read master playlist: %w", err)
 	}
 	if len(m.variants) == 0 {
 		return nil, errors.New("master playlist has no variant")
@@ -193,164 +201,90 @@ func parseMasterPlaylist(data []byte, base *url.URL) (*hlsMaster, error) {
 	return m, nil
 }
 
-// parseMediaPlaylist parses a media playlist (RFC 8216 4.3.2, 4.3.3).
+// parseMediaPlaylist parses a media playlist (RFC 8216 4.3.2, 4.3.3): the
+// segments with their byte ranges, the first EXT-X-MAP, the end, the
+// hold-back. Segments are numbered from EXT-X-MEDIA-SEQUENCE and timed by
+// adding up EXTINF from 0; a discontinuity changes neither.
 func parseMediaPlaylist(data []byte, base *url.URL) (*hlsMedia, error) {
-	sc, err := hlsLines(data)
+	pl, err := decodePlaylist(data, m3u8.MEDIA)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("media playlist: %w", err)
 	}
-	m := &hlsMedia{}
-	var (
-		dur       time.Duration
-		haveInf   bool
-		rng       string
-		start     time.Duration
-		seqSet    bool
-		lastURI   string
-		nextOff   int64
-		byteRange string
-	)
-	seq := int64(0)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "":
-		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
-			v, err := strconv.ParseFloat(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"), 64)
-			if err != nil {
-				return nil, fmt.Errorf("EXT-X-TARGETDURATION: %w", err)
-			}
-			m.targetDuration = time.Duration(v * float64(time.Second))
-		case strings.HasPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"):
-			v, err := strconv.ParseInt(strings.TrimPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("EXT-X-MEDIA-SEQUENCE: %w", err)
-			}
-			if !seqSet {
-				m.mediaSequence, seq, seqSet = v, v, true
-			}
-		case line == "#EXT-X-ENDLIST":
-			m.ended = true
-		case strings.HasPrefix(line, "#EXT-X-PLAYLIST-TYPE:"):
-			if strings.TrimPrefix(line, "#EXT-X-PLAYLIST-TYPE:") == "VOD" {
-				m.ended = true
-			}
-		case strings.HasPrefix(line, "#EXT-X-SERVER-CONTROL:"):
-			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-SERVER-CONTROL:"))
-			if v, err := strconv.ParseFloat(attrs["HOLD-BACK"], 64); err == nil {
-				m.holdBack = time.Duration(v * float64(time.Second))
-			}
-		case strings.HasPrefix(line, "#EXT-X-MAP:"):
-			attrs := parseAttributes(strings.TrimPrefix(line, "#EXT-X-MAP:"))
-			u, err := resolve(base, attrs["URI"])
-			if err != nil {
-				return nil, fmt.Errorf("EXT-X-MAP URI: %w", err)
-			}
-			init := &Segment{URL: u.String()}
-			if br := attrs["BYTERANGE"]; br != "" {
-				if init.Range, _, err = parseByteRange(br, 0); err != nil {
-					return nil, fmt.Errorf("EXT-X-MAP BYTERANGE: %w", err)
-				}
-			}
-			if m.init == nil {
-				m.init = init
-			}
-		case strings.HasPrefix(line, "#EXTINF:"):
-			v, _, _ := strings.Cut(strings.TrimPrefix(line, "#EXTINF:"), ",")
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return nil, fmt.Errorf("EXTINF: %w", err)
-			}
-			dur, haveInf = time.Duration(f*float64(time.Second)), true
-		case strings.HasPrefix(line, "#EXT-X-BYTERANGE:"):
-			byteRange = strings.TrimPrefix(line, "#EXT-X-BYTERANGE:")
-		case strings.HasPrefix(line, "#"):
-		default:
-			if !haveInf {
-				return nil, fmt.Errorf("segment %q without EXTINF", line)
-			}
-			u, err := resolve(base, line)
-			if err != nil {
-				return nil, fmt.Errorf("segment URI: %w", err)
-			}
-			rng = ""
-			if byteRange != "" {
-				off := int64(0)
-				if u.String() == lastURI {
-					off = nextOff
-				}
-				if rng, nextOff, err = parseByteRange(byteRange, off); err != nil {
-					return nil, fmt.Errorf("EXT-X-BYTERANGE: %w", err)
-				}
-			}
-			lastURI = u.String()
-			m.segments = append(m.segments, Segment{URL: lastURI, Range: rng, Seq: seq, Start: start, Dur: dur})
-			start += dur
-			seq++
-			haveInf, byteRange = false, ""
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read media playlist: %w", err)
-	}
-	if m.targetDuration == 0 {
+	mp := pl.(*m3u8.MediaPlaylist)
+	if mp.TargetDuration == 0 {
 		return nil, errors.New("media playlist without EXT-X-TARGETDURATION")
+	}
+	m := &hlsMedia{
+		targetDuration: time.Duration(mp.TargetDuration) * time.Second,
+		mediaSequence:  int64(mp.SeqNo),
+		ended:          mp.Closed || mp.MediaType == m3u8.VOD,
+	}
+	if sc := mp.ServerControl; sc != nil && sc.HoldBack > 0 {
+		m.holdBack = time.Duration(sc.HoldBack * float64(time.Second))
+	}
+	if mp.Map != nil {
+		if m.init, err = mapSegment(base, mp.Map); err != nil {
+			return nil, err
+		}
+	} else if bytes.Contains(data, []byte("#EXT-X-MAP:")) {
+		// hls-m3u8 drops an EXT-X-MAP it cannot read (a BYTERANGE
+		// without @offset): fail rather than play without the init.
+		return nil, errors.New("EXT-X-MAP not understood (BYTERANGE needs <length>@<offset>)")
+	}
+	var (
+		start   time.Duration
+		lastURI string
+		nextOff int64
+	)
+	seq := m.mediaSequence
+	for i, s := range mp.Segments {
+		if s == nil {
+			break // the rest of hls-m3u8's ring buffer
+		}
+		if !(s.Duration > 0) {
+			return nil, fmt.Errorf("segment %d (%s): EXTINF duration %v", i, s.URI, s.Duration)
+		}
+		u, err := resolve(base, s.URI)
+		if err != nil {
+			return nil, fmt.Errorf("segment URI: %w", err)
+		}
+		seg := Segment{URL: u.String(), Seq: seq, Start: start, Dur: time.Duration(s.Duration * float64(time.Second))}
+		if s.Limit > 0 {
+			// hls-m3u8 reads EXT-X-BYTERANGE:<n> without @<o> as offset 0;
+			// RFC 8216 4.3.2.2 makes it continue the previous sub-range
+			// of the same resource, which is what a following range of
+			// the same URI at 0 means here.
+			off := s.Offset
+			if off == 0 && seg.URL == lastURI {
+				off = nextOff
+			}
+			seg.Range = httpRange(off, s.Limit)
+			nextOff = off + s.Limit
+		}
+		lastURI = seg.URL
+		m.segments = append(m.segments, seg)
+		start += seg.Dur
+		seq++
 	}
 	return m, nil
 }
 
-// parseByteRange turns "n[@o]" into an HTTP range "o-(o+n-1)" and the offset
-// after it; def is the offset when o is absent.
-func parseByteRange(s string, def int64) (string, int64, error) {
-	ns, os, hasOff := strings.Cut(strings.TrimSpace(s), "@")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if err != nil || n <= 0 {
-		return "", 0, fmt.Errorf("byte range %q", s)
+// mapSegment is the init segment an EXT-X-MAP names.
+func mapSegment(base *url.URL, mp *m3u8.Map) (*Segment, error) {
+	u, err := resolve(base, mp.URI)
+	if err != nil {
+		return nil, fmt.Errorf("EXT-X-MAP URI: %w", err)
 	}
-	off := def
-	if hasOff {
-		if off, err = strconv.ParseInt(os, 10, 64); err != nil || off < 0 {
-			return "", 0, fmt.Errorf("byte range %q", s)
-		}
+	init := &Segment{URL: u.String()}
+	if mp.Limit > 0 {
+		init.Range = httpRange(mp.Offset, mp.Limit)
 	}
-	return fmt.Sprintf("%d-%d", off, off+n-1), off + n, nil
+	return init, nil
 }
 
-// parseAttributes parses an HLS attribute list (RFC 8216 4.2); quoted
-// values lose their quotes and may contain commas.
-func parseAttributes(s string) map[string]string {
-	out := map[string]string{}
-	for len(s) > 0 {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 {
-			break
-		}
-		key := strings.TrimSpace(s[:eq])
-		s = s[eq+1:]
-		var val string
-		if strings.HasPrefix(s, `"`) {
-			end := strings.IndexByte(s[1:], '"')
-			if end < 0 {
-				val, s = s[1:], ""
-			} else {
-				val, s = s[1:end+1], s[end+2:]
-			}
-			if c := strings.IndexByte(s, ','); c >= 0 {
-				s = s[c+1:]
-			} else {
-				s = ""
-			}
-		} else {
-			c := strings.IndexByte(s, ',')
-			if c < 0 {
-				val, s = s, ""
-			} else {
-				val, s = s[:c], s[c+1:]
-			}
-		}
-		out[key] = strings.TrimSpace(val)
-	}
-	return out
+// httpRange is the HTTP byte range of n bytes from off: "off-(off+n-1)".
+func httpRange(off, n int64) string {
+	return strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)
 }
 
 // hlsPresentation builds the presentation of a master playlist (as one

@@ -107,7 +107,10 @@ var utcTimingRe = regexp.MustCompile(`<UTCTiming[^>]*>(</UTCTiming>)?`)
 // whether the offset changed by more than 100 ms.
 func (d *dashSource) syncClock(ctx context.Context, info dashInfo, fetched time.Time) bool {
 	for _, ut := range info.utcTiming {
-		scheme := strings.TrimSpace(ut.SchemeIDURI)
+		if ut == nil {
+			continue
+		}
+		scheme := strings.TrimSpace(string(ut.SchemeIdUri))
 		var server time.Time
 		var err error
 		local := fetched

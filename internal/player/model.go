@@ -94,6 +94,20 @@ func (p *Presentation) Stream(k Kind) *Stream {
 	return p.Video
 }
 
+// setStream makes st the presentation's stream of its kind, its renditions
+// sorted by bitrate; a stream without renditions is left out.
+func (p *Presentation) setStream(st *Stream) {
+	if len(st.Renditions) == 0 {
+		return
+	}
+	st.sortByBitrate()
+	if st.Kind == KindAudio {
+		p.Audio = st
+	} else {
+		p.Video = st
+	}
+}
+
 // Stream is one selectable media stream (a DASH AdaptationSet, an HLS variant
 // group or audio group, a Smooth StreamIndex) with its renditions sorted by
 // ascending bitrate.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/sfv"
 )
 
 // PacingMode says whether and how the pacing request engine sends a pacing
@@ -218,34 +220,36 @@ const (
 func ParseCMSD(h http.Header) (ServerMetadata, error) {
 	md := ServerMetadata{ETP: -1, RTT: -1, AppliedRate: -1, Burst: -1, Gap: -1, Loss: -1, CPU: -1}
 	var firstErr error
-	params := map[string]sfItem{}
+	params := map[string]sfv.Item{}
 	for _, v := range h.Values(cmsdStaticHeader) {
-		mem, err := parseSFDict(v)
+		err := sfv.ParseDictionary(v, func(key string, it sfv.Item) error {
+			params[key] = it
+			return nil
+		})
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("CMSD-Static: %w", err)
 		}
-		for _, m := range mem {
-			params[m.Key] = m.Item
-		}
 	}
-	var items []sfItem
+	var last sfv.Item
 	for _, v := range h.Values(cmsdDynamicHeader) {
-		it, err := parseSFList(v)
+		err := sfv.ParseList(v, func(it sfv.Item) error {
+			last, md.Present = it, true
+			return nil
+		})
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("CMSD-Dynamic: %w", err)
 		}
-		items = append(items, it...)
 	}
-	if len(items) > 0 {
-		md.Present = true
-		last := items[len(items)-1]
+	if md.Present {
 		md.ServerID = last.Str
-		for k, v := range last.Params {
-			params[k] = v // the dynamic values win
-		}
+		// The parameters were validated with the list: no error here.
+		_ = sfv.ParseParams(last.Params, func(key string, it sfv.Item) error {
+			params[key] = it // the dynamic values win
+			return nil
+		})
 	}
 	num := func(key string) float64 {
-		if f, ok := params[key].number(); ok {
+		if f, ok := params[key].Number(); ok {
 			return f
 		}
 		return -1
@@ -257,13 +261,13 @@ func ParseCMSD(h http.Header) (ServerMetadata, error) {
 	md.Gap = num(cmsdGapKey)
 	md.Loss = num(cmsdLossKey)
 	md.CPU = num(cmsdCPUKey)
-	if it, ok := params[cmsdSourceKey]; ok && (it.Kind == sfString || it.Kind == sfToken) {
+	if it, ok := params[cmsdSourceKey]; ok && (it.Kind == sfv.String || it.Kind == sfv.Token) {
 		md.Source = it.Str
 	}
-	if it, ok := params["du"]; ok && it.Kind == sfBool {
+	if it, ok := params["du"]; ok && it.Kind == sfv.Boolean {
 		md.Duress = it.Bool
 	}
-	if it, ok := params[cmsdHighCPUKey]; ok && it.Kind == sfBool {
+	if it, ok := params[cmsdHighCPUKey]; ok && it.Kind == sfv.Boolean {
 		md.HighCPU = it.Bool
 	}
 	return md, firstErr

@@ -37,19 +37,24 @@ func TestGuessFormat(t *testing.T) {
 	}
 }
 
-func TestISODuration(t *testing.T) {
+// TestMPDDurations: xs:duration attributes are read by dash-mpd; a bad
+// one fails the load with the attribute named.
+func TestMPDDurations(t *testing.T) {
 	for in, want := range map[string]time.Duration{
 		"PT0S": 0, "PT1.5S": 1500 * time.Millisecond, "PT1M30S": 90 * time.Second,
-		"P1DT1H": 25 * time.Hour, "PT2H0M10.25S": 2*time.Hour + 10250*time.Millisecond, "": 0,
+		"P1DT1H": 25 * time.Hour, "PT2H0M10.25S": 2*time.Hour + 10250*time.Millisecond,
 	} {
-		got, err := parseISODuration(in)
-		if err != nil || got != want {
-			t.Errorf("parseISODuration(%q) = %v, %v; want %v", in, got, err, want)
+		doc := `<MPD type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z" suggestedPresentationDelay="` + in + `"><Period start="PT0S">
+  <AdaptationSet contentType="video"><SegmentTemplate media="$Number$.m4s" duration="1"/><Representation id="v" bandwidth="1"/></AdaptationSet></Period></MPD>`
+		p, _, err := parseMPD([]byte(doc), mustURL(t, "http://o/x.mpd"), time.Now)
+		if err != nil || p.LiveDelay != want {
+			t.Errorf("suggestedPresentationDelay=%q: %v, %v; want %v", in, p, err, want)
 		}
 	}
 	for _, bad := range []string{"1S", "PT5", "PTXS"} {
-		if _, err := parseISODuration(bad); err == nil {
-			t.Errorf("parseISODuration(%q) accepted", bad)
+		doc := `<MPD type="static" mediaPresentationDuration="` + bad + `"><Period><AdaptationSet contentType="video"><SegmentTemplate media="$Number$.m4s" duration="1"/><Representation id="v" bandwidth="1"/></AdaptationSet></Period></MPD>`
+		if _, _, err := parseMPD([]byte(doc), mustURL(t, "http://o/x.mpd"), time.Now); err == nil {
+			t.Errorf("mediaPresentationDuration=%q accepted", bad)
 		}
 	}
 }
@@ -253,13 +258,6 @@ seg/102.m4s
 	}
 	if _, err := parseMasterPlaylist([]byte("not a playlist"), base); err == nil {
 		t.Error("garbage accepted")
-	}
-}
-
-func TestParseAttributes(t *testing.T) {
-	got := parseAttributes(`BANDWIDTH=1,CODECS="avc1.1,mp4a.40.2",NAME="a\b",DEFAULT=YES`)
-	if got["BANDWIDTH"] != "1" || got["CODECS"] != "avc1.1,mp4a.40.2" || got["DEFAULT"] != "YES" || got["NAME"] != `a\b` {
-		t.Errorf("%v", got)
 	}
 }
 

@@ -121,15 +121,7 @@ func parseSmooth(data []byte, manifestURL *url.URL) (*Presentation, error) {
 			}
 			st.Renditions = append(st.Renditions, r)
 		}
-		if len(st.Renditions) == 0 {
-			continue
-		}
-		st.sortByBitrate()
-		if kind == KindVideo {
-			p.Video = st
-		} else {
-			p.Audio = st
-		}
+		p.setStream(st)
 	}
 	if p.Video == nil && p.Audio == nil {
 		return nil, errors.New("Smooth manifest has no video or audio StreamIndex")

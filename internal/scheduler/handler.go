@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/manifest"
-	"github.com/sluice-media/sluice/internal/origin"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -76,16 +76,7 @@ func SessionResource(p string) bool {
 
 // ServeHTTP serves the client URLs under /s/ (see the package doc).
 func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	origin.SetCORS(w.Header())
-	if r.Method == http.MethodOptions {
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", "CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !httpx.ClientMethods(w, r) {
 		return
 	}
 	req, err := parsePath(r.URL.Path)

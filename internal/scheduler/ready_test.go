@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/membership"
-	"github.com/sluice-media/sluice/internal/server"
 )
 
 // TestReadyz: a scheduler is ready only while a sender of its live set
-// answers batches and an origin answers the index; /readyz (the server's
-// check, as `sluice scheduler` registers it) says why not with a 503.
+// answers batches and an origin answers the index; /readyz (httpx.Readyz
+// of Ready, as internal/server registers it) says why not with a 503.
 func TestReadyz(t *testing.T) {
 	var originStatus atomic.Int32 // 0: serve the index; else this status
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +46,9 @@ func TestReadyz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(config.Defaults(), server.Roles{}, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.AddCheck(s.Ready)
-	ts := httptest.NewServer(srv.Handler())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", httpx.Readyz(s.Ready))
+	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	readyz := func() (int, string) {
 		resp, err := http.Get(ts.URL + "/readyz")

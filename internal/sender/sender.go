@@ -54,6 +54,7 @@ import (
 	"github.com/sluice-media/sluice/internal/blockstore"
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/clusterauth"
+	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/media"
 )
 
@@ -272,18 +273,14 @@ func (s *Sender) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.readiness(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /healthz", httpx.Healthz)
+	mux.HandleFunc("GET /readyz", httpx.Readyz(s.Ready))
 	return mux
 }
 
-func (s *Sender) readiness() error {
+// Ready is nil when the sender can serve (Options.Ready, e.g. registered
+// in etcd), else why not.
+func (s *Sender) Ready() error {
 	if s.o.Ready != nil {
 		return s.o.Ready()
 	}

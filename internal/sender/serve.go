@@ -15,7 +15,6 @@ import (
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/netconn"
-	"github.com/sluice-media/sluice/internal/origin"
 	"github.com/sluice-media/sluice/internal/pacing"
 )
 
@@ -24,7 +23,7 @@ import (
 func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	// CORS, preflights and methods as on the origin (CMCD, Range,
 	// conditional requests).
-	if !origin.ClientMethods(w, r) {
+	if !httpx.ClientMethods(w, r) {
 		return
 	}
 	tok, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/b/"), "/")

@@ -121,7 +121,7 @@ func TestReadyBelowMinFree(t *testing.T) {
 	if err := unix.Statfs(cfg.Data, &fs); err != nil {
 		t.Fatal(err)
 	}
-	cfg.MinFree = int64(fs.Bavail)*int64(fs.Bsize) + 1<<40
+	cfg.MinFree = config.ByteSize(int64(fs.Bavail)*int64(fs.Bsize) + 1<<40)
 	srv, err := New(cfg, Roles{Ingest: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

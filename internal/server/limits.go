@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,12 +58,12 @@ func (s *Server) serveMetrics(ctx context.Context) error {
 	if s.cfg.MetricsListen == "" {
 		return nil
 	}
-	return ServeMetrics(ctx, s.cfg.MetricsListen, s.Metrics.Handler(), s.log)
+	return serveMetricsOn(ctx, s.cfg.MetricsListen, s.Metrics.Handler(), s.log)
 }
 
-// ServeMetrics serves h at /metrics on addr until ctx ends (the separate
+// serveMetricsOn serves h at /metrics on addr until ctx ends (the separate
 // metrics listener of every role, --metrics-listen).
-func ServeMetrics(ctx context.Context, addr string, h http.Handler, log interface{ Info(string, ...any) }) error {
+func serveMetricsOn(ctx context.Context, addr string, h http.Handler, log interface{ Info(string, ...any) }) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -89,7 +91,7 @@ func ServeMetrics(ctx context.Context, addr string, h http.Handler, log interfac
 // signs its fetches from the origins with the same key.
 func (s *Server) signedURLs() (func(http.Handler) http.Handler, error) {
 	sc := s.cfg.SignedURLs
-	guard, key, err := SignedURLGuard(sc, s.Metrics.Registry, s.log, func(r *http.Request) bool {
+	guard, key, err := signedURLGuard(sc, s.Metrics.Registry, s.log, func(r *http.Request) bool {
 		pp, rest, ok := urls.Split(r.URL.Path)
 		return ok && rest != "view.json" && sc.Covers(pp)
 	})
@@ -104,11 +106,11 @@ func (s *Server) signedURLs() (func(http.Handler) http.Handler, error) {
 	return guard, nil
 }
 
-// SignedURLGuard returns the check of signed player URLs c configures for
+// signedURLGuard returns the check of signed player URLs c configures for
 // the requests scope selects (urlsign.Guard, refusals counted in reg as
 // sluice_signed_url_refusals_total{reason}), and the key; the identity and
 // no key when c does not require them.
-func SignedURLGuard(c config.SignedURLs, reg prometheus.Registerer, log *slog.Logger, scope func(*http.Request) bool) (func(http.Handler) http.Handler, urlsign.Key, error) {
+func signedURLGuard(c config.SignedURLs, reg prometheus.Registerer, log *slog.Logger, scope func(*http.Request) bool) (func(http.Handler) http.Handler, urlsign.Key, error) {
 	if !c.Require {
 		return func(h http.Handler) http.Handler { return h }, nil, nil
 	}
@@ -131,4 +133,24 @@ func SignedURLGuard(c config.SignedURLs, reg prometheus.Registerer, log *slog.Lo
 		}
 		return g.Middleware(h)
 	}, key, nil
+}
+
+// memoryHeadroom is what the soft memory limit allows beyond the ingest
+// memory budget.
+const memoryHeadroom = 256 << 20
+
+// memoryLimit sets the Go runtime's soft memory limit of a process that
+// takes pushes to its ingest memory budget plus headroom (256 MiB) for
+// everything else it holds, unless $GOMEMLIMIT says otherwise. Under a
+// flood of large boxes the garbage collector then reclaims the buffers of
+// the pushes that were cut before the heap grows to twice what is live
+// (GOGC), so that the resident size stays within budget + headroom
+// (docs/ingest.md, "Limits").
+func memoryLimit(cfg config.Config, log *slog.Logger) {
+	if cfg.IngestMemory <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(cfg.IngestMemory) + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	log.Debug("soft memory limit", "bytes", limit)
 }

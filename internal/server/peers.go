@@ -48,9 +48,9 @@ func (s *Server) startPeers(ctx context.Context) {
 	}
 }
 
-// AddCheck adds a readiness check: /readyz answers 503 with the check's
+// addCheck adds a readiness check: /readyz answers 503 with the check's
 // error while it returns one (e.g. a scheduler without a live sender).
-func (s *Server) AddCheck(check func() error) { s.checks = append(s.checks, check) }
+func (s *Server) addCheck(check func() error) { s.checks = append(s.checks, check) }
 
 // readiness is nil when the process can serve its roles, else why not.
 func (s *Server) readiness() error {
@@ -81,8 +81,8 @@ func (s *Server) dataWritable() error {
 	if err := unix.Statfs(dir, &fs); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	if free := int64(fs.Bavail) * int64(fs.Bsize); free < s.cfg.MinFree {
-		return fmt.Errorf("data directory has %d bytes free, below min_free (%d)", free, s.cfg.MinFree)
+	if free := int64(fs.Bavail) * int64(fs.Bsize); free < int64(s.cfg.MinFree) {
+		return fmt.Errorf("data directory has %d bytes free, below min_free (%d)", free, int64(s.cfg.MinFree))
 	}
 	// The name starts like the store's temporary files: one left by a
 	// crash is removed at the next start.

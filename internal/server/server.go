@@ -1,6 +1,8 @@
-// Package server assembles the HTTP server of a Sluice process from the role
-// handlers (ingest, origin, status page), with metrics, health checks,
-// request logging and archive retention.
+// Package server is the composition root of a Sluice process: it builds
+// every role (ingest, origin, distribution, scheduler, sender, and the
+// single-node cluster of `sluice serve`) from a config.Config, routes the
+// whole URL space of the process in one table (routes.go), and serves it
+// with metrics, health checks, request logging and archive retention.
 package server
 
 import (
@@ -25,23 +27,49 @@ import (
 	"github.com/sluice-media/sluice/internal/store"
 )
 
-// Roles selects what a process serves.
+// Roles selects what a process serves. Each is assembled from the
+// configuration by Open (New for the roles that need no listener):
+//
+//   - Ingest takes encoder pushes into the store (cfg.Data);
+//   - Origin serves Smooth, DASH and HLS from the store, pulling from
+//     cfg.Ingests when set;
+//   - Distribution serves clients from cfg.Distribution.Origins through a
+//     cache (internal/distribution); it needs no data directory;
+//   - Scheduler opens player sessions over the senders of cfg.Cluster and
+//     the timeline of cfg.Scheduler.Origins (internal/scheduler);
+//   - Sender holds blocks in cfg.Data and RAM and sends them to players
+//     (internal/sender), registered in etcd when cfg.Cluster names it;
+//   - Local is the single-node cluster of `sluice serve`: one sender over
+//     the store and one scheduler over both, on this server's address;
+//   - StatusPage serves the status page at / (internal/webui);
+//   - Demo pushes the bundled sample in a loop into the point DemoChannel
+//     through this server's own ingest URL and imports it as DemoAsset,
+//     unless cfg.Serve.NoDemo.
 type Roles struct {
-	Ingest bool
-	Origin bool
-	// Distribution serves clients from the configured origins through a
-	// cache (internal/distribution); it needs no data directory.
+	Ingest       bool
+	Origin       bool
 	Distribution bool
+	Scheduler    bool
+	Sender       bool
+	Local        bool
+	StatusPage   bool
+	Demo         bool
 }
 
-// Server is one Sluice HTTP server.
+// needsListener reports whether the roles need the bound address while
+// they are assembled (Open, not New).
+func (r Roles) needsListener() bool { return r.Scheduler || r.Sender || r.Local || r.Demo }
+
+// Server is one Sluice process: the HTTP server of its roles, with
+// metrics, health checks, request logging and archive retention.
 type Server struct {
 	Store   *store.Store
 	Metrics *metrics.Metrics
 	cfg     config.Config
+	roles   Roles
 	log     *slog.Logger
+	ln      net.Listener // bound by Open; Serve listens when nil
 	handler http.Handler
-	home    http.Handler
 	ready   func() bool
 	pacer   *pacing.Pacer // paces media responses (internal/pacing)
 	dist    *distribution.Proxy
@@ -51,10 +79,54 @@ type Server struct {
 	ingest *ingest.Handler
 	puller *puller.Puller
 	checks []func() error
+
+	// The handlers of the roles, routed by routes.go.
+	h handlers
+	// start, stop and closers run in Serve: when it starts serving, when
+	// ctx ends (before the HTTP server shuts down), and last.
+	start   []func(context.Context) error
+	stop    []func()
+	closers []func()
 }
 
-// New opens the data directory and builds the handler for the roles.
+// New builds a server for roles that need no listener while they are
+// assembled (ingest, origin, distribution, status page): it opens the
+// data directory and builds the handler. Serve listens.
 func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
+	if roles.needsListener() {
+		return nil, errors.New("server: the scheduler and sender roles need Open")
+	}
+	return assemble(context.Background(), cfg, roles, nil, log)
+}
+
+// Open listens on cfg.Listen and assembles every role of roles from cfg:
+// the one place a Sluice process is built. ctx bounds what the roles open
+// before serving (the sender set of a scheduler); Serve runs them.
+func Open(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	s, err := assemble(ctx, cfg, roles, ln, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if roles.Ingest {
+		memoryLimit(cfg, log)
+	}
+	return s, nil
+}
+
+// Addr is the bound address (host:port) of a server made by Open.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+func assemble(ctx context.Context, cfg config.Config, roles Roles, ln net.Listener, log *slog.Logger) (*Server, error) {
 	var st *store.Store
 	if roles.Ingest || roles.Origin {
 		var err error
@@ -63,7 +135,7 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		}
 	}
 	m := metrics.New()
-	s := &Server{Store: st, Metrics: m, cfg: cfg, log: log, ready: func() bool { return true }}
+	s := &Server{Store: st, Metrics: m, cfg: cfg, roles: roles, ln: ln, log: log, ready: func() bool { return true }}
 	if roles.Distribution {
 		var err error
 		if s.dist, err = distribution.New(cfg.Distribution, m.Registry, log); err != nil {
@@ -71,68 +143,40 @@ func New(cfg config.Config, roles Roles, log *slog.Logger) (*Server, error) {
 		}
 		s.ready = s.dist.Ready
 	}
-	mux := http.NewServeMux()
-	if cfg.MetricsListen == "" {
-		mux.Handle("GET /metrics", m.Handler())
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.readiness(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	var ing http.Handler
 	if roles.Ingest {
 		s.ingest = ingest.New(st, cfg, m, log)
-		ing = s.pushLimit(s.ingest)
+		s.h.ingest = s.pushLimit(s.ingest)
 	}
 	s.pacer = pacing.New(cfg.Pacing, m, log)
-	var org http.Handler
 	if roles.Origin {
 		// Fragments and init segments go through the pacer.
-		org = s.pacer.Middleware(origin.New(st, cfg, m, log), isMedia)
+		s.h.origin = s.pacer.Middleware(origin.New(st, cfg, m, log), isMedia)
 	}
-	var dist http.Handler
 	if s.dist != nil {
 		// A distribution server sends media to players too: same pacer.
-		dist = s.pacer.Middleware(s.dist, isMedia)
+		s.h.dist = s.pacer.Middleware(s.dist, isMedia)
 	}
 	guard, err := s.signedURLs()
 	if err != nil {
 		return nil, err
 	}
-	org, dist = guard(org), guard(dist)
+	s.h.origin, s.h.dist = guard(s.h.origin), guard(s.h.dist)
 	s.setupPeers(roles)
 	if st != nil {
-		mux.Handle("/api/", archive.API(st, cfg.AdminToken, log))
+		s.h.api = archive.API(st, cfg.AdminToken, log)
 	}
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case ing != nil && ingest.Handles(r):
-			ing.ServeHTTP(w, r)
-		case org != nil && (strings.Contains(r.URL.Path, ".isml") || strings.Contains(r.URL.Path, ".ism/")):
-			org.ServeHTTP(w, r)
-		case dist != nil:
-			dist.ServeHTTP(w, r)
-		case s.home != nil:
-			s.home.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	// A response whose client stops reading is closed after
-	// cfg.WriteTimeout without progress; paced ones are judged at the
-	// lowest pacing rate.
-	s.handler = httpx.WriteProgress(s.instrument(mux), cfg.WriteTimeout, MinPace(cfg.Pacing))
+	if err := s.setupCluster(ctx, roles); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.routes()
 	return s, nil
 }
 
-// MinPace is the slowest rate (bytes/s) at which the pacing configuration
+// minPace is the slowest rate (bytes/s) at which the pacing configuration
 // p may send a response, 0 when it does not pace: the rate WriteProgress
 // must allow.
-func MinPace(p config.Pacing) int64 {
+func minPace(p config.Pacing) int64 {
 	if p.Mode == "" || p.Mode == config.PacingOff {
 		return 0
 	}
@@ -142,16 +186,21 @@ func MinPace(p config.Pacing) int64 {
 // Handler is the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve listens on the configured address until ctx ends, then shuts down
-// gracefully. started, if not nil, receives the bound address.
+// Serve serves until ctx ends, then shuts down gracefully. started, if
+// not nil, receives the bound address.
 func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
+	defer s.close()
 	if err := s.startCluster(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return err
+	ln := s.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return err
+		}
 	}
+	s.ln = nil // Serve owns it now
 	go s.pacer.Run(ctx)
 	if err := s.serveMetrics(ctx); err != nil {
 		ln.Close()
@@ -177,15 +226,24 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		go s.dist.Run(ctx)
 	}
 	s.startPeers(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	for _, f := range s.start {
+		if err := f(ctx); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	if started != nil {
 		started(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	for _, f := range s.stop {
+		f()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -194,6 +252,19 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	}
 	srv.Close()
 	return nil
+}
+
+// close releases what the roles opened (last first) and a listener Serve
+// did not take.
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
 }
 
 // retention prunes archives older than each point's configured retention,
@@ -281,6 +352,3 @@ func requestKind(r *http.Request) string {
 	}
 	return "other"
 }
-
-// SetHome sets the handler of the status page (GET / and its assets).
-func (s *Server) SetHome(h http.Handler) { s.home = h }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/atomicfile"
 )
 
 // ErrNotFound is returned for unknown points, tracks and fragments.
@@ -324,61 +326,28 @@ const (
 	fragExt    = ".m4s"
 	// tmpPrefix starts the name of a file being written (writeFileAtomic):
 	// one left by a crash was never acknowledged and is removed at start.
-	tmpPrefix = ".tmp-"
+	tmpPrefix = atomicfile.TempPrefix
 )
 
 // writeFileAtomic writes data under path so that path either does not exist
-// or holds all of data: write to a temporary name, fsync, rename, fsync dir.
+// or holds all of data (atomicfile.Write: temporary name, fsync, rename,
+// fsync of the directory).
 // Its errors are ErrDisk.
 func writeFileAtomic(path string, data []byte) error { return writeFile(path, data, true) }
 
 // writeFile is writeFileAtomic; without sync it skips the fsyncs (tests).
 // Its errors are ErrDisk.
 func writeFile(path string, data []byte, sync bool) error {
-	return diskErr(writeAtomic(path, data, sync))
-}
-
-func writeAtomic(path string, data []byte, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			os.Remove(tmp)
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
+	m := atomicfile.Durable
 	if !sync {
-		return nil
+		m = atomicfile.NoSync
 	}
-	return syncDir(dir)
+	return diskErr(atomicfile.Write(path, data, m))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return diskErr(err)
-	}
-	defer d.Close()
-	return diskErr(d.Sync())
-}
+// syncDir makes a directory's entries durable (atomicfile.SyncDir). Its
+// errors are ErrDisk.
+func syncDir(dir string) error { return diskErr(atomicfile.SyncDir(dir)) }
 
 func writeJSON(path string, v any) error { return writeJSONSync(path, v, true) }
 

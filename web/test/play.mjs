@@ -206,7 +206,7 @@ try {
       }).catch((e) => { result.warnings.push({ src: 'record', url: u, message: String(e.message || e) }); }));
     });
   }
-  page.on('pageerror', (e) => { if (result.pageErrors.length < 50) result.pageErrors.push(String(e.message || e)); });
+  page.on('pageerror', (e) => { if (result.pageErrors.length < 50) result.pageErrors.push(String(e.stack || e.message || e).slice(0, 1500)); });
   page.on('console', (m) => {
     if (verbose || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
   });

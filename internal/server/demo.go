@@ -1,4 +1,4 @@
-package cli
+package server
 
 import (
 	"bytes"
@@ -10,29 +10,31 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice"
+	"github.com/sluice-media/sluice/internal/atomicfile"
 	"github.com/sluice-media/sluice/internal/importer"
 	"github.com/sluice-media/sluice/internal/mp4src"
 	"github.com/sluice-media/sluice/internal/push"
-	"github.com/sluice-media/sluice/internal/server"
 )
 
+// The demo of `sluice serve` (Roles.Demo): a looping live channel and an
+// on-demand asset imported from the bundled sample.
 const (
-	demoChannel = "demo"
-	demoAsset   = "demo-vod"
+	DemoChannel = "demo"
+	DemoAsset   = "demo-vod"
 )
 
 // startDemo imports the bundled sample as the demo VOD asset (once) and
 // pushes it in a loop, epoch-anchored, into the demo channel through the
 // server's own ingest URL — the same path a real encoder takes.
-func startDemo(ctx context.Context, srv *server.Server, base string, log *slog.Logger) {
+func startDemo(ctx context.Context, srv *Server, base string, log *slog.Logger) {
 	dir := filepath.Join(srv.Store.Dir(), ".demo")
 	sample := filepath.Join(dir, "sample.mp4")
 	if err := writeIfChanged(sample, sluice.SampleMP4); err != nil {
 		log.Error("demo: write sample", "err", err)
 		return
 	}
-	if _, err := srv.Store.Point(demoAsset); err != nil {
-		res, err := importer.Import(ctx, sample, importer.Options{DataDir: srv.Store.Dir(), Asset: demoAsset, Log: log})
+	if _, err := srv.Store.Point(DemoAsset); err != nil {
+		res, err := importer.Import(ctx, sample, importer.Options{DataDir: srv.Store.Dir(), Asset: DemoAsset, Log: log})
 		if err != nil {
 			log.Error("demo: import VOD asset", "err", err)
 		} else {
@@ -45,7 +47,7 @@ func startDemo(ctx context.Context, srv *server.Server, base string, log *slog.L
 		return
 	}
 	defer src.Close()
-	url := base + "/" + demoChannel + ".isml/Streams(" + demoChannel + ")"
+	url := base + "/" + DemoChannel + ".isml/Streams(" + DemoChannel + ")"
 	for ctx.Err() == nil {
 		_, err := push.Push(ctx, src, push.Options{URLs: []string{url}, Loop: true, Epoch: true, Retry: true, Log: log})
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -65,9 +67,5 @@ func writeIfChanged(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, atomicfile.NoSync)
 }

@@ -1,4 +1,21 @@
-package pacing
+// Package sfv reads and writes RFC 8941 Structured Field Values, as far as
+// CMCD (CTA-5004), CMSD (CTA-5006) and Sluice-Pacing need them: the one
+// parser of the module, used by the origin's pacer (internal/pacing) and by
+// the player (internal/player).
+//
+// Parsing walks a field value and calls a function per member instead of
+// building a tree: keys, numbers, tokens, byte sequences and strings without
+// escapes are substrings of the input, so reading a typical CMCD request
+// allocates nothing. Parameters and inner lists stay raw text inside an
+// Item (validated while parsing) and are walked on demand with
+// [ParseParams] and [ParseInner]. Members before a syntax error have been
+// delivered when the error is returned, so callers can keep what parsed.
+//
+// It was kept over github.com/dunglas/httpsfv because that library costs
+// about 2–14 µs and 22–89 allocations more per media request on the inputs
+// the pacer reads (BenchmarkSFParse in internal/pacing; docs/pacing.md
+// §1.4).
+package sfv
 
 import (
 	"errors"
@@ -8,70 +25,91 @@ import (
 	"strings"
 )
 
-// This file is a small RFC 8941 (Structured Field Values) parser and
-// serializer: enough for CMCD (CTA-5004), CMSD (CTA-5006) and Sluice-Pacing.
-// Parsing does not allocate for keys, numbers, tokens and strings without
-// escapes: they are substrings of the input.
+// Kind is the type of a bare item (RFC 8941 §3.3) or an inner list.
+type Kind uint8
 
-// itemKind is the type of a bare item (RFC 8941 §3.3) or an inner list.
-type itemKind uint8
-
+// Kinds.
 const (
-	kindInt itemKind = iota + 1
-	kindDec
-	kindString
-	kindToken
-	kindBytes
-	kindBool
-	kindInnerList
+	Integer Kind = iota + 1
+	Decimal
+	String
+	Token
+	Bytes
+	Boolean
+	InnerList
 )
 
-func (k itemKind) String() string {
+// String names the kind for error messages.
+func (k Kind) String() string {
 	switch k {
-	case kindInt:
+	case Integer:
 		return "integer"
-	case kindDec:
+	case Decimal:
 		return "decimal"
-	case kindString:
+	case String:
 		return "string"
-	case kindToken:
+	case Token:
 		return "token"
-	case kindBytes:
+	case Bytes:
 		return "byte sequence"
-	case kindBool:
+	case Boolean:
 		return "boolean"
-	case kindInnerList:
+	case InnerList:
 		return "inner list"
 	}
 	return "nothing"
 }
 
-// item is one dictionary member value, inner-list member or parameter value.
-type item struct {
-	kind   itemKind
-	i      int64   // kindInt
-	f      float64 // kindDec
-	s      string  // kindString, kindToken, kindBytes (base64), kindInnerList (raw contents)
-	b      bool    // kindBool
-	params string  // raw parameters, ";k=v;k2" (empty: none)
+// Item is one dictionary member value, list member, inner-list member or
+// parameter value.
+type Item struct {
+	Kind Kind
+	Int  int64   // Integer
+	Dec  float64 // Decimal
+	// Str is the value of a String or Token, the base64 text of Bytes, and
+	// the raw contents of an InnerList (walk them with ParseInner).
+	Str  string
+	Bool bool // Boolean
+	// Params is the raw, validated parameter text ";k=v;k2" (empty: none);
+	// walk it with ParseParams.
+	Params string
 }
 
-// number returns an integer or decimal item as a float64.
-func (it item) number() (float64, bool) {
-	switch it.kind {
-	case kindInt:
-		return float64(it.i), true
-	case kindDec:
-		return it.f, true
+// Number returns an Integer or Decimal item as a float64; ok is false for
+// every other kind.
+func (it Item) Number() (f float64, ok bool) {
+	switch it.Kind {
+	case Integer:
+		return float64(it.Int), true
+	case Decimal:
+		return it.Dec, true
 	}
 	return 0, false
 }
 
-// errSF is the error class of every parse failure.
-var errSF = errors.New("structured field")
+// Text returns the value as text: a number as it serializes, a boolean as
+// "1" or "0", and Str for every other kind (no quotes, escapes removed).
+func (it Item) Text() string {
+	switch it.Kind {
+	case Integer:
+		return string(AppendInt(nil, it.Int))
+	case Decimal:
+		return string(AppendDecimal(nil, it.Dec))
+	case Boolean:
+		if it.Bool {
+			return "1"
+		}
+		return "0"
+	}
+	return it.Str
+}
+
+// ErrSyntax is the class of every parse failure (errors.Is); the message
+// says what was expected at which offset.
+var ErrSyntax = errors.New("structured field")
 
 func sfErr(s string, i int, what string) error {
-	return fmt.Errorf("%w: %s at offset %d of %q", errSF, what, i, clip(s, 80))
+	return fmt.Errorf("%w: %s at offset %d of %q", ErrSyntax, what, i, clip(s, 80))
 }
 
 func clip(s string, n int) string {
@@ -113,9 +151,11 @@ func (p *sfParser) skipOWS() {
 	}
 }
 
-// parseDict parses an sf-dictionary and calls fn for every member in order
-// (a later duplicate key simply comes later). It stops at the first error.
-func parseDict(s string, fn func(key string, it item) error) error {
+// ParseDictionary parses an sf-dictionary and calls fn for every member in
+// order (a later duplicate key simply comes later; a key without a value is
+// the Boolean true, with its parameters). It stops at the first error, of
+// fn or of the syntax; the members before it have been delivered.
+func ParseDictionary(s string, fn func(key string, it Item) error) error {
 	p := sfParser{s: s}
 	p.skipSP()
 	if p.eof() {
@@ -126,38 +166,49 @@ func parseDict(s string, fn func(key string, it item) error) error {
 		if err != nil {
 			return err
 		}
-		var it item
+		var it Item
 		if !p.eof() && p.s[p.i] == '=' {
 			p.i++
 			if it, err = p.member(); err != nil {
 				return err
 			}
 		} else {
-			it = item{kind: kindBool, b: true}
-			if it.params, err = p.paramsRaw(); err != nil {
+			it = Item{Kind: Boolean, Bool: true}
+			if it.Params, err = p.paramsRaw(); err != nil {
 				return err
 			}
 		}
 		if err := fn(key, it); err != nil {
 			return err
 		}
-		p.skipOWS()
-		if p.eof() {
-			return nil
-		}
-		if p.s[p.i] != ',' {
-			return sfErr(s, p.i, "expected ','")
-		}
-		p.i++
-		p.skipOWS()
-		if p.eof() {
-			return sfErr(s, p.i, "trailing ','")
+		if done, err := p.nextMember(); done || err != nil {
+			return err
 		}
 	}
 }
 
-// parseList parses an sf-list (items and inner lists with parameters).
-func parseList(s string, fn func(it item) error) error {
+// nextMember consumes what follows a member of a list or dictionary: the
+// end (done), or a comma with optional white space around it before the
+// next member.
+func (p *sfParser) nextMember() (done bool, err error) {
+	p.skipOWS()
+	if p.eof() {
+		return true, nil
+	}
+	if p.s[p.i] != ',' {
+		return false, sfErr(p.s, p.i, "expected ','")
+	}
+	p.i++
+	p.skipOWS()
+	if p.eof() {
+		return false, sfErr(p.s, p.i, "trailing ','")
+	}
+	return false, nil
+}
+
+// ParseList parses an sf-list (items and inner lists with parameters) and
+// calls fn for every member in order, like ParseDictionary.
+func ParseList(s string, fn func(it Item) error) error {
 	p := sfParser{s: s}
 	p.skipSP()
 	if p.eof() {
@@ -171,23 +222,14 @@ func parseList(s string, fn func(it item) error) error {
 		if err := fn(it); err != nil {
 			return err
 		}
-		p.skipOWS()
-		if p.eof() {
-			return nil
-		}
-		if p.s[p.i] != ',' {
-			return sfErr(s, p.i, "expected ','")
-		}
-		p.i++
-		p.skipOWS()
-		if p.eof() {
-			return sfErr(s, p.i, "trailing ','")
+		if done, err := p.nextMember(); done || err != nil {
+			return err
 		}
 	}
 }
 
-// parseParams walks raw parameters as kept in item.params.
-func parseParams(raw string, fn func(key string, it item) error) error {
+// ParseParams walks raw parameters as kept in Item.Params.
+func ParseParams(raw string, fn func(key string, it Item) error) error {
 	p := sfParser{s: raw}
 	for !p.eof() {
 		if p.s[p.i] != ';' {
@@ -199,7 +241,7 @@ func parseParams(raw string, fn func(key string, it item) error) error {
 		if err != nil {
 			return err
 		}
-		it := item{kind: kindBool, b: true}
+		it := Item{Kind: Boolean, Bool: true}
 		if !p.eof() && p.s[p.i] == '=' {
 			p.i++
 			if it, err = p.bare(); err != nil {
@@ -213,8 +255,8 @@ func parseParams(raw string, fn func(key string, it item) error) error {
 	return nil
 }
 
-// parseInner walks the items of an inner list (item.s of a kindInnerList).
-func parseInner(raw string, fn func(it item) error) error {
+// ParseInner walks the items of an inner list (Item.Str of an InnerList).
+func ParseInner(raw string, fn func(it Item) error) error {
 	p := sfParser{s: raw}
 	p.skipSP()
 	for !p.eof() {
@@ -222,7 +264,7 @@ func parseInner(raw string, fn func(it item) error) error {
 		if err != nil {
 			return err
 		}
-		if it.params, err = p.paramsRaw(); err != nil {
+		if it.Params, err = p.paramsRaw(); err != nil {
 			return err
 		}
 		if err := fn(it); err != nil {
@@ -253,9 +295,9 @@ func (p *sfParser) key() (string, error) {
 	return p.s[start:p.i], nil
 }
 
-// member parses an item or an inner list, each with its parameters.
-func (p *sfParser) member() (item, error) {
-	var it item
+// member parses an Item or an inner list, each with its parameters.
+func (p *sfParser) member() (Item, error) {
+	var it Item
 	var err error
 	if !p.eof() && p.s[p.i] == '(' {
 		p.i++
@@ -278,12 +320,15 @@ func (p *sfParser) member() (item, error) {
 		if !depthOK {
 			return it, sfErr(p.s, p.i, "unterminated inner list")
 		}
-		it = item{kind: kindInnerList, s: p.s[start:p.i]}
+		it = Item{Kind: InnerList, Str: p.s[start:p.i]}
+		if err := ParseInner(it.Str, func(Item) error { return nil }); err != nil {
+			return it, fmt.Errorf("inner list at offset %d of %q: %w", start-1, clip(p.s, 80), err)
+		}
 		p.i++
 	} else if it, err = p.bare(); err != nil {
 		return it, err
 	}
-	it.params, err = p.paramsRaw()
+	it.Params, err = p.paramsRaw()
 	return it, err
 }
 
@@ -306,10 +351,10 @@ func (p *sfParser) paramsRaw() (string, error) {
 	return p.s[start:p.i], nil
 }
 
-// bare parses a bare item.
-func (p *sfParser) bare() (item, error) {
+// bare parses a bare Item.
+func (p *sfParser) bare() (Item, error) {
 	if p.eof() {
-		return item{}, sfErr(p.s, p.i, "expected a value")
+		return Item{}, sfErr(p.s, p.i, "expected a value")
 	}
 	c := p.s[p.i]
 	switch {
@@ -317,41 +362,41 @@ func (p *sfParser) bare() (item, error) {
 		return p.number()
 	case c == '"':
 		s, err := p.str()
-		return item{kind: kindString, s: s}, err
+		return Item{Kind: String, Str: s}, err
 	case c == '*' || isAlpha(c):
 		start := p.i
 		p.i++
 		for p.i < len(p.s) && (isTChar(p.s[p.i]) || p.s[p.i] == ':' || p.s[p.i] == '/') {
 			p.i++
 		}
-		return item{kind: kindToken, s: p.s[start:p.i]}, nil
+		return Item{Kind: Token, Str: p.s[start:p.i]}, nil
 	case c == ':':
 		end := strings.IndexByte(p.s[p.i+1:], ':')
 		if end < 0 {
-			return item{}, sfErr(p.s, p.i, "unterminated byte sequence")
+			return Item{}, sfErr(p.s, p.i, "unterminated byte sequence")
 		}
 		b := p.s[p.i+1 : p.i+1+end]
 		for j := 0; j < len(b); j++ {
 			if !(isAlpha(b[j]) || isDigit(b[j]) || b[j] == '+' || b[j] == '/' || b[j] == '=') {
-				return item{}, sfErr(p.s, p.i+1+j, "bad base64 character")
+				return Item{}, sfErr(p.s, p.i+1+j, "bad base64 character")
 			}
 		}
 		p.i += end + 2
-		return item{kind: kindBytes, s: b}, nil
+		return Item{Kind: Bytes, Str: b}, nil
 	case c == '?':
 		if p.i+1 < len(p.s) && (p.s[p.i+1] == '0' || p.s[p.i+1] == '1') {
 			v := p.s[p.i+1] == '1'
 			p.i += 2
-			return item{kind: kindBool, b: v}, nil
+			return Item{Kind: Boolean, Bool: v}, nil
 		}
-		return item{}, sfErr(p.s, p.i, "bad boolean")
+		return Item{}, sfErr(p.s, p.i, "bad boolean")
 	}
-	return item{}, sfErr(p.s, p.i, "unexpected character")
+	return Item{}, sfErr(p.s, p.i, "unexpected character")
 }
 
 // number parses an sf-integer (at most 15 digits) or sf-decimal (at most
 // 12 integer and 3 fractional digits).
-func (p *sfParser) number() (item, error) {
+func (p *sfParser) number() (Item, error) {
 	start := p.i
 	if p.s[p.i] == '-' {
 		p.i++
@@ -370,27 +415,27 @@ func (p *sfParser) number() (item, error) {
 	}
 	txt := p.s[start:p.i]
 	if digits == 0 {
-		return item{}, sfErr(p.s, start, "bad number")
+		return Item{}, sfErr(p.s, start, "bad number")
 	}
 	if dot < 0 {
 		if digits > 15 {
-			return item{}, sfErr(p.s, start, "integer longer than 15 digits")
+			return Item{}, sfErr(p.s, start, "integer longer than 15 digits")
 		}
 		v, err := strconv.ParseInt(txt, 10, 64)
 		if err != nil {
-			return item{}, sfErr(p.s, start, "bad integer")
+			return Item{}, sfErr(p.s, start, "bad integer")
 		}
-		return item{kind: kindInt, i: v}, nil
+		return Item{Kind: Integer, Int: v}, nil
 	}
 	frac := p.i - dot - 1
 	if frac < 1 || frac > 3 || digits-frac > 12 {
-		return item{}, sfErr(p.s, start, "bad decimal")
+		return Item{}, sfErr(p.s, start, "bad decimal")
 	}
 	v, err := strconv.ParseFloat(txt, 64)
 	if err != nil {
-		return item{}, sfErr(p.s, start, "bad decimal")
+		return Item{}, sfErr(p.s, start, "bad decimal")
 	}
-	return item{kind: kindDec, f: v}, nil
+	return Item{Kind: Decimal, Dec: v}, nil
 }
 
 // str parses an sf-string; it allocates only when the string has escapes.
@@ -430,17 +475,17 @@ func (p *sfParser) str() (string, error) {
 	return "", sfErr(p.s, start-1, "unterminated string")
 }
 
-// Serialization: append helpers used to build CMSD headers without fmt.
+// Serialization: append helpers that build headers without fmt.
 
-// appendSFInt appends an sf-integer, clamped to the 15-digit range.
-func appendSFInt(b []byte, v int64) []byte {
+// AppendInt appends an sf-integer, clamped to the 15-digit range.
+func AppendInt(b []byte, v int64) []byte {
 	const lim = 999_999_999_999_999
 	v = min(max(v, -lim), lim)
 	return strconv.AppendInt(b, v, 10)
 }
 
-// appendSFDec appends an sf-decimal rounded to three fractional digits.
-func appendSFDec(b []byte, v float64) []byte {
+// AppendDecimal appends an sf-decimal rounded to three fractional digits.
+func AppendDecimal(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		v = 0
 	}
@@ -455,9 +500,9 @@ func appendSFDec(b []byte, v float64) []byte {
 	return b
 }
 
-// appendSFString appends an sf-string; characters outside printable ASCII
+// AppendString appends an sf-string; characters outside printable ASCII
 // are replaced by '?'.
-func appendSFString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]

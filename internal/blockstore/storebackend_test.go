@@ -1,4 +1,4 @@
-package cli
+package blockstore_test
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestServeSenderRefusesDeletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &storeBackend{st: st}
+	b := blockstore.NewStoreBackend(st)
 	id := cluster.BlockID{Point: "live/ch", Track: "video_1", Start: 0}
 	if ok, err := b.DeleteBlock(context.Background(), id); ok || !errors.Is(err, blockstore.ErrReadOnly) {
 		t.Fatalf("DeleteBlock: %v %v, want ErrReadOnly", ok, err)
