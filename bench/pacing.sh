@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Client-controlled pacing benchmark (DESIGN §5, issue 4). Needs root (network
+# Client-controlled pacing benchmark (docs/pacing.md). Needs root (network
 # namespaces, tc, packet sockets); not part of CI. See bench/README.md.
 #
 #   sudo bash bench/pacing.sh            # ~9 minutes: 2 buffers x 3 modes

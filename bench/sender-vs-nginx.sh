@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sluice sender vs nginx serving the same blocks over loopback (issue 5).
+# Sluice sender vs nginx serving the same blocks over loopback.
 # See bench/README.md. Run from anywhere:  bash bench/sender-vs-nginx.sh
 #
 # This is bench/origin-vs-nginx.sh with VS=sender: the same media, nginx

@@ -1,5 +1,7 @@
-// Command hostile reproduces the exhaustion defects of issue 10 (items 7 to
-// 12 and 14) against a sluice binary and prints what it measured, so that
+// Command hostile reproduces resource-exhaustion attacks (the ones
+// docs/ingest.md, "Limits", bounds: oversized boxes, slow and idle pushes,
+// push floods, slow readers) against a sluice binary and prints what it
+// measured, so that
 // one build can be compared with another under the same reproduction:
 //
 //	go build -o /tmp/sluice-old ./cmd/sluice     # on the old commit
@@ -413,7 +415,7 @@ func (c *countWriterBody) body(p []byte, n int) hostile.Body {
 	}
 }
 
-// trickle: one byte every 20 s into a declared 64 MiB box (the issue's
+// trickle: one byte every 20 s into a declared 64 MiB box (the original
 // reproduction), watched for up to 100 s.
 func trickle(e *env) {
 	in := e.start("ingest", "ingest", "--point", "live")

@@ -1,5 +1,5 @@
 // Command pacebench holds the helper programs of bench/pacing.sh, the
-// client-controlled pacing benchmark (DESIGN §5): a userspace delay line for
+// client-controlled pacing benchmark (docs/pacing.md): a userspace delay line for
 // network namespaces (this kernel has no netem), the competing
 // latency-sensitive flow (a TCP echo server and a 10 ms ping), and the table
 // that compares the runs.

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// The acceptance targets of issue 4, relative to the unpaced run.
+// The acceptance targets of pacing (docs/pacing.md), relative to the unpaced run.
 const (
 	targetRetx  = 0.10 // retransmissions per MB at most 10 % of unpaced
 	targetDelay = 0.20 // competing flow's added delay at most 20 % of unpaced
@@ -121,7 +121,7 @@ func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(w, "Steady state = after the last urgent (startup) video download, which every mode sends unpaced by design.\n")
 	fmt.Fprintf(w, "Competing-flow delays leave out the steady-state probes whose round trip crossed a stall of the delay line (%d stalls of over %v recorded: the VM did not run it in time); the column before tbf drops counts them and gives the p99 with them.\n",
 		len(stalls), stallMin)
-	fmt.Fprintf(w, "Targets (issue 4), steady state: retransmissions/MB ≤ %.0f %% of unpaced, competing added delay (p50 and p99) ≤ %.0f %% of unpaced; no stall, chunk time ≤ %.1f× unpaced.\n",
+	fmt.Fprintf(w, "Targets, steady state: retransmissions/MB ≤ %.0f %% of unpaced, competing added delay (p50 and p99) ≤ %.0f %% of unpaced; no stall, chunk time ≤ %.1f× unpaced.\n",
 		100*targetRetx, 100*targetDelay, targetChunk)
 	for _, v := range verdicts {
 		fmt.Fprintln(w, v)

@@ -1,4 +1,4 @@
-// Package archive is the segmented-archive feature (seed 002): it cuts a
+// Package archive is the segmented-archive feature (docs/distribution.md): it cuts a
 // range of a publishing point's archive into an on-demand asset, through
 // the admin HTTP API (POST /api/points/<pp>/cut on origin and serve) or
 // `sluice archive cut`. The cut itself is store.Store.Cut.

@@ -1,4 +1,5 @@
-// Package blockstore is the block store of a sender (DESIGN §4, seed 000):
+// Package blockstore is the block store of a sender (docs/cluster.md,
+// "Block store decisions"):
 // blocks (fragment bytes, named by cluster.BlockID) on mass storage, and a
 // RAM tier under a byte budget in front of it.
 //
@@ -466,7 +467,8 @@ type Expired struct {
 }
 
 // ExpireLeases drops the pins of every scheduler whose lease has run out
-// (seed 000 claim 7) and returns them, sorted by name.
+// (its pins can be released exactly because each names its scheduler) and
+// returns them, sorted by name.
 func (s *Store) ExpireLeases() []Expired {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -42,14 +42,6 @@ Examples:
 
 // runArchive implements `sluice archive cut`.
 func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "cut" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprintf(stderr, "Usage: sluice archive %s\n", archiveSynopsis)
-			return nil
-		}
-		fmt.Fprintf(stderr, "Usage: sluice archive %s\n", archiveSynopsis)
-		return errors.New("want the subcommand cut")
-	}
 	fs := newFlags("archive", archiveSynopsis, stderr)
 	from := fs.String("from", "", "start of the range (inclusive): seconds, a duration or an RFC 3339 time")
 	to := fs.String("to", "", "end of the range (exclusive), in the same forms")
@@ -57,6 +49,14 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	srvURL := fs.String("server", "", "base URL of a running origin or serve process to cut through its admin API instead")
 	token := fs.String("token", "", "admin token for --server; when empty, $SLUICE_ADMIN_TOKEN is used")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if len(args) == 0 || args[0] != "cut" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			fs.Usage()
+			return nil
+		}
+		fs.Usage()
+		return errors.New("want the subcommand cut")
+	}
 	pos, err := parseToolArgs(fs, args[1:])
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sort"
 )
 
@@ -38,11 +39,16 @@ func commands() map[string]command {
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout, cmds)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, version())
 		return 0
 	}
 	c, ok := cmds[args[0]]
@@ -50,6 +56,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
 		usage(stderr, cmds)
 		return 2
+	}
+	if wantsHelp(args[1:]) {
+		// A help the user asked for is the output of the command: it goes
+		// to stdout (and the exit code is 0), so `sluice x --help | less`
+		// works.
+		stderr = stdout
 	}
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,6 +71,51 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// wantsHelp reports whether args ask for help: -h, -help or --help before
+// the end of the flags ("--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// version describes the running binary from its build information: the
+// module version (a tag, or "(devel)" for a build of a checkout) and the
+// version control revision, its time and whether the tree was modified.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "sluice (no build information)"
+	}
+	v := "sluice " + bi.Main.Version
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		v += " commit " + rev + dirty
+	}
+	if at != "" {
+		v += " " + at
+	}
+	return v + " " + bi.GoVersion
 }
 
 func usage(w io.Writer, cmds map[string]command) {
@@ -71,7 +128,8 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'sluice <command> --help' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'sluice <command> --help' for the flags of a command, 'sluice --version' for the build.")
+	fmt.Fprintln(w, "How the roles fit together: docs/architecture.md.")
 }
 
 // newFlags returns a flag set that prints its usage with a summary line.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,57 @@ func TestClusterGet(t *testing.T) {
 	out.Reset()
 	if code := Main(context.Background(), []string{"cluster-get", "--cluster-secret", "wrong", srv.URL + "/x"}, &out, &errb); code == 0 {
 		t.Fatal("a wrong secret passed")
+	}
+}
+
+// TestHelpOnStdout: a help the user asked for is the command's output: every
+// command prints its usage with its flags to stdout, nothing to stderr, and
+// exits 0; --version names the build.
+func TestHelpOnStdout(t *testing.T) {
+	for name := range commands() {
+		for _, h := range []string{"--help", "-h"} {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), []string{name, h}, &out, &errb)
+			if code != 0 || !strings.Contains(out.String(), "Usage: sluice "+name) || errb.Len() != 0 {
+				t.Errorf("sluice %s %s: exit %d, stdout %q, stderr %q; want exit 0 and the usage on stdout only", name, h, code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), "\n  -") {
+				t.Errorf("sluice %s %s lists no flags:\n%s", name, h, out.String())
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"archive", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-from string") || !strings.Contains(out.String(), "-server string") {
+		t.Errorf("archive --help: exit %d, %q; want its flags", code, out.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "sender-load") {
+		t.Errorf("--help: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "sluice ") || !strings.Contains(out.String(), runtime.Version()) {
+		t.Errorf("--version: exit %d, %q; want the module version and %s", code, out.String(), runtime.Version())
+	}
+}
+
+// TestImportOutput: an import whose stderr is not a terminal draws no
+// progress bar, and it ends with the URLs that play the asset.
+func TestImportOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"import", "--data", t.TempDir(), "--server", "http://h:9/",
+		"../../testdata/sample/sample.mp4", "movies/one"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "\r") || strings.Contains(errb.String(), "%|") {
+		t.Errorf("a progress bar went to a non-terminal stderr: %q", errb.String())
+	}
+	for _, want := range []string{
+		"http://h:9/movies/one.isml/manifest.mpd", "http://h:9/movies/one.isml/master.m3u8",
+		"http://h:9/movies/one.isml/Manifest", "http://h:9/s/movies/one/manifest.mpd",
+	} {
+		if !strings.Contains(out.String(), want+"\n") && !strings.Contains(out.String(), want+" ") {
+			t.Errorf("import output does not list %s:\n%s", want, out.String())
+		}
 	}
 }

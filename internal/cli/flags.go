@@ -253,6 +253,7 @@ func senderFlags(fs *flag.FlagSet, c *config.Config) {
 // serveFlags: what `sluice serve` adds to its roles.
 func serveFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.BoolVar(&c.Serve.NoDemo, "no-demo", c.Serve.NoDemo, "do not start the demo channel and asset")
+	fs.BoolVar(&c.PointsAny, "points-any", c.PointsAny, "accept pushes to any publishing point name, not only the configured ones (--points-any=false: only the points of --point and the YAML, plus live and demo; docs/config.md)")
 	playerDirFlag(fs, c)
 	fs.Var(&c.Sender.RAM, "sender-ram", "RAM budget (`size`) of the in-process sender (blocks pinned ahead of the /s/ sessions)")
 	tokenTTLFlag(fs, c)

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/sluice-media/sluice/internal/importer"
 	"github.com/sluice-media/sluice/internal/mp4src"
@@ -22,8 +26,13 @@ rename when it is complete, so a running server never sees half of it.
 <asset> names the asset: up to four '/'-separated parts of letters, digits,
 '_', '-' and '.', e.g. 'demo' or 'movies/big-buck-bunny'.
 
+When it is done it prints the URLs a server on the data directory plays the
+asset at (--server names that server; 'sluice serve' listens on
+http://127.0.0.1:8080 by default). The progress bar is drawn only when
+stderr is a terminal.
+
 Example:
-  sluice import testdata/sample/sample.mp4 demo-vod --data ./data`
+  sluice import testdata/sample/sample.mp4 my-movie --data ./data`
 
 // runImport implements `sluice import`.
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -31,7 +40,8 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", "./data", "data directory of the store (the same as for 'sluice serve')")
 	force := fs.Bool("force", false, "replace an asset of the same name (by default an existing asset is an error)")
 	minFrag := fs.Duration("min-fragment", time.Second, "shortest fragment: key frames closer than this to the previous cut do not start a fragment")
-	quiet := fs.Bool("quiet", false, "no progress bar")
+	quiet := fs.Bool("quiet", false, "no progress bar (there is none when stderr is not a terminal)")
+	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server on --data, for the play URLs printed at the end")
 	verbose := fs.Bool("v", false, "debug logging")
 	pos, err := parseToolArgs(fs, args)
 	if err != nil {
@@ -46,7 +56,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Source: mp4src.Options{MinFragment: *minFrag},
 		Log:    toolLogger(stderr, *verbose),
 	}
-	if !*quiet {
+	if !*quiet && isTerminal(stderr) {
 		opts.Progress = stderr
 	}
 	res, err := importer.Import(ctx, pos[0], opts)
@@ -55,5 +65,24 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "imported %s: %d tracks, %d fragments, %.3f s, %d bytes in %s\n",
 		res.Asset, len(res.Tracks), res.Fragments, res.Duration.Seconds(), res.Bytes, res.Dir)
+	printPlayURLs(stdout, strings.TrimSuffix(*server, "/"), res.Asset)
 	return nil
+}
+
+// printPlayURLs lists the URLs a server at base plays point at: the three
+// formats from the origin, and the per-session manifests of the scheduler
+// ('sluice serve' runs one).
+func printPlayURLs(w io.Writer, base, point string) {
+	fmt.Fprintf(w, "play it (with a server on this data directory at %s):\n", base)
+	fmt.Fprintf(w, "  DASH:    %s/%s.isml/manifest.mpd\n", base, point)
+	fmt.Fprintf(w, "  HLS:     %s/%s.isml/master.m3u8\n", base, point)
+	fmt.Fprintf(w, "  Smooth:  %s/%s.isml/Manifest\n", base, point)
+	fmt.Fprintf(w, "  session: %s/s/%s/manifest.mpd | %s/s/%s/master.m3u8\n", base, point, base, point)
+}
+
+// isTerminal reports whether w is a terminal (a progress bar redraws one
+// line; into a file or a pipe it would be noise).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -38,10 +38,10 @@ func TestPeerFlags(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := Main(context.Background(), []string{"ingest", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-standby") {
-		t.Errorf("ingest --help does not show --standby: %s", errb.String())
+	if code := Main(context.Background(), []string{"ingest", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-standby") {
+		t.Errorf("ingest --help does not show --standby on stdout: %s", out.String())
 	}
-	if code := Main(context.Background(), []string{"origin", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-ingest value") {
-		t.Errorf("origin --help does not show --ingest: %s", errb.String())
+	if code := Main(context.Background(), []string{"origin", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-ingest value") {
+		t.Errorf("origin --help does not show --ingest on stdout: %s", out.String())
 	}
 }

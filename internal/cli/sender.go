@@ -13,7 +13,7 @@ import (
 )
 
 const senderSummary = `Holds a share of the blocks (fragments) of every track of the cluster and sends them
-straight to players (DESIGN §4; docs/cluster.md): blocks are written to it by origins and
+straight to players (docs/architecture.md, docs/cluster.md): blocks are written to it by origins and
 'sluice sender-load' (PUT /internal/v1/blocks/...), schedulers pin them ahead of each
 session in batches (POST /internal/v1/batch) and hand players URLs
 /b/<token>/<point>/<track>/<start>.m4s, which it serves after checking the token.

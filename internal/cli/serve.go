@@ -15,7 +15,9 @@ import (
 const serveSummary = `Runs every role in one process over a local data directory: ingest (encoder pushes),
 origin (Smooth, DASH, HLS), the status page at / and /metrics. Unless --no-demo is given it
 also starts a demo: a looping live channel "demo" pushed from the bundled sample, and an
-on-demand asset "demo-vod" imported from it. Publishing point "live" always accepts pushes:
+on-demand asset "demo-vod" imported from it. It accepts pushes to any point name
+(--points-any, on by default here; the ingest and origin roles accept only the points
+they are configured with), e.g. point "live":
 
   ffmpeg -re -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine -c:v libx264 -g 50 \
     -c:a aac -f ismv -movflags isml+frag_keyframe 'http://127.0.0.1:8080/live.isml/Streams(live)'`
@@ -47,7 +49,11 @@ func serveStarted(_ context.Context, _ *server.Server, cfg config.Config, addr s
 	base := "http://" + addr
 	fmt.Fprintf(stdout, "Sluice is serving on %s (data in %s)\n", base, cfg.Data)
 	fmt.Fprintf(stdout, "  status page:   %s/\n", base)
-	fmt.Fprintf(stdout, "  push to:       %s/live.isml/Streams(live)\n", base)
+	if cfg.PointsAny {
+		fmt.Fprintf(stdout, "  push to:       %s/<point>.isml/Streams(<stream>), e.g. %s/live.isml/Streams(live)\n", base, base)
+	} else {
+		fmt.Fprintf(stdout, "  push to:       %s/live.isml/Streams(live)\n", base)
+	}
 	fmt.Fprintf(stdout, "  sessions:      %s/s/<point>/manifest.mpd | master.m3u8 (segments from the sender at /b/)\n", base)
 	if !cfg.Serve.NoDemo {
 		ch, vod := server.DemoChannel, server.DemoAsset

@@ -1,5 +1,5 @@
-// Package cluster is the contract between schedulers and senders (DESIGN §4,
-// seeds 000 and 001): block identity, placement, the batched internal API of
+// Package cluster is the contract between schedulers and senders (docs/cluster.md):
+// block identity, placement, the batched internal API of
 // a sender, and the signed session tokens that designate which client may
 // fetch which block. Both sides import it; neither owns it.
 //

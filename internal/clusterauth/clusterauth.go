@@ -1,6 +1,6 @@
 // Package clusterauth authenticates the internal requests of a Sluice
-// cluster without ever sending the cluster secret (issue 10 item 15;
-// docs/cluster.md, "Internal authentication").
+// cluster without ever sending the cluster secret
+// (docs/cluster.md, "Internal authentication").
 //
 // Every internal request (scheduler -> sender batches, origin -> sender
 // block and header uploads, missing/delete/stats queries, scheduler ->

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Cluster names the senders of a distributed sending cluster (DESIGN §4,
+// Cluster names the senders of a distributed sending cluster (docs/architecture.md,
 // docs/cluster.md). An origin with a cluster forwards every fragment it
 // stores to the fragment's R owners among the senders, and each track's
 // header to every sender.

@@ -52,6 +52,12 @@ type Config struct {
 	Listen string  `yaml:"listen"`
 	Data   string  `yaml:"data"`
 	Points []Point `yaml:"points"`
+	// PointsAny accepts pushes to any valid point name, not only to those
+	// in Points (an unlisted name gets a point with the defaults: no token,
+	// no archive limit). For a first try and for tests: `sluice serve`
+	// turns it on (--points-any); the production roles leave it off, so a
+	// typo in an encoder's URL is a 404 rather than a new channel.
+	PointsAny bool `yaml:"points_any,omitempty"`
 	// MaxBox bounds every box of an ingest body, in bytes.
 	MaxBox ByteSize `yaml:"max_box"`
 	// IngestIdle aborts a push that delivers no header, fragment or end of
@@ -353,12 +359,17 @@ func isBaseURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""
 }
 
-// Point returns the configuration of a named point.
+// Point returns the configuration of a named point: its entry in Points,
+// or, when PointsAny is set, a point with the defaults (no token, no
+// archive limit) for any other name.
 func (c Config) Point(name string) (Point, bool) {
 	for _, p := range c.Points {
 		if p.Name == name {
 			return p, true
 		}
+	}
+	if c.PointsAny && name != "" {
+		return Point{Name: name}, true
 	}
 	return Point{}, false
 }

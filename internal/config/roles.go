@@ -129,6 +129,9 @@ func SenderDefaults() Sender {
 func DefaultsFor(role string) Config {
 	c := Defaults()
 	switch role {
+	case "serve":
+		// The first push always works: any valid point name (docs/config.md).
+		c.PointsAny = true
 	case "scheduler":
 		c.Listen = "127.0.0.1:8090"
 	case "sender":

@@ -1,4 +1,4 @@
-// Package distribution is Sluice's distribution tier (DESIGN §3, seed 002):
+// Package distribution is Sluice's distribution tier (docs/distribution.md):
 // a regional, content-aware caching reverse proxy in front of origins.
 //
 // It understands the origin's URL space (urls package) and its manifests:

@@ -313,6 +313,7 @@ func slowloris(node func(*advEnv) *roleNode) func(t *testing.T, e *advEnv, _ []h
 // ready, and every fragment of the good push is stored, listed and pulled
 // byte for byte.
 func TestAdversarial(t *testing.T) {
+	longTest(t)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

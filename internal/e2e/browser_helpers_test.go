@@ -7,26 +7,24 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // browserEnabled reports whether the browser tests should run. They run by
-// default (and fail when a tool is missing); SLUICE_E2E_BROWSER=0 lets a
-// developer skip them locally.
+// default (and fail when a tool is missing); SLUICE_E2E_BROWSER=0 or -short
+// lets a developer skip them locally.
 func browserEnabled(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: browser test skipped (CI runs it)")
+	}
 	if os.Getenv("SLUICE_E2E_BROWSER") == "0" {
 		t.Skip("SLUICE_E2E_BROWSER=0: browser tests skipped")
 	}
@@ -58,33 +56,6 @@ func requireTools(t *testing.T, tools ...string) {
 	}
 }
 
-// goTool is the go command: from PATH, else from the GOROOT of the test.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-// repoRoot is the directory of go.mod above the test's working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
 // ensureNodeModules runs `npm ci` in web/ when the players or playwright-core
 // are not installed yet.
 func ensureNodeModules(t *testing.T, webDir string) {
@@ -113,151 +84,6 @@ func ensureNodeModules(t *testing.T, webDir string) {
 	if err != nil {
 		t.Fatalf("npm ci in %s: %v\n%s", webDir, err, out)
 	}
-}
-
-// buildSluice builds the sluice binary into dir.
-func buildSluice(t *testing.T, root, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "sluice")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./cmd/sluice")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build ./cmd/sluice: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append([]byte(nil), b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// proc is a child process started by a test.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{}
-	err  error
-}
-
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// startProc starts a long-running child in its own process group, with its
-// output copied to logPath and the last 64 KiB kept in memory. t.Cleanup
-// stops the whole group (SIGTERM, then SIGKILL after 5 s) and waits for it.
-func startProc(t *testing.T, name, logPath string, argv ...string) *proc {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	w := io.MultiWriter(logf, p.out)
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-// stop ends the process group of p and waits for it, at most about 10 s.
-func (p *proc) stop(t *testing.T) {
-	if p.exited() {
-		return
-	}
-	pgid := p.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Logf("%s did not stop on SIGTERM within 5 s; killing", p.name)
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, pgid)
-		}
-	}
-}
-
-// waitHTTP polls url until it answers 200 or the timeout passes, failing
-// early when one of the watched processes exits.
-func waitHTTP(t *testing.T, url string, timeout time.Duration, watch ...*proc) []byte {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 3 * time.Second}
-	var last string
-	for time.Now().Before(deadline) {
-		for _, p := range watch {
-			if p.exited() {
-				t.Fatalf("%s exited (%v) while waiting for %s; its output:\n%s", p.name, p.err, url, p.out)
-			}
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return body
-			}
-			last = fmt.Sprintf("status %d: %.200s", resp.StatusCode, body)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer 200 within %v (last: %s)", url, timeout, last)
-	return nil
 }
 
 // mpd is the part of a DASH MPD the tests read.

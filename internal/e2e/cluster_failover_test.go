@@ -116,6 +116,7 @@ func newFailoverFront(t *testing.T, targets ...string) *failoverFront {
 // ahead of them again (the senders report their sends to it), and the
 // players play on without a stall.
 func TestClusterSchedulerKill(t *testing.T) {
+	longTest(t)
 	root := repoRoot(t)
 	tmp := t.TempDir()
 	t0 := time.Now()
@@ -230,6 +231,7 @@ func (p *proc) stop9(t *testing.T) {
 // scheduler as long as another one adopts the session (the senders offer it
 // to a live scheduler), but not its scheduler's death without an adopter.
 func TestClusterTokens(t *testing.T) {
+	longTest(t)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	tmp := t.TempDir()

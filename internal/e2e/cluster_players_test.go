@@ -19,7 +19,7 @@ import (
 	"github.com/sluice-media/sluice/internal/cluster"
 )
 
-// TestClusterPlayers is the main acceptance test of the scheduler (issue 5):
+// TestClusterPlayers is the main acceptance test of the scheduler (docs/cluster.md):
 // one scheduler and three senders (R = 2, membership in a real etcd) behind
 // an origin that takes a live ffmpeg push and holds an imported on-demand
 // asset, all through the scheduler's per-session manifests, for 30 s; 20 s
@@ -64,6 +64,7 @@ import (
 //   - after the kill, the blocks listed from then on name owner sets of
 //     surviving senders only; those listed before keep their names.
 func TestClusterPlayers(t *testing.T) {
+	longTest(t)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	webDir := filepath.Join(root, "web")

@@ -12,7 +12,7 @@ import (
 )
 
 // TestClusterRAMResidency is the RAM residency acceptance test of the
-// scheduler (issue 5): on-demand content totalling ten times the senders'
+// scheduler (docs/cluster.md): on-demand content totalling ten times the senders'
 // combined RAM budget, 50 `sluice play` sessions at staggered positions
 // spread over all of it, one scheduler and three senders (R = 2). With
 // look-ahead every segment request must be served from RAM, as the senders
@@ -20,6 +20,7 @@ import (
 // plain LRU caches, admitting on a miss) is measured for comparison. Both
 // ratios are logged and written to ram-residency.txt in the artifacts.
 func TestClusterRAMResidency(t *testing.T) {
+	longTest(t)
 	ffmpeg := requireFFmpeg(t)
 	root := repoRoot(t)
 	tmp := t.TempDir()

@@ -31,7 +31,7 @@ var sixSecondBuffer = map[string]string{
 	"dash": `{"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6,"bufferTimeAtTopQualityLongForm":6}}}`,
 }
 
-// TestClusterSteering is the acceptance test of issue 15: hls.js, Shaka
+// TestClusterSteering is the acceptance test of content steering (docs/cluster.md): hls.js, Shaka
 // Player (DASH and HLS) and dash.js in Chromium play a live channel and
 // then an on-demand asset through per-session manifests of a cluster of
 // three senders (R = 2, membership in etcd, no DNS: the players reach the
@@ -69,6 +69,7 @@ var sixSecondBuffer = map[string]string{
 // default token TTL. The 12-minute run of docs/cluster.md is both:
 // SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
 func TestClusterSteering(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	ffmpeg := requireFFmpeg(t)
 	requireTools(t, "node", "npm")

@@ -55,7 +55,7 @@ func (im *impostor) requests() ([]string, []*http.Request) {
 	return append([]string(nil), im.got...), append([]*http.Request(nil), im.raw...)
 }
 
-// TestClusterFakeMember is the regression test of issue 10 item 15: an
+// TestClusterFakeMember is the regression test of the membership proof (docs/cluster.md): an
 // attacker who can write under the sender prefix in etcd (it holds the
 // senders' etcd credentials, etcd runs with TLS and authentication)
 // registers a listener of its own as a sender — unsigned, with a forged
@@ -69,6 +69,7 @@ func (im *impostor) requests() ([]string, []*http.Request) {
 // records, and the real senders refuse what it can send them without the
 // key (unsigned requests, the old secret header, a random block).
 func TestClusterFakeMember(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	t0 := time.Now()
 	root := repoRoot(t)

@@ -129,6 +129,7 @@ func TestDistributionArchiveCut(t *testing.T) {
 // origin and through a distribution server, while the disk holds only the
 // retention.
 func TestDistributionRetentionDVR(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()

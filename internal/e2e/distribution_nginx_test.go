@@ -108,6 +108,7 @@ func startNginx(t *testing.T, dir, addr, upstream string) *proc {
 // distribution server sees no request at all (on-demand asset), or no
 // fragment request (live channel: only the short-lived manifests pass).
 func TestDistributionNginxCache(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()

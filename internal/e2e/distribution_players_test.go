@@ -15,6 +15,7 @@ import (
 // channel with no players makes no upstream request; fragment requests the
 // manifest cannot contain never reach the origin.
 func TestDistribution200Players(t *testing.T) {
+	longTest(t)
 	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := buildSluice(t, root, dir)

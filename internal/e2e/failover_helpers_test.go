@@ -373,22 +373,6 @@ next:
 	return sum, sc.Err()
 }
 
-// waitUntil polls cond every 100 ms until it holds or the timeout passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %s", what, timeout, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // startPush starts `sluice push --quiet args... <sample> urls...` (output
 // in the artifacts as <name>.log); the test's end stops it if it still runs.
 func startPush(t *testing.T, bin, name string, args []string, urls ...string) *proc {

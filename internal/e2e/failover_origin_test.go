@@ -21,6 +21,7 @@ var utcTiming = regexp.MustCompile(`<UTCTiming [^>]*>`)
 // byte-identical fragments at identical URLs. The failover time (kill to
 // the first fragment stored from B) is logged.
 func TestFailoverOrigins(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()
@@ -152,6 +153,7 @@ func TestFailoverOrigins(t *testing.T) {
 // durations) and resumes from B, whose copy from the second encoder is byte
 // for byte the same, so the archive stays whole.
 func TestFailoverRedundantEncoders(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()

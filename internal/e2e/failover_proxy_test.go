@@ -20,6 +20,7 @@ import (
 //     is caught up from A's store and then follows the push, so that it
 //     ends with exactly A's fragments again, without gap.
 func TestFailoverPushProxy(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	requireTools(t, "ffmpeg")
 	root := repoRoot(t)

@@ -1,7 +1,7 @@
 package e2e
 
 // pacing_browser_test.go is the browser acceptance test of client-controlled
-// pacing (issue 4, docs/pacing.md): dash.js with CMCD enabled, in header mode
+// pacing (docs/pacing.md): dash.js with CMCD enabled, in header mode
 // and in query mode, plays the live demo channel of `sluice serve --pacing
 // client` in Debian's Chromium, and the server applies the rtp of every
 // request that is not urgent. The test reads the server's debug log, where
@@ -131,7 +131,7 @@ func pacingCheckRTP(t *testing.T, lines []pacingLine, via string) int {
 	return paced
 }
 
-// TestBrowserPacingCMCD is the acceptance test of issue 4 with a real
+// TestBrowserPacingCMCD is the acceptance test of pacing with a real
 // player: dash.js 5.2.1 with CMCD in header mode (mode "headers") and in
 // query mode plays the live demo channel in Chromium; Sluice logs and
 // applies the rtp of each request.

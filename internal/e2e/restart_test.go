@@ -89,17 +89,18 @@ next:
 	return sum
 }
 
-// TestEncoderRestartPlayers is issue 10's encoder lifecycle with the real
+// TestEncoderRestartPlayers is the encoder lifecycle of docs/ingest.md with the real
 // encoder and the real players: ffmpeg pushes the README's command into
 // `sluice serve`; dash.js and hls.js, then Shaka Player (DASH and HLS), play
 // it while the encoder is killed (kill -9) and started again, its times
 // from zero; every player goes on across the restart with at most one
 // stall. The last encoder then ends normally (SIGINT: the empty mfra, which
 // counts as a successful push), and a push to the ended point — the
-// issue's "let it end, push again" — is kept too: the archive holds all
+// operator's "let it end, push again" — is kept too: the archive holds all
 // four sessions, on one timeline with three restart boundaries (four DASH
 // Periods, three HLS discontinuities in every playlist).
 func TestEncoderRestartPlayers(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	requireTools(t, "ffmpeg", "node", "npm", "go")
 	root := repoRoot(t)
@@ -278,7 +279,7 @@ func TestEncoderRestartPlayers(t *testing.T) {
 			t.Errorf("%s: %d HLS discontinuities, want 3", tv.ID, n)
 		}
 	}
-	// Issue 10 item 6: the normal ends (the third and fourth encoders) are
+	// The normal ends (the third and fourth encoders) are
 	// successful pushes; only the killed ones are errors.
 	if n := metricValue(t, base, "sluice_ingest_pushes_total", `status="200"`); n != 2 {
 		t.Errorf("successful pushes: %v, want 2", n)

@@ -22,6 +22,7 @@ import (
 // SIGKILL: it leaves the etcd set within its lease TTL, and every block is
 // still served, byte for byte, by its new primary among the survivors.
 func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
+	longTest(t)
 	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	root := repoRoot(t)
 	dir := t.TempDir()

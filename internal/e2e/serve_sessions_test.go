@@ -21,6 +21,7 @@ import (
 // dash.js recovers from), and every segment they received is the origin's,
 // byte for byte.
 func TestServeSessionTokens(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	ffmpeg := requireFFmpeg(t)
 	requireTools(t, "node", "npm")

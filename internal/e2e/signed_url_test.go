@@ -17,7 +17,7 @@ import (
 	"github.com/sluice-media/sluice/internal/urlsign"
 )
 
-// TestSignedURLPlayers (issue 10 item 16): `sluice serve --signed-urls`
+// TestSignedURLPlayers (docs/origin.md, "Signed player URLs"): `sluice serve --signed-urls`
 // answers 403 to unsigned, expired and wrong-prefix requests on the origin
 // and on the scheduler's /s/ sessions, and unmodified players play URLs
 // minted by `sluice sign-url`: dash.js from the origin (the manifest
@@ -25,6 +25,7 @@ import (
 // hls.js through a scheduler session (opens and playlist reloads carry the
 // cookie, segments come from the sender with the session's tokens).
 func TestSignedURLPlayers(t *testing.T) {
+	longTest(t)
 	browserEnabled(t)
 	requireTools(t, "node", "go")
 	root := repoRoot(t)

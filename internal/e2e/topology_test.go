@@ -34,7 +34,7 @@ const topoNginxConf = `  upstream distribution {
   }
 `
 
-// TestTopologyFailover is the whole chain of issue 3: an epoch-anchored
+// TestTopologyFailover is the whole chain of docs/topologies.md: an epoch-anchored
 // encoder (sluice push --retry) → ingest A, which proxies to standby B →
 // origins 1 and 2, each pulling from A then B → distribution servers 1 and
 // 2, each with both origins → a load balancer → 20 `sluice play` sessions
@@ -43,6 +43,7 @@ const topoNginxConf = `  upstream distribution {
 // the encoder produced is in the surviving origin's archive exactly once,
 // the players report zero stalls and no 5xx reached them.
 func TestTopologyFailover(t *testing.T) {
+	longTest(t)
 	requireTools(t, "nginx", "node")
 	browserEnabled(t)
 	root := repoRoot(t)

@@ -234,6 +234,10 @@ func checkToken(r *http.Request, p config.Point) (bool, string) {
 }
 
 func (h *Handler) push(w http.ResponseWriter, r *http.Request, pp, rest string) {
+	if !store.ValidPointName(pp) {
+		h.refuse(w, r, pp, http.StatusBadRequest, "invalid publishing point name "+strconv.Quote(pp))
+		return
+	}
 	pc, ok := h.cfg.Point(pp)
 	if !ok {
 		h.refuse(w, r, pp, http.StatusNotFound, "publishing point "+strconv.Quote(pp)+" is not configured")

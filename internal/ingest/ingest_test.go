@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/store"
@@ -349,5 +350,25 @@ func TestOnePostPerBitrate(t *testing.T) {
 	}
 	if a, b := videos[0].Frags, videos[1].Frags; len(a) != len(b) || a[0].Start != b[0].Start {
 		t.Errorf("bitrates not aligned: %d/%d fragments from %d/%d", len(a), len(b), a[0].Start, b[0].Start)
+	}
+}
+
+// TestPointsAny: with points_any a push to a name no configuration lists is
+// stored under that name, a configured point keeps its token, and a name the
+// store cannot hold is a 400 rather than a new point.
+func TestPointsAny(t *testing.T) {
+	e := newEnvWith(t, nil, func(c *config.Config) { c.PointsAny = true })
+	a, _ := fixtures(t)
+	if code, msg := e.post("/first-try.isml/Streams(s1)", a, nil); code != 200 {
+		t.Fatalf("push to an unlisted point with points_any: %d %s", code, msg)
+	}
+	if v := e.view("first-try"); len(v.Tracks) == 0 || len(v.Tracks[0].Frags) == 0 {
+		t.Fatalf("unlisted point stored %d tracks", len(v.Tracks))
+	}
+	if code, _ := e.post("/secure.isml/Streams(s1)", a, nil); code != 403 {
+		t.Fatalf("a configured point's token is no longer required: %d", code)
+	}
+	if code, msg := e.post("/bad..name.isml/Streams(s1)", a, nil); code != 400 || !strings.Contains(msg, "invalid publishing point name") {
+		t.Fatalf("invalid name: %d %s; want 400", code, msg)
 	}
 }

@@ -99,7 +99,7 @@ func checkRestarted(t *testing.T, v store.View, before map[string][]byte, now ma
 	}
 }
 
-// TestRestartContinue is issue 10's encoder restart: a push, its end, and
+// TestRestartContinue is the encoder restart of docs/ingest.md: a push, its end, and
 // a second push whose times start from zero again. Both are kept, the
 // second after the first; manifests mark the boundary; the same body again
 // (a reconnection that resends) is recognised as copies.
@@ -345,7 +345,7 @@ func TestEpochAnchoredGoesOn(t *testing.T) {
 	}
 }
 
-// TestRefusedPushChangesNothing is issue 10's item 2: pushes refused with
+// TestRefusedPushChangesNothing checks docs/ingest.md, "Encoder restarts": pushes refused with
 // 400 or 412 after a valid header leave an ended point ended, create no
 // stream, store nothing — also after a restart of the process.
 func TestRefusedPushChangesNothing(t *testing.T) {
@@ -411,7 +411,7 @@ func TestRefusedPushChangesNothing(t *testing.T) {
 	check(newEnvWith(t, nil, mod), "after a restart")
 }
 
-// TestNormalEndIsSuccess is issue 10's item 6: an encoder that sends the
+// TestNormalEndIsSuccess checks the normal end of a push: an encoder that sends the
 // end of stream (an empty mfra) and closes the connection without reading
 // the answer — what ffmpeg does — has pushed successfully: logged and
 // counted as such, not as an ingest error 499.

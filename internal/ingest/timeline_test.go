@@ -35,7 +35,7 @@ func withTfxdByte(t *testing.T, moof []byte, i int, b byte) []byte {
 }
 
 // TestAbsurdTimeRefused: a fragment of a real ffmpeg push whose tfxd time
-// has one byte changed (the high byte: the S t="9151314442897061205";
+// has one byte changed (the high byte: a DASH S t="9151314442897061205" seen in the field;
 // the fifth: seven minutes ahead) gets 400 with the reason, a log line and a
 // count; nothing stored changes, and the correct fragments pushed after it
 // are listed in every manifest — nothing is hidden behind the outlier.

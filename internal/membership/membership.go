@@ -1,5 +1,5 @@
 // Package membership tells writers and schedulers which senders are alive
-// (DESIGN §4): a static list, or the keys the senders keep alive in etcd
+// (docs/cluster.md, "Membership"): a static list, or the keys the senders keep alive in etcd
 // under a prefix with a lease. Both sit behind Set, so the placement writer
 // and the scheduler do not care which one is configured.
 //

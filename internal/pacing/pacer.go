@@ -67,6 +67,9 @@ type Pacer struct {
 	sys      sysctl
 	procStat string
 	origTSO  int // tcp_min_tso_segs before we raised it (Run's goroutine only)
+	// hiLog rate-limits the log line of entering high-CPU mode (Run's
+	// goroutine only).
+	hiLog hiCPULog
 
 	responses [numSources]prometheus.Counter
 	rates     [numSources]prometheus.Observer
@@ -187,7 +190,10 @@ func (p *Pacer) setHighCPU(on bool) {
 	}
 	if p.cfg.CPUBurst <= 0 {
 		if on {
-			p.log.Info("pacing: high CPU load (cpu_burst is 0: bursts unchanged)", "load", math.Float64frombits(p.cpuBits.Load()))
+			if n, ok := p.hiLog.due(time.Now()); ok {
+				p.log.Info("pacing: machine CPU load at or above cpu_high; players are told so (CMSD com.sluice-hicpu), rates and bursts unchanged (cpu_burst is 0); logged at most every "+hiCPULogEvery.String(),
+					"load", math.Float64frombits(p.cpuBits.Load()), "cpu_high", p.cfg.CPUHigh, "episodes", n)
+			}
 		}
 		return
 	}
@@ -204,8 +210,10 @@ func (p *Pacer) setHighCPU(on bool) {
 		p.origTSO = cur
 		p.raised.Store(true)
 		p.minTSO.Store(uint32(p.cfg.CPUBurst))
-		p.log.Info("pacing: high CPU load: bursts raised, rates kept", "load", math.Float64frombits(p.cpuBits.Load()),
-			"tcp_min_tso_segs", p.cfg.CPUBurst, "was", cur)
+		if n, ok := p.hiLog.due(time.Now()); ok {
+			p.log.Info("pacing: machine CPU load at or above cpu_high: bursts raised (fewer pacing timer wakeups), rates kept; logged at most every "+hiCPULogEvery.String(),
+				"load", math.Float64frombits(p.cpuBits.Load()), "cpu_high", p.cfg.CPUHigh, "tcp_min_tso_segs", p.cfg.CPUBurst, "was", cur, "episodes", n)
+		}
 		return
 	}
 	if !p.raised.Swap(false) {
@@ -218,7 +226,32 @@ func (p *Pacer) setHighCPU(on bool) {
 		}
 		p.minTSO.Store(uint32(p.origTSO))
 	}
-	p.log.Info("pacing: CPU load back to normal: bursts restored", "tcp_min_tso_segs", p.origTSO)
+	p.log.Debug("pacing: CPU load back below cpu_high: bursts restored", "tcp_min_tso_segs", p.origTSO)
+}
+
+// hiCPULogEvery is the least time between two log lines of entering
+// high-CPU mode. A machine near cpu_high crosses it back and forth every
+// few seconds (the mode has 0.1 of hysteresis over a 3 s average); one
+// line with the count of episodes says the same as one line each.
+const hiCPULogEvery = 15 * time.Minute
+
+// hiCPULog counts the entries into high-CPU mode and says when one is to be
+// logged: the first, then at most one every hiCPULogEvery.
+type hiCPULog struct {
+	last     time.Time
+	episodes int // entries since the last logged one, that one included
+}
+
+// due records an entry at now and reports whether to log it, with the
+// number of entries the line stands for.
+func (l *hiCPULog) due(now time.Time) (int, bool) {
+	l.episodes++
+	if !l.last.IsZero() && now.Sub(l.last) < hiCPULogEvery {
+		return 0, false
+	}
+	n := l.episodes
+	l.last, l.episodes = now, 0
+	return n, true
 }
 
 // Middleware paces the responses of next for which match returns true

@@ -639,3 +639,40 @@ func TestHighCPU(t *testing.T) {
 func writeFile(path, s string) error {
 	return os.WriteFile(path, []byte(s), 0o644)
 }
+
+// TestHighCPULogRateLimited: a load that flaps around cpu_high enters
+// high-CPU mode again and again; the first entry is logged, later ones at
+// most once per hiCPULogEvery with the count of entries they stand for.
+func TestHighCPULogRateLimited(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	var l hiCPULog
+	for _, c := range []struct {
+		at   time.Duration
+		log  bool
+		want int
+	}{
+		{0, true, 1},
+		{time.Minute, false, 0},
+		{5 * time.Minute, false, 0},
+		{hiCPULogEvery - time.Second, false, 0},
+		{hiCPULogEvery, true, 4},
+		{hiCPULogEvery + time.Minute, false, 0},
+		{3 * hiCPULogEvery, true, 2},
+	} {
+		n, ok := l.due(t0.Add(c.at))
+		if ok != c.log || n != c.want {
+			t.Errorf("entry at +%v: logged %v with %d episodes; want %v, %d", c.at, ok, n, c.log, c.want)
+		}
+	}
+
+	// Through the pacer: 20 entries in a row log one line.
+	var buf bytes.Buffer
+	p := New(config.PacingDefaults(), nil, slog.New(slog.NewTextHandler(&buf, nil)))
+	for i := 0; i < 20; i++ {
+		p.setHighCPU(true)
+		p.setHighCPU(false)
+	}
+	if n := strings.Count(buf.String(), "level=INFO"); n != 1 {
+		t.Errorf("20 entries into high-CPU mode logged %d lines:\n%s", n, buf.String())
+	}
+}

@@ -1,5 +1,5 @@
-// Package placement puts blocks where the cluster expects them (DESIGN §4,
-// issue 5 point 3): each block on its R owners by rendezvous hashing
+// Package placement puts blocks where the cluster expects them (docs/cluster.md,
+// "Blocks and placement"): each block on its R owners by rendezvous hashing
 // (cluster.Owners over the live senders' IDs), each track's CMAF header on
 // every sender. Writer does it for a live origin (fed by the store's
 // fragment hook) and for `sluice sender-load` (an existing VOD asset);

@@ -113,7 +113,7 @@
 // # Pacing request engine
 //
 // Config.Pacing turns on the pacing request engine of client-controlled
-// pacing (DESIGN §5, docs/pacing.md), one per session. For each fragment
+// pacing (docs/pacing.md), one per session. For each fragment
 // request it decides a pacing specification: none while starting, after a
 // stall or with the buffer at or below PacingConfig.MinBuffer (the request must
 // refill the buffer as fast as the network allows); otherwise a rate of

@@ -14,7 +14,7 @@ import (
 )
 
 // PacingMode says whether and how the pacing request engine sends a pacing
-// specification with each fragment request (DESIGN §5, docs/pacing.md).
+// specification with each fragment request (docs/pacing.md).
 type PacingMode string
 
 // Pacing modes.

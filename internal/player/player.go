@@ -64,7 +64,7 @@ type Config struct {
 	StallTimeout time.Duration
 	// MaxObject bounds the size of any one response body.
 	MaxObject int64
-	// Pacing configures the pacing request engine (DESIGN §5): a pacing
+	// Pacing configures the pacing request engine (docs/pacing.md): a pacing
 	// specification with each fragment request, the server's CMSD read
 	// back. Mode "" leaves it out entirely (no "pacing" in the report).
 	Pacing PacingConfig

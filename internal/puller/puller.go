@@ -1,5 +1,5 @@
 // Package puller makes an origin pull its publishing points from ingests
-// (seed 002): for each configured point it polls the StreamManifest of the
+// (docs/origin.md, "Pulling from ingests"): for each configured point it polls the StreamManifest of the
 // ingest in use, opens GET Streams(<id>) for every stream listed, and feeds
 // each body through the ingest's own Receive — the code path of a push — into
 // the local store. When a pull fails (connection error, end of body without

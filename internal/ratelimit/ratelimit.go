@@ -1,5 +1,5 @@
 // Package ratelimit bounds what one client may ask of a server per unit of
-// time (issue 10 item 17): a token bucket per client address, so that one
+// time (docs/ingest.md, "Authentication and per-client limits"): a token bucket per client address, so that one
 // address opening thousands of sessions or pushes is answered 429 with
 // Retry-After while every other client is served as before.
 package ratelimit

@@ -1,5 +1,5 @@
 // Package scheduler is the scheduler role of the distributed sending cluster
-// (DESIGN §4, seeds 000 and 001): it owns client sessions, renders
+// (docs/architecture.md, docs/cluster.md): it owns client sessions, renders
 // per-session DASH and HLS manifests whose segment URLs point straight at
 // the sender that holds each block, and looks ahead along every session to
 // reserve the blocks it will fetch next, so that senders send them from RAM.

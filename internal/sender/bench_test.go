@@ -44,8 +44,8 @@ import (
 // The server runs in a child process (this test binary re-executed), so
 // srv-cpu-us/op is the server's CPU time (user+system, /proc/<pid>/stat)
 // per response and cli-cpu-us/op the client's. With SLUICE_BENCH_PIN=1 the
-// server is pinned to CPU 1 and the client to CPU 0 (as in
-// shared/research/throughput-baseline.md).
+// server is pinned to CPU 1 and the client to CPU 0 (as the sender
+// benchmarks of bench/README.md are).
 // Run: go test -run '^$' -bench Serve -benchtime 2000x ./internal/sender
 func BenchmarkServe(b *testing.B) {
 	for _, size := range []int{200 << 10, 2 << 20} {

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// senderMetrics are the sender's Prometheus metrics (issue 5 point 8:
+// senderMetrics are the sender's Prometheus metrics (docs/cluster.md, "Metrics":
 // pinned blocks and bytes, RAM hit ratio of sends, preload latency, refused
 // look-aheads, lease expiries).
 type senderMetrics struct {

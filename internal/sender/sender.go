@@ -1,5 +1,5 @@
-// Package sender is the sender of the distributed sending cluster (DESIGN
-// §4, seeds 000 and 001): it holds its share of the blocks of every track in
+// Package sender is the sender of the distributed sending cluster (docs/architecture.md,
+// docs/cluster.md): it holds its share of the blocks of every track in
 // a blockstore (mass storage plus a RAM tier), takes the batched look-ahead,
 // cancel and send requests of the schedulers, and serves the players'
 // segment requests directly, each authorised by a session token the

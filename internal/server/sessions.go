@@ -165,6 +165,9 @@ func (s *Server) setupLocal() error {
 	if err != nil {
 		return err
 	}
+	if ui, ok := s.h.home.(*webui.Handler); ok {
+		ui.SetCluster(sched) // the status page's cluster panel
+	}
 	// The sender answers its players' session playlists with the
 	// scheduler in process.
 	snd, err := sender.New(sender.Options{ID: "local", Secret: []byte(secret), URL: base, Store: bs,

@@ -147,7 +147,7 @@ func TestQuarantineOnLoad(t *testing.T) {
 		mtime      func(end, ts int64, anchor time.Time) time.Time
 		quarantine bool
 	}{
-		{"absurd (the issue's DASH S@t)", func(int64, int64) int64 { return 9151314442897061205 },
+		{"absurd (a DASH S@t seen in the field)", func(int64, int64) int64 { return 9151314442897061205 },
 			nil, true},
 		{"one tfxd byte changed", func(end, ts int64) int64 { return end - ts + 1<<32 },
 			nil, true},

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -209,6 +210,50 @@ func (s *Store) Points() []string {
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.points))
 	for n := range s.points {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PointsOnDisk returns the names of every publishing point of the data
+// directory, sorted: the loaded ones and those that appeared on disk after
+// Open (an asset written by `sluice import` or an archive cut), which Point
+// loads on first use.
+func (s *Store) PointsOnDisk() []string {
+	seen := map[string]bool{}
+	for _, n := range s.Points() {
+		seen[n] = true
+	}
+	// A directory with a point file is a point (its fragment directories
+	// are not read); others are searched down to the depth of a name.
+	var walk func(rel string, depth int)
+	walk = func(rel string, depth int) {
+		dir := filepath.Join(s.dir, filepath.FromSlash(rel))
+		if rel != "" {
+			if _, err := os.Stat(filepath.Join(dir, pointFile)); err == nil {
+				if ValidPointName(rel) {
+					seen[rel] = true
+				}
+				return
+			}
+		}
+		if depth == 4 {
+			return
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				walk(path.Join(rel, e.Name()), depth+1)
+			}
+		}
+	}
+	walk("", 0)
+	out := make([]string, 0, len(seen))
+	for n := range seen {
 		out = append(out, n)
 	}
 	sort.Strings(out)

@@ -289,3 +289,29 @@ func TestInterruptedPrune(t *testing.T) {
 		}
 	}
 }
+
+// TestPointsOnDisk: a point written into the data directory after Open (an
+// import by another process) is listed before anyone asked for it.
+func TestPointsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create("live"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Create("movies/later"); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Points(); len(got) != 1 {
+		t.Fatalf("Points lists %v; want only the loaded point", got)
+	}
+	if got := st.PointsOnDisk(); len(got) != 2 || got[0] != "live" || got[1] != "movies/later" {
+		t.Fatalf("PointsOnDisk = %v, want [live movies/later]", got)
+	}
+}

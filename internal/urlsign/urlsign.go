@@ -1,5 +1,5 @@
-// Package urlsign makes and checks signed player URLs (issue 10 item 16;
-// docs/origin.md, "Signed player URLs"): an HMAC token naming a path
+// Package urlsign makes and checks signed player URLs (docs/origin.md,
+// "Signed player URLs"): an HMAC token naming a path
 // prefix and an expiry, carried in the query (?st=) of the first request
 // and then in a cookie, the way Wowza SecureToken and OvenMediaEngine
 // SignedPolicy work. An origin, a distribution server or a scheduler that

@@ -52,6 +52,9 @@
 
   function start(kind, url, video) {
     stop();
+    // An absolute URL: dash.js resolves segment URLs with new URL(base),
+    // which throws "Invalid URL" for a path.
+    url = new URL(url, location.href).href;
     S.kind = kind; S.url = url; S.video = video;
     S.started = performance.now(); S.firstPlaying = -1;
     S.errors = []; S.warnings = []; S.events = []; S.waiting = 0;

@@ -33,10 +33,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -76,6 +78,15 @@ var playerJS string
 var funcs = template.FuncMap{
 	"js":   func(s string) template.JS { return template.JS(s) },
 	"kbps": func(bps int) string { return strconv.Itoa((bps + 500) / 1000) },
+	"mib":  func(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) },
+	"pct": func(r float64) string {
+		if r < 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(100*r, 'f', 1, 64) + " %"
+	},
+	// clock shows a wall-clock time as the page does (UTC, to the second).
+	"clock": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" },
 }
 
 var (
@@ -89,12 +100,26 @@ type Handler struct {
 	playerDir string
 	log       *slog.Logger
 	start     time.Time
+	cluster   Cluster
 }
+
+// Cluster is what the status page shows of a process that runs a
+// scheduler: its sessions and the last stats it read from each sender.
+// *scheduler.Scheduler implements it.
+type Cluster interface {
+	Sessions() int
+	SenderStats() map[string]cluster.SenderStats
+}
+
+// SetCluster adds the cluster panel (senders with RAM used and pinned, RAM
+// hit ratio, refused look-aheads; the sessions) to the page. Call it before
+// serving.
+func (h *Handler) SetCluster(c Cluster) { h.cluster = c }
 
 // New returns the status page handler. st is the local store; playerDir is
 // the directory holding the npm packages dashjs, hls.js and shaka-player (normally
 // web/node_modules); log receives warnings.
-func New(st *store.Store, playerDir string, log *slog.Logger) http.Handler {
+func New(st *store.Store, playerDir string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -139,6 +164,9 @@ type TrackStatus struct {
 	Seconds    float64 `json:"seconds"`  // media time held (sum of fragment durations)
 	Edge       float64 `json:"edge"`     // end of the last fragment, in seconds of media time
 	LastFrag   float64 `json:"last_dur"` // duration of the last fragment in seconds
+	// EdgeClock is Edge as a wall-clock time, for points whose media time
+	// is anchored to the wall clock; zero otherwise.
+	EdgeClock time.Time `json:"edge_clock,omitzero"`
 }
 
 // PointStatus describes one publishing point on the status page.
@@ -151,6 +179,10 @@ type PointStatus struct {
 	// EdgeAge is how long ago, in seconds of wall-clock time, the newest
 	// fragment's end was due (live points with an anchor only; -1 otherwise).
 	EdgeAge float64 `json:"edge_age"`
+	// EdgeClock is the wall-clock time of the newest fragment's end, for
+	// points whose media time is anchored to the wall clock (epoch-anchored
+	// pushes); zero otherwise.
+	EdgeClock time.Time `json:"edge_clock,omitzero"`
 	// Base is the path prefix of the point's URLs: /<pp>.isml.
 	Base   string `json:"base"`
 	DASH   string `json:"dash"`
@@ -160,10 +192,53 @@ type PointStatus struct {
 
 // Status is the whole listing.
 type Status struct {
-	Time    time.Time     `json:"time"`
-	Uptime  float64       `json:"uptime"`
-	Players bool          `json:"players"`
-	Points  []PointStatus `json:"points"`
+	Time    time.Time      `json:"time"`
+	Uptime  float64        `json:"uptime"`
+	Players bool           `json:"players"`
+	Points  []PointStatus  `json:"points"`
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is the cluster panel: what the process's scheduler knows.
+type ClusterStatus struct {
+	Sessions int            `json:"sessions"`
+	Senders  []SenderStatus `json:"senders"`
+}
+
+// SenderStatus is one sender in the cluster panel: the figures an operator
+// watches.
+type SenderStatus struct {
+	ID           string `json:"id"`
+	Blocks       int    `json:"blocks"`
+	RAMBytes     int64  `json:"ram_bytes"`
+	RAMBudget    int64  `json:"ram_budget"`
+	PinnedBlocks int    `json:"pinned_blocks"`
+	PinnedBytes  int64  `json:"pinned_bytes"`
+	// HitRatio is the share of sends served from RAM (-1: nothing sent).
+	HitRatio float64 `json:"ram_hit_ratio"`
+	// Refused counts the look-aheads refused because RAM was full of
+	// pinned blocks.
+	Refused int64 `json:"refused_lookaheads"`
+}
+
+// clusterStatus reads the panel from the scheduler (nil without one).
+func (h *Handler) clusterStatus() *ClusterStatus {
+	if h.cluster == nil {
+		return nil
+	}
+	cs := &ClusterStatus{Sessions: h.cluster.Sessions(), Senders: []SenderStatus{}}
+	for id, st := range h.cluster.SenderStats() {
+		ss := SenderStatus{
+			ID: id, Blocks: st.Blocks, RAMBytes: st.RAMBytes, RAMBudget: st.RAMBudget,
+			PinnedBlocks: st.PinnedBlocks, PinnedBytes: st.PinnedBytes, HitRatio: -1, Refused: st.Refused,
+		}
+		if n := st.SendsRAM + st.SendsDisk; n > 0 {
+			ss.HitRatio = float64(st.SendsRAM) / float64(n)
+		}
+		cs.Senders = append(cs.Senders, ss)
+	}
+	sort.Slice(cs.Senders, func(i, j int) bool { return cs.Senders[i].ID < cs.Senders[j].ID })
+	return cs
 }
 
 // pointURL is the path prefix of a point's presentation: /<pp>.isml. Point
@@ -179,8 +254,14 @@ func pointURL(name string) string {
 
 func (h *Handler) status() Status {
 	now := time.Now()
-	s := Status{Time: now.UTC(), Uptime: now.Sub(h.start).Seconds(), Players: h.playersPresent()}
-	for _, name := range h.st.Points() {
+	s := Status{Time: now.UTC(), Uptime: now.Sub(h.start).Seconds(), Players: h.playersPresent(), Cluster: h.clusterStatus()}
+	// Every point of the data directory, also assets imported by another
+	// process that no one has requested yet.
+	var names []string
+	if h.st != nil { // a scheduler's page has no store
+		names = h.st.PointsOnDisk()
+	}
+	for _, name := range names {
 		p, err := h.st.Point(name)
 		if err != nil {
 			h.log.Warn("status page: point vanished", "point", name, "err", err)
@@ -209,8 +290,14 @@ func (h *Handler) status() Status {
 				ts.Edge = t.Seconds(t.Frags[n-1].End())
 				ts.LastFrag = float64(t.Frags[n-1].Duration) / float64(t.Info.Timescale)
 				edge = max(edge, ts.Edge)
+				if !v.Meta.Anchor.IsZero() && !v.Meta.VOD {
+					ts.EdgeClock = v.Meta.Anchor.Add(time.Duration(ts.Edge * float64(time.Second))).UTC()
+				}
 			}
 			ps.Tracks = append(ps.Tracks, ts)
+		}
+		if !v.Meta.Anchor.IsZero() && edge > 0 && !v.Meta.VOD {
+			ps.EdgeClock = v.Meta.Anchor.Add(time.Duration(edge * float64(time.Second))).UTC()
 		}
 		switch {
 		case v.Meta.VOD:
@@ -234,9 +321,8 @@ func (h *Handler) status() Status {
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	data := struct {
 		Status
-		Hint     string
 		PlayerJS string
-	}{h.status(), InstallHint, playerJS}
+	}{h.status(), playerJS}
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, data); err != nil {
 		h.log.Error("status page template", "err", err)

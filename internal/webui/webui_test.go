@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Eyevinn/mp4ff/aac"
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -294,5 +296,87 @@ func TestManifestPath(t *testing.T) {
 		if got, err := manifestPath(in); err == nil {
 			t.Errorf("manifestPath(%q) = %q, want an error", in, got)
 		}
+	}
+}
+
+type fakeCluster struct{}
+
+func (fakeCluster) Sessions() int { return 7 }
+func (fakeCluster) SenderStats() map[string]cluster.SenderStats {
+	return map[string]cluster.SenderStats{
+		"s2": {ID: "s2", Blocks: 40, RAMBytes: 3 << 20, RAMBudget: 256 << 20, PinnedBlocks: 5, PinnedBytes: 2 << 20, SendsRAM: 9, SendsDisk: 1, Refused: 4},
+		"s1": {ID: "s1", Blocks: 2},
+	}
+}
+
+// TestClusterPanelAndImports: with a scheduler the page has the cluster
+// panel (sessions; per sender RAM used/budget, pinned, hit ratio, refused
+// look-aheads); an asset another process imported after the store was
+// opened is listed without a request for it; the install notice is a
+// sentence that says what to run.
+func TestClusterPanelAndImports(t *testing.T) {
+	st := newTestStore(t)
+	other, err := store.Open(st.Dir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := other.Create("movies/imported")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushFixture(t, imp, 2)
+	h := New(st, t.TempDir(), nil)
+	h.SetCluster(fakeCluster{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status.json", nil))
+	var s Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if slicesIndex(s.Points, "movies/imported") < 0 {
+		t.Errorf("the imported asset is not listed: %+v", s.Points)
+	}
+	if s.Cluster == nil || s.Cluster.Sessions != 7 || len(s.Cluster.Senders) != 2 || s.Cluster.Senders[0].ID != "s1" {
+		t.Fatalf("cluster: %+v", s.Cluster)
+	}
+	if s1, s2 := s.Cluster.Senders[0], s.Cluster.Senders[1]; s1.HitRatio != -1 || s2.HitRatio != 0.9 || s2.Refused != 4 || s2.PinnedBlocks != 5 {
+		t.Errorf("senders: %+v", s.Cluster.Senders)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	page := rec.Body.String()
+	for _, want := range []string{`id="cluster"`, `data-sender="s2"`, "3.0 / 256.0 MiB", "5 blocks, 2.0 MiB", "90.0 %", "refused look-aheads",
+		"movies/imported", "To install them, run <code>cd web &amp;&amp; npm ci</code>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// Without a scheduler there is no panel.
+	rec = httptest.NewRecorder()
+	New(st, t.TempDir(), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if strings.Contains(rec.Body.String(), `id="cluster"`) {
+		t.Error("a cluster panel without a scheduler")
+	}
+}
+
+// TestEdgeClock: a point whose media time is anchored to the wall clock
+// reports the edge as a wall-clock time, and the page shows it so (not as
+// seconds since 1970).
+func TestEdgeClock(t *testing.T) {
+	st := newTestStore(t)
+	p, err := st.Create("clock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor := time.Now().Add(-time.Minute).Truncate(time.Second).UTC()
+	if ok, err := p.AdoptAnchor(anchor); !ok || err != nil {
+		t.Fatalf("anchor: %v %v", ok, err)
+	}
+	pushFixture(t, p, 3)
+	h := New(st, t.TempDir(), nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if want := anchor.Add(6*time.Second).Format("2006-01-02 15:04:05") + " UTC"; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("the page does not show the edge as a wall-clock time:\n%s", rec.Body.String())
 	}
 }
