@@ -2,9 +2,6 @@ package media_test
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"os"
 	"testing"
 
 	"github.com/Eyevinn/mp4ff/bits"
@@ -12,29 +9,6 @@ import (
 
 	"github.com/sluice-media/sluice/internal/media"
 )
-
-// fragmentsOf parses a body and returns its header and fragments.
-func fragmentsOf(t *testing.T, name string) (*media.Header, []*media.Fragment) {
-	t.Helper()
-	body, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := media.NewStreamParser(bytes.NewReader(body), 1<<20, nil)
-	var out []*media.Fragment
-	for {
-		ev, err := p.Next()
-		if errors.Is(err, io.EOF) {
-			return p.Header(), out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Kind == media.EventFragment {
-			out = append(out, ev.Fragment)
-		}
-	}
-}
 
 type sample struct {
 	dur  uint32
@@ -79,7 +53,7 @@ func samplesOf(t *testing.T, data []byte, trex *mp4.TrexBox) (int64, []sample) {
 // Every remaining sample keeps its bytes, the timing boxes say the new start
 // and duration, and the result is again one complete moof+mdat.
 func TestTrimFront(t *testing.T) {
-	h, frags := fragmentsOf(t, "testdata/small.ismv")
+	h, frags := fragments(t, "testdata/small.ismv")
 	var f *media.Fragment
 	for _, g := range frags {
 		if k, _ := h.Track(g.Info.TrackID); k.Kind == "audio" {

@@ -387,36 +387,13 @@ func (p *Point) Place(trackID string, start int64, dur uint64, data []byte) (pl 
 // retention: index first, files second, OnPrune hooks after. It returns the
 // number of fragments deleted.
 func (p *Point) PruneBefore(ends map[string]int64) (int, error) {
-	var evs []FragmentsPruned
-	defer func() { p.store.fragmentsPruned(evs) }()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	ids := make([]string, 0, len(ends))
-	for id := range ends {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		t := p.tracks[id]
-		if t == nil {
-			continue
+	return p.pruneFronts(func(t *track) int {
+		end, ok := ends[t.ID]
+		if !ok {
+			return 0
 		}
-		i := sort.Search(len(t.frags), func(i int) bool { return t.frags[i].Start >= ends[id] })
-		if i == 0 {
-			continue
-		}
-		ev, err := p.pruneFront(t, i)
-		if err != nil {
-			return n, err
-		}
-		evs = append(evs, ev)
-		n += i
-	}
-	if n > 0 {
-		p.notify()
-	}
-	return n, nil
+		return sort.Search(len(t.frags), func(i int) bool { return t.frags[i].Start >= end })
+	})
 }
 
 // ArchiveRestart is the restart policy "archive" on this node: it cuts the

@@ -260,19 +260,35 @@ func (p *Point) Prune(keep time.Duration) (int, error) {
 	if keep <= 0 {
 		return 0, nil
 	}
+	return p.pruneFronts(func(t *track) int {
+		if len(t.frags) == 0 {
+			return 0
+		}
+		edge := t.frags[len(t.frags)-1].End()
+		from := edge - int64(keep.Seconds()*float64(t.Info.Timescale))
+		return sort.Search(len(t.frags), func(i int) bool { return t.frags[i].End() > from })
+	})
+}
+
+// pruneFronts deletes, in every track (in ID order), the first cut(t)
+// fragments, under the point's lock; the store's OnPrune hooks learn which
+// after it is released. It returns the number of fragments deleted. Prune
+// and PruneBefore differ only in where they cut.
+func (p *Point) pruneFronts(cut func(t *track) int) (int, error) {
 	var evs []FragmentsPruned
 	defer func() { p.store.fragmentsPruned(evs) }()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.tracks))
+	for id := range p.tracks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	n := 0
-	for _, t := range p.tracks {
-		if len(t.frags) == 0 {
-			continue
-		}
-		edge := t.frags[len(t.frags)-1].End()
-		from := edge - int64(keep.Seconds()*float64(t.Info.Timescale))
-		i := sort.Search(len(t.frags), func(i int) bool { return t.frags[i].End() > from })
-		if i == 0 {
+	for _, id := range ids {
+		t := p.tracks[id]
+		i := cut(t)
+		if i <= 0 {
 			continue
 		}
 		ev, err := p.pruneFront(t, i)
