@@ -66,16 +66,7 @@ func TestClientsSessionFFmpeg(t *testing.T) {
 		"-t", "20", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
 		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac",
 		"-avoid_negative_ts", "make_non_negative", "-f", "ismv", "-movflags", "isml+frag_keyframe", base+"/nobr.isml/Streams(nobr)")
-	deadline := time.Now().Add(60 * time.Second)
-	for minSegmentsPerTrack(sessionSegments(t, base, "live", "")) < 3 || minSegmentsPerTrack(sessionSegments(t, base, "nobr", "")) < 3 {
-		if live.exited() || serve.exited() {
-			t.Fatalf("ffmpeg or sluice serve exited\nffmpeg:\n%s\nsluice:\n%s", live.out, serve.out)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the live channels did not list 3 segments per track within 60 s")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitSessionsListed(t, base, []string{"live", "nobr"}, 3, live, serve)
 	t.Logf("serve and live channels up after %v", time.Since(t0).Round(time.Millisecond))
 
 	get := func(u string) string {
@@ -196,7 +187,7 @@ func TestClientsSessionFFmpeg(t *testing.T) {
 	}
 
 	// After live-to-VOD: the push ends, the MPDs turn static.
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(get(base+"/nobr.isml/manifest.mpd"), `type="static"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("nobr did not turn static within 60 s after its push\nffmpeg:\n%s", nobr.out)

@@ -146,19 +146,7 @@ func TestClusterPlayers(t *testing.T) {
 	// right behind it (sessions that started on 2 segments ran out of
 	// audio, whose first fragment is shorter, after 9.94 s of play when a
 	// fragment was listed a little late).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if ff.exited() {
-			t.Fatalf("ffmpeg exited: %v\n%s", ff.err, ff.out)
-		}
-		if minSegmentsPerTrack(sessionSegments(t, sched.base, "live", "")) >= 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the live channel did not list 4 segments per track at the scheduler within 60 s; scheduler log:\n%s", sched.p.out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitSessionsListed(t, sched.base, []string{"live"}, 4, ff, sched.p)
 	t.Logf("cluster and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 
 	// Players: 25 live and 25 on-demand `sluice play` sessions, each half

@@ -126,16 +126,7 @@ func TestClusterSteering(t *testing.T) {
 	}
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
-	deadline := time.Now().Add(60 * time.Second)
-	for minSegmentsPerTrack(sessionSegments(t, sched.base, "live", "")) < 4 {
-		if ff.exited() {
-			t.Fatalf("ffmpeg exited: %v\n%s", ff.err, ff.out)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the live channel did not list 4 segments per track within 60 s")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitSessionsListed(t, sched.base, []string{"live"}, 4, ff)
 	t.Logf("cluster and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 
 	origBytes := originCache{base: originBase, sums: map[string]string{}}

@@ -50,16 +50,7 @@ func TestServeSessionTokens(t *testing.T) {
 		"--no-demo", "--point", "live", "--player-dir", filepath.Join(webDir, "node_modules"))
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(base+"/live.isml/Streams(live)")...)
-	deadline := time.Now().Add(60 * time.Second)
-	for minSegmentsPerTrack(sessionSegments(t, base, "live", "")) < 4 {
-		if ff.exited() || serve.exited() {
-			t.Fatalf("ffmpeg or sluice serve exited\nffmpeg:\n%s\nsluice:\n%s", ff.out, serve.out)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the live channel did not list 4 segments per track within 60 s")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitSessionsListed(t, base, []string{"live"}, 4, ff, serve)
 	t.Logf("serve and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 
 	orig := originCache{base: base, sums: map[string]string{}}

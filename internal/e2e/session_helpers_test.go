@@ -283,3 +283,36 @@ func newest(segs []sessSegment, n int) []sessSegment {
 	}
 	return out
 }
+
+// waitSessionsListed waits (60 s at most) until a session of each point
+// at base lists at least n segments of every track, failing the test when
+// one of procs (the encoder, the server) ends first, with their output.
+func waitSessionsListed(t *testing.T, base string, points []string, n int, procs ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ready := true
+		for _, pt := range points {
+			if minSegmentsPerTrack(sessionSegments(t, base, pt, "")) < n {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return
+		}
+		for _, p := range procs {
+			if p.exited() {
+				var out strings.Builder
+				for _, q := range procs {
+					fmt.Fprintf(&out, "%s (exited %v, %v):\n%s\n", q.name, q.exited(), q.err, q.out)
+				}
+				t.Fatalf("%s exited before %v listed %d segments per track\n%s", p.name, points, n, out.String())
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not list %d segments per track within 60 s at %s", points, n, base)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
