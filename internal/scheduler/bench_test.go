@@ -9,6 +9,7 @@ package scheduler
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -47,6 +48,7 @@ type simSender struct {
 	reports []cluster.SentReport
 	batches atomic.Int64
 	ops     atomic.Int64
+	proof   http.HandlerFunc // answers the scheduler's membership challenge
 }
 
 func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +66,8 @@ func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.reports = nil
 		f.mu.Unlock()
 		json.NewEncoder(w).Encode(res)
+	case clusterauth.ProofPath:
+		f.proof(w, r)
 	case "/internal/v1/stats":
 		json.NewEncoder(w).Encode(cluster.SenderStats{})
 	default:
@@ -143,14 +147,312 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ
 }
 
+// benchConn is one keep-alive connection of the load generator: a raw
+// HTTP/1.1 client (request line out, status, Content-Length and body in),
+// far cheaper than net/http's client with a goroutine per player, so that
+// the generator reaches the load it is asked for on the scheduler's cores.
+type benchConn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+	req  []byte
+	body []byte
+}
+
+// get fetches a path; the body is valid until the next call.
+func (bc *benchConn) get(path string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		b, retry, err := bc.try(path)
+		if err == nil || !retry || attempt > 0 {
+			return b, err
+		}
+	}
+}
+
+func (bc *benchConn) try(path string) (body []byte, retry bool, err error) {
+	if bc.c == nil {
+		c, err := net.DialTimeout("tcp", bc.addr, 10*time.Second)
+		if err != nil {
+			return nil, false, err
+		}
+		bc.c, bc.r = c, bufio.NewReaderSize(c, 16<<10)
+		retry = false
+	} else {
+		retry = true // a keep-alive connection the server closed meanwhile
+	}
+	fail := func(err error) ([]byte, bool, error) {
+		bc.c.Close()
+		bc.c = nil
+		return nil, retry, fmt.Errorf("%s: %w", path, err)
+	}
+	bc.c.SetDeadline(time.Now().Add(30 * time.Second))
+	bc.req = append(append(append(bc.req[:0], "GET "...), path...), " HTTP/1.1\r\nHost: sched\r\n\r\n"...)
+	if _, err := bc.c.Write(bc.req); err != nil {
+		return fail(err)
+	}
+	line, err := bc.r.ReadSlice('\n')
+	if err != nil {
+		return fail(err)
+	}
+	retry = false
+	if len(line) < 12 {
+		return fail(fmt.Errorf("status line %q", line))
+	}
+	code, _ := strconv.Atoi(string(line[9:12]))
+	n, closing := -1, false
+	for {
+		h, err := bc.r.ReadSlice('\n')
+		if err != nil {
+			return fail(err)
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if k, v, ok := bytes.Cut(h, []byte(":")); ok {
+			switch strings.ToLower(string(k)) {
+			case "content-length":
+				n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			case "connection":
+				closing = bytes.EqualFold(bytes.TrimSpace(v), []byte("close"))
+			}
+		}
+	}
+	if n < 0 || n > 16<<20 {
+		return fail(fmt.Errorf("no usable Content-Length (%d)", n))
+	}
+	if cap(bc.body) < n {
+		bc.body = make([]byte, n)
+	}
+	bc.body = bc.body[:n]
+	if _, err := io.ReadFull(bc.r, bc.body); err != nil {
+		return fail(err)
+	}
+	if closing {
+		bc.c.Close()
+		bc.c = nil
+	}
+	if code != 200 {
+		return nil, false, fmt.Errorf("%s: %d %.200s", path, code, bc.body)
+	}
+	return bc.body, false, nil
+}
+
+// benchPlayer is one simulated player: its session, the two media
+// playlists it loads (the lowest video and the audio of its first
+// pathway, as that pathway's sender asks for them: rel.m3u8), their tracks
+// and the start of the next block of each.
+type benchPlayer struct {
+	i      int
+	sid    string
+	steer  string
+	pl     [2]string
+	track  [2]string
+	next   [2]int64
+	opened bool
+}
+
 var (
-	// The master's first pathway's media playlists (at a sender), the
-	// session ID (of the steering server's URI), and the segments of a
-	// pathway playlist (relative).
-	benchPlRe  = regexp.MustCompile(`http://[^/"\s]+/b/[^/]+/[^/]+/([^/]+)/media\.m3u8`)
-	benchSidRe = regexp.MustCompile(`SERVER-URI="/s/[^/]+/~([0-9a-f]+)/steering\.json"`)
-	benchSegRe = regexp.MustCompile(`(?m)^(\d+)\.m4s$`)
+	// In a master playlist: the first pathway's media playlists at a
+	// sender (the track ID) and the steering server's URI (the session).
+	benchPlMark  = []byte("/media.m3u8")
+	benchSidMark = []byte(`SERVER-URI="/s/`)
 )
+
+// parseMaster finds the session ID and the first three media playlists'
+// tracks (audio first, then the videos) of a master playlist.
+func parseMaster(b []byte) (sid string, tracks []string, ok bool) {
+	if i := bytes.Index(b, benchSidMark); i >= 0 {
+		rest := b[i+len(benchSidMark):]
+		if j := bytes.Index(rest, []byte("/~")); j >= 0 {
+			rest = rest[j+2:]
+			if k := bytes.IndexByte(rest, '/'); k > 0 {
+				sid = string(rest[:k])
+			}
+		}
+	}
+	rest := b
+	for len(tracks) < 3 {
+		i := bytes.Index(rest, benchPlMark)
+		if i < 0 {
+			break
+		}
+		j := bytes.LastIndexByte(rest[:i], '/')
+		if j < 0 {
+			break
+		}
+		tracks = append(tracks, string(rest[j+1:i]))
+		rest = rest[i+len(benchPlMark):]
+	}
+	return sid, tracks, sid != "" && len(tracks) == 3
+}
+
+// segmentFromEnd returns the start of the k-th segment from the end
+// (1: the last) of a pathway playlist (lines "<start>.m4s"), and how many
+// segments it found on the way.
+func segmentFromEnd(b []byte, k int) (int64, bool) {
+	end := len(b)
+	for n := 0; ; {
+		i := bytes.LastIndex(b[:end], []byte(".m4s\n"))
+		if i < 0 {
+			return 0, false
+		}
+		j := bytes.LastIndexByte(b[:i], '\n')
+		if n++; n == k {
+			v, err := strconv.ParseInt(string(b[j+1:i]), 10, 64)
+			return v, err == nil
+		}
+		end = i
+	}
+}
+
+// genStats are the load generator's counters.
+type genStats struct {
+	manifests, steering, errs atomic.Int64
+	firstErr                  atomic.Value
+}
+
+func (g *genStats) fail(err error) {
+	if g.errs.Add(1) == 1 {
+		g.firstErr.Store(err.Error())
+	}
+}
+
+// runPlayers drives players over conns connections until ctx ends: each
+// connection's goroutine plays its players in turn, each every 2 s (one
+// fragment) from its own opening time on (spread over openSpan): open with
+// the master playlist, then poll the steering manifest (every 2 s, the
+// default TTL) and (live, or the first time) reload the two playlists and
+// fetch the next block of each, whose first owner reports the send; an
+// on-demand player then only fetches.
+func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, openSpan time.Duration,
+	report func(sid string, b cluster.BlockID), st *genStats) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for c := 0; c < conns; c++ {
+		var ps []*benchPlayer
+		for i := c; i < sessions; i += conns {
+			ps = append(ps, &benchPlayer{i: i})
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bc := &benchConn{addr: addr}
+			defer func() {
+				if bc.c != nil {
+					bc.c.Close()
+				}
+			}()
+			due := func(p *benchPlayer, round int) time.Time {
+				return t0.Add(openSpan*time.Duration(p.i)/time.Duration(sessions) + time.Duration(round)*2*time.Second)
+			}
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			for round := 0; ; round++ {
+				for _, p := range ps {
+					if d := time.Until(due(p, round)); d > 0 {
+						timer.Reset(d)
+						select {
+						case <-ctx.Done():
+							return
+						case <-timer.C:
+						}
+					} else if ctx.Err() != nil {
+						return
+					}
+					p.step(bc, mode, report, st)
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+// step is one 2-second round of a player.
+func (p *benchPlayer) step(bc *benchConn, mode string, report func(string, cluster.BlockID), st *genStats) {
+	if !p.opened {
+		body, err := bc.get("/s/" + mode + "/master.m3u8")
+		if err != nil {
+			st.fail(err)
+			return
+		}
+		st.manifests.Add(1)
+		sid, tracks, ok := parseMaster(body)
+		if !ok {
+			st.fail(fmt.Errorf("master playlist: %.200s", body))
+			return
+		}
+		base := "/s/" + mode + "/~" + sid + "/"
+		p.sid, p.steer, p.opened = sid, base+"steering.json", true
+		// The audio rendition and the lowest video.
+		p.track = [2]string{tracks[0], tracks[2]}
+		for j, t := range p.track {
+			p.pl[j] = base + t + "/rel.m3u8"
+		}
+		return
+	}
+	if _, err := bc.get(p.steer); err != nil {
+		st.fail(err)
+	} else {
+		st.steering.Add(1)
+	}
+	for j := range p.pl {
+		if mode != "live" && p.next[j] != 0 {
+			// On-demand: the playlist is loaded once; the player
+			// fetches the next block of each track.
+			report(p.sid, cluster.BlockID{Point: mode, Track: p.track[j], Start: p.next[j]})
+			p.next[j] += 2000
+			continue
+		}
+		body, err := bc.get(p.pl[j])
+		if err != nil {
+			st.fail(err)
+			continue
+		}
+		st.manifests.Add(1)
+		// The block to fetch: the one after the last fetched, or at first
+		// a few behind the edge (live) or at the session's own position
+		// (on-demand: sessions open at the start, their renderings
+		// shared, and then jump, as a seek does).
+		next := p.next[j]
+		if next == 0 {
+			k := 4
+			if mode != "live" {
+				k = 1 + (p.i*37)%100
+			}
+			v, ok := segmentFromEnd(body, k)
+			if !ok {
+				continue
+			}
+			next = v
+		} else if !bytes.Contains(body, []byte("\n"+strconv.FormatInt(next, 10)+".m4s\n")) {
+			continue
+		}
+		p.next[j] = next + 2000
+		report(p.sid, cluster.BlockID{Point: mode, Track: p.track[j], Start: next})
+	}
+}
+
+// cpuTotals is the machine's busy and total CPU time (/proc/stat).
+func cpuTotals() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		d := time.Duration(n) * time.Second / 100
+		total += d
+		if i != 3 && i != 4 { // idle, iowait
+			busy += d
+		}
+	}
+	return busy, total
+}
 
 func TestControlPlaneBench(t *testing.T) {
 	bin := os.Getenv("SLUICE_SCHED_BENCH_BIN")
@@ -161,16 +463,21 @@ func TestControlPlaneBench(t *testing.T) {
 	nSenders := envInt("SENDERS", 4)
 	warm := time.Duration(envInt("WARMUP_S", 10)) * time.Second
 	window := time.Duration(envInt("WINDOW_S", 20)) * time.Second
+	conns := min(envInt("CONNS", 2000), sessions)
+	// Open the sessions over 5 s, or at most 2 000 a second.
+	openSpan := max(5*time.Second, time.Duration(sessions)*time.Second/2000)
 	mode := os.Getenv("MODE")
 	if mode == "" {
 		mode = "live"
 	}
 
 	originURL, _ := serveOn(t, &simOrigin{start: time.Now()})
+	keys := clusterauth.NewKeys([]byte("bench"))
 	senders := map[string]*simSender{}
 	var list []string
 	for i := 0; i < nSenders; i++ {
 		f := &simSender{}
+		f.proof = keys.ProofHandler(func() (string, string) { return strings.TrimPrefix(f.url, "http://"), f.url })
 		f.url, f.srv = serveOn(t, f)
 		senders[strings.TrimPrefix(f.url, "http://")] = f
 		list = append(list, f.url)
@@ -179,7 +486,7 @@ func TestControlPlaneBench(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(bin, "scheduler", "--listen", addr, "--origin", originURL, "--senders", strings.Join(list, ","),
-		"--cluster-secret", "bench", "--log-level", "warn", "--session-idle", "30s")
+		"--cluster-secret", "bench", "--log-level", "warn", "--session-idle", "30s", "--open-rate", "0")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -190,169 +497,83 @@ func TestControlPlaneBench(t *testing.T) {
 	for i := 0; ; i++ {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == 200 {
+				break
+			}
 		}
-		if i > 100 {
+		if i > 200 {
 			t.Fatal("scheduler did not start")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Wait for the senders to be proven and live.
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/s/" + mode + "/master.m3u8")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i > 200 {
+			t.Fatal("scheduler has no live sender")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: 30 * time.Second}
-	get := func(path string) (string, error) {
-		resp, err := client.Get(base + path)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			return "", fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b), err
+	ids := sortedIDs(senders)
+	report := func(sid string, b cluster.BlockID) {
+		owner := cluster.Owners(b.Key(), ids, 2)[0]
+		senders[owner].sent(cluster.SentReport{Session: sid, Block: b, At: time.Now(), Bytes: 200000, FromRAM: true})
 	}
-	var manifests, steering, errs atomic.Int64
-	var firstErr atomic.Value
-	fail := func(err error) {
-		if errs.Add(1) == 1 {
-			firstErr.Store(err.Error())
-		}
-	}
+	var st genStats
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var wg sync.WaitGroup
-	// Each simulated player: open with the master playlist, load the
-	// lowest video and the audio playlist of its first pathway (as the
-	// sender of that pathway asks for them: rel.m3u8), then every 2 s (one
-	// fragment) reload them (live), fetch the next block of each (its first
-	// owner reports the send) and poll the steering manifest (every 2 s, the
-	// default TTL).
-	ids := sortedIDs(senders)
-	player := func(i int) {
-		defer wg.Done()
-		// On-demand sessions open at the start (their renderings are
-		// shared) and then jump to a position of their own: the first
-		// block they fetch moves their regions there, as a seek does.
-		master, err := get("/s/" + mode + "/master.m3u8")
-		if err != nil {
-			fail(err)
-			return
-		}
-		manifests.Add(1)
-		pls := benchPlRe.FindAllStringSubmatch(master, 3)
-		sm := benchSidRe.FindStringSubmatch(master)
-		if len(pls) < 3 || sm == nil {
-			fail(fmt.Errorf("master playlist: %.200s", master))
-			return
-		}
-		sid := sm[1]
-		base := "/s/" + mode + "/~" + sid + "/"
-		// The audio rendition and the lowest video.
-		use := []string{base + pls[0][1] + "/rel.m3u8", base + pls[2][1] + "/rel.m3u8"}
-		next := map[string]int64{}    // by playlist: start of the next block
-		tracks := map[string]string{} // by playlist: its track
-		for j, pl := range use {
-			tracks[pl] = pls[[]int{0, 2}[j]][1]
-		}
-		report := func(b cluster.BlockID) {
-			owner := cluster.Owners(b.Key(), ids, 2)[0]
-			senders[owner].sent(cluster.SentReport{Session: sid, Block: b, At: time.Now(), Bytes: 200000, FromRAM: true})
-		}
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		first := true
-		for {
-			if _, err := get(base + "steering.json"); err != nil {
-				fail(err)
-			} else {
-				steering.Add(1)
-			}
-			if first || mode == "live" {
-				for _, pl := range use {
-					body, err := get(pl)
-					if err != nil {
-						fail(err)
-						continue
-					}
-					manifests.Add(1)
-					// The block to fetch: the one after the last fetched,
-					// or at first a few behind the edge (live) or at the
-					// session's own position (on-demand).
-					var st int64
-					if next[pl] == 0 {
-						segs := benchSegRe.FindAllStringSubmatch(body, -1)
-						if len(segs) < 5 {
-							continue
-						}
-						sg := segs[len(segs)-4]
-						if mode == "vod" {
-							sg = segs[(i*37)%len(segs)]
-						}
-						st, _ = strconv.ParseInt(sg[1], 10, 64)
-					} else {
-						st = next[pl]
-						if !strings.Contains(body, "\n"+strconv.FormatInt(st, 10)+".m4s\n") {
-							continue
-						}
-					}
-					next[pl] = st + 2000
-					report(cluster.BlockID{Point: mode, Track: tracks[pl], Start: st})
-				}
-				first = false
-			} else {
-				// On-demand: the playlist is loaded once; the player
-				// fetches the next block of each track.
-				for pl, st := range next {
-					report(cluster.BlockID{Point: "vod", Track: tracks[pl], Start: st})
-					next[pl] = st + 2000
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}
 	t0 := time.Now()
-	for i := 0; i < sessions; i++ {
-		wg.Add(1)
-		go player(i)
-		// Open them over about 5 s.
-		if d := 5 * time.Second / time.Duration(sessions); d > 0 && i%10 == 9 {
-			time.Sleep(10 * d)
-		}
-	}
-	t.Logf("%d sessions opened in %v (%d errors)", sessions, time.Since(t0).Round(time.Millisecond), errs.Load())
+	wg := runPlayers(ctx, addr, mode, sessions, conns, openSpan, report, &st)
+	defer wg.Wait()
+	defer cancel()
+	time.Sleep(openSpan)
+	t.Logf("%d sessions opening over %v on %d connections (%d errors so far)", sessions, openSpan, conns, st.errs.Load())
 	time.Sleep(warm)
 	cpu0, _ := procCPU(cmd.Process.Pid)
-	m0, s0, b0, o0 := manifests.Load(), steering.Load(), totalBatches(senders), totalOps(senders)
+	gen0, _ := procCPU(os.Getpid())
+	busy0, total0 := cpuTotals()
+	m0, s0, b0, o0 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
 	w0 := time.Now()
 	time.Sleep(window)
 	cpu1, _ := procCPU(cmd.Process.Pid)
+	gen1, _ := procCPU(os.Getpid())
+	busy1, total1 := cpuTotals()
 	el := time.Since(w0)
-	m1, s1, b1, o1 := manifests.Load(), steering.Load(), totalBatches(senders), totalOps(senders)
+	m1, s1, b1, o1 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
 	rss := procRSS(cmd.Process.Pid)
 	cancel()
-	cpu := cpu1 - cpu0
+	_ = t0
+	cpu, gen := cpu1-cpu0, gen1-gen0
+	ncpu := float64(total1-total0) / float64(el) // CPUs the machine accounted
+	other := float64(busy1-busy0-cpu-gen) / float64(el)
 	perSS := float64(cpu.Microseconds()) / (float64(sessions) * el.Seconds())
 	// A live player reloads two media playlists per fragment (2 s): the
-	// load asked for is one manifest per session-second. When the machine
-	// cannot generate it, the figure per session-second is not reached:
-	// the line says how much of it was.
+	// load asked for is one playlist per session-second and a steering
+	// request per two. When the generator cannot make it, the figure per
+	// session-second is not reached: the line says how much of it was.
 	mps := float64(m1-m0) / el.Seconds()
+	sps := float64(s1-s0) / el.Seconds()
 	load := 1.0
 	if mode == "live" {
 		load = mps / float64(sessions)
 	}
-	fmt.Printf("RESULT mode=%s sessions=%d senders=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f us_per_manifest_incl_share=%.0f batches/s=%.1f ops/s=%.0f rss_mb=%.0f errors=%d\n",
-		mode, sessions, nSenders, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
-		mps, 100*load, float64(s1-s0)/el.Seconds(), float64(cpu.Microseconds())/max(float64(m1-m0), 1), float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, errs.Load())
-	if e := firstErr.Load(); e != nil {
+	fmt.Printf("RESULT mode=%s sessions=%d senders=%d conns=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f (%.0f%% of the intended) us_per_request_incl_share=%.1f batches/s=%.1f ops/s=%.0f rss_mb=%.0f generator_cpu=%.0f%% other_cpu=%.0f%% (of %.1f CPUs) errors=%d\n",
+		mode, sessions, nSenders, conns, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
+		mps, 100*load, sps, 100*sps/(float64(sessions)/2), float64(cpu.Microseconds())/max(float64(m1-m0+s1-s0), 1),
+		float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, 100*gen.Seconds()/el.Seconds(), 100*other, ncpu, st.errs.Load())
+	if e := st.firstErr.Load(); e != nil {
 		fmt.Printf("first error: %v\n", e)
 	}
-	if errs.Load() > int64(sessions/100) {
-		t.Errorf("%d errors; the first: %v", errs.Load(), firstErr.Load())
+	if st.errs.Load() > int64(sessions/100) {
+		t.Errorf("%d errors; the first: %v", st.errs.Load(), st.firstErr.Load())
 	}
 }
 
