@@ -28,33 +28,42 @@ type request struct {
 }
 
 // parsePath parses /s/<point>[/~<session>]/<file> and
-// /s/<point>/~<session>/<track>/{media,rel}.m3u8.
+// /s/<point>/~<session>/<track>/{media,rel}.m3u8 (without splitting the
+// path: this runs for every manifest request).
 func parsePath(p string) (request, error) {
 	rest, ok := strings.CutPrefix(p, Prefix)
 	if !ok {
 		return request{}, errors.New("not a scheduler URL")
 	}
-	segs := strings.Split(rest, "/")
 	var r request
-	i := 0
-	for i < len(segs) && !strings.HasPrefix(segs[i], "~") && !isManifestFile(segs[i]) {
-		i++
+	// rem: the segments not parsed yet (has: there is at least one).
+	rem, has := rest, true
+	n := 0 // bytes of rest taken by the point's segments, with a '/' each
+	for has {
+		seg, after, more := strings.Cut(rem, "/")
+		if strings.HasPrefix(seg, "~") || isManifestFile(seg) {
+			break
+		}
+		n += len(seg) + 1
+		rem, has = after, more
 	}
-	r.point = strings.Join(segs[:i], "/")
+	r.point = rest[:max(n-1, 0)]
 	if !store.ValidPointName(r.point) {
 		return r, errors.New("malformed publishing point name")
 	}
-	if i < len(segs) && strings.HasPrefix(segs[i], "~") {
-		r.session = segs[i][1:]
-		i++
+	if has && strings.HasPrefix(rem, "~") {
+		var seg string
+		seg, rem, has = strings.Cut(rem, "/")
+		r.session = seg[1:]
 	}
-	switch tail := segs[i:]; {
-	case len(tail) == 1 && (tail[0] == "manifest.mpd" || tail[0] == "master.m3u8"):
-		r.file = tail[0]
-	case len(tail) == 1 && tail[0] == "steering.json" && r.session != "":
-		r.file = tail[0]
-	case len(tail) == 2 && (tail[1] == "media.m3u8" || tail[1] == "rel.m3u8") && r.session != "" && store.ValidID(tail[0]):
-		r.file, r.track = tail[1], tail[0]
+	first, second, two := strings.Cut(rem, "/")
+	switch {
+	case has && !two && (first == "manifest.mpd" || first == "master.m3u8"):
+		r.file = first
+	case has && !two && first == "steering.json" && r.session != "":
+		r.file = first
+	case has && two && !strings.Contains(second, "/") && (second == "media.m3u8" || second == "rel.m3u8") && r.session != "" && store.ValidID(first):
+		r.file, r.track = second, first
 	default:
 		return r, errors.New("unknown resource: want manifest.mpd, master.m3u8, ~<session>/steering.json or ~<session>/<track>/media.m3u8")
 	}
@@ -84,9 +93,12 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	if len(s.LiveSenders()) == 0 {
+	if s.liveCount.Load() == 0 {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "no sender available", http.StatusServiceUnavailable)
+		return
+	}
+	if req.session != "" && s.serveKnown(w, r, req) {
 		return
 	}
 	ctx := r.Context()
@@ -121,32 +133,20 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		t.Stop()
 	}
+	format, ctype := req.kind()
 	var (
-		body   []byte
-		ctype  = "application/vnd.apple.mpegurl"
-		format = "hls-media"
-		host   = requestBase(r)
+		tpl  *template
+		sv   sessionValues
+		body []byte
 	)
 	switch req.file {
-	case "manifest.mpd":
-		format, ctype = "dash", "application/dash+xml"
-		body, err = s.render(sess, "", format, host, manifest.DASH)
-	case "master.m3u8":
-		format = "hls-master"
-		body, err = s.render(sess, "", format, host, manifest.HLSMaster)
 	case "steering.json":
-		format, ctype = "steering", "application/json"
 		body, err = s.steering(sess, r.URL.Query())
 	default:
-		if req.file == "rel.m3u8" {
-			format = "hls-pathway"
-		}
-		body, err = s.render(sess, req.track, format, host, func(v store.View, o manifest.Options) ([]byte, error) {
-			return manifest.HLSMedia(v, req.track, o)
-		})
+		tpl, sv, err = s.renderTemplate(sess, req.track, format, requestBase(r), req.renderer())
 	}
 	if err != nil {
-		s.m.manifests.WithLabelValues(format, "error").Inc()
+		s.m.manifestDone(format, false)
 		if errors.Is(err, store.ErrNotFound) {
 			w.Header().Set("Cache-Control", "max-age=1")
 			http.Error(w, err.Error(), http.StatusNotFound)
@@ -156,14 +156,115 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot render manifest", http.StatusInternalServerError)
 		return
 	}
-	s.m.manifests.WithLabelValues(format, "ok").Inc()
-	h := w.Header()
-	h.Set("Content-Type", ctype)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method != http.MethodHead {
-		w.Write(body)
+	s.respond(w, r, format, ctype, tpl, &sv, body)
+}
+
+// kind is the format (in metrics and rendering keys) and content type of
+// a request's manifest.
+func (req request) kind() (format, ctype string) {
+	switch req.file {
+	case "manifest.mpd":
+		return "dash", "application/dash+xml"
+	case "master.m3u8":
+		return "hls-master", "application/vnd.apple.mpegurl"
+	case "steering.json":
+		return "steering", "application/json"
+	case "rel.m3u8":
+		return "hls-pathway", "application/vnd.apple.mpegurl"
 	}
+	return "hls-media", "application/vnd.apple.mpegurl"
+}
+
+// renderer is the manifest writer of a request's rendering.
+func (req request) renderer() func(store.View, manifest.Options) ([]byte, error) {
+	switch req.file {
+	case "manifest.mpd":
+		return manifest.DASH
+	case "master.m3u8":
+		return manifest.HLSMaster
+	}
+	track := req.track
+	return func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, track, o) }
+}
+
+// Header values of every manifest response (shared, never modified).
+var (
+	noStore    = []string{"no-store"}
+	ctypeByKey = map[string][]string{}
+)
+
+func init() {
+	for _, c := range []string{"application/dash+xml", "application/vnd.apple.mpegurl", "application/json"} {
+		ctypeByKey[c] = []string{c}
+	}
+}
+
+// respond answers a manifest: the expansion of a shared rendering for
+// sv, or body.
+func (s *Scheduler) respond(w http.ResponseWriter, r *http.Request, format, ctype string, tpl *template, sv *sessionValues, body []byte) {
+	s.m.manifestDone(format, true)
+	n := len(body)
+	if tpl != nil {
+		n = tpl.length(sv)
+	}
+	h := w.Header()
+	h["Content-Type"] = ctypeByKey[ctype]
+	h["Cache-Control"] = noStore
+	h["Content-Length"] = []string{strconv.Itoa(n)}
+	if r.Method == http.MethodHead {
+		return
+	}
+	if tpl != nil {
+		tpl.writeTo(w, sv)
+		return
+	}
+	w.Write(body)
+}
+
+// serveKnown answers a request of a session this scheduler holds, of a
+// point whose index is usable, from its shared rendering, taking s.mu
+// once: the reload of a session, which is most of what a scheduler
+// serves. It reports false, having answered nothing, when the request
+// needs more (an index to fetch, a rendering to make, an error to
+// answer): ServeHTTP's general path then does it.
+func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req request) bool {
+	format, ctype := req.kind()
+	s.mu.Lock()
+	ps := s.points[req.point]
+	sess := s.sessions[req.session]
+	now := s.now()
+	if ps == nil || ps.tracks == nil || sess == nil || sess.point != ps || sess.closed ||
+		(now.Sub(ps.fetched) >= s.refreshInterval(ps) && !ps.fetching) {
+		s.mu.Unlock()
+		return false
+	}
+	if req.file == "steering.json" {
+		ps.used, sess.seen = now, now
+		body := s.steeringLocked(sess, r.URL.Query())
+		s.mu.Unlock()
+		s.respond(w, r, format, ctype, nil, nil, body)
+		return true
+	}
+	if req.track != "" && ps.tracks[req.track] == nil {
+		s.mu.Unlock()
+		return false
+	}
+	tpl, _, _ := s.cachedTemplate(sess, req.track, format, now)
+	if tpl == nil {
+		s.mu.Unlock()
+		return false
+	}
+	ps.used, sess.seen = now, now
+	if req.track != "" {
+		s.hintTrack(sess, req.track)
+	}
+	sv := s.placeholders(sess, "", now)
+	s.mu.Unlock()
+	if tpl.host {
+		sv.host = requestBase(r)
+	}
+	s.respond(w, r, format, ctype, tpl, &sv, nil)
+	return true
 }
 
 // session finds or opens the session of a request. A new (or adopted)
@@ -278,6 +379,8 @@ func (s *Scheduler) newClientSession(id string, ps *pointState, now time.Time, s
 	sess := newSession(id, ps, now, start)
 	sess.token = cluster.Sign(s.cfg.Secret, cluster.Token{Session: id, Point: ps.name})
 	sess.pathways = s.sessionPathways(info.Pathways)
+	sess.listed = listedPathways(sess.pathways)
+	sess.pathwaysKey = pathwaysKey(sess.listed)
 	if s.cfg.OwnerSetURL == "" {
 		// Players start on the default pathway (until a steering request
 		// says otherwise): reserve there from the first block on.
@@ -396,37 +499,53 @@ func (s *Scheduler) refreshViews(ctx context.Context, now time.Time) {
 // with the session ID, its token, its default pathway, the request's
 // scheme and host and the time as placeholders).
 func (s *Scheduler) render(sess *session, track, format, host string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
+	tpl, sv, err := s.renderTemplate(sess, track, format, host, f)
+	if err != nil {
+		return nil, err
+	}
+	return tpl.expand(&sv), nil
+}
+
+// renderTemplate returns a session's shared rendering, rendering it when
+// it is not cached, and the session's values for it.
+func (s *Scheduler) renderTemplate(sess *session, track, format, host string, f func(store.View, manifest.Options) ([]byte, error)) (*template, sessionValues, error) {
 	s.mu.Lock()
 	now := s.now()
 	ps := sess.point
 	if track != "" {
 		if ps.tracks[track] == nil {
 			s.mu.Unlock()
-			return nil, fmt.Errorf("track %q: %w", track, store.ErrNotFound)
+			return nil, sessionValues{}, fmt.Errorf("track %q: %w", track, store.ErrNotFound)
 		}
 		s.hintTrack(sess, track)
 	}
-	v := s.sessionView(sess, now)
-	listed := listedPathways(sess.pathways)
-	key := templateKey(format, track, pathwaysKey(listed), v)
-	tpl := ps.templates[key]
+	tpl, v, key := s.cachedTemplate(sess, track, format, now)
 	if tpl == nil {
-		u := s.urls(ps, format, listed, placeholderValues())
+		u := s.urls(ps, format, sess.listed, placeholderValues())
 		s.mu.Unlock()
 		body, err := f(v, manifest.Options{Now: templateNow, URLs: s.lockedURLs(u)})
 		if err != nil {
-			return nil, err
+			return nil, sessionValues{}, err
 		}
 		tpl = newTemplate(body)
 		s.mu.Lock()
 		if ps.templates == nil || len(ps.templates) > 256 {
-			ps.templates = map[string]*template{}
+			ps.templates = map[tplKey]*template{}
 		}
 		ps.templates[key] = tpl
 	}
-	vals := s.placeholders(sess, host, now)
+	sv := s.placeholders(sess, host, now)
 	s.mu.Unlock()
-	return tpl.expand(vals), nil
+	return tpl, sv, nil
+}
+
+// cachedTemplate returns the shared rendering of a session's manifest
+// (nil when there is none yet), the view it lists and its key. s.mu must
+// be held.
+func (s *Scheduler) cachedTemplate(sess *session, track, format string, now time.Time) (*template, store.View, tplKey) {
+	v, vk := s.sessionView(sess, now)
+	key := tplKey{format: format, track: track, pathways: sess.pathwaysKey, view: vk}
+	return sess.point.templates[key], v, key
 }
 
 // lockedURLs wraps URL functions that need s.mu in functions that take it
@@ -453,32 +572,69 @@ func (s *Scheduler) lockedURLs(u *manifest.URLs) *manifest.URLs {
 	return &out
 }
 
-// sessionView is the index a session's manifests list: from the deep-link
-// position on for an on-demand session; for a live one without the newest
-// fragments that no sender has confirmed yet or that every owner reported
-// missing (not written yet; for at most 10 s). s.mu must be held.
-func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
+// sharedView is the index that the manifests of every session of a point
+// without a deep-link position list (sessionView), while the point's
+// index, its hold-back state and the live senders are the same and until
+// the first held-back block's hold ends.
+type sharedView struct {
+	view                      store.View
+	key                       string // viewKey
+	viewVer, holdVer, liveVer uint64
+	until                     time.Time
+}
+
+// sessionView is the index a session's manifests list and its viewKey:
+// from the deep-link position on for an on-demand session; for a live one
+// without the newest fragments that no sender has confirmed yet or that
+// every owner reported missing (not written yet; for at most 10 s). Every
+// session without a deep-link position lists the same: it is computed once
+// per change of what it depends on (sharedView). s.mu must be held.
+func (s *Scheduler) sessionView(sess *session, now time.Time) (store.View, string) {
 	ps := sess.point
+	if cut := sess.start > 0 && !ps.live; cut {
+		v, _ := s.listedView(ps, sess.start, now)
+		return v, viewKey(v)
+	}
+	if c := ps.shared; c != nil && c.viewVer == ps.viewVer && c.holdVer == ps.holdVer && c.liveVer == s.liveVer && now.Before(c.until) {
+		return c.view, c.key
+	}
+	v, until := s.listedView(ps, -1, now)
+	ps.shared = &sharedView{view: v, key: viewKey(v), viewVer: ps.viewVer, holdVer: ps.holdVer, liveVer: s.liveVer, until: until}
+	return v, ps.shared.key
+}
+
+// listedView is a point's index as a session's manifests list it (see
+// sessionView): from start (s) on when start > 0 and the point is not live,
+// and for a live point without its held-back newest fragments. until is
+// when the first of those holds ends (the view may change then without
+// anything else changing). s.mu must be held.
+func (s *Scheduler) listedView(ps *pointState, start float64, now time.Time) (store.View, time.Time) {
 	v := ps.view
-	cut := sess.start > 0 && !ps.live
+	until := now.Add(time.Hour)
+	cut := start > 0 && !ps.live
 	hold := ps.live && len(ps.missing)+len(ps.unconfirmed) > 0
 	if !cut && !hold {
-		return v
+		return v, until
 	}
-	held := func(b cluster.BlockID) bool {
+	// held reports whether a block is held back, and until when.
+	held := func(b cluster.BlockID) (bool, time.Time) {
 		if at, ok := ps.unconfirmed[b]; ok && now.Sub(at) < unconfirmedHold {
-			return true
+			return true, at.Add(unconfirmedHold)
 		}
 		if len(ps.missing) == 0 {
-			return false
+			return false, time.Time{}
 		}
 		owners := s.ownersOf(ps, b)
+		var end time.Time
 		for _, o := range owners {
 			if !ps.lacks(o, b, now) {
-				return false
+				return false, time.Time{}
+			}
+			if e := ps.missing[pinKey{o, b}].Add(missingHold); end.IsZero() || e.Before(end) {
+				end = e
 			}
 		}
-		return len(owners) > 0
+		return len(owners) > 0, end
 	}
 	tracks := make([]store.TrackView, len(v.Tracks))
 	copy(tracks, v.Tracks)
@@ -486,7 +642,7 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 		t := &tracks[i]
 		ti := ps.tracks[t.ID]
 		if cut && ti != nil {
-			pos := int64(sess.start*float64(ti.timescale)) + 1
+			pos := int64(start*float64(ti.timescale)) + 1
 			j := 0
 			for j < len(t.Frags) && t.Frags[j].End() <= pos {
 				j++
@@ -499,20 +655,21 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) store.View {
 		}
 		if hold {
 			n := len(t.Frags)
-			for n > 0 && held(cluster.BlockID{Point: ps.name, Track: t.ID, Start: t.Frags[n-1].Start}) {
+			for n > 0 {
+				h, end := held(cluster.BlockID{Point: ps.name, Track: t.ID, Start: t.Frags[n-1].Start})
+				if !h {
+					break
+				}
+				if end.Before(until) {
+					until = end
+				}
 				n--
 			}
 			t.Frags = t.Frags[:n]
 		}
 	}
 	v.Tracks = tracks
-	return v
-}
-
-// sessionValues are what a rendering names of one session: its ID, token
-// and default pathway, and the scheme and host its player asked.
-type sessionValues struct {
-	sid, tok, def, host string
+	return v, until
 }
 
 // placeholderValues are the placeholders of a shared rendering.
@@ -622,25 +779,23 @@ func (s *Scheduler) listedInit(ps *pointState, track string) string {
 
 // placeholders returns the values of a shared rendering's placeholders for
 // a session. s.mu must be held.
-func (s *Scheduler) placeholders(sess *session, host string, now time.Time) map[string]string {
-	def := ""
+func (s *Scheduler) placeholders(sess *session, host string, now time.Time) sessionValues {
+	return sessionValues{sid: sess.id, tok: sess.token, def: s.defaultPathway(sess), host: host, now: now}
+}
+
+// defaultPathway is the PATHWAY-ID (serviceLocation) a session's
+// manifests name as the default: the direct one with owner-set names, else
+// its first pathway with a known sender. s.mu must be held.
+func (s *Scheduler) defaultPathway(sess *session) string {
 	if s.cfg.OwnerSetURL != "" {
-		def = directPathway
-	} else {
-		for _, p := range sess.pathways {
-			if p.member != "" {
-				def = pathwayID(p.label)
-				break
-			}
+		return directPathway
+	}
+	for _, p := range sess.pathways {
+		if p.member != "" {
+			return pathwayID(p.label)
 		}
 	}
-	return map[string]string{
-		phSession: sess.id,
-		phToken:   sess.token,
-		phPathway: def,
-		phHost:    host,
-		phNow:     now.UTC().Format(dashDateTime),
-	}
+	return ""
 }
 
 // requestBase is the scheme and host a player asked for a manifest

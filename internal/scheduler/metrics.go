@@ -32,6 +32,31 @@ type metrics struct {
 	senderRefused      *prometheus.GaugeVec
 	senderLeaseExpiry  *prometheus.GaugeVec
 	ramHitRatio        prometheus.Gauge
+
+	// Series resolved once (a label lookup hashes its values on every
+	// call): ops by op, sent blocks by source (0 disk, 1 ram), manifests
+	// by format and result.
+	opCount   [opCancel + 1]prometheus.Counter
+	sentCount [2]prometheus.Counter
+	manifest  map[string][2]prometheus.Counter // format -> ok, error
+}
+
+// manifestFormats are the formats of sluice_scheduler_manifests_total.
+var manifestFormats = []string{"dash", "hls-master", "hls-media", "hls-pathway", "steering"}
+
+// manifestDone counts a manifest served.
+func (m *metrics) manifestDone(format string, ok bool) {
+	c, found := m.manifest[format]
+	switch {
+	case !found && ok:
+		m.manifests.WithLabelValues(format, "ok").Inc()
+	case !found:
+		m.manifests.WithLabelValues(format, "error").Inc()
+	case ok:
+		c[0].Inc()
+	default:
+		c[1].Inc()
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -104,6 +129,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ramHitRatio: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_cluster_ram_hit_ratio", Help: "Sends from RAM over all sends, summed over the live senders' stats.",
 		}),
+	}
+	for _, o := range []op{opLook, opSend, opCancel} {
+		m.opCount[o] = m.ops.WithLabelValues(o.String())
+	}
+	m.sentCount = [2]prometheus.Counter{m.sent.WithLabelValues("disk"), m.sent.WithLabelValues("ram")}
+	m.manifest = map[string][2]prometheus.Counter{}
+	for _, f := range manifestFormats {
+		m.manifest[f] = [2]prometheus.Counter{m.manifests.WithLabelValues(f, "ok"), m.manifests.WithLabelValues(f, "error")}
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionEvents, m.manifests, m.pins, m.ops, m.refused, m.unpinned,

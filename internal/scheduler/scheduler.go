@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -192,13 +193,15 @@ type Scheduler struct {
 	byLabel  map[string]string      // pathway label -> member ID, of every member seen
 	liveIDs  []string               // members that answer, sorted
 	liveVer  uint64                 // bumped when liveIDs changes
-	dirty    []*session
-	timers   deadlines
-	wake     chan struct{} // kicks the loop
-	scratch  map[pinKey]role
-	started  bool
-	lastScan time.Time
-	runCtx   context.Context // Run's, for fetches started under s.mu
+	// liveCount is len(liveIDs), for requests that need it without s.mu.
+	liveCount atomic.Int64
+	dirty     []*session
+	timers    deadlines
+	wake      chan struct{} // kicks the loop
+	scratch   map[pinKey]role
+	started   bool
+	lastScan  time.Time
+	runCtx    context.Context // Run's, for fetches started under s.mu
 }
 
 // New returns a scheduler. timeline gives the index of points, members the
@@ -505,6 +508,7 @@ func (s *Scheduler) setLive() {
 	}
 	s.liveIDs = ids
 	s.liveVer++
+	s.liveCount.Store(int64(len(ids)))
 	for _, ps := range s.points {
 		clear(ps.owners)
 	}

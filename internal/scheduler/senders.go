@@ -419,6 +419,7 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 				reason, backoff = "missing", 2*s.cfg.Tick
 				before := s.pointSender(ps, p.Block)
 				mark(&ps.missing, k, now)
+				ps.holdVer++
 				if s.pointSender(ps, p.Block) != before {
 					ps.stateVer++ // shared renderings name another sender
 				}
@@ -461,6 +462,7 @@ func (s *Scheduler) confirm(ps *pointState, k pinKey, now time.Time) {
 	edge := unconfirmed
 	if _, ok := ps.missing[k]; ok {
 		delete(ps.missing, k)
+		ps.holdVer++
 		edge = true
 	}
 	if !edge && (len(ps.has) > 0 || len(ps.missing) > 0) {
@@ -471,7 +473,10 @@ func (s *Scheduler) confirm(ps *pointState, k pinKey, now time.Time) {
 			}
 		}
 	}
-	delete(ps.unconfirmed, k.block)
+	if unconfirmed {
+		delete(ps.unconfirmed, k.block)
+		ps.holdVer++
+	}
 	if edge {
 		mark(&ps.has, k, now)
 	}

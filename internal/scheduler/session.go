@@ -65,6 +65,13 @@ type session struct {
 	// it uses (steering requests), "" before it did or on the direct one.
 	pathways []pathway
 	pathway  string
+	// listed are the pathways its manifests list (listedPathways) and
+	// pathwaysKey their name in a rendering key, fixed with pathways.
+	listed      []pathway
+	pathwaysKey string
+	// steering is its steering manifest as of live set steeringVer.
+	steering    []byte
+	steeringVer uint64
 
 	unpinned int  // region blocks no owner took, in the last reconcile
 	played   bool // a sender reported a block sent to the session
@@ -137,8 +144,13 @@ type pointState struct {
 	// holds (a reservation taken or refused for want of RAM), since when.
 	has      map[pinKey]time.Time
 	stateVer uint64 // bumped when missing or has changes
-	// templates are the shared renderings (by templateKey).
-	templates map[string]*template
+	// templates are the shared renderings (by tplKey).
+	templates map[tplKey]*template
+	// shared is the view sessions without a deep-link position list
+	// (sessionView); viewVer counts the views installed, holdVer the
+	// changes of missing and unconfirmed.
+	shared           *sharedView
+	viewVer, holdVer uint64
 	// listed: the base URL each block was first listed with on the direct
 	// pathway (listedURL), listedInits each track's header; blocks that
 	// left the index are forgotten.
@@ -197,6 +209,7 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 		}
 	}
 	ps.view = v
+	ps.viewVer++
 	ps.live = manifest.Live(v)
 	if !changed {
 		return false
@@ -237,17 +250,20 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 			l, ok := last[id]
 			for i := len(t.frags) - 1; i >= 0 && ok && t.frags[i].Start > l; i-- {
 				mark(&ps.unconfirmed, cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i].Start}, now)
+				ps.holdVer++
 			}
 		}
 	}
 	for k, at := range ps.missing {
 		if now.Sub(at) > time.Minute {
 			delete(ps.missing, k)
+			ps.holdVer++
 		}
 	}
 	for b, at := range ps.unconfirmed {
 		if now.Sub(at) > time.Minute {
 			delete(ps.unconfirmed, b)
+			ps.holdVer++
 		}
 	}
 	for k, at := range ps.has {
@@ -479,7 +495,7 @@ func (s *Scheduler) addPin(sess *session, k pinKey, r role) {
 	sess.pins[k] = p
 	sc.count(r, +1)
 	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p)
-	s.m.ops.WithLabelValues(opOf(r).String()).Inc()
+	s.m.opCount[opOf(r)].Inc()
 }
 
 // upgradePin turns a look-ahead into a send request. s.mu must be held.
@@ -492,7 +508,7 @@ func (s *Scheduler) upgradePin(sess *session, k pinKey, p *pinState) {
 	p.role = roleSend
 	sc.count(p.role, +1)
 	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p)
-	s.m.ops.WithLabelValues(opSend.String()).Inc()
+	s.m.opCount[opSend].Inc()
 }
 
 // dropPin forgets a reservation; with cancel, a cancel is queued (or the
@@ -518,7 +534,7 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 	}
 	if sc.up {
 		sc.queue(pin, opCancel, nil)
-		s.m.ops.WithLabelValues(opCancel.String()).Inc()
+		s.m.opCount[opCancel].Inc()
 	}
 }
 
@@ -530,11 +546,11 @@ func (s *Scheduler) onSent(r cluster.SentReport) {
 	if sess == nil || sess.closed {
 		return
 	}
-	src := "disk"
+	src := 0 // disk
 	if r.FromRAM {
-		src = "ram"
+		src = 1
 	}
-	s.m.sent.WithLabelValues(src).Inc()
+	s.m.sentCount[src].Inc()
 	s.m.sentBytes.Add(float64(r.Bytes))
 	ps := sess.point
 	t := ps.tracks[r.Block.Track]

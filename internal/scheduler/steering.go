@@ -26,6 +26,14 @@ type steeringManifest struct {
 // player keeps it.
 func (s *Scheduler) steering(sess *session, q url.Values) ([]byte, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.steeringLocked(sess, q), nil
+}
+
+// steeringLocked is steering with s.mu held. The manifest depends only on
+// which of the session's senders are live: it is made once per change of
+// the live set (Scheduler.liveVer) and kept with the session.
+func (s *Scheduler) steeringLocked(sess *session, q url.Values) []byte {
 	cur := q.Get("_HLS_pathway")
 	if cur == "" {
 		cur = q.Get("_DASH_pathway")
@@ -43,6 +51,9 @@ func (s *Scheduler) steering(sess *session, q url.Values) ([]byte, error) {
 	if member != sess.pathway && (member != "" || cur == directPathway) {
 		sess.pathway = member
 		s.markDirty(sess)
+	}
+	if sess.steering != nil && sess.steeringVer == s.liveVer {
+		return sess.steering
 	}
 	m := steeringManifest{Version: 1, TTL: max(int(s.cfg.SteeringTTL.Seconds()), 1)}
 	if s.cfg.OwnerSetURL != "" {
@@ -62,6 +73,7 @@ func (s *Scheduler) steering(sess *session, q url.Values) ([]byte, error) {
 	if len(m.Priority) == 0 {
 		m.Priority = dead
 	}
-	s.mu.Unlock()
-	return json.Marshal(m)
+	b, _ := json.Marshal(m) // a struct of ints and strings
+	sess.steering, sess.steeringVer = b, s.liveVer
+	return b
 }

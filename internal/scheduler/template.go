@@ -1,7 +1,7 @@
 package scheduler
 
 import (
-	"bytes"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +34,8 @@ var templateNow = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)
 // are text, parts[odd] placeholder names.
 type template struct {
 	parts []string
-	size  int
+	size  int  // of the text parts
+	host  bool // it names the request's host
 }
 
 // newTemplate splits a rendering made with placeholder URLs and
@@ -59,36 +60,94 @@ func newTemplate(body []byte) *template {
 	for i := 0; i < len(t.parts); i += 2 {
 		t.size += len(t.parts[i])
 	}
+	for i := 1; i < len(t.parts); i += 2 {
+		t.host = t.host || t.parts[i] == phHost
+	}
 	return t
 }
 
-// expand fills in the placeholders.
-func (t *template) expand(vals map[string]string) []byte {
-	var b bytes.Buffer
-	b.Grow(t.size + 128*(len(t.parts)/2))
-	for i, p := range t.parts {
-		if i%2 == 0 {
-			b.WriteString(p)
-			continue
-		}
-		b.WriteString(vals[p])
-	}
-	return b.Bytes()
+// sessionValues are what a rendering names of one session: its ID, token
+// and default pathway, the scheme and host its player asked, and the time
+// of the request.
+type sessionValues struct {
+	sid, tok, def, host string
+	now                 time.Time
+	nowText             string // now as the MPD writes it, made when first needed
 }
 
-// templateKey names a shared rendering: the format and track, the listed
-// pathways, and what the view lists of every track. (The direct pathway's
-// segment URLs are fixed when a block is first listed, so a rendering of
-// the same view is the same whatever happened to the senders since.)
-func templateKey(format, track, pathways string, v store.View) string {
-	b := make([]byte, 0, 64+len(pathways)+48*len(v.Tracks))
-	b = append(b, format...)
-	b = append(b, '|')
-	b = append(b, track...)
-	b = append(b, '|')
-	b = append(b, pathways...)
+// value is the text of a placeholder.
+func (sv *sessionValues) value(name string) string {
+	switch name {
+	case phSession:
+		return sv.sid
+	case phToken:
+		return sv.tok
+	case phPathway:
+		return sv.def
+	case phHost:
+		return sv.host
+	case phNow:
+		if sv.nowText == "" {
+			sv.nowText = sv.now.UTC().Format(dashDateTime)
+		}
+		return sv.nowText
+	}
+	return ""
+}
+
+// length is the size of the expansion for sv.
+func (t *template) length(sv *sessionValues) int {
+	n := t.size
+	for i := 1; i < len(t.parts); i += 2 {
+		n += len(sv.value(t.parts[i]))
+	}
+	return n
+}
+
+// expand fills in the placeholders.
+func (t *template) expand(sv *sessionValues) []byte {
+	b := make([]byte, 0, t.length(sv))
+	for i, p := range t.parts {
+		if i%2 == 0 {
+			b = append(b, p...)
+			continue
+		}
+		b = append(b, sv.value(p)...)
+	}
+	return b
+}
+
+// writeTo writes the expansion for sv to w (length(sv) bytes) without
+// assembling it first.
+func (t *template) writeTo(w io.Writer, sv *sessionValues) error {
+	for i, p := range t.parts {
+		if i%2 == 1 {
+			p = sv.value(p)
+		}
+		if p == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tplKey names a shared rendering: the format and track, the listed
+// pathways (pathwaysKey) and what the view lists of every track
+// (viewKey). (The direct pathway's segment URLs are fixed when a block is
+// first listed, so a rendering of the same view is the same whatever
+// happened to the senders since.)
+type tplKey struct {
+	format, track, pathways, view string
+}
+
+// viewKey names what a view lists of every track.
+func viewKey(v store.View) string {
+	b := make([]byte, 0, 8+48*len(v.Tracks))
 	if v.Ended {
-		b = append(b, "|E"...)
+		b = append(b, "E"...)
 	}
 	for _, t := range v.Tracks {
 		b = append(b, '|')

@@ -1,9 +1,12 @@
 package scheduler
 
 import (
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/manifest"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -23,13 +26,13 @@ func TestSharedRendering(t *testing.T) {
 			sess := c.s.sessions[sid]
 			c.s.mu.Unlock()
 			for _, r := range []struct {
-				format, track string
-				f             func(store.View, manifest.Options) ([]byte, error)
+				format, track, file string
+				f                   func(store.View, manifest.Options) ([]byte, error)
 			}{
-				{"dash", "", manifest.DASH},
-				{"hls-master", "", manifest.HLSMaster},
-				{"hls-media", "video_1000", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
-				{"hls-pathway", "video_1000", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
+				{"dash", "", "manifest.mpd", manifest.DASH},
+				{"hls-master", "", "master.m3u8", manifest.HLSMaster},
+				{"hls-media", "video_1000", "video_1000/media.m3u8", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
+				{"hls-pathway", "video_1000", "video_1000/rel.m3u8", func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, "video_1000", o) }},
 			} {
 				const host = "http://sched.test:8090"
 				shared, err := c.s.render(sess, r.track, r.format, host, r.f)
@@ -38,9 +41,8 @@ func TestSharedRendering(t *testing.T) {
 				}
 				again, _ := c.s.render(sess, r.track, r.format, host, r.f) // from the cache
 				c.s.mu.Lock()
-				view := c.s.sessionView(sess, fixed)
-				vals := c.s.placeholders(sess, host, fixed)
-				sv := sessionValues{sid: vals[phSession], tok: vals[phToken], def: vals[phPathway], host: vals[phHost]}
+				view, _ := c.s.sessionView(sess, fixed)
+				sv := c.s.placeholders(sess, host, fixed)
 				u := c.s.urls(sess.point, r.format, listedPathways(sess.pathways), sv)
 				c.s.mu.Unlock()
 				own, err := r.f(view, manifest.Options{Now: fixed, URLs: c.s.lockedURLs(u)})
@@ -50,6 +52,13 @@ func TestSharedRendering(t *testing.T) {
 				if string(shared) != string(own) || string(again) != string(own) {
 					t.Errorf("%s: shared rendering differs:\n%s\n---\n%s", r.format, shared, own)
 				}
+				// The reload as a player makes it (serveKnown's path).
+				req, _ := http.NewRequest(http.MethodGet, host+"/s/"+v.Name+"/~"+sid+"/"+r.file, nil)
+				rec := newRecorder()
+				c.s.ServeHTTP(rec, req)
+				if rec.code != 200 || rec.body.String() != string(own) || rec.h.Get("Content-Length") != strconv.Itoa(len(own)) {
+					t.Errorf("%s: served %d (Content-Length %s):\n%s\n---\nwant\n%s", r.file, rec.code, rec.h.Get("Content-Length"), rec.body.String(), own)
+				}
 			}
 			c.s.mu.Lock()
 			n := len(sess.point.templates)
@@ -58,5 +67,34 @@ func TestSharedRendering(t *testing.T) {
 				t.Error("no shared rendering cached")
 			}
 		})
+	}
+}
+
+// TestSharedViewHold: the view shared by a live point's sessions leaves
+// out a newest block no sender confirmed, and lists it again once its
+// hold ends, with nothing else changed.
+func TestSharedViewHold(t *testing.T) {
+	c := newTestCluster(t, DefaultConfig(), 3, -1, testView("live", 12, false))
+	sid, _ := openHLS(t, c, "live", "")
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.sessions[sid]
+	ps := sess.point
+	now := s.now()
+	frags := func(v store.View) int { return len(v.Tracks[0].Frags) }
+	v0, k0 := s.sessionView(sess, now)
+	last := v0.Tracks[0].Frags[len(v0.Tracks[0].Frags)-1]
+	mark(&ps.unconfirmed, cluster.BlockID{Point: "live", Track: v0.Tracks[0].ID, Start: last.Start}, now)
+	ps.holdVer++
+	v1, k1 := s.sessionView(sess, now.Add(time.Second))
+	if frags(v1) != frags(v0)-1 || k1 == k0 {
+		t.Fatalf("held: %d fragments (key %q), want %d", frags(v1), k1, frags(v0)-1)
+	}
+	if v, _ := s.sessionView(sess, now.Add(unconfirmedHold-time.Millisecond)); frags(v) != frags(v1) {
+		t.Errorf("before the hold ends: %d fragments, want %d", frags(v), frags(v1))
+	}
+	if v, k := s.sessionView(sess, now.Add(unconfirmedHold)); frags(v) != frags(v0) || k != k0 {
+		t.Errorf("after the hold: %d fragments (key %q), want %d (%q)", frags(v), k, frags(v0), k0)
 	}
 }
