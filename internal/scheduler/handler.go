@@ -215,7 +215,13 @@ func (s *Scheduler) respond(w http.ResponseWriter, r *http.Request, format, ctyp
 		return
 	}
 	if tpl != nil {
-		tpl.writeTo(w, sv)
+		bp := bodyPool.Get().(*[]byte)
+		b := tpl.appendTo((*bp)[:0], sv)
+		w.Write(b)
+		if cap(b) <= 1<<20 {
+			*bp = b
+			bodyPool.Put(bp)
+		}
 		return
 	}
 	w.Write(body)

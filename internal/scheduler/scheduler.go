@@ -198,10 +198,12 @@ type Scheduler struct {
 	dirty     []*session
 	timers    deadlines
 	wake      chan struct{} // kicks the loop
-	scratch   map[pinKey]role
+	scratch   wants
 	started   bool
 	lastScan  time.Time
-	runCtx    context.Context // Run's, for fetches started under s.mu
+	// lastGauges is when the session and pin gauges were set last.
+	lastGauges time.Time
+	runCtx     context.Context // Run's, for fetches started under s.mu
 }
 
 // New returns a scheduler. timeline gives the index of points, members the
@@ -224,7 +226,7 @@ func New(cfg Config, timeline Timeline, members membership.Set, reg prometheus.R
 		client: &http.Client{Transport: clusterauth.NewTransport(clusterauth.NewKeys(cfg.Secret), tr)}, m: newMetrics(reg), now: time.Now,
 		sessions: map[string]*session{}, points: map[string]*pointState{}, senders: map[string]*senderConn{},
 		epochs: map[string]int{}, known: map[string]string{}, byLabel: map[string]string{},
-		wake: make(chan struct{}, 1), scratch: map[pinKey]role{}, runCtx: context.Background(),
+		wake: make(chan struct{}, 1), runCtx: context.Background(),
 	}
 	am := clusterauth.NewMetrics(reg)
 	s.verifier = &clusterauth.Verifier{Keys: clusterauth.NewKeys(cfg.Secret), Log: s.log, Refused: am.RequestRefused}
@@ -301,7 +303,12 @@ func (s *Scheduler) tick(ctx context.Context) {
 		}
 		sc.poke()
 	}
-	s.updateGauges()
+	if now.Sub(s.lastGauges) >= time.Second {
+		// Counting every session each timeslot costs more than the
+		// gauges are worth (they are scraped every few seconds).
+		s.lastGauges = now
+		s.updateGauges()
+	}
 	s.mu.Unlock()
 	s.m.tickSeconds.Observe(time.Since(t0).Seconds())
 }

@@ -98,6 +98,9 @@ type trackIndex struct {
 	kind      string
 	timescale uint32
 	frags     []store.FragRef // listable fragments (start >= 0)
+	// owners of each fragment (trackOwners) as of live set ownersVer.
+	owners    [][]string
+	ownersVer uint64
 }
 
 // seconds converts a time of the track to seconds.
@@ -288,6 +291,21 @@ func (ps *pointState) blocks() int {
 	return n
 }
 
+// trackOwners is ownersOf for the i-th fragment of a track, kept with the
+// track's index until the live set changes. s.mu must be held.
+func (s *Scheduler) trackOwners(ps *pointState, t *trackIndex, i int) []string {
+	if t.ownersVer != s.liveVer || len(t.owners) != len(t.frags) {
+		t.owners = make([][]string, len(t.frags))
+		t.ownersVer = s.liveVer
+	}
+	if o := t.owners[i]; o != nil {
+		return o
+	}
+	o := s.ownersOf(ps, cluster.BlockID{Point: ps.name, Track: t.id, Start: t.frags[i].Start})
+	t.owners[i] = o
+	return o
+}
+
 // ownersOf returns the owners of a block among the live senders, primary
 // first (cached until the live set changes). s.mu must be held.
 func (s *Scheduler) ownersOf(ps *pointState, b cluster.BlockID) []string {
@@ -334,9 +352,40 @@ func (s *Scheduler) position(sess *session, k string) float64 {
 	return t.seconds(t.frags[i].Start)
 }
 
+// want is one reservation a session should hold (desired).
+type want struct {
+	k pinKey
+	r role
+}
+
+// wants is the list desired fills: a handful of entries, searched by
+// scanning (cheaper than hashing a block's strings into a map).
+type wants []want
+
+// add records a reservation, keeping the stronger role of a repeat.
+func (ws *wants) add(k pinKey, r role) {
+	for i := range *ws {
+		if (*ws)[i].k == k {
+			(*ws)[i].r = max((*ws)[i].r, r)
+			return
+		}
+	}
+	*ws = append(*ws, want{k, r})
+}
+
+// has reports whether k is wanted.
+func (ws wants) has(k pinKey) bool {
+	for i := range ws {
+		if ws[i].k == k {
+			return true
+		}
+	}
+	return false
+}
+
 // desired computes the reservations a session should hold now into out.
 // s.mu must be held.
-func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
+func (s *Scheduler) desired(sess *session, now time.Time, out *wants) {
 	if s.cfg.NoPins || len(s.liveIDs) == 0 {
 		return
 	}
@@ -348,12 +397,12 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 		for _, t := range ps.tracks {
 			for i := max(len(t.frags)-2, 0); i < len(t.frags); i++ {
 				b := cluster.BlockID{Point: ps.name, Track: t.id, Start: t.frags[i].Start}
-				for _, o := range s.ownersOf(ps, b) {
+				for _, o := range s.trackOwners(ps, t, i) {
 					k := pinKey{o, b}
 					if until, ok := sess.refuse[k]; ok && now.Before(until) {
 						continue
 					}
-					out[k] = roleLook
+					out.add(k, roleLook)
 					break
 				}
 			}
@@ -361,6 +410,7 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 		return
 	}
 	full := 1 + s.cfg.AltSend + s.cfg.LookAhead
+	var order [cluster.MaxPathways]string
 	for _, k := range ps.kinds {
 		pos := s.position(sess, k)
 		kp := sess.kinds[k]
@@ -377,7 +427,7 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 			i0 := t.at(pos)
 			for j := 0; j < n && i0+j < len(t.frags); j++ {
 				b := cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i0+j].Start}
-				owners := servingOrder(s.ownersOf(ps, b), sess.pathway)
+				owners := servingOrder(order[:0], s.trackOwners(ps, t, i0+j), sess.pathway)
 				r, copies := roleLook, 1
 				if n == full {
 					switch {
@@ -396,9 +446,7 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 					if until, ok := sess.refuse[k]; ok && now.Before(until) {
 						continue
 					}
-					if out[k] < r {
-						out[k] = r
-					}
+					out.add(k, r)
 					placed++
 				}
 				if placed == 0 && len(owners) > 0 {
@@ -412,14 +460,14 @@ func (s *Scheduler) desired(sess *session, now time.Time, out map[pinKey]role) {
 // servingOrder is the order of a block's owners in which the senders serve
 // it to a session whose player fetches on the pathway of sender pathway:
 // that sender when it owns the block, else (it redirects) the first owner.
-func servingOrder(owners []string, pathway string) []string {
+// A reordered list is appended to buf.
+func servingOrder(buf, owners []string, pathway string) []string {
 	if pathway == "" || len(owners) < 2 || owners[0] == pathway {
 		return owners
 	}
 	for i, o := range owners {
 		if o == pathway {
-			out := make([]string, 0, len(owners))
-			out = append(out, o)
+			out := append(buf, o)
 			out = append(out, owners[:i]...)
 			return append(out, owners[i+1:]...)
 		}
@@ -432,10 +480,10 @@ func servingOrder(owners []string, pathway string) []string {
 // those no longer wanted are cancelled — at once, or for a block sent to the
 // session, once its retry period is over. s.mu must be held.
 func (s *Scheduler) reconcile(sess *session, now time.Time) {
-	want := s.scratch
-	clear(want)
+	want := s.scratch[:0]
 	sess.unpinned = 0
-	s.desired(sess, now, want)
+	s.desired(sess, now, &want)
+	s.scratch = want[:0]
 	if sess.unpinned > 0 {
 		s.m.unpinned.Add(float64(sess.unpinned))
 	}
@@ -445,27 +493,33 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 			next = t
 		}
 	}
-	for k, r := range want {
-		p := sess.pins[k]
+	held := 0 // wanted reservations the session holds
+	for _, w := range want {
+		p := sess.pins[w.k]
 		if p == nil {
-			s.addPin(sess, k, r)
+			if s.addPin(sess, w.k, w.r) {
+				held++
+			}
 			continue
 		}
-		if r == roleSend && p.role == roleLook {
-			s.upgradePin(sess, k, p)
+		held++
+		if w.r == roleSend && p.role == roleLook {
+			s.upgradePin(sess, w.k, p)
 		}
 	}
-	for k := range sess.pins {
-		if _, ok := want[k]; ok {
-			continue
-		}
-		if at, ok := sess.sent[k.block]; ok {
-			if exp := at.Add(s.cfg.RetryPeriod); now.Before(exp) {
-				soon(exp)
+	if len(sess.pins) > held {
+		for k := range sess.pins {
+			if want.has(k) {
 				continue
 			}
+			if at, ok := sess.sent[k.block]; ok {
+				if exp := at.Add(s.cfg.RetryPeriod); now.Before(exp) {
+					soon(exp)
+					continue
+				}
+			}
+			s.dropPin(sess, k, true)
 		}
-		s.dropPin(sess, k, true)
 	}
 	for b, at := range sess.sent {
 		if exp := at.Add(s.cfg.RetryPeriod); !now.Before(exp) {
@@ -482,20 +536,21 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 		}
 	}
 	s.setDeadline(sess, next)
-	clear(want)
 }
 
-// addPin records a new reservation and queues it. s.mu must be held.
-func (s *Scheduler) addPin(sess *session, k pinKey, r role) {
+// addPin records a new reservation and queues it, and reports whether it
+// did (not for a sender that is not live). s.mu must be held.
+func (s *Scheduler) addPin(sess *session, k pinKey, r role) bool {
 	sc := s.senders[k.sender]
 	if sc == nil || !sc.up {
-		return
+		return false
 	}
 	p := &pinState{role: r}
 	sess.pins[k] = p
 	sc.count(r, +1)
 	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p)
 	s.m.opCount[opOf(r)].Inc()
+	return true
 }
 
 // upgradePin turns a look-ahead into a send request. s.mu must be held.

@@ -1,9 +1,9 @@
 package scheduler
 
 import (
-	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/store"
@@ -106,7 +106,11 @@ func (t *template) length(sv *sessionValues) int {
 
 // expand fills in the placeholders.
 func (t *template) expand(sv *sessionValues) []byte {
-	b := make([]byte, 0, t.length(sv))
+	return t.appendTo(make([]byte, 0, t.length(sv)), sv)
+}
+
+// appendTo appends the expansion for sv to b.
+func (t *template) appendTo(b []byte, sv *sessionValues) []byte {
 	for i, p := range t.parts {
 		if i%2 == 0 {
 			b = append(b, p...)
@@ -117,22 +121,10 @@ func (t *template) expand(sv *sessionValues) []byte {
 	return b
 }
 
-// writeTo writes the expansion for sv to w (length(sv) bytes) without
-// assembling it first.
-func (t *template) writeTo(w io.Writer, sv *sessionValues) error {
-	for i, p := range t.parts {
-		if i%2 == 1 {
-			p = sv.value(p)
-		}
-		if p == "" {
-			continue
-		}
-		if _, err := io.WriteString(w, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// bodyPool holds the buffers responses are expanded into: one write of the
+// whole body (a part at a time, a long playlist would leave net/http's
+// buffers in several writes).
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // tplKey names a shared rendering: the format and track, the listed
 // pathways (pathwaysKey) and what the view lists of every track
