@@ -320,7 +320,9 @@ func (s *Scheduler) session(ps *pointState, id string, start float64) (*session,
 		sess.waiters = append(sess.waiters, wait)
 		for _, sc := range s.senders {
 			if len(sc.pend) > 0 {
-				sc.poke()
+				// A player waits for these: no coalescing.
+				sc.urgent = true
+				sc.hurry()
 			}
 		}
 	}

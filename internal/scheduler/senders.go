@@ -54,20 +54,25 @@ type pendOp struct {
 // senderConn is this scheduler's side of one sender: the queued requests,
 // its liveness and a worker that posts the batches.
 type senderConn struct {
-	m       membership.Member
-	up      bool
-	gone    bool      // left the membership
-	fails   int       // consecutive failed batches
-	okAt    time.Time // last successful batch
-	epoch   int       // incarnation of this scheduler at the sender
-	pend    map[cluster.Pin]pendOp
-	sends   int // reservations held, by role
-	looks   int
-	wake    chan struct{}
-	posted  time.Time // last batch sent
-	running bool      // the worker runs
-	stats   cluster.SenderStats
-	statsAt time.Time
+	m      membership.Member
+	up     bool
+	gone   bool      // left the membership
+	fails  int       // consecutive failed batches
+	okAt   time.Time // last successful batch
+	epoch  int       // incarnation of this scheduler at the sender
+	pend   map[cluster.Pin]pendOp
+	sends  int // reservations held, by role
+	looks  int
+	wake   chan struct{}
+	posted time.Time // last batch sent (s.now)
+	// postedAt is when the last batch left (wall clock, for coalescing);
+	// urgent lets the next batch leave at once.
+	postedAt time.Time
+	urgent   bool
+	urgentCh chan struct{}
+	running  bool // the worker runs
+	stats    cluster.SenderStats
+	statsAt  time.Time
 	// Session grants and ends for the next batch, the time of the next
 	// renewal of every grant, the sender's boot ID (BatchResult.Boot), and
 	// the live set version and time of the placement it got last.
@@ -80,7 +85,7 @@ type senderConn struct {
 }
 
 func newSenderConn(m membership.Member) *senderConn {
-	return &senderConn{m: m, up: true, pend: map[cluster.Pin]pendOp{}, wake: make(chan struct{}, 1),
+	return &senderConn{m: m, up: true, pend: map[cluster.Pin]pendOp{}, wake: make(chan struct{}, 1), urgentCh: make(chan struct{}, 1),
 		grants: map[string]struct{}{}, ends: map[string]struct{}{}}
 }
 
@@ -88,6 +93,16 @@ func newSenderConn(m membership.Member) *senderConn {
 func (sc *senderConn) poke() {
 	select {
 	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// hurry wakes the worker and lets its next batch leave before the
+// timeslot is over (set sc.urgent too, under s.mu).
+func (sc *senderConn) hurry() {
+	sc.poke()
+	select {
+	case sc.urgentCh <- struct{}{}:
 	default:
 	}
 }
@@ -272,8 +287,29 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 			statsT = time.Now()
 			go s.readStats(ctx, sc)
 		}
+		// Coalesce: at most one batch per timeslot, so that what a burst
+		// of sent reports and manifest requests queues goes out together
+		// (a new session's first reservations, which its player waits
+		// for, and the rest of an overfull batch go at once).
 		s.mu.Lock()
+		if d := time.Until(sc.postedAt.Add(s.cfg.Tick)); d > 0 && !sc.urgent {
+			s.mu.Unlock()
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			case <-sc.urgentCh:
+				t.Stop()
+			}
+			s.mu.Lock()
+		}
+		sc.urgent = false
 		b, reserved := s.takeBatch(sc, s.now(), false)
+		if b != nil {
+			sc.postedAt = time.Now()
+		}
 		s.mu.Unlock()
 		if b == nil {
 			continue
@@ -290,9 +326,12 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 		s.m.batchSeconds.WithLabelValues(la).Observe(time.Since(t0).Seconds())
 		s.mu.Lock()
 		s.applyResult(sc, b, reserved, res, err)
-		more := len(sc.pend) > 0
+		more, pending := len(sc.pend) >= maxBatch, len(sc.pend) > 0
+		sc.urgent = sc.urgent || more
 		s.mu.Unlock()
 		if more {
+			sc.hurry()
+		} else if pending {
 			sc.poke()
 		}
 	}
