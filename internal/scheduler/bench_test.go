@@ -152,7 +152,9 @@ func procCPU(pid int) (time.Duration, error) {
 // far cheaper than net/http's client with a goroutine per player, so that
 // the generator reaches the load it is asked for on the scheduler's cores.
 type benchConn struct {
-	addr string
+	st    *genStats
+	addr  string
+	local net.Addr // source address (loopback has ~28 000 ports per pair)
 	c    net.Conn
 	r    *bufio.Reader
 	req  []byte
@@ -161,6 +163,8 @@ type benchConn struct {
 
 // get fetches a path; the body is valid until the next call.
 func (bc *benchConn) get(path string) ([]byte, error) {
+	t0 := time.Now()
+	defer func() { bc.st.latency(time.Since(t0)) }()
 	for attempt := 0; ; attempt++ {
 		b, retry, err := bc.try(path)
 		if err == nil || !retry || attempt > 0 {
@@ -171,11 +175,12 @@ func (bc *benchConn) get(path string) ([]byte, error) {
 
 func (bc *benchConn) try(path string) (body []byte, retry bool, err error) {
 	if bc.c == nil {
-		c, err := net.DialTimeout("tcp", bc.addr, 10*time.Second)
+		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: bc.local}
+		c, err := d.Dial("tcp", bc.addr)
 		if err != nil {
 			return nil, false, err
 		}
-		bc.c, bc.r = c, bufio.NewReaderSize(c, 16<<10)
+		bc.c, bc.r = c, bufio.NewReaderSize(c, 4<<10)
 		retry = false
 	} else {
 		retry = true // a keep-alive connection the server closed meanwhile
@@ -305,10 +310,51 @@ func segmentFromEnd(b []byte, k int) (int64, bool) {
 	}
 }
 
-// genStats are the load generator's counters.
+// genStats are the load generator's counters, and its requests' latency
+// in 0.1 ms steps up to 10 s.
 type genStats struct {
 	manifests, steering, errs atomic.Int64
 	firstErr                  atomic.Value
+	lat                       [100001]atomic.Int64
+}
+
+// latency records one request's time.
+func (g *genStats) latency(d time.Duration) {
+	g.lat[min(int(d/(100*time.Microsecond)), len(g.lat)-1)].Add(1)
+}
+
+// percentiles returns the p50, p99 and max latency (ms) of the requests
+// recorded since snap (a copy of lat taken before).
+func (g *genStats) percentiles(snap []int64) (p50, p99, mx float64) {
+	d := make([]int64, len(g.lat))
+	var n int64
+	for i := range g.lat {
+		d[i] = g.lat[i].Load() - snap[i]
+		n += d[i]
+	}
+	var c int64
+	for i, v := range d {
+		if v == 0 {
+			continue
+		}
+		c += v
+		if p50 == 0 && c*2 >= n {
+			p50 = float64(i) / 10
+		}
+		if p99 == 0 && c*100 >= 99*n {
+			p99 = float64(i) / 10
+		}
+		mx = float64(i) / 10
+	}
+	return p50, p99, mx
+}
+
+func (g *genStats) snapshot() []int64 {
+	out := make([]int64, len(g.lat))
+	for i := range g.lat {
+		out[i] = g.lat[i].Load()
+	}
+	return out
 }
 
 func (g *genStats) fail(err error) {
@@ -339,7 +385,9 @@ func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, ope
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bc := &benchConn{addr: addr}
+			// 20 000 connections per loopback source address.
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+c/20000))}
+			bc := &benchConn{addr: addr, st: st, local: src}
 			defer func() {
 				if bc.c != nil {
 					bc.c.Close()
@@ -463,7 +511,9 @@ func TestControlPlaneBench(t *testing.T) {
 	nSenders := envInt("SENDERS", 4)
 	warm := time.Duration(envInt("WARMUP_S", 10)) * time.Second
 	window := time.Duration(envInt("WINDOW_S", 20)) * time.Second
-	conns := min(envInt("CONNS", 2000), sessions)
+	// One keep-alive connection per player, as real players have, up to
+	// 16 000 (both processes stay under a file limit of 20 000).
+	conns := min(envInt("CONNS", 16000), sessions)
 	// Open the sessions over 5 s, or at most 2 000 a second.
 	openSpan := max(5*time.Second, time.Duration(sessions)*time.Second/2000)
 	mode := os.Getenv("MODE")
@@ -541,6 +591,7 @@ func TestControlPlaneBench(t *testing.T) {
 	gen0, _ := procCPU(os.Getpid())
 	busy0, total0 := cpuTotals()
 	m0, s0, b0, o0 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
+	lat0 := st.snapshot()
 	w0 := time.Now()
 	time.Sleep(window)
 	cpu1, _ := procCPU(cmd.Process.Pid)
@@ -549,6 +600,7 @@ func TestControlPlaneBench(t *testing.T) {
 	el := time.Since(w0)
 	m1, s1, b1, o1 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
 	rss := procRSS(cmd.Process.Pid)
+	p50, p99, pmax := st.percentiles(lat0)
 	cancel()
 	_ = t0
 	cpu, gen := cpu1-cpu0, gen1-gen0
@@ -565,10 +617,10 @@ func TestControlPlaneBench(t *testing.T) {
 	if mode == "live" {
 		load = mps / float64(sessions)
 	}
-	fmt.Printf("RESULT mode=%s sessions=%d senders=%d conns=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f (%.0f%% of the intended) us_per_request_incl_share=%.1f batches/s=%.1f ops/s=%.0f rss_mb=%.0f generator_cpu=%.0f%% other_cpu=%.0f%% (of %.1f CPUs) errors=%d\n",
+	fmt.Printf("RESULT mode=%s sessions=%d senders=%d conns=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f (%.0f%% of the intended) us_per_request_incl_share=%.1f batches/s=%.1f ops/s=%.0f rss_mb=%.0f latency_ms p50=%.1f p99=%.1f max=%.1f generator_cpu=%.0f%% other_cpu=%.0f%% (of %.1f CPUs) errors=%d\n",
 		mode, sessions, nSenders, conns, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
 		mps, 100*load, sps, 100*sps/(float64(sessions)/2), float64(cpu.Microseconds())/max(float64(m1-m0+s1-s0), 1),
-		float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, 100*gen.Seconds()/el.Seconds(), 100*other, ncpu, st.errs.Load())
+		float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, p50, p99, pmax, 100*gen.Seconds()/el.Seconds(), 100*other, ncpu, st.errs.Load())
 	if e := st.firstErr.Load(); e != nil {
 		fmt.Printf("first error: %v\n", e)
 	}
