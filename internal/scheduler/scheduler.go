@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -313,9 +314,21 @@ func (s *Scheduler) tick(ctx context.Context) {
 	s.m.tickSeconds.Observe(time.Since(t0).Seconds())
 }
 
-// reconcileDirty reconciles every session marked dirty. s.mu must be held.
+// reconcileChunk is how many sessions reconcileDirty reconciles before it
+// lets the requests waiting for s.mu in (with tens of thousands of
+// sessions a timeslot may reconcile thousands).
+const reconcileChunk = 512
+
+// reconcileDirty reconciles every session marked dirty, including those
+// marked meanwhile. s.mu must be held; it is released between chunks.
 func (s *Scheduler) reconcileDirty(now time.Time) {
-	for _, sess := range s.dirty {
+	for i := 0; i < len(s.dirty); i++ {
+		if i > 0 && i%reconcileChunk == 0 {
+			s.mu.Unlock()
+			runtime.Gosched()
+			s.mu.Lock()
+		}
+		sess := s.dirty[i]
 		sess.dirty = false
 		if !sess.closed {
 			s.reconcile(sess, now)
