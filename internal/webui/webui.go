@@ -4,6 +4,11 @@
 // each channel with dash.js (DASH), hls.js (HLS) and dash.js with its MSS
 // module (Smooth Streaming) together with a live readout and a buffer chart.
 //
+// A process that runs a scheduler or a sender has a cluster panel on the
+// page (SetCluster, SetSender): per sender RAM used and pinned, sessions,
+// RAM hit ratio and refused look-aheads. Without a store (a standalone
+// scheduler or sender) the page is that panel alone.
+//
 // The players come from npm at build time and are never committed; they are
 // read from playerDir (normally web/node_modules) and served under /player/.
 // The page itself is self-contained (inline CSS and JavaScript, no CDN).
