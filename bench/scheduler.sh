@@ -16,8 +16,8 @@
 # The players are a cheap generator: one raw HTTP/1.1 keep-alive connection
 # per player up to CONNS (default 16 000, under a file limit of 20 000; more
 # players share them), no net/http client and no regexp, the
-# connections spread over loopback source addresses 127.0.0.2, .3, ... (20 000
-# each), the sessions opened over 5 s or at 2 000 a second. The RESULT line
+# connections spread over loopback source addresses 127.0.0.2 to .251 (4 000
+# each, from an address of the run's own), the sessions opened over 5 s or at 2 000 a second. The RESULT line
 # says what share of the intended load it reached (manifests/s: one playlist
 # per session-second; steering/s: one per two), the latency the players saw,
 # the generator's own CPU and the rest of the machine's (other_cpu): on a

@@ -155,10 +155,10 @@ type benchConn struct {
 	st    *genStats
 	addr  string
 	local net.Addr // source address (loopback has ~28 000 ports per pair)
-	c    net.Conn
-	r    *bufio.Reader
-	req  []byte
-	body []byte
+	c     net.Conn
+	r     *bufio.Reader
+	req   []byte
+	body  []byte
 }
 
 // get fetches a path; the body is valid until the next call.
@@ -385,8 +385,10 @@ func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, ope
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// 20 000 connections per loopback source address.
-			src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+c/20000))}
+			// 4 000 connections per loopback source address (about 28 000
+			// ports each), starting at an address of this run's, so that
+			// the previous run's connections in TIME_WAIT are elsewhere.
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(os.Getpid()%50*5+c/4000)%250))}
 			bc := &benchConn{addr: addr, st: st, local: src}
 			defer func() {
 				if bc.c != nil {
