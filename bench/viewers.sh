@@ -91,7 +91,7 @@ DATA_DIRS=("$DATA")
 PIDS=()
 
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL (with its children)
-	local pid=$1 i kids
+	local pid=$1 i kids k
 	kill -0 "$pid" 2>/dev/null || return 0
 	kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
 	kill -TERM "$pid" 2>/dev/null || true
@@ -183,11 +183,11 @@ if [[ " $ROLES " == *" sender "* ]]; then
 fi
 
 # ---------------------------------------------------------------- servers
-pick_port() {
+pick_port() { # below the ephemeral range (32768-), so no client connection holds it
 	local p i
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		[[ -z $(ss -Htln "sport = :$p") ]] && { echo "$p"; return 0; }
+		p=$((10000 + RANDOM % 20000))
+		[[ -z $(ss -Htan "sport = :$p") ]] && { echo "$p"; return 0; }
 	done
 	return 1
 }
