@@ -18,6 +18,11 @@
 #   sender        GOMAXPROCS=1 sluice sender, every block pinned in RAM by a
 #                 look-ahead batch (bench/senderbench hold -pin, on the client's core),
 #                 one signed token per block (bench/senderbench urls)
+# and two prototypes that are not Sluice (bench/connfloor, its own module): the floor of
+# each server model, answering every GET with one in-memory body of the asset's mean
+# fragment size (no file, no sendfile; the generator checks status only):
+#   floor-nethttp GOMAXPROCS=1, a bare net/http server (goroutine per connection)
+#   floor-gnet    GOMAXPROCS=1, a bare gnet v2 event loop (1 loop)
 # Idle mode (IDLE_NS): N connections that fetch one fragment each and then stay
 # open: RSS per connection.
 #
@@ -61,7 +66,7 @@ for t in go ffmpeg nginx curl taskset ss; do
 done
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for r in $ROLES; do
-	case $r in nginx | origin | distribution | sender) ;; *) die "unknown role $r" ;; esac
+	case $r in nginx | origin | distribution | sender | floor-nethttp | floor-gnet) ;; *) die "unknown role $r" ;; esac
 done
 [[ " $ROLES " == *" nginx "* ]] || log "no nginx in ROLES: no ratios"
 
@@ -146,6 +151,9 @@ else
 fi
 (cd "$REPO" && go build -o "$WORK/viewers" ./bench/viewers && go build -o "$WORK/senderbench" ./bench/senderbench) ||
 	die "go build of bench/viewers or bench/senderbench failed"
+if [[ " $ROLES " == *" floor-"* ]]; then
+	(cd "$BENCH_DIR/connfloor" && go build -o "$WORK/connfloor" .) || die "go build of bench/connfloor failed"
+fi
 SLUICE=$WORK/sluice
 log "sluice: $BUILT_FROM"
 
@@ -172,6 +180,8 @@ NFRAG=$(wc -l <"$WORK/sizes")
 ((NFRAG > 0)) || die "no fragments imported"
 AVG_KB=$(awk '{t+=$1} END {printf "%.0f", t/NR/1000}' "$WORK/sizes")
 cp "$WORK/paths.origin" "$WORK/paths.distribution"
+cp "$WORK/paths.origin" "$WORK/paths.floor-nethttp"
+cp "$WORK/paths.origin" "$WORK/paths.floor-gnet"
 log "asset: $NFRAG fragments, mean $AVG_KB KB"
 export SLUICE_CLUSTER_SECRET
 SLUICE_CLUSTER_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -261,6 +271,10 @@ EOF
 		start_bg "$WORK/origin.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" origin --data "$DATA" \
 			--listen "127.0.0.1:$SRV_PORT" --log-level warn "${flags[@]}"
 		;;
+	floor-nethttp | floor-gnet)
+		start_bg "$WORK/$role.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$WORK/connfloor" -impl "${role#floor-}" \
+			-listen "127.0.0.1:$SRV_PORT" -body $((AVG_KB * 1000))
+		;;
 	distribution)
 		start_bg "$WORK/distribution.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" distribution \
 			--origin "http://127.0.0.1:$UP_PORT" --listen "127.0.0.1:$SRV_PORT" --log-level warn "${flags[@]}"
@@ -292,7 +306,7 @@ EOF
 	[[ $role == sender ]] || SRV_PID=$BG_PID
 	wait_url "$SRV_PID" "http://127.0.0.1:$SRV_PORT$(head -1 "$WORK/paths.$role")" ||
 		{ cat "$WORK/$role.out" >&2; die "$role did not answer within 10 s"; }
-	check_all "$role" "$SRV_PORT" || die "$role does not serve every fragment with status 200 and the file's length"
+	[[ $role == floor-* ]] || check_all "$role" "$SRV_PORT" || die "$role does not serve every fragment with status 200 and the file's length"
 	SRV_PIDS="$SRV_PID"
 	[[ $role == nginx ]] && SRV_PIDS="$SRV_PID $(cat /proc/"$SRV_PID"/task/*/children)"
 	SRV_PIDS=${SRV_PIDS// /,}
@@ -320,9 +334,9 @@ for run in "${RUNS[@]}"; do
 	k=$((k + 1))
 	start_role "$role"
 	load=$(cut -d' ' -f1 /proc/loadavg)
-	args=(-mode "$mode" -addr "127.0.0.1:$SRV_PORT" -paths "$WORK/paths.$role" -sizes "$WORK/sizes" -n "$n"
-		-interval "$INTERVAL" -duration "${DURATION}s" -pids "$SRV_PIDS" -per-src "$PER_SRC")
+	args=(-mode "$mode" -addr "127.0.0.1:$SRV_PORT" -paths "$WORK/paths.$role" -n "$n" -interval "$INTERVAL" -duration "${DURATION}s" -pids "$SRV_PIDS" -per-src "$PER_SRC")
 	[[ -n $WARMUP ]] && args+=(-warmup "${WARMUP}s")
+	[[ $role == floor-* ]] || args+=(-sizes "$WORK/sizes")
 	out=$WORK/run-$mode-$n-$role-$rep.txt
 	if ! "${PIN_CLI[@]}" timeout -k 5 $((DURATION + 600)) "$WORK/viewers" "${args[@]}" >"$out" 2>"$out.err"; then
 		cat "$out.err" >&2
