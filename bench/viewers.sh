@@ -55,7 +55,9 @@ SLUICE_REV=${SLUICE_REV:-}
 SLUICE_FLAGS=${SLUICE_FLAGS:-}
 SENDER_FLAGS=${SENDER_FLAGS:-}
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# BENCH_DIR: the repository's bench/ (set it when running a copy of this script,
+# e.g. to keep editing the work tree during a run: bash reads a script as it goes).
+BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
