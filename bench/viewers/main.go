@@ -19,8 +19,8 @@
 // (RSS of the server processes at the end of the window − RSS before the
 // first connection) / N.
 //
-// idle mode: every connection fetches one fragment (at the same spread-out
-// times), then stays open and idle; after -settle the RSS per connection is
+// idle mode: every connection fetches one fragment (spread over
+// max(-interval, N / -idle-rate)), then stays open and idle; after -settle the RSS per connection is
 // measured the same way.
 //
 // Past -per-src connections, connections bind their source address to
@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string) error {
 	mode := fs.String("mode", "fetch", "fetch or idle")
 	fs.IntVar(&c.perSrc, "per-src", 20000, "connections per source address 127.0.0.x")
 	fs.IntVar(&c.dialers, "dialers", 64, "concurrent connects while opening")
+	idleRate := fs.Int("idle-rate", 2000, "idle: first requests per second (spread over max(-interval, n/idle-rate))")
 	pids := fs.String("pids", "", "comma-separated server pids (CPU and RSS are summed over them)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,6 +112,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if c.host == "" {
 		c.host = c.addr
+	}
+	if c.idle && *idleRate > 0 {
+		// The first requests of idle connections are spread out further, so
+		// that a starved server does not time them out.
+		c.interval = max(c.interval, time.Duration(float64(c.n)/float64(*idleRate)*float64(time.Second)))
 	}
 	if c.warmup == 0 {
 		c.warmup = 2 * c.interval
