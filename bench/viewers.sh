@@ -27,18 +27,18 @@
 # open: RSS per connection.
 #
 # Knobs (environment):
-#   NS="1000 10000"   players per run           IDLE_NS=$NS   connections per idle run ("" = none)
+#   NS="1000 10000"   players per run ("" = none)          IDLE_NS=$NS   connections per idle run ("" = none)
 #   REPS=3            interleaved repetitions   ROLES="nginx origin distribution sender"
 #   INTERVAL=2s       one fragment per player per interval
 #   DURATION=20       measured seconds          WARMUP=        seconds before (default 2 intervals)
 #   MOVIE_SECONDS=60  length of the asset       SERVER_CPU=1 CLIENT_CPU=0
 #   PER_SRC=20000     connections per client source address 127.0.0.x
 #   SLUICE_REV= / SLUICE_BIN=  as in origin-vs-nginx.sh     KEEP=0  1 keeps the temp dirs
-#   SLUICE_FLAGS=     more flags for every sluice role (e.g. "--pacing off" is sender-only: SENDER_FLAGS)
+#   SLUICE_FLAGS=     more flags for every sluice role in ROLES (e.g. "--pacing off" with ROLES="nginx origin sender")
 #   SENDER_FLAGS=     more flags for `sluice sender`
 set -euo pipefail
 
-NS=${NS:-1000 10000}
+NS=${NS-1000 10000}
 IDLE_NS=${IDLE_NS-$NS}
 REPS=${REPS:-3}
 ROLES=${ROLES:-nginx origin distribution sender}
