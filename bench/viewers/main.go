@@ -6,7 +6,8 @@
 //	viewers -addr 127.0.0.1:8080 -paths frags.txt -sizes sizes.txt -n 10000 -pids 1234,1235
 //	viewers -mode idle -addr ... -n 50000 -pids ...
 //
-// fetch mode: every connection i sends its k-th request at start + i·I/N + k·I
+// fetch mode: every connection i connects just before its first request
+// and sends its k-th request at start + i·I/N + k·I
 // (I = -interval), for fragment paths[(i+k) mod len(paths)], reads the whole
 // response (status 200 and, with -sizes, the file's length, else an error)
 // and waits for its next slot; a connection that is behind its schedule
@@ -117,6 +118,9 @@ func run(ctx context.Context, args []string) error {
 		// The first requests of idle connections are spread out further, so
 		// that a starved server does not time them out.
 		c.interval = max(c.interval, time.Duration(float64(c.n)/float64(*idleRate)*float64(time.Second)))
+		// Only the connection's existence is measured: a slow first answer
+		// on a starved machine is no reason to lose the connection.
+		c.timeout = max(c.timeout, time.Minute)
 	}
 	if c.warmup == 0 {
 		c.warmup = 2 * c.interval
@@ -192,6 +196,8 @@ type stats struct {
 	errIO     atomic.Int64 // write/read errors, timeouts, server closes
 	reconn    atomic.Int64
 	connErr   atomic.Int64 // failed connects (all phases)
+	logged    atomic.Int64 // errors printed
+	dialFail  atomic.Int64 // players that could not connect (after retries): gone
 	first     atomic.Int64 // connections that completed their first request (all phases)
 	hist      histogram
 }
@@ -370,9 +376,15 @@ func (p *player) loop(ctx context.Context, start time.Time) {
 		}
 		if p.conn == nil {
 			if err := p.dial(ctx); err != nil {
+				if ctx.Err() == nil {
+					p.st.dialFail.Add(1)
+					fmt.Fprintf(os.Stderr, "viewers: connection %d: %v\n", p.id, err)
+				}
 				return
 			}
-			p.st.reconn.Add(1)
+			if k > 0 {
+				p.st.reconn.Add(1)
+			}
 		}
 		sent := time.Now()
 		late := sent.Sub(next) > 100*time.Millisecond
@@ -392,6 +404,9 @@ func (p *player) loop(ctx context.Context, start time.Time) {
 				p.st.errStatus.Add(1)
 			case err != nil && !errors.Is(err, errClosing):
 				p.st.errIO.Add(1)
+			}
+			if err != nil && !errors.Is(err, errClosing) && p.st.logged.Add(1) <= 5 {
+				fmt.Fprintf(os.Stderr, "viewers: connection %d, request %d (%.1fs after its slot): %v\n", p.id, k, time.Since(next).Seconds(), err)
 			}
 		}
 		if err != nil && !errors.Is(err, errStatus) {
@@ -510,42 +525,13 @@ func bench(ctx context.Context, c *config) (string, error) {
 		}
 		players[i] = p
 	}
-	// Open every connection first (bounded concurrency), then start the schedules.
-	t0 := time.Now()
-	work := make(chan *player)
-	var wg sync.WaitGroup
-	var dialErr atomic.Value
-	for w := 0; w < c.dialers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				if err := p.dial(ctx); err != nil {
-					dialErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
-	for _, p := range players {
-		if dialErr.Load() != nil || ctx.Err() != nil {
-			break
-		}
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	if err, _ := dialErr.Load().(error); err != nil {
-		return "", fmt.Errorf("connect: %w", err)
-	}
-	if ctx.Err() != nil {
-		return "", ctx.Err()
-	}
-	fmt.Fprintf(os.Stderr, "viewers: %d connections open in %.1fs (%d source addresses, %d failed connects retried)\n",
-		c.n, time.Since(t0).Seconds(), srcs, st.connErr.Load())
-
+	// Every player connects just before its first request, as a player
+	// does: a server may close a connection that sends no request for a
+	// while (Sluice: after 10 s, ReadHeaderTimeout).
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now().Add(50 * time.Millisecond)
+	fmt.Fprintf(os.Stderr, "viewers: %d players (%d source addresses), first requests over %v\n", c.n, srcs, c.interval)
 	var pw sync.WaitGroup
 	for _, p := range players {
 		pw.Add(1)
@@ -630,8 +616,9 @@ func bench(ctx context.Context, c *config) (string, error) {
 		fmt.Fprintf(&b, " p50_ms=%.3f p99_ms=%.3f max_ms=%.3f",
 			float64(st.hist.quantile(0.5))/1000, float64(st.hist.quantile(0.99))/1000, float64(st.hist.quantile(1))/1000)
 	}
-	fmt.Fprintf(&b, " errors=%d err_status=%d err_io=%d reconnects=%d connect_retries=%d first_done=%d",
-		st.errStatus.Load()+st.errIO.Load(), st.errStatus.Load(), st.errIO.Load(), st.reconn.Load(), st.connErr.Load(), st.first.Load())
+	fmt.Fprintf(&b, " errors=%d err_status=%d err_io=%d err_connect=%d reconnects=%d connect_retries=%d first_done=%d",
+		st.errStatus.Load()+st.errIO.Load()+st.dialFail.Load(), st.errStatus.Load(), st.errIO.Load(), st.dialFail.Load(),
+		st.reconn.Load(), st.connErr.Load(), st.first.Load())
 	fmt.Fprintf(&b, " server_cpu_pct=%.1f us_per_resp=%.1f rss_before_kb=%d rss_loaded_kb=%d rss_per_conn_kb=%.2f gen_cpu_pct=%.1f other_cpu_pct=%.1f",
 		100*serverCPU/secs, usPer, before.rssKB, w1.rssKB, float64(w1.rssKB-before.rssKB)/float64(c.n),
 		100*selfCPU/secs, 100*other/secs)
