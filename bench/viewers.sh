@@ -77,7 +77,8 @@ MAXN=1
 for n in $NS $IDLE_NS; do ((n > MAXN)) && MAXN=$n; done
 WANT_FD=$((MAXN + 10000))
 if (($(ulimit -Hn) < WANT_FD)); then
-	ulimit -Hn "$WANT_FD" 2>/dev/null || die "ulimit -Hn is $(ulimit -Hn), below $WANT_FD for $MAXN connections (run as root)"
+	ulimit -Hn "$WANT_FD" 2>/dev/null ||
+		die "ulimit -Hn is $(ulimit -Hn), below $WANT_FD for $MAXN connections, and cannot be raised (needs root with CAP_SYS_RESOURCE)"
 fi
 ulimit -n "$WANT_FD"
 
