@@ -36,6 +36,8 @@
 #   SLUICE_REV= / SLUICE_BIN=  as in origin-vs-nginx.sh     KEEP=0  1 keeps the temp dirs
 #   SLUICE_FLAGS=     more flags for every sluice role in ROLES (e.g. "--pacing off" with ROLES="nginx origin sender")
 #   SENDER_FLAGS=     more flags for `sluice sender`
+#   BASE_REV= / BASE_BIN=  a second sluice (a git revision, or a binary) for the role
+#                 origin-base: `origin` of that build, interleaved with the others (before/after)
 set -euo pipefail
 
 NS=${NS-1000 10000}
@@ -54,6 +56,8 @@ SLUICE_BIN=${SLUICE_BIN:-}
 SLUICE_REV=${SLUICE_REV:-}
 SLUICE_FLAGS=${SLUICE_FLAGS:-}
 SENDER_FLAGS=${SENDER_FLAGS:-}
+BASE_REV=${BASE_REV:-}
+BASE_BIN=${BASE_BIN:-}
 
 # BENCH_DIR: the repository's bench/ (set it when running a copy of this script,
 # e.g. to keep editing the work tree during a run: bash reads a script as it goes).
@@ -68,7 +72,7 @@ for t in go ffmpeg nginx curl taskset ss; do
 done
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for r in $ROLES; do
-	case $r in nginx | origin | distribution | sender | floor-nethttp | floor-gnet) ;; *) die "unknown role $r" ;; esac
+	case $r in nginx | origin | origin-base | distribution | sender | floor-nethttp | floor-gnet) ;; *) die "unknown role $r" ;; esac
 done
 [[ " $ROLES " == *" nginx "* ]] || log "no nginx in ROLES: no ratios"
 
@@ -159,6 +163,19 @@ if [[ " $ROLES " == *" floor-"* ]]; then
 fi
 SLUICE=$WORK/sluice
 log "sluice: $BUILT_FROM"
+if [[ " $ROLES " == *" origin-base "* ]]; then
+	if [[ -n $BASE_BIN ]]; then
+		cp "$BASE_BIN" "$WORK/sluice-base"
+		BUILT_FROM+="; origin-base: binary $BASE_BIN"
+	else
+		[[ -n $BASE_REV ]] || die "the role origin-base needs BASE_REV or BASE_BIN"
+		brev=$(git -C "$REPO" rev-parse --short "$BASE_REV^{commit}") || die "no git revision $BASE_REV"
+		mkdir -p "$WORK/base-src"
+		git -C "$REPO" archive "$brev" | tar -x -C "$WORK/base-src"
+		(cd "$WORK/base-src" && go build -o "$WORK/sluice-base" ./cmd/sluice) || die "go build of $brev failed"
+		BUILT_FROM+="; origin-base: commit $brev"
+	fi
+fi
 
 # ---------------------------------------------------------------- media
 log "encoding ${MOVIE_SECONDS}s of 640x360 at 800 kbit/s with ffmpeg"
@@ -183,6 +200,7 @@ NFRAG=$(wc -l <"$WORK/sizes")
 ((NFRAG > 0)) || die "no fragments imported"
 AVG_KB=$(awk '{t+=$1} END {printf "%.0f", t/NR/1000}' "$WORK/sizes")
 cp "$WORK/paths.origin" "$WORK/paths.distribution"
+cp "$WORK/paths.origin" "$WORK/paths.origin-base"
 cp "$WORK/paths.origin" "$WORK/paths.floor-nethttp"
 cp "$WORK/paths.origin" "$WORK/paths.floor-gnet"
 log "asset: $NFRAG fragments, mean $AVG_KB KB"
@@ -270,8 +288,10 @@ EOF
 		start_bg "$WORK/nginx.out" "${PIN_SRV[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
 			-c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 		;;
-	origin)
-		start_bg "$WORK/origin.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$SLUICE" origin --data "$DATA" \
+	origin | origin-base)
+		local bin=$SLUICE
+		[[ $role == origin-base ]] && bin=$WORK/sluice-base
+		start_bg "$WORK/$role.out" env GOMAXPROCS=1 "${PIN_SRV[@]}" "$bin" origin --data "$DATA" \
 			--listen "127.0.0.1:$SRV_PORT" --log-level warn "${flags[@]}"
 		;;
 	floor-nethttp | floor-gnet)
