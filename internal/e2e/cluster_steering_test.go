@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -92,40 +90,15 @@ func TestClusterSteering(t *testing.T) {
 
 	// The on-demand asset, encoded while the cluster starts.
 	mp4 := filepath.Join(tmp, "vod.mp4")
-	enc := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", strconv.Itoa(playFor+40), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4)
-	var encOut bytes.Buffer
-	enc.Stdout, enc.Stderr = &encOut, &encOut
-	if err := enc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	encoded := startAssetEncode(t, ffmpeg, mp4, playFor+40)
 
-	etcd := startEtcdServer(t)
-	port := freePort(t)
-	var senders []*clSender
-	for i := 0; i < 3; i++ {
-		// Distinct addresses: Shaka Player bans a failed host by name
-		// (not by port) for a minute.
-		name := fmt.Sprintf("sender-%d", i)
-		senders = append(senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, port),
-			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, etcd.senderArgs()...)...))
-	}
-	data := shmDir(t, "origin")
-	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	originBase := "http://" + originAddr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", data,
-		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
-	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
+	cl := startSenderCluster(t, bin, art)
+	etcd, senders, originBase := cl.etcd, cl.senders, cl.originBase
 	sched := startClSched(t, bin, "scheduler", originBase, append(append(etcd.readerArgs(), "--replicas", "2",
 		"--player-dir", filepath.Join(webDir, "node_modules")), tokenTTL...)...)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(originBase+"/live.isml/Streams(live)")...)
-	if err := enc.Wait(); err != nil {
-		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
-	}
-	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
-	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
+	encoded()
+	cl.loadAsset(t, bin, mp4, "vod")
 	waitSessionsListed(t, sched.base, []string{"live"}, 4, ff)
 	t.Logf("cluster and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 

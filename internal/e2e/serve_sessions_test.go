@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,12 +35,7 @@ func TestServeSessionTokens(t *testing.T) {
 	const playFor = 20
 	data := filepath.Join(tmp, "data")
 	mp4 := filepath.Join(tmp, "vod.mp4")
-	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", strconv.Itoa(playFor+30), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg (asset): %v\n%s", err, out)
-	}
+	startAssetEncode(t, ffmpeg, mp4, playFor+30)()
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
