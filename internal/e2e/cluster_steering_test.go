@@ -68,16 +68,10 @@ var sixSecondBuffer = map[string]string{
 // SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
 func TestClusterSteering(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	ffmpeg := requireFFmpeg(t)
-	requireTools(t, "node", "npm")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	ensureNodeModules(t, webDir)
-	art := artifactsDir(t)
-	tmp := t.TempDir()
 	t0 := time.Now()
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	ffmpeg := requireFFmpeg(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	playFor := 50
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_E2E_STEERING_SECONDS")); err == nil && v > 0 {

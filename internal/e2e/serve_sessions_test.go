@@ -21,16 +21,10 @@ import (
 // byte for byte.
 func TestServeSessionTokens(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	ffmpeg := requireFFmpeg(t)
-	requireTools(t, "node", "npm")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	ensureNodeModules(t, webDir)
-	art := artifactsDir(t)
-	tmp := t.TempDir()
 	t0 := time.Now()
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	ffmpeg := requireFFmpeg(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	const playFor = 20
 	data := filepath.Join(tmp, "data")
