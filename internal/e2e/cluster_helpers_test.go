@@ -353,11 +353,8 @@ func startSenderCluster(t *testing.T, bin, art string) *senderCluster {
 			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, c.etcd.senderArgs()...)...))
 	}
 	c.data = shmDir(t, "origin")
-	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.originBase = "http://" + originAddr
-	c.origin = startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", c.data,
-		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, c.etcd.readerArgs()...)...)
-	waitHTTP(t, c.originBase+"/healthz", 30*time.Second, c.origin)
+	c.originBase, c.origin = startOrigin(t, bin, c.data, append([]string{"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret},
+		c.etcd.readerArgs()...)...)
 	return c
 }
 
@@ -367,4 +364,18 @@ func (c *senderCluster) loadAsset(t *testing.T, bin, mp4, name string) {
 	t.Helper()
 	runAll(t, 1, [][]string{{bin, "import", "--data", c.data, mp4, name}})
 	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, c.etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, c.data, name)})
+}
+
+// startOrigin starts `sluice origin` over the data directory data on a free
+// port of 127.0.0.1 with the given flags (points, senders, replicas, the
+// cluster secret …), logging to origin.log in the test's artifacts. It
+// returns the origin's base URL and process once /healthz answers.
+func startOrigin(t *testing.T, bin, data string, args ...string) (string, *proc) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"),
+		append([]string{bin, "origin", "--listen", addr, "--data", data}, args...)...)
+	base := "http://" + addr
+	waitHTTP(t, base+"/healthz", 30*time.Second, p)
+	return base, p
 }
