@@ -85,6 +85,13 @@ func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNod
 // startOriginWith is startOrigin with the puller options changed by mod.
 func startOriginWith(t *testing.T, ingests []string, stall time.Duration, mod func(*puller.Options)) *originNode {
 	t.Helper()
+	o, _ := startOriginPuller(t, ingests, stall, mod)
+	return o
+}
+
+// startOriginPuller is startOriginWith that returns the puller too.
+func startOriginPuller(t *testing.T, ingests []string, stall time.Duration, mod func(*puller.Options)) (*originNode, *puller.Puller) {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.Data = t.TempDir()
 	cfg.Points = points
@@ -112,7 +119,7 @@ func startOriginWith(t *testing.T, ingests []string, stall time.Duration, mod fu
 		<-done
 	})
 	logs.LogOnFailure(t, "origin")
-	return &originNode{st: st, reg: m.Registry, logs: logs}
+	return &originNode{st: st, reg: m.Registry, logs: logs}, p
 }
 
 // waitComplete waits until the origin holds exactly want and has ended.
