@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,16 +36,7 @@ type ingestNode struct {
 
 func newIngest(t *testing.T) *ingestNode {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Data = t.TempDir()
-	cfg.Points = points
-	srv, err := server.New(cfg, server.Roles{Ingest: true}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &ingestNode{srv: srv, ts: ts}
+	return newIngestWith(t, func(*config.Config) {})
 }
 
 // push posts body to the ingest's stream s1 and returns the status.
