@@ -25,13 +25,9 @@ the owner-set listing of a scheduler for a hosts file, a sender's stats or an or
 func runClusterGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cluster-get", clusterGetSynopsis, stderr)
 	secretFlag := fs.String("cluster-secret", "", "cluster secret (default $SLUICE_CLUSTER_SECRET)")
-	pos, err := parseToolArgs(fs, args)
+	pos, err := toolArgs(fs, args, 1, "name one URL")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("name one URL")
 	}
 	secret := *secretFlag
 	if secret == "" {
