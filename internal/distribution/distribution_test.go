@@ -242,9 +242,7 @@ func TestCoalescing(t *testing.T) {
 // counts the time in the cache.
 func TestHeadersRangeConditional(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	path := fragPath(listedFrag(1))
 	body := fragBody(listedFrag(1))
 	resp, b := tp.get(t, path)
@@ -298,9 +296,7 @@ func TestHeadersRangeConditional(t *testing.T) {
 // with If-None-Match.
 func TestManifestMaxAge(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	const path = "/ch.isml/manifest.mpd"
 	for range 5 {
 		if resp, _ := tp.get(t, path); resp.StatusCode != 200 {
@@ -507,9 +503,7 @@ func TestListed404TriesNextOrigin(t *testing.T) {
 // stale (for at most a minute) instead of an error.
 func TestStaleIfError(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	const path = "/ch.isml/manifest.mpd"
 	if resp, _ := tp.get(t, path); resp.StatusCode != 200 {
 		t.Fatal("manifest")
@@ -533,9 +527,7 @@ func TestStaleIfError(t *testing.T) {
 // window leave the cache; fragments already behind it are not stored.
 func TestWindow(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, func(c *config.Distribution) { c.Window = 6 * time.Second }, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, func(c *config.Distribution) { c.Window = 6 * time.Second }, o.ts.URL)
 	tp.get(t, "/ch.isml/manifest.mpd") // edge: fragment 10 ends at 120 s
 	for i := range 10 {
 		if resp, _ := tp.get(t, fragPath(listedFrag(i))); resp.StatusCode != 200 {

@@ -177,6 +177,16 @@ func newTestProxy(t *testing.T, mod func(*config.Distribution), origins ...strin
 	return &testProxy{p: p, ts: ts, reg: reg}
 }
 
+// newClockedProxy is newTestProxy on a fake clock (the cache's and the
+// upstream's), which the test advances.
+func newClockedProxy(t *testing.T, mod func(*config.Distribution), origins ...string) (*testProxy, *fakeClock) {
+	t.Helper()
+	tp := newTestProxy(t, mod, origins...)
+	clk := newFakeClock()
+	tp.p.now, tp.p.up.now = clk.now, clk.now
+	return tp, clk
+}
+
 func (tp *testProxy) get(t *testing.T, path string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, tp.ts.URL+path, nil)
