@@ -30,6 +30,10 @@ must be signed with the cluster key for that host:port (or the listen address); 
 never travels. etcd over TLS with a user: --etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
 --etcd-password-file (or $SLUICE_ETCD_PASSWORD); docs/topologies.md.
 
+The status page at / (and /status.json) shows the sender's RAM used and pinned, sessions,
+RAM hit ratio and refused look-aheads, beside /metrics (on --metrics-listen when set: keep
+both off a public --listen that way).
+
   sluice sender --listen 127.0.0.1:9001 --data ./s1 --ram 512M --cluster-secret S \
       --etcd http://127.0.0.1:2379`
 

@@ -76,6 +76,9 @@ func TestTokens(t *testing.T) {
 		Grants: []cluster.Grant{{Session: granted, Point: "live/ch"}}}); err != nil {
 		t.Fatal(err)
 	}
+	if n := f.s.Stats().Sessions; n != 1 {
+		t.Errorf("stats: %d sessions after one grant, want 1", n)
+	}
 	good := token(granted, secret)
 	blockURL := func(tok string) string { return f.base + "/b/" + tok + "/live/ch/video_800000/20000000.m4s" }
 	check := func(name, u string, want int, reason string) {
@@ -116,8 +119,12 @@ func TestTokens(t *testing.T) {
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, GrantTTL: time.Minute, Grants: []cluster.Grant{{Session: granted, Point: "live/ch"}}})
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: time.Minute, Ends: []string{granted}})
 	check("ended by another scheduler", blockURL(good), 200, "")
+	before := f.s.Stats().Sessions
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, Ends: []string{granted}})
 	check("ended", blockURL(good), 403, "session ended")
+	if n := f.s.Stats().Sessions; n != before-1 {
+		t.Errorf("stats: %d sessions after an end, want %d", n, before-1)
+	}
 	// Granted again (a scheduler adopted it): valid again.
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: time.Minute, GrantTTL: time.Minute, Grants: []cluster.Grant{{Session: granted, Point: "live/ch"}}})
 	check("granted again", blockURL(good), 200, "")
