@@ -165,18 +165,10 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	pathway := senderPathway(victim.name)
 
 	// The players' sessions, all on the victim's pathway.
-	type player struct {
-		name, kind, file, path string
-		res                    playResult
-	}
-	players := []*player{
-		{name: "hls.js", kind: "hls", file: "master.m3u8"},
-		{name: "Shaka (HLS)", kind: "shaka", file: "master.m3u8"},
-		{name: "Shaka (DASH)", kind: "shaka", file: "manifest.mpd"},
-		{name: "dash.js", kind: "dash", file: "manifest.mpd"},
-	}
+	players := sessionPlayers()
+	paths := map[*sessionPlayer]string{}
 	for _, p := range players {
-		p.path = openOnPathway(t, sched.base, point, p.file, pathway)
+		paths[p] = openOnPathway(t, sched.base, point, p.file, pathway)
 	}
 	// The test's own sessions, reloaded until the end.
 	ownMPD := openOnPathway(t, sched.base, point, "manifest.mpd", pathway)
@@ -185,16 +177,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	victimSends, _ := scrapeMetric(victim.base, "sluice_sender_sends_total")
 
 	// The browsers, concurrently.
-	var wg sync.WaitGroup
-	for _, p := range players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			env := playEnv{env: []string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[p.kind], "SLUICE_RECORD=1", "SLUICE_STARTUP_SECS=60"}}
-			shot := filepath.Join(art, strings.NewReplacer(" ", "-", "(", "", ")", "", ".", "").Replace(p.name)+"-"+point+".png")
-			p.res = runPlayIn(t, env, webDir, sched.base+p.path, p.kind, playFor, playFor*8/10, shot)
-		}()
-	}
+	played := playSessions(t, webDir, art, point, players, playFor, func(p *sessionPlayer) string { return sched.base + paths[p] })
 
 	// Reload the own sessions' manifests every 2 s until the players are done.
 	done := make(chan struct{})
@@ -238,7 +221,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	})
 	t.Logf("%s back at %s, in the live set %v later", victim.name, backAt.Format("15:04:05.000"), time.Since(backAt).Round(100*time.Millisecond))
 
-	wg.Wait()
+	played()
 	close(done)
 	for i, p := range plays {
 		agg, ss := p.wait(t, time.Duration(playFor+120)*time.Second)
@@ -265,19 +248,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	victimHost := strings.TrimPrefix(victim.base, "http://")
 	for _, p := range players {
 		r := p.res
-		t.Logf("%s: %s", p.name, r.summary())
-		for _, w := range r.Warnings {
-			t.Logf("%s warning: %s", p.name, w)
-		}
-		for _, e := range r.Errors {
-			t.Errorf("%s error: %s", p.name, e)
-		}
-		for _, e := range r.PageErrors {
-			t.Errorf("%s page error: %s", p.name, e)
-		}
-		if !r.OK || r.Underruns > 0 {
-			t.Errorf("%s: ok=%v failure=%q underruns=%d (stalls=%d)", p.name, r.OK, r.Failure, r.Underruns, r.Stalls)
-		}
+		checkPlayed(t, p.name, r)
 		// A stall (a second without progress) with data buffered ahead is
 		// the page not getting the CPU, not the network: say which.
 		for i := 1; i < len(r.Samples); i++ {
