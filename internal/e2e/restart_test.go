@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -131,20 +132,35 @@ func TestEncoderRestartPlayers(t *testing.T) {
 		errs := make([]error, len(pair))
 		var wg sync.WaitGroup
 		launched := time.Now()
+		started := make([]string, len(pair))
+		finished := make([]atomic.Bool, len(pair))
 		for i, p := range pair {
+			started[i] = filepath.Join(tmp, fmt.Sprintf("started-%d-%d", round, i))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				var stderr string
-				results[i], stderr, errs[i] = playIn(playEnv{env: []string{"SLUICE_STARTUP_SECS=60"}}, webDir,
+				results[i], stderr, errs[i] = playIn(playEnv{env: []string{"SLUICE_STARTUP_SECS=60", "SLUICE_STARTED_FILE=" + started[i]}}, webDir,
 					base+"/live.isml/"+p.manifest, p.kind, sampled, 1, filepath.Join(art, "screenshot-"+p.name+".png"))
+				finished[i].Store(true)
 				os.WriteFile(filepath.Join(art, "play-"+p.name+".stderr"), []byte(stderr), 0o644)
 				if b, err := json.Marshal(results[i]); err == nil {
 					os.WriteFile(filepath.Join(art, "play-"+p.name+".json"), b, 0o644)
 				}
 			}()
 		}
-		time.Sleep(15 * time.Second)
+		// The encoder dies once both players play (a loaded machine may take
+		// tens of seconds to start a browser) and have a few seconds of
+		// buffer; a player that never starts is reported by its result.
+		waitUntil(t, 75*time.Second, "both players playing", func() (bool, string) {
+			for i, f := range started {
+				if _, err := os.Stat(f); err != nil && !finished[i].Load() {
+					return false, pair[i].name + " has not started"
+				}
+			}
+			return true, ""
+		})
+		time.Sleep(5 * time.Second)
 		killed := time.Now()
 		if err := syscall.Kill(-encoder.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
