@@ -30,7 +30,9 @@ list or etcd:
     --cluster-secret "$SLUICE_CLUSTER_SECRET"
   sluice scheduler --origin http://origin:8080 --etcd http://127.0.0.1:2379
 
-Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics.
+Metrics (sluice_scheduler_*, and the senders' stats as sluice_cluster_*) are at /metrics; the
+status page at / (and /status.json) shows the sessions and every sender's RAM used and pinned,
+sessions, RAM hit ratio and refused look-aheads, beside /metrics (on --metrics-listen when set).
 With --owner-set-url, the HLS master also has a direct pathway whose segment URLs name each
 block's owner set (its sender first, then the other owners), so that a request goes on at a
 replica when a sender dies. --dns-listen answers those names over DNS (delegate the zone to the schedulers);
@@ -43,8 +45,11 @@ GET /internal/v1/owner-sets (signed with the cluster key) lists them in hosts(5)
 func schedulerRole() role {
 	return role{name: "scheduler", summary: schedulerSummary, roles: server.Roles{Scheduler: true},
 		flags: []flagGroup{schedulerFlags, signedFlags, clusterFlags},
-		started: func(_ context.Context, _ *server.Server, _ config.Config, addr string, stdout io.Writer, _ *slog.Logger) {
+		started: func(_ context.Context, _ *server.Server, cfg config.Config, addr string, stdout io.Writer, _ *slog.Logger) {
 			fmt.Fprintf(stdout, "Sluice scheduler on http://%s: /s/<point>/manifest.mpd | /s/<point>/master.m3u8\n", addr)
+			if cfg.MetricsListen == "" {
+				fmt.Fprintf(stdout, "  status page: http://%s/\n", addr)
+			}
 		}}
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +29,10 @@ cluster key, and origins and schedulers use it only once it answered their chall
 must be signed with the cluster key for that host:port (or the listen address); the secret
 never travels. etcd over TLS with a user: --etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
 --etcd-password-file (or $SLUICE_ETCD_PASSWORD); docs/topologies.md.
+
+The status page at / (and /status.json) shows the sender's RAM used and pinned, sessions,
+RAM hit ratio and refused look-aheads, beside /metrics (on --metrics-listen when set: keep
+both off a public --listen that way).
 
   sluice sender --listen 127.0.0.1:9001 --data ./s1 --ram 512M --cluster-secret S \
       --etcd http://127.0.0.1:2379`
@@ -62,13 +65,9 @@ func runSenderLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 	clusterFlags(fs, &c)
 	conc := fs.Int("concurrency", 4, "blocks written at a time")
 	verbose := fs.Bool("v", false, "debug logging")
-	pos, err := parseToolArgs(fs, args)
+	pos, err := toolArgs(fs, args, 2, "need a data directory and an asset name")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("need a data directory and an asset name")
 	}
 	log := toolLogger(stderr, *verbose)
 	cc := c.Cluster

@@ -168,6 +168,9 @@ type SenderStats struct {
 	SendsDisk     int64  `json:"sends_disk"`
 	Refused       int64  `json:"refused"`
 	LeaseExpiries int64  `json:"lease_expiries"`
+	// Sessions are the sessions valid at the sender (granted by a
+	// scheduler and not expired); 0 from a sender that predates it.
+	Sessions int `json:"sessions,omitempty"`
 }
 
 // ErrToken is returned for tokens that are malformed, forged or for another

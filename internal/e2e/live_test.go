@@ -209,8 +209,10 @@ func TestCrashRecovery(t *testing.T) {
 
 	// Acknowledged = listed in a manifest: fetch and remember each one.
 	seen := map[string][32]byte{}
-	deadline := time.Now().Add(12 * time.Second)
-	for time.Now().Before(deadline) {
+	// Until nine are seen (about 18 s of encoding), however slow ffmpeg
+	// starts on a loaded machine.
+	deadline := time.Now().Add(90 * time.Second)
+	for len(seen) < 9 && time.Now().Before(deadline) {
 		for _, u := range segmentURLs(t, n.base+"/live.isml/") {
 			if _, ok := seen[u]; ok {
 				continue

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,14 +102,8 @@ next:
 // Periods, three HLS discontinuities in every playlist).
 func TestEncoderRestartPlayers(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	requireTools(t, "ffmpeg", "node", "npm", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t, "ffmpeg")
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -119,20 +114,7 @@ func TestEncoderRestartPlayers(t *testing.T) {
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	push := base + "/live.isml/Streams(live)"
 	first := startProc(t, "ffmpeg 1", filepath.Join(art, "ffmpeg-1.log"), readmeArgs(push, 440, 0)...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/live.isml/manifest.mpd")
-		if err == nil {
-			body := readAll(resp)
-			if n, err := videoSegments(body); resp.StatusCode == 200 && err == nil && n >= 3 {
-				break
-			}
-		}
-		if first.exited() || time.Now().After(deadline) {
-			t.Fatalf("the channel did not go live (ffmpeg exited %v):\n%s\n%s", first.exited(), first.out, serve.out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitVideoSegments(t, base+"/live.isml/manifest.mpd", 3, 60*time.Second, first, serve)
 
 	// Two players at a time (four browsers and three encoders are more
 	// than a loaded 2-core machine plays smoothly), each pair across an
@@ -150,20 +132,35 @@ func TestEncoderRestartPlayers(t *testing.T) {
 		errs := make([]error, len(pair))
 		var wg sync.WaitGroup
 		launched := time.Now()
+		started := make([]string, len(pair))
+		finished := make([]atomic.Bool, len(pair))
 		for i, p := range pair {
+			started[i] = filepath.Join(tmp, fmt.Sprintf("started-%d-%d", round, i))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				var stderr string
-				results[i], stderr, errs[i] = playIn(playEnv{env: []string{"SLUICE_STARTUP_SECS=60"}}, webDir,
+				results[i], stderr, errs[i] = playIn(playEnv{env: []string{"SLUICE_STARTUP_SECS=60", "SLUICE_STARTED_FILE=" + started[i]}}, webDir,
 					base+"/live.isml/"+p.manifest, p.kind, sampled, 1, filepath.Join(art, "screenshot-"+p.name+".png"))
+				finished[i].Store(true)
 				os.WriteFile(filepath.Join(art, "play-"+p.name+".stderr"), []byte(stderr), 0o644)
 				if b, err := json.Marshal(results[i]); err == nil {
 					os.WriteFile(filepath.Join(art, "play-"+p.name+".json"), b, 0o644)
 				}
 			}()
 		}
-		time.Sleep(15 * time.Second)
+		// The encoder dies once both players play (a loaded machine may take
+		// tens of seconds to start a browser) and have a few seconds of
+		// buffer; a player that never starts is reported by its result.
+		waitUntil(t, 75*time.Second, "both players playing", func() (bool, string) {
+			for i, f := range started {
+				if _, err := os.Stat(f); err != nil && !finished[i].Load() {
+					return false, pair[i].name + " has not started"
+				}
+			}
+			return true, ""
+		})
+		time.Sleep(5 * time.Second)
 		killed := time.Now()
 		if err := syscall.Kill(-encoder.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)

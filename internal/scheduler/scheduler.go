@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -500,7 +501,7 @@ func (s *Scheduler) setLive() {
 		}
 	}
 	sort.Strings(ids)
-	if equalStrings(ids, s.liveIDs) {
+	if slices.Equal(ids, s.liveIDs) {
 		return
 	}
 	s.liveIDs = ids
@@ -511,16 +512,4 @@ func (s *Scheduler) setLive() {
 	for _, sess := range s.sessions {
 		s.markDirty(sess)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -701,7 +701,7 @@ func (s *Sender) Stats() cluster.SenderStats {
 		ID: s.o.ID, Blocks: st.Blocks, RAMBytes: st.RAMBytes, RAMBudget: st.RAMBudget,
 		PinnedBlocks: st.PinnedBlocks, PinnedBytes: st.PinnedBytes,
 		SendsRAM: s.sendsRAM.Load(), SendsDisk: s.sendsDisk.Load(),
-		Refused: s.refused.Load(), LeaseExpiries: st.LeaseExpiries,
+		Refused: s.refused.Load(), LeaseExpiries: st.LeaseExpiries, Sessions: s.validSessions(),
 	}
 }
 

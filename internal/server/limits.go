@@ -52,24 +52,26 @@ func (s *Server) pushLimit(next http.Handler) http.Handler {
 	})
 }
 
-// serveMetrics serves /metrics on cfg.MetricsListen until ctx ends, when
-// set.
+// serveMetrics serves /metrics, and the cluster status page of a
+// scheduler or sender, on cfg.MetricsListen until ctx ends, when set.
 func (s *Server) serveMetrics(ctx context.Context) error {
 	if s.cfg.MetricsListen == "" {
 		return nil
 	}
-	return serveMetricsOn(ctx, s.cfg.MetricsListen, s.Metrics.Handler(), s.log)
+	return serveMetricsOn(ctx, s.cfg.MetricsListen, s.Metrics.Handler(), s.h.status, s.log)
 }
 
-// serveMetricsOn serves h at /metrics on addr until ctx ends (the separate
-// metrics listener of every role, --metrics-listen).
-func serveMetricsOn(ctx context.Context, addr string, h http.Handler, log interface{ Info(string, ...any) }) error {
+// serveMetricsOn serves h at /metrics, and status (if not nil) at / and
+// /status.json, on addr until ctx ends (the separate metrics listener of
+// every role, --metrics-listen).
+func serveMetricsOn(ctx context.Context, addr string, h, status http.Handler, log interface{ Info(string, ...any) }) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
+	statusRoutes(mux, status)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

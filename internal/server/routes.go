@@ -20,6 +20,7 @@ type handlers struct {
 	sender   http.Handler // /b/ and /internal/v1/ of a sender
 	player   http.Handler // /play and /player/ (webui)
 	home     http.Handler // the status page: / and its assets (webui)
+	status   http.Handler // the cluster status page of a scheduler or sender: GET / and /status.json (webui)
 }
 
 // routes builds the handler of the process from one table: the whole URL
@@ -28,6 +29,8 @@ type handlers struct {
 //	every role      GET /healthz                       alive
 //	                GET /readyz                        the roles' readiness checks (503 with reasons)
 //	                GET /metrics                       unless metrics_listen serves it elsewhere
+//	scheduler,      GET /, GET /status.json            the cluster status page, beside /metrics
+//	sender                                             (on metrics_listen when set; serveMetrics)
 //	ingest, origin  /api/...                           admin API (archive cuts; admin_token)
 //	ingest          POST|PUT /<pp>.isml/...            encoder pushes (ingest.Handles)
 //	origin          GET /<pp>.isml/..., /<pp>.ism/...  Smooth, DASH, HLS, pulls, view.json
@@ -48,6 +51,7 @@ func (s *Server) routes() {
 	mux := http.NewServeMux()
 	if s.cfg.MetricsListen == "" {
 		mux.Handle("GET /metrics", s.Metrics.Handler())
+		statusRoutes(mux, h.status)
 	}
 	mux.HandleFunc("GET /healthz", httpx.Healthz)
 	mux.HandleFunc("GET /readyz", httpx.Readyz(s.readiness))
@@ -83,4 +87,15 @@ func (s *Server) routes() {
 		}
 	}))
 	s.handler = httpx.WriteProgress(s.instrument(mux), s.cfg.WriteTimeout, minPace(s.cfg.Pacing))
+}
+
+// statusRoutes routes the cluster status page of a scheduler or a sender
+// (nil: none) on mux: GET / and GET /status.json. It shows what /metrics
+// shows, and is served beside it.
+func statusRoutes(mux *http.ServeMux, status http.Handler) {
+	if status == nil {
+		return
+	}
+	mux.Handle("GET /{$}", status)
+	mux.Handle("GET /status.json", status)
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,9 +40,10 @@ func serveOpen(t *testing.T, cfg config.Config, roles Roles) *Server {
 }
 
 // TestRoutes: the route table of each process answers its whole URL
-// space: health, metrics (or not, with metrics_listen), the sender's
-// internal API (signed) and client URLs (token), the sessions of the
-// local cluster, and 404 for what no role answers.
+// space: health, metrics (or not, with metrics_listen), the status page of
+// a scheduler or sender beside them (its cluster panel, no secret in it),
+// the sender's internal API (signed) and client URLs (token), the
+// sessions of the local cluster, and 404 for what no role answers.
 func TestRoutes(t *testing.T) {
 	type want struct {
 		path string
@@ -73,15 +76,26 @@ func TestRoutes(t *testing.T) {
 			{"/healthz", 200, "ok"},
 			{"/readyz", 200, "ready"},
 			{"/metrics", 200, "sluice_sender_"},
+			{"/", 200, `<h1>Sluice sender</h1>`},
+			{"/", 200, `session(s) valid at this sender`},
+			{"/status.json", 200, `"role":"sender"`},
+			{"/status.json", 200, `"ram_budget":1048576`},
 			{"/internal/v1/stats", 401, ""},
 			{"/b/not-a-token/live/video/0.m4s", 403, ""},
 			{"/live.isml/manifest.mpd", 404, ""},
 			{"/s/live/manifest.mpd", 404, ""},
+			{"/play", 404, ""},
+			{"/player/dash.all.min.js", 404, ""},
+			{"/elsewhere", 404, ""},
 		}},
 		{"scheduler", sched, Roles{Scheduler: true}, []want{
 			{"/healthz", 200, "ok"},
 			{"/readyz", 503, "not ready"},
 			{"/metrics", 200, "sluice_scheduler_"},
+			{"/", 200, `<h1>Sluice scheduler</h1>`},
+			{"/", 200, `session(s) at this scheduler`},
+			{"/status.json", 200, `"role":"scheduler"`},
+			{"/elsewhere", 404, ""},
 			{"/internal/v1/owner-sets", 401, ""},
 			{"/play", 400, "kind must be"},
 			{"/s/", 404, ""},
@@ -91,6 +105,8 @@ func TestRoutes(t *testing.T) {
 		{"sender with metrics_listen", quiet, Roles{Sender: true}, []want{
 			{"/healthz", 200, "ok"},
 			{"/metrics", 404, ""},
+			{"/", 404, ""},
+			{"/status.json", 404, ""},
 		}},
 		{"serve", serve, Roles{Ingest: true, Origin: true, Local: true}, []want{
 			{"/healthz", 200, "ok"},
@@ -102,6 +118,7 @@ func TestRoutes(t *testing.T) {
 			{"/nope.isml/manifest.mpd", 404, ""},
 			{"/internal/v1/owner-sets", 404, ""},
 			{"/elsewhere", 404, ""},
+			{"/status.json", 404, ""}, // no status page without Roles.StatusPage
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,8 +129,53 @@ func TestRoutes(t *testing.T) {
 				if code != w.code || !strings.Contains(body, w.body) {
 					t.Errorf("GET %s: %d %.80q, want %d with %q", w.path, code, body, w.code, w.body)
 				}
+				if strings.Contains(body, tc.cfg.Cluster.Secret) && tc.cfg.Cluster.Secret != "" {
+					t.Errorf("GET %s shows the cluster secret", w.path)
+				}
 			}
 		})
+	}
+}
+
+// TestStatusBesideMetrics: with metrics_listen, the status page of a
+// sender is served there, beside /metrics, and not on its listen address.
+func TestStatusBesideMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := config.DefaultsFor("sender")
+	cfg.Data = t.TempDir()
+	cfg.Cluster.Secret = "a secret for the routes test"
+	cfg.MetricsListen = addr
+	s := serveOpen(t, cfg, Roles{Sender: true})
+	if rec := serveReq(s.Handler(), http.MethodGet, "/", "192.0.2.1:1234"); rec.Code != http.StatusNotFound {
+		t.Errorf("GET / on listen: %d, want 404", rec.Code)
+	}
+	for path, want := range map[string]string{"/": "<h1>Sluice sender</h1>", "/status.json": `"role":"sender"`, "/metrics": "sluice_sender_"} {
+		var body string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + path)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body = string(b)
+				if resp.StatusCode != http.StatusOK {
+					body = resp.Status + " " + body
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("metrics listener: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(body, want) {
+			t.Errorf("GET %s on metrics_listen: %.200q, want %q", path, body, want)
+		}
 	}
 }
 

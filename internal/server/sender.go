@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/sender"
+	"github.com/sluice-media/sluice/internal/webui"
 )
 
 // setupSender assembles the sender role (docs/cluster.md): blocks in
@@ -77,6 +78,16 @@ func (s *Server) setupSender() error {
 	}
 	snd.Store(sn)
 	s.addCheck(sn.Ready)
+	// The status page: the cluster panel of this sender.
+	switch ui, ok := s.h.home.(*webui.Handler); {
+	case s.roles.Scheduler: // the scheduler's panel lists it
+	case ok:
+		ui.SetSender(sn)
+	default:
+		ui := webui.New(nil, "", s.log)
+		ui.SetSender(sn)
+		s.h.status = ui
+	}
 	// Blocks go to players through the same pacer as the origin's.
 	mux := http.NewServeMux()
 	sn.Routes(mux)

@@ -44,7 +44,10 @@ import (
 //     (internal/sender), registered in etcd when cfg.Cluster names it;
 //   - Local is the single-node cluster of `sluice serve`: one sender over
 //     the store and one scheduler over both, on this server's address;
-//   - StatusPage serves the status page at / (internal/webui);
+//   - StatusPage serves the status page at / (internal/webui), with the
+//     publishing points of the store; without it a scheduler or a sender
+//     has a status page of its own, the cluster panel alone, served
+//     beside /metrics (routes.go);
 //   - Demo pushes the bundled sample in a loop into the point DemoChannel
 //     through this server's own ingest URL and imports it as DemoAsset,
 //     unless cfg.Serve.NoDemo.

@@ -68,7 +68,8 @@ func schedulerConfig(c config.Scheduler, secret string, replicas int) scheduler.
 // per-client open limit and the signed-URL check; the owner-set listing,
 // the player page, and the owner-set DNS server when configured. /readyz
 // answers 200 once a sender of the set answers batches and an origin
-// answers the index.
+// answers the index. The status page (/, beside /metrics) is the cluster
+// panel of its senders.
 func (s *Server) setupScheduler(ctx context.Context) error {
 	c, sc := s.cfg.Cluster, s.cfg.Scheduler
 	if !c.Enabled() {
@@ -100,6 +101,15 @@ func (s *Server) setupScheduler(ctx context.Context) error {
 	}
 	s.h.ownerSet = http.HandlerFunc(sched.OwnerSetHosts)
 	s.h.player = webui.New(nil, s.cfg.PlayerDir, s.log)
+	// The status page: the cluster panel of the scheduler's senders (on
+	// the page of the process's store when it has one).
+	if ui, ok := s.h.home.(*webui.Handler); ok {
+		ui.SetCluster(sched)
+	} else {
+		ui := webui.New(nil, "", s.log)
+		ui.SetCluster(sched)
+		s.h.status = ui
+	}
 	// /readyz: a live sender answered and an origin answered the index.
 	s.addCheck(sched.Ready)
 	if sc.DNSListen != "" {

@@ -4,6 +4,11 @@
 // each channel with dash.js (DASH), hls.js (HLS) and dash.js with its MSS
 // module (Smooth Streaming) together with a live readout and a buffer chart.
 //
+// A process that runs a scheduler or a sender has a cluster panel on the
+// page (SetCluster, SetSender): per sender RAM used and pinned, sessions,
+// RAM hit ratio and refused look-aheads. Without a store (a standalone
+// scheduler or sender) the page is that panel alone.
+//
 // The players come from npm at build time and are never committed; they are
 // read from playerDir (normally web/node_modules) and served under /player/.
 // The page itself is self-contained (inline CSS and JavaScript, no CDN).
@@ -101,6 +106,7 @@ type Handler struct {
 	log       *slog.Logger
 	start     time.Time
 	cluster   Cluster
+	sender    Sender
 }
 
 // Cluster is what the status page shows of a process that runs a
@@ -111,14 +117,27 @@ type Cluster interface {
 	SenderStats() map[string]cluster.SenderStats
 }
 
-// SetCluster adds the cluster panel (senders with RAM used and pinned, RAM
-// hit ratio, refused look-aheads; the sessions) to the page. Call it before
-// serving.
+// Sender is what the status page shows of a process that runs a sender
+// and no scheduler: its own counters. *sender.Sender implements it.
+type Sender interface {
+	Stats() cluster.SenderStats
+}
+
+// SetCluster adds the cluster panel (senders with RAM used and pinned,
+// sessions, RAM hit ratio, refused look-aheads; the scheduler's sessions)
+// to the page. Call it before serving.
 func (h *Handler) SetCluster(c Cluster) { h.cluster = c }
 
-// New returns the status page handler. st is the local store; playerDir is
-// the directory holding the npm packages dashjs, hls.js and shaka-player (normally
-// web/node_modules); log receives warnings.
+// SetSender adds the cluster panel of a sender (its own RAM used and
+// pinned, sessions, RAM hit ratio, refused look-aheads) to the page of a
+// process without a scheduler. Call it before serving.
+func (h *Handler) SetSender(s Sender) { h.sender = s }
+
+// New returns the status page handler. st is the local store: nil for a
+// process without one (a scheduler or a sender), whose page is then the
+// cluster panel only, with no publishing points and no player; playerDir
+// is the directory holding the npm packages dashjs, hls.js and
+// shaka-player (normally web/node_modules); log receives warnings.
 func New(st *store.Store, playerDir string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -199,8 +218,13 @@ type Status struct {
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
-// ClusterStatus is the cluster panel: what the process's scheduler knows.
+// ClusterStatus is the cluster panel: what the process's scheduler knows
+// of its senders, or what the process's sender knows of itself.
 type ClusterStatus struct {
+	// Role is "scheduler" (Sessions are the scheduler's, Senders those
+	// that report to it) or "sender" (Sessions are the sessions valid at
+	// this sender, Senders is itself).
+	Role     string         `json:"role"`
 	Sessions int            `json:"sessions"`
 	Senders  []SenderStatus `json:"senders"`
 }
@@ -214,6 +238,8 @@ type SenderStatus struct {
 	RAMBudget    int64  `json:"ram_budget"`
 	PinnedBlocks int    `json:"pinned_blocks"`
 	PinnedBytes  int64  `json:"pinned_bytes"`
+	// Sessions are the sessions valid at the sender.
+	Sessions int `json:"sessions"`
 	// HitRatio is the share of sends served from RAM (-1: nothing sent).
 	HitRatio float64 `json:"ram_hit_ratio"`
 	// Refused counts the look-aheads refused because RAM was full of
@@ -221,24 +247,36 @@ type SenderStatus struct {
 	Refused int64 `json:"refused_lookaheads"`
 }
 
-// clusterStatus reads the panel from the scheduler (nil without one).
+// clusterStatus reads the panel from the scheduler, else from the sender
+// (nil without either).
 func (h *Handler) clusterStatus() *ClusterStatus {
-	if h.cluster == nil {
-		return nil
-	}
-	cs := &ClusterStatus{Sessions: h.cluster.Sessions(), Senders: []SenderStatus{}}
-	for id, st := range h.cluster.SenderStats() {
-		ss := SenderStatus{
-			ID: id, Blocks: st.Blocks, RAMBytes: st.RAMBytes, RAMBudget: st.RAMBudget,
-			PinnedBlocks: st.PinnedBlocks, PinnedBytes: st.PinnedBytes, HitRatio: -1, Refused: st.Refused,
+	switch {
+	case h.cluster != nil:
+		cs := &ClusterStatus{Role: "scheduler", Sessions: h.cluster.Sessions(), Senders: []SenderStatus{}}
+		for id, st := range h.cluster.SenderStats() {
+			st.ID = id
+			cs.Senders = append(cs.Senders, senderStatus(st))
 		}
-		if n := st.SendsRAM + st.SendsDisk; n > 0 {
-			ss.HitRatio = float64(st.SendsRAM) / float64(n)
-		}
-		cs.Senders = append(cs.Senders, ss)
+		sort.Slice(cs.Senders, func(i, j int) bool { return cs.Senders[i].ID < cs.Senders[j].ID })
+		return cs
+	case h.sender != nil:
+		st := h.sender.Stats()
+		return &ClusterStatus{Role: "sender", Sessions: st.Sessions, Senders: []SenderStatus{senderStatus(st)}}
 	}
-	sort.Slice(cs.Senders, func(i, j int) bool { return cs.Senders[i].ID < cs.Senders[j].ID })
-	return cs
+	return nil
+}
+
+// senderStatus is the panel's row of a sender's stats.
+func senderStatus(st cluster.SenderStats) SenderStatus {
+	ss := SenderStatus{
+		ID: st.ID, Blocks: st.Blocks, RAMBytes: st.RAMBytes, RAMBudget: st.RAMBudget,
+		PinnedBlocks: st.PinnedBlocks, PinnedBytes: st.PinnedBytes, Sessions: st.Sessions,
+		HitRatio: -1, Refused: st.Refused,
+	}
+	if n := st.SendsRAM + st.SendsDisk; n > 0 {
+		ss.HitRatio = float64(st.SendsRAM) / float64(n)
+	}
+	return ss
 }
 
 // pointURL is the path prefix of a point's presentation: /<pp>.isml. Point
@@ -319,10 +357,23 @@ func (h *Handler) status() Status {
 }
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
+	// Without a store the page is the cluster panel of a scheduler or a
+	// sender: no publishing points, no player.
+	title := "node"
+	if h.st == nil {
+		switch {
+		case h.cluster != nil:
+			title = "scheduler"
+		case h.sender != nil:
+			title = "sender"
+		}
+	}
 	data := struct {
 		Status
 		PlayerJS string
-	}{h.status(), playerJS}
+		Origin   bool
+		Title    string
+	}{h.status(), playerJS, h.st != nil, title}
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, data); err != nil {
 		h.log.Error("status page template", "err", err)
@@ -421,6 +472,9 @@ func (h *Handler) findPlayer(name string) (string, error) {
 	for _, pf := range playerFiles {
 		if pf.Name != name {
 			continue
+		}
+		if h.playerDir == "" { // a process that serves no players
+			return "", os.ErrNotExist
 		}
 		for _, c := range pf.Candidates {
 			p := filepath.Join(h.playerDir, filepath.FromSlash(c))

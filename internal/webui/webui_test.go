@@ -359,6 +359,73 @@ func TestClusterPanelAndImports(t *testing.T) {
 	}
 }
 
+type fakeSender struct{}
+
+func (fakeSender) Stats() cluster.SenderStats {
+	return cluster.SenderStats{ID: "s9", Blocks: 12, RAMBytes: 5 << 20, RAMBudget: 64 << 20, PinnedBlocks: 3,
+		PinnedBytes: 1 << 20, SendsRAM: 3, SendsDisk: 1, Refused: 2, Sessions: 4, LeaseExpiries: 1}
+}
+
+// TestClusterOnlyPages: the page of a process without a store (a
+// scheduler, a sender) is the cluster panel: a scheduler's lists its
+// senders with their sessions, a sender's its own figures; neither has
+// publishing points, a player or the install notice.
+func TestClusterOnlyPages(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*Handler)
+		role  string
+		want  []string
+	}{
+		{"scheduler", func(h *Handler) { h.SetCluster(fakeCluster{}) }, "scheduler", []string{
+			"<h1>Sluice scheduler</h1>", "7</span> session(s) at this scheduler", `data-sender="s1"`, `data-sender="s2"`,
+			"3.0 / 256.0 MiB", "5 blocks, 2.0 MiB", "90.0 %"}},
+		{"sender", func(h *Handler) { h.SetSender(fakeSender{}) }, "sender", []string{
+			"<h1>Sluice sender</h1>", "4</span> session(s) valid at this sender", `data-sender="s9"`,
+			"5.0 / 64.0 MiB", "3 blocks, 1.0 MiB", `<td class="num">4</td>`, "75.0 %", `<td class="num">2</td>`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(nil, "", nil)
+			tc.setup(h)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			page := rec.Body.String()
+			for _, want := range tc.want {
+				if !strings.Contains(page, want) {
+					t.Errorf("the page lacks %q", want)
+				}
+			}
+			for _, not := range []string{"Publishing points", "publishing point(s)", `id="noplayers"`, `id="player"`, "/player/", "window.sluicePlayer.start"} {
+				if strings.Contains(page, not) {
+					t.Errorf("the page has %q", not)
+				}
+			}
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status.json", nil))
+			var s Status
+			if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.Cluster == nil || s.Cluster.Role != tc.role || s.Players || len(s.Points) != 0 {
+				t.Fatalf("status: %+v", s)
+			}
+			if tc.role == "sender" {
+				want := SenderStatus{ID: "s9", Blocks: 12, RAMBytes: 5 << 20, RAMBudget: 64 << 20, PinnedBlocks: 3,
+					PinnedBytes: 1 << 20, Sessions: 4, HitRatio: 0.75, Refused: 2}
+				if s.Cluster.Sessions != 4 || len(s.Cluster.Senders) != 1 || s.Cluster.Senders[0] != want {
+					t.Errorf("sender panel: %+v", s.Cluster)
+				}
+			}
+			// No players are served by a handler without a player directory.
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/player/dash.all.min.js", nil))
+			if rec.Code != http.StatusNotFound {
+				t.Errorf("/player/dash.all.min.js: %d, want 404", rec.Code)
+			}
+		})
+	}
+}
+
 // TestEdgeClock: a point whose media time is anchored to the wall clock
 // reports the edge as a wall-clock time, and the page shows it so (not as
 // seconds since 1970).

@@ -18,6 +18,8 @@
 // Environment:
 //   SLUICE_CHROMIUM       browser binary (default /usr/bin/chromium)
 //   SLUICE_SCREENSHOT     write a PNG screenshot of the page here at the end
+//   SLUICE_STARTED_FILE   create this file (its content: the media time) the
+//                         moment playback has started, so a test can act on it
 //   SLUICE_STARTUP_SECS   how long to wait for playback to start (default 30)
 //   SLUICE_PLAY_VERBOSE   1: copy the page's console to stderr
 //   SLUICE_DASH_SETTINGS  extra dash.js settings (JSON), like --dash-settings
@@ -49,7 +51,7 @@
 //   dash.js {"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6}}}
 import { chromium } from 'playwright-core';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -258,6 +260,7 @@ try {
   } else {
     result.startupSeconds = (Date.now() - t0) / 1000;
     result.startTime = s.currentTime;
+    if (process.env.SLUICE_STARTED_FILE) writeFileSync(process.env.SLUICE_STARTED_FILE, String(s.currentTime));
     let prev = s.currentTime;
     const start = Date.now();
     for (let i = 1; i <= seconds; i++) {
