@@ -76,7 +76,6 @@ type config struct {
 	timeout  time.Duration
 	idle     bool
 	perSrc   int
-	dialers  int
 	pids     []int
 }
 
@@ -95,7 +94,6 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "per request: write, response and body")
 	mode := fs.String("mode", "fetch", "fetch or idle")
 	fs.IntVar(&c.perSrc, "per-src", 20000, "connections per source address 127.0.0.x")
-	fs.IntVar(&c.dialers, "dialers", 64, "concurrent connects while opening")
 	idleRate := fs.Int("idle-rate", 2000, "idle: first requests per second (spread over max(-interval, n/idle-rate))")
 	pids := fs.String("pids", "", "comma-separated server pids (CPU and RSS are summed over them)")
 	if err := fs.Parse(args); err != nil {
