@@ -6,6 +6,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -92,5 +93,32 @@ func TestREADMECommands(t *testing.T) {
 		if !bytes.Contains(readme, []byte("| `sluice "+c+"`")) && !bytes.Contains(readme, []byte("| `sluice "+c+" ")) {
 			t.Errorf("README.md's command table has no row for `sluice %s`", c)
 		}
+	}
+}
+
+// TestBuildStampsCommit: the README's build script (scripts/build.sh) links
+// in the commit it builds from, so `sluice --version` names it, also where
+// Go does not stamp it itself (GOFLAGS=-buildvcs=false, a git worktree).
+func TestBuildStampsCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary")
+	}
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD (the test needs git and a checkout): %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.Command("bash", filepath.Join("scripts", "build.sh"), bin)
+	build.Env = append(build.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/build.sh: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("sluice --version: %v", err)
+	}
+	want := "commit " + strings.TrimSpace(string(rev))
+	if !strings.HasPrefix(string(out), "sluice ") || !strings.Contains(string(out), want) {
+		t.Fatalf("sluice --version = %q, want it to name %s", out, want)
 	}
 }

@@ -12,25 +12,8 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func blk(i int) cluster.BlockID {
 	return cluster.BlockID{Point: "ch", Track: "video_1000", Start: int64(i)}
@@ -43,7 +26,7 @@ func payload(i, size int) []byte {
 }
 
 // newStore returns a store with n blocks of size bytes each on disk.
-func newStore(t *testing.T, n, size int, budget int64, clk *fakeClock) *Store {
+func newStore(t *testing.T, n, size int, budget int64, clk *testkit.Clock) *Store {
 	t.Helper()
 	d, err := OpenDisk(t.TempDir())
 	if err != nil {
@@ -88,7 +71,7 @@ type op struct {
 	want  PinStatus // for pin
 }
 
-func run(t *testing.T, s *Store, clk *fakeClock, ops []op) {
+func run(t *testing.T, s *Store, clk *testkit.Clock, ops []op) {
 	t.Helper()
 	ctx := context.Background()
 	for i, o := range ops {
@@ -287,7 +270,7 @@ func TestRefusal(t *testing.T) {
 		}, op{kind: "pin", sched: "B", sess: "s", block: 2, want: Pinned}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+			clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 			s := newStore(t, 4, 1000, 2000, clk)
 			run(t, s, clk, append(c.ops, c.last))
 			if st := s.Stats(); st.RAMBytes > 2000 || st.PinnedBytes > 2000 {
@@ -298,7 +281,7 @@ func TestRefusal(t *testing.T) {
 }
 
 func TestLeaseExpiry(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	s := newStore(t, 4, 100, 10_000, clk)
 	ctx := context.Background()
 	s.Renew("A", 2*time.Second)

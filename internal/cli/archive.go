@@ -57,13 +57,9 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errors.New("want the subcommand cut")
 	}
-	pos, err := parseToolArgs(fs, args[1:])
+	pos, err := toolArgs(fs, args[1:], 2, "need a point and an asset name")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("need a point and an asset name")
 	}
 	if *from == "" || *to == "" {
 		return errors.New("need --from and --to")

@@ -87,16 +87,34 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
+// commit and modified name the git commit the binary was built from and
+// whether the tree had uncommitted changes ("true"), when the build stamps
+// them at link time: scripts/build.sh passes
+// -ldflags "-X github.com/sluice-media/sluice/internal/cli.commit=<rev> -X ….modified=<bool>".
+// They are constants of the build, written by the linker only.
+var commit, modified string
+
 // version describes the running binary from its build information: the
-// module version (a tag, or "(devel)" for a build of a checkout) and the
-// version control revision, its time and whether the tree was modified.
+// module version (a tag, or "(devel)" for a build of a checkout), the
+// version control revision — Go's own stamp (vcs.revision, with
+// -buildvcs in a plain git checkout) or else the one scripts/build.sh
+// links in — with its time and whether the tree was modified, and the Go
+// version. A build with neither says "commit unknown".
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "sluice (no build information)"
 	}
+	return describeBuild(bi, commit, modified == "true")
+}
+
+// describeBuild is version's text for the build information bi and the
+// commit linked in (stampedRev, stampedDirty), used when bi has no
+// vcs.revision.
+func describeBuild(bi *debug.BuildInfo, stampedRev string, stampedDirty bool) string {
 	v := "sluice " + bi.Main.Version
-	var rev, at, dirty string
+	var rev, at string
+	dirty := false
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -104,13 +122,19 @@ func version() string {
 		case "vcs.time":
 			at = s.Value
 		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = " (modified)"
-			}
+			dirty = s.Value == "true"
 		}
 	}
-	if rev != "" {
-		v += " commit " + rev + dirty
+	if rev == "" {
+		rev, dirty = stampedRev, stampedDirty
+	}
+	switch {
+	case rev == "":
+		v += " commit unknown"
+	case dirty:
+		v += " commit " + rev + " (modified)"
+	default:
+		v += " commit " + rev
 	}
 	if at != "" {
 		v += " " + at

@@ -16,22 +16,19 @@ const clusterGetSynopsis = `[flags] <url>
 
 GETs an internal URL of the cluster with a request signed with the cluster key (the secret
 itself is never sent; docs/cluster.md, "Internal authentication") and prints the body, e.g.
-the owner-set listing of a scheduler for a hosts file, a sender's stats or an origin's index:
+a sender's stats, an origin's index, or the owner-set listing of a scheduler started with
+--owner-set-url (GET /internal/v1/owner-sets), for a hosts file:
 
-  SLUICE_CLUSTER_SECRET=... sluice cluster-get http://sched:8090/internal/v1/owner-sets
-  sluice cluster-get --cluster-secret S http://10.0.0.11:9001/internal/v1/stats`
+  SLUICE_CLUSTER_SECRET=S sluice cluster-get http://10.0.0.11:9001/internal/v1/stats
+  sluice cluster-get --cluster-secret S http://10.0.0.12:9001/internal/v1/stats`
 
 // runClusterGet implements `sluice cluster-get`.
 func runClusterGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cluster-get", clusterGetSynopsis, stderr)
 	secretFlag := fs.String("cluster-secret", "", "cluster secret (default $SLUICE_CLUSTER_SECRET)")
-	pos, err := parseToolArgs(fs, args)
+	pos, err := toolArgs(fs, args, 1, "name one URL")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("name one URL")
 	}
 	secret := *secretFlag
 	if secret == "" {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +42,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quiet := fs.Bool("quiet", false, "no progress bar (there is none when stderr is not a terminal)")
 	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server on --data, for the play URLs printed at the end")
 	verbose := fs.Bool("v", false, "debug logging")
-	pos, err := parseToolArgs(fs, args)
+	pos, err := toolArgs(fs, args, 2, "need a file and an asset name")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("need a file and an asset name")
 	}
 	opts := importer.Options{
 		DataDir: *data, Asset: pos[1], Force: *force,

@@ -118,3 +118,18 @@ func parseToolArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = args[1:]
 	}
 }
+
+// toolArgs is parseToolArgs for a tool that takes exactly n operands; with
+// another number it prints the usage and returns the error need (which
+// names them).
+func toolArgs(fs *flag.FlagSet, args []string, n int, need string) ([]string, error) {
+	pos, err := parseToolArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != n {
+		fs.Usage()
+		return nil, errors.New(need)
+	}
+	return pos, nil
+}

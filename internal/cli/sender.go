@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,13 +65,9 @@ func runSenderLoad(ctx context.Context, args []string, stdout, stderr io.Writer)
 	clusterFlags(fs, &c)
 	conc := fs.Int("concurrency", 4, "blocks written at a time")
 	verbose := fs.Bool("v", false, "debug logging")
-	pos, err := parseToolArgs(fs, args)
+	pos, err := toolArgs(fs, args, 2, "need a data directory and an asset name")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("need a data directory and an asset name")
 	}
 	log := toolLogger(stderr, *verbose)
 	cc := c.Cluster

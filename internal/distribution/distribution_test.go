@@ -242,9 +242,7 @@ func TestCoalescing(t *testing.T) {
 // counts the time in the cache.
 func TestHeadersRangeConditional(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	path := fragPath(listedFrag(1))
 	body := fragBody(listedFrag(1))
 	resp, b := tp.get(t, path)
@@ -263,7 +261,7 @@ func TestHeadersRangeConditional(t *testing.T) {
 	if resp.Header.Get("Access-Control-Expose-Headers") == "" {
 		t.Error("no Access-Control-Expose-Headers")
 	}
-	clk.add(5 * time.Second)
+	clk.Add(5 * time.Second)
 	resp, b = tp.get(t, path, "Range", "bytes=10-19")
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, body[10:20]) {
 		t.Fatalf("range: %d %q", resp.StatusCode, b)
@@ -298,9 +296,7 @@ func TestHeadersRangeConditional(t *testing.T) {
 // with If-None-Match.
 func TestManifestMaxAge(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	const path = "/ch.isml/manifest.mpd"
 	for range 5 {
 		if resp, _ := tp.get(t, path); resp.StatusCode != 200 {
@@ -310,7 +306,7 @@ func TestManifestMaxAge(t *testing.T) {
 	if c := o.count(path); c != 1 {
 		t.Fatalf("%d upstream requests within max-age, want 1", c)
 	}
-	clk.add(1500 * time.Millisecond)
+	clk.Add(1500 * time.Millisecond)
 	resp, b := tp.get(t, path)
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("SegmentTimeline")) {
 		t.Fatalf("after expiry: %d", resp.StatusCode)
@@ -507,9 +503,7 @@ func TestListed404TriesNextOrigin(t *testing.T) {
 // stale (for at most a minute) instead of an error.
 func TestStaleIfError(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, nil, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, nil, o.ts.URL)
 	const path = "/ch.isml/manifest.mpd"
 	if resp, _ := tp.get(t, path); resp.StatusCode != 200 {
 		t.Fatal("manifest")
@@ -518,12 +512,12 @@ func TestStaleIfError(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return true
 	}
-	clk.add(5 * time.Second)
+	clk.Add(5 * time.Second)
 	resp, b := tp.get(t, path)
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("MPD")) {
 		t.Fatalf("stale: %d", resp.StatusCode)
 	}
-	clk.add(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	if resp, _ := tp.get(t, path); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("too stale: %d, want 502", resp.StatusCode)
 	}
@@ -533,9 +527,7 @@ func TestStaleIfError(t *testing.T) {
 // window leave the cache; fragments already behind it are not stored.
 func TestWindow(t *testing.T) {
 	o := newFakeOrigin(t)
-	tp := newTestProxy(t, func(c *config.Distribution) { c.Window = 6 * time.Second }, o.ts.URL)
-	clk := newFakeClock()
-	tp.p.now, tp.p.up.now = clk.now, clk.now
+	tp, clk := newClockedProxy(t, func(c *config.Distribution) { c.Window = 6 * time.Second }, o.ts.URL)
 	tp.get(t, "/ch.isml/manifest.mpd") // edge: fragment 10 ends at 120 s
 	for i := range 10 {
 		if resp, _ := tp.get(t, fragPath(listedFrag(i))); resp.StatusCode != 200 {
@@ -549,7 +541,7 @@ func TestWindow(t *testing.T) {
 	o.mu.Lock()
 	o.frags = 12 // the edge moves on by 4 s, to 124 s
 	o.mu.Unlock()
-	clk.add(2 * time.Second)
+	clk.Add(2 * time.Second)
 	tp.get(t, "/ch.isml/manifest.mpd")
 	tp.p.sweep()
 	for i, want := range map[int]bool{7: false, 8: false, 9: true} {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-media/sluice/internal/config"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
 
 // fakeOrigin serves a live point "ch" with one track "v" (timescale 1000,
@@ -177,6 +177,16 @@ func newTestProxy(t *testing.T, mod func(*config.Distribution), origins ...strin
 	return &testProxy{p: p, ts: ts, reg: reg}
 }
 
+// newClockedProxy is newTestProxy on a fake clock (the cache's and the
+// upstream's), which the test advances.
+func newClockedProxy(t *testing.T, mod func(*config.Distribution), origins ...string) (*testProxy, *testkit.Clock) {
+	t.Helper()
+	tp := newTestProxy(t, mod, origins...)
+	clk := testkit.NewClock(time.Now())
+	tp.p.now, tp.p.up.now = clk.Now, clk.Now
+	return tp, clk
+}
+
 func (tp *testProxy) get(t *testing.T, path string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, tp.ts.URL+path, nil)
@@ -207,18 +217,8 @@ func (tp *testProxy) metric(c prometheus.Metric) float64 {
 	return m.Gauge.GetValue()
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
-func fragPath(t int64) string            { return "/ch.isml/tracks/v/" + strconv.FormatInt(t, 10) + ".m4s" }
-func listedFrag(i int) int64             { return fakeStart + int64(i)*fakeDur }
+func fragPath(t int64) string { return "/ch.isml/tracks/v/" + strconv.FormatInt(t, 10) + ".m4s" }
+func listedFrag(i int) int64  { return fakeStart + int64(i)*fakeDur }
 
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,4 +361,59 @@ func fixSmoothManifest(t *testing.T, dir string) {
 	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitVideoSegments polls the MPD at url until it answers 200 and lists at
+// least n video segments (videoSegments), and returns that MPD. It fails the
+// test when timeout passes (with the last answer and the output of the
+// watched processes) or as soon as a watched process exits.
+func waitVideoSegments(t *testing.T, url string, n int, timeout time.Duration, watch ...*proc) []byte {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: 3 * time.Second}
+	var last []byte
+	for {
+		for _, p := range watch {
+			if p.exited() {
+				t.Fatalf("%s exited (%v) before %s listed %d video segments; its output:\n%s", p.name, p.err, url, n, p.out)
+			}
+		}
+		if resp, err := client.Get(url); err == nil {
+			last = readAll(resp)
+			if c, err := videoSegments(last); resp.StatusCode == http.StatusOK && err == nil && c >= n {
+				return last
+			}
+		}
+		if time.Now().After(deadline) {
+			var outs strings.Builder
+			for _, p := range watch {
+				fmt.Fprintf(&outs, "\n%s output:\n%s", p.name, p.out)
+			}
+			t.Fatalf("%s did not list %d video segments within %v; last answer:\n%s%s", url, n, timeout, last, outs.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// browserSetup is what a browser test starts from.
+type browserSetup struct {
+	root   string // the repository
+	webDir string // web/, with the players' node modules installed
+	art    string // the test's artifacts directory (logs, screenshots)
+	tmp    string // a temporary directory for the test
+	bin    string // the sluice binary
+}
+
+// setupBrowser skips t as browserEnabled does, requires chromium, node, npm
+// and the given tools, installs the web players' node modules when they are
+// missing, and returns the test's directories and the sluice binary.
+func setupBrowser(t *testing.T, tools ...string) browserSetup {
+	t.Helper()
+	browserEnabled(t)
+	requireTools(t, append([]string{"node", "npm"}, tools...)...)
+	root := repoRoot(t)
+	b := browserSetup{root: root, webDir: filepath.Join(root, "web"), art: artifactsDir(t), tmp: t.TempDir()}
+	ensureNodeModules(t, b.webDir)
+	b.bin = buildSluice(t, root, b.tmp)
+	return b
 }

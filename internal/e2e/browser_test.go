@@ -73,17 +73,10 @@ func ffmpegLiveArgs(pushURL string) []string {
 // TestBrowserLive is the acceptance test: real Chromium plays the live DASH,
 // Smooth and HLS output of `sluice serve` fed by a live ffmpeg push.
 func TestBrowserLive(t *testing.T) {
-	browserEnabled(t)
-	requireTools(t, "ffmpeg", "node", "npm", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-
 	t0 := time.Now()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
-	t.Logf("setup (npm, go build): %v", time.Since(t0).Round(time.Millisecond))
+	b := setupBrowser(t, "ffmpeg")
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
+	t.Logf("setup (npm): %v", time.Since(t0).Round(time.Millisecond))
 
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -96,30 +89,8 @@ func TestBrowserLive(t *testing.T) {
 
 	// Wait until the DASH manifest lists at least three video fragments.
 	t1 := time.Now()
-	deadline := t1.Add(60 * time.Second)
-	var mpdBody []byte
-	for {
-		if ffmpeg.exited() {
-			t.Fatalf("ffmpeg exited (%v) before the channel was live; its output:\n%s\nsluice output:\n%s", ffmpeg.err, ffmpeg.out, serve.out)
-		}
-		if serve.exited() {
-			t.Fatalf("sluice serve exited (%v); its output:\n%s", serve.err, serve.out)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the DASH manifest did not list 3 video fragments within 60 s; last manifest:\n%s\nsluice output:\n%s\nffmpeg output:\n%s", mpdBody, serve.out, ffmpeg.out)
-		}
-		resp, err := http.Get(base + "/live.isml/manifest.mpd")
-		if err == nil {
-			mpdBody = readAll(resp)
-			if resp.StatusCode == http.StatusOK {
-				if n, err := videoSegments(mpdBody); err == nil && n >= 3 {
-					t.Logf("channel live after %v: %d video fragments in the MPD", time.Since(t1).Round(time.Millisecond), n)
-					break
-				}
-			}
-		}
-		time.Sleep(time.Second)
-	}
+	mpdBody := waitVideoSegments(t, base+"/live.isml/manifest.mpd", 3, 60*time.Second, ffmpeg, serve)
+	t.Logf("channel live after %v", time.Since(t1).Round(time.Millisecond))
 	os.WriteFile(filepath.Join(art, "manifest-start.mpd"), mpdBody, 0o644)
 
 	// The three players and the status page play at once, each in its own

@@ -25,12 +25,8 @@ func clusterLive(t *testing.T, bin, root string) (senders []*clSender, originBas
 	for i := 0; i < 3; i++ {
 		senders = append(senders, startClSender(t, bin, fmt.Sprintf("sender-%d", i), shmDir(t, fmt.Sprintf("s%d", i)), "--ram", "64M"))
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	originBase = "http://" + addr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), bin, "origin", "--listen", addr,
-		"--data", shmDir(t, "origin"), "--point", "live", "--senders", senderList(senders), "--replicas", "2",
+	originBase, origin := startOrigin(t, bin, shmDir(t, "origin"), "--point", "live", "--senders", senderList(senders), "--replicas", "2",
 		"--cluster-secret", e2eClusterSecret)
-	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
 	push := startProc(t, "push", filepath.Join(art, "push.log"), bin, "push", "--loop", "--epoch", "--retry", "--quiet",
 		filepath.Join(root, "testdata", "sample", "sample.mp4"), originBase+"/live.isml/Streams(live)")
 	deadline := time.Now().Add(30 * time.Second)
@@ -251,11 +247,9 @@ func TestClusterTokens(t *testing.T) {
 	data := shmDir(t, "origin")
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	runAll(t, 1, [][]string{{bin, "sender-load", "--senders", senderList(senders), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod"}})
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin", "--listen", addr, "--data", data)
-	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
+	originBase, _ := startOrigin(t, bin, data)
 	short := []string{"--senders", senderList(senders), "--session-idle", "3s", "--token-ttl", "3s", "--lease", "1s"}
-	sched := startClSched(t, bin, "scheduler", "http://"+addr, short...)
+	sched := startClSched(t, bin, "scheduler", originBase, short...)
 
 	segs := sessionSegments(t, sched.base, "vod", "")
 	var video *sessSegment
@@ -346,7 +340,7 @@ func TestClusterTokens(t *testing.T) {
 	// A session of a scheduler that dies lives on at another scheduler
 	// (a sender offers it to the next scheduler it hears from, which adopts
 	// it): the token stays valid past its TTL while the player fetches.
-	schedA := startClSched(t, bin, "scheduler-a", "http://"+addr, short...)
+	schedA := startClSched(t, bin, "scheduler-a", originBase, short...)
 	segsA := sessionSegments(t, schedA.base, "vod", "")
 	var seg string
 	for _, s := range segsA {

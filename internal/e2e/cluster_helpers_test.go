@@ -303,3 +303,79 @@ func requireFFmpeg(t *testing.T) string {
 	}
 	return p
 }
+
+// startAssetEncode starts ffmpeg encoding the on-demand asset of the
+// session tests into mp4: secs seconds of a 320x180 test pattern at
+// 400 kbit/s with 2 s GOPs, and 48 kbit/s AAC. The encoding runs while the
+// test starts its processes; the returned func waits for it and fails the
+// test if ffmpeg failed.
+func startAssetEncode(t *testing.T, ffmpeg, mp4 string, secs int) (wait func()) {
+	t.Helper()
+	enc := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
+		"-t", strconv.Itoa(secs), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4)
+	var out bytes.Buffer
+	enc.Stdout, enc.Stderr = &out, &out
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := enc.Wait(); err != nil {
+			t.Fatalf("ffmpeg (asset): %v\n%s", err, out.String())
+		}
+	}
+}
+
+// senderCluster is the storage side of the session tests: a real etcd,
+// three senders (sender-0..2, 64 MB of RAM each) on one port at 127.0.0.11,
+// .12 and .13 — distinct addresses, since Shaka Player bans a failed host by
+// name, not by port, for a minute — and an origin that takes point "live"
+// and writes it to the senders with two replicas.
+type senderCluster struct {
+	etcd       *e2eEtcd
+	port       int // the senders' port
+	senders    []*clSender
+	data       string // the origin's data directory
+	originBase string
+	origin     *proc
+}
+
+// startSenderCluster starts a senderCluster and waits until every part
+// answers; the origin logs to origin.log in art.
+func startSenderCluster(t *testing.T, bin, art string) *senderCluster {
+	t.Helper()
+	c := &senderCluster{etcd: startEtcdServer(t), port: freePort(t)}
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("sender-%d", i)
+		c.senders = append(c.senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, c.port),
+			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, c.etcd.senderArgs()...)...))
+	}
+	c.data = shmDir(t, "origin")
+	c.originBase, c.origin = startOrigin(t, bin, c.data, append([]string{"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret},
+		c.etcd.readerArgs()...)...)
+	return c
+}
+
+// loadAsset imports mp4 at the origin as point name and writes its blocks
+// to the senders (sluice import, then sluice sender-load).
+func (c *senderCluster) loadAsset(t *testing.T, bin, mp4, name string) {
+	t.Helper()
+	runAll(t, 1, [][]string{{bin, "import", "--data", c.data, mp4, name}})
+	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, c.etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, c.data, name)})
+}
+
+// startOrigin starts `sluice origin` over the data directory data on a free
+// port of 127.0.0.1 with the given flags (points, senders, replicas, the
+// cluster secret …), logging to origin.log in the test's artifacts. It
+// returns the origin's base URL and process once /healthz answers.
+func startOrigin(t *testing.T, bin, data string, args ...string) (string, *proc) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"),
+		append([]string{bin, "origin", "--listen", addr, "--data", data}, args...)...)
+	base := "http://" + addr
+	waitHTTP(t, base+"/healthz", 30*time.Second, p)
+	return base, p
+}

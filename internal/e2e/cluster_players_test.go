@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,30 +84,10 @@ func TestClusterPlayers(t *testing.T) {
 	// The on-demand asset: 60 s, one 400 kbit/s rendition and AAC, encoded
 	// while the cluster starts.
 	mp4 := filepath.Join(tmp, "vod.mp4")
-	enc := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4)
-	var encOut bytes.Buffer
-	enc.Stdout, enc.Stderr = &encOut, &encOut
-	if err := enc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	encoded := startAssetEncode(t, ffmpeg, mp4, 60)
 
-	etcd := startEtcdServer(t)
-	var senders []*clSender
-	port := freePort(t)
-	for i := 0; i < 3; i++ {
-		name := fmt.Sprintf("sender-%d", i)
-		senders = append(senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, port),
-			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, etcd.senderArgs()...)...))
-	}
-	data := shmDir(t, "origin")
-	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	originBase := "http://" + originAddr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", data,
-		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
-	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
+	cl := startSenderCluster(t, bin, art)
+	etcd, senders, port, originBase := cl.etcd, cl.senders, cl.port, cl.originBase
 	// The players resolve the owner-set names, as root, at the
 	// scheduler's own DNS responder (the production path, with Chromium's
 	// built-in resolver and Go's), named by a private resolv.conf; else
@@ -134,11 +113,8 @@ func TestClusterPlayers(t *testing.T) {
 
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(originBase+"/live.isml/Streams(live)")...)
 
-	if err := enc.Wait(); err != nil {
-		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
-	}
-	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
-	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
+	encoded()
+	cl.loadAsset(t, bin, mp4, "vod")
 
 	// Wait for the live channel to list 4 segments of every track in a
 	// session: a live `sluice play` session starts 3 segments behind the

@@ -88,9 +88,7 @@ func TestClusterRAMResidency(t *testing.T) {
 	}
 	runAll(t, 4, loads)
 	t.Logf("loaded into the senders after %v", time.Since(t0).Round(time.Millisecond))
-	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), bin, "origin", "--listen", originAddr, "--data", data)
-	waitHTTP(t, "http://"+originAddr+"/healthz", 30*time.Second, origin)
+	originBase, _ := startOrigin(t, bin, data)
 	t.Logf("cluster up after %v", time.Since(t0).Round(time.Millisecond))
 
 	// Session i plays asset i%nAssets from slot i/nAssets: the slots of an
@@ -98,7 +96,7 @@ func TestClusterRAMResidency(t *testing.T) {
 	perAsset := (sessions + nAssets - 1) / nAssets
 	run := func(name string, schedArgs ...string) (ram, disk int64, agg clPlayAggregate) {
 		t.Helper()
-		sched := startClSched(t, bin, "scheduler-"+name, "http://"+originAddr,
+		sched := startClSched(t, bin, "scheduler-"+name, originBase,
 			append([]string{"--senders", senderList(senders)}, schedArgs...)...)
 		var n atomic.Int64
 		redir := redirector(t, sched.base, func(string) string {

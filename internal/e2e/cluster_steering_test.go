@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -70,16 +68,10 @@ var sixSecondBuffer = map[string]string{
 // SLUICE_E2E_STEERING_SECONDS=720 SLUICE_E2E_STEERING_DEFAULTS=1.
 func TestClusterSteering(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	ffmpeg := requireFFmpeg(t)
-	requireTools(t, "node", "npm")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	ensureNodeModules(t, webDir)
-	art := artifactsDir(t)
-	tmp := t.TempDir()
 	t0 := time.Now()
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	ffmpeg := requireFFmpeg(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	playFor := 50
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_E2E_STEERING_SECONDS")); err == nil && v > 0 {
@@ -92,40 +84,15 @@ func TestClusterSteering(t *testing.T) {
 
 	// The on-demand asset, encoded while the cluster starts.
 	mp4 := filepath.Join(tmp, "vod.mp4")
-	enc := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", strconv.Itoa(playFor+40), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4)
-	var encOut bytes.Buffer
-	enc.Stdout, enc.Stderr = &encOut, &encOut
-	if err := enc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	encoded := startAssetEncode(t, ffmpeg, mp4, playFor+40)
 
-	etcd := startEtcdServer(t)
-	port := freePort(t)
-	var senders []*clSender
-	for i := 0; i < 3; i++ {
-		// Distinct addresses: Shaka Player bans a failed host by name
-		// (not by port) for a minute.
-		name := fmt.Sprintf("sender-%d", i)
-		senders = append(senders, startClSenderAt(t, bin, name, shmDir(t, fmt.Sprintf("s%d", i)), fmt.Sprintf("127.0.0.%d:%d", 11+i, port),
-			append([]string{"--id", name, "--ram", "64M", "--etcd-ttl", "2s"}, etcd.senderArgs()...)...))
-	}
-	data := shmDir(t, "origin")
-	originAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	originBase := "http://" + originAddr
-	origin := startProc(t, "origin", filepath.Join(art, "origin.log"), append([]string{bin, "origin", "--listen", originAddr, "--data", data,
-		"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
-	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
+	cl := startSenderCluster(t, bin, art)
+	etcd, senders, originBase := cl.etcd, cl.senders, cl.originBase
 	sched := startClSched(t, bin, "scheduler", originBase, append(append(etcd.readerArgs(), "--replicas", "2",
 		"--player-dir", filepath.Join(webDir, "node_modules")), tokenTTL...)...)
 	ff := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(originBase+"/live.isml/Streams(live)")...)
-	if err := enc.Wait(); err != nil {
-		t.Fatalf("ffmpeg (asset): %v\n%s", err, encOut.String())
-	}
-	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
-	runAll(t, 1, [][]string{append(append([]string{bin, "sender-load"}, etcd.readerArgs()...), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod")})
+	encoded()
+	cl.loadAsset(t, bin, mp4, "vod")
 	waitSessionsListed(t, sched.base, []string{"live"}, 4, ff)
 	t.Logf("cluster and live channel up after %v", time.Since(t0).Round(time.Millisecond))
 
@@ -198,18 +165,10 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	pathway := senderPathway(victim.name)
 
 	// The players' sessions, all on the victim's pathway.
-	type player struct {
-		name, kind, file, path string
-		res                    playResult
-	}
-	players := []*player{
-		{name: "hls.js", kind: "hls", file: "master.m3u8"},
-		{name: "Shaka (HLS)", kind: "shaka", file: "master.m3u8"},
-		{name: "Shaka (DASH)", kind: "shaka", file: "manifest.mpd"},
-		{name: "dash.js", kind: "dash", file: "manifest.mpd"},
-	}
+	players := sessionPlayers()
+	paths := map[*sessionPlayer]string{}
 	for _, p := range players {
-		p.path = openOnPathway(t, sched.base, point, p.file, pathway)
+		paths[p] = openOnPathway(t, sched.base, point, p.file, pathway)
 	}
 	// The test's own sessions, reloaded until the end.
 	ownMPD := openOnPathway(t, sched.base, point, "manifest.mpd", pathway)
@@ -218,16 +177,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	victimSends, _ := scrapeMetric(victim.base, "sluice_sender_sends_total")
 
 	// The browsers, concurrently.
-	var wg sync.WaitGroup
-	for _, p := range players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			env := playEnv{env: []string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[p.kind], "SLUICE_RECORD=1", "SLUICE_STARTUP_SECS=60"}}
-			shot := filepath.Join(art, strings.NewReplacer(" ", "-", "(", "", ")", "", ".", "").Replace(p.name)+"-"+point+".png")
-			p.res = runPlayIn(t, env, webDir, sched.base+p.path, p.kind, playFor, playFor*8/10, shot)
-		}()
-	}
+	played := playSessions(t, webDir, art, point, players, playFor, func(p *sessionPlayer) string { return sched.base + paths[p] })
 
 	// Reload the own sessions' manifests every 2 s until the players are done.
 	done := make(chan struct{})
@@ -271,7 +221,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	})
 	t.Logf("%s back at %s, in the live set %v later", victim.name, backAt.Format("15:04:05.000"), time.Since(backAt).Round(100*time.Millisecond))
 
-	wg.Wait()
+	played()
 	close(done)
 	for i, p := range plays {
 		agg, ss := p.wait(t, time.Duration(playFor+120)*time.Second)
@@ -298,19 +248,7 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	victimHost := strings.TrimPrefix(victim.base, "http://")
 	for _, p := range players {
 		r := p.res
-		t.Logf("%s: %s", p.name, r.summary())
-		for _, w := range r.Warnings {
-			t.Logf("%s warning: %s", p.name, w)
-		}
-		for _, e := range r.Errors {
-			t.Errorf("%s error: %s", p.name, e)
-		}
-		for _, e := range r.PageErrors {
-			t.Errorf("%s page error: %s", p.name, e)
-		}
-		if !r.OK || r.Underruns > 0 {
-			t.Errorf("%s: ok=%v failure=%q underruns=%d (stalls=%d)", p.name, r.OK, r.Failure, r.Underruns, r.Stalls)
-		}
+		checkPlayed(t, p.name, r)
 		// A stall (a second without progress) with data buffered ahead is
 		// the page not getting the CPU, not the network: say which.
 		for i := 1; i < len(r.Samples); i++ {

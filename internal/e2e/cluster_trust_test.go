@@ -117,12 +117,8 @@ func TestClusterFakeMember(t *testing.T) {
 	put("ac-copied", string(copied))
 
 	data := filepath.Join(tmp, "origin-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	originBase := "http://" + addr
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), append([]string{bin, "origin",
-		"--listen", addr, "--data", data, "--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret},
+	originBase, origin := startOrigin(t, bin, data, append([]string{"--point", "live", "--replicas", "2", "--cluster-secret", e2eClusterSecret},
 		etcd.readerArgs()...)...)
-	waitHTTP(t, originBase+"/healthz", 30*time.Second, origin)
 	sched := startClSched(t, bin, "scheduler", originBase, append(etcd.readerArgs(), "--replicas", "2")...)
 	// And one more while they run (their etcd watch).
 	put("ad-late", `{"id":"ad-late","url":"`+im.srv.URL+`"}`)

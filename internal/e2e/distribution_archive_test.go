@@ -140,7 +140,7 @@ func TestDistributionRetentionDVR(t *testing.T) {
 	obase, op := distStartRole(t, bin, "origin", "origin.log", freePort(t), "--data", data, "--config", conf)
 	distPush(t, bin, obase, "ret")
 	dbase, _ := distStartRole(t, bin, "distribution", "distribution.log", freePort(t), "--origin", obase)
-	distWaitSegments(t, obase+"/ret.isml/manifest.mpd", 2, op)
+	waitVideoSegments(t, obase+"/ret.isml/manifest.mpd", 2, 30*time.Second, op)
 
 	deadline := time.Now().Add(28 * time.Second)
 	checked, maxListed := 0, 0

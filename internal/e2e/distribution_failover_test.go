@@ -25,8 +25,8 @@ func TestDistributionOriginFailover(t *testing.T) {
 	distPush(t, bin, o1, "ch")
 	startProc(t, "push-ch-2", filepath.Join(artifactsDir(t), "push-ch-2.log"),
 		bin, "push", "--loop", "--quiet", testmedia.Sample(t), o2+"/ch.isml/Streams(ch)")
-	distWaitSegments(t, o1+"/ch.isml/manifest.mpd", 4, p1)
-	distWaitSegments(t, o2+"/ch.isml/manifest.mpd", 4, p2)
+	waitVideoSegments(t, o1+"/ch.isml/manifest.mpd", 4, 30*time.Second, p1)
+	waitVideoSegments(t, o2+"/ch.isml/manifest.mpd", 4, 30*time.Second, p2)
 	dbase, dp := distStartRole(t, bin, "distribution", "distribution.log", freePort(t),
 		"--origin", o1, "--origin", o2, "--upstream-timeout", "1s", "--backoff", "1s")
 

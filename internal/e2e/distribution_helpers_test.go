@@ -91,22 +91,6 @@ func distPush(t *testing.T, bin, base, point string) *proc {
 		base+"/"+point+".isml/Streams("+point+")")
 }
 
-// distWaitSegments waits until the MPD at url lists at least n video segments.
-func distWaitSegments(t *testing.T, url string, n int, watch ...*proc) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		body := waitHTTP(t, url, 30*time.Second, watch...)
-		if c, _ := videoSegments(body); c >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: fewer than %d video segments after 30 s", url, n)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
 // distMetric is scrapeMetric of base/metrics that fails the test when the
 // scrape fails, with labels given as "k=v".
 func distMetric(t *testing.T, base, name string, labels ...string) float64 {

@@ -122,7 +122,7 @@ func TestDistributionNginxCache(t *testing.T) {
 	}
 	obase, op := distStartRole(t, bin, "origin", "origin.log", freePort(t), "--data", data, "--point", "ch")
 	distPush(t, bin, obase, "ch")
-	distWaitSegments(t, obase+"/ch.isml/manifest.mpd", 3, op)
+	waitVideoSegments(t, obase+"/ch.isml/manifest.mpd", 3, 30*time.Second, op)
 	dport := freePort(t)
 	dbase, _ := distStartRole(t, bin, "distribution", "distribution.log", dport, "--origin", obase)
 	naddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))

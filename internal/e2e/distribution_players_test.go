@@ -23,8 +23,8 @@ func TestDistribution200Players(t *testing.T) {
 		"--data", filepath.Join(dir, "data"), "--point", "ch", "--point", "idle")
 	distPush(t, bin, obase, "ch")
 	distPush(t, bin, obase, "idle")
-	distWaitSegments(t, obase+"/ch.isml/manifest.mpd", 3, op)
-	distWaitSegments(t, obase+"/idle.isml/manifest.mpd", 3, op)
+	waitVideoSegments(t, obase+"/ch.isml/manifest.mpd", 3, 30*time.Second, op)
+	waitVideoSegments(t, obase+"/idle.isml/manifest.mpd", 3, 30*time.Second, op)
 
 	counter := newDistCounter(t, obase)
 	dbase, dp := distStartRole(t, bin, "distribution", "distribution.log", freePort(t), "--origin", counter.URL)

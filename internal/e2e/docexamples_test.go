@@ -2,21 +2,27 @@ package e2e
 
 // docexamples_test.go: every example command of the README, of docs/ and of
 // every `sluice <command> --help` is run. TestDocExamples extracts them (a
-// command line starting with sluice, ffmpeg, go, etcd or bash, with its
-// backslash continuations), points their hosts at processes of the test —
-// one `sluice serve` for the :8080 and :8090 hosts, three senders for the
-// :900x hosts, a plain etcd for :2379 — and runs each: a one-shot command
-// must exit 0; a role (serve, ingest, origin, distribution, sender,
-// scheduler, etcd) must answer its health check; a `sluice push` must store
-// fragments; an ffmpeg push runs for 3 s of media and must exit 0 and be
-// stored. The rewrites are the ones a reader makes (host names, ports, data
-// directories, a sample file for movie.mp4); everything else — flags,
-// paths, point names, quoting — runs as documented, so an example that is
-// wrong for `sluice serve` fails here.
+// command line starting with sluice, ffmpeg, go, etcd, etcdctl or bash,
+// after optional VAR=value assignments, with its backslash continuations;
+// `export` and VAR=value lines set the variables of the rest of their
+// block), points their hosts at processes of the test — one `sluice serve`
+// for the :8080 and :8090 hosts, three senders for the :900x hosts, a plain
+// etcd for :2379, or the block's own etcd once the block started one — and
+// runs each: a one-shot command (etcdctl too) must exit 0; a role (serve,
+// ingest, origin, distribution, sender, scheduler, etcd) must answer its
+// health check; a `sluice push` must store fragments; an ffmpeg push runs
+// for 3 s of media and must exit 0 and be stored. An etcd example with TLS
+// (--cert-file, --key-file, --trusted-ca-file) gets the files it names, and
+// client.pem/client.key, from a CA the test makes. The rewrites are the ones
+// a reader makes (host names, ports, data directories, certificates, a
+// sample file for movie.mp4); everything else — flags, paths, point names,
+// users, quoting — runs as documented, so an example that is wrong for
+// `sluice serve` fails here.
 
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,6 +37,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/ingest"
+	"github.com/sluice-media/sluice/internal/membership"
 )
 
 // docExample is one example command and where it was found.
@@ -42,12 +49,15 @@ type docExample struct {
 }
 
 // exampleStart matches the first line of an example command.
-var exampleStart = regexp.MustCompile(`^(sluice|ffmpeg|go|etcd|bash) `)
+var exampleStart = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S* +)*(sluice|ffmpeg|go|etcd|etcdctl|bash) `)
+
+// assignment matches a shell variable assignment (VAR=value).
+var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
 // extractExamples returns the example commands of text: in Markdown, the
 // lines of fenced sh/bash/untagged blocks; in help texts (md false), the
-// indented lines. `export K=V` lines set the environment of the commands
-// after them in the same block.
+// indented lines. `export K=V ...` and `K=V ...` lines set the environment
+// of the commands after them in the same block.
 func extractExamples(where, text string, md bool) []docExample {
 	var out []docExample
 	lines := strings.Split(text, "\n")
@@ -73,11 +83,15 @@ func extractExamples(where, text string, md bool) []docExample {
 		if !md && !strings.HasPrefix(raw, "  ") {
 			continue
 		}
-		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "export "), "="); ok && strings.HasPrefix(l, "export ") {
-			env[k] = v
-			continue
-		}
 		if !exampleStart.MatchString(l) {
+			if a := strings.TrimPrefix(l, "export "); assignment.MatchString(a) {
+				words, _ := shellWords(a, func(k string) string { return env[k] })
+				for _, w := range words {
+					if k, v, ok := strings.Cut(w, "="); ok && assignment.MatchString(w) {
+						env[k] = v
+					}
+				}
+			}
 			continue
 		}
 		start := i
@@ -134,8 +148,9 @@ func (e *docEnv) writeYAML(name, content string) {
 }
 
 // shellWords splits a command as sh would for these examples: single
-// quotes, double quotes with $VAR expanded from env, a comment from an
-// unquoted " #", a trailing "&".
+// quotes, double quotes with $VAR expanded from env, an unquoted $VAR
+// expanded and split at white space, a comment from an unquoted " #", a
+// trailing "&".
 func shellWords(s string, env func(string) string) (words []string, background bool) {
 	var w strings.Builder
 	have := false
@@ -178,9 +193,16 @@ func shellWords(s string, env func(string) string) (words []string, background b
 			}
 			have, i = true, j
 		case r == '$':
+			// Unquoted: the value is split into words at white space.
 			v, k := expand(rs, i)
-			w.WriteString(v)
-			have, i = true, k-1
+			for j, f := range strings.Fields(v) {
+				if j > 0 {
+					flush()
+				}
+				w.WriteString(f)
+				have = true
+			}
+			i = k - 1
 		case r == '#' && !have:
 			flush()
 			return words, background
@@ -201,14 +223,7 @@ func shellWords(s string, env func(string) string) (words []string, background b
 // notRun lists the examples this test does not run, each with the reason
 // and the test that covers what it shows. An entry that matches no example
 // any more fails the test, so the list cannot outlive the docs.
-var notRun = map[string]string{
-	"etcd --name e1 --data-dir /var/lib/etcd": "a production etcd with TLS certificates and users; " +
-		"startEtcdServer (etcd_helpers_test.go) runs that setup for TestClusterFakeMember and the sender etcd tests",
-	"sluice sender    $E":   "needs the TLS etcd with users above; TestSenderEtcdMembershipAndReplicas runs a sender so",
-	"sluice origin    $E":   "needs the TLS etcd with users above; TestClusterFakeMember runs an origin so",
-	"sluice scheduler $E":   "needs the TLS etcd with users above; TestClusterFakeMember runs a scheduler so",
-	"sluice sender-load $E": "needs the TLS etcd with users above; TestSenderEtcdMembershipAndReplicas loads so",
-}
+var notRun = map[string]string{}
 
 // docEnv is the world the examples run in.
 type docEnv struct {
@@ -221,8 +236,11 @@ type docEnv struct {
 	data    string   // its data directory
 	senders []string // base URLs of the three senders, secret S
 	etcd    string   // base URL of the plain etcd
-	token   string   // admin token of serve
-	n       int
+	// blockEtcd is the base URL of the etcd the current block started
+	// (an etcd example), which its :2379 hosts then stand for.
+	blockEtcd string
+	token     string // admin token of serve
+	n         int
 }
 
 var hostPort = regexp.MustCompile(`(https?://)?([A-Za-z0-9.-]*):([0-9]{2,5})\b`)
@@ -254,7 +272,9 @@ func (e *docEnv) rewrite(words []string) ([]string, string) {
 			i++
 			continue
 		}
-		if w == "./data" || (i > 0 && words[i-1] == "--data" && filepath.IsAbs(w)) {
+		if role && words[1] == "sender" && i > 0 && words[i-1] == "--data" && filepath.IsAbs(w) {
+			w = filepath.Join(e.dir, "sender"+strings.ReplaceAll(w, "/", "-")) // a block directory of its own
+		} else if w == "./data" || (i > 0 && words[i-1] == "--data" && filepath.IsAbs(w)) {
 			w = e.data // the server's data directory
 		} else if strings.HasPrefix(w, "./") && i > 0 && (words[i-1] == "--data" || words[i-1] == "--data-dir") {
 			w = filepath.Join(e.dir, w)
@@ -272,6 +292,8 @@ func (e *docEnv) rewrite(words []string) ([]string, string) {
 			switch {
 			case port == "8080" || port == "8090":
 				return e.serve
+			case port == "2379" && e.blockEtcd != "":
+				return e.blockEtcd
 			case port == "2379":
 				return e.etcd
 			case strings.HasPrefix(port, "900"):
@@ -349,12 +371,28 @@ func (e *docEnv) run(t *testing.T, ex docExample) []*proc {
 	words, _ := shellWords(ex.line, env)
 	e.n++
 	logPath := filepath.Join(e.art, fmt.Sprintf("example-%02d.log", e.n))
-	// The children inherit the test's environment: the block's exports,
-	// the cluster secret of the senders (S) and the admin token.
+	// The children inherit the test's environment: the block's variables
+	// (their hosts pointed at the test's, as in a command), the cluster
+	// secret of the senders (S) and the admin token; VAR=value before the
+	// command sets VAR for that command only.
 	t.Setenv("SLUICE_CLUSTER_SECRET", env("SLUICE_CLUSTER_SECRET"))
 	t.Setenv("TOKEN", e.token)
 	for k, v := range ex.env {
+		vs, _ := e.rewrite([]string{v})
+		t.Setenv(k, vs[0])
+	}
+	for len(words) > 1 && assignment.MatchString(words[0]) {
+		k, v, _ := strings.Cut(words[0], "=")
+		prev, had := os.LookupEnv(k)
 		t.Setenv(k, v)
+		defer func() {
+			if had {
+				os.Setenv(k, prev)
+			} else {
+				os.Unsetenv(k)
+			}
+		}()
+		words = words[1:]
 	}
 	oneShot := func(argv []string, dir string) {
 		t.Helper()
@@ -396,24 +434,11 @@ func (e *docEnv) run(t *testing.T, ex docExample) []*proc {
 		oneShot([]string{"bash", "-n", filepath.Join(e.root, words[1])}, e.root)
 		return nil
 	case "etcd":
-		peer, client := freePort(t), freePort(t)
-		argv := []string{"etcd"}
-		for i := 1; i < len(words); i++ {
-			if words[i] == "--data-dir" && i+1 < len(words) {
-				argv = append(argv, "--data-dir", filepath.Join(e.dir, "etcd-"+strconv.Itoa(e.n)))
-				i++
-				continue
-			}
-			argv = append(argv, words[i])
-		}
-		cu := fmt.Sprintf("http://127.0.0.1:%d", client)
-		argv = append(argv, "--listen-client-urls", cu, "--advertise-client-urls", cu,
-			"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
-			"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
-			"--initial-cluster", fmt.Sprintf("default=http://127.0.0.1:%d", peer))
-		p := startProcIn(t, e.dir, "etcd example", logPath, argv...)
-		waitHTTP(t, cu+"/health", time.Minute, p)
-		return []*proc{p}
+		return []*proc{e.startEtcd(t, words, logPath)}
+	case "etcdctl":
+		argv, _ := e.rewrite(words)
+		oneShot(argv, e.dir)
+		return nil
 	case "ffmpeg":
 		words, _ := e.rewrite(words)
 		url := words[len(words)-1]
@@ -475,6 +500,77 @@ func (e *docEnv) run(t *testing.T, ex docExample) []*proc {
 	}
 	oneShot(argv, e.dir)
 	return nil
+}
+
+// startEtcd runs an etcd example on free loopback ports with its data
+// directory in the test's. With --cert-file it serves TLS: the test makes a
+// CA and writes the files the example names (--trusted-ca-file, --cert-file,
+// --key-file) and a client certificate, client.pem and client.key, into the
+// examples' directory; the block's :2379 hosts then stand for this etcd.
+func (e *docEnv) startEtcd(t *testing.T, words []string, logPath string) *proc {
+	t.Helper()
+	peer, client := freePort(t), freePort(t)
+	argv := []string{"etcd"}
+	files := map[string]string{}
+	for i := 1; i < len(words); i++ {
+		w := words[i]
+		if i+1 < len(words) {
+			switch w {
+			case "--data-dir":
+				argv = append(argv, w, filepath.Join(e.dir, "etcd-"+strconv.Itoa(e.n)))
+				i++
+				continue
+			case "--listen-client-urls", "--advertise-client-urls":
+				i++ // set below, on the test's port
+				continue
+			case "--trusted-ca-file", "--cert-file", "--key-file":
+				files[w] = words[i+1]
+			}
+		}
+		argv = append(argv, w)
+	}
+	scheme := "http"
+	var tlsFiles membership.TLSFiles
+	if files["--cert-file"] != "" {
+		scheme = "https"
+		caCert, caKey := makeCA(t)
+		tlsFiles.CA = writePEM(t, e.dir, files["--trusted-ca-file"], "CERTIFICATE", caCert.Raw)
+		srvCert, srvKey := makeLeaf(t, caCert, caKey, "etcd", x509.ExtKeyUsageServerAuth)
+		writePEM(t, e.dir, files["--cert-file"], "CERTIFICATE", srvCert)
+		writePEM(t, e.dir, files["--key-file"], "EC PRIVATE KEY", srvKey)
+		cliCert, cliKey := makeLeaf(t, caCert, caKey, "sluice", x509.ExtKeyUsageClientAuth)
+		tlsFiles.Cert = writePEM(t, e.dir, "client.pem", "CERTIFICATE", cliCert)
+		tlsFiles.Key = writePEM(t, e.dir, "client.key", "EC PRIVATE KEY", cliKey)
+	}
+	cu := fmt.Sprintf("%s://127.0.0.1:%d", scheme, client)
+	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	name := "default"
+	for i := range argv {
+		if i > 0 && argv[i-1] == "--name" {
+			name = argv[i]
+		}
+	}
+	argv = append(argv, "--listen-client-urls", cu, "--advertise-client-urls", cu,
+		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu, "--initial-cluster", name+"="+pu)
+	p := startProcIn(t, e.dir, "etcd example", logPath, argv...)
+	tc, err := tlsFiles.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	waitUntil(t, time.Minute, "the etcd example answers /health", func() (bool, string) {
+		if p.exited() {
+			t.Fatalf("etcd example exited: %v\n%s", p.err, p.out)
+		}
+		resp, err := c.Get(cu + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	e.blockEtcd = cu
+	return p
 }
 
 // cut runs an archive cut example over the point's real archive: its
@@ -595,7 +691,7 @@ func (e *docEnv) listTests(t *testing.T, ex docExample, words []string) {
 // every command's --help (see the top of this file).
 func TestDocExamples(t *testing.T) {
 	longTest(t)
-	for _, tool := range []string{"ffmpeg", "etcd"} {
+	for _, tool := range []string{"ffmpeg", "etcd", "etcdctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing from PATH (scripts/setup.sh installs it)", tool)
 		}
@@ -704,7 +800,7 @@ func TestDocExamples(t *testing.T) {
 			for _, p := range running {
 				p.stop(t)
 			}
-			running, lastBlock = nil, ex.block
+			running, lastBlock, e.blockEtcd = nil, ex.block, ""
 		}
 		skip := false
 		for prefix, why := range notRun {

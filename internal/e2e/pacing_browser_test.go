@@ -136,14 +136,8 @@ func pacingCheckRTP(t *testing.T, lines []pacingLine, via string) int {
 // query mode plays the live demo channel in Chromium; Sluice logs and
 // applies the rtp of each request.
 func TestBrowserPacingCMCD(t *testing.T) {
-	browserEnabled(t)
-	requireTools(t, "node", "npm", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -152,7 +146,7 @@ func TestBrowserPacingCMCD(t *testing.T) {
 		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--data", filepath.Join(tmp, "data"),
 		"--player-dir", filepath.Join(webDir, "node_modules"), "--pacing", "client", "--log-level", "debug")
 	waitHTTP(t, base+"/", 30*time.Second, serve)
-	pacingWaitLiveDemo(t, base, serve)
+	waitVideoSegments(t, base+"/demo.isml/manifest.mpd", 3, 45*time.Second, serve)
 
 	for _, c := range []struct{ mode, via string }{
 		{"headers", "header"}, // dash.js 5.2.1: "header" (as its typings say) silently means query mode
@@ -179,28 +173,6 @@ func TestBrowserPacingCMCD(t *testing.T) {
 	if t.Failed() {
 		t.Logf("artifacts (server log, screenshots) in %s", art)
 	}
-}
-
-// pacingWaitLiveDemo waits until the live demo channel's MPD lists three video
-// segments.
-func pacingWaitLiveDemo(t *testing.T, base string, serve *proc) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var body []byte
-	for time.Now().Before(deadline) {
-		if serve.exited() {
-			t.Fatalf("sluice serve exited (%v):\n%s", serve.err, serve.out)
-		}
-		if resp, err := http.Get(base + "/demo.isml/manifest.mpd"); err == nil {
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if n, err := videoSegments(body); resp.StatusCode == 200 && err == nil && n >= 3 {
-				return
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("the demo channel was not live within 45 s; last MPD:\n%s\nsluice:\n%s", body, serve.out)
 }
 
 // pacingScrape reads one series from /metrics (-1: absent).

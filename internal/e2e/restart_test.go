@@ -102,14 +102,8 @@ next:
 // Periods, three HLS discontinuities in every playlist).
 func TestEncoderRestartPlayers(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	requireTools(t, "ffmpeg", "node", "npm", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t, "ffmpeg")
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -120,20 +114,7 @@ func TestEncoderRestartPlayers(t *testing.T) {
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	push := base + "/live.isml/Streams(live)"
 	first := startProc(t, "ffmpeg 1", filepath.Join(art, "ffmpeg-1.log"), readmeArgs(push, 440, 0)...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/live.isml/manifest.mpd")
-		if err == nil {
-			body := readAll(resp)
-			if n, err := videoSegments(body); resp.StatusCode == 200 && err == nil && n >= 3 {
-				break
-			}
-		}
-		if first.exited() || time.Now().After(deadline) {
-			t.Fatalf("the channel did not go live (ffmpeg exited %v):\n%s\n%s", first.exited(), first.out, serve.out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitVideoSegments(t, base+"/live.isml/manifest.mpd", 3, 60*time.Second, first, serve)
 
 	// Two players at a time (four browsers and three encoders are more
 	// than a loaded 2-core machine plays smoothly), each pair across an

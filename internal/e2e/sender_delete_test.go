@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -40,14 +39,7 @@ func TestSenderDeleteOnPruneAndJoin(t *testing.T) {
 	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
 		ss = append(ss, startClSender(t, bin, name, filepath.Join(dir, name), reg...))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	set, err := membership.Etcd(ctx, etcd.config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	ms := waitSenderSet(t, set, 3, 10*time.Second)
+	set, ms := etcd.senderSet(t, 3)
 
 	// Retention keeps 8 s (the DVR window is then 4 s); it runs every 10 s.
 	cfg := filepath.Join(dir, "origin.yaml")
@@ -55,12 +47,8 @@ func TestSenderDeleteOnPruneAndJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "origin-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), append([]string{bin, "origin",
-		"--config", cfg, "--listen", addr, "--data", data,
+	base, origin := startOrigin(t, bin, data, append([]string{"--config", cfg,
 		"--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
-	base := "http://" + addr
-	waitHTTP(t, base+"/healthz", 30*time.Second, origin)
 	out, err := exec.Command(bin, "push", "--fast", "--loop", "--duration", "40s", testmedia.Sample(t),
 		base+"/live/ch.isml/Streams(ch)").CombinedOutput()
 	if err != nil {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/placement"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
@@ -33,14 +31,7 @@ func TestSenderEtcdMembershipAndReplicas(t *testing.T) {
 	for _, name := range []string{"sender-a", "sender-b", "sender-c"} {
 		senders = append(senders, startSenderProc(t, bin, name, append([]string{"--etcd-ttl", ttl.String(), "--ram", "8M"}, etcd.senderArgs()...)...))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	set, err := membership.Etcd(ctx, etcd.config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	ms := waitSenderSet(t, set, 3, 10*time.Second)
+	set, ms := etcd.senderSet(t, 3)
 	started := map[string]string{}
 	for _, s := range senders {
 		started[s.id] = s.base

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/placement"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // e2eClusterSecret is the secret of the test clusters.
@@ -180,4 +182,35 @@ func fetchSenderStats(t *testing.T, base string) cluster.SenderStats {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// senderSet follows the sender set registered in e (closed when the test
+// ends) and waits until it has n members, which it returns too.
+func (e *e2eEtcd) senderSet(t *testing.T, n int) (*membership.EtcdSet, []membership.Member) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	set, err := membership.Etcd(ctx, e.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.Close() })
+	return set, waitSenderSet(t, set, n, 10*time.Second)
+}
+
+// pushLiveCh pushes 8 s of the sample media, as fast as the origin at base
+// takes it, to point live/ch, and returns the blocks the origin over data
+// stored (it fails the test on fewer than 8).
+func pushLiveCh(t *testing.T, bin, base, data string) map[cluster.BlockID][]byte {
+	t.Helper()
+	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", testmedia.Sample(t),
+		base+"/live/ch.isml/Streams(ch)").CombinedOutput()
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	blocks := storedBlocks(t, data, "live/ch")
+	if len(blocks) < 8 {
+		t.Fatalf("origin stored %d fragments", len(blocks))
+	}
+	return blocks
 }

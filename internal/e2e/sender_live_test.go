@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/membership"
-	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
 // TestSenderLiveOriginWritesToOwners: an origin started with --senders (a
@@ -29,26 +26,15 @@ func TestSenderLiveOriginWritesToOwners(t *testing.T) {
 		urls = append(urls, s.base)
 	}
 	data := filepath.Join(dir, "origin-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), bin, "origin",
-		"--listen", addr, "--data", data, "--point", "live/ch",
+	base, origin := startOrigin(t, bin, data, "--point", "live/ch",
 		"--senders", strings.Join(urls, ","), "--replicas", "2", "--cluster-secret", e2eClusterSecret)
-	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
 
-	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", testmedia.Sample(t),
-		"http://"+addr+"/live/ch.isml/Streams(ch)").CombinedOutput()
-	if err != nil {
-		t.Fatalf("push: %v\n%s", err, out)
-	}
-	blocks := storedBlocks(t, data, "live/ch")
-	if len(blocks) < 8 {
-		t.Fatalf("origin stored %d fragments", len(blocks))
-	}
+	blocks := pushLiveCh(t, bin, base, data)
 	// Wait until the origin's writer has placed every fragment.
 	var written float64
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		written, _ = scrapeMetric("http://"+addr, "sluice_cluster_blocks_written_total")
+		written, _ = scrapeMetric(base, "sluice_cluster_blocks_written_total")
 		if written >= float64(len(blocks)) {
 			break
 		}

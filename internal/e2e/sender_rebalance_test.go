@@ -2,16 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/placement"
 )
 
@@ -29,30 +25,12 @@ func TestSenderRebalanceOnJoin(t *testing.T) {
 	const ttl = 2 * time.Second
 	reg := append([]string{"--etcd-ttl", ttl.String(), "--ram", "8M"}, etcd.senderArgs()...)
 	a, b := startSenderProc(t, bin, "sender-a", reg...), startSenderProc(t, bin, "sender-b", reg...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	set, err := membership.Etcd(ctx, etcd.config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	waitSenderSet(t, set, 2, 10*time.Second)
+	set, _ := etcd.senderSet(t, 2)
 
 	data := filepath.Join(dir, "origin-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	origin := startProc(t, "origin", filepath.Join(artifactsDir(t), "origin.log"), append([]string{bin, "origin",
-		"--listen", addr, "--data", data, "--point", "live/ch",
+	base, origin := startOrigin(t, bin, data, append([]string{"--point", "live/ch",
 		"--replicas", "2", "--cluster-secret", e2eClusterSecret}, etcd.readerArgs()...)...)
-	waitHTTP(t, "http://"+addr+"/healthz", 30*time.Second, origin)
-	out, err := exec.Command(bin, "push", "--fast", "--duration", "8s", filepath.Join(root, "testdata", "sample", "sample.mp4"),
-		"http://"+addr+"/live/ch.isml/Streams(ch)").CombinedOutput()
-	if err != nil {
-		t.Fatalf("push: %v\n%s", err, out)
-	}
-	blocks := storedBlocks(t, data, "live/ch")
-	if len(blocks) < 8 {
-		t.Fatalf("origin stored %d fragments", len(blocks))
-	}
+	blocks := pushLiveCh(t, bin, base, data)
 	// Both senders own every block (two senders, R = 2).
 	waitUntil(t, 20*time.Second, "the origin wrote every block to both senders", func() (bool, string) {
 		na, nb := fetchSenderStats(t, a.base).Blocks, fetchSenderStats(t, b.base).Blocks

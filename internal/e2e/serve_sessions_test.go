@@ -3,11 +3,9 @@ package e2e
 import (
 	"bytes"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,26 +20,15 @@ import (
 // byte for byte.
 func TestServeSessionTokens(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	ffmpeg := requireFFmpeg(t)
-	requireTools(t, "node", "npm")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	ensureNodeModules(t, webDir)
-	art := artifactsDir(t)
-	tmp := t.TempDir()
 	t0 := time.Now()
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	ffmpeg := requireFFmpeg(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 
 	const playFor = 20
 	data := filepath.Join(tmp, "data")
 	mp4 := filepath.Join(tmp, "vod.mp4")
-	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050",
-		"-t", strconv.Itoa(playFor+30), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-		"-b:v", "400k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg (asset): %v\n%s", err, out)
-	}
+	startAssetEncode(t, ffmpeg, mp4, playFor+30)()
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -56,43 +43,14 @@ func TestServeSessionTokens(t *testing.T) {
 	orig := originCache{base: base, sums: map[string]string{}}
 	for _, point := range []string{"live", "vod"} {
 		grants, _ := scrapeMetric(base, "sluice_sender_session_grants_total")
-		type player struct {
-			name, kind, file string
-			res              playResult
-		}
-		players := []*player{
-			{name: "hls.js", kind: "hls", file: "master.m3u8"},
-			{name: "Shaka (HLS)", kind: "shaka", file: "master.m3u8"},
-			{name: "Shaka (DASH)", kind: "shaka", file: "manifest.mpd"},
-			{name: "dash.js", kind: "dash", file: "manifest.mpd"},
-		}
-		var wg sync.WaitGroup
-		for _, p := range players {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				env := playEnv{env: []string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[p.kind], "SLUICE_RECORD=1", "SLUICE_STARTUP_SECS=60"}}
-				shot := filepath.Join(art, strings.NewReplacer(" ", "-", "(", "", ")", "", ".", "").Replace(p.name)+"-"+point+".png")
-				p.res = runPlayIn(t, env, webDir, base+"/s/"+point+"/"+p.file, p.kind, playFor, playFor*8/10, shot)
-			}()
-		}
-		wg.Wait()
+		players := sessionPlayers()
+		playSessions(t, webDir, art, point, players, playFor, func(p *sessionPlayer) string {
+			return base + "/s/" + point + "/" + p.file
+		})()
 		renewals, _ := scrapeMetric(base, "sluice_sender_session_grants_total")
 		for _, p := range players {
 			r := p.res
-			t.Logf("%s %s: %s", point, p.name, r.summary())
-			for _, w := range r.Warnings {
-				t.Logf("%s %s warning: %s", point, p.name, w)
-			}
-			for _, e := range r.Errors {
-				t.Errorf("%s %s error: %s", point, p.name, e)
-			}
-			for _, e := range r.PageErrors {
-				t.Errorf("%s %s page error: %s", point, p.name, e)
-			}
-			if !r.OK || r.Underruns > 0 {
-				t.Errorf("%s %s: ok=%v failure=%q underruns=%d (stalls=%d)", point, p.name, r.OK, r.Failure, r.Underruns, r.Stalls)
-			}
+			checkPlayed(t, point+" "+p.name, r)
 			for _, w := range r.Warnings {
 				if bytes.Contains(w, []byte(`"failover"`)) {
 					t.Errorf("%s %s: a segment request failed: %s", point, p.name, w)

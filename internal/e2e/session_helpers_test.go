@@ -2,7 +2,8 @@ package e2e
 
 // Helpers that read a scheduler's per-session manifests: the HLS master's
 // pathways (content steering) and media playlists, the DASH MPD's
-// BaseURLs, resolved to the segment URLs a player fetches.
+// BaseURLs, resolved to the segment URLs a player fetches; and the four
+// browser players that play those sessions.
 
 import (
 	"context"
@@ -11,9 +12,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -314,5 +317,62 @@ func waitSessionsListed(t *testing.T, base string, points []string, n int, procs
 			t.Fatalf("%v did not list %d segments per track within 60 s at %s", points, n, base)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// sessionPlayer is one of the four browser players of the session tests
+// (hls.js, Shaka Player with HLS and with DASH, dash.js), each with a 6 s
+// buffer, recording what it fetched (SLUICE_RECORD=1).
+type sessionPlayer struct {
+	name, kind string
+	file       string // the session manifest it opens: master.m3u8 or manifest.mpd
+	res        playResult
+}
+
+func sessionPlayers() []*sessionPlayer {
+	return []*sessionPlayer{
+		{name: "hls.js", kind: "hls", file: "master.m3u8"},
+		{name: "Shaka (HLS)", kind: "shaka", file: "master.m3u8"},
+		{name: "Shaka (DASH)", kind: "shaka", file: "manifest.mpd"},
+		{name: "dash.js", kind: "dash", file: "manifest.mpd"},
+	}
+}
+
+// playSessions plays every player at the URL target gives it, each in its
+// own browser, all at once, for playFor seconds (a screenshot per player
+// and point in art); the returned func waits until all have ended and
+// their results are in res.
+func playSessions(t *testing.T, webDir, art, point string, players []*sessionPlayer, playFor int, target func(*sessionPlayer) string) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, p := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := playEnv{env: []string{"SLUICE_PLAYER_CONFIG=" + sixSecondBuffer[p.kind], "SLUICE_RECORD=1", "SLUICE_STARTUP_SECS=60"}}
+			shot := filepath.Join(art, strings.NewReplacer(" ", "-", "(", "", ")", "", ".", "").Replace(p.name)+"-"+point+".png")
+			p.res = runPlayIn(t, env, webDir, target(p), p.kind, playFor, playFor*8/10, shot)
+		}()
+	}
+	return wg.Wait
+}
+
+// checkPlayed logs a session player's result and fails the test on its
+// errors, page errors, a failure or an underrun; label names it in the
+// messages.
+func checkPlayed(t *testing.T, label string, r playResult) {
+	t.Helper()
+	t.Logf("%s: %s", label, r.summary())
+	for _, w := range r.Warnings {
+		t.Logf("%s warning: %s", label, w)
+	}
+	for _, e := range r.Errors {
+		t.Errorf("%s error: %s", label, e)
+	}
+	for _, e := range r.PageErrors {
+		t.Errorf("%s page error: %s", label, e)
+	}
+	if !r.OK || r.Underruns > 0 {
+		t.Errorf("%s: ok=%v failure=%q underruns=%d (stalls=%d)", label, r.OK, r.Failure, r.Underruns, r.Stalls)
 	}
 }

@@ -26,14 +26,8 @@ import (
 // cookie, segments come from the sender with the session's tokens).
 func TestSignedURLPlayers(t *testing.T) {
 	longTest(t)
-	browserEnabled(t)
-	requireTools(t, "node", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t)
+	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
 	data := filepath.Join(tmp, "data")
 	if out, err := exec.Command(bin, "import", "--quiet", testmedia.Sample(t), "vod", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)

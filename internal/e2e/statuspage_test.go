@@ -54,7 +54,7 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	// The live demo has fragments, and one session is open at the scheduler.
-	pacingWaitLiveDemo(t, base, serve)
+	waitVideoSegments(t, base+"/demo.isml/manifest.mpd", 3, 45*time.Second, serve)
 	waitHTTP(t, base+"/s/demo/master.m3u8", 30*time.Second, serve)
 	waitUntil(t, 30*time.Second, "the cluster panel reports the sender", func() (bool, string) {
 		var s struct {

@@ -274,14 +274,8 @@ func TestNegativeAudioStart(t *testing.T) {
 // Shaka Player plays it to 'ended' (it stopped 0.04 s short while the audio
 // playlist began 22 ms earlier).
 func TestShakaEndsRecording(t *testing.T) {
-	browserEnabled(t)
-	requireTools(t, "ffmpeg", "node", "npm", "go")
-	root := repoRoot(t)
-	webDir := filepath.Join(root, "web")
-	art := artifactsDir(t)
-	tmp := t.TempDir()
-	ensureNodeModules(t, webDir)
-	bin := buildSluice(t, root, tmp)
+	b := setupBrowser(t, "ffmpeg")
+	root, webDir, art, tmp, bin := b.root, b.webDir, b.art, b.tmp, b.bin
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestTopologyFailover(t *testing.T) {
 	// static, which dash.js applies with a new timeline: docs/origin.md).
 	push := startPush(t, bin, "push", []string{"--duration", "100s", "--retry", "--retry-delay", "300ms"},
 		a.pushURL("live"), b.pushURL("live"))
-	distWaitSegments(t, lbURL+"/live.isml/manifest.mpd", 4, lb, d1.p, d2.p)
+	waitVideoSegments(t, lbURL+"/live.isml/manifest.mpd", 4, 30*time.Second, lb, d1.p, d2.p)
 
 	// Players: 20 headless sessions and one dash.js in Chromium, for 45 s.
 	playDone := make(chan distAggregate, 1)

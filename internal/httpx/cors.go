@@ -14,10 +14,18 @@ const (
 )
 
 // SetCORS adds the CORS response headers Sluice sends on every client route.
+// The values are shared, read-only slices (no allocation per response);
+// net/http copies them when it writes the header, and Header.Add appends
+// to a copy.
 func SetCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", CORSExposeHeaders)
+	h["Access-Control-Allow-Origin"] = corsAnyOrigin
+	h["Access-Control-Expose-Headers"] = corsExpose
 }
+
+var (
+	corsAnyOrigin = []string{"*"}
+	corsExpose    = []string{CORSExposeHeaders}
+)
 
 // Preflight answers a CORS preflight (OPTIONS) of a client route: 204 with
 // the methods and request headers allowed, cached by the browser for a day.

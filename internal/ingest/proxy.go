@@ -41,6 +41,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -122,23 +123,18 @@ func newStandby(h *Handler, base string, max int64, reg *prometheus.Registry) *s
 		DisableCompression:  true,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	f := metrics.NewFactory(reg)
 	sb := &standby{
 		h: h, base: strings.TrimSuffix(base, "/"), max: max, log: h.log.With("standby", base),
 		client: &http.Client{Transport: tr},
 		query:  &http.Client{Transport: tr, Timeout: 3 * time.Second},
 		ctx:    ctx, cancel: cancel, synced: map[string]bool{},
-		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_proxy_connections_total", Help: "Connections of the push proxy to the standby ingest, by mode (tee: the push as received; follow: stored fragments the standby lacks, then the push).",
-		}, []string{"mode"}),
-		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_proxy_drops_total", Help: "Proxy connections to the standby dropped, by reason (buffer_full, standby_error, refused).",
-		}, []string{"reason"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_proxy_bytes_total", Help: "Body bytes forwarded to the standby ingest.",
-		}),
+		conns: f.CounterVec("sluice_proxy_connections_total", "Connections of the push proxy to the standby ingest, by mode (tee: the push as received; follow: stored fragments the standby lacks, then the push).", "mode"),
+		drops: f.CounterVec("sluice_proxy_drops_total", "Proxy connections to the standby dropped, by reason (buffer_full, standby_error, refused).", "reason"),
+		bytes: f.Counter("sluice_proxy_bytes_total", "Body bytes forwarded to the standby ingest."),
 	}
-	if reg != nil {
-		reg.MustRegister(sb.conns, sb.drops, sb.bytes)
+	if err := f.Err(); err != nil {
+		panic(err) // names are fixed: only a programming error gets here
 	}
 	return sb
 }

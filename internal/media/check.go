@@ -12,6 +12,20 @@ import (
 // ftyp, styp, free, skip, uuid and sidx boxes may precede the moov, and
 // nothing may follow it.
 func ParseCMAFHeader(raw []byte) (*Header, error) {
+	return parseHeaderBoxes(raw, true)
+}
+
+// ParseStoredHeader parses a header as a store keeps it (ftyp, the live
+// server manifest uuid, moov): it reads the boxes up to the moov, skips
+// those it does not use and reads nothing after the moov.
+func ParseStoredHeader(raw []byte) (*Header, error) {
+	return parseHeaderBoxes(raw, false)
+}
+
+// parseHeaderBoxes reads raw up to its moov and parses the header of its
+// ftyp, live server manifest and moov. strict is ParseCMAFHeader's check of
+// what may stand around the moov.
+func parseHeaderBoxes(raw []byte, strict bool) (*Header, error) {
 	br := NewBoxReader(bytes.NewReader(raw), uint64(len(raw)))
 	var ftyp, smil []byte
 	for {
@@ -31,6 +45,9 @@ func ParseCMAFHeader(raw []byte) (*Header, error) {
 			}
 		case "styp", "free", "skip":
 		case "moov":
+			if !strict {
+				return ParseHeader(ftyp, smil, b.Raw)
+			}
 			if ftyp == nil {
 				return nil, errors.New("header without ftyp before its moov")
 			}
@@ -43,7 +60,9 @@ func ParseCMAFHeader(raw []byte) (*Header, error) {
 			}
 			return h, nil
 		default:
-			return nil, fmt.Errorf("unexpected %q box in a header", b.Type)
+			if strict {
+				return nil, fmt.Errorf("unexpected %q box in a header", b.Type)
+			}
 		}
 	}
 }

@@ -52,20 +52,25 @@ func TestCheckFragmentAndHeader(t *testing.T) {
 			t.Errorf("%s: start %d", tc.name, fi.Start)
 		}
 	}
+	// ParseCMAFHeader checks what stands around the moov; ParseStoredHeader
+	// (a store's own headers) reads up to the moov and no further.
 	for _, tc := range []struct {
-		name string
-		data []byte
-		ok   bool
+		name         string
+		data         []byte
+		cmaf, stored bool
 	}{
-		{"header", init, true},
-		{"random", random, false},
-		{"fragment", frag, false},
-		{"truncated", init[:len(init)-4], false},
-		{"header and a fragment", append(append([]byte(nil), init...), frag...), false},
-		{"moov without ftyp", init[binary.BigEndian.Uint32(init):], false},
+		{"header", init, true, true},
+		{"random", random, false, false},
+		{"fragment", frag, false, false},
+		{"truncated", init[:len(init)-4], false, false},
+		{"header and a fragment", append(append([]byte(nil), init...), frag...), false, true},
+		{"moov without ftyp", init[binary.BigEndian.Uint32(init):], false, true},
 	} {
-		if _, err := media.ParseCMAFHeader(tc.data); (err == nil) != tc.ok {
-			t.Errorf("header %s: %v, want ok=%v", tc.name, err, tc.ok)
+		if _, err := media.ParseCMAFHeader(tc.data); (err == nil) != tc.cmaf {
+			t.Errorf("header %s: %v, want ok=%v", tc.name, err, tc.cmaf)
+		}
+		if _, err := media.ParseStoredHeader(tc.data); (err == nil) != tc.stored {
+			t.Errorf("stored header %s: %v, want ok=%v", tc.name, err, tc.stored)
 		}
 	}
 }

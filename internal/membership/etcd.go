@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -293,7 +294,7 @@ func (s *EtcdSet) publish() {
 			ms = append(ms, m)
 		}
 	}
-	if s.synced && equal(ms, s.sorted) {
+	if s.synced && slices.Equal(ms, s.sorted) {
 		return
 	}
 	s.synced = true
@@ -309,18 +310,6 @@ func sortMembers(ms []Member) {
 		}
 		return ms[i].URL < ms[j].URL
 	})
-}
-
-func equal(a, b []Member) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Registration keeps one sender's key alive in etcd.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -247,7 +248,7 @@ func (s *ProvenSet) publish() {
 		}
 		return ms[i].URL < ms[j].URL
 	})
-	if equal(ms, s.sorted) {
+	if slices.Equal(ms, s.sorted) {
 		return
 	}
 	s.sorted = ms

@@ -179,6 +179,25 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
+// Shared header values of fragment responses: read-only (net/http copies
+// them when it writes the header; Header.Add appends to a copy).
+var (
+	immutableValue = []string{"public, max-age=31536000, immutable"}
+	videoMP4Value  = []string{"video/mp4"}
+	audioMP4Value  = []string{"audio/mp4"}
+	appMP4Value    = []string{"application/mp4"}
+)
+
+func contentTypeValue(kind string) []string {
+	switch kind {
+	case "audio":
+		return audioMP4Value
+	case "text":
+		return appMP4Value
+	}
+	return videoMP4Value
+}
+
 func contentType(kind string) string {
 	if kind == "audio" {
 		return "audio/mp4"
@@ -220,10 +239,19 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	defer f.Close()
 	info, _ := point.TrackInfo(track)
 	hd := w.Header()
-	hd.Set("Content-Type", contentType(info.Kind))
-	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
-	hd.Set("ETag", fmt.Sprintf(`"f-%d-%d"`, ref.Start, ref.Size))
-	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, ref.Duration, info.Timescale))
+	// Constant values are shared read-only slices, the others are built
+	// into one: no allocation per header (docs/capacity.md).
+	hd["Content-Type"] = contentTypeValue(info.Kind)
+	hd["Cache-Control"] = immutableValue
+	etag := make([]byte, 0, 48)
+	etag = append(etag, `"f-`...)
+	etag = strconv.AppendInt(etag, ref.Start, 10)
+	etag = append(etag, '-')
+	etag = strconv.AppendInt(etag, ref.Size, 10)
+	etag = append(etag, '"')
+	vals := [2]string{string(etag), pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, ref.Duration, info.Timescale)}
+	hd["Etag"] = vals[0:1:1]
+	hd["Cmsd-Static"] = vals[1:2:2]
 	if c, ok := netconn.TCP(r); ok {
 		// Header and body leave in full segments, as with nginx's
 		// tcp_nopush: a lone header segment slows the client measurably.

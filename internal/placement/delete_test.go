@@ -24,17 +24,7 @@ func mustPoint(t *testing.T, st *store.Store, name string) *store.Point {
 // the time gets the deletion from the rebalance when it answers again.
 func TestPruneDeletesEverywhere(t *testing.T) {
 	st, ids := fillStore(t, 1)
-	s := []*realSender{startRealSender(t, "a"), startRealSender(t, "b"), startRealSender(t, "c")}
-	ms := []membership.Member{s[0].member(), s[1].member(), s[2].member()}
-	set, err := membership.Static(ms...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewWriter(WriterOptions{Members: set, Replicas: 2, Client: NewClient(realSecret, nil),
-		Store: st, RebalanceDelay: 20 * time.Millisecond, ProbeMin: 50 * time.Millisecond, ProbeMax: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ms, w := threeSenderWriter(t, st)
 	st.OnPrune(w.PruneHook())
 	writeAll(t, w, st, ids)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -252,13 +252,11 @@ func tracksOf(blocks []cluster.BlockID) []string {
 	return out
 }
 
-// TestWriterDeadSender: a sender that refuses connections leaves the
-// writer's targets at its first failure (one down, no retries per block),
-// every block still gets R copies among the live senders, and when it
-// answers again the probe brings it back and the rebalance gives it the
-// blocks it owns that it missed.
-func TestWriterDeadSender(t *testing.T) {
-	st, ids := fillStore(t, 3)
+// threeSenderWriter starts three real senders (a, b, c) and a Writer over
+// st that writes to them with R = 2, rebalances 20 ms after a change and
+// probes a failed sender every 50 to 200 ms.
+func threeSenderWriter(t *testing.T, st *store.Store) ([]*realSender, []membership.Member, *Writer) {
+	t.Helper()
 	s := []*realSender{startRealSender(t, "a"), startRealSender(t, "b"), startRealSender(t, "c")}
 	ms := []membership.Member{s[0].member(), s[1].member(), s[2].member()}
 	set, err := membership.Static(ms...)
@@ -270,6 +268,17 @@ func TestWriterDeadSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, ms, w
+}
+
+// TestWriterDeadSender: a sender that refuses connections leaves the
+// writer's targets at its first failure (one down, no retries per block),
+// every block still gets R copies among the live senders, and when it
+// answers again the probe brings it back and the rebalance gives it the
+// blocks it owns that it missed.
+func TestWriterDeadSender(t *testing.T) {
+	st, ids := fillStore(t, 3)
+	s, ms, w := threeSenderWriter(t, st)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)

@@ -2,7 +2,6 @@ package puller_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,11 +9,8 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/config"
-	"github.com/sluice-media/sluice/internal/ingest"
-	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/puller"
 	"github.com/sluice-media/sluice/internal/server"
-	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/testkit"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
@@ -47,32 +43,14 @@ func (n *ingestNode) pushTo(t *testing.T, id string, body []byte) {
 	resp.Body.Close()
 }
 
-// startPuller runs a puller of points from ingests into a fresh store.
+// startPuller runs a puller of points from ingests into a fresh store,
+// polling every 100 ms.
 func startPuller(t *testing.T, ingests []string, mod func(*puller.Options)) (*originNode, *puller.Puller) {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Data = t.TempDir()
-	log, logs := testkit.Logger()
-	st, err := store.Open(cfg.Data, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New()
-	opts := puller.Options{Ingests: ingests, Points: points, Poll: 100 * time.Millisecond, Log: log, Registry: m.Registry}
-	mod(&opts)
-	p := puller.New(st, ingest.New(st, cfg, m, log), opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		p.Run(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	return startOriginPuller(t, ingests, 0, func(o *puller.Options) {
+		o.Poll = 100 * time.Millisecond
+		mod(o)
 	})
-	logs.LogOnFailure(t, "origin")
-	return &originNode{st: st, reg: m.Registry, logs: logs}, p
 }
 
 // liveBody is the fixture without its end: the stream stays live.

@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/metrics"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -117,28 +118,19 @@ func New(st *store.Store, recv Receiver, opts Options) *Puller {
 		IdleConnTimeout:       60 * time.Second,
 		DisableCompression:    true,
 	}
+	f := metrics.NewFactory(opts.Registry)
 	p := &Puller{
 		st: st, recv: recv, opts: opts, log: log,
-		client: &http.Client{Transport: tr},
-		query:  &http.Client{Transport: tr, Timeout: 3 * time.Second},
-		fragments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_pull_fragments_total", Help: "Fragments an origin pulled from ingests, by point, ingest and result (added, duplicate).",
-		}, []string{"point", "ingest", "result"}),
-		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_pull_failovers_total", Help: "Pulls failed over to the next ingest, by point and reason (error, eof, stall, manifest).",
-		}, []string{"point", "reason"}),
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_pull_streams_connected", Help: "Ingest streams being pulled right now.",
-		}),
-		failTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_pull_last_failover_seconds", Help: "Time from the last failed pull to the first fragment stored from the next ingest.",
-		}, []string{"point"}),
-		skipped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_pull_streams_skipped_total", Help: "Streams an ingest listed that were not pulled because --max-pulls pulls were in progress (counted per poll).",
-		}),
+		client:    &http.Client{Transport: tr},
+		query:     &http.Client{Transport: tr, Timeout: 3 * time.Second},
+		fragments: f.CounterVec("sluice_pull_fragments_total", "Fragments an origin pulled from ingests, by point, ingest and result (added, duplicate).", "point", "ingest", "result"),
+		failovers: f.CounterVec("sluice_pull_failovers_total", "Pulls failed over to the next ingest, by point and reason (error, eof, stall, manifest).", "point", "reason"),
+		connected: f.Gauge("sluice_pull_streams_connected", "Ingest streams being pulled right now."),
+		failTime:  f.GaugeVec("sluice_pull_last_failover_seconds", "Time from the last failed pull to the first fragment stored from the next ingest.", "point"),
+		skipped:   f.Counter("sluice_pull_streams_skipped_total", "Streams an ingest listed that were not pulled because --max-pulls pulls were in progress (counted per poll)."),
 	}
-	if opts.Registry != nil {
-		opts.Registry.MustRegister(p.fragments, p.failovers, p.connected, p.failTime, p.skipped)
+	if err := f.Err(); err != nil {
+		panic(err) // names are fixed: only a programming error gets here
 	}
 	for _, pc := range opts.Points {
 		p.points = append(p.points, &pointPuller{p: p, cfg: pc, streams: map[string]*streamState{}, seen: map[string]time.Time{},

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,16 +36,7 @@ type ingestNode struct {
 
 func newIngest(t *testing.T) *ingestNode {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Data = t.TempDir()
-	cfg.Points = points
-	srv, err := server.New(cfg, server.Roles{Ingest: true}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &ingestNode{srv: srv, ts: ts}
+	return newIngestWith(t, func(*config.Config) {})
 }
 
 // push posts body to the ingest's stream s1 and returns the status.
@@ -85,6 +75,13 @@ func startOrigin(t *testing.T, ingests []string, stall time.Duration) *originNod
 // startOriginWith is startOrigin with the puller options changed by mod.
 func startOriginWith(t *testing.T, ingests []string, stall time.Duration, mod func(*puller.Options)) *originNode {
 	t.Helper()
+	o, _ := startOriginPuller(t, ingests, stall, mod)
+	return o
+}
+
+// startOriginPuller is startOriginWith that returns the puller too.
+func startOriginPuller(t *testing.T, ingests []string, stall time.Duration, mod func(*puller.Options)) (*originNode, *puller.Puller) {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.Data = t.TempDir()
 	cfg.Points = points
@@ -112,7 +109,7 @@ func startOriginWith(t *testing.T, ingests []string, stall time.Duration, mod fu
 		<-done
 	})
 	logs.LogOnFailure(t, "origin")
-	return &originNode{st: st, reg: m.Registry, logs: logs}
+	return &originNode{st: st, reg: m.Registry, logs: logs}, p
 }
 
 // waitComplete waits until the origin holds exactly want and has ended.

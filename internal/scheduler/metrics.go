@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	imetrics "github.com/sluice-media/sluice/internal/metrics"
 )
 
 // metrics are the scheduler's Prometheus metrics.
@@ -60,89 +61,41 @@ func (m *metrics) manifestDone(format string, ok bool) {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := imetrics.NewFactory(reg)
 	m := &metrics{
-		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_scheduler_sessions", Help: "Sessions this scheduler holds, by type (live, vod).",
-		}, []string{"type"}),
-		sessionEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_session_events_total", Help: "Sessions opened, adopted from another scheduler, and expired.",
-		}, []string{"event"}),
-		manifests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_manifests_total", Help: "Per-session manifests served, by format and result.",
-		}, []string{"format", "result"}),
-		pins: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_scheduler_pins", Help: "Block reservations this scheduler holds at senders, by role (send, lookahead).",
-		}, []string{"role"}),
-		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_ops_total", Help: "Requests sent to senders in batches, by op (lookahead, send, cancel).",
-		}, []string{"op"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_refused_total", Help: "Reservations a sender did not take, by reason (refused: RAM full of pinned blocks; missing: block not held).",
-		}, []string{"reason"}),
-		unpinned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_scheduler_unpinned_blocks_total", Help: "Region blocks every owner refused: served without a pin.",
-		}),
-		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_batches_total", Help: "Batch requests to senders, by sender and result.",
-		}, []string{"sender", "result"}),
-		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sluice_scheduler_batch_seconds", Help: "Round trip of a batch request; with look-aheads (lookahead=yes) it includes the sender's preload from mass storage.",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
-		}, []string{"lookahead"}),
-		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_sent_blocks_total", Help: "Blocks senders reported sent to this scheduler's sessions, by source (ram, disk).",
-		}, []string{"source"}),
-		sentBytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_scheduler_sent_bytes_total", Help: "Bytes senders reported sent to this scheduler's sessions.",
-		}),
-		liveSenders: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_scheduler_live_senders", Help: "Senders in the live set (members that answer).",
-		}),
-		senderDown: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_scheduler_sender_down_total", Help: "Times a sender left the live set because it did not answer.",
-		}, []string{"sender"}),
-		tickSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "sluice_scheduler_tick_seconds", Help: "CPU-bound work of one timeslot: reconciling sessions and building batches.",
-			Buckets: []float64{.0001, .0002, .0005, .001, .002, .005, .01, .02, .05, .1},
-		}),
-		senderPinnedBlocks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_pinned_blocks", Help: "Blocks with a non-zero usage counter at a sender (its stats).",
-		}, []string{"sender"}),
-		senderPinnedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_pinned_bytes", Help: "Bytes of pinned blocks at a sender (its stats).",
-		}, []string{"sender"}),
-		senderRAMBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_ram_bytes", Help: "Bytes in a sender's RAM cache (its stats).",
-		}, []string{"sender"}),
-		senderRAMBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_ram_budget_bytes", Help: "A sender's RAM budget (its stats).",
-		}, []string{"sender"}),
-		senderSends: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_sends", Help: "Blocks a sender has sent, by source (ram, disk) (its stats).",
-		}, []string{"sender", "source"}),
-		senderRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_refused", Help: "Look-aheads and sends a sender refused, all schedulers (its stats).",
-		}, []string{"sender"}),
-		senderLeaseExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_cluster_sender_lease_expiries", Help: "Scheduler leases that expired at a sender (its stats).",
-		}, []string{"sender"}),
-		ramHitRatio: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_cluster_ram_hit_ratio", Help: "Sends from RAM over all sends, summed over the live senders' stats.",
-		}),
+		sessions:           f.GaugeVec("sluice_scheduler_sessions", "Sessions this scheduler holds, by type (live, vod).", "type"),
+		sessionEvents:      f.CounterVec("sluice_scheduler_session_events_total", "Sessions opened, adopted from another scheduler, and expired.", "event"),
+		manifests:          f.CounterVec("sluice_scheduler_manifests_total", "Per-session manifests served, by format and result.", "format", "result"),
+		pins:               f.GaugeVec("sluice_scheduler_pins", "Block reservations this scheduler holds at senders, by role (send, lookahead).", "role"),
+		ops:                f.CounterVec("sluice_scheduler_ops_total", "Requests sent to senders in batches, by op (lookahead, send, cancel).", "op"),
+		refused:            f.CounterVec("sluice_scheduler_refused_total", "Reservations a sender did not take, by reason (refused: RAM full of pinned blocks; missing: block not held).", "reason"),
+		unpinned:           f.Counter("sluice_scheduler_unpinned_blocks_total", "Region blocks every owner refused: served without a pin."),
+		batches:            f.CounterVec("sluice_scheduler_batches_total", "Batch requests to senders, by sender and result.", "sender", "result"),
+		batchSeconds:       f.HistogramVec("sluice_scheduler_batch_seconds", "Round trip of a batch request; with look-aheads (lookahead=yes) it includes the sender's preload from mass storage.", []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2}, "lookahead"),
+		sent:               f.CounterVec("sluice_scheduler_sent_blocks_total", "Blocks senders reported sent to this scheduler's sessions, by source (ram, disk).", "source"),
+		sentBytes:          f.Counter("sluice_scheduler_sent_bytes_total", "Bytes senders reported sent to this scheduler's sessions."),
+		liveSenders:        f.Gauge("sluice_scheduler_live_senders", "Senders in the live set (members that answer)."),
+		senderDown:         f.CounterVec("sluice_scheduler_sender_down_total", "Times a sender left the live set because it did not answer.", "sender"),
+		tickSeconds:        f.Histogram("sluice_scheduler_tick_seconds", "CPU-bound work of one timeslot: reconciling sessions and building batches.", []float64{.0001, .0002, .0005, .001, .002, .005, .01, .02, .05, .1}),
+		senderPinnedBlocks: f.GaugeVec("sluice_cluster_sender_pinned_blocks", "Blocks with a non-zero usage counter at a sender (its stats).", "sender"),
+		senderPinnedBytes:  f.GaugeVec("sluice_cluster_sender_pinned_bytes", "Bytes of pinned blocks at a sender (its stats).", "sender"),
+		senderRAMBytes:     f.GaugeVec("sluice_cluster_sender_ram_bytes", "Bytes in a sender's RAM cache (its stats).", "sender"),
+		senderRAMBudget:    f.GaugeVec("sluice_cluster_sender_ram_budget_bytes", "A sender's RAM budget (its stats).", "sender"),
+		senderSends:        f.GaugeVec("sluice_cluster_sender_sends", "Blocks a sender has sent, by source (ram, disk) (its stats).", "sender", "source"),
+		senderRefused:      f.GaugeVec("sluice_cluster_sender_refused", "Look-aheads and sends a sender refused, all schedulers (its stats).", "sender"),
+		senderLeaseExpiry:  f.GaugeVec("sluice_cluster_sender_lease_expiries", "Scheduler leases that expired at a sender (its stats).", "sender"),
+		ramHitRatio:        f.Gauge("sluice_cluster_ram_hit_ratio", "Sends from RAM over all sends, summed over the live senders' stats."),
+	}
+	if err := f.Err(); err != nil {
+		panic(err) // names are fixed: only a programming error gets here
 	}
 	for _, o := range []op{opLook, opSend, opCancel} {
 		m.opCount[o] = m.ops.WithLabelValues(o.String())
 	}
 	m.sentCount = [2]prometheus.Counter{m.sent.WithLabelValues("disk"), m.sent.WithLabelValues("ram")}
 	m.manifest = map[string][2]prometheus.Counter{}
-	for _, f := range manifestFormats {
-		m.manifest[f] = [2]prometheus.Counter{m.manifests.WithLabelValues(f, "ok"), m.manifests.WithLabelValues(f, "error")}
-	}
-	if reg != nil {
-		reg.MustRegister(m.sessions, m.sessionEvents, m.manifests, m.pins, m.ops, m.refused, m.unpinned,
-			m.batches, m.batchSeconds, m.sent, m.sentBytes, m.liveSenders, m.senderDown, m.tickSeconds,
-			m.senderPinnedBlocks, m.senderPinnedBytes, m.senderRAMBytes, m.senderRAMBudget, m.senderSends,
-			m.senderRefused, m.senderLeaseExpiry, m.ramHitRatio)
+	for _, format := range manifestFormats {
+		m.manifest[format] = [2]prometheus.Counter{m.manifests.WithLabelValues(format, "ok"), m.manifests.WithLabelValues(format, "error")}
 	}
 	return m
 }

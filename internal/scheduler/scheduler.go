@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -523,7 +524,7 @@ func (s *Scheduler) setLive() {
 		}
 	}
 	sort.Strings(ids)
-	if equalStrings(ids, s.liveIDs) {
+	if slices.Equal(ids, s.liveIDs) {
 		return
 	}
 	s.liveIDs = ids
@@ -535,16 +536,4 @@ func (s *Scheduler) setLive() {
 	for _, sess := range s.sessions {
 		s.markDirty(sess)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -10,25 +10,8 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/testkit"
 )
-
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // sessionID is a valid session ID opened at opened.
 func sessionID(t *testing.T, opened time.Time) string {
@@ -65,11 +48,11 @@ func status(t *testing.T, u string) (int, string) {
 // TestTokens: a token is valid while its session holds a grant here, for
 // the point it names; it carries no expiry of its own.
 func TestTokens(t *testing.T) {
-	clk := &clock{t: time.Unix(1_900_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_900_000_000, 0))
 	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now })
 	f.put(t, 2, 1000)
 	ctx := context.Background()
-	clk.add(time.Hour) // well past the sender's start (SessionGrace)
+	clk.Add(time.Hour) // well past the sender's start (SessionGrace)
 	now := clk.Now()
 	granted := sessionID(t, now.Add(-time.Hour))
 	if _, err := f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, GrantTTL: time.Minute,
@@ -107,11 +90,11 @@ func TestTokens(t *testing.T) {
 
 	// Renewed before it runs out, a grant lives on; without renewal it
 	// expires.
-	clk.add(50 * time.Second)
+	clk.Add(50 * time.Second)
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, GrantTTL: time.Minute, Grants: []cluster.Grant{{Session: granted, Point: "live/ch"}}})
-	clk.add(50 * time.Second)
+	clk.Add(50 * time.Second)
 	check("renewed", blockURL(good), 200, "")
-	clk.add(11 * time.Second)
+	clk.Add(11 * time.Second)
 	check("expired", blockURL(good), 403, "session expired")
 
 	// Ended by its scheduler: refused at once; an end from another
@@ -134,7 +117,7 @@ func TestTokens(t *testing.T) {
 // it holds no grant for (it lost them; the schedulers grant them again),
 // for SessionGrace.
 func TestStartupGrace(t *testing.T) {
-	clk := &clock{t: time.Unix(1_900_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_900_000_000, 0))
 	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now; o.SessionGrace = 10 * time.Second })
 	f.put(t, 2, 1000)
 	old := token(sessionID(t, clk.Now().Add(-time.Hour)), secret)
@@ -142,7 +125,7 @@ func TestStartupGrace(t *testing.T) {
 	if code, body := status(t, u); code != 200 {
 		t.Fatalf("within the grace: %d %s", code, body)
 	}
-	clk.add(11 * time.Second)
+	clk.Add(11 * time.Second)
 	if code, body := status(t, u); code != 403 || !strings.Contains(body, "unknown session") {
 		t.Fatalf("after the grace: %d %s", code, body)
 	}
@@ -152,11 +135,11 @@ func TestStartupGrace(t *testing.T) {
 // overdue) while its player fetches on is offered to the next scheduler
 // that sends a batch; once that one grants it, it is not offered again.
 func TestOrphans(t *testing.T) {
-	clk := &clock{t: time.Unix(1_900_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_900_000_000, 0))
 	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now })
 	f.put(t, 2, 1000)
 	ctx := context.Background()
-	clk.add(time.Hour)
+	clk.Add(time.Hour)
 	active, idle := sessionID(t, clk.Now()), sessionID(t, clk.Now())
 	grants := []cluster.Grant{{Session: active, Point: "live/ch"}, {Session: idle, Point: "live/ch"}}
 	if res, _ := f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Second, GrantTTL: 30 * time.Second, Grants: grants}); res.Boot == "" || len(res.Orphans) != 0 {
@@ -169,14 +152,14 @@ func TestOrphans(t *testing.T) {
 	if res, _ := f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: 10 * time.Second}); len(res.Orphans) != 0 {
 		t.Fatalf("orphans while A lives: %+v", res.Orphans)
 	}
-	clk.add(2 * time.Second) // A's lease is over
+	clk.Add(2 * time.Second) // A's lease is over
 	res, _ := f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: 10 * time.Second})
 	if len(res.Orphans) != 1 || res.Orphans[0] != (cluster.Grant{Session: active, Point: "live/ch"}) {
 		t.Fatalf("orphans: %+v, want the active session only", res.Orphans)
 	}
-	clk.add(2 * time.Second)
+	clk.Add(2 * time.Second)
 	f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: 10 * time.Second, GrantTTL: 30 * time.Second, Grants: res.Orphans})
-	clk.add(2 * time.Second)
+	clk.Add(2 * time.Second)
 	if res, _ := f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: 10 * time.Second}); len(res.Orphans) != 0 {
 		t.Fatalf("orphans after the adoption: %+v", res.Orphans)
 	}
@@ -274,7 +257,7 @@ func TestPlaylist(t *testing.T) {
 		return srv
 	}
 	a, b := sched("A"), sched("B")
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now })
 	ctx := context.Background()
 	sess := sessionID(t, clk.Now())
@@ -289,7 +272,7 @@ func TestPlaylist(t *testing.T) {
 	if code, body := status(t, u); code != 200 || !strings.Contains(body, "from A") {
 		t.Fatalf("from the session's scheduler: %d %q", code, body)
 	}
-	clk.add(11 * time.Second) // A's lease is over; B's is not
+	clk.Add(11 * time.Second) // A's lease is over; B's is not
 	if code, body := status(t, u); code != 200 || !strings.Contains(body, "from B") {
 		t.Fatalf("from another scheduler: %d %q", code, body)
 	}

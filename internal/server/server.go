@@ -13,7 +13,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-media/sluice/internal/archive"
 	"github.com/sluice-media/sluice/internal/config"
@@ -316,17 +319,67 @@ func (s *Server) expireStreams(p *store.Point) {
 }
 
 // instrument counts requests and bytes by kind and status, and logs errors.
+// The counters are looked up once per (kind, status) and kept (reqMetrics):
+// no label hashing per request.
 func (s *Server) instrument(next http.Handler) http.Handler {
+	rm := &reqMetrics{m: s.Metrics}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := httpx.NewCountingWriter(w)
 		next.ServeHTTP(sw, r)
-		kind := requestKind(r)
-		s.Metrics.Requests.WithLabelValues(kind, strconv.Itoa(sw.Status)).Inc()
-		s.Metrics.BytesOut.WithLabelValues(kind).Add(float64(sw.Bytes))
+		k := kindOf(r)
+		rm.requests(k, sw.Status).Inc()
+		rm.bytesOut(k).Add(float64(sw.Bytes))
 		if sw.Status >= 500 {
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", sw.Status)
 		}
 	})
+}
+
+// The request kinds of sluice_requests_total and sluice_bytes_out_total.
+type kind uint8
+
+const (
+	kindIngest kind = iota
+	kindManifest
+	kindInit
+	kindFragment
+	kindPull
+	kindOther
+	numKinds
+)
+
+var kindNames = [numKinds]string{"ingest", "manifest", "init", "fragment", "pull", "other"}
+
+// reqMetrics caches the labelled counters of instrument. A series is
+// created on first use, as WithLabelValues would; statuses outside
+// 100-599 are looked up each time.
+type reqMetrics struct {
+	m     *metrics.Metrics
+	reqs  [numKinds][500]atomic.Pointer[prometheus.Counter]
+	bytes [numKinds]atomic.Pointer[prometheus.Counter]
+}
+
+func (rm *reqMetrics) requests(k kind, status int) prometheus.Counter {
+	if status < 100 || status > 599 {
+		return rm.m.Requests.WithLabelValues(kindNames[k], strconv.Itoa(status))
+	}
+	slot := &rm.reqs[k][status-100]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := rm.m.Requests.WithLabelValues(kindNames[k], strconv.Itoa(status))
+	slot.Store(&c)
+	return c
+}
+
+func (rm *reqMetrics) bytesOut(k kind) prometheus.Counter {
+	slot := &rm.bytes[k]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := rm.m.BytesOut.WithLabelValues(kindNames[k])
+	slot.Store(&c)
+	return c
 }
 
 // isMedia selects the responses the pacer paces: GETs of fragments and
@@ -335,23 +388,23 @@ func isMedia(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	k := requestKind(r)
-	return k == "fragment" || k == "init"
+	k := kindOf(r)
+	return k == kindFragment || k == kindInit
 }
 
-func requestKind(r *http.Request) string {
+func kindOf(r *http.Request) kind {
 	p := r.URL.Path
 	switch {
 	case r.Method == http.MethodPost || r.Method == http.MethodPut:
-		return "ingest"
+		return kindIngest
 	case strings.HasSuffix(p, "/Manifest") || strings.HasSuffix(p, ".mpd") || strings.HasSuffix(p, ".m3u8"):
-		return "manifest"
+		return kindManifest
 	case strings.HasSuffix(p, "/init.mp4"):
-		return "init"
+		return kindInit
 	case strings.HasSuffix(p, ".m4s") || strings.Contains(p, "/Fragments("):
-		return "fragment"
+		return kindFragment
 	case strings.Contains(p, "/Streams(") || strings.HasSuffix(p, "/StreamManifest"):
-		return "pull"
+		return kindPull
 	}
-	return "other"
+	return kindOther
 }

@@ -34,17 +34,10 @@ func TestDiskErrorsAreTyped(t *testing.T) {
 			return err
 		}},
 		{"stream header", func(t *testing.T, dir string) error {
-			s, err := Open(dir, quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := s.Create("ch")
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, p := pointCh(t, dir)
 			h, _ := fixture(t)
 			block(t, filepath.Join(dir, "ch", "s", "s", headerFile))
-			_, err = p.SetHeader("s", h)
+			_, err := p.SetHeader("s", h)
 			return err
 		}},
 		{"anchor", func(t *testing.T, dir string) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -187,7 +186,7 @@ func (p *Point) load() error {
 			st.header, err = os.ReadFile(filepath.Join(dir, headerFile))
 		}
 		if err == nil {
-			st.hdr, err = parseRawHeader(st.header)
+			st.hdr, err = media.ParseStoredHeader(st.header)
 		}
 		if err != nil {
 			p.store.log.Warn("skipping unreadable stream", "point", p.Name, "stream", d.Name(), "err", err)
@@ -376,7 +375,7 @@ func refOf(data []byte, info media.TrackInfo, init []byte) (FragRef, error) {
 	if err != nil {
 		return FragRef{}, err
 	}
-	h, err := parseRawHeader(init)
+	h, err := media.ParseStoredHeader(init)
 	if err != nil {
 		return FragRef{}, err
 	}
@@ -385,31 +384,6 @@ func refOf(data []byte, info media.TrackInfo, init []byte) (FragRef, error) {
 		return FragRef{}, err
 	}
 	return FragRef{Start: fi.Start, Duration: fi.Duration, Size: int64(len(data)), Key: fi.Key}, nil
-}
-
-// parseRawHeader parses a header stored as ftyp [uuid] moov.
-func parseRawHeader(raw []byte) (*media.Header, error) {
-	br := media.NewBoxReader(bytes.NewReader(raw), uint64(len(raw)))
-	var ftyp, smil []byte
-	for {
-		b, err := br.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, errors.New("header without moov")
-			}
-			return nil, err
-		}
-		switch b.Type {
-		case "ftyp":
-			ftyp = b.Raw
-		case "uuid":
-			if media.UUIDOf(b.Raw) == media.UUIDLiveServerManifest {
-				smil = b.Raw
-			}
-		case "moov":
-			return media.ParseHeader(ftyp, smil, b.Raw)
-		}
-	}
 }
 
 // Meta returns the persisted state of the point.
@@ -750,7 +724,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 // initTrackID is the track_ID of a stored single-track header, 0 when it
 // does not parse.
 func initTrackID(init []byte) uint32 {
-	h, err := parseRawHeader(init)
+	h, err := media.ParseStoredHeader(init)
 	if err != nil || len(h.Tracks) != 1 {
 		return 0
 	}

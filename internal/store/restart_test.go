@@ -282,14 +282,7 @@ func TestArchiveRestart(t *testing.T) {
 // the next body and nothing on disk; SetHeader commits it.
 func TestHeaderPending(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.Create("ch")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := pointCh(t, dir)
 	h, frags := fixture(t)
 	ids, err := p.CheckHeader("s", h)
 	if err != nil || len(ids) != len(h.Tracks) {

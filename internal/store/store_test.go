@@ -37,10 +37,8 @@ func fixture(t *testing.T) (*media.Header, []*media.Fragment) {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// emptyPoint opens a store in dir and creates point ch with the fixture's
-// stream header; it returns the track IDs by fixture track number and the
-// fixture's fragments, none of them stored yet.
-func emptyPoint(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
+// pointCh opens a store in dir and creates point ch, with no stream yet.
+func pointCh(t *testing.T, dir string) (*Store, *Point) {
 	t.Helper()
 	s, err := Open(dir, quiet())
 	if err != nil {
@@ -50,6 +48,15 @@ func emptyPoint(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, p
+}
+
+// emptyPoint opens a store in dir and creates point ch with the fixture's
+// stream header; it returns the track IDs by fixture track number and the
+// fixture's fragments, none of them stored yet.
+func emptyPoint(t *testing.T, dir string) (*Store, *Point, map[uint32]string, []*media.Fragment) {
+	t.Helper()
+	s, p := pointCh(t, dir)
 	h, frags := fixture(t)
 	ids, err := p.SetHeader("s", h)
 	if err != nil {

@@ -41,11 +41,7 @@ func TestTailQueries(t *testing.T) {
 // TestAdoptAnchor: an anchor is adopted once and survives a restart.
 func TestAdoptAnchor(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := s.Create("ch")
+	_, p := pointCh(t, dir)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	if ok, err := p.AdoptAnchor(at); !ok || err != nil {
 		t.Fatalf("adopt: %v %v", ok, err)

@@ -214,7 +214,7 @@ func (p *Point) ReadTrimmed(trackID string, stored, at int64) ([]byte, error) {
 	p.mu.RLock()
 	t := p.tracks[trackID]
 	p.mu.RUnlock()
-	h, err := parseRawHeader(t.init)
+	h, err := media.ParseStoredHeader(t.init)
 	if err != nil {
 		return nil, fmt.Errorf("track %s header: %w", trackID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -79,5 +80,18 @@ func TestPostJSON(t *testing.T) {
 		if code != tc.code || out["a"] != tc.want {
 			t.Errorf("PostJSON(%q, %q) = %d %v, want %d a=%v", tc.token, tc.body, code, out, tc.code, tc.want)
 		}
+	}
+}
+
+// TestClock: a Clock stands still until Add moves it.
+func TestClock(t *testing.T) {
+	start := time.Unix(1_800_000_000, 5)
+	c := testkit.NewClock(start)
+	if !c.Now().Equal(start) || !c.Now().Equal(c.Now()) {
+		t.Fatalf("Now() = %v, want %v", c.Now(), start)
+	}
+	c.Add(90 * time.Second)
+	if got := c.Now().Sub(start); got != 90*time.Second {
+		t.Fatalf("after Add(90s): %v later", got)
 	}
 }
