@@ -59,8 +59,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 LUA=$BENCH_DIR/wrk-cycle.lua
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 for t in go ffmpeg nginx wrk curl taskset ss; do
 	command -v "$t" >/dev/null || die "$t is not installed"
@@ -98,79 +98,12 @@ else
 	mkdir -p "$DATA"
 fi
 DATA_DIRS=("$DATA") # removed on exit
-PIDS=()             # every background process we started
-
-stop_pid() { # pid: TERM, wait up to 5 s, then KILL (with its children)
-	local pid=$1 i kids
-	kill -0 "$pid" 2>/dev/null || return 0
-	kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	local p
-	for p in "${PIDS[@]}"; do stop_pid "$p"; done
-	if [[ $KEEP == 1 ]]; then
-		log "kept $WORK and ${DATA_DIRS[*]}"
-	else
-		rm -rf "$WORK" "${DATA_DIRS[@]}"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-forget_pid() { # drop a pid that has been waited for from PIDS (it may be reused)
-	local p keep=()
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-
-start_bg() { # start_bg LOGFILE cmd...: run in the background, record the pid in BG_PID
-	local out=$1
-	shift
-	"$@" >"$out" 2>&1 &
-	BG_PID=$!
-	PIDS+=("$BG_PID")
-}
+bench_traps
 
 # ---------------------------------------------------------------- build
 log "load before: $(uptime)"
 LOAD_BEFORE=$(uptime)
-if [[ -n $SLUICE_BIN ]]; then
-	[[ -x $SLUICE_BIN ]] || die "SLUICE_BIN=$SLUICE_BIN is not an executable"
-	log "using $SLUICE_BIN"
-	cp "$SLUICE_BIN" "$WORK/sluice"
-	BUILT_FROM="binary $SLUICE_BIN"
-elif [[ -n $SLUICE_REV ]]; then
-	rev=$(git -C "$REPO" rev-parse --short "$SLUICE_REV^{commit}") || die "no git revision $SLUICE_REV"
-	log "building sluice at $rev (git archive)"
-	mkdir -p "$WORK/src"
-	git -C "$REPO" archive "$rev" | tar -x -C "$WORK/src" || die "git archive $rev failed"
-	(cd "$WORK/src" && go build -o "$WORK/sluice" ./cmd/sluice) || die "go build of $rev failed"
-	BUILT_FROM="commit $rev ($(git -C "$REPO" log -1 --format=%s "$rev" | cut -c1-70))"
-else
-	log "building sluice from the work tree"
-	(cd "$REPO" && go build -o "$WORK/sluice" ./cmd/sluice) ||
-		die "go build failed (a tree in mid-edit? SLUICE_REV=HEAD builds the last commit)"
-	BUILT_FROM="work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-	if [[ -n $(git -C "$REPO" status --porcelain -- . ':(exclude)bench' 2>/dev/null) ]]; then
-		BUILT_FROM+=" + uncommitted changes"
-	fi
-fi
-log "sluice: $BUILT_FROM"
+build_sluice
 SLUICE=$WORK/sluice
 if [[ $VS == sender ]]; then
 	# The helper always comes from the work tree (it only uses the cluster contract).
@@ -336,34 +269,7 @@ else
 	done
 fi
 
-mkdir -p "$WORK/nginx/tmp"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-# written by bench/origin-vs-nginx.sh
-user root root;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 120s;
-    keepalive_requests 1000000;
-    types { video/mp4 m4s mp4; }
-    default_type application/octet-stream;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:${PORT[nginx]};
-        root $NGINX_ROOT;
-    }
-}
-EOF
+nginx_conf "$WORK/nginx" "127.0.0.1:${PORT[nginx]}" "$NGINX_ROOT" 4096
 log "starting nginx on 127.0.0.1:${PORT[nginx]} (root $NGINX_ROOT); servers on core ${PIN_SRV[2]:-any}"
 start_bg "$WORK/nginx.out" "${PIN_SRV[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
 	-c "$WORK/nginx/nginx.conf" -g 'daemon off;'

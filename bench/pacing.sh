@@ -69,8 +69,8 @@ PORT=8080 ECHO_PORT=9000
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, tc, packet sockets)"
 for t in go ffmpeg ip tc nstat curl timeout; do
@@ -92,33 +92,8 @@ done
 WORK=$(mktemp -d /tmp/sluice-pacing.XXXXXX)
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
-PIDS=() # background processes we started
-
-stop_pid() { # pid: TERM, wait up to 5 s, then KILL
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-	local p keep=()
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-
-start_bg() { # start_bg LOGFILE cmd...: background, pid in BG_PID
-	local out=$1
-	shift
-	"$@" >"$out" 2>&1 &
-	BG_PID=$!
-	PIDS+=("$BG_PID")
-}
+# log, die, start_bg, stop_pid and forget_pid come from lib.sh; this
+# script's cleanup also removes its network namespaces and keeps OUT.
 
 cleanup() {
 	local rc=$?

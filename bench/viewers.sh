@@ -64,8 +64,8 @@ BASE_BIN=${BASE_BIN:-}
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 for t in go ffmpeg nginx curl taskset ss; do
 	command -v "$t" >/dev/null || die "$t is not installed"
@@ -100,80 +100,26 @@ WORK=$(mktemp -d /tmp/sluice-viewers.XXXXXX)
 if [[ -d /dev/shm && -w /dev/shm ]]; then SHM=/dev/shm; else SHM=$WORK; fi
 DATA=$(mktemp -d "$SHM/sluice-viewers-data.XXXXXX")
 DATA_DIRS=("$DATA")
-PIDS=()
-
-stop_pid() { # pid: TERM, wait up to 5 s, then KILL (with its children)
-	local pid=$1 i kids k
-	kill -0 "$pid" 2>/dev/null || return 0
-	kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
-	wait "$pid" 2>/dev/null || true
-}
-forget_pid() {
-	local p keep=()
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-stop_forget() { stop_pid "$1"; forget_pid "$1"; }
-cleanup() {
-	local rc=$? p
-	trap - EXIT INT TERM
-	for p in "${PIDS[@]}"; do stop_pid "$p"; done
-	if [[ $KEEP == 1 ]]; then log "kept $WORK and ${DATA_DIRS[*]}"; else rm -rf "$WORK" "${DATA_DIRS[@]}"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-start_bg() { # start_bg LOGFILE cmd...
-	local out=$1
-	shift
-	"$@" >"$out" 2>&1 &
-	BG_PID=$!
-	PIDS+=("$BG_PID")
-}
+bench_traps
 
 # ---------------------------------------------------------------- build
 LOAD_BEFORE=$(uptime)
 log "load before: $LOAD_BEFORE"
-if [[ -n $SLUICE_BIN ]]; then
-	cp "$SLUICE_BIN" "$WORK/sluice"
-	BUILT_FROM="binary $SLUICE_BIN"
-elif [[ -n $SLUICE_REV ]]; then
-	rev=$(git -C "$REPO" rev-parse --short "$SLUICE_REV^{commit}") || die "no git revision $SLUICE_REV"
-	mkdir -p "$WORK/src"
-	git -C "$REPO" archive "$rev" | tar -x -C "$WORK/src"
-	(cd "$WORK/src" && go build -o "$WORK/sluice" ./cmd/sluice) || die "go build of $rev failed"
-	BUILT_FROM="commit $rev"
-else
-	(cd "$REPO" && go build -o "$WORK/sluice" ./cmd/sluice) || die "go build failed"
-	BUILT_FROM="work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-	[[ -z $(git -C "$REPO" status --porcelain -- . ':(exclude)bench' 2>/dev/null) ]] || BUILT_FROM+=" + uncommitted changes"
-fi
+build_sluice
 (cd "$REPO" && go build -o "$WORK/viewers" ./bench/viewers && go build -o "$WORK/senderbench" ./bench/senderbench) ||
 	die "go build of bench/viewers or bench/senderbench failed"
 if [[ " $ROLES " == *" floor-"* ]]; then
 	(cd "$BENCH_DIR/connfloor" && go build -o "$WORK/connfloor" .) || die "go build of bench/connfloor failed"
 fi
 SLUICE=$WORK/sluice
-log "sluice: $BUILT_FROM"
 if [[ " $ROLES " == *" origin-base "* ]]; then
 	if [[ -n $BASE_BIN ]]; then
 		cp "$BASE_BIN" "$WORK/sluice-base"
 		BUILT_FROM+="; origin-base: binary $BASE_BIN"
 	else
 		[[ -n $BASE_REV ]] || die "the role origin-base needs BASE_REV or BASE_BIN"
-		brev=$(git -C "$REPO" rev-parse --short "$BASE_REV^{commit}") || die "no git revision $BASE_REV"
-		mkdir -p "$WORK/base-src"
-		git -C "$REPO" archive "$brev" | tar -x -C "$WORK/base-src"
-		(cd "$WORK/base-src" && go build -o "$WORK/sluice-base" ./cmd/sluice) || die "go build of $brev failed"
-		BUILT_FROM+="; origin-base: commit $brev"
+		build_sluice_rev "$BASE_REV" "$WORK/sluice-base"
+		BUILT_FROM+="; origin-base: commit $BUILT_REV"
 	fi
 fi
 
@@ -257,34 +203,7 @@ start_role() {
 	case $role in
 	nginx)
 		rm -rf "$WORK/nginx"
-		mkdir -p "$WORK/nginx/tmp"
-		cat >"$WORK/nginx/nginx.conf" <<EOF
-user root root;
-worker_processes 1;
-worker_rlimit_nofile $WANT_FD;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections $WANT_FD; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 120s;
-    keepalive_requests 1000000;
-    types { video/mp4 m4s mp4; }
-    default_type application/octet-stream;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$SRV_PORT backlog=4096;
-        root $DATA;
-    }
-}
-EOF
+		nginx_conf "$WORK/nginx" "127.0.0.1:$SRV_PORT backlog=4096" "$DATA" "$WANT_FD"
 		start_bg "$WORK/nginx.out" "${PIN_SRV[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
 			-c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 		;;
