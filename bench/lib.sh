@@ -18,6 +18,27 @@ die() {
 	exit 1
 }
 
+# require_tools TOOL...: die naming the first one not installed.
+require_tools() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null || die "$t is not installed"
+	done
+}
+
+# pin_cores: PIN_SRV and PIN_CLI, the taskset prefixes that put the server on
+# SERVER_CPU and the client on CLIENT_CPU — empty on a one-core machine.
+pin_cores() {
+	if [[ $(nproc) -ge 2 ]]; then
+		PIN_SRV=(taskset -c "$SERVER_CPU")
+		PIN_CLI=(taskset -c "$CLIENT_CPU")
+	else
+		log "only one CPU: no pinning"
+		PIN_SRV=()
+		PIN_CLI=()
+	fi
+}
+
 # stop_pid PID: TERM, wait up to 5 s, then KILL it and the children it had.
 stop_pid() {
 	local pid=$1 i kids k

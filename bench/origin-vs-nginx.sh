@@ -62,9 +62,7 @@ LUA=$BENCH_DIR/wrk-cycle.lua
 # shellcheck source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 
-for t in go ffmpeg nginx wrk curl taskset ss; do
-	command -v "$t" >/dev/null || die "$t is not installed"
-done
+require_tools go ffmpeg nginx wrk curl taskset ss
 [[ $REPS =~ ^[1-9][0-9]*$ && $COPIES =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] ||
 	die "REPS, COPIES and DURATION must be positive integers"
 # The servers compared, nginx (the baseline of the ratios) first.
@@ -78,14 +76,7 @@ sender)
 esac
 
 # Pinning: server and client on different cores when there are two.
-if [[ $(nproc) -ge 2 ]]; then
-	PIN_SRV=(taskset -c "$SERVER_CPU")
-	PIN_CLI=(taskset -c "$CLIENT_CPU")
-else
-	log "only one CPU: no pinning"
-	PIN_SRV=()
-	PIN_CLI=()
-fi
+pin_cores
 
 # ---------------------------------------------------------------- cleanup
 WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)

@@ -73,9 +73,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, tc, packet sockets)"
-for t in go ffmpeg ip tc nstat curl timeout; do
-	command -v "$t" >/dev/null || die "$t is not installed"
-done
+require_tools go ffmpeg ip tc nstat curl timeout
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for m in $MODES; do
 	case $m in unpaced | client | server | cmcd | dashjs) ;; *) die "unknown mode $m" ;; esac

@@ -67,9 +67,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 
-for t in go ffmpeg nginx curl taskset ss; do
-	command -v "$t" >/dev/null || die "$t is not installed"
-done
+require_tools go ffmpeg nginx curl taskset ss
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for r in $ROLES; do
 	case $r in nginx | origin | origin-base | distribution | sender | floor-nethttp | floor-gnet) ;; *) die "unknown role $r" ;; esac
@@ -86,14 +84,7 @@ if (($(ulimit -Hn) < WANT_FD)); then
 fi
 ulimit -n "$WANT_FD"
 
-if [[ $(nproc) -ge 2 ]]; then
-	PIN_SRV=(taskset -c "$SERVER_CPU")
-	PIN_CLI=(taskset -c "$CLIENT_CPU")
-else
-	log "only one CPU: no pinning"
-	PIN_SRV=()
-	PIN_CLI=()
-fi
+pin_cores
 
 # ---------------------------------------------------------------- cleanup
 WORK=$(mktemp -d /tmp/sluice-viewers.XXXXXX)
