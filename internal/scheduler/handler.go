@@ -187,17 +187,16 @@ func (req request) renderer() func(store.View, manifest.Options) ([]byte, error)
 	return func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, track, o) }
 }
 
-// Header values of every manifest response (shared, never modified).
+// Header values of every manifest response: constants, shared by all
+// responses and never modified (a header map takes them without a copy).
 var (
 	noStore    = []string{"no-store"}
-	ctypeByKey = map[string][]string{}
-)
-
-func init() {
-	for _, c := range []string{"application/dash+xml", "application/vnd.apple.mpegurl", "application/json"} {
-		ctypeByKey[c] = []string{c}
+	ctypeByKey = map[string][]string{
+		"application/dash+xml":          {"application/dash+xml"},
+		"application/vnd.apple.mpegurl": {"application/vnd.apple.mpegurl"},
+		"application/json":              {"application/json"},
 	}
-}
+)
 
 // respond answers a manifest: the expansion of a shared rendering for
 // sv, or body.
