@@ -161,9 +161,10 @@ func (s *Sender) orphans(sched string, now time.Time) []cluster.Grant {
 	return out
 }
 
-// forgetSessions drops sessions whose grant ran out (or that were never
-// granted and have not been named for SessionIdle) and ended sessions
-// remembered for longer than SessionGrace.
+// forgetSessions drops sessions whose grant ran out more than SessionGrace
+// ago (until then their tokens are refused as expired, not as unknown), or
+// that were never granted and have not been named for SessionIdle, and
+// ended sessions remembered for longer than SessionGrace.
 func (s *Sender) forgetSessions(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -174,7 +175,7 @@ func (s *Sender) forgetSessions(now time.Time) {
 			}
 			continue
 		}
-		if !now.Before(ss.expires) {
+		if now.Sub(ss.expires) > s.o.SessionGrace {
 			delete(s.sessions, id)
 		}
 	}
