@@ -560,9 +560,10 @@ func TestServerEstimate(t *testing.T) {
 		t.Errorf("probe paced at %d B/s, want %.0f (%.2f x the estimate)", probe, want, probeGain)
 	}
 	// The estimate is of the client's read rate (at most rate; less when
-	// the machine is busy and the reader's timers run late), paced at 0.9
-	// of it. The receive buffer lets it look a little faster.
-	if est < uint64(0.9*0.4*rate) || est > uint64(0.9*1.15*rate) {
+	// the machine is busy and the reader's timers run late — 0.36 of it was
+	// seen while the e2e suite ran beside), paced at 0.9 of it. The receive
+	// buffer lets it look a little faster; loopback alone is far faster.
+	if est < uint64(0.9*0.2*rate) || est > uint64(0.9*1.15*rate) {
 		t.Errorf("paced at %d B/s, want about 0.9 x %d", est, rate)
 	}
 }

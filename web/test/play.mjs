@@ -202,7 +202,11 @@ try {
     page.on('response', (resp) => {
       const u = resp.url();
       if (resp.status() !== 200 || !/\/b\/[^/]+\/.+\/(init\.mp4|\d+\.m4s)(\?|$)/.test(u)) return;
-      const at = Date.now();
+      // When the response's headers reached the browser (its own clock, the
+      // machine's), not when this event reached node: on a loaded machine
+      // the event can lag by seconds.
+      const tm = resp.request().timing();
+      const at = tm && tm.startTime > 0 && tm.responseStart >= 0 ? Math.round(tm.startTime + tm.responseStart) : Date.now();
       recording.push(resp.body().then((b) => {
         result.fetched.push({ url: u, size: b.length, sha256: createHash('sha256').update(b).digest('hex'), t: at });
       }).catch((e) => { result.warnings.push({ src: 'record', url: u, message: String(e.message || e) }); }));
