@@ -104,8 +104,13 @@ type conn struct {
 	remote string
 	state  atomic.Int32
 	since  atomic.Int64 // unix ns: when the current wait began
+	// pending: bytes arrived while a request was served (pipelining); the
+	// request goroutine then hands the connection back through the event
+	// loop. Without them it only marks the connection idle: no event-loop
+	// wake-up per response.
+	pending atomic.Bool
 	// Event-loop goroutine only.
-	cancel context.CancelFunc // of the request in progress
+	cancel context.CancelFunc // of the latest request (cancelled when the connection closes)
 	// The request goroutine only (one at a time).
 	slot any
 }
@@ -317,13 +322,23 @@ func (s *Server) traffic(c *conn) gnet.Action {
 	switch c.state.Load() {
 	case stateBusy:
 		// Pipelined requests wait; a flood does not.
-		if gc.InboundBuffered() > s.maxHead() {
+		n := gc.InboundBuffered()
+		if n > s.maxHead() {
 			return gnet.Close
 		}
-		return gnet.None
+		if n == 0 {
+			return gnet.None
+		}
+		c.pending.Store(true)
+		if c.state.Load() == stateBusy {
+			return gnet.None // the request goroutine will hand it back
+		}
+		// It finished meanwhile: go on here (a second pass from the
+		// goroutine's hand-back finds nothing to do, or a busy state).
 	case stateClosed:
 		return gnet.Close
 	}
+	c.pending.Store(false)
 	buf, _ := gc.Peek(-1)
 	if len(buf) == 0 {
 		return gnet.None
@@ -352,6 +367,9 @@ func (s *Server) traffic(c *conn) gnet.Action {
 		return s.handOff(c)
 	}
 	gc.Discard(n)
+	if gc.InboundBuffered() > 0 {
+		c.pending.Store(true) // pipelined: the next request is here already
+	}
 	return s.dispatch(c, h)
 }
 
@@ -402,8 +420,17 @@ func (s *Server) serve(c *conn, h *head, sk *sock, ctx context.Context, cancel c
 	keep := s.run(w, req)
 	sk.release()
 	cancel()
+	if !keep {
+		c.state.Store(stateClosed)
+		c.gc.Close() // safe on a connection the event loop closed already
+		return
+	}
+	c.since.Store(time.Now().UnixNano())
+	if !c.state.CompareAndSwap(stateBusy, stateIdle) || !c.pending.Load() {
+		return // closed meanwhile, or the event loop reads the next request itself
+	}
 	err := c.gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		s.served(c, keep)
+		s.served(c)
 		return nil
 	}))
 	if err != nil && !s.closing.Load() {
@@ -431,20 +458,12 @@ func (s *Server) run(w *response, req *http.Request) (keep bool) {
 	return w.finish()
 }
 
-// served takes a connection back after a response (event loop): the next
-// request, already buffered or not, is read from the event loop again.
-func (s *Server) served(c *conn, keep bool) {
+// served serves what a client sent while its previous request was served
+// (event loop).
+func (s *Server) served(c *conn) {
 	if c.state.Load() == stateClosed {
 		return
 	}
-	c.cancel = nil
-	if !keep {
-		c.state.Store(stateClosed)
-		c.gc.EventLoop().Close(c.gc)
-		return
-	}
-	c.since.Store(time.Now().UnixNano())
-	c.state.Store(stateIdle)
 	if s.traffic(c) == gnet.Close {
 		c.state.Store(stateClosed)
 		c.gc.EventLoop().Close(c.gc)
