@@ -84,8 +84,11 @@ type Server struct {
 	handoff  *handoffListener
 	inflight sync.WaitGroup
 	closing  atomic.Bool
-	dateVal  atomic.Pointer[dateEntry]
-	done     chan struct{}
+	// overloads counts the requests refused for want of a descriptor.
+	overloads atomic.Int64
+	dup       func(gnet.Conn) (int, error) // tests: duplicates a socket (nil: Conn.Dup)
+	dateVal   atomic.Pointer[dateEntry]
+	done      chan struct{}
 }
 
 // Connection states (conn.state).
@@ -386,10 +389,22 @@ func (s *Server) refuse(c *conn, he *headError) gnet.Action {
 
 // dispatch starts serving a request on its own goroutine (event loop).
 func (s *Server) dispatch(c *conn, h *head) gnet.Action {
-	fd, err := c.gc.Dup()
+	dup := gnet.Conn.Dup
+	if s.dup != nil {
+		dup = s.dup
+	}
+	fd, err := dup(c.gc)
 	if err != nil {
-		s.log().Warn("evhttp: cannot duplicate a connection's socket", "remote", c.remote, "err", err)
-		return s.refuse(c, &headError{http.StatusServiceUnavailable, "out of descriptors"})
+		// Out of descriptors (each response in progress holds one): the
+		// client retries; the connection stays.
+		s.overloads.Add(1)
+		if s.overloads.Load()%1000 == 1 {
+			s.log().Warn("evhttp: cannot duplicate a connection's socket: 503", "remote", c.remote, "err", err, "times", s.overloads.Load())
+		}
+		c.gc.Write(overloaded)
+		c.since.Store(time.Now().UnixNano())
+		c.state.Store(stateIdle)
+		return gnet.None
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -495,6 +510,11 @@ func (s *Server) handOff(c *conn) gnet.Action {
 	go s.handoff.push(&prefixConn{Conn: nc, pre: pre})
 	return gnet.Close // the event loop's descriptor; nc keeps the socket
 }
+
+// overloaded is the answer when a response cannot start for want of a
+// descriptor.
+var overloaded = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 1\r\nContent-Length: 43\r\n\r\n503 Service Unavailable: out of descriptors")
 
 // dateEntry caches the Date header value for one second.
 type dateEntry struct {
