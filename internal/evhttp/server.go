@@ -82,7 +82,7 @@ type Server struct {
 	ln       net.Listener
 	cli      *gnet.Client
 	handoff  *handoffListener
-	inflight sync.WaitGroup
+	inflight atomic.Int64 // requests being served
 	closing  atomic.Bool
 	// overloads counts the requests refused for want of a descriptor.
 	overloads atomic.Int64
@@ -213,14 +213,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	ln.Close()
-	wait := make(chan struct{})
-	go func() { s.inflight.Wait(); close(wait) }()
+	// Requests keep starting on open connections until they close:
+	// poll for a moment without any.
 	var err error
-	select {
-	case <-wait:
-	case <-ctx.Done():
-		err = ctx.Err()
+	t := time.NewTicker(10 * time.Millisecond)
+	for s.inflight.Load() > 0 && err == nil {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
+	t.Stop()
 	close(done)
 	if s.Fallback != nil {
 		if ferr := s.Fallback.Shutdown(ctx); ferr != nil && err == nil {
@@ -417,7 +421,7 @@ func (s *Server) dispatch(c *conn, h *head) gnet.Action {
 // serve runs the handler for one request and hands the connection back to
 // the event loop.
 func (s *Server) serve(c *conn, h *head, sk *sock, ctx context.Context, cancel context.CancelFunc) {
-	defer s.inflight.Done()
+	defer s.inflight.Add(-1)
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, &c.slot, sk)
 	}
