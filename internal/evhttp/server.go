@@ -4,8 +4,8 @@
 // goroutine with its stack and buffers (docs/capacity.md).
 //
 // A complete request head is parsed on the event loop; a bodiless GET or
-// HEAD is then served by the ordinary http.Handler on a goroutine of its
-// own, which ends with the response. The response writes to a duplicate of
+// HEAD is then served by the ordinary http.Handler on a worker goroutine
+// (a few hundred warm ones wait between requests; see workers). The response writes to a duplicate of
 // the connection's descriptor, straight to the socket (sendfile for files,
 // the header ahead of them with MSG_MORE), waiting for room through the
 // runtime's poller only when the socket buffer is full. Everything else —
@@ -87,6 +87,7 @@ type Server struct {
 	// overloads counts the requests refused for want of a descriptor.
 	overloads atomic.Int64
 	dup       func(gnet.Conn) (int, error) // tests: duplicates a socket (nil: Conn.Dup)
+	pool      workers
 	dateVal   atomic.Pointer[dateEntry]
 	done      chan struct{}
 }
@@ -163,6 +164,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln, s.cli = ln, cli
 	s.conns = make(map[*conn]struct{})
 	s.handoff = newHandoffListener(ln.Addr())
+	s.pool = workers{max: 256, idleFor: 10 * time.Second}
 	s.done = make(chan struct{})
 	s.mu.Unlock()
 	if s.Fallback != nil {
@@ -226,6 +228,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	t.Stop()
 	close(done)
+	s.pool.trim(time.Now().Add(365 * 24 * time.Hour)) // every idle worker exits
 	if s.Fallback != nil {
 		if ferr := s.Fallback.Shutdown(ctx); ferr != nil && err == nil {
 			err = ferr
@@ -255,6 +258,7 @@ func (s *Server) reap() {
 			return
 		case <-t.C:
 		}
+		s.pool.trim(time.Now())
 		now := time.Now().UnixNano()
 		expired = expired[:0]
 		s.mu.Lock()
@@ -414,7 +418,8 @@ func (s *Server) dispatch(c *conn, h *head) gnet.Action {
 	c.cancel = cancel
 	c.state.Store(stateBusy)
 	s.inflight.Add(1)
-	go s.serve(c, h, newSock(fd), ctx, cancel)
+	sk := newSock(fd)
+	s.pool.run(func() { s.serve(c, h, sk, ctx, cancel) })
 	return gnet.None
 }
 
