@@ -54,8 +54,8 @@ type simSender struct {
 func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/internal/v1/batch":
-		var b cluster.Batch
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		b, err := readBatch(r)
+		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
 		}
@@ -65,7 +65,7 @@ func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res := cluster.BatchResult{Sent: f.reports}
 		f.reports = nil
 		f.mu.Unlock()
-		json.NewEncoder(w).Encode(res)
+		writeBatchResult(w, res)
 	case clusterauth.ProofPath:
 		f.proof(w, r)
 	case "/internal/v1/stats":

@@ -110,12 +110,12 @@ func (f *fakeSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		var b cluster.Batch
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		b, err := readBatch(r)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		json.NewEncoder(w).Encode(f.apply(b))
+		writeBatchResult(w, f.apply(b))
 	case r.URL.Path == "/internal/v1/stats":
 		f.mu.Lock()
 		st := cluster.SenderStats{ID: f.id, PinnedBlocks: f.pinned()}
@@ -434,4 +434,22 @@ func newServerAt(t *testing.T, addr string, h http.Handler) *httptest.Server {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// readBatch decodes a scheduler's batch (the binary encoding it sends).
+func readBatch(r *http.Request) (cluster.Batch, error) {
+	if ct := r.Header.Get("Content-Type"); ct != cluster.BatchContentType {
+		return cluster.Batch{}, fmt.Errorf("batch of type %q", ct)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return cluster.Batch{}, err
+	}
+	return cluster.DecodeBatch(body)
+}
+
+// writeBatchResult answers a batch as a sender does.
+func writeBatchResult(w http.ResponseWriter, res cluster.BatchResult) {
+	w.Header().Set("Content-Type", cluster.BatchContentType)
+	w.Write(cluster.AppendBatchResult(nil, &res))
 }

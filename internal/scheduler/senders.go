@@ -339,17 +339,14 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 
 // post sends one batch.
 func (s *Scheduler) post(ctx context.Context, sc *senderConn, b *cluster.Batch) (*cluster.BatchResult, error) {
-	body, err := json.Marshal(b)
-	if err != nil {
-		return nil, err
-	}
+	body := cluster.AppendBatch(nil, b)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sc.m.URL+"/internal/v1/batch", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", cluster.BatchContentType)
 	resp, err := s.client.Do(req) // signed by its transport
 	if err != nil {
 		return nil, err
@@ -359,12 +356,25 @@ func (s *Scheduler) post(ctx context.Context, sc *senderConn, b *cluster.Batch) 
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("sender %s: batch: status %d: %s", sc.m.ID, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	var res cluster.BatchResult
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&res); err != nil {
+	if ct := resp.Header.Get("Content-Type"); ct != cluster.BatchContentType {
+		return nil, fmt.Errorf("sender %s: batch result of type %q (want %s: a sender older than this scheduler?)", sc.m.ID, ct, cluster.BatchContentType)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(resp.ContentLength, 512), maxBatchResult)))
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBatchResult+1)); err != nil {
+		return nil, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+	}
+	if buf.Len() > maxBatchResult {
+		return nil, fmt.Errorf("sender %s: batch result larger than %d bytes", sc.m.ID, maxBatchResult)
+	}
+	res, err := cluster.DecodeBatchResult(buf.Bytes())
+	if err != nil {
 		return nil, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
 	}
 	return &res, nil
 }
+
+// maxBatchResult bounds a sender's answer to a batch.
+const maxBatchResult = 64 << 20
 
 // applyResult takes a batch's answer: refused and missing reservations move
 // to the next owner, the others are confirmed, sent reports advance the
