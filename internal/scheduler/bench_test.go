@@ -54,7 +54,16 @@ type simSender struct {
 func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/internal/v1/batch":
-		b, err := readBatch(r)
+		// The binary encoding, or JSON from a scheduler that predates it
+		// (bench/scheduler.sh BASE_REV).
+		binary := r.Header.Get("Content-Type") == cluster.BatchContentType
+		var b cluster.Batch
+		var err error
+		if binary {
+			b, err = readBatch(r)
+		} else {
+			err = json.NewDecoder(r.Body).Decode(&b)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
@@ -65,7 +74,11 @@ func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res := cluster.BatchResult{Sent: f.reports}
 		f.reports = nil
 		f.mu.Unlock()
-		writeBatchResult(w, res)
+		if binary {
+			writeBatchResult(w, res)
+		} else {
+			json.NewEncoder(w).Encode(res)
+		}
 	case clusterauth.ProofPath:
 		f.proof(w, r)
 	case "/internal/v1/stats":
