@@ -501,6 +501,17 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 // not confirmed yet, or one some owner lacks) it is remembered, so that
 // manifests send players to an owner known to hold it. s.mu must be held.
 func (s *Scheduler) confirm(ps *pointState, k pinKey, now time.Time) {
+	// Most confirmations are of blocks this sender confirmed lately and
+	// that are neither unconfirmed nor reported missing: renewing the
+	// time changes nothing a manifest or pointSender depends on.
+	if at, ok := ps.has[k]; ok && now.Sub(at) < time.Minute {
+		if _, m := ps.missing[k]; !m {
+			if _, u := ps.unconfirmed[k.block]; !u {
+				ps.has[k] = now
+				return
+			}
+		}
+	}
 	before := s.pointSender(ps, k.block)
 	defer func() {
 		if s.pointSender(ps, k.block) != before {
