@@ -100,6 +100,7 @@ func commonFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics (and the status page of a scheduler or sender) on this address only (e.g. a private interface), not on --listen")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
+	fs.StringVar(&c.HTTPEngine, "http-engine", c.HTTPEngine, "HTTP/1.1 server of --listen: eventloop (players' GET/HEAD on an event loop, the rest on net/http) or nethttp")
 }
 
 // storeFlags are the flags of the roles over a data directory of

@@ -88,6 +88,10 @@ type Config struct {
 	// WriteTimeout closes a response that makes no progress (the client
 	// reads nothing) for this long (0: never).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// HTTPEngine serves the listen address: eventloop (internal/evhttp:
+	// bodiless GET and HEAD on an event loop, everything else handed to
+	// net/http) or nethttp (net/http alone).
+	HTTPEngine string `yaml:"http_engine"`
 	// MinFree is the free space the data directory needs for /readyz to
 	// answer ready, in bytes.
 	MinFree ByteSize `yaml:"min_free"`
@@ -217,6 +221,7 @@ func Defaults() Config {
 		StreamExpiry:     10 * time.Minute,
 		MaxPulls:         64,
 		WriteTimeout:     30 * time.Second,
+		HTTPEngine:       EngineEventLoop,
 		MinFree:          64 << 20,
 		DVRWindow:        2 * time.Minute,
 		LookAhead:        2,
@@ -317,6 +322,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// The values of http_engine.
+const (
+	EngineEventLoop = "eventloop"
+	EngineNetHTTP   = "nethttp"
+)
+
 // validateLimits checks the bounds of pushes, pulls and responses.
 func (c Config) validateLimits() error {
 	switch {
@@ -325,6 +336,8 @@ func (c Config) validateLimits() error {
 		return fmt.Errorf("ingest_idle, ingest_min_rate, ingest_rate_window, ingest_memory, max_pushes, stream_expiry, max_pulls, write_timeout and min_free must not be negative")
 	case c.IngestMinRate > 0 && c.IngestRateWindow < time.Second:
 		return fmt.Errorf("ingest_rate_window %v: at least 1s when ingest_min_rate is set", c.IngestRateWindow)
+	case c.HTTPEngine != EngineEventLoop && c.HTTPEngine != EngineNetHTTP:
+		return fmt.Errorf("http_engine %q: want %s or %s", c.HTTPEngine, EngineEventLoop, EngineNetHTTP)
 	case c.IngestMemory > 0 && c.IngestMemory < 2*c.MaxBox:
 		return fmt.Errorf("ingest_memory %d is below twice max_box (%d): one push could not hold its largest box", c.IngestMemory, c.MaxBox)
 	}

@@ -5,7 +5,6 @@ package netconn
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"syscall"
@@ -14,15 +13,25 @@ import (
 type ctxKey struct{}
 
 // ConnContext is an http.Server.ConnContext that remembers the connection's
-// TCP socket (also beneath TLS) in the connection's context.
+// TCP socket (also beneath TLS, or a connection handed over by
+// internal/evhttp) in the connection's context.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tcp, ok := c.(*net.TCPConn); ok {
+	if tcp, ok := Unwrap(c).(*net.TCPConn); ok {
 		return context.WithValue(ctx, ctxKey{}, tcp)
 	}
 	return ctx
+}
+
+// Unwrap returns the connection beneath wrappers that expose it with a
+// NetConn method (*tls.Conn, evhttp's handed-over connections).
+func Unwrap(c net.Conn) net.Conn {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = w.NetConn()
+	}
 }
 
 // TCP returns the TCP connection a request arrived on, if the server was

@@ -2,7 +2,6 @@ package pacing
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -25,13 +24,34 @@ type stateKey struct{}
 // cleanup hook.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	ctx = netconn.ConnContext(ctx, c)
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tcp, ok := c.(*net.TCPConn); ok {
-		return context.WithValue(ctx, stateKey{}, &connState{tcp: tcp})
+	if tcp, ok := netconn.Unwrap(c).(*net.TCPConn); ok {
+		return context.WithValue(ctx, stateKey{}, &connState{tcp: tcp, remote: tcp.RemoteAddr().String()})
 	}
 	return ctx
+}
+
+// HeldSocket is a response's handle on its connection's socket given by a
+// server that serves each response on its own handle (internal/evhttp):
+// Control works during the response and, after it, as long as a Hold lasts
+// (the watcher that follows delivery holds it).
+type HeldSocket interface {
+	syscall.RawConn
+	Hold() (release func())
+}
+
+// SocketContext is the counterpart of ConnContext for such servers, called
+// per request: slot is the connection's (the pacing state is kept there
+// between responses) and sock the socket of this response.
+func SocketContext(ctx context.Context, slot *any, sock HeldSocket) context.Context {
+	cs, _ := (*slot).(*connState)
+	if cs == nil {
+		cs = &connState{}
+		*slot = cs
+	}
+	cs.mu.Lock()
+	cs.rc, cs.err = sock, nil
+	cs.mu.Unlock()
+	return context.WithValue(ctx, stateKey{}, cs)
 }
 
 // snapshot is what a response leaves for the next one on its connection.
@@ -46,10 +66,11 @@ type snapshot struct {
 // connection run one after the other; the mutex covers HTTP/2 streams and
 // the response watcher.
 type connState struct {
-	mu  sync.Mutex
-	tcp *net.TCPConn
-	rc  syscall.RawConn
-	err error // set when the socket cannot be reached
+	mu     sync.Mutex
+	tcp    *net.TCPConn    // net/http: the connection (nil with SocketContext)
+	rc     syscall.RawConn // the socket (SocketContext: this response's)
+	remote string          // the client's address, for log lines
+	err    error           // set when the socket cannot be reached
 
 	// Scratch space of the prebuilt Control callbacks (no allocation per
 	// call).
@@ -75,17 +96,23 @@ type connState struct {
 	watch      *watcher
 }
 
-// init reaches the socket once.
+// init reaches the socket once (with SocketContext, each response's socket
+// is set before).
 func (cs *connState) init() error {
-	if cs.rc != nil || cs.err != nil {
+	if cs.err != nil {
 		return cs.err
 	}
-	rc, err := cs.tcp.SyscallConn()
-	if err != nil {
-		cs.err = fmt.Errorf("pacing: socket of %v: %w", cs.tcp.RemoteAddr(), err)
-		return cs.err
+	if cs.rc == nil {
+		rc, err := cs.tcp.SyscallConn()
+		if err != nil {
+			cs.err = fmt.Errorf("pacing: socket of %v: %w", cs.remote, err)
+			return cs.err
+		}
+		cs.rc = rc
 	}
-	cs.rc = rc
+	if cs.infoFn != nil {
+		return nil
+	}
 	cs.infoFn = func(fd uintptr) { cs.infoErr = getTCPInfo(int(fd), &cs.ti) }
 	cs.setFn = func(fd uintptr) {
 		if cs.setOpt == unix.SO_MAX_PACING_RATE {
@@ -208,13 +235,22 @@ func getTCPInfo(fd int, ti *unix.TCPInfo) error {
 // SocketPacingRate reads the SO_MAX_PACING_RATE of a connection (bytes/s;
 // ^0 when unlimited): for tests and debug logs.
 func SocketPacingRate(c *net.TCPConn) (uint64, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	return socketPacingRate(rc)
+}
+
+func socketPacingRate(rc syscall.RawConn) (uint64, error) {
 	var v uint64
-	err := netconn.Control(c, func(fd int) error {
-		var err error
-		v, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE)
-		return err
-	})
-	return v, err
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		v, gerr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE)
+	}); err != nil {
+		return 0, err
+	}
+	return v, gerr
 }
 
 // TCPInfo reads TCP_INFO of a connection: for tests and diagnostics.

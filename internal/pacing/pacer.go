@@ -495,6 +495,9 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	now := time.Now()
 
 	cs.mu.Lock()
+	if cs.remote == "" {
+		cs.remote = r.RemoteAddr
+	}
 	if err := cs.init(); err != nil {
 		cs.mu.Unlock()
 		next.ServeHTTP(w, r)
@@ -669,7 +672,7 @@ func (p *Pacer) logDecision(r *http.Request, cs *connState, in *input, d *decisi
 		slog.String("via", in.via.String()),
 		slog.Int64("rate_kbps", int64(d.rate*8/1000)),
 	}
-	if sock, err := SocketPacingRate(cs.tcp); err == nil {
+	if sock, err := socketPacingRate(cs.rc); err == nil {
 		attrs = append(attrs, slog.Uint64("socket_bps", sock))
 	}
 	if in.hasCMCD {

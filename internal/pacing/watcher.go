@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,8 @@ const (
 type watcher struct {
 	p           *Pacer
 	cs          *connState
+	rc          syscall.RawConn // the socket of the response it follows
+	release     func()          // gives back a held socket (HeldSocket), once
 	spec        Spec
 	cc          string
 	measure     bool   // measure for the server estimate
@@ -59,9 +62,15 @@ func startWatcher(p *Pacer, cs *connState, spec *Spec, d decision, ti *unix.TCPI
 		perPhase: d.perPhase, phase: d.phase,
 		deadline: time.Now().Add(watchLimit),
 		sm:       newSpanMeter(ti.Delivered, ti.Min_rtt),
+		rc:       cs.rc,
+		release:  func() {},
+	}
+	if h, ok := cs.rc.(HeldSocket); ok {
+		// The response's socket must outlive the response until delivery.
+		w.release = h.Hold()
 	}
 	w.read = func(fd uintptr) { w.ierr = getTCPInfo(int(fd), &w.ti) }
-	w.gain = func() uint32 { return bbrPacingGain(cs.rc) }
+	w.gain = func() uint32 { return bbrPacingGain(w.rc) }
 	w.timer = time.AfterFunc(watchTick, w.tick)
 	return w
 }
@@ -77,12 +86,21 @@ func (w *watcher) stop() {
 	}
 }
 
-// finish hands the measurement to the estimator; call with cs.mu held.
+// end marks the watcher stopped from its own callback and finishes it;
+// call with cs.mu held.
+func (w *watcher) end() {
+	w.stopped = true
+	w.finish()
+}
+
+// finish hands the measurement to the estimator and gives back the
+// socket; call with cs.mu held.
 func (w *watcher) finish() {
 	if w.measure {
 		w.measure = false
 		w.observe()
 	}
+	w.release()
 }
 
 // observe gives the estimator the measurement so far. An unpaced response
@@ -97,7 +115,7 @@ func (w *watcher) observe() {
 		cs.sinceProbe, cs.lastProbe = 0, time.Now()
 	}
 	if w.p.log.Enabled(context.Background(), slog.LevelDebug) {
-		w.p.log.Debug("pacing: estimator", "remote", cs.tcp.RemoteAddr().String(), "measured_kbps", m*8/1000,
+		w.p.log.Debug("pacing: estimator", "remote", cs.remote, "measured_kbps", m*8/1000,
 			"pace_kbps", w.pace*8/1000, "probe", w.probe, "bytes", w.sm.bytes(), "span_ms", w.sm.bestUs/1000,
 			"result", obs.String(), "estimate_kbps", cs.est.rate()*8/1000, "was_kbps", before*8/1000)
 	}
@@ -143,9 +161,8 @@ func (w *watcher) tick() {
 	if w.stopped {
 		return // stop came while this callback was starting: it finished
 	}
-	if err := cs.rc.Control(w.read); err != nil || w.ierr != nil {
-		w.stopped = true
-		w.finish()
+	if err := w.rc.Control(w.read); err != nil || w.ierr != nil {
+		w.end()
 		return
 	}
 	ti := &w.ti
@@ -175,8 +192,7 @@ func (w *watcher) tick() {
 		}
 	}
 	if (w.handlerDone.Load() && ti.Unacked == 0 && ti.Notsent_bytes == 0) || time.Now().After(w.deadline) {
-		w.stopped = true
-		w.finish()
+		w.end()
 		return
 	}
 	w.timer.Reset(watchTick)

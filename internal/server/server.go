@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-media/sluice/internal/archive"
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/distribution"
+	"github.com/sluice-media/sluice/internal/evhttp"
 	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/ingest"
 	"github.com/sluice-media/sluice/internal/metrics"
@@ -232,11 +233,12 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 		go s.dist.Run(ctx)
 	}
 	s.startPeers(ctx)
+	hs := s.httpServer(srv)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- hs.Serve(ln) }()
 	for _, f := range s.start {
 		if err := f(ctx); err != nil {
-			srv.Close()
+			hs.Shutdown(expired())
 			return err
 		}
 	}
@@ -253,11 +255,41 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	srv.Close()
 	return nil
+}
+
+// httpServer is what serves the listen address: with the event-loop
+// engine, internal/evhttp serves the bodiless GETs and HEADs (every player
+// request) and hands the other connections to srv; with nethttp, srv alone.
+func (s *Server) httpServer(srv *http.Server) interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+} {
+	if s.cfg.HTTPEngine != config.EngineEventLoop {
+		return srv
+	}
+	return &evhttp.Server{
+		Handler:           srv.Handler,
+		Fallback:          srv,
+		Log:               s.log,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		ConnContext: func(ctx context.Context, slot *any, sock evhttp.Socket) context.Context {
+			return pacing.SocketContext(ctx, slot, sock)
+		},
+	}
+}
+
+// expired is a context that has ended: Shutdown without waiting.
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // close releases what the roles opened (last first) and a listener Serve

@@ -1,0 +1,412 @@
+package evhttp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// start serves h (and fallback, if not nil) on a loopback port until the
+// test ends.
+func start(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: h, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tune != nil {
+		tune(s)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// fileHandler serves a file of n bytes with http.ServeContent, as the
+// origin serves a fragment.
+func fileHandler(t *testing.T, n int) (http.Handler, []byte) {
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	path := filepath.Join(t.TempDir(), "frag.m4s")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "video/mp4")
+		w.Header().Set("ETag", `"f-1"`)
+		http.ServeContent(w, r, "", time.Time{}, f)
+	}), data
+}
+
+func TestServeFile(t *testing.T) {
+	h, data := fileHandler(t, 300_000)
+	_, addr := start(t, h, nil)
+	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for i := range 3 { // one keep-alive connection
+		resp, err := c.Get("http://" + addr + "/x/frag.m4s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("request %d: %v status %d, %d bytes", i, err, resp.StatusCode, len(body))
+		}
+		if resp.ContentLength != int64(len(data)) || resp.Header.Get("Etag") != `"f-1"` || resp.Header.Get("Date") == "" {
+			t.Fatalf("header %v", resp.Header)
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/x/frag.m4s", nil)
+	req.Header.Set("Range", "bytes=1000-1999")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[1000:2000]) {
+		t.Fatalf("range: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	req, _ = http.NewRequest("GET", "http://"+addr+"/x/frag.m4s", nil)
+	req.Header.Set("If-None-Match", `"f-1"`)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 304 {
+		t.Fatalf("conditional: status %d", resp.StatusCode)
+	}
+	resp, err = c.Head("http://" + addr + "/x/frag.m4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(data)) {
+		t.Fatalf("head: status %d length %d", resp.StatusCode, resp.ContentLength)
+	}
+}
+
+// rawResponses sends raw on one connection and reads n responses.
+func rawResponses(t *testing.T, addr, raw string, n int) ([]*http.Response, [][]byte, net.Conn) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	var resps []*http.Response
+	var bodies [][]byte
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("response %d body: %v", i, err)
+		}
+		resps, bodies = append(resps, resp), append(bodies, b)
+	}
+	return resps, bodies, nc
+}
+
+func TestPipelinedAndBodies(t *testing.T) {
+	big := strings.Repeat("0123456789", 2000) // past the held-back buffer
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			io.WriteString(w, "hello "+r.URL.Query().Get("n"))
+		case "/big":
+			io.WriteString(w, big) // no length declared: chunked
+		case "/flush":
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}), nil)
+	raw := "GET /small?n=1 HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /flush HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /small?n=2 HTTP/1.1\nHost: x\n\n" // bare LF lines
+	resps, bodies, _ := rawResponses(t, addr, raw, 5)
+	want := []struct {
+		status  int
+		body    string
+		chunked bool
+	}{{200, "hello 1", false}, {200, big, true}, {200, "ab", true}, {204, "", false}, {200, "hello 2", false}}
+	for i, w := range want {
+		r := resps[i]
+		chunked := len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked"
+		if r.StatusCode != w.status || string(bodies[i]) != w.body || chunked != w.chunked {
+			t.Errorf("response %d: status %d chunked %v body %.20q, want %d %v %.20q", i, r.StatusCode, chunked, bodies[i], w.status, w.chunked, w.body)
+		}
+	}
+	if ct := resps[0].Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("sniffed content type %q", ct)
+	}
+}
+
+func TestConnectionClose(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") }), nil)
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+	} {
+		resps, _, nc := rawResponses(t, addr, raw, 1)
+		if !resps[0].Close {
+			t.Errorf("%q: response does not say close", raw)
+		}
+		if n, err := nc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Errorf("%q: connection not closed: %d %v", raw, n, err)
+		}
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("handler reached for %s", r.RequestURI)
+	}), func(s *Server) { s.MaxHeaderBytes = 4 << 10 })
+	for _, tc := range []struct {
+		name, raw string
+		status    int
+	}{
+		{"garbage", "HELLO\r\n\r\n", 400},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+		{"folding", "GET / HTTP/1.1\r\nHost: a\r\n x\r\n\r\n", 400},
+		{"space in name", "GET / HTTP/1.1\r\nHost: a\r\nBad Key: v\r\n\r\n", 400},
+		{"control in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400},
+		{"bad target", "GET \x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"too large", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 5000) + "\r\n\r\n", 431},
+		{"no fallback", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 501},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resps, bodies, nc := rawResponses(t, addr, tc.raw, 1)
+			if resps[0].StatusCode != tc.status || !resps[0].Close || len(bodies[0]) == 0 {
+				t.Errorf("status %d close %v body %q, want %d and close", resps[0].StatusCode, resps[0].Close, bodies[0], tc.status)
+			}
+			if n, err := nc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("connection not closed: %d %v", n, err)
+			}
+		})
+	}
+}
+
+func TestHandoff(t *testing.T) {
+	var media atomic.Int32
+	fb := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
+	})}
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		media.Add(1)
+		io.WriteString(w, "media")
+	}), func(s *Server) { s.Fallback = fb })
+	body := strings.Repeat("z", 100_000)
+	resp, err := http.Post("http://"+addr+"/push", "application/octet-stream", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "POST /push 100000" {
+		t.Fatalf("fallback answered %q", b)
+	}
+	// A chunked push (as ffmpeg sends) and a GET after it on the same
+	// connection: the connection stays with the fallback.
+	raw := "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+		"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+	_, bodies, _ := rawResponses(t, addr, raw, 2)
+	if string(bodies[0]) != "POST /c 3" || string(bodies[1]) != "GET /after 0" {
+		t.Fatalf("bodies %q", bodies)
+	}
+	if media.Load() != 0 {
+		t.Fatalf("media handler reached %d times", media.Load())
+	}
+}
+
+func TestClientGoneCancels(t *testing.T) {
+	gone := make(chan struct{})
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(gone)
+		case <-time.After(10 * time.Second):
+		}
+	}), nil)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(nc, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	nc.Close()
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request's context was not cancelled when its client left")
+	}
+}
+
+func TestWriteDeadline(t *testing.T) {
+	errc := make(chan error, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetWriteDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+			errc <- err
+			return
+		}
+		buf := make([]byte, 1<<20)
+		var err error
+		for i := 0; i < 200 && err == nil; i++ { // at most 200 MB
+			_, err = w.Write(buf)
+		}
+		errc <- err
+	}), nil)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	io.WriteString(nc, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a client that does not read: %v, want a deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write deadline did not end the response")
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") }),
+		func(s *Server) { s.ReadHeaderTimeout, s.IdleTimeout = 300*time.Millisecond, 600*time.Millisecond })
+	for _, tc := range []struct {
+		name, raw string
+		wantResp  bool
+	}{
+		{"idle", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"slow head", "GET / HTTP/1.1\r\nHo", false},
+		{"silent", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			began := time.Now()
+			io.WriteString(nc, tc.raw)
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			if tc.wantResp {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.ReadAll(resp.Body)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("read: %v, want EOF (closed)", err)
+			}
+			if d := time.Since(began); d < 250*time.Millisecond {
+				t.Fatalf("closed after %v, before the timeout", d)
+			}
+		})
+	}
+}
+
+func TestSocketControl(t *testing.T) {
+	held := make(chan func(), 1)
+	var sockets atomic.Pointer[Socket]
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sk := *sockets.Load()
+		var rate uint64
+		var gerr error
+		if err := sk.Control(func(fd uintptr) {
+			if gerr = unix.SetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, 125_000); gerr == nil {
+				rate, gerr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE)
+			}
+		}); err != nil || gerr != nil || rate != 125_000 {
+			t.Errorf("Control during the response: %v %v rate %d", err, gerr, rate)
+		}
+		if r.URL.Path == "/hold" {
+			held <- sk.Hold()
+		}
+		io.WriteString(w, "ok")
+	}), func(s *Server) {
+		s.ConnContext = func(ctx context.Context, slot *any, sk Socket) context.Context {
+			n, _ := (*slot).(int)
+			*slot = n + 1 // per-connection state survives between requests
+			ctx = context.WithValue(ctx, slotKey{}, n+1)
+			sockets.Store(&sk)
+			return ctx
+		}
+	})
+	_, bodies, _ := rawResponses(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /hold HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+	if string(bodies[1]) != "ok" {
+		t.Fatalf("bodies %q", bodies)
+	}
+	sk := *sockets.Load()
+	release := <-held
+	if err := sk.Control(func(uintptr) {}); err != nil {
+		t.Fatalf("a held socket after its response: %v", err)
+	}
+	release()
+	release() // once only
+	if err := sk.Control(func(uintptr) { t.Error("Control ran on a released socket") }); err == nil {
+		t.Fatal("a released socket still answers Control")
+	}
+}
+
+type slotKey struct{}
