@@ -7,7 +7,7 @@
 //
 // Routes (see internal/cluster for the contract):
 //
-//	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult
+//	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult (binary, cluster.BatchContentType, or JSON)
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (201 new, 200 already held)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
 //	GET  /internal/v1/stats                            cluster.SenderStats
