@@ -53,6 +53,9 @@ type fakeSender struct {
 	orphans []cluster.Grant // offered with the next batch answer to orphansTo
 	// orphansTo is the scheduler the orphans go to.
 	orphansTo string
+	// jsonOnly: it decodes batches as JSON whatever their type, as
+	// senders from before the binary encoding did.
+	jsonOnly bool
 }
 
 func newFakeSender(t testing.TB, id string, budget int) *fakeSender {
@@ -108,6 +111,18 @@ func (f *fakeSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/internal/v1/batch":
 		if err := testVerifier.Verify(r); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		f.mu.Lock()
+		jsonOnly := f.jsonOnly
+		f.mu.Unlock()
+		if jsonOnly {
+			var b cluster.Batch
+			if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+				http.Error(w, "bad batch: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(f.apply(b))
 			return
 		}
 		b, err := readBatch(r)
