@@ -292,12 +292,13 @@ func (s *Scheduler) serveRead(w http.ResponseWriter, r *http.Request, req reques
 	sess := s.sessions[req.session]
 	now := s.now()
 	if ps == nil || ps.tracks == nil || sess == nil || sess.point != ps || sess.closed ||
-		now.Sub(ps.fetched) >= s.refreshInterval(ps) {
+		(now.Sub(ps.fetched) >= s.refreshInterval(ps) && !ps.fetching) {
 		s.mu.RUnlock()
 		return false
 	}
 	if req.file == "steering.json" {
-		if sess.steering == nil || sess.steeringVer != s.liveVer || s.steeringMoves(sess, r.URL.Query()) {
+		// Without a query the player names no pathway: nothing moves.
+		if sess.steering == nil || sess.steeringVer != s.liveVer || (r.URL.RawQuery != "" && s.steeringMoves(sess, r.URL.Query())) {
 			s.mu.RUnlock()
 			return false
 		}
