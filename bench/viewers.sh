@@ -23,6 +23,9 @@
 # fragment size (no file, no sendfile; the generator checks status only):
 #   floor-nethttp GOMAXPROCS=1, a bare net/http server (goroutine per connection)
 #   floor-gnet    GOMAXPROCS=1, a bare gnet v2 event loop (1 loop)
+#   origin-nethttp, distribution-nethttp, sender-nethttp: the role with
+#                 --http-engine nethttp (net/http alone, the engine before the
+#                 event loop): a before/after in the same run
 # Idle mode (IDLE_NS): N connections that fetch one fragment each and then stay
 # open: RSS per connection.
 #
@@ -70,7 +73,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 require_tools go ffmpeg nginx curl taskset ss
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for r in $ROLES; do
-	case $r in nginx | origin | origin-base | distribution | sender | floor-nethttp | floor-gnet) ;; *) die "unknown role $r" ;; esac
+	case ${r%-nethttp} in nginx | origin | origin-base | distribution | sender | floor) ;; *) die "unknown role $r" ;; esac
 done
 [[ " $ROLES " == *" nginx "* ]] || log "no nginx in ROLES: no ratios"
 
@@ -143,7 +146,7 @@ cp "$WORK/paths.origin" "$WORK/paths.floor-gnet"
 log "asset: $NFRAG fragments, mean $AVG_KB KB"
 export SLUICE_CLUSTER_SECRET
 SLUICE_CLUSTER_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-if [[ " $ROLES " == *" sender "* ]]; then
+if [[ " $ROLES " == *" sender "* || " $ROLES " == *" sender-nethttp "* ]]; then
 	# Blocks in a sender's block directory: vod/<track>/<start>.m4s (sender-load
 	# writes the imported fragments as they are); one token per block.
 	sed 's|^/vod/t/|vod/|' "$WORK/paths.nginx" >"$WORK/blocks"
@@ -177,7 +180,7 @@ check_all() { # role port: every fragment answers 200 with the file's length
 }
 
 # The distribution's origin: one for the whole run, on the client's core.
-if [[ " $ROLES " == *" distribution "* ]]; then
+if [[ " $ROLES " == *" distribution "* || " $ROLES " == *" distribution-nethttp "* ]]; then
 	UP_PORT=$(pick_port) || die "no free port"
 	start_bg "$WORK/upstream.out" "${PIN_CLI[@]}" "$SLUICE" origin --data "$DATA" --listen "127.0.0.1:$UP_PORT" --log-level warn
 	UP_PID=$BG_PID
@@ -190,8 +193,14 @@ start_role() {
 	SRV_PORT=$(pick_port) || die "no free port"
 	SRV_EXTRA=()
 	# shellcheck disable=SC2206
-	local flags=($SLUICE_FLAGS)
-	case $role in
+	local flags=($SLUICE_FLAGS) kind=$role
+	if [[ $role == *-nethttp && $role != floor-* ]]; then
+		# The same role on net/http alone (the engine before evhttp).
+		kind=${role%-nethttp}
+		flags+=(--http-engine nethttp)
+		[[ -f $WORK/paths.$role ]] || cp "$WORK/paths.$kind" "$WORK/paths.$role"
+	fi
+	case $kind in
 	nginx)
 		rm -rf "$WORK/nginx"
 		nginx_conf "$WORK/nginx" "127.0.0.1:$SRV_PORT backlog=4096" "$DATA" "$WANT_FD"
@@ -236,7 +245,7 @@ start_role() {
 		;;
 	esac
 	SRV_PID=${SRV_PID:-$BG_PID}
-	[[ $role == sender ]] || SRV_PID=$BG_PID
+	[[ $kind == sender ]] || SRV_PID=$BG_PID
 	wait_url "$SRV_PID" "http://127.0.0.1:$SRV_PORT$(head -1 "$WORK/paths.$role")" ||
 		{ cat "$WORK/$role.out" >&2; die "$role did not answer within 10 s"; }
 	[[ $role == floor-* ]] || check_all "$role" "$SRV_PORT" || die "$role does not serve every fragment with status 200 and the file's length"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/atomicfile"
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/rofile"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -146,7 +147,7 @@ func (d *Disk) OpenBlock(ctx context.Context, id cluster.BlockID) (Object, error
 	if !ValidBlock(id) {
 		return nil, fmt.Errorf("block %s: %w", id, ErrNotFound)
 	}
-	f, err := os.Open(d.blockPath(id))
+	f, err := rofile.Open(d.blockPath(id))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("block %s: %w", id, ErrNotFound)

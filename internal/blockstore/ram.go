@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-media/sluice/internal/rofile"
 )
 
 // maxIdleFiles bounds the reopened descriptors a pinned RAM block keeps for
@@ -97,7 +99,7 @@ func (m *memBlock) open() (*os.File, error) {
 		return f, nil
 	}
 	m.mu.Unlock()
-	f, err := os.Open(m.path)
+	f, err := rofile.Open(m.path)
 	if err != nil {
 		return nil, fmt.Errorf("reopen memfd: %w", err)
 	}

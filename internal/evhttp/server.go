@@ -84,8 +84,11 @@ type Server struct {
 	handoff  *handoffListener
 	inflight sync.WaitGroup
 	closing  atomic.Bool
-	dateVal  atomic.Pointer[dateEntry]
-	done     chan struct{}
+	// overloads counts the requests refused for want of a descriptor.
+	overloads atomic.Int64
+	dup       func(gnet.Conn) (int, error) // tests: duplicates a socket (nil: Conn.Dup)
+	dateVal   atomic.Pointer[dateEntry]
+	done      chan struct{}
 }
 
 // Connection states (conn.state).
@@ -104,8 +107,13 @@ type conn struct {
 	remote string
 	state  atomic.Int32
 	since  atomic.Int64 // unix ns: when the current wait began
+	// pending: bytes arrived while a request was served (pipelining); the
+	// request goroutine then hands the connection back through the event
+	// loop. Without them it only marks the connection idle: no event-loop
+	// wake-up per response.
+	pending atomic.Bool
 	// Event-loop goroutine only.
-	cancel context.CancelFunc // of the request in progress
+	cancel context.CancelFunc // of the latest request (cancelled when the connection closes)
 	// The request goroutine only (one at a time).
 	slot any
 }
@@ -317,13 +325,23 @@ func (s *Server) traffic(c *conn) gnet.Action {
 	switch c.state.Load() {
 	case stateBusy:
 		// Pipelined requests wait; a flood does not.
-		if gc.InboundBuffered() > s.maxHead() {
+		n := gc.InboundBuffered()
+		if n > s.maxHead() {
 			return gnet.Close
 		}
-		return gnet.None
+		if n == 0 {
+			return gnet.None
+		}
+		c.pending.Store(true)
+		if c.state.Load() == stateBusy {
+			return gnet.None // the request goroutine will hand it back
+		}
+		// It finished meanwhile: go on here (a second pass from the
+		// goroutine's hand-back finds nothing to do, or a busy state).
 	case stateClosed:
 		return gnet.Close
 	}
+	c.pending.Store(false)
 	buf, _ := gc.Peek(-1)
 	if len(buf) == 0 {
 		return gnet.None
@@ -352,6 +370,9 @@ func (s *Server) traffic(c *conn) gnet.Action {
 		return s.handOff(c)
 	}
 	gc.Discard(n)
+	if gc.InboundBuffered() > 0 {
+		c.pending.Store(true) // pipelined: the next request is here already
+	}
 	return s.dispatch(c, h)
 }
 
@@ -368,10 +389,22 @@ func (s *Server) refuse(c *conn, he *headError) gnet.Action {
 
 // dispatch starts serving a request on its own goroutine (event loop).
 func (s *Server) dispatch(c *conn, h *head) gnet.Action {
-	fd, err := c.gc.Dup()
+	dup := gnet.Conn.Dup
+	if s.dup != nil {
+		dup = s.dup
+	}
+	fd, err := dup(c.gc)
 	if err != nil {
-		s.log().Warn("evhttp: cannot duplicate a connection's socket", "remote", c.remote, "err", err)
-		return s.refuse(c, &headError{http.StatusServiceUnavailable, "out of descriptors"})
+		// Out of descriptors (each response in progress holds one): the
+		// client retries; the connection stays.
+		s.overloads.Add(1)
+		if s.overloads.Load()%1000 == 1 {
+			s.log().Warn("evhttp: cannot duplicate a connection's socket: 503", "remote", c.remote, "err", err, "times", s.overloads.Load())
+		}
+		c.gc.Write(overloaded)
+		c.since.Store(time.Now().UnixNano())
+		c.state.Store(stateIdle)
+		return gnet.None
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -402,8 +435,17 @@ func (s *Server) serve(c *conn, h *head, sk *sock, ctx context.Context, cancel c
 	keep := s.run(w, req)
 	sk.release()
 	cancel()
+	if !keep {
+		c.state.Store(stateClosed)
+		c.gc.Close() // safe on a connection the event loop closed already
+		return
+	}
+	c.since.Store(time.Now().UnixNano())
+	if !c.state.CompareAndSwap(stateBusy, stateIdle) || !c.pending.Load() {
+		return // closed meanwhile, or the event loop reads the next request itself
+	}
 	err := c.gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		s.served(c, keep)
+		s.served(c)
 		return nil
 	}))
 	if err != nil && !s.closing.Load() {
@@ -431,20 +473,12 @@ func (s *Server) run(w *response, req *http.Request) (keep bool) {
 	return w.finish()
 }
 
-// served takes a connection back after a response (event loop): the next
-// request, already buffered or not, is read from the event loop again.
-func (s *Server) served(c *conn, keep bool) {
+// served serves what a client sent while its previous request was served
+// (event loop).
+func (s *Server) served(c *conn) {
 	if c.state.Load() == stateClosed {
 		return
 	}
-	c.cancel = nil
-	if !keep {
-		c.state.Store(stateClosed)
-		c.gc.EventLoop().Close(c.gc)
-		return
-	}
-	c.since.Store(time.Now().UnixNano())
-	c.state.Store(stateIdle)
 	if s.traffic(c) == gnet.Close {
 		c.state.Store(stateClosed)
 		c.gc.EventLoop().Close(c.gc)
@@ -476,6 +510,11 @@ func (s *Server) handOff(c *conn) gnet.Action {
 	go s.handoff.push(&prefixConn{Conn: nc, pre: pre})
 	return gnet.Close // the event loop's descriptor; nc keeps the socket
 }
+
+// overloaded is the answer when a response cannot start for want of a
+// descriptor.
+var overloaded = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 1\r\nContent-Length: 43\r\n\r\n503 Service Unavailable: out of descriptors")
 
 // dateEntry caches the Date header value for one second.
 type dateEntry struct {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -410,3 +411,32 @@ func TestSocketControl(t *testing.T) {
 }
 
 type slotKey struct{}
+
+func TestOutOfDescriptors(t *testing.T) {
+	var fail atomic.Bool
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
+		func(s *Server) {
+			s.dup = func(c gnet.Conn) (int, error) {
+				if fail.Load() {
+					return -1, unix.EMFILE
+				}
+				return c.Dup()
+			}
+		})
+	fail.Store(true)
+	resps, bodies, nc := rawResponses(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+	if resps[0].StatusCode != 503 || resps[0].Header.Get("Retry-After") == "" || resps[0].Close || !strings.Contains(string(bodies[0]), "descriptors") {
+		t.Fatalf("status %d, header %v, body %q: want 503 with Retry-After on a kept connection", resps[0].StatusCode, resps[0].Header, bodies[0])
+	}
+	// The same connection serves the retry once descriptors are back.
+	fail.Store(false)
+	io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "served" {
+		t.Fatalf("retry: %d %q", resp.StatusCode, b)
+	}
+}

@@ -28,7 +28,7 @@ import (
 // originFragments imports the bundled sample and serves it with a
 // `sluice origin` (pacing as by default) on a loopback port; it returns the
 // address and the URL paths of the video fragments.
-func originFragments(b *testing.B) (string, []string) {
+func originFragments(b *testing.B, engine string) (string, []string) {
 	b.Helper()
 	data := b.TempDir()
 	if _, err := importer.Import(context.Background(), testmedia.Sample(b), importer.Options{DataDir: data, Asset: "vod"}); err != nil {
@@ -48,6 +48,7 @@ func originFragments(b *testing.B) (string, []string) {
 	cfg := config.DefaultsFor("origin")
 	cfg.Data = data
 	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPEngine = engine
 	s, err := Open(context.Background(), cfg, Roles{Origin: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -119,7 +120,13 @@ func requests(addr string, paths []string) [][]byte {
 // BenchmarkOriginResponse: one fragment response on a keep-alive connection
 // (B/op and allocs/op are the server's: the client allocates nothing).
 func BenchmarkOriginResponse(b *testing.B) {
-	addr, paths := originFragments(b)
+	for _, engine := range []string{config.EngineEventLoop, config.EngineNetHTTP} {
+		b.Run(engine, func(b *testing.B) { benchResponse(b, engine) })
+	}
+}
+
+func benchResponse(b *testing.B, engine string) {
+	addr, paths := originFragments(b, engine)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -151,7 +158,13 @@ func BenchmarkOriginResponse(b *testing.B) {
 // -benchtime 2000x; the client's side of each connection (a net.TCPConn,
 // ~300 B of heap, no goroutine) is included in heap-B/conn.
 func BenchmarkOriginConn(b *testing.B) {
-	addr, paths := originFragments(b)
+	for _, engine := range []string{config.EngineEventLoop, config.EngineNetHTTP} {
+		b.Run(engine, func(b *testing.B) { benchConn(b, engine) })
+	}
+}
+
+func benchConn(b *testing.B, engine string) {
+	addr, paths := originFragments(b, engine)
 	reqs := requests(addr, paths)
 	r := bufio.NewReaderSize(nil, 64<<10)
 	var ms0, ms1 runtime.MemStats

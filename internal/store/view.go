@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/rofile"
 )
 
 // TrackView is a consistent copy of one track's index.
@@ -155,7 +156,7 @@ func (p *Point) OpenFragment(trackID string, start int64) (*os.File, FragRef, er
 	if err != nil {
 		return nil, ref, err
 	}
-	f, err := os.Open(filepath.Join(p.dir, "t", trackID, fragName(start)))
+	f, err := rofile.Open(filepath.Join(p.dir, "t", trackID, fragName(start)))
 	if err != nil {
 		if os.IsNotExist(err) {
 			// Pruned between lookup and open.
