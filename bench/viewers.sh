@@ -26,6 +26,7 @@
 #   origin-nethttp, distribution-nethttp, sender-nethttp: the role with
 #                 --http-engine nethttp (net/http alone, the engine before the
 #                 event loop): a before/after in the same run
+#   origin-nopace origin with --pacing off (what pacing costs per response)
 # Idle mode (IDLE_NS): N connections that fetch one fragment each and then stay
 # open: RSS per connection.
 #
@@ -73,7 +74,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 require_tools go ffmpeg nginx curl taskset ss
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "REPS and DURATION must be positive integers"
 for r in $ROLES; do
-	case ${r%-nethttp} in nginx | origin | origin-base | distribution | sender | floor) ;; *) die "unknown role $r" ;; esac
+	case ${r%-nethttp} in nginx | origin | origin-base | origin-nopace | distribution | sender | floor) ;; *) die "unknown role $r" ;; esac
 done
 [[ " $ROLES " == *" nginx "* ]] || log "no nginx in ROLES: no ratios"
 
@@ -198,8 +199,11 @@ start_role() {
 		# The same role on net/http alone (the engine before evhttp).
 		kind=${role%-nethttp}
 		flags+=(--http-engine nethttp)
-		[[ -f $WORK/paths.$role ]] || cp "$WORK/paths.$kind" "$WORK/paths.$role"
+	elif [[ $role == origin-nopace ]]; then
+		kind=origin
+		flags+=(--pacing off)
 	fi
+	[[ -f $WORK/paths.$role ]] || cp "$WORK/paths.$kind" "$WORK/paths.$role"
 	case $kind in
 	nginx)
 		rm -rf "$WORK/nginx"

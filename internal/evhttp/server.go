@@ -4,8 +4,8 @@
 // goroutine with its stack and buffers (docs/capacity.md).
 //
 // A complete request head is parsed on the event loop; a bodiless GET or
-// HEAD is then served by the ordinary http.Handler on a goroutine of its
-// own, which ends with the response. The response writes to a duplicate of
+// HEAD is then served by the ordinary http.Handler on a worker goroutine
+// (a few hundred warm ones wait between requests; see workers). The response writes to a duplicate of
 // the connection's descriptor, straight to the socket (sendfile for files,
 // the header ahead of them with MSG_MORE), waiting for room through the
 // runtime's poller only when the socket buffer is full. Everything else —
@@ -82,11 +82,12 @@ type Server struct {
 	ln       net.Listener
 	cli      *gnet.Client
 	handoff  *handoffListener
-	inflight sync.WaitGroup
+	inflight atomic.Int64 // requests being served
 	closing  atomic.Bool
 	// overloads counts the requests refused for want of a descriptor.
 	overloads atomic.Int64
 	dup       func(gnet.Conn) (int, error) // tests: duplicates a socket (nil: Conn.Dup)
+	pool      workers
 	dateVal   atomic.Pointer[dateEntry]
 	done      chan struct{}
 }
@@ -163,6 +164,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln, s.cli = ln, cli
 	s.conns = make(map[*conn]struct{})
 	s.handoff = newHandoffListener(ln.Addr())
+	s.pool = workers{max: 256, idleFor: 10 * time.Second}
 	s.done = make(chan struct{})
 	s.mu.Unlock()
 	if s.Fallback != nil {
@@ -213,15 +215,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	ln.Close()
-	wait := make(chan struct{})
-	go func() { s.inflight.Wait(); close(wait) }()
+	// Requests keep starting on open connections until they close:
+	// poll for a moment without any.
 	var err error
-	select {
-	case <-wait:
-	case <-ctx.Done():
-		err = ctx.Err()
+	t := time.NewTicker(10 * time.Millisecond)
+	for s.inflight.Load() > 0 && err == nil {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
+	t.Stop()
 	close(done)
+	s.pool.trim(time.Now().Add(365 * 24 * time.Hour)) // every idle worker exits
 	if s.Fallback != nil {
 		if ferr := s.Fallback.Shutdown(ctx); ferr != nil && err == nil {
 			err = ferr
@@ -251,6 +258,7 @@ func (s *Server) reap() {
 			return
 		case <-t.C:
 		}
+		s.pool.trim(time.Now())
 		now := time.Now().UnixNano()
 		expired = expired[:0]
 		s.mu.Lock()
@@ -410,14 +418,15 @@ func (s *Server) dispatch(c *conn, h *head) gnet.Action {
 	c.cancel = cancel
 	c.state.Store(stateBusy)
 	s.inflight.Add(1)
-	go s.serve(c, h, newSock(fd), ctx, cancel)
+	sk := newSock(fd)
+	s.pool.run(func() { s.serve(c, h, sk, ctx, cancel) })
 	return gnet.None
 }
 
 // serve runs the handler for one request and hands the connection back to
 // the event loop.
 func (s *Server) serve(c *conn, h *head, sk *sock, ctx context.Context, cancel context.CancelFunc) {
-	defer s.inflight.Done()
+	defer s.inflight.Add(-1)
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, &c.slot, sk)
 	}

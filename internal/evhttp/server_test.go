@@ -440,3 +440,66 @@ func TestOutOfDescriptors(t *testing.T) {
 		t.Fatalf("retry: %d %q", resp.StatusCode, b)
 	}
 }
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// TestNoDescriptorLeak: every response gives back its socket handle and
+// every closed connection its descriptor, whatever way it ended.
+func TestNoDescriptorLeak(t *testing.T) {
+	h, _ := fileHandler(t, 100_000)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("handler bug")
+		case "/abort":
+			panic(http.ErrAbortHandler)
+		}
+		h.ServeHTTP(w, r)
+	}), nil)
+	// The event loops exist once a request was served.
+	_, _, nc0 := rawResponses(t, addr, "GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1)
+	nc0.Close()
+	time.Sleep(100 * time.Millisecond)
+	before := openFDs(t)
+	var conns []net.Conn
+	for i := range 40 {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		path := "/f"
+		switch i % 10 {
+		case 8:
+			path = "/panic"
+		case 9:
+			path = "/abort"
+		}
+		fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\n\r\nGET /f HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	}
+	for _, nc := range conns {
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, io.LimitReader(nc, 150_000))
+		nc.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for openFDs(t) > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := openFDs(t); n > before {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			t.Log(e.Name(), l)
+		}
+		t.Fatalf("%d descriptors open after the connections closed, %d before", n, before)
+	}
+}
