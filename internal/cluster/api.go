@@ -8,10 +8,13 @@
 // the secret itself never travels; an unsigned, forged, replayed or stale
 // request is 401):
 //
-//	POST /internal/v1/batch          Batch -> BatchResult (JSON): look-ahead
-//	                                 requests, cancels, send requests and the
-//	                                 scheduler's lease renewal, in one request
-//	                                 per sender per timeslot
+//	POST /internal/v1/batch          Batch -> BatchResult (the binary encoding
+//	                                 of codec.go, BatchContentType; JSON is
+//	                                 still accepted and answered in JSON):
+//	                                 look-ahead requests, cancels, send
+//	                                 requests and the scheduler's lease
+//	                                 renewal, in one request per sender per
+//	                                 timeslot
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (fragment bytes)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header
 //	GET  /internal/v1/stats          SenderStats (JSON)

@@ -53,6 +53,9 @@ type fakeSender struct {
 	orphans []cluster.Grant // offered with the next batch answer to orphansTo
 	// orphansTo is the scheduler the orphans go to.
 	orphansTo string
+	// jsonOnly: it decodes batches as JSON whatever their type, as
+	// senders from before the binary encoding did.
+	jsonOnly bool
 }
 
 func newFakeSender(t testing.TB, id string, budget int) *fakeSender {
@@ -110,12 +113,24 @@ func (f *fakeSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		var b cluster.Batch
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		f.mu.Lock()
+		jsonOnly := f.jsonOnly
+		f.mu.Unlock()
+		if jsonOnly {
+			var b cluster.Batch
+			if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+				http.Error(w, "bad batch: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(f.apply(b))
+			return
+		}
+		b, err := readBatch(r)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		json.NewEncoder(w).Encode(f.apply(b))
+		writeBatchResult(w, f.apply(b))
 	case r.URL.Path == "/internal/v1/stats":
 		f.mu.Lock()
 		st := cluster.SenderStats{ID: f.id, PinnedBlocks: f.pinned()}
@@ -434,4 +449,22 @@ func newServerAt(t *testing.T, addr string, h http.Handler) *httptest.Server {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// readBatch decodes a scheduler's batch (the binary encoding it sends).
+func readBatch(r *http.Request) (cluster.Batch, error) {
+	if ct := r.Header.Get("Content-Type"); ct != cluster.BatchContentType {
+		return cluster.Batch{}, fmt.Errorf("batch of type %q", ct)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return cluster.Batch{}, err
+	}
+	return cluster.DecodeBatch(body)
+}
+
+// writeBatchResult answers a batch as a sender does.
+func writeBatchResult(w http.ResponseWriter, res cluster.BatchResult) {
+	w.Header().Set("Content-Type", cluster.BatchContentType)
+	w.Write(cluster.AppendBatchResult(nil, &res))
 }

@@ -233,6 +233,9 @@ func (s *Scheduler) respond(w http.ResponseWriter, r *http.Request, format, ctyp
 // needs more (an index to fetch, a rendering to make, an error to
 // answer): ServeHTTP's general path then does it.
 func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req request) bool {
+	if s.serveRead(w, r, req) {
+		return true
+	}
 	format, ctype := req.kind()
 	s.mu.Lock()
 	ps := s.points[req.point]
@@ -244,7 +247,8 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 		return false
 	}
 	if req.file == "steering.json" {
-		ps.used, sess.seen = now, now
+		ps.used.store(now)
+		sess.seen.store(now)
 		body := s.steeringLocked(sess, r.URL.Query())
 		s.mu.Unlock()
 		s.respond(w, r, format, ctype, nil, nil, body)
@@ -259,7 +263,8 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 		s.mu.Unlock()
 		return false
 	}
-	ps.used, sess.seen = now, now
+	ps.used.store(now)
+	sess.seen.store(now)
 	if req.track != "" {
 		s.hintTrack(sess, req.track)
 	}
@@ -272,6 +277,86 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 	return true
 }
 
+// serveRead is serveKnown for a reload that changes nothing but the
+// session's and point's last-use times (atomic): the session's listed view
+// and its rendering are cached, its steering manifest is current, the
+// player stays on its pathway and track. It holds s.mu shared, so reloads
+// do not queue behind one another for the lock (at 10 000 sessions they
+// did, and a batch worker waiting for the lock behind thousands of them
+// made the batches fall to a few a second). It reports false, having
+// answered nothing, when anything needs the exclusive lock.
+func (s *Scheduler) serveRead(w http.ResponseWriter, r *http.Request, req request) bool {
+	format, ctype := req.kind()
+	s.mu.RLock()
+	ps := s.points[req.point]
+	sess := s.sessions[req.session]
+	now := s.now()
+	if ps == nil || ps.tracks == nil || sess == nil || sess.point != ps || sess.closed ||
+		(now.Sub(ps.fetched) >= s.refreshInterval(ps) && !ps.fetching) {
+		s.mu.RUnlock()
+		return false
+	}
+	if req.file == "steering.json" {
+		// Without a query the player names no pathway: nothing moves.
+		if sess.steering == nil || sess.steeringVer != s.liveVer || (r.URL.RawQuery != "" && s.steeringMoves(sess, r.URL.Query())) {
+			s.mu.RUnlock()
+			return false
+		}
+		body := sess.steering
+		ps.used.store(now)
+		sess.seen.store(now)
+		s.mu.RUnlock()
+		s.sharedReloads.Add(1)
+		s.respond(w, r, format, ctype, nil, nil, body)
+		return true
+	}
+	if req.track != "" {
+		t := ps.tracks[req.track]
+		if t == nil {
+			s.mu.RUnlock()
+			return false
+		}
+		if kp := sess.kinds[t.kind]; kp == nil || kp.track != req.track {
+			s.mu.RUnlock()
+			return false // hintTrack has something to record
+		}
+	}
+	vk, ok := s.sharedViewKey(sess, now)
+	var tpl *template
+	if ok {
+		tpl = ps.templates[tplKey{format: format, track: req.track, pathways: sess.pathwaysKey, view: vk}]
+	}
+	if tpl == nil {
+		s.mu.RUnlock()
+		return false
+	}
+	ps.used.store(now)
+	sess.seen.store(now)
+	sv := s.placeholders(sess, "", now)
+	s.mu.RUnlock()
+	s.sharedReloads.Add(1)
+	if tpl.host {
+		sv.host = requestBase(r)
+	}
+	s.respond(w, r, format, ctype, tpl, &sv, nil)
+	return true
+}
+
+// sharedViewKey is the viewKey of a session's listed view when it is the
+// point's shared one and that is current (sessionView would return it
+// without computing anything). s.mu must be held, shared will do.
+func (s *Scheduler) sharedViewKey(sess *session, now time.Time) (string, bool) {
+	ps := sess.point
+	if sess.start > 0 && !ps.live {
+		return "", false
+	}
+	c := ps.shared
+	if c != nil && c.viewVer == ps.viewVer && c.holdVer == ps.holdVer && c.liveVer == s.liveVer && now.Before(c.until) {
+		return c.key, true
+	}
+	return "", false
+}
+
 // session finds or opens the session of a request. A new (or adopted)
 // session is reconciled at once and the senders woken; the returned channel
 // closes when its first reservations are confirmed.
@@ -279,14 +364,14 @@ func (s *Scheduler) session(ps *pointState, id string, start float64) (*session,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	ps.used = now
+	ps.used.store(now)
 	var info cluster.SessionInfo
 	if id != "" {
 		if sess := s.sessions[id]; sess != nil {
 			if sess.point != ps {
 				return nil, nil, errors.New("the session belongs to another publishing point")
 			}
-			sess.seen = now
+			sess.seen.store(now)
 			return sess, nil, nil
 		}
 		var err error
@@ -364,7 +449,7 @@ func (s *Scheduler) adoptOrphan(g cluster.Grant, now time.Time) {
 		ps = &pointState{name: g.Point}
 		s.points[g.Point] = ps
 	}
-	ps.used = now
+	ps.used.store(now)
 	sess := s.newClientSession(g.Session, ps, now, -1, info)
 	sess.played = true
 	s.sessions[g.Session] = sess
@@ -407,11 +492,13 @@ func edgeID(point string) string { return "~edge/" + point }
 
 // newSession makes a session.
 func newSession(id string, ps *pointState, now time.Time, start float64) *session {
-	return &session{
-		id: id, point: ps, opened: now, seen: now, start: start,
+	sess := &session{
+		id: id, point: ps, opened: now, start: start,
 		kinds: map[string]*kindPos{}, pins: map[pinKey]*pinState{}, sent: map[cluster.BlockID]time.Time{},
 		refuse: map[pinKey]time.Time{},
 	}
+	sess.seen.store(now)
+	return sess
 }
 
 // pointView returns a point's state with an index no older than the
@@ -425,7 +512,7 @@ func (s *Scheduler) pointView(ctx context.Context, name string) (*pointState, er
 			s.points[name] = ps
 		}
 		now := s.now()
-		ps.used = now
+		ps.used.store(now)
 		fresh := ps.tracks != nil && now.Sub(ps.fetched) < s.refreshInterval(ps)
 		if fresh || (ps.tracks != nil && ps.fetching) {
 			// A fetch in flight does not hold back a request that has a

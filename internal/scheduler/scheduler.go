@@ -186,7 +186,9 @@ type Scheduler struct {
 	m        *metrics
 	now      func() time.Time
 
-	mu       sync.Mutex
+	// mu guards what follows. A reload that needs nothing changed
+	// (serveRead) takes it shared; everything else exclusively.
+	mu       sync.RWMutex
 	sessions map[string]*session
 	points   map[string]*pointState
 	senders  map[string]*senderConn // by member ID, every member
@@ -197,12 +199,15 @@ type Scheduler struct {
 	liveVer  uint64                 // bumped when liveIDs changes
 	// liveCount is len(liveIDs), for requests that need it without s.mu.
 	liveCount atomic.Int64
-	dirty     []*session
-	timers    deadlines
-	wake      chan struct{} // kicks the loop
-	scratch   wants
-	started   bool
-	lastScan  time.Time
+	// sharedReloads counts the reloads served under s.mu held shared
+	// (serveRead), for the tests.
+	sharedReloads atomic.Int64
+	dirty         []*session
+	timers        deadlines
+	wake          chan struct{} // kicks the loop
+	scratch       wants
+	started       bool
+	lastScan      time.Time
 	// lastGauges is when the session and pin gauges were set last.
 	lastGauges time.Time
 	runCtx     context.Context // Run's, for fetches started under s.mu
@@ -357,11 +362,11 @@ func (s *Scheduler) expireIdle(now time.Time) {
 				continue
 			}
 			sess.point.edge = nil
-		} else if now.Sub(sess.seen) < s.cfg.Idle && !s.neverPlayed(sess, now) {
+		} else if now.Sub(sess.seen.load()) < s.cfg.Idle && !s.neverPlayed(sess, now) {
 			continue
 		}
 		s.closeSession(sess)
-		if !sess.edge && now.Sub(sess.seen) >= s.cfg.Idle {
+		if !sess.edge && now.Sub(sess.seen.load()) >= s.cfg.Idle {
 			// Idle: the session ends, and its token with it. (One that
 			// never played keeps its grants until they run out: a
 			// player that starts late adopts it again.)
@@ -372,7 +377,7 @@ func (s *Scheduler) expireIdle(now time.Time) {
 		s.log.Debug("session expired", "session", id, "point", sess.point.name)
 	}
 	for name, ps := range s.points {
-		if len(ps.sessions) == 0 && now.Sub(ps.used) > 2*s.cfg.Idle && !ps.fetching {
+		if len(ps.sessions) == 0 && now.Sub(ps.used.load()) > 2*s.cfg.Idle && !ps.fetching {
 			delete(s.points, name)
 		}
 	}

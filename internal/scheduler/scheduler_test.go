@@ -576,3 +576,33 @@ func TestEdgeBlockAtReplica(t *testing.T) {
 		t.Errorf("new block: %d", code)
 	}
 }
+
+// TestBatchJSONFallback: a sender from before the binary batch encoding
+// (it answers one with JSON's syntax error) gets the batch again in JSON,
+// and JSON from then on; the others keep the binary encoding.
+func TestBatchJSONFallback(t *testing.T) {
+	c := newTestCluster(t, DefaultConfig(), 2, -1, testView("vod", 20, true))
+	old := c.senders[0]
+	old.mu.Lock()
+	old.jsonOnly = true
+	n0 := len(old.batches)
+	old.mu.Unlock()
+	openHLS(t, c, "vod", "")
+	for _, f := range c.senders {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			bs := f.Batches()
+			pins := 0
+			for _, b := range bs[min(n0, len(bs)):] {
+				pins += len(b.LookAhead) + len(b.Send)
+			}
+			if pins > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sender %s (JSON only: %v) got no reservations", f.id, f == old)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

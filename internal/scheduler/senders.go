@@ -54,17 +54,20 @@ type pendOp struct {
 // senderConn is this scheduler's side of one sender: the queued requests,
 // its liveness and a worker that posts the batches.
 type senderConn struct {
-	m      membership.Member
-	up     bool
-	gone   bool      // left the membership
-	fails  int       // consecutive failed batches
-	okAt   time.Time // last successful batch
-	epoch  int       // incarnation of this scheduler at the sender
-	pend   map[cluster.Pin]pendOp
-	sends  int // reservations held, by role
-	looks  int
-	wake   chan struct{}
-	posted time.Time // last batch sent (s.now)
+	m     membership.Member
+	up    bool
+	gone  bool      // left the membership
+	fails int       // consecutive failed batches
+	okAt  time.Time // last successful batch
+	epoch int       // incarnation of this scheduler at the sender
+	pend  map[cluster.Pin]pendOp
+	// jsonBatches: the sender predates the binary batch encoding (it
+	// answered one with JSON's syntax error); only its worker reads it.
+	jsonBatches bool
+	sends       int // reservations held, by role
+	looks       int
+	wake        chan struct{}
+	posted      time.Time // last batch sent (s.now)
 	// postedAt is when the last batch left (wall clock, for coalescing);
 	// urgent lets the next batch leave at once.
 	postedAt time.Time
@@ -339,32 +342,77 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 
 // post sends one batch.
 func (s *Scheduler) post(ctx context.Context, sc *senderConn, b *cluster.Batch) (*cluster.BatchResult, error) {
-	body, err := json.Marshal(b)
-	if err != nil {
-		return nil, err
+	res, legacy, err := s.postAs(ctx, sc, b, sc.jsonBatches)
+	if legacy {
+		// A sender from before the binary encoding (a rolling upgrade):
+		// JSON from now on, and this batch again.
+		s.log.Info("sender takes JSON batches only", "sender", sc.m.ID)
+		sc.jsonBatches = true
+		res, _, err = s.postAs(ctx, sc, b, true)
+	}
+	return res, err
+}
+
+// legacyBatchAnswer is how a sender that decodes batches as JSON only
+// answers the binary encoding (its magic, "SLB1", is no JSON).
+const legacyBatchAnswer = "invalid character 'S' looking for beginning of value"
+
+// postAs posts a batch in the binary encoding or, with asJSON, in JSON.
+// legacy reports a binary batch that the sender refused as malformed JSON.
+func (s *Scheduler) postAs(ctx context.Context, sc *senderConn, b *cluster.Batch, asJSON bool) (res *cluster.BatchResult, legacy bool, err error) {
+	ctype := cluster.BatchContentType
+	var body []byte
+	if asJSON {
+		ctype = "application/json"
+		if body, err = json.Marshal(b); err != nil {
+			return nil, false, err
+		}
+	} else {
+		body = cluster.AppendBatch(nil, b)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sc.m.URL+"/internal/v1/batch", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	resp, err := s.client.Do(req) // signed by its transport
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("sender %s: batch: status %d: %s", sc.m.ID, resp.StatusCode, strings.TrimSpace(string(msg)))
+		legacy = !asJSON && resp.StatusCode == http.StatusBadRequest && strings.Contains(string(msg), legacyBatchAnswer)
+		return nil, legacy, fmt.Errorf("sender %s: batch: status %d: %s", sc.m.ID, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	var res cluster.BatchResult
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&res); err != nil {
-		return nil, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+	if asJSON {
+		var r cluster.BatchResult
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxBatchResult)).Decode(&r); err != nil {
+			return nil, false, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+		}
+		return &r, false, nil
 	}
-	return &res, nil
+	if ct := resp.Header.Get("Content-Type"); ct != cluster.BatchContentType {
+		return nil, false, fmt.Errorf("sender %s: batch result of type %q, want %s", sc.m.ID, ct, cluster.BatchContentType)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(resp.ContentLength, 512), maxBatchResult)))
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBatchResult+1)); err != nil {
+		return nil, false, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+	}
+	if buf.Len() > maxBatchResult {
+		return nil, false, fmt.Errorf("sender %s: batch result larger than %d bytes", sc.m.ID, maxBatchResult)
+	}
+	r, err := cluster.DecodeBatchResult(buf.Bytes())
+	if err != nil {
+		return nil, false, fmt.Errorf("sender %s: batch result: %w", sc.m.ID, err)
+	}
+	return &r, false, nil
 }
+
+// maxBatchResult bounds a sender's answer to a batch.
+const maxBatchResult = 64 << 20
 
 // applyResult takes a batch's answer: refused and missing reservations move
 // to the next owner, the others are confirmed, sent reports advance the
@@ -491,6 +539,17 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 // not confirmed yet, or one some owner lacks) it is remembered, so that
 // manifests send players to an owner known to hold it. s.mu must be held.
 func (s *Scheduler) confirm(ps *pointState, k pinKey, now time.Time) {
+	// Most confirmations are of blocks this sender confirmed lately and
+	// that are neither unconfirmed nor reported missing: renewing the
+	// time changes nothing a manifest or pointSender depends on.
+	if at, ok := ps.has[k]; ok && now.Sub(at) < time.Minute {
+		if _, m := ps.missing[k]; !m {
+			if _, u := ps.unconfirmed[k.block]; !u {
+				ps.has[k] = now
+				return
+			}
+		}
+	}
 	before := s.pointSender(ps, k.block)
 	defer func() {
 		if s.pointSender(ps, k.block) != before {

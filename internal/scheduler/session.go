@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
@@ -51,7 +52,7 @@ type session struct {
 	edge   bool
 	point  *pointState
 	opened time.Time
-	seen   time.Time
+	seen   stamp // last request or report (written under the read lock too)
 	// start is the deep-link position of an on-demand session (s), or -1.
 	start  float64
 	kinds  map[string]*kindPos
@@ -124,7 +125,7 @@ type pointState struct {
 	view     store.View
 	live     bool
 	fetched  time.Time
-	used     time.Time
+	used     stamp // last request (written under the read lock too)
 	err      error
 	fetching bool
 	done     chan struct{} // closed when the fetch in flight ends
@@ -159,6 +160,25 @@ type pointState struct {
 	// left the index are forgotten.
 	listed      map[cluster.BlockID]string
 	listedInits map[string]string
+}
+
+// stamp is a time that reloads served under the read lock renew
+// (session.seen, pointState.used): Unix nanoseconds, 0 for the zero time.
+type stamp struct{ ns atomic.Int64 }
+
+func (t *stamp) store(v time.Time) {
+	if v.IsZero() {
+		t.ns.Store(0)
+		return
+	}
+	t.ns.Store(v.UnixNano())
+}
+
+func (t *stamp) load() time.Time {
+	if n := t.ns.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // mark records a key in one of the point's hold-back sets.
@@ -613,7 +633,7 @@ func (s *Scheduler) onSent(r cluster.SentReport) {
 		return
 	}
 	now := s.now()
-	sess.seen = now
+	sess.seen.store(now)
 	at := r.At
 	if at.IsZero() || at.After(now) {
 		at = now

@@ -34,21 +34,7 @@ func (s *Scheduler) steering(sess *session, q url.Values) ([]byte, error) {
 // which of the session's senders are live: it is made once per change of
 // the live set (Scheduler.liveVer) and kept with the session.
 func (s *Scheduler) steeringLocked(sess *session, q url.Values) []byte {
-	cur := q.Get("_HLS_pathway")
-	if cur == "" {
-		cur = q.Get("_DASH_pathway")
-	}
-	cur = strings.Trim(cur, `"`)
-	if i := strings.LastIndexByte(cur, ','); i >= 0 {
-		cur = cur[i+1:]
-	}
-	member := ""
-	for _, p := range sess.pathways {
-		if cur == pathwayID(p.label) {
-			member = p.member
-		}
-	}
-	if member != sess.pathway && (member != "" || cur == directPathway) {
+	if member, move := s.steeringPathway(sess, q); move {
 		sess.pathway = member
 		s.markDirty(sess)
 	}
@@ -76,4 +62,32 @@ func (s *Scheduler) steeringLocked(sess *session, q url.Values) []byte {
 	b, _ := json.Marshal(m) // a struct of ints and strings
 	sess.steering, sess.steeringVer = b, s.liveVer
 	return b
+}
+
+// steeringPathway is the sender whose pathway a steering request says the
+// player uses (_HLS_pathway or _DASH_pathway; the last of a list), and
+// whether that moves the session off the pathway it was on. s.mu must be
+// held, shared will do.
+func (s *Scheduler) steeringPathway(sess *session, q url.Values) (member string, move bool) {
+	cur := q.Get("_HLS_pathway")
+	if cur == "" {
+		cur = q.Get("_DASH_pathway")
+	}
+	cur = strings.Trim(cur, `"`)
+	if i := strings.LastIndexByte(cur, ','); i >= 0 {
+		cur = cur[i+1:]
+	}
+	for _, p := range sess.pathways {
+		if cur == pathwayID(p.label) {
+			member = p.member
+		}
+	}
+	return member, member != sess.pathway && (member != "" || cur == directPathway)
+}
+
+// steeringMoves reports whether a steering request moves its session to
+// another pathway. s.mu must be held, shared will do.
+func (s *Scheduler) steeringMoves(sess *session, q url.Values) bool {
+	_, move := s.steeringPathway(sess, q)
+	return move
 }

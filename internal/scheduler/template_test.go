@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,4 +100,99 @@ func TestSharedViewHold(t *testing.T) {
 	if v, k := s.sessionView(sess, now.Add(unconfirmedHold)); frags(v) != frags(v0) || k != k0 {
 		t.Errorf("after the hold: %d fragments (key %q), want %d (%q)", frags(v), k, frags(v0), k0)
 	}
+}
+
+// TestReloadsShareTheLock: a reload that changes nothing (a playlist of
+// the player's track, a steering poll on its pathway) is served under the
+// scheduler's lock held shared, with the bytes the exclusive path
+// answered; one that changes something (another pathway) takes the
+// exclusive path and is recorded. Many reloads running with timeslots
+// stay race-free (go test -race).
+func TestReloadsShareTheLock(t *testing.T) {
+	v := testView("live", 12, false)
+	c := newTestCluster(t, DefaultConfig(), 3, -1, v)
+	sid, pls := openHLS(t, c, "live", "")
+	pl := pls["video_1000"]
+	steer := "/s/live/~" + sid + "/steering.json"
+	serve := func(path string) *recorder {
+		req, _ := http.NewRequest(http.MethodGet, "http://sched.test"+path, nil)
+		rec := newRecorder()
+		c.s.ServeHTTP(rec, req)
+		return rec
+	}
+	// First requests: the exclusive path records the track and the
+	// steering manifest, and caches the rendering.
+	want := map[string]string{}
+	for _, p := range []string{pl, strings.Replace(pl, "media.m3u8", "rel.m3u8", 1), steer} {
+		rec := serve(p)
+		if rec.code != 200 {
+			t.Fatalf("%s: %d %s", p, rec.code, rec.body.String())
+		}
+		want[p] = rec.body.String()
+	}
+	n0 := c.s.sharedReloads.Load()
+	for p, body := range want {
+		if rec := serve(p); rec.code != 200 || rec.body.String() != body {
+			t.Errorf("%s again: %d\n%s\n---\nwant\n%s", p, rec.code, rec.body.String(), body)
+		}
+	}
+	if n := c.s.sharedReloads.Load() - n0; n != int64(len(want)) {
+		t.Errorf("%d of %d reloads served under the shared lock", n, len(want))
+	}
+	c.s.mu.Lock()
+	sess := c.s.sessions[sid]
+	var other string
+	for _, p := range sess.pathways {
+		if p.member != "" && p.member != sess.pathway {
+			other = pathwayID(p.label)
+			break
+		}
+	}
+	c.s.mu.Unlock()
+	if other == "" {
+		t.Fatal("the session has a single pathway")
+	}
+	n0 = c.s.sharedReloads.Load()
+	rec := serve(steer + "?_HLS_pathway=" + other)
+	if c.s.sharedReloads.Load() != n0 {
+		t.Error("a steering request that moves the session was served under the shared lock")
+	}
+	c.s.mu.Lock()
+	moved := sess.pathway != "" && pathwayID(labelOf(sess, sess.pathway)) == other
+	c.s.mu.Unlock()
+	if rec.code != 200 || !moved {
+		t.Fatalf("steering to %s: %d, pathway %q", other, rec.code, sess.pathway)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200 && ctx.Err() == nil; j++ {
+				for p := range want {
+					if rec := serve(p); rec.code != 200 {
+						t.Errorf("%s: %d", p, rec.code)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for j := 0; j < 50 && ctx.Err() == nil; j++ {
+		c.s.tick(ctx)
+	}
+	wg.Wait()
+}
+
+// labelOf is the label of a session's pathway at a member.
+func labelOf(sess *session, member string) string {
+	for _, p := range sess.pathways {
+		if p.member == member {
+			return p.label
+		}
+	}
+	return ""
 }

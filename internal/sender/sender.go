@@ -7,7 +7,7 @@
 //
 // Routes (see internal/cluster for the contract):
 //
-//	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult
+//	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult (binary, cluster.BatchContentType, or JSON)
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (201 new, 200 already held)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
 //	GET  /internal/v1/stats                            cluster.SenderStats
@@ -434,16 +434,36 @@ func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResul
 	return res, nil
 }
 
+// batch answers POST /internal/v1/batch in the encoding it was sent in:
+// the binary one (cluster.BatchContentType) or JSON.
 func (s *Sender) batch(w http.ResponseWriter, r *http.Request) {
+	binary := r.Header.Get("Content-Type") == cluster.BatchContentType
 	var b cluster.Batch
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatch))
-	if err := dec.Decode(&b); err != nil {
+	if binary {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBatch))
+		if err == nil {
+			b, err = cluster.DecodeBatch(body)
+		}
+		if err != nil {
+			s.log.Warn("bad batch", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, "bad batch: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatch)).Decode(&b); err != nil {
+		s.log.Warn("bad batch", "remote", r.RemoteAddr, "err", err)
 		http.Error(w, "bad batch: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	res, err := s.Apply(r.Context(), b)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if binary {
+		out := cluster.AppendBatchResult(nil, &res)
+		w.Header().Set("Content-Type", cluster.BatchContentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		w.Write(out)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -572,3 +572,49 @@ func TestFallbackRequestsCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBinaryEncoding: a batch in the binary encoding (what a
+// scheduler sends) is answered in it, with the same effect as in JSON; a
+// malformed one is a 400 with the reason, and pins nothing.
+func TestBatchBinaryEncoding(t *testing.T) {
+	f := newFixture(t, 1<<20, false)
+	f.put(t, 2, 10_000)
+	keys := clusterauth.NewKeys(secret)
+	post := func(body []byte) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, f.base+"/internal/v1/batch", bytes.NewReader(body))
+		req.Header.Set("Content-Type", cluster.BatchContentType)
+		keys.Sign(req, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	bad := cluster.AppendBatch(nil, &cluster.Batch{Scheduler: "A", LookAhead: []cluster.Pin{{Session: "s1", Block: blk(0)}}})
+	resp, body := post(bad[:len(bad)-1])
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "malformed binary batch") {
+		t.Fatalf("truncated batch: %d %q", resp.StatusCode, body)
+	}
+	if n := f.s.Stats().PinnedBlocks; n != 0 {
+		t.Fatalf("a malformed batch pinned %d blocks", n)
+	}
+	b := cluster.Batch{Scheduler: "A", Lease: time.Minute,
+		LookAhead: []cluster.Pin{{Session: "s1", Block: blk(0)}, {Session: "s1", Block: blk(1)}, {Session: "s1", Block: blk(7)}}}
+	resp, body = post(cluster.AppendBatch(nil, &b))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != cluster.BatchContentType {
+		t.Fatalf("batch: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	res, err := cluster.DecodeBatchResult(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Missing) != 1 || res.Missing[0] != blk(7) || res.Boot == "" {
+		t.Fatalf("result %+v: want blk(7) missing and the boot", res)
+	}
+	if n := f.s.Stats().PinnedBlocks; n != 2 {
+		t.Fatalf("pinned %d blocks, want 2", n)
+	}
+}
