@@ -320,7 +320,7 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 	}
 	_, typed := r.hdr["Content-Type"]
 	if f == nil || r.head || !r.bodyAllowed() || r.cl < 0 || !typed || r.err != nil {
-		return io.Copy(writerOnly{r}, src)
+		return r.copy(src)
 	}
 	left := r.cl - r.n
 	if limit >= 0 {
@@ -331,7 +331,7 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return io.Copy(writerOnly{r}, src)
+		return r.copy(src)
 	}
 	infd := -1
 	rc.Control(func(fd uintptr) { infd = int(fd) })
@@ -377,11 +377,25 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 		return sent, r.fail(err)
 	}
 	if unsupported {
-		n, err := io.Copy(writerOnly{r}, src)
+		n, err := r.copy(src)
 		return sent + n, err
 	}
 	_ = eof // a file shorter than declared: finish closes the connection
 	return sent, nil
+}
+
+// copyPool holds the buffers of copy.
+var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copy sends src through Write with a pooled buffer (io.Copy would
+// allocate 32 KB per response).
+func (r *response) copy(src io.Reader) (int64, error) {
+	if wt, ok := src.(io.WriterTo); ok {
+		return wt.WriteTo(writerOnly{r})
+	}
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	return io.CopyBuffer(writerOnly{r}, src, *bp)
 }
 
 // writerOnly hides ReadFrom from io.Copy.
