@@ -85,8 +85,8 @@ type connState struct {
 
 	cc         string // congestion control, read once
 	noRefresh  bool   // re-selecting the congestion control failed once
-	lowatSet   bool
-	responses  int // media responses started on the connection
+	lowatSet   bool   // TCP_NOTSENT_LOWAT is set (paced or watched responses)
+	responses  int    // media responses started on the connection
 	sinceProbe int
 	lastProbe  time.Time
 	prev       snapshot

@@ -546,9 +546,17 @@ func (p *Pacer) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 				d.rate, d.src = cur, SrcNone
 			}
 		}
-		if !cs.lowatSet && p.cfg.NotsentLowat > 0 {
-			cs.lowatSet = true
-			if err := cs.setsockopt(unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, uint64(p.cfg.NotsentLowat)); err != nil {
+		// A small unsent queue matters while the response is paced or
+		// watched (a new rate applies at once, the handler ends near the
+		// real end); an unpaced one sends with the socket's whole buffer,
+		// as any server does, in fewer sendfile calls and wake-ups.
+		if want := p.cfg.NotsentLowat > 0 && (d.rate > 0 || d.watch); want != cs.lowatSet {
+			cs.lowatSet = want
+			v := uint64(0) // 0: the system's default (net.ipv4.tcp_notsent_lowat)
+			if want {
+				v = uint64(p.cfg.NotsentLowat)
+			}
+			if err := cs.setsockopt(unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, v); err != nil {
 				p.log.Debug("pacing: TCP_NOTSENT_LOWAT", "err", err)
 			}
 		}

@@ -85,6 +85,12 @@ func newTestServer(t *testing.T, cfg config.Pacing, useTLS bool) *testServer {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		var lowat int
+		netconn.Control(c, func(fd int) error {
+			lowat, err = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT)
+			return err
+		})
+		w.Header().Set("X-Lowat", strconv.Itoa(lowat))
 		size := 16 << 10
 		if s := r.URL.Query().Get("size"); s != "" {
 			size, _ = strconv.Atoi(s)
@@ -130,6 +136,7 @@ type result struct {
 	pacing   uint64 // tcpi_pacing_rate when the handler ran
 	mss      uint64
 	client   string
+	lowat    int               // TCP_NOTSENT_LOWAT when the handler ran
 	cmsd     map[string]string // CMSD-Dynamic parameters of our hop
 	bodyLen  int
 	elapsed  time.Duration
@@ -162,6 +169,7 @@ func (ts *testServer) get(t *testing.T, c *http.Client, path string, hdr map[str
 	res.infoRate, _ = strconv.ParseUint(resp.Header.Get("X-Info-Rate"), 10, 64)
 	res.pacing, _ = strconv.ParseUint(resp.Header.Get("X-Info-Pacing"), 10, 64)
 	res.mss, _ = strconv.ParseUint(resp.Header.Get("X-Mss"), 10, 64)
+	res.lowat, _ = strconv.Atoi(resp.Header.Get("X-Lowat"))
 	if v := resp.Header.Get("CMSD-Dynamic"); v != "" {
 		res.cmsd = cmsdParams(t, v)
 	}
@@ -321,6 +329,10 @@ func TestKeepAliveAlternating(t *testing.T) {
 		}
 		if r.status != 200 || r.sockRate != s.want || r.infoRate != s.want || r.src() != s.src {
 			t.Errorf("step %d: status %d, socket %d (TCP_INFO %d) source %q; want %d %q", i, r.status, r.sockRate, r.infoRate, r.src(), s.want, s.src)
+		}
+		// A small unsent queue only while paced.
+		if wantLowat := map[bool]int{true: cfg.NotsentLowat, false: 0}[s.want != unlimited]; r.lowat != wantLowat {
+			t.Errorf("step %d: TCP_NOTSENT_LOWAT %d, want %d", i, r.lowat, wantLowat)
 		}
 		if i > 0 && r.cmsd["com.sluice-loss"] == "" {
 			t.Errorf("step %d: no loss rate of the previous response in %v", i, r.cmsd)
