@@ -27,8 +27,8 @@ type Pacing struct {
 	// MinRateKbps and MaxRateKbps bound every pacing rate, in kbit/s.
 	MinRateKbps int64 `yaml:"min_rate_kbps"`
 	MaxRateKbps int64 `yaml:"max_rate_kbps"`
-	// NotsentLowat is the TCP_NOTSENT_LOWAT set on media connections, in
-	// bytes (0: leave the socket's default).
+	// NotsentLowat is the TCP_NOTSENT_LOWAT set while a media response is
+	// paced or watched, in bytes (0: leave the socket's default).
 	NotsentLowat int `yaml:"notsent_lowat"`
 	// ReprobeEvery: with the server estimate, every Nth response on a
 	// connection is a probe, paced above the estimate (1.25 ×) to measure

@@ -188,9 +188,11 @@ func (r *response) writev(bufs [][]byte, more bool) error {
 		flags = unix.MSG_MORE
 	}
 	bufs = slices.DeleteFunc(bufs, func(b []byte) bool { return len(b) == 0 })
-	err := r.sock.write(func(fd int) (bool, error) {
+	err := r.sock.write(func(fd int) (int, bool, error) {
+		wrote := 0
 		for len(bufs) > 0 {
 			n, err := unix.SendmsgBuffers(fd, bufs, nil, nil, flags|unix.MSG_NOSIGNAL)
+			wrote += max(n, 0)
 			for n > 0 && len(bufs) > 0 {
 				if n >= len(bufs[0]) {
 					n -= len(bufs[0])
@@ -203,13 +205,13 @@ func (r *response) writev(bufs [][]byte, more bool) error {
 			switch {
 			case err == nil:
 			case eagain(err):
-				return false, nil
+				return wrote, false, nil
 			case err == unix.EINTR:
 			default:
-				return true, err
+				return wrote, true, err
 			}
 		}
-		return true, nil
+		return wrote, true, nil
 	})
 	if os.IsTimeout(err) {
 		return errNoRoom
@@ -342,29 +344,31 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var sent int64
 	var eof, unsupported bool
-	err = r.sock.write(func(fd int) (bool, error) {
+	err = r.sock.write(func(fd int) (int, bool, error) {
+		wrote := 0
 		for left > 0 {
 			n, err := unix.Sendfile(fd, infd, nil, int(min(left, 1<<30)))
 			if n > 0 {
 				sent += int64(n)
 				left -= int64(n)
+				wrote += n
 			}
 			switch {
 			case err == nil && n == 0:
 				eof = true
-				return true, nil
+				return wrote, true, nil
 			case err == nil:
 			case eagain(err):
-				return false, nil
+				return wrote, false, nil
 			case err == unix.EINTR:
 			case (err == unix.EINVAL || err == unix.ENOSYS) && sent == 0:
 				unsupported = true
-				return true, nil
+				return wrote, true, nil
 			default:
-				return true, err
+				return wrote, true, err
 			}
 		}
-		return true, nil
+		return wrote, true, nil
 	})
 	r.n += sent
 	if lr != nil {
@@ -416,8 +420,15 @@ func (r *response) FlushError() error {
 }
 
 // SetWriteDeadline bounds the waits for room of later writes (for
-// http.ResponseController; httpx.WriteProgress renews it per chunk).
+// http.ResponseController).
 func (r *response) SetWriteDeadline(t time.Time) error { return r.sock.setWriteDeadline(t) }
+
+// SetWriteProgressTimeout ends the response when the socket takes no byte
+// of it for d (0: no such bound): every wait for room is bounded by d from
+// its start, however long the whole response lasts. httpx.WriteProgress
+// uses it instead of cutting the body into chunks with a deadline each (a
+// 2 MB fragment in one sendfile loop rather than 22).
+func (r *response) SetWriteProgressTimeout(d time.Duration) { r.sock.setProgressTimeout(d) }
 
 // finish completes the response after the handler returned: a body whose
 // length was not declared gets one (when it was held back whole) or the

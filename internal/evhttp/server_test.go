@@ -503,3 +503,86 @@ func TestNoDescriptorLeak(t *testing.T) {
 		t.Fatalf("%d descriptors open after the connections closed, %d before", n, before)
 	}
 }
+
+// TestWriteProgressTimeout: a response whose client reads slowly but
+// steadily lasts as long as it needs; one whose client stops is cut.
+func TestWriteProgressTimeout(t *testing.T) {
+	h, data := fileHandler(t, 4<<20)
+	errc := make(chan error, 2)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.(interface{ SetWriteProgressTimeout(time.Duration) }).SetWriteProgressTimeout(2 * time.Second)
+		cw := &errWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		errc <- cw.err
+	}), nil)
+	dial := func() net.Conn {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+		io.WriteString(nc, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+		return nc
+	}
+	// Slow and steady: 64 KiB every 50 ms (4 MiB in ~3 s, past the 2 s
+	// bound; the kernel reports room only once about a third of the send
+	// buffer is free, which takes up to ~1 s here).
+	slow := dial()
+	began := time.Now()
+	br := bufio.NewReaderSize(slow, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	buf := make([]byte, 64<<10)
+	var rerr error
+	for got.Len() < len(data) && time.Since(began) < 30*time.Second {
+		var n int
+		n, rerr = resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if rerr != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("slow reader got %d of %d bytes (%v) after %v; server: %v", got.Len(), len(data), rerr, time.Since(began), <-errc)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("slow but steady reader cut: %v", err)
+	}
+	// Stopped: the response ends with a deadline error.
+	dial()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client that stopped reading: %v, want a deadline error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a response whose client stopped reading was not cut")
+	}
+}
+
+// errWriter keeps the first error of a ReadFrom or Write.
+type errWriter struct {
+	http.ResponseWriter
+	err error
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func (w *errWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}

@@ -37,6 +37,8 @@ type sock struct {
 	f      *os.File        // set when a write first waits; owns fd then
 	rc     syscall.RawConn // f's
 	dl     time.Time       // write deadline (zero: none)
+	// progress bounds each wait for room from its start (0: none).
+	progress time.Duration
 }
 
 func newSock(fd int) *sock { return &sock{fd: fd, refs: 1} }
@@ -90,7 +92,14 @@ func (s *sock) Read(func(fd uintptr) bool) error { return errors.ErrUnsupported 
 // Write implements syscall.RawConn: f runs until it reports done, waiting
 // for room in between (see write).
 func (s *sock) Write(f func(fd uintptr) bool) error {
-	return s.write(func(fd int) (bool, error) { return f(uintptr(fd)), nil })
+	return s.write(func(fd int) (int, bool, error) { return 0, f(uintptr(fd)), nil })
+}
+
+// setProgressTimeout bounds every later wait for room by d from its start.
+func (s *sock) setProgressTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.progress = d
+	s.mu.Unlock()
 }
 
 // setWriteDeadline bounds every later wait for room (zero: none).
@@ -105,13 +114,15 @@ func (s *sock) setWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// write runs op until it reports done or fails. op returns done=false when
-// the socket has no room (EAGAIN): write then waits for room through the
-// runtime's poller (registering the descriptor on the first wait) and calls
-// op again. A wait past the write deadline fails with
-// os.ErrDeadlineExceeded.
-func (s *sock) write(op func(fd int) (done bool, err error)) error {
-	done, err := op(s.fd)
+// write runs op until it reports done or fails. op returns what it wrote
+// and done=false when the socket has no room (EAGAIN): write then waits
+// for room through the runtime's poller (registering the descriptor on
+// the first wait) and calls op again. A wait fails with
+// os.ErrDeadlineExceeded past the write deadline, or, with a progress
+// timeout, when no byte went out for that long (the bound is renewed
+// whenever op wrote something).
+func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
+	_, done, err := op(s.fd)
 	if done || err != nil {
 		return err
 	}
@@ -119,16 +130,65 @@ func (s *sock) write(op func(fd int) (done bool, err error)) error {
 	if err != nil {
 		return err
 	}
-	var opErr error
-	err = rc.Write(func(fd uintptr) bool {
+	acked := s.acked()
+	for {
+		byProgress, err := s.arm()
+		if err != nil {
+			return err
+		}
+		var opErr error
 		var d bool
-		d, opErr = op(int(fd))
-		return d || opErr != nil
-	})
-	if opErr != nil {
-		return opErr
+		err = rc.Write(func(fd uintptr) bool {
+			var n int
+			n, d, opErr = op(int(fd))
+			// Progress returns, so that the bound is renewed.
+			return d || opErr != nil || n > 0
+		})
+		switch {
+		case opErr != nil:
+			return opErr
+		case err != nil:
+			// The kernel reports room only once a good part of a large
+			// send buffer is free; a client that keeps acknowledging
+			// bytes is reading, however slowly.
+			if a := s.acked(); byProgress && os.IsTimeout(err) && a > acked {
+				acked = a
+				continue
+			}
+			return err
+		case d:
+			return nil
+		}
 	}
-	return err
+}
+
+// arm sets the file's deadline for the next wait: the write deadline, or
+// now + the progress timeout if that is earlier (byProgress).
+func (s *sock) arm() (byProgress bool, err error) {
+	s.mu.Lock()
+	dl, f := s.dl, s.f
+	if s.progress > 0 {
+		if p := time.Now().Add(s.progress); dl.IsZero() || p.Before(dl) {
+			dl, byProgress = p, true
+		}
+	}
+	s.mu.Unlock()
+	if f == nil || dl.IsZero() {
+		return byProgress, nil
+	}
+	return byProgress, f.SetWriteDeadline(dl)
+}
+
+// acked is the bytes the client has acknowledged on the connection
+// (tcpi_bytes_acked; 0 when unknown).
+func (s *sock) acked() uint64 {
+	var a uint64
+	s.Control(func(fd uintptr) {
+		if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			a = ti.Bytes_acked
+		}
+	})
+	return a
 }
 
 // poller wraps the descriptor in an *os.File (once) for waits.

@@ -33,12 +33,25 @@ func WriteProgress(next http.Handler, timeout time.Duration, minRate int64) http
 	}
 	chunk := ChunkSize(timeout, minRate)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pt, ok := w.(progressTimer); ok {
+			// The server bounds each wait for room itself
+			// (internal/evhttp): no chunks needed.
+			pt.SetWriteProgressTimeout(timeout)
+			next.ServeHTTP(w, r)
+			return
+		}
 		pw := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout, chunk: chunk}
 		pw.extend()
 		// net/http flushes what is buffered after the handler returns.
 		defer pw.extend()
 		next.ServeHTTP(pw, r)
 	})
+}
+
+// progressTimer is a ResponseWriter that can end a response whose socket
+// takes nothing for a while by itself.
+type progressTimer interface {
+	SetWriteProgressTimeout(time.Duration)
 }
 
 // ChunkSize is the chunk of WriteProgress for timeout and minRate.
