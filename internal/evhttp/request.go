@@ -207,28 +207,12 @@ func isToken(b []byte) bool {
 // hasToken reports whether the comma-separated list v holds tok (case
 // insensitively).
 func hasToken(v, tok string) bool {
-	for len(v) > 0 {
-		var item string
-		if i := strings.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, ""
-		}
-		if len(item) >= len(tok) && equalFoldTrim(item, tok) {
+	for item := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.Trim(item, " \t"), tok) {
 			return true
 		}
 	}
 	return false
-}
-
-func equalFoldTrim(s, tok string) bool {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return strings.EqualFold(s, tok)
 }
 
 // commonKeys are the canonical header names a player or cache sends most:

@@ -225,8 +225,8 @@ func (r *response) writev(bufs [][]byte, more bool) error {
 func (r *response) header() []byte {
 	r.hbuf = bufPool.Get().(*[]byte)
 	b := (*r.hbuf)[:0]
-	if line := statusLine[r.status%600]; r.status < 600 && line != nil {
-		b = append(b, line...)
+	if r.status < len(statusLine) && statusLine[r.status] != nil {
+		b = append(b, statusLine[r.status]...)
 	} else {
 		b = append(b, "HTTP/1.1 "...)
 		b = strconv.AppendInt(b, int64(r.status), 10)
@@ -343,7 +343,7 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 		return 0, err
 	}
 	var sent int64
-	var eof, unsupported bool
+	var unsupported bool
 	err = r.sock.write(func(fd int) (int, bool, error) {
 		wrote := 0
 		for left > 0 {
@@ -354,8 +354,7 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 				wrote += n
 			}
 			switch {
-			case err == nil && n == 0:
-				eof = true
+			case err == nil && n == 0: // the file ended early: finish closes the connection
 				return wrote, true, nil
 			case err == nil:
 			case eagain(err):
@@ -384,7 +383,6 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 		n, err := r.copy(src)
 		return sent + n, err
 	}
-	_ = eof // a file shorter than declared: finish closes the connection
 	return sent, nil
 }
 
@@ -466,5 +464,5 @@ func (r *response) release() {
 		bufPool.Put(r.hbuf)
 		r.hbuf = nil
 	}
-	r.body = &[]byte{}
+	r.body = &[]byte{} // a write after the handler returned must not reach the pool's buffer
 }
