@@ -527,6 +527,9 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 	for _, r := range res.Sent {
 		s.onSent(r)
 	}
+	for _, r := range res.Reloads {
+		s.onReload(r, now)
+	}
 	for sess := range touched {
 		s.notifyIfReady(sess)
 	}

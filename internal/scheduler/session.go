@@ -613,6 +613,29 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 	}
 }
 
+// onReload records a reload of a session's pathway playlist that a sender
+// answered from its shared copy (cluster.BatchResult.Reloads): what
+// serveRead would have recorded had the request come here. s.mu must be
+// held.
+func (s *Scheduler) onReload(r cluster.Reload, now time.Time) {
+	sess := s.sessions[r.Session]
+	if sess == nil || sess.closed || sess.point.name != r.Point {
+		return
+	}
+	s.m.senderReloads.Inc()
+	at := r.At
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	if at.After(sess.seen.load()) {
+		sess.seen.store(at)
+	}
+	if at.After(sess.point.used.load()) {
+		sess.point.used.store(at)
+	}
+	s.hintTrack(sess, r.Track)
+}
+
 // onSent applies a sender's report that a block went to a session: the
 // kind's active track and position follow the newest report. s.mu must be
 // held.
