@@ -356,8 +356,8 @@ type genStats struct {
 	// manifests are the playlists players loaded; fetched, those the
 	// scheduler answered (the rest came from a sender's shared copy).
 	manifests, fetched, steering, errs atomic.Int64
-	firstErr                  atomic.Value
-	lat                       [100001]atomic.Int64
+	firstErr                           atomic.Value
+	lat                                [100001]atomic.Int64
 }
 
 // latency records one request's time.

@@ -513,7 +513,11 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 			}
 			s.m.refused.WithLabelValues(reason).Inc()
 			s.dropPin(sess, k, false)
-			sess.refuse[k] = now.Add(backoff)
+			until := now.Add(backoff)
+			sess.refuse[k] = until
+			if sess.refuseNext.IsZero() || until.Before(sess.refuseNext) {
+				sess.refuseNext = until
+			}
 			s.markDirty(sess)
 			if reason == "refused" {
 				// Refused for want of RAM: the sender holds the block.
