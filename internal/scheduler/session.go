@@ -34,6 +34,9 @@ type pinState struct {
 	acked  bool   // the sender took it
 	posted bool   // it left in a batch
 	wanted uint64 // the latest reconcile (Scheduler.reconciles) that wanted it
+	// dropped: no longer the session's (dropPin); an answer to a batch
+	// that carried it is ignored.
+	dropped bool
 }
 
 // kindPos is a session's position in one media kind.
@@ -587,7 +590,7 @@ func (s *Scheduler) addPin(sess *session, k pinKey, r role) *pinState {
 	p := &pinState{role: r}
 	sess.pins[k] = p
 	sc.count(r, +1)
-	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p, sess)
 	s.m.opCount[opOf(r)].Inc()
 	return p
 }
@@ -601,7 +604,7 @@ func (s *Scheduler) upgradePin(sess *session, k pinKey, p *pinState) {
 	sc.count(p.role, -1)
 	p.role = roleSend
 	sc.count(p.role, +1)
-	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p, sess)
 	s.m.opCount[opSend].Inc()
 }
 
@@ -613,6 +616,7 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 		return
 	}
 	delete(sess.pins, k)
+	p.dropped = true
 	sc := s.senders[k.sender]
 	if sc == nil {
 		return
@@ -627,7 +631,7 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 		return
 	}
 	if sc.up {
-		sc.queue(pin, opCancel, nil)
+		sc.queue(pin, opCancel, nil, nil)
 		s.m.opCount[opCancel].Inc()
 	}
 }
