@@ -190,6 +190,7 @@ func distributionFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.DurationVar(&d.UpstreamTimeout, "upstream-timeout", d.UpstreamTimeout, "fail over when an origin takes longer than this for a response header or pauses its body as long")
 	fs.DurationVar(&d.Backoff, "backoff", d.Backoff, "first circuit-breaker pause of a failed origin (doubles per failure, at most 8x)")
 	fs.DurationVar(&d.KeepAlive, "keepalive", d.KeepAlive, "while players are active, ask each origin for /healthz this often, keeping a connection open (0: off)")
+	fs.DurationVar(&d.ManifestRefresh, "manifest-refresh", d.ManifestRefresh, "answer a live manifest that is due to change (max-age=0) from the cache this long before revalidating it upstream (0: never keep it)")
 }
 
 // openFlags: the per-client limit on session opens (/s/) of a scheduler

@@ -205,6 +205,12 @@ type Distribution struct {
 	// KeepAlive is the interval of the health request that keeps an idle
 	// connection to each origin open while clients are active (0: off).
 	KeepAlive time.Duration `yaml:"keepalive"`
+	// ManifestRefresh is how long a manifest the origin marks as due to
+	// change at once (max-age=0 with an ETag: a live manifest whose next
+	// fragment is due within the second) is answered from the cache
+	// before it is revalidated (0: not kept, every request goes upstream,
+	// concurrent ones coalesced).
+	ManifestRefresh time.Duration `yaml:"manifest_refresh"`
 }
 
 // Defaults returns the built-in configuration.
@@ -234,6 +240,7 @@ func Defaults() Config {
 			UpstreamTimeout: 3 * time.Second,
 			Backoff:         time.Second,
 			KeepAlive:       20 * time.Second,
+			ManifestRefresh: 25 * time.Millisecond,
 		},
 		Pacing:    PacingDefaults(),
 		PushRate:  20,
@@ -408,6 +415,8 @@ func (d Distribution) validate() error {
 		return fmt.Errorf("distribution upstream_timeout must be positive")
 	case d.Backoff < 0 || d.KeepAlive < 0:
 		return fmt.Errorf("distribution backoff and keepalive must not be negative")
+	case d.ManifestRefresh < 0 || d.ManifestRefresh > time.Second:
+		return fmt.Errorf("distribution manifest_refresh %v out of range 0..1s", d.ManifestRefresh)
 	}
 	return nil
 }

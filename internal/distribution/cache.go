@@ -26,6 +26,9 @@ type entry struct {
 	at    float64
 	// hasAt is false when the fragment's track was unknown.
 	hasAt bool
+	// manifest marks a manifest: its Cache-Control max-age is sent as
+	// the lifetime it has left (see Proxy.writeEntry).
+	manifest bool
 
 	elem *list.Element
 }

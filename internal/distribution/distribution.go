@@ -539,6 +539,16 @@ func (p *Proxy) store(obj object, f *flight, res fetchResult) *entry {
 	e := &entry{key: obj.path, status: s.status, header: s.header, body: s.body, point: obj.point,
 		date: res.received.Add(-res.age)}
 	lifetime, ok := freshness(s.header, s.status)
+	if obj.kind == kindManifest {
+		e.manifest = true
+		if !ok && s.status == http.StatusOK && p.cfg.ManifestRefresh > 0 && revalidateNow(s.header) {
+			// A live manifest due to change within the second: kept
+			// briefly, so that a crowd costs one revalidation per
+			// ManifestRefresh, and a new fragment is listed here at most
+			// that much later than at the origin.
+			lifetime, ok = p.cfg.ManifestRefresh, true
+		}
+	}
 	e.expires = e.date.Add(lifetime)
 	if obj.kind == kindFragment {
 		e.frag = true
@@ -590,6 +600,47 @@ func freshness(h http.Header, status int) (time.Duration, bool) {
 	return time.Duration(maxAge) * time.Second, true
 }
 
+// revalidateNow reports whether h allows a shared cache to store the
+// response but asks for revalidation at once: a max-age (or s-maxage) of 0
+// with an ETag, and neither no-store, no-cache nor private.
+func revalidateNow(h http.Header) bool {
+	if h.Get("Etag") == "" {
+		return false
+	}
+	zero := false
+	for _, cc := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(cc, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "private", "no-cache":
+				return false
+			case "max-age", "s-maxage":
+				if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && n == 0 {
+					zero = true
+				}
+			}
+		}
+	}
+	return zero
+}
+
+// withMaxAge returns the Cache-Control values cc with every max-age and
+// s-maxage set to secs.
+func withMaxAge(cc []string, secs int) []string {
+	out := make([]string, len(cc))
+	for i, v := range cc {
+		ds := strings.Split(v, ",")
+		for j, d := range ds {
+			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
+			if n := strings.ToLower(name); n == "max-age" || n == "s-maxage" {
+				ds[j] = " " + n + "=" + strconv.Itoa(secs)
+			}
+		}
+		out[i] = strings.TrimSpace(strings.Join(ds, ","))
+	}
+	return out
+}
+
 // writeEntry answers from a complete response: Range, If-None-Match and
 // HEAD through http.ServeContent for 200s.
 func (p *Proxy) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, source string) {
@@ -597,7 +648,15 @@ func (p *Proxy) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, sou
 	for k, v := range e.header {
 		h[k] = v
 	}
-	if age := p.now().Sub(e.date); age >= time.Second {
+	if e.manifest && e.status == http.StatusOK {
+		// A manifest's lifetime is passed on as what is left of it, in
+		// whole seconds (rounded down), with no Age: caches in front that
+		// ignore Age (nginx) keep it no longer than this one does.
+		left := max(int(e.expires.Sub(p.now())/time.Second), 0)
+		if cc := e.header.Values("Cache-Control"); len(cc) > 0 {
+			h["Cache-Control"] = withMaxAge(cc, left)
+		}
+	} else if age := p.now().Sub(e.date); age >= time.Second {
 		h.Set("Age", strconv.Itoa(int(age/time.Second)))
 	}
 	cw := &countWriter{ResponseWriter: w}

@@ -36,6 +36,10 @@ type fakeOrigin struct {
 	// gate, when not nil, holds fragment bodies after their first half
 	// until closed.
 	gate chan struct{}
+	// mpdCC is the Cache-Control of the MPD ("": public, max-age=1);
+	// noETag leaves its ETag out.
+	mpdCC  string
+	noETag bool
 }
 
 const fakeStart, fakeDur = 100000, 2000
@@ -109,9 +113,17 @@ func (f *fakeOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/ch.isml/manifest.mpd":
 		body := f.mpd()
 		w.Header().Set("Content-Type", "application/dash+xml")
-		w.Header().Set("Cache-Control", "public, max-age=1")
-		w.Header().Set("ETag", fmt.Sprintf(`"m-%d"`, len(body)+f.frags))
-		if r.Header.Get("If-None-Match") == w.Header().Get("ETag") {
+		f.mu.Lock()
+		cc, noETag := f.mpdCC, f.noETag
+		f.mu.Unlock()
+		if cc == "" {
+			cc = "public, max-age=1"
+		}
+		w.Header().Set("Cache-Control", cc)
+		if !noETag {
+			w.Header().Set("ETag", fmt.Sprintf(`"m-%d"`, len(body)+f.frags))
+		}
+		if et := w.Header().Get("ETag"); et != "" && r.Header.Get("If-None-Match") == et {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

@@ -78,11 +78,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case rest == "Manifest":
-		h.manifest(w, r, point, "smooth", "text/xml; charset=utf-8", manifest.Smooth)
+		h.manifest(w, r, point, "smooth", "", "text/xml; charset=utf-8", manifest.Smooth)
 	case rest == "manifest.mpd" || rest == ".mpd":
-		h.manifest(w, r, point, "dash", "application/dash+xml", manifest.DASH)
+		h.manifest(w, r, point, "dash", "", "application/dash+xml", manifest.DASH)
 	case rest == "master.m3u8" || rest == ".m3u8":
-		h.manifest(w, r, point, "hls", "application/vnd.apple.mpegurl", manifest.HLSMaster)
+		h.manifest(w, r, point, "hls", "", "application/vnd.apple.mpegurl", manifest.HLSMaster)
 	case rest == "view.json":
 		h.serveView(w, r, point)
 	case strings.HasPrefix(rest, "QualityLevels("):
@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case file == "media.m3u8":
-			h.manifest(w, r, point, "hls", "application/vnd.apple.mpegurl", func(v store.View, o manifest.Options) ([]byte, error) {
+			h.manifest(w, r, point, "hls", track, "application/vnd.apple.mpegurl", func(v store.View, o manifest.Options) ([]byte, error) {
 				return manifest.HLSMedia(v, track, o)
 			})
 		case file == "init.mp4":
@@ -131,20 +131,46 @@ func (h *Handler) options() manifest.Options {
 	return manifest.Options{Now: h.now(), LookAhead: h.cfg.LookAhead}
 }
 
-// maxFragSeconds is the longest fragment duration in the view.
-func maxFragSeconds(v store.View) float64 {
-	m := 0.0
+// cacheClockSlack is what a shared cache that keeps time in whole seconds
+// (nginx) may keep a response past its max-age: LiveMaxAge leaves it.
+const cacheClockSlack = time.Second
+
+// LiveMaxAge is the Cache-Control max-age, in whole seconds, of a live
+// manifest rendered from v at now (of the HLS media playlist of track, or,
+// with track "", of a manifest listing every track): the time until its
+// next fragment is due — the newest fragment's arrival (TrackView.Arrived)
+// plus its duration, the earliest over the tracks that have not ended —
+// less the second a cache with a one-second clock may add, rounded down.
+// So no cache in front keeps the manifest past the moment it is due to
+// change. It is 0 (revalidate every time; caches that hold it anyway
+// must keep it only briefly, see docs/distribution.md) within that last
+// second, when a fragment is overdue, and when no fragment arrived since
+// this process started. A live manifest changes only when a fragment
+// arrives (or a track ends or restarts, which happens at an arrival too).
+func LiveMaxAge(v store.View, track string, now time.Time) int {
+	var due time.Time
 	for _, t := range v.Tracks {
-		for _, f := range t.Frags {
-			if d := t.Seconds(int64(f.Duration)); d > m {
-				m = d
-			}
+		if t.Ended || (track != "" && t.ID != track) {
+			continue
+		}
+		if len(t.Frags) == 0 || t.Arrived.IsZero() {
+			return 0
+		}
+		last := t.Frags[len(t.Frags)-1]
+		next := t.Arrived.Add(time.Duration(t.Seconds(int64(last.Duration)) * float64(time.Second)))
+		if due.IsZero() || next.Before(due) {
+			due = next
 		}
 	}
-	return m
+	if due.IsZero() {
+		return 0
+	}
+	return max(int((due.Sub(now)-cacheClockSlack)/time.Second), 0)
 }
 
-func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.Point, format, ctype string,
+// manifest serves a manifest rendered from the point's view; track names
+// the one track an HLS media playlist lists ("" for the others).
+func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.Point, format, track, ctype string,
 	render func(store.View, manifest.Options) ([]byte, error)) {
 	v := h.view(point)
 	o := h.options()
@@ -164,13 +190,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	if manifest.Live(v) {
-		// About half a fragment duration: clients see each new fragment
-		// promptly, caches still absorb a crowd.
-		age := int(maxFragSeconds(v) / 2)
-		if age < 1 {
-			age = 1
-		}
-		hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(age))
+		hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(LiveMaxAge(v, track, h.now())))
 	} else {
 		hd.Set("Cache-Control", "public, max-age=3600")
 	}

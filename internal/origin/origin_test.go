@@ -11,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/origin"
 	"github.com/sluice-media/sluice/internal/server"
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -106,7 +108,10 @@ func TestManifestsLiveAndStatic(t *testing.T) {
 		if !bytes.Contains(body, []byte(c.live)) {
 			t.Errorf("%s live: missing %s in\n%s", c.path, c.live, body)
 		}
-		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=1" {
+		// The newest fragment (2 s) just arrived: the next is due within
+		// two seconds, less the second a cache's clock may add
+		// (LiveMaxAge, TestLiveMaxAge).
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=0" {
 			t.Errorf("%s live Cache-Control %q", c.path, cc)
 		}
 		etag := resp.Header.Get("ETag")
@@ -354,5 +359,43 @@ func TestPresentationStart(t *testing.T) {
 	// nothing.
 	if r, _ := e.get("/ch.isml/tracks/" + audio.ID + "/" + strconv.FormatInt(p0-1, 10) + ".m4s"); r.StatusCode != 404 {
 		t.Errorf("a time inside the first audio fragment: %d, want 404", r.StatusCode)
+	}
+}
+
+// TestLiveMaxAge: a live manifest is cacheable until its next fragment is
+// due, less a second, over the tracks it lists that have not ended.
+func TestLiveMaxAge(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	// tr is a track whose newest fragment lasts dur seconds (timescale
+	// 1000) and arrived at arrived.
+	tr := func(id string, dur float64, arrived time.Time, ended bool) store.TrackView {
+		return store.TrackView{ID: id, Info: media.TrackInfo{Timescale: 1000}, Ended: ended, Arrived: arrived,
+			Frags: []store.FragRef{{Start: 0, Duration: 2000}, {Start: 2000, Duration: uint64(dur * 1000)}}}
+	}
+	for _, c := range []struct {
+		name   string
+		tracks []store.TrackView
+		track  string
+		want   int
+	}{
+		{"6 s fragment just arrived", []store.TrackView{tr("v", 6, now, false)}, "", 5},
+		{"6 s fragment, 0.3 s ago", []store.TrackView{tr("v", 6, ago(300*time.Millisecond), false)}, "", 4},
+		{"6 s fragment, 4.2 s ago", []store.TrackView{tr("v", 6, ago(4200*time.Millisecond), false)}, "", 0},
+		{"2 s fragment, at its arrival", []store.TrackView{tr("v", 2, now, false)}, "", 1},
+		{"2 s fragment, 10 ms ago", []store.TrackView{tr("v", 2, ago(10*time.Millisecond), false)}, "", 0},
+		{"overdue", []store.TrackView{tr("v", 6, ago(7*time.Second), false)}, "", 0},
+		{"no arrival since start", []store.TrackView{tr("v", 6, time.Time{}, false)}, "", 0},
+		{"earliest due track counts", []store.TrackView{tr("v", 10, now, false), tr("a", 6, ago(time.Second), false)}, "", 4},
+		{"media playlist: its own track", []store.TrackView{tr("v", 10, now, false), tr("a", 6, ago(time.Second), false)}, "v", 9},
+		{"ended tracks do not count", []store.TrackView{tr("v", 10, now, false), tr("a", 2, ago(time.Minute), true)}, "", 9},
+		{"no live track", []store.TrackView{tr("a", 2, ago(time.Minute), true)}, "", 0},
+		{"track without fragments", []store.TrackView{tr("v", 10, now, false), {ID: "t", Info: media.TrackInfo{Timescale: 1000}}}, "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := origin.LiveMaxAge(store.View{Tracks: c.tracks}, c.track, now); got != c.want {
+				t.Errorf("LiveMaxAge = %d, want %d", got, c.want)
+			}
+		})
 	}
 }

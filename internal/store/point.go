@@ -77,6 +77,9 @@ type track struct {
 	// stored fragment of the track says too (0: unknown).
 	storedID uint32
 	frags    []FragRef
+	// arrived is when this process stored the newest fragment (zero: none
+	// since it started); see TrackView.Arrived.
+	arrived time.Time
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
@@ -697,6 +700,9 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	t.frags = append(t.frags, FragRef{})
 	copy(t.frags[i+1:], t.frags[i:])
 	t.frags[i] = ref
+	if i == len(t.frags)-1 {
+		t.arrived = time.Now()
+	}
 	if t.Extent.note(ref, t.Pruned == 0) {
 		// The fragment is durable already; an extent that did not reach
 		// the disk is recomputed from the fragments at the next start.

@@ -34,6 +34,11 @@ type TrackView struct {
 	// that every track of a presentation marks the restart alike (HLS
 	// discontinuity sequences stay aligned across renditions).
 	Breaks []int64 `json:",omitempty"`
+	// Arrived is the wall-clock time at which this process stored the
+	// track's newest fragment (zero when none arrived since it started):
+	// with that fragment's duration, when the next one is due (the cache
+	// lifetime of live manifests, origin.LiveMaxAge).
+	Arrived time.Time `json:"-"`
 }
 
 // Discontinuous reports whether next does not continue prev: it does not
@@ -105,7 +110,7 @@ func (p *Point) View(window time.Duration) View {
 		}
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
-			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks,
+			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks, Arrived: t.arrived,
 		})
 		if !t.Ended {
 			v.Ended = false
