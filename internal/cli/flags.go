@@ -101,6 +101,9 @@ func commonFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics (and the status page of a scheduler or sender) on this address only (e.g. a private interface), not on --listen")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
 	fs.StringVar(&c.HTTPEngine, "http-engine", c.HTTPEngine, "HTTP/1.1 server of --listen: eventloop (players' GET/HEAD on an event loop, the rest on net/http) or nethttp")
+	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "also serve HTTPS (HTTP/2 and HTTP/1.1) on this address, with --tls-cert and --tls-key")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (with its chain) of --tls-listen; reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 }
 
 // storeFlags are the flags of the roles over a data directory of
