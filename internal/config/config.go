@@ -377,6 +377,12 @@ func (c Config) validatePeers() error {
 }
 
 // isBaseURL accepts http(s)://host[:port][/prefix] without query or fragment.
+// isPlayerURLTemplate reports whether s is a base URL with {host} in it
+// (the scheduler checks the rest: internal/scheduler.PlayerURL).
+func isPlayerURLTemplate(s string) bool {
+	return strings.Contains(s, "{host}") && isBaseURL(strings.ReplaceAll(s, "{host}", "sender.invalid"))
+}
+
 func isBaseURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +31,7 @@ import (
 //     alone and says so (com.sluice-src=shared, docs/pacing.md);
 //   - ffmpeg decodes the HLS rendition over HTTPS.
 func TestHTTPS(t *testing.T) {
+	t.Parallel() // no browser: runs beside the other non-browser tests (see docs/testing.md)
 	pacingRequireGo(t)
 	root := repoRoot(t)
 	art := artifactsDir(t)
@@ -155,4 +158,111 @@ func TestHTTPS(t *testing.T) {
 	if n := decodeAll(t, secure+"/demo-vod.isml/master.m3u8"); n == 0 {
 		t.Error("ffmpeg decoded no video frame over HTTPS")
 	}
+}
+
+// TestClusterHTTPS: a sender that also serves HTTPS (--tls-listen) and a
+// scheduler told that players reach senders there (--sender-player-url
+// https://{host}:<port>): the sessions' master playlists name the senders'
+// HTTPS URLs, and a player fetches the pathway playlist (which the sender
+// answers from the scheduler), the header and every fragment over HTTP/2
+// with the sender's certificate, while the scheduler and the origin keep
+// the senders' plain member URLs.
+func TestClusterHTTPS(t *testing.T) {
+	t.Parallel() // no browser
+	ffmpeg := requireFFmpeg(t)
+	root := repoRoot(t)
+	tmp := t.TempDir()
+	bin := buildSluice(t, root, tmp)
+	certPEM, keyPEM := testkit.SelfSignedPEM(t, "sluice-sender")
+	certFile, keyFile := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsPort := freePort(t)
+	sender := startClSender(t, bin, "sender", shmDir(t, "s0"), "--ram", "16M",
+		"--tls-listen", "127.0.0.1:"+strconv.Itoa(tlsPort), "--tls-cert", certFile, "--tls-key", keyFile)
+	mp4 := filepath.Join(tmp, "short.mp4")
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=22050",
+		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	data := shmDir(t, "origin")
+	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
+	runAll(t, 1, [][]string{{bin, "sender-load", "--senders", sender.base, "--replicas", "1", "--cluster-secret", e2eClusterSecret, data, "vod"}})
+	originBase, _ := startOrigin(t, bin, data)
+	sched := startClSched(t, bin, "scheduler", originBase, "--senders", sender.base,
+		"--sender-player-url", "https://{host}:"+strconv.Itoa(tlsPort))
+
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	h2 := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	t.Cleanup(h2.CloseIdleConnections)
+	fetch := func(u string) []byte {
+		t.Helper()
+		resp, err := h2.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || (strings.HasPrefix(u, "https:") && resp.Proto != "HTTP/2.0") {
+			t.Fatalf("GET %s: %s %s %.200s", u, resp.Status, resp.Proto, b)
+		}
+		return b
+	}
+	var master []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(sched.base + "/s/vod/master.m3u8")
+		if err == nil {
+			master, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session: %v %s", err, master)
+		}
+	}
+	prefix := "https://127.0.0.1:" + strconv.Itoa(tlsPort) + "/b/"
+	var playlists []string
+	for _, m := range regexp.MustCompile(`https?://[^"\s]+/media\.m3u8`).FindAllString(string(master), -1) {
+		if !strings.HasPrefix(m, prefix) {
+			t.Errorf("a pathway playlist not at the sender's HTTPS address: %s", m)
+		}
+		playlists = append(playlists, m)
+	}
+	if len(playlists) == 0 {
+		t.Fatalf("no pathway playlist in the master:\n%s", master)
+	}
+	segments := 0
+	for _, pl := range playlists {
+		base := pl[:strings.LastIndexByte(pl, '/')+1]
+		body := fetch(pl)
+		for _, line := range strings.Split(string(body), "\n") {
+			uri := ""
+			switch {
+			case strings.HasPrefix(line, "#EXT-X-MAP:"):
+				uri = regexp.MustCompile(`URI="([^"]+)"`).FindStringSubmatch(line)[1]
+			case line != "" && !strings.HasPrefix(line, "#"):
+				uri = line
+			}
+			if uri == "" {
+				continue
+			}
+			if strings.Contains(uri, "://") {
+				t.Fatalf("%s lists an absolute URI %s", pl, uri)
+			}
+			if b := fetch(base + uri); len(b) < 8 {
+				t.Fatalf("%s: %d bytes", base+uri, len(b))
+			}
+			segments++
+		}
+	}
+	t.Logf("%d playlists, %d headers and fragments fetched over HTTP/2 from the sender", len(playlists), segments)
 }
