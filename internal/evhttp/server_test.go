@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -412,32 +411,79 @@ func TestSocketControl(t *testing.T) {
 
 type slotKey struct{}
 
+// TestOutOfDescriptors: a response takes a descriptor of its own only when
+// it has to wait for room; without one (out of descriptors) it still
+// completes, retrying, and a client that stops reading still ends it.
 func TestOutOfDescriptors(t *testing.T) {
 	var fail atomic.Bool
-	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
-		func(s *Server) {
-			s.dup = func(c gnet.Conn) (int, error) {
-				if fail.Load() {
-					return -1, unix.EMFILE
-				}
-				return c.Dup()
+	var dups atomic.Int64
+	h, data := fileHandler(t, 4<<20)
+	errc := make(chan error, 4)
+	srv, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			io.WriteString(w, "served")
+			return
+		}
+		w.(interface{ SetWriteProgressTimeout(time.Duration) }).SetWriteProgressTimeout(2 * time.Second)
+		cw := &errWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		errc <- cw.err
+	}), func(s *Server) {
+		s.dup = func(fd int) (int, error) {
+			dups.Add(1)
+			if fail.Load() {
+				return -1, unix.EMFILE
 			}
-		})
-	fail.Store(true)
-	resps, bodies, nc := rawResponses(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1)
-	if resps[0].StatusCode != 503 || resps[0].Header.Get("Retry-After") == "" || resps[0].Close || !strings.Contains(string(bodies[0]), "descriptors") {
-		t.Fatalf("status %d, header %v, body %q: want 503 with Retry-After on a kept connection", resps[0].StatusCode, resps[0].Header, bodies[0])
+			return dupFD(fd)
+		}
+	})
+	// Responses that fit the socket buffer take no descriptor.
+	_, bodies, _ := rawResponses(t, addr, strings.Repeat("GET /small HTTP/1.1\r\nHost: x\r\n\r\n", 20), 20)
+	for i, b := range bodies {
+		if string(b) != "served" {
+			t.Fatalf("response %d: %q", i, b)
+		}
 	}
-	// The same connection serves the retry once descriptors are back.
-	fail.Store(false)
-	io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n := dups.Load(); n != 0 {
+		t.Fatalf("%d descriptors duplicated for 20 small responses, want none", n)
+	}
+	fail.Store(true)
+	dial := func() net.Conn {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+		io.WriteString(nc, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+		return nc
+	}
+	// A reader: the response waits for room without a descriptor.
+	nc := dial()
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != "served" {
-		t.Fatalf("retry: %d %q", resp.StatusCode, b)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("got %d of %d bytes: %v", len(body), len(data), err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("response without a descriptor to wait with: %v", err)
+	}
+	if srv.overloads.Load() == 0 || dups.Load() == 0 {
+		t.Fatalf("the response never waited for room (overloads %d, dups %d): the test proves nothing", srv.overloads.Load(), dups.Load())
+	}
+	// A client that stops reading: the progress timeout ends the response.
+	dial()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client that stopped reading: %v, want a deadline error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a response without a descriptor whose client stopped reading was not cut")
 	}
 }
 
