@@ -245,13 +245,15 @@ func (s *sock) setWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// write runs op until it reports done or fails. op returns what it wrote
-// and done=false when the socket has no room (EAGAIN): write then waits
-// for room through the runtime's poller (on the response's own descriptor,
-// taken on the first wait) and calls op again. A wait fails with
-// os.ErrDeadlineExceeded past the write deadline, or, with a progress
-// timeout, when no byte went out for that long (the bound is renewed
-// whenever op wrote something).
+// write runs op until it reports done or fails. op makes one system call
+// (on the connection's descriptor it runs while the event loop cannot
+// close it: see connFD) and returns what it wrote, done when nothing is
+// left, and n == 0 with done=false when the socket has no room (EAGAIN):
+// write then waits for room through the runtime's poller (on the
+// response's own descriptor, taken on the first wait) and calls op again.
+// A wait fails with os.ErrDeadlineExceeded past the write deadline, or,
+// with a progress timeout, when no byte went out for that long (the bound
+// is renewed whenever op wrote something).
 func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
 	var (
 		n     int
@@ -259,8 +261,14 @@ func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
 		opErr error
 	)
 	run := func(fd int) { n, done, opErr = op(fd) }
-	if err := s.do(run); err != nil || done || opErr != nil {
-		return errors.Join(err, opErr)
+	progressed := func() bool { return done || opErr != nil || n > 0 }
+	for {
+		if err := s.do(run); err != nil || done || opErr != nil {
+			return errors.Join(err, opErr)
+		}
+		if n == 0 {
+			break // no room
+		}
 	}
 	acked := s.acked()
 	for {
@@ -274,14 +282,11 @@ func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
 		}
 		n = 0
 		if rc != nil {
-			err = rc.Write(func(fd uintptr) bool {
-				run(int(fd))
-				// Progress returns, so that the bound is renewed.
-				return done || opErr != nil || n > 0
-			})
+			// Progress returns, so that the bound is renewed.
+			err = rc.Write(func(fd uintptr) bool { run(int(fd)); return progressed() })
 		} else {
 			s.c.srv.noDescriptor(perr, "a response waits for room without one (retrying)")
-			err = s.retry(run, func() bool { return done || opErr != nil || n > 0 }, dl)
+			err = s.retry(run, progressed, dl)
 		}
 		switch {
 		case opErr != nil:
