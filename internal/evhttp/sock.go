@@ -255,6 +255,26 @@ func (s *sock) setWriteDeadline(t time.Time) error {
 // with a progress timeout, when no byte went out for that long (the bound
 // is renewed whenever op wrote something).
 func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
+	for {
+		var (
+			n     int
+			done  bool
+			opErr error
+		)
+		if err := s.do(func(fd int) { n, done, opErr = op(fd) }); err != nil {
+			return err
+		}
+		if done || opErr != nil {
+			return opErr
+		}
+		if n == 0 {
+			return s.wait(op) // no room
+		}
+	}
+}
+
+// wait is write once the socket has no room.
+func (s *sock) wait(op func(fd int) (n int, done bool, err error)) error {
 	var (
 		n     int
 		done  bool
@@ -262,14 +282,6 @@ func (s *sock) write(op func(fd int) (n int, done bool, err error)) error {
 	)
 	run := func(fd int) { n, done, opErr = op(fd) }
 	progressed := func() bool { return done || opErr != nil || n > 0 }
-	for {
-		if err := s.do(run); err != nil || done || opErr != nil {
-			return errors.Join(err, opErr)
-		}
-		if n == 0 {
-			break // no room
-		}
-	}
 	acked := s.acked()
 	for {
 		rc, perr := s.poller()
