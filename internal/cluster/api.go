@@ -132,7 +132,30 @@ type BatchResult struct {
 	// still fetch with their tokens: the scheduler that gets them adopts
 	// them (and grants them again, everywhere).
 	Orphans []Grant `json:"orphans,omitempty"`
+	// Reloads are this scheduler's sessions whose players reloaded a
+	// pathway playlist that the sender answered from a shared copy
+	// (SharedPlaylistHeader) since the previous batch, without asking
+	// the scheduler: what the scheduler would have learnt from the
+	// request (the session is in use, on that track).
+	Reloads []Reload `json:"reloads,omitempty"`
 }
+
+// Reload is one player's reload of a session's pathway playlist.
+type Reload struct {
+	Session string    `json:"sess"`
+	Point   string    `json:"p"`
+	Track   string    `json:"track"`
+	At      time.Time `json:"at"`
+}
+
+// SharedPlaylistHeader is set by a scheduler on a session's pathway
+// playlist (rel.m3u8) that is not the session's own but the shared one of
+// its point and track (every session of the point without a deep-link
+// position lists the same): its value is how long (integer milliseconds)
+// the sender may answer the reloads of that track by any session whose
+// latest answer carried it with this copy instead of asking again,
+// reporting them in BatchResult.Reloads.
+const SharedPlaylistHeader = "Sluice-Shared-Playlist"
 
 // SentReport says a block was sent to a session.
 type SentReport struct {

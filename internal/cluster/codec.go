@@ -30,7 +30,10 @@ const BatchContentType = "application/vnd.sluice.batch"
 //	           (uvarint replicas, count+(string id, string url) senders)
 //	BatchResult = count+pins refused, count+blocks missing, count+sent
 //	           (string session, block, time at, int bytes, byte from_ram,
-//	           string nor), string boot, count+grants orphans
+//	           string nor), string boot, count+grants orphans,
+//	           [count+(string session, string point, string track, time at)
+//	           reloads: only when there are any, so that a scheduler that
+//	           predates them, which never asks for them, decodes the rest]
 //
 // Session IDs and point names repeat in nearly every pin: each is written
 // once per message and then referenced, which keeps a message small and
@@ -153,6 +156,15 @@ func AppendBatchResult(dst []byte, r *BatchResult) []byte {
 	}
 	e.str(r.Boot)
 	e.grants(r.Orphans)
+	if len(r.Reloads) > 0 {
+		e.uint(uint64(len(r.Reloads)))
+		for _, rl := range r.Reloads {
+			e.str(rl.Session)
+			e.str(rl.Point)
+			e.str(rl.Track)
+			e.time(rl.At)
+		}
+	}
 	return e.b
 }
 
@@ -401,6 +413,20 @@ func DecodeBatchResult(b []byte) (BatchResult, error) {
 	d.what = "boot"
 	out.Boot = d.str()
 	out.Orphans = d.grants("orphans")
+	if d.err == nil && d.off < len(d.b) {
+		d.what = "reloads"
+		if n := d.count(4); n > 0 {
+			out.Reloads = make([]Reload, n)
+			for i := range out.Reloads {
+				rl := &out.Reloads[i]
+				rl.Session, rl.Point, rl.Track = d.str(), d.str(), d.str()
+				rl.At = d.time()
+				if d.err != nil {
+					break
+				}
+			}
+		}
+	}
 	if err := d.end(); err != nil {
 		return BatchResult{}, err
 	}

@@ -33,6 +33,7 @@ func sampleResult() BatchResult {
 		},
 		Boot:    "boot-xyz",
 		Orphans: []Grant{{Session: "s9", Point: "live/a"}},
+		Reloads: []Reload{{Session: "s1", Point: "live/a", Track: "v1", At: at}, {Session: "s3", Point: "live/a", Track: "a", At: at.Add(time.Second)}},
 	}
 }
 
@@ -73,6 +74,7 @@ func TestBatchResultCodecRoundTrip(t *testing.T) {
 	}{
 		{"empty", BatchResult{}},
 		{"full", sampleResult()},
+		{"without reloads", BatchResult{Boot: "b", Sent: sampleResult().Sent}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +91,12 @@ func TestBatchResultCodecRoundTrip(t *testing.T) {
 					t.Fatalf("sent[%d].At = %v, want %v", i, got.Sent[i].At, tc.r.Sent[i].At)
 				}
 				got.Sent[i].At = tc.r.Sent[i].At
+			}
+			for i := range got.Reloads {
+				if i >= len(tc.r.Reloads) || !got.Reloads[i].At.Equal(tc.r.Reloads[i].At) {
+					t.Fatalf("reloads[%d] = %+v, want %+v", i, got.Reloads[i], tc.r.Reloads)
+				}
+				got.Reloads[i].At = tc.r.Reloads[i].At
 			}
 			if !reflect.DeepEqual(got, tc.r) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tc.r)
@@ -187,6 +195,12 @@ func FuzzDecodeBatchResult(f *testing.F) {
 			}
 			again.Sent[i].At = got.Sent[i].At
 		}
+		for i := range got.Reloads {
+			if i >= len(again.Reloads) || !again.Reloads[i].At.Equal(got.Reloads[i].At) {
+				t.Fatalf("reloads[%d] differ", i)
+			}
+			again.Reloads[i].At = got.Reloads[i].At
+		}
 		if !reflect.DeepEqual(again, got) {
 			t.Fatalf("re-encoding:\n got %+v\nwant %+v", again, got)
 		}
@@ -221,4 +235,25 @@ func BenchmarkBatchCodec(b *testing.B) {
 			json.Unmarshal(j, &rr)
 		}
 	})
+}
+
+// TestBatchResultWithoutReloadsIsTheOldEncoding: a result without reloads
+// is encoded exactly as before they existed (a scheduler that predates
+// them decodes it), and a decoder reads such an encoding.
+func TestBatchResultWithoutReloadsIsTheOldEncoding(t *testing.T) {
+	r := sampleResult()
+	withReloads := AppendBatchResult(nil, &r)
+	r.Reloads = nil
+	old := AppendBatchResult(nil, &r)
+	if len(withReloads) <= len(old) || string(withReloads[:len(old)]) != string(old) {
+		t.Fatalf("reloads are not a trailing section: %d vs %d bytes", len(withReloads), len(old))
+	}
+	got, err := DecodeBatchResult(old)
+	if err != nil || got.Reloads != nil || got.Boot != r.Boot {
+		t.Fatalf("decoding the old encoding: %v %+v", err, got)
+	}
+	// A truncated reloads section is an error, not a shorter list.
+	if _, err := DecodeBatchResult(withReloads[:len(withReloads)-2]); !errors.Is(err, ErrCodec) {
+		t.Fatalf("truncated reloads: %v", err)
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/clusterauth"
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/sender"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -40,12 +41,16 @@ func envInt(name string, def int) int {
 }
 
 // simSender is a sender that takes every pin and returns the sent reports
-// the simulated players queue for it.
+// and shared reloads the simulated players queue for it. Its players'
+// pathway playlist reloads go through share, the real sender's shared
+// copies (sender.SharedPlaylists), as they would at a sender.
 type simSender struct {
 	srv     *http.Server
 	url     string
+	share   *sender.SharedPlaylists
 	mu      sync.Mutex
 	reports []cluster.SentReport
+	reloads []cluster.Reload
 	batches atomic.Int64
 	ops     atomic.Int64
 	proof   http.HandlerFunc // answers the scheduler's membership challenge
@@ -71,8 +76,8 @@ func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.batches.Add(1)
 		f.ops.Add(int64(len(b.LookAhead) + len(b.Send) + len(b.Cancel)))
 		f.mu.Lock()
-		res := cluster.BatchResult{Sent: f.reports}
-		f.reports = nil
+		res := cluster.BatchResult{Sent: f.reports, Reloads: f.reloads}
+		f.reports, f.reloads = nil, nil
 		f.mu.Unlock()
 		if binary {
 			writeBatchResult(w, res)
@@ -91,6 +96,12 @@ func (f *simSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *simSender) sent(r cluster.SentReport) {
 	f.mu.Lock()
 	f.reports = append(f.reports, r)
+	f.mu.Unlock()
+}
+
+func (f *simSender) reloaded(r cluster.Reload) {
+	f.mu.Lock()
+	f.reloads = append(f.reloads, r)
 	f.mu.Unlock()
 }
 
@@ -172,6 +183,8 @@ type benchConn struct {
 	r     *bufio.Reader
 	req   []byte
 	body  []byte
+	// sharedTTL is the last answer's cluster.SharedPlaylistHeader.
+	sharedTTL time.Duration
 }
 
 // get fetches a path; the body is valid until the next call.
@@ -218,6 +231,7 @@ func (bc *benchConn) try(path string) (body []byte, retry bool, err error) {
 	}
 	code, _ := strconv.Atoi(string(line[9:12]))
 	n, closing := -1, false
+	bc.sharedTTL = 0
 	for {
 		h, err := bc.r.ReadSlice('\n')
 		if err != nil {
@@ -232,6 +246,8 @@ func (bc *benchConn) try(path string) (body []byte, retry bool, err error) {
 				n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
 			case "connection":
 				closing = bytes.EqualFold(bytes.TrimSpace(v), []byte("close"))
+			case "sluice-shared-playlist":
+				bc.sharedTTL = sender.ParseSharedTTL(string(bytes.TrimSpace(v)))
 			}
 		}
 	}
@@ -261,6 +277,8 @@ func (bc *benchConn) try(path string) (body []byte, retry bool, err error) {
 // and the start of the next block of each.
 type benchPlayer struct {
 	i      int
+	snd    *simSender // its first pathway's sender
+	shared bool       // the sender answers its reloads from its copy
 	sid    string
 	steer  string
 	pl     [2]string
@@ -276,9 +294,10 @@ var (
 	benchSidMark = []byte(`SERVER-URI="/s/`)
 )
 
-// parseMaster finds the session ID and the first three media playlists'
-// tracks (audio first, then the videos) of a master playlist.
-func parseMaster(b []byte) (sid string, tracks []string, ok bool) {
+// parseMaster finds the session ID, the first three media playlists'
+// tracks (audio first, then the videos) and the first pathway's sender
+// (host:port) of a master playlist.
+func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 	if i := bytes.Index(b, benchSidMark); i >= 0 {
 		rest := b[i+len(benchSidMark):]
 		if j := bytes.Index(rest, []byte("/~")); j >= 0 {
@@ -299,9 +318,17 @@ func parseMaster(b []byte) (sid string, tracks []string, ok bool) {
 			break
 		}
 		tracks = append(tracks, string(rest[j+1:i]))
+		if host == "" {
+			if k := bytes.LastIndex(rest[:i], []byte("http://")); k >= 0 {
+				h := rest[k+len("http://") : i]
+				if e := bytes.IndexByte(h, '/'); e > 0 {
+					host = string(h[:e])
+				}
+			}
+		}
 		rest = rest[i+len(benchPlMark):]
 	}
-	return sid, tracks, sid != "" && len(tracks) == 3
+	return sid, tracks, host, sid != "" && len(tracks) == 3 && host != ""
 }
 
 // segmentFromEnd returns the start of the k-th segment from the end
@@ -326,9 +353,11 @@ func segmentFromEnd(b []byte, k int) (int64, bool) {
 // genStats are the load generator's counters, and its requests' latency
 // in 0.1 ms steps up to 10 s.
 type genStats struct {
-	manifests, steering, errs atomic.Int64
-	firstErr                  atomic.Value
-	lat                       [100001]atomic.Int64
+	// manifests are the playlists players loaded; fetched, those the
+	// scheduler answered (the rest came from a sender's shared copy).
+	manifests, fetched, steering, errs atomic.Int64
+	firstErr                           atomic.Value
+	lat                                [100001]atomic.Int64
 }
 
 // latency records one request's time.
@@ -384,7 +413,7 @@ func (g *genStats) fail(err error) {
 // fetch the next block of each, whose first owner reports the send; an
 // on-demand player then only fetches.
 func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, openSpan time.Duration,
-	report func(sid string, b cluster.BlockID), st *genStats) *sync.WaitGroup {
+	senders map[string]*simSender, report func(sid string, b cluster.BlockID), st *genStats) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for c := 0; c < conns; c++ {
@@ -425,7 +454,7 @@ func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, ope
 					} else if ctx.Err() != nil {
 						return
 					}
-					p.step(bc, mode, report, st)
+					p.step(bc, mode, senders, report, st)
 				}
 			}
 		}()
@@ -434,7 +463,7 @@ func runPlayers(ctx context.Context, addr, mode string, sessions, conns int, ope
 }
 
 // step is one 2-second round of a player.
-func (p *benchPlayer) step(bc *benchConn, mode string, report func(string, cluster.BlockID), st *genStats) {
+func (p *benchPlayer) step(bc *benchConn, mode string, senders map[string]*simSender, report func(string, cluster.BlockID), st *genStats) {
 	if !p.opened {
 		body, err := bc.get("/s/" + mode + "/master.m3u8")
 		if err != nil {
@@ -442,11 +471,13 @@ func (p *benchPlayer) step(bc *benchConn, mode string, report func(string, clust
 			return
 		}
 		st.manifests.Add(1)
-		sid, tracks, ok := parseMaster(body)
-		if !ok {
-			st.fail(fmt.Errorf("master playlist: %.200s", body))
+		st.fetched.Add(1)
+		sid, tracks, host, ok := parseMaster(body)
+		if !ok || senders[host] == nil {
+			st.fail(fmt.Errorf("master playlist (pathway sender %q): %.200s", host, body))
 			return
 		}
+		p.snd = senders[host]
 		base := "/s/" + mode + "/~" + sid + "/"
 		p.sid, p.steer, p.opened = sid, base+"steering.json", true
 		// The audio rendition and the lowest video.
@@ -469,7 +500,7 @@ func (p *benchPlayer) step(bc *benchConn, mode string, report func(string, clust
 			p.next[j] += 2000
 			continue
 		}
-		body, err := bc.get(p.pl[j])
+		body, err := p.reload(bc, mode, j, st)
 		if err != nil {
 			st.fail(err)
 			continue
@@ -496,6 +527,39 @@ func (p *benchPlayer) step(bc *benchConn, mode string, report func(string, clust
 		p.next[j] = next + 2000
 		report(p.sid, cluster.BlockID{Point: mode, Track: p.track[j], Start: next})
 	}
+}
+
+// reload loads the pathway playlist of the player's track j as its
+// sender would answer it: from the sender's shared copy once the scheduler
+// marked the session's answer as shared (reporting the reload in the
+// sender's next batch result), else from the scheduler.
+func (p *benchPlayer) reload(bc *benchConn, mode string, j int, st *genStats) ([]byte, error) {
+	key := sender.SharedKey{Scheduler: bc.addr, Point: mode, Track: p.track[j]}
+	var done func(sender.SharedPlaylist, time.Duration)
+	if p.shared {
+		pl, ok, d := p.snd.share.Get(context.Background(), key)
+		if ok {
+			p.snd.reloaded(cluster.Reload{Session: p.sid, Point: mode, Track: p.track[j], At: time.Now()})
+			return pl.Body, nil
+		}
+		done = d
+	}
+	body, err := bc.get(p.pl[j])
+	if err == nil {
+		st.fetched.Add(1)
+	}
+	ttl := bc.sharedTTL
+	if err != nil {
+		ttl = 0
+	}
+	p.shared = ttl > 0
+	pl := sender.SharedPlaylist{Body: bytes.Clone(body)}
+	if done != nil {
+		done(pl, ttl)
+	} else if ttl > 0 {
+		p.snd.share.Put(key, pl, ttl)
+	}
+	return body, err
 }
 
 // cpuTotals is the machine's busy and total CPU time (/proc/stat).
@@ -543,7 +607,7 @@ func TestControlPlaneBench(t *testing.T) {
 	senders := map[string]*simSender{}
 	var list []string
 	for i := 0; i < nSenders; i++ {
-		f := &simSender{}
+		f := &simSender{share: sender.NewSharedPlaylists(nil)}
 		f.proof = keys.ProofHandler(func() (string, string) { return strings.TrimPrefix(f.url, "http://"), f.url })
 		f.url, f.srv = serveOn(t, f)
 		senders[strings.TrimPrefix(f.url, "http://")] = f
@@ -598,7 +662,7 @@ func TestControlPlaneBench(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Now()
-	wg := runPlayers(ctx, addr, mode, sessions, conns, openSpan, report, &st)
+	wg := runPlayers(ctx, addr, mode, sessions, conns, openSpan, senders, report, &st)
 	defer wg.Wait()
 	defer cancel()
 	time.Sleep(openSpan)
@@ -607,7 +671,7 @@ func TestControlPlaneBench(t *testing.T) {
 	cpu0, _ := procCPU(cmd.Process.Pid)
 	gen0, _ := procCPU(os.Getpid())
 	busy0, total0 := cpuTotals()
-	m0, s0, b0, o0 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
+	m0, f0, s0, b0, o0 := st.manifests.Load(), st.fetched.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
 	lat0 := st.snapshot()
 	w0 := time.Now()
 	time.Sleep(window)
@@ -615,7 +679,7 @@ func TestControlPlaneBench(t *testing.T) {
 	gen1, _ := procCPU(os.Getpid())
 	busy1, total1 := cpuTotals()
 	el := time.Since(w0)
-	m1, s1, b1, o1 := st.manifests.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
+	m1, f1, s1, b1, o1 := st.manifests.Load(), st.fetched.Load(), st.steering.Load(), totalBatches(senders), totalOps(senders)
 	rss := procRSS(cmd.Process.Pid)
 	p50, p99, pmax := st.percentiles(lat0)
 	cancel()
@@ -634,9 +698,10 @@ func TestControlPlaneBench(t *testing.T) {
 	if mode == "live" {
 		load = mps / float64(sessions)
 	}
-	fmt.Printf("RESULT mode=%s sessions=%d senders=%d conns=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load) steering/s=%.0f (%.0f%% of the intended) us_per_request_incl_share=%.1f batches/s=%.1f ops/s=%.0f rss_mb=%.0f latency_ms p50=%.1f p99=%.1f max=%.1f generator_cpu=%.0f%% other_cpu=%.0f%% (of %.1f CPUs) errors=%d\n",
+	fps := float64(f1-f0) / el.Seconds()
+	fmt.Printf("RESULT mode=%s sessions=%d senders=%d conns=%d window=%.1fs cpu=%.2fs (%.0f%% of a core) us_per_session_second=%.1f manifests/s=%.0f (%.0f%% of the live load; %.0f/s from the scheduler, the rest from senders' shared copies) steering/s=%.0f (%.0f%% of the intended) us_per_scheduler_request_incl_share=%.1f batches/s=%.1f ops/s=%.0f rss_mb=%.0f latency_ms p50=%.1f p99=%.1f max=%.1f generator_cpu=%.0f%% other_cpu=%.0f%% (of %.1f CPUs) errors=%d\n",
 		mode, sessions, nSenders, conns, el.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), perSS,
-		mps, 100*load, sps, 100*sps/(float64(sessions)/2), float64(cpu.Microseconds())/max(float64(m1-m0+s1-s0), 1),
+		mps, 100*load, fps, sps, 100*sps/(float64(sessions)/2), float64(cpu.Microseconds())/max(float64(f1-f0+s1-s0), 1),
 		float64(b1-b0)/el.Seconds(), float64(o1-o0)/el.Seconds(), rss, p50, p99, pmax, 100*gen.Seconds()/el.Seconds(), 100*other, ncpu, st.errs.Load())
 	if e := st.firstErr.Load(); e != nil {
 		fmt.Printf("first error: %v\n", e)

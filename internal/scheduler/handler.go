@@ -156,6 +156,12 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot render manifest", http.StatusInternalServerError)
 		return
 	}
+	if req.file == "rel.m3u8" {
+		s.mu.RLock()
+		shared := listsShared(sess)
+		s.mu.RUnlock()
+		markShared(w, req, shared)
+	}
 	s.respond(w, r, format, ctype, tpl, &sv, body)
 }
 
@@ -269,10 +275,12 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 		s.hintTrack(sess, req.track)
 	}
 	sv := s.placeholders(sess, "", now)
+	shared := listsShared(sess)
 	s.mu.Unlock()
 	if tpl.host {
 		sv.host = requestBase(r)
 	}
+	markShared(w, req, shared)
 	s.respond(w, r, format, ctype, tpl, &sv, nil)
 	return true
 }
@@ -338,6 +346,7 @@ func (s *Scheduler) serveRead(w http.ResponseWriter, r *http.Request, req reques
 	if tpl.host {
 		sv.host = requestBase(r)
 	}
+	markShared(w, req, true)
 	s.respond(w, r, format, ctype, tpl, &sv, nil)
 	return true
 }
@@ -347,7 +356,7 @@ func (s *Scheduler) serveRead(w http.ResponseWriter, r *http.Request, req reques
 // without computing anything). s.mu must be held, shared will do.
 func (s *Scheduler) sharedViewKey(sess *session, now time.Time) (string, bool) {
 	ps := sess.point
-	if sess.start > 0 && !ps.live {
+	if !listsShared(sess) {
 		return "", false
 	}
 	c := ps.shared
@@ -685,7 +694,7 @@ type sharedView struct {
 // per change of what it depends on (sharedView). s.mu must be held.
 func (s *Scheduler) sessionView(sess *session, now time.Time) (store.View, string) {
 	ps := sess.point
-	if cut := sess.start > 0 && !ps.live; cut {
+	if !listsShared(sess) {
 		v, _ := s.listedView(ps, sess.start, now)
 		return v, viewKey(v)
 	}
@@ -695,6 +704,31 @@ func (s *Scheduler) sessionView(sess *session, now time.Time) (store.View, strin
 	v, until := s.listedView(ps, -1, now)
 	ps.shared = &sharedView{view: v, key: viewKey(v), viewVer: ps.viewVer, holdVer: ps.holdVer, liveVer: s.liveVer, until: until}
 	return v, ps.shared.key
+}
+
+// listsShared reports whether a session's manifests list its point's
+// shared view (sessionView): all but an on-demand session's opened at a
+// deep-link position. s.mu must be held.
+func listsShared(sess *session) bool {
+	return !(sess.start > 0 && !sess.point.live)
+}
+
+// sharedPlaylistTTL is how long a sender may answer the reloads of a
+// shared pathway playlist with its copy (cluster.SharedPlaylistHeader):
+// the most it delays the listing of a new fragment.
+const sharedPlaylistTTL = 50 * time.Millisecond
+
+// sharedPlaylistValue is the header's value: sharedPlaylistTTL in ms.
+var sharedPlaylistValue = []string{strconv.FormatInt(sharedPlaylistTTL.Milliseconds(), 10)}
+
+// markShared marks a pathway playlist response (req.file rel.m3u8) as the
+// shared one of its point and track when the session lists the shared
+// view, so that its sender answers the next reloads with it (sender
+// package, docs/cluster.md "Pathway playlists").
+func markShared(w http.ResponseWriter, req request, shared bool) {
+	if shared && req.file == "rel.m3u8" {
+		w.Header()[cluster.SharedPlaylistHeader] = sharedPlaylistValue
+	}
 }
 
 // listedView is a point's index as a session's manifests list it (see

@@ -16,6 +16,7 @@ type metrics struct {
 	ops           *prometheus.CounterVec // op (lookahead, send, cancel)
 	refused       *prometheus.CounterVec // reason (refused, missing)
 	unpinned      prometheus.Counter
+	senderReloads prometheus.Counter       // pathway playlist reloads senders answered from a shared copy
 	batches       *prometheus.CounterVec   // sender, result (ok, error)
 	batchSeconds  *prometheus.HistogramVec // lookahead (yes, no)
 	sent          *prometheus.CounterVec   // source (ram, disk): sent reports
@@ -66,6 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessions:           f.GaugeVec("sluice_scheduler_sessions", "Sessions this scheduler holds, by type (live, vod).", "type"),
 		sessionEvents:      f.CounterVec("sluice_scheduler_session_events_total", "Sessions opened, adopted from another scheduler, and expired.", "event"),
 		manifests:          f.CounterVec("sluice_scheduler_manifests_total", "Per-session manifests served, by format and result.", "format", "result"),
+		senderReloads:      f.Counter("sluice_scheduler_sender_reloads_total", "Reloads of this scheduler's sessions' pathway playlists that senders answered from their shared copy and reported in batch results."),
 		pins:               f.GaugeVec("sluice_scheduler_pins", "Block reservations this scheduler holds at senders, by role (send, lookahead).", "role"),
 		ops:                f.CounterVec("sluice_scheduler_ops_total", "Requests sent to senders in batches, by op (lookahead, send, cancel).", "op"),
 		refused:            f.CounterVec("sluice_scheduler_refused_total", "Reservations a sender did not take, by reason (refused: RAM full of pinned blocks; missing: block not held).", "reason"),

@@ -206,6 +206,7 @@ type Scheduler struct {
 	timers        deadlines
 	wake          chan struct{} // kicks the loop
 	scratch       wants
+	reconciles    uint64 // reconcile calls: marks the pins each one wants
 	started       bool
 	lastScan      time.Time
 	// lastGauges is when the session and pin gauges were set last.

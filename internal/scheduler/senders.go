@@ -47,8 +47,18 @@ func opOf(r role) op {
 
 // pendOp is a request waiting for the next batch.
 type pendOp struct {
-	op op
-	st *pinState // nil for cancels
+	op   op
+	st   *pinState // nil for cancels
+	sess *session  // nil for cancels
+}
+
+// reservation is a look-ahead or send request that left in a batch, with
+// the session and reservation state it was made for (applyResult takes
+// the answer without looking them up again).
+type reservation struct {
+	pin  cluster.Pin
+	sess *session
+	st   *pinState
 }
 
 // senderConn is this scheduler's side of one sender: the queued requests,
@@ -121,8 +131,8 @@ func (sc *senderConn) count(r role, d int) {
 
 // queue adds a request to the next batch; a later request for the same pin
 // replaces an earlier one that has not left.
-func (sc *senderConn) queue(p cluster.Pin, o op, st *pinState) {
-	sc.pend[p] = pendOp{o, st}
+func (sc *senderConn) queue(p cluster.Pin, o op, st *pinState, sess *session) {
+	sc.pend[p] = pendOp{o, st, sess}
 }
 
 // schedulerID is the ID this scheduler uses at the sender: its own ID, with
@@ -137,7 +147,7 @@ func (s *Scheduler) schedulerID(sc *senderConn) string {
 // takeBatch builds the next batch for a sender from its queue, or returns
 // nil when there is nothing to send and the lease is not due. force builds
 // one whenever something is queued. s.mu must be held.
-func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*cluster.Batch, []cluster.Pin) {
+func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*cluster.Batch, []reservation) {
 	if !sc.up {
 		return nil, nil
 	}
@@ -172,7 +182,7 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 		delete(sc.ends, id)
 		b.Ends = append(b.Ends, id)
 	}
-	var reserved []cluster.Pin
+	var reserved []reservation
 	n := 0
 	for p, o := range sc.pend {
 		if n == maxBatch {
@@ -183,10 +193,10 @@ func (s *Scheduler) takeBatch(sc *senderConn, now time.Time, force bool) (*clust
 		switch o.op {
 		case opLook:
 			b.LookAhead = append(b.LookAhead, p)
-			reserved = append(reserved, p)
+			reserved = append(reserved, reservation{p, o.sess, o.st})
 		case opSend:
 			b.Send = append(b.Send, p)
-			reserved = append(reserved, p)
+			reserved = append(reserved, reservation{p, o.sess, o.st})
 		case opCancel:
 			b.Cancel = append(b.Cancel, p)
 		}
@@ -417,7 +427,7 @@ const maxBatchResult = 64 << 20
 // applyResult takes a batch's answer: refused and missing reservations move
 // to the next owner, the others are confirmed, sent reports advance the
 // sessions. A failed batch counts against the sender. s.mu must be held.
-func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []cluster.Pin, res *cluster.BatchResult, err error) {
+func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []reservation, res *cluster.BatchResult, err error) {
 	if err != nil {
 		s.m.batches.WithLabelValues(sc.m.ID, "error").Inc()
 		sc.fails++
@@ -450,13 +460,12 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 			if b.Placement != nil {
 				sc.placed = 0
 			}
-			for _, p := range reserved {
-				if sess := s.sessions[p.Session]; sess != nil {
-					if st := sess.pins[pinKey{sc.m.ID, p.Block}]; st != nil {
-						if _, ok := sc.pend[p]; !ok {
-							sc.pend[p] = pendOp{opOf(st.role), st}
-						}
-					}
+			for _, r := range reserved {
+				if r.sess.closed || r.st.dropped {
+					continue
+				}
+				if _, ok := sc.pend[r.pin]; !ok {
+					sc.pend[r.pin] = pendOp{opOf(r.st.role), r.st, r.sess}
 				}
 			}
 		}
@@ -485,16 +494,12 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 		missing[bl] = true
 	}
 	touched := map[*session]bool{}
-	for _, p := range reserved {
-		sess := s.sessions[p.Session]
-		if sess == nil || sess.closed {
-			continue
+	for _, r := range reserved {
+		sess, st, p := r.sess, r.st, r.pin
+		if sess.closed || st.dropped {
+			continue // dropped meanwhile (a new reservation of the block is another one)
 		}
 		k := pinKey{sc.m.ID, p.Block}
-		st := sess.pins[k]
-		if st == nil {
-			continue
-		}
 		touched[sess] = true
 		ps := sess.point
 		switch {
@@ -513,7 +518,11 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 			}
 			s.m.refused.WithLabelValues(reason).Inc()
 			s.dropPin(sess, k, false)
-			sess.refuse[k] = now.Add(backoff)
+			until := now.Add(backoff)
+			sess.refuse[k] = until
+			if sess.refuseNext.IsZero() || until.Before(sess.refuseNext) {
+				sess.refuseNext = until
+			}
 			s.markDirty(sess)
 			if reason == "refused" {
 				// Refused for want of RAM: the sender holds the block.
@@ -526,6 +535,9 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []clu
 	}
 	for _, r := range res.Sent {
 		s.onSent(r)
+	}
+	for _, r := range res.Reloads {
+		s.onReload(r, now)
 	}
 	for sess := range touched {
 		s.notifyIfReady(sess)

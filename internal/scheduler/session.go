@@ -31,8 +31,12 @@ type pinKey struct {
 // pinState is a reservation this scheduler holds (or has queued).
 type pinState struct {
 	role   role
-	acked  bool // the sender took it
-	posted bool // it left in a batch
+	acked  bool   // the sender took it
+	posted bool   // it left in a batch
+	wanted uint64 // the latest reconcile (Scheduler.reconciles) that wanted it
+	// dropped: no longer the session's (dropPin); an answer to a batch
+	// that carried it is ignored.
+	dropped bool
 }
 
 // kindPos is a session's position in one media kind.
@@ -59,6 +63,9 @@ type session struct {
 	pins   map[pinKey]*pinState
 	sent   map[cluster.BlockID]time.Time // blocks sent within the retry period
 	refuse map[pinKey]time.Time          // sender refused or lacked the block until
+	// sentNext and refuseNext are the first expiry of an entry of sent
+	// (its time + RetryPeriod) and of refuse; zero when they are empty.
+	sentNext, refuseNext time.Time
 	// token is the session's token (cluster.Sign), the same all its life.
 	token string
 	// pathways are its senders' pathways, in its order of preference (from
@@ -393,16 +400,6 @@ func (ws *wants) add(k pinKey, r role) {
 	*ws = append(*ws, want{k, r})
 }
 
-// has reports whether k is wanted.
-func (ws wants) has(k pinKey) bool {
-	for i := range ws {
-		if ws[i].k == k {
-			return true
-		}
-	}
-	return false
-}
-
 // desired computes the reservations a session should hold now into out.
 // s.mu must be held.
 func (s *Scheduler) desired(sess *session, now time.Time, out *wants) {
@@ -513,23 +510,33 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 			next = t
 		}
 	}
+	// Each wanted reservation is marked with this reconcile's number, so
+	// that those no longer wanted are found in one pass over the pins
+	// (not a search of the wanted list per pin).
+	s.reconciles++
+	mark := s.reconciles
 	held := 0 // wanted reservations the session holds
 	for _, w := range want {
 		p := sess.pins[w.k]
 		if p == nil {
-			if s.addPin(sess, w.k, w.r) {
+			if p = s.addPin(sess, w.k, w.r); p != nil {
+				p.wanted = mark
 				held++
 			}
 			continue
 		}
+		if p.wanted == mark {
+			continue // a repeat (wants.add keeps one per key)
+		}
+		p.wanted = mark
 		held++
 		if w.r == roleSend && p.role == roleLook {
 			s.upgradePin(sess, w.k, p)
 		}
 	}
 	if len(sess.pins) > held {
-		for k := range sess.pins {
-			if want.has(k) {
+		for k, p := range sess.pins {
+			if p.wanted == mark {
 				continue
 			}
 			if at, ok := sess.sent[k.block]; ok {
@@ -541,36 +548,51 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 			s.dropPin(sess, k, true)
 		}
 	}
-	for b, at := range sess.sent {
-		if exp := at.Add(s.cfg.RetryPeriod); !now.Before(exp) {
-			delete(sess.sent, b)
-		} else {
-			soon(exp)
+	// The sent blocks and refusals are scanned only once the first of
+	// them expired (most reconciles come before that).
+	if !sess.sentNext.IsZero() && !now.Before(sess.sentNext) {
+		sess.sentNext = time.Time{}
+		for b, at := range sess.sent {
+			if exp := at.Add(s.cfg.RetryPeriod); !now.Before(exp) {
+				delete(sess.sent, b)
+			} else if sess.sentNext.IsZero() || exp.Before(sess.sentNext) {
+				sess.sentNext = exp
+			}
 		}
 	}
-	for k, until := range sess.refuse {
-		if !now.Before(until) {
-			delete(sess.refuse, k)
-		} else {
-			soon(until)
+	if !sess.refuseNext.IsZero() && !now.Before(sess.refuseNext) {
+		sess.refuseNext = time.Time{}
+		for k, until := range sess.refuse {
+			if !now.Before(until) {
+				delete(sess.refuse, k)
+			} else if sess.refuseNext.IsZero() || until.Before(sess.refuseNext) {
+				sess.refuseNext = until
+			}
 		}
+	}
+	if !sess.sentNext.IsZero() {
+		soon(sess.sentNext)
+	}
+	if !sess.refuseNext.IsZero() {
+		soon(sess.refuseNext)
 	}
 	s.setDeadline(sess, next)
 }
 
-// addPin records a new reservation and queues it, and reports whether it
-// did (not for a sender that is not live). s.mu must be held.
-func (s *Scheduler) addPin(sess *session, k pinKey, r role) bool {
+// addPin records a new reservation and queues it, and returns its state
+// (nil for a sender that is not live: nothing is recorded). s.mu must be
+// held.
+func (s *Scheduler) addPin(sess *session, k pinKey, r role) *pinState {
 	sc := s.senders[k.sender]
 	if sc == nil || !sc.up {
-		return false
+		return nil
 	}
 	p := &pinState{role: r}
 	sess.pins[k] = p
 	sc.count(r, +1)
-	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p, sess)
 	s.m.opCount[opOf(r)].Inc()
-	return true
+	return p
 }
 
 // upgradePin turns a look-ahead into a send request. s.mu must be held.
@@ -582,7 +604,7 @@ func (s *Scheduler) upgradePin(sess *session, k pinKey, p *pinState) {
 	sc.count(p.role, -1)
 	p.role = roleSend
 	sc.count(p.role, +1)
-	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p)
+	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opSend, p, sess)
 	s.m.opCount[opSend].Inc()
 }
 
@@ -594,6 +616,7 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 		return
 	}
 	delete(sess.pins, k)
+	p.dropped = true
 	sc := s.senders[k.sender]
 	if sc == nil {
 		return
@@ -608,9 +631,32 @@ func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
 		return
 	}
 	if sc.up {
-		sc.queue(pin, opCancel, nil)
+		sc.queue(pin, opCancel, nil, nil)
 		s.m.opCount[opCancel].Inc()
 	}
+}
+
+// onReload records a reload of a session's pathway playlist that a sender
+// answered from its shared copy (cluster.BatchResult.Reloads): what
+// serveRead would have recorded had the request come here. s.mu must be
+// held.
+func (s *Scheduler) onReload(r cluster.Reload, now time.Time) {
+	sess := s.sessions[r.Session]
+	if sess == nil || sess.closed || sess.point.name != r.Point {
+		return
+	}
+	s.m.senderReloads.Inc()
+	at := r.At
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	if at.After(sess.seen.load()) {
+		sess.seen.store(at)
+	}
+	if at.After(sess.point.used.load()) {
+		sess.point.used.store(at)
+	}
+	s.hintTrack(sess, r.Track)
 }
 
 // onSent applies a sender's report that a block went to a session: the
@@ -639,6 +685,9 @@ func (s *Scheduler) onSent(r cluster.SentReport) {
 		at = now
 	}
 	sess.sent[r.Block] = at
+	if exp := at.Add(s.cfg.RetryPeriod); sess.sentNext.IsZero() || exp.Before(sess.sentNext) {
+		sess.sentNext = exp
+	}
 	sess.played = true
 	kp := sess.kind(t.kind)
 	if kp.known && at.Before(kp.at) {

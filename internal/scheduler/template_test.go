@@ -196,3 +196,61 @@ func labelOf(sess *session, member string) string {
 	}
 	return ""
 }
+
+// TestSharedPathwayPlaylists: a session's pathway playlist (rel.m3u8) is
+// marked as its point's shared one (cluster.SharedPlaylistHeader) when the
+// session lists the shared view — on the exclusive path and on the shared
+// lock — and not when it lists its own (an on-demand session opened at a
+// deep-link position); other playlists are never marked. A reload a sender
+// answered from its copy and reported (cluster.Reload) counts as a request
+// of the session: it keeps it alive and moves it to the reloaded track.
+func TestSharedPathwayPlaylists(t *testing.T) {
+	live := testView("live", 12, false)
+	low := live.Tracks[0]
+	low.ID, low.Info.Bitrate = "video_500", 500000
+	live.Tracks = append(live.Tracks, low)
+	c := newTestCluster(t, DefaultConfig(), 3, -1, live, testView("vod", 30, true))
+	serve := func(path string) *recorder {
+		req, _ := http.NewRequest(http.MethodGet, "http://sched.test"+path, nil)
+		rec := newRecorder()
+		c.s.ServeHTTP(rec, req)
+		if rec.code != 200 {
+			t.Fatalf("%s: %d %s", path, rec.code, rec.body.String())
+		}
+		return rec
+	}
+	sid, pls := openHLS(t, c, "live", "")
+	rel := strings.Replace(pls["video_1000"], "media.m3u8", "rel.m3u8", 1)
+	for i := 0; i < 3; i++ { // the exclusive path, then the shared lock
+		if got := serve(rel).h.Get(cluster.SharedPlaylistHeader); got != "50" {
+			t.Fatalf("reload %d of a live session's pathway playlist: %s %q, want 50", i, cluster.SharedPlaylistHeader, got)
+		}
+	}
+	if got := serve(pls["video_1000"]).h.Get(cluster.SharedPlaylistHeader); got != "" {
+		t.Errorf("direct media playlist marked shared: %q", got)
+	}
+	vsid, vpls := openHLS(t, c, "vod", "?start=20")
+	if got := serve(strings.Replace(vpls["video_1000"], "media.m3u8", "rel.m3u8", 1)).h.Get(cluster.SharedPlaylistHeader); got != "" {
+		t.Errorf("deep-linked on-demand session %s: marked shared (%q)", vsid, got)
+	}
+
+	// A reported reload: the session moves to video_500 and is seen now.
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	sess := c.s.sessions[sid]
+	at := c.s.now()
+	sess.seen.store(at.Add(-30 * time.Second))
+	c.s.onReload(cluster.Reload{Session: sid, Point: "live", Track: "video_500", At: at}, at)
+	if kp := sess.kinds["video"]; kp == nil || kp.track != "video_500" {
+		t.Errorf("after a reload of video_500 the session's video track is %+v", kp)
+	}
+	if !sess.seen.load().Equal(at) {
+		t.Errorf("seen %v, want %v", sess.seen.load(), at)
+	}
+	// Another point's or an unknown session's reloads change nothing.
+	c.s.onReload(cluster.Reload{Session: sid, Point: "vod", Track: "video_1000", At: at}, at)
+	c.s.onReload(cluster.Reload{Session: "nope", Point: "live", Track: "video_1000", At: at}, at)
+	if kp := sess.kinds["video"]; kp.track != "video_500" {
+		t.Errorf("a reload of another point moved the session to %s", kp.track)
+	}
+}

@@ -29,7 +29,7 @@ type senderMetrics struct {
 	deleted        *prometheus.CounterVec // result: deleted, absent, deferred
 	fallbacks      prometheus.Counter
 	redirects      *prometheus.CounterVec // kind: block, init
-	playlists      *prometheus.CounterVec // result: ok, error
+	playlists      *prometheus.CounterVec // result: ok, shared, error
 	grants         prometheus.Counter
 	orphans        prometheus.Counter
 }
@@ -57,7 +57,7 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 		fallbacks:    f.Counter("sluice_sender_fallback_requests_total", "Client requests for an owner-set host name that names this sender but not first: the player could not connect to the first owner."),
 		redirects: f.CounterVec("sluice_sender_redirects_total", "Client requests for a block (or header) this sender does not hold, answered with a redirect to a live owner, by kind (block, init).",
 			"kind"),
-		playlists: f.CounterVec("sluice_sender_playlists_total", "Session media playlists served to players on this sender's pathway (fetched from a scheduler), by result (ok, error).",
+		playlists: f.CounterVec("sluice_sender_playlists_total", "Session media playlists served to players on this sender's pathway, by result (ok: fetched from a scheduler; shared: answered with the copy a scheduler marked as its point's shared one; error).",
 			"result"),
 		grants:  f.Counter("sluice_sender_session_grants_total", "Session grants (and renewals) received from schedulers."),
 		orphans: f.Counter("sluice_sender_orphan_reports_total", "Sessions reported to a scheduler for adoption (their own scheduler stopped renewing them while players used them)."),

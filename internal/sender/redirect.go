@@ -83,6 +83,13 @@ const maxPlaylist = 16 << 20
 // sender's URL, whatever player it is. The session's scheduler answers
 // while its lease runs, else any scheduler with a lease (which adopts the
 // session); at most two are tried.
+//
+// An answer the scheduler marks as its point's shared one
+// (cluster.SharedPlaylistHeader) is kept for the time it allows, and the
+// session is marked: its next reloads of any track of the point are
+// answered with the copy of that track while it is fresh (fetched once
+// for all the sessions waiting when it is not) and reported to the
+// scheduler in the next batch result (cluster.BatchResult.Reloads).
 func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster.Token, track string) {
 	path := "/s/" + escapePoint(t.Point) + "/~" + t.Session + "/" + url.PathEscape(track) + "/rel.m3u8"
 	if s.o.Playlists != nil {
@@ -94,6 +101,17 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 		s.copyPlaylist(w, rec.code, rec.h, rec.body.Bytes())
 		return
 	}
+	var done func(SharedPlaylist, time.Duration)
+	if key, ok := s.sharedKey(t, track); ok {
+		p, fresh, d := s.shared.Get(r.Context(), key)
+		if fresh {
+			s.reportReload(cluster.Reload{Session: t.Session, Point: t.Point, Track: track, At: s.o.Now()})
+			s.writePlaylist(w, http.StatusOK, p.ContentType, p.CacheControl, "", p.Body, "shared")
+			return
+		}
+		done = d
+	}
+	// done (a fetch others may wait for) is called once, whatever happens.
 	var lastErr error
 	for _, base := range s.schedulersFor(t.Session) {
 		code, h, body, err := s.fetchPlaylist(r.Context(), base+path)
@@ -105,8 +123,24 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 			lastErr = fmt.Errorf("scheduler %s: status %d", base, code)
 			continue
 		}
+		var ttl time.Duration
+		if code == http.StatusOK {
+			ttl = ParseSharedTTL(h.Get(cluster.SharedPlaylistHeader))
+		}
+		p := SharedPlaylist{Body: body, ContentType: h.Get("Content-Type"), CacheControl: h.Get("Cache-Control")}
+		s.markShared(t.Session, base, ttl > 0)
+		key := SharedKey{Scheduler: base, Point: t.Point, Track: track}
+		if done != nil {
+			done(p, ttl) // the key asked for is this base's (sharedKey)
+			done = nil
+		} else if ttl > 0 {
+			s.shared.Put(key, p, ttl)
+		}
 		s.copyPlaylist(w, code, h, body)
 		return
+	}
+	if done != nil {
+		done(SharedPlaylist{}, 0)
 	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no scheduler holds a lease here")
@@ -118,21 +152,69 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	http.Error(w, "playlist unavailable: "+lastErr.Error(), http.StatusServiceUnavailable)
 }
 
-// copyPlaylist writes a scheduler's answer to the player.
-func (s *Sender) copyPlaylist(w http.ResponseWriter, code int, h http.Header, body []byte) {
-	for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
-		if v := h.Get(k); v != "" {
-			w.Header().Set(k, v)
+// sharedKey is the key of the shared copy of a track's pathway playlist
+// that a session's reloads may be answered with: when its latest answer
+// came marked as shared from its own scheduler, whose lease runs.
+func (s *Sender) sharedKey(t cluster.Token, track string) (SharedKey, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[t.Session]
+	if ss == nil || ss.sharedFrom == "" || ss.sharedFrom != s.schedURLs[ss.sched] || !s.o.Now().Before(s.leases[ss.sched]) {
+		return SharedKey{}, false
+	}
+	return SharedKey{Scheduler: ss.sharedFrom, Point: t.Point, Track: track}, true
+}
+
+// markShared records whether a session's latest playlist answer, from the
+// scheduler at base, was its point's shared one.
+func (s *Sender) markShared(session, base string, shared bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.sessions[session]; ss != nil {
+		ss.sharedFrom = ""
+		if shared {
+			ss.sharedFrom = base
 		}
 	}
-	w.Header().Set("Sluice-Sender", s.o.ID)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(code)
-	w.Write(body)
+}
+
+// reportReload queues a reload answered from a shared copy for the
+// session's scheduler's next batch result.
+func (s *Sender) reportReload(rl cluster.Reload) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[rl.Session]
+	if ss == nil {
+		return
+	}
+	q := append(s.reloads[ss.sched], rl)
+	if len(q) > s.o.MaxReports {
+		q = q[len(q)-s.o.MaxReports:]
+	}
+	s.reloads[ss.sched] = q
+}
+
+// copyPlaylist writes a scheduler's answer to the player.
+func (s *Sender) copyPlaylist(w http.ResponseWriter, code int, h http.Header, body []byte) {
 	result := "ok"
 	if code != http.StatusOK {
 		result = "error"
 	}
+	s.writePlaylist(w, code, h.Get("Content-Type"), h.Get("Cache-Control"), h.Get("Retry-After"), body, result)
+}
+
+// writePlaylist writes a playlist answer and counts it by result.
+func (s *Sender) writePlaylist(w http.ResponseWriter, code int, ctype, cc, retry string, body []byte, result string) {
+	hd := w.Header()
+	for _, kv := range [][2]string{{"Content-Type", ctype}, {"Cache-Control", cc}, {"Retry-After", retry}} {
+		if kv[1] != "" {
+			hd.Set(kv[0], kv[1])
+		}
+	}
+	hd.Set("Sluice-Sender", s.o.ID)
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
 	s.m.playlists.WithLabelValues(result).Inc()
 }
 

@@ -131,6 +131,8 @@ type Sender struct {
 	sessions  map[string]*session             // session -> what is known of it
 	ended     map[string]time.Time            // sessions ended by their scheduler, when
 	reports   map[string][]cluster.SentReport // scheduler -> reports not yet returned
+	reloads   map[string][]cluster.Reload     // scheduler -> shared reloads not yet returned
+	shared    *SharedPlaylists                // pathway playlists schedulers marked shared
 	inits     map[string]initEntry            // "<point>/<track>" -> header
 	leases    map[string]time.Time            // scheduler -> end of its lease
 	schedURLs map[string]string               // scheduler -> its cluster.Batch.URL
@@ -214,6 +216,7 @@ func New(o Options) (*Sender, error) {
 	s := &Sender{
 		o: o, st: o.Store, reg: reg, log: o.Log, started: o.Now(), boot: hex.EncodeToString(boot[:]),
 		sessions: map[string]*session{}, ended: map[string]time.Time{}, reports: map[string][]cluster.SentReport{},
+		reloads: map[string][]cluster.Reload{}, shared: NewSharedPlaylists(o.Now),
 		inits: map[string]initEntry{}, leases: map[string]time.Time{}, schedURLs: map[string]string{},
 	}
 	m, err := newMetrics(reg, s)
@@ -314,6 +317,7 @@ func (s *Sender) expire() {
 		s.m.pinsReleased.WithLabelValues("lease").Add(float64(e.Pins))
 		s.mu.Lock()
 		delete(s.reports, e.Scheduler)
+		delete(s.reloads, e.Scheduler)
 		for id, ss := range s.sessions {
 			// Granted sessions stay valid until their grant runs out:
 			// another scheduler adopts them (orphans).
@@ -426,6 +430,8 @@ func (s *Sender) Apply(ctx context.Context, b cluster.Batch) (cluster.BatchResul
 	s.mu.Lock()
 	res.Sent = s.reports[b.Scheduler]
 	delete(s.reports, b.Scheduler)
+	res.Reloads = s.reloads[b.Scheduler]
+	delete(s.reloads, b.Scheduler)
 	res.Orphans = s.orphans(b.Scheduler, s.o.Now())
 	s.mu.Unlock()
 	res.Boot = s.boot

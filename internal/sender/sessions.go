@@ -35,6 +35,9 @@ type session struct {
 	ttl     time.Duration
 	active  time.Time // last client request with its token
 	offered time.Time // last time it was reported as an orphan
+	// sharedFrom is the scheduler (base URL) whose latest playlist answer
+	// for it was its point's shared one (servePlaylist); "": none.
+	sharedFrom string
 }
 
 // errSession is the cause of a refused session (wrapped into

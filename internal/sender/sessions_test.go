@@ -2,10 +2,12 @@ package sender
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +297,131 @@ func TestPlaylist(t *testing.T) {
 	})
 	if code, body := status(t, g.base+"/b/"+tok+"/live/ch/video_800000/media.m3u8"); code != 200 || !strings.Contains(body, "in process "+want) {
 		t.Fatalf("in process: %d %q", code, body)
+	}
+}
+
+// TestSharedPlaylist: a pathway playlist the scheduler marks as its
+// point's shared one answers the reloads of every session whose latest
+// answer was marked, on that scheduler, while it is fresh — fetched once
+// for all the reloads that find it stale at the same time — and those
+// reloads are reported in the scheduler's next batch result; a session
+// whose answer was not marked (a deep-link position) is always asked for.
+func TestSharedPlaylist(t *testing.T) {
+	var asked atomic.Int64
+	release := make(chan struct{})
+	var gate atomic.Bool // hold fetches until release is closed
+	notShared := map[string]bool{}
+	var mu sync.Mutex
+	sched := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := asked.Add(1)
+		if gate.Load() {
+			<-release
+		}
+		mu.Lock()
+		own := false
+		for s := range notShared {
+			own = own || strings.Contains(r.URL.Path, s)
+		}
+		mu.Unlock()
+		if !own {
+			w.Header().Set(cluster.SharedPlaylistHeader, "1000")
+		}
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "#EXTM3U\n# answer %d\n", n)
+	}))
+	t.Cleanup(sched.Close)
+	clk := testkit.NewClock(time.Now())
+	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now })
+	ctx := context.Background()
+	a, b, deep := sessionID(t, clk.Now()), sessionID(t, clk.Now().Add(time.Second)), sessionID(t, clk.Now().Add(2*time.Second))
+	mu.Lock()
+	notShared[deep] = true
+	mu.Unlock()
+	grants := []cluster.Grant{{Session: a, Point: "live/ch"}, {Session: b, Point: "live/ch"}, {Session: deep, Point: "live/ch"}}
+	f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, URL: sched.URL, Grants: grants, GrantTTL: time.Hour})
+	pl := func(sess string) string {
+		return f.base + "/b/" + token(sess, secret) + "/live/ch/video_800000/media.m3u8"
+	}
+	reload := func(sess, want string) {
+		t.Helper()
+		resp, body := get(t, pl(sess))
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) || resp.Header.Get(cluster.SharedPlaylistHeader) != "" {
+			t.Fatalf("%s: %d %q (%s %q), want %q", sessionLabel(sess), resp.StatusCode, body, cluster.SharedPlaylistHeader, resp.Header.Get(cluster.SharedPlaylistHeader), want)
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q", cc)
+		}
+	}
+	reload(a, "answer 1") // asked: a is not marked yet
+	reload(a, "answer 1") // the copy
+	reload(b, "answer 2") // asked: b is not marked yet (the copy is now answer 2)
+	reload(a, "answer 2")
+	reload(deep, "answer 3")
+	reload(deep, "answer 4") // never marked: asked every time
+	if n := asked.Load(); n != 4 {
+		t.Fatalf("scheduler asked %d times, want 4", n)
+	}
+	res, err := f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, URL: sched.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Reloads) != 2 || res.Reloads[0].Session != a || res.Reloads[1].Session != a ||
+		res.Reloads[0].Track != "video_800000" || res.Reloads[0].Point != "live/ch" || !res.Reloads[0].At.Equal(clk.Now()) {
+		t.Errorf("reloads reported: %+v", res.Reloads)
+	}
+	if res, _ := f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Minute, URL: sched.URL}); len(res.Reloads) != 0 {
+		t.Errorf("reloads reported twice: %+v", res.Reloads)
+	}
+
+	// Stale: the reloads arriving together fetch it once.
+	clk.Add(2 * time.Second)
+	gate.Store(true)
+	const n = 8
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess := a
+			if i%2 == 1 {
+				sess = b
+			}
+			resp, body := get(t, pl(sess))
+			if resp.StatusCode != 200 {
+				t.Errorf("concurrent reload %d: %d", i, resp.StatusCode)
+			}
+			bodies[i] = string(body)
+		}()
+	}
+	// Let them all arrive before the one fetch is answered.
+	eventually(t, func() bool { return asked.Load() == 5 })
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if got := asked.Load(); got != 5 {
+		t.Errorf("%d concurrent reloads of a stale copy asked %d times, want once", n, got-4)
+	}
+	for i, body := range bodies {
+		if !strings.Contains(body, "answer 5") {
+			t.Errorf("reload %d: %q", i, body)
+		}
+	}
+
+	// Another scheduler's lease takes over (A's ended): not A's copy.
+	f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: 10 * time.Minute, URL: sched.URL + "/other"})
+	clk.Add(2 * time.Minute)
+	reload(a, "answer 6")
+}
+
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
