@@ -14,9 +14,8 @@
 # 2 alternative-send at two senders, 4 look-ahead) and batches every 100 ms.
 #
 # The players are a cheap generator: one raw HTTP/1.1 keep-alive connection
-# per player up to CONNS (default 9 000: the scheduler's event-loop server
-# takes a second descriptor per request in flight, and both processes stay
-# under a file limit of 20 000; more players share them), no net/http client and no regexp, the
+# per player up to CONNS (default 18 000: both processes stay under a file
+# limit of 20 000; more players share them), no net/http client and no regexp, the
 # connections spread over loopback source addresses 127.0.0.2 to .251 (4 000
 # each, from an address of the run's own), the sessions opened over 5 s or at 2 000 a second. The RESULT line
 # says what share of the intended load it reached (manifests/s: one playlist

@@ -101,6 +101,9 @@ func commonFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics (and the status page of a scheduler or sender) on this address only (e.g. a private interface), not on --listen")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a response that makes no progress (its client reads nothing) for this long (0: never)")
 	fs.StringVar(&c.HTTPEngine, "http-engine", c.HTTPEngine, "HTTP/1.1 server of --listen: eventloop (players' GET/HEAD on an event loop, the rest on net/http) or nethttp")
+	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "also serve HTTPS (HTTP/2 and HTTP/1.1) on this address, with --tls-cert and --tls-key")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (with its chain) of --tls-listen; reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 }
 
 // storeFlags are the flags of the roles over a data directory of
@@ -227,6 +230,7 @@ func schedulerFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.DurationVar(&s.SteeringTTL, "steering-ttl", s.SteeringTTL, "TTL of the sessions' content steering manifests (how often players ask which senders to use)")
 	fs.IntVar(&s.Pathways, "pathways", s.Pathways, "most senders a session's manifests name as pathways (content steering; at most 16)")
 	fs.DurationVar(&s.SessionIdle, "session-idle", s.SessionIdle, "end a session after this long without a manifest request or a sent block")
+	fs.StringVar(&s.SenderPlayerURL, "sender-player-url", s.SenderPlayerURL, "base URL players use for a sender, {host} standing for its member URL's host, e.g. https://{host}:8443 when the senders serve HTTPS there (--tls-listen); default: the member URL")
 	fs.StringVar(&s.OwnerSetURL, "owner-set-url", s.OwnerSetURL, "name blocks by owner set: e.g. http://{owners}.senders.example:9001, a name resolving to every owner (docs/cluster.md)")
 	fs.StringVar(&s.DNSListen, "dns-listen", s.DNSListen, "answer the owner-set names of --owner-set-url over DNS (UDP) at this address, e.g. 0.0.0.0:53")
 	openFlags(fs, c)

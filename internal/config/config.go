@@ -133,6 +133,13 @@ type Config struct {
 	// MetricsListen, when set, serves /metrics on this address only (not
 	// on Listen), e.g. a private interface.
 	MetricsListen string `yaml:"metrics_listen,omitempty"`
+	// TLSListen, when set, serves everything Listen serves over HTTPS on
+	// this address too (HTTP/2 and HTTP/1.1, by ALPN), with the PEM
+	// certificate (chain) and key of TLSCert and TLSKey, reloaded when the
+	// files change (internal/certfile).
+	TLSListen string `yaml:"tls_listen,omitempty"`
+	TLSCert   string `yaml:"tls_cert,omitempty"`
+	TLSKey    string `yaml:"tls_key,omitempty"`
 	// PushRate and PushBurst bound the ingest requests (POST/PUT) one
 	// client address may start per second for one point: a token bucket
 	// of PushBurst refilled at PushRate a second; more get 429 with
@@ -292,6 +299,9 @@ func (c Config) Validate() error {
 	if err := c.validatePeers(); err != nil {
 		return err
 	}
+	if (c.TLSListen != "") != (c.TLSCert != "" && c.TLSKey != "") || (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("tls_listen, tls_cert and tls_key go together (HTTPS needs all three)")
+	}
 	if err := c.Pacing.Validate(); err != nil {
 		return err
 	}
@@ -374,6 +384,12 @@ func (c Config) validatePeers() error {
 }
 
 // isBaseURL accepts http(s)://host[:port][/prefix] without query or fragment.
+// isPlayerURLTemplate reports whether s is a base URL with {host} in it
+// (the scheduler checks the rest: internal/scheduler.PlayerURL).
+func isPlayerURLTemplate(s string) bool {
+	return strings.Contains(s, "{host}") && isBaseURL(strings.ReplaceAll(s, "{host}", "sender.invalid"))
+}
+
 func isBaseURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""

@@ -33,6 +33,15 @@ func TestLoad(t *testing.T) {
 		{"budget below two boxes", "ingest_memory: 1048576\n", "twice max_box", nil},
 		{"negative limit", "max_pushes: -1\n", "must not be negative", nil},
 		{"short rate window", "ingest_rate_window: 100ms\n", "at least 1s", nil},
+		{"https", "tls_listen: 127.0.0.1:8443\ntls_cert: c.pem\ntls_key: k.pem\n", "",
+			func(c Config) bool {
+				return c.TLSListen == "127.0.0.1:8443" && c.TLSCert == "c.pem" && c.TLSKey == "k.pem"
+			}},
+		{"https without a key", "tls_listen: 127.0.0.1:8443\ntls_cert: c.pem\n", "go together", nil},
+		{"sender player URL", "scheduler:\n  sender_player_url: https://{host}:8443\n", "",
+			func(c Config) bool { return c.Scheduler.SenderPlayerURL == "https://{host}:8443" }},
+		{"sender player URL without {host}", "scheduler:\n  sender_player_url: https://s1:8443\n", "sender_player_url", nil},
+		{"certificate without an address", "tls_cert: c.pem\ntls_key: k.pem\n", "go together", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")

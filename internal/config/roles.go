@@ -66,6 +66,11 @@ type Scheduler struct {
 	SessionIdle time.Duration `yaml:"session_idle"`
 	// OwnerSetURL names blocks by owner set (docs/cluster.md).
 	OwnerSetURL string `yaml:"owner_set_url,omitempty"`
+	// SenderPlayerURL is the base URL players use for a sender, with
+	// {host} for the host name of its member URL (e.g.
+	// https://{host}:8443 when the senders serve HTTPS there); empty: the
+	// member URL.
+	SenderPlayerURL string `yaml:"sender_player_url,omitempty"`
 	// DNSListen answers the owner-set names over DNS (UDP) at this address.
 	DNSListen string `yaml:"dns_listen,omitempty"`
 	// OpenRate and OpenBurst bound the sessions one client address opens
@@ -162,6 +167,9 @@ func (s Scheduler) validate() error {
 		return fmt.Errorf("scheduler alt_send, look_ahead, guard, live_start and pathways must not be negative")
 	case s.OpenRate > 0 && s.OpenBurst < 1:
 		return fmt.Errorf("scheduler open_burst %d: at least 1 when open_rate is set", s.OpenBurst)
+	}
+	if s.SenderPlayerURL != "" && !isPlayerURLTemplate(s.SenderPlayerURL) {
+		return fmt.Errorf("scheduler sender_player_url %q: want a base URL whose host is {host}, such as https://{host}:8443", s.SenderPlayerURL)
 	}
 	for _, o := range s.Origins {
 		if !isBaseURL(o) {

@@ -117,6 +117,8 @@ type distAggregate struct {
 	Fragments    int            `json:"fragments"`
 	Errors       int            `json:"errors"`
 	HTTPStatus   map[string]int `json:"http_status"`
+	LatencyP50MS int64          `json:"latency_p50_ms"`
+	LatencyP95MS int64          `json:"latency_p95_ms"`
 }
 
 // distPlay runs `sluice play --sessions n --duration d --json url` and

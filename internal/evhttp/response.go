@@ -19,6 +19,9 @@ import (
 // handler did not declare is sent chunked.
 const bodyBuf = 4 << 10
 
+// sendfileMax bounds one sendfile call (as nginx's sendfile_max_chunk).
+const sendfileMax = 2 << 20
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bodyBuf); return &b }}
 
 // response is the http.ResponseWriter of one request. It also implements
@@ -188,30 +191,30 @@ func (r *response) writev(bufs [][]byte, more bool) error {
 		flags = unix.MSG_MORE
 	}
 	bufs = slices.DeleteFunc(bufs, func(b []byte) bool { return len(b) == 0 })
+	if len(bufs) == 0 {
+		return nil
+	}
 	err := r.sock.write(func(fd int) (int, bool, error) {
-		wrote := 0
-		for len(bufs) > 0 {
+		for {
 			n, err := unix.SendmsgBuffers(fd, bufs, nil, nil, flags|unix.MSG_NOSIGNAL)
-			wrote += max(n, 0)
-			for n > 0 && len(bufs) > 0 {
-				if n >= len(bufs[0]) {
-					n -= len(bufs[0])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil && !eagain(err) {
+				return 0, true, err
+			}
+			n = max(n, 0)
+			for left := n; left > 0; {
+				if left >= len(bufs[0]) {
+					left -= len(bufs[0])
 					bufs = bufs[1:]
 				} else {
-					bufs[0] = bufs[0][n:]
-					n = 0
+					bufs[0] = bufs[0][left:]
+					left = 0
 				}
 			}
-			switch {
-			case err == nil:
-			case eagain(err):
-				return wrote, false, nil
-			case err == unix.EINTR:
-			default:
-				return wrote, true, err
-			}
+			return n, len(bufs) == 0, nil
 		}
-		return wrote, true, nil
 	})
 	if os.IsTimeout(err) {
 		return errNoRoom
@@ -345,29 +348,31 @@ func (r *response) ReadFrom(src io.Reader) (int64, error) {
 	var sent int64
 	var unsupported bool
 	err = r.sock.write(func(fd int) (int, bool, error) {
-		wrote := 0
-		for left > 0 {
-			n, err := unix.Sendfile(fd, infd, nil, int(min(left, 1<<30)))
+		for {
+			// At most sendfileMax a call: the event loop may wait for
+			// the call to close the connection (connFD).
+			n, err := unix.Sendfile(fd, infd, nil, int(min(left, sendfileMax)))
 			if n > 0 {
 				sent += int64(n)
 				left -= int64(n)
-				wrote += n
 			}
+			n = max(n, 0)
 			switch {
 			case err == nil && n == 0: // the file ended early: finish closes the connection
-				return wrote, true, nil
-			case err == nil:
-			case eagain(err):
-				return wrote, false, nil
+				return 0, true, nil
+			case err == nil || eagain(err):
+				return n, left == 0, nil
 			case err == unix.EINTR:
+				if n > 0 {
+					return n, left == 0, nil
+				}
 			case (err == unix.EINVAL || err == unix.ENOSYS) && sent == 0:
 				unsupported = true
-				return wrote, true, nil
+				return 0, true, nil
 			default:
-				return wrote, true, err
+				return n, true, err
 			}
 		}
-		return wrote, true, nil
 	})
 	r.n += sent
 	if lr != nil {

@@ -5,10 +5,12 @@
 //
 // A complete request head is parsed on the event loop; a bodiless GET or
 // HEAD is then served by the ordinary http.Handler on a worker goroutine
-// (a few hundred warm ones wait between requests; see workers). The response writes to a duplicate of
-// the connection's descriptor, straight to the socket (sendfile for files,
-// the header ahead of them with MSG_MORE), waiting for room through the
-// runtime's poller only when the socket buffer is full. Everything else —
+// (a few hundred warm ones wait between requests; see workers). The response
+// writes straight to the socket through the event loop's own descriptor
+// (sendfile for files, the header ahead of them with MSG_MORE), guarded so
+// that it never reaches a number the loop closed (connFD); only a write
+// that finds the socket buffer full takes a duplicate, to wait for room
+// through the runtime's poller. Everything else —
 // requests with bodies (encoder pushes), other methods, Expect and Upgrade —
 // hands the whole connection, with the bytes already read, to a fallback
 // net/http server, which keeps it for its lifetime.
@@ -41,9 +43,12 @@ import (
 )
 
 // Socket is a response's handle on its connection's socket, as given to
-// ConnContext: Control runs a function with the descriptor (socket options,
-// TCP_INFO) as long as the response, or a Hold taken on it, lasts; after
-// that it fails without touching the descriptor.
+// ConnContext: Control runs a function with a descriptor of the socket
+// (socket options, TCP_INFO) as long as the response, or a Hold taken on
+// it, lasts; after that it fails without touching a descriptor. The
+// function must not block: it may run on the event loop's own descriptor,
+// whose close waits for it. Neither Control nor Hold costs a descriptor
+// while the client stays connected.
 type Socket interface {
 	syscall.RawConn
 	// Hold keeps the socket usable after the response ends, until release.
@@ -84,9 +89,10 @@ type Server struct {
 	handoff  *handoffListener
 	inflight atomic.Int64 // requests being served
 	closing  atomic.Bool
-	// overloads counts the requests refused for want of a descriptor.
+	// overloads counts the times a response found no descriptor to wait
+	// for room with, or to go on with once its connection closed.
 	overloads atomic.Int64
-	dup       func(gnet.Conn) (int, error) // tests: duplicates a socket (nil: Conn.Dup)
+	dup       func(fd int) (int, error) // tests: duplicates a socket (nil: dupFD)
 	pool      workers
 	dateVal   atomic.Pointer[dateEntry]
 	done      chan struct{}
@@ -113,6 +119,8 @@ type conn struct {
 	// loop. Without them it only marks the connection idle: no event-loop
 	// wake-up per response.
 	pending atomic.Bool
+	// fd reaches the socket from the request goroutines (see connFD).
+	fd connFD
 	// Event-loop goroutine only.
 	cancel context.CancelFunc // of the latest request (cancelled when the connection closes)
 	// The request goroutine only (one at a time).
@@ -305,6 +313,7 @@ type events struct {
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := gc.Context().(*conn)
 	c.gc = gc
+	c.fd.init(e.s, gc.Fd())
 	c.shared.Store(&gc)
 	return nil, gnet.None
 }
@@ -316,6 +325,9 @@ func (e *events) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
+	// Before gnet closes the descriptor: no request goroutine uses its
+	// number after this.
+	c.fd.close()
 	c.state.Store(stateClosed)
 	if c.cancel != nil {
 		c.cancel()
@@ -395,30 +407,14 @@ func (s *Server) refuse(c *conn, he *headError) gnet.Action {
 	return gnet.Close // gnet sends what is buffered before closing
 }
 
-// dispatch starts serving a request on its own goroutine (event loop).
+// dispatch starts serving a request on its own goroutine (event loop). The
+// request takes no descriptor: its socket reaches the loop's (see connFD).
 func (s *Server) dispatch(c *conn, h *head) gnet.Action {
-	dup := gnet.Conn.Dup
-	if s.dup != nil {
-		dup = s.dup
-	}
-	fd, err := dup(c.gc)
-	if err != nil {
-		// Out of descriptors (each response in progress holds one): the
-		// client retries; the connection stays.
-		s.overloads.Add(1)
-		if s.overloads.Load()%1000 == 1 {
-			s.log().Warn("evhttp: cannot duplicate a connection's socket: 503", "remote", c.remote, "err", err, "times", s.overloads.Load())
-		}
-		c.gc.Write(overloaded)
-		c.since.Store(time.Now().UnixNano())
-		c.state.Store(stateIdle)
-		return gnet.None
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.state.Store(stateBusy)
 	s.inflight.Add(1)
-	sk := newSock(fd)
+	sk := newSock(&c.fd)
 	s.pool.run(func() { s.serve(c, h, sk, ctx, cancel) })
 	return gnet.None
 }
@@ -520,10 +516,22 @@ func (s *Server) handOff(c *conn) gnet.Action {
 	return gnet.Close // the event loop's descriptor; nc keeps the socket
 }
 
-// overloaded is the answer when a response cannot start for want of a
-// descriptor.
-var overloaded = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Retry-After: 1\r\nContent-Length: 43\r\n\r\n503 Service Unavailable: out of descriptors")
+// dupFD duplicates a connection's descriptor for a response (s.dup in
+// tests).
+func (s *Server) dupFD(fd int) (int, error) {
+	if s.dup != nil {
+		return s.dup(fd)
+	}
+	return dupFD(fd)
+}
+
+// noDescriptor counts (and logs, now and then) a response that needed a
+// descriptor of its own and could not have one.
+func (s *Server) noDescriptor(err error, what string) {
+	if n := s.overloads.Add(1); n%1000 == 1 {
+		s.log().Warn("evhttp: out of descriptors: "+what, "err", err, "times", n)
+	}
+}
 
 // dateEntry caches the Date header value for one second.
 type dateEntry struct {

@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -412,32 +412,79 @@ func TestSocketControl(t *testing.T) {
 
 type slotKey struct{}
 
+// TestOutOfDescriptors: a response takes a descriptor of its own only when
+// it has to wait for room; without one (out of descriptors) it still
+// completes, retrying, and a client that stops reading still ends it.
 func TestOutOfDescriptors(t *testing.T) {
 	var fail atomic.Bool
-	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
-		func(s *Server) {
-			s.dup = func(c gnet.Conn) (int, error) {
-				if fail.Load() {
-					return -1, unix.EMFILE
-				}
-				return c.Dup()
+	var dups atomic.Int64
+	h, data := fileHandler(t, 4<<20)
+	errc := make(chan error, 4)
+	srv, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			io.WriteString(w, "served")
+			return
+		}
+		w.(interface{ SetWriteProgressTimeout(time.Duration) }).SetWriteProgressTimeout(2 * time.Second)
+		cw := &errWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		errc <- cw.err
+	}), func(s *Server) {
+		s.dup = func(fd int) (int, error) {
+			dups.Add(1)
+			if fail.Load() {
+				return -1, unix.EMFILE
 			}
-		})
-	fail.Store(true)
-	resps, bodies, nc := rawResponses(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1)
-	if resps[0].StatusCode != 503 || resps[0].Header.Get("Retry-After") == "" || resps[0].Close || !strings.Contains(string(bodies[0]), "descriptors") {
-		t.Fatalf("status %d, header %v, body %q: want 503 with Retry-After on a kept connection", resps[0].StatusCode, resps[0].Header, bodies[0])
+			return dupFD(fd)
+		}
+	})
+	// Responses that fit the socket buffer take no descriptor.
+	_, bodies, _ := rawResponses(t, addr, strings.Repeat("GET /small HTTP/1.1\r\nHost: x\r\n\r\n", 20), 20)
+	for i, b := range bodies {
+		if string(b) != "served" {
+			t.Fatalf("response %d: %q", i, b)
+		}
 	}
-	// The same connection serves the retry once descriptors are back.
-	fail.Store(false)
-	io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n := dups.Load(); n != 0 {
+		t.Fatalf("%d descriptors duplicated for 20 small responses, want none", n)
+	}
+	fail.Store(true)
+	dial := func() net.Conn {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+		io.WriteString(nc, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+		return nc
+	}
+	// A reader: the response waits for room without a descriptor.
+	nc := dial()
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != "served" {
-		t.Fatalf("retry: %d %q", resp.StatusCode, b)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("got %d of %d bytes: %v", len(body), len(data), err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("response without a descriptor to wait with: %v", err)
+	}
+	if srv.overloads.Load() == 0 || dups.Load() == 0 {
+		t.Fatalf("the response never waited for room (overloads %d, dups %d): the test proves nothing", srv.overloads.Load(), dups.Load())
+	}
+	// A client that stops reading: the progress timeout ends the response.
+	dial()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client that stopped reading: %v, want a deadline error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a response without a descriptor whose client stopped reading was not cut")
 	}
 }
 
@@ -452,25 +499,48 @@ func openFDs(t *testing.T) int {
 }
 
 // TestNoDescriptorLeak: every response gives back its socket handle and
-// every closed connection its descriptor, whatever way it ended.
+// every closed connection its descriptor, whatever way it ended: a panic,
+// a client that leaves while its request waits, while its large response
+// waits for room (a descriptor of the response's own), or while a held
+// socket outlives the response (the rescue duplicate).
 func TestNoDescriptorLeak(t *testing.T) {
 	h, _ := fileHandler(t, 100_000)
+	big, _ := fileHandler(t, 4<<20)
+	holds := make(chan func(), 64)
+	waits := make(chan struct{}, 64)
 	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/panic":
 			panic("handler bug")
 		case "/abort":
 			panic(http.ErrAbortHandler)
+		case "/wait":
+			waits <- struct{}{}
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			io.WriteString(w, "after the client left")
+			return
+		case "/big":
+			big.ServeHTTP(w, r)
+			return
+		case "/hold":
+			holds <- r.Context().Value(sockKey{}).(Socket).Hold()
 		}
 		h.ServeHTTP(w, r)
-	}), nil)
+	}), func(s *Server) {
+		s.ConnContext = func(ctx context.Context, _ *any, sk Socket) context.Context {
+			return context.WithValue(ctx, sockKey{}, sk)
+		}
+	})
 	// The event loops exist once a request was served.
 	_, _, nc0 := rawResponses(t, addr, "GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1)
 	nc0.Close()
 	time.Sleep(100 * time.Millisecond)
 	before := openFDs(t)
 	var conns []net.Conn
-	for i := range 40 {
+	for i := range 50 {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -478,17 +548,43 @@ func TestNoDescriptorLeak(t *testing.T) {
 		conns = append(conns, nc)
 		path := "/f"
 		switch i % 10 {
+		case 5:
+			path = "/hold"
+		case 6:
+			path = "/big"
+			nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+		case 7:
+			path = "/wait"
 		case 8:
 			path = "/panic"
 		case 9:
 			path = "/abort"
 		}
 		fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\n\r\nGET /f HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		if path == "/wait" {
+			// The client leaves while its request waits.
+			select {
+			case <-waits:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a /wait request was not served")
+			}
+			nc.Close()
+		}
 	}
 	for _, nc := range conns {
 		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.Copy(io.Discard, io.LimitReader(nc, 150_000))
 		nc.Close()
+	}
+	// The held sockets are given back after their connections closed.
+	for range 5 {
+		select {
+		case release := <-holds:
+			time.Sleep(20 * time.Millisecond)
+			release()
+		case <-time.After(10 * time.Second):
+			t.Fatal("a /hold request was not served")
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for openFDs(t) > before && time.Now().Before(deadline) {
@@ -586,3 +682,339 @@ func (w *errWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return n, err
 }
+
+// TestWaitingHoldsNoDescriptor: a request whose handler waits (a blocking
+// playlist reload) costs no descriptor besides its connection's, and
+// writes its response fine once it stops waiting.
+func TestWaitingHoldsNoDescriptor(t *testing.T) {
+	const n = 20
+	h, data := fileHandler(t, 1<<20)
+	waiting, release := make(chan struct{}, n), make(chan struct{})
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			waiting <- struct{}{}
+			<-release
+		}
+		h.ServeHTTP(w, r)
+	}), nil)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the server's shutdown, should the test fail
+	_, _, nc0 := rawResponses(t, addr, "GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1)
+	nc0.Close()
+	time.Sleep(100 * time.Millisecond)
+	before := openFDs(t)
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		io.WriteString(nc, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+		conns[i] = nc
+	}
+	for range n {
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("requests did not reach the handler")
+		}
+	}
+	// The client's end and the event loop's of each connection, nothing
+	// more (enrolling closes the accepted descriptor a moment later).
+	want := before + 2*n
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) > want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := openFDs(t); got > want {
+		t.Fatalf("%d descriptors open with %d requests waiting, want at most %d (2 per connection)", got, n, want)
+	}
+	unblock()
+	for i, nc := range conns {
+		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("response %d: status %d, %d bytes, %v", i, resp.StatusCode, len(body), err)
+		}
+	}
+}
+
+// grab is a descriptor the test opened to take a number the event loop
+// gave up: a file (a write would lengthen it) or one end of a socket pair
+// (a write would arrive at the other end).
+type grab struct {
+	fd, peer int
+	f        *os.File
+}
+
+// touched reports what reached the descriptor since it was opened.
+func (g grab) touched() string {
+	if g.f != nil {
+		if fi, err := g.f.Stat(); err != nil || fi.Size() != 0 {
+			return fmt.Sprintf("file at descriptor %d: %d bytes (%v)", g.fd, fi.Size(), err)
+		}
+		return ""
+	}
+	buf := make([]byte, 64)
+	if n, err := unix.Read(g.peer, buf); n > 0 || err != unix.EAGAIN {
+		return fmt.Sprintf("socket at descriptor %d: received %q (%v)", g.fd, buf[:max(n, 0)], err)
+	}
+	return ""
+}
+
+func (g grab) close() {
+	if g.f != nil {
+		g.f.Close()
+		return
+	}
+	unix.Close(g.fd)
+	unix.Close(g.peer)
+}
+
+// grabFDs opens files and socket pairs until every number in want is held
+// by something other than what it was (old: the link target then), or
+// bounded attempts; it returns what it opened and how many of want it got.
+func grabFDs(t *testing.T, want map[int]string) ([]grab, int) {
+	t.Helper()
+	dir := t.TempDir()
+	var gs []grab
+	got := 0
+	taken := func(fd int) bool {
+		l, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		return err == nil && l != want[fd]
+	}
+	for i := 0; i < 4*len(want)+64; i++ {
+		all := true
+		for fd := range want {
+			all = all && taken(fd)
+		}
+		if all {
+			break
+		}
+		var g grab
+		if i%2 == 0 {
+			f, err := os.CreateTemp(dir, "grab")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g = grab{fd: int(f.Fd()), f: f}
+		} else {
+			p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g = grab{fd: p[0], peer: p[1]}
+			if _, ok := want[p[1]]; ok {
+				got++ // the peer end took one: a write there would reach p[0]
+			}
+		}
+		if _, ok := want[g.fd]; ok {
+			got++
+		}
+		gs = append(gs, g)
+	}
+	return gs, got
+}
+
+// TestClientGoneNoReuse: clients that close while their requests wait,
+// or while their responses stream: each handler's context is cancelled,
+// and nothing the handlers write afterwards reaches the files and sockets
+// that took the descriptor numbers the event loop closed; no descriptor
+// is left behind.
+func TestClientGoneNoReuse(t *testing.T) {
+	const n = 8
+	h, _ := fileHandler(t, 256<<10)
+	waiting, cancelled, done := make(chan struct{}, n), make(chan struct{}, n), make(chan struct{}, 2*n)
+	release := make(chan struct{})
+	s, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { done <- struct{}{} }()
+		sk, _ := r.Context().Value(sockKey{}).(Socket)
+		chunk := bytes.Repeat([]byte("L"), 1000)
+		switch r.URL.Path {
+		case "/wait":
+			waiting <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+				return
+			}
+			<-release
+			// After the client went: socket options, a header and a
+			// streamed body, and a file through sendfile.
+			sk.Control(func(fd uintptr) {
+				unix.SetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, 1<<20)
+			})
+			if r.URL.Query().Get("file") != "" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			for range 20 {
+				w.Write(chunk)
+				w.(http.Flusher).Flush()
+			}
+		case "/stream":
+			// Writes until the client's leaving stops it (bounded).
+			for i := 0; i < 20_000; i++ {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+		}
+	}), func(s *Server) {
+		s.ConnContext = func(ctx context.Context, _ *any, sk Socket) context.Context {
+			return context.WithValue(ctx, sockKey{}, sk)
+		}
+	})
+	_, _, nc0 := rawResponses(t, addr, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1)
+	nc0.Close()
+	<-done
+	time.Sleep(100 * time.Millisecond)
+	before := openFDs(t)
+
+	// Requests that wait; their clients leave.
+	var conns []net.Conn
+	for i := range n {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		q := ""
+		if i%2 == 1 {
+			q = "?file=1"
+		}
+		fmt.Fprintf(nc, "GET /wait%s HTTP/1.1\r\nHost: x\r\n\r\n", q)
+	}
+	for range n {
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("requests did not reach the handler")
+		}
+	}
+	loopFDs := map[int]string{}
+	s.mu.Lock()
+	for c := range s.conns {
+		if c.state.Load() != stateBusy {
+			continue // the first connection, closing
+		}
+		l, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", c.fd.fd))
+		loopFDs[c.fd.fd] = l
+	}
+	s.mu.Unlock()
+	if len(loopFDs) != n {
+		t.Fatalf("%d connections on the event loop, want %d", len(loopFDs), n)
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	for range n {
+		select {
+		case <-cancelled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiting request's context was not cancelled when its client left")
+		}
+	}
+	// gnet closes its descriptors right after telling; take their numbers.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		closed := 0
+		for fd, l := range loopFDs {
+			if cur, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err != nil || cur != l {
+				closed++
+			}
+		}
+		if closed == n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	grabs, reused := grabFDs(t, loopFDs)
+	if reused == 0 {
+		t.Fatalf("none of the event loop's %d closed descriptor numbers was reused by the test: it proves nothing", n)
+	}
+	close(release)
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("handlers did not finish")
+		}
+	}
+
+	// Responses that stream while their clients leave, with descriptors
+	// opened and closed meanwhile.
+	stop := make(chan struct{})
+	churned := make(chan []grab)
+	dir := t.TempDir()
+	go func() {
+		var kept []grab
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				churned <- kept
+				return
+			default:
+			}
+			f, err := os.CreateTemp(dir, "churn")
+			if err == nil {
+				kept = append(kept, grab{fd: int(f.Fd()), f: f})
+			}
+			if p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err == nil {
+				kept = append(kept, grab{fd: p[0], peer: p[1]})
+			}
+			if len(kept) > 200 {
+				for _, g := range kept[:100] {
+					if msg := g.touched(); msg != "" {
+						t.Error(msg)
+					}
+					g.close()
+				}
+				kept = append(kept[:0], kept[100:]...)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for i := range n {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(nc, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.CopyN(io.Discard, nc, int64(20_000*(i+1)))
+		nc.Close()
+	}
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("streaming handlers did not end when their clients left")
+		}
+	}
+	close(stop)
+	grabs = append(grabs, <-churned...)
+	for _, g := range grabs {
+		if msg := g.touched(); msg != "" {
+			t.Error("a response wrote to a reused descriptor number: " + msg)
+		}
+		g.close()
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for openFDs(t) > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := openFDs(t); got > before {
+		t.Fatalf("%d descriptors open after the connections closed, %d before", got, before)
+	}
+}
+
+type sockKey struct{}

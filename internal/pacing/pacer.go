@@ -676,6 +676,7 @@ func (p *Pacer) logDecision(r *http.Request, cs *connState, in *input, d *decisi
 	attrs := []slog.Attr{
 		slog.String("path", r.URL.Path),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("proto", r.Proto),
 		slog.String("source", d.src.String()),
 		slog.String("via", in.via.String()),
 		slog.Int64("rate_kbps", int64(d.rate*8/1000)),

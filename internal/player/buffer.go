@@ -42,12 +42,16 @@ type playback struct {
 	finishedAt time.Time
 	// starved is set by a stall and cleared by reading it (CMCD bs).
 	starved map[Kind]bool
+	// wallEnd is, per kind, the wall-clock time the manifest maps the end
+	// of the last buffered fragment to (zero: unknown); the playhead is
+	// its buffer level before it.
+	wallEnd map[Kind]time.Time
 }
 
 func newPlayback(kinds []Kind, threshold time.Duration, now time.Time) *playback {
 	p := &playback{
 		kinds: kinds, threshold: threshold, created: now, last: now,
-		level: map[Kind]time.Duration{}, ended: map[Kind]bool{}, starved: map[Kind]bool{},
+		level: map[Kind]time.Duration{}, ended: map[Kind]bool{}, starved: map[Kind]bool{}, wallEnd: map[Kind]time.Time{},
 	}
 	return p
 }
@@ -158,13 +162,38 @@ func (p *playback) check(now time.Time) {
 	p.last = now
 }
 
-// add records d seconds of media of kind k arriving at now.
-func (p *playback) add(k Kind, d time.Duration, now time.Time) {
+// add records d seconds of media of kind k arriving at now; wall is the
+// wall-clock time the manifest maps its first frame to (zero: unknown).
+func (p *playback) add(k Kind, d time.Duration, wall, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.advance(now)
 	p.level[k] += d
+	if wall.IsZero() {
+		delete(p.wallEnd, k)
+	} else {
+		p.wallEnd[k] = wall.Add(d)
+	}
 	p.check(now)
+}
+
+// latency is how far the playhead is behind the wall clock at now: now
+// minus the wall-clock time the manifest maps the frame at the playhead to
+// (video's, else another kind's). false before playback started and when
+// the manifest maps no time.
+func (p *playback) latency(now time.Time) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.advance(now)
+	if p.startedAt.IsZero() || p.state == stateFinished {
+		return 0, false
+	}
+	for _, k := range append([]Kind{KindVideo}, p.kinds...) {
+		if end, ok := p.wallEnd[k]; ok {
+			return now.Sub(end.Add(-p.level[k])), true
+		}
+	}
+	return 0, false
 }
 
 // end records that no more media of kind k will arrive.

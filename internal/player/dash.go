@@ -434,9 +434,10 @@ func (pc periodCtx) rendition(base *url.URL, as *mpd.AdaptationSetType, rep *mpd
 		if err != nil {
 			return Segment{}, fmt.Errorf("media: %w", err)
 		}
+		start := pc.start + ticks(t-pto, ts)
 		return Segment{
 			URL: u.String(), Seq: number,
-			Start: pc.start + ticks(t-pto, ts), Dur: ticks(int64(d), ts),
+			Start: start, Dur: ticks(int64(d), ts), Wall: wallAt(pc.ast, pc.live, start),
 		}, nil
 	}
 	switch {
@@ -546,6 +547,7 @@ func (pc periodCtx) listRendition(r *Rendition, base *url.URL, l *segAddr) (*Ren
 		seg.Seq = number
 		seg.Start = pc.start + ticks(t-pto, ts)
 		seg.Dur = ticks(int64(d), ts)
+		seg.Wall = wallAt(pc.ast, pc.live, seg.Start)
 		return seg, nil
 	}
 	switch {

@@ -235,6 +235,7 @@ func parseMediaPlaylist(data []byte, base *url.URL) (*hlsMedia, error) {
 		start   time.Duration
 		lastURI string
 		nextOff int64
+		wall    time.Time // the next segment's program date time, carried forward
 	)
 	seq := m.mediaSequence
 	for i, s := range mp.Segments {
@@ -249,6 +250,13 @@ func parseMediaPlaylist(data []byte, base *url.URL) (*hlsMedia, error) {
 			return nil, fmt.Errorf("segment URI: %w", err)
 		}
 		seg := Segment{URL: u.String(), Seq: seq, Start: start, Dur: time.Duration(s.Duration * float64(time.Second))}
+		if !s.ProgramDateTime.IsZero() {
+			wall = s.ProgramDateTime
+		}
+		if !wall.IsZero() {
+			seg.Wall = wall
+			wall = wall.Add(seg.Dur)
+		}
 		if s.Limit > 0 {
 			// hls-m3u8 reads EXT-X-BYTERANGE:<n> without @<o> as offset 0;
 			// RFC 8216 4.3.2.2 makes it continue the previous sub-range

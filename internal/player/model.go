@@ -175,6 +175,21 @@ type Segment struct {
 	// Start and Dur are the presentation time and duration.
 	Start time.Duration
 	Dur   time.Duration
+	// Wall is the wall-clock time of the segment's first frame as the
+	// manifest maps it (a dynamic MPD's availabilityStartTime + Period
+	// start + the segment's time; HLS EXT-X-PROGRAM-DATE-TIME, carried
+	// forward by the durations); zero when it says nothing (static
+	// manifests, Smooth).
+	Wall time.Time
+}
+
+// wallAt is the wall-clock time of presentation time start in a dynamic
+// MPD whose availabilityStartTime is ast (zero: unknown).
+func wallAt(ast time.Time, live bool, start time.Duration) time.Time {
+	if !live || ast.IsZero() {
+		return time.Time{}
+	}
+	return ast.Add(start)
 }
 
 // cursor remembers where a stream's fetching has got to, so that the next

@@ -144,6 +144,10 @@ func TestParseMPDNumberLive(t *testing.T) {
 	if len(segs) != 3 || segs[2].URL != "http://o/v-9.m4s" || segs[2].Start != 8*time.Second || segs[0].Seq != 7 {
 		t.Errorf("segments %+v", segs)
 	}
+	// Its first frame's wall-clock time: availabilityStartTime + 8 s.
+	if w := segs[2].Wall; w.Sub(ast.Add(8*time.Second)).Abs() > time.Millisecond {
+		t.Errorf("wall-clock time %v, want %v", w, ast.Add(8*time.Second))
+	}
 	if p.UpdatePeriod != 2*time.Second {
 		t.Errorf("update period %v, want a segment duration", p.UpdatePeriod)
 	}
@@ -220,6 +224,7 @@ lo/index.m3u8
 #EXT-X-MEDIA-SEQUENCE:100
 #EXT-X-SERVER-CONTROL:HOLD-BACK=6.0
 #EXT-X-MAP:URI="init.mp4",BYTERANGE="700@0"
+#EXT-X-PROGRAM-DATE-TIME:2026-12-07T10:00:00.000Z
 #EXTINF:2.000,
 #EXT-X-BYTERANGE:1000@700
 all.mp4
@@ -236,15 +241,21 @@ seg/102.m4s
 	if mp.ended || mp.targetDuration != 2*time.Second || mp.holdBack != 6*time.Second || mp.init.Range != "0-699" {
 		t.Errorf("playlist %+v init %+v", mp, mp.init)
 	}
+	// The program date time of the first segment, carried forward.
+	pdt := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	want := []Segment{
-		{URL: "http://o/pp.isml/lo/all.mp4", Range: "700-1699", Seq: 100, Start: 0, Dur: 2 * time.Second},
-		{URL: "http://o/pp.isml/lo/all.mp4", Range: "1700-2199", Seq: 101, Start: 2 * time.Second, Dur: 1500 * time.Millisecond},
-		{URL: "http://o/pp.isml/lo/seg/102.m4s", Seq: 102, Start: 3500 * time.Millisecond, Dur: 2 * time.Second},
+		{URL: "http://o/pp.isml/lo/all.mp4", Range: "700-1699", Seq: 100, Start: 0, Dur: 2 * time.Second, Wall: pdt},
+		{URL: "http://o/pp.isml/lo/all.mp4", Range: "1700-2199", Seq: 101, Start: 2 * time.Second, Dur: 1500 * time.Millisecond, Wall: pdt.Add(2 * time.Second)},
+		{URL: "http://o/pp.isml/lo/seg/102.m4s", Seq: 102, Start: 3500 * time.Millisecond, Dur: 2 * time.Second, Wall: pdt.Add(3500 * time.Millisecond)},
 	}
 	if len(mp.segments) != 3 {
 		t.Fatalf("segments %+v", mp.segments)
 	}
 	for i, s := range mp.segments {
+		if !s.Wall.Equal(want[i].Wall) {
+			t.Errorf("segment %d: program date time %v, want %v", i, s.Wall, want[i].Wall)
+		}
+		s.Wall, want[i].Wall = time.Time{}, time.Time{}
 		if s != want[i] {
 			t.Errorf("segment %d = %+v, want %+v", i, s, want[i])
 		}

@@ -147,6 +147,9 @@ type session struct {
 	kindClients map[Kind]*http.Client
 
 	live bool // the presentation was live at the first load
+	// latency holds, once a second while playing, how far the playhead
+	// was behind the wall clock (watch writes it; finish reads it after).
+	latency []time.Duration
 
 	fatalOnce sync.Once
 	fatal     error
@@ -300,11 +303,18 @@ func (s *session) watch(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	stalls := 0
+	var nextSample time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			if !now.Before(nextSample) {
+				if lat, ok := s.play.latency(now); ok {
+					s.latency = append(s.latency, lat)
+					nextSample = now.Add(time.Second)
+				}
+			}
 			sn := s.play.snap(now)
 			if sn.Stalls > stalls {
 				stalls = sn.Stalls
@@ -344,6 +354,7 @@ func (s *session) finish(rep *Report, err error) {
 		rep.OK = sn.Started && err == nil
 	}
 	s.stats.fill(rep)
+	rep.Latency = latencyReport(s.latency)
 	if ps, ok := s.man.src.(pathwaySwitcher); ok {
 		rep.PathwaySwitches = ps.pathwaySwitches()
 	}
@@ -460,7 +471,7 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 			s.log.Warn("fragment skipped", "kind", k, "url", seg.URL, "err", err)
 		} else {
 			s.stats.fragment(k, r.Bitrate, n, seg.Dur, k == KindVideo || pres.Video == nil)
-			s.play.add(k, seg.Dur, lastFetch)
+			s.play.add(k, seg.Dur, seg.Wall, lastFetch)
 		}
 		cur.advance(seg)
 	}

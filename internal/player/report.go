@@ -82,6 +82,37 @@ type Report struct {
 	DurationMS int64 `json:"duration_ms"`
 	// Pacing is the pacing request engine's account (when it ran).
 	Pacing *PacingReport `json:"pacing,omitempty"`
+	// Latency is how far behind live the playhead was (when the manifest
+	// maps media to wall-clock time: a dynamic MPD, HLS with
+	// EXT-X-PROGRAM-DATE-TIME).
+	Latency *LatencyReport `json:"latency,omitempty"`
+}
+
+// LatencyReport is a live session's latency: the wall clock minus the
+// wall-clock time the manifest maps the frame at the playhead to, sampled
+// once a second while playing (a stall makes it grow).
+type LatencyReport struct {
+	P50MS     int64   `json:"p50_ms"`
+	P95MS     int64   `json:"p95_ms"`
+	MaxMS     int64   `json:"max_ms"`
+	LastMS    int64   `json:"last_ms"`
+	SamplesMS []int64 `json:"samples_ms"`
+}
+
+// latencyReport summarises latency samples (nil without any).
+func latencyReport(samples []time.Duration) *LatencyReport {
+	if len(samples) == 0 {
+		return nil
+	}
+	r := &LatencyReport{SamplesMS: make([]int64, len(samples))}
+	for i, d := range samples {
+		r.SamplesMS[i] = d.Milliseconds()
+	}
+	r.LastMS = r.SamplesMS[len(r.SamplesMS)-1]
+	sorted := append([]int64(nil), r.SamplesMS...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	r.P50MS, r.P95MS, r.MaxMS = percentile(sorted, 50), percentile(sorted, 95), sorted[len(sorted)-1]
+	return r
 }
 
 // WriteSummary prints a human summary of the report.
@@ -109,6 +140,10 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  startup:    %s\n", startup)
 	fmt.Fprintf(&b, "  played:     %.1f s in %.1f s\n", float64(r.PlayedMS)/1000, float64(r.DurationMS)/1000)
 	fmt.Fprintf(&b, "  stalls:     %d (%d ms)\n", r.Stalls, r.StallMS)
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(&b, "  latency:    p50 %.1f s, p95 %.1f s, max %.1f s, last %.1f s (wall clock − the playhead's time, %d samples)\n",
+			float64(l.P50MS)/1000, float64(l.P95MS)/1000, float64(l.MaxMS)/1000, float64(l.LastMS)/1000, len(l.SamplesMS))
+	}
 	fmt.Fprintf(&b, "  switches:   %d, bitrates %s\n", r.Switches, bitrateList(r.Bitrates))
 	fmt.Fprintf(&b, "  avg bitrate %s, throughput estimate %s\n", humanBits(r.AvgBitrate), humanBits(r.ThroughputBPS))
 	fmt.Fprintf(&b, "  fragments:  %d (video %d, audio %d), %s media, %s manifests\n",
@@ -149,13 +184,17 @@ type Aggregate struct {
 	Failovers    int            `json:"failovers"`
 	HTTPStatus   map[string]int `json:"http_status"`
 	DurationMS   int64          `json:"duration_ms"`
+	// LatencyP50MS and LatencyP95MS are over every session's latency
+	// samples; -1 without any.
+	LatencyP50MS int64 `json:"latency_p50_ms"`
+	LatencyP95MS int64 `json:"latency_p95_ms"`
 }
 
 // Summarize aggregates session reports. Startup percentiles (nearest rank)
 // are over the sessions that started; -1 when none did.
 func Summarize(reports []Report, wall time.Duration) Aggregate {
 	a := Aggregate{Aggregate: true, Sessions: len(reports), HTTPStatus: map[string]int{}, DurationMS: wall.Milliseconds()}
-	var startups []int64
+	var startups, latencies []int64
 	for _, r := range reports {
 		if a.Format == "" {
 			a.Format = r.Format
@@ -177,6 +216,14 @@ func Summarize(reports []Report, wall time.Duration) Aggregate {
 		for k, v := range r.HTTPStatus {
 			a.HTTPStatus[k] += v
 		}
+		if r.Latency != nil {
+			latencies = append(latencies, r.Latency.SamplesMS...)
+		}
+	}
+	a.LatencyP50MS, a.LatencyP95MS = -1, -1
+	if len(latencies) > 0 {
+		sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+		a.LatencyP50MS, a.LatencyP95MS = percentile(latencies, 50), percentile(latencies, 95)
 	}
 	a.StartupP50MS, a.StartupP95MS, a.StartupMaxMS = -1, -1, -1
 	if len(startups) > 0 {
@@ -200,6 +247,9 @@ func (a *Aggregate) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "load test: %d/%d sessions ok (%s) in %.1f s\n", a.SessionsOK, a.Sessions, a.Format, float64(a.DurationMS)/1000)
 	fmt.Fprintf(&b, "  startup:    p50 %d ms, p95 %d ms, max %d ms\n", a.StartupP50MS, a.StartupP95MS, a.StartupMaxMS)
 	fmt.Fprintf(&b, "  stalls:     %d (%d ms), switches %d\n", a.Stalls, a.StallMS, a.Switches)
+	if a.LatencyP50MS >= 0 {
+		fmt.Fprintf(&b, "  latency:    p50 %.1f s, p95 %.1f s (every session's samples)\n", float64(a.LatencyP50MS)/1000, float64(a.LatencyP95MS)/1000)
+	}
 	fmt.Fprintf(&b, "  fragments:  %d, %s media\n", a.Fragments, humanBytes(a.Bytes))
 	fmt.Fprintf(&b, "  errors:     %d, fragments skipped %d, failovers %d\n", a.Errors, a.Skipped, a.Failovers)
 	fmt.Fprintf(&b, "  http:       %s\n", statusList(a.HTTPStatus))

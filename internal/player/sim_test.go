@@ -58,17 +58,17 @@ func TestPlaybackSimulation(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	p := newPlayback([]Kind{KindVideo, KindAudio}, 2*time.Second, t0)
 
-	p.add(KindVideo, 2*time.Second, at(100))
+	p.add(KindVideo, 2*time.Second, time.Time{}, at(100))
 	if s := p.snap(at(200)); s.State != stateStartup {
 		t.Fatalf("started with no audio: %v", s.State)
 	}
-	p.add(KindAudio, 2*time.Second, at(300))
+	p.add(KindAudio, 2*time.Second, time.Time{}, at(300))
 	s := p.snap(at(300))
 	if s.State != statePlaying || s.Startup != 300*time.Millisecond {
 		t.Fatalf("state %v startup %v", s.State, s.Startup)
 	}
 	// Video gets another 2 s, audio does not: audio runs dry at 2300.
-	p.add(KindVideo, 2*time.Second, at(1000))
+	p.add(KindVideo, 2*time.Second, time.Time{}, at(1000))
 	s = p.snap(at(2800))
 	if s.State != stateStalled || s.Stalls != 1 || s.StallTotal != 500*time.Millisecond || s.Played != 2*time.Second {
 		t.Fatalf("state %v stalls %d stall %v played %v", s.State, s.Stalls, s.StallTotal, s.Played)
@@ -80,11 +80,11 @@ func TestPlaybackSimulation(t *testing.T) {
 		t.Error("starved flag not set once")
 	}
 	// One second of audio is not enough to resume; two are.
-	p.add(KindAudio, time.Second, at(3000))
+	p.add(KindAudio, time.Second, time.Time{}, at(3000))
 	if s := p.snap(at(3000)); s.State != stateStalled {
 		t.Fatalf("resumed below the threshold: %v", s.State)
 	}
-	p.add(KindAudio, time.Second, at(3300))
+	p.add(KindAudio, time.Second, time.Time{}, at(3300))
 	s = p.snap(at(3300))
 	if s.State != statePlaying || s.StallTotal != time.Second {
 		t.Fatalf("state %v stall %v", s.State, s.StallTotal)
@@ -103,8 +103,8 @@ func TestPlaybackSimulation(t *testing.T) {
 func TestPlaybackShortEnd(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	p := newPlayback([]Kind{KindVideo, KindAudio}, 2*time.Second, t0)
-	p.add(KindVideo, time.Second, t0.Add(10*time.Millisecond))
-	p.add(KindAudio, 500*time.Millisecond, t0.Add(20*time.Millisecond))
+	p.add(KindVideo, time.Second, time.Time{}, t0.Add(10*time.Millisecond))
+	p.add(KindAudio, 500*time.Millisecond, time.Time{}, t0.Add(20*time.Millisecond))
 	p.end(KindAudio, t0.Add(30*time.Millisecond))
 	if s := p.snap(t0.Add(40 * time.Millisecond)); s.State != stateStartup {
 		t.Fatalf("started before video ended: %v", s.State)
@@ -193,5 +193,44 @@ func TestSummarize(t *testing.T) {
 	a := Summarize(reps, time.Second)
 	if a.Sessions != 5 || a.SessionsOK != 4 || a.StartupP50MS != 200 || a.StartupP95MS != 400 || a.Stalls != 5 || a.Bytes != 50 || a.HTTPStatus["200"] != 10 {
 		t.Errorf("%+v", a)
+	}
+}
+
+// TestPlaybackLatency: the latency is the wall clock minus the time the
+// manifest maps the frame at the playhead to: constant while playing,
+// growing during a stall, unknown before playback and without a mapping.
+func TestPlaybackLatency(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := newPlayback([]Kind{KindVideo, KindAudio}, 2*time.Second, t0)
+	wall := t0.Add(-10 * time.Second) // the fragments' first frames, 10 s before t0
+	p.add(KindAudio, 2*time.Second, wall, at(0))
+	if _, ok := p.latency(at(0)); ok {
+		t.Fatal("a latency before playback started")
+	}
+	p.add(KindVideo, 2*time.Second, wall, at(0))
+	for _, c := range []struct {
+		ms   int
+		want time.Duration
+	}{{0, 10 * time.Second}, {1500, 10 * time.Second}, {3000, 11 * time.Second}} { // dry at 2000: stalled
+		if got, ok := p.latency(at(c.ms)); !ok || got != c.want {
+			t.Errorf("at %d ms: %v %v, want %v", c.ms, got, ok, c.want)
+		}
+	}
+	// Playing again from the next fragments: 11 s behind.
+	p.add(KindVideo, 2*time.Second, wall.Add(2*time.Second), at(3000))
+	p.add(KindAudio, 2*time.Second, wall.Add(2*time.Second), at(3000))
+	if got, _ := p.latency(at(3500)); got != 11*time.Second {
+		t.Errorf("after the stall: %v, want 11s", got)
+	}
+	// Without a mapping for any kind: unknown.
+	q := newPlayback([]Kind{KindVideo}, time.Second, t0)
+	q.add(KindVideo, 2*time.Second, time.Time{}, at(0))
+	if _, ok := q.latency(at(100)); ok {
+		t.Error("a latency without a mapping")
+	}
+	r := latencyReport([]time.Duration{3 * time.Second, 5 * time.Second, 4 * time.Second})
+	if r.P50MS != 4000 || r.MaxMS != 5000 || r.LastMS != 4000 || len(r.SamplesMS) != 3 {
+		t.Errorf("report %+v", r)
 	}
 }

@@ -591,10 +591,8 @@ func TestControlPlaneBench(t *testing.T) {
 	warm := time.Duration(envInt("WARMUP_S", 10)) * time.Second
 	window := time.Duration(envInt("WINDOW_S", 20)) * time.Second
 	// One keep-alive connection per player, as real players have, up to
-	// 9 000: the scheduler's event-loop server takes a second descriptor
-	// for each request in flight, and both processes stay under a file
-	// limit of 20 000.
-	conns := min(envInt("CONNS", 9000), sessions)
+	// 18 000: both processes stay under a file limit of 20 000.
+	conns := min(envInt("CONNS", 18000), sessions)
 	// Open the sessions over 5 s, or at most 2 000 a second.
 	openSpan := max(5*time.Second, time.Duration(sessions)*time.Second/2000)
 	mode := os.Getenv("MODE")

@@ -8,6 +8,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/sluice-media/sluice/internal/certfile"
 	"log/slog"
 	"net"
 	"net/http"
@@ -232,13 +234,22 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	if s.dist != nil {
 		go s.dist.Run(ctx)
 	}
+	tlsSrv, err := s.serveTLS(srv)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	s.startPeers(ctx)
 	hs := s.httpServer(srv)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if tlsSrv != nil {
+		go func() { errc <- tlsSrv.srv.ServeTLS(tlsSrv.ln, "", "") }()
+	}
 	for _, f := range s.start {
 		if err := f(ctx); err != nil {
 			hs.Shutdown(expired())
+			tlsSrv.shutdown(expired())
 			return err
 		}
 	}
@@ -255,11 +266,58 @@ func (s *Server) Serve(ctx context.Context, started func(addr string)) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	tlsSrv.shutdown(sctx)
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	srv.Close()
 	return nil
+}
+
+// tlsServer serves the TLS listen address: net/http over TLS (HTTP/2 and
+// HTTP/1.1 by ALPN) with the handler and limits of the plain listener.
+// The event-loop engine serves plain HTTP/1.1 only (docs/capacity.md).
+type tlsServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// serveTLS prepares the HTTPS server of cfg.TLSListen: the certificate is
+// loaded and the address bound now, so that a bad file or a busy port is
+// an error at start. nil without cfg.TLSListen.
+func (s *Server) serveTLS(plain *http.Server) (*tlsServer, error) {
+	if s.cfg.TLSListen == "" {
+		return nil, nil
+	}
+	certs, err := certfile.Load(s.cfg.TLSCert, s.cfg.TLSKey, s.log, nil)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", s.cfg.TLSListen)
+	if err != nil {
+		return nil, fmt.Errorf("tls listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           plain.Handler,
+		ReadHeaderTimeout: plain.ReadHeaderTimeout,
+		IdleTimeout:       plain.IdleTimeout,
+		MaxHeaderBytes:    plain.MaxHeaderBytes,
+		ErrorLog:          plain.ErrorLog,
+		ConnContext:       plain.ConnContext, // pacing reaches the TCP socket under TLS too
+		TLSConfig:         certs.Config(),
+	}
+	s.log.Info("serving HTTPS (HTTP/2, HTTP/1.1)", "addr", ln.Addr().String(), "cert", s.cfg.TLSCert)
+	return &tlsServer{srv: srv, ln: ln}, nil
+}
+
+// shutdown stops t (nil: nothing).
+func (t *tlsServer) shutdown(ctx context.Context) {
+	if t == nil {
+		return
+	}
+	if err := t.srv.Shutdown(ctx); err != nil {
+		t.srv.Close()
+	}
 }
 
 // httpServer is what serves the listen address: with the event-loop

@@ -82,6 +82,13 @@ func (s *Server) setupScheduler(ctx context.Context) error {
 		return errors.New("--origin is required (where the timeline comes from)")
 	}
 	cfg := schedulerConfig(sc, c.Secret, c.Replicas)
+	if sc.SenderPlayerURL != "" {
+		f, err := scheduler.PlayerURL(sc.SenderPlayerURL)
+		if err != nil {
+			return err
+		}
+		cfg.ClientURL = f
+	}
 	cfg.URL = strings.TrimSuffix(sc.Advertise, "/")
 	if cfg.URL == "" {
 		cfg.URL = "http://" + listenURLHost(s.ln.Addr().String())
