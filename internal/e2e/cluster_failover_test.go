@@ -237,13 +237,7 @@ func TestClusterTokens(t *testing.T) {
 		senders = append(senders, startClSender(t, bin, fmt.Sprintf("sender-%d", i), shmDir(t, fmt.Sprintf("s%d", i)),
 			"--ram", "16M", "--session-grace", "2s"))
 	}
-	mp4 := filepath.Join(tmp, "short.mp4")
-	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=22050",
-		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	mp4 := shortMP4(t, ffmpeg, tmp)
 	data := shmDir(t, "origin")
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	runAll(t, 1, [][]string{{bin, "sender-load", "--senders", senderList(senders), "--replicas", "2", "--cluster-secret", e2eClusterSecret, data, "vod"}})
@@ -370,4 +364,18 @@ func TestClusterTokens(t *testing.T) {
 		t.Errorf("orphaned session: %q, want it expired", body)
 	}
 	t.Logf("with every scheduler dead, the token was refused %v later (--token-ttl 3s)", after.Round(100*time.Millisecond))
+}
+
+// shortMP4 encodes a 4 s progressive MP4 (320x180 H.264 at 25 fps with a
+// key frame every second, AAC) into dir with ffmpeg and returns its path.
+func shortMP4(t *testing.T, ffmpeg, dir string) string {
+	t.Helper()
+	mp4 := filepath.Join(dir, "short.mp4")
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=22050",
+		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	return mp4
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -37,14 +36,7 @@ func TestHTTPS(t *testing.T) {
 	art := artifactsDir(t)
 	tmp := t.TempDir()
 	bin := buildSluice(t, root, tmp)
-	certPEM, keyPEM := testkit.SelfSignedPEM(t, "sluice-e2e")
-	certFile, keyFile := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, certPEM := writeSelfSigned(t, tmp, "sluice-e2e")
 	plainAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	tlsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	logPath := filepath.Join(art, "sluice.log")
@@ -173,24 +165,11 @@ func TestClusterHTTPS(t *testing.T) {
 	root := repoRoot(t)
 	tmp := t.TempDir()
 	bin := buildSluice(t, root, tmp)
-	certPEM, keyPEM := testkit.SelfSignedPEM(t, "sluice-sender")
-	certFile, keyFile := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, certPEM := writeSelfSigned(t, tmp, "sluice-sender")
 	tlsPort := freePort(t)
 	sender := startClSender(t, bin, "sender", shmDir(t, "s0"), "--ram", "16M",
 		"--tls-listen", "127.0.0.1:"+strconv.Itoa(tlsPort), "--tls-cert", certFile, "--tls-key", keyFile)
-	mp4 := filepath.Join(tmp, "short.mp4")
-	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=22050",
-		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", mp4).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	mp4 := shortMP4(t, ffmpeg, tmp)
 	data := shmDir(t, "origin")
 	runAll(t, 1, [][]string{{bin, "import", "--data", data, mp4, "vod"}})
 	runAll(t, 1, [][]string{{bin, "sender-load", "--senders", sender.base, "--replicas", "1", "--cluster-secret", e2eClusterSecret, data, "vod"}})
@@ -276,14 +255,7 @@ func TestClusterHTTPS(t *testing.T) {
 func TestBrowserHTTPS(t *testing.T) {
 	b := setupBrowser(t)
 	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
-	certPEM, keyPEM := testkit.SelfSignedPEM(t, "sluice-browser")
-	certFile, keyFile := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, _ := writeSelfSigned(t, tmp, "sluice-browser")
 	plainAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	tlsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	logPath := filepath.Join(art, "sluice.log")
@@ -315,4 +287,20 @@ func TestBrowserHTTPS(t *testing.T) {
 	if h2 < 3 || paced < 3 {
 		t.Errorf("%d media responses over HTTP/2, %d paced (want at least 3 each)", h2, paced)
 	}
+}
+
+// writeSelfSigned writes a self-signed server certificate for 127.0.0.1
+// (common name cn) and its key into dir and returns the files and the
+// certificate (for a client's roots).
+func writeSelfSigned(t *testing.T, dir, cn string) (certFile, keyFile string, certPEM []byte) {
+	t.Helper()
+	certPEM, keyPEM := testkit.SelfSignedPEM(t, cn)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, certPEM
 }

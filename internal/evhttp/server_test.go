@@ -449,16 +449,7 @@ func TestOutOfDescriptors(t *testing.T) {
 		t.Fatalf("%d descriptors duplicated for 20 small responses, want none", n)
 	}
 	fail.Store(true)
-	dial := func() net.Conn {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nc.Close() })
-		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
-		io.WriteString(nc, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
-		return nc
-	}
+	dial := func() net.Conn { return dialSmallWindow(t, addr, "/f") }
 	// A reader: the response waits for room without a descriptor.
 	nc := dial()
 	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -611,16 +602,7 @@ func TestWriteProgressTimeout(t *testing.T) {
 		h.ServeHTTP(cw, r)
 		errc <- cw.err
 	}), nil)
-	dial := func() net.Conn {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nc.Close() })
-		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
-		io.WriteString(nc, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
-		return nc
-	}
+	dial := func() net.Conn { return dialSmallWindow(t, addr, "/f") }
 	// Slow and steady: 64 KiB every 50 ms (4 MiB in ~3 s, past the 2 s
 	// bound; the kernel reports room only once about a third of the send
 	// buffer is free, which takes up to ~1 s here).
@@ -1018,3 +1000,18 @@ func TestClientGoneNoReuse(t *testing.T) {
 }
 
 type sockKey struct{}
+
+// dialSmallWindow connects to addr with a 16 KiB receive buffer (a client
+// that reads slowly fills it soon) and sends a GET of path; the connection
+// is closed at the test's end.
+func dialSmallWindow(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+	io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	return nc
+}
