@@ -469,14 +469,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	}
 	// A client that stops reading: the progress timeout ends the response.
 	dial()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("client that stopped reading: %v, want a deadline error", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("a response without a descriptor whose client stopped reading was not cut")
-	}
+	expectCut(t, errc, "a response without a descriptor")
 }
 
 // openFDs counts the process's open descriptors.
@@ -633,14 +626,7 @@ func TestWriteProgressTimeout(t *testing.T) {
 	}
 	// Stopped: the response ends with a deadline error.
 	dial()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("client that stopped reading: %v, want a deadline error", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("a response whose client stopped reading was not cut")
-	}
+	expectCut(t, errc, "a response")
 }
 
 // errWriter keeps the first error of a ReadFrom or Write.
@@ -1014,4 +1000,18 @@ func dialSmallWindow(t *testing.T, addr, path string) net.Conn {
 	nc.(*net.TCPConn).SetReadBuffer(16 << 10)
 	io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	return nc
+}
+
+// expectCut waits (15 s at most) for a handler's write error on errc and
+// fails unless it is the deadline error of a client that stopped reading.
+func expectCut(t *testing.T, errc <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s whose client stopped reading: %v, want a deadline error", what, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s whose client stopped reading was not cut", what)
+	}
 }
