@@ -295,8 +295,10 @@ var (
 )
 
 // parseMaster finds the session ID, the first three media playlists'
-// tracks (audio first, then the videos) and the first pathway's sender
-// (host:port) of a master playlist.
+// tracks (audio first, then the videos) and the sender (host:port) of the
+// session's default pathway (EXT-X-CONTENT-STEERING PATHWAY-ID, where a
+// player starts; the first pathway listed when there is none) of a master
+// playlist.
 func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 	if i := bytes.Index(b, benchSidMark); i >= 0 {
 		rest := b[i+len(benchSidMark):]
@@ -308,6 +310,20 @@ func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 		}
 	}
 	rest := b
+	// From the default pathway's block on: the master lists each
+	// pathway's audio renditions (group "audio-<id>") and then its
+	// variants (PATHWAY-ID="<id>").
+	if id := steeringDefault(b); id != "" {
+		for _, mark := range []string{`GROUP-ID="audio-` + id + `"`, `PATHWAY-ID="` + id + `"`} {
+			if m := bytes.LastIndex(b, []byte("#EXT-X-CONTENT-STEERING:")); m >= 0 {
+				if k := bytes.Index(b[m+1:], []byte(mark)); k >= 0 {
+					start := m + 1 + k
+					rest = b[bytes.LastIndexByte(b[:start], '\n')+1:]
+					break
+				}
+			}
+		}
+	}
 	for len(tracks) < 3 {
 		i := bytes.Index(rest, benchPlMark)
 		if i < 0 {
@@ -329,6 +345,22 @@ func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 		rest = rest[i+len(benchPlMark):]
 	}
 	return sid, tracks, host, sid != "" && len(tracks) == 3 && host != ""
+}
+
+// steeringDefault is the PATHWAY-ID of a master playlist's
+// EXT-X-CONTENT-STEERING tag ("" without one).
+func steeringDefault(b []byte) string {
+	i := bytes.Index(b, []byte("#EXT-X-CONTENT-STEERING:"))
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
+	_, id, ok := bytes.Cut(line, []byte(`PATHWAY-ID="`))
+	if !ok {
+		return ""
+	}
+	id, _, _ = bytes.Cut(id, []byte(`"`))
+	return string(id)
 }
 
 // segmentFromEnd returns the start of the k-th segment from the end
@@ -746,4 +778,26 @@ func procRSS(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// TestParseMaster: the benchmark's players start on their session's
+// default pathway (its audio group and variants), not the first listed.
+func TestParseMaster(t *testing.T) {
+	master := []byte(`#EXTM3U
+#EXT-X-CONTENT-STEERING:SERVER-URI="/s/live/~abc/steering.json",PATHWAY-ID="p2"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-p1",NAME="a",URI="http://h1:1/b/t/live/a/media.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="audio-p1",PATHWAY-ID="p1"
+http://h1:1/b/t/live/v1/media.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO="audio-p1",PATHWAY-ID="p1"
+http://h1:1/b/t/live/v2/media.m3u8
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-p2",NAME="a",URI="http://h2:2/b/t/live/a/media.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="audio-p2",PATHWAY-ID="p2"
+http://h2:2/b/t/live/v1/media.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO="audio-p2",PATHWAY-ID="p2"
+http://h2:2/b/t/live/v2/media.m3u8
+`)
+	sid, tracks, host, ok := parseMaster(master)
+	if !ok || sid != "abc" || host != "h2:2" || strings.Join(tracks, ",") != "a,v1,v2" {
+		t.Fatalf("parseMaster: %q %v %q %v", sid, tracks, host, ok)
+	}
 }
