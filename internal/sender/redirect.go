@@ -101,8 +101,12 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 		s.copyPlaylist(w, rec.code, rec.h, rec.body.Bytes())
 		return
 	}
-	var done func(SharedPlaylist, time.Duration)
+	var (
+		done    func(SharedPlaylist, time.Duration)
+		doneKey SharedKey
+	)
 	if key, ok := s.sharedKey(t, track); ok {
+		doneKey = key
 		p, fresh, d := s.shared.Get(r.Context(), key)
 		if fresh {
 			s.reportReload(cluster.Reload{Session: t.Session, Point: t.Point, Track: track, At: s.o.Now()})
@@ -130,11 +134,14 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 		p := SharedPlaylist{Body: body, ContentType: h.Get("Content-Type"), CacheControl: h.Get("Cache-Control")}
 		s.markShared(t.Session, base, ttl > 0)
 		key := SharedKey{Scheduler: base, Point: t.Point, Track: track}
-		if done != nil {
-			done(p, ttl) // the key asked for is this base's (sharedKey)
+		if done != nil && key == doneKey {
+			done(p, ttl)
 			done = nil
 		} else if ttl > 0 {
-			s.shared.Put(key, p, ttl)
+			s.shared.Put(key, p, ttl) // another scheduler's answer: its own key
+		}
+		if done != nil {
+			done(SharedPlaylist{}, 0) // the waiters ask on their own
 		}
 		s.copyPlaylist(w, code, h, body)
 		return

@@ -425,3 +425,49 @@ func eventually(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSharedPlaylistFailover: when the session's scheduler fails and
+// another answers, that answer is not kept as the first one's copy.
+func TestSharedPlaylistFailover(t *testing.T) {
+	var aDown atomic.Bool
+	var aAsked atomic.Int64
+	sched := func(name string, down *atomic.Bool, asked *atomic.Int64) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if asked != nil {
+				asked.Add(1)
+			}
+			if down != nil && down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set(cluster.SharedPlaylistHeader, "1000")
+			w.Write([]byte("#EXTM3U\n# from " + name + "\n"))
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := sched("A", &aDown, &aAsked), sched("B", nil, nil)
+	clk := testkit.NewClock(time.Now())
+	f := newFixtureWith(t, 1<<20, false, func(o *Options) { o.Now = clk.Now })
+	ctx := context.Background()
+	sess := sessionID(t, clk.Now())
+	f.s.Apply(ctx, cluster.Batch{Scheduler: "B", Lease: time.Hour, URL: b.URL})
+	f.s.Apply(ctx, cluster.Batch{Scheduler: "A", Lease: time.Hour, URL: a.URL, Grants: []cluster.Grant{{Session: sess, Point: "live/ch"}}, GrantTTL: time.Hour})
+	u := f.base + "/b/" + token(sess, secret) + "/live/ch/video_800000/media.m3u8"
+	want := func(from string) {
+		t.Helper()
+		if code, body := status(t, u); code != 200 || !strings.Contains(body, "from "+from) {
+			t.Fatalf("%d %q, want the answer from %s", code, body, from)
+		}
+	}
+	want("A") // marked, A's copy
+	clk.Add(2 * time.Second)
+	aDown.Store(true)
+	want("B") // A fails: B answers
+	aDown.Store(false)
+	n := aAsked.Load()
+	want("A") // A's copy is still stale: A is asked again
+	if aAsked.Load() != n+1 {
+		t.Errorf("A asked %d times after its failure, want once", aAsked.Load()-n)
+	}
+}
