@@ -213,13 +213,15 @@ func steeringPhase(t *testing.T, bin, webDir string, sched *clSched, senders []*
 	victim.kill(t)
 	t.Logf("killed %s (pathway %s) at %s", victim.name, pathway, killAt.Format("15:04:05.000"))
 	time.Sleep(20 * time.Second)
-	victim.start(t)
+	// The dead window ends when the restart begins: the new process
+	// serves as soon as it listens, before start sees it ready.
 	backAt = time.Now()
+	victim.start(t)
 	waitUntil(t, 30*time.Second, victim.name+" back in the scheduler's live set", func() (bool, string) {
 		n, err := scrapeMetric(sched.base, "sluice_scheduler_live_senders")
 		return err == nil && n == 3, fmt.Sprintf("%v live senders", n)
 	})
-	t.Logf("%s back at %s, in the live set %v later", victim.name, backAt.Format("15:04:05.000"), time.Since(backAt).Round(100*time.Millisecond))
+	t.Logf("%s restarted at %s, in the live set %v later", victim.name, backAt.Format("15:04:05.000"), time.Since(backAt).Round(100*time.Millisecond))
 
 	played()
 	close(done)
