@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -299,7 +300,7 @@ func (c Config) Validate() error {
 	if err := c.validatePeers(); err != nil {
 		return err
 	}
-	if (c.TLSListen != "") != (c.TLSCert != "" && c.TLSKey != "") || (c.TLSCert == "") != (c.TLSKey == "") {
+	if tls := []string{c.TLSListen, c.TLSCert, c.TLSKey}; slices.Contains(tls, "") && slices.ContainsFunc(tls, func(v string) bool { return v != "" }) {
 		return fmt.Errorf("tls_listen, tls_cert and tls_key go together (HTTPS needs all three)")
 	}
 	if err := c.Pacing.Validate(); err != nil {

@@ -36,15 +36,8 @@ func TestHTTPS(t *testing.T) {
 	art := artifactsDir(t)
 	tmp := t.TempDir()
 	bin := buildSluice(t, root, tmp)
-	certFile, keyFile, certPEM := writeSelfSigned(t, tmp, "sluice-e2e")
-	plainAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	tlsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	logPath := filepath.Join(art, "sluice.log")
-	serve := startProc(t, "sluice serve", logPath, bin, "serve",
-		"--listen", plainAddr, "--data", filepath.Join(tmp, "data"),
-		"--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--pacing", "both", "--log-level", "debug")
-	plain, secure := "http://"+plainAddr, "https://"+tlsAddr
+	plain, secure, certPEM, serve := startServeTLS(t, bin, tmp, logPath, "sluice-e2e", "--pacing", "both")
 	mpd := waitHTTP(t, plain+"/demo-vod.isml/manifest.mpd", 60*time.Second, serve)
 	frag := pacingVideoFragment(t, "demo-vod", mpd)
 
@@ -255,21 +248,16 @@ func TestClusterHTTPS(t *testing.T) {
 func TestBrowserHTTPS(t *testing.T) {
 	b := setupBrowser(t)
 	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
-	certFile, keyFile, _ := writeSelfSigned(t, tmp, "sluice-browser")
-	plainAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	tlsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	logPath := filepath.Join(art, "sluice.log")
-	serve := startProc(t, "sluice serve", logPath, bin, "serve",
-		"--listen", plainAddr, "--data", filepath.Join(tmp, "data"),
-		"--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--player-dir", filepath.Join(webDir, "node_modules"), "--pacing", "client", "--log-level", "debug")
-	waitHTTP(t, "http://"+plainAddr+"/", 30*time.Second, serve)
-	waitVideoSegments(t, "http://"+plainAddr+"/demo.isml/manifest.mpd", 3, 45*time.Second, serve)
+	plain, secure, _, serve := startServeTLS(t, bin, tmp, logPath, "sluice-browser",
+		"--player-dir", filepath.Join(webDir, "node_modules"), "--pacing", "client")
+	waitHTTP(t, plain+"/", 30*time.Second, serve)
+	waitVideoSegments(t, plain+"/demo.isml/manifest.mpd", 3, 45*time.Second, serve)
 
 	t.Setenv("SLUICE_CHROMIUM_ARGS", "--ignore-certificate-errors")
 	t.Setenv("SLUICE_DASH_SETTINGS", `{"streaming":{"cmcd":{"enabled":true,"mode":"query"}}}`)
 	from := pacingLogSize(t, logPath)
-	r := runPlay(t, webDir, "https://"+tlsAddr+"/demo.isml/manifest.mpd", "dash", 10, 7, filepath.Join(art, "screenshot-https.png"))
+	r := runPlay(t, webDir, secure+"/demo.isml/manifest.mpd", "dash", 10, 7, filepath.Join(art, "screenshot-https.png"))
 	checkPlay(t, r, 7)
 	lines := pacingLines(t, logPath, from)
 	h2, paced := 0, 0
@@ -303,4 +291,19 @@ func writeSelfSigned(t *testing.T, dir, cn string) (certFile, keyFile string, ce
 		t.Fatal(err)
 	}
 	return certFile, keyFile, certPEM
+}
+
+// startServeTLS starts `sluice serve` over a data directory in dir with a
+// plain and an HTTPS address (a self-signed certificate for cn), debug
+// logging to logPath and the extra flags; it returns both base URLs, the
+// certificate and the process.
+func startServeTLS(t *testing.T, bin, dir, logPath, cn string, extra ...string) (plain, secure string, certPEM []byte, serve *proc) {
+	t.Helper()
+	certFile, keyFile, certPEM := writeSelfSigned(t, dir, cn)
+	plainAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	args := append([]string{bin, "serve", "--listen", plainAddr, "--data", filepath.Join(dir, "data"),
+		"--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "debug"}, extra...)
+	serve = startProc(t, "sluice serve", logPath, args...)
+	return "http://" + plainAddr, "https://" + tlsAddr, certPEM, serve
 }

@@ -310,9 +310,11 @@ func (s *session) watch(ctx context.Context) {
 			return
 		case now := <-t.C:
 			if !now.Before(nextSample) {
+				// Once a second (not every tick when the manifest maps no
+				// time, on demand).
+				nextSample = now.Add(time.Second)
 				if lat, ok := s.play.latency(now); ok {
 					s.latency = append(s.latency, lat)
-					nextSample = now.Add(time.Second)
 				}
 			}
 			sn := s.play.snap(now)

@@ -313,14 +313,11 @@ func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 	// From the default pathway's block on: the master lists each
 	// pathway's audio renditions (group "audio-<id>") and then its
 	// variants (PATHWAY-ID="<id>").
-	if id := steeringDefault(b); id != "" {
+	if id, after := steeringDefault(b); id != "" {
 		for _, mark := range []string{`GROUP-ID="audio-` + id + `"`, `PATHWAY-ID="` + id + `"`} {
-			if m := bytes.LastIndex(b, []byte("#EXT-X-CONTENT-STEERING:")); m >= 0 {
-				if k := bytes.Index(b[m+1:], []byte(mark)); k >= 0 {
-					start := m + 1 + k
-					rest = b[bytes.LastIndexByte(b[:start], '\n')+1:]
-					break
-				}
+			if k := bytes.Index(b[after:], []byte(mark)); k >= 0 {
+				rest = b[bytes.LastIndexByte(b[:after+k], '\n')+1:]
+				break
 			}
 		}
 	}
@@ -348,19 +345,20 @@ func parseMaster(b []byte) (sid string, tracks []string, host string, ok bool) {
 }
 
 // steeringDefault is the PATHWAY-ID of a master playlist's
-// EXT-X-CONTENT-STEERING tag ("" without one).
-func steeringDefault(b []byte) string {
+// EXT-X-CONTENT-STEERING tag ("" without one) and the offset after the
+// tag's line.
+func steeringDefault(b []byte) (id string, after int) {
 	i := bytes.Index(b, []byte("#EXT-X-CONTENT-STEERING:"))
 	if i < 0 {
-		return ""
+		return "", 0
 	}
 	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
-	_, id, ok := bytes.Cut(line, []byte(`PATHWAY-ID="`))
+	_, v, ok := bytes.Cut(line, []byte(`PATHWAY-ID="`))
 	if !ok {
-		return ""
+		return "", 0
 	}
-	id, _, _ = bytes.Cut(id, []byte(`"`))
-	return string(id)
+	v, _, _ = bytes.Cut(v, []byte(`"`))
+	return string(v), i + len(line)
 }
 
 // segmentFromEnd returns the start of the k-th segment from the end
