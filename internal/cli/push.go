@@ -42,6 +42,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after this much media, e.g. 30s or 2h, rounded up to whole fragments (0: one pass over the file, or forever with --loop)")
 	epoch := fs.Bool("epoch", true, "derive fragment times from the wall clock (Unix epoch), so redundant pushers produce identical fragments; --epoch=false starts at media time 0 and sends the first fragment at once")
 	token := fs.String("token", "", "ingest token, sent as 'Authorization: Bearer <token>'; when empty, $SLUICE_INGEST_TOKEN is used (keeps the token out of the process list)")
+	chunk := fs.Duration("chunk", 0, "send each fragment as CMAF chunks of this duration, e.g. 500ms (a low-latency encoder: each chunk leaves when its last sample's time is reached); 0: whole fragments")
 	fast := fs.Bool("fast", false, "send as fast as the ingest reads instead of in real time (tests, back-filling)")
 	probe := fs.Bool("probe", true, "send an empty POST first, so a refused point or token fails before any media is sent")
 	retry := fs.Bool("retry", false, "after a lost connection or a 5xx answer reconnect (to the next URL), resending the header and the last 2 fragment periods; 4xx answers stay fatal")
@@ -77,7 +78,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"timescale", t.Timescale, "width", t.Width, "height", t.Height, "language", t.Language)
 	}
 	opts := push.Options{
-		URLs: pos[1:], Token: *token, Loop: *loop, Duration: *duration, Epoch: *epoch,
+		URLs: pos[1:], Token: *token, Loop: *loop, Duration: *duration, Epoch: *epoch, Chunk: *chunk,
 		Fast: *fast, Probe: *probe, Retry: *retry, RetryDelay: *retryDelay, Log: log,
 	}
 	if !*quiet && (!*loop || *duration > 0) {
