@@ -31,6 +31,10 @@ loops on a timeline that starts at the Unix epoch, so two pushers started at
 different moments against two ingests send identical fragments for the same
 wall-clock period. Ctrl-C ends the stream cleanly.
 
+With --chunk (e.g. 500ms) each fragment goes out as CMAF chunks of that
+duration, each when its last sample's time is reached, as a low-latency
+encoder sends them: the origin lists them as LL-HLS parts.
+
 Examples:
   sluice push --loop testdata/sample/sample.mp4 'http://127.0.0.1:8080/live/demo.isml/Streams(demo)'
   sluice push --duration 30s --token s3cret movie.mp4 'http://ingest-a:8080/live/ch1.isml/Streams(ch1)' 'http://ingest-b:8080/live/ch1.isml/Streams(ch1)' --retry`
@@ -54,6 +58,9 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pos, err := parseToolArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if *chunk < 0 {
+		return errors.New("--chunk must not be negative")
 	}
 	if len(pos) < 2 {
 		fs.Usage()

@@ -51,7 +51,7 @@ func New() *Metrics {
 			"point", "status"),
 		Restarts: f.CounterVec("sluice_encoder_restarts_total", "Encoder restarts detected (a push whose times go back into what is stored), by publishing point and the policy applied (continue, archive, refuse).",
 			"point", "policy"),
-		Requests:        f.CounterVec("sluice_requests_total", "Client requests by kind (manifest, fragment, init, pull, other) and status code.", "kind", "code"),
+		Requests:        f.CounterVec("sluice_requests_total", "Client requests by kind (manifest, fragment, part, init, pull, other) and status code.", "kind", "code"),
 		BytesOut:        f.CounterVec("sluice_bytes_out_total", "Response body bytes sent to clients, by kind.", "kind"),
 		FragmentsPruned: f.Counter("sluice_fragments_pruned_total", "Fragments deleted by archive retention."),
 		PullConnections: f.Gauge("sluice_pull_connections", "Open Streams() pulls served by this ingest."),
