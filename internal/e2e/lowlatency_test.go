@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -111,7 +114,8 @@ func TestLowLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocked, _ := io.ReadAll(resp.Body)
+	var blocked []byte
+	blocked, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	waited := time.Since(t0)
 	got := parseLL(t, blocked)
@@ -162,21 +166,51 @@ func TestLowLatency(t *testing.T) {
 		t.Errorf("fragment in progress: status %d, %d chunks in %v; want it streamed as it grows", code, moofs, took)
 	}
 
-	// hls.js in low-latency mode (its default) through the /play page.
-	// Catch-up by playback rate, as a low-latency deployment configures it.
-	pe := playEnv{args: []string{`--player-config={"lowLatencyMode":true,"maxLiveSyncPlaybackRate":1.5}`}}
-	r := runPlayIn(t, pe, webDir, base+"/ll.isml/master.m3u8", "hls", 15, 11, filepath.Join(art, "screenshot-ll-hls.png"))
+	// dash.js: low-latency mode follows from the MPD
+	// (availabilityTimeComplete="false", ServiceDescription).
+	r := runPlay(t, webDir, base+"/ll.isml/manifest.mpd", "dash", 15, 11, filepath.Join(art, "screenshot-ll-dash.png"))
 	checkPlay(t, r, 11)
 	// The limit guards against falling back to standard-mode latency (4 s
 	// and more) on a loaded machine; the figures against the targets are
 	// measured on a quiet one (docs/latency.md).
-	checkLatency(t, "hls.js", r, 3)
-
-	// dash.js: low-latency mode follows from the MPD
-	// (availabilityTimeComplete="false", ServiceDescription).
-	r = runPlay(t, webDir, base+"/ll.isml/manifest.mpd", "dash", 15, 11, filepath.Join(art, "screenshot-ll-dash.png"))
-	checkPlay(t, r, 11)
 	checkLatency(t, "dash.js", r, 3)
+
+	// Through a distribution server in front: blocking reloads forwarded
+	// with their query and coalesced, parts and growing fragments passed
+	// on as they arrive.
+	dbase, _ := distStartRole(t, bin, "distribution", "distribution-ll.log", freePort(t), "--origin", base)
+	_, body = fetch(t, dbase+"/ll.isml/"+video)
+	pl = parseLL(t, body)
+	if pl.hint == "" || pl.partInf == "" {
+		t.Fatalf("the distribution tier's playlist is not low-latency:\n%s", body)
+	}
+	last = pl.seq + pl.segments - 1
+	t0 = time.Now()
+	code, blocked = fetch(t, fmt.Sprintf("%s/ll.isml/%s?_HLS_msn=%d&_HLS_part=%d", dbase, video, last+1, pl.parts))
+	got = parseLL(t, blocked)
+	t.Logf("distribution: blocking reload for msn %d part %d: %d after %v", last+1, pl.parts, code, time.Since(t0))
+	if code != http.StatusOK || (got.seq+got.segments-1 < last+1 && got.parts <= pl.parts) {
+		t.Errorf("distribution: blocking reload answered %d without msn %d part %d:\n%s", code, last+1, pl.parts, blocked)
+	}
+	// hls.js in low-latency mode (its default), with catch-up by playback
+	// rate as a low-latency deployment configures it, on sluice serve's
+	// /play page playing the distribution server's URL.
+	// The page must come from the host that serves the media: a front
+	// that sends the point's URLs to the distribution server (flushing
+	// every write, as a load balancer does) and the page to sluice serve.
+	pe := playEnv{args: []string{`--player-config={"lowLatencyMode":true,"maxLiveSyncPlaybackRate":1.5}`}}
+	du, _ := url.Parse(dbase)
+	su, _ := url.Parse(base)
+	mux := http.NewServeMux()
+	toDist := httputil.NewSingleHostReverseProxy(du)
+	toDist.FlushInterval = -1
+	mux.Handle("/ll.isml/", toDist)
+	mux.Handle("/", httputil.NewSingleHostReverseProxy(su))
+	front := httptest.NewServer(mux)
+	defer front.Close()
+	r = runPlayIn(t, pe, webDir, front.URL+"/ll.isml/master.m3u8", "hls", 15, 11, filepath.Join(art, "screenshot-ll-dist.png"))
+	checkPlay(t, r, 11)
+	checkLatency(t, "hls.js via distribution", r, 3)
 }
 
 // checkLatency logs the latency a player reported once a second and fails
