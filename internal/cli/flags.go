@@ -259,6 +259,7 @@ func senderFlags(fs *flag.FlagSet, c *config.Config) {
 // serveFlags: what `sluice serve` adds to its roles.
 func serveFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.BoolVar(&c.Serve.NoDemo, "no-demo", c.Serve.NoDemo, "do not start the demo channel and asset")
+	fs.DurationVar(&c.Serve.DemoChunk, "demo-chunk", c.Serve.DemoChunk, "push the demo channel in CMAF chunks of this duration, e.g. 500ms, making it low-latency (LL-HLS parts, LL-DASH); 0: whole fragments")
 	fs.BoolVar(&c.PointsAny, "points-any", c.PointsAny, "accept pushes to any publishing point name, not only the configured ones (--points-any=false: only the points of --point and the YAML, plus live and demo; docs/config.md)")
 	playerDirFlag(fs, c)
 	fs.Var(&c.Sender.RAM, "sender-ram", "RAM budget (`size`) of the in-process sender (blocks pinned ahead of the /s/ sessions)")

@@ -291,6 +291,9 @@ func (c Config) Validate() error {
 	if c.LookAhead < 0 || c.LookAhead > 10 {
 		return fmt.Errorf("lookahead %d out of range 0..10", c.LookAhead)
 	}
+	if c.Serve.DemoChunk < 0 {
+		return fmt.Errorf("serve demo_chunk %v must not be negative", c.Serve.DemoChunk)
+	}
 	if err := c.validateLimits(); err != nil {
 		return err
 	}

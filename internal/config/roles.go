@@ -110,6 +110,9 @@ type Sender struct {
 type Serve struct {
 	// NoDemo starts no demo channel and asset.
 	NoDemo bool `yaml:"no_demo,omitempty"`
+	// DemoChunk, when positive, pushes the demo channel in CMAF chunks of
+	// this duration (a low-latency encoder: LL-HLS and LL-DASH).
+	DemoChunk time.Duration `yaml:"demo_chunk,omitempty"`
 }
 
 // SchedulerDefaults returns the built-in scheduler configuration.

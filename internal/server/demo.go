@@ -49,7 +49,8 @@ func startDemo(ctx context.Context, srv *Server, base string, log *slog.Logger) 
 	defer src.Close()
 	url := base + "/" + DemoChannel + ".isml/Streams(" + DemoChannel + ")"
 	for ctx.Err() == nil {
-		_, err := push.Push(ctx, src, push.Options{URLs: []string{url}, Loop: true, Epoch: true, Retry: true, Log: log})
+		_, err := push.Push(ctx, src, push.Options{URLs: []string{url}, Loop: true, Epoch: true, Retry: true, Log: log,
+			Chunk: srv.cfg.Serve.DemoChunk})
 		if err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("demo: push ended; restarting", "err", err)
 		}
