@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -149,6 +150,9 @@ func smoothGroups(v store.View) []*smoothGroup {
 	for _, t := range v.Tracks {
 		switch t.Info.Kind {
 		case "video", "audio":
+			if !media.SmoothCarries(t.Info) {
+				continue // AV1, Opus: no Smooth FourCC a client knows
+			}
 		case "text":
 			if t.Info.SampleEntry != "stpp" {
 				continue
