@@ -103,6 +103,12 @@ func ParseHeader(ftyp, smil, moov []byte) (*Header, error) {
 	return h, nil
 }
 
+// DescribeTrak describes one trak as ParseHeader does (kind, codec string,
+// FourCC, size, channels, ...), without the SMIL parameters. An audio or
+// video sample entry Sluice does not serve gives an error wrapping
+// ErrUnsupported.
+func DescribeTrak(tr *mp4.TrakBox) (TrackInfo, error) { return describeTrak(tr) }
+
 func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 	var ti TrackInfo
 	if tr.Tkhd == nil || tr.Mdia == nil || tr.Mdia.Mdhd == nil || tr.Mdia.Hdlr == nil ||
