@@ -24,10 +24,11 @@ import (
 // codecSources encodes the two source files of the codec tests into dir:
 // hevc.mp4 (HEVC 320x180 with AAC stereo, AC-3 5.1 and E-AC-3 stereo: what
 // Smooth can carry) and av1.mp4 (AV1 320x180 with Opus stereo: what only
-// DASH and HLS carry), each seconds long with 1 s GOPs. HEVC is encoded
-// without B-frames: ffmpeg's DASH and HLS demuxers misorder the decode times
-// of libx265's B-pyramid across segments (a client-side limitation seen with
-// ffmpeg 5.1, not a stream error), which would make the decode check fail.
+// DASH and HLS carry), each seconds long with 1 s GOPs. HEVC has B-frames
+// in closed GOPs, as ABR ladders are encoded (libx265's default open GOPs
+// start a segment with a CRA picture whose leading pictures reference the
+// segment before; ffmpeg 5.1's DASH and HLS demuxers then report
+// non-monotonic decode times).
 func codecSources(t *testing.T, dir string, seconds int) (hevcMP4, av1MP4 string) {
 	t.Helper()
 	dur := fmt.Sprint(seconds)
@@ -45,7 +46,7 @@ func codecSources(t *testing.T, dir string, seconds int) (hevcMP4, av1MP4 string
 	}
 	run(append(append(append([]string{}, v...), a...),
 		"-map", "0:v", "-map", "1:a", "-map", "1:a", "-map", "1:a",
-		"-c:v", "libx265", "-x265-params", "log-level=none:keyint=25:min-keyint=25:scenecut=0:bframes=0", "-tag:v", "hvc1", "-b:v", "300k",
+		"-c:v", "libx265", "-x265-params", "log-level=none:keyint=25:min-keyint=25:scenecut=0:open-gop=0", "-tag:v", "hvc1", "-b:v", "300k",
 		"-c:a:0", "aac", "-ac:a:0", "2", "-b:a:0", "64k",
 		"-c:a:1", "ac3", "-filter:a:1", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-b:a:1", "192k",
 		"-c:a:2", "eac3", "-ac:a:2", "2", "-b:a:2", "96k", hevcMP4)...)

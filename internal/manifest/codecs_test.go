@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,22 @@ func TestCodecSignalling(t *testing.T) {
 		if strings.Contains(s, w) {
 			t.Errorf("smooth: announces %s\n%s", w, s)
 		}
+	}
+}
+
+// TestSmoothWithoutCarriedCodec: a presentation of nothing but AV1 and
+// Opus has no Smooth manifest (ErrEmpty, a 404) and says why.
+func TestSmoothWithoutCarriedCodec(t *testing.T) {
+	v := codecsView()
+	var keep []store.TrackView
+	for _, tr := range v.Tracks {
+		if !media.SmoothCarries(tr.Info) {
+			keep = append(keep, tr)
+		}
+	}
+	v.Tracks = keep
+	_, err := Smooth(v, Options{Now: anchor.Add(20 * time.Second)})
+	if !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "AV1 and Opus") {
+		t.Fatalf("err %v, want ErrEmpty saying AV1 and Opus are not carried", err)
 	}
 }

@@ -125,6 +125,11 @@ func Smooth(v store.View, o Options) ([]byte, error) {
 		have = true
 	}
 	if !have {
+		for _, t := range v.Tracks {
+			if len(t.Frags) > 0 && !media.SmoothCarries(t.Info) {
+				return nil, fmt.Errorf("smooth manifest: no track in a codec Smooth carries (AV1 and Opus are served as DASH and HLS only): %w", ErrEmpty)
+			}
+		}
 		return nil, fmt.Errorf("smooth manifest: %w", ErrEmpty)
 	}
 	if !live {
