@@ -40,7 +40,7 @@ func codecsView() store.View {
 	opus := afr("opus_64000")
 	opus.Info = media.TrackInfo{TrackID: 5, Kind: "audio", Timescale: 48000, SampleEntry: "Opus", Codec: "Opus", FourCC: "OPUS",
 		Bitrate: 64000, SampleRate: 48000, Channels: 2, BitsPerSample: 16, Name: "audio_opus"}
-	tracks := []store.TrackView{hevc, av1, aac, ec3, opus}
+	tracks := []store.TrackView{hevc, av1, ec3, aac, opus}
 	for i := range tracks {
 		tracks[i].Ended = true
 	}

@@ -150,7 +150,8 @@ type hlsAudioGroup struct {
 }
 
 // hlsAudioGroups splits the audio tracks into one group per codec family
-// (AAC, AC-3, E-AC-3, Opus), in the order of their first track. A single
+// (AAC, AC-3, E-AC-3, Opus): AAC first, the others in the order of their
+// first track. A single
 // family is the group named base; several are base-<sample entry>
 // ("audio-mp4a", "audio-ec-3").
 func hlsAudioGroups(audio []store.TrackView, base string) []hlsAudioGroup {
@@ -172,6 +173,9 @@ func hlsAudioGroups(audio []store.TrackView, base string) []hlsAudioGroup {
 			g.codecs = append(g.codecs, c)
 		}
 	}
+	// AAC first: the variants a player tries first are the ones every
+	// player decodes.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].id == "mp4a" && out[j].id != "mp4a" })
 	for i := range out {
 		if len(out) == 1 {
 			out[i].id = base
