@@ -22,9 +22,9 @@ const (
 // four upper-case hex digits (stereo A000, 5.1 F801).
 const DolbyChannelScheme = "tag:dolby.com,2014:dash:audio_channel_configuration:2011"
 
-// SupportedSampleEntries are the audio and video sample entries Sluice
+// supportedSampleEntries are the audio and video sample entries Sluice
 // ingests and announces; another one is refused with ErrUnsupported.
-var SupportedSampleEntries = []string{"avc1", "avc3", "hvc1", "hev1", "av01", "mp4a", "Opus", "ac-3", "ec-3"}
+var supportedSampleEntries = []string{"avc1", "avc3", "hvc1", "hev1", "av01", "mp4a", "Opus", "ac-3", "ec-3"}
 
 // SmoothCarries reports whether a Smooth Streaming manifest can announce the
 // track: H.264, HEVC, AAC, AC-3, E-AC-3 and TTML. AV1 and Opus have no

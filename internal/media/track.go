@@ -216,7 +216,7 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 	default:
 		if ti.Kind != "text" {
 			return ti, fmt.Errorf("track %d: %s sample entry %q; supported are %s: %w",
-				ti.TrackID, ti.Kind, printable(ti.SampleEntry), strings.Join(SupportedSampleEntries, ", "), ErrUnsupported)
+				ti.TrackID, ti.Kind, printable(ti.SampleEntry), strings.Join(supportedSampleEntries, ", "), ErrUnsupported)
 		}
 	}
 	return ti, nil
