@@ -495,8 +495,13 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 			}
 		}
 	}
+	lv := v
+	if Live(v) {
+		// A low-latency MPD lists each track's fragment in progress too.
+		lv, _ = withOpenSegments(list(v, Options{}).v)
+	}
 	for _, tr := range v.Tracks {
-		fs := listedTrack(v, tr.ID).Frags
+		fs := listedTrack(lv, tr.ID).Frags
 		got := starts[tr.ID]
 		if len(fs) != len(got) {
 			t.Fatalf("dash %s: %d segments, want %d", tr.ID, len(got), len(fs))

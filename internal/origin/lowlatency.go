@@ -152,3 +152,67 @@ func (h *Handler) part(w http.ResponseWriter, r *http.Request, point *store.Poin
 		}
 	}
 }
+
+// growing serves a fragment still being received (LL-DASH: the segment a
+// low-latency MPD lists before it is complete) as its parts arrive: with
+// chunked transfer encoding, each part written and flushed the moment it
+// exists, the body ending when the fragment is complete. The bytes are
+// the parts one after the other — a CMAF segment of several chunks — not
+// the merged fragment stored afterwards; both carry the same samples. A
+// fragment that stops growing (its parts dropped, or none for three
+// target durations) aborts the response, so that no cache keeps a partial
+// body as complete. Such a response is application-limited: the pacer's
+// estimator learns only from path-limited stretches of it (the kernel's
+// app-limited flag, see docs/pacing.md).
+func (h *Handler) growing(w http.ResponseWriter, r *http.Request, point *store.Point, track string, start int64) {
+	info, _ := point.TrackInfo(track)
+	hd := w.Header()
+	hd["Content-Type"] = contentTypeValue(info.Kind)
+	// Complete once it ends; the stored fragment that replaces it has the
+	// same samples.
+	hd.Set("Cache-Control", "public, max-age=60")
+	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, 0, info.Timescale))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	wait := 3 * 2 * time.Second
+	if t, ok := h.view(point).Track(track); ok {
+		wait = time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
+	}
+	rc := http.NewResponseController(w)
+	sent := 0
+	idle := time.NewTimer(wait)
+	defer idle.Stop()
+	for {
+		changed := point.Changed()
+		data, complete, known := point.PartsFrom(track, start, sent)
+		if !known {
+			h.log.Warn("growing fragment dropped while being served; response aborted", "point", point.Name, "track", track, "t", start, "parts_sent", sent)
+			panic(http.ErrAbortHandler)
+		}
+		for _, d := range data {
+			if _, err := w.Write(d); err != nil {
+				return
+			}
+			sent++
+		}
+		if len(data) > 0 {
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			idle.Reset(wait)
+		}
+		if complete {
+			return
+		}
+		select {
+		case <-changed:
+		case <-idle.C:
+			h.log.Warn("growing fragment stopped growing; response aborted", "point", point.Name, "track", track, "t", start, "parts_sent", sent)
+			panic(http.ErrAbortHandler)
+		case <-r.Context().Done():
+			return
+		}
+	}
+}

@@ -262,6 +262,10 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	f, ref, err := point.OpenFragment(track, t)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			if _, _, known := point.PartsFrom(track, t, 0); known {
+				h.growing(w, r, point, track, t)
+				return
+			}
 			h.trimmedFragment(w, r, point, track, t)
 			return
 		}

@@ -190,3 +190,26 @@ func (p *Point) VideoEdge() media.VideoEdge {
 	}
 	return e
 }
+
+// PartsFrom returns the parts of a track's fragment that starts at
+// fragStart from the from-th on (a growing fragment streamed as its parts
+// arrive). known is false when no kept parts begin that fragment;
+// complete says the fragment is complete (no part follows).
+func (p *Point) PartsFrom(trackID string, fragStart int64, from int) (data [][]byte, complete, known bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t := p.tracks[trackID]
+	if t == nil {
+		return nil, false, false
+	}
+	for _, pf := range t.live.frags {
+		if pf.Start != fragStart {
+			continue
+		}
+		if from < len(pf.data) {
+			data = append(data, pf.data[from:]...)
+		}
+		return data, pf.Complete, true
+	}
+	return nil, false, false
+}
