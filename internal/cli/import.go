@@ -16,9 +16,9 @@ import (
 
 const importSynopsis = `[flags] <movie.mp4> <asset>
 
-Turns a progressive MP4 (H.264 video, AAC audio) into an on-demand asset of
-the data directory, served by 'sluice serve' / 'sluice origin' as Smooth,
-DASH and HLS. The file is cut into fragments at its video key frames, passed
+Turns a progressive MP4 (H.264, HEVC or AV1 video; AAC, Opus, AC-3 or E-AC-3
+audio) into an on-demand asset of the data directory, served by 'sluice serve'
+/ 'sluice origin' as DASH and HLS, and as Smooth but for AV1 and Opus. The file is cut into fragments at its video key frames, passed
 through the same parser as a live push, and stored; the asset appears in one
 rename when it is complete, so a running server never sees half of it.
 

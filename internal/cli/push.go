@@ -17,10 +17,11 @@ import (
 
 const pushSynopsis = `[flags] <file.mp4> <ingest-url> [<standby-url>...]
 
-Plays a progressive MP4 (H.264 video, AAC audio) into an ingest as a live
-Smooth Streaming (ismv) encoder does: one long chunked POST carrying ftyp, the
-live server manifest, moov, then one moof+mdat per track every fragment
-(cut at the video key frames), in real time, ended by an empty mfra.
+Plays a progressive MP4 (H.264, HEVC or AV1 video; AAC, Opus, AC-3 or E-AC-3
+audio) into an ingest as a live Smooth Streaming (ismv) encoder does: one long
+chunked POST carrying ftyp, the live server manifest, moov, then one moof+mdat
+per track every fragment (cut at the video key frames), in real time, ended by
+an empty mfra.
 
 The ingest URL names the publishing point and the stream, e.g.
   http://127.0.0.1:8080/live/demo.isml/Streams(demo)

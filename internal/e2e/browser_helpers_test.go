@@ -175,6 +175,9 @@ type playResult struct {
 	// Fetched lists the segments the page got from senders (play.mjs
 	// --record, SLUICE_RECORD=1).
 	Fetched []fetchedSegment `json:"fetched"`
+	// TypeSupported answers MediaSource.isTypeSupported for each type of
+	// play.mjs --mse-types.
+	TypeSupported map[string]bool `json:"typeSupported"`
 }
 
 // fetchedSegment is one sender response a player got (play.mjs --record).

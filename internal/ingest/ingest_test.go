@@ -187,6 +187,15 @@ func TestBadInput(t *testing.T) {
 	bigBox := append(testmedia.Join(header), 0x00, 0x80, 0x00, 0x00, 'm', 'o', 'o', 'f') // 8 MiB declared > 4 MiB bound
 	garbage := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x13}, 100)
 	changed := append(append([]byte(nil), a...), b...)
+	// A VP8 sample entry: a codec Sluice does not serve.
+	var unknownCodec []byte
+	for _, x := range header {
+		raw := x.Raw
+		if x.Type == "moov" {
+			raw = bytes.ReplaceAll(raw, []byte("avc1"), []byte("vp08"))
+		}
+		unknownCodec = append(unknownCodec, raw...)
+	}
 
 	cases := []struct {
 		name   string
@@ -204,6 +213,7 @@ func TestBadInput(t *testing.T) {
 		{"box above bound", "/live.isml/Streams(s1)", bigBox, nil, 413, "bound"},
 		{"size beyond body", "/live.isml/Streams(s1)", append(testmedia.Join(header), 0, 0, 0x10, 0, 'm', 'o', 'o', 'f', 1, 2, 3), nil, 400, "stream ended inside a box"},
 		{"garbage", "/live.isml/Streams(s1)", garbage, nil, 400, "box"},
+		{"unknown codec", "/live.isml/Streams(s9)", append(unknownCodec, frag...), nil, 415, `video sample entry "vp08"; supported are avc1`},
 		{"codec change mid-stream", "/live.isml/Streams(s1)", changed, nil, 412, "codec configuration changed"},
 		{"codec change on reconnect", "/live.isml/Streams(s2)", b, nil, 412, "codec configuration changed"},
 		{"fragment before header", "/live.isml/Streams(fresh)", frag, nil, 412, "before any stream header"},

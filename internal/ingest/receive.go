@@ -204,6 +204,12 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 				tl.header(ids)
 			}
 			h.log.Info("stream header", "point", point.Name, "stream", streamID, "tracks", trackList(ev.Header, ids))
+			for _, t := range ev.Header.Tracks {
+				if !media.SmoothCarries(t) {
+					h.log.Info("track left out of the Smooth manifest (no Smooth FourCC for its codec); DASH and HLS announce it",
+						"point", point.Name, "stream", streamID, "track", ids[t.TrackID], "codec", t.Codec)
+				}
+			}
 		case media.EventFragment:
 			a, err := asm.Add(ev.Fragment)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -247,6 +248,19 @@ type dashSet struct {
 	tracks     []store.TrackView
 }
 
+// transferCICP is the transfer_characteristics code point (ITU-T H.273)
+// a DASH SupplementalProperty announces for an HDR video range: 16 for PQ,
+// 18 for HLG, none for SDR or an unknown range.
+func transferCICP(videoRange string) string {
+	switch videoRange {
+	case media.RangePQ:
+		return "16"
+	case media.RangeHLG:
+		return "18"
+	}
+	return ""
+}
+
 // codecFamily names the codec of a sample entry, so that AVC and HEVC (or
 // AAC and AC-3) renditions land in different AdaptationSets.
 func codecFamily(sampleEntry string) string {
@@ -401,12 +415,19 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 			x = mpd.NewVideoRepresentation(r.t.ID, ti.Codec, "", "", bw, ti.Width, ti.Height)
 			as.MaxWidth = max(as.MaxWidth, uint32(ti.Width))
 			as.MaxHeight = max(as.MaxHeight, uint32(ti.Height))
+			if tc := transferCICP(ti.VideoRange); tc != "" {
+				x.SupplementalProperties = append(x.SupplementalProperties,
+					mpd.NewDescriptor("urn:mpeg:mpegB:cicp:TransferCharacteristics", tc, ""))
+			}
 		case "audio":
 			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
 			if ti.SampleRate > 0 {
 				x.AudioSamplingRate = mpd.Ptr(mpd.UIntVectorType(strconv.Itoa(ti.SampleRate)))
 			}
-			if ti.Channels > 0 {
+			if ti.ChannelMask != "" {
+				x.AudioChannelConfigurations = append(x.AudioChannelConfigurations,
+					mpd.NewDescriptor(media.DolbyChannelScheme, ti.ChannelMask, ""))
+			} else if ti.Channels > 0 {
 				x.AudioChannelConfigurations = append(x.AudioChannelConfigurations,
 					mpd.NewDescriptor(mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH, strconv.Itoa(ti.Channels), ""))
 			}

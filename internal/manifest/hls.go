@@ -33,10 +33,14 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // (/<pp>.isml/master.m3u8): every audio track as an EXT-X-MEDIA rendition of
 // group "audio" (the first, highest-bitrate one DEFAULT=YES) and one
 // EXT-X-STREAM-INF per video track, pointing at tracks/<id>/media.m3u8.
+// Audio tracks of several codec families (AAC, AC-3, E-AC-3, Opus) make one
+// group each, "audio-<sample entry>", and every video variant is listed once
+// per group, so that a player picks the audio codec it can decode.
 // BANDWIDTH is the peak and AVERAGE-BANDWIDTH the declared bit rate of the
-// video track plus the highest of the audio tracks (the peak is the larger
+// video track plus the highest of the group's audio tracks (the peak is the larger
 // of the declared bit rate and the highest bit rate of a listed fragment);
-// CODECS lists the video codec and every audio codec of the group. A
+// CODECS lists the video codec and every audio codec of the group;
+// VIDEO-RANGE is the video's when its stream signals one. A
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
 // variants, not renditions). Text tracks are not announced, nor are tracks
@@ -96,40 +100,90 @@ func writeMasterPathway(b *bytes.Buffer, video, audio []store.TrackView, pw Path
 		}
 		return
 	}
-	group := "audio"
+	base := "audio"
 	if pw.ID != "" {
-		group += "-" + pw.ID
+		base += "-" + pw.ID
 	}
-	var audioAvg, audioPeak int
-	var audioCodecs []string
-	for i, a := range audio {
-		fmt.Fprintf(b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=%s,NAME=%s", quote(group), quote(a.ID))
-		if a.Info.Language != "" {
-			fmt.Fprintf(b, ",LANGUAGE=%s", quote(a.Info.Language))
+	groups := hlsAudioGroups(audio, base)
+	for _, g := range groups {
+		for i, a := range g.tracks {
+			fmt.Fprintf(b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=%s,NAME=%s", quote(g.id), quote(a.ID))
+			if a.Info.Language != "" {
+				fmt.Fprintf(b, ",LANGUAGE=%s", quote(a.Info.Language))
+			}
+			fmt.Fprintf(b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
+			if a.Info.Channels > 0 {
+				fmt.Fprintf(b, ",CHANNELS=\"%d\"", a.Info.Channels)
+			}
+			fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(a.ID)))
 		}
-		fmt.Fprintf(b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
-		if a.Info.Channels > 0 {
-			fmt.Fprintf(b, ",CHANNELS=\"%d\"", a.Info.Channels)
+	}
+	if len(groups) == 0 {
+		groups = []hlsAudioGroup{{}}
+	}
+	// Each video variant once per audio group: a player that cannot decode
+	// one group's codec (E-AC-3, say) picks a variant of another (AAC).
+	for _, g := range groups {
+		for _, t := range video {
+			avg, peak := hlsBitrates(t)
+			codecs := append([]string{t.Info.Codec}, g.codecs...)
+			res := ""
+			if t.Info.Width > 0 && t.Info.Height > 0 {
+				res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
+			}
+			attrs := pathwayAttr
+			if t.Info.VideoRange != "" {
+				attrs = ",VIDEO-RANGE=" + t.Info.VideoRange + attrs
+			}
+			writeStreamInf(b, peak+g.peak, avg+g.avg, strings.Join(codecs, ","), res, g.id, attrs, pw.Playlist(t.ID))
 		}
-		fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(a.ID)))
+	}
+}
+
+// hlsAudioGroup is one EXT-X-MEDIA audio group: the renditions of one codec
+// family, their distinct codecs and the highest bit rates among them.
+type hlsAudioGroup struct {
+	id        string
+	tracks    []store.TrackView
+	codecs    []string
+	avg, peak int
+}
+
+// hlsAudioGroups splits the audio tracks into one group per codec family
+// (AAC, AC-3, E-AC-3, Opus): AAC first, the others in the order of their
+// first track. A single
+// family is the group named base; several are base-<sample entry>
+// ("audio-mp4a", "audio-ec-3").
+func hlsAudioGroups(audio []store.TrackView, base string) []hlsAudioGroup {
+	var out []hlsAudioGroup
+	idx := map[string]int{}
+	for _, a := range audio {
+		fam := codecFamily(a.Info.SampleEntry)
+		i, ok := idx[fam]
+		if !ok {
+			i = len(out)
+			idx[fam] = i
+			out = append(out, hlsAudioGroup{id: fam})
+		}
+		g := &out[i]
+		g.tracks = append(g.tracks, a)
 		avg, peak := hlsBitrates(a)
-		audioAvg, audioPeak = max(audioAvg, avg), max(audioPeak, peak)
-		if c := a.Info.Codec; c != "" && !contains(audioCodecs, c) {
-			audioCodecs = append(audioCodecs, c)
+		g.avg, g.peak = max(g.avg, avg), max(g.peak, peak)
+		if c := a.Info.Codec; c != "" && !contains(g.codecs, c) {
+			g.codecs = append(g.codecs, c)
 		}
 	}
-	if len(audio) == 0 {
-		group = ""
-	}
-	for _, t := range video {
-		avg, peak := hlsBitrates(t)
-		codecs := append([]string{t.Info.Codec}, audioCodecs...)
-		res := ""
-		if t.Info.Width > 0 && t.Info.Height > 0 {
-			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
+	// AAC first: the variants a player tries first are the ones every
+	// player decodes.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].id == "mp4a" && out[j].id != "mp4a" })
+	for i := range out {
+		if len(out) == 1 {
+			out[i].id = base
+		} else {
+			out[i].id = base + "-" + strings.ToLower(out[i].id)
 		}
-		writeStreamInf(b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, pathwayAttr, pw.Playlist(t.ID))
 	}
+	return out
 }
 
 func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, pathwayAttr, uri string) {

@@ -263,6 +263,7 @@ func cases() []testCase {
 		{"primed", primedView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"restart", restartView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
 		{"restart-ended", restartEndedView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
+		{"codecs", codecsView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"lowlatency", lowLatencyView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -124,6 +125,11 @@ func Smooth(v store.View, o Options) ([]byte, error) {
 		have = true
 	}
 	if !have {
+		for _, t := range v.Tracks {
+			if len(t.Frags) > 0 && !media.SmoothCarries(t.Info) {
+				return nil, fmt.Errorf("smooth manifest: no track in a codec Smooth carries (AV1 and Opus are served as DASH and HLS only): %w", ErrEmpty)
+			}
+		}
 		return nil, fmt.Errorf("smooth manifest: %w", ErrEmpty)
 	}
 	if !live {
@@ -149,6 +155,9 @@ func smoothGroups(v store.View) []*smoothGroup {
 	for _, t := range v.Tracks {
 		switch t.Info.Kind {
 		case "video", "audio":
+			if !media.SmoothCarries(t.Info) {
+				continue // AV1, Opus: no Smooth FourCC a client knows
+			}
 		case "text":
 			if t.Info.SampleEntry != "stpp" {
 				continue

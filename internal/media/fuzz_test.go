@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -19,6 +20,16 @@ func FuzzStreamParser(f *testing.F) {
 		}
 		f.Add(b)
 		f.Add(b[:len(b)/2])
+	}
+	// The decoder configuration records of every codec (HEVC, AV1, Opus,
+	// AC-3, E-AC-3): their parsers see the fuzzed bytes through moov.
+	codecs, _ := filepath.Glob("testdata/codecs/*.mp4")
+	for _, name := range codecs {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte{0, 0, 0, 8, 'f', 't', 'y', 'p'})
 	f.Add([]byte{0, 0, 0, 1, 'm', 'd', 'a', 't', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})

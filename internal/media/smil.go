@@ -44,7 +44,7 @@ func (s SmilTrack) apply(ti *TrackInfo) {
 	if v := p["FourCC"]; v != "" {
 		ti.FourCC = v
 	}
-	if v := p["CodecPrivateData"]; v != "" {
+	if v := p["CodecPrivateData"]; v != "" && ti.CodecPrivateData == "" {
 		ti.CodecPrivateData = strings.ToUpper(v)
 	}
 	if v := p["systemLanguage"]; v != "" && v != "und" && ti.Language == "" {

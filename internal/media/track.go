@@ -17,15 +17,17 @@ type TrackInfo struct {
 	TrackID          uint32 `json:"track_id"`
 	Kind             string `json:"kind"` // video, audio or text
 	Timescale        uint32 `json:"timescale"`
-	SampleEntry      string `json:"sample_entry"`          // avc1, avc3, mp4a, ...
-	Codec            string `json:"codec"`                 // RFC 6381 codecs value, e.g. avc1.64001E
-	FourCC           string `json:"fourcc"`                // Smooth Streaming FourCC, e.g. H264, AACL
-	CodecPrivateData string `json:"codec_private_data"`    // Smooth CodecPrivateData (hex)
-	Bitrate          int    `json:"bitrate"`               // bits per second (declared)
-	Width            int    `json:"width,omitempty"`       // video
-	Height           int    `json:"height,omitempty"`      // video
-	SampleRate       int    `json:"sample_rate,omitempty"` // audio
-	Channels         int    `json:"channels,omitempty"`    // audio
+	SampleEntry      string `json:"sample_entry"`           // avc1, avc3, mp4a, ...
+	Codec            string `json:"codec"`                  // RFC 6381 codecs value, e.g. avc1.64001E
+	FourCC           string `json:"fourcc"`                 // Smooth Streaming FourCC, e.g. H264, AACL
+	CodecPrivateData string `json:"codec_private_data"`     // Smooth CodecPrivateData (hex)
+	Bitrate          int    `json:"bitrate"`                // bits per second (declared)
+	Width            int    `json:"width,omitempty"`        // video
+	Height           int    `json:"height,omitempty"`       // video
+	SampleRate       int    `json:"sample_rate,omitempty"`  // audio
+	Channels         int    `json:"channels,omitempty"`     // audio
+	ChannelMask      string `json:"channel_mask,omitempty"` // AC-3/E-AC-3: Dolby channel mask, 4 hex digits (DolbyChannelScheme)
+	VideoRange       string `json:"video_range,omitempty"`  // SDR, PQ or HLG when the stream signals its transfer characteristics
 	BitsPerSample    int    `json:"bits_per_sample,omitempty"`
 	Language         string `json:"language,omitempty"`
 	Name             string `json:"name"`        // Smooth StreamIndex name (trackName)
@@ -101,6 +103,12 @@ func ParseHeader(ftyp, smil, moov []byte) (*Header, error) {
 	return h, nil
 }
 
+// DescribeTrak describes one trak as ParseHeader does (kind, codec string,
+// FourCC, size, channels, ...), without the SMIL parameters. An audio or
+// video sample entry Sluice does not serve gives an error wrapping
+// ErrUnsupported.
+func DescribeTrak(tr *mp4.TrakBox) (TrackInfo, error) { return describeTrak(tr) }
+
 func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 	var ti TrackInfo
 	if tr.Tkhd == nil || tr.Mdia == nil || tr.Mdia.Mdhd == nil || tr.Mdia.Hdlr == nil ||
@@ -131,7 +139,7 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 	case "text", "subt", "sbtl", "meta":
 		ti.Kind = "text"
 	default:
-		return ti, fmt.Errorf("track %d: unsupported handler %q", ti.TrackID, tr.Mdia.Hdlr.HandlerType)
+		return ti, fmt.Errorf("track %d: unsupported handler %q: %w", ti.TrackID, printable(tr.Mdia.Hdlr.HandlerType), ErrUnsupported)
 	}
 	if len(stsd.Children) == 0 {
 		return ti, fmt.Errorf("track %d: empty sample description", ti.TrackID)
@@ -160,12 +168,24 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 		if se.Btrt != nil {
 			ti.Bitrate = int(se.Btrt.AvgBitrate)
 		}
-	case stsd.HvcX != nil:
-		se := stsd.HvcX
-		ti.Width, ti.Height = int(se.Width), int(se.Height)
-		ti.FourCC = "HVC1"
-		if se.Btrt != nil {
-			ti.Bitrate = int(se.Btrt.AvgBitrate)
+	case stsd.HvcX != nil && (ti.SampleEntry == "hvc1" || ti.SampleEntry == "hev1"):
+		if err := describeHEVC(&ti, stsd.HvcX); err != nil {
+			return ti, err
+		}
+	case stsd.Av01 != nil:
+		if err := describeAV1(&ti, stsd.Av01); err != nil {
+			return ti, err
+		}
+	case stsd.Opus != nil || stsd.AC3 != nil || stsd.EC3 != nil:
+		se := stsd.Opus
+		if se == nil {
+			se = stsd.AC3
+		}
+		if se == nil {
+			se = stsd.EC3
+		}
+		if err := describeAudio(&ti, se); err != nil {
+			return ti, err
 		}
 	case stsd.Mp4a != nil:
 		se := stsd.Mp4a
@@ -194,8 +214,9 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 			ti.Bitrate = int(se.Btrt.AvgBitrate)
 		}
 	default:
-		if ti.Kind == "video" {
-			ti.FourCC = strings.ToUpper(ti.SampleEntry)
+		if ti.Kind != "text" {
+			return ti, fmt.Errorf("track %d: %s sample entry %q; supported are %s: %w",
+				ti.TrackID, ti.Kind, printable(ti.SampleEntry), strings.Join(supportedSampleEntries, ", "), ErrUnsupported)
 		}
 	}
 	return ti, nil

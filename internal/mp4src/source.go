@@ -1,4 +1,5 @@
-// Package mp4src turns a progressive MP4 file (H.264 video, AAC audio) into
+// Package mp4src turns a progressive MP4 file (H.264, HEVC or AV1 video;
+// AAC, Opus, AC-3 or E-AC-3 audio) into
 // the byte stream a Smooth Streaming / ismv live encoder sends to an ingest:
 // ftyp (isml), the LiveServerManifestBox (a SMIL table of the tracks), a
 // fragmented moov, then one moof+mdat per track for every fragment period,
@@ -37,6 +38,8 @@ import (
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/sluice-media/sluice/internal/media"
 )
 
 // ErrUnsupported marks an input file that is well formed but that mp4src
@@ -396,11 +399,20 @@ func describe(tr *mp4.TrakBox) (*track, error) {
 		return nil, fmt.Errorf("track %d has %d sample descriptions, want 1: %w", id, len(stsd.Children), ErrUnsupported)
 	}
 	entry := stsd.Children[0].Type()
+	if passThrough[entry] {
+		if err := t.describeEntry(tr); err != nil {
+			return nil, fmt.Errorf("track %d: %w", id, err)
+		}
+		if err := t.expand(); err != nil {
+			return nil, fmt.Errorf("track %d: %w", id, err)
+		}
+		return t, nil
+	}
 	switch tr.Mdia.Hdlr.HandlerType {
 	case "vide":
 		se := stsd.AvcX
 		if se == nil || (entry != "avc1" && entry != "avc3") {
-			return nil, fmt.Errorf("track %d: video codec %q, only H.264 (avc1/avc3) is supported: %w", id, entry, ErrUnsupported)
+			return nil, fmt.Errorf("track %d: video codec %q, only H.264 (avc1/avc3), HEVC (hvc1/hev1) and AV1 (av01) are supported: %w", id, entry, ErrUnsupported)
 		}
 		if se.AvcC == nil || len(se.AvcC.SPSnalus) == 0 || len(se.AvcC.PPSnalus) == 0 {
 			return nil, fmt.Errorf("track %d: H.264 without SPS/PPS in avcC: %w", id, ErrUnsupported)
@@ -429,7 +441,7 @@ func describe(tr *mp4.TrakBox) (*track, error) {
 		if se == nil || entry != "mp4a" || se.Esds == nil || se.Esds.DecConfigDescriptor == nil ||
 			se.Esds.DecConfigDescriptor.ObjectType != mp4.ObjectTypeAAC ||
 			se.Esds.DecConfigDescriptor.DecSpecificInfo == nil || len(se.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig) < 2 {
-			return nil, fmt.Errorf("track %d: audio codec %q, only AAC (mp4a with an AudioSpecificConfig) is supported: %w", id, entry, ErrUnsupported)
+			return nil, fmt.Errorf("track %d: audio codec %q, only AAC (mp4a with an AudioSpecificConfig), Opus, AC-3 (ac-3) and E-AC-3 (ec-3) are supported: %w", id, entry, ErrUnsupported)
 		}
 		asc := se.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig
 		aot := asc[0] >> 3
@@ -454,13 +466,38 @@ func describe(tr *mp4.TrakBox) (*track, error) {
 		t.asc = asc
 		t.info.CodecPrivateData = fmt.Sprintf("%X", asc)
 	default:
-		return nil, fmt.Errorf("track %d: handler %q (%s), only H.264 video and AAC audio are supported: %w",
+		return nil, fmt.Errorf("track %d: handler %q (%s), only video (H.264, HEVC, AV1) and audio (AAC, Opus, AC-3, E-AC-3) are supported: %w",
 			id, tr.Mdia.Hdlr.HandlerType, entry, ErrUnsupported)
 	}
 	if err := t.expand(); err != nil {
 		return nil, fmt.Errorf("track %d: %w", id, err)
 	}
 	return t, nil
+}
+
+// passThrough are the sample entries whose configuration boxes are copied
+// into the stream header unchanged (HEVC, AV1, Opus, AC-3, E-AC-3); H.264
+// and AAC entries are rebuilt from their avcC and AudioSpecificConfig.
+var passThrough = map[string]bool{"hvc1": true, "hev1": true, "av01": true, "Opus": true, "ac-3": true, "ec-3": true}
+
+// describeEntry describes a track whose sample entry is passed through, as
+// the ingest will (media.DescribeTrak).
+func (t *track) describeEntry(tr *mp4.TrakBox) error {
+	ti, err := media.DescribeTrak(tr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	if ti.Kind != "video" && ti.Kind != "audio" {
+		return fmt.Errorf("%s sample entry in a %s track: %w", ti.SampleEntry, ti.Kind, ErrUnsupported)
+	}
+	in := &t.info
+	in.Kind, in.Name, in.FourCC, in.Codec, in.CodecPrivateData = ti.Kind, ti.Kind, ti.FourCC, ti.Codec, ti.CodecPrivateData
+	in.Width, in.Height, in.SampleRate, in.Channels = ti.Width, ti.Height, ti.SampleRate, ti.Channels
+	if in.Kind == "audio" && in.SampleRate == 0 {
+		in.SampleRate = int(in.Timescale)
+	}
+	t.entry = tr.Mdia.Minf.Stbl.Stsd.Children[0]
+	return nil
 }
 
 // expand turns the sample tables into one entry per sample.

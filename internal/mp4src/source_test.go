@@ -331,8 +331,8 @@ func TestRejects(t *testing.T) {
 		{"missing file", filepath.Join(dir, "nope.mp4"), "no such file", false},
 		{"not an mp4", text, "", false},
 		{"fragmented input", ismv, "fragmented", true},
-		{"mpeg-4 part 2 video", mk("mpeg4.mp4", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1", "-c:v", "mpeg4"), "only H.264", true},
-		{"mp3 audio", mk("mp3.mp4", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "libmp3lame"), "only AAC", true},
+		{"mpeg-4 part 2 video", mk("mpeg4.mp4", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1", "-c:v", "mpeg4"), "only H.264 (avc1/avc3), HEVC", true},
+		{"mp3 audio", mk("mp3.mp4", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "libmp3lame"), "only AAC (mp4a with an AudioSpecificConfig), Opus", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,5 +388,58 @@ func TestAudioOnly(t *testing.T) {
 	}
 	if secs := float64(total) / 44100; secs < 4.9 || secs > 5.1 {
 		t.Errorf("audio lasts %.3f s, want about 5", secs)
+	}
+}
+
+// TestCodecs: HEVC, AV1, Opus, AC-3 and E-AC-3 files stream with their
+// sample entries passed through, and the receiving parser derives the same
+// codec strings as from the file.
+func TestCodecs(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	dir := t.TempDir()
+	v := []string{"-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25:duration=2"}
+	a := []string{"-f", "lavfi", "-i", "sine=r=48000:duration=2"}
+	cases := []struct {
+		name  string
+		args  []string
+		codec []string // per track
+	}{
+		{"hevc-ac3", append(append(append([]string{}, v...), a...), "-c:v", "libx265", "-x265-params", "log-level=none:keyint=25", "-tag:v", "hvc1", "-c:a", "ac3"), []string{"hvc1.1.6.L", "ac-3"}},
+		{"av1-opus", append(append(append([]string{}, v...), a...), "-c:v", "libsvtav1", "-preset", "12", "-g", "25", "-c:a", "libopus"), []string{"av01.0.", "Opus"}},
+		{"eac3", append(append([]string{}, a...), "-c:a", "eac3"), []string{"ec-3"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name+".mp4")
+			cmd := exec.Command(ffmpeg, append(append([]string{"-nostdin", "-v", "error", "-y"}, c.args...), p)...)
+			cmd.Env = append(os.Environ(), "SVT_LOG=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("ffmpeg: %v\n%s", err, out)
+			}
+			s, err := mp4src.Open(p, mp4src.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var buf bytes.Buffer
+			if _, err := s.WriteAll(&buf); err != nil {
+				t.Fatal(err)
+			}
+			got := parse(t, &buf)
+			if len(got.header.Tracks) != len(c.codec) {
+				t.Fatalf("%d tracks, want %d", len(got.header.Tracks), len(c.codec))
+			}
+			for i, ti := range got.header.Tracks {
+				if !strings.HasPrefix(ti.Codec, c.codec[i]) || ti.Codec != s.Tracks()[i].Codec {
+					t.Errorf("track %d: codec %q (source says %q), want %s...", i, ti.Codec, s.Tracks()[i].Codec, c.codec[i])
+				}
+				if len(got.frags[ti.TrackID]) == 0 {
+					t.Errorf("track %d: no fragment", i)
+				}
+			}
+		})
 	}
 }

@@ -102,8 +102,14 @@ func (s *Source) moov() (*mp4.MoovBox, error) {
 		in := t.info
 		trak := mp4.CreateEmptyTrak(in.TrackID, in.Timescale, in.Kind, in.Language)
 		btrt := &mp4.BtrtBox{MaxBitrate: uint32(in.MaxBitrate), AvgBitrate: uint32(in.Bitrate)}
-		switch in.Kind {
-		case "video":
+		switch {
+		case t.entry != nil:
+			if in.Kind == "video" {
+				trak.Tkhd.Width = mp4.Fixed32(uint32(in.Width) << 16)
+				trak.Tkhd.Height = mp4.Fixed32(uint32(in.Height) << 16)
+			}
+			trak.Mdia.Minf.Stbl.Stsd.AddChild(t.entry)
+		case in.Kind == "video":
 			trak.Tkhd.Width = mp4.Fixed32(uint32(in.Width) << 16)
 			trak.Tkhd.Height = mp4.Fixed32(uint32(in.Height) << 16)
 			se := mp4.CreateVisualSampleEntryBox("avc1", uint16(in.Width), uint16(in.Height), t.avcC)
@@ -113,7 +119,7 @@ func (s *Source) moov() (*mp4.MoovBox, error) {
 			}
 			se.AddChild(btrt)
 			trak.Mdia.Minf.Stbl.Stsd.AddChild(se)
-		case "audio":
+		case in.Kind == "audio":
 			if in.SampleRate > 0xffff {
 				return nil, fmt.Errorf("track %d: sample rate %d does not fit an mp4a sample entry: %w", in.SourceID, in.SampleRate, ErrUnsupported)
 			}

@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--until-ended] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -42,6 +42,11 @@
 // as the media element fires 'ended' (result.ended), and playback that has
 // not ended after <seconds> is a failure. min-advance still applies.
 //
+// --mse-types=JSON (an array of media types) asks the page's
+// MediaSource.isTypeSupported() about each, right after the page loads; the
+// answers are the result's "typeSupported" object ({"<type>": true|false}),
+// e.g. --mse-types='["video/mp4; codecs=\"av01.0.04M.08\""]'.
+//
 // --player-config=JSON (or SLUICE_PLAYER_CONFIG) is set as
 // window.sluicePlayerConfig before the page loads; the player glue passes it
 // to the player it creates: new Hls(config) for hls.js, player.configure()
@@ -56,7 +61,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--until-ended] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
@@ -64,12 +69,21 @@ let dashSettings = process.env.SLUICE_DASH_SETTINGS || null;
 let playerConfig = process.env.SLUICE_PLAYER_CONFIG || null;
 let record = process.env.SLUICE_RECORD === '1';
 let untilEnded = false;
+let mseTypes = null;
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (a === '--until-ended') untilEnded = true;
   else if (a.startsWith('--dash-settings=')) dashSettings = a.slice('--dash-settings='.length);
   else if (a.startsWith('--player-config=')) playerConfig = a.slice('--player-config='.length);
   else if (a === '--record') record = true;
+  else if (a.startsWith('--mse-types=')) {
+    try {
+      mseTypes = JSON.parse(a.slice('--mse-types='.length));
+    } catch (e) {
+      usage(`--mse-types is not JSON: ${e.message}`);
+    }
+    if (!Array.isArray(mseTypes)) usage('--mse-types is not an array');
+  }
   else positional.push(a);
 }
 if (dashSettings !== null) {
@@ -233,6 +247,9 @@ try {
   if (!resp || !resp.ok()) {
     result.failure = `page ${pageURL} answered ${resp ? resp.status() : 'nothing'}: ${resp ? (await resp.text()).slice(0, 300) : ''}`;
     throw new Error(result.failure);
+  }
+  if (mseTypes !== null) {
+    result.typeSupported = await page.evaluate((ts) => Object.fromEntries(ts.map((t) => [t, MediaSource.isTypeSupported(t)])), mseTypes);
   }
   await page.waitForFunction(() => typeof window.sluicePlayer === 'object', null, { timeout: 10000 });
   if (clickPoint !== null) {
