@@ -12,6 +12,7 @@ import (
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -263,7 +264,7 @@ func dashSets(v store.View) []*dashSet {
 		if t.Info.Kind == "video" {
 			lang = ""
 		}
-		key := t.Info.Kind + "\x00" + lang + "\x00" + codecFamily(t.Info.SampleEntry)
+		key := t.Info.Kind + "\x00" + lang + "\x00" + codecFamily(t.Info.SampleEntry) + "\x00" + textRole(t.Info)
 		s := idx[key]
 		if s == nil {
 			s = &dashSet{kind: t.Info.Kind, lang: lang}
@@ -273,6 +274,18 @@ func dashSets(v store.View) []*dashSet {
 		s.tracks = append(s.tracks, t)
 	}
 	return out
+}
+
+// textRole is the DASH role (urn:mpeg:dash:role:2011) of a text track:
+// the one its kind box names, else "subtitle"; "" for other kinds.
+func textRole(ti media.TrackInfo) string {
+	if ti.Kind != "text" {
+		return ""
+	}
+	if ti.Role != "" {
+		return ti.Role
+	}
+	return "subtitle"
 }
 
 // dashPeriod is one Period of the MPD and the fragments it lists.
@@ -370,6 +383,11 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 	as := mpd.NewAdaptationSetWithParams(s.kind, mime, true, 1)
 	as.Id = &id
 	as.Lang = s.lang
+	if s.kind == "text" {
+		// Players tell subtitles from captions by the role (dash.js and
+		// Shaka Player map it to the text track's kind).
+		as.Roles = append(as.Roles, mpd.NewRole(textRole(reps[0].t.Info)))
+	}
 	shared := true
 	for _, r := range reps[1:] {
 		if r.t.Info.Timescale != reps[0].t.Info.Timescale || !sameTimeline(r.fs, reps[0].fs) {

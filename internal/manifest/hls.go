@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -39,8 +40,10 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // CODECS lists the video codec and every audio codec of the group. A
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
-// variants, not renditions). Text tracks are not announced, nor are tracks
-// with nothing to list yet (their media playlists answer 404); without any
+// variants, not renditions). WebVTT (wvtt) and IMSC1 (stpp) text tracks
+// are EXT-X-MEDIA renditions of a SUBTITLES group named on every variant
+// (see writeSubtitles and HLSText); other text tracks are not announced,
+// nor are tracks with nothing to list yet (their media playlists answer 404); without any
 // audio or video track to announce the error wraps ErrEmpty. With
 // URLs.Pathways all of this is written once per pathway (content steering:
 // PATHWAY-ID on every variant, an audio group "audio-<pathway>" of its own,
@@ -48,7 +51,7 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // URLs.Steering is set.
 func HLSMaster(v store.View, o Options) ([]byte, error) {
 	v = list(v, o).v
-	var video, audio []store.TrackView
+	var video, audio, subs []store.TrackView
 	for _, t := range v.Tracks {
 		if len(t.Frags) == 0 || t.Info.Timescale == 0 {
 			continue
@@ -58,6 +61,10 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 			video = append(video, t)
 		case "audio":
 			audio = append(audio, t)
+		case "text":
+			if HLSText(t.Info) != "" {
+				subs = append(subs, t)
+			}
 		}
 	}
 	if len(video)+len(audio) == 0 {
@@ -77,22 +84,24 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		}
 	}
 	for _, pw := range pathways {
-		writeMasterPathway(&b, video, audio, pw)
+		writeMasterPathway(&b, video, audio, subs, pw)
 	}
 	return b.Bytes(), nil
 }
 
 // writeMasterPathway writes the renditions and variants of one pathway
 // (pw.ID empty: the master has no pathways).
-func writeMasterPathway(b *bytes.Buffer, video, audio []store.TrackView, pw Pathway) {
+func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, pw Pathway) {
 	pathwayAttr := ""
 	if pw.ID != "" {
 		pathwayAttr = ",PATHWAY-ID=" + quote(pw.ID)
 	}
+	subsGroup, subsCodecs := writeSubtitles(b, subs, pw)
+	pathwayAttr = subsGroup + pathwayAttr
 	if len(video) == 0 {
 		for _, a := range audio {
 			avg, peak := hlsBitrates(a)
-			writeStreamInf(b, peak, avg, a.Info.Codec, "", "", pathwayAttr, pw.Playlist(a.ID))
+			writeStreamInf(b, peak, avg, strings.Join(append([]string{a.Info.Codec}, subsCodecs...), ","), "", "", pathwayAttr, pw.Playlist(a.ID))
 		}
 		return
 	}
@@ -123,13 +132,75 @@ func writeMasterPathway(b *bytes.Buffer, video, audio []store.TrackView, pw Path
 	}
 	for _, t := range video {
 		avg, peak := hlsBitrates(t)
-		codecs := append([]string{t.Info.Codec}, audioCodecs...)
+		codecs := append(append([]string{t.Info.Codec}, audioCodecs...), subsCodecs...)
 		res := ""
 		if t.Info.Width > 0 && t.Info.Height > 0 {
 			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
 		}
 		writeStreamInf(b, peak+audioPeak, avg+audioAvg, strings.Join(codecs, ","), res, group, pathwayAttr, pw.Playlist(t.ID))
 	}
+}
+
+// writeSubtitles writes one EXT-X-MEDIA TYPE=SUBTITLES rendition per text
+// track of group "subs" ("subs-<pathway>" on a pathway), none DEFAULT, all
+// AUTOSELECT, with LANGUAGE, and, for a caption role,
+// CHARACTERISTICS saying it transcribes dialogue and describes sound. It
+// returns the variants' SUBTITLES attribute (with its leading comma; ""
+// without text tracks) and the codecs the variants add to CODECS: IMSC1's
+// (fMP4 subtitle segments must be named there), not WebVTT's.
+func writeSubtitles(b *bytes.Buffer, subs []store.TrackView, pw Pathway) (attr string, codecs []string) {
+	if len(subs) == 0 {
+		return "", nil
+	}
+	group := "subs"
+	if pw.ID != "" {
+		group += "-" + pw.ID
+	}
+	names := map[string]bool{}
+	for _, t := range subs {
+		name := t.Info.Language
+		if name == "" {
+			name = t.ID
+		}
+		if r := t.Info.Role; r != "" && r != "subtitle" && r != "main" {
+			name += " (" + r + ")"
+		}
+		if names[name] {
+			name += " " + t.ID // NAME is unique within a group
+		}
+		names[name] = true
+		fmt.Fprintf(b, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=%s,NAME=%s", quote(group), quote(name))
+		if t.Info.Language != "" {
+			fmt.Fprintf(b, ",LANGUAGE=%s", quote(t.Info.Language))
+		}
+		b.WriteString(",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO")
+		if r := t.Info.Role; r == "caption" || r == "captions" {
+			b.WriteString(`,CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"`)
+		}
+		fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(t.ID)))
+		if c := HLSText(t.Info); c != "wvtt" && !contains(codecs, c) {
+			codecs = append(codecs, c)
+		}
+	}
+	return ",SUBTITLES=" + quote(group), codecs
+}
+
+// HLSText is how a text track is carried in HLS: "wvtt" for a WebVTT
+// track, served as WebVTT segments converted from its stored samples
+// (texttrack.Segment), its codec (stpp.ttml.im1t) for an IMSC1 (stpp)
+// track, served as the stored fMP4 segments, and "" for any other text
+// track, which HLS does not announce.
+func HLSText(ti media.TrackInfo) string {
+	if ti.Kind != "text" {
+		return ""
+	}
+	switch ti.SampleEntry {
+	case "wvtt":
+		return "wvtt"
+	case "stpp":
+		return ti.Codec
+	}
+	return ""
 }
 
 func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, pathwayAttr, uri string) {
@@ -178,7 +249,8 @@ func quote(s string) string {
 // HLSMedia renders the media playlist of one track
 // (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
 // directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listed
-// fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the
+// fragment (or the URLs of Options.URLs); a WebVTT text track has no
+// EXT-X-MAP and lists <start>.vtt, the fragment converted to WebVTT. EXT-X-MEDIA-SEQUENCE is the
 // sequence number of the first listed fragment (TrackView.First, plus any
 // fragments left out before it); EXT-X-DISCONTINUITY-SEQUENCE, when not 0,
 // counts the gaps before it (TrackView.Disc: pruned by retention or cut off
@@ -220,7 +292,10 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if v.Meta.VOD {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
-	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
+	webvtt := HLSText(t.Info) == "wvtt"
+	if !webvtt {
+		fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
+	}
 	// closed[i]: fs[i] follows an encoder restart boundary, and the
 	// segment before it is listed up to its start (see closesRestart).
 	closed := make([]bool, len(fs))
@@ -239,7 +314,11 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
-		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), o.URLs.hlsSegment(t.ID, f.Start))
+		uri := o.URLs.hlsSegment(t.ID, f.Start)
+		if webvtt {
+			uri = o.URLs.hlsWebVTT(t.ID, f.Start)
+		}
+		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), uri)
 	}
 	if t.Ended || !Live(v) {
 		b.WriteString("#EXT-X-ENDLIST\n")
