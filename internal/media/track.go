@@ -96,6 +96,11 @@ func ParseHeader(ftyp, smil, moov []byte) (*Header, error) {
 		}
 		if ti.Name == "" {
 			ti.Name = ti.Kind
+			if ti.Kind == "text" && ti.Role != "" && ti.Role != "subtitle" {
+				// Captions and subtitles of one language are tracks of
+				// their own (store.TrackID: name, language, bitrate).
+				ti.Name += "-" + ti.Role
+			}
 		}
 		h.Tracks = append(h.Tracks, ti)
 	}
