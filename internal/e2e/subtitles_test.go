@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/hls-m3u8/m3u8"
+	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/sluice-media/sluice/internal/testmedia"
 	"github.com/sluice-media/sluice/internal/texttrack"
@@ -107,12 +110,15 @@ func TestSubtitles(t *testing.T) {
 	waitHTTP(t, base+"/", 30*time.Second, serve)
 	ffmpeg := startProc(t, "ffmpeg", filepath.Join(art, "ffmpeg.log"), ffmpegLiveArgs(base+"/live.isml/Streams(live)")...)
 	ctx, cancel := context.WithCancel(context.Background())
-	textDone := make(chan error, 1)
+	textDone := make(chan error, 2)
 	go func() { textDone <- pushLiveText(ctx, base+"/live.isml/Streams(text)") }()
+	go func() { textDone <- pushLiveTTML(ctx, base+"/live.isml/Streams(ttml)") }()
 	defer func() {
 		cancel()
-		if err := <-textDone; err != nil && ctx.Err() == nil {
-			t.Errorf("live text push: %v", err)
+		for range 2 {
+			if err := <-textDone; err != nil {
+				t.Errorf("live text push: %v", err)
+			}
 		}
 	}()
 
@@ -131,18 +137,28 @@ func TestSubtitles(t *testing.T) {
 		code, body := get(t, base+"/live.isml/tracks/"+textTrackID+"/media.m3u8")
 		return code == http.StatusOK && strings.Count(string(body), ".vtt") >= 1, fmt.Sprintf("%d %s", code, body)
 	})
-	var liveCues []wantCue
+	var liveCues, ttmlCues []wantCue
 	for k := int64(0); k < 500; k++ {
 		if c, ok := liveCue(k); ok {
 			liveCues = append(liveCues, c)
 		}
+		ttmlCues = append(ttmlCues, ttmlCue(k))
 	}
 	checkTextOutputs(t, base, "live", liveCues, true)
 	t.Logf("live outputs checked after %v", time.Since(t0).Round(time.Millisecond))
 	checkSubtitlePlays(t, "vodsubs", vodPlays(), sidecarCues, 0)
 	t.Logf("on-demand players done after %v", time.Since(t0).Round(time.Millisecond))
 	anchorMs := liveAnchor(t, base)
-	checkSubtitlePlays(t, "live", playSubtitles(webDir, art, base, "live")(), liveCues, anchorMs)
+	// Shaka Player shows the French subtitles (IMSC1 pushed, WebVTT for
+	// HLS): their cues count too.
+	checkSubtitlePlays(t, "live", playSubtitles(webDir, art, base, "live")(), append(liveCues, ttmlCues...), anchorMs)
+	if t.Failed() {
+		saveManifests(t, base, art, "subtitles")
+		for _, id := range []string{textTrackID, ttmlTrackID, "video_800000"} {
+			_, body := get(t, base+"/live.isml/tracks/"+id+"/media.m3u8")
+			os.WriteFile(filepath.Join(art, "after-subtitles-"+id+".m3u8"), body, 0o644)
+		}
+	}
 	t.Logf("total %v", time.Since(t0).Round(time.Millisecond))
 }
 
@@ -153,6 +169,13 @@ var subtitlePlayers = []struct{ kind, config, manifest string }{
 	{"dash", `{"streaming":{"text":{"defaultEnabled":true}}}`, "manifest.mpd"},
 	{"hls", `{"subtitlePreference":{"lang":"en"}}`, "master.m3u8"},
 	{"shaka", `{"preferredText":[{"language":"en"}]}`, "master.m3u8"},
+}
+
+// liveSubtitlePlayers are subtitlePlayers on the live point, where Shaka
+// Player shows the French subtitles that came as IMSC1.
+var liveSubtitlePlayers = []struct{ kind, config, manifest string }{
+	subtitlePlayers[0], subtitlePlayers[1],
+	{"shaka", `{"preferredText":[{"language":"fra"}]}`, "master.m3u8"},
 }
 
 // playOutcome is what one player of TestSubtitles did.
@@ -166,9 +189,13 @@ type playOutcome struct {
 // playSubtitles starts the subtitle players on point, all at once, each
 // for 6 s; the returned func waits for them.
 func playSubtitles(webDir, art, base, point string) func() []playOutcome {
-	outs := make([]playOutcome, len(subtitlePlayers))
+	players := subtitlePlayers
+	if point == "live" {
+		players = liveSubtitlePlayers
+	}
+	outs := make([]playOutcome, len(players))
 	var wg sync.WaitGroup
-	for i, p := range subtitlePlayers {
+	for i, p := range players {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -201,14 +228,70 @@ func checkSubtitlePlays(t *testing.T, point string, outs []playOutcome, want []w
 // "text", language en, no declared bit rate).
 const textTrackID = "text_en_0"
 
-// pushLiveText pushes the live text track as one long CMAF POST (DASH-IF
-// ingest interface 1): the header, then each 4 s fragment once its end has
-// passed in real time, until ctx ends.
+// ttmlTrackID is the id of the live IMSC1 track (French).
+const ttmlTrackID = "text_fra_0"
+
+// pushLiveText pushes the live WebVTT track (see pushText).
 func pushLiveText(ctx context.Context, pushURL string) error {
 	init, err := texttrack.WvttInit(1000, "en", "subtitle")
 	if err != nil {
 		return err
 	}
+	return pushText(ctx, pushURL, init, func(n int64, from, to time.Duration) ([]byte, error) {
+		var cues []texttrack.Cue
+		for k := int64(from / (2 * time.Second)); k < int64(to/(2*time.Second)); k++ {
+			if c, ok := liveCue(k); ok {
+				cues = append(cues, texttrack.Cue{Start: time.Duration(c.start) * time.Millisecond,
+					End: time.Duration(c.end) * time.Millisecond, Text: c.text})
+			}
+		}
+		return texttrack.Fragment(uint32(n+1), texttrack.WvttSamples(cues, from, to, 1000))
+	})
+}
+
+// ttmlCue is the one cue of fragment n of the live IMSC1 track.
+func ttmlCue(n int64) wantCue {
+	return wantCue{4000*n + 1250, 4000*n + 2250, "fr " + strconv.FormatInt(n, 10)}
+}
+
+// pushLiveTTML pushes a live TTML/IMSC1 (stpp) subtitle track in French,
+// one document per 4 s fragment whose time expressions are media times
+// (see pushText). Its role is subtitle: a caption track would come first
+// in the MPD (its id sorts first), and dash.js, which enables the first
+// text AdaptationSet, shows TTML only with a rendering div the test page
+// does not have.
+func pushLiveTTML(ctx context.Context, pushURL string) error {
+	in := mp4.CreateEmptyInit()
+	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
+	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+		return err
+	}
+	var ib bytes.Buffer
+	if err := in.Encode(&ib); err != nil {
+		return err
+	}
+	return pushText(ctx, pushURL, ib.Bytes(), func(n int64, from, to time.Duration) ([]byte, error) {
+		c := ttmlCue(n)
+		doc := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:profile="http://www.w3.org/ns/ttml/profile/imsc1/text" xml:lang="fr"><head/><body><div><p begin="%s" end="%s">%s</p></div></body></tt>
+`, ttmlTime(c.start), ttmlTime(c.end), c.text)
+		return texttrack.Fragment(uint32(n+1), []mp4.FullSample{{
+			Sample:     mp4.Sample{Dur: uint32((to - from).Milliseconds()), Size: uint32(len(doc)), Flags: mp4.SyncSampleFlags},
+			DecodeTime: uint64(from.Milliseconds()),
+			Data:       []byte(doc),
+		}})
+	})
+}
+
+// ttmlTime is a TTML clock time of a time in ms.
+func ttmlTime(ms int64) string {
+	return fmt.Sprintf("%02d:%02d:%02d.%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
+}
+
+// pushText pushes a live text track as one long CMAF POST (DASH-IF ingest
+// interface 1): the header, then fragment n of [from, to) — 4 s each —
+// once its end has passed in real time, until ctx ends.
+func pushText(ctx context.Context, pushURL string, init []byte, fragment func(n int64, from, to time.Duration) ([]byte, error)) error {
 	pr, pw := io.Pipe()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pushURL, pr)
 	if err != nil {
@@ -229,7 +312,7 @@ func pushLiveText(ctx context.Context, pushURL string) error {
 	}()
 	defer pw.Close()
 	if _, err := pw.Write(init); err != nil {
-		return err
+		return ignoreCancel(ctx, err)
 	}
 	start := time.Now()
 	for n := int64(0); ; n++ {
@@ -238,24 +321,28 @@ func pushLiveText(ctx context.Context, pushURL string) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-done:
-			return err
+			return ignoreCancel(ctx, err)
 		case <-time.After(time.Until(start.Add(to))):
 		}
-		var cues []texttrack.Cue
-		for k := int64(from / (2 * time.Second)); k < int64(to/(2*time.Second)); k++ {
-			if c, ok := liveCue(k); ok {
-				cues = append(cues, texttrack.Cue{Start: time.Duration(c.start) * time.Millisecond,
-					End: time.Duration(c.end) * time.Millisecond, Text: c.text})
-			}
-		}
-		frag, err := texttrack.Fragment(uint32(n+1), texttrack.WvttSamples(cues, from, to, 1000))
+		frag, err := fragment(n, from, to)
 		if err != nil {
 			return err
 		}
 		if _, err := pw.Write(frag); err != nil {
-			return err
+			return ignoreCancel(ctx, err)
 		}
 	}
+}
+
+// ignoreCancel is err unless ctx ended (the test stopped the push).
+func ignoreCancel(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err == nil {
+		return errors.New("the push ended early")
+	}
+	return err
 }
 
 // checkTextOutputs checks the text track of point in the three manifests,
@@ -291,10 +378,18 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 	if err := xml.Unmarshal(body, &m); err != nil {
 		t.Fatalf("%s MPD: %v", point, err)
 	}
-	found := false
+	found, ttmlFound := false, false
 	for _, p := range m.Periods {
 		for _, as := range p.Sets {
 			if as.ContentType != "text" {
+				continue
+			}
+			if live && as.Lang == "fra" {
+				ttmlFound = true
+				if as.MimeType != "application/mp4" || len(as.Roles) != 1 || as.Roles[0].Value != "subtitle" ||
+					len(as.Reps) != 1 || as.Reps[0].Codecs != "stpp.ttml.im1t" {
+					t.Errorf("%s MPD IMSC1 AdaptationSet %+v", point, as)
+				}
 				continue
 			}
 			found = true
@@ -305,11 +400,13 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 			}
 		}
 	}
-	if !found {
-		t.Errorf("%s MPD has no text AdaptationSet:\n%s", point, body)
+	if !found || live && !ttmlFound {
+		t.Errorf("%s MPD lacks a text AdaptationSet (WebVTT %v, IMSC1 %v):\n%s", point, found, ttmlFound, body)
 	}
-	// Smooth: carries no WebVTT, still answers with the video.
-	if code, body := get(t, pp+"Manifest"); code != http.StatusOK || bytes.Contains(body, []byte(`Type="text"`)) || !bytes.Contains(body, []byte(`Type="video"`)) {
+	// Smooth: carries no WebVTT (live: at most the TTML stream, once it
+	// has more fragments than the look-ahead holds back).
+	if code, body := get(t, pp+"Manifest"); code != http.StatusOK || bytes.Count(body, []byte(`Type="text"`)) > map[bool]int{true: 1}[live] ||
+		bytes.Contains(body, []byte(`Type="text"`)) && !bytes.Contains(body, []byte(`FourCC="TTML"`)) || !bytes.Contains(body, []byte(`Type="video"`)) {
 		t.Errorf("%s Smooth manifest: %d\n%s", point, code, body)
 	}
 	// HLS: the SUBTITLES rendition on every variant.
@@ -329,10 +426,32 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 				subs = append(subs, a)
 			}
 		}
-		if v.Subtitles == "" || len(subs) != 1 || subs[0].GroupId != v.Subtitles || subs[0].Language != "en" ||
-			subs[0].URI != "tracks/"+textTrackID+"/media.m3u8" {
-			t.Errorf("%s variant %s: SUBTITLES=%q renditions %+v", point, v.URI, v.Subtitles, subs)
+		want := []string{"en tracks/" + textTrackID + "/media.m3u8"}
+		if live {
+			want = append(want, "fra tracks/"+ttmlTrackID+"/media.m3u8")
 		}
+		if strings.Contains(v.Codecs, "stpp") || strings.Contains(v.Codecs, "wvtt") {
+			t.Errorf("%s variant %s: CODECS %q name a text codec (all subtitles are WebVTT)", point, v.URI, v.Codecs)
+		}
+		var got []string
+		for _, a := range subs {
+			if a.GroupId != v.Subtitles {
+				t.Errorf("%s variant %s: SUBTITLES=%q, rendition in group %q", point, v.URI, v.Subtitles, a.GroupId)
+			}
+			got = append(got, a.Language+" "+a.URI)
+		}
+		slices.Sort(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s variant %s: subtitle renditions %v, want %v", point, v.URI, got, want)
+		}
+	}
+	if live {
+		// The IMSC1 track's paragraphs, as WebVTT.
+		var ttml []wantCue
+		for n := int64(0); n < 500; n++ {
+			ttml = append(ttml, ttmlCue(n))
+		}
+		checkSegmentCues(t, point+" IMSC1", subtitleSegments(t, pp+"tracks/"+ttmlTrackID+"/media.m3u8", point+" IMSC1"), ttml, true)
 	}
 	// The subtitle media playlist and its WebVTT segments.
 	origin := subtitleSegments(t, pp+"tracks/"+textTrackID+"/media.m3u8", point)
@@ -344,7 +463,7 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 	}
 	var subsURI string
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "#EXT-X-MEDIA:TYPE=SUBTITLES") {
+		if strings.HasPrefix(line, "#EXT-X-MEDIA:TYPE=SUBTITLES") && strings.Contains(line, textTrackID) {
 			_, u, _ := strings.Cut(line, `URI="`)
 			subsURI, _, _ = strings.Cut(u, `"`)
 		}
@@ -486,12 +605,16 @@ func liveAnchor(t *testing.T, base string) int64 {
 // English subtitles track whose cues are wanted ones, each at its media
 // time within 0.25 s (on demand: media time is currentTime, the asset
 // starting at 0; live: dash.js's currentTime is media time, hls.js's and
-// Shaka Player's through the program date time they map it to), at least
-// two of them.
+// Shaka Player's through the program date time they map it to, within
+// 0.5 s), at least two of them.
 func checkPlayerCues(t *testing.T, what string, r playResult, want []wantCue, live bool, kind string, anchorMs int64) {
 	t.Helper()
 	offset := 0.0 // media time minus cue time, in seconds
+	// The players map currentTime to a program date time to within a few
+	// hundred milliseconds (Shaka Player: 0.3 s off seen).
+	tol := 0.25
 	if live && kind != "dash" {
+		tol = 0.5
 		if r.PlayingDate == nil {
 			t.Errorf("%s: the player maps currentTime to no program date time", what)
 			return
@@ -515,7 +638,7 @@ func checkPlayerCues(t *testing.T, what string, r playResult, want []wantCue, li
 			// A cue split at a fragment boundary may come in two parts:
 			// each lies within the wanted one.
 			s, e := c.Start+offset, c.End+offset
-			if s < float64(w.start)/1000-0.25 || e > float64(w.end)/1000+0.25 || e <= s {
+			if s < float64(w.start)/1000-tol || e > float64(w.end)/1000+tol || e <= s {
 				t.Errorf("%s: cue %q at media time %.3f-%.3f, want %.3f-%.3f (offset %.3f)",
 					what, w.text, s, e, float64(w.start)/1000, float64(w.end)/1000, offset)
 			}

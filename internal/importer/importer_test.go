@@ -172,8 +172,8 @@ func TestImportCancelled(t *testing.T) {
 	}
 }
 
-// TestImportSidecar imports the sample with WebVTT side-car files found
-// next to it: each becomes an ended wvtt text track with its language and
+// TestImportSidecar imports the sample with a WebVTT and a TTML side-car
+// file found next to it: each becomes an ended wvtt text track with its language and
 // role, in one fragment per video fragment, whose WebVTT segments carry
 // the cues at their times.
 func TestImportSidecar(t *testing.T) {
@@ -188,7 +188,7 @@ func TestImportSidecar(t *testing.T) {
 		}
 	}
 	write("movie.en.vtt", "WEBVTT\n\n00:00.500 --> 00:03.500\nHello\n")
-	write("movie.fr.caption.vtt", "WEBVTT\n\n00:01.000 --> 00:02.000\n[musique]\n")
+	write("movie.fr.caption.ttml", `<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="1s" end="2s">[musique]</p></div></body></tt>`)
 	write("movie-2.vtt", "WEBVTT\n") // another movie's
 	write("movie.en.bogus.vtt", "WEBVTT\n")
 	scs, err := importer.FindSidecars(movie)

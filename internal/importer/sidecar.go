@@ -17,7 +17,8 @@ import (
 	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
-// Sidecar is a timed text file imported with the media as a text track.
+// Sidecar is a timed text file (WebVTT, or TTML by its extension .ttml or
+// .dfxp) imported with the media as a wvtt text track.
 type Sidecar struct {
 	Path string
 	// Language is the track's language (BCP 47), "" when unknown.
@@ -33,22 +34,30 @@ const textTimescale = 1000
 // sidecarLang matches the language part of a side-car file name.
 var sidecarLang = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
 
-// FindSidecars lists the WebVTT files next to the media file at path that
-// belong to it: <base>.vtt, <base>.<lang>.vtt and <base>.<lang>.<role>.vtt
-// (role subtitle, caption or sdh, which counts as caption), where <base>
-// is the media file's name without its extension and <lang> a BCP 47 tag
-// (en, pt-BR, deu). They are sorted by name.
+// sidecarExts are the side-car file types: WebVTT and TTML (IMSC1, DFXP).
+var sidecarExts = []string{".vtt", ".ttml", ".dfxp"}
+
+// FindSidecars lists the timed text files next to the media file at path
+// that belong to it: <base><ext>, <base>.<lang><ext> and
+// <base>.<lang>.<role><ext> (role subtitle, caption, cc or sdh, the last
+// three counting as caption), where <base> is the media file's name
+// without its extension, <lang> a BCP 47 tag (en, pt-BR, deu) and <ext>
+// .vtt (WebVTT) or .ttml/.dfxp (TTML). They are sorted by name.
 func FindSidecars(path string) ([]Sidecar, error) {
 	dir, name := filepath.Split(path)
 	base := strings.TrimSuffix(name, filepath.Ext(name))
-	matches, err := filepath.Glob(filepath.Join(dir, globEscape(base)+"*.vtt"))
-	if err != nil {
-		return nil, err
+	var matches []string
+	for _, ext := range sidecarExts {
+		m, err := filepath.Glob(filepath.Join(dir, globEscape(base)+"*"+ext))
+		if err != nil {
+			return nil, err
+		}
+		matches = append(matches, m...)
 	}
 	sort.Strings(matches)
 	var out []Sidecar
 	for _, m := range matches {
-		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), base), ".vtt")
+		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), base), filepath.Ext(m))
 		if rest == "" {
 			out = append(out, Sidecar{Path: m})
 			continue
@@ -76,7 +85,7 @@ func globEscape(s string) string {
 	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
-// addSidecar stores a side-car WebVTT file as a wvtt text track of the
+// addSidecar stores a side-car WebVTT or TTML file as a wvtt text track of the
 // asset (stream id streamID), in one fragment per fragment of the
 // reference track (the first video track, else the first track), so that
 // the subtitle segments line up with the video's; cues outside the asset's
@@ -138,8 +147,8 @@ func addSidecar(point *store.Point, sc Sidecar, streamID string) (string, int, e
 	return id, n, nil
 }
 
-// readSidecar reads and parses a WebVTT file (at most texttrack.MaxInput
-// bytes).
+// readSidecar reads and parses a WebVTT or (by its extension) TTML file
+// (at most texttrack.MaxInput bytes).
 func readSidecar(path string) ([]texttrack.Cue, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -150,7 +159,11 @@ func readSidecar(path string) ([]texttrack.Cue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	cues, err := texttrack.ParseWebVTT(doc)
+	parse := texttrack.ParseWebVTT
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".ttml" || ext == ".dfxp" {
+		parse = texttrack.ParseTTML
+	}
+	cues, err := parse(doc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

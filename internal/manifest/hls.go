@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
 // The HLS playlists are written as plain text rather than with
@@ -41,8 +42,8 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
 // variants, not renditions). WebVTT (wvtt) and IMSC1 (stpp) text tracks
-// are EXT-X-MEDIA renditions of a SUBTITLES group named on every variant
-// (see writeSubtitles and HLSText); other text tracks are not announced,
+// are EXT-X-MEDIA renditions of a SUBTITLES group named on every variant,
+// all served as WebVTT (see writeSubtitles and HLSWebVTT); other text tracks are not announced,
 // nor are tracks with nothing to list yet (their media playlists answer 404); without any
 // audio or video track to announce the error wraps ErrEmpty. With
 // URLs.Pathways all of this is written once per pathway (content steering:
@@ -62,7 +63,7 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		case "audio":
 			audio = append(audio, t)
 		case "text":
-			if HLSText(t.Info) != "" {
+			if HLSWebVTT(t.Info) {
 				subs = append(subs, t)
 			}
 		}
@@ -96,12 +97,11 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 	if pw.ID != "" {
 		pathwayAttr = ",PATHWAY-ID=" + quote(pw.ID)
 	}
-	subsGroup, subsCodecs := writeSubtitles(b, subs, pw)
-	pathwayAttr = subsGroup + pathwayAttr
+	pathwayAttr = writeSubtitles(b, subs, pw) + pathwayAttr
 	if len(video) == 0 {
 		for _, a := range audio {
 			avg, peak := hlsBitrates(a)
-			writeStreamInf(b, peak, avg, strings.Join(append([]string{a.Info.Codec}, subsCodecs...), ","), "", "", pathwayAttr, pw.Playlist(a.ID))
+			writeStreamInf(b, peak, avg, a.Info.Codec, "", "", pathwayAttr, pw.Playlist(a.ID))
 		}
 		return
 	}
@@ -132,7 +132,7 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 	}
 	for _, t := range video {
 		avg, peak := hlsBitrates(t)
-		codecs := append(append([]string{t.Info.Codec}, audioCodecs...), subsCodecs...)
+		codecs := append([]string{t.Info.Codec}, audioCodecs...)
 		res := ""
 		if t.Info.Width > 0 && t.Info.Height > 0 {
 			res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
@@ -146,11 +146,10 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 // AUTOSELECT, with LANGUAGE, and, for a caption role,
 // CHARACTERISTICS saying it transcribes dialogue and describes sound. It
 // returns the variants' SUBTITLES attribute (with its leading comma; ""
-// without text tracks) and the codecs the variants add to CODECS: IMSC1's
-// (fMP4 subtitle segments must be named there), not WebVTT's.
-func writeSubtitles(b *bytes.Buffer, subs []store.TrackView, pw Pathway) (attr string, codecs []string) {
+// without text tracks). Every rendition is WebVTT, so CODECS names none.
+func writeSubtitles(b *bytes.Buffer, subs []store.TrackView, pw Pathway) string {
 	if len(subs) == 0 {
-		return "", nil
+		return ""
 	}
 	group := "subs"
 	if pw.ID != "" {
@@ -178,29 +177,18 @@ func writeSubtitles(b *bytes.Buffer, subs []store.TrackView, pw Pathway) (attr s
 			b.WriteString(`,CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"`)
 		}
 		fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(t.ID)))
-		if c := HLSText(t.Info); c != "wvtt" && !contains(codecs, c) {
-			codecs = append(codecs, c)
-		}
 	}
-	return ",SUBTITLES=" + quote(group), codecs
+	return ",SUBTITLES=" + quote(group)
 }
 
-// HLSText is how a text track is carried in HLS: "wvtt" for a WebVTT
-// track, served as WebVTT segments converted from its stored samples
-// (texttrack.Segment), its codec (stpp.ttml.im1t) for an IMSC1 (stpp)
-// track, served as the stored fMP4 segments, and "" for any other text
-// track, which HLS does not announce.
-func HLSText(ti media.TrackInfo) string {
-	if ti.Kind != "text" {
-		return ""
-	}
-	switch ti.SampleEntry {
-	case "wvtt":
-		return "wvtt"
-	case "stpp":
-		return ti.Codec
-	}
-	return ""
+// HLSWebVTT reports whether HLS carries a text track, as WebVTT segments
+// converted from its stored fragments (texttrack.Segment): WebVTT (wvtt)
+// and TTML/IMSC1 (stpp) tracks. HLS announces no other text track. IMSC1
+// is not served as fMP4 to HLS: hls.js takes the format of every
+// subtitle rendition of a variant from the text codec in its CODECS, so
+// one SUBTITLES group cannot mix WebVTT and IMSC1 renditions.
+func HLSWebVTT(ti media.TrackInfo) bool {
+	return ti.Kind == "text" && texttrack.HasWebVTT(ti.SampleEntry)
 }
 
 func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, pathwayAttr, uri string) {
@@ -249,7 +237,7 @@ func quote(s string) string {
 // HLSMedia renders the media playlist of one track
 // (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
 // directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listed
-// fragment (or the URLs of Options.URLs); a WebVTT text track has no
+// fragment (or the URLs of Options.URLs); a text track (HLSWebVTT) has no
 // EXT-X-MAP and lists <start>.vtt, the fragment converted to WebVTT. EXT-X-MEDIA-SEQUENCE is the
 // sequence number of the first listed fragment (TrackView.First, plus any
 // fragments left out before it); EXT-X-DISCONTINUITY-SEQUENCE, when not 0,
@@ -292,7 +280,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if v.Meta.VOD {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
-	webvtt := HLSText(t.Info) == "wvtt"
+	webvtt := HLSWebVTT(t.Info)
 	if !webvtt {
 		fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
 	}

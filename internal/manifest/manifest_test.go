@@ -528,7 +528,7 @@ func checkHLSMaster(t *testing.T, v store.View, b []byte) {
 	// SUBTITLES rendition of the group every variant names.
 	var subs []string
 	for _, tr := range listedTracks(v) {
-		if HLSText(tr.Info) != "" {
+		if HLSWebVTT(tr.Info) {
 			subs = append(subs, "tracks/"+tr.ID+"/media.m3u8")
 		}
 	}
@@ -575,7 +575,7 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		t.Errorf("hls media %s: discontinuity sequence %d, want %d", tr.ID, mp.DiscontinuitySeq, disc)
 	}
 	// A WebVTT text track lists WebVTT segments (no EXT-X-MAP).
-	webvtt, ext := HLSText(tr.Info) == "wvtt", ".m4s"
+	webvtt, ext := HLSWebVTT(tr.Info), ".m4s"
 	if webvtt {
 		ext = ".vtt"
 		if mp.Map != nil {

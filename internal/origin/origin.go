@@ -291,14 +291,15 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-// webVTT serves <start>.vtt of a WebVTT text track: the stored fragment
-// that starts at t converted to an HLS WebVTT segment (texttrack.Segment).
+// webVTT serves <start>.vtt of a WebVTT or TTML text track: the stored
+// fragment that starts at t converted to an HLS WebVTT segment
+// (texttrack.Segment).
 // The conversion is deterministic, so the answer is as immutable as the
 // fragment.
 func (h *Handler) webVTT(w http.ResponseWriter, r *http.Request, point *store.Point, track string, t int64) {
 	info, err := point.TrackInfo(track)
-	if err != nil || manifest.HLSText(info) != "wvtt" {
-		h.notFound(w, "no WebVTT text track of that name", 2)
+	if err != nil || !manifest.HLSWebVTT(info) {
+		h.notFound(w, "no text track of that name with a WebVTT form", 2)
 		return
 	}
 	init, err := point.Init(track)

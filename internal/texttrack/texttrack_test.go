@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Eyevinn/mp4ff/mp4"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -158,5 +160,100 @@ func FuzzSegment(f *testing.F) {
 	f.Add(frag)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Segment(init, b)
+	})
+}
+
+func TestParseTTML(t *testing.T) {
+	doc, err := os.ReadFile("testdata/side.ttml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cues, err := ParseTTML(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	want := []Cue{
+		{Start: ms(2500), End: ms(3500), Text: "Bonjour le monde"},
+		{Start: ms(5200), End: ms(6200), Text: "ligne un\nligne deux & plus"},
+		{Start: ms(21000), End: ms(22000), Text: "clipped to its div"},
+	}
+	if len(cues) != len(want) {
+		t.Fatalf("got %d cues %+v, want %d", len(cues), cues, len(want))
+	}
+	for i := range want {
+		if cues[i] != want[i] {
+			t.Errorf("cue %d = %+v, want %+v", i, cues[i], want[i])
+		}
+	}
+	for _, bad := range []string{"<html/>", "not xml", `<tt><body><p begin="1x">a</p></body></tt>`, `<tt><p begin="01:02:03:04:05" end="1s">a</p></tt>`} {
+		if _, err := ParseTTML([]byte(bad)); !errors.Is(err, ErrSyntax) {
+			t.Errorf("%q: err %v, want ErrSyntax", bad, err)
+		}
+	}
+	deep := "<tt>" + strings.Repeat("<div>", maxTTMLDepth+1)
+	if _, err := ParseTTML([]byte(deep)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("deep nesting: %v", err)
+	}
+}
+
+// TestStppSegment: an IMSC1 sample's paragraphs (media times) become the
+// cues of the fragment's WebVTT segment, clipped to the sample.
+func TestStppSegment(t *testing.T) {
+	in := mp4.CreateEmptyInit()
+	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
+	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	var ib bytes.Buffer
+	if err := in.Encode(&ib); err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte(`<tt xmlns="http://www.w3.org/ns/ttml"><body><div>` +
+		`<p begin="00:00:41.000" end="00:00:42.500">avant et pendant</p>` +
+		`<p begin="00:00:43.000" end="00:00:43.500">pendant</p>` +
+		`<p begin="00:00:50.000" end="00:00:51.000">après</p></div></body></tt>`)
+	frag, err := Fragment(7, []mp4.FullSample{{
+		Sample: mp4.Sample{Dur: 4000, Size: uint32(len(doc)), Flags: mp4.SyncSampleFlags}, DecodeTime: 42000, Data: doc,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := Segment(ib.Bytes(), frag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "stpp.golden", seg)
+
+	// A Smooth encoder's document, times relative to the sample: the
+	// same cues.
+	rel := []byte(`<tt xmlns="http://www.w3.org/ns/ttml"><body><div>` +
+		`<p begin="00:00:00.000" end="00:00:00.500">avant et pendant</p>` +
+		`<p begin="00:00:01.000" end="00:00:01.500">pendant</p></div></body></tt>`)
+	frag, err = Fragment(7, []mp4.FullSample{{
+		Sample: mp4.Sample{Dur: 4000, Size: uint32(len(rel)), Flags: mp4.SyncSampleFlags}, DecodeTime: 42000, Data: rel,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Segment(ib.Bytes(), frag); err != nil || !bytes.Equal(again, seg) {
+		t.Errorf("relative times: %v\n%s", err, again)
+	}
+}
+
+func FuzzParseTTML(f *testing.F) {
+	doc, _ := os.ReadFile("testdata/side.ttml")
+	f.Add(doc)
+	f.Add([]byte(`<tt><body><p begin="1.5h" end="100t">x<br/>y</p></body></tt>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cues, err := ParseTTML(b)
+		if err != nil {
+			return
+		}
+		for _, c := range cues {
+			if c.End <= c.Start || c.Start < 0 || c.Text == "" {
+				t.Fatalf("bad cue %+v", c)
+			}
+		}
 	})
 }

@@ -145,18 +145,74 @@ func (t Track) WvttCues(frag []byte) ([]Cue, error) {
 	return cues, nil
 }
 
-// Segment converts one stored fragment of a wvtt track into an HLS WebVTT
-// segment (see WriteSegment) whose X-TIMESTAMP-MAP is at the fragment's
-// start.
+// StppCues decodes the cues of a stored stpp (TTML/IMSC1) fragment: the
+// paragraphs of each sample's document (ParseTTML), clipped to the
+// sample's span (what a document shows outside it is not presented). The
+// documents' times are media times (ISO/IEC 14496-30, DASH-IF); Smooth
+// encoders write them relative to the sample's start instead, so a
+// document none of whose paragraphs falls within its sample, but some
+// would once shifted by the sample's start, is read as relative.
+func (t Track) StppCues(frag []byte) ([]Cue, error) {
+	ss, err := t.samples(frag)
+	if err != nil {
+		return nil, err
+	}
+	var cues []Cue
+	for _, s := range ss {
+		doc, err := ParseTTML(s.data)
+		if err != nil {
+			return nil, fmt.Errorf("stpp sample at %d: %w", s.start, err)
+		}
+		from, to := t.ticks(s.start), t.ticks(s.end)
+		within := func(shift time.Duration) bool {
+			for _, c := range doc {
+				if c.Start+shift < to && c.End+shift > from {
+					return true
+				}
+			}
+			return false
+		}
+		if from > 0 && !within(0) && within(from) {
+			for i := range doc {
+				doc[i].Start += from
+				doc[i].End += from
+			}
+		}
+		for _, c := range doc {
+			c.Start, c.End = max(c.Start, from), min(c.End, to)
+			if c.End <= c.Start {
+				continue
+			}
+			if len(cues) == MaxCues {
+				return nil, fmt.Errorf("stpp fragment: more than %d cues: %w", MaxCues, ErrTooLarge)
+			}
+			cues = append(cues, c)
+		}
+	}
+	return cues, nil
+}
+
+// HasWebVTT reports whether fragments of a text track of this sample
+// entry convert into WebVTT segments (Segment): wvtt and stpp.
+func HasWebVTT(sampleEntry string) bool { return sampleEntry == "wvtt" || sampleEntry == "stpp" }
+
+// Segment converts one stored fragment of a wvtt or stpp track into an
+// HLS WebVTT segment (see WriteSegment) whose X-TIMESTAMP-MAP is at the
+// fragment's start.
 func Segment(init, frag []byte) ([]byte, error) {
 	t, err := ParseInit(init)
 	if err != nil {
 		return nil, err
 	}
-	if t.SampleEntry != "wvtt" {
+	var cues []Cue
+	switch t.SampleEntry {
+	case "wvtt":
+		cues, err = t.WvttCues(frag)
+	case "stpp":
+		cues, err = t.StppCues(frag)
+	default:
 		return nil, fmt.Errorf("text track of sample entry %q has no WebVTT form: %w", t.SampleEntry, ErrSyntax)
 	}
-	cues, err := t.WvttCues(frag)
 	if err != nil {
 		return nil, err
 	}
