@@ -47,8 +47,8 @@ type Options struct {
 	Log *slog.Logger
 	// Progress, when not nil, receives a progress bar.
 	Progress io.Writer
-	// Sidecars are WebVTT files stored as text tracks of the asset (see
-	// FindSidecars), each under stream id text-<n>.
+	// Sidecars are WebVTT or TTML files stored as wvtt text tracks of the
+	// asset (see FindSidecars), each under stream id text-<n>.
 	Sidecars []Sidecar
 }
 
