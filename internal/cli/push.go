@@ -31,6 +31,10 @@ loops on a timeline that starts at the Unix epoch, so two pushers started at
 different moments against two ingests send identical fragments for the same
 wall-clock period. Ctrl-C ends the stream cleanly.
 
+With --chunk (e.g. 500ms) each fragment goes out as CMAF chunks of that
+duration, each when its last sample's time is reached, as a low-latency
+encoder sends them: the origin lists them as LL-HLS parts.
+
 Examples:
   sluice push --loop testdata/sample/sample.mp4 'http://127.0.0.1:8080/live/demo.isml/Streams(demo)'
   sluice push --duration 30s --token s3cret movie.mp4 'http://ingest-a:8080/live/ch1.isml/Streams(ch1)' 'http://ingest-b:8080/live/ch1.isml/Streams(ch1)' --retry`
@@ -42,6 +46,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after this much media, e.g. 30s or 2h, rounded up to whole fragments (0: one pass over the file, or forever with --loop)")
 	epoch := fs.Bool("epoch", true, "derive fragment times from the wall clock (Unix epoch), so redundant pushers produce identical fragments; --epoch=false starts at media time 0 and sends the first fragment at once")
 	token := fs.String("token", "", "ingest token, sent as 'Authorization: Bearer <token>'; when empty, $SLUICE_INGEST_TOKEN is used (keeps the token out of the process list)")
+	chunk := fs.Duration("chunk", 0, "send each fragment as CMAF chunks of this duration, e.g. 500ms (a low-latency encoder: each chunk leaves when its last sample's time is reached); 0: whole fragments")
 	fast := fs.Bool("fast", false, "send as fast as the ingest reads instead of in real time (tests, back-filling)")
 	probe := fs.Bool("probe", true, "send an empty POST first, so a refused point or token fails before any media is sent")
 	retry := fs.Bool("retry", false, "after a lost connection or a 5xx answer reconnect (to the next URL), resending the header and the last 2 fragment periods; 4xx answers stay fatal")
@@ -53,6 +58,9 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pos, err := parseToolArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if *chunk < 0 {
+		return errors.New("--chunk must not be negative")
 	}
 	if len(pos) < 2 {
 		fs.Usage()
@@ -77,7 +85,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"timescale", t.Timescale, "width", t.Width, "height", t.Height, "language", t.Language)
 	}
 	opts := push.Options{
-		URLs: pos[1:], Token: *token, Loop: *loop, Duration: *duration, Epoch: *epoch,
+		URLs: pos[1:], Token: *token, Loop: *loop, Duration: *duration, Epoch: *epoch, Chunk: *chunk,
 		Fast: *fast, Probe: *probe, Retry: *retry, RetryDelay: *retryDelay, Log: log,
 	}
 	if !*quiet && (!*loop || *duration > 0) {

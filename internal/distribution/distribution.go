@@ -36,6 +36,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,7 @@ const (
 	kindManifest = "manifest"
 	kindFragment = "fragment"
 	kindInit     = "init"
+	kindPart     = "part" // an LL-HLS part (part-<start>.m4s)
 )
 
 // Layout formats: which manifest a request is checked against.
@@ -207,6 +209,20 @@ func classify(r *http.Request) (object, string) {
 		switch {
 		case file == "media.m3u8":
 			obj.kind, obj.format = kindManifest, formatHLS
+			// A blocking playlist reload (LL-HLS) is its own object:
+			// forwarded with its query, cached under it, coalesced.
+			if q := blockingQuery(r.URL.Query()); q != "" {
+				obj.path += "?" + q
+			}
+		case strings.HasPrefix(file, "part-") && strings.HasSuffix(file, ".m4s"):
+			t, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(file, "part-"), ".m4s"), 10, 64)
+			if err != nil || "part-"+strconv.FormatInt(t, 10)+".m4s" != file {
+				return obj, refuseMalformed
+			}
+			// Parts start anywhere in a fragment: only the track is
+			// checked. A part not there yet (a preload hint) waits at the
+			// origin; concurrent requests for it share one upstream wait.
+			obj.kind = kindPart
 		case file == "init.mp4":
 			obj.kind = kindInit
 		case strings.HasSuffix(file, ".m4s"):
@@ -220,6 +236,19 @@ func classify(r *http.Request) (object, string) {
 		}
 	}
 	return obj, ""
+}
+
+// blockingQuery returns the LL-HLS delivery directives of a media
+// playlist request (_HLS_msn, _HLS_part, _HLS_skip), in a canonical order,
+// or "". Other query parameters are not forwarded.
+func blockingQuery(q url.Values) string {
+	keep := url.Values{}
+	for _, k := range []string{"_HLS_msn", "_HLS_part", "_HLS_skip"} {
+		if v := q.Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	return keep.Encode()
 }
 
 // SetUpstreamQuery makes every fetch from an origin carry the query q

@@ -205,7 +205,11 @@ func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404 b
 		actx, cancel := context.WithCancel(ctx)
 		target := o.base + path
 		if u.query != nil {
-			target += "?" + u.query()
+			sep := "?"
+			if strings.Contains(path, "?") {
+				sep = "&"
+			}
+			target += sep + u.query()
 		}
 		req, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
 		if err != nil {

@@ -168,8 +168,9 @@ type playResult struct {
 	Duration *float64 `json:"duration"`
 	// Samples are currentTime and the buffer, once a second.
 	Samples []struct {
-		T   float64 `json:"t"`
-		Buf float64 `json:"buf"`
+		T   float64  `json:"t"`
+		Buf float64  `json:"buf"`
+		Lat *float64 `json:"lat"` // latency reported by the page (s), if any
 	} `json:"samples"`
 	// Fetched lists the segments the page got from senders (play.mjs
 	// --record, SLUICE_RECORD=1).

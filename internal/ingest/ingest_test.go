@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-media/sluice/internal/config"
 	"github.com/sluice-media/sluice/internal/media"
@@ -370,5 +371,93 @@ func TestPointsAny(t *testing.T) {
 	}
 	if code, msg := e.post("/bad..name.isml/Streams(s1)", a, nil); code != 400 || !strings.Contains(msg, "invalid publishing point name") {
 		t.Fatalf("invalid name: %d %s; want 400", code, msg)
+	}
+}
+
+// TestPushChunked pushes what ffmpeg writes as a low-latency ismv encoder
+// (chunks of 0.5 s, 2 s GOPs) over one open request: while the push goes
+// on, the chunks of the fragment being received are parts, servable at
+// once, and the complete fragments are stored merged, 2 s each, starting
+// with a key frame.
+func TestPushChunked(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(t.TempDir(), "chunked.ismv")
+	testmedia.Run(t, testmedia.ChunkedISMVArgs(6, 0.5, false, 0, out))
+	bs := testmedia.Boxes(t, testmedia.ReadFile(t, out))
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/live.isml/Streams(s1)", pr)
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// Everything up to the middle of the second fragment (2.0-3.0 s).
+	moofs, i := 0, 0
+	for ; i < len(bs) && moofs < 2*(4+2); i++ {
+		if bs[i].Type == "moof" {
+			moofs++
+		}
+		if _, err := pw.Write(bs[i].Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var v store.View
+	defer pw.Close()
+	for {
+		v = store.View{}
+		if point, err := e.srv.Store.Point("live"); err == nil {
+			v = point.View(0)
+		}
+		open := 0
+		for _, tr := range v.Tracks {
+			if _, ok := tr.Open(); ok {
+				open++
+			}
+		}
+		if open == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no open parts on both tracks while the push goes on: %+v", v.Tracks)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, tr := range v.Tracks {
+		o, _ := tr.Open()
+		t.Logf("%s: %d fragments stored, open fragment at %d with %d parts, part target %d", tr.Info.Kind, len(tr.Frags), o.Start, len(o.Parts), tr.PartTarget)
+		if len(tr.Frags) != 1 || len(o.Parts) < 1 {
+			t.Errorf("%s: %d fragments stored and %d parts open mid-push, want 1 and some", tr.Info.Kind, len(tr.Frags), len(o.Parts))
+		}
+		point, _ := e.srv.Store.Point("live")
+		if _, _, ok, _ := point.Part(tr.ID, o.Parts[0].Start); !ok {
+			t.Errorf("%s: open part not servable", tr.Info.Kind)
+		}
+	}
+	for ; i < len(bs); i++ {
+		if _, err := pw.Write(bs[i].Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pw.Close()
+	if code := <-done; code != 200 {
+		t.Fatalf("push: %d", code)
+	}
+	v = e.view("live")
+	for _, tr := range v.Tracks {
+		if len(tr.Frags) != 3 {
+			t.Errorf("%s: %d fragments, want 3", tr.Info.Kind, len(tr.Frags))
+		}
+		for k, f := range tr.Frags[:len(tr.Frags)-1] {
+			if d := tr.Seconds(int64(f.Duration)); d < 1.95 || d > 2.05 || !f.Key {
+				t.Errorf("%s fragment %d: %.3f s, key %v", tr.Info.Kind, k, d, f.Key)
+			}
+		}
 	}
 }

@@ -114,6 +114,52 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		}
 		return h.apply(point, streamID, act, opts, hasPending, commit, record, &res)
 	}
+	asm := media.NewAssembler(hdr, int(h.cfg.MaxBox))
+	asm.Edge = point.VideoEdge
+	// fragment stores one complete fragment of the body.
+	fragment := func(f *media.Fragment) error {
+		id := ids[f.Info.TrackID]
+		act := action{store: []storeItem{{id, f}}}
+		if tl != nil {
+			var err error
+			if act, err = tl.fragment(id, f, commit); err != nil {
+				return err
+			}
+			res.Restarted = res.Restarted || tl.state == restarted
+			if act.drop != "" {
+				res.Dropped++
+				h.m.FragmentsIn.WithLabelValues(point.Name, act.drop).Inc()
+				h.log.Warn("fragment of a redundant encoder conflicts with the stored timeline; first copy kept",
+					"point", point.Name, "stream", streamID, "track", id, "start", f.Info.Start, "placement", act.drop)
+				return nil
+			}
+		}
+		return h.apply(point, streamID, act, opts, hasPending, commit, record, &res)
+	}
+	// assembled stores what a chunk completed and publishes the parts it
+	// began or continued.
+	assembled := func(a media.Assembled) error {
+		for _, f := range a.Done {
+			if err := fragment(f); err != nil {
+				return err
+			}
+		}
+		for _, part := range a.Parts {
+			if err := h.part(point, streamID, ids[part.Info.TrackID], part, tl, hasPending()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// complete stores every fragment the assembler holds (the end of the
+	// body, a header, the end of the stream).
+	complete := func() error {
+		fs, err := asm.Flush()
+		if ferr := assembled(media.Assembled{Done: fs}); err == nil {
+			err = ferr
+		}
+		return err
+	}
 	p := media.NewStreamParser(body, uint64(h.cfg.MaxBox), hdr)
 	defer p.Close()
 	if opts.guard != nil {
@@ -132,6 +178,9 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 		}
 		ev, err := p.Next()
 		if errors.Is(err, io.EOF) {
+			if err := complete(); err != nil {
+				return res, err
+			}
 			return res, flush()
 		}
 		if err != nil {
@@ -143,6 +192,10 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			if err != nil {
 				return res, err
 			}
+			if err := complete(); err != nil {
+				return res, err
+			}
+			asm.SetHeader(ev.Header)
 			if err := flush(); err != nil {
 				return res, err
 			}
@@ -152,26 +205,17 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 			}
 			h.log.Info("stream header", "point", point.Name, "stream", streamID, "tracks", trackList(ev.Header, ids))
 		case media.EventFragment:
-			f := ev.Fragment
-			id := ids[f.Info.TrackID]
-			act := action{store: []storeItem{{id, f}}}
-			if tl != nil {
-				if act, err = tl.fragment(id, f, commit); err != nil {
-					return res, err
-				}
-				res.Restarted = res.Restarted || tl.state == restarted
-				if act.drop != "" {
-					res.Dropped++
-					h.m.FragmentsIn.WithLabelValues(point.Name, act.drop).Inc()
-					h.log.Warn("fragment of a redundant encoder conflicts with the stored timeline; first copy kept",
-						"point", point.Name, "stream", streamID, "track", id, "start", f.Info.Start, "placement", act.drop)
-					continue
-				}
+			a, err := asm.Add(ev.Fragment)
+			if err != nil {
+				return res, err
 			}
-			if err := h.apply(point, streamID, act, opts, hasPending, commit, record, &res); err != nil {
+			if err := assembled(a); err != nil {
 				return res, err
 			}
 		case media.EventEnd:
+			if err := complete(); err != nil {
+				return res, err
+			}
 			if err := flush(); err != nil {
 				return res, err
 			}
@@ -257,6 +301,29 @@ func (h *Handler) add(point *store.Point, streamID, id string, f *media.Fragment
 	if opts.Hooks.After != nil {
 		opts.Hooks.After(id, f, r)
 	}
+	return nil
+}
+
+// part publishes a part of a fragment still being received (see
+// store.Point.AddPart). Parts of a push wait until its timeline is
+// settled (the first fragment judged: a restart is placed, a redundant
+// copy found out) and are moved like its fragments; none is published
+// while the body's header is not stored yet.
+func (h *Handler) part(point *store.Point, streamID, id string, part media.Part, tl *timeline, pending bool) error {
+	if id == "" || pending {
+		return nil
+	}
+	if tl != nil {
+		var ok bool
+		var err error
+		if part, ok, err = tl.placePart(id, part); err != nil || !ok {
+			return err
+		}
+	}
+	if _, err := point.AddPart(id, streamID, part); err != nil {
+		return fmt.Errorf("part of track %s: %w", id, err)
+	}
+	h.m.PartsIn.WithLabelValues(point.Name).Inc()
 	return nil
 }
 

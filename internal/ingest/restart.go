@@ -133,6 +133,32 @@ func (tl *timeline) place(id string, f *media.Fragment) (*media.Fragment, error)
 	return &media.Fragment{Info: fi, Data: data}, nil
 }
 
+// placePart returns a part of track id moved like the push's fragments,
+// or ok false while the push's placement is not settled or it is a
+// redundant copy.
+func (tl *timeline) placePart(id string, part media.Part) (media.Part, bool, error) {
+	if tl.state != continuing && tl.state != restarted {
+		return part, false, nil
+	}
+	if tl.offset == 0 {
+		return part, true, nil
+	}
+	ti, err := tl.point.TrackInfo(id)
+	if err != nil {
+		return part, false, err
+	}
+	d := store.OffsetTicks(tl.offset, ti.Timescale)
+	data, fi, err := media.Shift(part.Data, part.Info, d)
+	if err != nil {
+		return part, false, fmt.Errorf("place part of %s: %w", id, err)
+	}
+	if e, ok := tl.ends[id]; ok && fi.Start < e {
+		return part, false, nil
+	}
+	part.Data, part.Info, part.FragStart = data, fi, part.FragStart+d
+	return part, true, nil
+}
+
 // action is what Receive does with one fragment of an encoder push.
 type action struct {
 	store   []storeItem // fragments to store, in order

@@ -55,6 +55,10 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	v = list(v, o).v
 	live := Live(v)
 	frag := fragmentDuration(v)
+	var pt float64 // part target (s): > 0 for a low-latency MPD
+	if live && o.URLs.listsParts() && !o.URLs.segmentList() {
+		v, pt = withOpenSegments(v)
+	}
 	longest := maxFragment(v.Tracks)
 	if longest == 0 {
 		longest = frag
@@ -71,6 +75,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		m.MinimumUpdatePeriod = durPtr(frag)
 		m.TimeShiftBufferDepth = durPtr(dvrWindow(v, o))
 		m.SuggestedPresentationDelay = durPtr(3 * frag)
+		if pt > 0 {
+			lowLatencyMPD(m, v, pt)
+		}
 	} else {
 		m = mpd.NewMPD(mpd.STATIC_TYPE)
 	}
@@ -93,6 +100,9 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		p.Start = durPtr(pd.start)
 		for _, set := range dashSets(pd.view) {
 			as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, pd.pto, o.URLs)
+			if as != nil && pt > 0 {
+				lowLatencySet(as, v, frag, pt, pd.pto)
+			}
 			if as != nil {
 				p.AppendAdaptationSet(as)
 			}

@@ -269,10 +269,17 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("hls media playlist: track %q: %w", trackID, ErrEmpty)
 	}
 	target := TargetDuration(t)
+	// A WebVTT playlist has no parts: its segments are converted whole.
+	ll := LowLatency(v, t) && o.URLs.listsParts() && !HLSWebVTT(t.Info)
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", hlsVersion)
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	if ll {
+		pt := partTarget(t)
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s\n", seconds3(3*pt))
+		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", seconds3(pt))
+	}
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
 	if disc > 0 {
 		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", disc)
@@ -302,11 +309,24 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
+		if ll {
+			if ps, ok := t.PartsOf(f.Start); ok && !(i+1 < len(fs) && closed[i+1]) {
+				writeParts(&b, t, ps, o.URLs)
+			}
+		}
 		uri := o.URLs.hlsSegment(t.ID, f.Start)
 		if webvtt {
 			uri = o.URLs.hlsWebVTT(t.ID, f.Start)
 		}
 		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), uri)
+	}
+	if ll {
+		end := fs[len(fs)-1].End()
+		if open, ok := t.Open(); ok && open.Start == end {
+			writeParts(&b, t, open.Parts, o.URLs)
+			end = open.End()
+		}
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=%s\n", quote(o.URLs.hlsPart(t.ID, end)))
 	}
 	if t.Ended || !Live(v) {
 		b.WriteString("#EXT-X-ENDLIST\n")
@@ -381,4 +401,32 @@ func extinf(d uint64, timescale uint32) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// LowLatency reports whether a track's media playlist is a low-latency one
+// (LL-HLS): the presentation is live, the track has not ended, and parts
+// of its newest fragments are kept (a chunked push, see store.AddPart).
+func LowLatency(v store.View, t store.TrackView) bool {
+	return len(t.Parts) > 0 && t.PartTarget > 0 && !t.Ended && Live(v)
+}
+
+// partTarget is the LL-HLS part target in seconds: the longest part the
+// track has had, in whole milliseconds rounded up.
+func partTarget(t store.TrackView) float64 {
+	ms := (t.PartTarget*1000 + uint64(t.Info.Timescale) - 1) / uint64(t.Info.Timescale)
+	return float64(ms) / 1000
+}
+
+// seconds3 formats seconds with 3 decimals.
+func seconds3(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) }
+
+// writeParts writes the EXT-X-PART tags of ps.
+func writeParts(b *bytes.Buffer, t store.TrackView, ps []store.PartRef, u *URLs) {
+	for _, p := range ps {
+		fmt.Fprintf(b, "#EXT-X-PART:DURATION=%s,URI=%s", extinf(p.Duration, t.Info.Timescale), quote(u.hlsPart(t.ID, p.Start)))
+		if p.Key {
+			b.WriteString(",INDEPENDENT=YES")
+		}
+		b.WriteString("\n")
+	}
 }

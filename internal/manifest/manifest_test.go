@@ -240,6 +240,35 @@ type testCase struct {
 	opts Options
 }
 
+// partsOf cuts fragment f into n equal parts (the first one key).
+func partsOf(f store.FragRef, n int) []store.PartRef {
+	d := f.Duration / uint64(n)
+	ps := make([]store.PartRef, n)
+	for i := range ps {
+		ps[i] = store.PartRef{Start: f.Start + int64(i)*int64(d), Duration: d, Key: i == 0, Size: 1000}
+	}
+	ps[n-1].Duration = f.Duration - uint64(n-1)*d
+	return ps
+}
+
+// lowLatencyView: liveView from a chunked push: the video tracks keep the
+// parts (0.5 s) of their last two fragments and of one still open (two
+// parts so far); the audio track has none.
+func lowLatencyView() store.View {
+	v := liveView()
+	for i := range v.Tracks[:2] {
+		t := &v.Tracks[i]
+		fs := t.Frags
+		for _, f := range fs[len(fs)-2:] {
+			t.Parts = append(t.Parts, store.PartFrag{Start: f.Start, Parts: partsOf(f, 4), Complete: true})
+		}
+		open := store.FragRef{Start: fs[len(fs)-1].End(), Duration: 2 * mss}
+		t.Parts = append(t.Parts, store.PartFrag{Start: open.Start, Parts: partsOf(open, 4)[:2]})
+		t.PartTarget = mss / 2
+	}
+	return v
+}
+
 func cases() []testCase {
 	now := anchor.Add(1016*time.Second + 500*time.Millisecond)
 	return []testCase{
@@ -254,6 +283,7 @@ func cases() []testCase {
 		{"primed", primedView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"restart", restartView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
 		{"restart-ended", restartEndedView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
+		{"lowlatency", lowLatencyView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
 	}
 }
 
@@ -484,8 +514,13 @@ func checkDASH(t *testing.T, v store.View, b []byte) {
 			}
 		}
 	}
+	lv := v
+	if Live(v) {
+		// A low-latency MPD lists each track's fragment in progress too.
+		lv, _ = withOpenSegments(list(v, Options{}).v)
+	}
 	for _, tr := range v.Tracks {
-		fs := listedTrack(v, tr.ID).Frags
+		fs := listedTrack(lv, tr.ID).Frags
 		got := starts[tr.ID]
 		if len(fs) != len(got) {
 			t.Fatalf("dash %s: %d segments, want %d", tr.ID, len(got), len(fs))
@@ -587,6 +622,7 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 	if want := tr.Ended || !Live(v); mp.Closed != want {
 		t.Errorf("hls media %s: ENDLIST %v, want %v", tr.ID, mp.Closed, want)
 	}
+	checkLowLatency(t, v, tr, lt, mp)
 	segs := mp.GetAllSegments()
 	if len(segs) != len(fs) {
 		t.Fatalf("hls media %s: %d segments, want %d", tr.ID, len(segs), len(fs))
@@ -618,6 +654,54 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 				t.Errorf("hls media %s: segment %d before the restart lasts %f, want %f", tr.ID, i-1, d, want)
 			}
 		}
+	}
+}
+
+// checkLowLatency checks the LL-HLS tags of a media playlist: present
+// exactly when the track keeps parts; parts listed for the kept complete
+// fragments and the open one, in order and contiguous, at most
+// PART-TARGET long; the preload hint names the part after the last.
+func checkLowLatency(t *testing.T, v store.View, tr, lt store.TrackView, mp *m3u8.MediaPlaylist) {
+	t.Helper()
+	ll := LowLatency(v, tr)
+	if (mp.PartTargetDuration > 0) != ll || (mp.ServerControl != nil) != ll || (mp.PreloadHints != nil) != ll {
+		t.Fatalf("hls media %s: part target %v, server control %v, preload hint %v; want low latency %v",
+			tr.ID, mp.PartTargetDuration, mp.ServerControl != nil, mp.PreloadHints != nil, ll)
+	}
+	if !ll {
+		return
+	}
+	if !mp.ServerControl.CanBlockReload || mp.ServerControl.PartHoldBack < 2*mp.PartTargetDuration {
+		t.Errorf("hls media %s: server control %+v (part target %v)", tr.ID, *mp.ServerControl, mp.PartTargetDuration)
+	}
+	var want []store.PartRef
+	for _, f := range lt.Frags {
+		if ps, ok := lt.PartsOf(f.Start); ok {
+			want = append(want, ps...)
+		}
+	}
+	open, ok := lt.Open()
+	if ok {
+		want = append(want, open.Parts...)
+	}
+	if len(mp.PartialSegments) != len(want) {
+		t.Fatalf("hls media %s: %d parts, want %d", tr.ID, len(mp.PartialSegments), len(want))
+	}
+	for i, p := range mp.PartialSegments {
+		w := want[i]
+		if p.URI != PartName(w.Start) || p.Independent != w.Key || math.Abs(p.Duration-seconds(int64(w.Duration), tr.Info.Timescale)) > 1e-6 {
+			t.Errorf("hls media %s: part %d %+v, want %+v", tr.ID, i, *p, w)
+		}
+		if p.Duration > mp.PartTargetDuration {
+			t.Errorf("hls media %s: part %d lasts %v, above the part target %v", tr.ID, i, p.Duration, mp.PartTargetDuration)
+		}
+	}
+	next := lt.Frags[len(lt.Frags)-1].End()
+	if ok {
+		next = open.End()
+	}
+	if mp.PreloadHints.Type != "PART" || mp.PreloadHints.URI != PartName(next) {
+		t.Errorf("hls media %s: preload hint %+v, want the part at %d", tr.ID, *mp.PreloadHints, next)
 	}
 }
 

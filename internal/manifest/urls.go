@@ -30,6 +30,10 @@ type URLs struct {
 	// Segment returns the URL of the fragment of a track that starts at
 	// start (FragRef.Start, in the track timescale).
 	Segment func(trackID string, start int64) string
+	// Part returns the URL of the part of a track that starts at start
+	// (LL-HLS). Without it, a renderer with its own Segment URLs lists no
+	// parts (the low-latency tags are left out).
+	Part func(trackID string, start int64) string
 	// Playlist returns the URI of a track's HLS media playlist as the master
 	// playlist lists it.
 	Playlist func(trackID string) string
@@ -132,6 +136,24 @@ func (u *URLs) hlsWebVTT(trackID string, start int64) string {
 
 // servesCuts reports whether the server behind these URLs serves a cut
 // copy of a fragment under the URL of the time it is listed from.
+// hlsPart is the URI of a part (LL-HLS EXT-X-PART) of a track's open or
+// newest fragments: part-<start>.m4s beside the segments, named by the
+// part's own start so that the next part's name is known before it exists
+// (the preload hint) whichever fragment it begins or continues.
+func (u *URLs) hlsPart(trackID string, start int64) string {
+	if u == nil || u.Part == nil {
+		return PartName(start)
+	}
+	return u.Part(trackID, start)
+}
+
+// PartName is the file name of the part that starts at start.
+func PartName(start int64) string { return "part-" + strconv.FormatInt(start, 10) + ".m4s" }
+
+// listsParts reports whether parts can be addressed: by default, or with
+// Part set.
+func (u *URLs) listsParts() bool { return u == nil || u.Segment == nil || u.Part != nil }
+
 func (u *URLs) servesCuts() bool { return u == nil || (u.Segment == nil && !u.Stored) }
 
 // segmentList reports whether DASH lists segments one by one.

@@ -16,6 +16,7 @@ type Metrics struct {
 
 	FragmentsIn      *prometheus.CounterVec // point, result (added, duplicate, differs)
 	BytesIn          *prometheus.CounterVec // point
+	PartsIn          *prometheus.CounterVec // point: chunks published as parts of open fragments
 	IngestErrors     *prometheus.CounterVec // point, status
 	ActivePushes     prometheus.Gauge
 	Pushes           *prometheus.CounterVec // point, status: every finished push by its final status
@@ -43,13 +44,14 @@ func New() *Metrics {
 		Registry:     r,
 		FragmentsIn:  f.CounterVec("sluice_fragments_in_total", "Fragments received by ingest, by publishing point and result.", "point", "result"),
 		BytesIn:      f.CounterVec("sluice_ingest_bytes_total", "Fragment bytes received by ingest.", "point"),
+		PartsIn:      f.CounterVec("sluice_parts_in_total", "Chunks of a chunked push published as parts of a fragment still being received, by publishing point.", "point"),
 		IngestErrors: f.CounterVec("sluice_ingest_errors_total", "Ingest requests refused or aborted, by HTTP status.", "point", "status"),
 		ActivePushes: f.Gauge("sluice_active_pushes", "Encoder push requests in progress."),
 		Pushes: f.CounterVec("sluice_ingest_pushes_total", "Finished pushes by publishing point and final HTTP status (200: the body was consumed to its end, or the encoder closed the connection right after the end of stream).",
 			"point", "status"),
 		Restarts: f.CounterVec("sluice_encoder_restarts_total", "Encoder restarts detected (a push whose times go back into what is stored), by publishing point and the policy applied (continue, archive, refuse).",
 			"point", "policy"),
-		Requests:        f.CounterVec("sluice_requests_total", "Client requests by kind (manifest, fragment, init, pull, other) and status code.", "kind", "code"),
+		Requests:        f.CounterVec("sluice_requests_total", "Client requests by kind (manifest, fragment, part, init, pull, other) and status code.", "kind", "code"),
 		BytesOut:        f.CounterVec("sluice_bytes_out_total", "Response body bytes sent to clients, by kind.", "kind"),
 		FragmentsPruned: f.Counter("sluice_fragments_pruned_total", "Fragments deleted by archive retention."),
 		PullConnections: f.Gauge("sluice_pull_connections", "Open Streams() pulls served by this ingest."),

@@ -200,6 +200,36 @@ func (s *Source) WritePeriod(w io.Writer, offset int64, i int) (int64, error) {
 	return total, nil
 }
 
+// PeriodChunks returns period i (as WritePeriod writes it) cut into CMAF
+// chunks of chunk seconds (see chunks): element k holds chunk k of every
+// track, in track order, to be sent k*chunk after the period's start; an
+// element may be empty.
+func (s *Source) PeriodChunks(offset int64, i int, chunk time.Duration) ([][]byte, error) {
+	if i < 0 || i >= s.Periods() {
+		return nil, fmt.Errorf("period %d out of range [0,%d)", i, s.Periods())
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("negative offset %d", offset)
+	}
+	if chunk <= 0 {
+		return nil, fmt.Errorf("chunk duration %v must be positive", chunk)
+	}
+	var out [][]byte
+	for ti, t := range s.tracks {
+		cs, err := s.chunks(t, ti, offset, i, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for k, c := range cs {
+			for len(out) <= k {
+				out = append(out, nil)
+			}
+			out[k] = append(out[k], c...)
+		}
+	}
+	return out, nil
+}
+
 // WriteAll writes the whole file once with times starting at zero: the
 // header, every period and the end box.
 func (s *Source) WriteAll(w io.Writer) (int64, error) {

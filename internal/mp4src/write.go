@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -182,9 +183,110 @@ func (s *Source) fragment(t *track, ti int, offset int64, i int) ([]byte, error)
 	if base < 0 {
 		return nil, fmt.Errorf("track %d period %d starts at negative time %d", t.info.TrackID, i, base)
 	}
+	return s.encodeFragment(t, s.sequence(offset, i, ti), base, dur, samples, picks, i)
+}
 
+// chunks returns the fragment of track t for period i (as fragment does)
+// cut into CMAF chunks of chunk seconds of the period (the last of them
+// ending with the period): chunk k holds the samples that start in
+// [k*chunk, (k+1)*chunk) from the period's start, each chunk a moof+mdat
+// of its own with its own tfdt and tfxd. A chunk without samples is nil.
+func (s *Source) chunks(t *track, ti int, offset int64, i int, chunk time.Duration) ([][]byte, error) {
+	whole, err := s.fragment(t, ti, offset, i)
+	if err != nil || whole == nil {
+		return nil, err
+	}
+	f, err := mp4.DecodeFile(bytes.NewReader(whole))
+	if err != nil || len(f.Segments) == 0 || len(f.Segments[0].Fragments) == 0 {
+		return nil, fmt.Errorf("track %d period %d: re-read fragment: %v", t.info.TrackID, i, err)
+	}
+	frag := f.Segments[0].Fragments[0]
+	full, err := frag.GetFullSamples(&mp4.TrexBox{TrackID: t.info.TrackID})
+	if err != nil {
+		return nil, fmt.Errorf("track %d period %d: %w", t.info.TrackID, i, err)
+	}
+	if len(full) == 0 {
+		return nil, nil
+	}
+	step := DurationToTicks(chunk, t.info.Timescale)
+	if step <= 0 {
+		step = 1
+	}
+	base := int64(full[0].DecodeTime)
+	var out [][]byte
+	for k := 0; k < len(full); {
+		n := (int64(full[k].DecodeTime) - base) / step
+		j := k
+		for j < len(full) && (int64(full[j].DecodeTime)-base)/step == n {
+			j++
+		}
+		for int64(len(out)) < n {
+			out = append(out, nil)
+		}
+		group := full[k:j]
+		samples := make([]mp4.Sample, len(group))
+		var dur int64
+		for m, fs := range group {
+			samples[m] = fs.Sample
+			dur += int64(fs.Dur)
+		}
+		b, err := s.encodeChunk(t, s.sequence(offset, i, ti), int64(group[0].DecodeTime), dur, group, samples)
+		if err != nil {
+			return nil, fmt.Errorf("track %d period %d chunk %d: %w", t.info.TrackID, i, n, err)
+		}
+		out = append(out, b)
+		k = j
+	}
+	return out, nil
+}
+
+// encodeChunk writes one moof+mdat of samples whose data is in group.
+func (s *Source) encodeChunk(t *track, seq uint32, base, dur int64, group []mp4.FullSample, samples []mp4.Sample) ([]byte, error) {
+	moof, trun, err := s.moof(t, seq, base, dur, samples)
+	if err != nil {
+		return nil, err
+	}
+	var payload int64
+	for _, sm := range samples {
+		payload += int64(sm.Size)
+	}
+	out, mdat, err := encodeMoof(moof, trun, payload)
+	if err != nil {
+		return nil, err
+	}
+	for _, fs := range group {
+		mdat = mdat[copy(mdat, fs.Data):]
+	}
+	return out, nil
+}
+
+// encodeFragment writes one moof+mdat of the picked input samples.
+func (s *Source) encodeFragment(t *track, seq uint32, base, dur int64, samples []mp4.Sample, picks []int, i int) ([]byte, error) {
+	moof, trun, err := s.moof(t, seq, base, dur, samples)
+	if err != nil {
+		return nil, err
+	}
+	var payload int64
+	for _, sm := range samples {
+		payload += int64(sm.Size)
+	}
+	if payload > 0xffffffff-8 {
+		return nil, fmt.Errorf("track %d period %d: %d bytes of samples do not fit one mdat", t.info.TrackID, i, payload)
+	}
+	out, mdat, err := encodeMoof(moof, trun, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.readSamples(t, picks, mdat); err != nil {
+		return nil, fmt.Errorf("track %d period %d: %w", t.info.TrackID, i, err)
+	}
+	return out, nil
+}
+
+// moof builds the moof of a fragment or chunk of track t.
+func (s *Source) moof(t *track, seq uint32, base, dur int64, samples []mp4.Sample) (*mp4.MoofBox, *mp4.TrunBox, error) {
 	moof := &mp4.MoofBox{}
-	_ = moof.AddChild(mp4.CreateMfhd(s.sequence(offset, i, ti)))
+	_ = moof.AddChild(mp4.CreateMfhd(seq))
 	traf := &mp4.TrafBox{}
 	_ = moof.AddChild(traf)
 	tfhd := mp4.CreateTfhd(t.info.TrackID) // default-base-is-moof
@@ -205,30 +307,25 @@ func (s *Source) fragment(t *track, ti int, offset int64, i int) ([]byte, error)
 	tfxd := mp4.NewTfxdBox(uint64(base), uint64(dur))
 	tfxd.Tfxd.Version = 1 // 64 bits: epoch-anchored times overflow version 0
 	_ = traf.AddChild(tfxd)
+	return moof, trun, nil
+}
 
-	var payload int64
-	for _, sm := range samples {
-		payload += int64(sm.Size)
-	}
-	if payload > 0xffffffff-8 {
-		return nil, fmt.Errorf("track %d period %d: %d bytes of samples do not fit one mdat", t.info.TrackID, i, payload)
-	}
+// encodeMoof writes moof and the header of an mdat of payload bytes, and
+// returns the whole and the mdat's (unfilled) payload.
+func encodeMoof(moof *mp4.MoofBox, trun *mp4.TrunBox, payload int64) (out, mdat []byte, err error) {
 	moofSize := int(moof.Size())
 	trun.DataOffset = int32(moofSize + 8)
-	out := make([]byte, moofSize+8+int(payload))
+	out = make([]byte, moofSize+8+int(payload))
 	sw := bits.NewFixedSliceWriterFromSlice(out[:moofSize])
 	if err := moof.EncodeSW(sw); err != nil {
-		return nil, fmt.Errorf("encode moof: %w", err)
+		return nil, nil, fmt.Errorf("encode moof: %w", err)
 	}
 	if sw.Len() != moofSize {
-		return nil, fmt.Errorf("encode moof: wrote %d bytes, expected %d", sw.Len(), moofSize)
+		return nil, nil, fmt.Errorf("encode moof: wrote %d bytes, expected %d", sw.Len(), moofSize)
 	}
 	binary.BigEndian.PutUint32(out[moofSize:], uint32(8+payload))
 	copy(out[moofSize+4:], "mdat")
-	if err := s.readSamples(t, picks, out[moofSize+8:]); err != nil {
-		return nil, fmt.Errorf("track %d period %d: %w", t.info.TrackID, i, err)
-	}
-	return out, nil
+	return out, out[moofSize+8:], nil
 }
 
 // readSamples reads the data of the picked input samples into dst, one read

@@ -96,9 +96,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case file == "media.m3u8":
-			h.manifest(w, r, point, "hls", track, "application/vnd.apple.mpegurl", func(v store.View, o manifest.Options) ([]byte, error) {
-				return manifest.HLSMedia(v, track, o)
-			})
+			h.mediaPlaylist(w, r, point, track)
+		case strings.HasPrefix(file, "part-") && strings.HasSuffix(file, ".m4s"):
+			t, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(file, "part-"), ".m4s"), 10, 64)
+			if err != nil {
+				h.notFound(w, "part name must be part-<start time>.m4s", 60)
+				return
+			}
+			h.part(w, r, point, track, t)
 		case file == "init.mp4":
 			h.init(w, r, point, track)
 		case strings.HasSuffix(file, ".m4s"):
@@ -180,7 +185,13 @@ func LiveMaxAge(v store.View, track string, now time.Time) int {
 // the one track an HLS media playlist lists ("" for the others).
 func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.Point, format, track, ctype string,
 	render func(store.View, manifest.Options) ([]byte, error)) {
-	v := h.view(point)
+	h.renderManifest(w, r, point, h.view(point), format, track, ctype, "", render)
+}
+
+// renderManifest serves a manifest rendered from v; cacheControl, when
+// set, replaces the one derived from v.
+func (h *Handler) renderManifest(w http.ResponseWriter, r *http.Request, point *store.Point, v store.View, format, track, ctype, cacheControl string,
+	render func(store.View, manifest.Options) ([]byte, error)) {
 	o := h.options()
 	o.DVRWindow = h.cfg.DVR(point.Name)
 	t0 := time.Now()
@@ -197,7 +208,9 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, point *store.
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
-	if manifest.Live(v) {
+	if cacheControl != "" {
+		hd.Set("Cache-Control", cacheControl)
+	} else if manifest.Live(v) {
 		hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(LiveMaxAge(v, track, h.now())))
 	} else {
 		hd.Set("Cache-Control", "public, max-age=3600")
@@ -257,6 +270,10 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	f, ref, err := point.OpenFragment(track, t)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			if _, _, known := point.PartsFrom(track, t, 0); known {
+				h.growing(w, r, point, track, t)
+				return
+			}
 			h.trimmedFragment(w, r, point, track, t)
 			return
 		}

@@ -51,6 +51,12 @@ type Options struct {
 	Epoch bool
 	// Fast sends as fast as the ingest reads instead of in real time.
 	Fast bool
+	// Chunk, when positive, sends each fragment as CMAF chunks of this
+	// duration (a low-latency encoder): in real time, chunk k of a period
+	// leaves once its end is reached on the wall clock — when a live
+	// encoder has encoded its last sample — instead of the whole period
+	// at its start.
+	Chunk time.Duration
 	// Probe sends an empty POST first, so that a refused publishing point or
 	// token is reported before any media is sent (MS-SSTR 3.3.3).
 	Probe bool
@@ -391,12 +397,39 @@ func (p *pusher) session(ctx context.Context, url string, next pos, resend int) 
 			}
 		}
 		buf.Reset()
-		if _, err := p.src.WritePeriod(&buf, q.k*p.loop, q.i); err != nil {
-			pw.CloseWithError(err)
-			return next, fmt.Errorf("build fragments: %w", err)
-		}
-		if werr = write(buf.Bytes()); werr != nil {
-			break
+		if p.opts.Chunk > 0 {
+			chunks, err := p.src.PeriodChunks(q.k*p.loop, q.i, p.opts.Chunk)
+			if err != nil {
+				pw.CloseWithError(err)
+				return next, fmt.Errorf("build chunks: %w", err)
+			}
+			end := p.wall(q.next(p.n))
+			for k, c := range chunks {
+				if q == next && !p.opts.Fast {
+					at := p.wall(q).Add(time.Duration(k+1) * p.opts.Chunk)
+					if at.After(end) {
+						at = end
+					}
+					if cancelled, got = p.sleepUntil(ctx, at, answers); cancelled || got != nil {
+						break
+					}
+				}
+				if werr = write(c); werr != nil {
+					break
+				}
+				buf.Write(c)
+			}
+			if cancelled || got != nil || werr != nil {
+				break
+			}
+		} else {
+			if _, err := p.src.WritePeriod(&buf, q.k*p.loop, q.i); err != nil {
+				pw.CloseWithError(err)
+				return next, fmt.Errorf("build fragments: %w", err)
+			}
+			if werr = write(buf.Bytes()); werr != nil {
+				break
+			}
 		}
 		if q == next {
 			p.res.Periods++
@@ -450,6 +483,25 @@ func (p *pusher) session(ctx context.Context, url string, next pos, resend int) 
 	}
 	p.log.Info("ingest answered", "url", url, "status", got.resp.Status)
 	return next, nil
+}
+
+// sleepUntil waits until at, the push's cancellation or the ingest's
+// answer, whichever comes first.
+func (p *pusher) sleepUntil(ctx context.Context, at time.Time, answers <-chan answer) (cancelled bool, got *answer) {
+	wait := time.Until(at)
+	if wait <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true, nil
+	case a := <-answers:
+		return false, &a
+	case <-t.C:
+		return false, nil
+	}
 }
 
 // snippet reads the start of a response body for error messages.

@@ -435,10 +435,11 @@ const (
 	kindFragment
 	kindPull
 	kindOther
+	kindPart // an LL-HLS part (part-<start>.m4s)
 	numKinds
 )
 
-var kindNames = [numKinds]string{"ingest", "manifest", "init", "fragment", "pull", "other"}
+var kindNames = [numKinds]string{"ingest", "manifest", "init", "fragment", "pull", "other", "part"}
 
 // reqMetrics caches the labelled counters of instrument. A series is
 // created on first use, as WithLabelValues would; statuses outside
@@ -479,7 +480,7 @@ func isMedia(r *http.Request) bool {
 		return false
 	}
 	k := kindOf(r)
-	return k == kindFragment || k == kindInit
+	return k == kindFragment || k == kindInit || k == kindPart
 }
 
 func kindOf(r *http.Request) kind {
@@ -491,6 +492,8 @@ func kindOf(r *http.Request) kind {
 		return kindManifest
 	case strings.HasSuffix(p, "/init.mp4"):
 		return kindInit
+	case strings.HasSuffix(p, ".m4s") && strings.Contains(p, "/part-"):
+		return kindPart
 	case strings.HasSuffix(p, ".m4s") || strings.Contains(p, "/Fragments("):
 		return kindFragment
 	case strings.Contains(p, "/Streams(") || strings.HasSuffix(p, "/StreamManifest"):

@@ -80,6 +80,9 @@ type track struct {
 	// arrived is when this process stored the newest fragment (zero: none
 	// since it started); see TrackView.Arrived.
 	arrived time.Time
+	// live holds the parts of the track's newest fragments in memory
+	// (parts.go); guarded by the point's mu.
+	live liveParts
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
@@ -703,6 +706,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if i == len(t.frags)-1 {
 		t.arrived = time.Now()
 	}
+	t.completeParts(ref)
 	if t.Extent.note(ref, t.Pruned == 0) {
 		// The fragment is durable already; an extent that did not reach
 		// the disk is recomputed from the fragments at the next start.
@@ -793,6 +797,7 @@ func (p *Point) EndTrack(trackID string) error {
 		return nil
 	}
 	t.Ended = true
+	t.dropParts()
 	if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
 		return err
 	}

@@ -39,6 +39,36 @@ type TrackView struct {
 	// with that fragment's duration, when the next one is due (the cache
 	// lifetime of live manifests, origin.LiveMaxAge).
 	Arrived time.Time `json:"-"`
+	// Parts are the parts of the track's newest fragments, kept in memory
+	// (see AddPart): those of the fragment still open come last, not
+	// Complete. PartTarget is the longest part seen (0 without parts).
+	Parts      []PartFrag `json:",omitempty"`
+	PartTarget uint64     `json:",omitempty"`
+}
+
+// Open returns the parts of the fragment still being received: the last
+// kept one, when not complete and after the last listed fragment.
+func (t TrackView) Open() (PartFrag, bool) {
+	n := len(t.Parts)
+	if n == 0 || t.Parts[n-1].Complete {
+		return PartFrag{}, false
+	}
+	o := t.Parts[n-1]
+	if k := len(t.Frags); k > 0 && t.Frags[k-1].Start >= o.Start {
+		return PartFrag{}, false
+	}
+	return o, true
+}
+
+// PartsOf returns the kept parts of the listed fragment that starts at
+// start, when they cover it.
+func (t TrackView) PartsOf(start int64) ([]PartRef, bool) {
+	for _, pf := range t.Parts {
+		if pf.Start == start && pf.Complete {
+			return pf.Parts, true
+		}
+	}
+	return nil, false
 }
 
 // Discontinuous reports whether next does not continue prev: it does not
@@ -108,9 +138,11 @@ func (p *Point) View(window time.Duration) View {
 			disc += Gaps(frags, breaks, i)
 			frags = frags[i:]
 		}
+		parts, target := t.partsView()
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
 			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks, Arrived: t.arrived,
+			Parts: parts, PartTarget: target,
 		})
 		if !t.Ended {
 			v.Ended = false

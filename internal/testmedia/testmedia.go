@@ -121,6 +121,31 @@ func CMAFArgs(seconds float64, realtime bool, epoch int64, videoOut, audioOut st
 	return args
 }
 
+// ChunkedISMVArgs returns ffmpeg arguments that encode a small test
+// pattern (2 s GOPs at 25 fps) plus AAC audio as a Smooth ismv stream in
+// chunks of chunk seconds: moof+mdat pairs that each hold chunk seconds of
+// one track, a fragment's first chunk starting with its key frame. realtime
+// adds -re; epoch > 0 moves the times by that many seconds.
+func ChunkedISMVArgs(seconds, chunk float64, realtime bool, epoch int64, out string) []string {
+	dur := strconv.FormatFloat(seconds, 'f', -1, 64)
+	args := []string{"-hide_banner", "-loglevel", "error", "-y"}
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25")
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-t", dur, "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+		"-map", "0:v", "-map", "1:a",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-b:v", "300k", "-c:a", "aac", "-b:a", "64k", "-avoid_negative_ts", "make_non_negative")
+	if epoch > 0 {
+		args = append(args, "-output_ts_offset", strconv.FormatInt(epoch, 10))
+	}
+	return append(args, "-f", "ismv", "-movflags", "isml+frag_keyframe", "-frag_duration", strconv.Itoa(int(chunk*1e6)), out)
+}
+
 // Run runs ffmpeg with args and fails the test on error.
 func Run(t testing.TB, args []string) {
 	t.Helper()

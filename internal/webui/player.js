@@ -211,7 +211,10 @@
       } else if (S.hls) {
         var l = S.hls.levels && S.hls.levels[S.hls.currentLevel];
         if (l) st.bitrate = l.bitrate || 0;
-        st.latency = S.hls.latency;
+        // Latency: the wall clock minus the program date time of the
+        // frame shown (hls.js' own figure is relative to its live edge).
+        var hd = S.hls.playingDate;
+        st.latency = hd ? (Date.now() - hd.getTime()) / 1000 : S.hls.latency;
       } else if (S.shaka) {
         var vt = S.shaka.getVariantTracks().filter(function (x) { return x.active; })[0];
         if (vt) st.bitrate = vt.videoBandwidth || vt.bandwidth || 0;

@@ -290,7 +290,7 @@ try {
       // not getting the CPU).
       if (adv < 0.2 && (s.buffer || 0) < 0.5) result.underruns++;
       prev = s.currentTime;
-      result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0 });
+      result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0, lat: s.latency == null ? null : +Number(s.latency).toFixed(3) });
       if (s.bitrate && !result.bitrates.includes(s.bitrate)) result.bitrates.push(s.bitrate);
       result.bufferMin = result.bufferMin === null ? s.buffer : Math.min(result.bufferMin, s.buffer);
       result.bufferMax = result.bufferMax === null ? s.buffer : Math.max(result.bufferMax, s.buffer);

@@ -115,6 +115,13 @@ var table = map[string]rule{
 	"Role":                      descriptor,
 	"Accessibility":             descriptor,
 	"InbandEventStream":         {required: []string{"schemeIdUri"}},
+	// Low-latency DASH (23009-1 Annex K): the service description and
+	// the producer reference time.
+	"ServiceDescription": {children: seq("Scope", "Latency", "PlaybackRate", "OperatingQuality", "OperatingBandwidth",
+		"ContentSteering", "ClientDataReporting", "PlaybackRestrictions")},
+	"Latency":               {},
+	"PlaybackRate":          {},
+	"ProducerReferenceTime": {children: seq("UTCTiming?"), required: []string{"id", "wallClockTime", "presentationTime"}},
 }
 
 // node is an element of the document.

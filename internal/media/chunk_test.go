@@ -1,0 +1,163 @@
+package media_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/testmedia"
+)
+
+// assemble parses body and runs its chunks through an Assembler, returning
+// the completed fragments and the parts per track.
+func assemble(t *testing.T, body []byte, edge func() media.VideoEdge) (map[uint32][]*media.Fragment, map[uint32][]media.Part, *media.Header) {
+	t.Helper()
+	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
+	a := media.NewAssembler(nil, 8<<20)
+	a.Edge = edge
+	done := map[uint32][]*media.Fragment{}
+	parts := map[uint32][]media.Part{}
+	take := func(out media.Assembled) {
+		for _, f := range out.Done {
+			done[f.Info.TrackID] = append(done[f.Info.TrackID], f)
+		}
+		for _, pt := range out.Parts {
+			parts[pt.Info.TrackID] = append(parts[pt.Info.TrackID], pt)
+		}
+	}
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case media.EventHeader:
+			a.SetHeader(ev.Header)
+		case media.EventFragment:
+			out, err := a.Add(ev.Fragment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			take(out)
+		}
+	}
+	fs, err := a.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	take(media.Assembled{Done: fs})
+	return done, parts, p.Header()
+}
+
+func TestAssembleChunkedISMV(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "chunk.ismv")
+	testmedia.Run(t, testmedia.ChunkedISMVArgs(6, 0.5, false, 0, out))
+	done, parts, h := assemble(t, testmedia.ReadFile(t, out), nil)
+	for _, ti := range h.Tracks {
+		fs := done[ti.TrackID]
+		ts := float64(ti.Timescale)
+		var total, partDur uint64
+		for i, f := range fs {
+			if i > 0 && f.Info.Start != fs[i-1].Info.Start+int64(fs[i-1].Info.Duration) {
+				t.Errorf("%s fragment %d starts at %d, not where the one before ends", ti.Kind, i, f.Info.Start)
+			}
+			total += f.Info.Duration
+			if i < len(fs)-1 {
+				d := float64(f.Info.Duration) / ts
+				if math.Abs(d-2) > 0.05 {
+					t.Errorf("%s fragment %d lasts %.3f s, want 2 (chunks grouped by key frame)", ti.Kind, i, d)
+				}
+			}
+			if ti.Kind == "video" && !f.Info.Key {
+				t.Errorf("video fragment %d does not start with a key frame", i)
+			}
+			// A merged fragment decodes to samples whose timing adds up.
+			fi := inspect(t, h, f.Data)
+			if fi.Duration != f.Info.Duration || fi.Start != f.Info.Start || fi.Samples != f.Info.Samples {
+				t.Errorf("%s fragment %d: stored bytes say %+v, info says %+v", ti.Kind, i, fi, f.Info)
+			}
+		}
+		if len(fs) != 3 {
+			t.Errorf("%s: %d fragments, want 3", ti.Kind, len(fs))
+		}
+		ps := parts[ti.TrackID]
+		for _, p := range ps {
+			partDur += p.Info.Duration
+		}
+		// Every chunk but those of the first fragment, held while the
+		// track's mode was unknown, became a part: all of them here.
+		if partDur != total {
+			t.Errorf("%s: parts cover %d ticks, fragments %d", ti.Kind, partDur, total)
+		}
+		if len(ps) < 10 {
+			t.Errorf("%s: %d parts, want about 12", ti.Kind, len(ps))
+		}
+		for _, p := range ps {
+			if p.Index == 0 && ti.Kind == "video" && !p.Info.Key {
+				t.Errorf("video part 0 of fragment %d is not independent", p.FragStart)
+			}
+		}
+	}
+}
+
+// TestAssembleUnchunked checks that a stream of whole fragments is stored
+// byte for byte as before.
+func TestAssembleUnchunked(t *testing.T) {
+	body := testmedia.ReadFile(t, testmedia.ISMVFile(t, t.TempDir(), 4, 1))
+	done, parts, _ := assemble(t, body, nil)
+	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
+	want := map[uint32][][]byte{}
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == media.EventFragment {
+			want[ev.Fragment.Info.TrackID] = append(want[ev.Fragment.Info.TrackID], ev.Fragment.Data)
+		}
+	}
+	for id, ws := range want {
+		if len(done[id]) != len(ws) {
+			t.Fatalf("track %d: %d fragments, want %d", id, len(done[id]), len(ws))
+		}
+		for i := range ws {
+			if !bytes.Equal(done[id][i].Data, ws[i]) {
+				t.Errorf("track %d fragment %d changed", id, i)
+			}
+		}
+	}
+	if len(parts) != 0 {
+		t.Errorf("an unchunked stream made parts: %v", len(parts))
+	}
+}
+
+// TestMergeSameSamples checks that a fragment's bytes depend only on its
+// samples: the chunks of one encode merge to what merging the whole
+// fragment gives.
+func TestMergeSameSamples(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "chunk.ismv")
+	testmedia.Run(t, testmedia.ChunkedISMVArgs(4, 0.5, false, 0, out))
+	done, _, h := assemble(t, testmedia.ReadFile(t, out), nil)
+	for _, ti := range h.Tracks {
+		f := done[ti.TrackID][0]
+		again, err := media.Merge([]*media.Fragment{f}, h.Trex(ti.TrackID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again.Data, f.Data) {
+			t.Errorf("%s: merging a merged fragment changed its bytes", ti.Kind)
+		}
+	}
+}
