@@ -63,6 +63,12 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	if longest == 0 {
 		longest = frag
 	}
+	// minBufferTime: what a player buffers before it starts, from the
+	// audio and video (a long text fragment is no reason to wait).
+	minBuffer := maxFragment(mediaTracks(v.Tracks))
+	if minBuffer == 0 {
+		minBuffer = longest
+	}
 	var m *mpd.MPD
 	if live {
 		m = mpd.NewMPD(mpd.DYNAMIC_TYPE)
@@ -82,7 +88,7 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		m = mpd.NewMPD(mpd.STATIC_TYPE)
 	}
 	m.Profiles = mpd.PROFILE_LIVE
-	m.MinBufferTime = durPtr(longest)
+	m.MinBufferTime = durPtr(minBuffer)
 	m.MaxSegmentDuration = durPtr(longest)
 
 	// Static presentations start at the earliest listed fragment.
@@ -282,6 +288,17 @@ func dashSets(v store.View) []*dashSet {
 			out = append(out, s)
 		}
 		s.tracks = append(s.tracks, t)
+	}
+	return out
+}
+
+// mediaTracks returns the audio and video tracks of ts.
+func mediaTracks(ts []store.TrackView) []store.TrackView {
+	var out []store.TrackView
+	for _, t := range ts {
+		if t.Info.Kind == "audio" || t.Info.Kind == "video" {
+			out = append(out, t)
+		}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -132,6 +133,34 @@ func subsView() store.View {
 	}}, 500, frags(nil, 1000_000, 900, repeat(2000, 8)...))
 	v.Tracks = append(v.Tracks, en, fr)
 	return v
+}
+
+// TestTextTrackHoldsNothingBack: a lagging text track with long
+// fragments changes neither the MPD's update period, presentation delay,
+// publish time nor minBufferTime, nor the video's HLS playlists.
+func TestTextTrackHoldsNothingBack(t *testing.T) {
+	o := Options{Now: anchor.Add(1016*time.Second + 500*time.Millisecond), DVRWindow: time.Minute, LookAhead: 2}
+	attrs := func(v store.View) string {
+		b, err := DASH(v, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mpd.ReadFromString(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(*m.MinimumUpdatePeriod, *m.SuggestedPresentationDelay, m.PublishTime, *m.MinBufferTime)
+	}
+	if a, b := attrs(liveView()), attrs(subsView()); a != b {
+		t.Errorf("MPD timing with text tracks %s, without %s", b, a)
+	}
+	for _, id := range []string{"video_3000000", "audio_128000"} {
+		a, _ := HLSMedia(liveView(), id, o)
+		b, _ := HLSMedia(subsView(), id, o)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s playlist changed by the text tracks:\n%s\n%s", id, a, b)
+		}
+	}
 }
 
 // gapView: a live channel whose top video rendition and audio lost a
