@@ -272,12 +272,22 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	// A WebVTT playlist has no parts: its segments are converted whole.
 	ll := LowLatency(v, t) && o.URLs.listsParts() && !HLSWebVTT(t.Info)
 
+	skipUntil := skipSpan * target
+	skipped := 0
+	if ll && o.Skip {
+		skipped = skippable(fs, cut, t.Info.Timescale, skipUntil)
+	}
+	version := hlsVersion
+	if skipped > 0 {
+		version = 9 // EXT-X-SKIP
+	}
+
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", hlsVersion)
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", version)
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	if ll {
 		pt := partTarget(t)
-		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s\n", seconds3(3*pt))
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=%d.0,PART-HOLD-BACK=%s\n", skipUntil, seconds3(3*pt))
 		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", seconds3(pt))
 	}
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
@@ -297,7 +307,13 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	for i := 1; i < len(fs); i++ {
 		closed[i] = cut[i] && closesRestart(fs[i-1], fs[i], t.Breaks, target, t.Info.Timescale)
 	}
+	if skipped > 0 {
+		fmt.Fprintf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped)
+	}
 	for i, f := range fs {
+		if i < skipped {
+			continue
+		}
 		gap := i > 0 && cut[i]
 		if gap {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
@@ -305,7 +321,7 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 		if i+1 < len(fs) && closed[i+1] {
 			f.Duration = uint64(fs[i+1].Start - f.Start)
 		}
-		if (i == 0 || (gap && !closed[i])) && !v.Meta.Anchor.IsZero() {
+		if (i == skipped || (gap && !closed[i])) && !v.Meta.Anchor.IsZero() {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
@@ -327,6 +343,9 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 			end = open.End()
 		}
 		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=%s\n", quote(o.URLs.hlsPart(t.ID, end)))
+		if o.URLs == nil || o.URLs.Playlist == nil {
+			writeRenditionReports(&b, l.v, t)
+		}
 	}
 	if t.Ended || !Live(v) {
 		b.WriteString("#EXT-X-ENDLIST\n")
@@ -426,6 +445,53 @@ func writeParts(b *bytes.Buffer, t store.TrackView, ps []store.PartRef, u *URLs)
 		fmt.Fprintf(b, "#EXT-X-PART:DURATION=%s,URI=%s", extinf(p.Duration, t.Info.Timescale), quote(u.hlsPart(t.ID, p.Start)))
 		if p.Key {
 			b.WriteString(",INDEPENDENT=YES")
+		}
+		b.WriteString("\n")
+	}
+}
+
+// skipSpan is CAN-SKIP-UNTIL in target durations (RFC 8216bis asks for at
+// least six).
+const skipSpan = 6
+
+// skippable is how many leading segments of fs a delta update leaves out:
+// those that end more than skipUntil seconds before the last one ends, up
+// to the first gap (a discontinuity is never skipped over).
+func skippable(fs []store.FragRef, cut []bool, timescale uint32, skipUntil uint64) int {
+	if len(fs) == 0 || timescale == 0 {
+		return 0
+	}
+	end := fs[len(fs)-1].End()
+	limit := end - int64(skipUntil)*int64(timescale)
+	n := 0
+	for i, f := range fs {
+		if f.End() > limit || (i > 0 && i < len(cut) && cut[i]) {
+			break
+		}
+		n = i + 1
+	}
+	return n
+}
+
+// writeRenditionReports writes an EXT-X-RENDITION-REPORT for every other
+// low-latency track of the kind of t (the renditions a player may switch
+// to): its last media sequence number and, when it has parts there, the
+// last part of that segment.
+func writeRenditionReports(b *bytes.Buffer, v store.View, t store.TrackView) {
+	for _, o := range v.Tracks {
+		if o.ID == t.ID || o.Info.Kind != t.Info.Kind || len(o.Frags) == 0 || !LowLatency(v, o) {
+			continue
+		}
+		msn := o.First + int64(len(o.Frags)) - 1
+		part := -1
+		if open, ok := o.Open(); ok && open.Start == o.Frags[len(o.Frags)-1].End() {
+			msn, part = msn+1, len(open.Parts)-1
+		} else if ps, ok := o.PartsOf(o.Frags[len(o.Frags)-1].Start); ok {
+			part = len(ps) - 1
+		}
+		fmt.Fprintf(b, "#EXT-X-RENDITION-REPORT:URI=%s,LAST-MSN=%d", quote("../"+o.ID+"/media.m3u8"), msn)
+		if part >= 0 {
+			fmt.Fprintf(b, ",LAST-PART=%d", part)
 		}
 		b.WriteString("\n")
 	}

@@ -39,6 +39,10 @@ type Options struct {
 	// URLs, when not nil, replaces the relative resource URLs of DASH and
 	// HLS (see URLs).
 	URLs *URLs
+	// Skip asks a low-latency HLS media playlist for a delta update
+	// (_HLS_skip=YES): the segments older than CAN-SKIP-UNTIL replaced by
+	// EXT-X-SKIP.
+	Skip bool
 }
 
 func (o Options) lookAhead() int { return max(o.LookAhead, 0) }

@@ -896,3 +896,37 @@ func TestTimeConversions(t *testing.T) {
 		t.Errorf("FragmentDuration(live) = %v", got)
 	}
 }
+
+// TestHLSDeltaUpdate: _HLS_skip=YES leaves out the segments that end more
+// than CAN-SKIP-UNTIL (six target durations) before the playlist's end,
+// with EXT-X-SKIP saying how many, and lists the rest as in full.
+func TestHLSDeltaUpdate(t *testing.T) {
+	v := lowLatencyView()
+	now := anchor.Add(1016*time.Second + 500*time.Millisecond)
+	full, err := HLSMedia(v, "video_3000000", Options{Now: now, DVRWindow: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta, err := HLSMedia(v, "video_3000000", Options{Now: now, DVRWindow: time.Minute, Skip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "lowlatency-skip.video_3000000.m3u8", delta)
+	// 8 segments of 2 s end at 1002..1016 s; CAN-SKIP-UNTIL is 12 s: the
+	// two that end at or before 1004 s are skipped.
+	if !bytes.Contains(full, []byte("CAN-SKIP-UNTIL=12.0")) || !bytes.Contains(delta, []byte("#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n")) ||
+		!bytes.Contains(delta, []byte("#EXT-X-VERSION:9\n")) {
+		t.Fatalf("delta update:\n%s", delta)
+	}
+	if n, m := bytes.Count(full, []byte("#EXTINF")), bytes.Count(delta, []byte("#EXTINF")); m != n-2 {
+		t.Errorf("delta update lists %d segments, the full playlist %d", m, n)
+	}
+	// What follows the skipped segments is the full playlist's tail.
+	tail := full[bytes.Index(full, []byte("10040000000.m4s")):]
+	if !bytes.HasSuffix(delta, tail) {
+		t.Errorf("delta update's segments differ from the full playlist's:\n%s", delta)
+	}
+	if !bytes.Contains(full, []byte(`#EXT-X-RENDITION-REPORT:URI="../video_1500000/media.m3u8",LAST-MSN=508,LAST-PART=1`)) {
+		t.Errorf("no rendition report of the other video track:\n%s", full)
+	}
+}

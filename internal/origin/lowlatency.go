@@ -31,10 +31,16 @@ const blockLimit = 3
 // playlist is a 400. The answer to a blocking reload names a playlist that
 // never loses what it was asked for, so caches may keep it for a target
 // duration; a plain low-latency playlist changes with every part and is
-// not kept (max-age=0).
+// not kept (max-age=0). _HLS_skip=YES (or v2) asks for a delta update.
 func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *store.Point, track string) {
-	render := func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, track, o) }
 	q := r.URL.Query()
+	// _HLS_skip=YES asks for a delta update (v2 would also skip date
+	// ranges, which these playlists do not have).
+	skip := q.Get("_HLS_skip") == "YES" || q.Get("_HLS_skip") == "v2"
+	render := func(v store.View, o manifest.Options) ([]byte, error) {
+		o.Skip = skip
+		return manifest.HLSMedia(v, track, o)
+	}
 	msnArg, partArg := q.Get("_HLS_msn"), q.Get("_HLS_part")
 	v := h.view(point)
 	if msnArg == "" {
