@@ -116,27 +116,20 @@ type Assembled struct {
 type asmMode int
 
 const (
-	modeUnknown asmMode = iota // not known yet: the first chunk is held
-	modeWhole                  // every moof+mdat is a fragment (not chunked)
+	modeWhole   asmMode = iota // every moof+mdat is a fragment (not chunked)
 	modeChunked                // fragments arrive as several chunks
 )
 
-// Assembler bounds.
-const (
-	// maxHeld bounds the chunks a track holds while its mode is unknown.
-	maxHeld = 64
-	// boundaryTolerance is by how much (seconds) a follower track's
-	// fragment may fall short of the video's fragment duration and still
-	// be complete.
-	boundaryTolerance = 0.010
-)
+// boundaryTolerance is by how much (seconds) a follower track's fragment
+// may fall short of the video's fragment duration and still be complete.
+const boundaryTolerance = 0.010
 
 // VideoEdge is what an Assembler knows of the video fragments that a
 // follower track's fragments align with.
 type VideoEdge struct {
 	// Start is the start (seconds, media time) of the newest video
-	// fragment begun; Duration the duration of the last complete one (0
-	// when none completed).
+	// fragment begun; Duration the duration of the longest complete one
+	// (0 when none completed).
 	Start, Duration float64
 	// Chunked says the video arrives in chunks.
 	Chunked bool
@@ -146,24 +139,25 @@ type VideoEdge struct {
 // chunk is a moof+mdat; a fragment is one or more chunks, the first
 // starting with a sync sample. Nothing in the bytes marks the last chunk
 // of a fragment, so a fragment is complete when the next one begins (or
-// the body ends). To keep unchunked streams — one moof+mdat per fragment —
-// as prompt as ever, each track first finds out whether its stream is
-// chunked:
+// the body ends). Nothing is held back to find out whether a stream is
+// chunked, so unchunked streams — one moof+mdat per fragment — stay as
+// prompt as ever:
 //
-//   - Video: the track's first chunk is held until the second arrives. A
-//     second chunk without a sync sample at its start continues the first:
-//     the track is chunked, and from then on a chunk starting with a sync
-//     sample begins a fragment and every other chunk continues it. A
-//     second that starts with one makes the track unchunked: every
-//     moof+mdat is a fragment, as before chunking existed.
-//   - Audio and other tracks, whose samples are all sync samples, follow
-//     the body's video: while its mode is unknown their chunks are held;
-//     unchunked video makes every chunk a fragment; chunked video makes
-//     their fragments begin at the chunk that starts nearest the video's
-//     newest fragment start, or once they last as long as the video's
-//     last fragment (within 10 ms: a track ahead of the video). A body without video asks Edge — the video of other bodies
-//     of the point (a CMAF ingest with one request per track) — and is
-//     unchunked while it has none.
+//   - Video: a track starts unchunked: its first moof+mdat is a fragment,
+//     stored at once. A later chunk that does not start with a sync sample
+//     and continues the one before makes the track chunked: it begins a
+//     fragment of its own (the rest of the first GOP, without a sync
+//     sample at its start), and from then on a chunk that starts with a
+//     sync sample begins a fragment and every other chunk continues it.
+//     So a chunked push stores its first chunk and the rest of its first
+//     GOP as two short fragments, and whole GOPs after that.
+//   - Audio and other tracks, whose samples are all sync samples, are
+//     unchunked until the video is chunked — the body's own video, or for
+//     a body without video (a CMAF ingest with one request per track) the
+//     point's (Edge). Then their fragments begin at the chunk that starts
+//     nearest the video's newest fragment start, or once they last as long
+//     as the video's longest fragment (within 10 ms: a track ahead of the
+//     video).
 //
 // A fragment is bounded by maxBytes: past it the fragment is completed
 // and the chunk begins the next.
@@ -182,10 +176,14 @@ type asmTrack struct {
 	kind   string
 	ts     float64
 	mode   asmMode
-	chunks []*Fragment // the open fragment's chunks, or the held ones
+	chunks []*Fragment // the open fragment's chunks
 	bytes  int
-	// lastDur is the duration (seconds) of the last fragment completed.
-	lastDur float64
+	// prev is the last moof+mdat stored as a fragment of its own while
+	// the track was unchunked.
+	prev *Fragment
+	// longest is the duration (seconds) of the longest fragment completed
+	// (the GOP, once the short first fragments of a chunked push are past).
+	longest float64
 }
 
 // NewAssembler returns an Assembler for a body whose header is h (nil
@@ -212,16 +210,6 @@ func (a *Assembler) SetHeader(h *Header) {
 	}
 }
 
-// Chunked reports whether any video track of the body arrives in chunks.
-func (a *Assembler) Chunked() bool {
-	for _, t := range a.tracks {
-		if t.kind == "video" && t.mode == modeChunked {
-			return true
-		}
-	}
-	return false
-}
-
 // Add takes the next chunk of the body (a StreamParser fragment; Add keeps
 // it, so the caller must not reuse its Data) and returns what it completes
 // and starts.
@@ -235,13 +223,9 @@ func (a *Assembler) Add(f *Fragment) (Assembled, error) {
 	if f.Info.Start < 0 {
 		// Only a tfxd can say a negative time, and no merged fragment can
 		// carry it: such a chunk stays a fragment of its own.
-		if t.mode == modeChunked {
-			if err := a.complete(t, &out); err != nil {
-				return out, err
-			}
-		}
+		err := a.complete(t, &out)
 		out.Done = append(out.Done, f)
-		return out, nil
+		return out, err
 	}
 	if t.kind == "video" {
 		return out, a.addVideo(t, f, &out)
@@ -250,30 +234,15 @@ func (a *Assembler) Add(f *Fragment) (Assembled, error) {
 }
 
 func (a *Assembler) addVideo(t *asmTrack, f *Fragment, out *Assembled) error {
-	switch t.mode {
-	case modeWhole:
+	if t.mode != modeChunked {
+		if t.prev != nil && !f.Info.Key && f.Info.Start == t.prev.Info.Start+int64(t.prev.Info.Duration) {
+			// A chunk that continues the fragment before: chunked.
+			t.mode, t.prev = modeChunked, nil
+			return a.open(t, f, out)
+		}
+		t.prev = f
 		out.Done = append(out.Done, f)
 		return nil
-	case modeUnknown:
-		if len(t.chunks) == 0 {
-			if !f.Info.Key || f.Info.Start < 0 {
-				a.setVideoMode(t, modeWhole, out)
-				out.Done = append(out.Done, f)
-				return nil
-			}
-			t.chunks, t.bytes = []*Fragment{f}, len(f.Data)
-			return nil
-		}
-		c0 := t.chunks[0]
-		if f.Info.Key || f.Info.Start != c0.Info.Start+int64(c0.Info.Duration) {
-			a.setVideoMode(t, modeWhole, out)
-			t.chunks, t.bytes = nil, 0
-			out.Done = append(out.Done, c0, f)
-			return nil
-		}
-		out.Parts = append(out.Parts, Part{FragStart: c0.Info.Start, Info: c0.Info, Data: c0.Data})
-		a.setVideoMode(t, modeChunked, out)
-		return a.continueOpen(t, f, out)
 	}
 	if f.Info.Key || len(t.chunks) == 0 || !t.contiguous(f) {
 		if err := a.complete(t, out); err != nil {
@@ -284,63 +253,18 @@ func (a *Assembler) addVideo(t *asmTrack, f *Fragment, out *Assembled) error {
 	return a.continueOpen(t, f, out)
 }
 
-// setVideoMode decides a video track's mode and with it that of the
-// body's follower tracks, releasing what they held.
-func (a *Assembler) setVideoMode(v *asmTrack, m asmMode, out *Assembled) {
-	v.mode = m
-	for _, id := range a.order {
-		t := a.tracks[id]
-		if t.kind == "video" || t.mode != modeUnknown {
-			continue
-		}
-		held := t.chunks
-		t.chunks, t.bytes = nil, 0
-		t.mode = m
-		for _, c := range held {
-			if m == modeWhole {
-				out.Done = append(out.Done, c)
-			} else {
-				// Errors are impossible here: held chunks are contiguous
-				// or each begins a fragment of its own.
-				_ = a.addFollower(t, c, out)
-			}
-		}
-	}
-}
-
 func (a *Assembler) addFollower(t *asmTrack, f *Fragment, out *Assembled) error {
 	edge, hasVideo := a.bodyEdge()
-	if !hasVideo {
-		if a.Edge != nil {
-			edge = a.Edge()
-		}
-		if !edge.Chunked {
-			if t.mode == modeChunked {
-				if err := a.complete(t, out); err != nil {
-					return err
-				}
-			}
-			t.mode = modeWhole
-			out.Done = append(out.Done, f)
-			return nil
-		}
-		t.mode = modeChunked
+	if !hasVideo && a.Edge != nil {
+		edge = a.Edge()
 	}
-	switch t.mode {
-	case modeWhole:
+	if !edge.Chunked {
+		err := a.complete(t, out)
+		t.mode = modeWhole
 		out.Done = append(out.Done, f)
-		return nil
-	case modeUnknown:
-		if len(t.chunks) >= maxHeld {
-			t.mode = modeWhole
-			out.Done = append(out.Done, t.chunks...)
-			out.Done = append(out.Done, f)
-			t.chunks, t.bytes = nil, 0
-			return nil
-		}
-		t.chunks = append(t.chunks, f)
-		return nil
+		return err
 	}
+	t.mode = modeChunked
 	if len(t.chunks) == 0 || !t.contiguous(f) {
 		if err := a.complete(t, out); err != nil {
 			return err
@@ -376,7 +300,7 @@ func (a *Assembler) bodyEdge() (VideoEdge, bool) {
 		if t.mode == modeChunked && len(t.chunks) > 0 {
 			e.Chunked = true
 			e.Start = max(e.Start, float64(t.chunks[0].Info.Start)/t.ts)
-			e.Duration = max(e.Duration, t.lastDur)
+			e.Duration = max(e.Duration, t.longest)
 		}
 	}
 	return e, has
@@ -424,26 +348,24 @@ func (a *Assembler) complete(t *asmTrack, out *Assembled) error {
 	if err != nil {
 		return fmt.Errorf("track %d: %w", t.id, err)
 	}
-	t.lastDur = float64(m.Info.Duration) / t.ts
+	if m.Info.Key {
+		// A whole GOP (the rest of a first one says nothing of its length).
+		t.longest = max(t.longest, float64(m.Info.Duration)/t.ts)
+	}
 	out.Done = append(out.Done, m)
 	return nil
 }
 
-// Flush completes every open fragment and releases every held chunk (the
-// end of the body, a new header, the end of the stream).
+// Flush completes every open fragment (the end of the body, a new header,
+// the end of the stream).
 func (a *Assembler) Flush() ([]*Fragment, error) {
 	var out Assembled
 	for _, id := range a.order {
 		t := a.tracks[id]
-		switch t.mode {
-		case modeChunked:
-			if err := a.complete(t, &out); err != nil {
-				return out.Done, err
-			}
-		default:
-			out.Done = append(out.Done, t.chunks...)
-			t.chunks, t.bytes = nil, 0
+		if err := a.complete(t, &out); err != nil {
+			return out.Done, err
 		}
+		t.prev = nil
 	}
 	return out.Done, nil
 }

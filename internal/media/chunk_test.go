@@ -56,11 +56,19 @@ func assemble(t *testing.T, body []byte, edge func() media.VideoEdge) (map[uint3
 	return done, parts, p.Header()
 }
 
+// TestAssembleChunkedISMV runs what ffmpeg writes as a low-latency ismv
+// encoder (0.5 s chunks, 2 s GOPs) through an Assembler. The first chunk
+// of each track is a fragment of its own (nothing is held back to find
+// out the stream is chunked) and the rest of the first GOP another; after
+// that every fragment is a whole GOP, merged, video starting with its key
+// frame and audio at the chunk nearest the video's fragment start; every
+// chunk after the first is a part.
 func TestAssembleChunkedISMV(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "chunk.ismv")
 	testmedia.Run(t, testmedia.ChunkedISMVArgs(6, 0.5, false, 0, out))
 	done, parts, h := assemble(t, testmedia.ReadFile(t, out), nil)
+	starts := map[string][]float64{}
 	for _, ti := range h.Tracks {
 		fs := done[ti.TrackID]
 		ts := float64(ti.Timescale)
@@ -69,41 +77,46 @@ func TestAssembleChunkedISMV(t *testing.T) {
 			if i > 0 && f.Info.Start != fs[i-1].Info.Start+int64(fs[i-1].Info.Duration) {
 				t.Errorf("%s fragment %d starts at %d, not where the one before ends", ti.Kind, i, f.Info.Start)
 			}
-			total += f.Info.Duration
-			if i < len(fs)-1 {
-				d := float64(f.Info.Duration) / ts
-				if math.Abs(d-2) > 0.05 {
-					t.Errorf("%s fragment %d lasts %.3f s, want 2 (chunks grouped by key frame)", ti.Kind, i, d)
-				}
+			if i > 0 {
+				total += f.Info.Duration
 			}
-			if ti.Kind == "video" && !f.Info.Key {
+			starts[ti.Kind] = append(starts[ti.Kind], float64(f.Info.Start)/ts)
+			d := float64(f.Info.Duration) / ts
+			switch {
+			case i == 0 && math.Abs(d-0.5) > 0.05:
+				t.Errorf("%s: the first fragment lasts %.3f s, want the first chunk's 0.5 s", ti.Kind, d)
+			case i >= 2 && i < len(fs)-1 && math.Abs(d-2) > 0.05:
+				t.Errorf("%s fragment %d lasts %.3f s, want 2 (chunks grouped by GOP)", ti.Kind, i, d)
+			}
+			if ti.Kind == "video" && i != 1 && !f.Info.Key {
 				t.Errorf("video fragment %d does not start with a key frame", i)
 			}
-			// A merged fragment decodes to samples whose timing adds up.
+			// A merged fragment's bytes say what its info says.
 			fi := inspect(t, h, f.Data)
 			if fi.Duration != f.Info.Duration || fi.Start != f.Info.Start || fi.Samples != f.Info.Samples {
 				t.Errorf("%s fragment %d: stored bytes say %+v, info says %+v", ti.Kind, i, fi, f.Info)
 			}
 		}
-		if len(fs) != 3 {
-			t.Errorf("%s: %d fragments, want 3", ti.Kind, len(fs))
+		if len(fs) != 4 {
+			t.Errorf("%s: %d fragments, want 4", ti.Kind, len(fs))
 		}
 		ps := parts[ti.TrackID]
 		for _, p := range ps {
 			partDur += p.Info.Duration
 		}
-		// Every chunk but those of the first fragment, held while the
-		// track's mode was unknown, became a part: all of them here.
-		if partDur != total {
-			t.Errorf("%s: parts cover %d ticks, fragments %d", ti.Kind, partDur, total)
-		}
-		if len(ps) < 10 {
-			t.Errorf("%s: %d parts, want about 12", ti.Kind, len(ps))
+		if partDur != total || len(ps) != 11 {
+			t.Errorf("%s: %d parts covering %d ticks; want 11 covering the %d after the first fragment", ti.Kind, len(ps), partDur, total)
 		}
 		for _, p := range ps {
-			if p.Index == 0 && ti.Kind == "video" && !p.Info.Key {
+			if p.Index == 0 && ti.Kind == "video" && p.FragStart != fs[1].Info.Start && !p.Info.Key {
 				t.Errorf("video part 0 of fragment %d is not independent", p.FragStart)
 			}
+		}
+	}
+	// Audio fragments begin within a chunk of the video's.
+	for i := 2; i < len(starts["video"]) && i < len(starts["audio"]); i++ {
+		if d := math.Abs(starts["audio"][i] - starts["video"][i]); d > 0.26 {
+			t.Errorf("audio fragment %d starts %.3f s from the video's", i, d)
 		}
 	}
 }
@@ -151,7 +164,7 @@ func TestMergeSameSamples(t *testing.T) {
 	testmedia.Run(t, testmedia.ChunkedISMVArgs(4, 0.5, false, 0, out))
 	done, _, h := assemble(t, testmedia.ReadFile(t, out), nil)
 	for _, ti := range h.Tracks {
-		f := done[ti.TrackID][0]
+		f := done[ti.TrackID][2] // merged from four chunks
 		again, err := media.Merge([]*media.Fragment{f}, h.Trex(ti.TrackID))
 		if err != nil {
 			t.Fatal(err)

@@ -171,7 +171,7 @@ func (t *track) partsView() ([]PartFrag, uint64) {
 
 // VideoEdge reports the point's chunked video (media.Assembler.Edge): the
 // start of the newest fragment whose parts arrive, over the video tracks
-// that have parts, and the duration of the fragment before it.
+// that have parts, and the longest fragment they stored.
 func (p *Point) VideoEdge() media.VideoEdge {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -184,9 +184,7 @@ func (p *Point) VideoEdge() media.VideoEdge {
 		ts := float64(t.Info.Timescale)
 		e.Chunked = true
 		e.Start = max(e.Start, float64(fs[len(fs)-1].Start)/ts)
-		if n := len(t.frags); n > 0 {
-			e.Duration = max(e.Duration, float64(t.frags[n-1].Duration)/ts)
-		}
+		e.Duration = max(e.Duration, float64(t.Extent.MaxDuration)/ts)
 	}
 	return e
 }
