@@ -25,6 +25,13 @@ rename when it is complete, so a running server never sees half of it.
 <asset> names the asset: up to four '/'-separated parts of letters, digits,
 '_', '-' and '.', e.g. 'demo' or 'movies/big-buck-bunny'.
 
+Side-car subtitle files next to the movie are imported with it as text
+tracks (wvtt, served as DASH text tracks and HLS WebVTT subtitles):
+<movie>.vtt, <movie>.<lang>.vtt and <movie>.<lang>.caption.vtt (WebVTT), the
+same with .ttml or .dfxp (TTML, its paragraphs), where <lang> is a BCP 47
+language tag (en, pt-BR) and .caption (or .cc, .sdh) marks closed captions;
+--no-sidecars leaves them out.
+
 When it is done it prints the URLs a server on the data directory plays the
 asset at (--server names that server; 'sluice serve' listens on
 http://127.0.0.1:8080 by default). The progress bar is drawn only when
@@ -42,6 +49,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quiet := fs.Bool("quiet", false, "no progress bar (there is none when stderr is not a terminal)")
 	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server on --data, for the play URLs printed at the end")
 	verbose := fs.Bool("v", false, "debug logging")
+	noSidecars := fs.Bool("no-sidecars", false, "do not import the side-car subtitle files next to the movie (<movie>[.<lang>[.caption]].vtt, .ttml, .dfxp)")
 	pos, err := toolArgs(fs, args, 2, "need a file and an asset name")
 	if err != nil {
 		return err
@@ -50,6 +58,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		DataDir: *data, Asset: pos[1], Force: *force,
 		Source: mp4src.Options{MinFragment: *minFrag},
 		Log:    toolLogger(stderr, *verbose),
+	}
+	if !*noSidecars {
+		if opts.Sidecars, err = importer.FindSidecars(pos[0]); err != nil {
+			return fmt.Errorf("look for side-car files: %w", err)
+		}
 	}
 	if !*quiet && isTerminal(stderr) {
 		opts.Progress = stderr

@@ -225,9 +225,12 @@ func classify(r *http.Request) (object, string) {
 			obj.kind = kindPart
 		case file == "init.mp4":
 			obj.kind = kindInit
-		case strings.HasSuffix(file, ".m4s"):
-			t, err := strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
-			if err != nil || strconv.FormatInt(t, 10)+".m4s" != file {
+		case strings.HasSuffix(file, ".m4s"), strings.HasSuffix(file, ".vtt"):
+			// <t>.vtt: a text fragment as WebVTT (HLS), the same listed
+			// time as <t>.m4s.
+			ext := file[len(file)-4:]
+			t, err := strconv.ParseInt(strings.TrimSuffix(file, ext), 10, 64)
+			if err != nil || strconv.FormatInt(t, 10)+ext != file {
 				return obj, refuseMalformed
 			}
 			obj.kind, obj.t, obj.hasT = kindFragment, t, true

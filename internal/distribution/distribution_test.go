@@ -32,6 +32,8 @@ func TestClassify(t *testing.T) {
 		{"/ch.isml/tracks/video_1/init.mp4", kindInit, "", "video_1", 0, ""},
 		{"/ch.isml/tracks/video_1/123.m4s", kindFragment, "", "video_1", 123, ""},
 		{"/ch.ism/tracks/video_1/-5.m4s", kindFragment, "", "video_1", -5, ""},
+		{"/ch.isml/tracks/text_en_0/4000.vtt", kindFragment, "", "text_en_0", 4000, ""},
+		{"/ch.isml/tracks/text_en_0/04000.vtt", "", "", "", 0, refuseMalformed},
 		{"/ch.isml/QualityLevels(800000)/Fragments(video=42)", kindFragment, "", smoothKey("video", 800000), 42, ""},
 		{"/ch.isml/tracks/video_1/12a.m4s", "", "", "", 0, refuseMalformed},
 		{"/ch.isml/tracks/video_1/0012.m4s", "", "", "", 0, refuseMalformed},

@@ -178,6 +178,23 @@ type playResult struct {
 	// TypeSupported answers MediaSource.isTypeSupported for each type of
 	// play.mjs --mse-types.
 	TypeSupported map[string]bool `json:"typeSupported"`
+	// TextTracks, PlayingDate and PlayingTime are set with --text-cues.
+	TextTracks  []playTextTrack `json:"textTracks"`
+	PlayingDate *float64        `json:"playingDate"`
+	PlayingTime float64         `json:"playingTime"`
+}
+
+// playTextTrack is a text track of the video element (play.mjs --text-cues).
+type playTextTrack struct {
+	Kind     string `json:"kind"`
+	Label    string `json:"label"`
+	Language string `json:"language"`
+	Mode     string `json:"mode"`
+	Cues     []struct {
+		Start float64 `json:"start"`
+		End   float64 `json:"end"`
+		Text  string  `json:"text"`
+	} `json:"cues"`
 }
 
 // fetchedSegment is one sender response a player got (play.mjs --record).

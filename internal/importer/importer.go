@@ -47,6 +47,9 @@ type Options struct {
 	Log *slog.Logger
 	// Progress, when not nil, receives a progress bar.
 	Progress io.Writer
+	// Sidecars are WebVTT or TTML files stored as wvtt text tracks of the
+	// asset (see FindSidecars), each under stream id text-<n>.
+	Sidecars []Sidecar
 }
 
 // Result describes the imported asset.
@@ -125,6 +128,15 @@ func Import(ctx context.Context, path string, opts Options) (res Result, err err
 	}
 	if err != nil {
 		return res, err
+	}
+	for i, sc := range opts.Sidecars {
+		id, n, err := addSidecar(point, sc, fmt.Sprintf("text-%d", i+1))
+		if err != nil {
+			return res, err
+		}
+		log.Info("side-car text track imported", "file", sc.Path, "track", id, "language", sc.Language, "fragments", n)
+		res.Tracks = append(res.Tracks, id)
+		res.Fragments += n
 	}
 	res.Asset = opts.Asset
 	res.Dir = dest

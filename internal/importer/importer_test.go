@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/sluice-media/sluice/internal/importer"
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/testmedia"
+	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
 func TestImportSample(t *testing.T) {
@@ -168,4 +170,105 @@ func TestImportCancelled(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("cancelled import left %d entries", len(ents))
 	}
+}
+
+// TestImportSidecar imports the sample with a WebVTT and a TTML side-car
+// file found next to it: each becomes an ended wvtt text track with its language and
+// role, in one fragment per video fragment, whose WebVTT segments carry
+// the cues at their times.
+func TestImportSidecar(t *testing.T) {
+	dir := t.TempDir()
+	movie := filepath.Join(dir, "movie.mp4")
+	if err := os.Symlink(testmedia.Sample(t), movie); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, doc string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("movie.en.vtt", "WEBVTT\n\n00:00.500 --> 00:03.500\nHello\n")
+	write("movie.fr.caption.ttml", `<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="1s" end="2s">[musique]</p></div></body></tt>`)
+	write("movie-2.vtt", "WEBVTT\n") // another movie's
+	write("movie.en.bogus.vtt", "WEBVTT\n")
+	scs, err := importer.FindSidecars(movie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 2 || scs[0].Language != "en" || scs[0].Role != "" || scs[1].Language != "fr" || scs[1].Role != "caption" {
+		t.Fatalf("side-cars %+v", scs)
+	}
+	data := t.TempDir()
+	res, err := importer.Import(context.Background(), movie, importer.Options{DataDir: data, Asset: "subs", Sidecars: scs})
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if len(res.Tracks) != 5 {
+		t.Fatalf("tracks %v, want 3 + 2 text", res.Tracks)
+	}
+	st, err := store.Open(data, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Point("subs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.View(0)
+	if !v.Ended || !v.Meta.VOD {
+		t.Fatalf("ended %v vod %v", v.Ended, v.Meta.VOD)
+	}
+	var video store.TrackView
+	var texts []store.TrackView
+	for _, tr := range v.Tracks {
+		switch tr.Info.Kind {
+		case "video":
+			if video.ID == "" {
+				video = tr
+			}
+		case "text":
+			texts = append(texts, tr)
+		}
+	}
+	if len(texts) != 2 {
+		t.Fatalf("text tracks %+v", texts)
+	}
+	langs := map[string]string{}
+	for _, tr := range texts {
+		langs[tr.Info.Language] = tr.Info.Role
+		if tr.Info.Codec != "wvtt" || !tr.Ended || len(tr.Frags) != len(video.Frags) {
+			t.Errorf("text track %s: codec %q ended %v, %d fragments for %d of video", tr.ID, tr.Info.Codec, tr.Ended, len(tr.Frags), len(video.Frags))
+		}
+	}
+	if langs["en"] != "subtitle" || langs["fr"] != "caption" {
+		t.Errorf("languages and roles %v", langs)
+	}
+	// The English cue (0.5 s to 3.5 s) is in the first fragments' WebVTT.
+	var en store.TrackView
+	for _, tr := range texts {
+		if tr.Info.Language == "en" {
+			en = tr
+		}
+	}
+	init, err := p.Init(en.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag, _, err := p.ReadFragment(en.ID, en.Frags[0].Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := texttrack.Segment(init, frag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := min(3500, en.Frags[0].End())
+	want := fmt.Sprintf("\n00:00:00.500 --> %s\nHello\n", fmtMS(end))
+	if !strings.Contains(string(seg), want) {
+		t.Errorf("first WebVTT segment\n%s\nlacks %q", seg, want)
+	}
+}
+
+func fmtMS(ms int64) string {
+	return fmt.Sprintf("%02d:%02d:%02d.%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
 }

@@ -63,6 +63,12 @@ func DASH(v store.View, o Options) ([]byte, error) {
 	if longest == 0 {
 		longest = frag
 	}
+	// minBufferTime: what a player buffers before it starts, from the
+	// audio and video (a long text fragment is no reason to wait).
+	minBuffer := maxFragment(mediaTracks(v.Tracks))
+	if minBuffer == 0 {
+		minBuffer = longest
+	}
 	var m *mpd.MPD
 	if live {
 		m = mpd.NewMPD(mpd.DYNAMIC_TYPE)
@@ -82,7 +88,7 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		m = mpd.NewMPD(mpd.STATIC_TYPE)
 	}
 	m.Profiles = mpd.PROFILE_LIVE
-	m.MinBufferTime = durPtr(longest)
+	m.MinBufferTime = durPtr(minBuffer)
 	m.MaxSegmentDuration = durPtr(longest)
 
 	// Static presentations start at the earliest listed fragment.
@@ -287,7 +293,7 @@ func dashSets(v store.View) []*dashSet {
 		if t.Info.Kind == "video" {
 			lang = ""
 		}
-		key := t.Info.Kind + "\x00" + lang + "\x00" + codecFamily(t.Info.SampleEntry)
+		key := t.Info.Kind + "\x00" + lang + "\x00" + codecFamily(t.Info.SampleEntry) + "\x00" + textRole(t.Info)
 		s := idx[key]
 		if s == nil {
 			s = &dashSet{kind: t.Info.Kind, lang: lang}
@@ -297,6 +303,29 @@ func dashSets(v store.View) []*dashSet {
 		s.tracks = append(s.tracks, t)
 	}
 	return out
+}
+
+// mediaTracks returns the audio and video tracks of ts.
+func mediaTracks(ts []store.TrackView) []store.TrackView {
+	var out []store.TrackView
+	for _, t := range ts {
+		if t.Info.Kind == "audio" || t.Info.Kind == "video" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// textRole is the DASH role (urn:mpeg:dash:role:2011) of a text track:
+// the one its kind box names, else "subtitle"; "" for other kinds.
+func textRole(ti media.TrackInfo) string {
+	if ti.Kind != "text" {
+		return ""
+	}
+	if ti.Role != "" {
+		return ti.Role
+	}
+	return "subtitle"
 }
 
 // dashPeriod is one Period of the MPD and the fragments it lists.
@@ -394,6 +423,11 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 	as := mpd.NewAdaptationSetWithParams(s.kind, mime, true, 1)
 	as.Id = &id
 	as.Lang = s.lang
+	if s.kind == "text" {
+		// Players tell subtitles from captions by the role (dash.js and
+		// Shaka Player map it to the text track's kind).
+		as.Roles = append(as.Roles, mpd.NewRole(textRole(reps[0].t.Info)))
+	}
 	shared := true
 	for _, r := range reps[1:] {
 		if r.t.Info.Timescale != reps[0].t.Info.Timescale || !sameTimeline(r.fs, reps[0].fs) {

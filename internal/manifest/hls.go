@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
 // The HLS playlists are written as plain text rather than with
@@ -43,8 +45,10 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // VIDEO-RANGE is the video's when its stream signals one. A
 // presentation without video gets one EXT-X-STREAM-INF per audio track
 // instead (so several languages of an audio-only presentation become
-// variants, not renditions). Text tracks are not announced, nor are tracks
-// with nothing to list yet (their media playlists answer 404); without any
+// variants, not renditions). WebVTT (wvtt) and IMSC1 (stpp) text tracks
+// are EXT-X-MEDIA renditions of a SUBTITLES group named on every variant,
+// all served as WebVTT (see writeSubtitles and HLSWebVTT); other text tracks are not announced,
+// nor are tracks with nothing to list yet (their media playlists answer 404); without any
 // audio or video track to announce the error wraps ErrEmpty. With
 // URLs.Pathways all of this is written once per pathway (content steering:
 // PATHWAY-ID on every variant, an audio group "audio-<pathway>" of its own,
@@ -52,7 +56,7 @@ func mediaPlaylist(id string) string { return "tracks/" + id + "/media.m3u8" }
 // URLs.Steering is set.
 func HLSMaster(v store.View, o Options) ([]byte, error) {
 	v = list(v, o).v
-	var video, audio []store.TrackView
+	var video, audio, subs []store.TrackView
 	for _, t := range v.Tracks {
 		if len(t.Frags) == 0 || t.Info.Timescale == 0 {
 			continue
@@ -62,6 +66,10 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 			video = append(video, t)
 		case "audio":
 			audio = append(audio, t)
+		case "text":
+			if HLSWebVTT(t.Info) {
+				subs = append(subs, t)
+			}
 		}
 	}
 	if len(video)+len(audio) == 0 {
@@ -81,18 +89,19 @@ func HLSMaster(v store.View, o Options) ([]byte, error) {
 		}
 	}
 	for _, pw := range pathways {
-		writeMasterPathway(&b, video, audio, pw)
+		writeMasterPathway(&b, video, audio, subs, pw)
 	}
 	return b.Bytes(), nil
 }
 
 // writeMasterPathway writes the renditions and variants of one pathway
 // (pw.ID empty: the master has no pathways).
-func writeMasterPathway(b *bytes.Buffer, video, audio []store.TrackView, pw Pathway) {
+func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, pw Pathway) {
 	pathwayAttr := ""
 	if pw.ID != "" {
 		pathwayAttr = ",PATHWAY-ID=" + quote(pw.ID)
 	}
+	pathwayAttr = writeSubtitles(b, subs, pw) + pathwayAttr
 	if len(video) == 0 {
 		for _, a := range audio {
 			avg, peak := hlsBitrates(a)
@@ -186,6 +195,56 @@ func hlsAudioGroups(audio []store.TrackView, base string) []hlsAudioGroup {
 	return out
 }
 
+// writeSubtitles writes one EXT-X-MEDIA TYPE=SUBTITLES rendition per text
+// track of group "subs" ("subs-<pathway>" on a pathway), none DEFAULT, all
+// AUTOSELECT, with LANGUAGE, and, for a caption role,
+// CHARACTERISTICS saying it transcribes dialogue and describes sound. It
+// returns the variants' SUBTITLES attribute (with its leading comma; ""
+// without text tracks). Every rendition is WebVTT, so CODECS names none.
+func writeSubtitles(b *bytes.Buffer, subs []store.TrackView, pw Pathway) string {
+	if len(subs) == 0 {
+		return ""
+	}
+	group := "subs"
+	if pw.ID != "" {
+		group += "-" + pw.ID
+	}
+	names := map[string]bool{}
+	for _, t := range subs {
+		name := t.Info.Language
+		if name == "" {
+			name = t.ID
+		}
+		if r := t.Info.Role; r != "" && r != "subtitle" && r != "main" {
+			name += " (" + r + ")"
+		}
+		if names[name] {
+			name += " " + t.ID // NAME is unique within a group
+		}
+		names[name] = true
+		fmt.Fprintf(b, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=%s,NAME=%s", quote(group), quote(name))
+		if t.Info.Language != "" {
+			fmt.Fprintf(b, ",LANGUAGE=%s", quote(t.Info.Language))
+		}
+		b.WriteString(",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO")
+		if r := t.Info.Role; r == "caption" || r == "captions" {
+			b.WriteString(`,CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"`)
+		}
+		fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(t.ID)))
+	}
+	return ",SUBTITLES=" + quote(group)
+}
+
+// HLSWebVTT reports whether HLS carries a text track, as WebVTT segments
+// converted from its stored fragments (texttrack.Segment): WebVTT (wvtt)
+// and TTML/IMSC1 (stpp) tracks. HLS announces no other text track. IMSC1
+// is not served as fMP4 to HLS: hls.js takes the format of every
+// subtitle rendition of a variant from the text codec in its CODECS, so
+// one SUBTITLES group cannot mix WebVTT and IMSC1 renditions.
+func HLSWebVTT(ti media.TrackInfo) bool {
+	return ti.Kind == "text" && texttrack.HasWebVTT(ti.SampleEntry)
+}
+
 func writeStreamInf(b *bytes.Buffer, peak, avg int, codecs, res, audio, pathwayAttr, uri string) {
 	fmt.Fprintf(b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", peak)
 	if avg > 0 {
@@ -232,7 +291,8 @@ func quote(s string) string {
 // HLSMedia renders the media playlist of one track
 // (/<pp>.isml/tracks/<id>/media.m3u8), whose URIs are relative to that
 // directory: EXT-X-MAP init.mp4 and one <start>.m4s segment per listed
-// fragment (or the URLs of Options.URLs). EXT-X-MEDIA-SEQUENCE is the
+// fragment (or the URLs of Options.URLs); a text track (HLSWebVTT) has no
+// EXT-X-MAP and lists <start>.vtt, the fragment converted to WebVTT. EXT-X-MEDIA-SEQUENCE is the
 // sequence number of the first listed fragment (TrackView.First, plus any
 // fragments left out before it); EXT-X-DISCONTINUITY-SEQUENCE, when not 0,
 // counts the gaps before it (TrackView.Disc: pruned by retention or cut off
@@ -263,7 +323,8 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("hls media playlist: track %q: %w", trackID, ErrEmpty)
 	}
 	target := TargetDuration(t)
-	ll := LowLatency(v, t) && o.URLs.listsParts()
+	// A WebVTT playlist has no parts: its segments are converted whole.
+	ll := LowLatency(v, t) && o.URLs.listsParts() && !HLSWebVTT(t.Info)
 
 	skipUntil := skipSpan * target
 	skipped := 0
@@ -290,7 +351,10 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if v.Meta.VOD {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
-	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
+	webvtt := HLSWebVTT(t.Info)
+	if !webvtt {
+		fmt.Fprintf(&b, "#EXT-X-MAP:URI=%s\n", quote(o.URLs.hlsInit(t.ID)))
+	}
 	// closed[i]: fs[i] follows an encoder restart boundary, and the
 	// segment before it is listed up to its start (see closesRestart).
 	closed := make([]bool, len(fs))
@@ -320,7 +384,11 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 				writeParts(&b, t, ps, o.URLs)
 			}
 		}
-		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), o.URLs.hlsSegment(t.ID, f.Start))
+		uri := o.URLs.hlsSegment(t.ID, f.Start)
+		if webvtt {
+			uri = o.URLs.hlsWebVTT(t.ID, f.Start)
+		}
+		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", extinf(f.Duration, t.Info.Timescale), uri)
 	}
 	if ll {
 		end := fs[len(fs)-1].End()

@@ -53,25 +53,36 @@ func (o Options) lookAhead() int { return max(o.LookAhead, 0) }
 func Live(v store.View) bool { return !v.Ended && !v.Meta.VOD }
 
 // FragmentDuration is the nominal fragment duration of a presentation: the
-// longest of the last listable fragments of its tracks (2 s when nothing is
+// longest of the last listable fragments of its audio and video tracks
+// (of its text tracks when it has nothing else; 2 s when nothing is
 // listable). A live manifest changes about this often, so it is a fitting
-// cache lifetime for manifests and the DASH minimumUpdatePeriod.
+// cache lifetime for manifests and the DASH minimumUpdatePeriod. Sparse
+// text tracks, whose fragments may be much longer, do not count: they
+// would hold the players' view of the video's live edge back.
 func FragmentDuration(v store.View) time.Duration { return fragmentDuration(list(v, Options{}).v) }
 
 // fragmentDuration is FragmentDuration of a listed View.
 func fragmentDuration(v store.View) time.Duration {
-	var d time.Duration
+	var media, text time.Duration
 	for _, t := range v.Tracks {
 		fs := t.Frags
 		if len(fs) == 0 || t.Info.Timescale == 0 {
 			continue
 		}
-		d = max(d, toDuration(int64(fs[len(fs)-1].Duration), t.Info.Timescale))
+		d := toDuration(int64(fs[len(fs)-1].Duration), t.Info.Timescale)
+		if t.Info.Kind == "text" {
+			text = max(text, d)
+		} else {
+			media = max(media, d)
+		}
 	}
-	if d == 0 {
-		return defaultFragment
+	switch {
+	case media > 0:
+		return media
+	case text > 0:
+		return text
 	}
-	return d
+	return defaultFragment
 }
 
 // run is a sequence of contiguous fragments of equal duration.

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -113,6 +114,53 @@ func vodView() store.View {
 	}
 	return store.View{Name: "vod", Meta: store.PointMeta{Anchor: anchor, VOD: true, Created: anchor},
 		Tracks: []store.TrackView{v1, v2, a, txt}, Ended: true}
+}
+
+// subsView: liveView with two live text tracks as DASH-IF and Smooth
+// ingest send them: English WebVTT subtitles in 6 s fragments (sparse:
+// the last one ended 4 s behind the video, one fragment missing) and a
+// French IMSC1 caption track in the video's 2 s fragments.
+func subsView() store.View {
+	v := liveView()
+	v.Name = "subs"
+	en := with(store.TrackView{ID: "text_en", Stream: "s1", Info: media.TrackInfo{
+		TrackID: 3, Kind: "text", Timescale: 1000, SampleEntry: "wvtt", Codec: "wvtt", FourCC: "WVTT",
+		Language: "en", Role: "subtitle", Name: "text",
+	}}, 166, frags(frags(nil, 1000_000, 300, 6000), 1012_000, 200, 6000))
+	fr := with(store.TrackView{ID: "text_fr", Stream: "s1", Info: media.TrackInfo{
+		TrackID: 4, Kind: "text", Timescale: 1000, SampleEntry: "stpp", Codec: "stpp.ttml.im1t", FourCC: "TTML",
+		Language: "fr", Role: "caption", Name: "textfr",
+	}}, 500, frags(nil, 1000_000, 900, repeat(2000, 8)...))
+	v.Tracks = append(v.Tracks, en, fr)
+	return v
+}
+
+// TestTextTrackHoldsNothingBack: a lagging text track with long
+// fragments changes neither the MPD's update period, presentation delay,
+// publish time nor minBufferTime, nor the video's HLS playlists.
+func TestTextTrackHoldsNothingBack(t *testing.T) {
+	o := Options{Now: anchor.Add(1016*time.Second + 500*time.Millisecond), DVRWindow: time.Minute, LookAhead: 2}
+	attrs := func(v store.View) string {
+		b, err := DASH(v, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mpd.ReadFromString(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(*m.MinimumUpdatePeriod, *m.SuggestedPresentationDelay, m.PublishTime, *m.MinBufferTime)
+	}
+	if a, b := attrs(liveView()), attrs(subsView()); a != b {
+		t.Errorf("MPD timing with text tracks %s, without %s", b, a)
+	}
+	for _, id := range []string{"video_3000000", "audio_128000"} {
+		a, _ := HLSMedia(liveView(), id, o)
+		b, _ := HLSMedia(subsView(), id, o)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s playlist changed by the text tracks:\n%s\n%s", id, a, b)
+		}
+	}
 }
 
 // gapView: a live channel whose top video rendition and audio lost a
@@ -257,6 +305,7 @@ func cases() []testCase {
 		{"ended", endedView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
 		{"negative", negativeView(), Options{Now: anchor.Add(10 * time.Second), DVRWindow: time.Minute, LookAhead: 2}},
 		{"vod", vodView(), Options{Now: now}},
+		{"subs", subsView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
 		{"gap", gapView(), Options{Now: anchor.Add(116 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"slid", slidView(), Options{Now: anchor.Add(122 * time.Second), DVRWindow: 30 * time.Second, LookAhead: 1}},
 		{"audioonly", audioOnlyView(), Options{Now: anchor.Add(33 * time.Second), LookAhead: 2}},
@@ -403,7 +452,7 @@ func checkSmooth(t *testing.T, v store.View, o Options, b []byte) {
 		// minus the look-ahead while live.
 		var ref store.TrackView
 		for _, tr := range v.Tracks {
-			if tr.Info.Name == s.Name && tr.Info.Bitrate == s.Levels[0].Bitrate {
+			if tr.Info.Name == s.Name && SmoothBitrate(tr) == s.Levels[0].Bitrate {
 				ref = tr
 				break
 			}
@@ -540,6 +589,39 @@ func checkHLSMaster(t *testing.T, v store.View, b []byte) {
 	if len(mp.Variants) == 0 {
 		t.Error("hls master: no variant")
 	}
+	// Every WebVTT and IMSC1 text track with something listed is a
+	// SUBTITLES rendition of the group every variant names.
+	var subs []string
+	for _, tr := range listedTracks(v) {
+		if HLSWebVTT(tr.Info) {
+			subs = append(subs, "tracks/"+tr.ID+"/media.m3u8")
+		}
+	}
+	for _, vr := range mp.Variants {
+		var got []string
+		for _, a := range vr.Alternatives {
+			if a.Type == "SUBTITLES" {
+				got = append(got, a.URI)
+				if a.GroupId != vr.Subtitles {
+					t.Errorf("hls master: variant %q: subtitles %q in group %q, not %q", vr.URI, a.URI, a.GroupId, vr.Subtitles)
+				}
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(subs, " ") {
+			t.Errorf("hls master: variant %q: subtitle renditions %v, want %v", vr.URI, got, subs)
+		}
+	}
+}
+
+// listedTracks is the tracks of v that the manifests list something of.
+func listedTracks(v store.View) []store.TrackView {
+	var out []store.TrackView
+	for _, t := range list(v, Options{}).v.Tracks {
+		if len(t.Frags) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
@@ -557,7 +639,14 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 	if mp.DiscontinuitySeq != uint64(disc) {
 		t.Errorf("hls media %s: discontinuity sequence %d, want %d", tr.ID, mp.DiscontinuitySeq, disc)
 	}
-	if mp.Map == nil || mp.Map.URI != "init.mp4" {
+	// A WebVTT text track lists WebVTT segments (no EXT-X-MAP).
+	webvtt, ext := HLSWebVTT(tr.Info), ".m4s"
+	if webvtt {
+		ext = ".vtt"
+		if mp.Map != nil {
+			t.Errorf("hls media %s: WebVTT playlist with EXT-X-MAP %+v", tr.ID, mp.Map)
+		}
+	} else if mp.Map == nil || mp.Map.URI != "init.mp4" {
 		t.Errorf("hls media %s: EXT-X-MAP %+v", tr.ID, mp.Map)
 	}
 	if want := tr.Ended || !Live(v); mp.Closed != want {
@@ -569,7 +658,7 @@ func checkHLSMedia(t *testing.T, v store.View, tr store.TrackView, b []byte) {
 		t.Fatalf("hls media %s: %d segments, want %d", tr.ID, len(segs), len(fs))
 	}
 	for i, s := range segs {
-		if s.URI != strconv.FormatInt(fs[i].Start, 10)+".m4s" {
+		if s.URI != strconv.FormatInt(fs[i].Start, 10)+ext {
 			t.Errorf("hls media %s: segment %d URI %q", tr.ID, i, s.URI)
 		}
 		// RFC 8216 4.3.3.1: EXTINF rounded to the nearest integer.

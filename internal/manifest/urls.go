@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 
@@ -121,6 +122,16 @@ func (u *URLs) hlsSegment(trackID string, start int64) string {
 		return strconv.FormatInt(start, 10) + ".m4s"
 	}
 	return u.Segment(trackID, start)
+}
+
+// hlsWebVTT is the URI of the WebVTT form of a text segment in a media
+// playlist: <start>.vtt, or the Segment URL with .vtt for .m4s (a sender
+// converts the block it holds, as the origin does).
+func (u *URLs) hlsWebVTT(trackID string, start int64) string {
+	if u == nil || u.Segment == nil {
+		return strconv.FormatInt(start, 10) + ".vtt"
+	}
+	return strings.TrimSuffix(u.Segment(trackID, start), ".m4s") + ".vtt"
 }
 
 // servesCuts reports whether the server behind these URLs serves a cut

@@ -216,3 +216,42 @@ func TestPathwaysHLS(t *testing.T) {
 		t.Errorf("re-parse: %v", err)
 	}
 }
+
+// TestPathwaysHLSSubtitles: with Pathways each pathway has a subtitle
+// group of its own, with the pathway's media playlist URIs and WebVTT
+// segment URLs derived from its segment URLs.
+func TestPathwaysHLSSubtitles(t *testing.T) {
+	v := subsView()
+	u := &URLs{Pathways: []Pathway{
+		{ID: "pa", Playlist: func(id string) string { return "http://s0/b/tok/live/" + id + "/media.m3u8" }},
+		{ID: "pb", Playlist: func(id string) string { return "http://s1/b/tok/live/" + id + "/media.m3u8" }},
+	}}
+	b, err := HLSMaster(v, Options{URLs: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i, p := range u.Pathways {
+		if n := strings.Count(s, `TYPE=SUBTITLES,GROUP-ID="subs-`+p.ID+`"`); n != 2 {
+			t.Errorf("pathway %s: %d subtitle renditions, want 2:\n%s", p.ID, n, s)
+		}
+		if !strings.Contains(s, fmt.Sprintf(`URI="http://s%d/b/tok/live/text_en/media.m3u8"`, i)) {
+			t.Errorf("pathway %s: no subtitle playlist on its host:\n%s", p.ID, s)
+		}
+		if n := strings.Count(s, `SUBTITLES="subs-`+p.ID+`",PATHWAY-ID="`+p.ID+`"`); n != 2 {
+			t.Errorf("pathway %s: %d variants name its subtitle group, want 2:\n%s", p.ID, n, s)
+		}
+	}
+	if _, _, err := m3u8.DecodeFrom(strings.NewReader(s), true); err != nil {
+		t.Errorf("re-parse: %v", err)
+	}
+	// A session's media playlist: WebVTT URLs beside the sender's blocks.
+	seg := &URLs{Segment: func(id string, t int64) string { return fmt.Sprintf("http://s0/b/tok/live/%s/%d.m4s", id, t) }}
+	m, err := HLSMedia(v, "text_en", Options{URLs: seg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m), "\nhttp://s0/b/tok/live/text_en/1000000.vtt\n") || strings.Contains(string(m), "EXT-X-MAP") {
+		t.Errorf("session WebVTT playlist:\n%s", m)
+	}
+}

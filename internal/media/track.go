@@ -30,8 +30,9 @@ type TrackInfo struct {
 	VideoRange       string `json:"video_range,omitempty"`  // SDR, PQ or HLG when the stream signals its transfer characteristics
 	BitsPerSample    int    `json:"bits_per_sample,omitempty"`
 	Language         string `json:"language,omitempty"`
-	Name             string `json:"name"`        // Smooth StreamIndex name (trackName)
-	ConfigHash       string `json:"config_hash"` // digest of the sample description: a change is a new codec configuration
+	Role             string `json:"role,omitempty"` // DASH role (urn:mpeg:dash:role:2011) from the trak's kind box: subtitle, caption, ...
+	Name             string `json:"name"`           // Smooth StreamIndex name (trackName)
+	ConfigHash       string `json:"config_hash"`    // digest of the sample description: a change is a new codec configuration
 }
 
 // Header is the parsed stream header of an ingest body: ftyp, the optional
@@ -97,6 +98,11 @@ func ParseHeader(ftyp, smil, moov []byte) (*Header, error) {
 		}
 		if ti.Name == "" {
 			ti.Name = ti.Kind
+			if ti.Kind == "text" && ti.Role != "" && ti.Role != "subtitle" {
+				// Captions and subtitles of one language are tracks of
+				// their own (store.TrackID: name, language, bitrate).
+				ti.Name += "-" + ti.Role
+			}
 		}
 		h.Tracks = append(h.Tracks, ti)
 	}
@@ -124,6 +130,10 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 	if ti.Language == "und" {
 		ti.Language = ""
 	}
+	if e := tr.Mdia.Elng; e != nil && e.Language != "" && e.Language != "und" {
+		ti.Language = e.Language // BCP 47, more precise than mdhd's ISO 639-2
+	}
+	ti.Role = kindRole(tr)
 	stsd := tr.Mdia.Minf.Stbl.Stsd
 	var buf bytes.Buffer
 	if err := stsd.Encode(&buf); err != nil {
@@ -213,6 +223,22 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 		if se.Btrt != nil && se.Btrt.AvgBitrate > 0 {
 			ti.Bitrate = int(se.Btrt.AvgBitrate)
 		}
+	case stsd.Wvtt != nil:
+		ti.Codec, ti.FourCC = "wvtt", "WVTT"
+		if se := stsd.Wvtt; se.Btrt != nil {
+			ti.Bitrate = int(se.Btrt.AvgBitrate)
+		}
+	case stsd.Stpp != nil:
+		se := stsd.Stpp
+		// IMSC1 (ISO/IEC 14496-30, DASH-IF): the text profile unless the
+		// sample entry names the image profile.
+		ti.Codec, ti.FourCC = "stpp.ttml.im1t", "TTML"
+		if strings.Contains(se.Namespace+" "+se.SchemaLocation, "im1i") {
+			ti.Codec = "stpp.ttml.im1i"
+		}
+		if se.Btrt != nil {
+			ti.Bitrate = int(se.Btrt.AvgBitrate)
+		}
 	default:
 		if ti.Kind != "text" {
 			return ti, fmt.Errorf("track %d: %s sample entry %q; supported are %s: %w",
@@ -220,6 +246,20 @@ func describeTrak(tr *mp4.TrakBox) (TrackInfo, error) {
 		}
 	}
 	return ti, nil
+}
+
+// kindRole returns the value of the trak's first kind box of the DASH role
+// scheme (urn:mpeg:dash:role:2011), or "".
+func kindRole(tr *mp4.TrakBox) string {
+	if tr.Udta == nil {
+		return ""
+	}
+	for _, c := range tr.Udta.Children {
+		if k, ok := c.(*mp4.KindBox); ok && k.SchemeURI == "urn:mpeg:dash:role:2011" && k.Value != "" {
+			return k.Value
+		}
+	}
+	return ""
 }
 
 // TrackInit builds a single-track CMAF header (ftyp + moov) for the track

@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/pacing"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/texttrack"
 	"github.com/sluice-media/sluice/internal/urls"
 )
 
@@ -112,6 +113,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			h.fragment(w, r, point, track, t)
+		case strings.HasSuffix(file, ".vtt"):
+			t, err := strconv.ParseInt(strings.TrimSuffix(file, ".vtt"), 10, 64)
+			if err != nil {
+				h.notFound(w, "WebVTT segment name must be <start time>.vtt", 60)
+				return
+			}
+			h.webVTT(w, r, point, track, t)
 		default:
 			h.notFound(w, "unknown resource", 60)
 		}
@@ -298,6 +306,46 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	}
 	// The *os.File itself (not a wrapper) lets net/http use sendfile.
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// webVTT serves <start>.vtt of a WebVTT or TTML text track: the stored
+// fragment that starts at t converted to an HLS WebVTT segment
+// (texttrack.Segment).
+// The conversion is deterministic, so the answer is as immutable as the
+// fragment.
+func (h *Handler) webVTT(w http.ResponseWriter, r *http.Request, point *store.Point, track string, t int64) {
+	info, err := point.TrackInfo(track)
+	if err != nil || !manifest.HLSWebVTT(info) {
+		h.notFound(w, "no text track of that name with a WebVTT form", 2)
+		return
+	}
+	init, err := point.Init(track)
+	if err != nil {
+		h.notFound(w, "unknown track", 2)
+		return
+	}
+	data, ref, err := point.ReadFragment(track, t)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			h.notFound(w, "no fragment at that time", 1)
+			return
+		}
+		h.log.Error("read text fragment", "point", point.Name, "track", track, "t", t, "err", err)
+		http.Error(w, "cannot read fragment", http.StatusInternalServerError)
+		return
+	}
+	body, err := texttrack.Segment(init, data)
+	if err != nil {
+		h.log.Error("convert text fragment to WebVTT", "point", point.Name, "track", track, "t", t, "err", err)
+		http.Error(w, "cannot convert fragment to WebVTT", http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/vtt; charset=utf-8")
+	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hd.Set("ETag", fmt.Sprintf(`"v-%d-%d"`, ref.Start, ref.Size))
+	hd.Set("CMSD-Static", pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, ref.Duration, info.Timescale))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
 // trimmedFragment answers a DASH/HLS fragment URL that names no stored

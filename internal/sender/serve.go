@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-media/sluice/internal/httpx"
 	"github.com/sluice-media/sluice/internal/netconn"
 	"github.com/sluice-media/sluice/internal/pacing"
+	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
 // client serves GET /b/<token>/<point>/<track>/<start>.m4s, init.mp4 and
@@ -40,10 +42,13 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	}
 	id := cluster.BlockID{Point: point, Track: track}
 	isInit, isPlaylist := file == "init.mp4", file == "media.m3u8"
+	// <start>.vtt: the block of a WebVTT text track as an HLS WebVTT
+	// segment, under the block's own token.
+	isVTT := strings.HasSuffix(file, ".vtt")
 	if !isInit && !isPlaylist {
-		start, err := strconv.ParseInt(strings.TrimSuffix(file, ".m4s"), 10, 64)
-		if err != nil || !strings.HasSuffix(file, ".m4s") {
-			s.notFound(w, "want <start>.m4s, init.mp4 or media.m3u8")
+		start, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSuffix(file, ".m4s"), ".vtt"), 10, 64)
+		if err != nil || !strings.HasSuffix(file, ".m4s") && !isVTT {
+			s.notFound(w, "want <start>.m4s, <start>.vtt, init.mp4 or media.m3u8")
 			return
 		}
 		id.Start = start
@@ -80,7 +85,57 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 		s.serveInit(w, r, point, track)
 		return
 	}
+	if isVTT {
+		s.serveWebVTT(w, r, id, t)
+		return
+	}
 	s.serveBlock(w, r, id, t)
+}
+
+// serveWebVTT serves a block of a WebVTT text track converted to an HLS
+// WebVTT segment (texttrack.Segment, as the origin does).
+func (s *Sender) serveWebVTT(w http.ResponseWriter, r *http.Request, id cluster.BlockID, t cluster.Token) {
+	ie, err := s.init(r.Context(), id.Point, id.Track)
+	if err != nil {
+		if errors.Is(err, blockstore.ErrNotFound) {
+			s.notFound(w, "this sender holds no header for that track")
+			return
+		}
+		s.log.Error("read init", "block", id, "err", err)
+		http.Error(w, "cannot read init", http.StatusInternalServerError)
+		return
+	}
+	b, err := s.st.Open(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, blockstore.ErrNotFound) {
+			s.notFound(w, "this sender does not hold that block")
+			return
+		}
+		s.log.Error("open block", "block", id, "err", err)
+		http.Error(w, "cannot read block", http.StatusInternalServerError)
+		return
+	}
+	defer b.Close()
+	if b.Size > texttrack.MaxInput {
+		http.Error(w, "text block too large to convert", http.StatusInternalServerError)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(b.ReadSeeker(), b.Size))
+	var body []byte
+	if err == nil {
+		body, err = texttrack.Segment(ie.data, data)
+	}
+	if err != nil {
+		s.log.Error("convert block to WebVTT", "block", id, "err", err)
+		http.Error(w, "cannot convert block to WebVTT", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
+	w.Header().Set("ETag", fmt.Sprintf(`"v-%d-%d"`, id.Start, b.Size))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	if r.Method == http.MethodGet {
+		s.report(cluster.SentReport{Session: t.Session, Block: id, At: s.o.Now(), Bytes: int64(len(body)), FromRAM: b.FromRAM, Next: s.nextRequest(r)})
+	}
 }
 
 // refusalReason is the metric label of a token refusal: the reason

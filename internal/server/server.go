@@ -494,7 +494,7 @@ func kindOf(r *http.Request) kind {
 		return kindInit
 	case strings.HasSuffix(p, ".m4s") && strings.Contains(p, "/part-"):
 		return kindPart
-	case strings.HasSuffix(p, ".m4s") || strings.Contains(p, "/Fragments("):
+	case strings.HasSuffix(p, ".m4s") || strings.HasSuffix(p, ".vtt") || strings.Contains(p, "/Fragments("):
 		return kindFragment
 	case strings.Contains(p, "/Streams(") || strings.HasSuffix(p, "/StreamManifest"):
 		return kindPull

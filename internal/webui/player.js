@@ -225,7 +225,34 @@
         }
       }
     } catch (e) {}
+    if (window.sluiceTextCues) textState(st, v);
     return st;
+  }
+
+  // textState adds, for web/test/play.mjs --text-cues, the text tracks of
+  // the video element with their cues (at most 200 each), and the
+  // presentation time the player maps currentTime to (playingDate, Unix
+  // ms: hls.js from the HLS program date times, Shaka Player while live;
+  // dash.js's currentTime of a live MPD from Sluice is the media time
+  // itself), taken at the same moment.
+  function textState(st, v) {
+    st.textTracks = [];
+    for (var i = 0; i < v.textTracks.length; i++) {
+      var tt = v.textTracks[i], cues = null;
+      if (tt.cues) {
+        cues = [];
+        for (var k = 0; k < tt.cues.length && k < 200; k++) {
+          var c = tt.cues[k];
+          cues.push({ start: c.startTime, end: c.endTime, text: String(c.text || '') });
+        }
+      }
+      st.textTracks.push({ kind: tt.kind, label: tt.label, language: tt.language, mode: tt.mode, cues: cues });
+    }
+    st.playingDate = null;
+    try {
+      if (S.hls && S.hls.playingDate) st.playingDate = S.hls.playingDate.getTime();
+      else if (S.shaka && S.shaka.isLive() && S.shaka.getPlayheadTimeAsDate()) st.playingDate = S.shaka.getPlayheadTimeAsDate().getTime();
+    } catch (e) {}
   }
 
   window.sluicePlayer = { start: start, stop: stop, state: state };

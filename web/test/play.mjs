@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -54,6 +54,16 @@
 //   hls.js  {"maxBufferLength":6,"maxMaxBufferLength":6}
 //   Shaka   {"streaming":{"bufferingGoal":6}}
 //   dash.js {"streaming":{"buffer":{"bufferTimeDefault":6,"bufferTimeAtTopQuality":6}}}
+//
+// --text-cues adds to the result, as "textTracks", the video element's
+// text tracks at the end of sampling, each with its kind, label,
+// language, mode and cues ({start, end, text}, null while the track is
+// disabled), and "playingDate"/"playingTime": the presentation time
+// (Unix ms) the player maps currentTime (playingTime) to at that moment
+// (hls.js, and Shaka Player while live). Enabling a text track is the player configuration's job,
+// e.g. --player-config='{"subtitlePreference":{"lang":"en"}}' (hls.js),
+// '{"preferredText":[{"language":"en"}]}' (Shaka Player); dash.js enables
+// the first text track by default.
 import { chromium } from 'playwright-core';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,7 +71,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
@@ -70,6 +80,7 @@ let playerConfig = process.env.SLUICE_PLAYER_CONFIG || null;
 let record = process.env.SLUICE_RECORD === '1';
 let untilEnded = false;
 let mseTypes = null;
+let textCues = false;
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (a === '--until-ended') untilEnded = true;
@@ -84,6 +95,7 @@ for (const a of process.argv.slice(2)) {
     }
     if (!Array.isArray(mseTypes)) usage('--mse-types is not an array');
   }
+  else if (a === '--text-cues') textCues = true;
   else positional.push(a);
 }
 if (dashSettings !== null) {
@@ -174,6 +186,7 @@ try {
     exitCode = 2;
     throw e;
   }
+  if (textCues) await context.addInitScript(() => { window.sluiceTextCues = true; });
   if (playerConfig !== null) {
     await context.addInitScript((cfg) => { window.sluicePlayerConfig = cfg; }, playerConfig);
   }
@@ -315,6 +328,11 @@ try {
   result.droppedFrames = s.droppedFrames || 0;
   result.latency = s.latency;
   result.waitingEvents = s.waiting;
+  if (textCues) {
+    result.textTracks = s.textTracks || [];
+    result.playingDate = s.playingDate === undefined ? null : s.playingDate;
+    result.playingTime = s.currentTime;
+  }
   if (untilEnded) {
     result.ended = !!s.ended;
     result.duration = s.duration;
