@@ -252,11 +252,7 @@ func (s *Source) encodeChunk(t *track, seq uint32, base, dur int64, group []mp4.
 	if err != nil {
 		return nil, err
 	}
-	var payload int64
-	for _, sm := range samples {
-		payload += int64(sm.Size)
-	}
-	out, mdat, err := encodeMoof(moof, trun, payload)
+	out, mdat, err := encodeMoof(moof, trun, payloadSize(samples))
 	if err != nil {
 		return nil, err
 	}
@@ -272,10 +268,7 @@ func (s *Source) encodeFragment(t *track, seq uint32, base, dur int64, samples [
 	if err != nil {
 		return nil, err
 	}
-	var payload int64
-	for _, sm := range samples {
-		payload += int64(sm.Size)
-	}
+	payload := payloadSize(samples)
 	if payload > 0xffffffff-8 {
 		return nil, fmt.Errorf("track %d period %d: %d bytes of samples do not fit one mdat", t.info.TrackID, i, payload)
 	}
@@ -314,6 +307,15 @@ func (s *Source) moof(t *track, seq uint32, base, dur int64, samples []mp4.Sampl
 	tfxd.Tfxd.Version = 1 // 64 bits: epoch-anchored times overflow version 0
 	_ = traf.AddChild(tfxd)
 	return moof, trun, nil
+}
+
+// payloadSize is the bytes of the samples.
+func payloadSize(samples []mp4.Sample) int64 {
+	var n int64
+	for _, sm := range samples {
+		n += int64(sm.Size)
+	}
+	return n
 }
 
 // encodeMoof writes moof and the header of an mdat of payload bytes, and

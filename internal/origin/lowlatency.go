@@ -64,6 +64,7 @@ func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *s
 		}
 	}
 	var deadline *time.Timer
+	defer stopTimer(&deadline)
 	for {
 		changed := point.Changed()
 		v = h.view(point)
@@ -84,20 +85,40 @@ func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *s
 			h.renderManifest(w, r, point, v, "hls", track, hlsPlaylist, "public, max-age="+strconv.FormatUint(target, 10), render)
 			return
 		}
-		if deadline == nil {
-			wait := time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
-			deadline = time.NewTimer(wait)
-			defer deadline.Stop()
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "the playlist did not reach that segment or part in three target durations", http.StatusServiceUnavailable)
-			return
-		case <-r.Context().Done():
+		if !h.await(w, r, point, track, changed, &deadline, "the playlist did not reach that segment or part in three target durations") {
 			return
 		}
+	}
+}
+
+// await waits for the point to change, within the limit of a blocking
+// request: three target durations of the track from the first call (which
+// starts *deadline). It reports false when the request is over: the limit
+// passed (answered 503 with why, never cached) or the client left.
+func (h *Handler) await(w http.ResponseWriter, r *http.Request, point *store.Point, track string,
+	changed <-chan struct{}, deadline **time.Timer, why string) bool {
+	if *deadline == nil {
+		wait := blockLimit * 2 * time.Second
+		if t, ok := h.view(point).Track(track); ok {
+			wait = time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
+		}
+		*deadline = time.NewTimer(wait)
+	}
+	select {
+	case <-changed:
+		return true
+	case <-(*deadline).C:
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func stopTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
 	}
 }
 
@@ -120,6 +141,7 @@ func has(t store.TrackView, last, msn, part int64) bool {
 // after which players fetch the whole fragment.
 func (h *Handler) part(w http.ResponseWriter, r *http.Request, point *store.Point, track string, start int64) {
 	var deadline *time.Timer
+	defer stopTimer(&deadline)
 	for {
 		changed := point.Changed()
 		data, ref, ok, pending := point.Part(track, start)
@@ -139,21 +161,7 @@ func (h *Handler) part(w http.ResponseWriter, r *http.Request, point *store.Poin
 			h.notFound(w, "no part at that time", 1)
 			return
 		}
-		if deadline == nil {
-			wait := 3 * 2 * time.Second
-			if t, ok := h.view(point).Track(track); ok {
-				wait = time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
-			}
-			deadline = time.NewTimer(wait)
-			defer deadline.Stop()
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "the part did not arrive in three target durations", http.StatusServiceUnavailable)
-			return
-		case <-r.Context().Done():
+		if !h.await(w, r, point, track, changed, &deadline, "the part did not arrive in three target durations") {
 			return
 		}
 	}
