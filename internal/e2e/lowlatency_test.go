@@ -234,3 +234,83 @@ func checkLatency(t *testing.T, who string, r playResult, limit float64) {
 		t.Errorf("%s: latency p50 %.2f s (want <= %.1f s), %d stalls (want 0)", who, p50, limit, r.Stalls)
 	}
 }
+
+// TestLowLatencyPull: an origin pulling from an ingest gets the fragments
+// in progress chunk by chunk (a chunked pull), so its playlists are
+// low-latency too: parts listed, a blocking reload for the next part
+// answered within about a part, and the fragments it stores merged from
+// the chunks (one moof each).
+func TestLowLatencyPull(t *testing.T) {
+	t.Parallel() // no browser
+	root := repoRoot(t)
+	dir := t.TempDir()
+	bin := buildSluice(t, root, dir)
+	ingest := startRole(t, bin, dir, "ingest", "ingest", "--point", "live")
+	origin := startPullOrigin(t, bin, dir, "origin", ingest)
+	push := startProc(t, "sluice push", filepath.Join(artifactsDir(t), "push-llpull.log"), bin, "push", "--loop", "--epoch",
+		"--chunk", "500ms", "--quiet", testmedia.Sample(t), ingest.pushURL("live"))
+	master := string(waitHTTP(t, origin.base+"/live.isml/master.m3u8", 60*time.Second, push, origin.p))
+	var video string
+	for _, l := range strings.Split(master, "\n") {
+		if strings.HasPrefix(l, "tracks/") {
+			video = l
+			break
+		}
+	}
+	mediaURL := origin.base + "/live.isml/" + video
+	var pl llPlaylist
+	var body []byte
+	waitUntil(t, 30*time.Second, "parts at the pulling origin", func() (bool, string) {
+		_, body = fetch(t, mediaURL)
+		pl = parseLL(t, body)
+		return pl.segments >= 3 && pl.parts > 0 && pl.partInf != "", string(body)
+	})
+	t.Logf("origin playlist: %d segments, %d parts open, %s", pl.segments, pl.parts, pl.partInf)
+	if !strings.Contains(pl.partInf, "PART-TARGET=0.5") {
+		t.Errorf("part target %q, want the encoder's 0.5 s chunks", pl.partInf)
+	}
+	// Blocking reloads for the next parts, one after the other.
+	var waits []time.Duration
+	for i := 0; i < 6; i++ {
+		_, body = fetch(t, mediaURL)
+		pl = parseLL(t, body)
+		last := pl.seq + pl.segments - 1
+		t0 := time.Now()
+		code, b := fetch(t, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", mediaURL, last+1, pl.parts))
+		waits = append(waits, time.Since(t0))
+		got := parseLL(t, b)
+		if code != http.StatusOK || (got.seq+got.segments-1 < last+1 && got.parts <= pl.parts) {
+			t.Fatalf("blocking reload %d: %d without msn %d part %d:\n%s", i, code, last+1, pl.parts, b)
+		}
+	}
+	t.Logf("blocking reloads for the next part at the pulling origin answered after %v", waits)
+	for _, w := range waits {
+		if w > 2*time.Second {
+			t.Errorf("a blocking reload waited %v: parts reach the origin in whole fragments, not as they arrive", w)
+		}
+	}
+	// The origin stores the fragments merged from their chunks.
+	_, body = fetch(t, mediaURL)
+	dir2 := mediaURL[:strings.LastIndexByte(mediaURL, '/')+1]
+	var segs []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasSuffix(l, ".m4s") && !strings.HasPrefix(l, "#") {
+			segs = append(segs, l)
+		}
+	}
+	if len(segs) < 3 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	for _, s := range segs[len(segs)-3:] {
+		code, data := fetch(t, dir2+s)
+		moofs := 0
+		for _, b := range testmedia.Boxes(t, data) {
+			if b.Type == "moof" {
+				moofs++
+			}
+		}
+		if code != http.StatusOK || moofs != 1 || !media.IsComplete(data) {
+			t.Errorf("stored segment %s: %d, %d moofs (want the chunks merged into one)", s, code, moofs)
+		}
+	}
+}

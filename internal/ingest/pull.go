@@ -102,6 +102,10 @@ func (h *Handler) pull(w http.ResponseWriter, r *http.Request, pp, rest string) 
 	defer h.m.PullConnections.Dec()
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Cache-Control", "no-store")
+	if r.Header.Get(ChunksHeader) == "1" {
+		spec.Chunks = true
+		w.Header().Set(ChunksHeader, "1")
+	}
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -170,7 +174,16 @@ type StartSpec struct {
 	// naming the last stored start + 1 of each track, so that nothing is
 	// skipped and nothing sent twice whatever the tracks' timescales.
 	From map[string]int64
+	// Chunks forwards the fragments still being received as they arrive,
+	// chunk by chunk, a styp before each fragment saying whether it is
+	// complete or its chunks follow (media.SegmentMark). A puller asks
+	// with the request header ChunksHeader: "1"; the answer carries it
+	// too.
+	Chunks bool
 }
+
+// ChunksHeader is the request and response header of a chunked pull.
+const ChunksHeader = "Sluice-Chunks"
 
 // Path is the URL path, below /<pp>.isml/, that pulls stream id from s.
 func (s StartSpec) Path(id string) string {
@@ -250,6 +263,13 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 		next  int64 // start time of the next fragment to send
 		fixed bool  // next was set from the spec
 		ts    float64
+		// With spec.Chunks: end is where the fragments sent so far end
+		// (sent says it is known), and partFrag the start of the fragment
+		// in progress whose first partsSent parts went out.
+		end       int64
+		sent      bool
+		partFrag  int64
+		partsSent int
 	}
 	var cur []*cursor
 	// The stream's own track_IDs: fragments are stored with their
@@ -305,6 +325,26 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 		}
 		sort.SliceStable(todo, func(i, j int) bool { return todo[i].sec < todo[j].sec })
 		for _, p := range todo {
+			if spec.Chunks && p.c.partsSent > 0 && p.c.partFrag == p.ref.Start {
+				// Its first parts went out as it was received: the rest
+				// of them, which complete it at the puller too.
+				rest, complete, known := point.PartsFrom(p.c.id, p.ref.Start, p.c.partsSent)
+				if !known || !complete {
+					// Completed otherwise (another encoder's copy): the
+					// puller must not keep what it has of it. Ending the
+					// body mid-stream makes it drop that and resume from
+					// the stored fragment.
+					return fmt.Errorf("fragment %s/%d completed with other parts than those forwarded", p.c.id, p.ref.Start)
+				}
+				for _, d := range rest {
+					if err := writeChunk(w, d, streamID[p.c.id]); err != nil {
+						return err
+					}
+				}
+				p.c.partsSent = 0
+				p.c.next, p.c.end, p.c.sent = p.ref.Start+1, p.ref.End(), true
+				continue
+			}
 			data, _, err := point.ReadFragment(p.c.id, p.ref.Start)
 			if err != nil {
 				if errors.Is(err, store.ErrNotFound) {
@@ -313,18 +353,46 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 				}
 				return fmt.Errorf("read fragment: %w", err)
 			}
-			moof, off, err := media.MoofWithTrackID(data, streamID[p.c.id])
-			if err != nil {
+			if spec.Chunks {
+				if _, err := w.Write(media.Styp(media.MarkWhole)); err != nil {
+					return fmt.Errorf("write fragment: %w", err)
+				}
+			}
+			if err := writeChunk(w, data, streamID[p.c.id]); err != nil {
 				return fmt.Errorf("stored fragment %s/%d: %w", p.c.id, p.ref.Start, err)
 			}
-			if _, err := w.Write(moof); err != nil {
-				return fmt.Errorf("write fragment: %w", err)
-			}
-			if _, err := w.Write(data[off:]); err != nil {
-				return fmt.Errorf("write fragment: %w", err)
-			}
 			h.m.BytesOut.WithLabelValues("pull").Add(float64(len(data)))
-			p.c.next = p.ref.Start + 1
+			p.c.next, p.c.end, p.c.sent = p.ref.Start+1, p.ref.End(), true
+		}
+		if spec.Chunks && !stopping {
+			// The fragments in progress that continue what was sent: their
+			// parts not sent yet.
+			for _, c := range cur {
+				if !c.sent {
+					continue
+				}
+				from := 0
+				start, _, ok := point.OpenParts(c.id, 0)
+				if !ok || start != c.end {
+					continue
+				}
+				if c.partFrag == start {
+					from = c.partsSent
+				}
+				_, parts, _ := point.OpenParts(c.id, from)
+				for i, d := range parts {
+					if from+i == 0 {
+						if _, err := w.Write(media.Styp(media.MarkChunked)); err != nil {
+							return fmt.Errorf("write part: %w", err)
+						}
+					}
+					if err := writeChunk(w, d, streamID[c.id]); err != nil {
+						return err
+					}
+					h.m.BytesOut.WithLabelValues("pull").Add(float64(len(d)))
+				}
+				c.partFrag, c.partsSent = start, from+len(parts)
+			}
 		}
 		if flush != nil {
 			if err := flush(); err != nil {
@@ -354,6 +422,22 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 			// the next loop re-checks and flushes.
 		}
 	}
+}
+
+// writeChunk writes a stored moof+mdat (a fragment or a part) with the
+// stream's own track_ID.
+func writeChunk(w io.Writer, data []byte, trackID uint32) error {
+	moof, off, err := media.MoofWithTrackID(data, trackID)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(moof); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := w.Write(data[off:]); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
 }
 
 // closed reports whether c is closed (a nil channel never is).

@@ -37,6 +37,10 @@ type ReceiveOptions struct {
 	// and every fragment is stored at its own time.
 	Push  *PushInfo
 	Hooks Hooks
+	// Marked says the body marks its fragments with styp boxes (a chunked
+	// pull from a Sluice ingest, see StartSpec.Chunks and
+	// media.Assembler.Marked).
+	Marked bool
 	// guard bounds a push (progress, receive rate, memory); nil for pulls.
 	guard *guard
 }
@@ -116,6 +120,7 @@ func (h *Handler) Receive(ctx context.Context, point *store.Point, streamID stri
 	}
 	asm := media.NewAssembler(hdr, int(h.cfg.MaxBox))
 	asm.Edge = point.VideoEdge
+	asm.Marked = opts.Marked
 	// fragment stores one complete fragment of the body.
 	fragment := func(f *media.Fragment) error {
 		id := ids[f.Info.TrackID]

@@ -169,6 +169,12 @@ type Assembler struct {
 	// Edge, when set, reports the point's chunked video for bodies
 	// without video.
 	Edge func() VideoEdge
+	// Marked makes styp boxes say where fragments begin (Fragment.Mark),
+	// as a chunked pull from a Sluice ingest sends them: a moof+mdat
+	// after a styp with the chunk brand begins a fragment in progress, the
+	// ones without a styp continue it, and one after another styp is a
+	// complete fragment. The sync-sample rules above do not apply.
+	Marked bool
 }
 
 type asmTrack struct {
@@ -227,6 +233,9 @@ func (a *Assembler) Add(f *Fragment) (Assembled, error) {
 		out.Done = append(out.Done, f)
 		return out, err
 	}
+	if a.Marked {
+		return out, a.addMarked(t, f, &out)
+	}
 	if t.kind == "video" {
 		return out, a.addVideo(t, f, &out)
 	}
@@ -251,6 +260,21 @@ func (a *Assembler) addVideo(t *asmTrack, f *Fragment, out *Assembled) error {
 		return a.open(t, f, out)
 	}
 	return a.continueOpen(t, f, out)
+}
+
+func (a *Assembler) addMarked(t *asmTrack, f *Fragment, out *Assembled) error {
+	switch {
+	case f.Mark == MarkChunked:
+		if err := a.complete(t, out); err != nil {
+			return err
+		}
+		return a.open(t, f, out)
+	case f.Mark == NoMark && len(t.chunks) > 0 && t.contiguous(f):
+		return a.continueOpen(t, f, out)
+	}
+	err := a.complete(t, out)
+	out.Done = append(out.Done, f)
+	return err
 }
 
 func (a *Assembler) addFollower(t *asmTrack, f *Fragment, out *Assembled) error {

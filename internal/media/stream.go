@@ -41,6 +41,46 @@ const (
 type Fragment struct {
 	Info FragInfo
 	Data []byte // normalised moof followed by the mdat as received
+	// Mark is what a styp box just before the fragment said (see
+	// SegmentMark; a chunked pull between Sluice nodes).
+	Mark SegmentMark
+}
+
+// SegmentMark is what a styp box says of the moof+mdat that follows it.
+type SegmentMark int
+
+// Segment marks.
+const (
+	NoMark SegmentMark = iota
+	// MarkWhole: a styp without the CMAF chunk brand: the moof+mdat is a
+	// complete fragment.
+	MarkWhole
+	// MarkChunked: a styp with the CMAF chunk brand 'cmfl': the moof+mdat
+	// is the first chunk of a fragment sent as it is produced; the
+	// chunks up to the next styp continue it.
+	MarkChunked
+)
+
+// ChunkBrand is the CMAF chunk brand (ISO/IEC 23000-19) that a styp
+// carries before the first chunk of a fragment still being produced.
+const ChunkBrand = "cmfl"
+
+// Styp returns a styp box announcing a complete fragment (MarkWhole) or
+// the first chunk of one in progress (MarkChunked).
+func Styp(m SegmentMark) []byte {
+	brands := []string{"msdh", "msdh", "msix"}
+	if m == MarkChunked {
+		brands = append(brands, ChunkBrand)
+	}
+	b := make([]byte, 0, 8+4+4+4*len(brands))
+	b = binary.BigEndian.AppendUint32(b, uint32(8+4+4+4*(len(brands)-1)))
+	b = append(b, "styp"...)
+	b = append(b, brands[0]...)
+	b = binary.BigEndian.AppendUint32(b, 0) // minor version
+	for _, br := range brands[1:] {
+		b = append(b, br...)
+	}
+	return b
 }
 
 // Event is one step of a parsed ingest body.
@@ -61,6 +101,7 @@ type StreamParser struct {
 	smil     []byte
 	moof     *Moof
 	lmsg     bool
+	mark     SegmentMark
 	endAfter bool
 	// noMedia counts the bytes of boxes read since the last event.
 	noMedia uint64
@@ -199,6 +240,10 @@ func (p *StreamParser) next() (Event, error) {
 			return Event{Kind: EventHeader, Header: h}, nil
 		case "styp":
 			p.lmsg = hasBrand(b.Raw, "lmsg")
+			p.mark = MarkWhole
+			if hasBrand(b.Raw, ChunkBrand) {
+				p.mark = MarkChunked
+			}
 		case "moof":
 			if p.header == nil {
 				return Event{}, ErrNoHeader
@@ -220,6 +265,7 @@ func (p *StreamParser) next() (Event, error) {
 			if err != nil {
 				return Event{}, err
 			}
+			f.Mark, p.mark = p.mark, NoMark
 			if p.lmsg {
 				p.lmsg = false
 				p.endAfter = true

@@ -640,6 +640,8 @@ func (pp *pointPuller) pullOnce(ctx context.Context, base, id string, st *stream
 		return outcome{reason: "error", err: fmt.Errorf("pull request: %w", err)}
 	}
 	auth(req, pp.cfg)
+	// Fragments in progress come chunk by chunk (low latency).
+	req.Header.Set(ingest.ChunksHeader, "1")
 	resp, err := pp.p.client.Do(req)
 	if err != nil {
 		return outcome{reason: "error", err: fmt.Errorf("pull %s: %w", url, err)}
@@ -704,6 +706,7 @@ func (pp *pointPuller) pullOnce(ctx context.Context, base, id string, st *stream
 	}
 	res, err := pp.p.recv.Receive(reqCtx, point, id, resp.Body, ingest.ReceiveOptions{
 		Resume: !spec.Header, Restart: !ingestEnded, Hooks: hooks,
+		Marked: resp.Header.Get(ingest.ChunksHeader) == "1",
 	})
 	progress := res.Fragments > 0 || res.Duplicates > 0
 	switch {

@@ -211,3 +211,23 @@ func (p *Point) PartsFrom(trackID string, fragStart int64, from int) (data [][]b
 	}
 	return nil, false, false
 }
+
+// OpenParts returns the fragment of a track still being received: its
+// start and its parts from the from-th on; ok is false when the track has
+// none (its newest kept parts are complete, or there are none).
+func (p *Point) OpenParts(trackID string, from int) (start int64, data [][]byte, ok bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t := p.tracks[trackID]
+	if t == nil || len(t.live.frags) == 0 {
+		return 0, nil, false
+	}
+	pf := t.live.frags[len(t.live.frags)-1]
+	if pf.Complete {
+		return 0, nil, false
+	}
+	if from < len(pf.data) {
+		data = append(data, pf.data[from:]...)
+	}
+	return pf.Start, data, true
+}
