@@ -174,3 +174,90 @@ func TestMergeSameSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestAssembleMarked: what a chunked pull sends (a styp before each
+// fragment — with the chunk brand before the chunks of one in progress —
+// see ingest's StartSpec.Chunks) assembled with Marked gives the same
+// fragments, byte for byte, as the push they came from.
+func TestAssembleMarked(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "chunk.ismv")
+	testmedia.Run(t, testmedia.ChunkedISMVArgs(6, 0.5, false, 0, out))
+	raw := testmedia.ReadFile(t, out)
+	done, parts, h := assemble(t, raw, nil)
+	var body []byte
+	for _, b := range testmedia.Boxes(t, raw) {
+		if b.Type == "moof" {
+			break
+		}
+		body = append(body, b.Raw...)
+	}
+	for _, ti := range h.Tracks {
+		ps := parts[ti.TrackID]
+		for _, f := range done[ti.TrackID] {
+			chunked := false
+			for _, p := range ps {
+				if p.FragStart != f.Info.Start {
+					continue
+				}
+				if p.Index == 0 {
+					body = append(body, media.Styp(media.MarkChunked)...)
+				}
+				body = append(body, p.Data...)
+				chunked = true
+			}
+			if !chunked {
+				body = append(body, media.Styp(media.MarkWhole)...)
+				body = append(body, f.Data...)
+			}
+		}
+	}
+	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
+	a := media.NewAssembler(nil, 8<<20)
+	a.Marked = true
+	got := map[uint32][]*media.Fragment{}
+	nparts := 0
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case media.EventHeader:
+			a.SetHeader(ev.Header)
+		case media.EventFragment:
+			out, err := a.Add(ev.Fragment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nparts += len(out.Parts)
+			for _, f := range out.Done {
+				got[f.Info.TrackID] = append(got[f.Info.TrackID], f)
+			}
+		}
+	}
+	rest, err := a.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rest {
+		got[f.Info.TrackID] = append(got[f.Info.TrackID], f)
+	}
+	for _, ti := range h.Tracks {
+		want := done[ti.TrackID]
+		if len(got[ti.TrackID]) != len(want) {
+			t.Fatalf("%s: %d fragments, want %d", ti.Kind, len(got[ti.TrackID]), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[ti.TrackID][i].Data, want[i].Data) {
+				t.Errorf("%s fragment %d differs from the push's", ti.Kind, i)
+			}
+		}
+	}
+	if want := len(parts[1]) + len(parts[2]); nparts != want {
+		t.Errorf("%d parts, want %d", nparts, want)
+	}
+}
