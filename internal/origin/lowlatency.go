@@ -123,10 +123,19 @@ func stopTimer(t **time.Timer) {
 }
 
 // has reports whether a playlist whose last complete segment is last holds
-// segment msn (and part part of it, part < 0 for none).
+// segment msn (and part part of it, part < 0 for none). A part past the
+// last of a complete segment stands for part 0 of the next one (RFC
+// 8216bis 6.2.5.2).
 func has(t store.TrackView, last, msn, part int64) bool {
-	if msn <= last {
+	if msn < last || (msn == last && part < 0) {
 		return true
+	}
+	if msn == last {
+		ps, ok := t.PartsOf(t.Frags[len(t.Frags)-1].Start)
+		if !ok || part < int64(len(ps)) {
+			return true
+		}
+		msn, part = last+1, 0
 	}
 	if msn > last+1 || part < 0 {
 		return false
