@@ -55,7 +55,7 @@ type Options struct {
 	// duration (a low-latency encoder): in real time, chunk k of a period
 	// leaves once its end is reached on the wall clock — when a live
 	// encoder has encoded its last sample — instead of the whole period
-	// at its start.
+	// at its start. Periods resent after a reconnection go whole.
 	Chunk time.Duration
 	// Probe sends an empty POST first, so that a refused publishing point or
 	// token is reported before any media is sent (MS-SSTR 3.3.3).
@@ -397,7 +397,10 @@ func (p *pusher) session(ctx context.Context, url string, next pos, resend int) 
 			}
 		}
 		buf.Reset()
-		if p.opts.Chunk > 0 {
+		// Periods sent again after a reconnection go whole: the ingest
+		// holds them already, and as chunks the first would be split
+		// where the stored fragment is not (see media.Assembler).
+		if p.opts.Chunk > 0 && (q == next || p.opts.Fast) {
 			chunks, err := p.src.PeriodChunks(q.k*p.loop, q.i, p.opts.Chunk)
 			if err != nil {
 				pw.CloseWithError(err)
