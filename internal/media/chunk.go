@@ -393,3 +393,42 @@ func (a *Assembler) Flush() ([]*Fragment, error) {
 	}
 	return out.Done, nil
 }
+
+// SameSamples reports whether two moof+mdat fragments carry the same
+// samples — decode times, durations, sizes, flags, composition offsets and
+// bytes — whatever their box layout: a fragment merged from chunks and the
+// same fragment written whole by another encoder, or by the same encoder
+// resending it. trex gives the defaults the moofs leave out (nil if
+// none). Fragments that do not decode are not the same.
+func SameSamples(a, b []byte, trex *mp4.TrexBox) bool {
+	sa, ok := fullSamples(a, trex)
+	if !ok {
+		return false
+	}
+	sb, ok := fullSamples(b, trex)
+	if !ok || len(sa) != len(sb) {
+		return false
+	}
+	for i := range sa {
+		x, y := sa[i], sb[i]
+		if x.DecodeTime != y.DecodeTime || x.Dur != y.Dur || x.Size != y.Size || x.Flags != y.Flags ||
+			x.CompositionTimeOffset != y.CompositionTimeOffset || !bytes.Equal(x.Data, y.Data) {
+			return false
+		}
+	}
+	return true
+}
+
+func fullSamples(data []byte, trex *mp4.TrexBox) ([]mp4.FullSample, bool) {
+	f, err := decodeFragment(data)
+	if err != nil {
+		return nil, false
+	}
+	tx := &mp4.TrexBox{}
+	if trex != nil {
+		*tx = *trex
+	}
+	tx.TrackID = f.Moof.Traf.Tfhd.TrackID
+	ss, err := f.GetFullSamples(tx)
+	return ss, err == nil && len(ss) > 0
+}

@@ -684,7 +684,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	}
 	path := filepath.Join(p.dir, "t", trackID, fragName(ref.Start))
 	if dup {
-		return p.compare(path, f.Data), nil
+		return p.compare(t, path, f.Data), nil
 	}
 	if err := writeFile(path, f.Data, !p.store.noSync); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
@@ -771,12 +771,29 @@ func (p *Point) trackTimeline(t *track) timeline {
 	return p.pointTimeline(t.ID)
 }
 
-func (p *Point) compare(path string, data []byte) AddResult {
+func (p *Point) compare(t *track, path string, data []byte) AddResult {
 	old, err := os.ReadFile(path)
-	if err == nil && bytes.Equal(old, data) {
+	if err == nil && p.same(t, old, data) {
 		return Duplicate
 	}
 	return Differs
+}
+
+// same reports whether two fragments of t are copies: the same bytes, or
+// the same samples in another box layout (a fragment merged from chunks
+// and the same one resent whole, media.SameSamples).
+func (p *Point) same(t *track, old, data []byte) bool {
+	if bytes.Equal(old, data) {
+		return true
+	}
+	p.mu.RLock()
+	init, info := t.init, t.Info
+	p.mu.RUnlock()
+	h, err := media.ParseStoredHeader(init)
+	if err != nil {
+		return false
+	}
+	return media.SameSamples(old, data, h.StoredTrex(info))
 }
 
 // find returns the index of start in t.frags, or where it would be inserted.

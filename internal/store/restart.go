@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -375,7 +374,7 @@ func (p *Point) Place(trackID string, start int64, dur uint64, data []byte) (pl 
 	}
 	p.mu.RUnlock()
 	if pl == PlaceDiffers {
-		if old, err := os.ReadFile(filepath.Join(p.dir, "t", trackID, fragName(start))); err == nil && bytes.Equal(old, data) {
+		if old, err := os.ReadFile(filepath.Join(p.dir, "t", trackID, fragName(start))); err == nil && p.same(t, old, data) {
 			pl = PlaceDuplicate
 		}
 	}
