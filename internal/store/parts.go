@@ -129,9 +129,6 @@ func (t *track) completeParts(ref FragRef) {
 	}
 }
 
-// dropParts forgets a track's parts (the track ended).
-func (t *track) dropParts() { t.live.frags = nil }
-
 // Part returns the part of a track that starts at start, and the parts
 // view it belongs to. ok is false when no kept part starts there; pending
 // is then true when one may still arrive there: start lies at or after

@@ -103,11 +103,14 @@ func TestParts(t *testing.T) {
 	if e := p.VideoEdge(); !e.Chunked || e.Duration <= 0 {
 		t.Errorf("video edge %+v", e)
 	}
+	// An ended track keeps its last parts (a chunked pull may still be
+	// forwarding them); its playlists are no longer low-latency
+	// (manifest.LowLatency).
 	if err := p.EndTrack(id); err != nil {
 		t.Fatal(err)
 	}
 	tv, _ = p.View(0).Track(id)
-	if len(tv.Parts) != 0 {
-		t.Error("an ended track kept its parts")
+	if len(tv.Parts) != keptPartFrags || !tv.Ended {
+		t.Errorf("ended track: %d fragments' parts kept, ended %v", len(tv.Parts), tv.Ended)
 	}
 }

@@ -814,7 +814,6 @@ func (p *Point) EndTrack(trackID string) error {
 		return nil
 	}
 	t.Ended = true
-	t.dropParts()
 	if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
 		return err
 	}
