@@ -18,9 +18,15 @@ import (
 // the completed fragments and the parts per track.
 func assemble(t *testing.T, body []byte, edge func() media.VideoEdge) (map[uint32][]*media.Fragment, map[uint32][]media.Part, *media.Header) {
 	t.Helper()
-	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
 	a := media.NewAssembler(nil, 8<<20)
 	a.Edge = edge
+	return assembleWith(t, body, a)
+}
+
+// assembleWith is assemble with a given Assembler.
+func assembleWith(t *testing.T, body []byte, a *media.Assembler) (map[uint32][]*media.Fragment, map[uint32][]media.Part, *media.Header) {
+	t.Helper()
+	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
 	done := map[uint32][]*media.Fragment{}
 	parts := map[uint32][]media.Part{}
 	take := func(out media.Assembled) {
@@ -214,40 +220,10 @@ func TestAssembleMarked(t *testing.T) {
 			}
 		}
 	}
-	p := media.NewStreamParser(bytes.NewReader(body), 16<<20, nil)
 	a := media.NewAssembler(nil, 8<<20)
 	a.Marked = true
-	got := map[uint32][]*media.Fragment{}
-	nparts := 0
-	for {
-		ev, err := p.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch ev.Kind {
-		case media.EventHeader:
-			a.SetHeader(ev.Header)
-		case media.EventFragment:
-			out, err := a.Add(ev.Fragment)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nparts += len(out.Parts)
-			for _, f := range out.Done {
-				got[f.Info.TrackID] = append(got[f.Info.TrackID], f)
-			}
-		}
-	}
-	rest, err := a.Flush()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range rest {
-		got[f.Info.TrackID] = append(got[f.Info.TrackID], f)
-	}
+	got, gotParts, _ := assembleWith(t, body, a)
+	nparts := len(gotParts[1]) + len(gotParts[2])
 	for _, ti := range h.Tracks {
 		want := done[ti.TrackID]
 		if len(got[ti.TrackID]) != len(want) {
