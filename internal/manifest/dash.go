@@ -107,7 +107,7 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		for _, set := range dashSets(pd.view) {
 			as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, pd.pto, o.URLs)
 			if as != nil && pt > 0 {
-				lowLatencySet(as, v, frag, pt, pd.pto)
+				lowLatencySet(as, v, frag, pt, pd.pto, o.Now.UTC().Format(dateTime))
 			}
 			if as != nil {
 				p.AppendAdaptationSet(as)

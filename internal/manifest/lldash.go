@@ -69,7 +69,14 @@ func lowLatencyMPD(m *mpd.MPD, v store.View, pt float64) {
 // one part into each segment (when one of its tracks is low-latency: a
 // set without parts stays as it is), and adds a ProducerReferenceTime mapping
 // media time to the wall clock (the point's anchor: media time zero).
-func lowLatencySet(as *mpd.AdaptationSetType, v store.View, frag time.Duration, pt float64, pto func(uint32) uint64) {
+//
+// The ProducerReferenceTime carries the MPD's UTCTiming (utc, the direct
+// scheme with the time of the request) as its child: that child says which
+// clock, and so which format, wallClockTime is in. Without it
+// wallClockTime is read as an NTP timestamp (ISO/IEC 23009-1, 5.12) — as
+// Shaka Player does, which then maps every media time 70 years into the
+// past — while Sluice writes an xs:dateTime.
+func lowLatencySet(as *mpd.AdaptationSetType, v store.View, frag time.Duration, pt float64, pto func(uint32) uint64, utc string) {
 	ato := math.Round((frag.Seconds()-pt)*1000) / 1000
 	ll := false
 	for _, r := range as.Representations {
@@ -106,5 +113,6 @@ func lowLatencySet(as *mpd.AdaptationSetType, v store.View, frag time.Duration, 
 	wall := v.Meta.Anchor.Add(toDuration(int64(off), timescale))
 	as.ProducerReferenceTimes = append(as.ProducerReferenceTimes, &mpd.ProducerReferenceTimeType{
 		Id: 0, Type: "encoder", WallClockTime: wall.UTC().Format(dateTime), PresentationTime: 0,
+		UTCTiming: mpd.NewDescriptor(utcTimingDirect, utc, ""),
 	})
 }

@@ -161,7 +161,10 @@
           var pr = video.play();
           if (pr && pr.catch) pr.catch(function (e) { note(S.errors, { src: 'play()', message: String(e) }); });
         }).catch(function (er) {
-          note(S.errors, { src: 'shaka load', code: er && er.code, message: String(er && er.message || ('shaka error ' + (er && er.code))) });
+          note(S.errors, {
+            src: 'shaka load', code: er && er.code, message: String(er && er.message || ('shaka error ' + (er && er.code))),
+            stack: String(er && er.stack || '').slice(0, 800)
+          });
         });
       } else {
         throw new Error('unknown player kind ' + kind);
@@ -189,6 +192,7 @@
     if (!v) return st;
     st.currentTime = v.currentTime;
     st.paused = v.paused;
+    st.rate = v.playbackRate;
     st.ended = v.ended;
     st.duration = v.duration;
     st.readyState = v.readyState;

@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--protocols] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -64,6 +64,14 @@
 // e.g. --player-config='{"subtitlePreference":{"lang":"en"}}' (hls.js),
 // '{"preferredText":[{"language":"en"}]}' (Shaka Player); dash.js enables
 // the first text track by default.
+//
+// --protocols adds to the result, as "resources", every request the page
+// made that completed (the page itself first), in the order they started:
+// {u: the URL's path and query, p: the protocol it went over}, the
+// Resource Timing nextHopProtocol ("h2" for HTTP/2, "http/1.1"), e.g. to
+// check that a player got every part over HTTP/2. The page's Resource
+// Timing buffer is raised to 50 000 entries (the default, 250, fills in a
+// minute of low-latency playback).
 import { chromium } from 'playwright-core';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +79,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--protocols] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
@@ -81,6 +89,7 @@ let record = process.env.SLUICE_RECORD === '1';
 let untilEnded = false;
 let mseTypes = null;
 let textCues = false;
+let protocols = false;
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (a === '--until-ended') untilEnded = true;
@@ -96,6 +105,7 @@ for (const a of process.argv.slice(2)) {
     if (!Array.isArray(mseTypes)) usage('--mse-types is not an array');
   }
   else if (a === '--text-cues') textCues = true;
+  else if (a === '--protocols') protocols = true;
   else positional.push(a);
 }
 if (dashSettings !== null) {
@@ -187,6 +197,7 @@ try {
     throw e;
   }
   if (textCues) await context.addInitScript(() => { window.sluiceTextCues = true; });
+  if (protocols) await context.addInitScript(() => { performance.setResourceTimingBufferSize(50000); });
   if (playerConfig !== null) {
     await context.addInitScript((cfg) => { window.sluicePlayerConfig = cfg; }, playerConfig);
   }
@@ -307,7 +318,7 @@ try {
       // not getting the CPU).
       if (adv < 0.2 && (s.buffer || 0) < 0.5) result.underruns++;
       prev = s.currentTime;
-      result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0, lat: s.latency == null ? null : +Number(s.latency).toFixed(3) });
+      result.samples.push({ t: +s.currentTime.toFixed(3), buf: +(s.buffer || 0).toFixed(2), br: s.bitrate || 0, lat: s.latency == null ? null : +Number(s.latency).toFixed(3), rate: s.rate });
       if (s.bitrate && !result.bitrates.includes(s.bitrate)) result.bitrates.push(s.bitrate);
       result.bufferMin = result.bufferMin === null ? s.buffer : Math.min(result.bufferMin, s.buffer);
       result.bufferMax = result.bufferMax === null ? s.buffer : Math.max(result.bufferMax, s.buffer);
@@ -332,6 +343,13 @@ try {
     result.textTracks = s.textTracks || [];
     result.playingDate = s.playingDate === undefined ? null : s.playingDate;
     result.playingTime = s.currentTime;
+  }
+  if (protocols) {
+    result.resources = await page.evaluate(() => {
+      const path = (u) => { const x = new URL(u); return x.pathname + x.search; };
+      return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
+        .map((e) => ({ u: path(e.name), p: e.nextHopProtocol }));
+    });
   }
   if (untilEnded) {
     result.ended = !!s.ended;
