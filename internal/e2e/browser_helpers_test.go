@@ -168,10 +168,18 @@ type playResult struct {
 	Duration *float64 `json:"duration"`
 	// Samples are currentTime and the buffer, once a second.
 	Samples []struct {
-		T   float64  `json:"t"`
-		Buf float64  `json:"buf"`
-		Lat *float64 `json:"lat"` // latency reported by the page (s), if any
+		T    float64  `json:"t"`
+		Buf  float64  `json:"buf"`
+		Lat  *float64 `json:"lat"`  // latency reported by the page (s), if any
+		Rate float64  `json:"rate"` // the media element's playback rate
 	} `json:"samples"`
+	// Resources are the page's completed requests with the protocol each
+	// went over (play.mjs --protocols).
+	Resources []struct {
+		URL    string `json:"u"` // path and query
+		Proto  string `json:"p"` // Resource Timing nextHopProtocol, e.g. "h2"
+		Status int    `json:"s"` // HTTP status; 0 (and no protocol) when aborted
+	} `json:"resources"`
 	// Fetched lists the segments the page got from senders (play.mjs
 	// --record, SLUICE_RECORD=1).
 	Fetched []fetchedSegment `json:"fetched"`

@@ -239,44 +239,6 @@ func TestClusterHTTPS(t *testing.T) {
 	t.Logf("%d playlists, %d headers and fragments fetched over HTTP/2 from the sender", len(playlists), segments)
 }
 
-// TestBrowserHTTPS: dash.js in Chromium plays the demo channel from the
-// HTTPS address of `sluice serve` (the browser negotiates HTTP/2) with
-// CMCD, and the server paces its media responses there: every one of them
-// came over HTTP/2, and those the player's CMCD specified were paced at
-// its rate (or left the shared socket alone while another was in
-// progress).
-func TestBrowserHTTPS(t *testing.T) {
-	b := setupBrowser(t)
-	webDir, art, tmp, bin := b.webDir, b.art, b.tmp, b.bin
-	logPath := filepath.Join(art, "sluice.log")
-	plain, secure, _, serve := startServeTLS(t, bin, tmp, logPath, "sluice-browser",
-		"--player-dir", filepath.Join(webDir, "node_modules"), "--pacing", "client")
-	waitHTTP(t, plain+"/", 30*time.Second, serve)
-	waitVideoSegments(t, plain+"/demo.isml/manifest.mpd", 3, 45*time.Second, serve)
-
-	t.Setenv("SLUICE_CHROMIUM_ARGS", "--ignore-certificate-errors")
-	t.Setenv("SLUICE_DASH_SETTINGS", `{"streaming":{"cmcd":{"enabled":true,"mode":"query"}}}`)
-	from := pacingLogSize(t, logPath)
-	r := runPlay(t, webDir, secure+"/demo.isml/manifest.mpd", "dash", 10, 7, filepath.Join(art, "screenshot-https.png"))
-	checkPlay(t, r, 7)
-	lines := pacingLines(t, logPath, from)
-	h2, paced := 0, 0
-	for _, l := range lines {
-		if l["proto"] != "HTTP/2.0" {
-			t.Errorf("a media response over %s, not HTTP/2: %v", l["proto"], l)
-			continue
-		}
-		h2++
-		if l["source"] == "rtp" || l["source"] == "shared" {
-			paced++
-		}
-	}
-	t.Logf("%d media responses over HTTP/2, %d of them paced at the player's rtp or on a shared socket", h2, paced)
-	if h2 < 3 || paced < 3 {
-		t.Errorf("%d media responses over HTTP/2, %d paced (want at least 3 each)", h2, paced)
-	}
-}
-
 // writeSelfSigned writes a self-signed server certificate for 127.0.0.1
 // (common name cn) and its key into dir and returns the files and the
 // certificate (for a client's roots).

@@ -67,9 +67,10 @@
 //
 // --protocols adds to the result, as "resources", every request the page
 // made that completed (the page itself first), in the order they started:
-// {u: the URL's path and query, p: the protocol it went over}, the
-// Resource Timing nextHopProtocol ("h2" for HTTP/2, "http/1.1"), e.g. to
-// check that a player got every part over HTTP/2. The page's Resource
+// {u: the URL's path and query, p: the protocol it went over, s: the HTTP
+// status}, the Resource Timing nextHopProtocol ("h2" for HTTP/2,
+// "http/1.1") and responseStatus, e.g. to check that a player got every
+// part over HTTP/2. A request the player aborted has neither ("", 0). The page's Resource
 // Timing buffer is raised to 50 000 entries (the default, 250, fills in a
 // minute of low-latency playback).
 import { chromium } from 'playwright-core';
@@ -348,7 +349,7 @@ try {
     result.resources = await page.evaluate(() => {
       const path = (u) => { const x = new URL(u); return x.pathname + x.search; };
       return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
-        .map((e) => ({ u: path(e.name), p: e.nextHopProtocol }));
+        .map((e) => ({ u: path(e.name), p: e.nextHopProtocol, s: e.responseStatus || 0 }));
     });
   }
   if (untilEnded) {
