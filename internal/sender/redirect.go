@@ -156,6 +156,9 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	if done != nil {
 		done(SharedPlaylist{}, 0)
 	}
+	if r.Context().Err() != nil {
+		return // the player left (a blocking reload it gave up)
+	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no scheduler holds a lease here")
 	}
