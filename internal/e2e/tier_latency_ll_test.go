@@ -101,10 +101,22 @@ func TestTierLatencyCluster(t *testing.T) {
 		}
 		return out, nil
 	}
+	// In low-latency mode each tier is asked as a low-latency player asks:
+	// a blocking reload for the part after the last one listed.
+	var next func([]byte) string
+	if ll {
+		next = func(body []byte) string {
+			p := parseLLQuiet(body)
+			if p.partInf == "" {
+				return ""
+			}
+			return fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", p.seq+int64(p.segments), p.parts)
+		}
+	}
 	sources := []tierSource{
-		{tier: "origin", format: "hls", url: origin.base + "/live.isml/tracks/" + track + "/media.m3u8", parse: pieces},
-		{tier: "distribution", format: "hls", url: dbase + "/live.isml/tracks/" + track + "/media.m3u8", parse: pieces},
-		{tier: "sender", format: "hls", url: pathway, parse: pieces},
+		{tier: "origin", format: "hls", url: origin.base + "/live.isml/tracks/" + track + "/media.m3u8", parse: pieces, next: next},
+		{tier: "distribution", format: "hls", url: dbase + "/live.isml/tracks/" + track + "/media.m3u8", parse: pieces, next: next},
+		{tier: "sender", format: "hls", url: pathway, parse: pieces, next: next},
 	}
 	s := newTierSightings()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second)

@@ -581,6 +581,9 @@ func (s *Scheduler) refreshInterval(ps *pointState) time.Duration {
 	if ps.tracks != nil && !ps.live {
 		return 30 * time.Second
 	}
+	if ps.watching {
+		return watchWait + 5*time.Second // the watch keeps it current
+	}
 	if ps.lowLatency {
 		return min(s.cfg.ViewRefresh, llRefresh)
 	}
@@ -597,6 +600,14 @@ func (s *Scheduler) fetchView(ctx context.Context, ps *pointState) {
 	defer s.mu.Unlock()
 	ps.fetching = false
 	close(ps.done)
+	s.installView(ps, v, err)
+}
+
+// installView installs a point's index (or the error of fetching it),
+// reconciles the sessions of a point whose index changed, wakes the
+// requests waiting for a change (ps.changed) and starts watching a
+// low-latency point (watchPoint). s.mu must be held.
+func (s *Scheduler) installView(ps *pointState, v store.View, err error) {
 	ps.fetched = s.now()
 	ps.err = err
 	if err != nil {
@@ -609,6 +620,14 @@ func (s *Scheduler) fetchView(ctx context.Context, ps *pointState) {
 		for sess := range ps.sessions {
 			s.markDirty(sess)
 		}
+	}
+	if ps.changed != nil {
+		close(ps.changed)
+		ps.changed = nil
+	}
+	if w, ok := s.timeline.(Watcher); ok && ps.lowLatency && !ps.watching && s.runCtx != nil {
+		ps.watching = true
+		go s.watchPoint(s.runCtx, ps, w)
 	}
 }
 

@@ -92,9 +92,82 @@ func (s *Scheduler) awaitPart(ctx context.Context, sess *session, track string, 
 		if !now.Before(deadline) {
 			return http.StatusServiceUnavailable, "the playlist did not reach that segment or part in three target durations"
 		}
-		if !s.refreshSoon(ctx, sess.point) {
+		if !s.nextView(ctx, sess.point, deadline) {
 			return 0, ""
 		}
+	}
+}
+
+// nextView waits for the point's next index: from its watch (watchPoint),
+// or fetched llPoll after the last fetch. It reports false when ctx ended.
+func (s *Scheduler) nextView(ctx context.Context, ps *pointState, deadline time.Time) bool {
+	s.mu.Lock()
+	if !ps.watching {
+		s.mu.Unlock()
+		return s.refreshSoon(ctx, ps)
+	}
+	if ps.changed == nil {
+		ps.changed = make(chan struct{})
+	}
+	ch := ps.changed
+	s.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// watchPoint keeps a low-latency point's index current with w (one watch
+// in flight: a change at the origin is installed the moment it happens),
+// while the point is low-latency and used (sessions, or a request in the
+// last 30 s). A failed watch is retried after 500 ms; meanwhile the
+// periodic fetches take over.
+func (s *Scheduler) watchPoint(ctx context.Context, ps *pointState, w Watcher) {
+	tag := ""
+	for {
+		s.mu.Lock()
+		if ctx.Err() != nil || !ps.lowLatency || (len(ps.sessions) == 0 && s.now().Sub(ps.used.load()) > 30*time.Second) {
+			ps.watching = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		v, t, changed, err := w.Watch(ctx, ps.name, tag)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			s.log.Debug("watch of a low-latency point", "point", ps.name, "err", err)
+			s.mu.Lock()
+			ps.watching = false // the periodic fetches take over meanwhile
+			s.mu.Unlock()
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			s.mu.Lock()
+			if ps.watching || ctx.Err() != nil {
+				s.mu.Unlock()
+				return // another watch started meanwhile
+			}
+			ps.watching = true
+			s.mu.Unlock()
+			tag = ""
+			continue
+		}
+		s.mu.Lock()
+		if changed {
+			tag = t
+			s.installView(ps, v, nil)
+		} else {
+			ps.fetched = s.now() // still current
+		}
+		s.mu.Unlock()
 	}
 }
 

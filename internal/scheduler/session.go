@@ -133,19 +133,24 @@ type pointState struct {
 	live    bool
 	fetched time.Time
 	// lowLatency: a track of the live point has parts (lowlatency.go); its
-	// index is fetched every llRefresh.
+	// index is watched (watching, with a Watcher timeline), else fetched
+	// every llRefresh.
 	lowLatency bool
-	used       stamp // last request (written under the read lock too)
-	err        error
-	fetching   bool
-	done       chan struct{} // closed when the fetch in flight ends
-	tracks     map[string]*trackIndex
-	kinds      []string            // kinds present, in view order
-	byKind     map[string][]string // kind -> track IDs, view order
-	duration   float64             // span of the listable fragments (s)
-	sessions   map[*session]struct{}
-	edge       *session                     // the edge session while the point is live and watched
-	owners     map[cluster.BlockID][]string // placement cache for liveVer
+	watching   bool
+	// changed is closed when the next index is installed (nil: nobody
+	// waits; changedChan makes one).
+	changed  chan struct{}
+	used     stamp // last request (written under the read lock too)
+	err      error
+	fetching bool
+	done     chan struct{} // closed when the fetch in flight ends
+	tracks   map[string]*trackIndex
+	kinds    []string            // kinds present, in view order
+	byKind   map[string][]string // kind -> track IDs, view order
+	duration float64             // span of the listable fragments (s)
+	sessions map[*session]struct{}
+	edge     *session                     // the edge session while the point is live and watched
+	owners   map[cluster.BlockID][]string // placement cache for liveVer
 	// missing: (sender, block) a sender reported it does not hold (yet),
 	// since when; unconfirmed: blocks new in the live index that no sender
 	// confirmed yet, since when. Manifests point a block at an owner not
