@@ -620,12 +620,15 @@ func (s *Scheduler) installView(ps *pointState, v store.View, err error) {
 		for sess := range ps.sessions {
 			s.markDirty(sess)
 		}
+		if ps.watching && len(ps.sessions) > 0 {
+			s.kick() // reserve the new blocks now: they are listed once confirmed
+		}
 	}
 	if ps.changed != nil {
 		close(ps.changed)
 		ps.changed = nil
 	}
-	if w, ok := s.timeline.(Watcher); ok && ps.lowLatency && !ps.watching && s.runCtx != nil {
+	if w, ok := s.timeline.(Watcher); ok && ps.live && !ps.watching && s.runCtx != nil {
 		ps.watching = true
 		go s.watchPoint(s.runCtx, ps, w)
 	}

@@ -122,16 +122,17 @@ func (s *Scheduler) nextView(ctx context.Context, ps *pointState, deadline time.
 	return true
 }
 
-// watchPoint keeps a low-latency point's index current with w (one watch
-// in flight: a change at the origin is installed the moment it happens),
-// while the point is low-latency and used (sessions, or a request in the
-// last 30 s). A failed watch is retried after 500 ms; meanwhile the
+// watchPoint keeps a live point's index current with w (one watch in
+// flight: a change at the origin — a fragment, or a part of a low-latency
+// stream — is installed the moment it happens, and the new blocks are
+// reserved at once), while the point is live and used (sessions, or a
+// request in the last 30 s). A failed watch is retried after 500 ms; meanwhile the
 // periodic fetches take over.
 func (s *Scheduler) watchPoint(ctx context.Context, ps *pointState, w Watcher) {
 	tag := ""
 	for {
 		s.mu.Lock()
-		if ctx.Err() != nil || !ps.lowLatency || (len(ps.sessions) == 0 && s.now().Sub(ps.used.load()) > 30*time.Second) {
+		if ctx.Err() != nil || !ps.live || (len(ps.sessions) == 0 && s.now().Sub(ps.used.load()) > 30*time.Second) {
 			ps.watching = false
 			s.mu.Unlock()
 			return

@@ -132,9 +132,10 @@ type pointState struct {
 	view    store.View
 	live    bool
 	fetched time.Time
-	// lowLatency: a track of the live point has parts (lowlatency.go); its
-	// index is watched (watching, with a Watcher timeline), else fetched
-	// every llRefresh.
+	// lowLatency: a track of the live point has parts (lowlatency.go).
+	// A live point's index is watched (watching, with a Watcher
+	// timeline), else fetched every ViewRefresh (llRefresh for a
+	// low-latency one).
 	lowLatency bool
 	watching   bool
 	// changed is closed when the next index is installed (nil: nobody
