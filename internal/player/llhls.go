@@ -135,6 +135,9 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 			s.log.Warn("init segment timing", "kind", k, "err", err)
 		}
 	}
+	if k == KindVideo {
+		s.stats.chose(r.Bitrate)
+	}
 	hinted := "" // URL of the hinted part fetched but not yet listed
 	var hintEnd time.Time
 	for ctx.Err() == nil {
