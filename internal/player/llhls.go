@@ -139,7 +139,6 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 		s.stats.chose(r.Bitrate)
 	}
 	hinted := "" // URL of the hinted part fetched but not yet listed
-	var hintEnd time.Time
 	for ctx.Err() == nil {
 		pl, changed := f.current()
 		if hinted != "" {
@@ -222,12 +221,10 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 			s.ll.add(&s.ll.stats.PreloadHints)
 			s.stats.fragment(k, r.Bitrate, len(data), d, k == KindVideo || pres.Video == nil)
 			s.addMedia(k, d, end, &skip)
-			hinted, hintEnd = pl.hint, end.Add(d)
+			hinted = pl.hint
 		default:
-			// Nothing to fetch until the playlist grows.
-			if hinted != "" && !hintEnd.IsZero() && time.Since(hintEnd) > 3*pl.target+time.Minute {
-				return errors.New("the hinted part never appeared in the playlist")
-			}
+			// Nothing to fetch until the playlist grows (a session that
+			// stops growing ends at Config.StallTimeout).
 			waitChange(ctx, changed, pl.target)
 		}
 	}
