@@ -128,21 +128,24 @@ func (t *trackIndex) at(pos float64) int {
 
 // pointState is the cached index of a publishing point and its sessions.
 type pointState struct {
-	name     string
-	view     store.View
-	live     bool
-	fetched  time.Time
-	used     stamp // last request (written under the read lock too)
-	err      error
-	fetching bool
-	done     chan struct{} // closed when the fetch in flight ends
-	tracks   map[string]*trackIndex
-	kinds    []string            // kinds present, in view order
-	byKind   map[string][]string // kind -> track IDs, view order
-	duration float64             // span of the listable fragments (s)
-	sessions map[*session]struct{}
-	edge     *session                     // the edge session while the point is live and watched
-	owners   map[cluster.BlockID][]string // placement cache for liveVer
+	name    string
+	view    store.View
+	live    bool
+	fetched time.Time
+	// lowLatency: a track of the live point has parts (lowlatency.go); its
+	// index is fetched every llRefresh.
+	lowLatency bool
+	used       stamp // last request (written under the read lock too)
+	err        error
+	fetching   bool
+	done       chan struct{} // closed when the fetch in flight ends
+	tracks     map[string]*trackIndex
+	kinds      []string            // kinds present, in view order
+	byKind     map[string][]string // kind -> track IDs, view order
+	duration   float64             // span of the listable fragments (s)
+	sessions   map[*session]struct{}
+	edge       *session                     // the edge session while the point is live and watched
+	owners     map[cluster.BlockID][]string // placement cache for liveVer
 	// missing: (sender, block) a sender reported it does not hold (yet),
 	// since when; unconfirmed: blocks new in the live index that no sender
 	// confirmed yet, since when. Manifests point a block at an owner not
@@ -241,6 +244,12 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 	ps.view = v
 	ps.viewVer++
 	ps.live = manifest.Live(v)
+	ps.lowLatency = false
+	for _, t := range v.Tracks {
+		if manifest.LowLatency(v, t) {
+			ps.lowLatency = true
+		}
+	}
 	if !changed {
 		return false
 	}
