@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/testkit/llhls"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
@@ -58,6 +59,20 @@ func TestClusterLowLatency(t *testing.T) {
 	r = runPlay(t, webDir, sched.base+"/s/live/manifest.mpd", "dash", seconds, seconds*3/4, filepath.Join(art, "screenshot-llcluster-dash.png"))
 	checkPlay(t, r, float64(seconds*3/4))
 	checkLatency(t, "dash.js through scheduler sessions and senders", r, 3.5)
+
+	// A delta update agrees with the full playlist of the same part
+	// (both blocking on it).
+	_, master := fetch(t, sched.base+"/s/live/master.m3u8")
+	uri := pathway.FindString(string(master))
+	_, body := fetch(t, uri)
+	pl := parseLL(t, body)
+	q := fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", pl.seq+int64(pl.segments), pl.parts)
+	_, full := fetch(t, uri+q)
+	_, delta := fetch(t, uri+q+"&_HLS_skip=YES")
+	parseLL(t, delta)
+	if err := llhls.CheckDelta(full, delta); err != nil {
+		t.Errorf("delta update from a sender: %v\nfull:\n%s\ndelta:\n%s", err, full, delta)
+	}
 
 	var ram, growing, missing, timeout float64
 	for _, s := range cl.senders {
