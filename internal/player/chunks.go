@@ -90,18 +90,27 @@ func boxHeader(b []byte) (size uint64, typ string, hdr int) {
 
 // readChunks reads a body of ISOBMFF boxes as it arrives and calls fn with
 // each chunk the moment its mdat is complete: the boxes since the previous
-// chunk (styp, prft, moof, mdat ...). It returns the whole body (at most
-// limit bytes), which the caller checks as a fragment.
-func readChunks(r io.Reader, limit int64, fn func(chunk []byte)) ([]byte, error) {
+// chunk (styp, prft, moof, mdat ...), and how long the chunk took to
+// arrive from its first byte (its burst: a growing body idles between
+// chunks, which says nothing about the network). It returns the whole body
+// (at most limit bytes), which the caller checks as a fragment.
+func readChunks(r io.Reader, limit int64, fn func(chunk []byte, burst time.Duration)) ([]byte, error) {
 	var data []byte
 	from := 0 // start of the chunk being read
+	var first time.Time
 	var hdr [16]byte
 	for {
-		if _, err := io.ReadFull(r, hdr[:8]); err != nil {
+		if _, err := io.ReadFull(r, hdr[:1]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return data, nil
 			}
 			return data, err
+		}
+		if len(data) == from {
+			first = time.Now()
+		}
+		if _, err := io.ReadFull(r, hdr[1:8]); err != nil {
+			return data, fmt.Errorf("box header: %w", err)
 		}
 		n := 8
 		size := uint64(binary.BigEndian.Uint32(hdr[:4]))
@@ -125,7 +134,7 @@ func readChunks(r io.Reader, limit int64, fn func(chunk []byte)) ([]byte, error)
 			return data[:start], err
 		}
 		if string(hdr[4:8]) == "mdat" {
-			fn(data[from:])
+			fn(data[from:], time.Since(first))
 			from = len(data)
 		}
 	}

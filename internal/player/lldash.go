@@ -125,7 +125,8 @@ func (s *session) fetchChunked(ctx context.Context, pres *Presentation, k Kind, 
 		info.Starved = s.play.takeStarved(k)
 		var pos time.Duration // media received in this attempt
 		chunks := 0
-		onChunk := func(chunk []byte) {
+		onChunk := func(chunk []byte, burst time.Duration) {
+			s.abr.sample(len(chunk), burst)
 			d, err := timing.chunkDuration(chunk)
 			if err != nil || d <= 0 {
 				return
@@ -171,7 +172,7 @@ func (s *session) fetchChunked(ctx context.Context, pres *Presentation, k Kind, 
 
 // getStream is get for a body read as it arrives: onChunk is called with
 // each complete CMAF chunk (readChunks). It returns the whole body.
-func (s *session) getStream(ctx context.Context, u string, info RequestInfo, onChunk func([]byte)) ([]byte, time.Duration, error) {
+func (s *session) getStream(ctx context.Context, u string, info RequestInfo, onChunk func([]byte, time.Duration)) ([]byte, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("request %s: %w", u, err)

@@ -25,7 +25,8 @@ import (
 //     segment's start, else parts; at the end of the playlist it requests
 //     the part the preload hint names, which the server answers when the
 //     part exists, and adds it to the buffer with the duration of its
-//     samples before the playlist lists it.
+//     samples before the playlist lists it. Video switches rendition at
+//     segment boundaries (llSwitch).
 
 // hlsFollower keeps one rendition's low-latency media playlist current.
 type hlsFollower struct {
@@ -119,25 +120,39 @@ func (f *hlsFollower) run(ctx context.Context) {
 	}
 }
 
-// llHLSLoop plays one kind of a low-latency HLS session: rendition r,
-// whose playlist f follows.
+// llHLSLoop plays one kind of a low-latency HLS session, starting with
+// rendition r, whose playlist f holds; it runs the follower of the
+// rendition in use. Video switches rendition (ABR) at segment boundaries:
+// the new rendition's playlist is loaded whole, its init segment fetched,
+// and its follower replaces the old one; the position (media sequence
+// number) carries over.
 func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *Rendition, f *hlsFollower) error {
+	var (
+		fwg        sync.WaitGroup
+		stopFollow = func() {}
+	)
+	follow := func(nf *hlsFollower) {
+		stopFollow()
+		fctx, cancel := context.WithCancel(ctx)
+		stopFollow = cancel
+		fwg.Go(func() { nf.run(fctx) })
+	}
+	defer func() {
+		stopFollow()
+		fwg.Wait()
+	}()
+	follow(f)
 	pl, _ := f.current()
 	pos, skip := startPosition(pl, s.ll.holdBack)
 	s.log.Debug("low-latency start", "kind", k, "msn", pos.msn, "part", pos.part, "skip", skip)
-	var timing trackTiming
-	if pl.init != nil {
-		data, err := s.fetchInitData(ctx, pres, k, r, *pl.init)
-		if err != nil {
-			return fmt.Errorf("init segment: %w", err)
-		}
-		if timing, err = parseTrackTiming(data); err != nil {
-			s.log.Warn("init segment timing", "kind", k, "err", err)
-		}
+	timing, err := s.llInit(ctx, pres, k, r)
+	if err != nil {
+		return err
 	}
 	if k == KindVideo {
 		s.stats.chose(r.Bitrate)
 	}
+	st := pres.Stream(k)
 	hinted := "" // URL of the hinted part fetched but not yet listed
 	for ctx.Err() == nil {
 		pl, changed := f.current()
@@ -146,6 +161,33 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 			if p, ok := findPart(pl, hinted); ok {
 				pos, hinted = llPos{msn: p.msn, part: p.part + 1}, ""
 				continue
+			}
+		}
+		// A switch waits for a segment boundary. At the end of the
+		// playlist in the middle of a segment the next part may begin the
+		// next segment or not: while the throughput estimate asks for
+		// another rendition, the hinted part is not requested ahead, and
+		// the next playlist says which it is.
+		holdHint := false
+		if k == KindVideo && hinted == "" && len(st.Renditions) > 1 && pos.part > 0 && atEnd(pl, pos) {
+			level, _ := s.play.levelOf(k, time.Now())
+			holdHint = s.abrChoice(st, r.ID, level).ID != r.ID
+		}
+		if k == KindVideo && pos.part == 0 && hinted == "" && len(st.Renditions) > 1 {
+			level, _ := s.play.levelOf(k, time.Now())
+			if nr := s.pick(k, st, r.ID, level); nr.ID != r.ID {
+				nf, rr, tt, err := s.llSwitch(ctx, pres, k, nr)
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err != nil {
+					s.log.Warn("low-latency rendition switch", "kind", k, "to", nr.ID, "err", err)
+				} else {
+					s.log.Debug("switch", "kind", k, "from", r.ID, "to", nr.ID, "bitrate", nr.Bitrate, "msn", pos.msn)
+					f, r, timing = nf, rr, tt
+					follow(f)
+					continue
+				}
 			}
 		}
 		seg := pl.seg(pos.msn)
@@ -193,7 +235,7 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 		case pl.ended && seg == nil:
 			s.play.end(k, time.Now())
 			return nil
-		case hinted == "" && pl.hint != "" && atEnd(pl, pos):
+		case hinted == "" && pl.hint != "" && atEnd(pl, pos) && !holdHint:
 			// The end of the playlist: the hinted part is the next one;
 			// the server answers when it exists.
 			end := playlistEndWall(pl)
@@ -229,6 +271,93 @@ func (s *session) llHLSLoop(ctx context.Context, pres *Presentation, k Kind, r *
 		}
 	}
 	return nil
+}
+
+// llInit fetches rendition r's init segment (if it has one) and reads its
+// track timing (zero when unreadable: hinted parts are then taken from
+// the playlist).
+func (s *session) llInit(ctx context.Context, pres *Presentation, k Kind, r *Rendition) (trackTiming, error) {
+	if r.Init == nil {
+		return trackTiming{}, nil
+	}
+	data, err := s.fetchInitData(ctx, pres, k, r, Segment{})
+	if err != nil {
+		return trackTiming{}, fmt.Errorf("init segment: %w", err)
+	}
+	tt, err := parseTrackTiming(data)
+	if err != nil {
+		s.log.Warn("init segment timing", "kind", k, "err", err)
+	}
+	return tt, nil
+}
+
+// llSwitch prepares a switch of kind k to rendition nr: its playlist
+// (loaded whole; it must be low-latency), a follower for it, the
+// rendition with the playlist's init segment, and that segment's timing.
+func (s *session) llSwitch(ctx context.Context, pres *Presentation, k Kind, nr *Rendition) (*hlsFollower, *Rendition, trackTiming, error) {
+	src, ok := s.man.src.(*hlsSource)
+	if !ok {
+		return nil, nil, trackTiming{}, errors.New("not an HLS source")
+	}
+	uri := src.mediaURI(nr.ID)
+	if uri == "" {
+		return nil, nil, trackTiming{}, errors.New("no media playlist")
+	}
+	base, err := url.Parse(uri)
+	if err != nil {
+		return nil, nil, trackTiming{}, fmt.Errorf("playlist URL: %w", err)
+	}
+	data, err := s.fetchManifest(ctx, uri)
+	if err != nil {
+		return nil, nil, trackTiming{}, err
+	}
+	npl, err := parseLLPlaylist(data, base)
+	if err != nil {
+		return nil, nil, trackTiming{}, err
+	}
+	if !npl.lowLatency() || len(npl.segs) == 0 {
+		return nil, nil, trackTiming{}, errors.New("the playlist is not low-latency")
+	}
+	rr := *nr
+	rr.Init = npl.init
+	tt, err := s.llInit(ctx, pres, k, &rr)
+	if err != nil {
+		return nil, nil, trackTiming{}, err
+	}
+	s.man.setActive(k, nr.ID)
+	return newHLSFollower(s, k, uri, npl), &rr, tt, nil
+}
+
+// fetchMedia fetches and checks a segment or part of a low-latency HLS
+// session in at most attempts attempts and returns it. The throughput
+// estimate learns from each chunk's burst, not from the whole request: a
+// preload-hinted part waits at the server until it exists.
+func (s *session) fetchMedia(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, attempts int) ([]byte, error) {
+	var out []byte
+	attempt := func() (int, time.Duration, error) {
+		info := s.requestInfo(pres, k, r, objectType(pres, k))
+		info.Duration = seg.Dur
+		info.Starved = s.play.takeStarved(k)
+		data, elapsed, err := s.getStream(ctx, seg.URL, info, func(chunk []byte, burst time.Duration) {
+			s.abr.sample(len(chunk), burst)
+		})
+		if err != nil {
+			return len(data), elapsed, err
+		}
+		if err := checkFragment(data); err != nil {
+			s.stats.invalidFragment()
+			return len(data), elapsed, err
+		}
+		out = data
+		return len(data), elapsed, nil
+	}
+	var err error
+	if attempts > 1 {
+		err = s.withRetry(ctx, attempt)
+	} else {
+		_, _, err = attempt()
+	}
+	return out, err
 }
 
 // addMedia adds d of media of kind k, whose first frame the manifest maps

@@ -14,7 +14,8 @@ import (
 )
 
 // fakeLLOrigin serves a live LL-HLS presentation (RFC 8216bis) at
-// /master.m3u8: a video and an audio media playlist, 1 s segments of four
+// /master.m3u8: two video renditions (300 and 800 kbit/s) and an audio
+// one, 1 s segments of four
 // 0.25 s parts (part-<n>.m4s, n counted from the stream's start; the
 // whole segment seg-<k>.m4s), the parts of the last two segments and of
 // the one in progress listed, a preload hint for the next part, blocking
@@ -67,7 +68,8 @@ func (o *fakeLLOrigin) handle(w http.ResponseWriter, r *http.Request) {
 	case p == "master.m3u8":
 		fmt.Fprint(w, "#EXTM3U\n#EXT-X-VERSION:9\n"+
 			"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",DEFAULT=YES,URI=\"a/media.m3u8\"\n"+
-			"#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud\"\nv/media.m3u8\n")
+			"#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud\"\nv300000/media.m3u8\n"+
+			"#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud\"\nv800000/media.m3u8\n")
 	case strings.HasSuffix(p, "/media.m3u8"):
 		o.mu.Lock()
 		o.queries = append(o.queries, r.URL.RawQuery)
@@ -90,17 +92,25 @@ func (o *fakeLLOrigin) handle(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write(makeFragment(o.t, 800_000, o.partDur, uint64(n)*o.partTicks(), uint32(n+1)))
+		_, _ = w.Write(makeFragment(o.t, o.bitrate(p), o.partDur, uint64(n)*o.partTicks(), uint32(n+1)))
 	case strings.Contains(p, "/seg-"):
 		k, err := strconv.Atoi(strings.TrimSuffix(p[strings.Index(p, "seg-")+4:], ".m4s"))
 		if err != nil || (k+1)*llPartsPerSeg > o.parts() {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write(makeFragment(o.t, 800_000, llPartsPerSeg*o.partDur, uint64(k*llPartsPerSeg)*o.partTicks(), uint32(k+1)))
+		_, _ = w.Write(makeFragment(o.t, o.bitrate(p), llPartsPerSeg*o.partDur, uint64(k*llPartsPerSeg)*o.partTicks(), uint32(k+1)))
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// bitrate is the bitrate of the rendition a path is in (v<bitrate>/..., a/...).
+func (o *fakeLLOrigin) bitrate(p string) int64 {
+	if b, err := strconv.ParseInt(strings.TrimPrefix(p[:strings.IndexByte(p, '/')], "v"), 10, 64); err == nil {
+		return b
+	}
+	return 64_000
 }
 
 // playlist renders the media playlist as it is now.
@@ -149,7 +159,9 @@ func (o *fakeLLOrigin) playlist(skip bool) string {
 // TestLowLatencyHLSSession plays the fake LL-HLS origin in low-latency
 // mode: it must start near PART-HOLD-BACK, fetch parts and preload-hinted
 // parts, follow the playlists by blocking reloads with well-formed
-// directives and merge delta updates, and play without a stall.
+// directives and merge delta updates, switch up to the higher video
+// rendition (the loopback is fast) at a segment boundary, and play without
+// a stall.
 func TestLowLatencyHLSSession(t *testing.T) {
 	o := (&fakeLLOrigin{t: t}).serve(10)
 	var progress bytes.Buffer
@@ -162,6 +174,9 @@ func TestLowLatencyHLSSession(t *testing.T) {
 	}
 	if ll.TargetMS != 750 || ll.Parts == 0 || ll.PreloadHints == 0 || ll.BlockingReloads == 0 || ll.DeltaUpdates == 0 || ll.DeltaGaps != 0 {
 		t.Errorf("low latency: %+v; want target 750 ms, parts, preload hints, blocking reloads, delta updates merged", ll.LowLatencyStats)
+	}
+	if rep.Switches < 1 || rep.Bitrates[len(rep.Bitrates)-1] != 800_000 {
+		t.Errorf("bitrates %v, want a switch up to 800000", rep.Bitrates)
 	}
 	if len(ll.Seconds) < 3 || !strings.Contains(progress.String(), "latency=") {
 		t.Errorf("%d per-second samples; progress %q", len(ll.Seconds), progress.String())

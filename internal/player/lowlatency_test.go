@@ -244,7 +244,7 @@ func TestReadChunks(t *testing.T) {
 		pw.Close()
 	}()
 	var durs []time.Duration
-	data, err := readChunks(pr, 1<<20, func(chunk []byte) {
+	data, err := readChunks(pr, 1<<20, func(chunk []byte, _ time.Duration) {
 		d, err := tt.chunkDuration(chunk)
 		if err != nil {
 			t.Error(err)

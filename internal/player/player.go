@@ -298,7 +298,6 @@ func (s *session) run(parent context.Context) error {
 		wg.Go(func() {
 			var err error
 			if f := followers[k]; f != nil {
-				wg.Go(func() { f.run(ctx) })
 				r := pres.Stream(k).Rendition(s.man.activeID(k))
 				if r == nil {
 					err = fmt.Errorf("rendition %q gone", s.man.activeID(k))
@@ -696,13 +695,23 @@ func (s *session) pick(k Kind, st *Stream, curID string, level time.Duration) *R
 		}
 		return st.Renditions[len(st.Renditions)-1]
 	}
-	r := s.abr.choose(abrInput{
-		renditions: st.Renditions, current: st.Rendition(curID), buffer: level,
-		bufferTarget: s.cfg.Buffer, startup: s.cfg.Startup, maxBitrate: s.cfg.MaxBitrate,
-		now: time.Now(),
-	})
+	r := s.abrChoice(st, curID, level)
 	s.stats.chose(r.Bitrate)
 	return r
+}
+
+// abrChoice is the video rendition ABR would choose now (pick without
+// recording the choice).
+func (s *session) abrChoice(st *Stream, curID string, level time.Duration) *Rendition {
+	startup := s.cfg.Startup
+	if s.play != nil {
+		startup = s.play.threshold // lower in low-latency mode
+	}
+	return s.abr.choose(abrInput{
+		renditions: st.Renditions, current: st.Rendition(curID), buffer: level,
+		bufferTarget: s.cfg.Buffer, startup: startup, maxBitrate: s.cfg.MaxBitrate,
+		now: time.Now(),
+	})
 }
 
 // requestInfo describes a request for a media object of rendition r.
@@ -770,13 +779,6 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 	return len(data), err
 }
 
-// fetchMedia fetches and checks a media object at the live edge of a
-// low-latency session (a segment or a part, nothing listed after it) and
-// returns it.
-func (s *session) fetchMedia(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, attempts int) ([]byte, error) {
-	return s.fetchFragmentData(ctx, pres, k, r, seg, nil, 0, attempts)
-}
-
 // fetchFragmentData is fetchFragment returning the fragment.
 func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) ([]byte, error) {
 	var out []byte
@@ -807,10 +809,6 @@ func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k K
 		// may raise the estimate but never lowers it (the request's round
 		// trip and ramp make the measured rate a little lower than the pace).
 		switch {
-		case s.ll != nil:
-			// Low latency: a download at the live edge waits for the
-			// encoder (a hinted part, a growing segment) and measures it,
-			// not the network.
 		case pace == 0:
 			s.abr.sample(len(data), elapsed)
 		case pace > s.abr.estimate():
