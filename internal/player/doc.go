@@ -156,7 +156,10 @@
 // listed (llhls.go, llplaylist.go); an LL-DASH session starts at the
 // ServiceDescription's target latency, requests each segment at its
 // availability (availabilityTimeOffset) and adds its chunked body to the
-// buffer chunk by chunk (lldash.go, chunks.go). The playback rate is
+// buffer chunk by chunk (lldash.go, chunks.go). The throughput estimate
+// learns from each chunk's burst (first byte to the end of its mdat), not
+// from whole requests, which wait for the encoder; video switches
+// rendition at segment boundaries only. The playback rate is
 // steered to the target latency within the advertised bounds (catchup.go),
 // and Report.LowLatency has the counters and one latency sample per
 // second. A stream that is not low-latency plays in standard mode and the
