@@ -138,6 +138,7 @@ func (s *Scheduler) watchPoint(ctx context.Context, ps *pointState, w Watcher) {
 			return
 		}
 		s.mu.Unlock()
+		t0 := time.Now()
 		v, t, changed, err := w.Watch(ctx, ps.name, tag)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -169,6 +170,14 @@ func (s *Scheduler) watchPoint(ctx context.Context, ps *pointState, w Watcher) {
 			ps.fetched = s.now() // still current
 		}
 		s.mu.Unlock()
+		if !changed && time.Since(t0) < watchWait/2 {
+			// An origin that does not wait (one from before the long
+			// poll) answers at once: poll it instead of spinning.
+			select {
+			case <-time.After(llRefresh):
+			case <-ctx.Done():
+			}
+		}
 	}
 }
 
