@@ -120,6 +120,11 @@ func TestPlayLowLatency(t *testing.T) {
 		}
 		t.Logf("%s: latency p50 %d ms, p95 %d ms; %d stalls", r.name, rep.Latency.P50MS, rep.Latency.P95MS, rep.Stalls)
 		if !r.ll {
+			// A standard-mode player on a low-latency stream plays it as
+			// a standard one (complete segments only): no stall.
+			if !rep.OK || rep.Stalls != 0 {
+				t.Errorf("%s: ok %v (%s), %d stalls (want 0)\nstderr: %s", r.name, rep.OK, rep.Error, rep.Stalls, logs[i])
+			}
 			continue
 		}
 		ll := rep.LowLatency

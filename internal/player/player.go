@@ -471,6 +471,9 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		}
 		s.man.setActive(k, r.ID)
 		segs := r.Segments(time.Now())
+		if s.ll == nil && pres.Live && pres.LowLatency != nil {
+			segs = completeSegments(segs, s.dashNow())
+		}
 		if !cur.set && pres.Live && len(segs) > 0 {
 			first := segs[liveStart(segs, pres.LiveDelay)]
 			if s.ll != nil {
@@ -577,6 +580,18 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		cur.advance(seg)
 	}
 	return nil
+}
+
+// completeSegments cuts a low-latency MPD's segments, for a player in
+// standard mode, to those complete at now (their wall-clock end passed):
+// such an MPD lists the segment in progress (availabilityTimeOffset), which
+// a standard player would fetch whole from the moment it begins.
+func completeSegments(segs []Segment, now time.Time) []Segment {
+	n := len(segs)
+	for n > 0 && !segs[n-1].Wall.IsZero() && segs[n-1].Wall.Add(segs[n-1].Dur).After(now) {
+		n--
+	}
+	return segs[:n]
 }
 
 // following returns the segment after segs[idx] (nil at the end) and, live,
