@@ -34,6 +34,16 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"that at --min-buffer), lowered when the server reports loss in CMSD; cmcd sends it as\n"+
 		"CMCD rtp, spec also as the Sluice-Pacing header with --burst. The server's CMSD\n"+
 		"metadata is read back and reported under \"pacing\" in --json (any --pacing value).\n\n"+
+		"With --low-latency a low-latency stream is played as one (docs/latency.md): LL-HLS with\n"+
+		"blocking playlist reloads (_HLS_msn/_HLS_part), delta updates (_HLS_skip), parts and\n"+
+		"preload hints, from PART-HOLD-BACK behind the end of the playlist; LL-DASH with each\n"+
+		"segment requested at its availability (availabilityTimeOffset) and its chunked body\n"+
+		"added to the buffer chunk by chunk, from the ServiceDescription's target latency. The\n"+
+		"playback rate steers the latency to the target (DASH: the MPD's PlaybackRate bounds;\n"+
+		"HLS: 0.95-1.05). A line per second on stderr (one session) gives the latency (wall\n"+
+		"clock minus the playhead's program date time), rate, buffer and stalls; --json has them\n"+
+		"under \"low_latency\". A stream that is not low-latency plays in standard mode and\n"+
+		"the report says why.\n\n"+
 		"Exit status: 0 when every session started playing and none failed, 1 otherwise.", stderr)
 	format := fs.String("format", "auto", "manifest format: dash, hls, smooth, or auto (from the URL: .mpd, .m3u8, /Manifest)")
 	duration := fs.Duration("duration", 0, "stop after this wall time (e.g. 20s, 2m); 0 = play an on-demand presentation to its end, a live one for 30s")
@@ -56,6 +66,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&minBuffer, "min-buffer", "below this buffer (seconds or a duration) fragment requests carry no pacing specification (default: --startup)")
 	burst := fs.Int("burst", 0, "device capability: most TCP segments per burst, sent with --pacing spec (0 = leave it to the server)")
 	probeEvery := fs.Int("probe-every", 0, "with --pacing cmcd|spec: below the top video rendition, every Nth fragment goes unpaced so that the throughput estimate sees the network (0 = never; paced requests below the top already leave room to switch up)")
+	lowLatency := fs.Bool("low-latency", false, "play a low-latency stream (LL-HLS parts and blocking reloads, LL-DASH chunked segments) at its target latency with playback-rate catch-up; standard mode otherwise")
 	pacingLog := fs.Bool("pacing-log", false, "with --json: one entry per fragment request under pacing.log (start time, size, download time, requested and applied rate)")
 
 	var positional []string
@@ -87,9 +98,13 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := player.Config{
 		URL: positional[0], Format: f, Duration: *duration,
 		Startup: time.Duration(startup), Buffer: time.Duration(buffer), MaxBitrate: int64(maxBitrate),
-		Client:    player.NewClient(*timeout, *sessions),
-		SessionID: *sid,
-		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Client:     player.NewClient(*timeout, *sessions),
+		SessionID:  *sid,
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		LowLatency: *lowLatency,
+	}
+	if *lowLatency && *sessions == 1 {
+		cfg.Progress = stderr
 	}
 	if *cmcd {
 		cfg.Hooks = append(cfg.Hooks, player.CMCDHook())

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/testkit/llhls"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
 
@@ -34,6 +35,17 @@ type llPlaylist struct {
 
 func parseLL(t *testing.T, body []byte) llPlaylist {
 	t.Helper()
+	// Every low-latency playlist a test sees keeps RFC 8216bis's rules.
+	if bytes.Contains(body, []byte("#EXT-X-PART-INF")) {
+		if err := llhls.Check(body); err != nil {
+			t.Errorf("low-latency playlist breaks the rules: %v\n%s", err, body)
+		}
+	}
+	return parseLLQuiet(body)
+}
+
+// parseLLQuiet is parseLL without the rules' check.
+func parseLLQuiet(body []byte) llPlaylist {
 	var p llPlaylist
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
@@ -167,6 +179,25 @@ func TestLowLatency(t *testing.T) {
 	t.Logf("fragment in progress %s: %d, %d bytes, %d chunks, in %v", seg, code, len(data), moofs, took)
 	if code != http.StatusOK || moofs < 2 || took < 300*time.Millisecond {
 		t.Errorf("fragment in progress: status %d, %d chunks in %v; want it streamed as it grows", code, moofs, took)
+	}
+
+	// Through a session of the scheduler in process (/s/): its local
+	// sender keeps the parts the store hands over, and serves the hinted
+	// part from them.
+	_, smaster := fetch(t, base+"/s/ll/master.m3u8")
+	spath := regexp.MustCompile(`/b/[^"\s]+/media\.m3u8`).FindString(string(smaster))
+	if spath == "" {
+		t.Fatalf("no pathway playlist in the session's master:\n%s", smaster)
+	}
+	waitUntil(t, 10*time.Second, "parts in the session's pathway playlist", func() (bool, string) {
+		_, body = fetch(t, base+spath)
+		pl = parseLL(t, body)
+		return pl.hint != "" && pl.partInf != "", string(body)
+	})
+	sdir := base + spath[:strings.LastIndexByte(spath, '/')+1]
+	code, data = fetch(t, sdir+pl.hint)
+	if code != http.StatusOK || !media.IsComplete(data) {
+		t.Errorf("session: preload-hinted part from the local sender: status %d, %d bytes", code, len(data))
 	}
 
 	// Through a distribution server in front: blocking reloads forwarded

@@ -29,6 +29,10 @@ const tierPollInterval = 10 * time.Millisecond
 type tierSource struct {
 	tier, format, url string
 	parse             func([]byte) ([]int64, error)
+	// next, if set, gives the query of the next request from the last
+	// answer (an LL-HLS blocking reload for the next part, as a
+	// low-latency player asks): the poller then asks again at once.
+	next func([]byte) string
 }
 
 // tierSightings records, per tier and format, when each fragment was first
@@ -53,8 +57,9 @@ func pollTier(ctx context.Context, c *http.Client, src tierSource, s *tierSighti
 	key := src.tier + "/" + src.format
 	tick := time.NewTicker(tierPollInterval)
 	defer tick.Stop()
+	query := ""
 	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, src.url, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, src.url+query, nil)
 		resp, err := c.Do(req)
 		var body []byte
 		if err == nil {
@@ -90,6 +95,11 @@ func pollTier(ctx context.Context, c *http.Client, src tierSource, s *tierSighti
 			}
 		}
 		s.mu.Unlock()
+		if src.next != nil && err == nil {
+			if query = src.next(body); query != "" {
+				continue
+			}
+		}
 		select {
 		case <-ctx.Done():
 		case <-tick.C:

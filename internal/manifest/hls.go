@@ -483,6 +483,37 @@ func LowLatency(v store.View, t store.TrackView) bool {
 	return len(t.Parts) > 0 && t.PartTarget > 0 && !t.Ended && Live(v)
 }
 
+// HasPart reports whether a low-latency media playlist of track t (at
+// least one complete segment) holds segment msn, and part part of it (part
+// < 0 for the whole segment): what a blocking reload (_HLS_msn, _HLS_part)
+// waits for. A part past the last of a complete segment stands for part 0
+// of the next one (RFC 8216bis 6.2.5.2).
+func HasPart(t store.TrackView, msn, part int64) bool {
+	last := t.First + int64(len(t.Frags)) - 1
+	if msn < last || (msn == last && part < 0) {
+		return true
+	}
+	if msn == last {
+		ps, ok := t.PartsOf(t.Frags[len(t.Frags)-1].Start)
+		if !ok || part < int64(len(ps)) {
+			return true
+		}
+		msn, part = last+1, 0
+	}
+	if msn > last+1 || part < 0 {
+		return false
+	}
+	open, ok := t.Open()
+	return ok && open.Start == t.Frags[len(t.Frags)-1].End() && int64(len(open.Parts)) > part
+}
+
+// TooFarAhead reports whether a blocking reload for segment msn asks more
+// than two segments past track t's last complete one (a 400, RFC 8216bis
+// 6.2.5.2).
+func TooFarAhead(t store.TrackView, msn int64) bool {
+	return msn > t.First+int64(len(t.Frags))-1+2
+}
+
 // partTarget is the LL-HLS part target in seconds: the longest part the
 // track has had, in whole milliseconds rounded up.
 func partTarget(t store.TrackView) float64 {

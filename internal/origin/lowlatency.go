@@ -75,12 +75,11 @@ func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *s
 			h.renderManifest(w, r, point, v, "hls", track, hlsPlaylist, "", render)
 			return
 		}
-		last := t.First + int64(len(t.Frags)) - 1
-		if msn > last+2 {
+		if manifest.TooFarAhead(t, msn) {
 			http.Error(w, "_HLS_msn is more than two segments ahead of the playlist", http.StatusBadRequest)
 			return
 		}
-		if has(t, last, msn, part) {
+		if manifest.HasPart(t, msn, part) {
 			target := manifest.TargetDuration(t)
 			h.renderManifest(w, r, point, v, "hls", track, hlsPlaylist, "public, max-age="+strconv.FormatUint(target, 10), render)
 			return
@@ -120,28 +119,6 @@ func stopTimer(t **time.Timer) {
 	if *t != nil {
 		(*t).Stop()
 	}
-}
-
-// has reports whether a playlist whose last complete segment is last holds
-// segment msn (and part part of it, part < 0 for none). A part past the
-// last of a complete segment stands for part 0 of the next one (RFC
-// 8216bis 6.2.5.2).
-func has(t store.TrackView, last, msn, part int64) bool {
-	if msn < last || (msn == last && part < 0) {
-		return true
-	}
-	if msn == last {
-		ps, ok := t.PartsOf(t.Frags[len(t.Frags)-1].Start)
-		if !ok || part < int64(len(ps)) {
-			return true
-		}
-		msn, part = last+1, 0
-	}
-	if msn > last+1 || part < 0 {
-		return false
-	}
-	open, ok := t.Open()
-	return ok && open.Start == t.Frags[len(t.Frags)-1].End() && int64(len(open.Parts)) > part
 }
 
 // part serves a part of a track's newest fragments from memory. A part

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-media/sluice/internal/store"
 )
@@ -26,19 +28,50 @@ func (h *Handler) viewAllowed(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// maxViewWait bounds the wait a view request may ask for (Prefer: wait).
+const maxViewWait = 30 * time.Second
+
 // serveView answers GET /<pp>.isml/view.json: the point's index as JSON (a
 // store.View, cut to the DVR window while live, as the manifests list it).
 // Schedulers render their per-session manifests from it
 // (internal/scheduler). It carries nothing a manifest does not show.
+//
+// With If-None-Match naming the current version and "Prefer: wait=<s>"
+// (RFC 7240) the request is a long poll: it is answered when the index
+// changes — a fragment, or a part of a low-latency stream, arrives — or
+// with 304 after that many seconds (at most 30). A scheduler then learns
+// of a part the moment it is kept here instead of at its next poll.
 func (h *Handler) serveView(w http.ResponseWriter, r *http.Request, point *store.Point) {
-	body, err := json.Marshal(h.view(point))
-	if err != nil {
-		h.log.Error("view json", "point", point.Name, "err", err)
-		http.Error(w, "cannot encode the index", http.StatusInternalServerError)
-		return
+	var wait *time.Timer
+	if d := preferWait(r.Header.Get("Prefer")); d > 0 && r.Header.Get("If-None-Match") != "" {
+		wait = time.NewTimer(d)
+		defer wait.Stop()
 	}
-	sum := sha256.Sum256(body)
-	etag := `"v-` + hex.EncodeToString(sum[:10]) + `"`
+	var body []byte
+	var etag string
+	for {
+		changed := point.Changed()
+		var err error
+		body, err = json.Marshal(h.view(point))
+		if err != nil {
+			h.log.Error("view json", "point", point.Name, "err", err)
+			http.Error(w, "cannot encode the index", http.StatusInternalServerError)
+			return
+		}
+		sum := sha256.Sum256(body)
+		etag = `"v-` + hex.EncodeToString(sum[:10]) + `"`
+		if inm := r.Header.Get("If-None-Match"); wait == nil || inm == "" || !strings.Contains(inm, etag) {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-wait.C:
+		case <-r.Context().Done():
+			return
+		}
+		break
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
 	hd.Set("Cache-Control", "no-cache")
@@ -51,4 +84,21 @@ func (h *Handler) serveView(w http.ResponseWriter, r *http.Request, point *store
 		return
 	}
 	w.Write(body)
+}
+
+// preferWait is the wait=<seconds> preference of a Prefer header (RFC
+// 7240), capped at maxViewWait; 0 when there is none.
+func preferWait(v string) time.Duration {
+	for _, p := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+		if err != nil || n <= 0 {
+			return 0
+		}
+		return min(time.Duration(n)*time.Second, maxViewWait)
+	}
+	return 0
 }

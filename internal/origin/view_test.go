@@ -101,3 +101,51 @@ func TestViewJSONNeedsClusterSecret(t *testing.T) {
 		t.Errorf("OriginTimeline without the secret: %v, want a 401", err)
 	}
 }
+
+// TestViewLongPoll: view.json with If-None-Match naming the current
+// version and Prefer: wait is answered when the index changes (the
+// scheduler's watch of a low-latency point, scheduler.OriginTimeline.Watch),
+// else 304 once the wait is over.
+func TestViewLongPoll(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.push(true)
+	resp, _ := e.get("/ch.isml/view.json")
+	etag := resp.Header.Get("ETag")
+	t0 := time.Now()
+	resp, _ = e.get("/ch.isml/view.json", "If-None-Match", etag, "Prefer", "wait=1")
+	if took := time.Since(t0); resp.StatusCode != http.StatusNotModified || took < 900*time.Millisecond || took > 5*time.Second {
+		t.Errorf("unchanged index with Prefer: wait=1: %d after %v, want 304 after 1 s", resp.StatusCode, took)
+	}
+	tl := &scheduler.OriginTimeline{Origins: []string{e.ts.URL}}
+	_, tag, changed, err := tl.Watch(context.Background(), "ch", "")
+	if err != nil || !changed || tag != etag {
+		t.Fatalf("first watch: tag %q changed %v %v, want %q", tag, changed, err, etag)
+	}
+	type result struct {
+		v       store.View
+		changed bool
+		err     error
+		took    time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		t0 := time.Now()
+		v, _, changed, err := tl.Watch(context.Background(), "ch", tag)
+		done <- result{v, changed, err, time.Since(t0)}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("the watch answered before the index changed: %+v", r)
+	default:
+	}
+	e.push(false) // the same fragments, then the end: the index changes
+	select {
+	case r := <-done:
+		if r.err != nil || !r.changed || !r.v.Ended || r.took > 3*time.Second {
+			t.Errorf("watch: changed %v ended %v err %v after %v; want the ended index at once", r.changed, r.v.Ended, r.err, r.took)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the watch was not answered when the index changed")
+	}
+}

@@ -30,6 +30,9 @@ func (w *Writer) RegisterMetrics(reg prometheus.Registerer, set membership.Set) 
 	stat("sluice_cluster_deleted_blocks_total", "Pruned blocks (retention) deleted on a sender, or deferred there because pinned.", func(st WriterStats) int64 { return st.Deletes })
 	stat("sluice_cluster_delete_failures_total", "Pruned blocks a sender failed to delete (kept for its next rebalance).", func(st WriterStats) int64 { return st.DeleteFailures })
 	stat("sluice_cluster_deletes_dropped_total", "Pruned blocks not deleted on the senders: delete queue full or a sender's pending list over its bound.", func(st WriterStats) int64 { return st.DeletesDropped })
+	stat("sluice_cluster_parts_forwarded_total", "Parts of live fragments in progress forwarded to a sender (every sender gets every part).", func(st WriterStats) int64 { return st.Parts })
+	stat("sluice_cluster_part_failures_total", "Part and fragment-end forwards that failed (not retried: the complete block follows).", func(st WriterStats) int64 { return st.PartFailures })
+	stat("sluice_cluster_parts_dropped_total", "Part events dropped because a sender's part queue was full.", func(st WriterStats) int64 { return st.PartsDropped })
 	f.GaugeFunc("sluice_cluster_pending_deletes", "Pruned blocks kept for senders that missed their deletion (sent by their next rebalance).",
 		func() float64 { return float64(w.PendingDeletes()) })
 	f.GaugeFunc("sluice_cluster_senders", "Senders in the cluster's set.",

@@ -90,6 +90,10 @@ type WriterStats struct {
 	Deletes          int64 // pruned blocks deleted on a sender (or deferred there: pinned)
 	DeleteFailures   int64 // pruned blocks a sender failed to delete (kept pending)
 	DeletesDropped   int64 // pruned blocks not deleted: queue full or pending list over its bound
+	// Parts of live fragments in progress (parts.go).
+	Parts        int64 // part PUTs that succeeded
+	PartFailures int64 // part and fragment-end PUTs that failed (not retried)
+	PartsDropped int64 // part events dropped: a sender's queue was full
 }
 
 type initRec struct {
@@ -128,6 +132,10 @@ type Writer struct {
 	fallbacks, downs                                        atomic.Int64
 	rbRuns, rbBlocks, rbBytes, rbFailures                   atomic.Int64
 	rbDeletes, delBlocks, delFailures, delDropped           atomic.Int64
+	parts, partFailures, partsDropped                       atomic.Int64
+
+	runCtx     context.Context         // Run's, for the part workers
+	partQueues map[string]chan partJob // member ID -> its part worker's queue (parts.go)
 }
 
 // NewWriter returns a writer. Call Run to start the queue workers and the
@@ -180,7 +188,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{o: o, log: log, queue: make(chan job, o.Queue),
-		inits: map[string]initRec{}, sent: map[string]map[string]bool{},
+		inits: map[string]initRec{}, sent: map[string]map[string]bool{}, partQueues: map[string]chan partJob{},
 		health: map[string]*memberHealth{}, kick: make(chan struct{}, 1),
 		delQueue: make(chan []cluster.BlockID, o.DeleteQueue), pending: map[string][]cluster.BlockID{}}, nil
 }
@@ -195,6 +203,7 @@ func (w *Writer) Stats() WriterStats {
 		RebalanceBytes: w.rbBytes.Load(), RebalanceFailures: w.rbFailures.Load(),
 		RebalanceDeletes: w.rbDeletes.Load(), Deletes: w.delBlocks.Load(),
 		DeleteFailures: w.delFailures.Load(), DeletesDropped: w.delDropped.Load(),
+		Parts: w.parts.Load(), PartFailures: w.partFailures.Load(), PartsDropped: w.partsDropped.Load(),
 	}
 }
 
@@ -415,6 +424,9 @@ func (w *Writer) Enqueue(id cluster.BlockID, data []byte, init func() ([]byte, s
 // rebalances: once at the start, at every change of the set and when a
 // sender answers again.
 func (w *Writer) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.runCtx = ctx
+	w.mu.Unlock()
 	go w.probeLoop(ctx)
 	go w.deleteLoop(ctx)
 	if w.o.Store != nil {

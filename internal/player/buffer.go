@@ -46,12 +46,16 @@ type playback struct {
 	// of the last buffered fragment to (zero: unknown); the playhead is
 	// its buffer level before it.
 	wallEnd map[Kind]time.Time
+	// rate is the playback rate: media seconds played per wall second
+	// while playing (1 unless a low-latency catch-up sets it).
+	rate float64
 }
 
 func newPlayback(kinds []Kind, threshold time.Duration, now time.Time) *playback {
 	p := &playback{
 		kinds: kinds, threshold: threshold, created: now, last: now,
 		level: map[Kind]time.Duration{}, ended: map[Kind]bool{}, starved: map[Kind]bool{}, wallEnd: map[Kind]time.Time{},
+		rate: 1,
 	}
 	return p
 }
@@ -80,14 +84,15 @@ func (p *playback) allEnded() bool {
 	return true
 }
 
-// advance brings the play clock to now: drains the buffers while playing
-// and detects a stall (or the end) at the instant a buffer runs dry.
+// advance brings the play clock to now: drains the buffers (at the
+// playback rate) while playing and detects a stall (or the end) at the
+// instant a buffer runs dry.
 func (p *playback) advance(now time.Time) {
 	if now.Before(p.last) {
 		return
 	}
 	for p.state == statePlaying && now.After(p.last) {
-		dt := now.Sub(p.last)
+		dt := time.Duration(float64(now.Sub(p.last)) * p.rate)
 		m, any := p.minLevel()
 		if !any {
 			p.state, p.finishedAt = stateFinished, p.last
@@ -98,9 +103,9 @@ func (p *playback) advance(now time.Time) {
 			p.last = now
 			break
 		}
-		// A buffer runs dry at last+m.
+		// A buffer runs dry after m of media, m/rate of wall time.
 		p.drain(m)
-		p.last = p.last.Add(m)
+		p.last = p.last.Add(time.Duration(float64(m) / p.rate))
 		if _, any := p.minLevel(); !any {
 			p.state, p.finishedAt = stateFinished, p.last
 			break
@@ -194,6 +199,17 @@ func (p *playback) latency(now time.Time) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// setRate sets the playback rate from now on (media seconds per wall
+// second, > 0).
+func (p *playback) setRate(r float64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.advance(now)
+	if r > 0 {
+		p.rate = r
+	}
 }
 
 // end records that no more media of kind k will arrive.

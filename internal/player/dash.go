@@ -278,6 +278,9 @@ func parseMPDPathway(data []byte, manifestURL *url.URL, now func() time.Time, pa
 	if p.Live && p.UpdatePeriod <= 0 {
 		p.UpdatePeriod = p.lastSegmentDuration(now())
 	}
+	if p.Live {
+		p.LowLatency = dashLowLatencyOf(m, per)
+	}
 	return p, info, nil
 }
 

@@ -146,6 +146,25 @@
 // but never lower it; otherwise a paced player could never switch up, or
 // would switch down for nothing.
 //
+// # Low-latency mode
+//
+// Config.LowLatency (lowlatency.go) plays a low-latency stream as one: an
+// LL-HLS session follows each media playlist in use with blocking reloads
+// (_HLS_msn/_HLS_part) and delta updates (_HLS_skip=YES, merged with the
+// segments it has), starts PART-HOLD-BACK from the end of the playlist and
+// fetches parts at the live edge, the preload-hinted one before it is
+// listed (llhls.go, llplaylist.go); an LL-DASH session starts at the
+// ServiceDescription's target latency, requests each segment at its
+// availability (availabilityTimeOffset) and adds its chunked body to the
+// buffer chunk by chunk (lldash.go, chunks.go). The throughput estimate
+// learns from each chunk's burst (first byte to the end of its mdat), not
+// from whole requests, which wait for the encoder; video switches
+// rendition at segment boundaries only. The playback rate is
+// steered to the target latency within the advertised bounds (catchup.go),
+// and Report.LowLatency has the counters and one latency sample per
+// second. A stream that is not low-latency plays in standard mode and the
+// report says why.
+//
 // # Report
 //
 // Report is the JSON report (`sluice play --json`), stable for tools: the

@@ -387,3 +387,30 @@ func (m *manifests) setActive(k Kind, id string) {
 	m.active[k] = id
 	m.mu.Unlock()
 }
+
+// activeID returns the ID of the rendition in use for kind.
+func (m *manifests) activeID(k Kind) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active[k]
+}
+
+// mediaURI returns the media playlist URI of rendition id on the current
+// pathway, "" when unknown.
+func (h *hlsSource) mediaURI(id string) string {
+	if h.master == nil {
+		return ""
+	}
+	view := h.master.pathwayView(h.paths.current())
+	for _, v := range view.variants {
+		if v.id == id {
+			return v.uri
+		}
+	}
+	for _, r := range view.media {
+		if r.id == id && r.uri != "" {
+			return r.uri
+		}
+	}
+	return ""
+}

@@ -77,6 +77,9 @@ type Presentation struct {
 	// Video and Audio are the streams of each kind; nil when absent.
 	Video *Stream
 	Audio *Stream
+	// LowLatency is what a low-latency DASH manifest says (nil: nothing):
+	// its ServiceDescription and availabilityTimeOffset.
+	LowLatency *dashLowLatency
 	// Pathway is the content steering pathway the segment URLs are on ("":
 	// the manifest has none).
 	Pathway string

@@ -72,6 +72,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Index is the session's number in a load test, copied to the report.
 	Index int
+	// LowLatency plays a low-latency manifest in low-latency mode
+	// (lowlatency.go): LL-HLS blocking reloads, parts and preload hints,
+	// LL-DASH segments read as they grow, the playback rate steered to the
+	// target latency. Other manifests play in standard mode; the report
+	// says which (Report.LowLatency).
+	LowLatency bool
+	// Progress, when set, receives a line per second in low-latency mode
+	// (latency, playback rate, buffer, stalls) and the reason for a
+	// fallback to standard mode.
+	Progress io.Writer
 }
 
 func (c Config) withDefaults() Config {
@@ -150,6 +160,11 @@ type session struct {
 	// latency holds, once a second while playing, how far the playhead
 	// was behind the wall clock (watch writes it; finish reads it after).
 	latency []time.Duration
+
+	// ll is the low-latency state (nil in standard mode); llFallback why
+	// a session asked for low latency plays in standard mode.
+	ll         *llMode
+	llFallback string
 
 	fatalOnce sync.Once
 	fatal     error
@@ -241,6 +256,22 @@ func (s *session) run(parent context.Context) error {
 		pres, _ = s.man.current()
 	}
 	s.live = pres.Live
+	var followers map[Kind]*hlsFollower
+	if s.cfg.LowLatency {
+		followers, s.llFallback = s.setupLowLatency(ctx, pres)
+		if s.llFallback != "" {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Info("low latency not available; standard mode", "why", s.llFallback)
+			if s.cfg.Progress != nil {
+				fmt.Fprintf(s.cfg.Progress, "%s: low latency not available (%s): playing in standard mode\n", s.cfg.SessionID, s.llFallback)
+			}
+		} else if s.cfg.Progress != nil {
+			fmt.Fprintf(s.cfg.Progress, "%s: low-latency %s: target latency %v, playback rate %.2f–%.2f, part %v\n", s.cfg.SessionID,
+				s.format, s.ll.catchUp.target, s.ll.catchUp.min, s.ll.catchUp.max, s.ll.partTarget)
+		}
+	}
 	if pres.Live && s.cfg.Duration <= 0 {
 		var c context.CancelFunc
 		ctx, c = context.WithDeadline(ctx, s.start.Add(DefaultLiveDuration))
@@ -252,14 +283,31 @@ func (s *session) run(parent context.Context) error {
 			kinds = append(kinds, k)
 		}
 	}
-	s.play = newPlayback(kinds, s.cfg.Startup, s.start)
-	s.log.Debug("session start", "format", s.format, "live", pres.Live, "kinds", kinds)
+	threshold := s.cfg.Startup
+	if s.ll != nil {
+		threshold = llStartup(threshold, s.ll.catchUp.target)
+	}
+	s.play = newPlayback(kinds, threshold, s.start)
+	s.log.Debug("session start", "format", s.format, "live", pres.Live, "kinds", kinds, "low_latency", s.ll != nil)
 
 	var wg sync.WaitGroup
-	wg.Go(func() { s.man.run(ctx) })
+	if followers == nil {
+		wg.Go(func() { s.man.run(ctx) })
+	}
 	for _, k := range kinds {
 		wg.Go(func() {
-			if err := s.fetchLoop(ctx, k); err != nil && ctx.Err() == nil {
+			var err error
+			if f := followers[k]; f != nil {
+				r := pres.Stream(k).Rendition(s.man.activeID(k))
+				if r == nil {
+					err = fmt.Errorf("rendition %q gone", s.man.activeID(k))
+				} else {
+					err = s.llHLSLoop(ctx, pres, k, r, f)
+				}
+			} else {
+				err = s.fetchLoop(ctx, k)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.fail(fmt.Errorf("%s: %w", k, err))
 			}
 		})
@@ -309,13 +357,17 @@ func (s *session) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if !now.Before(nextSample) {
+			second := !now.Before(nextSample)
+			if second {
 				// Once a second (not every tick when the manifest maps no
 				// time, on demand).
 				nextSample = now.Add(time.Second)
 				if lat, ok := s.play.latency(now); ok {
 					s.latency = append(s.latency, lat)
 				}
+			}
+			if s.ll != nil {
+				s.steer(now, second, stalls)
 			}
 			sn := s.play.snap(now)
 			if sn.Stalls > stalls {
@@ -357,6 +409,7 @@ func (s *session) finish(rep *Report, err error) {
 	}
 	s.stats.fill(rep)
 	rep.Latency = latencyReport(s.latency)
+	rep.LowLatency = s.lowLatencyReport()
 	if ps, ok := s.man.src.(pathwaySwitcher); ok {
 		rep.PathwaySwitches = ps.pathwaySwitches()
 	}
@@ -379,6 +432,11 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		initDone  = map[string]bool{}
 		initFails int // consecutive failures of an init segment
 		lastFetch time.Time
+		// Low-latency DASH: the track timing of each init segment (to time
+		// the chunks of a growing segment) and the media before the start
+		// point.
+		timings = map[string]trackTiming{}
+		skip    time.Duration
 	)
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -413,8 +471,16 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		}
 		s.man.setActive(k, r.ID)
 		segs := r.Segments(time.Now())
+		if s.ll == nil && pres.Live && pres.LowLatency != nil {
+			segs = completeSegments(segs, s.dashNow())
+		}
 		if !cur.set && pres.Live && len(segs) > 0 {
 			first := segs[liveStart(segs, pres.LiveDelay)]
+			if s.ll != nil {
+				var i int
+				i, skip = dashStart(segs, s.ll.catchUp.target, s.dashNow())
+				first = segs[i]
+			}
 			cur = cursor{set: true, lastSeq: first.Seq - 1, end: first.Start}
 			s.log.Debug("live start", "kind", k, "seq", first.Seq, "start", first.Start)
 		}
@@ -438,7 +504,8 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 			s.log.Warn("fell behind the manifest window; jumping", "kind", k, "to", seg.Start)
 		}
 		if r.Init != nil && !initDone[r.Init.URL+"|"+r.Init.Range] {
-			if err := s.fetchInit(ctx, pres, k, r, seg); err != nil {
+			data, err := s.fetchInitData(ctx, pres, k, r, seg)
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -458,6 +525,41 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 			}
 			initFails = 0
 			initDone[r.Init.URL+"|"+r.Init.Range] = true
+			if s.ll != nil {
+				tt, err := parseTrackTiming(data)
+				if err != nil {
+					s.log.Warn("init segment timing; segments are counted whole", "kind", k, "err", err)
+				}
+				timings[r.Init.URL] = tt
+			}
+		}
+		if s.ll != nil {
+			// Low-latency DASH: the segment at its availability (listed
+			// ones are, with a server that lists a segment once it has
+			// begun), read as it arrives.
+			if pres.LowLatency != nil && !seg.Wall.IsZero() {
+				if wait := seg.Wall.Add(seg.Dur - pres.LowLatency.ato).Sub(s.dashNow()); wait > 0 {
+					if pause.For(ctx, wait) != nil {
+						return nil
+					}
+				}
+			}
+			var tt trackTiming
+			if r.Init != nil {
+				tt = timings[r.Init.URL]
+			}
+			n, err := s.fetchChunked(ctx, pres, k, r, seg, tt, &skip)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				s.stats.add(&s.stats.skipped)
+				s.log.Warn("fragment skipped", "kind", k, "url", seg.URL, "err", err)
+			} else {
+				s.stats.fragment(k, r.Bitrate, n, seg.Dur, k == KindVideo || pres.Video == nil)
+			}
+			cur.advance(seg)
+			continue
 		}
 		next, ahead := following(pres, segs, idx)
 		n, err := s.fetchFragment(ctx, pres, k, r, seg, next, ahead, 2)
@@ -478,6 +580,18 @@ func (s *session) fetchLoop(ctx context.Context, k Kind) error {
 		cur.advance(seg)
 	}
 	return nil
+}
+
+// completeSegments cuts a low-latency MPD's segments, for a player in
+// standard mode, to those complete at now (their wall-clock end passed):
+// such an MPD lists the segment in progress (availabilityTimeOffset), which
+// a standard player would fetch whole from the moment it begins.
+func completeSegments(segs []Segment, now time.Time) []Segment {
+	n := len(segs)
+	for n > 0 && !segs[n-1].Wall.IsZero() && segs[n-1].Wall.Add(segs[n-1].Dur).After(now) {
+		n--
+	}
+	return segs[:n]
 }
 
 // following returns the segment after segs[idx] (nil at the end) and, live,
@@ -596,13 +710,23 @@ func (s *session) pick(k Kind, st *Stream, curID string, level time.Duration) *R
 		}
 		return st.Renditions[len(st.Renditions)-1]
 	}
-	r := s.abr.choose(abrInput{
-		renditions: st.Renditions, current: st.Rendition(curID), buffer: level,
-		bufferTarget: s.cfg.Buffer, startup: s.cfg.Startup, maxBitrate: s.cfg.MaxBitrate,
-		now: time.Now(),
-	})
+	r := s.abrChoice(st, curID, level)
 	s.stats.chose(r.Bitrate)
 	return r
+}
+
+// abrChoice is the video rendition ABR would choose now (pick without
+// recording the choice).
+func (s *session) abrChoice(st *Stream, curID string, level time.Duration) *Rendition {
+	startup := s.cfg.Startup
+	if s.play != nil {
+		startup = s.play.threshold // lower in low-latency mode
+	}
+	return s.abr.choose(abrInput{
+		renditions: st.Renditions, current: st.Rendition(curID), buffer: level,
+		bufferTarget: s.cfg.Buffer, startup: startup, maxBitrate: s.cfg.MaxBitrate,
+		now: time.Now(),
+	})
 }
 
 // requestInfo describes a request for a media object of rendition r.
@@ -639,9 +763,16 @@ func objectType(pres *Presentation, k Kind) ObjectType {
 
 // fetchInit fetches and checks an init segment.
 func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *Rendition, first Segment) error {
+	_, err := s.fetchInitData(ctx, pres, k, r, first)
+	return err
+}
+
+// fetchInitData fetches and checks r's init segment and returns it.
+func (s *session) fetchInitData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, first Segment) ([]byte, error) {
 	info := s.requestInfo(pres, k, r, ObjectInit)
 	info.Next, info.NextRange = first.URL, first.Range
-	return s.withRetry(ctx, func() (int, time.Duration, error) {
+	var out []byte
+	err := s.withRetry(ctx, func() (int, time.Duration, error) {
 		data, elapsed, _, err := s.get(ctx, r.Init.URL, r.Init.Range, info)
 		if err != nil {
 			return len(data), elapsed, err
@@ -650,14 +781,22 @@ func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *
 			s.stats.invalidFragment()
 			return len(data), elapsed, err
 		}
+		out = data
 		return len(data), elapsed, nil
 	})
+	return out, err
 }
 
 // fetchFragment fetches and checks a media fragment in at most attempts
 // attempts (1 or 2: once more after RetryDelay), and returns its size.
 func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) (int, error) {
-	var size int
+	data, err := s.fetchFragmentData(ctx, pres, k, r, seg, next, ahead, attempts)
+	return len(data), err
+}
+
+// fetchFragmentData is fetchFragment returning the fragment.
+func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) ([]byte, error) {
+	var out []byte
 	attempt := func() (int, time.Duration, error) {
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
@@ -679,7 +818,7 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 			s.stats.invalidFragment()
 			return len(data), elapsed, err
 		}
-		size = len(data)
+		out = data
 		// A download held back by a pacing rate measures the pace, not
 		// the network: it counts as "the network carries the pace", which
 		// may raise the estimate but never lowers it (the request's round
@@ -698,7 +837,10 @@ func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind,
 	} else {
 		_, _, err = attempt()
 	}
-	return size, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // withRetry runs attempt, and once more after RetryDelay if it fails.

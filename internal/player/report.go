@@ -86,6 +86,9 @@ type Report struct {
 	// maps media to wall-clock time: a dynamic MPD, HLS with
 	// EXT-X-PROGRAM-DATE-TIME).
 	Latency *LatencyReport `json:"latency,omitempty"`
+	// LowLatency is the account of low-latency mode (Config.LowLatency;
+	// absent without it).
+	LowLatency *LowLatencyReport `json:"low_latency,omitempty"`
 }
 
 // LatencyReport is a live session's latency: the wall clock minus the
@@ -143,6 +146,14 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(&b, "  latency:    p50 %.1f s, p95 %.1f s, max %.1f s, last %.1f s (wall clock − the playhead's time, %d samples)\n",
 			float64(l.P50MS)/1000, float64(l.P95MS)/1000, float64(l.MaxMS)/1000, float64(l.LastMS)/1000, len(l.SamplesMS))
+	}
+	if ll := r.LowLatency; ll != nil {
+		if ll.Active {
+			fmt.Fprintf(&b, "  low latency: target %.2f s, rate %.2f–%.2f; %d parts (%d preload-hinted), %d blocking reloads, %d delta updates (%d not merged), %d chunked segments, %d buffer additions\n",
+				float64(ll.TargetMS)/1000, ll.RateMin, ll.RateMax, ll.Parts, ll.PreloadHints, ll.BlockingReloads, ll.DeltaUpdates, ll.DeltaGaps, ll.ChunkedSegments, ll.Chunks)
+		} else {
+			fmt.Fprintf(&b, "  low latency: not available (%s): standard mode\n", ll.Fallback)
+		}
 	}
 	fmt.Fprintf(&b, "  switches:   %d, bitrates %s\n", r.Switches, bitrateList(r.Bitrates))
 	fmt.Fprintf(&b, "  avg bitrate %s, throughput estimate %s\n", humanBits(r.AvgBitrate), humanBits(r.ThroughputBPS))

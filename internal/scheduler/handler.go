@@ -98,7 +98,17 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no sender available", http.StatusServiceUnavailable)
 		return
 	}
-	if req.session != "" && s.serveKnown(w, r, req) {
+	// LL-HLS delivery directives on a media playlist: a blocking reload
+	// or a delta update takes the general path.
+	var dir directives
+	if req.track != "" && r.URL.RawQuery != "" {
+		var bad string
+		if dir, bad = parseDirectives(r.URL.Query()); bad != "" {
+			http.Error(w, bad, http.StatusBadRequest)
+			return
+		}
+	}
+	if req.session != "" && !dir.blocking && !dir.skip && s.serveKnown(w, r, req) {
 		return
 	}
 	ctx := r.Context()
@@ -133,6 +143,17 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		t.Stop()
 	}
+	if dir.blocking {
+		code, why := s.awaitPart(ctx, sess, req.track, dir)
+		if code != 0 {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, why, code)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	format, ctype := req.kind()
 	var (
 		tpl  *template
@@ -143,7 +164,7 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "steering.json":
 		body, err = s.steering(sess, r.URL.Query())
 	default:
-		tpl, sv, err = s.renderTemplate(sess, req.track, format, requestBase(r), req.renderer())
+		tpl, sv, err = s.renderTemplate(sess, req.track, format, requestBase(r), dir.skip, req.renderer(dir.skip))
 	}
 	if err != nil {
 		s.m.manifestDone(format, false)
@@ -181,8 +202,9 @@ func (req request) kind() (format, ctype string) {
 	return "hls-media", "application/vnd.apple.mpegurl"
 }
 
-// renderer is the manifest writer of a request's rendering.
-func (req request) renderer() func(store.View, manifest.Options) ([]byte, error) {
+// renderer is the manifest writer of a request's rendering; skip asks a
+// media playlist for an LL-HLS delta update.
+func (req request) renderer(skip bool) func(store.View, manifest.Options) ([]byte, error) {
 	switch req.file {
 	case "manifest.mpd":
 		return manifest.DASH
@@ -190,7 +212,10 @@ func (req request) renderer() func(store.View, manifest.Options) ([]byte, error)
 		return manifest.HLSMaster
 	}
 	track := req.track
-	return func(v store.View, o manifest.Options) ([]byte, error) { return manifest.HLSMedia(v, track, o) }
+	return func(v store.View, o manifest.Options) ([]byte, error) {
+		o.Skip = skip
+		return manifest.HLSMedia(v, track, o)
+	}
 }
 
 // Header values of every manifest response: constants, shared by all
@@ -264,7 +289,7 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 		s.mu.Unlock()
 		return false
 	}
-	tpl, _, _ := s.cachedTemplate(sess, req.track, format, now)
+	tpl, _, _ := s.cachedTemplate(sess, req.track, format, false, now)
 	if tpl == nil {
 		s.mu.Unlock()
 		return false
@@ -556,6 +581,12 @@ func (s *Scheduler) refreshInterval(ps *pointState) time.Duration {
 	if ps.tracks != nil && !ps.live {
 		return 30 * time.Second
 	}
+	if ps.watching {
+		return watchWait + 5*time.Second // the watch keeps it current
+	}
+	if ps.lowLatency {
+		return min(s.cfg.ViewRefresh, llRefresh)
+	}
 	return s.cfg.ViewRefresh
 }
 
@@ -569,6 +600,14 @@ func (s *Scheduler) fetchView(ctx context.Context, ps *pointState) {
 	defer s.mu.Unlock()
 	ps.fetching = false
 	close(ps.done)
+	s.installView(ps, v, err)
+}
+
+// installView installs a point's index (or the error of fetching it),
+// reconciles the sessions of a point whose index changed, wakes the
+// requests waiting for a change (ps.changed) and starts watching a
+// low-latency point (watchPoint). s.mu must be held.
+func (s *Scheduler) installView(ps *pointState, v store.View, err error) {
 	ps.fetched = s.now()
 	ps.err = err
 	if err != nil {
@@ -581,6 +620,17 @@ func (s *Scheduler) fetchView(ctx context.Context, ps *pointState) {
 		for sess := range ps.sessions {
 			s.markDirty(sess)
 		}
+		if ps.watching && len(ps.sessions) > 0 {
+			s.kick() // reserve the new blocks now: they are listed once confirmed
+		}
+	}
+	if ps.changed != nil {
+		close(ps.changed)
+		ps.changed = nil
+	}
+	if w, ok := s.timeline.(Watcher); ok && ps.live && !ps.watching && s.runCtx != nil {
+		ps.watching = true
+		go s.watchPoint(s.runCtx, ps, w)
 	}
 }
 
@@ -602,7 +652,7 @@ func (s *Scheduler) refreshViews(ctx context.Context, now time.Time) {
 // with the session ID, its token, its default pathway, the request's
 // scheme and host and the time as placeholders).
 func (s *Scheduler) render(sess *session, track, format, host string, f func(store.View, manifest.Options) ([]byte, error)) ([]byte, error) {
-	tpl, sv, err := s.renderTemplate(sess, track, format, host, f)
+	tpl, sv, err := s.renderTemplate(sess, track, format, host, false, f)
 	if err != nil {
 		return nil, err
 	}
@@ -611,7 +661,7 @@ func (s *Scheduler) render(sess *session, track, format, host string, f func(sto
 
 // renderTemplate returns a session's shared rendering, rendering it when
 // it is not cached, and the session's values for it.
-func (s *Scheduler) renderTemplate(sess *session, track, format, host string, f func(store.View, manifest.Options) ([]byte, error)) (*template, sessionValues, error) {
+func (s *Scheduler) renderTemplate(sess *session, track, format, host string, skip bool, f func(store.View, manifest.Options) ([]byte, error)) (*template, sessionValues, error) {
 	s.mu.Lock()
 	now := s.now()
 	ps := sess.point
@@ -622,7 +672,7 @@ func (s *Scheduler) renderTemplate(sess *session, track, format, host string, f 
 		}
 		s.hintTrack(sess, track)
 	}
-	tpl, v, key := s.cachedTemplate(sess, track, format, now)
+	tpl, v, key := s.cachedTemplate(sess, track, format, skip, now)
 	if tpl == nil {
 		u := s.urls(ps, format, sess.listed, placeholderValues())
 		s.mu.Unlock()
@@ -645,9 +695,9 @@ func (s *Scheduler) renderTemplate(sess *session, track, format, host string, f 
 // cachedTemplate returns the shared rendering of a session's manifest
 // (nil when there is none yet), the view it lists and its key. s.mu must
 // be held.
-func (s *Scheduler) cachedTemplate(sess *session, track, format string, now time.Time) (*template, store.View, tplKey) {
+func (s *Scheduler) cachedTemplate(sess *session, track, format string, skip bool, now time.Time) (*template, store.View, tplKey) {
 	v, vk := s.sessionView(sess, now)
-	key := tplKey{format: format, track: track, pathways: sess.pathwaysKey, view: vk}
+	key := tplKey{format: format, track: track, pathways: sess.pathwaysKey, view: vk, skip: skip}
 	return sess.point.templates[key], v, key
 }
 
@@ -784,6 +834,9 @@ func (s *Scheduler) listedView(ps *pointState, start float64, now time.Time) (st
 		if hold {
 			n := len(t.Frags)
 			for n > 0 {
+				if partsComplete(*t, t.Frags[n-1].Start) {
+					break // every sender keeps its parts (lowlatency.go)
+				}
 				h, end := held(cluster.BlockID{Point: ps.name, Track: t.ID, Start: t.Frags[n-1].Start})
 				if !h {
 					break

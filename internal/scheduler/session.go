@@ -128,10 +128,19 @@ func (t *trackIndex) at(pos float64) int {
 
 // pointState is the cached index of a publishing point and its sessions.
 type pointState struct {
-	name     string
-	view     store.View
-	live     bool
-	fetched  time.Time
+	name    string
+	view    store.View
+	live    bool
+	fetched time.Time
+	// lowLatency: a track of the live point has parts (lowlatency.go).
+	// A live point's index is watched (watching, with a Watcher
+	// timeline), else fetched every ViewRefresh (llRefresh for a
+	// low-latency one).
+	lowLatency bool
+	watching   bool
+	// changed is closed when the next index is installed (nil: nobody
+	// waits; changedChan makes one).
+	changed  chan struct{}
 	used     stamp // last request (written under the read lock too)
 	err      error
 	fetching bool
@@ -241,6 +250,12 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 	ps.view = v
 	ps.viewVer++
 	ps.live = manifest.Live(v)
+	ps.lowLatency = false
+	for _, t := range v.Tracks {
+		if manifest.LowLatency(v, t) {
+			ps.lowLatency = true
+		}
+	}
 	if !changed {
 		return false
 	}

@@ -133,6 +133,7 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return 
 // happened to the senders since.)
 type tplKey struct {
 	format, track, pathways, view string
+	skip                          bool // an LL-HLS delta update (_HLS_skip)
 }
 
 // viewKey names what a view lists of every track.
@@ -153,6 +154,21 @@ func viewKey(v store.View) string {
 			b = strconv.AppendInt(b, t.Frags[0].Start, 10)
 			b = append(b, ':')
 			b = strconv.AppendInt(b, t.Frags[n-1].Start, 10)
+		}
+		if n := len(t.Parts); n > 0 {
+			// Low latency: the kept parts change without the fragments.
+			last := t.Parts[n-1]
+			b = append(b, 'p')
+			b = strconv.AppendInt(b, t.Parts[0].Start, 10)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, last.Start, 10)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(len(last.Parts)), 10)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, t.PartTarget, 10)
+			if last.Complete {
+				b = append(b, 'c')
+			}
 		}
 		if t.Ended {
 			b = append(b, 'e')

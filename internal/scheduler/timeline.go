@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,21 @@ type Timeline interface {
 	// unknown point gives an error wrapping store.ErrNotFound.
 	View(ctx context.Context, point string) (store.View, error)
 }
+
+// A Watcher is a Timeline that can wait for a point's index to change: a
+// scheduler keeps one watch per low-latency point, so that it lists each
+// part the moment the origin keeps it, without polling.
+type Watcher interface {
+	// Watch returns the point's index and its version tag once its version
+	// differs from since ("": at once). changed is false when the index
+	// stayed the same until the wait ended (some seconds; the View is then
+	// empty).
+	Watch(ctx context.Context, point, since string) (v store.View, tag string, changed bool, err error)
+}
+
+// watchWait is how long one watch waits for a change before it answers
+// unchanged.
+const watchWait = 10 * time.Second
 
 // StoreTimeline reads a local store: the scheduler that runs in the same
 // process as the origin (sluice serve).
@@ -48,6 +64,35 @@ func (t StoreTimeline) View(_ context.Context, name string) (store.View, error) 
 		v = p.View(0)
 	}
 	return v, nil
+}
+
+// Watch implements Watcher: it waits on the store's point itself (the tag
+// is viewKey of the index, which covers what manifests list, parts
+// included).
+func (t StoreTimeline) Watch(ctx context.Context, name, since string) (store.View, string, bool, error) {
+	p, err := t.Store.Point(name)
+	if err != nil {
+		return store.View{}, "", false, err
+	}
+	timer := time.NewTimer(watchWait)
+	defer timer.Stop()
+	for {
+		changed := p.Changed()
+		v, err := t.View(ctx, name)
+		if err != nil {
+			return store.View{}, "", false, err
+		}
+		if tag := viewKey(v); tag != since {
+			return v, tag, true, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return store.View{}, since, false, nil
+		case <-ctx.Done():
+			return store.View{}, since, false, ctx.Err()
+		}
+	}
 }
 
 // OriginTimeline asks origins for GET /<point>.isml/view.json (the origin's
@@ -186,6 +231,59 @@ func (t *OriginTimeline) fetch(ctx context.Context, base, point string) (store.V
 		return store.View{}, fmt.Errorf("origin %s: view of %q: %w", base, point, err)
 	}
 	return v, nil
+}
+
+// Watch implements Watcher with a long poll of the origin that answered
+// last: GET view.json with If-None-Match: <since> and Prefer: wait=10
+// (the origin answers when its index changes, else 304). The tag is the
+// origin's ETag.
+func (t *OriginTimeline) Watch(ctx context.Context, point, since string) (store.View, string, bool, error) {
+	if len(t.Origins) == 0 {
+		return store.View{}, "", false, errors.New("no origin configured")
+	}
+	t.mu.Lock()
+	base := t.Origins[t.good%len(t.Origins)]
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, watchWait+5*time.Second)
+	defer cancel()
+	u := strings.TrimRight(base, "/") + "/" + escapePoint(point) + ".isml/view.json"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return store.View{}, "", false, err
+	}
+	if since != "" {
+		req.Header.Set("If-None-Match", since)
+		req.Header.Set("Prefer", "wait="+strconv.Itoa(int(watchWait/time.Second)))
+	}
+	if len(t.Secret) > 0 {
+		if err := clusterauth.NewKeys(t.Secret).Sign(req, time.Now()); err != nil {
+			return store.View{}, "", false, err
+		}
+	}
+	c := t.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return store.View{}, "", false, fmt.Errorf("origin %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return store.View{}, since, false, nil
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return store.View{}, "", false, fmt.Errorf("origin %s: point %q: %w", base, point, store.ErrNotFound)
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return store.View{}, "", false, fmt.Errorf("origin %s: view of %q: %s: %s", base, point, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var v store.View
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxView)).Decode(&v); err != nil {
+		return store.View{}, "", false, fmt.Errorf("origin %s: view of %q: %w", base, point, err)
+	}
+	return v, resp.Header.Get("ETag"), true, nil
 }
 
 // escapePoint escapes each segment of a point name for a URL path.

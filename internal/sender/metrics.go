@@ -32,6 +32,8 @@ type senderMetrics struct {
 	playlists      *prometheus.CounterVec // result: ok, shared, error
 	grants         prometheus.Counter
 	orphans        prometheus.Counter
+	parts          *prometheus.CounterVec // result: ram, growing, missing, timeout
+	partsIn        prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
@@ -61,6 +63,9 @@ func newMetrics(reg *prometheus.Registry, s *Sender) (*senderMetrics, error) {
 			"result"),
 		grants:  f.Counter("sluice_sender_session_grants_total", "Session grants (and renewals) received from schedulers."),
 		orphans: f.Counter("sluice_sender_orphan_reports_total", "Sessions reported to a scheduler for adoption (their own scheduler stopped renewing them while players used them)."),
+		parts: f.CounterVec("sluice_sender_parts_total", "Low-latency responses from the parts kept in RAM, by result (ram: a part; growing: a block in progress, or just complete, sent from its parts; missing: a part not kept, 404; timeout: a hinted part that did not arrive, 503).",
+			"result"),
+		partsIn: f.Counter("sluice_sender_parts_in_total", "Parts of live fragments in progress received from the origin and kept in RAM."),
 		deleted: f.CounterVec("sluice_sender_deleted_blocks_total", "Blocks named in delete requests, by result (deleted; absent: not held; deferred: deleted from mass storage, pinned in RAM until the last pin goes).",
 			"result"),
 	}

@@ -92,10 +92,13 @@ const maxPlaylist = 16 << 20
 // scheduler in the next batch result (cluster.BatchResult.Reloads).
 func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster.Token, track string) {
 	path := "/s/" + escapePoint(t.Point) + "/~" + t.Session + "/" + url.PathEscape(track) + "/rel.m3u8"
+	// LL-HLS delivery directives (a blocking reload, a delta update) go
+	// with it; the rest of the query (CMCD) stays here.
+	query := cluster.PlaylistQuery(r.URL.Query())
 	if s.o.Playlists != nil {
 		req := r.Clone(r.Context())
-		req.URL = &url.URL{Path: path}
-		req.RequestURI = path
+		req.URL = &url.URL{Path: path, RawQuery: query}
+		req.RequestURI = req.URL.RequestURI()
 		rec := &bufferedResponse{h: http.Header{}, code: http.StatusOK}
 		s.o.Playlists.ServeHTTP(rec, req)
 		s.copyPlaylist(w, rec.code, rec.h, rec.body.Bytes())
@@ -105,7 +108,7 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 		done    func(SharedPlaylist, time.Duration)
 		doneKey SharedKey
 	)
-	if key, ok := s.sharedKey(t, track); ok {
+	if key, ok := s.sharedKey(t, track, query); ok {
 		doneKey = key
 		p, fresh, d := s.shared.Get(r.Context(), key)
 		if fresh {
@@ -118,7 +121,11 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	// done (a fetch others may wait for) is called once, whatever happens.
 	var lastErr error
 	for _, base := range s.schedulersFor(t.Session) {
-		code, h, body, err := s.fetchPlaylist(r.Context(), base+path)
+		u := base + path
+		if query != "" {
+			u += "?" + query
+		}
+		code, h, body, err := s.fetchPlaylist(r.Context(), u, query != "")
 		if err != nil {
 			lastErr = err
 			continue
@@ -133,7 +140,7 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 		}
 		p := SharedPlaylist{Body: body, ContentType: h.Get("Content-Type"), CacheControl: h.Get("Cache-Control")}
 		s.markShared(t.Session, base, ttl > 0)
-		key := SharedKey{Scheduler: base, Point: t.Point, Track: track}
+		key := SharedKey{Scheduler: base, Point: t.Point, Track: track, Query: query}
 		if done != nil && key == doneKey {
 			done(p, ttl)
 			done = nil
@@ -149,6 +156,9 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	if done != nil {
 		done(SharedPlaylist{}, 0)
 	}
+	if r.Context().Err() != nil {
+		return // the player left (a blocking reload it gave up)
+	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no scheduler holds a lease here")
 	}
@@ -159,17 +169,21 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	http.Error(w, "playlist unavailable: "+lastErr.Error(), http.StatusServiceUnavailable)
 }
 
+// blockingPlaylistTimeout bounds a blocking playlist request to a
+// scheduler: three target durations of up to 6 s, and some.
+const blockingPlaylistTimeout = 20 * time.Second
+
 // sharedKey is the key of the shared copy of a track's pathway playlist
 // that a session's reloads may be answered with: when its latest answer
 // came marked as shared from its own scheduler, whose lease runs.
-func (s *Sender) sharedKey(t cluster.Token, track string) (SharedKey, bool) {
+func (s *Sender) sharedKey(t cluster.Token, track, query string) (SharedKey, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[t.Session]
 	if ss == nil || ss.sharedFrom == "" || ss.sharedFrom != s.schedURLs[ss.sched] || !s.o.Now().Before(s.leases[ss.sched]) {
 		return SharedKey{}, false
 	}
-	return SharedKey{Scheduler: ss.sharedFrom, Point: t.Point, Track: track}, true
+	return SharedKey{Scheduler: ss.sharedFrom, Point: t.Point, Track: track, Query: query}, true
 }
 
 // markShared records whether a session's latest playlist answer, from the
@@ -225,9 +239,15 @@ func (s *Sender) writePlaylist(w http.ResponseWriter, code int, ctype, cc, retry
 	s.m.playlists.WithLabelValues(result).Inc()
 }
 
-// fetchPlaylist GETs a playlist from a scheduler.
-func (s *Sender) fetchPlaylist(ctx context.Context, u string) (int, http.Header, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// fetchPlaylist GETs a playlist from a scheduler: within 5 s, or, for a
+// request with LL-HLS delivery directives (which may wait three target
+// durations at the scheduler), within blockingPlaylistTimeout.
+func (s *Sender) fetchPlaylist(ctx context.Context, u string, directives bool) (int, http.Header, []byte, error) {
+	timeout := 5 * time.Second
+	if directives {
+		timeout = blockingPlaylistTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

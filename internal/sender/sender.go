@@ -10,10 +10,13 @@
 //	POST /internal/v1/batch                            cluster.Batch -> cluster.BatchResult (binary, cluster.BatchContentType, or JSON)
 //	PUT  /internal/v1/blocks/<point>/<track>/<start>   store a block (201 new, 200 already held)
 //	PUT  /internal/v1/init/<point>/<track>             store a track's CMAF header (Content-Type kept)
+//	PUT  /internal/v1/parts/<point>/<track>/<start>/<i> keep part i of a live fragment in progress in RAM (parts.go)
+//	PUT  /internal/v1/parts/<point>/<track>/<start>/end?at=<end>  that fragment is complete
 //	GET  /internal/v1/stats                            cluster.SenderStats
 //	POST /internal/v1/missing                          cluster.HaveQuery -> the blocks and headers it lacks
 //	POST /internal/v1/delete                           cluster.DeleteRequest -> cluster.DeleteResult
 //	GET  /b/<token>/<point>/<track>/<start>.m4s        a block, for the session the token designates
+//	GET  /b/<token>/<point>/<track>/part-<start>.m4s   a part (LL-HLS), from RAM
 //	GET  /b/<token>/<point>/<track>/init.mp4           a track's CMAF header
 //	GET  /b/<token>/<point>/<track>/media.m3u8         the session's HLS media playlist (from a scheduler)
 //	GET  /internal/v1/proof?c=<challenge>              clusterauth.ProofAnswer: proves the cluster key
@@ -137,6 +140,8 @@ type Sender struct {
 	leases    map[string]time.Time            // scheduler -> end of its lease
 	schedURLs map[string]string               // scheduler -> its cluster.Batch.URL
 	placement *cluster.Placement              // the latest a scheduler sent
+
+	parts *liveParts // parts of live fragments in progress (parts.go)
 }
 
 type initEntry struct {
@@ -146,23 +151,9 @@ type initEntry struct {
 }
 
 // checkBlock checks that data is the fragment id names: one moof+mdat
-// (media.CheckFragment) whose start time is id.Start and, when this
-// sender holds the track's header, of that header's track.
+// (checkFragment) whose start time is id.Start.
 func (s *Sender) checkBlock(ctx context.Context, id cluster.BlockID, data []byte) error {
-	var h *media.Header
-	if ie, err := s.init(ctx, id.Point, id.Track); err == nil {
-		h = ie.header
-		if h == nil {
-			if h, err = media.ParseCMAFHeader(ie.data); err != nil {
-				return fmt.Errorf("the track's stored header does not parse: %w", err)
-			}
-			s.mu.Lock()
-			ie.header = h
-			s.inits[id.Point+"/"+id.Track] = ie
-			s.mu.Unlock()
-		}
-	}
-	fi, err := media.CheckFragment(data, h)
+	fi, err := s.checkFragment(ctx, id.Point, id.Track, data)
 	if err != nil {
 		return err
 	}
@@ -170,6 +161,26 @@ func (s *Sender) checkBlock(ctx context.Context, id cluster.BlockID, data []byte
 		return fmt.Errorf("the fragment starts at %d, its key names %d", fi.Start, id.Start)
 	}
 	return nil
+}
+
+// checkFragment checks that data is one moof+mdat (media.CheckFragment)
+// and, when this sender holds the track's header, of that header's track,
+// and returns its timing.
+func (s *Sender) checkFragment(ctx context.Context, point, track string, data []byte) (media.FragInfo, error) {
+	var h *media.Header
+	if ie, err := s.init(ctx, point, track); err == nil {
+		h = ie.header
+		if h == nil {
+			if h, err = media.ParseCMAFHeader(ie.data); err != nil {
+				return media.FragInfo{}, fmt.Errorf("the track's stored header does not parse: %w", err)
+			}
+			s.mu.Lock()
+			ie.header = h
+			s.inits[point+"/"+track] = ie
+			s.mu.Unlock()
+		}
+	}
+	return media.CheckFragment(data, h)
 }
 
 // New returns a sender.
@@ -218,6 +229,7 @@ func New(o Options) (*Sender, error) {
 		sessions: map[string]*session{}, ended: map[string]time.Time{}, reports: map[string][]cluster.SentReport{},
 		reloads: map[string][]cluster.Reload{}, shared: NewSharedPlaylists(o.Now),
 		inits: map[string]initEntry{}, leases: map[string]time.Time{}, schedURLs: map[string]string{},
+		parts: newLiveParts(),
 	}
 	m, err := newMetrics(reg, s)
 	if err != nil {
@@ -263,6 +275,7 @@ func (s *Sender) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /internal/v1/batch", s.auth(s.batch))
 	mux.HandleFunc("PUT /internal/v1/blocks/", s.auth(s.putBlock))
 	mux.HandleFunc("PUT /internal/v1/init/", s.auth(s.putInit))
+	mux.HandleFunc("PUT /internal/v1/parts/", s.auth(s.putPart))
 	mux.HandleFunc("GET /internal/v1/stats", s.auth(s.stats))
 	mux.HandleFunc("POST /internal/v1/missing", s.auth(s.missing))
 	mux.HandleFunc("POST /internal/v1/delete", s.auth(s.delete))
@@ -306,6 +319,7 @@ func (s *Sender) Run(ctx context.Context) {
 		if now := s.o.Now(); now.Sub(lastGC) > time.Second {
 			lastGC = now
 			s.forgetSessions(now)
+			s.parts.forget(now)
 		}
 	}
 }

@@ -42,10 +42,13 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	}
 	id := cluster.BlockID{Point: point, Track: track}
 	isInit, isPlaylist := file == "init.mp4", file == "media.m3u8"
+	partStart, isPart := partName(file)
 	// <start>.vtt: the block of a WebVTT text track as an HLS WebVTT
 	// segment, under the block's own token.
 	isVTT := strings.HasSuffix(file, ".vtt")
-	if !isInit && !isPlaylist {
+	if isPart {
+		id.Start = partStart
+	} else if !isInit && !isPlaylist {
 		start, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSuffix(file, ".m4s"), ".vtt"), 10, 64)
 		if err != nil || !strings.HasSuffix(file, ".m4s") && !isVTT {
 			s.notFound(w, "want <start>.m4s, <start>.vtt, init.mp4 or media.m3u8")
@@ -87,6 +90,10 @@ func (s *Sender) client(w http.ResponseWriter, r *http.Request) {
 	}
 	if isVTT {
 		s.serveWebVTT(w, r, id, t)
+		return
+	}
+	if isPart {
+		s.servePart(w, r, id, t)
 		return
 	}
 	s.serveBlock(w, r, id, t)
@@ -174,6 +181,11 @@ func (s *Sender) serveBlock(w http.ResponseWriter, r *http.Request, id cluster.B
 	b, err := s.st.Open(r.Context(), id)
 	if err != nil {
 		if errors.Is(err, blockstore.ErrNotFound) {
+			// The block is still arriving (or just arrived at the
+			// origin): every sender keeps the parts of the newest ones.
+			if s.serveFromParts(w, r, id, t) {
+				return
+			}
 			if s.redirect(w, r, id.Key(), "block") {
 				return
 			}

@@ -8,9 +8,11 @@ import (
 )
 
 // SharedKey names a shared pathway playlist: the scheduler that rendered
-// it (its base URL), the point and the track.
+// it (its base URL), the point, the track and the LL-HLS delivery
+// directives asked for (playlistQuery: the players blocked on the same
+// part wait for one answer).
 type SharedKey struct {
-	Scheduler, Point, Track string
+	Scheduler, Point, Track, Query string
 }
 
 // SharedPlaylist is a scheduler's answer that the sender may give to every

@@ -98,6 +98,9 @@ func (s *Server) startCluster(ctx context.Context) error {
 		return err
 	}
 	s.Store.OnFragment(w.StoreHook(s.Store))
+	// Low latency: every part of a fragment in progress goes to every
+	// sender.
+	s.Store.OnPart(w.PartHook(s.Store))
 	// Retention deletes a fragment's copies on the senders with it.
 	s.Store.OnPrune(w.PruneHook())
 	go w.Run(ctx)

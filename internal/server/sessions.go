@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-media/sluice/internal/membership"
 	"github.com/sluice-media/sluice/internal/scheduler"
 	"github.com/sluice-media/sluice/internal/sender"
+	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/webui"
 )
 
@@ -192,6 +193,16 @@ func (s *Server) setupLocal() error {
 	if err != nil {
 		return err
 	}
+	// Low latency: the local sender keeps the parts of the fragments in
+	// progress, handed over in process as a cluster's origin forwards
+	// them to its senders.
+	s.Store.OnPart(func(ev store.PartEvent) {
+		if ev.Complete {
+			snd.CompleteParts(ev.Point, ev.Track, ev.FragStart, ev.End)
+			return
+		}
+		snd.AddPart(ev.Point, ev.Track, ev.FragStart, ev.Index, ev.Ref, ev.Data)
+	})
 	mux := http.NewServeMux()
 	snd.Routes(mux)
 	s.h.sender = mux

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/parts"
 )
 
 // wholePart is fragment f as the single part 0 of itself.
@@ -97,8 +98,8 @@ func TestParts(t *testing.T) {
 		}
 	}
 	tv, _ = p.View(0).Track(id)
-	if len(tv.Parts) != keptPartFrags || tv.Parts[0].Start != video[2].Info.Start {
-		t.Errorf("%d fragments' parts kept from %d, want %d from %d", len(tv.Parts), tv.Parts[0].Start, keptPartFrags, video[2].Info.Start)
+	if len(tv.Parts) != parts.Kept || tv.Parts[0].Start != video[2].Info.Start {
+		t.Errorf("%d fragments' parts kept from %d, want %d from %d", len(tv.Parts), tv.Parts[0].Start, parts.Kept, video[2].Info.Start)
 	}
 	if e := p.VideoEdge(); !e.Chunked || e.Duration <= 0 {
 		t.Errorf("video edge %+v", e)
@@ -110,7 +111,7 @@ func TestParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	tv, _ = p.View(0).Track(id)
-	if len(tv.Parts) != keptPartFrags || !tv.Ended {
+	if len(tv.Parts) != parts.Kept || !tv.Ended {
 		t.Errorf("ended track: %d fragments' parts kept, ended %v", len(tv.Parts), tv.Ended)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/parts"
 )
 
 // PointMeta is the persisted state of a publishing point.
@@ -82,7 +83,7 @@ type track struct {
 	arrived time.Time
 	// live holds the parts of the track's newest fragments in memory
 	// (parts.go); guarded by the point's mu.
-	live liveParts
+	live parts.Track
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
@@ -691,10 +692,13 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	}
 	// Fragment hooks (OnFragment) run after the point is unlocked (defers
 	// run last-in first-out), still under the track's writer lock.
-	added := false
+	added, hadParts := false, false
 	defer func() {
 		if added {
 			p.store.fragmentAdded(FragmentAdded{Point: p.Name, Track: trackID, Ref: ref, Data: f.Data})
+		}
+		if hadParts {
+			p.store.partEvent(PartEvent{Point: p.Name, Track: trackID, FragStart: ref.Start, Complete: true, End: ref.End()})
 		}
 	}()
 	p.mu.Lock()
@@ -706,7 +710,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if i == len(t.frags)-1 {
 		t.arrived = time.Now()
 	}
-	t.completeParts(ref)
+	hadParts = t.completeParts(ref)
 	if t.Extent.note(ref, t.Pruned == 0) {
 		// The fragment is durable already; an extent that did not reach
 		// the disk is recomputed from the fragments at the next start.

@@ -80,10 +80,11 @@ type Store struct {
 	// write (tests only: NoSync).
 	noSync bool
 
-	mu     sync.Mutex
-	points map[string]*Point
-	hooks  []func(FragmentAdded)
-	pruned []func(FragmentsPruned)
+	mu        sync.Mutex
+	points    map[string]*Point
+	hooks     []func(FragmentAdded)
+	pruned    []func(FragmentsPruned)
+	partHooks []func(PartEvent)
 }
 
 // FragmentAdded describes a fragment that AddFragment has just stored
@@ -106,6 +107,44 @@ func (s *Store) OnFragment(f func(FragmentAdded)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hooks = append(s.hooks, f)
+}
+
+// PartEvent is a part added to a track's fragment in progress
+// (Point.AddPart), or, with Complete, the end of that fragment's parts: it
+// was stored complete. A receiver keeping parts passes End to
+// parts.Track.Complete, which marks them complete when they end there and
+// forgets them otherwise (another stream completed the fragment).
+type PartEvent struct {
+	Point, Track string
+	FragStart    int64
+	// A part: its index in the fragment, description and bytes (as
+	// stored: hooks must not modify them, and may keep them).
+	Index int
+	Ref   PartRef
+	Data  []byte
+	// The fragment's completion.
+	Complete bool
+	End      int64
+}
+
+// OnPart registers f to be called after each part AddPart keeps and after
+// each fragment with parts is stored complete, in that order per track
+// (e.g. to forward the parts to every sender of a cluster). f runs on the
+// adding goroutine after the point is unlocked: it must return quickly
+// (queue the work).
+func (s *Store) OnPart(f func(PartEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.partHooks = append(s.partHooks, f)
+}
+
+func (s *Store) partEvent(ev PartEvent) {
+	s.mu.Lock()
+	hs := s.partHooks
+	s.mu.Unlock()
+	for _, h := range hs {
+		h(ev)
+	}
 }
 
 // FragmentsPruned describes the fragments of one track that Prune has

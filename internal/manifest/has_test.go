@@ -1,4 +1,4 @@
-package origin
+package manifest
 
 import (
 	"testing"
@@ -37,8 +37,8 @@ func TestHas(t *testing.T) {
 		{"a part in progress not yet there", tv, 12, 2, false},
 		{"two ahead", tv, 13, 0, false},
 	} {
-		if got := has(c.tv, 11, c.msn, c.part); got != c.want {
-			t.Errorf("%s: has(msn %d, part %d) = %v, want %v", c.name, c.msn, c.part, got, c.want)
+		if got := HasPart(c.tv, c.msn, c.part); got != c.want {
+			t.Errorf("%s: HasPart(msn %d, part %d) = %v, want %v", c.name, c.msn, c.part, got, c.want)
 		}
 	}
 }

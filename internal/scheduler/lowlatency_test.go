@@ -1,0 +1,92 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit/llhls"
+)
+
+// llView is testView live, with the video track's newest fragment's parts
+// kept complete and the next fragment in progress with open parts (0.5 s
+// each).
+func llView(n, open int) store.View {
+	v := testView("live", n, false)
+	t := &v.Tracks[0]
+	part := func(start int64, i int) store.PartRef {
+		return store.PartRef{Start: start + int64(i)*500, Duration: 500, Key: i == 0, Size: 100}
+	}
+	last := t.Frags[n-1].Start
+	pf := store.PartFrag{Start: last, Complete: true}
+	for i := 0; i < 4; i++ {
+		pf.Parts = append(pf.Parts, part(last, i))
+	}
+	t.Parts = []store.PartFrag{pf}
+	if open > 0 {
+		of := store.PartFrag{Start: last + 2000}
+		for i := 0; i < open; i++ {
+			of.Parts = append(of.Parts, part(last+2000, i))
+		}
+		t.Parts = append(t.Parts, of)
+	}
+	t.PartTarget = 500
+	return v
+}
+
+// TestBlockingReload: a session's pathway playlist of a low-latency point
+// lists the parts (and passes the RFC 8216bis checks); a blocking reload
+// for a part not there yet waits until the index has it, and is answered
+// then; one for a segment more than two ahead is a 400, one that is never
+// satisfied a 503 after three target durations; a delta update skips.
+func TestBlockingReload(t *testing.T) {
+	c := newTestCluster(t, DefaultConfig(), 3, -1, llView(10, 1))
+	sid, _ := openHLS(t, c, "live", "")
+	pl := "/s/live/~" + sid + "/video_1000/rel.m3u8"
+	code, body := c.get(pl)
+	if code != 200 || !strings.Contains(body, "#EXT-X-PART:") || !strings.Contains(body, `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-20500.m4s"`) {
+		t.Fatalf("pathway playlist: %d\n%s", code, body)
+	}
+	if err := llhls.Check([]byte(body)); err != nil {
+		t.Errorf("pathway playlist: %v\n%s", err, body)
+	}
+	// Segment 10 (the open one, 20000–22000) part 1 arrives 300 ms later.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		c.tl.set(llView(10, 2))
+	}()
+	t0 := time.Now()
+	code, body = c.get(pl + "?_HLS_msn=10&_HLS_part=1")
+	took := time.Since(t0)
+	if code != 200 || !strings.Contains(body, `URI="part-20500.m4s"`) {
+		t.Fatalf("blocking reload: %d after %v\n%s", code, took, body)
+	}
+	if took < 250*time.Millisecond || took > 2*time.Second {
+		t.Errorf("blocking reload answered after %v; want when the part arrived (300 ms)", took)
+	}
+	if code, body = c.get(pl + "?_HLS_msn=13"); code != 400 {
+		t.Errorf("three segments ahead: %d %s", code, body)
+	}
+	if code, _ = c.get(pl + "?_HLS_part=1"); code != 400 {
+		t.Errorf("_HLS_part without _HLS_msn: %d", code)
+	}
+	t0 = time.Now()
+	code, body = c.get(pl + "?_HLS_msn=11&_HLS_part=0")
+	if took := time.Since(t0); code != 503 || took < 5*time.Second {
+		t.Errorf("a part that never comes: %d after %v (want 503 after three 2 s target durations)\n%s", code, took, body)
+	}
+	// A long enough playlist skips its older segments in a delta update.
+	c.tl.set(llView(30, 2))
+	eventually(t, "the longer index", 2*time.Second, func() bool {
+		_, b := c.get(pl)
+		return strings.Contains(b, "\n58000.m4s\n")
+	})
+	q := fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", 30, 1)
+	_, full := c.get(pl + q)
+	_, delta := c.get(pl + q + "&_HLS_skip=YES")
+	if err := llhls.CheckDelta([]byte(full), []byte(delta)); err != nil {
+		t.Errorf("delta update: %v\n%s", err, delta)
+	}
+}
