@@ -15,17 +15,23 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_RUN=${SECONDS_RUN:-180}
-LOG=$(mktemp /tmp/ll-latency.XXXXXX)
+TESTS=${TESTS:-TestLowLatencyChain}
 cd "$REPO"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-status=0
-SLUICE_LL_SECONDS=$SECONDS_RUN go test -count=1 -v -timeout $((2 * SECONDS_RUN + 400))s \
-	-run '^TestLowLatencyChain$' ./internal/e2e/ >"$LOG" 2>&1 || status=$?
-echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
-grep -E 'low latency: latency|: ok=' "$LOG" | sed 's/^ *lowlatency_test.go:[0-9]*: //'
-if [[ $status -ne 0 ]]; then
-	grep -E -- '--- FAIL|want' "$LOG" >&2 || true
-	echo "TestLowLatencyChain failed (full output: $LOG)" >&2
-	exit 1
-fi
-rm -f "$LOG"
+failed=0
+for test in $TESTS; do
+	LOG=$(mktemp /tmp/ll-latency.XXXXXX)
+	echo "== $test, $SECONDS_RUN s per player; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	status=0
+	SLUICE_LL_SECONDS=$SECONDS_RUN go test -count=1 -v -timeout $((3 * SECONDS_RUN + 400))s \
+		-run "^$test\$" ./internal/e2e/ >"$LOG" 2>&1 || status=$?
+	echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+	grep -E 'low latency: latency|: ok=' "$LOG" | sed 's/^ *[a-z_]*_test.go:[0-9]*: //'
+	if [[ $status -ne 0 ]]; then
+		grep -E -- '--- FAIL|want' "$LOG" >&2 || true
+		echo "$test failed (full output: $LOG)" >&2
+		failed=1
+		continue
+	fi
+	rm -f "$LOG"
+done
+exit $failed

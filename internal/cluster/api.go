@@ -38,7 +38,6 @@ package cluster
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -157,21 +156,6 @@ type Reload struct {
 // latest answer carried it with this copy instead of asking again,
 // reporting them in BatchResult.Reloads.
 const SharedPlaylistHeader = "Sluice-Shared-Playlist"
-
-// PlaylistQuery is the part of a pathway playlist request's query that
-// changes the answer, which a sender passes on to the scheduler: the LL-HLS
-// delivery directives (_HLS_msn, _HLS_part, _HLS_skip), encoded in a fixed
-// order (so that it keys the shared copies: the players blocked on the
-// same part wait for one answer), "" for none.
-func PlaylistQuery(q url.Values) string {
-	v := url.Values{}
-	for _, k := range []string{"_HLS_msn", "_HLS_part", "_HLS_skip"} {
-		if x := q.Get(k); x != "" {
-			v.Set(k, x)
-		}
-	}
-	return v.Encode()
-}
 
 // SentReport says a block was sent to a session.
 type SentReport struct {

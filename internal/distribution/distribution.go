@@ -34,9 +34,9 @@ package distribution
 import (
 	"bytes"
 	"context"
+	"github.com/sluice-media/sluice/internal/manifest"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +211,7 @@ func classify(r *http.Request) (object, string) {
 			obj.kind, obj.format = kindManifest, formatHLS
 			// A blocking playlist reload (LL-HLS) is its own object:
 			// forwarded with its query, cached under it, coalesced.
-			if q := blockingQuery(r.URL.Query()); q != "" {
+			if q := manifest.DeliveryDirectives(r.URL.Query()); q != "" {
 				obj.path += "?" + q
 			}
 		case strings.HasPrefix(file, "part-") && strings.HasSuffix(file, ".m4s"):
@@ -239,19 +239,6 @@ func classify(r *http.Request) (object, string) {
 		}
 	}
 	return obj, ""
-}
-
-// blockingQuery returns the LL-HLS delivery directives of a media
-// playlist request (_HLS_msn, _HLS_part, _HLS_skip), in a canonical order,
-// or "". Other query parameters are not forwarded.
-func blockingQuery(q url.Values) string {
-	keep := url.Values{}
-	for _, k := range []string{"_HLS_msn", "_HLS_part", "_HLS_skip"} {
-		if v := q.Get(k); v != "" {
-			keep.Set(k, v)
-		}
-	}
-	return keep.Encode()
 }
 
 // SetUpstreamQuery makes every fetch from an origin carry the query q

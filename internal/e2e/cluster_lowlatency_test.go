@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -51,7 +53,10 @@ func TestClusterLowLatency(t *testing.T) {
 		return true, ""
 	})
 
-	const seconds = 12
+	seconds := 12
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_LL_SECONDS")); err == nil && v > 0 {
+		seconds = v // bench/ll-latency.sh
+	}
 	pe := playEnv{args: []string{`--player-config={"lowLatencyMode":true,"maxLiveSyncPlaybackRate":1.5}`}}
 	r := runPlayIn(t, pe, webDir, sched.base+"/s/live/master.m3u8", "hls", seconds, seconds*3/4, filepath.Join(art, "screenshot-llcluster-hls.png"))
 	checkPlay(t, r, float64(seconds*3/4))

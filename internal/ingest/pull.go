@@ -372,14 +372,14 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 					continue
 				}
 				from := 0
-				start, _, ok := point.OpenParts(c.id, 0)
+				start, ok := point.OpenStart(c.id)
 				if !ok || start != c.end {
 					continue
 				}
 				if c.partFrag == start {
 					from = c.partsSent
 				}
-				_, parts, _ := point.OpenParts(c.id, from)
+				parts, _, _ := point.PartsFrom(c.id, start, from)
 				for i, d := range parts {
 					if from+i == 0 {
 						if _, err := w.Write(media.Styp(media.MarkChunked)); err != nil {

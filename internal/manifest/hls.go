@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -481,6 +482,21 @@ func extinf(d uint64, timescale uint32) string {
 // of its newest fragments are kept (a chunked push, see store.AddPart).
 func LowLatency(v store.View, t store.TrackView) bool {
 	return len(t.Parts) > 0 && t.PartTarget > 0 && !t.Ended && Live(v)
+}
+
+// DeliveryDirectives returns the LL-HLS delivery directives of a media
+// playlist request's query (_HLS_msn, _HLS_part, _HLS_skip), encoded in a
+// fixed order, or "" for none: what changes the answer, so what a tier
+// forwards upstream and keys its cached or shared copies with (other
+// query parameters, e.g. CMCD, do not split them).
+func DeliveryDirectives(q url.Values) string {
+	v := url.Values{}
+	for _, k := range []string{"_HLS_msn", "_HLS_part", "_HLS_skip"} {
+		if x := q.Get(k); x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v.Encode()
 }
 
 // HasPart reports whether a low-latency media playlist of track t (at

@@ -44,11 +44,8 @@ func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *s
 	msnArg, partArg := q.Get("_HLS_msn"), q.Get("_HLS_part")
 	v := h.view(point)
 	if msnArg == "" {
-		cc := ""
-		if t, ok := v.Track(track); ok && manifest.LowLatency(v, t) {
-			cc = "public, max-age=0"
-		}
-		h.renderManifest(w, r, point, v, "hls", track, hlsPlaylist, cc, render)
+		// A low-latency playlist changes with every part (LiveMaxAge).
+		h.renderManifest(w, r, point, v, "hls", track, hlsPlaylist, "", render)
 		return
 	}
 	msn, err := strconv.ParseInt(msnArg, 10, 64)
@@ -97,11 +94,7 @@ func (h *Handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, point *s
 func (h *Handler) await(w http.ResponseWriter, r *http.Request, point *store.Point, track string,
 	changed <-chan struct{}, deadline **time.Timer, why string) bool {
 	if *deadline == nil {
-		wait := blockLimit * 2 * time.Second
-		if t, ok := h.view(point).Track(track); ok {
-			wait = time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
-		}
-		*deadline = time.NewTimer(wait)
+		*deadline = time.NewTimer(h.blockingWait(point, track))
 	}
 	select {
 	case <-changed:
@@ -113,6 +106,15 @@ func (h *Handler) await(w http.ResponseWriter, r *http.Request, point *store.Poi
 	case <-r.Context().Done():
 		return false
 	}
+}
+
+// blockingWait is the limit of a blocking request on a track: three of
+// its target durations (three of 2 s for a track not known).
+func (h *Handler) blockingWait(point *store.Point, track string) time.Duration {
+	if t, ok := h.view(point).Track(track); ok {
+		return time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
+	}
+	return blockLimit * 2 * time.Second
 }
 
 func stopTimer(t **time.Timer) {
@@ -176,10 +178,7 @@ func (h *Handler) growing(w http.ResponseWriter, r *http.Request, point *store.P
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	wait := 3 * 2 * time.Second
-	if t, ok := h.view(point).Track(track); ok {
-		wait = time.Duration(blockLimit*manifest.TargetDuration(t)) * time.Second
-	}
+	wait := h.blockingWait(point, track)
 	rc := http.NewResponseController(w)
 	sent := 0
 	idle := time.NewTimer(wait)

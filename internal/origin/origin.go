@@ -159,14 +159,16 @@ const cacheClockSlack = time.Second
 // must keep it only briefly, see docs/distribution.md) within that last
 // second, when a fragment is overdue, and when no fragment arrived since
 // this process started. A live manifest changes only when a fragment
-// arrives (or a track ends or restarts, which happens at an arrival too).
+// arrives (or a track ends or restarts, which happens at an arrival too) —
+// unless it is a low-latency one (manifest.LowLatency: a track has parts),
+// which changes with every part: it is 0 then.
 func LiveMaxAge(v store.View, track string, now time.Time) int {
 	var due time.Time
 	for _, t := range v.Tracks {
 		if t.Ended || (track != "" && t.ID != track) {
 			continue
 		}
-		if len(t.Frags) == 0 || t.Arrived.IsZero() {
+		if len(t.Frags) == 0 || t.Arrived.IsZero() || manifest.LowLatency(v, t) {
 			return 0
 		}
 		last := t.Frags[len(t.Frags)-1]

@@ -362,8 +362,16 @@ func TestPresentationStart(t *testing.T) {
 	}
 }
 
+// withParts gives a track the kept parts of a low-latency stream.
+func withParts(t store.TrackView) store.TrackView {
+	t.Parts = []store.PartFrag{{Start: 4000, Parts: []store.PartRef{{Start: 4000, Duration: 500, Key: true}}}}
+	t.PartTarget = 500
+	return t
+}
+
 // TestLiveMaxAge: a live manifest is cacheable until its next fragment is
-// due, less a second, over the tracks it lists that have not ended.
+// due, less a second, over the tracks it lists that have not ended; a
+// low-latency one (parts) not at all.
 func TestLiveMaxAge(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
@@ -391,6 +399,8 @@ func TestLiveMaxAge(t *testing.T) {
 		{"ended tracks do not count", []store.TrackView{tr("v", 10, now, false), tr("a", 2, ago(time.Minute), true)}, "", 9},
 		{"no live track", []store.TrackView{tr("a", 2, ago(time.Minute), true)}, "", 0},
 		{"track without fragments", []store.TrackView{tr("v", 10, now, false), {ID: "t", Info: media.TrackInfo{Timescale: 1000}}}, "", 0},
+		{"low latency: changes with every part", []store.TrackView{withParts(tr("v", 10, now, false))}, "", 0},
+		{"low latency: another track's playlist", []store.TrackView{tr("v", 10, now, false), withParts(tr("a", 6, now, false))}, "v", 9},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := origin.LiveMaxAge(store.View{Tracks: c.tracks}, c.track, now); got != c.want {

@@ -2,11 +2,6 @@ package player
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
@@ -173,50 +168,8 @@ func (s *session) fetchChunked(ctx context.Context, pres *Presentation, k Kind, 
 // getStream is get for a body read as it arrives: onChunk is called with
 // each complete CMAF chunk (readChunks). It returns the whole body.
 func (s *session) getStream(ctx context.Context, u string, info RequestInfo, onChunk func([]byte, time.Duration)) ([]byte, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, 0, fmt.Errorf("request %s: %w", u, err)
-	}
-	for _, h := range s.cfg.Hooks {
-		h(req, info)
-	}
-	var dec PacingDecision
-	if s.pacer != nil {
-		dec = s.pacer.decide(info)
-		s.pacer.apply(req, dec)
-	}
-	t0 := time.Now()
-	resp, err := s.clientFor(info).Do(req)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.stats.networkError()
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, time.Since(t0), fmt.Errorf("GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	s.stats.response(resp.StatusCode)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, time.Since(t0), &StatusError{URL: u, Code: resp.StatusCode}
-	}
-	data, err := readChunks(resp.Body, s.cfg.MaxObject, onChunk)
-	elapsed := time.Since(t0)
-	s.stats.received(info.Object, int64(len(data)))
-	if err != nil {
-		if ctx.Err() == nil {
-			s.stats.networkError()
-		}
-		return data, elapsed, fmt.Errorf("GET %s: body: %w", u, err)
-	}
-	if s.pacer != nil {
-		s.pacer.observe(resp, info, dec, t0, int64(len(data)), elapsed)
-	}
-	s.observe(resp, info, int64(len(data)), elapsed)
-	return data, elapsed, nil
+	data, elapsed, _, err := s.fetch(ctx, u, "", info, onChunk)
+	return data, elapsed, err
 }
 
 // dashNow is the wall clock corrected by the MPD's UTCTiming.

@@ -333,31 +333,14 @@ func (s *session) llSwitch(ctx context.Context, pres *Presentation, k Kind, nr *
 // estimate learns from each chunk's burst, not from the whole request: a
 // preload-hinted part waits at the server until it exists.
 func (s *session) fetchMedia(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, attempts int) ([]byte, error) {
-	var out []byte
-	attempt := func() (int, time.Duration, error) {
+	return s.fetchChecked(ctx, attempts, func() ([]byte, time.Duration, error) {
 		info := s.requestInfo(pres, k, r, objectType(pres, k))
 		info.Duration = seg.Dur
 		info.Starved = s.play.takeStarved(k)
-		data, elapsed, err := s.getStream(ctx, seg.URL, info, func(chunk []byte, burst time.Duration) {
+		return s.getStream(ctx, seg.URL, info, func(chunk []byte, burst time.Duration) {
 			s.abr.sample(len(chunk), burst)
 		})
-		if err != nil {
-			return len(data), elapsed, err
-		}
-		if err := checkFragment(data); err != nil {
-			s.stats.invalidFragment()
-			return len(data), elapsed, err
-		}
-		out = data
-		return len(data), elapsed, nil
-	}
-	var err error
-	if attempts > 1 {
-		err = s.withRetry(ctx, attempt)
-	} else {
-		_, _, err = attempt()
-	}
-	return out, err
+	}, checkFragment)
 }
 
 // addMedia adds d of media of kind k, whose first frame the manifest maps

@@ -771,64 +771,27 @@ func (s *session) fetchInit(ctx context.Context, pres *Presentation, k Kind, r *
 func (s *session) fetchInitData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, first Segment) ([]byte, error) {
 	info := s.requestInfo(pres, k, r, ObjectInit)
 	info.Next, info.NextRange = first.URL, first.Range
-	var out []byte
-	err := s.withRetry(ctx, func() (int, time.Duration, error) {
+	return s.fetchChecked(ctx, 2, func() ([]byte, time.Duration, error) {
 		data, elapsed, _, err := s.get(ctx, r.Init.URL, r.Init.Range, info)
-		if err != nil {
-			return len(data), elapsed, err
-		}
-		if err := checkInit(data); err != nil {
-			s.stats.invalidFragment()
-			return len(data), elapsed, err
-		}
-		out = data
-		return len(data), elapsed, nil
-	})
-	return out, err
+		return data, elapsed, err
+	}, checkInit)
 }
 
-// fetchFragment fetches and checks a media fragment in at most attempts
-// attempts (1 or 2: once more after RetryDelay), and returns its size.
-func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) (int, error) {
-	data, err := s.fetchFragmentData(ctx, pres, k, r, seg, next, ahead, attempts)
-	return len(data), err
-}
-
-// fetchFragmentData is fetchFragment returning the fragment.
-func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) ([]byte, error) {
+// fetchChecked runs get in at most attempts attempts (1 or 2: once more
+// after RetryDelay) and returns the first body check accepts; a body it
+// refuses is counted (invalid fragment) and fails the attempt.
+func (s *session) fetchChecked(ctx context.Context, attempts int, get func() ([]byte, time.Duration, error), check func([]byte) error) ([]byte, error) {
 	var out []byte
 	attempt := func() (int, time.Duration, error) {
-		info := s.requestInfo(pres, k, r, objectType(pres, k))
-		info.Duration = seg.Dur
-		info.Size = rangeSize(seg.Range)
-		if ahead >= 0 {
-			// Live: the buffer cannot grow beyond what the manifest lists.
-			// At the live edge it is as full as it can get, however low.
-			info.BufferTarget = min(info.BufferTarget, info.Buffer+ahead)
-		}
-		info.Starved = s.play.takeStarved(k)
-		if next != nil {
-			info.Next, info.NextRange = next.URL, next.Range
-		}
-		data, elapsed, pace, err := s.get(ctx, seg.URL, seg.Range, info)
+		data, elapsed, err := get()
 		if err != nil {
 			return len(data), elapsed, err
 		}
-		if err := checkFragment(data); err != nil {
+		if err := check(data); err != nil {
 			s.stats.invalidFragment()
 			return len(data), elapsed, err
 		}
 		out = data
-		// A download held back by a pacing rate measures the pace, not
-		// the network: it counts as "the network carries the pace", which
-		// may raise the estimate but never lowers it (the request's round
-		// trip and ramp make the measured rate a little lower than the pace).
-		switch {
-		case pace == 0:
-			s.abr.sample(len(data), elapsed)
-		case pace > s.abr.estimate():
-			s.abr.sample(len(data), time.Duration(float64(len(data))*8/pace*float64(time.Second)))
-		}
 		return len(data), elapsed, nil
 	}
 	var err error
@@ -841,6 +804,53 @@ func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k K
 		return nil, err
 	}
 	return out, nil
+}
+
+// fetchFragment fetches and checks a media fragment in at most attempts
+// attempts (1 or 2: once more after RetryDelay), and returns its size.
+func (s *session) fetchFragment(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) (int, error) {
+	data, err := s.fetchFragmentData(ctx, pres, k, r, seg, next, ahead, attempts)
+	return len(data), err
+}
+
+// fetchFragmentData is fetchFragment returning the fragment.
+func (s *session) fetchFragmentData(ctx context.Context, pres *Presentation, k Kind, r *Rendition, seg Segment, next *Segment, ahead time.Duration, attempts int) ([]byte, error) {
+	var (
+		elapsed time.Duration
+		pace    float64
+	)
+	data, err := s.fetchChecked(ctx, attempts, func() ([]byte, time.Duration, error) {
+		info := s.requestInfo(pres, k, r, objectType(pres, k))
+		info.Duration = seg.Dur
+		info.Size = rangeSize(seg.Range)
+		if ahead >= 0 {
+			// Live: the buffer cannot grow beyond what the manifest lists.
+			// At the live edge it is as full as it can get, however low.
+			info.BufferTarget = min(info.BufferTarget, info.Buffer+ahead)
+		}
+		info.Starved = s.play.takeStarved(k)
+		if next != nil {
+			info.Next, info.NextRange = next.URL, next.Range
+		}
+		var data []byte
+		var err error
+		data, elapsed, pace, err = s.get(ctx, seg.URL, seg.Range, info)
+		return data, elapsed, err
+	}, checkFragment)
+	if err != nil {
+		return nil, err
+	}
+	// A download held back by a pacing rate measures the pace, not the
+	// network: it counts as "the network carries the pace", which may
+	// raise the estimate but never lowers it (the request's round trip and
+	// ramp make the measured rate a little lower than the pace).
+	switch {
+	case pace == 0:
+		s.abr.sample(len(data), elapsed)
+	case pace > s.abr.estimate():
+		s.abr.sample(len(data), time.Duration(float64(len(data))*8/pace*float64(time.Second)))
+	}
+	return data, nil
 }
 
 // withRetry runs attempt, and once more after RetryDelay if it fails.
@@ -871,6 +881,12 @@ func (e *StatusError) Error() string {
 // and returns the body, the time from sending the request to the end of the
 // body, and the pacing rate (bits/s) that set that time, 0 when none did.
 func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (data []byte, elapsed time.Duration, pace float64, err error) {
+	return s.fetch(ctx, u, rng, info, nil)
+}
+
+// fetch is get; with onChunk the body is read as it arrives and onChunk is
+// called with each complete CMAF chunk (readChunks, low-latency DASH).
+func (s *session) fetch(ctx context.Context, u, rng string, info RequestInfo, onChunk func([]byte, time.Duration)) (data []byte, elapsed time.Duration, pace float64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("request %s: %w", u, err)
@@ -916,7 +932,11 @@ func (s *session) get(ctx context.Context, u, rng string, info RequestInfo) (dat
 		s.observe(resp, info, 0, elapsed)
 		return nil, elapsed, 0, &StatusError{URL: u, Code: resp.StatusCode}
 	}
-	data, err = readLimited(resp.Body, s.cfg.MaxObject)
+	if onChunk != nil {
+		data, err = readChunks(resp.Body, s.cfg.MaxObject, onChunk)
+	} else {
+		data, err = readLimited(resp.Body, s.cfg.MaxObject)
+	}
 	elapsed = time.Since(t0)
 	s.stats.received(info.Object, int64(len(data)))
 	if err != nil {

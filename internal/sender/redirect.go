@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-media/sluice/internal/cluster"
+	"github.com/sluice-media/sluice/internal/manifest"
 )
 
 // Every sender is a pathway of the sessions that name it (HLS and DASH
@@ -94,7 +95,7 @@ func (s *Sender) servePlaylist(w http.ResponseWriter, r *http.Request, t cluster
 	path := "/s/" + escapePoint(t.Point) + "/~" + t.Session + "/" + url.PathEscape(track) + "/rel.m3u8"
 	// LL-HLS delivery directives (a blocking reload, a delta update) go
 	// with it; the rest of the query (CMCD) stays here.
-	query := cluster.PlaylistQuery(r.URL.Query())
+	query := manifest.DeliveryDirectives(r.URL.Query())
 	if s.o.Playlists != nil {
 		req := r.Clone(r.Context())
 		req.URL = &url.URL{Path: path, RawQuery: query}

@@ -112,19 +112,15 @@ func (p *Point) PartsFrom(trackID string, fragStart int64, from int) (data [][]b
 	return t.live.From(fragStart, from)
 }
 
-// OpenParts returns the fragment of a track still being received: its
-// start and its parts from the from-th on; ok is false when the track has
-// none (its newest kept parts are complete, or there are none).
-func (p *Point) OpenParts(trackID string, from int) (start int64, data [][]byte, ok bool) {
+// OpenStart returns the start of a track's fragment still being received;
+// ok is false when the track has none (its newest kept parts are
+// complete, or there are none). PartsFrom gives its parts.
+func (p *Point) OpenStart(trackID string) (start int64, ok bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	t := p.tracks[trackID]
 	if t == nil {
-		return 0, nil, false
+		return 0, false
 	}
-	if start, ok = t.live.Open(); !ok {
-		return 0, nil, false
-	}
-	data, _, _ = t.live.From(start, from)
-	return start, data, true
+	return t.live.Open()
 }
