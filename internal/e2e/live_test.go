@@ -167,9 +167,19 @@ func TestLiveFFmpegPushFFprobe(t *testing.T) {
 	}
 	// After the end: static manifests, every frame decodes.
 	for _, pp := range points {
-		_, mpdBody := get(t, n.base+"/"+pp+".isml/manifest.mpd")
-		if !bytes.Contains(mpdBody, []byte(`type="static"`)) {
-			t.Errorf("%s: MPD not static after the end", pp)
+		// ffmpeg may exit before the server has read the end of its
+		// body (it does not wait for the answer): the end lands shortly.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, mpdBody := get(t, n.base+"/"+pp+".isml/manifest.mpd")
+			if bytes.Contains(mpdBody, []byte(`type="static"`)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: MPD not static 10 s after the end", pp)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		_, master := get(t, n.base+"/"+pp+".isml/master.m3u8")
 		first := ""
