@@ -539,7 +539,8 @@ func (p *Proxy) obtain(ctx context.Context, obj object) (*entry, error) {
 func (p *Proxy) run(f *flight, obj object) {
 	ctx, cancel := context.WithTimeout(context.Background(), flightTimeout)
 	defer cancel()
-	res, err := p.up.fetch(ctx, f, obj.path, obj.kind == kindFragment && p.listed(obj))
+	blocking := obj.kind == kindPart || (obj.kind == kindManifest && strings.Contains(obj.path, "_HLS_msn="))
+	res, err := p.up.fetch(ctx, f, obj.path, obj.kind == kindFragment && p.listed(obj), blocking)
 	var e *entry
 	if err == nil {
 		e = p.store(obj, f, res)

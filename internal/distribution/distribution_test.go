@@ -581,3 +581,42 @@ func TestOpaqueManifestFailsOpen(t *testing.T) {
 		t.Fatalf("%d manifest requests, want 1", n)
 	}
 }
+
+// TestBlockingUpstream: an LL-HLS blocking reload the origin holds longer
+// than the upstream timeout is waited for (its own header timeout), and
+// the origin's 503 when the part never came is passed on without taking
+// the origin for a failing one (no failover, no back-off).
+func TestBlockingUpstream(t *testing.T) {
+	origin := newFakeOrigin(t)
+	other := newFakeOrigin(t)
+	origin.fail = func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Query().Get("_HLS_msn") {
+		case "":
+			return false
+		case "5":
+			time.Sleep(600 * time.Millisecond) // the part arrives
+			w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+			w.Header().Set("Cache-Control", "public, max-age=2")
+			io.WriteString(w, "#EXTM3U\n")
+		default:
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "the playlist did not reach that part in three target durations", http.StatusServiceUnavailable)
+		}
+		return true
+	}
+	tp := newTestProxy(t, func(c *config.Distribution) { c.UpstreamTimeout = 300 * time.Millisecond }, origin.ts.URL, other.ts.URL)
+	resp, b := tp.get(t, "/ch.isml/tracks/v/media.m3u8?_HLS_msn=5&_HLS_part=0")
+	if resp.StatusCode != 200 || string(b) != "#EXTM3U\n" {
+		t.Fatalf("blocking reload held 600 ms with a 300 ms upstream timeout: %d %q", resp.StatusCode, b)
+	}
+	resp, _ = tp.get(t, "/ch.isml/tracks/v/media.m3u8?_HLS_msn=9&_HLS_part=0")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("the origin's 503 for a part that never came: %d, want it passed on", resp.StatusCode)
+	}
+	if n := tp.metric(tp.p.m.failovers); n != 0 {
+		t.Errorf("%v failovers: a held or timed-out blocking reload is not an origin failure", n)
+	}
+	if got := other.total("/"); got != 0 {
+		t.Errorf("the other origin was asked %d times", got)
+	}
+}

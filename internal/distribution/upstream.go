@@ -47,7 +47,10 @@ type originState struct {
 type upstream struct {
 	origins []*originState
 	client  *http.Client
-	timeout time.Duration
+	// blocking is client for requests an origin may hold (LL-HLS blocking
+	// reloads and hinted parts): its header timeout is blockingWait.
+	blocking *http.Client
+	timeout  time.Duration
 	backoff time.Duration
 	m       *metricSet
 	log     *slog.Logger
@@ -93,11 +96,22 @@ func newUpstream(bases []string, timeout, backoff time.Duration, m *metricSet, l
 		// Redirects are passed on, not followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	btr := tr.Clone()
+	btr.ResponseHeaderTimeout = max(timeout, blockingWait)
+	u.blocking = &http.Client{Transport: btr, CheckRedirect: u.client.CheckRedirect}
 	return u, nil
 }
 
+// blockingWait bounds the wait for the answer to a request the origin may
+// hold: three target durations of up to 6 s, and some (the origin answers
+// 503 after three).
+const blockingWait = 20 * time.Second
+
 // close drops the idle upstream connections.
-func (u *upstream) close() { u.client.CloseIdleConnections() }
+func (u *upstream) close() {
+	u.client.CloseIdleConnections()
+	u.blocking.CloseIdleConnections()
+}
 
 // order returns the origins to try: those not in back-off in configured
 // order, then those in back-off, soonest back first. A request never fails
@@ -184,7 +198,13 @@ var errResume = errors.New("response broke off and could not be resumed")
 // body that breaks off is resumed from the next origin with a Range request
 // guarded by If-Range (origins serve identical bytes under identical
 // ETags). With f.stale set the request revalidates it (If-None-Match).
-func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404 bool) (fetchResult, error) {
+//
+// blocking marks a request the origin may hold until what it asks for
+// exists (an LL-HLS blocking reload or a hinted part): it may wait
+// blockingWait for the answer, and the origin's 503 when that never came
+// (three target durations: the encoder stalled) is passed on, not taken
+// for a failing origin.
+func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404, blocking bool) (fetchResult, error) {
 	var (
 		res     fetchResult
 		started bool
@@ -227,8 +247,12 @@ func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404 b
 		}
 		// The header timeout is the transport's; a stalled body is cut by
 		// this idle timer, reset at every read.
-		idle := time.AfterFunc(u.timeout, cancel)
-		resp, err := u.client.Do(req)
+		client, wait := u.client, u.timeout
+		if blocking {
+			client, wait = u.blocking, max(u.timeout, blockingWait)
+		}
+		idle := time.AfterFunc(wait, cancel)
+		resp, err := client.Do(req)
 		if err != nil {
 			idle.Stop()
 			cancel()
@@ -238,7 +262,7 @@ func (u *upstream) fetch(ctx context.Context, f *flight, path string, retry404 b
 			continue
 		}
 		code := resp.StatusCode
-		if code >= 500 {
+		if code >= 500 && !(blocking && code == http.StatusServiceUnavailable) {
 			idle.Stop()
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()

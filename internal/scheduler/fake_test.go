@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,11 +254,18 @@ func (f *fakeSender) client(w http.ResponseWriter, r *http.Request) {
 
 // fakeTimeline serves a mutable view.
 type fakeTimeline struct {
-	mu sync.Mutex
-	v  map[string]store.View
+	mu    sync.Mutex
+	v     map[string]store.View
+	views atomic.Int64 // View calls
 }
 
 func (f *fakeTimeline) View(_ context.Context, p string) (store.View, error) {
+	f.views.Add(1)
+	return f.get(p)
+}
+
+// get is View without counting the call.
+func (f *fakeTimeline) get(p string) (store.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.v[p]

@@ -1,10 +1,19 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-media/sluice/internal/membership"
 
 	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/testkit/llhls"
@@ -88,5 +97,105 @@ func TestBlockingReload(t *testing.T) {
 	_, delta := c.get(pl + q + "&_HLS_skip=YES")
 	if err := llhls.CheckDelta([]byte(full), []byte(delta)); err != nil {
 		t.Errorf("delta update: %v\n%s", err, delta)
+	}
+}
+
+// watchTimeline is a fakeTimeline that is also a Watcher: a watch is
+// answered when set installs another index (or after wait, unchanged).
+type watchTimeline struct {
+	*fakeTimeline
+	mu      sync.Mutex
+	changed chan struct{}
+	watches atomic.Int64
+}
+
+func newWatchTimeline() *watchTimeline {
+	return &watchTimeline{fakeTimeline: &fakeTimeline{}, changed: make(chan struct{})}
+}
+
+func (w *watchTimeline) set(v store.View) {
+	w.fakeTimeline.set(v)
+	w.mu.Lock()
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
+}
+
+func (w *watchTimeline) Watch(ctx context.Context, p, since string) (store.View, string, bool, error) {
+	w.watches.Add(1)
+	for {
+		w.mu.Lock()
+		ch := w.changed
+		w.mu.Unlock()
+		v, err := w.get(p)
+		if err != nil {
+			return store.View{}, "", false, err
+		}
+		if tag := viewKey(v); tag != since {
+			return v, tag, true, nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second):
+			return store.View{}, since, false, nil
+		case <-ctx.Done():
+			return store.View{}, since, false, ctx.Err()
+		}
+	}
+}
+
+// TestWatchedPoint: a live point's index is watched (Watcher): a blocking
+// reload is answered as soon as the watch delivers the part, without
+// polling the timeline.
+func TestWatchedPoint(t *testing.T) {
+	tl := newWatchTimeline()
+	tl.set(llView(10, 1))
+	var ms []membership.Member
+	for i := 0; i < 2; i++ {
+		ms = append(ms, newFakeSender(t, fmt.Sprintf("s%d", i), -1).member())
+	}
+	set, err := membership.Static(ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Secret, cfg.Tick, cfg.StatsInterval = testSecret, 20*time.Millisecond, -1
+	s, err := New(cfg, tl, set, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	get := func(path string) (int, string, time.Duration) {
+		t0 := time.Now()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), time.Since(t0)
+	}
+	_, master, _ := get("/s/live/master.m3u8")
+	m := regexp.MustCompile(`/s/live/~([^/]+)/`).FindStringSubmatch(master)
+	if m == nil {
+		t.Fatalf("no session in\n%s", master)
+	}
+	pl := "/s/live/~" + m[1] + "/video_1000/rel.m3u8"
+	eventually(t, "the point watched", 2*time.Second, func() bool { return tl.watches.Load() > 0 })
+	fetches := tl.views.Load()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		tl.set(llView(10, 2))
+	}()
+	code, body, took := get(pl + "?_HLS_msn=10&_HLS_part=1")
+	if code != 200 || !strings.Contains(body, `URI="part-20500.m4s"`) || took > time.Second {
+		t.Fatalf("blocking reload: %d after %v\n%s", code, took, body)
+	}
+	if n := tl.views.Load() - fetches; n > 2 {
+		t.Errorf("%d index fetches while the point was watched; want the watch alone", n)
 	}
 }
