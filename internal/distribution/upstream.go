@@ -51,10 +51,10 @@ type upstream struct {
 	// reloads and hinted parts): its header timeout is blockingWait.
 	blocking *http.Client
 	timeout  time.Duration
-	backoff time.Duration
-	m       *metricSet
-	log     *slog.Logger
-	now     func() time.Time
+	backoff  time.Duration
+	m        *metricSet
+	log      *slog.Logger
+	now      func() time.Time
 	// query, when set, returns a query string ("st=…") added to every
 	// fetch: the token of an origin that requires signed URLs.
 	query func() string
