@@ -359,7 +359,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, pp, streamID stri
 		status = http.StatusInternalServerError
 	case errors.Is(err, ErrOverBudget):
 		status = http.StatusServiceUnavailable
-	case errors.Is(err, media.ErrBoxTooLarge):
+	case errors.Is(err, media.ErrBoxTooLarge), errors.Is(err, media.ErrEventsTooLarge):
 		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, media.ErrConfigChanged), errors.Is(err, media.ErrNoHeader):
 		status = http.StatusPreconditionFailed

@@ -126,11 +126,12 @@ func (tl *timeline) place(id string, f *media.Fragment) (*media.Fragment, error)
 	if err != nil {
 		return nil, err
 	}
-	data, fi, err := media.Shift(f.Data, f.Info, store.OffsetTicks(tl.offset, ti.Timescale))
+	d := store.OffsetTicks(tl.offset, ti.Timescale)
+	data, fi, err := media.Shift(f.Data, f.Info, d)
 	if err != nil {
 		return nil, fmt.Errorf("place fragment of %s: %w", id, err)
 	}
-	return &media.Fragment{Info: fi, Data: data}, nil
+	return &media.Fragment{Info: fi, Data: data, Events: media.ShiftEvents(f.Events, d)}, nil
 }
 
 // placePart returns a part of track id moved like the push's fragments,

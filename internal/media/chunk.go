@@ -69,7 +69,11 @@ func Merge(chunks []*Fragment, trex *mp4.TrexBox) (*Fragment, error) {
 	info.Duration = uint64(next - first.Start)
 	info.samplesDur = info.Duration
 	info.HasTfdt, info.HasTfxd = true, false
-	return &Fragment{Info: info, Data: buf.Bytes()}, nil
+	var evs []Emsg
+	for _, c := range chunks {
+		evs = append(evs, c.Events...)
+	}
+	return &Fragment{Info: info, Data: buf.Bytes(), Events: evs}, nil
 }
 
 // decodeFragment decodes one moof+mdat.

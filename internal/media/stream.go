@@ -23,9 +23,9 @@ var (
 )
 
 // used are the top-level boxes a StreamParser reads; the payload of every
-// other box (free, skip, prft, emsg, sidx, mfra, unknown types) is
-// discarded as it arrives.
-var used = map[string]bool{"ftyp": true, "uuid": true, "moov": true, "styp": true, "moof": true, "mdat": true}
+// other box (free, skip, prft, sidx, mfra, unknown types) is discarded as
+// it arrives.
+var used = map[string]bool{"ftyp": true, "uuid": true, "moov": true, "styp": true, "moof": true, "mdat": true, "emsg": true}
 
 // EventKind says what a StreamParser event carries.
 type EventKind int
@@ -44,6 +44,9 @@ type Fragment struct {
 	// Mark is what a styp box just before the fragment said (see
 	// SegmentMark; a chunked pull between Sluice nodes).
 	Mark SegmentMark
+	// Events are the event messages (emsg boxes) that arrived before the
+	// fragment, times absolute on the track's timeline (see Emsg).
+	Events []Emsg
 }
 
 // SegmentMark is what a styp box says of the moof+mdat that follows it.
@@ -111,6 +114,10 @@ type StreamParser struct {
 	// kept is what mem granted for the boxes kept across calls (ftyp,
 	// manifest box, moof).
 	kept map[string]int
+	// emsgs are the emsg boxes read since the last fragment (copies),
+	// emsgBytes their total size.
+	emsgs     [][]byte
+	emsgBytes int
 }
 
 // NewStreamParser reads boxes from r, each at most maxBox bytes. header is the
@@ -271,10 +278,17 @@ func (p *StreamParser) next() (Event, error) {
 				p.endAfter = true
 			}
 			return Event{Kind: EventFragment, Fragment: f}, nil
+		case "emsg":
+			if len(p.emsgs) >= MaxEventsPerFragment || p.emsgBytes+len(b.Raw) > MaxEventBytes {
+				return Event{}, fmt.Errorf("more than %d emsg boxes or %d bytes of them before one fragment: %w",
+					MaxEventsPerFragment, MaxEventBytes, ErrEventsTooLarge)
+			}
+			p.emsgs = append(p.emsgs, bytes.Clone(b.Raw))
+			p.emsgBytes += len(b.Raw)
 		case "mfra":
 			return Event{Kind: EventEnd}, nil
 		default:
-			// prft, emsg, sidx, free, skip and unknown boxes carry nothing the
+			// prft, sidx, free, skip and unknown boxes carry nothing the
 			// origin republishes; they are skipped.
 		}
 	}
@@ -300,9 +314,18 @@ func (p *StreamParser) fragment(m *Moof, mdat []byte) (*Fragment, error) {
 		}
 		p.held = len(moof) + len(mdat)
 	}
+	var evs []Emsg
+	for _, raw := range p.emsgs {
+		e, err := eventOf(raw, ti.Timescale, fi.Start)
+		if err != nil {
+			return nil, fmt.Errorf("event before the fragment of track %d at %d: %w", id, fi.Start, err)
+		}
+		evs = append(evs, e)
+	}
+	p.emsgs, p.emsgBytes = nil, 0
 	data := make([]byte, 0, len(moof)+len(mdat))
 	data = append(append(data, moof...), mdat...)
-	return &Fragment{Info: fi, Data: data}, nil
+	return &Fragment{Info: fi, Data: data, Events: evs}, nil
 }
 
 // SameConfig reports ErrConfigChanged when a track present in both headers

@@ -208,6 +208,9 @@ func (s *Store) Cut(src, asset string, from, to time.Duration) (CutResult, error
 			if copied {
 				res.Copied++
 			}
+			if _, err := linkOrCopy(filepath.Join(p.dir, "t", tv.ID, eventsName(f.Start)), filepath.Join(dir, eventsName(f.Start))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return res, fmt.Errorf("events of fragment %s/%d: %w", tv.ID, f.Start, err)
+			}
 			res.Fragments++
 			res.Bytes += f.Size
 		}
@@ -234,6 +237,9 @@ func (s *Store) Cut(src, asset string, from, to time.Duration) (CutResult, error
 	}
 	meta := PointMeta{Created: time.Now().UTC(), Anchor: v.Meta.Anchor, VOD: true}
 	if err := writeJSON(filepath.Join(tmp, pointFile), meta); err != nil {
+		return res, err
+	}
+	if err := writeCuesIn(tmp, p.Cues(), res.Start, res.End); err != nil {
 		return res, err
 	}
 	info := CutInfo{Source: src, From: from.Seconds(), To: to.Seconds(),

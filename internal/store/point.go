@@ -48,6 +48,8 @@ type Point struct {
 	// busy counts the bodies being received per stream id (Receiving).
 	busy    map[string]int
 	changed chan struct{}
+	// cues are the events inserted out of band (cues.json, events.go).
+	cues []media.Emsg
 }
 
 type track struct {
@@ -84,6 +86,9 @@ type track struct {
 	// live holds the parts of the track's newest fragments in memory
 	// (parts.go); guarded by the point's mu.
 	live parts.Track
+	// events are the in-band events stored with fragments, by fragment
+	// start (events.go); guarded by the point's mu.
+	events map[int64][]media.Emsg
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
@@ -180,6 +185,7 @@ func (p *Point) load() error {
 		p.tracks[t.ID] = t
 	}
 	p.quarantineTails()
+	p.loadCues()
 	sdirs, _ := os.ReadDir(filepath.Join(p.dir, "s"))
 	for _, d := range sdirs {
 		dir := filepath.Join(p.dir, "s", d.Name())
@@ -235,10 +241,17 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 		return nil, err
 	}
 	now := time.Now()
+	evNames := map[int64]bool{}
 	for _, e := range ents {
 		n := e.Name()
 		if strings.HasPrefix(n, tmpPrefix) {
 			p.store.removeTemp(filepath.Join(dir, n))
+			continue
+		}
+		if s, ok := strings.CutSuffix(n, eventsExt); ok {
+			if start, err := strconv.ParseInt(s, 10, 64); err == nil {
+				evNames[start] = true
+			}
 			continue
 		}
 		if !strings.HasSuffix(n, fragExt) {
@@ -275,6 +288,7 @@ func (p *Point) loadTrack(dir string) (*track, error) {
 	}
 	sort.Slice(t.frags, func(i, j int) bool { return t.frags[i].Start < t.frags[j].Start })
 	t.mergeExtent()
+	p.loadEvents(dir, &t, evNames)
 	return &t, nil
 }
 
@@ -687,6 +701,10 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if dup {
 		return p.compare(t, path, f.Data), nil
 	}
+	// The events first: a fragment on disk always has its events.
+	if err := p.writeEvents(trackID, ref.Start, f.Events); err != nil {
+		return 0, err
+	}
 	if err := writeFile(path, f.Data, !p.store.noSync); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
 	}
@@ -707,6 +725,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	t.frags = append(t.frags, FragRef{})
 	copy(t.frags[i+1:], t.frags[i:])
 	t.frags[i] = ref
+	t.setEvents(ref.Start, f.Events)
 	if i == len(t.frags)-1 {
 		t.arrived = time.Now()
 	}
@@ -762,7 +781,7 @@ func withStoredTrackID(f *media.Fragment, id uint32) (*media.Fragment, error) {
 	}
 	data := make([]byte, 0, len(f.Data))
 	data = append(append(data, moof...), f.Data[off:]...)
-	return &media.Fragment{Info: f.Info, Data: data}, nil
+	return &media.Fragment{Info: f.Info, Data: data, Events: f.Events}, nil
 }
 
 // trackTimeline is what a new fragment of t continues: the end of t's last

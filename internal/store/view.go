@@ -105,6 +105,11 @@ type View struct {
 	// Ended is true when the point has tracks and every one has ended: the
 	// presentation is then static (live-to-VOD).
 	Ended bool
+	// Events are the point's event messages from the earliest listed
+	// fragment on, earliest first: those stored with the listed fragments
+	// of every track (copies on several tracks listed once) and the cues
+	// inserted out of band (AddCue). Each keeps its own timescale.
+	Events []media.Emsg `json:",omitempty"`
 }
 
 // Track returns the view of one track.
@@ -126,6 +131,8 @@ func (p *Point) View(window time.Duration) View {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	v := View{Name: p.Name, Meta: p.meta, Ended: len(p.tracks) > 0}
+	var evs []media.Emsg
+	from, anyFrag := time.Duration(0), false
 	for _, t := range p.tracks {
 		frags := t.frags
 		breaks := p.breaks(t.ID)
@@ -137,6 +144,12 @@ func (p *Point) View(window time.Duration) View {
 			first += int64(i)
 			disc += Gaps(frags, breaks, i)
 			frags = frags[i:]
+		}
+		if len(frags) > 0 {
+			evs = append(evs, t.eventsFrom(frags[0].Start)...)
+			if f := fromTicks(frags[0].Start, t.Info.Timescale); !anyFrag || f < from {
+				from, anyFrag = f, true
+			}
 		}
 		parts, target := t.partsView()
 		v.Tracks = append(v.Tracks, TrackView{
@@ -158,6 +171,12 @@ func (p *Point) View(window time.Duration) View {
 		}
 		return a.ID < b.ID
 	})
+	for _, c := range p.cues {
+		if fromTicks(c.Time, c.Timescale) >= from {
+			evs = append(evs, c)
+		}
+	}
+	v.Events = mergeEvents(evs)
 	return v
 }
 
@@ -362,6 +381,7 @@ func (p *Point) pruneFront(t *track, i int) (FragmentsPruned, error) {
 	if err := writeJSON(filepath.Join(p.dir, "t", t.ID, trackFile), t); err != nil {
 		return FragmentsPruned{}, err
 	}
+	p.dropEvents(t, gone)
 	ev := FragmentsPruned{Point: p.Name, Track: t.ID, Starts: make([]int64, 0, len(gone))}
 	for _, f := range gone {
 		os.Remove(filepath.Join(p.dir, "t", t.ID, fragName(f.Start)))
