@@ -142,6 +142,7 @@ func rawTime(raw json.RawMessage) (string, error) {
 // API returns the admin HTTP API, mounted at /api/:
 //
 //	POST /api/points/<pp>/cut   {"asset": "...", "from": T1, "to": T2}
+//	POST /api/points/<pp>/cues  {"type": "out"|"in", "id": N, "time": T, "duration": S}
 //
 // Every request needs "Authorization: Bearer <token>"; with no token
 // configured the API is disabled (403).
@@ -168,6 +169,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/points/")
+	if pp, isCues := strings.CutSuffix(rest, "/cues"); ok && isCues && pp != "" {
+		a.cue(w, r, pp)
+		return
+	}
 	src, isCut := strings.CutSuffix(rest, "/cut")
 	if !ok || !isCut || src == "" {
 		apiError(w, http.StatusNotFound, "unknown API resource")
