@@ -100,10 +100,27 @@ func DASH(v store.View, o Options) ([]byte, error) {
 		m.MediaPresentationDuration = durPtr(0)
 	}
 
-	for _, pd := range dashPeriods(v, live, origin) {
+	pds := dashPeriods(v, live, origin)
+	for k, pd := range pds {
 		p := mpd.NewPeriod()
 		p.Id = pd.id
 		p.Start = durPtr(pd.start)
+		// The period's events: from its start on the media timeline (its
+		// presentationTimeOffset) to the next period's.
+		from, to := time.Duration(pd.pto(uint32(time.Second))), time.Duration(-1)
+		if k == 0 {
+			// The first period's events from the earliest listed fragment
+			// (the DVR window) on.
+			sf, _, _ := span(v.Tracks)
+			from = time.Duration(sf*float64(time.Second)) - time.Millisecond
+			if !live {
+				from = max(from, time.Duration(pd.pto(uint32(time.Second))))
+			}
+		}
+		if k+1 < len(pds) {
+			to = time.Duration(pds[k+1].pto(uint32(time.Second)))
+		}
+		p.EventStreams = dashEventStreams(v.Events, from, to, pd.pto)
 		for _, set := range dashSets(pd.view) {
 			as := dashAdaptationSet(set, uint32(len(p.AdaptationSets)), live, pd.pto, o.URLs)
 			if as != nil && pt > 0 {

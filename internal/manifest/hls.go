@@ -365,7 +365,13 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 	if skipped > 0 {
 		fmt.Fprintf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped)
 	}
+	// The SCTE-35 events as EXT-X-DATERANGE (events.go); those of skipped
+	// segments still come (no CAN-SKIP-DATERANGES), before the first
+	// segment written.
+	ranges := hlsDateRanges(v.Events, fs, t.Info.Timescale, v.Meta.Anchor)
+	var held []string
 	for i, f := range fs {
+		held = append(held, ranges[i]...)
 		if i < skipped {
 			continue
 		}
@@ -380,6 +386,10 @@ func HLSMedia(v store.View, trackID string, o Options) ([]byte, error) {
 			pdt := v.Meta.Anchor.Add(toDuration(f.Start, t.Info.Timescale)).Round(time.Millisecond)
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", pdt.UTC().Format(pdtLayout))
 		}
+		for _, r := range held {
+			b.WriteString(r + "\n")
+		}
+		held = held[:0]
 		if ll {
 			if ps, ok := t.PartsOf(f.Start); ok && !(i+1 < len(fs) && closed[i+1]) {
 				writeParts(&b, t, ps, o.URLs)

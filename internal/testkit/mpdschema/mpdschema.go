@@ -115,6 +115,11 @@ var table = map[string]rule{
 	"Role":                      descriptor,
 	"Accessibility":             descriptor,
 	"InbandEventStream":         {required: []string{"schemeIdUri"}},
+	// EventStreamType: Event elements, then xs:any of other namespaces;
+	// an Event has mixed content (its children, e.g. SCTE-35's Signal,
+	// are of other namespaces).
+	"EventStream": {children: seq("Event"), required: []string{"schemeIdUri"}},
+	"Event":       {},
 	// Low-latency DASH (23009-1 Annex K): the service description and
 	// the producer reference time.
 	"ServiceDescription": {children: seq("Scope", "Latency", "PlaybackRate", "OperatingQuality", "OperatingBandwidth",

@@ -1,0 +1,153 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/scte35"
+	"github.com/sluice-media/sluice/internal/store"
+)
+
+// Events (store.View.Events: the emsg boxes ingest kept and the cues of the
+// cues API) are signalled this way:
+//
+//   - DASH: one period-level EventStream per scheme. SCTE-35 uses SCTE
+//     214-1's urn:scte:scte35:2014:xml+bin: each Event holds
+//     <Signal><Binary> with the base64 splice_info_section (what dash.js
+//     and Shaka Player parse and hand to the application); any other
+//     scheme (ID3) keeps its schemeIdUri and value, the message base64 in
+//     the Event's content (contentEncoding="base64"). Times are 90 kHz
+//     ticks on the media timeline (presentationTimeOffset = the period's).
+//   - HLS: EXT-X-DATERANGE (RFC 8216 4.4.5.1, 4.4.5.1.1) in every media
+//     playlist, before the segment the event falls in, for SCTE-35 only:
+//     SCTE35-OUT (splice_insert out of network), SCTE35-IN (splice_insert
+//     back) or SCTE35-CMD (anything else), hex; START-DATE from the
+//     program date time; PLANNED-DURATION from the event's duration.
+
+// dashSCTE35Scheme is the EventStream scheme of SCTE-35 in an MPD.
+const dashSCTE35Scheme = "urn:scte:scte35:2014:xml+bin"
+
+// eventTimescale is the timescale of DASH EventStreams.
+const eventTimescale = 90000
+
+// eventTime is the event's time on the media timeline.
+func eventTime(e media.Emsg) time.Duration { return toDuration(e.Time, e.Timescale) }
+
+// eventKey is a stable number for an event: its Event@id in DASH, the same
+// in every MPD update, different for two events of one splice_event_id
+// (the out and the in of a break).
+func eventKey(e media.Emsg) uint32 {
+	h := fnv.New32a()
+	var b [16]byte
+	binary.BigEndian.PutUint32(b[:], e.ID)
+	binary.BigEndian.PutUint64(b[4:], uint64(eventTime(e)/time.Millisecond))
+	h.Write(b[:12])
+	h.Write([]byte(e.Scheme))
+	h.Write([]byte(e.Value))
+	h.Write(e.Data)
+	return h.Sum32()
+}
+
+// dashEventStreams returns the EventStreams of the events that lie in
+// [from, to) of the media timeline (to < 0: no end); pto is the period's
+// presentationTimeOffset in a timescale.
+func dashEventStreams(evs []media.Emsg, from, to time.Duration, pto func(uint32) uint64) []*mpd.EventStreamType {
+	var out []*mpd.EventStreamType
+	byKey := map[string]*mpd.EventStreamType{}
+	for _, e := range evs {
+		at := eventTime(e)
+		if e.Timescale == 0 || e.Time < 0 || at < from || (to >= 0 && at >= to) {
+			continue
+		}
+		scheme, value := e.Scheme, e.Value
+		if scheme == media.SchemeSCTE35 {
+			scheme, value = dashSCTE35Scheme, ""
+		}
+		k := scheme + "\x00" + value
+		es := byKey[k]
+		if es == nil {
+			ts := uint32(eventTimescale)
+			es = &mpd.EventStreamType{SchemeIdUri: mpd.AnyURI(scheme), Value: value, Timescale: &ts,
+				PresentationTimeOffset: pto(eventTimescale)}
+			byKey[k] = es
+			out = append(out, es)
+		}
+		id := uint64(eventKey(e))
+		ev := &mpd.EventType{PresentationTime: rescale(uint64(e.Time), uint64(e.Timescale), eventTimescale), Id: &id}
+		if e.Duration != media.UnknownDuration {
+			ev.Duration = rescale(uint64(e.Duration), uint64(e.Timescale), eventTimescale)
+		}
+		b64 := base64.StdEncoding.EncodeToString(e.Data)
+		if e.Scheme == media.SchemeSCTE35 {
+			ev.Signal = mpd.NewSignal()
+			ev.Signal.Binary = mpd.NewBinary(b64)
+		} else {
+			ev.ContentEncoding = "base64"
+			ev.Value = b64
+		}
+		es.Events = append(es.Events, ev)
+	}
+	return out
+}
+
+// hlsDateRanges are the EXT-X-DATERANGE tags of the SCTE-35 events, each
+// with the index of the listed fragment (of fs, on timescale ts) it is
+// written before: the one it falls in, the first when it is earlier (not
+// listed: before the first fragment's start) or the last when it is
+// later. Nothing without an anchor (no program date time).
+func hlsDateRanges(evs []media.Emsg, fs []store.FragRef, ts uint32, anchor time.Time) map[int][]string {
+	if anchor.IsZero() || len(fs) == 0 || ts == 0 {
+		return nil
+	}
+	first := toDuration(fs[0].Start, ts)
+	out := map[int][]string{}
+	for _, e := range evs {
+		if e.Scheme != media.SchemeSCTE35 || e.Timescale == 0 {
+			continue
+		}
+		at := eventTime(e)
+		if at < first {
+			continue
+		}
+		i := len(fs) - 1
+		for k, f := range fs {
+			if toDuration(f.End(), ts) > at {
+				i = k
+				break
+			}
+		}
+		out[i] = append(out[i], dateRange(e, anchor))
+	}
+	return out
+}
+
+// dateRange is the EXT-X-DATERANGE of one SCTE-35 event.
+func dateRange(e media.Emsg, anchor time.Time) string {
+	at := eventTime(e)
+	attr := "SCTE35-CMD"
+	kind := "cmd"
+	if s, err := scte35.Decode(e.Data); err == nil && s.Command == scte35.SpliceInsert && !s.Cancel {
+		attr, kind = "SCTE35-IN", "in"
+		if s.Out {
+			attr, kind = "SCTE35-OUT", "out"
+		}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "#EXT-X-DATERANGE:ID=%s,START-DATE=%s",
+		quote("splice-"+strconv.FormatUint(uint64(e.ID), 10)+"-"+kind+"-"+strconv.FormatInt(int64(at/time.Millisecond), 10)),
+		quote(anchor.Add(at).Round(time.Millisecond).UTC().Format(pdtLayout)))
+	if e.Duration != media.UnknownDuration {
+		fmt.Fprintf(&b, ",PLANNED-DURATION=%s", seconds3(toDuration(int64(e.Duration), e.Timescale).Seconds()))
+	}
+	fmt.Fprintf(&b, ",%s=0x%s", attr, hex.EncodeToString(e.Data))
+	return b.String()
+}
