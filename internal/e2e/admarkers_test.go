@@ -109,6 +109,20 @@ func TestAdMarkers(t *testing.T) {
 	}
 	all := []sentMarker{out, signal, in}
 	checkMarkers(t, base, "ads", "dynamic", all, true)
+	// The segments carry the emsg boxes in-band: the ID3 tag before the
+	// first audio fragment, the break out before the second video one.
+	for _, c := range []struct {
+		kind   string
+		n      int
+		scheme string
+		data   []byte
+		at     float64
+	}{{"audio", 0, media.SchemeID3, id3, 1}, {"video", 1, media.SchemeSCTE35, enc(out.splice), out.at}} {
+		evs := servedEvents(t, base, "ads", c.kind, c.n)
+		if len(evs) != 1 || evs[0].Scheme != c.scheme || !bytes.Equal(evs[0].Data, c.data) || math.Abs(evs[0].Seconds()-c.at) > 0.001 {
+			t.Errorf("%s segment %d: in-band events %+v, want %s at %v s", c.kind, c.n, evs, c.scheme, c.at)
+		}
+	}
 
 	// Live-to-VOD: the end of both streams.
 	push("video", mp4EndBox)
@@ -126,6 +140,51 @@ func TestAdMarkers(t *testing.T) {
 		t.Fatalf("cut: %d %v", code, res)
 	}
 	checkMarkers(t, base, "adsclip", "static", []sentMarker{signal, in}, false)
+}
+
+// servedEvents returns the emsg boxes before the moof of segment n of the
+// first Representation of the kind in the MPD of point pp.
+func servedEvents(t *testing.T, base, pp, kind string, n int) []media.Emsg {
+	t.Helper()
+	_, body := get(t, base+"/"+pp+".isml/manifest.mpd")
+	m, err := dashmpd.ReadFromString(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range m.Periods[0].AdaptationSets {
+		if string(as.ContentType) != kind || as.SegmentTemplate == nil || as.SegmentTemplate.SegmentTimeline == nil {
+			continue
+		}
+		var starts []uint64
+		for _, s := range as.SegmentTemplate.SegmentTimeline.S {
+			at := s.T
+			if at == nil && len(starts) > 0 {
+				v := starts[len(starts)-1]
+				at = &v
+			}
+			for k := 0; k <= s.R; k++ {
+				starts = append(starts, *at+uint64(k)*s.D)
+			}
+		}
+		if n >= len(starts) {
+			t.Fatalf("%s: %d segments listed", kind, len(starts))
+		}
+		_, seg := get(t, fmt.Sprintf("%s/%s.isml/tracks/%s/%d.m4s", base, pp, as.Representations[0].Id, starts[n]))
+		var raw []byte
+		for _, b := range testmedia.Boxes(t, seg) {
+			if b.Type != "emsg" {
+				break
+			}
+			raw = append(raw, b.Raw...)
+		}
+		evs, err := media.DecodeEvents(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	t.Fatalf("no %s AdaptationSet with a SegmentTimeline", kind)
+	return nil
 }
 
 // mp4EndBox is the empty mfra that ends a CMAF push.
@@ -182,13 +241,17 @@ func checkMarkers(t *testing.T, base, pp, mpdType string, want []sentMarker, wit
 	}
 	var scte []*dashmpd.EventType
 	var pto uint64
-	id3 := 0
 	for _, es := range m.Periods[0].EventStreams {
-		switch es.SchemeIdUri {
-		case "urn:scte:scte35:2014:xml+bin":
+		if es.SchemeIdUri == "urn:scte:scte35:2014:xml+bin" {
 			scte, pto = es.Events, es.PresentationTimeOffset
-		case media.SchemeID3:
-			id3 = len(es.Events)
+		}
+	}
+	id3 := 0 // AdaptationSets that declare the in-band ID3
+	for _, as := range m.Periods[0].AdaptationSets {
+		for _, ies := range as.InbandEventStreams {
+			if ies.SchemeIdUri == media.SchemeID3 && ies.Value == "1" && as.ContentType == "audio" {
+				id3++
+			}
 		}
 	}
 	var origin float64 // the period's start on the media timeline
@@ -217,7 +280,7 @@ func checkMarkers(t *testing.T, base, pp, mpdType string, want []sentMarker, wit
 		checkSplice(t, fmt.Sprintf("%s MPD event %d", pp, i), b, w.splice)
 	}
 	if withID3 && id3 != 1 {
-		t.Errorf("%s MPD: %d ID3 events, want 1\n%s", pp, id3, body)
+		t.Errorf("%s MPD: %d audio AdaptationSets declare the in-band ID3, want 1\n%s", pp, id3, body)
 	}
 	anchor, err := time.Parse(time.RFC3339, string(m.AvailabilityStartTime))
 	if mpdType == "dynamic" && err != nil {

@@ -440,6 +440,7 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 	as := mpd.NewAdaptationSetWithParams(s.kind, mime, true, 1)
 	as.Id = &id
 	as.Lang = s.lang
+	as.InbandEventStreams = dashInbandEventStreams(s)
 	if s.kind == "text" {
 		// Players tell subtitles from captions by the role (dash.js and
 		// Shaka Player map it to the text track's kind).

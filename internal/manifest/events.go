@@ -20,13 +20,16 @@ import (
 // Events (store.View.Events: the emsg boxes ingest kept and the cues of the
 // cues API) are signalled this way:
 //
-//   - DASH: one period-level EventStream per scheme. SCTE-35 uses SCTE
-//     214-1's urn:scte:scte35:2014:xml+bin: each Event holds
-//     <Signal><Binary> with the base64 splice_info_section (what dash.js
-//     and Shaka Player parse and hand to the application); any other
-//     scheme (ID3) keeps its schemeIdUri and value, the message base64 in
-//     the Event's content (contentEncoding="base64"). Times are 90 kHz
-//     ticks on the media timeline (presentationTimeOffset = the period's).
+//   - DASH: SCTE-35 in a period-level EventStream of SCTE 214-1's
+//     urn:scte:scte35:2014:xml+bin: each Event holds <Signal><Binary> with
+//     the base64 splice_info_section (what dash.js and Shaka Player parse
+//     and hand to the application); times are 90 kHz ticks on the media
+//     timeline (presentationTimeOffset = the period's). Every other scheme
+//     (ID3) stays in-band: the origin serves a fragment with the emsg
+//     boxes stored with it, and the AdaptationSet of a track that has
+//     them declares an InbandEventStream per scheme and value. SCTE-35
+//     emsg boxes stay in the segments too, undeclared (players would
+//     report each marker twice).
 //   - HLS: EXT-X-DATERANGE (RFC 8216 4.4.5.1, 4.4.5.1.1) in every media
 //     playlist, before the segment the event falls in, for SCTE-35 only:
 //     SCTE35-OUT (splice_insert out of network), SCTE35-IN (splice_insert
@@ -68,10 +71,10 @@ func dashEventStreams(evs []media.Emsg, from, to time.Duration, pto func(uint32)
 		if e.Timescale == 0 || e.Time < 0 || at < from || (to >= 0 && at >= to) {
 			continue
 		}
-		scheme, value := e.Scheme, e.Value
-		if scheme == media.SchemeSCTE35 {
-			scheme, value = dashSCTE35Scheme, ""
+		if e.Scheme != media.SchemeSCTE35 {
+			continue // in-band (dashInbandEventStreams)
 		}
+		scheme, value := dashSCTE35Scheme, ""
 		k := scheme + "\x00" + value
 		es := byKey[k]
 		if es == nil {
@@ -86,15 +89,26 @@ func dashEventStreams(evs []media.Emsg, from, to time.Duration, pto func(uint32)
 		if e.Duration != media.UnknownDuration {
 			ev.Duration = rescale(uint64(e.Duration), uint64(e.Timescale), eventTimescale)
 		}
-		b64 := base64.StdEncoding.EncodeToString(e.Data)
-		if e.Scheme == media.SchemeSCTE35 {
-			ev.Signal = mpd.NewSignal()
-			ev.Signal.Binary = mpd.NewBinary(b64)
-		} else {
-			ev.ContentEncoding = "base64"
-			ev.Value = b64
-		}
+		ev.Signal = mpd.NewSignal()
+		ev.Signal.Binary = mpd.NewBinary(base64.StdEncoding.EncodeToString(e.Data))
 		es.Events = append(es.Events, ev)
+	}
+	return out
+}
+
+// dashInbandEventStreams declares the in-band event schemes of a set's
+// tracks other than SCTE-35 (which the MPD carries itself).
+func dashInbandEventStreams(s *dashSet) []*mpd.EventStreamType {
+	var out []*mpd.EventStreamType
+	seen := map[store.EventScheme]bool{}
+	for _, t := range s.tracks {
+		for _, es := range t.Schemes {
+			if es.Scheme == media.SchemeSCTE35 || seen[es] {
+				continue
+			}
+			seen[es] = true
+			out = append(out, &mpd.EventStreamType{SchemeIdUri: mpd.AnyURI(es.Scheme), Value: es.Value})
+		}
 	}
 	return out
 }

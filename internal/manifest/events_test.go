@@ -46,20 +46,28 @@ func eventsView() store.View {
 	v := liveView()
 	v.Name = "events"
 	v.Events = []media.Emsg{early, id3, breakOut, breakIn, signal}
+	// The video tracks carry the ID3 tags and the break out in-band.
+	for i := range v.Tracks[:2] {
+		v.Tracks[i].Schemes = []store.EventScheme{{Scheme: media.SchemeID3, Value: "1"}, {Scheme: media.SchemeSCTE35}}
+	}
 	return v
 }
 
 // eventsVODView: eventsView after live-to-VOD.
 func eventsVODView() store.View {
-	v := endedView()
-	v.Name = "events"
-	v.Events = []media.Emsg{early, id3, breakOut, breakIn, signal}
+	v := eventsView()
+	for i := range v.Tracks {
+		v.Tracks[i].Ended = true
+	}
+	v.Ended = true
 	return v
 }
 
-// TestDASHEventStream: the MPD carries one EventStream per scheme in the
-// period, SCTE-35 as SCTE 214 <Signal><Binary>, at the events' times, and
-// nothing from before the listed fragments; it passes the schema check.
+// TestDASHEventStream: the MPD carries the SCTE-35 events in a period
+// EventStream as SCTE 214 <Signal><Binary>, at the events' times, nothing
+// from before the listed fragments; the video AdaptationSet, whose
+// segments carry ID3 in-band, declares it (InbandEventStream). It passes
+// the schema check.
 func TestDASHEventStream(t *testing.T) {
 	now := anchor.Add(1016*time.Second + 500*time.Millisecond)
 	for _, tc := range []struct {
@@ -83,13 +91,10 @@ func TestDASHEventStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			es := m.Periods[0].EventStreams
-			if len(es) != 2 {
-				t.Fatalf("%d EventStreams, want 2 (SCTE-35, ID3)\n%s", len(es), b)
+			if len(es) != 1 {
+				t.Fatalf("%d EventStreams, want 1 (SCTE-35)\n%s", len(es), b)
 			}
-			scte, meta := es[0], es[1]
-			if es[0].SchemeIdUri != "urn:scte:scte35:2014:xml+bin" {
-				scte, meta = es[1], es[0]
-			}
+			scte := es[0]
 			if scte.SchemeIdUri != "urn:scte:scte35:2014:xml+bin" || *scte.Timescale != 90000 || scte.PresentationTimeOffset != tc.pto {
 				t.Fatalf("SCTE-35 EventStream %+v", scte)
 			}
@@ -118,9 +123,14 @@ func TestDASHEventStream(t *testing.T) {
 			if scte.Events[0].Duration != 30*90000 || scte.Events[1].Duration != 0 {
 				t.Errorf("durations %d, %d", scte.Events[0].Duration, scte.Events[1].Duration)
 			}
-			if meta.SchemeIdUri != media.SchemeID3 || meta.Value != "1" || len(meta.Events) != 1 ||
-				meta.Events[0].ContentEncoding != "base64" || meta.Events[0].PresentationTime != 1002*90000 {
-				t.Fatalf("ID3 EventStream %+v", meta)
+			for _, as := range m.Periods[0].AdaptationSets {
+				ies := as.InbandEventStreams
+				if as.ContentType == "video" && (len(ies) != 1 || ies[0].SchemeIdUri != media.SchemeID3 || ies[0].Value != "1") {
+					t.Errorf("video InbandEventStreams %+v, want ID3 value 1 alone", ies)
+				}
+				if as.ContentType == "audio" && len(ies) != 0 {
+					t.Errorf("audio InbandEventStreams %+v, want none", ies)
+				}
 			}
 			if again, _ := DASH(tc.v, Options{Now: now, DVRWindow: time.Minute}); string(again) != string(b) {
 				t.Error("not deterministic")

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -284,6 +285,25 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 		return
 	}
 	defer f.Close()
+	// A fragment stored with in-band events is served with them: its emsg
+	// boxes (version 1, absolute times) before the moof, as DASH
+	// InbandEventStream and HLS fMP4 timed metadata carry them.
+	var body io.ReadSeeker = f
+	size := ref.Size
+	if evs := point.Events(track, t); len(evs) > 0 {
+		pre, err := media.EncodeEvents(evs)
+		if err == nil {
+			buf := make([]byte, len(pre)+int(ref.Size))
+			copy(buf, pre)
+			_, err = f.ReadAt(buf[len(pre):], 0)
+			body, size = bytes.NewReader(buf), int64(len(buf))
+		}
+		if err != nil {
+			h.log.Error("read fragment with events", "point", point.Name, "track", track, "t", t, "err", err)
+			http.Error(w, "cannot read fragment", http.StatusInternalServerError)
+			return
+		}
+	}
 	info, _ := point.TrackInfo(track)
 	hd := w.Header()
 	// Constant values are shared read-only slices, the others are built
@@ -294,7 +314,7 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 	etag = append(etag, `"f-`...)
 	etag = strconv.AppendInt(etag, ref.Start, 10)
 	etag = append(etag, '-')
-	etag = strconv.AppendInt(etag, ref.Size, 10)
+	etag = strconv.AppendInt(etag, size, 10)
 	etag = append(etag, '"')
 	vals := [2]string{string(etag), pacing.StaticHeader(pacing.ObjectType(info.Kind), info.Bitrate, ref.Duration, info.Timescale)}
 	hd["Etag"] = vals[0:1:1]
@@ -307,7 +327,7 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, point *store.
 		}
 	}
 	// The *os.File itself (not a wrapper) lets net/http use sendfile.
-	http.ServeContent(w, r, "", time.Time{}, f)
+	http.ServeContent(w, r, "", time.Time{}, body)
 }
 
 // webVTT serves <start>.vtt of a WebVTT or TTML text track: the stored
@@ -367,6 +387,16 @@ func (h *Handler) trimmedFragment(w http.ResponseWriter, r *http.Request, point 
 	if data == nil {
 		http.Error(w, "cannot prepare fragment", http.StatusInternalServerError)
 		return
+	}
+	if evs := point.Events(track, ref.Start); len(evs) > 0 {
+		// The stored fragment's in-band events, as fragment serves them.
+		pre, err := media.EncodeEvents(evs)
+		if err != nil {
+			h.log.Error("encode events", "point", point.Name, "track", track, "t", t, "err", err)
+			http.Error(w, "cannot prepare fragment", http.StatusInternalServerError)
+			return
+		}
+		data = append(pre, data...)
 	}
 	info, _ := point.TrackInfo(track)
 	hd := w.Header()

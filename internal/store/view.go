@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
@@ -44,6 +46,16 @@ type TrackView struct {
 	// Complete. PartTarget is the longest part seen (0 without parts).
 	Parts      []PartFrag `json:",omitempty"`
 	PartTarget uint64     `json:",omitempty"`
+	// Schemes are the schemes (and values) of the in-band events (emsg
+	// boxes) stored with the listed fragments, sorted: the origin serves
+	// those fragments with their emsg boxes before the moof.
+	Schemes []EventScheme `json:",omitempty"`
+}
+
+// EventScheme is the scheme_id_uri and value of in-band events.
+type EventScheme struct {
+	Scheme string `json:"scheme"`
+	Value  string `json:"value,omitempty"`
 }
 
 // Open returns the parts of the fragment still being received: the last
@@ -145,8 +157,18 @@ func (p *Point) View(window time.Duration) View {
 			disc += Gaps(frags, breaks, i)
 			frags = frags[i:]
 		}
+		var schemes []EventScheme
 		if len(frags) > 0 {
-			evs = append(evs, t.eventsFrom(frags[0].Start)...)
+			mine := t.eventsFrom(frags[0].Start)
+			for _, e := range mine {
+				if es := (EventScheme{e.Scheme, e.Value}); !slices.Contains(schemes, es) {
+					schemes = append(schemes, es)
+				}
+			}
+			slices.SortFunc(schemes, func(a, b EventScheme) int {
+				return strings.Compare(a.Scheme+"\x00"+a.Value, b.Scheme+"\x00"+b.Value)
+			})
+			evs = append(evs, mine...)
 			if f := fromTicks(frags[0].Start, t.Info.Timescale); !anyFrag || f < from {
 				from, anyFrag = f, true
 			}
@@ -155,7 +177,7 @@ func (p *Point) View(window time.Duration) View {
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
 			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks, Arrived: t.arrived,
-			Parts: parts, PartTarget: target,
+			Parts: parts, PartTarget: target, Schemes: schemes,
 		})
 		if !t.Ended {
 			v.Ended = false
