@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,16 +51,75 @@ func TestAdMarkers(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSluice(t, repoRoot(t), dir)
 	data := filepath.Join(dir, "data")
-	port := freePort(t)
-	base, origin := distStartRole(t, bin, "origin", "origin.log", port,
+	base, origin := distStartRole(t, bin, "origin", "origin.log", freePort(t),
 		"--data", data, "--point", "ads", "--admin-token", "s3cret")
-	videoFile, audioFile := testmedia.CMAFFiles(t, dir, 12, 0)
+	ads := pushAdMarkers(t, base, dir)
+	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cues", "", `{"type":"in","id":100,"time":9}`); code != http.StatusUnauthorized {
+		t.Fatalf("cue without the token: %d %v", code, res)
+	}
+	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cues", "s3cret", `{"type":"in","id":100,"time":"later"}`); code != http.StatusBadRequest {
+		t.Fatalf("cue with a bad time: %d %v", code, res)
+	}
+	all := ads.markers()
+	checkMarkers(t, base, "ads", "dynamic", all, true)
+	// The segments carry the emsg boxes in-band: the ID3 tag before the
+	// first audio fragment, the break out before the second video one.
+	for _, c := range []struct {
+		kind   string
+		n      int
+		scheme string
+		data   []byte
+		at     float64
+	}{{"audio", 0, media.SchemeID3, ads.id3, 1}, {"video", 1, media.SchemeSCTE35, ads.outData, ads.out.at}} {
+		evs := servedEvents(t, base, "ads", c.kind, c.n)
+		if len(evs) != 1 || evs[0].Scheme != c.scheme || !bytes.Equal(evs[0].Data, c.data) || math.Abs(evs[0].Seconds()-c.at) > 0.001 {
+			t.Errorf("%s segment %d: in-band events %+v, want %s at %v s", c.kind, c.n, evs, c.scheme, c.at)
+		}
+	}
 
-	out := sentMarker{at: 2.5, dur: 30, splice: scte35.Splice{Command: scte35.SpliceInsert, Tier: 0xFFF, EventID: 100,
-		Out: true, HasPTS: true, PTS: 225000, HasDuration: true, Duration: 30 * 90000, AutoReturn: true}}
-	signal := sentMarker{at: 7, splice: scte35.Splice{Command: scte35.TimeSignal, Tier: 0xFFF, HasPTS: true, PTS: 7 * 90000}}
-	in := sentMarker{at: 9, splice: scte35.Splice{Command: scte35.SpliceInsert, Tier: 0xFFF, EventID: 100, HasPTS: true, PTS: 9 * 90000}}
-	id3 := []byte("ID3\x04\x00\x00\x00\x00\x00\x1aTXXX\x00\x00\x00\x10\x00\x00\x03hello\x00sluice\x00")
+	// Live-to-VOD: the end of both streams.
+	ads.end(t, base)
+	checkMarkers(t, base, "ads", "static", all, true)
+
+	// A restart of the origin keeps them (they are on disk).
+	origin.stop(t)
+	base, _ = distStartRole(t, bin, "origin", "origin2.log", freePort(t),
+		"--data", data, "--point", "ads", "--admin-token", "s3cret")
+	checkMarkers(t, base, "ads", "static", all, true)
+
+	// An archive cut from 4 s takes the markers from there on.
+	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cut", "s3cret", `{"asset":"adsclip","from":4,"to":12}`); code != http.StatusCreated {
+		t.Fatalf("cut: %d %v", code, res)
+	}
+	checkMarkers(t, base, "adsclip", "static", []sentMarker{ads.signal, ads.in}, false)
+}
+
+// adPush is what pushAdMarkers sent to point "ads".
+type adPush struct {
+	out, signal, in sentMarker
+	outData, id3    []byte
+}
+
+// markers are the SCTE-35 markers sent, in time order.
+func (a adPush) markers() []sentMarker { return []sentMarker{a.out, a.signal, a.in} }
+
+// pushAdMarkers encodes 12 s of CMAF video and audio with ffmpeg (in dir),
+// adds emsg boxes with mp4ff — a version 0 splice_insert out of 30 s at
+// 2.5 s before the second video fragment, a version 1 time_signal at 7 s
+// (on a 1 kHz timescale) before the fourth, a version 1 ID3 tag at 1 s
+// before the first audio fragment — and pushes both, without their end,
+// to point "ads" of base (a live channel); then it inserts the break's
+// return at 9 s through the cues API (admin token "s3cret").
+func pushAdMarkers(t *testing.T, base, dir string) adPush {
+	t.Helper()
+	videoFile, audioFile := testmedia.CMAFFiles(t, dir, 12, 0)
+	a := adPush{
+		out: sentMarker{at: 2.5, dur: 30, splice: scte35.Splice{Command: scte35.SpliceInsert, Tier: 0xFFF, EventID: 100,
+			Out: true, HasPTS: true, PTS: 225000, HasDuration: true, Duration: 30 * 90000, AutoReturn: true}},
+		signal: sentMarker{at: 7, splice: scte35.Splice{Command: scte35.TimeSignal, Tier: 0xFFF, HasPTS: true, PTS: 7 * 90000}},
+		in:     sentMarker{at: 9, splice: scte35.Splice{Command: scte35.SpliceInsert, Tier: 0xFFF, EventID: 100, HasPTS: true, PTS: 9 * 90000}},
+		id3:    []byte("ID3\x04\x00\x00\x00\x00\x00\x1aTXXX\x00\x00\x00\x10\x00\x00\x03hello\x00sluice\x00"),
+	}
 	enc := func(s scte35.Splice) []byte {
 		b, err := s.Encode()
 		if err != nil {
@@ -73,73 +134,44 @@ func TestAdMarkers(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
+	a.outData = enc(a.out.splice)
 	// The video: 2 s fragments from 0 on a 90 kHz timescale.
 	video := withEmsg(t, testmedia.ReadFile(t, videoFile), map[int][]byte{
 		1: emsg(&mp4.EmsgBox{Version: 0, TimeScale: 90000, PresentationTimeDelta: 45000, EventDuration: 30 * 90000,
-			ID: 100, SchemeIDURI: media.SchemeSCTE35, MessageData: enc(out.splice)}),
+			ID: 100, SchemeIDURI: media.SchemeSCTE35, MessageData: a.outData}),
 		3: emsg(&mp4.EmsgBox{Version: 1, TimeScale: 1000, PresentationTime: 7000, EventDuration: media.UnknownDuration,
-			ID: 101, SchemeIDURI: media.SchemeSCTE35, MessageData: enc(signal.splice)}),
+			ID: 101, SchemeIDURI: media.SchemeSCTE35, MessageData: enc(a.signal.splice)}),
 	})
 	audio := withEmsg(t, testmedia.ReadFile(t, audioFile), map[int][]byte{
 		0: emsg(&mp4.EmsgBox{Version: 1, TimeScale: 1000, PresentationTime: 1000, EventDuration: media.UnknownDuration,
-			ID: 1, SchemeIDURI: media.SchemeID3, Value: "1", MessageData: id3}),
+			ID: 1, SchemeIDURI: media.SchemeID3, Value: "1", MessageData: a.id3}),
 	})
-	// Live: the bodies without their end (mfra).
-	push := func(stream string, body []byte) {
-		t.Helper()
-		resp, err := http.Post(base+"/ads.isml/Streams("+stream+")", "video/mp4", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("push %s: %s", stream, resp.Status)
-		}
-	}
-	push("video", stripEnd(t, video))
-	push("audio", stripEnd(t, audio))
-	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cues", "", `{"type":"in","id":100,"time":9}`); code != http.StatusUnauthorized {
-		t.Fatalf("cue without the token: %d %v", code, res)
-	}
-	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cues", "s3cret", `{"type":"in","id":100,"time":"later"}`); code != http.StatusBadRequest {
-		t.Fatalf("cue with a bad time: %d %v", code, res)
-	}
+	postBody(t, base+"/ads.isml/Streams(video)", stripEnd(t, video))
+	postBody(t, base+"/ads.isml/Streams(audio)", stripEnd(t, audio))
 	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cues", "s3cret", `{"type":"in","id":100,"time":9}`); code != http.StatusCreated {
 		t.Fatalf("cue: %d %v", code, res)
 	}
-	all := []sentMarker{out, signal, in}
-	checkMarkers(t, base, "ads", "dynamic", all, true)
-	// The segments carry the emsg boxes in-band: the ID3 tag before the
-	// first audio fragment, the break out before the second video one.
-	for _, c := range []struct {
-		kind   string
-		n      int
-		scheme string
-		data   []byte
-		at     float64
-	}{{"audio", 0, media.SchemeID3, id3, 1}, {"video", 1, media.SchemeSCTE35, enc(out.splice), out.at}} {
-		evs := servedEvents(t, base, "ads", c.kind, c.n)
-		if len(evs) != 1 || evs[0].Scheme != c.scheme || !bytes.Equal(evs[0].Data, c.data) || math.Abs(evs[0].Seconds()-c.at) > 0.001 {
-			t.Errorf("%s segment %d: in-band events %+v, want %s at %v s", c.kind, c.n, evs, c.scheme, c.at)
-		}
+	return a
+}
+
+// end ends both streams of point "ads" (live-to-VOD).
+func (a adPush) end(t *testing.T, base string) {
+	t.Helper()
+	postBody(t, base+"/ads.isml/Streams(video)", mp4EndBox)
+	postBody(t, base+"/ads.isml/Streams(audio)", mp4EndBox)
+}
+
+// postBody pushes one body and wants 200.
+func postBody(t *testing.T, url string, body []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "video/mp4", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	// Live-to-VOD: the end of both streams.
-	push("video", mp4EndBox)
-	push("audio", mp4EndBox)
-	checkMarkers(t, base, "ads", "static", all, true)
-
-	// A restart of the origin keeps them (they are on disk).
-	origin.stop(t)
-	base, _ = distStartRole(t, bin, "origin", "origin2.log", freePort(t),
-		"--data", data, "--point", "ads", "--admin-token", "s3cret")
-	checkMarkers(t, base, "ads", "static", all, true)
-
-	// An archive cut from 4 s takes the markers from there on.
-	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cut", "s3cret", `{"asset":"adsclip","from":4,"to":12}`); code != http.StatusCreated {
-		t.Fatalf("cut: %d %v", code, res)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("push %s: %s", url, resp.Status)
 	}
-	checkMarkers(t, base, "adsclip", "static", []sentMarker{signal, in}, false)
 }
 
 // servedEvents returns the emsg boxes before the moof of segment n of the
@@ -354,4 +386,87 @@ func checkSplice(t *testing.T, what string, b []byte, want scte35.Splice) {
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("%s: splice\n%+v\nwant\n%+v", what, s, want)
 	}
+}
+
+// TestAdMarkersPlayers: the markers of pushAdMarkers, after live-to-VOD,
+// reach the players' callbacks: dash.js fires its SCTE-35 events (MPD
+// EventStream, SCTE 214 Signal/Binary) and its in-band ID3 event, hls.js
+// reads the EXT-X-DATERANGE tags and the ID3 emsg of the fMP4 segments,
+// Shaka Player fires timelineregionadded for the MPD events and
+// 'metadata' for the ID3 tag — each SCTE-35 marker with exactly the
+// section sent, each at its media time (within 0.5 s). The three play at
+// once, 6 s each.
+func TestAdMarkersPlayers(t *testing.T) {
+	b := setupBrowser(t, "ffmpeg")
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	serve := startProc(t, "sluice serve", filepath.Join(b.art, "sluice.log"), b.bin, "serve",
+		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--data", filepath.Join(b.tmp, "data"), "--admin-token", "s3cret",
+		"--no-demo", "--point", "ads", "--player-dir", filepath.Join(b.webDir, "node_modules"))
+	waitHTTP(t, base+"/", 30*time.Second, serve)
+	ads := pushAdMarkers(t, base, b.tmp)
+	ads.end(t, base)
+	checkMarkers(t, base, "ads", "static", ads.markers(), true)
+
+	players := []struct{ kind, manifest string }{{"dash", "manifest.mpd"}, {"hls", "master.m3u8"}, {"shaka", "manifest.mpd"}}
+	outs := make([]playOutcome, len(players))
+	var wg sync.WaitGroup
+	for i, p := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, stderr, err := playIn(playEnv{args: []string{"--markers"}}, b.webDir, base+"/ads.isml/"+p.manifest, p.kind, 6, 3,
+				filepath.Join(b.art, "ads-"+p.kind+".png"))
+			outs[i] = playOutcome{p.kind, r, stderr, err}
+		}()
+	}
+	wg.Wait()
+	for _, o := range outs {
+		if o.err != nil {
+			t.Errorf("%s: %v\n%s", o.kind, o.err, o.stderr)
+			continue
+		}
+		checkPlay(t, o.r, 3)
+		for _, m := range o.r.Markers {
+			at := "-"
+			if m.T != nil {
+				at = strconv.FormatFloat(*m.T, 'f', 3, 64)
+			}
+			t.Logf("%s marker: %s %s t=%s key=%s data=%s", o.kind, m.Ev, m.Scheme, at, m.Key, m.Data)
+		}
+		for i, w := range ads.markers() {
+			want := hex.EncodeToString(mustEncode(t, w.splice))
+			found := false
+			for _, m := range o.r.Markers {
+				if strings.EqualFold(m.Data, want) && (m.T == nil || math.Abs(*m.T-w.at) <= 0.5) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no callback for SCTE-35 marker %d (%s at %v s)", o.kind, i, want, w.at)
+			}
+		}
+		// The ID3 tag: dash.js and hls.js hand over the tag as sent,
+		// Shaka Player its frames ('metadata', org.id3).
+		want := hex.EncodeToString(ads.id3)
+		found := false
+		for _, m := range o.r.Markers {
+			if (strings.EqualFold(m.Data, want) || (o.kind == "shaka" && m.Scheme == "org.id3" && m.Key == "TXXX")) &&
+				m.T != nil && math.Abs(*m.T-1) <= 0.5 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no callback for the ID3 tag at 1 s", o.kind)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, s scte35.Splice) []byte {
+	t.Helper()
+	b, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

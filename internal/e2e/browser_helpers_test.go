@@ -138,6 +138,8 @@ func videoSegments(body []byte) (int, error) {
 
 // playResult is the JSON printed by web/test/play.mjs.
 type playResult struct {
+	// Markers are the ad marker and timed metadata callbacks (--markers).
+	Markers        []playMarker      `json:"markers"`
 	Kind           string            `json:"kind"`
 	Page           string            `json:"page"`
 	OK             bool              `json:"ok"`
@@ -203,6 +205,17 @@ type playTextTrack struct {
 		End   float64 `json:"end"`
 		Text  string  `json:"text"`
 	} `json:"cues"`
+}
+
+// playMarker is one ad marker or timed metadata callback of a player
+// (play.mjs --markers).
+type playMarker struct {
+	Player string   `json:"player"`
+	Ev     string   `json:"ev"`
+	Scheme string   `json:"scheme"`
+	T      *float64 `json:"t"`
+	Key    string   `json:"key"`
+	Data   string   `json:"data"` // hex
 }
 
 // fetchedSegment is one sender response a player got (play.mjs --record).

@@ -7,7 +7,7 @@
   'use strict';
   var S = {
     kind: null, url: null, video: null, dash: null, hls: null, shaka: null,
-    started: 0, firstPlaying: -1, errors: [], warnings: [], events: [], waiting: 0
+    started: 0, firstPlaying: -1, errors: [], warnings: [], events: [], waiting: 0, markers: []
   };
 
   function now() { return (performance.now() - S.started) / 1000; }
@@ -57,7 +57,7 @@
     url = new URL(url, location.href).href;
     S.kind = kind; S.url = url; S.video = video;
     S.started = performance.now(); S.firstPlaying = -1;
-    S.errors = []; S.warnings = []; S.events = []; S.waiting = 0;
+    S.errors = []; S.warnings = []; S.events = []; S.waiting = 0; S.markers = [];
     video.muted = true;
     video.addEventListener('error', onVideoError);
     video.addEventListener('waiting', onWaiting);
@@ -98,6 +98,7 @@
           note(S.events, { ev: 'quality', type: e.mediaType, to: e.newRepresentation && e.newRepresentation.bandwidth });
         });
         S.dash = p;
+        if (window.sluiceMarkers) dashMarkers(p);
         // The network may be closed: never ask dash.js' default time server
         // (time.akamai.com). DASH manifests from Sluice carry UTCTiming;
         // otherwise dash.js falls back to the manifest's Date header.
@@ -129,6 +130,7 @@
           note(S.events, { ev: 'quality', type: 'video', to: l && l.bitrate });
         });
         S.hls = h;
+        if (window.sluiceMarkers) hlsMarkers(h);
         h.loadSource(url);
         h.attachMedia(video);
       } else if (kind === 'shaka') {
@@ -138,6 +140,7 @@
         var sp = new shaka.Player();
         S.shaka = sp;
         if (config()) sp.configure(config());
+        if (window.sluiceMarkers) shakaMarkers(sp);
         // Shaka reports every problem as an 'error' event with a
         // shaka.util.Error; severity 2 (CRITICAL) stops playback, 1
         // (RECOVERABLE) is a warning (a retried request, say).
@@ -172,6 +175,71 @@
     } catch (e) {
       note(S.errors, { src: 'setup', message: String(e && e.message || e) });
     }
+  }
+
+  // The marker hooks (web/test/play.mjs --markers) record every ad marker
+  // and timed metadata callback of the player in S.markers: {player, ev,
+  // scheme, t (media time, s), data (the message in hex)}.
+  function hex(d) {
+    if (d === undefined || d === null) return '';
+    if (typeof d === 'string') {
+      var s = d.trim();
+      if (/^0x[0-9a-f]*$/i.test(s)) return s.slice(2).toLowerCase();
+      try { d = Uint8Array.from(atob(s), function (c) { return c.charCodeAt(0); }); } catch (e) { return s; }
+    }
+    if (d instanceof ArrayBuffer) d = new Uint8Array(d);
+    if (!(d instanceof Uint8Array)) return String(d);
+    var out = '';
+    for (var i = 0; i < d.length; i++) out += (d[i] < 16 ? '0' : '') + d[i].toString(16);
+    return out;
+  }
+  function marker(m) { if (S.markers.length < 200) { m.at = Math.round(now() * 1000) / 1000; S.markers.push(m); } }
+  function dashMarkers(p) {
+    ['urn:scte:scte35:2014:xml+bin', 'https://aomedia.org/emsg/ID3'].forEach(function (scheme) {
+      p.on(scheme, function (e) {
+        var x = e && e.event || {};
+        var t = x.calculatedPresentationTime;
+        if (t === undefined || t === null) t = x.presentationTime;
+        marker({ player: 'dash', ev: e.type, scheme: scheme, t: t, id: x.id, data: hex(x.messageData) });
+      }, null, { mode: 'eventModeOnReceive' });
+    });
+  }
+  function hlsMarkers(h) {
+    var seen = {};
+    h.on(Hls.Events.LEVEL_LOADED, function (name, d) {
+      var drs = d.details && d.details.dateRanges || {};
+      Object.keys(drs).forEach(function (id) {
+        if (seen[id]) return;
+        seen[id] = true;
+        var dr = drs[id], a = dr.attr || {};
+        var v = a['SCTE35-OUT'] || a['SCTE35-IN'] || a['SCTE35-CMD'];
+        marker({ player: 'hls', ev: 'daterange', scheme: 'scte35', t: dr.startTime, id: id, data: hex(v),
+          date: dr.startDate && dr.startDate.getTime() });
+      });
+    });
+    h.on(Hls.Events.FRAG_PARSING_METADATA, function (name, d) {
+      (d.samples || []).forEach(function (x) {
+        marker({ player: 'hls', ev: 'metadata', scheme: 'id3', t: x.pts, data: hex(x.data) });
+      });
+    });
+  }
+  function textOf(n) {
+    if (n === null || n === undefined) return '';
+    if (typeof n === 'string') return n;
+    if (n.textContent !== undefined && n.nodeType) return n.textContent;
+    return (n.children || []).map(textOf).join('');
+  }
+  function shakaMarkers(sp) {
+    sp.addEventListener('timelineregionadded', function (e) {
+      var r = e.detail || {};
+      marker({ player: 'shaka', ev: 'timelineregionadded', scheme: r.schemeIdUri, t: r.startTime, id: r.id,
+        data: hex(textOf(r.eventNode || r.eventElement)) });
+    });
+    sp.addEventListener('metadata', function (e) {
+      var p = e.payload || {};
+      marker({ player: 'shaka', ev: 'metadata', scheme: e.metadataType, t: e.startTime, key: p.key,
+        data: hex(p.data) });
+    });
   }
 
   // bufferAhead is the seconds buffered from currentTime on.
@@ -230,6 +298,7 @@
       }
     } catch (e) {}
     if (window.sluiceTextCues) textState(st, v);
+    if (window.sluiceMarkers) st.markers = S.markers.slice();
     return st;
   }
 

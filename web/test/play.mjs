@@ -2,7 +2,7 @@
 // play.mjs — play one manifest in Debian's headless Chromium, driven by
 // playwright-core, and report what the player did.
 //
-//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--protocols] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
+//   node web/test/play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--markers] [--protocols] <page-or-manifest-url> <dash|mss|hls|shaka> <seconds> [min-advance]
 //
 // The first argument is either a Sluice /play page URL
 // (http://host/play?kind=dash&url=/live.isml/manifest.mpd) or a manifest URL
@@ -65,6 +65,14 @@
 // '{"preferredText":[{"language":"en"}]}' (Shaka Player); dash.js enables
 // the first text track by default.
 //
+// --markers adds to the result, as "markers", the ad marker and timed
+// metadata callbacks the player fired: dash.js events of the schemes
+// urn:scte:scte35:2014:xml+bin and https://aomedia.org/emsg/ID3 (mode
+// onReceive), hls.js EXT-X-DATERANGE (LEVEL_LOADED) and ID3 samples
+// (FRAG_PARSING_METADATA), Shaka Player 'timelineregionadded' and
+// 'metadata'; each {player, ev, scheme, t (media time, s), id, data (the
+// message in hex), at}.
+//
 // --protocols adds to the result, as "resources", every request the page
 // made that completed (the page itself first), in the order they started:
 // {u: the URL's path and query, p: the protocol it went over, s: the HTTP
@@ -80,7 +88,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--protocols] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
+  console.error(`play.mjs: ${msg}\nusage: node play.mjs [--dash-settings=JSON] [--player-config=JSON] [--mse-types=JSON] [--until-ended] [--text-cues] [--markers] [--protocols] <play-page|manifest|status-page#point URL> <dash|mss|hls|shaka> <seconds> [min-advance]`);
   process.exit(2);
 }
 
@@ -90,6 +98,7 @@ let record = process.env.SLUICE_RECORD === '1';
 let untilEnded = false;
 let mseTypes = null;
 let textCues = false;
+let markers = false;
 let protocols = false;
 const positional = [];
 for (const a of process.argv.slice(2)) {
@@ -106,6 +115,7 @@ for (const a of process.argv.slice(2)) {
     if (!Array.isArray(mseTypes)) usage('--mse-types is not an array');
   }
   else if (a === '--text-cues') textCues = true;
+  else if (a === '--markers') markers = true;
   else if (a === '--protocols') protocols = true;
   else positional.push(a);
 }
@@ -198,6 +208,7 @@ try {
     throw e;
   }
   if (textCues) await context.addInitScript(() => { window.sluiceTextCues = true; });
+  if (markers) await context.addInitScript(() => { window.sluiceMarkers = true; });
   if (protocols) await context.addInitScript(() => { performance.setResourceTimingBufferSize(50000); });
   if (playerConfig !== null) {
     await context.addInitScript((cfg) => { window.sluicePlayerConfig = cfg; }, playerConfig);
@@ -345,6 +356,7 @@ try {
     result.playingDate = s.playingDate === undefined ? null : s.playingDate;
     result.playingTime = s.currentTime;
   }
+  if (markers) result.markers = s.markers || [];
   if (protocols) {
     result.resources = await page.evaluate(() => {
       const path = (u) => { const x = new URL(u); return x.pathname + x.search; };
