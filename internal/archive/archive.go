@@ -9,7 +9,10 @@
 // encoders), Unix time. They are given as seconds ("1732550400",
 // "93.5"), as a Go duration from media time zero ("90s", "1h30m"), or as
 // an RFC 3339 wall-clock time ("2026-11-25T14:00:00Z"), which is mapped
-// through the point's anchor (the wall-clock time of media time zero).
+// through the point's anchor (the wall-clock time of media time zero), or
+// as an SCTE-35 marker of the point: "out:<id>" is the time of the latest
+// splice_insert out of network with splice_event_id <id> (the start of an
+// ad break), "in:<id>" that of the return (Cut; markers: docs/origin.md).
 package archive
 
 import (
@@ -22,10 +25,13 @@ import (
 	"math/big"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/httpx"
+	"github.com/sluice-media/sluice/internal/media"
+	"github.com/sluice-media/sluice/internal/scte35"
 	"github.com/sluice-media/sluice/internal/store"
 )
 
@@ -59,22 +65,58 @@ func ParseTime(s string, anchor time.Time) (time.Duration, error) {
 	return 0, fmt.Errorf("time %q: want seconds of media time (e.g. 93.5), a duration (e.g. 1h30m) or an RFC 3339 time", s)
 }
 
+// ErrNoMarker means a cut time names an SCTE-35 marker the point does not
+// hold.
+var ErrNoMarker = errors.New("no such marker")
+
+// markerRe matches a cut time that names an SCTE-35 marker.
+var markerRe = regexp.MustCompile(`^(out|in):([0-9]{1,10})$`)
+
 // Cut parses from and to against the source point and cuts the asset.
 func Cut(st *store.Store, src, asset, from, to string) (store.CutResult, error) {
 	p, err := st.Point(src)
 	if err != nil {
 		return store.CutResult{}, err
 	}
-	anchor := p.Meta().Anchor
-	a, err := ParseTime(from, anchor)
+	a, err := pointTime(p, from)
 	if err != nil {
 		return store.CutResult{}, fmt.Errorf("from: %w", err)
 	}
-	b, err := ParseTime(to, anchor)
+	b, err := pointTime(p, to)
 	if err != nil {
 		return store.CutResult{}, fmt.Errorf("to: %w", err)
 	}
 	return st.Cut(src, asset, a, b)
+}
+
+// pointTime parses a cut time of point p: a marker reference or what
+// ParseTime reads.
+func pointTime(p *store.Point, s string) (time.Duration, error) {
+	m := markerRe.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return ParseTime(s, p.Meta().Anchor)
+	}
+	id, err := strconv.ParseUint(m[2], 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("marker %q: %w", s, err)
+	}
+	var at time.Duration
+	found := false
+	for _, e := range p.View(0).Events {
+		if e.Scheme != media.SchemeSCTE35 || e.Timescale == 0 {
+			continue
+		}
+		sp, err := scte35.Decode(e.Data)
+		if err != nil || sp.Command != scte35.SpliceInsert || sp.Cancel || sp.EventID != uint32(id) || sp.Out != (m[1] == "out") {
+			continue
+		}
+		at, found = time.Duration(new(big.Int).Div(new(big.Int).Mul(big.NewInt(e.Time), big.NewInt(int64(time.Second))),
+			big.NewInt(int64(e.Timescale))).Int64()), true
+	}
+	if !found {
+		return 0, fmt.Errorf("%s: no splice_insert %s with splice_event_id %d in the point: %w", s, m[1], id, ErrNoMarker)
+	}
+	return at, nil
 }
 
 // CutRequest is the body of POST /api/points/<pp>/cut. From and To are JSON
@@ -208,7 +250,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusNotFound
 		case errors.Is(err, store.ErrExists):
 			code = http.StatusConflict
-		case errors.Is(err, store.ErrEmptyCut):
+		case errors.Is(err, store.ErrEmptyCut), errors.Is(err, ErrNoMarker):
 			code = http.StatusUnprocessableEntity
 		}
 		apiError(w, code, err.Error())

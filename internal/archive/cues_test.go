@@ -94,6 +94,25 @@ func TestCuesAPI(t *testing.T) {
 	if b, _ := base64.StdEncoding.DecodeString(out["scte35"].(string)); string(b) != string(cs[1].Data) {
 		t.Fatalf("response scte35 %v is not the stored splice", out["scte35"])
 	}
+
+	// A cut can start and end at the markers: from the break's out to its
+	// return; a marker the point does not hold is 422.
+	cut := ts.URL + "/api/points/ch/cut"
+	if code, res := testkit.PostJSON(t, cut, "s3cret", `{"asset":"nomarker","from":"out:43","to":"in:42"}`); code != 422 {
+		t.Fatalf("cut from an unknown marker: %d %v", code, res)
+	}
+	code, res := testkit.PostJSON(t, cut, "s3cret", `{"asset":"break","from":"out:42","to":"in:42"}`)
+	if code != 201 {
+		t.Fatalf("cut at the markers: %d %v", code, res)
+	}
+	// Within a fragment: the cut lies on fragment boundaries, other
+	// tracks' fragments straddle them.
+	if s, d := res["start"].(float64), ref.Seconds(int64(ref.Frags[2].Duration)); s < at-d || s > at+d {
+		t.Fatalf("cut from out:42 (%v s) starts at %v", at, s)
+	}
+	if e := res["end"].(float64); e < edge.Seconds()-ref.Seconds(int64(ref.Frags[2].Duration))-0.001 || e > edge.Seconds()+0.001 {
+		t.Fatalf("cut to in:42 (%v s) ends at %v", edge.Seconds(), e)
+	}
 }
 
 func mustPoint(t *testing.T, st *store.Store) *store.Point {

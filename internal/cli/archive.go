@@ -29,6 +29,8 @@ DASH MPD; Unix time for epoch-anchored channels such as 'sluice push'):
   seconds       1732550400 or 93.5
   a duration    90s, 1h30m (from media time zero)
   a wall clock  2026-11-25T14:00:00Z (mapped through the point's anchor)
+  an ad marker  out:42, in:42 (the SCTE-35 splice_insert out of network, or
+                the return, with splice_event_id 42, stored with the point)
 
 With --data the cut is made directly in a data directory (a running server
 on it picks the asset up at its first request). With --server it is made by

@@ -87,8 +87,9 @@ func TestAdMarkers(t *testing.T) {
 		"--data", data, "--point", "ads", "--admin-token", "s3cret")
 	checkMarkers(t, base, "ads", "static", all, true)
 
-	// An archive cut from 4 s takes the markers from there on.
-	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cut", "s3cret", `{"asset":"adsclip","from":4,"to":12}`); code != http.StatusCreated {
+	// An archive cut from 4 s to the break's return (the fragments that
+	// start in [4, 9): to 10 s) takes the markers in its span.
+	if code, res := testkit.PostJSON(t, base+"/api/points/ads/cut", "s3cret", `{"asset":"adsclip","from":4,"to":"in:100"}`); code != http.StatusCreated {
 		t.Fatalf("cut: %d %v", code, res)
 	}
 	checkMarkers(t, base, "adsclip", "static", []sentMarker{ads.signal, ads.in}, false)
