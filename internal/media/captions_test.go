@@ -50,7 +50,7 @@ func TestCaptionScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	captioned, err := testmedia.AddCaptions(plain, 1)
+	captioned, err := testmedia.AddCaptions(plain, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}

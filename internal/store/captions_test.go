@@ -20,7 +20,7 @@ func TestCaptionsDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	captioned, err := testmedia.AddCaptions(plain, 1)
+	captioned, err := testmedia.AddCaptions(plain, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package testmedia
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/hevc"
@@ -71,12 +73,15 @@ func ccData(p *[2]byte) []byte {
 // pairs, one H.264 or HEVC track with 4-byte NAL unit lengths, such as
 // ffmpeg's CMAF output) with CEA-608 captions on CC1 in the SEI of every
 // sample (ATSC A/53: user_data_registered_itu_t_t35, GA94, cc_data), the
-// SEI NAL unit placed first in each sample: every period seconds of media
-// time, starting at the body's first sample, a pop-on caption
+// SEI NAL unit placed first in each sample and the caption bytes in the
+// pictures' presentation order: every period seconds of media time,
+// starting at the body's first picture, a pop-on caption
 // CaptionText(n) that is shown until 0.8 of the period has passed, then
 // erased. The fragments keep their times, sample flags and composition
-// offsets; styp and other top-level boxes between fragments are dropped.
-func AddCaptions(body []byte, period float64) ([]byte, error) {
+// offsets, and an mfra at the end stays (the end of an ingest stream);
+// styp and other top-level boxes between fragments are dropped. lang, when
+// not empty, becomes the track's language (mdhd).
+func AddCaptions(body []byte, period float64, lang string) ([]byte, error) {
 	f, err := mp4.DecodeFile(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
@@ -90,6 +95,9 @@ func AddCaptions(body []byte, period float64) ([]byte, error) {
 	if stsd.AvcX == nil && !isHEVC {
 		return nil, errors.New("want an H.264 or HEVC track")
 	}
+	if lang != "" {
+		trak.Mdia.Mdhd.SetLanguage(lang)
+	}
 	timescale := float64(trak.Mdia.Mdhd.Timescale)
 	var trex *mp4.TrexBox
 	if f.Init.Moov.Mvex != nil {
@@ -99,7 +107,7 @@ func AddCaptions(body []byte, period float64) ([]byte, error) {
 	if err := f.Init.Encode(&out); err != nil {
 		return nil, err
 	}
-	first := int64(-1)
+	first, started := int64(0), false
 	var pending [][2]byte
 	cur := -1
 	erased := true
@@ -113,24 +121,35 @@ func AddCaptions(body []byte, period float64) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, s := range ss {
-				if first < 0 {
-					first = int64(s.DecodeTime)
+			// The caption bytes go with the pictures in presentation
+			// order (a decoder hands them on as it outputs the pictures).
+			order := make([]int, len(ss))
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortStableFunc(order, func(a, b int) int {
+				return cmp.Compare(ss[a].PresentationTime(), ss[b].PresentationTime())
+			})
+			pairs := make([]*[2]byte, len(ss))
+			for _, i := range order {
+				if !started {
+					first, started = int64(ss[i].PresentationTime()), true
 				}
-				t := float64(int64(s.DecodeTime)-first) / timescale
+				t := float64(int64(ss[i].PresentationTime())-first) / timescale
 				n := int(t / period)
 				if n != cur {
 					cur, pending, erased = n, pop608(CaptionText(n)), false
 				}
-				var pair *[2]byte
 				switch {
 				case len(pending) > 0:
-					pair, pending = &pending[0], pending[1:]
+					pairs[i], pending = &pending[0], pending[1:]
 				case !erased && t-float64(n)*period >= 0.8*period:
 					p := eraseDisplayed608
-					pair, erased = &p, true
+					pairs[i], erased = &p, true
 				}
-				msg := sei.CreateCTA608SEIMessage(ccData(pair))
+			}
+			for i, s := range ss {
+				msg := sei.CreateCTA608SEIMessage(ccData(pairs[i]))
 				var nalu []byte
 				if isHEVC {
 					nalu, err = hevc.CreateSEINalu([]sei.SEIMessage{msg})
@@ -150,6 +169,11 @@ func AddCaptions(body []byte, period float64) ([]byte, error) {
 			if err := nf.Encode(&out); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if f.Mfra != nil {
+		if err := f.Mfra.Encode(&out); err != nil {
+			return nil, err
 		}
 	}
 	return out.Bytes(), nil
