@@ -37,10 +37,10 @@ const (
 // videoCaptions is the union of the captions of video tracks.
 func videoCaptions(ts []store.TrackView) (caps []string, lang string) {
 	for _, t := range ts {
-		if t.Info.Kind != "video" || len(t.Info.Captions) == 0 {
+		if t.Info.Kind != "video" || t.Info.Captions == "" {
 			continue
 		}
-		caps = media.MergeCaptions(caps, t.Info.Captions)
+		caps = media.MergeCaptions(caps, t.Info.CaptionList())
 		if lang == "" {
 			lang = t.Info.Language
 		}

@@ -23,9 +23,9 @@ func captionsView() store.View {
 		ti := &v.Tracks[i].Info
 		switch v.Tracks[i].ID {
 		case "video_2000000":
-			ti.Captions, ti.Language = []string{"CC1", "CC3", "SERVICE1"}, "eng"
+			ti.Captions, ti.Language = "CC1,CC3,SERVICE1", "eng"
 		case "video_800000":
-			ti.Captions = []string{"CC1"}
+			ti.Captions = "CC1"
 		}
 	}
 	return v
@@ -57,7 +57,7 @@ func TestCaptionSignalling(t *testing.T) {
 			for i := range v.Tracks {
 				v.Tracks[i].Info.Language = ""
 				if v.Tracks[i].Info.Kind == "video" {
-					v.Tracks[i].Info.Captions = []string{"CC1"}
+					v.Tracks[i].Info.Captions = "CC1"
 				}
 			}
 			return v

@@ -143,7 +143,7 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 				res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
 			}
 			attrs := pathwayAttr
-			if len(t.Info.Captions) > 0 {
+			if t.Info.Captions != "" {
 				attrs = ccAttr + attrs
 			}
 			if t.Info.VideoRange != "" {

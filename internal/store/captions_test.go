@@ -58,7 +58,7 @@ func TestCaptionsDetected(t *testing.T) {
 				if len(v.Tracks) != 1 {
 					t.Fatalf("%s: %d tracks", when, len(v.Tracks))
 				}
-				if got := v.Tracks[0].Info.Captions; !slices.Equal(got, tc.want) {
+				if got := v.Tracks[0].Info.CaptionList(); !slices.Equal(got, tc.want) {
 					t.Errorf("%s: captions %v, want %v", when, got, tc.want)
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -720,9 +719,9 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	hadParts = t.completeParts(ref)
 	saveInfo := false
 	if captions != nil {
-		if c := media.MergeCaptions(t.Info.Captions, captions); !slices.Equal(c, t.Info.Captions) {
+		if c := strings.Join(media.MergeCaptions(t.Info.CaptionList(), captions), ","); c != t.Info.Captions {
 			t.Info.Captions, saveInfo = c, true
-			p.store.log.Info("closed captions found", "point", p.Name, "track", trackID, "captions", strings.Join(c, ","))
+			p.store.log.Info("closed captions found", "point", p.Name, "track", trackID, "captions", c)
 		}
 	}
 	if t.Extent.note(ref, t.Pruned == 0) || saveInfo {
