@@ -132,6 +132,9 @@ func (s *CaptionScan) Samples(b []byte) bool {
 	return !slices.Equal(before, s.Captions())
 }
 
+// ga94 is the ATSC user identifier of cc_data in a registered SEI.
+var ga94 = []byte("GA94")
+
 // nalu scans one NAL unit: the SEI ones (H.264 type 6, HEVC prefix SEI).
 func (s *CaptionScan) nalu(n []byte) {
 	hdr := 1
@@ -141,6 +144,13 @@ func (s *CaptionScan) nalu(n []byte) {
 		}
 		hdr = 2
 	} else if len(n) < 1 || avc.GetNaluType(n[0]) != avc.NALU_SEI {
+		return
+	}
+	// Only an SEI with the GA94 identifier can carry captions: the four
+	// bytes are never split by emulation prevention (which follows two
+	// zero bytes only), so a plain search skips the others (an encoder's
+	// version string, timing) without parsing them.
+	if !bytes.Contains(n[hdr:], ga94) {
 		return
 	}
 	// A message list that ends badly (no trailing bits) still returns the
