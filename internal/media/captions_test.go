@@ -194,3 +194,28 @@ func BenchmarkCaptionScan(b *testing.B) {
 		})
 	}
 }
+
+// TestNewCaptionScan: a scan is made for H.264 and HEVC tracks only, and
+// an HEVC one reads prefix SEI NAL units.
+func TestNewCaptionScan(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", "codecs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	s := media.NewCaptionScan(read("hvc1.mp4"))
+	if s == nil {
+		t.Fatal("no scan for HEVC")
+	}
+	s.Samples(seiSample(t, true, [3]byte{0x04, 0x94, 0x20}))
+	if got := s.Captions(); !slices.Equal(got, []string{"CC1"}) {
+		t.Errorf("HEVC: captions %v, want [CC1]", got)
+	}
+	for _, name := range []string{"av01.mp4", "ec3.mp4", "opus.mp4"} {
+		if media.NewCaptionScan(read(name)) != nil {
+			t.Errorf("%s: a caption scan", name)
+		}
+	}
+}
