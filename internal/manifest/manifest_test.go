@@ -314,6 +314,7 @@ func cases() []testCase {
 		{"restart-ended", restartEndedView(), Options{Now: anchor.Add(40 * time.Second), LookAhead: 2}},
 		{"codecs", codecsView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"lowlatency", lowLatencyView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
+		{"captions", captionsView(), Options{Now: now}},
 	}
 }
 
