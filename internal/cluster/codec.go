@@ -54,13 +54,33 @@ const maxStringLen = 1 << 20
 type encoder struct {
 	b    []byte
 	strs map[string]int
+	// recent are the last strings written or referenced, by their length
+	// modulo len(recent), with their references: a block's point and
+	// track repeat from pin to pin, and are found here without hashing.
+	recent [8]struct {
+		s string
+		i int
+	}
+}
+
+// sized is an encoder whose string table has room for n strings (a
+// message's distinct session IDs), so that it does not grow while a
+// batch of thousands of pins is written.
+func sized(dst []byte, n int) encoder {
+	return encoder{b: dst, strs: make(map[string]int, min(max(n, 16), 1<<16))}
 }
 
 func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 
 func (e *encoder) str(s string) {
+	r := &e.recent[len(s)%len(e.recent)]
+	if r.i != 0 && r.s == s {
+		e.uint(uint64(r.i))
+		return
+	}
 	if i, ok := e.strs[s]; ok {
+		r.s, r.i = s, i
 		e.uint(uint64(i))
 		return
 	}
@@ -68,6 +88,7 @@ func (e *encoder) str(s string) {
 		e.strs = make(map[string]int, 64)
 	}
 	e.strs[s] = len(e.strs) + 1
+	r.s, r.i = s, len(e.strs)
 	e.uint(0)
 	e.uint(uint64(len(s)))
 	e.b = append(e.b, s...)
@@ -106,7 +127,7 @@ func (e *encoder) time(t time.Time) {
 
 // AppendBatch appends the binary encoding of b to dst.
 func AppendBatch(dst []byte, b *Batch) []byte {
-	e := encoder{b: append(dst, batchMagic[:]...)}
+	e := sized(append(dst, batchMagic[:]...), len(b.LookAhead)+len(b.Cancel)+len(b.Send)+len(b.Grants)+len(b.Ends))
 	e.str(b.Scheduler)
 	e.int(int64(b.Lease))
 	e.pins(b.LookAhead)
@@ -135,7 +156,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 
 // AppendBatchResult appends the binary encoding of r to dst.
 func AppendBatchResult(dst []byte, r *BatchResult) []byte {
-	e := encoder{b: append(dst, resultMagic[:]...)}
+	e := sized(append(dst, resultMagic[:]...), len(r.Refused)+len(r.Sent)+len(r.Orphans)+len(r.Reloads))
 	e.pins(r.Refused)
 	e.uint(uint64(len(r.Missing)))
 	for _, b := range r.Missing {

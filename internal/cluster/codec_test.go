@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -210,9 +211,11 @@ func FuzzDecodeBatchResult(f *testing.F) {
 func BenchmarkBatchCodec(b *testing.B) {
 	batch := Batch{Scheduler: "s", Lease: time.Second}
 	res := BatchResult{Boot: "x"}
+	// As a scheduler's batch at 10 000 live sessions: 2 000 pins of about
+	// 1 000 sessions (IDs as long as real ones), two tracks of one point.
 	for i := 0; i < 2000; i++ {
-		sess := "session-" + string(rune('a'+i%26)) + "-0123456789abcdef"
-		blk := BlockID{Point: "live", Track: "v1", Start: int64(i) * 2000}
+		sess := fmt.Sprintf("s%07d-0123456789abcdef0123456789abcdef", i/2)
+		blk := BlockID{Point: "live", Track: []string{"video_1000", "audio_128"}[i%2], Start: int64(i) * 2000}
 		batch.LookAhead = append(batch.LookAhead, Pin{Session: sess, Block: blk})
 		res.Sent = append(res.Sent, SentReport{Session: sess, Block: blk, At: time.Now(), Bytes: 200000, FromRAM: true})
 	}

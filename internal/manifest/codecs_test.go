@@ -36,7 +36,8 @@ func codecsView() store.View {
 		CodecPrivateData: "1190", Bitrate: 128000, SampleRate: 48000, Channels: 2, BitsPerSample: 16, Name: "audio"}
 	ec3 := afr("ec3_256000")
 	ec3.Info = media.TrackInfo{TrackID: 4, Kind: "audio", Timescale: 48000, SampleEntry: "ec-3", Codec: "ec-3", FourCC: "EC-3",
-		Bitrate: 256000, SampleRate: 48000, Channels: 6, ChannelMask: "F801", BitsPerSample: 16, Name: "audio_ec3"}
+		CodecPrivateData: "00063F000000AF87FBA7022DFB42A4D405CD93843BDD0800200F00",
+		Bitrate:          256000, SampleRate: 48000, Channels: 6, ChannelMask: "F801", BitsPerSample: 16, Name: "audio_ec3"}
 	opus := afr("opus_64000")
 	opus.Info = media.TrackInfo{TrackID: 5, Kind: "audio", Timescale: 48000, SampleEntry: "Opus", Codec: "Opus", FourCC: "OPUS",
 		Bitrate: 64000, SampleRate: 48000, Channels: 2, BitsPerSample: 16, Name: "audio_opus"}

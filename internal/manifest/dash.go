@@ -446,6 +446,9 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 		// Shaka Player map it to the text track's kind).
 		as.Roles = append(as.Roles, mpd.NewRole(textRole(reps[0].t.Info)))
 	}
+	if s.kind == "video" {
+		as.Accessibilities = dashCaptions(s.tracks)
+	}
 	shared := true
 	for _, r := range reps[1:] {
 		if r.t.Info.Timescale != reps[0].t.Info.Timescale || !sameTimeline(r.fs, reps[0].fs) {

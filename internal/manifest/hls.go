@@ -114,6 +114,7 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 	if pw.ID != "" {
 		base += "-" + pw.ID
 	}
+	ccAttr := writeCaptions(b, video, pw)
 	groups := hlsAudioGroups(audio, base)
 	for _, g := range groups {
 		for i, a := range g.tracks {
@@ -142,6 +143,9 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 				res = fmt.Sprintf("%dx%d", t.Info.Width, t.Info.Height)
 			}
 			attrs := pathwayAttr
+			if t.Info.Captions != "" {
+				attrs = ccAttr + attrs
+			}
 			if t.Info.VideoRange != "" {
 				attrs = ",VIDEO-RANGE=" + t.Info.VideoRange + attrs
 			}

@@ -315,6 +315,7 @@ func cases() []testCase {
 		{"codecs", codecsView(), Options{Now: anchor.Add(20 * time.Second)}},
 		{"lowlatency", lowLatencyView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
 		{"events", eventsView(), Options{Now: now, DVRWindow: time.Minute, LookAhead: 2}},
+		{"captions", captionsView(), Options{Now: now}},
 	}
 }
 

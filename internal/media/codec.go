@@ -1,6 +1,8 @@
 package media
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -176,6 +178,7 @@ func describeAudio(ti *TrackInfo, se *mp4.AudioSampleEntryBox) error {
 		}
 		n, mask := se.Dac3.ChannelInfo()
 		ti.Channels, ti.ChannelMask = n, fmt.Sprintf("%04X", mask)
+		ti.CodecPrivateData = dolbyCodecPrivateData(se.Dac3, subtypeDolbyAC3, se.Dac3.ACMod, se.Dac3.LFEOn, 0)
 		if ti.Bitrate == 0 && int(se.Dac3.BitRateCode) < len(mp4.AC3BitrateCodesKbps) {
 			ti.Bitrate = se.Dac3.BitrateBps()
 		}
@@ -186,9 +189,67 @@ func describeAudio(ti *TrackInfo, se *mp4.AudioSampleEntryBox) error {
 		}
 		n, mask := se.Dec3.ChannelInfo()
 		ti.Channels, ti.ChannelMask = n, fmt.Sprintf("%04X", mask)
+		sub := se.Dec3.EC3Subs[0]
+		loc := uint16(0)
+		if sub.NumDepSub > 0 {
+			loc = sub.ChanLoc
+		}
+		ti.CodecPrivateData = dolbyCodecPrivateData(se.Dec3, subtypeDolbyDDPlus, sub.ACMod, sub.LFEOn, loc)
 		if ti.Bitrate == 0 {
 			ti.Bitrate = int(se.Dec3.DataRate) * 1000
 		}
 	}
 	return nil
+}
+
+// Smooth CodecPrivateData of AC-3 and E-AC-3: Smooth announces these with
+// AudioTag 65534 (WAVE_FORMAT_EXTENSIBLE), and CodecPrivateData is what
+// follows the WAVEFORMATEX structure, as Microsoft's encoders and
+// packagers write it: the WAVEFORMATEXTENSIBLE extension — wSamplesPerBlock
+// (1536, little-endian), dwChannelMask (Windows speaker positions,
+// little-endian) and the SubFormat GUID (MEDIASUBTYPE_DOLBY_AC3 or
+// MEDIASUBTYPE_DOLBY_DDPLUS, in Windows' byte order) — followed by the
+// payload of the dac3 or dec3 box (ETSI TS 102 366 F.4, F.6).
+var (
+	subtypeDolbyAC3    = [16]byte{0x2c, 0x80, 0x6d, 0xe0, 0x46, 0xdb, 0xcf, 0x11, 0xb4, 0xd1, 0x00, 0x80, 0x4f, 0x6c, 0xbb, 0xea} // {E06D802C-DB46-11CF-B4D1-00804F6CBBEA}
+	subtypeDolbyDDPlus = [16]byte{0xaf, 0x87, 0xfb, 0xa7, 0x02, 0x2d, 0xfb, 0x42, 0xa4, 0xd4, 0x05, 0xcd, 0x93, 0x84, 0x3b, 0xdd} // {A7FB87AF-2D02-42FB-A4D4-05CD93843BDD}
+)
+
+// windowsSpeakers maps the Dolby channel names (mp4ff's) to the speaker
+// position bits of WAVEFORMATEXTENSIBLE's dwChannelMask: 5.1 (L C R Ls Rs
+// LFE) is 0x3F, 7.1 with rear surrounds (Lrs/Rrs) 0x63F, as Windows
+// names them. Channels Windows has no position for add nothing.
+var windowsSpeakers = map[string]uint32{
+	"L": 0x1, "R": 0x2, "C": 0x4, "LFE": 0x8, "Ls": 0x10, "Rs": 0x20,
+	"Lc/Rc": 0x40 | 0x80, "Cs": 0x100, "Lrs/Rrs": 0x200 | 0x400, "Ts": 0x800,
+	"Lvh/Rvh": 0x1000 | 0x4000, "Cvh": 0x2000,
+}
+
+// dolbyCodecPrivateData returns the Smooth CodecPrivateData (upper-case
+// hex) of an AC-3 (dac3) or E-AC-3 (dec3) sample entry, "" when the box
+// does not encode.
+func dolbyCodecPrivateData(box mp4.Box, subtype [16]byte, acmod, lfe byte, chanLoc uint16) string {
+	var buf bytes.Buffer
+	if err := box.Encode(&buf); err != nil || buf.Len() < 8 {
+		return ""
+	}
+	var mask uint32
+	if int(acmod) < len(mp4.AC3acmodChannelTable) {
+		for _, c := range mp4.GetChannelListFromACMod(acmod) {
+			mask |= windowsSpeakers[c]
+		}
+	}
+	if lfe != 0 {
+		mask |= windowsSpeakers["LFE"]
+	}
+	for i, c := range mp4.EC3ChannelLocationBits {
+		if chanLoc&(1<<i) != 0 {
+			mask |= windowsSpeakers[c]
+		}
+	}
+	out := binary.LittleEndian.AppendUint16(nil, 1536)
+	out = binary.LittleEndian.AppendUint32(out, mask)
+	out = append(out, subtype[:]...)
+	out = append(out, buf.Bytes()[8:]...)
+	return strings.ToUpper(hex.EncodeToString(out))
 }

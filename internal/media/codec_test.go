@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,11 +69,41 @@ func TestCodecStrings(t *testing.T) {
 			if got != want {
 				t.Errorf("codec, fourcc, range, mask, channels, rate = %v, want %v", got, want)
 			}
+			if want, ok := dolbyCPD[c.file]; ok {
+				// The dac3/dec3 payload as the fixture holds it.
+				raw, err := os.ReadFile(filepath.Join("testdata", "codecs", c.file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				typ := map[string]string{"ac-3": "dac3", "ec-3": "dec3"}[c.codec]
+				i := bytes.Index(raw, []byte(typ))
+				if i < 4 {
+					t.Fatalf("no %s box in the fixture", typ)
+				}
+				n := int(raw[i-4])<<24 | int(raw[i-3])<<16 | int(raw[i-2])<<8 | int(raw[i-1])
+				want += strings.ToUpper(hex.EncodeToString(raw[i+4 : i-4+n]))
+				if ti.CodecPrivateData != want {
+					t.Errorf("CodecPrivateData %s, want %s", ti.CodecPrivateData, want)
+				}
+			}
 			if ti.Kind == "video" && (ti.Width != 160 || ti.Height != 96) {
 				t.Errorf("size %dx%d, want 160x96", ti.Width, ti.Height)
 			}
 		})
 	}
+}
+
+// dolbyCPD is the start of the Smooth CodecPrivateData of the AC-3 and
+// E-AC-3 fixtures, which the dac3/dec3 payload follows: the
+// WAVEFORMATEXTENSIBLE extension — 1536 samples per block, the Windows
+// channel mask (0x3F 5.1, 0x3 stereo), MEDIASUBTYPE_DOLBY_AC3 or
+// MEDIASUBTYPE_DOLBY_DDPLUS — as in Smooth manifests of Microsoft's
+// encoders (e.g. 00063F000000AF87FBA7022DFB42A4D405CD93843BDD0600200F00
+// for 192 kb/s E-AC-3 5.1).
+var dolbyCPD = map[string]string{
+	"ac3.mp4":    "00063F000000" + "2C806DE046DBCF11B4D100804F6CBBEA",
+	"ec3.mp4":    "000603000000" + "AF87FBA7022DFB42A4D405CD93843BDD",
+	"ec3_51.mp4": "00063F000000" + "AF87FBA7022DFB42A4D405CD93843BDD",
 }
 
 // TestUnsupportedSampleEntry: an audio or video sample entry Sluice does

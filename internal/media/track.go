@@ -32,7 +32,21 @@ type TrackInfo struct {
 	Language         string `json:"language,omitempty"`
 	Role             string `json:"role,omitempty"` // DASH role (urn:mpeg:dash:role:2011) from the trak's kind box: subtitle, caption, ...
 	Name             string `json:"name"`           // Smooth StreamIndex name (trackName)
-	ConfigHash       string `json:"config_hash"`    // digest of the sample description: a change is a new codec configuration
+	// Captions are the closed captions a video track carries in its SEI,
+	// comma-separated (a string keeps TrackInfo comparable): CEA-608
+	// channels CC1-CC4 and CEA-708 services SERVICEn (see CaptionScan),
+	// found in its first fragments after the header; "" when none were
+	// found. CaptionList splits them.
+	Captions   string `json:"captions,omitempty"`
+	ConfigHash string `json:"config_hash"` // digest of the sample description: a change is a new codec configuration
+}
+
+// CaptionList returns the track's Captions as a list (nil for none).
+func (ti TrackInfo) CaptionList() []string {
+	if ti.Captions == "" {
+		return nil
+	}
+	return strings.Split(ti.Captions, ",")
 }
 
 // Header is the parsed stream header of an ingest body: ftyp, the optional

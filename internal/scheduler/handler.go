@@ -179,7 +179,7 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.file == "rel.m3u8" {
 		s.mu.RLock()
-		shared := listsShared(sess)
+		shared := sharedValue(sess, s.now())
 		s.mu.RUnlock()
 		markShared(w, req, shared)
 	}
@@ -300,7 +300,7 @@ func (s *Scheduler) serveKnown(w http.ResponseWriter, r *http.Request, req reque
 		s.hintTrack(sess, req.track)
 	}
 	sv := s.placeholders(sess, "", now)
-	shared := listsShared(sess)
+	shared := sharedValue(sess, now)
 	s.mu.Unlock()
 	if tpl.host {
 		sv.host = requestBase(r)
@@ -366,12 +366,13 @@ func (s *Scheduler) serveRead(w http.ResponseWriter, r *http.Request, req reques
 	ps.used.store(now)
 	sess.seen.store(now)
 	sv := s.placeholders(sess, "", now)
+	shared := sharedValue(sess, now)
 	s.mu.RUnlock()
 	s.sharedReloads.Add(1)
 	if tpl.host {
 		sv.host = requestBase(r)
 	}
-	markShared(w, req, true)
+	markShared(w, req, shared)
 	s.respond(w, r, format, ctype, tpl, &sv, nil)
 	return true
 }
@@ -528,7 +529,7 @@ func edgeID(point string) string { return "~edge/" + point }
 func newSession(id string, ps *pointState, now time.Time, start float64) *session {
 	sess := &session{
 		id: id, point: ps, opened: now, start: start,
-		kinds: map[string]*kindPos{}, pins: map[pinKey]*pinState{}, sent: map[cluster.BlockID]time.Time{},
+		kinds: map[string]*kindPos{}, sent: map[cluster.BlockID]time.Time{},
 		refuse: map[pinKey]time.Time{},
 	}
 	sess.seen.store(now)
@@ -621,7 +622,10 @@ func (s *Scheduler) installView(ps *pointState, v store.View, err error) {
 			s.markDirty(sess)
 		}
 		if ps.watching && len(ps.sessions) > 0 {
-			s.kick() // reserve the new blocks now: they are listed once confirmed
+			// Reserve the new blocks now, in batches that leave at once:
+			// they are listed once an owner confirms them.
+			s.hurry = true
+			s.kick()
 		}
 	}
 	if ps.changed != nil {
@@ -765,19 +769,43 @@ func listsShared(sess *session) bool {
 
 // sharedPlaylistTTL is how long a sender may answer the reloads of a
 // shared pathway playlist with its copy (cluster.SharedPlaylistHeader):
-// the most it delays the listing of a new fragment.
-const sharedPlaylistTTL = 50 * time.Millisecond
+// the most it delays the listing of a new fragment. While a live point's
+// newest blocks wait for an owner's confirmation the listing is about to
+// change, and a copy is kept for sharedPendingTTL only.
+const (
+	sharedPlaylistTTL = 50 * time.Millisecond
+	sharedPendingTTL  = 10 * time.Millisecond
+)
 
-// sharedPlaylistValue is the header's value: sharedPlaylistTTL in ms.
-var sharedPlaylistValue = []string{strconv.FormatInt(sharedPlaylistTTL.Milliseconds(), 10)}
+// The header's values: the TTLs in ms.
+var (
+	sharedPlaylistValue = []string{strconv.FormatInt(sharedPlaylistTTL.Milliseconds(), 10)}
+	sharedPendingValue  = []string{strconv.FormatInt(sharedPendingTTL.Milliseconds(), 10)}
+)
+
+// sharedValue is the shared-playlist header value of a session's pathway
+// playlists at now: nil when it does not list the shared view
+// (listsShared); the short TTL while a live point's blocks that appeared
+// within the last second wait for a confirmation. s.mu must be held
+// (shared is enough).
+func sharedValue(sess *session, now time.Time) []string {
+	ps := sess.point
+	switch {
+	case !listsShared(sess):
+		return nil
+	case ps.live && len(ps.unconfirmed) > 0 && now.Sub(ps.unconfirmedAt) < time.Second:
+		return sharedPendingValue
+	}
+	return sharedPlaylistValue
+}
 
 // markShared marks a pathway playlist response (req.file rel.m3u8) as the
-// shared one of its point and track when the session lists the shared
-// view, so that its sender answers the next reloads with it (sender
-// package, docs/cluster.md "Pathway playlists").
-func markShared(w http.ResponseWriter, req request, shared bool) {
-	if shared && req.file == "rel.m3u8" {
-		w.Header()[cluster.SharedPlaylistHeader] = sharedPlaylistValue
+// shared one of its point and track with the header value v (sharedValue;
+// nil: not shared), so that its sender answers the next reloads with it
+// (sender package, docs/cluster.md "Pathway playlists").
+func markShared(w http.ResponseWriter, req request, v []string) {
+	if v != nil && req.file == "rel.m3u8" {
+		w.Header()[cluster.SharedPlaylistHeader] = v
 	}
 }
 

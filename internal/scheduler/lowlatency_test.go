@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-media/sluice/internal/cluster"
 	"github.com/sluice-media/sluice/internal/membership"
 
 	"github.com/sluice-media/sluice/internal/store"
@@ -197,5 +198,104 @@ func TestWatchedPoint(t *testing.T) {
 	}
 	if n := tl.views.Load() - fetches; n > 2 {
 		t.Errorf("%d index fetches while the point was watched; want the watch alone", n)
+	}
+}
+
+// TestFreshBlockHurried: a watched live point's new fragment is reserved
+// at its owners in a batch that leaves at once, and when the owners do not
+// hold it yet (the origin is still writing it to them) it is asked for
+// again within freshRetry — not a timeslot later: with a timeslot of an
+// hour, only that path lists the fragment.
+func TestFreshBlockHurried(t *testing.T) {
+	tl := newWatchTimeline()
+	tl.set(testView("live", 10, false))
+	var fs []*fakeSender
+	var ms []membership.Member
+	for i := 0; i < 2; i++ {
+		f := newFakeSender(t, fmt.Sprintf("s%d", i), -1)
+		fs = append(fs, f)
+		ms = append(ms, f.member())
+	}
+	hold := func(v store.View) {
+		for _, f := range fs {
+			f.mu.Lock()
+			for _, tr := range v.Tracks {
+				for _, fr := range tr.Frags {
+					f.held[cluster.BlockID{Point: "live", Track: tr.ID, Start: fr.Start}] = true
+				}
+			}
+			f.mu.Unlock()
+		}
+	}
+	hold(testView("live", 10, false))
+	set, err := membership.Static(ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Secret, cfg.StatsInterval = testSecret, -1
+	s, err := New(cfg, tl, set, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	master := get("/s/live/master.m3u8")
+	m := regexp.MustCompile(`/s/live/~([^/]+)/`).FindStringSubmatch(master)
+	if m == nil {
+		t.Fatalf("no session in\n%s", master)
+	}
+	pl := "/s/live/~" + m[1] + "/video_1000/rel.m3u8"
+	eventually(t, "the point watched and its fragments listed", 5*time.Second, func() bool {
+		return tl.watches.Load() > 0 && strings.Contains(get(pl), "\n18000.m4s")
+	})
+	// The timeslot is an hour from now on: batches leave only when hurried.
+	s.mu.Lock()
+	s.cfg.Tick = time.Hour
+	s.mu.Unlock()
+	time.Sleep(300 * time.Millisecond) // the last ordinary timeslot is over
+	// The index lists a new fragment that its owners do not hold yet:
+	// senders keep their shared copy of the playlist for a short while
+	// only, since the listing is about to change.
+	shared := func() string {
+		resp, err := http.Get(srv.URL + pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get(cluster.SharedPlaylistHeader)
+	}
+	tl.set(testView("live", 11, false))
+	eventually(t, "the short shared TTL", time.Second, func() bool { return shared() == "10" })
+	// Then the fragment reaches them.
+	hold(testView("live", 11, false))
+	eventually(t, "the new fragment listed", 5*time.Second, func() bool { return strings.Contains(get(pl), "\n20000.m4s") })
+	if v := shared(); v != "50" {
+		t.Errorf("shared TTL %q once the fragment is confirmed; want 50", v)
+	}
+	missing := 0
+	for _, f := range fs {
+		for _, b := range f.Batches() {
+			for _, p := range append(b.Send, b.LookAhead...) {
+				if p.Block.Start == 20000 {
+					missing++
+				}
+			}
+		}
+	}
+	if missing < 2 {
+		t.Errorf("the new fragment was reserved %d times; want at least twice (missing, then held)", missing)
 	}
 }

@@ -23,6 +23,7 @@ type metrics struct {
 	sentBytes     prometheus.Counter
 	liveSenders   prometheus.Gauge
 	senderDown    *prometheus.CounterVec // sender
+	reconciles    prometheus.Counter
 	tickSeconds   prometheus.Histogram
 
 	// Mirrored from the senders' /internal/v1/stats.
@@ -78,6 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sentBytes:          f.Counter("sluice_scheduler_sent_bytes_total", "Bytes senders reported sent to this scheduler's sessions."),
 		liveSenders:        f.Gauge("sluice_scheduler_live_senders", "Senders in the live set (members that answer)."),
 		senderDown:         f.CounterVec("sluice_scheduler_sender_down_total", "Times a sender left the live set because it did not answer.", "sender"),
+		reconciles:         f.Counter("sluice_scheduler_reconciles_total", "Sessions reconciled: their wanted reservations compared with those held."),
 		tickSeconds:        f.Histogram("sluice_scheduler_tick_seconds", "CPU-bound work of one timeslot: reconciling sessions and building batches.", []float64{.0001, .0002, .0005, .001, .002, .005, .01, .02, .05, .1}),
 		senderPinnedBlocks: f.GaugeVec("sluice_cluster_sender_pinned_blocks", "Blocks with a non-zero usage counter at a sender (its stats).", "sender"),
 		senderPinnedBytes:  f.GaugeVec("sluice_cluster_sender_pinned_bytes", "Bytes of pinned blocks at a sender (its stats).", "sender"),

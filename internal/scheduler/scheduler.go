@@ -207,8 +207,12 @@ type Scheduler struct {
 	wake          chan struct{} // kicks the loop
 	scratch       wants
 	reconciles    uint64 // reconcile calls: marks the pins each one wants
-	started       bool
-	lastScan      time.Time
+	// hurry makes the next timeslot send its batches at once (a live
+	// point's new blocks to reserve, listed only once confirmed);
+	// retrying is a hurried timeslot already due (retryFresh).
+	hurry, retrying bool
+	started         bool
+	lastScan        time.Time
 	// lastGauges is when the session and pin gauges were set last.
 	lastGauges time.Time
 	runCtx     context.Context // Run's, for fetches started under s.mu
@@ -285,6 +289,34 @@ func (s *Scheduler) kick() {
 	}
 }
 
+// freshRetry is how soon a reservation of a new live block that an owner
+// did not hold yet is made again: the origin writes the block to its
+// owners while the scheduler learns of it, and the block is listed only
+// once an owner confirms it, so waiting a timeslot or two would add that
+// much to every new block's listing.
+// Only within freshWindow of the block's appearance: one that has not
+// reached an owner by then gets the ordinary back-off.
+const (
+	freshRetry  = 20 * time.Millisecond
+	freshWindow = time.Second
+)
+
+// retryFresh runs a hurried timeslot after freshRetry (once, however
+// many answers ask for it meanwhile). s.mu must be held.
+func (s *Scheduler) retryFresh() {
+	if s.retrying {
+		return
+	}
+	s.retrying = true
+	time.AfterFunc(freshRetry, func() {
+		s.mu.Lock()
+		s.retrying = false
+		s.hurry = true
+		s.mu.Unlock()
+		s.kick()
+	})
+}
+
 // tick runs one timeslot: due timers, idle sessions, view refreshes,
 // reconciliation of every changed session, and a wake-up for every sender
 // worker (each posts one batch).
@@ -305,6 +337,15 @@ func (s *Scheduler) tick(ctx context.Context) {
 	}
 	s.refreshViews(ctx, now)
 	s.reconcileDirty(now)
+	if s.hurry {
+		s.hurry = false
+		for _, sc := range s.senders {
+			if sc.up && len(sc.pend) > 0 {
+				sc.urgent = true
+				sc.hurry()
+			}
+		}
+	}
 	for _, sc := range s.senders {
 		if sc.up && !now.Before(sc.renewAt) {
 			s.grantAll(sc, now)
@@ -395,8 +436,8 @@ func (s *Scheduler) neverPlayed(sess *session, now time.Time) bool {
 // closeSession cancels every reservation of a session. s.mu must be held.
 func (s *Scheduler) closeSession(sess *session) {
 	sess.closed = true
-	for k := range sess.pins {
-		s.dropPin(sess, k, true)
+	for i := len(sess.pins) - 1; i >= 0; i-- {
+		s.dropPin(sess, sess.pins[i].k, true)
 	}
 	delete(sess.point.sessions, sess)
 	for _, ch := range sess.waiters {

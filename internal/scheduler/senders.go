@@ -509,6 +509,11 @@ func (s *Scheduler) applyResult(sc *senderConn, b *cluster.Batch, reserved []res
 				// Not written to this sender yet (live) or lost: ask
 				// again soon.
 				reason, backoff = "missing", 2*s.cfg.Tick
+				if at, ok := ps.unconfirmed[p.Block]; ok && ps.live && now.Sub(at) < freshWindow {
+					// A new block still on its way from the origin.
+					backoff = min(freshRetry, backoff)
+					s.retryFresh()
+				}
 				before := s.pointSender(ps, p.Block)
 				mark(&ps.missing, k, now)
 				ps.holdVer++
@@ -598,8 +603,8 @@ func (s *Scheduler) notifyIfReady(sess *session) {
 	if len(sess.waiters) == 0 || sess.dirty {
 		return
 	}
-	for _, p := range sess.pins {
-		if !p.acked {
+	for _, e := range sess.pins {
+		if !e.p.acked {
 			return
 		}
 	}
@@ -619,8 +624,8 @@ func (s *Scheduler) senderDown(sc *senderConn) {
 	clear(sc.grants)
 	clear(sc.ends)
 	for _, sess := range s.sessions {
-		for k := range sess.pins {
-			if k.sender == sc.m.ID {
+		for i := len(sess.pins) - 1; i >= 0; i-- {
+			if k := sess.pins[i].k; k.sender == sc.m.ID {
 				s.dropPin(sess, k, false)
 			}
 		}

@@ -28,6 +28,51 @@ type pinKey struct {
 	block  cluster.BlockID
 }
 
+// pinSet is a session's reservations. A session holds a few dozen at most
+// (its regions times the replicas), so a list searched from the end,
+// comparing a block's start first, costs less than hashing keys of three
+// strings on every lookup, insert and delete.
+type pinSet []pinEntry
+
+// pinEntry is one reservation of a pinSet.
+type pinEntry struct {
+	k pinKey
+	p *pinState
+}
+
+// index is the position of k in the set, or -1.
+func (ps pinSet) index(k pinKey) int {
+	for i := len(ps) - 1; i >= 0; i-- {
+		e := &ps[i].k
+		if e.block.Start == k.block.Start && e.block.Track == k.block.Track && e.sender == k.sender && e.block.Point == k.block.Point {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the reservation of k, or nil.
+func (ps pinSet) get(k pinKey) *pinState {
+	if i := ps.index(k); i >= 0 {
+		return ps[i].p
+	}
+	return nil
+}
+
+// put adds a reservation whose key is not in the set.
+func (ps *pinSet) put(k pinKey, p *pinState) {
+	*ps = append(*ps, pinEntry{k, p})
+}
+
+// remove deletes the entry at i; the last entry takes its place, so a
+// loop that removes entries while it walks the set goes from the end.
+func (ps *pinSet) remove(i int) {
+	last := len(*ps) - 1
+	(*ps)[i] = (*ps)[last]
+	(*ps)[last] = pinEntry{}
+	*ps = (*ps)[:last]
+}
+
 // pinState is a reservation this scheduler holds (or has queued).
 type pinState struct {
 	role   role
@@ -60,7 +105,7 @@ type session struct {
 	// start is the deep-link position of an on-demand session (s), or -1.
 	start  float64
 	kinds  map[string]*kindPos
-	pins   map[pinKey]*pinState
+	pins   pinSet
 	sent   map[cluster.BlockID]time.Time // blocks sent within the retry period
 	refuse map[pinKey]time.Time          // sender refused or lacked the block until
 	// sentNext and refuseNext are the first expiry of an entry of sent
@@ -160,6 +205,8 @@ type pointState struct {
 	// most 10 s).
 	missing     map[pinKey]time.Time
 	unconfirmed map[cluster.BlockID]time.Time
+	// unconfirmedAt is when the newest block of unconfirmed appeared.
+	unconfirmedAt time.Time
 	// has: (sender, block) near the live edge that a sender confirmed it
 	// holds (a reservation taken or refused for want of RAM), since when.
 	has      map[pinKey]time.Time
@@ -295,6 +342,7 @@ func (ps *pointState) setView(v store.View, now time.Time, confirm bool) bool {
 			l, ok := last[id]
 			for i := len(t.frags) - 1; i >= 0 && ok && t.frags[i].Start > l; i-- {
 				mark(&ps.unconfirmed, cluster.BlockID{Point: ps.name, Track: id, Start: t.frags[i].Start}, now)
+				ps.unconfirmedAt = now
 				ps.holdVer++
 			}
 		}
@@ -529,10 +577,11 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 	// that those no longer wanted are found in one pass over the pins
 	// (not a search of the wanted list per pin).
 	s.reconciles++
+	s.m.reconciles.Inc()
 	mark := s.reconciles
 	held := 0 // wanted reservations the session holds
 	for _, w := range want {
-		p := sess.pins[w.k]
+		p := sess.pins.get(w.k)
 		if p == nil {
 			if p = s.addPin(sess, w.k, w.r); p != nil {
 				p.wanted = mark
@@ -550,7 +599,9 @@ func (s *Scheduler) reconcile(sess *session, now time.Time) {
 		}
 	}
 	if len(sess.pins) > held {
-		for k, p := range sess.pins {
+		// From the end: dropPin moves the last entry into the gap.
+		for i := len(sess.pins) - 1; i >= 0; i-- {
+			k, p := sess.pins[i].k, sess.pins[i].p
 			if p.wanted == mark {
 				continue
 			}
@@ -603,7 +654,7 @@ func (s *Scheduler) addPin(sess *session, k pinKey, r role) *pinState {
 		return nil
 	}
 	p := &pinState{role: r}
-	sess.pins[k] = p
+	sess.pins.put(k, p)
 	sc.count(r, +1)
 	sc.queue(cluster.Pin{Session: sess.id, Block: k.block}, opOf(r), p, sess)
 	s.m.opCount[opOf(r)].Inc()
@@ -626,11 +677,12 @@ func (s *Scheduler) upgradePin(sess *session, k pinKey, p *pinState) {
 // dropPin forgets a reservation; with cancel, a cancel is queued (or the
 // request withdrawn if it has not left yet). s.mu must be held.
 func (s *Scheduler) dropPin(sess *session, k pinKey, cancel bool) {
-	p := sess.pins[k]
-	if p == nil {
+	i := sess.pins.index(k)
+	if i < 0 {
 		return
 	}
-	delete(sess.pins, k)
+	p := sess.pins[i].p
+	sess.pins.remove(i)
 	p.dropped = true
 	sc := s.senders[k.sender]
 	if sc == nil {

@@ -92,6 +92,11 @@ type track struct {
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex
+	// cc looks for closed captions in the first fragments this process
+	// stores (a video track's only; guarded by wmu); ccOff says there is
+	// nothing (more) to scan.
+	cc    *media.CaptionScan
+	ccOff bool
 }
 
 // Extent is what a track's timeline has held since its first fragment,
@@ -708,6 +713,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if err := writeFile(path, f.Data, !p.store.noSync); err != nil {
 		return 0, fmt.Errorf("store fragment: %w", err)
 	}
+	captions := t.scanCaptions(f.Data)
 	// Fragment hooks (OnFragment) run after the point is unlocked (defers
 	// run last-in first-out), still under the track's writer lock.
 	added, hadParts := false, false
@@ -730,11 +736,18 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 		t.arrived = time.Now()
 	}
 	hadParts = t.completeParts(ref)
-	if t.Extent.note(ref, t.Pruned == 0) {
+	saveInfo := false
+	if captions != nil {
+		if c := strings.Join(media.MergeCaptions(t.Info.CaptionList(), captions), ","); c != t.Info.Captions {
+			t.Info.Captions, saveInfo = c, true
+			p.store.log.Info("closed captions found", "point", p.Name, "track", trackID, "captions", c)
+		}
+	}
+	if t.Extent.note(ref, t.Pruned == 0) || saveInfo {
 		// The fragment is durable already; an extent that did not reach
 		// the disk is recomputed from the fragments at the next start.
 		if err := writeJSONSync(filepath.Join(p.dir, "t", trackID, trackFile), t, !p.store.noSync); err != nil {
-			p.store.log.Warn("save track extent", "point", p.Name, "track", trackID, "err", err)
+			p.store.log.Warn("save track (extent, captions)", "point", p.Name, "track", trackID, "err", err)
 		}
 	}
 	if p.meta.Anchor.IsZero() && ref.Start >= 0 {
@@ -752,6 +765,32 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	p.notify()
 	added = true
 	return Added, nil
+}
+
+// scanCaptions scans a fragment of the track for closed captions while its
+// scan's budget lasts (media.CaptionScanFragments), and returns what the
+// scan found when that changed, else nil. Called with t.wmu held.
+func (t *track) scanCaptions(data []byte) []string {
+	if t.ccOff {
+		return nil
+	}
+	if t.cc == nil {
+		if t.Info.Kind == "video" {
+			t.cc = media.NewCaptionScan(t.init)
+		}
+		if t.cc == nil {
+			t.ccOff = true
+			return nil
+		}
+	}
+	changed := t.cc.Fragment(data)
+	if t.cc.Done() {
+		t.ccOff = true
+	}
+	if !changed {
+		return nil
+	}
+	return t.cc.Captions()
 }
 
 // initTrackID is the track_ID of a stored single-track header, 0 when it
