@@ -2,6 +2,9 @@ package ingest_test
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,5 +60,23 @@ func TestPushEmsgBounds(t *testing.T) {
 	v := e.view("live")
 	if len(v.Events) != 2 {
 		t.Fatalf("%d events stored, want 2: %+v", len(v.Events), v.Events)
+	}
+	// A pull of the (ended) stream carries them: re-ingested, the same
+	// events.
+	if code, msg := e.post("/live.isml/Streams(ev)", []byte{0, 0, 0, 8, 'm', 'f', 'r', 'a'}, nil); code != 200 {
+		t.Fatalf("end: %d %s", code, msg)
+	}
+	resp, err := http.Get(e.ts.URL + "/live.isml/Streams(ev)")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pull: %v %v", err, resp)
+	}
+	pulled, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e2 := newEnv(t)
+	if code, msg := e2.post("/live.isml/Streams(ev)", pulled, nil); code != 200 {
+		t.Fatalf("re-ingest of the pull: %d %s", code, msg)
+	}
+	if got := e2.view("live").Events; !reflect.DeepEqual(got, v.Events) {
+		t.Fatalf("pulled events %+v, want %+v", got, v.Events)
 	}
 }

@@ -358,6 +358,18 @@ func (h *Handler) writeStream(ctx context.Context, w io.Writer, flush func() err
 					return fmt.Errorf("write fragment: %w", err)
 				}
 			}
+			// The fragment's in-band events go before it, as an encoder
+			// sends them (version 1, absolute times on the track's
+			// timescale): the puller stores them with it.
+			if evs := point.Events(p.c.id, p.ref.Start); len(evs) > 0 {
+				b, err := media.EncodeEvents(evs)
+				if err == nil {
+					_, err = w.Write(b)
+				}
+				if err != nil {
+					return fmt.Errorf("events of fragment %s/%d: %w", p.c.id, p.ref.Start, err)
+				}
+			}
 			if err := writeChunk(w, data, streamID[p.c.id]); err != nil {
 				return fmt.Errorf("stored fragment %s/%d: %w", p.c.id, p.ref.Start, err)
 			}
