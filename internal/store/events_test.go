@@ -94,3 +94,32 @@ func TestEventsRoundTrip(t *testing.T) {
 		t.Fatalf("after prune: events %v, want [2 9]", got)
 	}
 }
+
+// TestEventsWithoutFragment: an events file whose fragment never reached
+// the disk (a crash between the two writes) is not listed after a
+// restart, and the fragment's resend replaces it.
+func TestEventsWithoutFragment(t *testing.T) {
+	dir := t.TempDir()
+	_, p, ids, frags := emptyPoint(t, dir)
+	f := frags[0]
+	id := ids[f.Info.TrackID]
+	ts := p.tracks[id].Info.Timescale
+	stale := []media.Emsg{{Scheme: media.SchemeID3, ID: 1, Timescale: ts, Time: f.Info.Start + 1, Duration: media.UnknownDuration, Data: []byte("old")}}
+	if err := p.writeEvents(id, f.Info.Start, stale); err != nil {
+		t.Fatal(err)
+	}
+	q := reopen(t, dir, "ch")
+	if evs := q.View(0).Events; len(evs) != 0 {
+		t.Fatalf("events of a fragment not stored are listed: %+v", evs)
+	}
+	g := *f
+	g.Events = []media.Emsg{{Scheme: media.SchemeID3, ID: 2, Timescale: ts, Time: f.Info.Start + 2, Duration: media.UnknownDuration, Data: []byte("new")}}
+	if _, err := q.AddFragment(id, &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range []*Point{q, reopen(t, dir, "ch")} {
+		if evs := pt.View(0).Events; len(evs) != 1 || string(evs[0].Data) != "new" {
+			t.Fatalf("after the resend: %+v", evs)
+		}
+	}
+}
