@@ -365,10 +365,25 @@ func checkMarkers(t *testing.T, base, pp, mpdType string, want []sentMarker, wit
 				t.Fatal(err)
 			}
 			checkSplice(t, fmt.Sprintf("%s %s date range %d", pp, uri, i), raw, w.splice)
+			// The return of a break whose out is listed shares the out's
+			// ID and START-DATE and says the break's DURATION.
+			start, dur := w.at, 0.0
+			for k := range i {
+				o := want[k]
+				if attr == "in" && o.splice.Command == scte35.SpliceInsert && o.splice.Out && o.splice.EventID == w.splice.EventID {
+					start, dur = o.at, w.at-o.at
+					if drs[k].ID != dr.ID {
+						t.Errorf("%s %s: date range %d has ID %q, its out %q", pp, uri, i, dr.ID, drs[k].ID)
+					}
+				}
+			}
 			if !anchor.IsZero() {
-				if want := anchor.Add(time.Duration(w.at * float64(time.Second))); !dr.StartDate.Equal(want) {
+				if want := anchor.Add(time.Duration(start * float64(time.Second))); !dr.StartDate.Equal(want) {
 					t.Errorf("%s %s: date range %d starts %v, want %v", pp, uri, i, dr.StartDate, want)
 				}
+			}
+			if (dur > 0) != (dr.Duration != nil) || (dr.Duration != nil && math.Abs(*dr.Duration-dur) > 0.001) {
+				t.Errorf("%s %s: date range %d DURATION %v, want %v", pp, uri, i, dr.Duration, dur)
 			}
 			if (w.dur > 0) != (dr.PlannedDuration != nil) || (dr.PlannedDuration != nil && *dr.PlannedDuration != w.dur) {
 				t.Errorf("%s %s: date range %d PLANNED-DURATION %v, want %v", pp, uri, i, dr.PlannedDuration, w.dur)

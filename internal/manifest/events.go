@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -34,7 +33,9 @@ import (
 //     playlist, before the segment the event falls in, for SCTE-35 only:
 //     SCTE35-OUT (splice_insert out of network), SCTE35-IN (splice_insert
 //     back) or SCTE35-CMD (anything else), hex; START-DATE from the
-//     program date time; PLANNED-DURATION from the event's duration.
+//     program date time; PLANNED-DURATION from the event's duration; the
+//     return of a known out shares its ID and START-DATE and says the
+//     break's DURATION (see dateRange).
 
 // dashSCTE35Scheme is the EventStream scheme of SCTE-35 in an MPD.
 const dashSCTE35Scheme = "urn:scte:scte35:2014:xml+bin"
@@ -115,18 +116,31 @@ func dashInbandEventStreams(s *dashSet) []*mpd.EventStreamType {
 
 // hlsDateRanges are the EXT-X-DATERANGE tags of the SCTE-35 events, each
 // with the index of the listed fragment (of fs, on timescale ts) it is
-// written before: the one it falls in, the first when it is earlier (not
-// listed: before the first fragment's start) or the last when it is
-// later. Nothing without an anchor (no program date time).
+// written before: the one it falls in (an event before the first listed
+// fragment is left out) or the last when it is later. Nothing without an
+// anchor (no program date time).
 func hlsDateRanges(evs []media.Emsg, fs []store.FragRef, ts uint32, anchor time.Time) map[int][]string {
 	if anchor.IsZero() || len(fs) == 0 || ts == 0 {
 		return nil
 	}
 	first := toDuration(fs[0].Start, ts)
 	out := map[int][]string{}
+	outs := map[uint32]media.Emsg{} // the latest break out per splice_event_id
 	for _, e := range evs {
 		if e.Scheme != media.SchemeSCTE35 || e.Timescale == 0 {
 			continue
+		}
+		s, err := scte35.Decode(e.Data)
+		insert := err == nil && s.Command == scte35.SpliceInsert && !s.Cancel
+		var pair *media.Emsg
+		if insert && !s.Out {
+			if o, ok := outs[s.EventID]; ok {
+				pair = &o
+				delete(outs, s.EventID)
+			}
+		}
+		if insert && s.Out {
+			outs[s.EventID] = e
 		}
 		at := eventTime(e)
 		if at < first {
@@ -139,29 +153,38 @@ func hlsDateRanges(evs []media.Emsg, fs []store.FragRef, ts uint32, anchor time.
 				break
 			}
 		}
-		out[i] = append(out[i], dateRange(e, anchor))
+		out[i] = append(out[i], dateRange(e, s, insert, pair, anchor))
 	}
 	return out
 }
 
-// dateRange is the EXT-X-DATERANGE of one SCTE-35 event.
-func dateRange(e media.Emsg, anchor time.Time) string {
+// dateRange is the EXT-X-DATERANGE of one SCTE-35 event, whose section
+// decoded to s (insert: a splice_insert that is no cancel). As RFC 8216
+// 4.4.5.1.1 asks, the return (SCTE35-IN) of a break whose out is known
+// (pair) carries the out's ID and START-DATE, and the break's DURATION;
+// the out carries PLANNED-DURATION when the event has a duration.
+func dateRange(e media.Emsg, s scte35.Splice, insert bool, pair *media.Emsg, anchor time.Time) string {
 	at := eventTime(e)
-	attr := "SCTE35-CMD"
-	kind := "cmd"
-	if s, err := scte35.Decode(e.Data); err == nil && s.Command == scte35.SpliceInsert && !s.Cancel {
+	attr, kind := "SCTE35-CMD", "cmd"
+	switch {
+	case insert && s.Out:
+		attr, kind = "SCTE35-OUT", ""
+	case insert:
 		attr, kind = "SCTE35-IN", "in"
-		if s.Out {
-			attr, kind = "SCTE35-OUT", "out"
-		}
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "#EXT-X-DATERANGE:ID=%s,START-DATE=%s",
-		quote("splice-"+strconv.FormatUint(uint64(e.ID), 10)+"-"+kind+"-"+strconv.FormatInt(int64(at/time.Millisecond), 10)),
-		quote(anchor.Add(at).Round(time.Millisecond).UTC().Format(pdtLayout)))
-	if e.Duration != media.UnknownDuration {
-		fmt.Fprintf(&b, ",PLANNED-DURATION=%s", seconds3(toDuration(int64(e.Duration), e.Timescale).Seconds()))
+	id := "splice-" + strconv.FormatUint(uint64(e.ID), 10) + "-"
+	if kind != "" {
+		id += kind + "-"
 	}
-	fmt.Fprintf(&b, ",%s=0x%s", attr, hex.EncodeToString(e.Data))
-	return b.String()
+	start, extra := at, ""
+	if pair != nil {
+		start = eventTime(*pair)
+		id = "splice-" + strconv.FormatUint(uint64(pair.ID), 10) + "-"
+		extra = ",DURATION=" + seconds3((at - start).Seconds())
+	} else if e.Duration != media.UnknownDuration {
+		extra = ",PLANNED-DURATION=" + seconds3(toDuration(int64(e.Duration), e.Timescale).Seconds())
+	}
+	id += strconv.FormatInt(int64(start/time.Millisecond), 10)
+	return fmt.Sprintf("#EXT-X-DATERANGE:ID=%s,START-DATE=%s%s,%s=0x%s", quote(id),
+		quote(anchor.Add(start).Round(time.Millisecond).UTC().Format(pdtLayout)), extra, attr, hex.EncodeToString(e.Data))
 }

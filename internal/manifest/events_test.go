@@ -204,12 +204,19 @@ func TestHLSDateRange(t *testing.T) {
 					got = append(got, found{i, dr})
 				}
 			}
+			// The return shares the out's ID and START-DATE and says the
+			// break's DURATION (RFC 8216 4.4.5.1.1).
 			want := []struct {
 				e        media.Emsg
 				seg      int // 2 s segments from 1000 s
 				attr     string
+				planned  float64
+				start    media.Emsg // START-DATE
 				duration float64
-			}{{breakOut, 2, "out", 30}, {breakIn, 5, "in", 0}, {signal, 6, "cmd", 0}}
+			}{{breakOut, 2, "out", 30, breakOut, 0}, {breakIn, 5, "in", 0, breakOut, 5.5}, {signal, 6, "cmd", 0, signal, 0}}
+			if len(got) == 3 && (got[0].dr.ID != got[1].dr.ID || got[0].dr.ID == got[2].dr.ID) {
+				t.Errorf("%s: IDs %q %q %q: want the out's on the in, another on the time_signal", tr.ID, got[0].dr.ID, got[1].dr.ID, got[2].dr.ID)
+			}
 			if len(got) != len(want) {
 				t.Fatalf("%s: %d SCTE-35 date ranges, want %d\n%s", tr.ID, len(got), len(want), b)
 			}
@@ -220,14 +227,17 @@ func TestHLSDateRange(t *testing.T) {
 				if strings.ToLower(val) != hexData {
 					t.Errorf("%s: date range %d: SCTE35-%s %q, want %s\n%s", tr.ID, i, w.attr, val, hexData, b)
 				}
-				if !g.dr.StartDate.Equal(anchor.Add(eventTime(w.e))) {
-					t.Errorf("%s: date range %d starts %v, want %v", tr.ID, i, g.dr.StartDate, anchor.Add(eventTime(w.e)))
+				if !g.dr.StartDate.Equal(anchor.Add(eventTime(w.start))) {
+					t.Errorf("%s: date range %d starts %v, want %v", tr.ID, i, g.dr.StartDate, anchor.Add(eventTime(w.start)))
+				}
+				if (w.duration == 0) != (g.dr.Duration == nil) || (g.dr.Duration != nil && *g.dr.Duration != w.duration) {
+					t.Errorf("%s: date range %d DURATION %v, want %v", tr.ID, i, g.dr.Duration, w.duration)
 				}
 				if tr.Info.Kind == "video" && g.seg != w.seg {
 					t.Errorf("%s: date range %d before segment %d, want %d", tr.ID, i, g.seg, w.seg)
 				}
-				if (w.duration == 0) != (g.dr.PlannedDuration == nil) || (g.dr.PlannedDuration != nil && *g.dr.PlannedDuration != w.duration) {
-					t.Errorf("%s: date range %d PLANNED-DURATION %v, want %v", tr.ID, i, g.dr.PlannedDuration, w.duration)
+				if (w.planned == 0) != (g.dr.PlannedDuration == nil) || (g.dr.PlannedDuration != nil && *g.dr.PlannedDuration != w.planned) {
+					t.Errorf("%s: date range %d PLANNED-DURATION %v, want %v", tr.ID, i, g.dr.PlannedDuration, w.planned)
 				}
 			}
 		}

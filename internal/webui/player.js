@@ -208,13 +208,18 @@
     var seen = {};
     h.on(Hls.Events.LEVEL_LOADED, function (name, d) {
       var drs = d.details && d.details.dateRanges || {};
+      // One marker per SCTE-35 attribute: a break's return shares its
+      // out's ID (RFC 8216 4.4.5.1.1) and lies at the range's end.
       Object.keys(drs).forEach(function (id) {
-        if (seen[id]) return;
-        seen[id] = true;
         var dr = drs[id], a = dr.attr || {};
-        var v = a['SCTE35-OUT'] || a['SCTE35-IN'] || a['SCTE35-CMD'];
-        marker({ player: 'hls', ev: 'daterange', scheme: 'scte35', t: dr.startTime, id: id, data: hex(v),
-          date: dr.startDate && dr.startDate.getTime() });
+        ['SCTE35-OUT', 'SCTE35-IN', 'SCTE35-CMD'].forEach(function (k) {
+          if (!a[k] || seen[id + k]) return;
+          seen[id + k] = true;
+          var t = dr.startTime;
+          if (k === 'SCTE35-IN' && typeof dr.duration === 'number' && isFinite(dr.duration)) t += dr.duration;
+          marker({ player: 'hls', ev: 'daterange', scheme: 'scte35', key: k, t: t, id: id, data: hex(a[k]),
+            date: dr.startDate && dr.startDate.getTime() });
+        });
       });
     });
     h.on(Hls.Events.FRAG_PARSING_METADATA, function (name, d) {
