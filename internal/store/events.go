@@ -70,21 +70,68 @@ func (p *Point) loadEvents(dir string, t *track, names map[int64]bool) {
 	}
 }
 
+// setEvents records the events of t's fragment at start. p.mu must be held
+// for writing.
 func (t *track) setEvents(start int64, evs []media.Emsg) {
 	if len(evs) == 0 {
 		return
 	}
 	if t.events == nil {
 		t.events = map[int64][]media.Emsg{}
+		t.schemes = map[EventScheme]int{}
 	}
+	t.forget(start)
 	t.events[start] = evs
+	seen := map[EventScheme]bool{}
+	for _, e := range evs {
+		if es := (EventScheme{e.Scheme, e.Value}); !seen[es] {
+			seen[es] = true
+			t.schemes[es]++
+		}
+		if e.Scheme == media.SchemeSCTE35 {
+			t.listed = append(t.listed, listedEvent{frag: start, e: e})
+		}
+	}
+	sort.SliceStable(t.listed, func(i, j int) bool { return t.listed[i].frag < t.listed[j].frag })
+}
+
+// forget drops what setEvents recorded for the fragment at start.
+func (t *track) forget(start int64) {
+	old, ok := t.events[start]
+	if !ok {
+		return
+	}
+	delete(t.events, start)
+	seen := map[EventScheme]bool{}
+	for _, e := range old {
+		if es := (EventScheme{e.Scheme, e.Value}); !seen[es] {
+			seen[es] = true
+			if t.schemes[es]--; t.schemes[es] <= 0 {
+				delete(t.schemes, es)
+			}
+		}
+	}
+	kept := t.listed[:0]
+	for _, l := range t.listed {
+		if l.frag != start {
+			kept = append(kept, l)
+		}
+	}
+	t.listed = kept
+}
+
+// listedEvent is an event the manifests list (SCTE-35) and the start of
+// the fragment it is stored with.
+type listedEvent struct {
+	frag int64
+	e    media.Emsg
 }
 
 // dropEvents forgets and deletes the events of pruned fragments.
 func (p *Point) dropEvents(t *track, gone []FragRef) {
 	for _, f := range gone {
 		if _, ok := t.events[f.Start]; ok {
-			delete(t.events, f.Start)
+			t.forget(f.Start)
 			os.Remove(filepath.Join(p.dir, "t", t.ID, eventsName(f.Start)))
 		}
 	}
@@ -101,15 +148,33 @@ func (p *Point) Events(id string, start int64) []media.Emsg {
 	return nil
 }
 
-// trackEvents returns t's events of the fragments from start on. p.mu must
-// be held.
-func (t *track) eventsFrom(start int64) []media.Emsg {
-	var out []media.Emsg
-	for s, evs := range t.events {
-		if s >= start {
-			out = append(out, evs...)
-		}
+// listedFrom returns t's events that manifests list (SCTE-35) stored with
+// the fragments from start on: a few per break, whatever else (an ID3 tag
+// per fragment) the track holds. p.mu must be held.
+func (t *track) listedFrom(start int64) []media.Emsg {
+	i := sort.Search(len(t.listed), func(i int) bool { return t.listed[i].frag >= start })
+	out := make([]media.Emsg, 0, len(t.listed)-i)
+	for _, l := range t.listed[i:] {
+		out = append(out, l.e)
 	}
+	return out
+}
+
+// schemeList is the schemes t's stored events use, sorted.
+func (t *track) schemeList() []EventScheme {
+	if len(t.schemes) == 0 {
+		return nil
+	}
+	out := make([]EventScheme, 0, len(t.schemes))
+	for es := range t.schemes {
+		out = append(out, es)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Scheme != out[j].Scheme {
+			return out[i].Scheme < out[j].Scheme
+		}
+		return out[i].Value < out[j].Value
+	})
 	return out
 }
 

@@ -93,6 +93,28 @@ func TestEventsRoundTrip(t *testing.T) {
 	if got := ids3(p.View(0)); !reflect.DeepEqual(got, []uint32{2, 9}) {
 		t.Fatalf("after prune: events %v, want [2 9]", got)
 	}
+	// In-band events of other schemes are served with their fragments,
+	// not listed; the track's schemes name them.
+	id3 := []media.Emsg{{Scheme: media.SchemeID3, Value: "1", ID: 5, Timescale: vts, Time: last.Info.Start + int64(last.Info.Duration),
+		Duration: media.UnknownDuration, Data: []byte("ID3")}}
+	next := *last
+	if next.Data, next.Info, err = media.Shift(last.Data, last.Info, int64(last.Info.Duration)); err != nil {
+		t.Fatal(err)
+	}
+	next.Events = id3
+	if _, err := p.AddFragment(vid, &next); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids3(p.View(0)); !reflect.DeepEqual(got, []uint32{2, 9}) {
+		t.Fatalf("with an ID3 tag: events %v, want [2 9]", got)
+	}
+	if got := p.Events(vid, next.Info.Start); !reflect.DeepEqual(got, id3) {
+		t.Fatalf("events of the fragment %+v", got)
+	}
+	tv, _ := p.View(0).Track(vid)
+	if want := []EventScheme{{media.SchemeID3, "1"}, {Scheme: media.SchemeSCTE35}}; !reflect.DeepEqual(tv.Schemes, want) {
+		t.Fatalf("schemes %+v, want %+v", tv.Schemes, want)
+	}
 }
 
 // TestEventsWithoutFragment: an events file whose fragment never reached
@@ -104,7 +126,7 @@ func TestEventsWithoutFragment(t *testing.T) {
 	f := frags[0]
 	id := ids[f.Info.TrackID]
 	ts := p.tracks[id].Info.Timescale
-	stale := []media.Emsg{{Scheme: media.SchemeID3, ID: 1, Timescale: ts, Time: f.Info.Start + 1, Duration: media.UnknownDuration, Data: []byte("old")}}
+	stale := []media.Emsg{{Scheme: media.SchemeSCTE35, ID: 1, Timescale: ts, Time: f.Info.Start + 1, Duration: media.UnknownDuration, Data: []byte("old")}}
 	if err := p.writeEvents(id, f.Info.Start, stale); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +135,7 @@ func TestEventsWithoutFragment(t *testing.T) {
 		t.Fatalf("events of a fragment not stored are listed: %+v", evs)
 	}
 	g := *f
-	g.Events = []media.Emsg{{Scheme: media.SchemeID3, ID: 2, Timescale: ts, Time: f.Info.Start + 2, Duration: media.UnknownDuration, Data: []byte("new")}}
+	g.Events = []media.Emsg{{Scheme: media.SchemeSCTE35, ID: 2, Timescale: ts, Time: f.Info.Start + 2, Duration: media.UnknownDuration, Data: []byte("new")}}
 	if _, err := q.AddFragment(id, &g); err != nil {
 		t.Fatal(err)
 	}

@@ -87,8 +87,12 @@ type track struct {
 	// (parts.go); guarded by the point's mu.
 	live parts.Track
 	// events are the in-band events stored with fragments, by fragment
-	// start (events.go); guarded by the point's mu.
-	events map[int64][]media.Emsg
+	// start; schemes counts the fragments with events of each scheme, and
+	// listed are the SCTE-35 events by fragment start (events.go); guarded
+	// by the point's mu.
+	events  map[int64][]media.Emsg
+	schemes map[EventScheme]int
+	listed  []listedEvent
 	// wmu serialises writers of this track (redundant copies racing for the
 	// same start time must not both reach the disk).
 	wmu sync.Mutex

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-media/sluice/internal/media"
 )
 
-func fixture(t *testing.T) (*media.Header, []*media.Fragment) {
+func fixture(t testing.TB) (*media.Header, []*media.Fragment) {
 	t.Helper()
 	body, err := os.ReadFile("../media/testdata/small.ismv")
 	if err != nil {

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sluice-media/sluice/internal/media"
@@ -47,7 +45,7 @@ type TrackView struct {
 	Parts      []PartFrag `json:",omitempty"`
 	PartTarget uint64     `json:",omitempty"`
 	// Schemes are the schemes (and values) of the in-band events (emsg
-	// boxes) stored with the listed fragments, sorted: the origin serves
+	// boxes) stored with the track's fragments, sorted: the origin serves
 	// those fragments with their emsg boxes before the moof.
 	Schemes []EventScheme `json:",omitempty"`
 }
@@ -117,10 +115,12 @@ type View struct {
 	// Ended is true when the point has tracks and every one has ended: the
 	// presentation is then static (live-to-VOD).
 	Ended bool
-	// Events are the point's event messages from the earliest listed
-	// fragment on, earliest first: those stored with the listed fragments
-	// of every track (copies on several tracks listed once) and the cues
-	// inserted out of band (AddCue). Each keeps its own timescale.
+	// Events are the point's SCTE-35 event messages (those the manifests
+	// list) from the earliest listed fragment on, earliest first: those
+	// stored with the listed fragments of every track (copies on several
+	// tracks listed once) and the cues inserted out of band (AddCue). Each
+	// keeps its own timescale. In-band events of other schemes (ID3) are
+	// only served with their fragments (Point.Events, TrackView.Schemes).
 	Events []media.Emsg `json:",omitempty"`
 }
 
@@ -157,18 +157,8 @@ func (p *Point) View(window time.Duration) View {
 			disc += Gaps(frags, breaks, i)
 			frags = frags[i:]
 		}
-		var schemes []EventScheme
 		if len(frags) > 0 {
-			mine := t.eventsFrom(frags[0].Start)
-			for _, e := range mine {
-				if es := (EventScheme{e.Scheme, e.Value}); !slices.Contains(schemes, es) {
-					schemes = append(schemes, es)
-				}
-			}
-			slices.SortFunc(schemes, func(a, b EventScheme) int {
-				return strings.Compare(a.Scheme+"\x00"+a.Value, b.Scheme+"\x00"+b.Value)
-			})
-			evs = append(evs, mine...)
+			evs = append(evs, t.listedFrom(frags[0].Start)...)
 			if f := fromTicks(frags[0].Start, t.Info.Timescale); !anyFrag || f < from {
 				from, anyFrag = f, true
 			}
@@ -177,7 +167,7 @@ func (p *Point) View(window time.Duration) View {
 		v.Tracks = append(v.Tracks, TrackView{
 			ID: t.ID, Info: t.Info, Stream: t.Stream, Ended: t.Ended, First: first, Disc: disc,
 			Extent: t.Extent, Frags: append([]FragRef(nil), frags...), Breaks: breaks, Arrived: t.arrived,
-			Parts: parts, PartTarget: target, Schemes: schemes,
+			Parts: parts, PartTarget: target, Schemes: t.schemeList(),
 		})
 		if !t.Ended {
 			v.Ended = false
