@@ -220,8 +220,12 @@ func TestLowLatency(t *testing.T) {
 }
 
 // checkLatency logs the latency a player reported once a second and fails
-// the test when its median is above limit seconds or it stalled.
-func checkLatency(t *testing.T, who string, r playResult, limit float64) {
+// the test when its median is above limit seconds or it stalled (rule
+// anyStall), or ran out of media (onlyUnderruns: an underrun is a stall
+// with less than half a second buffered; a stall with media buffered — the
+// page starved of CPU on a loaded machine, nothing the server did — is
+// logged with the latency figures).
+func checkLatency(t *testing.T, who string, r playResult, limit float64, rule stallRule) {
 	t.Helper()
 	var lats []float64
 	for _, s := range r.Samples {
@@ -235,11 +239,26 @@ func checkLatency(t *testing.T, who string, r playResult, limit float64) {
 	}
 	sort.Float64s(lats)
 	p50, p95 := lats[len(lats)/2], lats[len(lats)*95/100]
-	t.Logf("%s low latency: latency p50 %.2f s, p95 %.2f s, max %.2f s over %d s; %d stalls", who, p50, p95, lats[len(lats)-1], len(lats), r.Stalls)
-	if p50 > limit || r.Stalls > 0 {
-		t.Errorf("%s: latency p50 %.2f s (want <= %.1f s), %d stalls (want 0)", who, p50, limit, r.Stalls)
+	t.Logf("%s low latency: latency p50 %.2f s, p95 %.2f s, max %.2f s over %d s; %d stalls, %d of them underruns",
+		who, p50, p95, lats[len(lats)-1], len(lats), r.Stalls, r.Underruns)
+	bad, what := r.Stalls, "stalls"
+	if rule == onlyUnderruns {
+		bad, what = r.Underruns, "underruns"
+	}
+	if p50 > limit || bad > 0 {
+		t.Errorf("%s: latency p50 %.2f s (want <= %.1f s), %d %s (want 0)", who, p50, limit, bad, what)
 	}
 }
+
+// stallRule is what checkLatency counts against a play: every stall, or
+// only underruns (out of media), for plays on a page that a loaded machine
+// may starve of CPU while its buffer still holds media.
+type stallRule int
+
+const (
+	anyStall stallRule = iota
+	onlyUnderruns
+)
 
 // TestLowLatencyPull: an origin pulling from an ingest gets the fragments
 // in progress chunk by chunk (a chunked pull), so its playlists are
@@ -396,10 +415,10 @@ func TestLowLatencyChain(t *testing.T) {
 	checkPlay(t, r, float64(seconds*3/4))
 	// A regression guard (standard mode is 4 s and more), loose for a
 	// loaded machine; bench/ll-latency.sh measures against the targets.
-	checkLatency(t, "hls.js through ingest, origin, distribution and nginx", r, 3.5)
+	checkLatency(t, "hls.js through ingest, origin, distribution and nginx", r, 3.5, anyStall)
 	r = runPlay(t, webDir, nbase+"/live.isml/manifest.mpd", "dash", seconds, seconds*3/4, filepath.Join(art, "screenshot-llchain-dash.png"))
 	checkPlay(t, r, float64(seconds*3/4))
-	checkLatency(t, "dash.js through ingest, origin, distribution and nginx", r, 3.5)
+	checkLatency(t, "dash.js through ingest, origin, distribution and nginx", r, 3.5, anyStall)
 }
 
 // TestLowLatencyIngestKill: kill -9 of ingest A during a low-latency
