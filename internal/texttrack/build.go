@@ -40,7 +40,12 @@ func WvttInit(timescale uint32, lang, role string) ([]byte, error) {
 // (whose DecodeTime values must follow one another: the first one's is the
 // tfdt).
 func Fragment(seq uint32, samples []mp4.FullSample) ([]byte, error) {
-	f, err := mp4.CreateFragment(seq, 1)
+	return trackFragment(seq, 1, samples)
+}
+
+// trackFragment is Fragment for track trackID.
+func trackFragment(seq, trackID uint32, samples []mp4.FullSample) ([]byte, error) {
+	f, err := mp4.CreateFragment(seq, trackID)
 	if err != nil {
 		return nil, err
 	}
