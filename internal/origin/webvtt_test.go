@@ -79,15 +79,11 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestTTMLTimes(t *testing.T) {
 	e := newEnv(t, t.TempDir())
 	e.push(true)
-	in := mp4.CreateEmptyInit()
-	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
-	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+	init, err := texttrack.StppInit(1000, "fra")
+	if err != nil {
 		t.Fatal(err)
 	}
-	var body bytes.Buffer
-	if err := in.Encode(&body); err != nil {
-		t.Fatal(err)
-	}
+	body := bytes.NewBuffer(init)
 	rel := []byte(`<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="00:00:00.500" end="00:00:01.500">bonjour</p></div></body></tt>`)
 	for n := range 3 {
 		frag, err := texttrack.Fragment(uint32(n+1), []mp4.FullSample{{
@@ -98,7 +94,7 @@ func TestTTMLTimes(t *testing.T) {
 		}
 		body.Write(frag)
 	}
-	resp, err := http.Post(e.ts.URL+"/ch.isml/Streams(ttml)", "video/mp4", &body)
+	resp, err := http.Post(e.ts.URL+"/ch.isml/Streams(ttml)", "video/mp4", body)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("push: %v %v", err, resp)
 	}

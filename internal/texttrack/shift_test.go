@@ -49,16 +49,11 @@ func TestShiftTTML(t *testing.T) {
 // get it back relative; a fragment already in media times is kept as it
 // is.
 func TestStppTimes(t *testing.T) {
-	in := mp4.CreateEmptyInit()
-	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
-	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+	init, err := StppInit(1000, "fra")
+	if err != nil {
 		t.Fatal(err)
 	}
-	var ib bytes.Buffer
-	if err := in.Encode(&ib); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := ParseInit(ib.Bytes())
+	tr, err := ParseInit(init)
 	if err != nil {
 		t.Fatal(err)
 	}
