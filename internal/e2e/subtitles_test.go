@@ -413,15 +413,7 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 		t.Errorf("%s Smooth manifest: %d\n%s", point, code, body)
 	}
 	// HLS: the SUBTITLES rendition on every variant.
-	code, body = get(t, pp+"master.m3u8")
-	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-	if code != http.StatusOK || err != nil || typ != m3u8.MASTER {
-		t.Fatalf("%s master playlist: %d %v\n%s", point, code, err, body)
-	}
-	master := pl.(*m3u8.MasterPlaylist)
-	if len(master.Variants) == 0 {
-		t.Fatalf("%s master playlist without variants:\n%s", point, body)
-	}
+	master, body := getMaster(t, pp+"master.m3u8")
 	for _, v := range master.Variants {
 		var subs []*m3u8.Alternative
 		for _, a := range v.Alternatives {
