@@ -143,15 +143,7 @@ func checkCaptionManifests(t *testing.T, pp string) {
 		t.Errorf("%smanifest.mpd: Accessibility %q, want %q\n%s", pp, acc, want, mpd)
 	}
 
-	code, body := get(t, pp+"master.m3u8")
-	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-	if code != http.StatusOK || err != nil || typ != m3u8.MASTER {
-		t.Fatalf("%smaster.m3u8: %d %v\n%s", pp, code, err, body)
-	}
-	master := pl.(*m3u8.MasterPlaylist)
-	if len(master.Variants) == 0 {
-		t.Fatalf("%smaster.m3u8 without variants:\n%s", pp, body)
-	}
+	master, body := getMaster(t, pp+"master.m3u8")
 	for _, v := range master.Variants {
 		var cc []string
 		for _, a := range v.Alternatives {

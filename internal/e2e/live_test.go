@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Eyevinn/hls-m3u8/m3u8"
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/testmedia"
 )
@@ -40,6 +41,22 @@ func startNode(t *testing.T, bin, data, logName string, port int, extra ...strin
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
 	return getWith(t, &http.Client{Timeout: 10 * time.Second}, url)
+}
+
+// getMaster fetches and parses an HLS master playlist (hls-m3u8), failing
+// the test unless it is one with variants; it returns the body too.
+func getMaster(t *testing.T, url string) (*m3u8.MasterPlaylist, []byte) {
+	t.Helper()
+	code, body := get(t, url)
+	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
+	if code != http.StatusOK || err != nil || typ != m3u8.MASTER {
+		t.Fatalf("%s: %d %v\n%s", url, code, err, body)
+	}
+	master := pl.(*m3u8.MasterPlaylist)
+	if len(master.Variants) == 0 {
+		t.Fatalf("%s without variants:\n%s", url, body)
+	}
+	return master, body
 }
 
 // getWith is get with a client.

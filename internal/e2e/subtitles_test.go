@@ -269,16 +269,11 @@ func ttmlCue(n int64) wantCue {
 // text AdaptationSet, shows TTML only with a rendering div the test page
 // does not have.
 func pushLiveTTML(ctx context.Context, pushURL string) error {
-	in := mp4.CreateEmptyInit()
-	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
-	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+	init, err := texttrack.StppInit(1000, "fra")
+	if err != nil {
 		return err
 	}
-	var ib bytes.Buffer
-	if err := in.Encode(&ib); err != nil {
-		return err
-	}
-	return pushText(ctx, pushURL, ib.Bytes(), func(n int64, from, to time.Duration) ([]byte, error) {
+	return pushText(ctx, pushURL, init, func(n int64, from, to time.Duration) ([]byte, error) {
 		c := ttmlCue(n)
 		doc := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:profile="http://www.w3.org/ns/ttml/profile/imsc1/text" xml:lang="fr"><head/><body><div><p begin="%s" end="%s">%s</p></div></body></tt>
@@ -418,15 +413,7 @@ func checkTextOutputs(t *testing.T, base, point string, want []wantCue, live boo
 		t.Errorf("%s Smooth manifest: %d\n%s", point, code, body)
 	}
 	// HLS: the SUBTITLES rendition on every variant.
-	code, body = get(t, pp+"master.m3u8")
-	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-	if code != http.StatusOK || err != nil || typ != m3u8.MASTER {
-		t.Fatalf("%s master playlist: %d %v\n%s", point, code, err, body)
-	}
-	master := pl.(*m3u8.MasterPlaylist)
-	if len(master.Variants) == 0 {
-		t.Fatalf("%s master playlist without variants:\n%s", point, body)
-	}
+	master, body := getMaster(t, pp+"master.m3u8")
 	for _, v := range master.Variants {
 		var subs []*m3u8.Alternative
 		for _, a := range v.Alternatives {

@@ -426,6 +426,21 @@ func (h *Handler) trimmed(point *store.Point, v store.View, track string, t int6
 	return data, ref, true
 }
 
+// sampleTimeText is a stored stpp fragment of a track with its TTML
+// documents' times relative to their samples (texttrack.SampleTimeStpp).
+func sampleTimeText(point *store.Point, track string, frag []byte) ([]byte, error) {
+	init, err := point.Init(track)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := texttrack.ParseInit(init)
+	if err != nil {
+		return nil, err
+	}
+	out, _, err := tr.SampleTimeStpp(frag)
+	return out, err
+}
+
 // smoothFragment serves QualityLevels(b)/Fragments(name=t): the stored
 // fragment with a tfxd and a tfrf announcing the next LookAhead fragments.
 func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *store.Point, rest string) {
@@ -478,7 +493,16 @@ func (h *Handler) smoothFragment(w http.ResponseWriter, r *http.Request, point *
 		complete = complete || len(next) == h.cfg.LookAhead
 		break
 	}
-	moofRaw, off, err := media.SplitFragment(data)
+	if tv.Info.SampleEntry == "stpp" {
+		// Smooth clients read a TTML sample's times as relative to the
+		// sample; stored, they are media times (store.Point.AddFragment).
+		data, err = sampleTimeText(point, tv.ID, data)
+	}
+	var moofRaw []byte
+	var off int
+	if err == nil {
+		moofRaw, off, err = media.SplitFragment(data)
+	}
 	if err == nil {
 		var m *media.Moof
 		if m, err = media.DecodeMoof(moofRaw); err == nil {

@@ -2,12 +2,17 @@ package origin_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/sluice-media/sluice/internal/manifest"
+	"github.com/sluice-media/sluice/internal/store"
 	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
@@ -65,3 +70,62 @@ func TestWebVTTSegments(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestTTMLTimes: a TTML (stpp) track whose documents carry times relative
+// to their samples, as Smooth encoders write them, is stored with media
+// times: the CMAF segment (DASH) says 10.5 s where the encoder said 0.5 s
+// in a sample at 10 s. The Smooth fragment says 0.5 s again, as Smooth
+// clients read it.
+func TestTTMLTimes(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.push(true)
+	init, err := texttrack.StppInit(1000, "fra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.NewBuffer(init)
+	rel := []byte(`<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="00:00:00.500" end="00:00:01.500">bonjour</p></div></body></tt>`)
+	for n := range 3 {
+		frag, err := texttrack.Fragment(uint32(n+1), []mp4.FullSample{{
+			Sample: mp4.Sample{Dur: 2000, Size: uint32(len(rel)), Flags: mp4.SyncSampleFlags}, DecodeTime: uint64(10000 + n*2000), Data: rel,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body.Write(frag)
+	}
+	resp, err := http.Post(e.ts.URL+"/ch.isml/Streams(ttml)", "video/mp4", body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("push: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var tv store.TrackView
+	for _, tr := range e.view().Tracks {
+		if tr.Info.SampleEntry == "stpp" {
+			tv = tr
+		}
+	}
+	if len(tv.Frags) != 3 {
+		t.Fatalf("stpp track %+v", tv)
+	}
+	doc := func(frag []byte) string {
+		f, err := mp4.DecodeFileSR(bits.NewFixedSliceReader(frag))
+		if err != nil || len(f.Segments) != 1 || len(f.Segments[0].Fragments) != 1 {
+			t.Fatalf("fragment: %v", err)
+		}
+		ss, err := f.Segments[0].Fragments[0].GetFullSamples(nil)
+		if err != nil || len(ss) != 1 {
+			t.Fatalf("samples: %v %d", err, len(ss))
+		}
+		return string(ss[0].Data)
+	}
+	r, seg := e.get("/ch.isml/tracks/" + tv.ID + "/12000.m4s")
+	if want := `<p begin="12.5s" end="13.5s">bonjour</p>`; r.StatusCode != http.StatusOK || !strings.Contains(doc(seg), want) {
+		t.Errorf("CMAF segment: %d, want %s in\n%s", r.StatusCode, want, doc(seg))
+	}
+	url := fmt.Sprintf("/ch.isml/QualityLevels(%d)/Fragments(%s=12000)", manifest.SmoothBitrate(tv), tv.Info.Name)
+	r, seg = e.get(url)
+	if want := `<p begin="0.5s" end="1.5s">bonjour</p>`; r.StatusCode != http.StatusOK || !strings.Contains(doc(seg), want) {
+		t.Errorf("Smooth fragment %s: %d, want %s in\n%s", url, r.StatusCode, want, doc(seg))
+	}
+}

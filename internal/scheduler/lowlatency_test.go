@@ -151,41 +151,13 @@ func (w *watchTimeline) Watch(ctx context.Context, p, since string) (store.View,
 func TestWatchedPoint(t *testing.T) {
 	tl := newWatchTimeline()
 	tl.set(llView(10, 1))
-	var ms []membership.Member
-	for i := 0; i < 2; i++ {
-		ms = append(ms, newFakeSender(t, fmt.Sprintf("s%d", i), -1).member())
-	}
-	set, err := membership.Static(ms...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Secret, cfg.Tick, cfg.StatsInterval = testSecret, 20*time.Millisecond, -1
-	s, err := New(cfg, tl, set, nil, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Run(ctx)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	w := startWatched(t, tl, 20*time.Millisecond)
 	get := func(path string) (int, string, time.Duration) {
 		t0 := time.Now()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), time.Since(t0)
+		code, body, _ := w.get(path)
+		return code, body, time.Since(t0)
 	}
-	_, master, _ := get("/s/live/master.m3u8")
-	m := regexp.MustCompile(`/s/live/~([^/]+)/`).FindStringSubmatch(master)
-	if m == nil {
-		t.Fatalf("no session in\n%s", master)
-	}
-	pl := "/s/live/~" + m[1] + "/video_1000/rel.m3u8"
+	pl := w.openSession("video_1000")
 	eventually(t, "the point watched", 2*time.Second, func() bool { return tl.watches.Load() > 0 })
 	fetches := tl.views.Load()
 	go func() {
@@ -209,13 +181,8 @@ func TestWatchedPoint(t *testing.T) {
 func TestFreshBlockHurried(t *testing.T) {
 	tl := newWatchTimeline()
 	tl.set(testView("live", 10, false))
-	var fs []*fakeSender
-	var ms []membership.Member
-	for i := 0; i < 2; i++ {
-		f := newFakeSender(t, fmt.Sprintf("s%d", i), -1)
-		fs = append(fs, f)
-		ms = append(ms, f.member())
-	}
+	w := startWatched(t, tl, 0)
+	s, fs := w.s, w.senders
 	hold := func(v store.View) {
 		for _, f := range fs {
 			f.mu.Lock()
@@ -228,36 +195,11 @@ func TestFreshBlockHurried(t *testing.T) {
 		}
 	}
 	hold(testView("live", 10, false))
-	set, err := membership.Static(ms...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Secret, cfg.StatsInterval = testSecret, -1
-	s, err := New(cfg, tl, set, nil, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Run(ctx)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
 	get := func(path string) string {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		_, body, _ := w.get(path)
+		return body
 	}
-	master := get("/s/live/master.m3u8")
-	m := regexp.MustCompile(`/s/live/~([^/]+)/`).FindStringSubmatch(master)
-	if m == nil {
-		t.Fatalf("no session in\n%s", master)
-	}
-	pl := "/s/live/~" + m[1] + "/video_1000/rel.m3u8"
+	pl := w.openSession("video_1000")
 	eventually(t, "the point watched and its fragments listed", 5*time.Second, func() bool {
 		return tl.watches.Load() > 0 && strings.Contains(get(pl), "\n18000.m4s")
 	})
@@ -270,12 +212,8 @@ func TestFreshBlockHurried(t *testing.T) {
 	// senders keep their shared copy of the playlist for a short while
 	// only, since the listing is about to change.
 	shared := func() string {
-		resp, err := http.Get(srv.URL + pl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.Header.Get(cluster.SharedPlaylistHeader)
+		_, _, h := w.get(pl)
+		return h.Get(cluster.SharedPlaylistHeader)
 	}
 	tl.set(testView("live", 11, false))
 	eventually(t, "the short shared TTL", time.Second, func() bool { return shared() == "10" })
@@ -298,4 +236,66 @@ func TestFreshBlockHurried(t *testing.T) {
 	if missing < 2 {
 		t.Errorf("the new fragment was reserved %d times; want at least twice (missing, then held)", missing)
 	}
+}
+
+// watched is a running scheduler over two fake senders and a watched
+// timeline, with an HTTP server in front of it.
+type watched struct {
+	t       *testing.T
+	s       *Scheduler
+	senders []*fakeSender
+	url     string
+}
+
+// startWatched starts a scheduler on tl (tick 0: the default), stopped
+// when the test ends.
+func startWatched(t *testing.T, tl *watchTimeline, tick time.Duration) *watched {
+	w := &watched{t: t}
+	var ms []membership.Member
+	for i := 0; i < 2; i++ {
+		f := newFakeSender(t, fmt.Sprintf("s%d", i), -1)
+		w.senders = append(w.senders, f)
+		ms = append(ms, f.member())
+	}
+	set, err := membership.Static(ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Secret, cfg.StatsInterval = testSecret, -1
+	if tick > 0 {
+		cfg.Tick = tick
+	}
+	if w.s, err = New(cfg, tl, set, nil, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.s.Run(ctx)
+	srv := httptest.NewServer(w.s)
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+	return w
+}
+
+// get fetches a path of the scheduler.
+func (w *watched) get(path string) (int, string, http.Header) {
+	resp, err := http.Get(w.url + path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// openSession opens an HLS session on point live and returns the path of
+// its pathway playlist of track.
+func (w *watched) openSession(track string) string {
+	_, master, _ := w.get("/s/live/master.m3u8")
+	m := regexp.MustCompile(`/s/live/~([^/]+)/`).FindStringSubmatch(master)
+	if m == nil {
+		w.t.Fatalf("no session in\n%s", master)
+	}
+	return "/s/live/~" + m[1] + "/" + track + "/rel.m3u8"
 }

@@ -206,7 +206,8 @@ type Scheduler struct {
 	timers        deadlines
 	wake          chan struct{} // kicks the loop
 	scratch       wants
-	reconciles    uint64 // reconcile calls: marks the pins each one wants
+	reconciles    uint64         // reconcile calls: marks the pins each one wants
+	workers       sync.WaitGroup // the sender workers (startWorker)
 	// hurry makes the next timeslot send its batches at once (a live
 	// point's new blocks to reserve, listed only once confirmed);
 	// retrying is a hurried timeslot already due (retryFresh).
@@ -449,6 +450,9 @@ func (s *Scheduler) closeSession(sess *session) {
 // shutdown cancels every pin this scheduler holds, in one last batch per
 // sender, so that the senders need not wait for the lease.
 func (s *Scheduler) shutdown() {
+	// The workers first: a batch they have in flight is answered before
+	// the sessions' reservations are cancelled.
+	s.workers.Wait()
 	s.mu.Lock()
 	for id, sess := range s.sessions {
 		s.closeSession(sess)

@@ -328,10 +328,10 @@ func (s *Scheduler) worker(ctx context.Context, sc *senderConn) {
 			continue
 		}
 		t0 := time.Now()
-		res, err := s.post(ctx, sc, b)
-		if ctx.Err() != nil {
-			return
-		}
+		// A batch in flight when Run ends is finished (within the batch
+		// timeout) and its answer applied: cut off, the sender might still
+		// take its reservations after the final cancels (shutdown).
+		res, err := s.post(context.WithoutCancel(ctx), sc, b)
 		la := "no"
 		if len(b.LookAhead) > 0 {
 			la = "yes"
@@ -773,5 +773,9 @@ func (s *Scheduler) startWorker(ctx context.Context, sc *senderConn) {
 		return
 	}
 	sc.running = true
-	go s.worker(ctx, sc)
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		s.worker(ctx, sc)
+	}()
 }

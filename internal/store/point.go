@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/parts"
+	"github.com/sluice-media/sluice/internal/texttrack"
 )
 
 // PointMeta is the persisted state of a publishing point.
@@ -696,6 +697,7 @@ func (p *Point) AddFragment(trackID string, f *media.Fragment) (AddResult, error
 	if err != nil {
 		return 0, fmt.Errorf("track %s: %w", trackID, err)
 	}
+	f = p.mediaTimeText(t, f)
 	ref := FragRef{Start: f.Info.Start, Duration: f.Info.Duration, Size: int64(len(f.Data)), Key: f.Info.Key}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
@@ -795,6 +797,32 @@ func (t *track) scanCaptions(data []byte) []string {
 		return nil
 	}
 	return t.cc.Captions()
+}
+
+// mediaTimeText returns an stpp (TTML) fragment of t whose documents carry
+// media times, as DASH and CMAF players read them: a Smooth encoder writes
+// them relative to their samples (texttrack.MediaTimeStpp), and the Smooth
+// output turns them back. Other fragments, and one whose documents do not
+// parse (stored as they came, with a log line: their text is the
+// encoder's), are returned as they are.
+func (p *Point) mediaTimeText(t *track, f *media.Fragment) *media.Fragment {
+	if t.Info.SampleEntry != "stpp" {
+		return f
+	}
+	tr, err := texttrack.ParseInit(t.init)
+	var data []byte
+	changed := false
+	if err == nil {
+		data, changed, err = tr.MediaTimeStpp(f.Data)
+	}
+	if err != nil {
+		p.store.log.Warn("TTML fragment stored with the times it came with", "point", p.Name, "track", t.ID, "start", f.Info.Start, "err", err)
+		return f
+	}
+	if !changed {
+		return f
+	}
+	return &media.Fragment{Info: f.Info, Data: data}
 }
 
 // initTrackID is the track_ID of a stored single-track header, 0 when it

@@ -80,11 +80,34 @@ type Store struct {
 	// write (tests only: NoSync).
 	noSync bool
 
-	mu        sync.Mutex
-	points    map[string]*Point
-	hooks     []func(FragmentAdded)
-	pruned    []func(FragmentsPruned)
-	partHooks []func(PartEvent)
+	mu     sync.Mutex
+	points map[string]*Point
+	added  hookList[FragmentAdded]
+	pruned hookList[FragmentsPruned]
+	parts  hookList[PartEvent]
+}
+
+// hookList is the callbacks registered for one kind of store event. Adding
+// one while events are delivered is safe: a delivery calls those
+// registered when it began.
+type hookList[E any] struct {
+	mu sync.Mutex
+	fs []func(E)
+}
+
+func (l *hookList[E]) add(f func(E)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fs = append(l.fs, f)
+}
+
+func (l *hookList[E]) run(ev E) {
+	l.mu.Lock()
+	fs := l.fs
+	l.mu.Unlock()
+	for _, f := range fs {
+		f(ev)
+	}
 }
 
 // FragmentAdded describes a fragment that AddFragment has just stored
@@ -103,11 +126,7 @@ type FragmentAdded struct {
 // cluster. f runs on the adding goroutine once the point is unlocked but
 // while the track's writer lock is held: it must return quickly (queue the
 // work) and must not add fragments itself.
-func (s *Store) OnFragment(f func(FragmentAdded)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hooks = append(s.hooks, f)
-}
+func (s *Store) OnFragment(f func(FragmentAdded)) { s.added.add(f) }
 
 // PartEvent is a part added to a track's fragment in progress
 // (Point.AddPart), or, with Complete, the end of that fragment's parts: it
@@ -132,20 +151,9 @@ type PartEvent struct {
 // (e.g. to forward the parts to every sender of a cluster). f runs on the
 // adding goroutine after the point is unlocked: it must return quickly
 // (queue the work).
-func (s *Store) OnPart(f func(PartEvent)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.partHooks = append(s.partHooks, f)
-}
+func (s *Store) OnPart(f func(PartEvent)) { s.parts.add(f) }
 
-func (s *Store) partEvent(ev PartEvent) {
-	s.mu.Lock()
-	hs := s.partHooks
-	s.mu.Unlock()
-	for _, h := range hs {
-		h(ev)
-	}
-}
+func (s *Store) partEvent(ev PartEvent) { s.parts.run(ev) }
 
 // FragmentsPruned describes the fragments of one track that Prune has
 // just deleted (index and files).
@@ -160,34 +168,15 @@ type FragmentsPruned struct {
 // track (archive retention), e.g. to delete their copies on the senders of
 // a cluster. f runs on the pruning goroutine after the point is unlocked:
 // it must return quickly (queue the work).
-func (s *Store) OnPrune(f func(FragmentsPruned)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruned = append(s.pruned, f)
-}
+func (s *Store) OnPrune(f func(FragmentsPruned)) { s.pruned.add(f) }
 
 func (s *Store) fragmentsPruned(evs []FragmentsPruned) {
-	if len(evs) == 0 {
-		return
-	}
-	s.mu.Lock()
-	hooks := s.pruned
-	s.mu.Unlock()
 	for _, ev := range evs {
-		for _, h := range hooks {
-			h(ev)
-		}
+		s.pruned.run(ev)
 	}
 }
 
-func (s *Store) fragmentAdded(ev FragmentAdded) {
-	s.mu.Lock()
-	hooks := s.hooks
-	s.mu.Unlock()
-	for _, h := range hooks {
-		h(ev)
-	}
-}
+func (s *Store) fragmentAdded(ev FragmentAdded) { s.added.run(ev) }
 
 // Open opens (creating if needed) the data directory and loads every
 // publishing point found in it, removing temporary files left by a crash.

@@ -36,11 +36,35 @@ func WvttInit(timescale uint32, lang, role string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// StppInit returns the CMAF header (ftyp+moov) of a TTML/IMSC1 (stpp)
+// track: track_ID 1, the given timescale and language (as WvttInit), the
+// TTML namespace.
+func StppInit(timescale uint32, lang string) ([]byte, error) {
+	if lang == "" {
+		lang = "und"
+	}
+	init := mp4.CreateEmptyInit()
+	trak := init.AddEmptyTrack(timescale, "subtitle", lang)
+	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
+		return nil, fmt.Errorf("stpp header: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := init.Encode(&buf); err != nil {
+		return nil, fmt.Errorf("stpp header: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
 // Fragment returns one fragment (moof+mdat) of track 1 holding samples
 // (whose DecodeTime values must follow one another: the first one's is the
 // tfdt).
 func Fragment(seq uint32, samples []mp4.FullSample) ([]byte, error) {
-	f, err := mp4.CreateFragment(seq, 1)
+	return trackFragment(seq, 1, samples)
+}
+
+// trackFragment is Fragment for track trackID.
+func trackFragment(seq, trackID uint32, samples []mp4.FullSample) ([]byte, error) {
+	f, err := mp4.CreateFragment(seq, trackID)
 	if err != nil {
 		return nil, err
 	}

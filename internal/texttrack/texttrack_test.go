@@ -200,13 +200,8 @@ func TestParseTTML(t *testing.T) {
 // TestStppSegment: an IMSC1 sample's paragraphs (media times) become the
 // cues of the fragment's WebVTT segment, clipped to the sample.
 func TestStppSegment(t *testing.T) {
-	in := mp4.CreateEmptyInit()
-	trak := in.AddEmptyTrack(1000, "subtitle", "fra")
-	if err := trak.SetStppDescriptor("http://www.w3.org/ns/ttml", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	var ib bytes.Buffer
-	if err := in.Encode(&ib); err != nil {
+	init, err := StppInit(1000, "fra")
+	if err != nil {
 		t.Fatal(err)
 	}
 	doc := []byte(`<tt xmlns="http://www.w3.org/ns/ttml"><body><div>` +
@@ -219,7 +214,7 @@ func TestStppSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg, err := Segment(ib.Bytes(), frag)
+	seg, err := Segment(init, frag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +231,7 @@ func TestStppSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := Segment(ib.Bytes(), frag); err != nil || !bytes.Equal(again, seg) {
+	if again, err := Segment(init, frag); err != nil || !bytes.Equal(again, seg) {
 		t.Errorf("relative times: %v\n%s", err, again)
 	}
 }

@@ -65,21 +65,7 @@ func ParseTTML(doc []byte) ([]Cue, error) {
 					return nil, fmt.Errorf("ttml: root element %q, not tt: %w", t.Name.Local, ErrSyntax)
 				}
 				root = false
-				for _, a := range t.Attr {
-					switch a.Name.Local {
-					case "frameRate":
-						if v, err := strconv.ParseFloat(a.Value, 64); err == nil && v > 0 && v < 1000 {
-							tm.frameRate = v
-						}
-					case "tickRate":
-						if v, err := strconv.ParseFloat(a.Value, 64); err == nil && v > 0 && v < 1e12 {
-							tm.tickRate = v
-						}
-					}
-				}
-				if tm.tickRate == 0 {
-					tm.tickRate = tm.frameRate
-				}
+				tm = rootTiming(t.Attr)
 			}
 			if len(stack) == maxTTMLDepth {
 				return nil, fmt.Errorf("ttml: more than %d nested elements: %w", maxTTMLDepth, ErrTooLarge)

@@ -164,15 +164,7 @@ func (t Track) StppCues(frag []byte) ([]Cue, error) {
 			return nil, fmt.Errorf("stpp sample at %d: %w", s.start, err)
 		}
 		from, to := t.ticks(s.start), t.ticks(s.end)
-		within := func(shift time.Duration) bool {
-			for _, c := range doc {
-				if c.Start+shift < to && c.End+shift > from {
-					return true
-				}
-			}
-			return false
-		}
-		if from > 0 && !within(0) && within(from) {
+		if relative(doc, from, to) {
 			for i := range doc {
 				doc[i].Start += from
 				doc[i].End += from
