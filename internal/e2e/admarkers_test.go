@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -425,18 +424,12 @@ func TestAdMarkersPlayers(t *testing.T) {
 	checkMarkers(t, base, "ads", "static", ads.markers(), true)
 
 	players := []struct{ kind, manifest string }{{"dash", "manifest.mpd"}, {"hls", "master.m3u8"}, {"shaka", "manifest.mpd"}}
-	outs := make([]playOutcome, len(players))
-	var wg sync.WaitGroup
-	for i, p := range players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, stderr, err := playIn(playEnv{args: []string{"--markers"}}, b.webDir, base+"/ads.isml/"+p.manifest, p.kind, 6, 3,
-				filepath.Join(b.art, "ads-"+p.kind+".png"))
-			outs[i] = playOutcome{p.kind, r, stderr, err}
-		}()
+	var runs []playRun
+	for _, p := range players {
+		runs = append(runs, playRun{p.kind, base + "/ads.isml/" + p.manifest, playEnv{args: []string{"--markers"}},
+			filepath.Join(b.art, "ads-"+p.kind+".png")})
 	}
-	wg.Wait()
+	outs := startPlays(b.webDir, runs, 6, 3)()
 	for _, o := range outs {
 		if o.err != nil {
 			t.Errorf("%s: %v\n%s", o.kind, o.err, o.stderr)

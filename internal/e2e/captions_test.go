@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,19 +79,12 @@ func TestCaptions(t *testing.T) {
 		{"hls", `{}`, "master.m3u8"},
 		{"shaka", `{"preferredText":[{"language":"en"}]}`, "manifest.mpd"},
 	}
-	outs := make([]playOutcome, len(players))
-	var wg sync.WaitGroup
-	for i, p := range players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pe := playEnv{args: []string{"--text-cues", "--player-config=" + p.config}}
-			r, stderr, err := playIn(pe, webDir, base+"/cc.isml/"+p.manifest, p.kind, 6, 4,
-				filepath.Join(art, "captions-"+p.kind+".png"))
-			outs[i] = playOutcome{p.kind, r, stderr, err}
-		}()
+	var runs []playRun
+	for _, p := range players {
+		runs = append(runs, playRun{p.kind, base + "/cc.isml/" + p.manifest,
+			playEnv{args: []string{"--text-cues", "--player-config=" + p.config}}, filepath.Join(art, "captions-"+p.kind+".png")})
 	}
-	wg.Wait()
+	outs := startPlays(webDir, runs, 6, 4)()
 	for _, o := range outs {
 		if o.err != nil {
 			t.Errorf("%s: %v\n%s", o.kind, o.err, o.stderr)

@@ -186,12 +186,38 @@ var liveSubtitlePlayers = []struct{ kind, config, manifest string }{
 	{"shaka", `{"preferredText":[{"language":"fra"}]}`, "master.m3u8"},
 }
 
-// playOutcome is what one player of TestSubtitles did.
+// playOutcome is what one player of a concurrent round (startPlays) did.
 type playOutcome struct {
 	kind   string
 	r      playResult
 	stderr string
 	err    error
+}
+
+// playRun is one browser play of a concurrent round: a player kind on a
+// manifest URL, with its play.mjs arguments and screenshot path.
+type playRun struct {
+	kind, url string
+	pe        playEnv
+	shot      string
+}
+
+// startPlays starts every run at once, each for seconds (at least
+// minAdvance of play); the returned func waits for them and returns their
+// outcomes in order.
+func startPlays(webDir string, runs []playRun, seconds, minAdvance int) func() []playOutcome {
+	outs := make([]playOutcome, len(runs))
+	var wg sync.WaitGroup
+	for i, p := range runs {
+		wg.Go(func() {
+			r, stderr, err := playIn(p.pe, webDir, p.url, p.kind, seconds, minAdvance, p.shot)
+			outs[i] = playOutcome{p.kind, r, stderr, err}
+		})
+	}
+	return func() []playOutcome {
+		wg.Wait()
+		return outs
+	}
 }
 
 // playSubtitles starts the subtitle players on point, all at once, each
@@ -201,22 +227,13 @@ func playSubtitles(webDir, art, base, point string) func() []playOutcome {
 	if point == "live" {
 		players = liveSubtitlePlayers
 	}
-	outs := make([]playOutcome, len(players))
-	var wg sync.WaitGroup
-	for i, p := range players {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pe := playEnv{args: []string{"--text-cues", "--player-config=" + p.config}}
-			r, stderr, err := playIn(pe, webDir, base+"/"+point+".isml/"+p.manifest, p.kind, 6, 4,
-				filepath.Join(art, "subs-"+point+"-"+p.kind+".png"))
-			outs[i] = playOutcome{p.kind, r, stderr, err}
-		}()
+	var runs []playRun
+	for _, p := range players {
+		runs = append(runs, playRun{p.kind, base + "/" + point + ".isml/" + p.manifest,
+			playEnv{args: []string{"--text-cues", "--player-config=" + p.config}},
+			filepath.Join(art, "subs-"+point+"-"+p.kind+".png")})
 	}
-	return func() []playOutcome {
-		wg.Wait()
-		return outs
-	}
+	return startPlays(webDir, runs, 6, 4)
 }
 
 // checkSubtitlePlays checks the players' outcomes on point.
