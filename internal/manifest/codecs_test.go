@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluice-media/sluice/internal/media"
 	"github.com/sluice-media/sluice/internal/store"
+	"github.com/sluice-media/sluice/internal/testkit/mpdschema"
 )
 
 // codecsView: an on-demand presentation with an HEVC HDR (PQ) and an AV1
@@ -163,5 +165,54 @@ func TestSmoothWithoutCarriedCodec(t *testing.T) {
 	_, err := Smooth(v, Options{Now: anchor.Add(20 * time.Second)})
 	if !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "AV1 and Opus") {
 		t.Fatalf("err %v, want ErrEmpty saying AV1 and Opus are not carried", err)
+	}
+}
+
+// TestAtmosSignalling: an E-AC-3 track with Joint Object Coding (Dolby
+// Atmos) is announced as such: HLS CHANNELS="<complexity index>/JOC",
+// DASH the Dolby EC3_ExtensionType and EC3_ExtensionComplexityIndex
+// supplemental properties; the codec stays ec-3.
+func TestAtmosSignalling(t *testing.T) {
+	v := codecsView()
+	for i := range v.Tracks {
+		if v.Tracks[i].Info.SampleEntry == "ec-3" {
+			v.Tracks[i].Info.JOC = 16
+		}
+	}
+	o := Options{Now: anchor.Add(20 * time.Second)}
+	b, err := HLSMaster(v, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true); err != nil || !strings.Contains(string(b), `GROUP-ID="audio-ec-3",NAME="ec3_256000",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="16/JOC"`) {
+		t.Errorf("hls: %v, no E-AC-3 rendition with CHANNELS=16/JOC:\n%s", err, b)
+	}
+	if b, err = DASH(v, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := mpdschema.Check(b); err != nil {
+		t.Errorf("dash schema: %v", err)
+	}
+	m, err := mpd.ReadFromString(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, as := range m.Periods[0].AdaptationSets {
+		for _, r := range as.Representations {
+			for _, sp := range r.SupplementalProperties {
+				got = append(got, r.Id+" "+string(sp.SchemeIdUri)+" "+sp.Value)
+			}
+		}
+	}
+	want := []string{
+		"hevc_2000000 urn:mpeg:mpegB:cicp:TransferCharacteristics 16",
+		"ec3_256000 tag:dolby.com,2018:dash:EC3_ExtensionType:2018 JOC",
+		"ec3_256000 tag:dolby.com,2018:dash:EC3_ExtensionComplexityIndex:2018 16",
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("dash supplemental properties:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -486,6 +486,12 @@ func dashAdaptationSet(s *dashSet, id uint32, live bool, pto func(uint32) uint64
 				x.AudioChannelConfigurations = append(x.AudioChannelConfigurations,
 					mpd.NewDescriptor(mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH, strconv.Itoa(ti.Channels), ""))
 			}
+			if ti.JOC > 0 {
+				// Dolby Atmos in E-AC-3 (ETSI TS 103 420, DASH-IF IOP).
+				x.SupplementalProperties = append(x.SupplementalProperties,
+					mpd.NewDescriptor("tag:dolby.com,2018:dash:EC3_ExtensionType:2018", "JOC", ""),
+					mpd.NewDescriptor("tag:dolby.com,2018:dash:EC3_ExtensionComplexityIndex:2018", strconv.Itoa(ti.JOC), ""))
+			}
 		default:
 			x = mpd.NewRepresentationWithID(r.t.ID, ti.Codec, "", bw)
 		}

@@ -123,7 +123,12 @@ func writeMasterPathway(b *bytes.Buffer, video, audio, subs []store.TrackView, p
 				fmt.Fprintf(b, ",LANGUAGE=%s", quote(a.Info.Language))
 			}
 			fmt.Fprintf(b, ",DEFAULT=%s,AUTOSELECT=YES", map[bool]string{true: "YES", false: "NO"}[i == 0])
-			if a.Info.Channels > 0 {
+			switch {
+			case a.Info.JOC > 0:
+				// Dolby Atmos in E-AC-3: the complexity index, as Apple's
+				// HLS authoring specification asks ("16/JOC").
+				fmt.Fprintf(b, ",CHANNELS=\"%d/JOC\"", a.Info.JOC)
+			case a.Info.Channels > 0:
 				fmt.Fprintf(b, ",CHANNELS=\"%d\"", a.Info.Channels)
 			}
 			fmt.Fprintf(b, ",URI=%s\n", quote(pw.Playlist(a.ID)))

@@ -195,6 +195,7 @@ func describeAudio(ti *TrackInfo, se *mp4.AudioSampleEntryBox) error {
 			loc = sub.ChanLoc
 		}
 		ti.CodecPrivateData = dolbyCodecPrivateData(se.Dec3, subtypeDolbyDDPlus, sub.ACMod, sub.LFEOn, loc)
+		ti.JOC = int(se.Dec3.JOCComplexity)
 		if ti.Bitrate == 0 {
 			ti.Bitrate = int(se.Dec3.DataRate) * 1000
 		}

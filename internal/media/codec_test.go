@@ -123,3 +123,30 @@ func TestUnsupportedSampleEntry(t *testing.T) {
 		t.Fatalf("err %v, want ErrUnsupported naming fLaC", err)
 	}
 }
+
+// TestAtmosComplexity: an E-AC-3 dec3 with the Joint Object Coding
+// extension (Dolby Atmos; flag_ec3_extension_type_a and the complexity
+// index after the substreams) gives the track its complexity index; the
+// fixture without it gives 0.
+func TestAtmosComplexity(t *testing.T) {
+	h, err := initHeader(t, "ec3_51.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Tracks[0].JOC != 0 {
+		t.Errorf("plain E-AC-3: JOC %d, want 0", h.Tracks[0].JOC)
+	}
+	se := h.moov.Traks[0].Mdia.Minf.Stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox)
+	se.Dec3.JOCComplexity = 16
+	var moov bytes.Buffer
+	if err := h.moov.Encode(&moov); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := ParseHeader(h.Ftyp, nil, moov.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ti := h2.Tracks[0]; ti.JOC != 16 || ti.Codec != "ec-3" || ti.Channels != 6 {
+		t.Errorf("E-AC-3 JOC: joc %d, codec %s, channels %d; want 16, ec-3, 6", ti.JOC, ti.Codec, ti.Channels)
+	}
+}

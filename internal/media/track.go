@@ -27,6 +27,7 @@ type TrackInfo struct {
 	SampleRate       int    `json:"sample_rate,omitempty"`  // audio
 	Channels         int    `json:"channels,omitempty"`     // audio
 	ChannelMask      string `json:"channel_mask,omitempty"` // AC-3/E-AC-3: Dolby channel mask, 4 hex digits (DolbyChannelScheme)
+	JOC              int    `json:"joc,omitempty"`          // E-AC-3 with Joint Object Coding (Dolby Atmos): dec3's complexity index (ETSI TS 103 420), 0 without
 	VideoRange       string `json:"video_range,omitempty"`  // SDR, PQ or HLG when the stream signals its transfer characteristics
 	BitsPerSample    int    `json:"bits_per_sample,omitempty"`
 	Language         string `json:"language,omitempty"`
